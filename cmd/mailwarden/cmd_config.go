@@ -1,0 +1,52 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/mailwarden/mailwarden/examples"
+	"github.com/mailwarden/mailwarden/policy"
+)
+
+func init() {
+	addCommand("config", "check a config file, or print the default one", runConfig)
+}
+
+func runConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: mailwarden config check FILE | mailwarden config default")
+		return 2
+	}
+	switch args[0] {
+	case "default":
+		stdout.Write(examples.DefaultConfig)
+		return 0
+	case "check":
+		fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		if fs.NArg() != 1 {
+			fmt.Fprintln(stderr, "usage: mailwarden config check FILE")
+			return 2
+		}
+		if _, err := policy.LoadFile(fs.Arg(0), modules()); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", fs.Arg(0))
+		return 0
+	}
+	fmt.Fprintf(stderr, "mailwarden config: unknown subcommand %q\n", args[0])
+	return 2
+}
+
+// loadConfig reads the config file, or the embedded default when path is "".
+func loadConfig(path string) (*policy.Config, error) {
+	if path == "" {
+		return policy.Load("(default)", examples.DefaultConfig, modules())
+	}
+	return policy.LoadFile(path, modules())
+}

@@ -1,0 +1,115 @@
+package policy
+
+import (
+	"context"
+	"time"
+
+	"github.com/emersion/go-msgauth/authres"
+)
+
+// Status is a check's outcome in the vocabulary of its RFC or domain:
+// "pass", "fail", "softfail", "temperror", "infected", "limited", ...
+type Status string
+
+// Statuses used by more than one check.
+const (
+	StatusNone  Status = "none"  // nothing to check, or nothing matched
+	StatusPass  Status = "pass"  // checked and good
+	StatusMatch Status = "match" // a list or rule matched
+	StatusError Status = "error" // the check could not run (set by the pipeline)
+	StatusSkip  Status = "skip"  // not run (mode, oversize, disabled for this message)
+)
+
+// Check is one step of the pipeline. It reports facts about a message; the
+// operator's configuration, applied by the check's own rules, decides what
+// they cost. Only "could not run at all" is an error: the pipeline then
+// applies the step's configured on_error action.
+//
+// prior holds the results of the checks this one runs After (see After);
+// it is read-only.
+type Check interface {
+	Name() string
+	Check(ctx context.Context, m *Message, prior Results) (Result, error)
+}
+
+// After is implemented by checks that need other checks' results (spam
+// scoring reads the authentication results, the auto-reply guard the spam
+// and virus verdicts). Checks without dependencies run concurrently.
+type After interface {
+	After() []string
+}
+
+// RcptChecker is implemented by checks that can decide on a single recipient
+// at RCPT time (relay guard, local-only addresses, SRS bounces). A result
+// whose Action is not accept refuses that recipient only.
+type RcptChecker interface {
+	CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (Result, error)
+}
+
+// Envelope is what is known at RCPT time.
+type Envelope struct {
+	Client   Client
+	Auth     string
+	Macros   map[string]string
+	MailFrom string
+	Rcpts    []string // recipients accepted so far
+}
+
+// Result is what one check found.
+type Result struct {
+	Status Status
+	Detail string // for the log, never for the SMTP client
+
+	// Score is added to the message's total score.
+	Score float64
+	// Signals explain the score (name → contribution), for --explain.
+	Signals []Signal
+
+	// Action is what this check asks for; Reasons are the stable reason
+	// codes for it (they also explain a score). Reply overrides the
+	// configured generic reply text for reject/tempfail.
+	Action  Action
+	Reasons []string
+	Reply   Reply
+	// Mandatory marks an action that allow lists and protected recipients
+	// cannot soften (a virus).
+	Mandatory bool
+	// QuarantineReason is given to the MTA with ActionQuarantine.
+	QuarantineReason string
+
+	// AuthResults are entries for our Authentication-Results header.
+	AuthResults []authres.Result
+	// Headers are fields to add at the top of the message.
+	Headers []Field
+	// RemoveHeaders names fields to delete (every instance), e.g. our own
+	// status headers forged by the sender.
+	RemoveHeaders []string
+	// ChangeFrom, if set, replaces the envelope sender (e.g. SRS).
+	ChangeFrom string
+	// AddRcpts and DeleteRcpts change the envelope recipients.
+	AddRcpts, DeleteRcpts []string
+
+	// Data carries a check's typed result for checks that run After it.
+	Data any
+}
+
+// Signal is one named contribution to the score.
+type Signal struct {
+	Name  string  `json:"name"`
+	Score float64 `json:"score"`
+}
+
+// Results maps check names to the results of checks that already ran.
+type Results map[string]Result
+
+// StepConfig is embedded in every check's configuration section.
+type StepConfig struct {
+	Enabled bool     `toml:"enabled"`
+	Timeout Duration `toml:"timeout"`
+	OnError Action   `toml:"on_error"`
+}
+
+// DefaultStep is the usual StepConfig: enabled, 30 s, tempfail on error.
+func DefaultStep() StepConfig {
+	return StepConfig{Enabled: true, Timeout: Duration(30 * time.Second), OnError: ActionTempfail}
+}

@@ -1,0 +1,123 @@
+package policy
+
+import (
+	"context"
+	"path"
+	"strings"
+)
+
+// listCheck applies the allow and deny lists on client address, HELO,
+// envelope sender and recipients. A deny match asks for lists.deny_action
+// (reject by default); an allow match sets Status pass, which the merge
+// step reads to soften every non-mandatory action. Deny wins over allow.
+type listCheck struct{ cfg *Config }
+
+func (c *listCheck) Name() string { return "lists" }
+
+func (c *listCheck) Check(_ context.Context, m *Message, _ Results) (Result, error) {
+	l := &c.cfg.Lists
+	var deny []string
+	if l.DenyIPs.Contains(m.Client.Addr) {
+		deny = append(deny, "denylist-ip")
+	}
+	if matchHost(l.DenyHELOs, m.Client.HELO) {
+		deny = append(deny, "denylist-helo")
+	}
+	if matchAddr(l.DenySenders, m.MailFrom) {
+		deny = append(deny, "denylist-sender")
+	}
+	for _, r := range m.Rcpts {
+		if matchAddr(l.DenyRecipients, r) {
+			deny = append(deny, "denylist-rcpt")
+			break
+		}
+	}
+	if len(deny) > 0 {
+		return Result{Status: StatusMatch, Action: l.DenyAction, Reasons: deny, QuarantineReason: deny[0]}, nil
+	}
+	var allow []string
+	if l.AllowIPs.Contains(m.Client.Addr) {
+		allow = append(allow, "allowlist-ip")
+	}
+	if matchHost(l.AllowHELOs, m.Client.HELO) {
+		allow = append(allow, "allowlist-helo")
+	}
+	if matchAddr(l.AllowSenders, m.MailFrom) {
+		allow = append(allow, "allowlist-sender")
+	}
+	if len(m.Rcpts) > 0 {
+		all := true
+		for _, r := range m.Rcpts {
+			all = all && matchAddr(l.AllowRecipients, r)
+		}
+		if all {
+			allow = append(allow, "allowlist-rcpt")
+		}
+	}
+	if len(allow) > 0 {
+		return Result{Status: StatusPass, Detail: strings.Join(allow, ",")}, nil
+	}
+	return Result{Status: StatusNone}, nil
+}
+
+// CheckRcpt refuses a deny-listed recipient at RCPT time, so that the other
+// recipients of the same message are not affected.
+func (c *listCheck) CheckRcpt(_ context.Context, _ *Envelope, rcpt string) (Result, error) {
+	if matchAddr(c.cfg.Lists.DenyRecipients, rcpt) {
+		return Result{Status: StatusMatch, Action: c.cfg.Lists.DenyAction, Reasons: []string{"denylist-rcpt"}}, nil
+	}
+	return Result{Status: StatusNone}, nil
+}
+
+// matchAddr matches an address against patterns: "user@dom" (wildcards
+// allowed on either side), "dom" (every address of that domain), "*.dom"
+// (its subdomains). Comparison ignores case. The null sender matches "<>".
+func matchAddr(patterns []string, addr string) bool {
+	a := strings.ToLower(addr)
+	d := Domain(a)
+	for _, p := range patterns {
+		p = strings.ToLower(strings.TrimSpace(p))
+		switch {
+		case p == "<>":
+			if a == "" {
+				return true
+			}
+		case a == "":
+		case strings.Contains(p, "@"):
+			if ok, _ := path.Match(p, a); ok || p == a {
+				return true
+			}
+		default:
+			if globHost(p, d) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func matchHost(patterns []string, host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(host), "."))
+	if h == "" {
+		return false
+	}
+	for _, p := range patterns {
+		if globHost(strings.ToLower(strings.TrimSpace(p)), h) {
+			return true
+		}
+	}
+	return false
+}
+
+// globHost matches a host or domain pattern: exact, "*.dom" for subdomains
+// (not dom itself), or a path.Match glob.
+func globHost(p, h string) bool {
+	if p == h {
+		return true
+	}
+	if s, ok := strings.CutPrefix(p, "*."); ok && !strings.ContainsAny(s, "*?[") {
+		return strings.HasSuffix(h, "."+s)
+	}
+	ok, _ := path.Match(p, h)
+	return ok
+}
