@@ -46,6 +46,14 @@ type RcptChecker interface {
 	CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (Result, error)
 }
 
+// Observer is implemented by checks that must see the final verdict, e.g.
+// to remember the class of an inbound message (spam, virus, clean) for the
+// auto-reply guard. The pipeline calls Observe after merging, within the
+// step's timeout; errors are logged and do not change the verdict.
+type Observer interface {
+	Observe(ctx context.Context, m *Message, v *Verdict) error
+}
+
 // Envelope is what is known at RCPT time.
 type Envelope struct {
 	Client   Client

@@ -104,13 +104,14 @@ func (s *ModeSwitch) Get() (Mode, bool) {
 // Pipeline runs the configured checks on a message and merges their results
 // into one Verdict. It is immutable; a reload builds a new one.
 type Pipeline struct {
-	cfg     *Config
-	levels  [][]Step // checks grouped so that each level only needs earlier ones
-	rcpt    []Step   // steps that also decide at RCPT time
-	log     *slog.Logger
-	shared  *Shared
-	metrics Metrics
-	modes   *ModeSwitch
+	cfg       *Config
+	levels    [][]Step // checks grouped so that each level only needs earlier ones
+	rcpt      []Step   // steps that also decide at RCPT time
+	observers []Step   // steps that see the final verdict
+	log       *slog.Logger
+	shared    *Shared
+	metrics   Metrics
+	modes     *ModeSwitch
 }
 
 // New builds a pipeline from a loaded config and the module list.
@@ -150,6 +151,9 @@ func New(cfg *Config, modules []Module, log *slog.Logger, modes *ModeSwitch, met
 	for _, s := range steps {
 		if _, ok := s.Check.(RcptChecker); ok {
 			p.rcpt = append(p.rcpt, s)
+		}
+		if _, ok := s.Check.(Observer); ok {
+			p.observers = append(p.observers, s)
 		}
 	}
 	return p, nil
@@ -316,7 +320,27 @@ func (p *Pipeline) Run(ctx context.Context, m *Message) *Verdict {
 		}
 	}
 	p.merge(m, v)
+	p.observe(ctx, m, v)
 	return v
+}
+
+// observe hands the verdict to the checks that want it.
+func (p *Pipeline) observe(ctx context.Context, m *Message, v *Verdict) {
+	for _, s := range p.observers {
+		cctx, cancel := context.WithTimeout(ctx, max(s.Timeout.D(), time.Second))
+		err := func() (err error) {
+			defer func() {
+				if x := recover(); x != nil {
+					err = fmt.Errorf("policy: observer panicked: %v", x)
+				}
+			}()
+			return s.Check.(Observer).Observe(cctx, m, v)
+		}()
+		cancel()
+		if err != nil {
+			p.log.Warn("observer failed", "queue_id", m.QueueID, "check", s.Check.Name(), "error", err)
+		}
+	}
 }
 
 func (p *Pipeline) runLevel(ctx context.Context, m *Message, level []Step, prior Results) []CheckReport {
