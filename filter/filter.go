@@ -1,0 +1,178 @@
+// Package filter is the milter side of mailwarden: it speaks the milter
+// protocol (Sendmail's libmilter protocol, version 6, as implemented by
+// Postfix and Sendmail) through github.com/d--j/go-milter, turns each mail
+// transaction into a policy.Message, and turns the policy.Verdict back into
+// a milter response plus header and envelope changes.
+//
+// It is the only package that imports go-milter. One message flows:
+// Connect/Helo (client) → MailFrom (acquire the pipeline in force) → RcptTo
+// (per-recipient decisions) → Header → BodyChunk (spooled to memory or a
+// temp file, never truncated) → EndOfMessage (policy.Pipeline.Run, apply,
+// one summary log line, spool removed).
+package filter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/d--j/go-milter"
+	"github.com/mailwarden/mailwarden/policy"
+)
+
+// Options configures a Server.
+type Options struct {
+	// Holder gives each transaction the pipeline in force.
+	Holder *policy.Holder
+	// Logger receives the one summary line per message.
+	Logger *slog.Logger
+	// ReadTimeout closes an MTA connection idle for this long (0: none).
+	ReadTimeout time.Duration
+}
+
+// Server is a milter server.
+type Server struct {
+	opts     Options
+	ms       *milter.Server
+	inflight atomic.Int64
+}
+
+// The protocol steps we ask for. We need no DATA and no end-of-header
+// event and answer only where a reply can matter (RCPT, body for
+// oversize skips, end of message).
+const protocol = milter.OptNoUnknown | milter.OptNoData | milter.OptNoEOH |
+	milter.OptNoConnReply | milter.OptNoHeloReply | milter.OptNoMailReply | milter.OptNoHeaderReply |
+	milter.OptHeaderLeadingSpace
+
+// macros we request per stage; the MTA sends those it has.
+var macroStages = map[milter.MacroStage][]milter.MacroName{
+	milter.StageConnect: {milter.MacroMTAFQDN, milter.MacroDaemonName, milter.MacroDaemonAddr, milter.MacroClientAddr, milter.MacroClientName, milter.MacroClientPTR, milter.MacroMTAVersion, milter.MacroIfAddr},
+	milter.StageHelo:    {milter.MacroTlsVersion, milter.MacroCipher, milter.MacroCertSubject},
+	milter.StageMail:    {milter.MacroQueueId, milter.MacroAuthType, milter.MacroAuthAuthen, milter.MacroAuthAuthor, milter.MacroMailAddr, milter.MacroMailMailer},
+	milter.StageRcpt:    {milter.MacroRcptAddr, milter.MacroRcptMailer, milter.MacroRcptHost},
+	milter.StageData:    {milter.MacroQueueId},
+	milter.StageEOM:     {milter.MacroQueueId},
+}
+
+// New makes a Server.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{opts: opts}
+	mopts := []milter.Option{
+		milter.WithDynamicMilter(func(version uint32, action milter.OptAction, proto milter.OptProtocol, maxData milter.DataSize) milter.Milter {
+			return &session{srv: s, proto: proto}
+		}),
+		milter.WithActions(milter.OptAddHeader | milter.OptChangeHeader | milter.OptAddRcpt | milter.OptRemoveRcpt | milter.OptChangeFrom | milter.OptQuarantine | milter.OptSetMacros),
+		milter.WithProtocols(protocol),
+		milter.WithReadTimeout(opts.ReadTimeout),
+		milter.WithWriteTimeout(30 * time.Second),
+	}
+	for st, names := range macroStages {
+		mopts = append(mopts, milter.WithMacroRequest(st, names))
+	}
+	s.ms = milter.NewServer(mopts...)
+	return s
+}
+
+// Serve accepts MTA connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.ms.Serve(ln)
+	if errors.Is(err, milter.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for sessions in flight until ctx ends,
+// then closes them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.ms.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("filter: grace period over, %d session(s) closed: %w", s.InFlight(), err)
+	}
+	return err
+}
+
+// InFlight is the number of messages being processed (between MAIL FROM
+// and the end of the message).
+func (s *Server) InFlight() int { return int(s.inflight.Load()) }
+
+// Listen opens the milter socket: "unix:/path" or "inet:host:port"
+// ("inet6:[::1]:port"). A stale unix socket file (nobody answers on it) is
+// removed first; a live one is an error. mode and group apply to unix
+// sockets so that the MTA's user can connect.
+func Listen(address string, mode fs.FileMode, group string) (net.Listener, error) {
+	network, addr, ok := strings.Cut(address, ":")
+	if !ok {
+		return nil, fmt.Errorf("filter: listen address %q: want unix:/path or inet:host:port", address)
+	}
+	switch network {
+	case "inet", "tcp":
+		return net.Listen("tcp", addr)
+	case "inet6", "tcp6":
+		return net.Listen("tcp6", addr)
+	case "unix", "local":
+	default:
+		return nil, fmt.Errorf("filter: listen address %q: unknown network %q", address, network)
+	}
+	if fi, err := os.Lstat(addr); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("filter: %s exists and is not a socket; not removing it", addr)
+		}
+		if c, err := net.DialTimeout("unix", addr, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("filter: %s: another process is listening on it", addr)
+		}
+		if err := os.Remove(addr); err != nil {
+			return nil, fmt.Errorf("filter: removing stale socket: %w", err)
+		}
+	}
+	// Create the socket with no permissions for others, then widen to the
+	// configured mode: never a window in which it is world-writable.
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", addr)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	if group != "" {
+		gid, err := lookupGroup(group)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		if err := os.Chown(addr, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("filter: socket group: %w", err)
+		}
+	}
+	if err := os.Chmod(addr, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("filter: socket mode: %w", err)
+	}
+	return ln, nil
+}
+
+func lookupGroup(g string) (int, error) {
+	if id, err := strconv.Atoi(g); err == nil {
+		return id, nil
+	}
+	gr, err := user.LookupGroup(g)
+	if err != nil {
+		return 0, fmt.Errorf("filter: socket group %q: %w", g, err)
+	}
+	return strconv.Atoi(gr.Gid)
+}

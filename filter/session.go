@@ -1,0 +1,328 @@
+package filter
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/d--j/go-milter"
+	"github.com/mailwarden/mailwarden/policy"
+)
+
+// session is one MTA connection; it may carry several transactions.
+type session struct {
+	milter.NoOpMilter
+	srv   *Server
+	proto milter.OptProtocol
+
+	client policy.Client
+	macros map[string]string // connection-level macros
+
+	// The current transaction, from MAIL FROM to its end.
+	tx *transaction
+}
+
+type transaction struct {
+	p        *policy.Pipeline
+	release  func()
+	start    time.Time
+	auth     string
+	macros   map[string]string
+	from     string
+	rcpts    []string
+	header   policy.Header
+	hdrBytes int64
+	tooMany  bool
+	spool    spool
+}
+
+func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (*milter.Response, error) {
+	s.macros = map[string]string{}
+	collect(m, s.macros, milter.StageConnect)
+	s.client = policy.Client{Name: host, Port: port}
+	if a, err := netip.ParseAddr(strings.Trim(addr, "[]")); err == nil && (family == "tcp4" || family == "tcp6") {
+		s.client.Addr = a.Unmap()
+	}
+	// QUIRK(postfix): local submissions (sendmail(1), non_smtpd_milters)
+	// arrive with family "unknown" and no address; they stay zero, which
+	// policy reads as a local submission.
+	return milter.RespContinue, nil
+}
+
+func (s *session) Helo(name string, m milter.Modifier) (*milter.Response, error) {
+	s.client.HELO = name
+	collect(m, s.macros, milter.StageHelo)
+	return milter.RespContinue, nil
+}
+
+func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
+	s.endTx() // a reused connection: forget the previous transaction
+	p, release := s.srv.opts.Holder.Acquire()
+	cfg := p.Config()
+	tx := &transaction{p: p, release: release, start: time.Now(), macros: map[string]string{}, from: milter.RemoveAngle(from)}
+	for k, v := range s.macros {
+		tx.macros[k] = v
+	}
+	collect(m, tx.macros, milter.StageMail)
+	tx.auth = tx.macros["auth_authen"]
+	tx.spool = spool{dir: cfg.Message.TempDir, memLimit: int64(cfg.Message.SpoolMemory), max: int64(cfg.Message.MaxSize)}
+	s.tx = tx
+	s.srv.inflight.Add(1)
+	return milter.RespContinue, nil
+}
+
+func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
+	if s.tx == nil {
+		return milter.RespContinue, nil
+	}
+	rcpt = milter.RemoveAngle(rcpt)
+	collect(m, s.tx.macros, milter.StageRcpt)
+	env := &policy.Envelope{Client: s.client, Auth: s.tx.auth, Macros: s.tx.macros, MailFrom: s.tx.from, Rcpts: s.tx.rcpts}
+	action, reply, _ := s.tx.p.Rcpt(context.Background(), env, rcpt)
+	switch action {
+	case policy.ActionReject, policy.ActionTempfail:
+		return milter.RejectWithCodeAndReason(uint16(reply.Code), replyText(reply))
+	}
+	s.tx.rcpts = append(s.tx.rcpts, rcpt)
+	return milter.RespContinue, nil
+}
+
+func (s *session) Header(name, value string, m milter.Modifier) (*milter.Response, error) {
+	tx := s.tx
+	if tx == nil {
+		return milter.RespContinue, nil
+	}
+	tx.hdrBytes += int64(len(name) + len(value) + 3)
+	if len(tx.header) >= tx.p.Config().Message.MaxHeaders {
+		tx.tooMany = true
+		return milter.RespContinue, nil
+	}
+	if s.proto&milter.OptHeaderLeadingSpace == 0 && value != "" {
+		// QUIRK(sendmail): without SMFIP_HDR_LEADSPC the MTA removed the
+		// space after the colon; keep values in one form (with it).
+		value = " " + value
+	}
+	tx.header = append(tx.header, policy.Field{Name: name, Value: value})
+	return milter.RespContinue, nil
+}
+
+func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, error) {
+	tx := s.tx
+	if tx == nil {
+		return milter.RespContinue, nil
+	}
+	tx.spool.base = tx.hdrBytes
+	if err := tx.spool.Write(chunk); err != nil {
+		s.srv.opts.Logger.Error("spooling body failed", "error", err)
+		return s.fail(m, tx, err.Error())
+	}
+	if tx.spool.oversize && m.Protocol()&milter.OptSkip != 0 {
+		return milter.RespSkip, nil // the rest would be thrown away anyway
+	}
+	return milter.RespContinue, nil
+}
+
+// fail answers with the configured tempfail when we cannot keep the message
+// (disk full): never accept what we could not check.
+func (s *session) fail(m milter.Modifier, tx *transaction, why string) (*milter.Response, error) {
+	r := tx.p.Config().Replies.Tempfail
+	s.srv.opts.Logger.Warn("message", "queue_id", tx.macros["i"], "action", "tempfail", "reasons", []string{"internal-error"}, "detail", why)
+	s.endTx()
+	return milter.RejectWithCodeAndReason(uint16(r.Code), replyText(r))
+}
+
+func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
+	tx := s.tx
+	if tx == nil {
+		return milter.RespAccept, nil
+	}
+	defer s.endTx()
+	collect(m, tx.macros, milter.StageEOM)
+	cfg := tx.p.Config()
+	msg := &policy.Message{
+		QueueID:  tx.macros["i"],
+		Client:   s.client,
+		Auth:     tx.auth,
+		Macros:   tx.macros,
+		MailFrom: tx.from,
+		Rcpts:    tx.rcpts,
+		Header:   tx.header,
+		Oversize: tx.spool.oversize || tx.tooMany || tx.hdrBytes > int64(cfg.Message.MaxSize),
+		Size:     tx.hdrBytes + tx.spool.size,
+		Received: tx.start,
+	}
+	body := tx.spool.body()
+	defer body.Close()
+	msg.Body = body
+
+	// Keep the MTA from timing out while slow checks run (clamd on a big
+	// message): milter progress every few seconds.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				m.Progress()
+			}
+		}
+	}()
+	v := tx.p.Run(context.Background(), msg)
+	close(stop)
+	<-done
+
+	resp, err := apply(m, v, s.proto&milter.OptHeaderLeadingSpace != 0)
+	logSummary(s.srv.opts.Logger, msg, v, cfg, time.Since(tx.start), err)
+	return resp, err
+}
+
+func (s *session) Abort(m milter.Modifier) error {
+	s.endTx()
+	return nil
+}
+
+func (s *session) Cleanup(m milter.Modifier) {
+	s.endTx()
+}
+
+// endTx forgets the transaction: the spool file is removed and the
+// pipeline released, whatever happened.
+func (s *session) endTx() {
+	tx := s.tx
+	if tx == nil {
+		return
+	}
+	s.tx = nil
+	tx.spool.discard()
+	tx.release()
+	s.srv.inflight.Add(-1)
+}
+
+// apply turns a verdict into milter modifications and the final response.
+func apply(m milter.Modifier, v *policy.Verdict, leadSpace bool) (*milter.Response, error) {
+	switch v.Action {
+	case policy.ActionReject, policy.ActionTempfail:
+		return milter.RejectWithCodeAndReason(uint16(v.Reply.Code), replyText(v.Reply))
+	case policy.ActionDiscard:
+		return milter.RespDiscard, nil
+	}
+	// Delete from the highest index down, so that earlier deletions cannot
+	// shift the numbering of later ones in any MTA.
+	dels := append([]policy.HeaderRef(nil), v.Delete...)
+	sort.SliceStable(dels, func(i, j int) bool { return dels[i].Index > dels[j].Index })
+	for _, d := range dels {
+		if err := m.ChangeHeader(d.Index, d.Name, ""); err != nil {
+			return nil, err
+		}
+	}
+	// Insert in reverse at position 0 so that v.Prepend ends up on top in
+	// order (Authentication-Results first).
+	for i := len(v.Prepend) - 1; i >= 0; i-- {
+		f := v.Prepend[i]
+		if err := m.InsertHeader(0, f.Name, milterValue(f.Value, leadSpace)); err != nil {
+			return nil, err
+		}
+	}
+	if v.ChangeFrom != "" {
+		if err := m.ChangeFrom(milter.AddAngle(v.ChangeFrom), ""); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range v.AddRcpts {
+		if err := m.AddRecipient(milter.AddAngle(r), ""); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range v.DeleteRcpts {
+		if err := m.DeleteRecipient(milter.AddAngle(r)); err != nil {
+			return nil, err
+		}
+	}
+	if v.Action == policy.ActionQuarantine {
+		if err := m.Quarantine(v.QuarantineReason); err != nil {
+			return nil, err
+		}
+	}
+	return milter.RespAccept, nil
+}
+
+// milterValue prepares a header value for the milter protocol: folds are
+// bare LF. With SMFIP_HDR_LEADSPC negotiated the MTA writes the value as
+// given, so we supply the space after the colon; without it the MTA adds
+// the space itself.
+func milterValue(v string, leadSpace bool) string {
+	v = strings.TrimLeft(strings.ReplaceAll(v, "\r\n", "\n"), " ")
+	if leadSpace {
+		return " " + v
+	}
+	return v
+}
+
+func replyText(r policy.Reply) string {
+	if r.Enhanced != "" {
+		return r.Enhanced + " " + r.Text
+	}
+	return r.Text
+}
+
+// collect copies the macros of a stage into dst, keyed without braces.
+func collect(m milter.Modifier, dst map[string]string, stage milter.MacroStage) {
+	for _, name := range macroStages[stage] {
+		if v, ok := m.GetEx(name); ok {
+			dst[strings.Trim(name, "{}")] = v
+		}
+	}
+}
+
+// logSummary writes the one line per message.
+func logSummary(log *slog.Logger, m *policy.Message, v *policy.Verdict, cfg *policy.Config, d time.Duration, applyErr error) {
+	checks := make([]any, 0, len(v.Checks))
+	for _, c := range v.Checks {
+		attrs := []any{slog.String("status", string(c.Status)), slog.Float64("ms", float64(c.Duration.Microseconds())/1000)}
+		if c.Score != 0 {
+			attrs = append(attrs, slog.Float64("score", c.Score))
+		}
+		if c.Detail != "" {
+			attrs = append(attrs, slog.String("detail", c.Detail))
+		}
+		checks = append(checks, slog.Group(c.Name, attrs...))
+	}
+	client := ""
+	if m.Client.Addr.IsValid() {
+		client = m.Client.Addr.String()
+	}
+	rcpts := m.Rcpts
+	if rcpts == nil {
+		rcpts = []string{}
+	}
+	reasons := v.Reasons
+	if reasons == nil {
+		reasons = []string{}
+	}
+	attrs := []any{
+		"queue_id", m.QueueID, "client", client, "client_name", m.Client.Name, "helo", m.Client.HELO,
+		"from", m.MailFrom, "rcpts", rcpts, "direction", string(m.Direction(cfg)), "size", m.Size,
+		"mode", string(v.Mode), "action", v.Action.String(), "would_be", v.WouldBe.String(),
+		"score", v.Score, "reasons", reasons, slog.Group("checks", checks...),
+		"duration_ms", float64(d.Microseconds()) / 1000,
+	}
+	if m.Auth != "" {
+		attrs = append(attrs, "auth", m.Auth)
+	}
+	if v.Action == policy.ActionReject || v.Action == policy.ActionTempfail {
+		attrs = append(attrs, "reply", v.Reply.String())
+	}
+	if applyErr != nil {
+		attrs = append(attrs, "error", applyErr.Error())
+	}
+	log.Info("message", attrs...)
+}
+
