@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/store"
 )
 
 // modules lists every check module in pipeline order (independent checks
@@ -11,5 +12,6 @@ import (
 func modules() []policy.Module {
 	return []policy.Module{
 		// one line per module, e.g. auth.Module(),
+		store.Module(),
 	}
 }

@@ -1,0 +1,149 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mailwarden/mailwarden/policy"
+)
+
+// Backend names a Store implementation in the config.
+type Backend string
+
+const (
+	BackendBolt   Backend = "bolt"   // embedded file, one daemon
+	BackendRedis  Backend = "redis"  // shared by several daemons
+	BackendMemory Backend = "memory" // lost at exit; tests and trials
+)
+
+// Config is the [store] section.
+type Config struct {
+	Backend     Backend         `toml:"backend"`
+	Path        string          `toml:"path"`
+	OpenTimeout policy.Duration `toml:"open_timeout"`
+	RedisURL    string          `toml:"redis_url"`
+	RedisPrefix string          `toml:"redis_prefix"`
+	Timeout     policy.Duration `toml:"timeout"`
+}
+
+// DefaultPath is where the embedded store lives by default.
+const DefaultPath = "/var/lib/mailwarden/state.db"
+
+// Default is the section's defaults.
+func Default() *Config {
+	return &Config{
+		Backend:     BackendBolt,
+		Path:        DefaultPath,
+		OpenTimeout: policy.Duration(5 * time.Second),
+		RedisURL:    "redis://127.0.0.1:6379/0",
+		RedisPrefix: "mailwarden:",
+		Timeout:     policy.Duration(2 * time.Second),
+	}
+}
+
+// Validate checks the section.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Backend {
+	case BackendBolt:
+		if c.Path == "" {
+			errs = append(errs, policy.KeyErr("path", "the bolt backend needs a file path"))
+		}
+	case BackendRedis:
+		if _, err := NewRedis(c.RedisURL, c.RedisPrefix, 0); err != nil {
+			errs = append(errs, policy.KeyErr("redis_url", "%v", err))
+		}
+	case BackendMemory:
+	default:
+		errs = append(errs, policy.KeyErr("backend", "%q: want bolt, redis or memory", c.Backend))
+	}
+	if c.OpenTimeout <= 0 {
+		errs = append(errs, policy.KeyErr("open_timeout", "must be positive"))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, policy.KeyErr("timeout", "must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Module is the [store] section. It builds no step: modules that need state
+// call FromEnv.
+func Module() policy.Module {
+	return policy.Module{
+		Name:    "store",
+		Default: func() any { return Default() },
+		Build:   func(any, *policy.Env) ([]policy.Step, error) { return nil, nil },
+	}
+}
+
+// sharedName is the key of the store in policy.Shared.
+const sharedName = "store"
+
+// FromEnv returns the pipeline's store, built from the [store] section on
+// first use and closed with the pipeline.
+func FromEnv(env *policy.Env) (Store, error) {
+	v, err := env.Shared.Get(sharedName, func() (any, error) {
+		c := Default()
+		if env.Config != nil {
+			if sec, ok := env.Config.Sections["store"].(*Config); ok && sec != nil {
+				c = sec
+			}
+		}
+		return Open(c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(Store), nil
+}
+
+// Open builds the configured store. Neither backend connects here: an
+// unreachable store shows up as ErrUnavailable on use.
+func Open(c *Config) (Store, error) {
+	switch c.Backend {
+	case BackendBolt, "":
+		return startSweeper(NewBolt(c.Path, c.OpenTimeout.D())), nil
+	case BackendRedis:
+		return NewRedis(c.RedisURL, c.RedisPrefix, c.Timeout.D())
+	case BackendMemory:
+		return NewMemory(), nil
+	}
+	return nil, fmt.Errorf("store: unknown backend %q", c.Backend)
+}
+
+// sweptBolt removes expired records once an hour.
+type sweptBolt struct {
+	*Bolt
+	stop chan struct{}
+}
+
+func startSweeper(b *Bolt) *sweptBolt {
+	s := &sweptBolt{Bolt: b, stop: make(chan struct{})}
+	go func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				b.mu.Lock()
+				open := b.db != nil
+				b.mu.Unlock()
+				if open {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					b.Sweep(ctx)
+					cancel()
+				}
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sweptBolt) Close() error {
+	close(s.stop)
+	return s.Bolt.Close()
+}
