@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
 
@@ -13,5 +14,6 @@ func modules() []policy.Module {
 	return []policy.Module{
 		// one line per module, e.g. auth.Module(),
 		store.Module(),
+		ratelimit.Module(),
 	}
 }
