@@ -84,7 +84,7 @@ func matchAddr(patterns []string, addr string) bool {
 			}
 		case a == "":
 		case strings.Contains(p, "@"):
-			if ok, _ := path.Match(p, a); ok || p == a {
+			if p == a || addrGlob(p, a) {
 				return true
 			}
 		default:
@@ -94,6 +94,13 @@ func matchAddr(patterns []string, addr string) bool {
 		}
 	}
 	return false
+}
+
+// addrGlob is path.Match without the special meaning of "/": RFC 5321
+// §4.1.2 allows "/" in a local part, and "*@dom" must match it too.
+func addrGlob(p, a string) bool {
+	ok, _ := path.Match(strings.ReplaceAll(p, "/", "\x00"), strings.ReplaceAll(a, "/", "\x00"))
+	return ok
 }
 
 func matchHost(patterns []string, host string) bool {
