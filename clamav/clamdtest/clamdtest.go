@@ -168,6 +168,7 @@ func (s *Server) handle(c net.Conn) {
 	}
 	var data bytes.Buffer
 	var n int64
+	found := ""
 	var lenb [4]byte
 	for {
 		if s.opts.ChunkDelay > 0 {
@@ -188,10 +189,16 @@ func (s *Server) handle(c net.Conn) {
 		if _, err := io.CopyN(&data, br, l); err != nil {
 			return
 		}
-		// Keep only a tail window unless asked to keep everything, so a
-		// 50 MB stream does not cost 50 MB here.
-		if !s.opts.Keep && data.Len() > 1<<16 && len(s.opts.Signatures) == 0 {
+		// Unless asked to keep everything, keep a 64 KB tail window (every
+		// pattern shorter than that is still found), so that a 50 MB
+		// stream does not cost 50 MB here.
+		if !s.opts.Keep && data.Len() > 1<<17 {
+			if found == "" {
+				found = s.match(data.Bytes())
+			}
+			tail := bytes.Clone(data.Bytes()[data.Len()-1<<16:])
 			data.Reset()
+			data.Write(tail)
 		}
 	}
 	if s.opts.Keep {
@@ -203,11 +210,21 @@ func (s *Server) handle(c net.Conn) {
 		fmt.Fprint(c, s.opts.Reply)
 		return
 	}
-	for pat, name := range s.opts.Signatures {
-		if bytes.Contains(data.Bytes(), []byte(pat)) {
-			fmt.Fprintf(c, "stream: %s FOUND\n", name)
-			return
-		}
+	if found == "" {
+		found = s.match(data.Bytes())
+	}
+	if found != "" {
+		fmt.Fprintf(c, "stream: %s FOUND\n", found)
+		return
 	}
 	fmt.Fprint(c, "stream: OK\n")
+}
+
+func (s *Server) match(b []byte) string {
+	for pat, name := range s.opts.Signatures {
+		if bytes.Contains(b, []byte(pat)) {
+			return name
+		}
+	}
+	return ""
 }

@@ -1,0 +1,325 @@
+// Package virus is the malware check: it streams each message, as
+// received, to one or more scanners (clamd through package clamav, or any
+// other engine behind the Scanner interface) and reports what they found.
+//
+// Statuses: clean, infected (with the signature name), error (no verdict:
+// the scanner is down, slow or failing) and oversize (the message is longer
+// than the scanner accepts). The [virus] section maps each to an action:
+// infected → reject 554 5.7.1 by default, and mandatory, so that allow
+// lists and protected recipients cannot soften it; error → on_error,
+// tempfail by default; oversize → on_oversize, reject by default (a message
+// that cannot be scanned is not delivered unscanned). Reason codes:
+// virus-infected, virus-error, virus-oversize.
+//
+// The message is the header section and body in wire form (RFC 5322
+// §2.1, CRLF line ends), streamed from the spooled body in chunks, so a
+// 50 MB message costs no more memory than a small one. clamd decodes MIME
+// (RFC 2045 base64 and quoted-printable) and archives itself.
+//
+// Several [[clamav.server]] groups scan the same message concurrently; with
+// require = "all" every group must have scanned it, with "any" one is
+// enough. A finding in any group is a finding.
+//
+// Fields added: X-Virus-Scanned (who scanned) and X-Virus-Status (Clean,
+// Infected (signature), Unscanned (error|oversize)); incoming fields with
+// these names are removed, since the sender could forge them. The
+// signature name goes to the log ("virus found" event) and the header, and
+// to the SMTP reply only with reply_signature = true.
+package virus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailwarden/mailwarden/clamav"
+	"github.com/mailwarden/mailwarden/policy"
+)
+
+// Statuses reported by the check (policy.StatusError for error).
+const (
+	StatusClean    policy.Status = "clean"
+	StatusInfected policy.Status = "infected"
+	StatusError    policy.Status = policy.StatusError
+	StatusOversize policy.Status = "oversize"
+)
+
+// Reason codes.
+const (
+	ReasonInfected = "virus-infected"
+	ReasonError    = "virus-error"
+	ReasonOversize = "virus-oversize"
+)
+
+// Finding is one scanner's verdict on one message.
+type Finding struct {
+	Status    policy.Status // clean, infected, error or oversize
+	Signature string        // with infected
+	Server    string        // which server answered, for the log
+	Err       error         // with error and oversize
+}
+
+// Scanner is an anti-malware engine. Scan reads the message from open
+// (called once per attempt; size is what it yields) and must return by
+// ctx's deadline.
+type Scanner interface {
+	Name() string
+	Scan(ctx context.Context, open func() io.Reader, size int64) Finding
+}
+
+// ClamAV adapts a clamav.Client to Scanner.
+type ClamAV struct {
+	name   string
+	client *clamav.Client
+}
+
+// NewClamAV names a clamd client as a scanner ("clamav:<group>").
+func NewClamAV(name string, c *clamav.Client) *ClamAV { return &ClamAV{name: name, client: c} }
+
+func (s *ClamAV) Name() string { return s.name }
+
+func (s *ClamAV) Scan(ctx context.Context, open func() io.Reader, size int64) Finding {
+	res, err := s.client.Scan(ctx, open, size)
+	switch {
+	case errors.Is(err, clamav.ErrOversize):
+		return Finding{Status: StatusOversize, Err: err}
+	case err != nil:
+		return Finding{Status: StatusError, Err: err}
+	case res.Infected:
+		return Finding{Status: StatusInfected, Signature: res.Signature, Server: res.Server}
+	}
+	return Finding{Status: StatusClean, Server: res.Server}
+}
+
+// Ping reports whether a clamd of the group answers.
+func (s *ClamAV) Ping(ctx context.Context) error { return s.client.Ping(ctx) }
+
+// Check is the "virus" pipeline step.
+type Check struct {
+	cfg      *Config
+	scanners []Scanner
+	replies  policy.RepliesConfig
+	scanned  string // X-Virus-Scanned value
+	log      *slog.Logger
+}
+
+// New makes the check from its config and scanners. core may be nil.
+func New(cfg *Config, scanners []Scanner, core *policy.Config, log *slog.Logger) *Check {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &Check{cfg: cfg, scanners: scanners, log: log}
+	var names []string
+	for _, s := range scanners {
+		names = append(names, s.Name())
+	}
+	c.scanned = "mailwarden (" + strings.Join(names, ", ") + ")"
+	if core != nil {
+		c.replies = core.Replies
+		c.scanned += " on " + core.AuthservID
+	} else {
+		c.replies = policy.DefaultConfig().Replies
+	}
+	return c
+}
+
+func (c *Check) Name() string { return "virus" }
+
+// Check scans the message.
+func (c *Check) Check(ctx context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+	if len(c.scanners) == 0 {
+		return policy.Result{}, errors.New("virus: no scanner configured")
+	}
+	// The step's timeout is the one deadline of the whole scan. Stop the
+	// scanners a little before it, so that a slow clamd is reported by
+	// this check (status error, with its header) rather than by the
+	// pipeline abandoning it.
+	sctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		margin := min(time.Until(dl)/10, time.Second)
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithDeadline(ctx, dl.Add(-margin))
+		defer cancel()
+	}
+	size := m.RawSize()
+	findings := make([]Finding, len(c.scanners))
+	var wg sync.WaitGroup
+	for i, s := range c.scanners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if x := recover(); x != nil {
+					findings[i] = Finding{Status: StatusError, Err: fmt.Errorf("virus: scanner %s panicked: %v", s.Name(), x)}
+				}
+			}()
+			findings[i] = s.Scan(sctx, m.Raw, size)
+		}()
+	}
+	wg.Wait()
+	return c.result(m, findings), nil
+}
+
+// combine merges the scanners' findings: a finding anywhere wins; then
+// require decides whether one failed scanner spoils the scan.
+func combine(req Require, fs []Finding) (Finding, int) {
+	for i, f := range fs {
+		if f.Status == StatusInfected {
+			return f, i
+		}
+	}
+	pick := func(st policy.Status) (Finding, int, bool) {
+		for i, f := range fs {
+			if f.Status == st {
+				return f, i, true
+			}
+		}
+		return Finding{}, -1, false
+	}
+	order := []policy.Status{StatusError, StatusOversize, StatusClean}
+	if req == RequireAny {
+		order = []policy.Status{StatusClean, StatusOversize, StatusError}
+	}
+	for _, st := range order {
+		if f, i, ok := pick(st); ok {
+			return f, i
+		}
+	}
+	return Finding{Status: StatusError, Err: errors.New("virus: no verdict")}, -1
+}
+
+func (c *Check) result(m *policy.Message, fs []Finding) policy.Result {
+	f, i := combine(c.cfg.Require, fs)
+	engine := ""
+	if i >= 0 {
+		engine = c.scanners[i].Name()
+	}
+	r := policy.Result{Status: f.Status}
+	for _, h := range []string{c.cfg.HeaderScanned, c.cfg.HeaderStatus} {
+		if h != "" {
+			r.RemoveHeaders = append(r.RemoveHeaders, h)
+		}
+	}
+	status := ""
+	switch f.Status {
+	case StatusClean:
+		status = "Clean"
+		r.Detail = "clean: " + engine + " " + f.Server
+	case StatusInfected:
+		status = "Infected (" + f.Signature + ")"
+		r.Action = c.cfg.OnInfected
+		r.Mandatory = true
+		r.Reasons = []string{ReasonInfected}
+		r.Reply = c.cfg.InfectedReply
+		if c.cfg.ReplySignature {
+			r.Reply.Text = strings.TrimSpace(r.Reply.Text + " (" + f.Signature + ")")
+		}
+		r.QuarantineReason = ReasonInfected + " " + f.Signature
+		r.Detail = "infected: " + f.Signature + " (" + engine + " " + f.Server + ")"
+		c.log.Warn("virus found", "queue_id", m.QueueID, "signature", f.Signature, "scanner", engine, "server", f.Server,
+			"from", m.MailFrom, "rcpts", m.Rcpts, "client", m.Client.Addr.String(), "action", r.Action.String())
+	case StatusOversize:
+		status = "Unscanned (oversize)"
+		r.Action = c.cfg.OnOversize
+		// A message that cannot be scanned is treated like one that was
+		// found: allow lists do not let it through unscanned.
+		r.Mandatory = r.Action != policy.ActionAccept
+		r.Reasons = []string{ReasonOversize}
+		if r.Action == policy.ActionReject {
+			r.Reply = c.replies.Oversize
+		}
+		r.QuarantineReason = ReasonOversize
+		r.Detail = fmt.Sprintf("oversize: %d bytes: %v", m.RawSize(), f.Err)
+	default:
+		status = "Unscanned (error)"
+		r.Status = StatusError
+		r.Action = c.cfg.OnError
+		r.Reasons = []string{ReasonError}
+		r.Detail = fmt.Sprintf("error: %v", f.Err)
+		c.log.Warn("virus scan failed", "queue_id", m.QueueID, "error", fmt.Sprint(f.Err), "action", r.Action.String())
+	}
+	if c.cfg.HeaderScanned != "" {
+		r.Headers = append(r.Headers, policy.Field{Name: c.cfg.HeaderScanned, Value: c.scanned})
+	}
+	if c.cfg.HeaderStatus != "" {
+		r.Headers = append(r.Headers, policy.Field{Name: c.cfg.HeaderStatus, Value: status})
+	}
+	return r
+}
+
+// Module is the "virus" check ([virus] section). It uses the clamd groups
+// of the [clamav] section (ClamAVModule).
+func Module() policy.Module {
+	return policy.Module{
+		Name:    "virus",
+		Default: func() any { return DefaultConfig() },
+		Build:   build,
+	}
+}
+
+// ClamAVModule is the [clamav] section: clamd servers, no step of its own.
+func ClamAVModule() policy.Module {
+	return policy.Module{
+		Name:    "clamav",
+		Default: func() any { return DefaultClamAVConfig() },
+		Build:   func(any, *policy.Env) ([]policy.Step, error) { return nil, nil },
+	}
+}
+
+func build(section any, env *policy.Env) ([]policy.Step, error) {
+	cfg := section.(*Config)
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if !cfg.Enabled {
+		log.Warn("virus scanning is disabled: mail is not scanned for malware (set [virus] enabled = true)")
+		return nil, nil
+	}
+	cc, _ := env.Config.Sections["clamav"].(*ClamAVConfig)
+	if cc == nil {
+		cc = DefaultClamAVConfig()
+	}
+	groups, err := cc.groups()
+	if err != nil {
+		return nil, err
+	}
+	var scanners []Scanner
+	for _, g := range groups {
+		v, err := env.Shared.Get("clamav:"+g.Name, func() (any, error) {
+			c, err := clamav.New(clamav.Options{
+				Servers:         g.servers,
+				StreamMaxLength: int64(g.StreamMaxLength),
+				Timeout:         cfg.Timeout.D(),
+				ConnectTimeout:  g.ConnectTimeout.D(),
+			})
+			if err != nil {
+				return nil, err
+			}
+			return NewClamAV("clamav:"+g.Name, c), nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		scanners = append(scanners, v.(Scanner))
+	}
+	// Say at start (and reload) when no clamd answers, rather than only
+	// in the first tempfailed message. Never blocks the start.
+	go func() {
+		for _, s := range scanners {
+			if p, ok := s.(interface{ Ping(context.Context) error }); ok {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if err := p.Ping(ctx); err != nil {
+					log.Warn("virus: scanner not answering; mail will get on_error until it does", "scanner", s.Name(), "error", err.Error(), "on_error", cfg.OnError.String())
+				}
+				cancel()
+			}
+		}
+	}()
+	return []policy.Step{{Check: New(cfg, scanners, env.Config, log), StepConfig: cfg.StepConfig}}, nil
+}
