@@ -8,7 +8,12 @@ package e2e_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,7 +142,7 @@ func ourAuthResults(m *harness.Mail) []string {
 	var ours []string
 	for _, v := range m.Get("Authentication-Results") {
 		id, _, _ := strings.Cut(v, ";")
-		if strings.EqualFold(strings.TrimSpace(id), coreAuthservID) {
+		if f := strings.Fields(id); len(f) > 0 && strings.EqualFold(f[0], coreAuthservID) {
 			ours = append(ours, v)
 		}
 	}
@@ -154,6 +159,9 @@ func TestPostfixEnforce(t *testing.T) {
 		const from, to = "alice@sender.e2e.test", "clean@remote.example"
 		err := s.send(from, to, "hello",
 			"Authentication-Results: "+coreAuthservID+"; spf=pass smtp.mailfrom=forged.example",
+			// RFC 8601 §5: every instance claiming our id goes, whatever
+			// its case, version or folding.
+			"Authentication-Results: "+strings.ToUpper(coreAuthservID)+" 1;\r\n\tdkim=pass header.d=forged.example",
 			"Authentication-Results: other.example; dkim=pass header.d=other.example")
 		if err != nil {
 			t.Fatal(err)
@@ -399,4 +407,53 @@ action = "reject"
 	if line := s.summary(t, from); !hasReason(line, "rule-new-rule") {
 		t.Errorf("after a valid reload: log line %v", line)
 	}
+}
+
+// TestPostfixSocketInSpool is the README's Debian set-up: Postfix runs
+// smtpd and cleanup chrooted in its queue directory, so the milter socket
+// lives below it and main.cf names it relative to the queue directory
+// (unix:mailwarden/milter.sock works chrooted or not); the socket belongs
+// to the group postfix, mode 0660.
+func TestPostfixSocketInSpool(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "postfix")
+	harness.RequireRoot(t)
+	grp, err := user.LookupGroup("postfix")
+	if err != nil {
+		harness.Unavailable(t, "no group postfix: %v", err)
+	}
+	sink := harness.StartSink(t)
+	pf := harness.StartPostfix(t, harness.PostfixOptions{Milter: "unix:mailwarden/milter.sock", Relay: sink.Addr})
+	dir := filepath.Join(pf.QueueDir, "mailwarden")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	gid, _ := strconv.Atoi(grp.Gid)
+	if err := os.Chown(dir, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "milter.sock")
+	mw := harness.StartMailwarden(t, fmt.Sprintf(`
+authserv_id = "%s"
+[listen]
+address = "unix:%s"
+socket_mode = "0660"
+socket_group = "postfix"
+`, coreAuthservID, sock))
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o660 || int(st.Gid) != gid {
+		t.Errorf("socket mode %v gid %d, want 0660 and group postfix (%d)", fi.Mode().Perm(), st.Gid, gid)
+	}
+	const from, to = "spool@sender.e2e.test", "spool@remote.example"
+	if err := harness.SendSMTP(pf.SMTPAddr(), "client.e2e.test", from, []string{to}, coreMessage(from, to, "via the spool socket")); err != nil {
+		t.Fatal(err)
+	}
+	m := sink.WaitFor(30*time.Second, harness.To(to))
+	if m == nil || len(ourAuthResults(m)) != 1 {
+		t.Fatalf("not delivered through the milter: %v\nmaillog:\n%s", m, pf.Log())
+	}
+	mw.WaitLog(t, harness.MessageFrom(from), 10*time.Second)
 }
