@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth"
+	"github.com/mailwarden/mailwarden/policy/dns"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
@@ -13,6 +15,8 @@ import (
 func modules() []policy.Module {
 	return []policy.Module{
 		// one line per module, e.g. auth.Module(),
+		dns.Module(),
+		auth.Module(),
 		store.Module(),
 		ratelimit.Module(),
 	}
