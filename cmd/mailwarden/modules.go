@@ -6,6 +6,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy/dns"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/store"
+	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
 // modules lists every check module in pipeline order (independent checks
@@ -19,5 +20,7 @@ func modules() []policy.Module {
 		auth.Module(),
 		store.Module(),
 		ratelimit.Module(),
+		virus.ClamAVModule(),
+		virus.Module(),
 	}
 }
