@@ -27,19 +27,29 @@ const (
 func ReadMessage(r io.Reader, maxFields int) (Header, []byte, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var h Header
+	// The last field's value is built here while continuation lines may
+	// follow: appending to the string each time is quadratic in the size of
+	// a long folded field.
+	var val strings.Builder
+	flush := func() Header {
+		if len(h) > 0 {
+			h[len(h)-1].Value = val.String()
+		}
+		return h
+	}
 	read := 0
 	first := true
 	for {
 		line, err := br.ReadBytes('\n')
 		read += len(line)
 		if read > MaxHeaderBytes {
-			return h, nil, ErrHeaderTooLarge
+			return flush(), nil, ErrHeaderTooLarge
 		}
 		if len(line) == 0 && err != nil {
 			if err == io.EOF {
-				return h, nil, nil // header only, no body
+				return flush(), nil, nil // header only, no body
 			}
-			return h, nil, err
+			return flush(), nil, err
 		}
 		text := strings.TrimRight(string(line), "\r\n")
 		if first && strings.HasPrefix(text, "From ") {
@@ -51,7 +61,8 @@ func ReadMessage(r io.Reader, maxFields int) (Header, []byte, error) {
 			break
 		}
 		if (text[0] == ' ' || text[0] == '\t') && len(h) > 0 {
-			h[len(h)-1].Value += "\n" + text
+			val.WriteByte('\n')
+			val.WriteString(text)
 			continue
 		}
 		i := strings.IndexByte(text, ':')
@@ -60,18 +71,22 @@ func ReadMessage(r io.Reader, maxFields int) (Header, []byte, error) {
 			// empty line; this line belongs to the body.
 			rest, err2 := io.ReadAll(br)
 			if err2 != nil {
-				return h, nil, err2
+				return flush(), nil, err2
 			}
-			return h, append(append([]byte{}, line...), rest...), nil
+			return flush(), toCRLF(append(append([]byte{}, line...), rest...)), nil
 		}
 		if maxFields > 0 && len(h) >= maxFields {
-			return h, nil, fmt.Errorf("%w: more than %d fields", ErrHeaderTooLarge, maxFields)
+			return flush(), nil, fmt.Errorf("%w: more than %d fields", ErrHeaderTooLarge, maxFields)
 		}
-		h = append(h, Field{Name: strings.TrimRight(text[:i], " \t"), Value: text[i+1:]})
+		flush()
+		h = append(h, Field{Name: strings.TrimRight(text[:i], " \t")})
+		val.Reset()
+		val.WriteString(text[i+1:])
 		if err == io.EOF {
-			return h, nil, nil
+			return flush(), nil, nil
 		}
 	}
+	flush()
 	body, err := io.ReadAll(br)
 	if err != nil {
 		return h, nil, err
