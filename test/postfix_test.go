@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -456,4 +457,64 @@ socket_group = "postfix"
 		t.Fatalf("not delivered through the milter: %v\nmaillog:\n%s", m, pf.Log())
 	}
 	mw.WaitLog(t, harness.MessageFrom(from), 10*time.Second)
+}
+
+// TestPostfixExampleMainCF runs Postfix on the parameters of
+// examples/postfix-main.cf (the milter address pointed at the test's
+// daemon), so that the documented snippet cannot rot: every parameter must
+// be known to Postfix, and mail must go through the milter both ways.
+func TestPostfixExampleMainCF(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "postfix", "postconf")
+	harness.RequireRoot(t)
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(filepath.Join(root, "examples", "postfix-main.cf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]string{}
+	for _, l := range strings.Split(string(text), "\n") {
+		if l == "" || l[0] == '#' || l[0] == ' ' || l[0] == '\t' {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			t.Fatalf("examples/postfix-main.cf: not a parameter: %q", l)
+		}
+		params[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	for k, want := range map[string]string{"non_smtpd_milters": "$smtpd_milters", "milter_protocol": "6", "milter_default_action": "tempfail"} {
+		if params[k] != want {
+			t.Errorf("examples/postfix-main.cf: %s = %q, want %q", k, params[k], want)
+		}
+	}
+	if !strings.HasPrefix(params["smtpd_milters"], "inet:127.0.0.1:8895") {
+		t.Errorf("examples/postfix-main.cf: smtpd_milters = %q, want the default listen address", params["smtpd_milters"])
+	}
+
+	sink := harness.StartSink(t)
+	mw := harness.StartMailwarden(t, fmt.Sprintf(coreConfig, "enforce"))
+	params["smtpd_milters"] = mw.Addr()
+	pf := harness.StartPostfix(t, harness.PostfixOptions{Milter: mw.Addr(), Relay: sink.Addr, MainCF: params})
+	out, err := exec.Command("postconf", "-c", pf.ConfigDir, "-n").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "warning:") {
+		t.Errorf("postconf -n: %v\n%s", err, out)
+	}
+	const from = "example@sender.e2e.test"
+	if err := harness.SendSMTP(pf.SMTPAddr(), "client.e2e.test", from, []string{"ex1@remote.example"}, coreMessage(from, "ex1@remote.example", "smtp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pf.Sendmail(t, []string{"-f", from, "ex2@remote.example"}, coreMessage(from, "ex2@remote.example", "sendmail")); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"ex1@remote.example", "ex2@remote.example"} {
+		if m := sink.WaitFor(30*time.Second, harness.To(to)); m == nil || len(ourAuthResults(m)) != 1 {
+			t.Errorf("%s: not delivered through the milter: %v", to, m)
+		}
+	}
+	wantSMTPError(t, harness.SendSMTP(pf.SMTPAddr(), "client.e2e.test", "spammer@bad.example", []string{"ex3@remote.example"},
+		coreMessage("spammer@bad.example", "ex3@remote.example", "x")), 550, "5.7.1", "E2E policy says no")
 }
