@@ -92,7 +92,7 @@ func TestFromDomains(t *testing.T) {
 		{"From: \"Weird, Name\" <a@sub.example.com>", "sub.example.com", 1, true},
 		{"From: =?utf-8?q?J=C3=B6rg?= <j@bücher.example>", "xn--bcher-kva.example", 1, true},
 		{"From: broken <a@example.com", "example.com", 1, true}, // lenient fallback
-		{"From: undisclosed-recipients:;", "", 1, false}, // a group without addresses: no domain
+		{"From: undisclosed-recipients:;", "", 1, false},        // a group without addresses: no domain
 		{"From: nobody", "", 1, false},
 		{"Subject: no from", "", 0, false},
 	} {
