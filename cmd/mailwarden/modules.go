@@ -4,7 +4,11 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/health"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
+	"github.com/mailwarden/mailwarden/policy/relay"
+	"github.com/mailwarden/mailwarden/policy/spam"
+	"github.com/mailwarden/mailwarden/policy/spool"
 	"github.com/mailwarden/mailwarden/policy/store"
 	"github.com/mailwarden/mailwarden/policy/virus"
 )
@@ -19,8 +23,10 @@ func modules() []policy.Module {
 		dns.Module(),
 		auth.Module(),
 		store.Module(),
+		spam.Module(),
 		ratelimit.Module(),
 		virus.ClamAVModule(),
 		virus.Module(),
+		relay.Module(), relay.LocalOnlyModule(), spool.Module(), health.Module(), controlModule(), metricsModule(), // operations
 	}
 }
