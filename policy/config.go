@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -336,21 +337,35 @@ func decodeError(name string, data []byte, err error) *ConfigError {
 		}
 		return ce
 	}
+	// Type mismatches come as plain errors in the decoder's format:
+	// toml: line 3 (last key "message.max_size"): incompatible types: ...
+	if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {
+		ce := &ConfigError{File: name, Key: m[2], Msg: m[3]}
+		ce.Line, _ = strconv.Atoi(m[1])
+		if ce.Line == 0 {
+			ce.Line = keyLine(data, strings.Split(ce.Key, "."))
+		}
+		return ce
+	}
 	return &ConfigError{File: name, Msg: err.Error()}
 }
 
-var tableRE = regexp.MustCompile(`^\s*\[\[?\s*([^\]]+?)\s*\]\]?`)
+var decodeErrRE = regexp.MustCompile(`(?s)^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+
+var tableRE = regexp.MustCompile(`^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?`)
 
 // keyLine finds the line where a dotted key is set, by a light scan of the
-// TOML text (the decoder does not report positions of valid keys). It
-// returns 0 when it cannot tell.
+// TOML text (the decoder does not report positions of valid keys). A
+// segment "rule[2]" names the second [[rule]] table. It returns 0 when it
+// cannot tell.
 func keyLine(data []byte, key []string) int {
 	if len(key) == 0 {
 		return 0
 	}
 	lines := strings.Split(string(data), "\n")
 	want := strings.Join(key, ".")
-	table := ""
+	table, plain := "", "" // the current table, with and without [N]
+	arrays := map[string]int{}
 	best := 0
 	for i, l := range lines {
 		t := strings.TrimSpace(l)
@@ -358,8 +373,15 @@ func keyLine(data []byte, key []string) int {
 			continue
 		}
 		if m := tableRE.FindStringSubmatch(t); m != nil {
-			table = unquoteKey(m[1])
-			if table == want && best == 0 {
+			plain = unquoteKey(m[2])
+			table = plain
+			if m[1] == "[[" {
+				arrays[plain]++
+				table = fmt.Sprintf("%s[%d]", plain, arrays[plain])
+			}
+			// The table itself, or the table of a key that is not written
+			// (a required key left out).
+			if best == 0 && (table == want || plain == want || strings.HasPrefix(want, table+".")) {
 				best = i + 1
 			}
 			continue
@@ -369,15 +391,15 @@ func keyLine(data []byte, key []string) int {
 			continue
 		}
 		k := unquoteKey(strings.TrimSpace(t[:eq]))
-		full := k
+		full, fullPlain := k, k
 		if table != "" {
-			full = table + "." + k
+			full, fullPlain = table+"."+k, plain+"."+k
 		}
-		if full == want {
+		if full == want || fullPlain == want {
 			return i + 1
 		}
 		// A key inside an array of tables reports as table.key.
-		if best == 0 && strings.HasPrefix(want, full+".") {
+		if best == 0 && (strings.HasPrefix(want, full+".") || strings.HasPrefix(want, fullPlain+".")) {
 			best = i + 1
 		}
 	}
@@ -476,7 +498,10 @@ func (c *Config) validate() []*ConfigError {
 			bad(key, "set exactly one of header = \"Field\" or body = true")
 		}
 		re, err := regexp.Compile(r.Pattern)
-		if err != nil || r.Pattern == "" {
+		switch {
+		case r.Pattern == "":
+			bad(key+".pattern", "a rule needs a pattern")
+		case err != nil:
 			bad(key+".pattern", "bad regular expression: %v", err)
 		}
 		r.re = re
