@@ -153,6 +153,7 @@ func ourAuthResults(m *harness.Mail) []string {
 // TestPostfixEnforce runs the enforce-mode cases on one shared stack; each
 // subtest uses its own sender and recipient.
 func TestPostfixEnforce(t *testing.T) {
+	t.Parallel()
 	s := startCoreStack(t, fmt.Sprintf(coreConfig, "enforce"), nil)
 
 	t.Run("CleanMessageGetsAuthResultsOnTop", func(t *testing.T) {
@@ -373,9 +374,10 @@ action = "reject"
 		v1 + "\n[[rule]\nname = \"x\"\n",
 		strings.Replace(v1, "[[rule]]\nname", "[[rule]]\nnmae = \"typo\"\nname", 1) + "\n",
 	} {
-		n := len(s.mw.Logs())
-		s.mw.Reload(t, broken)
-		refused := s.mw.WaitLogAfter(t, n, harness.MsgIs("config reload refused"), 10*time.Second)
+		refused, ok := s.mw.ReloadWait(t, broken, 10*time.Second)
+		if ok {
+			t.Fatalf("broken config %d was loaded: %v", i, refused)
+		}
 		if refused["line"] == nil && refused["error"] == nil {
 			t.Errorf("broken config %d: refusal does not say why: %v", i, refused)
 		}
@@ -393,9 +395,9 @@ action = "reject"
 	}
 
 	// Valid: the old rule is gone, a new one is in force.
-	n := len(s.mw.Logs())
-	s.mw.Reload(t, strings.NewReplacer("old-rule", "new-rule", "OLD-RULE", "NEW-RULE").Replace(v1))
-	s.mw.WaitLogAfter(t, n, harness.MsgIs("config reloaded"), 10*time.Second)
+	if line, ok := s.mw.ReloadWait(t, strings.NewReplacer("old-rule", "new-rule", "OLD-RULE", "NEW-RULE").Replace(v1), 10*time.Second); !ok {
+		t.Fatalf("valid config refused: %v", line)
+	}
 	from, err := send(20, "OLD-RULE again")
 	if err != nil {
 		t.Errorf("old rule still applied after a valid reload: %v", err)

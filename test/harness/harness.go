@@ -482,6 +482,18 @@ func (d *Daemon) Reload(t testing.TB, toml string) {
 	d.Signal(t, syscall.SIGHUP)
 }
 
+// ReloadWait is Reload followed by the daemon's answer: the "config
+// reloaded" line (ok) or the first "config reload refused" line (not ok).
+func (d *Daemon) ReloadWait(t testing.TB, toml string, timeout time.Duration) (line map[string]any, ok bool) {
+	t.Helper()
+	n := len(d.Logs())
+	d.Reload(t, toml)
+	line = d.WaitLogAfter(t, n, func(m map[string]any) bool {
+		return m["msg"] == "config reloaded" || m["msg"] == "config reload refused"
+	}, timeout)
+	return line, line["msg"] == "config reloaded"
+}
+
 // Signal sends sig to the daemon.
 func (d *Daemon) Signal(t testing.TB, sig os.Signal) {
 	t.Helper()
