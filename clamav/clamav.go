@@ -328,6 +328,12 @@ func (c *Client) scanOne(ctx context.Context, srv Server, r io.Reader) (Result, 
 		if g.oversize.Load() {
 			return Result{}, &ServerError{srv.String(), ErrOversize}
 		}
+		if sent := g.n.Load(); sent > 0 && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+			// clamd closes the connection in the middle of a stream
+			// longer than its StreamMaxLength, after a reply that the
+			// library never reads.
+			return Result{}, fmt.Errorf("%w (clamd closed the stream after %d bytes: is its StreamMaxLength lower than the %d configured here?)", err, sent, c.opts.StreamMaxLength)
+		}
 		return Result{}, err
 	}
 	if len(resp) == 0 {
@@ -377,7 +383,7 @@ type guardReader struct {
 	r        io.Reader
 	ctx      context.Context
 	max      int64
-	n        int64
+	n        atomic.Int64 // read by Scan while an abandoned call may still run
 	eof      bool
 	oversize atomic.Bool
 }
@@ -390,8 +396,7 @@ func (g *guardReader) Read(p []byte) (int, error) {
 		return 0, ErrTimeout
 	}
 	n, err := g.r.Read(p)
-	g.n += int64(n)
-	if g.max > 0 && g.n > g.max {
+	if total := g.n.Add(int64(n)); g.max > 0 && total > g.max {
 		g.oversize.Store(true)
 		return 0, ErrOversize
 	}

@@ -288,8 +288,8 @@ func TestClamAVMilter(t *testing.T) {
 		}
 	})
 	t.Run("oversize", func(t *testing.T) {
-		// 1.5 MB > stream_max_length = clamd's StreamMaxLength = 1 MB:
-		// on_oversize = "quarantine" here.
+		// 4 MB (3 MB base64-encoded) > stream_max_length = clamd's
+		// StreamMaxLength = 1 MB: on_oversize = "quarantine" here.
 		big := mimeMessage("big@sender.example", "big", "big.bin", "application/octet-stream", bytes.Repeat([]byte("0123456789abcdef"), 3<<16))
 		r := sendMilter(t, d.Addr(), "big@sender.example", big)
 		if !r.quarantined() || r.act.StopProcessing() {
@@ -299,6 +299,21 @@ func TestClamAVMilter(t *testing.T) {
 			t.Fatalf("X-Virus-Status %q", got)
 		}
 		virusLog(t, d, "big@sender.example", "oversize", "virus-oversize")
+	})
+	t.Run("limit-mismatch", func(t *testing.T) {
+		// stream_max_length above clamd's real limit: clamd cuts the
+		// stream; that is an error (tempfail), and the log says why.
+		d2 := harness.StartMailwarden(t, virusConfig("10s", "quarantine", "25MB", cd.UnixAddr()))
+		big := mimeMessage("mm@sender.example", "big", "big.bin", "application/octet-stream", bytes.Repeat([]byte("0123456789abcdef"), 3<<16))
+		r := sendMilter(t, d2.Addr(), "mm@sender.example", big)
+		if r.act.SMTPCode != 451 {
+			t.Fatalf("got %+v, want 451", r.act)
+		}
+		virusLog(t, d2, "mm@sender.example", "error", "virus-error")
+		line := d2.WaitLog(t, harness.MsgIs("virus scan failed"), 5*time.Second)
+		if e, _ := line["error"].(string); !strings.Contains(e, "StreamMaxLength") {
+			t.Errorf("the log does not point at StreamMaxLength: %q", e)
+		}
 	})
 	t.Run("clamd-stopped", func(t *testing.T) {
 		cd.Stop()
