@@ -34,6 +34,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
+bash test/sendmail-prepare.sh # private Sendmail for test/sendmail_test.go (apt-get download + dpkg -x; conflicts with postfix)
+
 # 3. Every test, with the race detector. End-to-end tests fail (never skip)
 # when CI=true and a server cannot start.
 go test -race -count=1 -timeout 30m ./... 2>&1 | tee /tmp/mailwarden-test.log
