@@ -251,3 +251,5 @@ func TestDKIMMaxSignatures(t *testing.T) {
 		t.Errorf("%d signatures verified, status %s", len(o.Signatures), o.Status)
 	}
 }
+
+func parseAddr(s string) (netip.Addr, error) { return netip.ParseAddr(s) }

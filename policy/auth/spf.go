@@ -133,6 +133,11 @@ func (s spfResolver) LookupIPAddr(ctx context.Context, name string) ([]net.IPAdd
 
 func (s spfResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
 	n, err := s.r.LookupAddr(ctx, addr)
+	// The library expands %{p} from these names: without the root dot,
+	// "%{p}.example.com" must not become "name..example.com".
+	for i := range n {
+		n[i] = strings.TrimSuffix(n[i], ".")
+	}
 	return n, asDNSError(err, addr)
 }
 

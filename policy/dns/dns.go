@@ -261,6 +261,7 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.
 	if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 || strings.Contains(name, "..") {
 		return nil, dnsErr(errBadName, name, "", false, false, true)
 	}
+	name = canonical(name)
 	k := qkey{name, qtype}
 	now := r.now()
 	if a, ok := r.cache.get(k, now); ok {
@@ -535,6 +536,22 @@ func (r *Resolver) LookupAddr(ctx context.Context, addr string) ([]string, error
 		}
 	}
 	return out, nil
+}
+
+// canonical puts a name in the presentation form miekg/dns uses for names
+// read off the wire (special characters escaped, e.g. a space as "\ "), so
+// that answer owner names compare equal to the question.
+func canonical(name string) string {
+	var buf [512]byte
+	off, err := dns.PackDomainName(name, buf[:], 0, nil, false)
+	if err != nil {
+		return name
+	}
+	u, _, err := dns.UnpackDomainName(buf[:off], 0)
+	if err != nil {
+		return name
+	}
+	return strings.ToLower(u)
 }
 
 // cache is a size-bounded LRU of answers.

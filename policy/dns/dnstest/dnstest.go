@@ -18,6 +18,7 @@
 //	s.Add("mail.example.com. A 192.0.2.1")     // zone-file syntax, TTL optional (default 300)
 //	s.SetServFail("broken.example.")
 //	s.SetTimeout("slow.example.")              // also applies to names below it
+//	s.SetTimeoutExact("example.com.")          // this name only
 //	// point a resolver at s.Addr ("127.0.0.1:PORT")
 //
 // The server stops when the test ends (t.Cleanup). StartServer does the same
@@ -46,6 +47,7 @@ type Server struct {
 	rrs      map[string][]dns.RR // owner name (lower case, FQDN) → records
 	rcodes   map[string]int
 	timeouts map[string]bool
+	exact    map[string]bool // timeouts for one name only
 	negTTL   uint32
 
 	queries atomic.Int64
@@ -73,6 +75,7 @@ func StartServer() (*Server, error) {
 		rrs:      map[string][]dns.RR{},
 		rcodes:   map[string]int{},
 		timeouts: map[string]bool{},
+		exact:    map[string]bool{},
 		negTTL:   60,
 	}
 	var pc net.PacketConn
@@ -190,6 +193,7 @@ func (s *Server) Reset() {
 	s.rrs = map[string][]dns.RR{}
 	s.rcodes = map[string]int{}
 	s.timeouts = map[string]bool{}
+	s.exact = map[string]bool{}
 }
 
 // SetServFail makes queries for name and the names below it fail with SERVFAIL.
@@ -215,11 +219,20 @@ func (s *Server) SetTimeout(name string) {
 	s.timeouts[key(name)] = true
 }
 
-// ClearTimeout undoes SetTimeout for name.
+// SetTimeoutExact makes queries for name only (not the names below it) go
+// unanswered.
+func (s *Server) SetTimeoutExact(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exact[key(name)] = true
+}
+
+// ClearTimeout undoes SetTimeout and SetTimeoutExact for name.
 func (s *Server) ClearTimeout(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.timeouts, key(name))
+	delete(s.exact, key(name))
 }
 
 // SetNegativeTTL sets the SOA minimum (the negative-caching TTL) of replies
@@ -241,7 +254,19 @@ func (s *Server) QueryCount(name string, qtype uint16) int64 {
 	return 0
 }
 
-func key(name string) string { return strings.ToLower(dns.Fqdn(name)) }
+// key is the canonical form of a name: lower case, fully qualified, in the
+// presentation form miekg/dns gives names read off the wire (special
+// characters escaped), so that names from records and from queries match.
+func key(name string) string {
+	n := strings.ToLower(dns.Fqdn(name))
+	buf := make([]byte, 1024)
+	if off, err := dns.PackDomainName(n, buf, 0, nil, false); err == nil {
+		if u, _, err := dns.UnpackDomainName(buf[:off], 0); err == nil {
+			return strings.ToLower(u)
+		}
+	}
+	return n
+}
 
 // matchUp reports whether name or one of its parents is in set.
 func matchUp[V any](set map[string]V, name string) (V, bool) {
@@ -278,7 +303,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	c.(*atomic.Int64).Add(1)
 
 	s.mu.RLock()
-	if _, ok := matchUp(s.timeouts, name); ok {
+	if _, ok := matchUp(s.timeouts, name); ok || s.exact[name] {
 		s.mu.RUnlock()
 		return // never answer
 	}
