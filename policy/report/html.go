@@ -83,7 +83,7 @@ var funcs = template.FuncMap{
 		}
 		return k
 	},
-	"add":     func(a, b int) int { return a + b },
+	"add": func(a, b int) int { return a + b },
 }
 
 var pageTmpl = template.Must(template.New("page").Funcs(funcs).Parse(`<!DOCTYPE html>
