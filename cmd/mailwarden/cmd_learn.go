@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/spam"
+	"github.com/mailwarden/mailwarden/policy/spam/bayes"
+)
+
+func init() {
+	addCommand("learn", "teach the Bayes classifier ham and spam (or --forget them)", runLearn)
+}
+
+func runLearn(args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("learn", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	cfgPath := fset.String("config", "", "config file (default: the built-in default); its [store] and [spam.bayes] say where tokens go")
+	var spamPaths, hamPaths multiFlag
+	fset.Var(&spamPaths, "spam", "file or directory of spam (.eml files or mbox files; repeatable)")
+	fset.Var(&hamPaths, "ham", "file or directory of ham (repeatable)")
+	forget := fset.Bool("forget", false, "remove what was learned from these messages instead")
+	fset.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mailwarden learn [-config F] [--forget] --spam PATH... --ham PATH...")
+		fmt.Fprintln(stderr, "With the bolt store, stop the daemon first (bbolt locks its file) or use Redis.")
+		fset.PrintDefaults()
+	}
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	if len(spamPaths)+len(hamPaths) == 0 || fset.NArg() > 0 {
+		fset.Usage()
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	sec, _ := cfg.Sections["spam"].(*spam.Config)
+	if sec == nil {
+		sec = spam.Default()
+	}
+	if !sec.Bayes.Enabled {
+		fmt.Fprintln(stderr, "mailwarden learn: [spam.bayes] enabled = false")
+		return 1
+	}
+	env := &policy.Env{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Shared: &policy.Shared{}}
+	defer env.Shared.Close()
+	sc := *sec
+	sc.DNSBL, sc.URIBL = nil, nil
+	chk, err := spam.New(&sc, env)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailwarden learn:", err)
+		return 1
+	}
+	ts := chk.TokenStore()
+
+	type job struct {
+		class bayes.Class
+		path  string
+	}
+	var jobs []job
+	for _, c := range []struct {
+		class bayes.Class
+		paths []string
+	}{{bayes.ClassSpam, spamPaths}, {bayes.ClassHam, hamPaths}} {
+		for _, p := range c.paths {
+			files, err := messageFiles(p)
+			if err != nil {
+				fmt.Fprintln(stderr, "mailwarden learn:", err)
+				return 1
+			}
+			for _, f := range files {
+				jobs = append(jobs, job{c.class, f})
+			}
+		}
+	}
+	prog := newProgress(stderr, "learn")
+	ctx := context.Background()
+	var changed, same, bad int
+	start := time.Now()
+	for i, j := range jobs {
+		err := eachMessage(j.path, cfg, func(m *policy.Message) error {
+			ok, err := bayes.Learn(ctx, ts, spam.MessageID(m), spam.Tokens(m, chk.Ignore()), j.class, *forget)
+			if err != nil {
+				return err
+			}
+			if ok {
+				changed++
+			} else {
+				same++
+			}
+			return nil
+		})
+		if err != nil {
+			var pe *parseError
+			if errors.As(err, &pe) {
+				bad++
+				fmt.Fprintf(stderr, "mailwarden learn: %s: %v (skipped)\n", j.path, err)
+				continue
+			}
+			prog.done()
+			fmt.Fprintln(stderr, "mailwarden learn:", err)
+			return 1
+		}
+		prog.update(i+1, len(jobs))
+	}
+	prog.done()
+	_, total, err := ts.Counts(ctx, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailwarden learn:", err)
+		return 1
+	}
+	verb := "learned"
+	if *forget {
+		verb = "forgot"
+	}
+	fmt.Fprintf(stdout, "%s %d messages (%d unchanged, %d unreadable) in %s; the store now holds %d spam and %d ham (Bayes scores from %d spam and %d ham)\n",
+		verb, changed, same, bad, time.Since(start).Round(time.Millisecond), total.Spam, total.Ham, sec.Bayes.MinSpam, sec.Bayes.MinHam)
+	return 0
+}
+
+// messageFiles lists the regular files under path (or path itself),
+// sorted, skipping hidden files.
+func messageFiles(path string) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{path}, nil
+	}
+	var out []string
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") && p != path {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out, err
+}
+
+// parseError is a message that could not be read.
+type parseError struct{ err error }
+
+func (e *parseError) Error() string { return e.err.Error() }
+func (e *parseError) Unwrap() error { return e.err }
+
+// mboxFrom matches an mbox separator line ("From sender date").
+var mboxFrom = regexp.MustCompile(`^From \S+ .*\d\d:\d\d`)
+
+// splitMessages returns the messages of a file: one for an .eml file; an
+// mbox file (it starts with a "From " line) is cut at every "From " line
+// that follows an empty line, and ">From " unquoted (mboxrd).
+func splitMessages(data []byte) [][]byte {
+	if !bytes.HasPrefix(data, []byte("From ")) {
+		return [][]byte{data}
+	}
+	var msgs [][]byte
+	var cur bytes.Buffer
+	prevEmpty := true
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Split(scanLinesKeep)
+	first := true
+	for sc.Scan() {
+		line := sc.Bytes()
+		trim := bytes.TrimRight(line, "\r\n")
+		if prevEmpty && mboxFrom.Match(trim) {
+			if !first {
+				msgs = append(msgs, bytes.Clone(cur.Bytes()))
+				cur.Reset()
+			}
+			first = false
+			prevEmpty = false
+			continue
+		}
+		if bytes.HasPrefix(trim, []byte(">")) && bytes.HasPrefix(bytes.TrimLeft(trim, ">"), []byte("From ")) {
+			line = line[1:]
+		}
+		cur.Write(line)
+		prevEmpty = len(trim) == 0
+	}
+	if cur.Len() > 0 || first {
+		msgs = append(msgs, bytes.Clone(cur.Bytes()))
+	}
+	return msgs
+}
+
+func scanLinesKeep(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i+1], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// eachMessage calls fn for every message in a file.
+func eachMessage(path string, cfg *policy.Config, fn func(*policy.Message) error) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for _, raw := range splitMessages(data) {
+		m, err := parseMessage(raw, cfg)
+		if err != nil {
+			return &parseError{err}
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseMessage makes a policy.Message of raw bytes, as the filter would.
+func parseMessage(raw []byte, cfg *policy.Config) (*policy.Message, error) {
+	h, body, err := policy.ReadMessage(bytes.NewReader(raw), cfg.Message.MaxHeaders)
+	if err != nil {
+		return nil, err
+	}
+	m := &policy.Message{Header: h, Body: policy.BytesBody(body)}
+	m.Size = m.RawSize()
+	m.Rcpts = addresses(append(m.Header.Values("To"), m.Header.Values("Cc")...))
+	m.MailFrom = firstAddress(m.Header.Values("From"))
+	return m, nil
+}
+
+// progress prints "\rNAME i/n" on a terminal and nothing otherwise.
+type progress struct {
+	w     io.Writer
+	name  string
+	on    bool
+	last  time.Time
+	shown bool
+}
+
+func newProgress(w io.Writer, name string) *progress {
+	return &progress{w: w, name: name, on: isTerminal(w)}
+}
+
+func (p *progress) update(i, n int) {
+	if !p.on || (time.Since(p.last) < 100*time.Millisecond && i != n) {
+		return
+	}
+	p.last = time.Now()
+	p.shown = true
+	fmt.Fprintf(p.w, "\r%s: %d/%d (%d%%)", p.name, i, n, i*100/max(n, 1))
+}
+
+func (p *progress) done() {
+	if p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.shown = false
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

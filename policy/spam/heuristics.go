@@ -1,0 +1,273 @@
+package spam
+
+import (
+	"net/mail"
+	"regexp"
+	"strings"
+	"unicode"
+
+	"github.com/mailwarden/mailwarden/policy"
+)
+
+// Heuristic is one built-in test of the header or body. Its weight is the
+// default; [spam.heuristics] overrides it by name (0 turns it off).
+type Heuristic struct {
+	Name   string
+	Weight float64
+	Doc    string
+	Test   func(v *view) bool
+}
+
+// view is what the heuristics look at: the header without ignored fields,
+// the MIME leaves, the decoded text and the URLs, each computed once.
+type view struct {
+	m      *policy.Message
+	header policy.Header
+	parts  []policy.Part
+	text   string
+	urls   []string
+	hosts  []string
+}
+
+func newView(m *policy.Message, ignore *HeaderSet) *view {
+	v := &view{m: m, parts: m.Parts(), text: m.Text()}
+	for _, f := range m.Header {
+		if !ignore.Match(strings.ToLower(f.Name)) {
+			v.header = append(v.header, f)
+		}
+	}
+	v.urls = messageURLs(m, 200)
+	for _, u := range v.urls {
+		if h := urlHost(u); h != "" {
+			v.hosts = append(v.hosts, h)
+		}
+	}
+	return v
+}
+
+func (v *view) htmlParts() []policy.Part {
+	var out []policy.Part
+	for _, p := range v.parts {
+		if p.ContentType == "text/html" && p.Filename == "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Heuristics are the built-in tests, in the order they are reported. Their
+// names are stable: each becomes the signal name and, as "spam-NAME", a
+// reason code.
+var Heuristics = []Heuristic{
+	{"missing-date", 1.5, "no Date field (RFC 5322 §3.6 requires one)", func(v *view) bool {
+		return !v.header.Has("Date")
+	}},
+	{"bad-date", 2.0, "a Date field that does not parse as RFC 5322 §3.3 date-time", func(v *view) bool {
+		d := v.header.Get("Date")
+		if d == "" {
+			return false
+		}
+		_, err := mail.ParseDate(d)
+		return err != nil
+	}},
+	{"missing-message-id", 1.0, "no Message-ID field (RFC 5322 §3.6.4: SHOULD be present)", func(v *view) bool {
+		return !v.header.Has("Message-ID")
+	}},
+	{"bad-message-id", 1.5, "a Message-ID that is not <left@right> (RFC 5322 §3.6.4)", func(v *view) bool {
+		id := v.header.Get("Message-ID")
+		return id != "" && !msgIDRE.MatchString(id)
+	}},
+	{"missing-to", 0, "no To or Cc field", func(v *view) bool {
+		return !v.header.Has("To") && !v.header.Has("Cc") && !v.header.Has("Bcc")
+	}},
+	{"from-name-address", 2.0, "the From display name shows another address than the real one", func(v *view) bool {
+		a, err := mail.ParseAddress(policy.DecodeHeader(v.header.Get("From")))
+		if err != nil || a.Name == "" {
+			return false
+		}
+		shown := emailRE.FindString(a.Name)
+		return shown != "" && !strings.EqualFold(policy.Domain(shown), policy.Domain(a.Address))
+	}},
+	{"subject-shouting", 1.5, "a subject mostly in capitals", func(v *view) bool {
+		return shouting(policy.DecodeHeader(v.header.Get("Subject")))
+	}},
+	{"subject-exclaim", 1.0, "several exclamation marks in the subject", func(v *view) bool {
+		return strings.Count(v.header.Get("Subject"), "!") >= 2
+	}},
+	{"subject-encoded-ascii", 0.5, "an RFC 2047 encoded subject that is plain ASCII anyway (filter evasion)", func(v *view) bool {
+		s := v.header.Get("Subject")
+		if !strings.Contains(s, "=?") {
+			return false
+		}
+		d := policy.DecodeHeader(s)
+		if d == s {
+			return false
+		}
+		for _, r := range d {
+			if r > 127 {
+				return false
+			}
+		}
+		return true
+	}},
+	{"html-only", 1.0, "HTML without a text/plain alternative", func(v *view) bool {
+		html, plain := false, false
+		for _, p := range v.parts {
+			switch {
+			case p.Filename != "":
+			case p.ContentType == "text/html":
+				html = true
+			case p.ContentType == "text/plain" && strings.TrimSpace(p.Text) != "":
+				plain = true
+			}
+		}
+		return html && !plain
+	}},
+	{"image-only", 2.0, "images with almost no text", func(v *view) bool {
+		img := false
+		for _, p := range v.parts {
+			if strings.HasPrefix(p.ContentType, "image/") {
+				img = true
+			}
+		}
+		if !img {
+			if n := len(imgRE.FindAllStringIndex(htmlOf(v), 10)); n == 0 {
+				return false
+			}
+		}
+		return len(strings.Join(strings.Fields(v.text), " ")) < 200
+	}},
+	{"hidden-text", 1.0, "HTML that hides text (display:none, zero-size or invisible fonts)", func(v *view) bool {
+		return hiddenRE.MatchString(htmlOf(v))
+	}},
+	{"link-mismatch", 2.5, "a link whose text names another domain than its target", func(v *view) bool {
+		for _, p := range v.htmlParts() {
+			if _, ok := linkMismatch(p.Text); ok {
+				return true
+			}
+		}
+		return false
+	}},
+	{"url-shortener", 1.0, "a URL on a link shortener, which hides the real target", func(v *view) bool {
+		for _, h := range v.hosts {
+			if shorteners[registrable(h)] {
+				return true
+			}
+		}
+		return false
+	}},
+	{"url-ip", 2.0, "a URL with a numeric host", func(v *view) bool {
+		for _, h := range v.hosts {
+			if isIPHost(h) {
+				return true
+			}
+		}
+		return false
+	}},
+	{"url-userinfo", 2.0, "a URL with user@ before the host, hiding the real host", func(v *view) bool {
+		for _, u := range v.urls {
+			if i := strings.Index(u, "://"); i >= 0 {
+				auth := u[i+3:]
+				if j := strings.IndexAny(auth, "/?#"); j >= 0 {
+					auth = auth[:j]
+				}
+				if strings.Contains(auth, "@") {
+					return true
+				}
+			}
+		}
+		return false
+	}},
+	{"forged-mailer", 2.0, "X-Mailer claims Outlook, but the message lacks what Outlook always adds", func(v *view) bool {
+		x := strings.ToLower(v.header.Get("X-Mailer"))
+		if !strings.Contains(x, "outlook") {
+			return false
+		}
+		return !v.header.Has("X-MimeOLE") && !v.header.Has("Thread-Index")
+	}},
+	{"base64-text", 1.5, "a text part in base64 although it is plain ASCII (filter evasion)", func(v *view) bool {
+		return base64Text(v)
+	}},
+	{"mime-broken", 1.5, "a MIME part that does not decode (bad base64/quoted-printable or charset)", func(v *view) bool {
+		for _, p := range v.parts {
+			if p.Broken {
+				return true
+			}
+		}
+		return false
+	}},
+	{"mostly-caps", 1.0, "a body mostly in capitals", func(v *view) bool {
+		return len(v.text) > 200 && shouting(v.text)
+	}},
+}
+
+var (
+	msgIDRE  = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>`)
+	emailRE  = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
+	imgRE    = regexp.MustCompile(`(?i)<img\b`)
+	hiddenRE = regexp.MustCompile(`(?i)display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:px|pt)?\s*[;"']|<font[^>]*\bsize\s*=\s*["']?(?:0|-[1-9])`)
+	// cteB64RE finds a text part announced as base64 in the raw body.
+	cteB64RE = regexp.MustCompile(`(?im)^content-type:\s*text/(?:plain|html)[^\n]*\n(?:[ \t][^\n]*\n)*(?:[a-z-]+:[^\n]*\n(?:[ \t][^\n]*\n)*)*?content-transfer-encoding:\s*base64`)
+)
+
+// htmlOf is the raw HTML of the message's HTML parts.
+func htmlOf(v *view) string {
+	var b strings.Builder
+	for _, p := range v.htmlParts() {
+		b.WriteString(p.Text)
+	}
+	return b.String()
+}
+
+// shouting reports whether at least 70 % of at least 10 letters are
+// upper case.
+func shouting(s string) bool {
+	up, all := 0, 0
+	for _, r := range s {
+		if unicode.IsLetter(r) {
+			all++
+			if unicode.IsUpper(r) {
+				up++
+			}
+		}
+	}
+	return all >= 10 && up*10 >= all*7
+}
+
+// base64Text: the top-level header or a body part declares a text type in
+// base64, and the decoded text is ASCII.
+func base64Text(v *view) bool {
+	b64 := false
+	ct := strings.ToLower(v.header.Get("Content-Type"))
+	if (ct == "" || strings.HasPrefix(ct, "text/")) && strings.EqualFold(v.header.Get("Content-Transfer-Encoding"), "base64") {
+		b64 = true
+	}
+	if !b64 && strings.HasPrefix(ct, "multipart/") && v.m.Body != nil {
+		n := min(v.m.Body.Size(), 64<<10)
+		buf := make([]byte, n)
+		k, _ := v.m.Body.ReadAt(buf, 0)
+		raw := strings.ReplaceAll(string(buf[:k]), "\r\n", "\n")
+		b64 = cteB64RE.MatchString(raw)
+	}
+	if !b64 {
+		return false
+	}
+	for _, r := range v.text {
+		if r > 127 {
+			return false
+		}
+	}
+	return strings.TrimSpace(v.text) != ""
+}
+
+// shorteners are registrable domains of URL shorteners.
+var shorteners = map[string]bool{}
+
+func init() {
+	for _, d := range strings.Fields(`bit.ly bitly.com tinyurl.com t.co goo.gl ow.ly is.gd buff.ly
+		rebrand.ly cutt.ly shorturl.at tiny.cc rb.gy t.ly v.gd bl.ink lnkd.in s.id qrco.de
+		shorte.st adf.ly x.co snipurl.com snurl.com cli.gs budurl.com tr.im su.pr
+		go2.me short.ie kutt.it`) {
+		shorteners[d] = true
+	}
+}

@@ -1,0 +1,582 @@
+// Package spam scores how likely a message is to be spam, as a sum of
+// named, weighted signals:
+//
+//   - the authentication outcome reported by the spf, dkim and dmarc checks
+//     (RFC 7208, RFC 6376, RFC 7489), read as generic statuses from the
+//     prior results so that this package does not depend on their code;
+//   - built-in header and body heuristics (see Heuristics), each with a
+//     stable name and a weight the operator can change;
+//   - operator URI rules: regular expressions on the URLs of the body;
+//   - DNS lists (RFC 5782) for the client address and for the registrable
+//     domains of the URLs in the body;
+//   - a Bayesian classifier (package bayes) on header and body tokens of
+//     the decoded MIME parts, HTML reduced to text, whose probability maps
+//     to a weight per bucket, once enough ham and spam were learned.
+//
+// The check reports facts: its score, every signal for --explain and, as
+// reason codes "spam-NAME", the top contributors. The core maps the total
+// score of all checks to actions with the [score] thresholds; this package
+// never decides an action itself. Its status says where its own score
+// stands against those thresholds: "ham", "unsure" (at or above add_header)
+// or "spam" (at or above quarantine).
+//
+// Spam-status header fields already in a message (X-Spam-* from another
+// filter or from a corpus, and our own configured status fields) are never
+// evidence: they are left out of the tokens and the heuristics.
+package spam
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/spam/bayes"
+	"github.com/mailwarden/mailwarden/policy/store"
+)
+
+// Statuses of the spam check.
+const (
+	StatusHam    policy.Status = "ham"
+	StatusUnsure policy.Status = "unsure"
+	StatusSpam   policy.Status = "spam"
+)
+
+// Config is the [spam] section.
+type Config struct {
+	policy.StepConfig
+	// IgnoreHeaders are field names (with * wildcards, any case) that are
+	// never evidence. The core's own status and flag fields are always
+	// ignored too.
+	IgnoreHeaders []string `toml:"ignore_headers"`
+	// SkipDirections lists message directions not scored (e.g. "outbound").
+	SkipDirections []policy.Direction `toml:"skip_directions"`
+	// MaxReasons is how many top contributors become reason codes.
+	MaxReasons int `toml:"max_reasons"`
+	// MinReason is the smallest contribution that becomes a reason code.
+	MinReason float64 `toml:"min_reason"`
+	// Heuristics overrides built-in heuristic weights by name.
+	Heuristics map[string]float64 `toml:"heuristics"`
+	// Auth weights the authentication outcome: "CHECK-STATUS" (e.g.
+	// "spf-fail", "dmarc-fail", "dkim-pass") and "unauthenticated".
+	Auth map[string]float64 `toml:"auth"`
+	// URIRules are operator regular expressions on the body's URLs.
+	URIRules []URIRule `toml:"uri_rule"`
+	// DNSBL lists are asked about the client address, URIBL lists about
+	// the registrable domains of URLs.
+	DNSBL []Zone `toml:"dnsbl"`
+	URIBL []Zone `toml:"uribl"`
+	// DNSTimeout bounds all DNS list queries of one message.
+	DNSTimeout policy.Duration `toml:"dns_timeout"`
+	// MaxURIDomains bounds the URIBL queries of one message.
+	MaxURIDomains int `toml:"max_uri_domains"`
+
+	Bayes BayesConfig `toml:"bayes"`
+
+	// Resolver, if set, replaces the shared resolver of policy/dns (tests).
+	Resolver Resolver `toml:"-"`
+	// Tokens, if set, replaces the [store]-backed token store (eval).
+	Tokens bayes.TokenStore `toml:"-"`
+}
+
+// BayesConfig is [spam.bayes].
+type BayesConfig struct {
+	Enabled bool `toml:"enabled"`
+	// MinSpam and MinHam: no Bayes signal until this many of each were
+	// learned.
+	MinSpam int64 `toml:"min_spam"`
+	MinHam  int64 `toml:"min_ham"`
+	// Weights maps probability buckets to a score: "00" (p < 1 %), "01"
+	// (< 5 %), "05" (< 20 %), "20" (< 40 %), "40" (< 60 %), "60" (< 80 %),
+	// "80" (< 95 %), "95" (< 99 %), "99" (< 99.9 %), "999" (≥ 99.9 %).
+	Weights map[string]float64 `toml:"weights"`
+	// Prefix namespaces the token keys in the shared store.
+	Prefix string `toml:"prefix"`
+}
+
+// URIRule is one [[spam.uri_rule]].
+type URIRule struct {
+	Name    string  `toml:"name"`
+	Pattern string  `toml:"pattern"`
+	Score   float64 `toml:"score"`
+	re      *regexp.Regexp
+}
+
+// bucket bounds, in the order of BayesBuckets.
+var (
+	BayesBuckets = []string{"00", "01", "05", "20", "40", "60", "80", "95", "99", "999"}
+	bucketUpper  = []float64{0.01, 0.05, 0.20, 0.40, 0.60, 0.80, 0.95, 0.99, 0.999, 2}
+)
+
+// Default returns the section's defaults.
+func Default() *Config {
+	h := map[string]float64{}
+	for _, x := range Heuristics {
+		h[x.Name] = x.Weight
+	}
+	return &Config{
+		StepConfig: policy.StepConfig{Enabled: true, Timeout: policy.Duration(20 * time.Second), OnError: policy.ActionAccept},
+		// RFC 6648 retired X- names, but filters still use them.
+		IgnoreHeaders: []string{"X-Spam*", "X-Mailwarden*"},
+		MaxReasons:    3,
+		MinReason:     1,
+		Heuristics:    h,
+		Auth: map[string]float64{
+			"spf-fail": 2, "spf-softfail": 0.5, "spf-permerror": 0.5,
+			"dkim-fail": 1, "dkim-permerror": 0.5,
+			"dmarc-fail": 4,
+			"unauthenticated": 0.5,
+		},
+		DNSTimeout:    policy.Duration(5 * time.Second),
+		MaxURIDomains: 10,
+		Bayes: BayesConfig{
+			Enabled: true, MinSpam: 200, MinHam: 200, Prefix: "bayes:",
+			Weights: map[string]float64{"00": -4, "01": -2, "05": -1, "20": 0, "40": 0, "60": 2, "80": 7, "95": 10, "99": 10, "999": 11},
+		},
+	}
+}
+
+// Validate checks the section; errors name the key.
+func (c *Config) Validate() error {
+	var errs []error
+	known := map[string]bool{}
+	for _, h := range Heuristics {
+		known[h.Name] = true
+	}
+	for n := range c.Heuristics {
+		if !known[n] {
+			errs = append(errs, policy.KeyErr("heuristics."+n, "unknown heuristic (known: %s)", strings.Join(heuristicNames(), ", ")))
+		}
+	}
+	for k := range c.Auth {
+		if k != "unauthenticated" && !authKeyRE.MatchString(k) {
+			errs = append(errs, policy.KeyErr("auth."+k, "want CHECK-STATUS (e.g. spf-fail, dmarc-fail) or unauthenticated"))
+		}
+	}
+	for _, p := range c.IgnoreHeaders {
+		if _, err := path.Match(strings.ToLower(p), ""); err != nil || p == "" {
+			errs = append(errs, policy.KeyErr("ignore_headers", "bad pattern %q", p))
+		}
+	}
+	for _, d := range c.SkipDirections {
+		switch d {
+		case policy.DirInbound, policy.DirOutbound, policy.DirInternal, policy.DirRelay:
+		default:
+			errs = append(errs, policy.KeyErr("skip_directions", "%q: want inbound, outbound, internal or relay", d))
+		}
+	}
+	names := map[string]bool{}
+	for i := range c.URIRules {
+		r := &c.URIRules[i]
+		key := fmt.Sprintf("uri_rule[%d]", i+1)
+		if r.Name == "" || strings.ContainsAny(r.Name, " ,;\t") {
+			errs = append(errs, policy.KeyErr(key+".name", "every URI rule needs a name without spaces or commas (it becomes spam-uri-NAME)"))
+		} else if names[r.Name] {
+			errs = append(errs, policy.KeyErr(key+".name", "duplicate URI rule name %q", r.Name))
+		}
+		names[r.Name] = true
+		re, err := regexp.Compile(r.Pattern)
+		if err != nil || r.Pattern == "" {
+			errs = append(errs, policy.KeyErr(key+".pattern", "bad regular expression: %v", err))
+		}
+		r.re = re
+		if r.Score == 0 {
+			errs = append(errs, policy.KeyErr(key+".score", "a URI rule needs a non-zero score"))
+		}
+	}
+	for kind, zs := range map[string][]Zone{"dnsbl": c.DNSBL, "uribl": c.URIBL} {
+		for i, z := range zs {
+			key := fmt.Sprintf("%s[%d]", kind, i+1)
+			if z.Zone == "" || strings.ContainsAny(z.Zone, " /@") {
+				errs = append(errs, policy.KeyErr(key+".zone", "want a DNS zone such as zen.spamhaus.org"))
+			}
+			for _, a := range z.Answers {
+				if net.ParseIP(a) == nil {
+					errs = append(errs, policy.KeyErr(key+".answers", "%q is not an IP address", a))
+				}
+			}
+		}
+	}
+	if c.DNSTimeout <= 0 {
+		errs = append(errs, policy.KeyErr("dns_timeout", "must be positive"))
+	}
+	if c.MaxURIDomains < 0 {
+		errs = append(errs, policy.KeyErr("max_uri_domains", "must not be negative"))
+	}
+	if c.MaxReasons < 0 {
+		errs = append(errs, policy.KeyErr("max_reasons", "must not be negative"))
+	}
+	for k := range c.Bayes.Weights {
+		if bucketIndex(k) < 0 {
+			errs = append(errs, policy.KeyErr("bayes.weights."+k, "unknown bucket (known: %s)", strings.Join(BayesBuckets, ", ")))
+		}
+	}
+	if c.Bayes.MinSpam < 1 || c.Bayes.MinHam < 1 {
+		errs = append(errs, policy.KeyErr("bayes.min_spam", "min_spam and min_ham must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+var authKeyRE = regexp.MustCompile(`^[a-z0-9_]+-[a-z]+$`)
+
+func heuristicNames() []string {
+	var n []string
+	for _, h := range Heuristics {
+		n = append(n, h.Name)
+	}
+	return n
+}
+
+func bucketIndex(k string) int {
+	for i, b := range BayesBuckets {
+		if b == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// Bucket returns the Bayes bucket name of a probability.
+func Bucket(p float64) string {
+	for i, u := range bucketUpper {
+		if p < u {
+			return BayesBuckets[i]
+		}
+	}
+	return BayesBuckets[len(BayesBuckets)-1]
+}
+
+// HeaderSet matches field names against wildcard patterns.
+type HeaderSet struct{ patterns []string }
+
+// NewHeaderSet builds a set from patterns such as "X-Spam*".
+func NewHeaderSet(patterns ...string) *HeaderSet {
+	s := &HeaderSet{}
+	for _, p := range patterns {
+		if p != "" {
+			s.patterns = append(s.patterns, strings.ToLower(p))
+		}
+	}
+	return s
+}
+
+// Match reports whether a lower-case field name is in the set.
+func (s *HeaderSet) Match(lname string) bool {
+	if s == nil {
+		return false
+	}
+	for _, p := range s.patterns {
+		if ok, _ := path.Match(p, lname); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Module is the [spam] section and the "spam" check.
+func Module() policy.Module {
+	return policy.Module{
+		Name:    "spam",
+		Default: func() any { return Default() },
+		Build: func(sec any, env *policy.Env) ([]policy.Step, error) {
+			cfg := sec.(*Config)
+			if !cfg.Enabled {
+				return nil, nil
+			}
+			c, err := New(cfg, env)
+			if err != nil {
+				return nil, err
+			}
+			return []policy.Step{{Check: c, StepConfig: cfg.StepConfig}}, nil
+		},
+	}
+}
+
+// Check is the spam check.
+type Check struct {
+	cfg        *Config
+	core       *policy.Config
+	ignore     *HeaderSet
+	heuristics []Heuristic // with the configured weights, zero weights dropped
+	classifier *bayes.Classifier
+	resolver   Resolver
+}
+
+// New builds the check. env.Config may be nil (then the core's default
+// thresholds apply).
+func New(cfg *Config, env *policy.Env) (*Check, error) {
+	if err := cfg.Validate(); err != nil { // compiles the URI rules
+		return nil, err
+	}
+	core := policy.DefaultConfig()
+	if env != nil && env.Config != nil {
+		core = env.Config
+	}
+	c := &Check{cfg: cfg, core: core}
+	c.ignore = NewHeaderSet(append(append([]string{}, cfg.IgnoreHeaders...), core.Headers.Status, core.Headers.Flag)...)
+	for _, h := range Heuristics {
+		if w, ok := cfg.Heuristics[h.Name]; ok {
+			h.Weight = w
+		}
+		if h.Weight != 0 {
+			c.heuristics = append(c.heuristics, h)
+		}
+	}
+	if cfg.Bayes.Enabled {
+		ts := cfg.Tokens
+		if ts == nil {
+			if env == nil {
+				return nil, errors.New("spam: bayes needs a token store")
+			}
+			st, err := store.FromEnv(env)
+			if err != nil {
+				return nil, fmt.Errorf("spam: %w", err)
+			}
+			ts = &bayes.Store{S: st, Prefix: cfg.Bayes.Prefix}
+		}
+		c.classifier = bayes.New(ts, cfg.Bayes.MinSpam, cfg.Bayes.MinHam)
+	}
+	if len(cfg.DNSBL)+len(cfg.URIBL) > 0 {
+		c.resolver = cfg.Resolver
+		if c.resolver == nil {
+			if env == nil {
+				return nil, errors.New("spam: DNS lists need a resolver")
+			}
+			r, err := dns.FromEnv(env)
+			if err != nil {
+				return nil, fmt.Errorf("spam: %w", err)
+			}
+			c.resolver = r
+		}
+	}
+	return c, nil
+}
+
+// Name implements policy.Check.
+func (c *Check) Name() string { return "spam" }
+
+// After implements policy.After: the authentication outcome is a signal.
+func (c *Check) After() []string { return []string{"spf", "dkim", "dmarc"} }
+
+// TokenStore returns the classifier's store (nil without Bayes).
+func (c *Check) TokenStore() bayes.TokenStore {
+	if c.classifier == nil {
+		return nil
+	}
+	return c.classifier.Store
+}
+
+// Ignore returns the set of header fields that are never evidence.
+func (c *Check) Ignore() *HeaderSet { return c.ignore }
+
+// Check implements policy.Check.
+func (c *Check) Check(ctx context.Context, m *policy.Message, prior policy.Results) (policy.Result, error) {
+	for _, d := range c.cfg.SkipDirections {
+		if m.Direction(c.core) == d {
+			return policy.Result{Status: policy.StatusSkip, Detail: "direction " + string(d)}, nil
+		}
+	}
+	var sigs []policy.Signal
+	var notes []string
+	add := func(name string, w float64) {
+		if w != 0 {
+			sigs = append(sigs, policy.Signal{Name: name, Score: w})
+		}
+	}
+
+	// Authentication outcome, from whichever auth checks ran.
+	c.authSignals(prior, add)
+
+	// DNS lists, concurrently with the local work below.
+	var lookups []lookup
+	if c.resolver != nil {
+		lookups = c.dnsLookups(m)
+	}
+	dnsDone := make(chan struct{})
+	if len(lookups) > 0 {
+		dctx, cancel := context.WithTimeout(ctx, c.cfg.DNSTimeout.D())
+		go func() {
+			defer close(dnsDone)
+			defer cancel()
+			runLookups(dctx, c.resolver, lookups)
+		}()
+	} else {
+		close(dnsDone)
+	}
+
+	v := newView(m, c.ignore)
+	for _, h := range c.heuristics {
+		if h.Test(v) {
+			add(h.Name, h.Weight)
+		}
+	}
+	for _, r := range c.cfg.URIRules {
+		for _, u := range v.urls {
+			if r.re.MatchString(u) {
+				add("uri-"+r.Name, r.Score)
+				break
+			}
+		}
+	}
+
+	if c.classifier != nil {
+		toks := Tokens(m, c.ignore)
+		bv, err := c.classifier.Classify(ctx, toks)
+		switch {
+		case errors.Is(err, bayes.ErrNotReady):
+			notes = append(notes, fmt.Sprintf("bayes not ready (%d spam, %d ham learned)", bv.Learnt.Spam, bv.Learnt.Ham))
+		case err != nil:
+			// The store is down: score without Bayes rather than fail
+			// the message; the log says why.
+			notes = append(notes, "bayes unavailable: "+err.Error())
+		default:
+			b := Bucket(bv.Prob)
+			add("bayes-"+b, c.cfg.Bayes.Weights[b])
+			notes = append(notes, fmt.Sprintf("bayes p=%.4f tokens=%d", bv.Prob, bv.Used))
+		}
+	}
+
+	<-dnsDone
+	for _, l := range lookups {
+		switch {
+		case l.err != nil:
+			notes = append(notes, l.name+" lookup failed: "+l.err.Error())
+		case l.listed:
+			add(l.name, l.zone.Weight)
+		}
+	}
+	dedup := map[string]bool{}
+	out := sigs[:0]
+	for _, s := range sigs { // a URI domain on one list counts once
+		if !dedup[s.Name] {
+			dedup[s.Name] = true
+			out = append(out, s)
+		}
+	}
+	sigs = out
+	return c.result(sigs, notes), nil
+}
+
+func (c *Check) result(sigs []policy.Signal, notes []string) policy.Result {
+	sort.SliceStable(sigs, func(i, j int) bool {
+		a, b := sigs[i].Score, sigs[j].Score
+		if a != b {
+			return a > b
+		}
+		return sigs[i].Name < sigs[j].Name
+	})
+	res := policy.Result{Signals: sigs, Status: StatusHam}
+	for _, s := range sigs {
+		res.Score += s.Score
+	}
+	th := c.core.Score.Thresholds
+	switch {
+	case th.Quarantine > 0 && res.Score >= th.Quarantine:
+		res.Status = StatusSpam
+	case th.AddHeader > 0 && res.Score >= th.AddHeader:
+		res.Status = StatusUnsure
+	}
+	if res.Status != StatusHam {
+		for _, s := range sigs {
+			if len(res.Reasons) >= c.cfg.MaxReasons || s.Score < c.cfg.MinReason {
+				break
+			}
+			res.Reasons = append(res.Reasons, "spam-"+s.Name)
+		}
+	}
+	var d []string
+	for _, s := range sigs {
+		d = append(d, fmt.Sprintf("%s=%+.1f", s.Name, s.Score))
+	}
+	res.Detail = strings.Join(append([]string{fmt.Sprintf("score=%.2f", res.Score)}, append(d, notes...)...), " ")
+	return res
+}
+
+// authSignals weighs the statuses of the auth checks that ran.
+func (c *Check) authSignals(prior policy.Results, add func(string, float64)) {
+	ran, passed := 0, false
+	for _, name := range []string{"spf", "dkim", "dmarc"} {
+		r, ok := prior[name]
+		if !ok {
+			continue
+		}
+		ran++
+		st := strings.ToLower(string(r.Status))
+		if st == string(policy.StatusPass) {
+			passed = true
+		}
+		add("auth-"+name+"-"+st, c.cfg.Auth[name+"-"+st])
+	}
+	if ran > 0 && !passed {
+		add("auth-unauthenticated", c.cfg.Auth["unauthenticated"])
+	}
+}
+
+// dnsLookups lists the DNS list queries for a message.
+func (c *Check) dnsLookups(m *policy.Message) []lookup {
+	var ls []lookup
+	a := m.Client.Addr
+	if a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !c.core.TrustedNetworks.Contains(a) {
+		rev := reverseIP(a)
+		for _, z := range c.cfg.DNSBL {
+			ls = append(ls, lookup{name: z.signal("dnsbl"), query: rev + "." + strings.TrimSuffix(z.Zone, ".") + ".", zone: z})
+		}
+	}
+	if len(c.cfg.URIBL) > 0 && c.cfg.MaxURIDomains > 0 {
+		seen := map[string]bool{}
+		var doms []string
+		for _, u := range messageURLs(m, 200) {
+			h := urlHost(u)
+			if h == "" || isIPHost(h) {
+				continue
+			}
+			d := registrable(h)
+			if !seen[d] && strings.Contains(d, ".") {
+				seen[d] = true
+				doms = append(doms, d)
+			}
+			if len(doms) >= c.cfg.MaxURIDomains {
+				break
+			}
+		}
+		for _, d := range doms {
+			for _, z := range c.cfg.URIBL {
+				ls = append(ls, lookup{name: z.signal("uribl"), query: d + "." + strings.TrimSuffix(z.Zone, ".") + ".", zone: z})
+			}
+		}
+	}
+	return ls
+}
+
+// MessageID is the digest that identifies a message for learning: the
+// Message-ID, Subject and From fields and the body, so that the same
+// message from two mailboxes is learned once.
+func MessageID(m *policy.Message) string {
+	h := sha256.New()
+	for _, n := range []string{"Message-ID", "Subject", "From"} {
+		h.Write([]byte(m.Header.Get(n)))
+		h.Write([]byte{0})
+	}
+	if m.Body != nil {
+		buf := make([]byte, 32<<10)
+		var off int64
+		for off < m.Body.Size() {
+			n, err := m.Body.ReadAt(buf, off)
+			h.Write(buf[:n])
+			off += int64(n)
+			if err != nil || n == 0 {
+				break
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

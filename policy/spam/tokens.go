@@ -1,0 +1,200 @@
+package spam
+
+import (
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mailwarden/mailwarden/policy"
+)
+
+// Tokenizer limits: a message yields at most this many distinct tokens, so
+// that a huge or hostile message costs bounded time and store traffic.
+const (
+	maxTokens      = 3000
+	maxTokenLen    = 40
+	maxHeaderToks  = 400
+	maxHeaderBytes = 64 << 10
+)
+
+// tokenHeaders are excluded from the Bayes tokens: values that are unique
+// per message (they only bloat the store) or that describe the mailbox,
+// not the message.
+var noTokenHeaders = map[string]bool{
+	"date": true, "message-id": true, "content-length": true, "lines": true,
+	"status": true, "x-status": true, "x-keywords": true, "x-uid": true,
+	"delivery-date": true, "x-original-date": true,
+	"authentication-results": true, "arc-authentication-results": true,
+	"dkim-signature": true, "arc-message-signature": true, "arc-seal": true,
+	"received-spf": true,
+}
+
+// Tokens returns the distinct Bayes tokens of a message, sorted: words of
+// the decoded text parts (HTML reduced to text), words of most header
+// fields prefixed by the field name, URL hosts, MIME structure and HTML tag
+// names. Fields that ignore matches (X-Spam-* and our own status fields)
+// never contribute: a corpus or another filter must not teach us its
+// verdict.
+func Tokens(m *policy.Message, ignore *HeaderSet) []string {
+	t := tokenSet{seen: make(map[string]struct{}, 512)}
+	nh := 0
+	hbytes := 0
+	for _, f := range m.Header {
+		name := strings.ToLower(f.Name)
+		if ignore.Match(name) || noTokenHeaders[name] {
+			continue
+		}
+		if presenceHeaders[name] {
+			t.add("H*" + name)
+		}
+		if !tokenHeaders[name] {
+			continue
+		}
+		hbytes += len(f.Value)
+		if hbytes > maxHeaderBytes || nh > maxHeaderToks {
+			continue
+		}
+		v := policy.DecodeHeader(policy.Unfold(f.Value))
+		switch name {
+		case "subject":
+			for _, w := range words(v, 60) {
+				t.add("subj:" + w)
+				nh++
+			}
+			continue
+		}
+		for _, w := range words(v, 30) {
+			t.add(name + ":" + w)
+			nh++
+		}
+	}
+	for _, p := range m.Parts() {
+		t.add("ct:" + p.ContentType)
+		if p.Filename != "" {
+			if i := strings.LastIndexByte(p.Filename, '.'); i >= 0 && len(p.Filename)-i <= 6 {
+				t.add("fext:" + strings.ToLower(p.Filename[i+1:]))
+			}
+		}
+		if p.Broken {
+			t.add("mime:broken")
+		}
+		if p.ContentType == "text/html" {
+			for _, m := range tagRE.FindAllStringSubmatch(p.Text, 200) {
+				t.add("tag:" + strings.ToLower(m[1]))
+			}
+		}
+	}
+	text := m.Text()
+	for _, u := range findURLs(text, 100) {
+		if h := urlHost(u); h != "" {
+			t.add("url:" + h)
+			if d := registrable(h); d != h {
+				t.add("url:" + d)
+			}
+		}
+	}
+	for _, w := range words(text, maxTokens) {
+		t.add(w)
+		if len(t.seen) >= maxTokens {
+			break
+		}
+	}
+	out := make([]string, 0, len(t.seen))
+	for k := range t.seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// tokenHeaders are the fields whose words become tokens. Routing fields
+// (Received, List-*, Sender) are left out on purpose: they describe the
+// path, and spam that reached a mailing list would otherwise inherit the
+// list's good name.
+var tokenHeaders = map[string]bool{
+	"subject": true, "from": true, "reply-to": true, "to": true, "cc": true,
+	"content-type": true, "content-transfer-encoding": true, "mime-version": true,
+	"x-mailer": true, "user-agent": true, "x-priority": true, "x-msmail-priority": true,
+	"organization": true,
+}
+
+// presenceHeaders are the fields whose mere presence is a token.
+var presenceHeaders = map[string]bool{
+	"in-reply-to": true, "references": true, "x-mailer": true, "user-agent": true,
+	"x-mimeole": true, "x-msmail-priority": true, "x-priority": true, "organization": true,
+	"reply-to": true, "mime-version": true, "cc": true, "thread-index": true,
+	"x-originating-ip": true, "disposition-notification-to": true,
+}
+
+type tokenSet struct{ seen map[string]struct{} }
+
+func (t *tokenSet) add(s string) {
+	if len(t.seen) >= maxTokens {
+		return
+	}
+	if len(s) > maxTokenLen {
+		s = s[:maxTokenLen]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	t.seen[s] = struct{}{}
+}
+
+var (
+	tagRE  = regexp.MustCompile(`<([A-Za-z][A-Za-z0-9]{0,10})\b`)
+)
+
+// words splits text into lower-case word tokens, at most n. Words of 3 to
+// 20 characters are kept as they are (with a trailing '!' or '$' kept as a
+// separate marker); longer ones become "skip:" tokens with their first
+// character and length class, like SpamBayes, so that base64 noise and
+// URLs do not flood the store.
+func words(s string, n int) []string {
+	var out []string
+	start := -1
+	emit := func(w string) {
+		if len(out) >= n {
+			return
+		}
+		l := utf8.RuneCountInString(w)
+		switch {
+		case l < 3:
+			return
+		case l > 20:
+			r, _ := utf8.DecodeRuneInString(w)
+			out = append(out, "skip:"+string(r)+" "+strconv.Itoa(l/10*10))
+		default:
+			out = append(out, strings.ToLower(w))
+		}
+	}
+	for i, r := range s {
+		word := unicode.IsLetter(r) || unicode.IsDigit(r) || r == '$' || r == '\'' || r == '-' || r == '_'
+		if word && r == utf8.RuneError {
+			word = false
+		}
+		if word {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			emit(strings.Trim(s[start:i], "'-_"))
+			start = -1
+		}
+		if r == '!' && len(out) < n {
+			out = append(out, "!")
+		}
+		if len(out) >= n {
+			return out
+		}
+	}
+	if start >= 0 {
+		emit(strings.Trim(s[start:], "'-_"))
+	}
+	return out
+}

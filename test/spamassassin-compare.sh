@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Compares mailwarden's spam scoring with SpamAssassin 4 (Debian package
+# spamassassin) on the same cross-validation folds of a corpus:
+#
+#   1. `mailwarden eval --print-folds` splits the corpus (stratified,
+#      deterministic) and marks the test sample of the chosen fold;
+#   2. mailwarden: `mailwarden eval` trains its Bayes on the other folds
+#      and scores the test sample (DNS lists off);
+#   3. SpamAssassin: sa-learn on exactly the same training messages into a
+#      private Bayes database, then spamd -L (local tests only: no DNS
+#      lists, no Razor/Pyzor) with that database scores the same test
+#      messages through spamc, with as many children as mailwarden has
+#      workers;
+#   4. both tables are printed side by side. SpamAssassin is judged at its
+#      own threshold (required_score 5.0), mailwarden at score.quarantine.
+#
+# SpamAssassin scores ~10 messages/s, so by default only a stratified sample
+# of one fold is scored (--max-test); --max-test 0 scores the whole fold.
+#
+# usage: test/spamassassin-compare.sh [--ham DIR] [--spam DIR] [--folds 5]
+#          [--test-fold 0] [--max-test 400] [--workers 2]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
+
+corpus=${CORPUS:-../shared/corpus/spamassassin}
+ham=$corpus/ham spam=$corpus/spam folds=5 fold=0 maxtest=400 workers=2
+while [ $# -gt 0 ]; do
+	case $1 in
+	--ham) ham=$2; shift 2 ;;
+	--spam) spam=$2; shift 2 ;;
+	--folds) folds=$2; shift 2 ;;
+	--test-fold) fold=$2; shift 2 ;;
+	--max-test) maxtest=$2; shift 2 ;;
+	--workers) workers=$2; shift 2 ;;
+	*) echo "usage: $0 [--ham DIR] [--spam DIR] [--folds N] [--test-fold I] [--max-test N] [--workers N]" >&2; exit 2 ;;
+	esac
+done
+for b in sa-learn spamd spamc python3; do
+	command -v $b >/dev/null || { echo "$0: $b not found (apt-get install spamassassin spamc)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/sa-compare.XXXXXX)
+spamd_pid=
+cleanup() {
+	[ -n "$spamd_pid" ] && kill "$spamd_pid" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/mailwarden" ./cmd/mailwarden
+mw=$work/mailwarden
+common=(--ham "$ham" --spam "$spam" --folds "$folds" --test-fold "$fold" --max-test "$maxtest" --workers "$workers")
+
+# 1. The split.
+"$mw" eval "${common[@]}" --print-folds >"$work/folds.tsv"
+awk -F'\t' -v f="$fold" '$1!=f && $2=="spam" {print $4}' "$work/folds.tsv" >"$work/train-spam"
+awk -F'\t' -v f="$fold" '$1!=f && $2=="ham" {print $4}' "$work/folds.tsv" >"$work/train-ham"
+awk -F'\t' -v f="$fold" '$1==f && $3==1 {print $2"\t"$4}' "$work/folds.tsv" >"$work/test"
+echo "training on $(wc -l <"$work/train-ham") ham + $(wc -l <"$work/train-spam") spam, testing $(wc -l <"$work/test") messages of fold $fold" >&2
+
+# 2. mailwarden.
+"$mw" eval "${common[@]}" --json >"$work/mw.json"
+
+# 3. SpamAssassin with its own Bayes database.
+mkdir -p "$work/sa/site" "$work/sa/home"
+cp /etc/spamassassin/*.pre "$work/sa/site/"
+cat >"$work/sa/site/local.cf" <<EOF
+use_bayes 1
+bayes_auto_learn 0
+bayes_path $work/sa/bayes/bayes
+bayes_file_mode 0777
+skip_rbl_checks 1
+use_razor2 0
+use_pyzor 0
+required_score 5.0
+EOF
+mkdir -p "$work/sa/bayes"
+chmod -R a+rwX "$work/sa"
+sal=(sa-learn --siteconfigpath "$work/sa/site" --dbpath "$work/sa/bayes" -L --no-sync)
+t0=$(date +%s.%N)
+xargs -d '\n' -n 200 "${sal[@]}" --spam <"$work/train-spam" >/dev/null
+xargs -d '\n' -n 200 "${sal[@]}" --ham <"$work/train-ham" >/dev/null
+sa-learn --siteconfigpath "$work/sa/site" --dbpath "$work/sa/bayes" --sync >/dev/null
+t1=$(date +%s.%N)
+echo "sa-learn: $(python3 -c "print(round($t1-$t0))") s" >&2
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+user=()
+[ "$(id -u)" = 0 ] && user=(-u nobody)
+spamd -L -x -s stderr -i 127.0.0.1 -A 127.0.0.1 -p "$port" -m "$workers" --min-spare=1 --max-spare="$workers" \
+	--siteconfigpath "$work/sa/site" --helper-home-dir="$work/sa/home" "${user[@]}" \
+	--pidfile "$work/spamd.pid" 2>"$work/spamd.log" &
+spamd_pid=$!
+for _ in $(seq 1 120); do
+	spamc -d 127.0.0.1 -p "$port" -K >/dev/null 2>&1 && break
+	kill -0 "$spamd_pid" 2>/dev/null || { cat "$work/spamd.log" >&2; exit 1; }
+	sleep 1
+done
+t0=$(date +%s.%N)
+# One spamc per message, $workers at a time; output: CLASS<TAB>SCORE.
+awk -F'\t' '{print $1" "$2}' "$work/test" | xargs -P "$workers" -L 1 sh -c \
+	's=$(spamc -d 127.0.0.1 -p '"$port"' -c -x <"$1" 2>/dev/null || true); printf "%s\t%s\n" "$0" "${s%%/*}"' >"$work/sa.tsv"
+t1=$(date +%s.%N)
+sasecs=$(python3 -c "print($t1-$t0)")
+
+# 4. Both tables.
+python3 - "$work/mw.json" "$work/sa.tsv" "$sasecs" "$workers" <<'EOF'
+import json, sys
+mw = json.load(open(sys.argv[1]))
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip()]
+secs, workers = float(sys.argv[3]), int(sys.argv[4])
+bad = [r for r in rows if len(r) < 2 or r[1] == ""]
+sc = [(r[0], float(r[1]) if len(r) > 1 and r[1] else 0.0) for r in rows]
+ham = [s for c, s in sc if c == "ham"]
+spam = [s for c, s in sc if c == "spam"]
+thr = 5.0
+fp = sum(1 for s in ham if s >= thr)
+fn = sum(1 for s in spam if s < thr)
+def auc(h, s):
+    h = sorted(h); u = 0.0
+    import bisect
+    for x in s:
+        lo = bisect.bisect_left(h, x); hi = bisect.bisect_right(h, x)
+        u += lo + (hi - lo) / 2
+    return u / len(h) / len(s) if h and s else 0
+sa = dict(ham=len(ham), spam=len(spam), fp=fp, fp_rate=fp / max(len(ham), 1), fn=fn,
+          recall=(len(spam) - fn) / max(len(spam), 1), auc=auc(ham, spam), msgs_per_sec=len(sc) / secs)
+print(f"same test messages: {mw['ham']} ham + {mw['spam']} spam (fold {mw['per_fold'][0]['fold']} of {mw['folds']}), {workers} workers each\n")
+print(f"{'':22}{'mailwarden':>14}{'SpamAssassin 4':>18}")
+print(f"{'threshold':22}{mw['threshold']:>14.1f}{thr:>18.1f}")
+print(f"{'false positives':22}{mw['false_positives']:>14d}{fp:>18d}")
+print(f"{'FP rate':22}{100*mw['fp_rate']:>13.2f}%{100*sa['fp_rate']:>17.2f}%")
+print(f"{'missed spam':22}{mw['false_negatives']:>14d}{fn:>18d}")
+print(f"{'spam recall':22}{100*mw['recall']:>13.2f}%{100*sa['recall']:>17.2f}%")
+print(f"{'ROC AUC':22}{mw['auc']:>14.4f}{sa['auc']:>18.4f}")
+print(f"{'msgs/s':22}{mw['msgs_per_sec']:>14.0f}{sa['msgs_per_sec']:>18.1f}")
+print(f"{'speed ratio':22}{mw['msgs_per_sec']/max(sa['msgs_per_sec'],1e-9):>13.0f}x")
+if bad:
+    print(f"\nwarning: spamc gave no score for {len(bad)} messages (counted as 0)")
+EOF
