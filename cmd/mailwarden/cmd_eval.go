@@ -26,11 +26,11 @@ func init() {
 
 // evalMsg is one corpus message.
 type evalMsg struct {
-	path  string
-	raw   []byte
-	spam  bool
-	fold  int
-	test  bool // in the test sample of its fold
+	path   string
+	raw    []byte
+	spam   bool
+	fold   int
+	test   bool // in the test sample of its fold
 	score  float64
 	detail string // the spam check's detail (signals)
 }

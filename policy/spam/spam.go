@@ -133,7 +133,7 @@ func Default() *Config {
 		Auth: map[string]float64{
 			"spf-fail": 2, "spf-softfail": 0.5, "spf-permerror": 0.5,
 			"dkim-fail": 1, "dkim-permerror": 0.5,
-			"dmarc-fail": 4,
+			"dmarc-fail":      4,
 			"unauthenticated": 0.5,
 		},
 		DNSTimeout:    policy.Duration(5 * time.Second),

@@ -145,7 +145,7 @@ func (t *tokenSet) add(s string) {
 }
 
 var (
-	tagRE  = regexp.MustCompile(`<([A-Za-z][A-Za-z0-9]{0,10})\b`)
+	tagRE = regexp.MustCompile(`<([A-Za-z][A-Za-z0-9]{0,10})\b`)
 )
 
 // words splits text into lower-case word tokens, at most n. Words of 3 to
