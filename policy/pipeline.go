@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -313,7 +314,10 @@ func (p *Pipeline) Run(ctx context.Context, m *Message) *Verdict {
 
 	results := Results{}
 	for _, level := range p.levels {
-		reports := p.runLevel(ctx, m, level, results)
+		// Each level reads its own copy: a check abandoned at its deadline
+		// may still read prior while later levels' results are written, and
+		// a concurrent map read and write is a fatal error, not a panic.
+		reports := p.runLevel(ctx, m, level, maps.Clone(results))
 		for _, r := range reports {
 			results[r.Name] = r.Result
 			v.Checks = append(v.Checks, r)
@@ -543,6 +547,9 @@ func (p *Pipeline) merge(m *Message, v *Verdict) {
 			quarantine = cfg.Replies.Quarantine
 		}
 		v.QuarantineReason = quarantine + " (" + strings.Join(v.Reasons, ",") + ")"
+	}
+	if v.WouldBe != ActionReject && v.WouldBe != ActionTempfail {
+		reply = Reply{} // a reply only goes with a refusal
 	}
 	v.Reply = reply
 
