@@ -46,8 +46,10 @@ func step(c Check, mod ...func(*StepConfig)) Step {
 	return s
 }
 
-func timeout(d time.Duration) func(*StepConfig) { return func(s *StepConfig) { s.Timeout = Duration(d) } }
-func onError(a Action) func(*StepConfig)        { return func(s *StepConfig) { s.OnError = a } }
+func timeout(d time.Duration) func(*StepConfig) {
+	return func(s *StepConfig) { s.Timeout = Duration(d) }
+}
+func onError(a Action) func(*StepConfig) { return func(s *StepConfig) { s.OnError = a } }
 
 func stepsModule(steps ...Step) Module {
 	return Module{
@@ -290,8 +292,13 @@ func TestPipelineCheckErrors(t *testing.T) {
 		}, ActionTempfail, ActionTempfail, []string{"x-error"}},
 		{"error", func(context.Context, *Message, Results) (Result, error) { return Result{}, errors.New("no server") }, ActionTempfail, ActionTempfail, []string{"x-error"}},
 		{"error, on_error quarantine", func(context.Context, *Message, Results) (Result, error) { return Result{}, errors.New("x") }, ActionQuarantine, ActionQuarantine, []string{"x-error"}},
-		{"error, on_error accept", func(context.Context, *Message, Results) (Result, error) { return Result{Action: ActionReject}, errors.New("no server") }, ActionAccept, ActionAccept, nil},
-		{"context respected", func(ctx context.Context, _ *Message, _ Results) (Result, error) { <-ctx.Done(); return Result{}, ctx.Err() }, ActionDiscard, ActionDiscard, []string{"x-error"}},
+		{"error, on_error accept", func(context.Context, *Message, Results) (Result, error) {
+			return Result{Action: ActionReject}, errors.New("no server")
+		}, ActionAccept, ActionAccept, nil},
+		{"context respected", func(ctx context.Context, _ *Message, _ Results) (Result, error) {
+			<-ctx.Done()
+			return Result{}, ctx.Err()
+		}, ActionDiscard, ActionDiscard, []string{"x-error"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPipeline(t, "", step(&fakeCheck{name: "x", fn: tc.fn}, onError(tc.onError), timeout(50*time.Millisecond)))
@@ -444,7 +451,7 @@ reject = 0.0
 		{2, []string{"a@strict.test"}, ActionQuarantine},
 		{3, []string{"a@STRICT.test"}, ActionReject}, // domains compare without case
 		{25, []string{"a@lenient.test"}, ActionQuarantine},
-		{25, []string{"a@other.test"}, ActionReject},                    // the global thresholds
+		{25, []string{"a@other.test"}, ActionReject},                        // the global thresholds
 		{25, []string{"a@strict.test", "b@lenient.test"}, ActionQuarantine}, // most lenient wins
 		{12, []string{"a@strict.test", "b@lenient.test"}, ActionAccept},
 		{12, []string{"a@other.test", "b@lenient.test"}, ActionAccept},
