@@ -193,11 +193,25 @@ func OrgDomain(d string) string {
 	if d == "" {
 		return ""
 	}
-	// RFC 7489 §3.2 step 3: the public suffix, via the PSL.
-	if e, err := publicsuffix.EffectiveTLDPlusOne(d); err == nil {
-		return e
+	if r := RegistrableDomain(d); r != "" {
+		return r
 	}
 	return d
+}
+
+// RegistrableDomain is the public suffix of d plus one label (RFC 7489
+// §3.2 steps 1-3), or "" when d is itself a public suffix or not a domain.
+func RegistrableDomain(d string) string {
+	d = NormalizeDomain(d)
+	if d == "" {
+		return ""
+	}
+	// RFC 7489 §3.2 step 3: the longest public suffix, via the PSL.
+	e, err := publicsuffix.EffectiveTLDPlusOne(d)
+	if err != nil {
+		return ""
+	}
+	return e
 }
 
 // Aligned reports whether an authenticated domain is aligned with the From
