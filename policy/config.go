@@ -470,9 +470,13 @@ func (c *Config) validate() []*ConfigError {
 		}
 	}
 	checkThresholds("score", c.Score.Thresholds)
+	domains := make(map[string]Thresholds, len(c.Score.Domains))
 	for d, t := range c.Score.Domains {
 		checkThresholds("score.domain."+d, t)
+		// Recipient domains are compared lower-cased (see Domain).
+		domains[strings.ToLower(strings.TrimSuffix(d, "."))] = t
 	}
+	c.Score.Domains = domains
 	for _, l := range []struct {
 		k string
 		v []string
