@@ -88,7 +88,7 @@ reject = "554 5.7.0 Nope"
 add_header = 3
 reject = 0
 
-[score.domain."lenient.test"]
+[score.domain."Lenient.TEST."]
 quarantine = 50
 
 [lists]
