@@ -1,0 +1,1 @@
+/^postmaster@/ admin@example.org
