@@ -329,7 +329,7 @@ func dialTarget(addr string) (network, address string) {
 var (
 	listenTableRE = regexp.MustCompile(`(?m)^[ \t]*\[[ \t]*listen[ \t]*\][ \t]*(#.*)?$`)
 	anyTableRE    = regexp.MustCompile(`(?m)^[ \t]*\[`)
-	addressKeyRE  = regexp.MustCompile(`(?m)^[ \t]*address[ \t]*=[ \t]*"([^"]*)"`)
+	addressKeyRE  = regexp.MustCompile(`(?m)^[ \t]*address[ \t]*=[ \t]*["']([^"']*)["']`)
 )
 
 // withListen puts a [listen] address into a config unless it has one, and

@@ -22,6 +22,8 @@ func TestWithListen(t *testing.T) {
 			[]string{"[listen]\naddress = \"" + sock + "\"", "read_timeout = \"1m\"\n[log]"}, []string{"\n[listen]\n\n[listen]"}},
 		{"table with address", "[listen]\naddress = \"inet:127.0.0.1:9999\"\n", "inet:127.0.0.1:9999",
 			[]string{"[listen]\ngrace_period = \"3s\"\naddress = \"inet:127.0.0.1:9999\""}, []string{sock, "socket_"}},
+		{"literal string address", "[listen]\naddress = 'inet:127.0.0.1:9998'\n", "inet:127.0.0.1:9998",
+			[]string{"address = 'inet:127.0.0.1:9998'"}, []string{"address = \"", "socket_"}},
 		{"address in another table is not ours", "[other]\naddress = \"x\"\n[listen]\n", sock,
 			[]string{"[other]\naddress = \"x\"\n[listen]\naddress = \"" + sock + "\""}, nil},
 		{"own grace and mode kept", "[listen] # ours\nsocket_mode = \"0600\"\ngrace_period = \"9s\"\n", sock,
