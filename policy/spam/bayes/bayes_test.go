@@ -1,0 +1,95 @@
+package bayes
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/mailwarden/mailwarden/policy/store"
+)
+
+func TestCombine(t *testing.T) {
+	cases := []struct {
+		probs  []float64
+		lo, hi float64
+	}{
+		{[]float64{0.99, 0.99, 0.98, 0.97}, 0.95, 1},
+		{[]float64{0.01, 0.02, 0.01}, 0, 0.05},
+		{[]float64{0.99, 0.01}, 0.4, 0.6}, // contradictory evidence: unsure
+		{[]float64{0.5, 0.5}, 0.49, 0.51},
+	}
+	for _, c := range cases {
+		if p := Combine(c.probs); p < c.lo || p > c.hi || math.IsNaN(p) {
+			t.Errorf("Combine(%v) = %v, want in [%v, %v]", c.probs, p, c.lo, c.hi)
+		}
+	}
+	// Many extreme tokens must not overflow or give NaN.
+	many := make([]float64, 150)
+	for i := range many {
+		many[i] = 1e-6
+	}
+	if p := Combine(many); math.IsNaN(p) || p > 1e-6 {
+		t.Errorf("150 hammy tokens: %v", p)
+	}
+}
+
+func testStore(t *testing.T, s TokenStore) {
+	ctx := context.Background()
+	spam := []string{"cheap", "pills", "shared"}
+	ham := []string{"agenda", "meeting", "shared"}
+	for _, step := range []struct {
+		id      string
+		toks    []string
+		class   Class
+		forget  bool
+		changed bool
+	}{
+		{"s1", spam, ClassSpam, false, true},
+		{"s1", spam, ClassSpam, false, false}, // idempotent
+		{"h1", ham, ClassHam, false, true},
+		{"h2", spam, ClassHam, false, true}, // a mistake...
+		{"h2", spam, ClassSpam, false, true}, // ...corrected: moved
+		{"x", ham, ClassHam, true, false},   // forgetting the unknown
+	} {
+		ch, err := Learn(ctx, s, step.id, step.toks, step.class, step.forget)
+		if err != nil || ch != step.changed {
+			t.Fatalf("%+v: changed=%v err=%v", step, ch, err)
+		}
+	}
+	c, total, err := s.Counts(ctx, []string{"cheap", "shared", "agenda", "unknown"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != (Count{Spam: 2, Ham: 1}) || c[0] != (Count{Spam: 2}) || c[1] != (Count{Spam: 2, Ham: 1}) || c[2] != (Count{Ham: 1}) || c[3] != (Count{}) {
+		t.Fatalf("counts %v total %v", c, total)
+	}
+	if cl, _ := s.Seen(ctx, "h2"); cl != ClassSpam {
+		t.Errorf("seen h2 = %q", cl)
+	}
+	if ch, err := Learn(ctx, s, "h2", spam, "", true); !ch || err != nil {
+		t.Fatal("forget", ch, err)
+	}
+	c, total, _ = s.Counts(ctx, []string{"cheap"})
+	if total != (Count{Spam: 1, Ham: 1}) || c[0] != (Count{Spam: 1}) {
+		t.Errorf("after forget: %v %v", c, total)
+	}
+	cls := New(s, 1, 1)
+	v, err := cls.Classify(ctx, []string{"cheap", "pills"})
+	if err != nil || v.Prob < 0.8 {
+		t.Errorf("classify spam tokens: %+v %v", v, err)
+	}
+	cls.MinSpam = 5
+	if _, err := cls.Classify(ctx, []string{"cheap"}); err != ErrNotReady {
+		t.Errorf("not ready: %v", err)
+	}
+}
+
+func TestMemory(t *testing.T) { testStore(t, NewMemory()) }
+
+func TestStoreAdapter(t *testing.T) { testStore(t, &Store{S: store.NewMemory()}) }
+
+func TestStoreBolt(t *testing.T) {
+	b := store.NewBolt(t.TempDir()+"/b.db", 0)
+	defer b.Close()
+	testStore(t, &Store{S: b, Prefix: "t:"})
+}
