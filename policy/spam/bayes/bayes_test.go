@@ -47,9 +47,9 @@ func testStore(t *testing.T, s TokenStore) {
 		{"s1", spam, ClassSpam, false, true},
 		{"s1", spam, ClassSpam, false, false}, // idempotent
 		{"h1", ham, ClassHam, false, true},
-		{"h2", spam, ClassHam, false, true}, // a mistake...
+		{"h2", spam, ClassHam, false, true},  // a mistake...
 		{"h2", spam, ClassSpam, false, true}, // ...corrected: moved
-		{"x", ham, ClassHam, true, false},   // forgetting the unknown
+		{"x", ham, ClassHam, true, false},    // forgetting the unknown
 	} {
 		ch, err := Learn(ctx, s, step.id, step.toks, step.class, step.forget)
 		if err != nil || ch != step.changed {
