@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
+	"github.com/mailwarden/mailwarden/policy/autoreply"
 	"github.com/mailwarden/mailwarden/policy/dns"
 	"github.com/mailwarden/mailwarden/policy/health"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
@@ -25,6 +26,8 @@ func modules() []policy.Module {
 		store.Module(),
 		spam.Module(),
 		ratelimit.Module(),
+		autoreply.SRSModule(),
+		autoreply.Module(),
 		virus.ClamAVModule(),
 		virus.Module(),
 		relay.Module(), relay.LocalOnlyModule(), spool.Module(), health.Module(), controlModule(), metricsModule(), // operations

@@ -103,7 +103,12 @@ func ParseRate(s string) (Rate, error) {
 
 func (r Rate) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText reads a rate; "" is no limit.
 func (r *Rate) UnmarshalText(b []byte) error {
+	if strings.TrimSpace(string(b)) == "" {
+		*r = Rate{}
+		return nil
+	}
 	v, err := ParseRate(string(b))
 	if err != nil {
 		return err
