@@ -381,3 +381,67 @@ func contains(s []string, x string) bool {
 	}
 	return false
 }
+
+// The example file (also the built-in default) documents our sections with
+// the defaults the code uses, including the commented [[clamav.server]].
+func TestExampleConfigMatchesDefaults(t *testing.T) {
+	data, err := os.ReadFile("../../examples/mailwarden.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
+	// Keep only the core keys and our sections: other modules' sections
+	// are not registered here.
+	var keep []string
+	on := true
+	for _, l := range strings.Split(string(data), "\n") {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "[") {
+			name := strings.Trim(t, "[] ")
+			on = name == "virus" || name == "clamav" || name == "clamav.server" || coreSection(name)
+		}
+		if on {
+			keep = append(keep, l)
+		}
+	}
+	cfg, err := policy.Load("mailwarden.toml", []byte(strings.Join(keep, "\n")), mods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := *cfg.Sections["virus"].(*virus.Config), *virus.DefaultConfig(); got != want {
+		t.Errorf("[virus] in the example: %+v\nDefaultConfig: %+v", got, want)
+	}
+	// Uncommenting the [[clamav.server]] example gives the default group.
+	var block []string
+	in := false
+	for _, l := range strings.Split(string(data), "\n") {
+		if l == "# [[clamav.server]]" {
+			in = true
+		}
+		if in {
+			if !strings.HasPrefix(l, "#") {
+				break
+			}
+			s := strings.TrimPrefix(strings.TrimPrefix(l, "#"), " ")
+			if !strings.HasPrefix(s, "#") {
+				block = append(block, s)
+			}
+		}
+	}
+	cfg, err = policy.Load("block.toml", []byte(strings.Join(block, "\n")), mods)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, strings.Join(block, "\n"))
+	}
+	g := cfg.Sections["clamav"].(*virus.ClamAVConfig).Servers
+	d := virus.DefaultGroup()
+	if len(g) != 1 || g[0].Name != d.Name || strings.Join(g[0].Addresses, ",") != strings.Join(d.Addresses, ",") || g[0].StreamMaxLength != d.StreamMaxLength || g[0].ConnectTimeout != d.ConnectTimeout {
+		t.Errorf("commented [[clamav.server]] %+v, default %+v", g, d)
+	}
+}
+
+func coreSection(name string) bool {
+	switch name {
+	case "listen", "log", "message", "replies", "headers", "score", "lists", "rule", "score.domain":
+		return true
+	}
+	return false
+}
