@@ -293,3 +293,23 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseServer(f *testing.F) {
+	for _, s := range []string{"unix:/run/clamd.ctl", "tcp:127.0.0.1:3310", "[::1]:3310", "inet:x:1", "/p", "unix:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		srv, err := clamav.ParseServer(s)
+		if err != nil {
+			return
+		}
+		if srv.Network != "unix" && srv.Network != "tcp" || srv.Address == "" {
+			t.Fatalf("%q → %+v", s, srv)
+		}
+		// What it prints, it parses back to the same server.
+		again, err := clamav.ParseServer(srv.String())
+		if err != nil || again != srv {
+			t.Fatalf("%q → %v → %v %v", s, srv, again, err)
+		}
+	})
+}
