@@ -218,6 +218,7 @@ type authenticator struct {
 	cfg        *Config
 	core       *policy.Config
 	resolver   *dns.Resolver
+	spfDNS     resolver // what SPF asks: the resolver, or a fake in tests
 	log        *slog.Logger
 	exemptDoms []string // normalised exempt domains
 	// now and sample are seams for tests: the clock and the pct= draw
@@ -233,7 +234,7 @@ func newAuth(cfg *Config, core *policy.Config, r *dns.Resolver, log *slog.Logger
 	if core == nil {
 		core = policy.DefaultConfig()
 	}
-	a := &authenticator{cfg: cfg, core: core, resolver: r, log: log, now: time.Now, sample: func() int { return rand.IntN(100) }}
+	a := &authenticator{cfg: cfg, core: core, resolver: r, spfDNS: r, log: log, now: time.Now, sample: func() int { return rand.IntN(100) }}
 	for _, d := range cfg.ExemptDomains {
 		a.exemptDoms = append(a.exemptDoms, NormalizeDomain(d))
 	}

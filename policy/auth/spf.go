@@ -92,7 +92,7 @@ func (a *authenticator) evalSPF(ctx context.Context, ip netip.Addr, helo, mailFr
 	}
 	opts := []spf.Option{
 		spf.WithContext(ctx),
-		spf.WithResolver(spfResolver{a.resolver}),
+		spf.WithResolver(spfResolver{a.spfDNS}),
 		spf.OverrideLookupLimit(uint(a.cfg.SPF.MaxLookups)),
 		spf.OverrideVoidLookupLimit(uint(a.cfg.SPF.MaxVoidLookups)),
 	}
