@@ -174,6 +174,8 @@ FEATURE(` + "`promiscuous_relay'" + `)dnl
 FEATURE(` + "`accept_unresolvable_domains'" + `)dnl
 FEATURE(` + "`accept_unqualified_senders'" + `)dnl
 FEATURE(` + "`nocanonify'" + `)dnl
+dnl No MSA on port 587: instances would fight over it.
+FEATURE(` + "`no_default_msa'" + `)dnl
 `
 
 // Files the .cf names that must exist.
@@ -455,6 +457,30 @@ func (s *Sendmail) stop() {
 		time.Sleep(200 * time.Millisecond)
 		syscall.Kill(-pgid, syscall.SIGKILL)
 	}
+}
+
+// SendmailSocketDir makes a private directory for a milter socket that
+// Sendmail accepts: it refuses a local socket below a world-writable
+// directory such as /tmp ("local socket name ... unsafe: World writable
+// directory"), even one with the sticky bit. The directory is in /run
+// (as in production: /run/mailwarden) and removed when the test ends.
+func SendmailSocketDir(t testing.TB) string {
+	t.Helper()
+	for _, parent := range []string{"/run", "/var/run"} {
+		fi, err := os.Stat(parent)
+		if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o002 != 0 {
+			continue
+		}
+		d, err := os.MkdirTemp(parent, "mwsm")
+		if err != nil {
+			continue
+		}
+		os.Chmod(d, 0o755)
+		t.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	Unavailable(t, "no directory for a milter socket outside world-writable paths (/run)")
+	return ""
 }
 
 // SMTPAddr is the daemon's host:port.
