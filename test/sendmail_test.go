@@ -324,3 +324,34 @@ func TestSendmailExampleMC(t *testing.T) {
 		t.Fatalf("not delivered through the milter: %v", m)
 	}
 }
+
+// TestSendmailClamAV: the virus check through Sendmail with a real clamd:
+// EICAR refused at end of DATA with 554 5.7.1, clean mail relayed with
+// X-Virus-Status.
+func TestSendmailClamAV(t *testing.T) {
+	t.Parallel()
+	harness.RequireRoot(t)
+	cd := harness.StartClamd(t, harness.ClamdOptions{})
+	eicar := readShared(t, "conformance/clamav/eicar.txt")
+	s := startSendmailStack(t, virusConfig("10s", "reject", "25MB", cd.UnixAddr()), harness.SendmailOptions{})
+	send := func(from string, msg []byte) error {
+		return harness.SendSMTP(s.sm.SMTPAddr(), "client.e2e.test", from, []string{"user@e2e.test"}, msg)
+	}
+	err := send("sv1@sender.example", mimeMessage("sv1@sender.example", "invoice", "eicar.com", "application/octet-stream", eicar))
+	wantSMTPError(t, err, 554, "5.7.1", "")
+	if line := s.summary(t, "sv1@sender.example"); line["action"] != "reject" || !hasReason(line, "virus-infected") {
+		t.Errorf("log line %v, want reject with virus-infected", line)
+	}
+	s.sm.WaitLog(t, "Milter: data, reject=554 5.7.1", 5*time.Second)
+
+	if err := send("sc@sender.example", coreMessage("sc@sender.example", "user@e2e.test", "clean")); err != nil {
+		t.Fatalf("clean message: %v", err)
+	}
+	m := s.sink.WaitFor(30*time.Second, harness.To("user@e2e.test"))
+	if m == nil {
+		t.Fatalf("clean message not delivered; sendmail log:\n%s", s.sm.Log())
+	}
+	if got := m.Get("X-Virus-Status"); len(got) != 1 || got[0] != "Clean" {
+		t.Errorf("delivered X-Virus-Status %v\n%s", got, m.Data)
+	}
+}
