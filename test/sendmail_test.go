@@ -355,3 +355,77 @@ func TestSendmailClamAV(t *testing.T) {
 		t.Errorf("delivered X-Virus-Status %v\n%s", got, m.Data)
 	}
 }
+
+// TestSendmailDMARC: a p=reject domain whose SPF fails for the client
+// (Sendmail's client is 127.0.0.1, external here) is refused with 550
+// 5.7.1; p=none is delivered with dmarc=fail in our Authentication-Results.
+func TestSendmailDMARC(t *testing.T) {
+	t.Parallel()
+	harness.RequireRoot(t)
+	dns := harness.StartDNS(t,
+		`reject.example. TXT "v=spf1 ip4:192.0.2.0/24 -all"`,
+		`_dmarc.reject.example. TXT "v=DMARC1; p=reject"`,
+		`none.example. TXT "v=spf1 ip4:192.0.2.0/24 -all"`,
+		`_dmarc.none.example. TXT "v=DMARC1; p=none"`,
+	)
+	s := startSendmailStack(t, authConfig(dns), harness.SendmailOptions{})
+	send := func(from, to string) error {
+		return harness.SendSMTP(s.sm.SMTPAddr(), "client.example", from, []string{to}, authMessage(from, to, "dmarc through sendmail"))
+	}
+	wantSMTPError(t, send("alice@reject.example", "s1@auth.test"), 550, "5.7.1", "")
+	line := s.summary(t, "alice@reject.example")
+	if line["action"] != "reject" || !hasReason(line, "dmarc-reject") {
+		t.Errorf("log line %v, want reject with dmarc-reject", line)
+	}
+
+	if err := send("bob@none.example", "s2@auth.test"); err != nil {
+		t.Fatal(err)
+	}
+	m := s.sink.WaitFor(30*time.Second, harness.To("s2@auth.test"))
+	if m == nil {
+		t.Fatalf("p=none not delivered; sendmail log:\n%s", s.sm.Log())
+	}
+	h := m.Header()
+	if len(h) == 0 || !strings.EqualFold(h[0].Name, "Authentication-Results") || !strings.HasPrefix(h[0].Value, authAuthservID+";") ||
+		!strings.Contains(h[0].Value, "dmarc=fail") || !strings.Contains(h[0].Value, "spf=fail") {
+		t.Errorf("want our Authentication-Results with dmarc=fail on top:\n%s", m.Data)
+	}
+}
+
+// TestSendmailAutoreply: a vacation reply (null sender) from one of our
+// users through Sendmail passes once; the second one to the same
+// correspondent within the period is discarded (Sendmail logs the
+// milter's discard and delivers nothing).
+func TestSendmailAutoreply(t *testing.T) {
+	t.Parallel()
+	harness.RequireRoot(t)
+	s := startSendmailStack(t, arConfig(t, "memory", "redis://127.0.0.1:1/0", "50/hour", ""), harness.SendmailOptions{})
+	reply := func(id string) error {
+		return harness.SendSMTP(s.sm.SMTPAddr(), "mailbox.example.org", "", []string{"carol@remote.test"},
+			sieveVacation("Alice <alice@example.org>", "carol@remote.test", id))
+	}
+	if err := reply("ham-sm-1@remote.test"); err != nil {
+		t.Fatal(err)
+	}
+	m := s.sink.WaitFor(30*time.Second, harness.To("carol@remote.test"))
+	if m == nil {
+		t.Fatalf("first vacation reply not delivered; sendmail log:\n%s", s.sm.Log())
+	}
+	if m.From != "" {
+		t.Errorf("vacation reply left with sender %q, want the null sender", m.From)
+	}
+	n := len(s.mw.Logs())
+	if err := reply("ham-sm-2@remote.test"); err != nil {
+		t.Fatalf("a discarded message is accepted at SMTP: %v", err)
+	}
+	l := s.mw.WaitLogAfter(t, n, logWith("reasons", "autoreply-limited"), 30*time.Second)
+	if l["action"] != "discard" {
+		t.Fatalf("second vacation reply: %v", l)
+	}
+	s.sm.WaitLog(t, "Milter: data, discard", 5*time.Second)
+	if extra := s.sink.WaitFor(2*time.Second, func(m *harness.Mail) bool {
+		return harness.To("carol@remote.test")(m) && strings.Contains(string(m.Data), "ham-sm-2@remote.test")
+	}); extra != nil {
+		t.Fatalf("second vacation reply delivered:\n%s", extra.Data)
+	}
+}
