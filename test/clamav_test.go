@@ -8,6 +8,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/d--j/go-milter"
+	"github.com/mailwarden/mailwarden/clamav"
 	"github.com/mailwarden/mailwarden/clamav/clamdtest"
 	"github.com/mailwarden/mailwarden/test/harness"
 )
@@ -60,6 +62,10 @@ local_domains = ["e2e.test"]
 
 [lists]
 allow_senders = ["friend@allowed.example"]
+
+# Checks that keep state must not need /var/lib/mailwarden here.
+[store]
+backend = "memory"
 
 [virus]
 enabled = true
@@ -226,6 +232,30 @@ func TestClamAVMilter(t *testing.T) {
 	eicar := readShared(t, "conformance/clamav/eicar.txt")
 	d := harness.StartMailwarden(t, virusConfig("10s", "quarantine", "1MB", cd.UnixAddr(), cd.TCP()))
 
+	t.Run("ping-version", func(t *testing.T) {
+		for _, a := range []string{cd.UnixAddr(), cd.TCP()} {
+			srv, err := clamav.ParseServer(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := clamav.New(clamav.Options{Servers: []clamav.Server{srv}, StreamMaxLength: cd.StreamMaxLength})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Ping(context.Background()); err != nil {
+				t.Fatalf("%s: %v", a, err)
+			}
+			v, err := c.Version(context.Background())
+			if err != nil || !strings.HasPrefix(v, "ClamAV ") {
+				t.Fatalf("%s: VERSION %q %v", a, v, err)
+			}
+			// The exact EICAR file, straddling nothing: the hash signature.
+			res, err := c.ScanReader(context.Background(), bytes.NewReader(eicar), int64(len(eicar)))
+			if err != nil || !res.Infected || (res.Signature != cd.HashSignature && res.Signature != cd.BodySignature) {
+				t.Fatalf("%s: eicar.txt: %+v %v", a, res, err)
+			}
+		}
+	})
 	t.Run("base64-attachment", func(t *testing.T) {
 		r := sendMilter(t, d.Addr(), "a1@sender.example", mimeMessage("a1@sender.example", "invoice", "eicar.com", "application/octet-stream", eicar))
 		wantReject(t, r, 554, "5.7.1 Message contains malware")
