@@ -180,6 +180,23 @@ func TestSendmailEnforce(t *testing.T) {
 			}
 		}
 		s.noDelivery(t, to)
+
+		// The README's release: sendmail -qQ -Q -qI<id>, then a queue run.
+		s.sm.Release(t, e.QueueID)
+		m := s.sink.WaitFor(30*time.Second, harness.To(to))
+		if m == nil {
+			t.Fatalf("released message not delivered; sendmail log:\n%s", s.sm.Log())
+		}
+		if len(ourAuthResults(m)) != 1 {
+			t.Errorf("released message lacks our Authentication-Results:\n%s", m.Data)
+		}
+		if q := s.sm.Quarantined(t); len(q) != 0 {
+			for _, x := range q {
+				if x.QueueID == e.QueueID {
+					t.Errorf("still quarantined after release: %+v", x)
+				}
+			}
+		}
 	})
 
 	t.Run("TempfailRuleGives4xx", func(t *testing.T) {

@@ -606,6 +606,20 @@ func ParseMailq(out []byte) ([]SendmailQueueEntry, error) {
 	return q, sc.Err()
 }
 
+// Release takes a message out of the quarantine (sendmail -qQ -Q -qI<id>:
+// -Q without a reason unquarantines the selected items) and runs it
+// (-q), so that it is delivered now.
+func (s *Sendmail) Release(t testing.TB, queueID string) {
+	t.Helper()
+	for _, args := range [][]string{{"-qQ", "-Q", "-qI" + queueID}, {"-q", "-qI" + queueID}} {
+		cmd := s.command(args...)
+		cmd.Stdin = strings.NewReader("")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("harness: sendmail %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
 // WaitQuarantined waits until the quarantine has a message for which pred
 // is true (nil: any) and returns it, or fails the test after timeout.
 func (s *Sendmail) WaitQuarantined(t testing.TB, pred func(SendmailQueueEntry) bool, timeout time.Duration) SendmailQueueEntry {
