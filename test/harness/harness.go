@@ -205,16 +205,17 @@ type Daemon struct {
 	change chan struct{} // closed and replaced on every new log line
 }
 
-// StartMailwarden writes toml (with a [listen] address on a private unix
-// socket filled in, unless the text sets one) and runs `mailwarden serve
-// -config FILE` until the test ends. It returns once the milter socket
+// StartMailwarden writes toml (made private to this daemon by
+// withDefaults: a [listen] address on a private unix socket, its own state
+// file and control socket, unless the text sets them) and runs `mailwarden
+// serve -config FILE` until the test ends. It returns once the milter socket
 // accepts connections. Standard error is read as the JSON log.
 func StartMailwarden(t testing.TB, toml string) *Daemon {
 	t.Helper()
 	bin := Mailwarden(t)
 	d := &Daemon{Dir: shortTempDir(t, "mw"), change: make(chan struct{})}
 	d.ConfigPath = filepath.Join(d.Dir, "mailwarden.toml")
-	text, addr := withListen(toml, "unix:"+filepath.Join(d.Dir, "milter.sock"))
+	text, addr := withDefaults(toml, d.Dir, "unix:"+filepath.Join(d.Dir, "milter.sock"))
 	d.addr = addr
 	if err := os.WriteFile(d.ConfigPath, []byte(text), 0o644); err != nil {
 		t.Fatalf("harness: %v", err)
@@ -326,55 +327,94 @@ func dialTarget(addr string) (network, address string) {
 	return "tcp", a
 }
 
-var (
-	listenTableRE = regexp.MustCompile(`(?m)^[ \t]*\[[ \t]*listen[ \t]*\][ \t]*(#.*)?$`)
-	anyTableRE    = regexp.MustCompile(`(?m)^[ \t]*\[`)
-	addressKeyRE  = regexp.MustCompile(`(?m)^[ \t]*address[ \t]*=[ \t]*["']([^"']*)["']`)
-)
+var anyTableRE = regexp.MustCompile(`(?m)^[ \t]*\[`)
 
-// withListen puts a [listen] address into a config unless it has one, and
-// returns the text with the address in force. For a unix socket it also
-// makes the socket reachable for Postfix's smtpd (which runs as the user
-// postfix), and it shortens the grace period so that tests stop quickly;
-// keys the text sets itself are kept.
-func withListen(toml, addr string) (string, string) {
-	loc := listenTableRE.FindStringIndex(toml)
-	var body string // the existing [listen] table's body
-	if loc != nil {
-		end := len(toml)
-		if next := anyTableRE.FindStringIndex(toml[loc[1]:]); next != nil {
-			end = loc[1] + next[0]
-		}
-		body = toml[loc[1]:end]
-		if m := addressKeyRE.FindStringSubmatch(body); m != nil {
-			addr = m[1]
-		}
+// tableBody finds a table's body in a TOML text: the offsets after its
+// header line and before the next table header.
+func tableBody(toml, table string) (start, end int, ok bool) {
+	re := regexp.MustCompile(`(?m)^[ \t]*\[[ \t]*` + regexp.QuoteMeta(table) + `[ \t]*\][ \t]*(#.*)?$`)
+	loc := re.FindStringIndex(toml)
+	if loc == nil {
+		return 0, 0, false
+	}
+	end = len(toml)
+	if next := anyTableRE.FindStringIndex(toml[loc[1]:]); next != nil {
+		end = loc[1] + next[0]
+	}
+	return loc[1], end, true
+}
+
+// keyValue returns the string value of key in a table body ("" and false
+// when the key is not set).
+func keyValue(body, key string) (string, bool) {
+	re := regexp.MustCompile(`(?m)^[ \t]*` + regexp.QuoteMeta(key) + `[ \t]*=[ \t]*(?:"([^"]*)"|'([^']*)'|(\S+))`)
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		return "", false
+	}
+	return m[1] + m[2] + m[3], true
+}
+
+// setDefaults adds key = "value" lines to a table unless the table sets
+// them (the table is appended if missing). defaults is ordered pairs.
+func setDefaults(toml, table string, defaults [][2]string) string {
+	start, end, ok := tableBody(toml, table)
+	body := ""
+	if ok {
+		body = toml[start:end]
 	}
 	var add []string
-	if !addressKeyRE.MatchString(body) {
-		add = append(add, fmt.Sprintf("address = %q", addr))
-	}
-	if strings.HasPrefix(addr, "unix:") && !regexp.MustCompile(`(?m)^[ \t]*socket_(mode|group)[ \t]*=`).MatchString(body) {
-		if _, err := lookupGroup("postfix"); err == nil {
-			add = append(add, `socket_group = "postfix"`)
-		} else {
-			add = append(add, `socket_mode = "0666"`)
+	for _, kv := range defaults {
+		if _, set := keyValue(body, kv[0]); !set {
+			add = append(add, fmt.Sprintf("%s = %q", kv[0], kv[1]))
 		}
 	}
-	if !regexp.MustCompile(`(?m)^[ \t]*grace_period[ \t]*=`).MatchString(body) {
-		add = append(add, `grace_period = "3s"`)
+	if len(add) == 0 {
+		return toml
 	}
 	ins := strings.Join(add, "\n")
-	if loc != nil {
-		if ins != "" {
-			toml = toml[:loc[1]] + "\n" + ins + toml[loc[1]:]
-		}
-		return toml, addr
+	if ok {
+		return toml[:start] + "\n" + ins + toml[start:]
 	}
 	if toml != "" && !strings.HasSuffix(toml, "\n") {
 		toml += "\n"
 	}
-	return toml + "\n[listen]\n" + ins + "\n", addr
+	return toml + "\n[" + table + "]\n" + ins + "\n"
+}
+
+// withDefaults makes a test's config private to its daemon, keeping every
+// key the text sets itself, and returns it with the milter address in
+// force:
+//   - [listen] address (default addr); for a unix socket, group postfix
+//     (or mode 0666) so that Postfix's smtpd, which runs as postfix, can
+//     connect; a 3 s grace period so that tests stop quickly;
+//   - [store] path and [control] socket in dir, so that concurrent daemons
+//     share neither the bolt file (bbolt locks it) nor the control socket.
+func withDefaults(toml, dir, addr string) (string, string) {
+	if start, end, ok := tableBody(toml, "listen"); ok {
+		if a, set := keyValue(toml[start:end], "address"); set {
+			addr = a
+		}
+	}
+	listen := [][2]string{{"address", addr}}
+	if strings.HasPrefix(addr, "unix:") {
+		start, end, _ := tableBody(toml, "listen")
+		body := toml[start:end]
+		_, mode := keyValue(body, "socket_mode")
+		_, group := keyValue(body, "socket_group")
+		if !mode && !group {
+			if _, err := lookupGroup("postfix"); err == nil {
+				listen = append(listen, [2]string{"socket_group", "postfix"})
+			} else {
+				listen = append(listen, [2]string{"socket_mode", "0666"})
+			}
+		}
+	}
+	listen = append(listen, [2]string{"grace_period", "3s"})
+	toml = setDefaults(toml, "listen", listen)
+	toml = setDefaults(toml, "store", [][2]string{{"path", filepath.Join(dir, "state.db")}})
+	toml = setDefaults(toml, "control", [][2]string{{"socket", filepath.Join(dir, "control.sock")}})
+	return toml, addr
 }
 
 // Addr is the milter address in Postfix's syntax (unix:/path or
@@ -475,7 +515,7 @@ func MessageFrom(from string) func(map[string]any) bool {
 // daemon's log line to know the outcome.
 func (d *Daemon) Reload(t testing.TB, toml string) {
 	t.Helper()
-	text, _ := withListen(toml, d.addr)
+	text, _ := withDefaults(toml, d.Dir, d.addr)
 	if err := os.WriteFile(d.ConfigPath, []byte(text), 0o644); err != nil {
 		t.Fatalf("harness: %v", err)
 	}

@@ -2,11 +2,13 @@ package harness
 
 import (
 	"strings"
+
+	"github.com/BurntSushi/toml"
 	"testing"
 	"time"
 )
 
-func TestWithListen(t *testing.T) {
+func TestWithDefaults(t *testing.T) {
 	const sock = "unix:/tmp/mwX/milter.sock"
 	tests := []struct {
 		name     string
@@ -24,6 +26,10 @@ func TestWithListen(t *testing.T) {
 			[]string{"[listen]\ngrace_period = \"3s\"\naddress = \"inet:127.0.0.1:9999\""}, []string{sock, "socket_"}},
 		{"literal string address", "[listen]\naddress = 'inet:127.0.0.1:9998'\n", "inet:127.0.0.1:9998",
 			[]string{"address = 'inet:127.0.0.1:9998'"}, []string{"address = \"", "socket_"}},
+		{"private store and control", "[store]\nbackend = \"bolt\"\n[[limit]]\nname = \"x\"\n", sock,
+			[]string{"[store]\npath = \"/tmp/mwX/state.db\"\nbackend = \"bolt\"\n[[limit]]\nname = \"x\"\n", "[control]\nsocket = \"/tmp/mwX/control.sock\""}, nil},
+		{"own store path and control socket kept", "[control]\nsocket = '/run/x.sock'\n[store]\npath = \"/var/x.db\"\n", sock,
+			[]string{"[control]\nsocket = '/run/x.sock'\n[store]\npath = \"/var/x.db\"\n"}, []string{"mwX/state.db", "mwX/control.sock"}},
 		{"address in another table is not ours", "[other]\naddress = \"x\"\n[listen]\n", sock,
 			[]string{"[other]\naddress = \"x\"\n[listen]\naddress = \"" + sock + "\""}, nil},
 		{"own grace and mode kept", "[listen] # ours\nsocket_mode = \"0600\"\ngrace_period = \"9s\"\n", sock,
@@ -31,7 +37,7 @@ func TestWithListen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, addr := withListen(tt.in, sock)
+			got, addr := withDefaults(tt.in, "/tmp/mwX", sock)
 			if addr != tt.wantAddr {
 				t.Errorf("address %q, want %q", addr, tt.wantAddr)
 			}
@@ -48,8 +54,13 @@ func TestWithListen(t *testing.T) {
 					t.Errorf("result contains %q:\n%s", w, got)
 				}
 			}
-			if strings.Count(got, "[listen]") != 1 {
-				t.Errorf("want exactly one [listen] table:\n%s", got)
+			for _, table := range []string{"[listen]", "[store]", "[control]"} {
+				if strings.Count(got, table) != 1 {
+					t.Errorf("want exactly one %s table:\n%s", table, got)
+				}
+			}
+			if _, err := toml.Decode(got, new(map[string]any)); err != nil {
+				t.Errorf("result is not valid TOML: %v\n%s", err, got)
 			}
 		})
 	}
