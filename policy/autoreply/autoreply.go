@@ -234,16 +234,29 @@ func (c *Check) Observe(ctx context.Context, m *policy.Message, v *policy.Verdic
 	if m.Direction(c.Core) != policy.DirInbound || v.WouldBe == policy.ActionTempfail {
 		return nil // a deferred message will be seen again
 	}
-	ids := msgIDs(m.Header.Get("Message-ID"))
-	if len(ids) == 0 {
-		return nil
-	}
 	mem := Memory{Class: verdictClass(c.Core, v), Time: c.now().Unix(), Sender: m.MailFrom}
 	b, _ := json.Marshal(mem)
-	if err := c.Store.Set(ctx, MemoryKey(ids[0]), b, c.Cfg.MemoryTTL.D()); err != nil {
-		return fmt.Errorf("autoreply: remember %s: %w", ids[0], err)
+	// RFC 5322 §3.6.4: Message-ID is only a SHOULD (spam often has none);
+	// without one only the sender memory is kept.
+	if ids := msgIDs(m.Header.Get("Message-ID")); len(ids) > 0 {
+		if err := c.Store.Set(ctx, MemoryKey(ids[0]), b, c.Cfg.MemoryTTL.D()); err != nil {
+			return fmt.Errorf("autoreply: remember %s: %w", ids[0], err)
+		}
+	}
+	if m.MailFrom != "" {
+		// The last class per envelope sender, for replies that name no
+		// message.
+		if err := c.Store.Set(ctx, SenderKey(m.MailFrom), b, c.Cfg.MemoryTTL.D()); err != nil {
+			return fmt.Errorf("autoreply: remember sender: %w", err)
+		}
 	}
 	return nil
+}
+
+// SenderKey is the store key of the last inbound message from an address.
+func SenderKey(addr string) string {
+	h := sha256.Sum256([]byte(ratelimit.NormalizeAddr(addr, true, "")))
+	return "ar:from:" + hex.EncodeToString(h[:16])
 }
 
 // verdictClass reads the class from the final verdict: virus when the
@@ -353,15 +366,24 @@ func (c *Check) outbound(ctx context.Context, m *policy.Message, dir policy.Dire
 	if len(refs) > 20 {
 		refs = refs[len(refs)-20:] // the most recent ancestors
 	}
-	var mems []Memory
+	var mems, senderMems []Memory
 	var ownMem *Memory
 	if rec.Kind != KindNone || len(own) > 0 {
-		keys := make([]string, 0, len(own)+len(refs))
+		keys := make([]string, 0, len(own)+len(refs)+len(m.Rcpts))
 		for _, id := range own {
 			keys = append(keys, MemoryKey(id))
 		}
 		for _, id := range refs {
 			keys = append(keys, MemoryKey(id))
+		}
+		nMsg := len(keys)
+		if rec.Kind == KindReply {
+			// Replies that name no message (vacation(1) without
+			// In-Reply-To) are judged by the last message from the
+			// address they answer.
+			for _, r := range m.Rcpts {
+				keys = append(keys, SenderKey(r))
+			}
 		}
 		vals, err := c.Store.MGet(ctx, keys)
 		if err != nil {
@@ -375,14 +397,20 @@ func (c *Check) outbound(ctx context.Context, m *policy.Message, dir policy.Dire
 			if json.Unmarshal(v, &mem) != nil {
 				continue
 			}
-			if i < len(own) {
+			switch {
+			case i < len(own):
 				if ownMem == nil {
 					ownMem = &mem
 				}
-			} else {
+			case i < nMsg:
 				mems = append(mems, mem)
+			default:
+				senderMems = append(senderMems, mem)
 			}
 		}
+	}
+	if len(mems) == 0 {
+		mems = senderMems
 	}
 	if ownMem != nil && rec.Kind != KindForward {
 		// An inbound message leaving again unchanged is a forward.

@@ -427,3 +427,21 @@ func hasField(fs []policy.Field, name string) bool {
 	}
 	return false
 }
+
+// vacation(1) names no message: the last class of the address it answers
+// decides.
+func TestRule1ReplyWithoutReferences(t *testing.T) {
+	w := newWorld(t, "")
+	w.run(t, inbound("spam8@remote.test", true, "eve@remote.test"))
+	w.run(t, inbound("ham8@remote.test", false, "frank@remote.test"))
+	old := func(to string) *policy.Message {
+		return msg("", "", "alice@example.org", []string{to}, hdr("From", "alice@example.org"), hdr("To", to),
+			hdr("Subject", "away from my mail"), hdr("Precedence", "junk"))
+	}
+	if v := w.run(t, old("Eve@remote.test")); v.Action != policy.ActionDiscard || !hasReason(v, "autoreply-spam") {
+		t.Fatalf("vacation(1) to a spammer: %v %v", v.Action, v.Reasons)
+	}
+	if v := w.run(t, old("frank@remote.test")); v.Action != policy.ActionAccept {
+		t.Fatalf("vacation(1) to a ham sender: %v %v", v.Action, v.Reasons)
+	}
+}
