@@ -76,6 +76,7 @@ func New(opts Options) *Server {
 		}),
 		milter.WithActions(milter.OptAddHeader | milter.OptChangeHeader | milter.OptAddRcpt | milter.OptRemoveRcpt | milter.OptChangeFrom | milter.OptQuarantine | milter.OptSetMacros),
 		milter.WithProtocols(protocol),
+		milter.WithNegotiationCallback(negotiate),
 		milter.WithReadTimeout(opts.ReadTimeout),
 		milter.WithWriteTimeout(30 * time.Second),
 	}
@@ -84,6 +85,28 @@ func New(opts Options) *Server {
 	}
 	s.ms = milter.NewServer(mopts...)
 	return s
+}
+
+// requiredActions are the modifications a verdict needs on every message:
+// our header fields and the hold queue.
+const requiredActions = milter.OptAddHeader | milter.OptChangeHeader | milter.OptQuarantine
+
+// negotiate takes what the MTA offers of the protocol options we ask for.
+// They only save round trips (the no-step and no-reply flags) or change how
+// header values arrive (SMFIP_HDR_LEADSPC, handled in Header), so a missing
+// one is no reason to refuse the MTA, which go-milter's default negotiation
+// does. Of the actions, those in requiredActions are needed; the others are
+// used when offered (a verdict that needs a missing one fails at the end of
+// that message, and the MTA applies its default action).
+func negotiate(mtaVersion, milterVersion uint32, mtaActions, milterActions milter.OptAction, mtaProtocol, milterProtocol milter.OptProtocol, offered milter.DataSize) (uint32, milter.OptAction, milter.OptProtocol, milter.DataSize, error) {
+	version := min(mtaVersion, milterVersion)
+	if version < 2 {
+		return 0, 0, 0, 0, fmt.Errorf("filter: MTA speaks milter protocol version %d, want 2 or later", mtaVersion)
+	}
+	if mtaActions&requiredActions != requiredActions {
+		return 0, 0, 0, 0, fmt.Errorf("filter: the MTA does not allow the changes we need (offered %v, need %v)", mtaActions, requiredActions)
+	}
+	return version, milterActions & mtaActions, milterProtocol & mtaProtocol, offered, nil
 }
 
 // Serve accepts MTA connections on ln until Shutdown.

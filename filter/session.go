@@ -325,4 +325,3 @@ func logSummary(log *slog.Logger, m *policy.Message, v *policy.Verdict, cfg *pol
 	}
 	log.Info("message", attrs...)
 }
-
