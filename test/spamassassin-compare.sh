@@ -41,6 +41,7 @@ for b in sa-learn spamd spamc python3; do
 done
 
 work=$(mktemp -d /tmp/sa-compare.XXXXXX)
+chmod 755 "$work" # spamd runs as nobody when started by root
 spamd_pid=
 cleanup() {
 	[ -n "$spamd_pid" ] && kill "$spamd_pid" 2>/dev/null || true

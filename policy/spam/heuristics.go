@@ -36,7 +36,7 @@ func newView(m *policy.Message, ignore *HeaderSet) *view {
 			v.header = append(v.header, f)
 		}
 	}
-	v.urls = messageURLs(m, 200)
+	v.urls = messageURLs(m, maxURLs)
 	for _, u := range v.urls {
 		if h := urlHost(u); h != "" {
 			v.hosts = append(v.hosts, h)
@@ -138,7 +138,7 @@ var Heuristics = []Heuristic{
 		return len(strings.Join(strings.Fields(v.text), " ")) < 200
 	}},
 	{"hidden-text", 1.0, "HTML that hides text (display:none, zero-size or invisible fonts)", func(v *view) bool {
-		return hiddenRE.MatchString(htmlOf(v))
+		return hidden(htmlOf(v))
 	}},
 	{"link-mismatch", 2.5, "a link whose text names another domain than its target", func(v *view) bool {
 		for _, p := range v.htmlParts() {
@@ -205,10 +205,22 @@ var (
 	msgIDRE  = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>`)
 	emailRE  = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
 	imgRE    = regexp.MustCompile(`(?i)<img\b`)
-	hiddenRE = regexp.MustCompile(`(?i)display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:px|pt)?\s*[;"']|<font[^>]*\bsize\s*=\s*["']?(?:0|-[1-9])`)
-	// cteB64RE finds a text part announced as base64 in the raw body.
-	cteB64RE = regexp.MustCompile(`(?im)^content-type:\s*text/(?:plain|html)[^\n]*\n(?:[ \t][^\n]*\n)*(?:[a-z-]+:[^\n]*\n(?:[ \t][^\n]*\n)*)*?content-transfer-encoding:\s*base64`)
+	hiddenCSS  = regexp.MustCompile(`display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:px|pt)?\s*[;"']`)
+	hiddenFont = regexp.MustCompile(`<font[^>]*\bsize\s*=\s*["']?(?:0|-[1-9])`)
 )
+
+// hidden reports HTML that hides text from the reader. Cheap substring
+// tests pick the expression to run, so clean HTML costs one ToLower.
+func hidden(h string) bool {
+	if h == "" {
+		return false
+	}
+	l := strings.ToLower(h)
+	if (strings.Contains(l, "display") || strings.Contains(l, "visibility") || strings.Contains(l, "font-size")) && hiddenCSS.MatchString(l) {
+		return true
+	}
+	return strings.Contains(l, "<font") && strings.Contains(l, "size") && hiddenFont.MatchString(l)
+}
 
 // htmlOf is the raw HTML of the message's HTML parts.
 func htmlOf(v *view) string {
@@ -246,8 +258,7 @@ func base64Text(v *view) bool {
 		n := min(v.m.Body.Size(), 64<<10)
 		buf := make([]byte, n)
 		k, _ := v.m.Body.ReadAt(buf, 0)
-		raw := strings.ReplaceAll(string(buf[:k]), "\r\n", "\n")
-		b64 = cteB64RE.MatchString(raw)
+		b64 = partB64Text(string(buf[:k]))
 	}
 	if !b64 {
 		return false
@@ -258,6 +269,37 @@ func base64Text(v *view) bool {
 		}
 	}
 	return strings.TrimSpace(v.text) != ""
+}
+
+// partB64Text scans a raw multipart body for a part header block that
+// declares a text/plain or text/html type and base64 encoding.
+func partB64Text(raw string) bool {
+	text, b64, inHeader := false, false, false
+	for len(raw) > 0 {
+		line := raw
+		if i := strings.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = ""
+		}
+		line = strings.TrimRight(line, "\r")
+		switch {
+		case strings.HasPrefix(line, "--"):
+			inHeader, text, b64 = true, false, false
+		case !inHeader:
+		case line == "":
+			if text && b64 {
+				return true
+			}
+			inHeader = false
+		case len(line) > 13 && strings.EqualFold(line[:13], "content-type:"):
+			t := strings.ToLower(strings.TrimSpace(line[13:]))
+			text = strings.HasPrefix(t, "text/plain") || strings.HasPrefix(t, "text/html")
+		case len(line) > 26 && strings.EqualFold(line[:26], "content-transfer-encoding:"):
+			b64 = strings.EqualFold(strings.TrimSpace(line[26:]), "base64")
+		}
+	}
+	return false
 }
 
 // shorteners are registrable domains of URL shorteners.

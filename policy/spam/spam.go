@@ -130,10 +130,11 @@ func Default() *Config {
 		MaxReasons:    3,
 		MinReason:     1,
 		Heuristics:    h,
+		// The spf, dkim and dmarc checks add their own [auth.*] scores for
+		// failures; these weights come on top, so by default only the
+		// absence of any authentication is weighed here.
 		Auth: map[string]float64{
-			"spf-fail": 2, "spf-softfail": 0.5, "spf-permerror": 0.5,
-			"dkim-fail": 1, "dkim-permerror": 0.5,
-			"dmarc-fail":      4,
+			"spf-fail": 0, "spf-softfail": 0, "dkim-fail": 0, "dmarc-fail": 0,
 			"unauthenticated": 0.5,
 		},
 		DNSTimeout:    policy.Duration(5 * time.Second),
@@ -429,7 +430,7 @@ func (c *Check) Check(ctx context.Context, m *policy.Message, prior policy.Resul
 	}
 
 	if c.classifier != nil {
-		toks := Tokens(m, c.ignore)
+		toks := tokens(m, c.ignore, v.urls)
 		bv, err := c.classifier.Classify(ctx, toks)
 		switch {
 		case errors.Is(err, bayes.ErrNotReady):
@@ -534,7 +535,7 @@ func (c *Check) dnsLookups(m *policy.Message) []lookup {
 	if len(c.cfg.URIBL) > 0 && c.cfg.MaxURIDomains > 0 {
 		seen := map[string]bool{}
 		var doms []string
-		for _, u := range messageURLs(m, 200) {
+		for _, u := range messageURLs(m, maxURLs) {
 			h := urlHost(u)
 			if h == "" || isIPHost(h) {
 				continue

@@ -125,7 +125,7 @@ func TestScoreReasonsStatus(t *testing.T) {
 }
 
 func TestAuthSignals(t *testing.T) {
-	c := newCheck(t, nil)
+	c := newCheck(t, func(cfg *Config) { cfg.Auth["spf-fail"], cfg.Auth["dmarc-fail"] = 2, 4 })
 	m := msg(t, plain)
 	prior := policy.Results{
 		"spf":   {Status: "fail"},
@@ -393,5 +393,26 @@ func TestStoreBackedBayes(t *testing.T) {
 	r, _ := c.Check(context.Background(), msg(t, "From: c@spam.example\nSubject: pills\n\nviagra pills\n"), nil)
 	if !strings.Contains(r.Detail, "bayes p=") {
 		t.Errorf("no bayes verdict through the store: %s", r.Detail)
+	}
+}
+
+func TestFindURLs(t *testing.T) {
+	got := findURLs("see http://a.example/x, HTTPS://B.example/y?q=1. and www.c.example/z\nnot xhttp://d.example nor http:// nor www.e", 10)
+	want := []string{"http://a.example/x", "HTTPS://B.example/y?q=1", "www.c.example/z"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("findURLs = %q, want %q", got, want)
+	}
+	if got := findURLs(strings.Repeat("http://x.example/ ", 50), 5); len(got) != 5 {
+		t.Errorf("limit: %d", len(got))
+	}
+	for _, c := range []struct{ url, host string }{
+		{"http://user:pw@Evil.Example:8080/path", "evil.example"},
+		{"https://[2001:db8::1]/x", "2001:db8::1"},
+		{"www.example.com/a", "www.example.com"},
+		{"http://example.com./", "example.com"},
+	} {
+		if h := urlHost(c.url); h != c.host {
+			t.Errorf("urlHost(%q) = %q, want %q", c.url, h, c.host)
+		}
 	}
 }

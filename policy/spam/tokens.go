@@ -39,6 +39,13 @@ var noTokenHeaders = map[string]bool{
 // never contribute: a corpus or another filter must not teach us its
 // verdict.
 func Tokens(m *policy.Message, ignore *HeaderSet) []string {
+	return tokens(m, ignore, messageURLs(m, maxURLs))
+}
+
+// maxURLs bounds the URLs looked at per message.
+const maxURLs = 200
+
+func tokens(m *policy.Message, ignore *HeaderSet, urls []string) []string {
 	t := tokenSet{seen: make(map[string]struct{}, 512)}
 	nh := 0
 	hbytes := 0
@@ -88,7 +95,7 @@ func Tokens(m *policy.Message, ignore *HeaderSet) []string {
 		}
 	}
 	text := m.Text()
-	for _, u := range findURLs(text, 100) {
+	for _, u := range urls {
 		if h := urlHost(u); h != "" {
 			t.add("url:" + h)
 			if d := registrable(h); d != h {

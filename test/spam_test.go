@@ -1,0 +1,200 @@
+package e2e_test
+
+// Spam scoring end-to-end suite (issue 5): the real binary's eval on the
+// SpamAssassin public corpus with the accuracy bars, learn into a bolt
+// store then check --explain on the same store, and DNS lists through the
+// shared resolver against a test DNS server.
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+	"github.com/mailwarden/mailwarden/test/harness"
+)
+
+// spamCorpus returns the corpus directory; without it the test fails in
+// CI and skips locally.
+func spamCorpus(t *testing.T) string {
+	t.Helper()
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "..", "shared", "corpus", "spamassassin")
+	if _, err := os.Stat(filepath.Join(dir, "ham")); err != nil {
+		harness.Unavailable(t, "spam corpus: %v", err)
+	}
+	return dir
+}
+
+func runMW(t *testing.T, timeout time.Duration, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(harness.Mailwarden(t), args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("mailwarden %v: no answer in %v", args, timeout)
+	}
+	if errb.Len() > 0 && cmd.ProcessState.ExitCode() == 1 {
+		t.Logf("stderr: %s", errb.String())
+	}
+	return out.String(), cmd.ProcessState.ExitCode()
+}
+
+// TestSpamCorpusEval is the accuracy bar: 5-fold cross-validation on the
+// 4150 ham and 1896 spam of the SpamAssassin public corpus, at the default
+// thresholds. Measured when written: FP 0.39 %, recall 95.5 %, AUC 0.998.
+func TestSpamCorpusEval(t *testing.T) {
+	dir := spamCorpus(t)
+	out, code := runMW(t, 3*time.Minute, "eval", "--ham", filepath.Join(dir, "ham"), "--spam", filepath.Join(dir, "spam"), "--folds", "5", "--json")
+	if code != 0 {
+		t.Fatalf("eval exit %d: %s", code, out)
+	}
+	var r struct {
+		Ham        int     `json:"ham"`
+		Spam       int     `json:"spam"`
+		FPRate     float64 `json:"fp_rate"`
+		Recall     float64 `json:"recall"`
+		AUC        float64 `json:"auc"`
+		MsgsPerSec float64 `json:"msgs_per_sec"`
+		PerFold    []struct {
+			FPRate float64 `json:"fp_rate"`
+		} `json:"per_fold"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Logf("ham %d spam %d: FP %.2f%% recall %.2f%% AUC %.4f, %.0f msgs/s", r.Ham, r.Spam, 100*r.FPRate, 100*r.Recall, r.AUC, r.MsgsPerSec)
+	if r.Ham != 4150 || r.Spam != 1896 || len(r.PerFold) != 5 {
+		t.Errorf("eval saw %d ham, %d spam, %d folds", r.Ham, r.Spam, len(r.PerFold))
+	}
+	if r.FPRate > 0.005 {
+		t.Errorf("false positive rate %.3f%% > 0.5%%", 100*r.FPRate)
+	}
+	if r.Recall < 0.95 {
+		t.Errorf("spam recall %.2f%% < 95%%", 100*r.Recall)
+	}
+	if r.AUC < 0.995 {
+		t.Errorf("ROC AUC %.4f < 0.995", r.AUC)
+	}
+}
+
+// TestSpamLearnCheck teaches a bolt store with `learn`, relearns (nothing
+// changes), scores with `check --explain --json` on that store, then
+// forgets.
+func TestSpamLearnCheck(t *testing.T) {
+	dir := spamCorpus(t)
+	tmp := t.TempDir()
+	hamDir, spamDir := filepath.Join(tmp, "ham"), filepath.Join(tmp, "spam")
+	for _, d := range []struct{ from, to string }{{filepath.Join(dir, "ham"), hamDir}, {filepath.Join(dir, "spam"), spamDir}} {
+		os.Mkdir(d.to, 0o755)
+		files, _ := filepath.Glob(filepath.Join(d.from, "*.eml"))
+		for _, f := range files[:250] {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(d.to, filepath.Base(f)), data, 0o644)
+		}
+	}
+	// The spam test message is not among the learned ones.
+	spamFiles, _ := filepath.Glob(filepath.Join(dir, "spam", "*.eml"))
+	probe := spamFiles[len(spamFiles)-1]
+
+	// No network: the auth checks ask an empty test DNS server.
+	srv := dnstest.Start(t)
+	cfg := filepath.Join(tmp, "mw.toml")
+	os.WriteFile(cfg, []byte("[dns]\nservers = [\""+srv.Addr+"\"]\n[store]\nbackend = \"bolt\"\npath = \""+filepath.Join(tmp, "state.db")+"\"\n[spam.bayes]\nmin_spam = 200\nmin_ham = 200\n"), 0o644)
+
+	out, code := runMW(t, 2*time.Minute, "learn", "-config", cfg, "--spam", spamDir, "--ham", hamDir)
+	if code != 0 || !strings.Contains(out, "learned 500 messages (0 unchanged") || !strings.Contains(out, "250 spam and 250 ham") {
+		t.Fatalf("learn: exit %d: %s", code, out)
+	}
+	out, code = runMW(t, 2*time.Minute, "learn", "-config", cfg, "--spam", spamDir)
+	if code != 0 || !strings.Contains(out, "learned 0 messages (250 unchanged") {
+		t.Fatalf("relearn: exit %d: %s", code, out)
+	}
+
+	out, _ = runMW(t, time.Minute, "check", "-config", cfg, "--client-ip", "192.0.2.1", "--explain", "--json", probe)
+	var v struct {
+		Score   float64 `json:"score"`
+		Details map[string]struct {
+			Status  string `json:"status"`
+			Detail  string `json:"detail"`
+			Signals []struct {
+				Name  string  `json:"name"`
+				Score float64 `json:"score"`
+			} `json:"signals"`
+		} `json:"details"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	sp, ok := v.Details["spam"]
+	if !ok {
+		t.Fatalf("no spam check in %s", out)
+	}
+	bayes := ""
+	for _, s := range sp.Signals {
+		if strings.HasPrefix(s.Name, "bayes-") {
+			bayes = s.Name
+		}
+	}
+	if bayes == "" || !strings.Contains(sp.Detail, "bayes p=") {
+		t.Errorf("no Bayes signal after learning: %+v", sp)
+	}
+	t.Logf("probe %s: score %.1f, %s, %s", filepath.Base(probe), v.Score, bayes, sp.Detail)
+
+	out, code = runMW(t, 2*time.Minute, "learn", "-config", cfg, "--forget", "--spam", spamDir)
+	if code != 0 || !strings.Contains(out, "forgot 250 messages") || !strings.Contains(out, "0 spam and 250 ham") {
+		t.Fatalf("forget: exit %d: %s", code, out)
+	}
+	out, _ = runMW(t, time.Minute, "check", "-config", cfg, "--client-ip", "192.0.2.1", "--json", probe)
+	if !strings.Contains(out, "bayes not ready (0 spam, 250 ham learned)") {
+		t.Errorf("after forget: %s", out)
+	}
+}
+
+// TestSpamDNSBL runs check with a DNS list served by a test DNS server
+// through the shared [dns] resolver.
+func TestSpamDNSBL(t *testing.T) {
+	srv := dnstest.Start(t, "7.2.0.192.zen.test. A 127.0.0.2", "evil.example.dbl.test. A 127.0.1.2")
+	tmp := t.TempDir()
+	msg := filepath.Join(tmp, "m.eml")
+	os.WriteFile(msg, []byte("From: a@example.com\nTo: b@example.org\nSubject: hi\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <x@example.com>\n\nsee http://www.evil.example/offer\n"), 0o644)
+	cfg := filepath.Join(tmp, "mw.toml")
+	os.WriteFile(cfg, []byte(`[dns]
+servers = ["`+srv.Addr+`"]
+[store]
+backend = "memory"
+[[spam.dnsbl]]
+zone = "zen.test"
+weight = 6.0
+[[spam.uribl]]
+zone = "dbl.test"
+weight = 5.0
+`), 0o644)
+	out, code := runMW(t, time.Minute, "check", "-config", cfg, "--client-ip", "192.0.2.7", "--explain", msg)
+	if code != 2 || !strings.Contains(out, "dnsbl-zen.test") || !strings.Contains(out, "uribl-dbl.test") || !strings.Contains(out, "spam-score") {
+		t.Errorf("listed client and URL: exit %d\n%s", code, out)
+	}
+	out, code = runMW(t, time.Minute, "check", "-config", cfg, "--client-ip", "192.0.2.8", "--explain", msg)
+	if code != 0 || strings.Contains(out, "dnsbl-zen.test") || !strings.Contains(out, "uribl-dbl.test") {
+		t.Errorf("unlisted client: exit %d\n%s", code, out)
+	}
+}
