@@ -296,7 +296,9 @@ func (a *auditor) relay() {
 	guarded := func(v string) (ok bool, permitFirst bool) {
 		for _, t := range list(v) {
 			switch t {
-			case "reject_unauth_destination", "defer_unauth_destination":
+			// Postfix accepts these as "working instances" too: what is not
+			// permitted before them is refused.
+			case "reject_unauth_destination", "defer_unauth_destination", "reject", "defer", "defer_if_permit", "check_relay_domains":
 				return true, false
 			case "permit":
 				return false, true

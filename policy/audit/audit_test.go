@@ -78,6 +78,33 @@ func TestAudit(t *testing.T) {
 	}
 }
 
+func TestRelayRestrictions(t *testing.T) {
+	cases := []struct {
+		relay, rcpt string
+		open        bool
+	}{
+		{"permit_mynetworks, reject", "", false},
+		{"permit_mynetworks permit_sasl_authenticated defer_unauth_destination", "", false},
+		{"permit_mynetworks, permit", "", true},
+		{"permit, reject_unauth_destination", "", true},
+		{"", "permit_mynetworks, reject_unauth_destination", false},
+		{"", "permit_mynetworks", true},
+		{"check_client_access hash:/x", "", true},
+	}
+	for _, c := range cases {
+		pf := MainCF{"smtpd_relay_restrictions": c.relay, "smtpd_recipient_restrictions": c.rcpt}
+		open := false
+		for _, f := range Run(Input{Postfix: pf, ReadFile: fakeFS}) {
+			if f.ID == "open-relay" {
+				open = true
+			}
+		}
+		if open != c.open {
+			t.Errorf("relay %q rcpt %q: open relay = %v, want %v", c.relay, c.rcpt, open, c.open)
+		}
+	}
+}
+
 func TestParseMainCF(t *testing.T) {
 	m, err := ParseMainCF(strings.NewReader("a = 1\n# c\nb = x,\n  y\n\nc=$a ${b} $(a)\nd = $d\n"))
 	if err != nil {
