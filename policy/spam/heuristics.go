@@ -202,9 +202,9 @@ var Heuristics = []Heuristic{
 }
 
 var (
-	msgIDRE  = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>`)
-	emailRE  = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
-	imgRE    = regexp.MustCompile(`(?i)<img\b`)
+	msgIDRE    = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>`)
+	emailRE    = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
+	imgRE      = regexp.MustCompile(`(?i)<img\b`)
 	hiddenCSS  = regexp.MustCompile(`display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:px|pt)?\s*[;"']`)
 	hiddenFont = regexp.MustCompile(`<font[^>]*\bsize\s*=\s*["']?(?:0|-[1-9])`)
 )
