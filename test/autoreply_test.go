@@ -318,10 +318,17 @@ func TestAutoreplyConcurrentFlood(t *testing.T) {
 	if pass.Load() != 7 || fail.Load() != 193 {
 		t.Fatalf("%d passed, %d stopped; want exactly 7 and 193", pass.Load(), fail.Load())
 	}
+	// The log is read asynchronously: wait for the last lines.
 	n := 0
-	for _, l := range mw.Logs() {
-		if l["msg"] == "message" && l["action"] == "discard" && arHasReason(l, "autoreply-limited") {
-			n++
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n = 0
+		for _, l := range mw.Logs() {
+			if l["msg"] == "message" && l["action"] == "discard" && arHasReason(l, "autoreply-limited") {
+				n++
+			}
+		}
+		if n >= 193 || time.Now().After(deadline) {
+			break
 		}
 	}
 	if n != 193 {
