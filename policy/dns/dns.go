@@ -221,6 +221,25 @@ func (r *Resolver) Servers() []string { return append([]string(nil), r.servers..
 // pipeline's shared services can be closed uniformly.
 func (r *Resolver) Close() error { return nil }
 
+// Probe asks every upstream server for the root's NS records, bypassing
+// the cache, and returns the first failure (for health checks). A server
+// that answers at all, even with an error code other than SERVFAIL, is up.
+func (r *Resolver) Probe(ctx context.Context) error {
+	m := new(dns.Msg)
+	m.SetQuestion(".", dns.TypeNS)
+	m.RecursionDesired = true
+	for _, srv := range r.servers {
+		resp, err := r.ask(ctx, m, srv)
+		if err != nil {
+			return fmt.Errorf("dns: probe %s: %w", srv, err)
+		}
+		if resp.Rcode == dns.RcodeServerFailure {
+			return fmt.Errorf("dns: probe %s: SERVFAIL", srv)
+		}
+	}
+	return nil
+}
+
 // Flush empties the cache.
 func (r *Resolver) Flush() { r.cache.flush() }
 

@@ -242,3 +242,19 @@ func TestFromEnv(t *testing.T) {
 		t.Error("unknown key accepted")
 	}
 }
+
+func TestProbe(t *testing.T) {
+	s := dnstest.Start(t)
+	r := newTest(t, s)
+	if err := r.Probe(context.Background()); err != nil {
+		t.Errorf("probe: %v", err)
+	}
+	s.SetServFail(".")
+	if err := r.Probe(context.Background()); err == nil {
+		t.Error("SERVFAIL not reported")
+	}
+	s.SetTimeout(".")
+	if err := r.Probe(context.Background()); err == nil {
+		t.Error("timeout not reported")
+	}
+}
