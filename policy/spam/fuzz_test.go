@@ -3,8 +3,10 @@ package spam
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -150,4 +152,33 @@ func BenchmarkSpamCheck(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.SetBytes(bytesTotal / int64(max(b.N, 1)))
+}
+
+// TestMemoryBounded: the check keeps nothing per message, so the live heap
+// after scoring 2000 more messages is what it was after the first 200.
+func TestMemoryBounded(t *testing.T) {
+	c := trained(t, 30)
+	ctx := context.Background()
+	run := func(n, off int) {
+		for i := 0; i < n; i++ {
+			m := msg(t, fmt.Sprintf("From: u%d@x%d.example\nSubject: offer %d\nContent-Type: text/html\n\n<p>cheap pills %d <a href=\"http://h%d.example/\">www.other%d.example/</a></p>\n", i+off, i+off, i+off, i+off, i+off, i+off))
+			if _, err := c.Check(ctx, m, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	run(200, 0)
+	before := heap()
+	run(2000, 200)
+	after := heap()
+	if after > before+1<<20 {
+		t.Errorf("heap grew from %d to %d bytes over 2000 messages", before, after)
+	}
 }
