@@ -63,7 +63,14 @@ func takeAll(ws []Window, now time.Time, load func(key string) []event, save fun
 	}
 	at := now.UnixMicro()
 	for i, w := range ws {
-		save(w.Key, append(pruned[i], event{at: at, cost: uint32(w.cost())}), w.Period)
+		evs := pruned[i]
+		if n := len(evs); n > 0 && evs[n-1].at == at {
+			// Same microsecond: one record (bursts stay small on disk).
+			evs[n-1].cost += uint32(w.cost())
+		} else {
+			evs = append(evs, event{at: at, cost: uint32(w.cost())})
+		}
+		save(w.Key, evs, w.Period)
 	}
 	return -1
 }
