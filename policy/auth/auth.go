@@ -29,7 +29,6 @@ package auth
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -322,4 +321,3 @@ func errText(err error) string {
 	return err.Error()
 }
 
-var _ = fmt.Sprintf

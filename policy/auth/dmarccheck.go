@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/emersion/go-msgauth/authres"
 
@@ -265,4 +264,3 @@ func dkimTempAligned(o *DKIMOutcome, from string) bool {
 	return false
 }
 
-var _ = strings.ToLower
