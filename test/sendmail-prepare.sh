@@ -26,6 +26,13 @@ if [ -f "$marker" ] && [ -x "$bin" ]; then
 fi
 
 mkdir -p "$dir"
+# One preparation at a time (the harness runs this script from several
+# test processes when nothing is prepared); the loser finds it done.
+exec 9>"$dir/.lock"
+flock 9
+if [ -f "$marker" ] && [ -x "$bin" ]; then
+	exit 0
+fi
 debs=$(mktemp -d "$dir/debs.XXXXXX")
 trap 'rm -rf "$debs"' EXIT
 rm -rf "$root" "$marker"
