@@ -320,4 +320,3 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
-

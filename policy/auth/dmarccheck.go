@@ -263,4 +263,3 @@ func dkimTempAligned(o *DKIMOutcome, from string) bool {
 	}
 	return false
 }
-
