@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/health"
+)
+
+func testDaemon(t *testing.T) *daemon {
+	t.Helper()
+	cfg, err := policy.Load("t", []byte("local_domains = [\"example.org\"]\n[control]\nsocket = \"\"\n"), modules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{modes: &policy.ModeSwitch{}, started: time.Now().Add(-90 * time.Second), logger: slog.New(slog.DiscardHandler)}
+	d.metrics = metricsHook(d)
+	t.Cleanup(func() { opsMu.Lock(); delete(opsOf, d); opsMu.Unlock() })
+	p, err := d.build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.holder = policy.NewHolder(p)
+	t.Cleanup(func() { d.holder.Close() })
+	return d
+}
+
+func TestControlProtocol(t *testing.T) {
+	d := testDaemon(t)
+	sock := filepath.Join(t.TempDir(), "ctl", "control.sock")
+	// A stale socket file from a crashed daemon is replaced.
+	os.MkdirAll(filepath.Dir(sock), 0o700)
+	stale, _ := net.Listen("unix", sock)
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	d.holder.Current().Config().Sections["control"].(*ControlConfig).Socket = sock
+	stop, err := startControl(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v %v", fi.Mode(), err)
+	}
+	// A second daemon must not steal a live socket.
+	if _, err := listenControl(sock); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("live socket taken over: %v", err)
+	}
+
+	resp, err := controlCall(sock, controlRequest{Cmd: "status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := resp.Status; s.Mode != policy.ModeEnforce || s.Override || s.UptimeSeconds < 89 || len(s.Checks) == 0 {
+		t.Errorf("status %+v", s)
+	}
+	resp, err = controlCall(sock, controlRequest{Cmd: "mode", Mode: "tempfail-all"})
+	if err != nil || resp.Status.Mode != policy.ModeTempfailAll || !resp.Status.Override {
+		t.Fatalf("mode: %+v %v", resp, err)
+	}
+	// The pipeline in force sees it at once.
+	if d.pipeline().Mode() != policy.ModeTempfailAll {
+		t.Fatal("mode switch not in force")
+	}
+	if _, err := controlCall(sock, controlRequest{Cmd: "mode", Mode: "chaos"}); err == nil {
+		t.Error("bad mode accepted")
+	}
+	if _, err := controlCall(sock, controlRequest{Cmd: "reboot"}); err == nil {
+		t.Error("unknown command accepted")
+	}
+	if resp, err := controlCall(sock, controlRequest{Cmd: "mode", Mode: "config"}); err != nil || resp.Status.Override || resp.Status.Mode != policy.ModeEnforce {
+		t.Fatalf("mode config: %+v %v", resp, err)
+	}
+	// Garbage and several requests on one connection.
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "not json\n{\"cmd\":\"status\"}\n")
+	r := bufio.NewReader(c)
+	for i, wantOK := range []bool{false, true} {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cr controlResponse
+		if err := json.Unmarshal(line, &cr); err != nil || cr.OK != wantOK {
+			t.Errorf("answer %d: %s", i, line)
+		}
+	}
+	// The CLI commands.
+	var out, errb strings.Builder
+	if code := run([]string{"mode", "-socket", sock, "monitor"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "mode monitor (override; configured: enforce)") {
+		t.Errorf("mode cli: %d %q %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"status", "-socket", sock}, &out, &errb); code != 0 || !strings.Contains(out.String(), "monitor (override; configured: enforce)") || !strings.Contains(out.String(), "uptime:     1m3") {
+		t.Errorf("status cli: %d\n%s", code, out.String())
+	}
+	if code := run([]string{"status", "-socket", filepath.Join(t.TempDir(), "none.sock")}, &out, &errb); code != 1 {
+		t.Errorf("status without daemon: exit %d", code)
+	}
+}
+
+func TestDashboardMetricsExist(t *testing.T) {
+	d := testDaemon(t)
+	o := opsFor(d)
+	// Touch every vector so that it is exported.
+	o.CheckDone("spf", policy.StatusError, time.Millisecond)
+	o.CheckDone("limit", "limited", time.Millisecond)
+	o.MessageDone(&policy.Verdict{Mode: policy.ModeMonitor, Action: policy.ActionAccept, WouldBe: policy.ActionReject, Reasons: []string{"spf-fail"}})
+	o.Event("relay-attempt")
+	o.SpoolFree("/var/spool/postfix", 1<<30, 1000, false)
+	o.HealthResults([]health.Result{{Kind: health.KindSMTP, Target: "relay:25", Up: true}})
+	o.modeChanges.Inc()
+	mfs, err := o.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+	}
+	b, err := os.ReadFile("../../examples/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`mailwarden_[a-z_]+`)
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range re.FindAllString(tg.Expr, -1) {
+				n++
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+				if !have[name] && !have[base] {
+					t.Errorf("panel %q uses %s, which mailwarden does not export", p.Title, name)
+				}
+			}
+		}
+	}
+	if n < 15 {
+		t.Errorf("dashboard uses only %d metrics", n)
+	}
+	// Removed neighbours disappear.
+	o.HealthResults(nil)
+	mfs, _ = o.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "mailwarden_neighbour_up" && len(mf.GetMetric()) > 0 {
+			t.Error("stale neighbour kept")
+		}
+	}
+}
