@@ -445,3 +445,49 @@ func TestRule1ReplyWithoutReferences(t *testing.T) {
 		t.Fatalf("vacation(1) to a ham sender: %v %v", v.Action, v.Reasons)
 	}
 }
+
+func TestVerdictClass(t *testing.T) {
+	core := policy.DefaultConfig()
+	for _, c := range []struct {
+		name string
+		v    policy.Verdict
+		want Class
+	}{
+		{"clean", policy.Verdict{WouldBe: policy.ActionAccept}, ClassClean},
+		{"virus", policy.Verdict{Checks: []policy.CheckReport{{Name: "virus", Status: "infected"}}}, ClassVirus},
+		{"spam-status", policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "spam"}}}, ClassSpam},
+		{"unsure-status", policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "unsure"}}}, ClassClean},
+		{"flag-header", policy.Verdict{Prepend: []policy.Field{{Name: "X-Spam-Flag", Value: "YES"}}}, ClassSpam},
+		{"held-for-score", policy.Verdict{WouldBe: policy.ActionQuarantine, Reasons: []string{"spam-score"}}, ClassSpam},
+		{"held-for-rule", policy.Verdict{WouldBe: policy.ActionQuarantine, Reasons: []string{"rule-x"}}, ClassClean},
+	} {
+		if got := verdictClass(core, &c.v); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestObserveOnlyFinalInbound(t *testing.T) {
+	w := newWorld(t, "")
+	ctx := context.Background()
+	in := inbound("obs1@remote.test", true, "bob@remote.test")
+	if err := w.ck.Observe(ctx, in, &policy.Verdict{WouldBe: policy.ActionTempfail}); err != nil || w.st.Len() != 0 {
+		t.Fatalf("a deferred message was remembered (%d keys, %v)", w.st.Len(), err)
+	}
+	out := msg("", "alice", "alice@example.org", []string{"bob@remote.test"}, hdr("Message-ID", "<obs2@example.org>"))
+	if err := w.ck.Observe(ctx, out, &policy.Verdict{}); err != nil || w.st.Len() != 0 {
+		t.Fatalf("an outbound message was remembered (%d keys, %v)", w.st.Len(), err)
+	}
+	if err := w.ck.Observe(ctx, in, &policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "spam"}}}); err != nil || w.st.Len() != 2 {
+		t.Fatalf("inbound spam: %d keys, %v (want message and sender)", w.st.Len(), err)
+	}
+	v, ok, _ := w.st.Get(ctx, MemoryKey("OBS1@remote.test"))
+	if !ok || !strings.Contains(string(v), `"c":"spam"`) || !strings.Contains(string(v), "bob@remote.test") {
+		t.Fatalf("memory = %s", v)
+	}
+	// It expires after memory_ttl.
+	w.advance(7*24*time.Hour + time.Second)
+	if _, ok, _ := w.st.Get(ctx, MemoryKey("obs1@remote.test")); ok {
+		t.Fatal("memory outlived memory_ttl")
+	}
+}
