@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -222,10 +223,38 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 			t.Logf("postfix maillog (%s):\n%s", p.Dir, p.Log())
 		}
 	})
-	if err := waitDial(p.smtpAddr, 20*time.Second); err != nil {
+	if err := p.waitGreeting(20 * time.Second); err != nil {
 		t.Fatalf("harness: postfix smtpd: %v\nmaillog:\n%s", err, p.Log())
 	}
 	return p
+}
+
+// waitGreeting waits for smtpd's 220 greeting. A bare connect is not
+// enough: master accepts the connection even when smtpd dies at start
+// (a fatal main.cf setting), and the client would only time out.
+func (p *Postfix) waitGreeting(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.Log(), "/smtpd[") && strings.Contains(p.Log(), "]: fatal: ") {
+			return fmt.Errorf("smtpd failed to start")
+		}
+		c, err := net.DialTimeout("tcp", p.smtpAddr, time.Second)
+		if err != nil {
+			last = err
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "QUIT\r\n")
+		c.Close()
+		if err == nil && strings.HasPrefix(line, "220") {
+			return nil
+		}
+		last = fmt.Errorf("greeting %q: %v", line, err)
+	}
+	return fmt.Errorf("no 220 greeting on %s within %v: %v", p.smtpAddr, timeout, last)
 }
 
 func (p *Postfix) postfix(args ...string) ([]byte, error) {
@@ -260,21 +289,6 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitDial(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not listening on %s after %v: %v", addr, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // SMTPAddr is smtpd's host:port.

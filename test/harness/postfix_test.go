@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -153,3 +154,36 @@ func TestPostfixDefaultAction(t *testing.T) {
 		t.Errorf("with the milter down: %v, want 4xx", err)
 	}
 }
+
+// TestPostfixStartFailure: a main.cf that kills smtpd is reported with the
+// maillog at start, not as a client timeout later.
+func TestPostfixStartFailure(t *testing.T) {
+	Require(t, "postfix")
+	RequireRoot(t)
+	ft := &fakeT{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		StartPostfix(ft, PostfixOptions{MainCF: map[string]string{"smtpd_relay_restrictions": "permit", "smtpd_recipient_restrictions": "permit"}})
+	}()
+	<-done
+	if !ft.failed || !strings.Contains(ft.msg, "fatal") {
+		t.Errorf("StartPostfix with a fatal smtpd setting: failed=%v, message:\n%s", ft.failed, ft.msg)
+	}
+}
+
+// fakeT records a fatal failure instead of ending the test.
+type fakeT struct {
+	testing.TB
+	failed bool
+	msg    string
+}
+
+func (f *fakeT) Fatalf(format string, args ...any) {
+	f.failed = true
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func (f *fakeT) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprint(args...)) }
+func (f *fakeT) Helper()           {}
