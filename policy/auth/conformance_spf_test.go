@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	mdns "github.com/miekg/dns"
@@ -301,3 +305,141 @@ func runSPFSuite(t *testing.T, file string, minPass int) {
 
 func TestConformanceSPF7208(t *testing.T) { runSPFSuite(t, "rfc7208-tests.yml", 172) }
 func TestConformanceSPF4408(t *testing.T) { runSPFSuite(t, "rfc4408-tests.yml", 162) }
+
+// TestConformanceSPFMailAuth runs Stalwart mail-auth's SPF suite (a
+// line-oriented format, not YAML; see the folder's README) through our
+// check: records are served by the test DNS server; "mx:" hosts are given
+// by address, so each gets a synthetic host name; "spf:" inside tests
+// replaces the domain's record for the tests that follow.
+func TestConformanceSPFMailAuth(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(conformanceDir, "spf/mail-auth/*.yml"))
+	if len(files) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("mail-auth SPF suite not found")
+		}
+		t.Skip("mail-auth SPF suite not found")
+	}
+	pass, total := 0, 0
+	var skipped []string
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for di, doc := range strings.Split(string(data), "\n---") {
+			s := dnstest.Start(t)
+			w := newWorldCfg(t, s, DefaultConfig())
+			// Upstream's resolver fails names containing "_dns_error".
+			for _, n := range dnsErrorRE.FindAllString(doc, -1) {
+				s.SetServFail(n)
+			}
+			var name, helo, sender, ip string
+			mxN := 0
+			for _, raw := range strings.Split(doc, "\n") {
+				line := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(raw), "- "))
+				k, v, ok := strings.Cut(line, ":")
+				if !ok || strings.ContainsAny(k, " \t") {
+					continue
+				}
+				v = strings.TrimSpace(v)
+				owner, rest, _ := strings.Cut(v, " ")
+				list := func() []string {
+					var out []string
+					for _, x := range strings.Split(rest, ",") {
+						if x = strings.TrimSpace(x); x != "" {
+							out = append(out, x)
+						}
+					}
+					return out
+				}
+				switch k {
+				case "name":
+					name = v
+				case "spf", "exp":
+					s.Remove(owner, mdns.TypeTXT)
+					s.AddTXT(owner, 300, strings.TrimSpace(rest))
+					w.a.resolver.Flush()
+				case "a", "aaaa":
+					for _, x := range list() {
+						if a, err := netip.ParseAddr(x); err == nil {
+							h := mdns.RR_Header{Name: mdns.Fqdn(owner), Class: mdns.ClassINET, Ttl: 300}
+							if a.Is4() {
+								h.Rrtype = mdns.TypeA
+								s.AddRR(&mdns.A{Hdr: h, A: a.AsSlice()})
+							} else {
+								h.Rrtype = mdns.TypeAAAA
+								s.AddRR(&mdns.AAAA{Hdr: h, AAAA: a.AsSlice()})
+							}
+						}
+					}
+				case "mx":
+					for i, x := range list() {
+						mxN++
+						host := fmt.Sprintf("mx%d-%d.mx.invalid.", mxN, i)
+						s.AddRR(&mdns.MX{Hdr: mdns.RR_Header{Name: mdns.Fqdn(owner), Rrtype: mdns.TypeMX, Class: mdns.ClassINET, Ttl: 300}, Preference: uint16(10 + i), Mx: host})
+						if a, err := netip.ParseAddr(x); err == nil {
+							if a.Is4() {
+								s.AddRR(&mdns.A{Hdr: mdns.RR_Header{Name: host, Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: 300}, A: a.AsSlice()})
+							} else {
+								s.AddRR(&mdns.AAAA{Hdr: mdns.RR_Header{Name: host, Rrtype: mdns.TypeAAAA, Class: mdns.ClassINET, Ttl: 300}, AAAA: a.AsSlice()})
+							}
+						}
+					}
+				case "ptr":
+					rev, err := mdns.ReverseAddr(owner)
+					if err != nil {
+						t.Fatalf("%s: ptr %q", file, owner)
+					}
+					for _, x := range list() {
+						s.AddRR(&mdns.PTR{Hdr: mdns.RR_Header{Name: rev, Rrtype: mdns.TypePTR, Class: mdns.ClassINET, Ttl: 300}, Ptr: mdns.Fqdn(x)})
+					}
+				case "domain":
+					helo = v
+				case "sender":
+					sender = v
+				case "ip":
+					ip = v
+				case "expect":
+					v, _, _ = strings.Cut(v, " ") // "fail <explanation>": the status
+					total++
+					m := &policy.Message{MailFrom: sender, Client: policy.Client{HELO: helo, Addr: netip.MustParseAddr(ip)}}
+					r, err := (&spfCheck{w.a}).Check(context.Background(), m, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					key := fmt.Sprintf("%s#%d %s (%s from %s)", filepath.Base(file), di+1, name, sender, ip)
+					reason, skip := mailAuthSkips[fmt.Sprintf("%s#%d/%s/%s", filepath.Base(file), di+1, sender, ip)]
+					switch {
+					case skip && string(r.Status) == v:
+						t.Errorf("%s passes now: remove it from mailAuthSkips", key)
+					case skip:
+						skipped = append(skipped, key+": "+reason)
+					case string(r.Status) != v:
+						t.Errorf("%s: got %s, want %s [%s]", key, r.Status, v, r.Detail)
+					default:
+						pass++
+					}
+				}
+			}
+		}
+	}
+	fmt.Printf("SPF conformance mail-auth: %d of %d cases pass, %d skipped\n", pass, total, len(skipped))
+	for _, s := range skipped {
+		fmt.Printf("  skip %s\n", s)
+	}
+	if total != 163 {
+		t.Errorf("read %d cases, the README counts 163", total)
+	}
+}
+
+var dnsErrorRE = regexp.MustCompile(`[A-Za-z0-9_.-]*_dns_error[A-Za-z0-9_.-]*`)
+
+// mailAuthSkips: "file#doc/sender/ip" → reason. These are places where
+// mail-auth departs from RFC 7208 or from what issue 3 asks.
+var mailAuthSkips = map[string]string{
+	"basic.yml#5/sender@ok.test.org/172.168.0.1":              "mail-auth has no void lookup limit; RFC 7208 §4.6.4 says 2 (ours: permerror after 10 void a: lookups)",
+	"basic.yml#5/sender@mx.test.org/10.0.0.8":                 "more than 10 MX records: RFC 7208 §4.6.4 says the mx mechanism MUST give permerror; mail-auth matches within the first 10",
+	"basic.yml#7/sender@test.org/172.168.0.1":                 "mail-auth checks HELO before MAIL FROM; we check HELO only for the null sender (RFC 7208 §2.3 makes it optional)",
+	"exists.yml#1/sender@ip6.test.org/167.1.2.3":              "exists: on an AAAA-only name; RFC 7208 §5.7 says exists uses an A lookup even for IPv6 (ours: fail)",
+	"macro.yml#2/strong-bad@email.example.com/2001:db8::cb01": "exists: target has only AAAA; RFC 7208 §5.7 says A lookup only (ours: fail)",
+}

@@ -86,6 +86,11 @@ func (a *authenticator) evalSPF(ctx context.Context, ip netip.Addr, helo, mailFr
 		o.Sender = "postmaster" + mailFrom
 	}
 	o.Domain = strings.ToLower(policy.Domain(o.Sender))
+	if !validSPFDomain(o.Domain) {
+		// RFC 7208 §4.3: a malformed or single-label <domain> gives none.
+		o.Status = StatusNone
+		return o
+	}
 	if !ip.IsValid() {
 		o.Status = StatusNone
 		return o
@@ -102,6 +107,21 @@ func (a *authenticator) evalSPF(ctx context.Context, ip netip.Addr, helo, mailFr
 		o.Status = StatusPermerror
 	}
 	return o
+}
+
+// validSPFDomain reports whether d is a multi-label domain name with
+// labels of 1..63 octets (RFC 7208 §4.3).
+func validSPFDomain(d string) bool {
+	d = strings.TrimSuffix(d, ".")
+	if len(d) > 253 || !strings.Contains(d, ".") {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if len(l) == 0 || len(l) > 63 {
+			return false
+		}
+	}
+	return true
 }
 
 // spfResolver adapts the shared resolver to the SPF library, which tests
