@@ -295,6 +295,7 @@ func (c *conn) send(t *testing.T, m msg) outcome {
 		}
 		if a.Type != milter.ActionContinue {
 			o.act = a
+			c.s.Abort(nil) // the MTA ends the transaction
 			return o
 		}
 		b = b[n:]
@@ -432,7 +433,7 @@ func TestCleanMessageGetsHeadersOnTop(t *testing.T) {
 	if len(s.header) != 3 || s.header[2] != (policy.Field{Name: "Subject", Value: " lunch"}) {
 		t.Errorf("header %q", s.header)
 	}
-	if s.bodySize != int64(len(m.body)) || string(s.tail) != "ave lunch?\r\n"[max(0, 12-16):] && !strings.HasSuffix("Shall we have lunch?\r\n", string(s.tail)) {
+	if s.bodySize != int64(len(m.body)) || len(s.tail) != 16 || !bytes.HasSuffix(m.body, s.tail) {
 		t.Errorf("body size %d tail %q", s.bodySize, s.tail)
 	}
 	// One summary line.
@@ -883,5 +884,84 @@ func TestSessionWithMinimalProtocol(t *testing.T) {
 	m.body = []byte("urgent wire transfer")
 	if o := c.send(t, m); o.act.Type != milter.ActionRejectWithCode {
 		t.Errorf("action %v", o.act)
+	}
+}
+
+// When the body cannot be spooled (temp dir gone, disk full) the message is
+// tempfailed, never accepted unchecked, and the connection goes on.
+func TestSpoolFailureTempfails(t *testing.T) {
+	ts := startServer(t, "")
+	if err := os.Remove(ts.spool); err != nil {
+		t.Fatal(err)
+	}
+	c := ts.connect(t, allProtocol)
+	m := basicMsg("NOSPOOL")
+	m.body = bytes.Repeat([]byte("q"), 200<<10)
+	o := c.send(t, m)
+	if o.act == nil || o.act.Type != milter.ActionRejectWithCode || o.act.SMTPCode != 451 {
+		t.Fatalf("spool failure: %+v", o.act)
+	}
+	waitInFlight(t, ts.srv)
+	if o := c.send(t, basicMsg("SMALL")); o.act.Type != milter.ActionAccept {
+		t.Errorf("a small message after the failure: %v", o.act)
+	}
+}
+
+type countCloser struct {
+	mu *sync.Mutex
+	n  *int
+}
+
+func (c countCloser) Close() error { c.mu.Lock(); *c.n++; c.mu.Unlock(); return nil }
+
+// A reload in the middle of a transaction: the message is judged by the
+// pipeline it started with, the next one by the new pipeline, and the old
+// pipeline is closed once the transaction is done.
+func TestReloadMidTransaction(t *testing.T) {
+	ts := startServer(t, "")
+	var mu sync.Mutex
+	closed := 0
+	mod := policy.Module{Name: "svc", Default: func() any { return &struct{}{} }, Build: func(_ any, env *policy.Env) ([]policy.Step, error) {
+		_, err := env.Shared.Get("svc", func() (any, error) { return countCloser{&mu, &closed}, nil })
+		return nil, err
+	}}
+	build := func(top string) *policy.Pipeline {
+		cfg, err := policy.Load("r.toml", []byte(fmt.Sprintf(serverTOML, top, ts.spool, "")), []policy.Module{mod})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := policy.New(cfg, []policy.Module{mod}, nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ts.holder.Swap(build(""))
+	c := ts.connect(t, allProtocol)
+	c.macros.Set(milter.MacroQueueId, "MID")
+	mustContinue(t, "mail")(c.s.Mail("<a@sender.test>", ""))
+	mustContinue(t, "rcpt")(c.s.Rcpt("<bob@example.org>", ""))
+	ts.holder.Swap(build("mode = \"monitor\""))
+	mustContinue(t, "data")(c.s.DataStart())
+	mustContinue(t, "eoh")(c.s.HeaderEnd())
+	mustContinue(t, "body")(c.s.BodyChunk([]byte("urgent wire transfer\r\n")))
+	mu.Lock()
+	if closed != 0 {
+		t.Error("the pipeline in use was closed by the reload")
+	}
+	mu.Unlock()
+	_, act, err := c.s.End()
+	if err != nil || act.Type != milter.ActionRejectWithCode {
+		t.Fatalf("message begun before the reload: %v %v", act, err)
+	}
+	mu.Lock()
+	if closed != 1 {
+		t.Errorf("old pipeline closed %d times after its last message, want 1", closed)
+	}
+	mu.Unlock()
+	m := basicMsg("NEW")
+	m.body = []byte("urgent wire transfer\r\n")
+	if o := c.send(t, m); o.act.Type != milter.ActionAccept {
+		t.Errorf("message after the reload (monitor): %v", o.act)
 	}
 }
