@@ -118,14 +118,29 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting and waits for sessions in flight until ctx ends,
-// then closes them.
+// Shutdown stops accepting, waits until no message is in flight (or ctx
+// ends), then closes every MTA connection. Idle connections (an MTA keeps
+// one open between messages) do not hold the shutdown up: the MTA
+// reconnects to the next instance for its next message.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.ms.Shutdown(ctx)
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fmt.Errorf("filter: grace period over, %d session(s) closed: %w", s.InFlight(), err)
+	done := make(chan error, 1)
+	go func() { done <- s.ms.Shutdown(ctx) }()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return fmt.Errorf("filter: grace period over, %d message(s) cut off: %w", s.InFlight(), err)
+			}
+			return err
+		case <-t.C:
+			if s.InFlight() == 0 {
+				s.ms.Close() // closes idle sessions; Shutdown then returns
+				return <-done
+			}
+		}
 	}
-	return err
 }
 
 // InFlight is the number of messages being processed (between MAIL FROM

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -85,7 +86,13 @@ func (s *Bolt) handle() (*bolt.DB, error) {
 	defer openMu.Unlock()
 	sh := opened[s.path]
 	if sh == nil {
-		db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.openTimeout})
+		// Like systemd's StateDirectory=: the state directory is ours to
+		// create, so that the default path works on a fresh machine.
+		err := os.MkdirAll(filepath.Dir(s.path), 0o750)
+		var db *bolt.DB
+		if err == nil {
+			db, err = bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.openTimeout})
+		}
 		if err == nil {
 			err = db.Update(func(tx *bolt.Tx) error {
 				for _, b := range [][]byte{bucketKV, bucketWin} {
