@@ -68,7 +68,8 @@ var sendmailID = regexp.MustCompile(`by ` + regexp.QuoteMeta(harness.SendmailHos
 
 func TestSendmailEnforce(t *testing.T) {
 	t.Parallel()
-	s := startSendmailStack(t, fmt.Sprintf(coreConfig, "enforce"), harness.SendmailOptions{})
+	toml := strings.Replace(fmt.Sprintf(coreConfig, "enforce"), "[lists]\n", "[lists]\ndeny_recipients = [\"blocked@remote.example\"]\n", 1)
+	s := startSendmailStack(t, toml, harness.SendmailOptions{})
 
 	t.Run("CleanMessageGetsAuthResultsOnTop", func(t *testing.T) {
 		t.Parallel()
@@ -207,6 +208,21 @@ func TestSendmailEnforce(t *testing.T) {
 			t.Errorf("log line %v", line)
 		}
 		s.noDelivery(t, to)
+	})
+
+	t.Run("DenyListedRecipientRefusedAtRcpt", func(t *testing.T) {
+		t.Parallel()
+		const from, to = "frank@sender.e2e.test", "blocked@remote.example"
+		err := s.send(from, to, "to a blocked address")
+		var se *harness.SMTPError
+		if !errors.As(err, &se) || se.Stage != "RCPT" || se.Code != 550 || se.Enhanced != "5.7.1" {
+			t.Fatalf("got %v, want 550 5.7.1 at RCPT", err)
+		}
+		line := s.mw.WaitLog(t, func(l map[string]any) bool { return l["msg"] == "recipient refused" && l["rcpt"] == to }, 20*time.Second)
+		if line["action"] != "reject" || !hasReason(line, "denylist-rcpt") {
+			t.Errorf("log line %v", line)
+		}
+		s.sm.WaitLog(t, "Milter: to=<"+to+">, reject=550 5.7.1", 5*time.Second)
 	})
 
 	t.Run("NullSenderAndTwoRecipients", func(t *testing.T) {
