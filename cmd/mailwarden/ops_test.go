@@ -171,3 +171,24 @@ func TestDashboardMetricsExist(t *testing.T) {
 		}
 	}
 }
+
+// The example file documents the defaults: loading it must give exactly the
+// modules' Default() for the operations sections.
+func TestExampleOpsSectionsAreDefaults(t *testing.T) {
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range modules() {
+		switch m.Name {
+		case "relay", "local_only", "spool", "health", "control", "metrics":
+		default:
+			continue
+		}
+		got, _ := json.Marshal(cfg.Sections[m.Name])
+		want, _ := json.Marshal(m.Default())
+		if string(got) != string(want) {
+			t.Errorf("[%s] in examples/mailwarden.toml differs from the default:\n got %s\nwant %s", m.Name, got, want)
+		}
+	}
+}

@@ -84,7 +84,7 @@ type Config struct {
 
 // Default returns the defaults: enabled, nothing to probe.
 func Default() *Config {
-	return &Config{Enabled: true, Interval: policy.Duration(30 * time.Second), Timeout: policy.Duration(5 * time.Second), HELO: "localhost", DNSQuery: "localhost."}
+	return &Config{Enabled: true, Interval: policy.Duration(30 * time.Second), Timeout: policy.Duration(5 * time.Second), HELO: "localhost", DNSQuery: "localhost.", RelayHosts: []string{}, DNSServers: []string{}}
 }
 
 // Validate checks the section.

@@ -100,6 +100,7 @@ func (c *Config) Validate() error {
 func Default() *Config {
 	return &Config{
 		StepConfig:    policy.DefaultStep(),
+		Dirs:          []string{},
 		MinFreeBytes:  100 << 20,
 		MinFreeInodes: 1000,
 		Interval:      policy.Duration(5 * time.Second),
