@@ -26,7 +26,16 @@ import (
 // the zone data is served by a test DNS server, our resolver queries it,
 // our adapter feeds blitiri's check_host(), our mapping gives the status.
 
-const conformanceDir = "../../../shared/conformance"
+// conformanceDir is ../shared/conformance next to the repository, or
+// /work/shared/conformance.
+var conformanceDir = func() string {
+	for _, d := range []string{"../../../shared/conformance", "/work/shared/conformance"} {
+		if _, err := os.Stat(d); err == nil {
+			return d
+		}
+	}
+	return "../../../shared/conformance"
+}()
 
 type spfSuite struct {
 	Description string
