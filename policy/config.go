@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path"
 	"reflect"
 	"regexp"
 	"sort"
@@ -485,6 +486,9 @@ func (c *Config) validate() []*ConfigError {
 		for _, p := range l.v {
 			if strings.TrimSpace(p) == "" {
 				bad(l.k, "empty pattern")
+			} else if _, err := path.Match(strings.ToLower(strings.TrimSpace(p)), ""); err != nil {
+				// A broken wildcard would never match: a silently dead entry.
+				bad(l.k, "%q is not a valid wildcard pattern (unclosed [ or trailing \\)", p)
 			}
 		}
 	}
@@ -500,6 +504,8 @@ func (c *Config) validate() []*ConfigError {
 		names[r.Name] = true
 		if (r.Header == "") == !r.Body {
 			bad(key, "set exactly one of header = \"Field\" or body = true")
+		} else if r.Header != "" && !validFieldName(r.Header) {
+			bad(key+".header", "%q is not a header field name (it would never match)", r.Header)
 		}
 		re, err := regexp.Compile(r.Pattern)
 		switch {
