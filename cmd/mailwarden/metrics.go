@@ -115,7 +115,7 @@ func newOps(d *daemon) *ops {
 	o.checkDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailwarden_check_duration_seconds", Help: "Check latency.", Buckets: checkBuckets}, []string{"check"})
 	o.backendErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_backend_errors_total", Help: "Checks that could not run (status error: backend down, timeout)."}, []string{"check"})
 	o.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_ratelimit_hits_total", Help: "Checks that reported status limited (rate limits, auto-reply limits)."}, []string{"check"})
-	o.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_events_total", Help: "Operations events: relay-attempt, local-only, local-only-inbound, mode-change."}, []string{"event"})
+	o.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_events_total", Help: "Operations events: relay-attempt, local-only, local-only-inbound, spool-low (deferred recipients and messages), mode-change."}, []string{"event"})
 	o.spoolBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_spool_free_bytes", Help: "Free bytes of a watched spool directory's file system."}, []string{"dir"})
 	o.spoolInodes = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_spool_free_inodes", Help: "Free inodes of a watched spool directory's file system."}, []string{"dir"})
 	o.spoolLow = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_spool_low", Help: "1 while a watched directory is below min_free (new mail gets 452 4.3.1)."}, []string{"dir"})

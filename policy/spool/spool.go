@@ -60,6 +60,12 @@ type Gauges interface {
 	SpoolFree(dir string, bytes, inodes uint64, low bool)
 }
 
+// Events counts deferrals (mailwarden_events_total{event="spool-low"});
+// the daemon's metrics implement it.
+type Events interface {
+	Event(name string)
+}
+
 // Config is the [spool] section.
 type Config struct {
 	policy.StepConfig
@@ -291,6 +297,9 @@ func (g *Guard) result() policy.Result {
 		if s.Low {
 			low = append(low, s.Dir)
 		}
+	}
+	if e, ok := g.opt.Metrics.(Events); ok {
+		e.Event(ReasonLow)
 	}
 	return policy.Result{Status: StatusLow, Action: policy.ActionTempfail, Reasons: []string{ReasonLow}, Reply: g.c.Reply,
 		Detail: "low free space in " + strings.Join(low, ",")}

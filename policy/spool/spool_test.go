@@ -32,13 +32,19 @@ func (f *fakeFS) statfs(dir string) (Usage, error) {
 
 // gauges records the last SpoolFree per dir.
 type gauges struct {
-	mu  sync.Mutex
-	low map[string]bool
-	n   int
+	mu     sync.Mutex
+	low    map[string]bool
+	n      int
+	events map[string]int
 }
 
 func (*gauges) CheckDone(string, policy.Status, time.Duration) {}
 func (*gauges) MessageDone(*policy.Verdict)                    {}
+func (g *gauges) Event(name string) {
+	g.mu.Lock()
+	g.events[name]++
+	g.mu.Unlock()
+}
 func (g *gauges) SpoolFree(dir string, _, _ uint64, low bool) {
 	g.mu.Lock()
 	g.low[dir] = low
@@ -63,7 +69,7 @@ func TestGuardLowAndRecovery(t *testing.T) {
 	tick := make(chan time.Time)
 	stopped := make(chan struct{})
 	var logs syncBuf
-	gg := &gauges{low: map[string]bool{}}
+	gg := &gauges{low: map[string]bool{}, events: map[string]int{}}
 	g := New(c, []string{"/q", "/tmp"}, Options{
 		StatFS: fs.statfs,
 		Ticker: func(d time.Duration) (<-chan time.Time, func()) {
@@ -107,6 +113,9 @@ func TestGuardLowAndRecovery(t *testing.T) {
 	gg.mu.Lock()
 	if !gg.low["/q"] || gg.low["/tmp"] {
 		t.Errorf("gauges %v", gg.low)
+	}
+	if gg.events[ReasonLow] != 2 { // one recipient, one message
+		t.Errorf("deferrals counted %d, want 2", gg.events[ReasonLow])
 	}
 	gg.mu.Unlock()
 	// Inodes run low instead; bytes are back.
