@@ -462,3 +462,39 @@ func TestSendmailAutoreply(t *testing.T) {
 		t.Fatalf("second vacation reply delivered:\n%s", extra.Data)
 	}
 }
+
+// TestSendmailCommandIsFiltered: sendmail(1) on the command line goes
+// through the mail submission program, which hands the message to the
+// daemon over SMTP: the milter sees it like any other (Sendmail runs
+// milters on SMTP only, so this is the path that gets filtered).
+func TestSendmailCommandIsFiltered(t *testing.T) {
+	t.Parallel()
+	s := startSendmailStack(t, fmt.Sprintf(coreConfig, "enforce"), harness.SendmailOptions{})
+	const from, to = "local@sender.e2e.test", "local@remote.example"
+	if err := s.sm.Submit(t, []string{"-f", from, to}, coreMessage(from, to, "from the command line",
+		"Authentication-Results: "+coreAuthservID+"; dkim=pass header.d=forged.example")); err != nil {
+		t.Fatal(err)
+	}
+	m := s.sink.WaitFor(30*time.Second, harness.To(to))
+	if m == nil {
+		t.Fatalf("not delivered; sendmail log:\n%s", s.sm.Log())
+	}
+	if h := m.Header(); !strings.EqualFold(h[0].Name, "Authentication-Results") || len(ourAuthResults(m)) != 1 || strings.Contains(h[0].Value, "forged") {
+		t.Errorf("submitted message not filtered:\n%s", m.Data)
+	}
+	if line := s.summary(t, from); line["action"] != "accept" {
+		t.Errorf("log line %v", line)
+	}
+
+	// A rejecting rule: the daemon refuses at end of data and the
+	// command (-odi: delivering now) says so with a non-zero exit; nothing
+	// leaves.
+	const from2, to2 = "local2@sender.e2e.test", "local2@remote.example"
+	if err := s.sm.Submit(t, []string{"-f", from2, to2}, []byte("Subject: x\n\nA forbidden phrase.\n")); err == nil {
+		t.Errorf("submission of a rejected message succeeded")
+	}
+	if line := s.summary(t, from2); line["action"] != "reject" || !hasReason(line, "rule-deny-body") {
+		t.Errorf("log line %v", line)
+	}
+	s.noDelivery(t, to2)
+}

@@ -55,10 +55,12 @@ type SendmailOptions struct {
 // namespace whose /dev/log is the harness's syslog socket (these machines
 // run no syslog daemon; Sendmail can only log through syslog).
 type Sendmail struct {
-	Dir      string // root of the instance
-	CFPath   string // the generated sendmail.cf
-	MCPath   string // the .mc it was generated from
-	QueueDir string
+	Dir    string // root of the instance
+	CFPath string // the generated sendmail.cf
+	// SubmitCFPath is the mail submission program's config (Submit).
+	SubmitCFPath string
+	MCPath       string // the .mc it was generated from
+	QueueDir     string
 
 	smtpAddr string
 	cmd      *exec.Cmd
@@ -176,6 +178,27 @@ FEATURE(` + "`accept_unqualified_senders'" + `)dnl
 FEATURE(` + "`nocanonify'" + `)dnl
 dnl No MSA on port 587: instances would fight over it.
 FEATURE(` + "`no_default_msa'" + `)dnl
+`
+
+// sendmailSubmitMC is the MSP config (after Sendmail's cf/cf/submit.mc):
+// everything goes to the daemon at 127.0.0.1 on the test's port. Format
+// arguments: dir, port, hostname.
+const sendmailSubmitMC = `divert(0)dnl
+VERSIONID(` + "`mailwarden end-to-end test submit.mc'" + `)dnl
+define(` + "`confCF_VERSION', `Submit'" + `)dnl
+define(` + "`__OSTYPE__',`'" + `)dnl
+define(` + "`confTIME_ZONE', `USE_TZ'" + `)dnl
+define(` + "`confDONT_INIT_GROUPS', `True'" + `)dnl
+define(` + "`confDOMAIN_NAME', `%[3]s'" + `)dnl
+define(` + "`confRUN_AS_USER', `nobody'" + `)dnl
+define(` + "`MSP_QUEUE_DIR', `%[1]s/clientmqueue'" + `)dnl
+define(` + "`confPID_FILE', `%[1]s/submit.pid'" + `)dnl
+define(` + "`STATUS_FILE', `%[1]s/submit.st'" + `)dnl
+define(` + "`confDEAD_LETTER_DROP', `%[1]s/dead.letter'" + `)dnl
+define(` + "`confSERVICE_SWITCH_FILE', `%[1]s/service.switch'" + `)dnl
+define(` + "`confBIND_OPTS', `-DNSRCH -DEFNAMES'" + `)dnl
+define(` + "`RELAY_MAILER_ARGS', `TCP $h %[2]d'" + `)dnl
+FEATURE(` + "`msp', `[127.0.0.1]'" + `)dnl
 `
 
 // Files the .cf names that must exist.
@@ -316,6 +339,32 @@ func StartSendmail(t testing.TB, o SendmailOptions) *Sendmail {
 	// FEATURE(`promiscuous_relay') always warns; anything else is news.
 	if warn := strings.TrimSpace(promiscuousRE.ReplaceAllString(m4err.String(), "")); warn != "" {
 		t.Logf("harness: m4 says about %s:\n%s", s.MCPath, warn)
+	}
+
+	// The mail submission program's config (submit.cf): sendmail(1) on
+	// the command line queues in its own client queue and hands the
+	// message to the daemon over SMTP, where the milter sees it.
+	s.SubmitCFPath = filepath.Join(s.Dir, "submit.cf")
+	// The MSP insists on a RunAsUser other than root; its queue is that
+	// user's.
+	if err := os.Mkdir(filepath.Join(s.Dir, "clientmqueue"), 0o770); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	if err := chownUser(filepath.Join(s.Dir, "clientmqueue"), "nobody"); err != nil {
+		Unavailable(t, "MSP queue for user nobody: %v", err)
+	}
+	submitMC := filepath.Join(s.Dir, "submit.mc")
+	if err := os.WriteFile(submitMC, []byte(fmt.Sprintf(sendmailSubmitMC, s.Dir, port, SendmailHostname)), 0o644); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	m4cmd = exec.Command(m4, "-D_CF_DIR_="+cfDir+"/", filepath.Join(cfDir, "m4", "cf.m4"), submitMC)
+	m4err.Reset()
+	m4cmd.Stderr = &m4err
+	if cf, err = m4cmd.Output(); err != nil {
+		t.Fatalf("harness: m4 %s: %v\n%s", submitMC, err, m4err.String())
+	}
+	if err := os.WriteFile(s.SubmitCFPath, cf, 0o644); err != nil {
+		t.Fatalf("harness: %v", err)
 	}
 
 	// The syslog socket that becomes /dev/log inside the namespace.
@@ -534,6 +583,26 @@ func (s *Sendmail) command(args ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+libs)
 	cmd.Dir = s.Dir
 	return cmd
+}
+
+// Submit runs sendmail(1) as a user's program would, through the mail
+// submission program (-C submit.cf, "-odi": deliver now): it hands msg to
+// the daemon over SMTP, where the milter runs. args are e.g. "-f", from,
+// rcpt. A refusal by the daemon makes the command fail (and the message
+// bounce or land in dead.letter, as with a real MSP).
+func (s *Sendmail) Submit(t testing.TB, args []string, msg []byte) error {
+	t.Helper()
+	root, _ := SendmailRoot()
+	bin, _, _, libs := sendmailPaths(root)
+	cmd := exec.Command("unshare", append([]string{"-u", "sh", "-c", `echo "$0" >/proc/sys/kernel/hostname && exec "$@"`, SendmailHostname,
+		bin, "-C", s.SubmitCFPath, "-odi"}, args...)...)
+	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+libs)
+	cmd.Dir = s.Dir
+	cmd.Stdin = bytes.NewReader(msg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("harness: sendmail -C submit.cf %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
 
 // Queue lists the messages in the queue that are not quarantined (mailq).
