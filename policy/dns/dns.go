@@ -30,6 +30,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
@@ -152,6 +153,28 @@ type Resolver struct {
 
 	mu       sync.Mutex
 	inflight map[qkey]*call
+
+	stats struct{ lookups, hits, coalesced, sent, failures atomic.Int64 }
+}
+
+// Stats are the resolver's counters since it was built.
+type Stats struct {
+	Lookups   int64 // calls to Query (every Lookup* method)
+	CacheHits int64 // answered from the cache
+	Coalesced int64 // joined an identical query in flight
+	Sent      int64 // network exchanges (one per lookup that went out)
+	Failures  int64 // temporary failures (timeouts, SERVFAIL, network)
+}
+
+// Stats returns the counters (for metrics and health checks).
+func (r *Resolver) Stats() Stats {
+	return Stats{
+		Lookups:   r.stats.lookups.Load(),
+		CacheHits: r.stats.hits.Load(),
+		Coalesced: r.stats.coalesced.Load(),
+		Sent:      r.stats.sent.Load(),
+		Failures:  r.stats.failures.Load(),
+	}
 }
 
 type qkey struct {
@@ -281,20 +304,28 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.
 		return nil, dnsErr(errBadName, name, "", false, false, true)
 	}
 	name = canonical(name)
+	r.stats.lookups.Add(1)
 	k := qkey{name, qtype}
 	now := r.now()
 	if a, ok := r.cache.get(k, now); ok {
+		r.stats.hits.Add(1)
 		return a.result(name)
 	}
 	r.mu.Lock()
 	c, ok := r.inflight[k]
-	if !ok {
+	if ok {
+		r.stats.coalesced.Add(1)
+	} else {
+		r.stats.sent.Add(1)
 		c = &call{done: make(chan struct{})}
 		r.inflight[k] = c
 		// The network query is shared, so it must not die with the first
 		// caller's context; it is bounded by timeout × attempts × servers.
 		go func() {
 			c.ans, c.err = r.exchange(context.WithoutCancel(ctx), name, qtype)
+			if c.err != nil {
+				r.stats.failures.Add(1)
+			}
 			if c.err == nil && r.cache != nil {
 				r.cache.put(k, c.ans)
 			}

@@ -183,6 +183,9 @@ func TestCoalesce(t *testing.T) {
 	if n := s.QueryCount("c.example", mdns.TypeTXT); n > 2 {
 		t.Errorf("%d queries for 20 concurrent lookups", n)
 	}
+	if st := r.Stats(); st.Lookups != 20 || st.Coalesced+st.Sent+st.CacheHits != 20 || st.Coalesced < 18 {
+		t.Errorf("stats %+v", st)
+	}
 }
 
 func TestHugeAnswer(t *testing.T) {
