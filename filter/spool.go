@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"sync"
 )
 
 // spool collects a message body: in memory up to a threshold, then in a
@@ -77,16 +78,24 @@ func (s *spool) discard() {
 	}
 }
 
-// spoolBody implements policy.Body over memory or a spool file.
+// spoolBody implements policy.Body over memory or a spool file. A check
+// abandoned at its deadline may still read it after the message is over
+// and Close ran; the lock keeps that a clean error instead of a data race.
 type spoolBody struct {
+	mu   sync.RWMutex
 	mem  []byte
 	file *os.File
 	size int64
 }
 
 func (b *spoolBody) ReadAt(p []byte, off int64) (int, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	if b.file != nil {
 		return b.file.ReadAt(p, off)
+	}
+	if b.mem == nil && b.size > 0 {
+		return 0, os.ErrClosed
 	}
 	return bytes.NewReader(b.mem).ReadAt(p, off)
 }
@@ -95,6 +104,8 @@ func (b *spoolBody) Size() int64 { return b.size }
 
 // Close removes the spool file. It is safe to call more than once.
 func (b *spoolBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.mem = nil
 	if b.file == nil {
 		return nil
