@@ -174,3 +174,37 @@ func TestSpoolCreateError(t *testing.T) {
 		t.Errorf("Write into a missing dir: %v", err)
 	}
 }
+
+// A check abandoned at its deadline may still read the body when the
+// message is over and the body closed: that must neither race nor crash.
+func TestSpoolBodyCloseWhileReading(t *testing.T) {
+	for _, memLimit := range []int64{1 << 20, 10} { // memory and file
+		dir := t.TempDir()
+		s := spool{dir: dir, memLimit: memLimit, max: 1 << 20}
+		s.Write(bytes.Repeat([]byte("r"), 4096))
+		b := s.body()
+		started := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p := make([]byte, 512)
+			for i := 0; i < 2000; i++ {
+				if i == 10 {
+					close(started)
+				}
+				b.ReadAt(p, int64(i%8)*512)
+			}
+		}()
+		<-started
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+		<-done
+		if files := dirEntries(t, dir); len(files) != 0 {
+			t.Errorf("Close left %v", files)
+		}
+		if n, err := b.ReadAt(make([]byte, 8), 0); n != 0 || err == nil {
+			t.Errorf("ReadAt after Close: %d, %v; want an error", n, err)
+		}
+	}
+}
