@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -1072,5 +1073,29 @@ func TestHolderConcurrent(t *testing.T) {
 		if c.Load() != 1 {
 			t.Errorf("pipeline %d closed %d times, want exactly 1", i, c.Load())
 		}
+	}
+}
+
+// A 10 MB body of one line: the MIME walk and the body rules stay bounded
+// (MaxTextBytes) and still see its start; the checks see every byte.
+func TestPipelineHugeOneLineBody(t *testing.T) {
+	rule := "[[rule]]\nname = \"start\"\nbody = true\npattern = \"^urgent wire transfer\"\naction = \"reject\"\n"
+	var size int64
+	p := newPipeline(t, rule, step(&fakeCheck{name: "size", fn: func(_ context.Context, m *Message, _ Results) (Result, error) {
+		size = m.Body.Size()
+		return Result{Status: StatusPass}, nil
+	}}))
+	body := append([]byte("urgent wire transfer "), bytes.Repeat([]byte("x"), 10<<20)...)
+	m := testMessage()
+	m.Body = BytesBody(body)
+	v := p.Run(context.Background(), m)
+	if v.Action != ActionReject || !slices.Contains(v.Reasons, "rule-start") {
+		t.Errorf("verdict %v %q", v.Action, v.Reasons)
+	}
+	if size != int64(len(body)) {
+		t.Errorf("the check saw %d bytes, want %d", size, len(body))
+	}
+	if n := len(m.Text()); n > MaxTextBytes+1 {
+		t.Errorf("Text is %d bytes, above MaxTextBytes", n)
 	}
 }
