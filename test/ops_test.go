@@ -7,6 +7,7 @@ package e2e_test
 // main.cf, and `mailwarden report --html` rendered by headless Chromium.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -399,4 +400,84 @@ func opsReadFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Neighbour health against real servers: a relay (the sink), clamd, Redis
+// and a DNS server are up; clamd stopped shows as down in status, in the
+// metrics and in the log.
+func TestOpsHealthRealNeighbours(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "clamd", "redis-server")
+	sink := harness.StartSink(t)
+	redis := harness.StartRedis(t)
+	clamd := harness.StartClamd(t, harness.ClamdOptions{})
+	dns := harness.StartDNS(t, "probe.e2e.test. 60 IN A 192.0.2.1")
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", opsFreePort(t))
+	mw := harness.StartMailwarden(t, fmt.Sprintf(`
+[health]
+interval = "500ms"
+timeout = "2s"
+relay_hosts = [%q]
+clamd = %q
+redis = %q
+dns_servers = [%q]
+dns_query = "probe.e2e.test"
+[control]
+socket = %q
+[metrics]
+address = %q
+`, sink.Addr, clamd.UnixAddr(), redis, dns.Addr, sock, metricsAddr))
+
+	type st struct {
+		Health []struct {
+			Kind, Target, Error string
+			Up                  bool
+		}
+	}
+	status := func() (st, string, int) {
+		out, code := opsRun(t, "status", "-json", "-socket", sock)
+		var s st
+		if code == 0 || code == 3 {
+			if err := json.Unmarshal([]byte(out), &s); err != nil {
+				t.Fatalf("status -json: %v\n%s", err, out)
+			}
+		}
+		return s, out, code
+	}
+	up := func(s st) map[string]bool {
+		m := map[string]bool{}
+		for _, h := range s.Health {
+			m[h.Kind] = h.Up
+		}
+		return m
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s, out, code := status()
+		u := up(s)
+		if code == 0 && len(u) == 4 && u["smtp"] && u["clamd"] && u["redis"] && u["dns"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("neighbours not all up (exit %d):\n%s", code, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	m := opsScrape(t, metricsAddr)
+	for _, k := range []string{"smtp", "clamd", "redis", "dns"} {
+		if v := opsMetric(m, `mailwarden_neighbour_up{kind="`+k+`"`); v != 1 {
+			t.Errorf("mailwarden_neighbour_up %s = %v", k, v)
+		}
+	}
+
+	clamd.Stop()
+	mw.WaitLog(t, func(l map[string]any) bool { return l["msg"] == "neighbour down" && l["kind"] == "clamd" }, 15*time.Second)
+	s, out, code := status()
+	if u := up(s); code != 3 || u["clamd"] || !u["redis"] {
+		t.Errorf("after clamd stopped: exit %d\n%s", code, out)
+	}
+	if v := opsMetric(opsScrape(t, metricsAddr), `mailwarden_neighbour_up{kind="clamd"`); v != 0 {
+		t.Errorf("clamd still up in metrics: %v", v)
+	}
 }

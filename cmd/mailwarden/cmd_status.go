@@ -34,11 +34,22 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	s := resp.Status
+	code := 0
+	for _, h := range s.Health {
+		if !h.Up {
+			code = 3 // something needs attention (for monitoring scripts)
+		}
+	}
+	for _, d := range s.Spool {
+		if d.Low {
+			code = 3
+		}
+	}
 	if *asJSON {
 		e := json.NewEncoder(stdout)
 		e.SetIndent("", "  ")
 		e.Encode(s)
-		return 0
+		return code
 	}
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	mode := string(s.Mode)
@@ -53,14 +64,13 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "config:\t%s (reloads %d, refused %d)\n", s.Config, s.Reloads, s.ReloadFailures)
 	fmt.Fprintf(w, "checks:\t%s\n", strings.Join(s.Checks, ", "))
 	w.Flush()
-	bad := 0
 	if len(s.Health) > 0 {
 		fmt.Fprintln(stdout, "\nneighbours:")
 		w = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		for _, h := range s.Health {
 			state := "up"
 			if !h.Up {
-				state, bad = "DOWN", bad+1
+				state = "DOWN"
 			}
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", h.Kind, h.Target, state, h.Latency.Round(time.Millisecond), h.Error)
 		}
@@ -72,16 +82,13 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		for _, d := range s.Spool {
 			state := "ok"
 			if d.Low {
-				state, bad = "LOW (new mail deferred)", bad+1
+				state = "LOW (new mail deferred)"
 			}
 			fmt.Fprintf(w, "  %s\t%s free\t%d inodes\t%s\n", d.Dir, humanBytes(d.FreeBytes), d.FreeInodes, state)
 		}
 		w.Flush()
 	}
-	if bad > 0 {
-		return 3 // something needs attention (for monitoring scripts)
-	}
-	return 0
+	return code
 }
 
 func humanBytes(b uint64) string {
