@@ -10,6 +10,7 @@ package e2e_test
 // harness.TestSendmailMilterFacts.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -497,4 +498,38 @@ func TestSendmailCommandIsFiltered(t *testing.T) {
 		t.Errorf("log line %v", line)
 	}
 	s.noDelivery(t, to2)
+}
+
+// TestSendmailDKIM: a message signed by OpenDKIM verifies after Sendmail
+// handed its header and body to the milter (leading space, CRLF body,
+// field order as received), so DMARC p=reject passes; the same message
+// with one body byte altered is refused.
+func TestSendmailDKIM(t *testing.T) {
+	t.Parallel()
+	harness.RequireRoot(t)
+	harness.Require(t, "opendkim", "opendkim-genkey")
+	dir := t.TempDir()
+	key, txt := genKey(t, dir, "signer.example", "sm")
+	dns := harness.StartDNS(t, `_dmarc.signer.example. TXT "v=DMARC1; p=reject"`)
+	dns.AddTXT("sm._domainkey.signer.example", 300, txt)
+	sock := startOpenDKIM(t, dir, "signer.example", "sm", key)
+	msg := []byte("From: Alice <alice@signer.example>\r\nTo: bob@auth.test\r\nSubject: signed, through Sendmail\r\n" +
+		"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <sm-dkim@signer.example>\r\n\r\n" +
+		"Hello Bob,\r\nthis message was signed by OpenDKIM.\r\n.leading dot\r\n")
+	signed := signWithOpenDKIM(t, sock, "alice@signer.example", "bob@auth.test", msg)
+	s := startSendmailStack(t, authConfig(dns), harness.SendmailOptions{})
+
+	if err := harness.SendSMTP(s.sm.SMTPAddr(), "mail.signer.example", "alice@signer.example", []string{"bob@auth.test"}, signed); err != nil {
+		t.Fatalf("signed message: %v", err)
+	}
+	m := s.sink.WaitFor(30*time.Second, harness.To("bob@auth.test"))
+	if m == nil {
+		t.Fatalf("signed message not delivered; sendmail log:\n%s", s.sm.Log())
+	}
+	if h := m.Header(); !strings.HasPrefix(h[0].Value, authAuthservID+";") || !strings.Contains(h[0].Value, "dkim=pass") || !strings.Contains(h[0].Value, "dmarc=pass") {
+		t.Errorf("want dkim=pass and dmarc=pass on top:\n%s", m.Data)
+	}
+
+	bad := bytes.Replace(signed, []byte("signed by OpenDKIM"), []byte("signed by OpenDKIm"), 1)
+	wantSMTPError(t, harness.SendSMTP(s.sm.SMTPAddr(), "mail.signer.example", "alice@signer.example", []string{"carol@auth.test"}, bad), 550, "5.7.1", "")
 }
