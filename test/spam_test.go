@@ -58,7 +58,8 @@ func runMW(t *testing.T, timeout time.Duration, args ...string) (string, int) {
 
 // TestSpamCorpusEval is the accuracy bar: 5-fold cross-validation on the
 // 4150 ham and 1896 spam of the SpamAssassin public corpus, at the default
-// thresholds. Measured when written: FP 0.39 %, recall 95.5 %, AUC 0.998.
+// thresholds. Measured when written: FP 0.39 % (16 of 4150), recall 96.2 %,
+// AUC 0.9985; the bars sit just below (0.5 % and 95 % are the issue's).
 func TestSpamCorpusEval(t *testing.T) {
 	dir := spamCorpus(t)
 	out, code := runMW(t, 3*time.Minute, "eval", "--ham", filepath.Join(dir, "ham"), "--spam", filepath.Join(dir, "spam"), "--folds", "5", "--json")
@@ -83,14 +84,14 @@ func TestSpamCorpusEval(t *testing.T) {
 	if r.Ham != 4150 || r.Spam != 1896 || len(r.PerFold) != 5 {
 		t.Errorf("eval saw %d ham, %d spam, %d folds", r.Ham, r.Spam, len(r.PerFold))
 	}
-	if r.FPRate > 0.005 {
-		t.Errorf("false positive rate %.3f%% > 0.5%%", 100*r.FPRate)
+	if r.FPRate > 0.0045 {
+		t.Errorf("false positive rate %.3f%% > 0.45%%", 100*r.FPRate)
 	}
-	if r.Recall < 0.95 {
-		t.Errorf("spam recall %.2f%% < 95%%", 100*r.Recall)
+	if r.Recall < 0.96 {
+		t.Errorf("spam recall %.2f%% < 96%%", 100*r.Recall)
 	}
-	if r.AUC < 0.995 {
-		t.Errorf("ROC AUC %.4f < 0.995", r.AUC)
+	if r.AUC < 0.997 {
+		t.Errorf("ROC AUC %.4f < 0.997", r.AUC)
 	}
 }
 

@@ -32,8 +32,8 @@ var noTokenHeaders = map[string]bool{
 	"received-spf": true,
 }
 
-// Tokens returns the distinct Bayes tokens of a message, sorted: words of
-// the decoded text parts (HTML reduced to text), words of most header
+// Tokens returns the distinct Bayes tokens of a message, sorted: words and
+// word pairs of the decoded text parts (HTML reduced to text), words of most header
 // fields prefixed by the field name, URL hosts, MIME structure and HTML tag
 // names. Fields that ignore matches (X-Spam-* and our own status fields)
 // never contribute: a corpus or another filter must not teach us its
@@ -103,8 +103,16 @@ func tokens(m *policy.Message, ignore *HeaderSet, urls []string) []string {
 			}
 		}
 	}
+	// Word pairs too: "click here" and "remove you" say more than their
+	// words (measured on the SpamAssassin corpus: fewer false positives
+	// and higher recall at once).
+	prev := ""
 	for _, w := range words(text, maxTokens) {
 		t.add(w)
+		if prev != "" {
+			t.add(prev + " " + w)
+		}
+		prev = w
 		if len(t.seen) >= maxTokens {
 			break
 		}
