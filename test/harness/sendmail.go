@@ -138,6 +138,11 @@ func SendmailVersion() (string, error) {
 
 // sendmailPreamble is the test-only part of the .mc: paths into the
 // instance directory, the listener, the smart host, and no DNS at all.
+// RunAsUser is left unset, as in Debian's sendmail.mc: the daemon and the
+// relay mailer stay root (DefaultUser only applies to prog and file
+// delivery, which the tests do not use), so the private directories and
+// the milter socket need no special ownership. The MSP (submit.cf) must
+// run as a non-root user: nobody, owning the client queue.
 // Format arguments: dir, port, relay host, relay port, hostname.
 const sendmailPreamble = `divert(-1)
 # Private Sendmail instance of a mailwarden end-to-end test.
