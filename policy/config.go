@@ -341,7 +341,11 @@ func decodeError(name string, data []byte, err error) *ConfigError {
 	// Type mismatches come as plain errors in the decoder's format:
 	// toml: line 3 (last key "message.max_size"): incompatible types: ...
 	if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {
-		ce := &ConfigError{File: name, Key: m[2], Msg: m[3]}
+		key, uerr := strconv.Unquote(`"` + m[2] + `"`)
+		if uerr != nil {
+			key = m[2]
+		}
+		ce := &ConfigError{File: name, Key: key, Msg: m[3]}
 		ce.Line, _ = strconv.Atoi(m[1])
 		if ce.Line == 0 {
 			ce.Line = keyLine(data, strings.Split(ce.Key, "."))
@@ -351,7 +355,7 @@ func decodeError(name string, data []byte, err error) *ConfigError {
 	return &ConfigError{File: name, Msg: err.Error()}
 }
 
-var decodeErrRE = regexp.MustCompile(`(?s)^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+var decodeErrRE = regexp.MustCompile(`(?s)^toml: (?:line (\d+) )?\(last key "((?:[^"\\]|\\.)*)"\): (.*)$`)
 
 var tableRE = regexp.MustCompile(`^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?`)
 
