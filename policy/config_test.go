@@ -161,6 +161,7 @@ func TestLoadErrors(t *testing.T) {
 		{"int for a string list", "local_domains = 3\n", "local_domains", 1, "incompatible types"},
 		{"string for an int", "[message]\n\nmax_headers = \"many\"\n", "message.max_headers", 3, "incompatible types"},
 		{"bad regexp in the second rule", "[[rule]]\nname = \"a\"\nbody = true\npattern = \"a\"\nscore = 1\n[[rule]]\nname = \"b\"\nbody = true\npattern = \"[z-a]\"\nscore = 1\n", "rule[2].pattern", 9, "regular expression"},
+		{"type error under a quoted key", "[score.domain.\"a.test\"]\n\nreject = \"x\"\n", `score.domain."a.test".reject`, 3, "incompatible types"},
 		{"bad action", "[lists]\ndeny_action = \"bounce\"\n", "lists.deny_action", 2, "unknown action"},
 		{"bad network", "[lists]\n\ndeny_ips = [\"192.0.2.300\"]\n", "lists.deny_ips", 3, "bad address"},
 		{"reject reply without 5xx", "[replies]\nreject = \"451 4.7.1 later\"\n", "replies.reject", 2, "5xx"},
