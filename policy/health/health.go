@@ -358,9 +358,12 @@ func smtpReply(r *bufio.Reader) (int, error) {
 		if len(line) < 4 {
 			return 0, fmt.Errorf("short reply %q", line)
 		}
-		var code int
-		if _, err := fmt.Sscanf(line[:3], "%d", &code); err != nil {
-			return 0, fmt.Errorf("bad reply %q", line)
+		code := 0
+		for _, c := range []byte(line[:3]) {
+			if c < '0' || c > '9' {
+				return 0, fmt.Errorf("bad reply %q", line)
+			}
+			code = code*10 + int(c-'0')
 		}
 		if line[3] != '-' {
 			return code, nil

@@ -220,3 +220,16 @@ type recorderMetrics struct{ recorder }
 func (*recorderMetrics) CheckDone(string, policy.Status, time.Duration) {}
 func (*recorderMetrics) MessageDone(*policy.Verdict)                    {}
 func (r *recorderMetrics) n() int                                       { r.mu.Lock(); defer r.mu.Unlock(); return len(r.rounds) }
+
+func FuzzSMTPReply(f *testing.F) {
+	f.Add("220-a\r\n220 b\r\n")
+	f.Add("250\n")
+	f.Add("2")
+	f.Add("abc-def\r\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		code, err := smtpReply(bufio.NewReader(strings.NewReader(s)))
+		if err == nil && (code < 0 || code > 999) {
+			t.Fatalf("code %d", code)
+		}
+	})
+}
