@@ -309,6 +309,7 @@ func (p *Pipeline) Run(ctx context.Context, m *Message) *Verdict {
 		if v.Mode == ModeMonitor {
 			v.Action = ActionAccept
 		}
+		v.Delete = dedupRefs(p.forged(m))
 		return v
 	}
 
@@ -571,19 +572,26 @@ func (p *Pipeline) merge(m *Message, v *Verdict) {
 		top = append(top, Field{Name: cfg.Headers.Flag, Value: "YES"})
 	}
 	v.Prepend = append(top, v.Prepend...)
-	// Remove forged copies of what we add: an Authentication-Results that
-	// claims our authserv-id (RFC 8601 §5), and our own status fields.
+	v.Delete = dedupRefs(append(v.Delete, p.forged(m)...))
+}
+
+// forged lists the incoming copies of what we add: an
+// Authentication-Results that claims our authserv-id (RFC 8601 §5), and our
+// own status fields. They go whatever the verdict, so that a message we
+// accept unchecked (monitor mode, an oversize one) cannot carry them.
+func (p *Pipeline) forged(m *Message) []HeaderRef {
+	var refs []HeaderRef
 	for i, f := range m.Header {
-		if strings.EqualFold(f.Name, "Authentication-Results") && strings.EqualFold(authservID(f.Value), cfg.AuthservID) {
-			v.Delete = append(v.Delete, HeaderRef{Name: f.Name, Index: indexOf(m.Header, i)})
+		if strings.EqualFold(f.Name, "Authentication-Results") && strings.EqualFold(authservID(f.Value), p.cfg.AuthservID) {
+			refs = append(refs, HeaderRef{Name: f.Name, Index: indexOf(m.Header, i)})
 		}
 	}
-	for _, n := range []string{cfg.Headers.Status, cfg.Headers.Flag} {
+	for _, n := range []string{p.cfg.Headers.Status, p.cfg.Headers.Flag} {
 		if n != "" {
-			v.Delete = appendAll(v.Delete, m.Header, n)
+			refs = appendAll(refs, m.Header, n)
 		}
 	}
-	v.Delete = dedupRefs(v.Delete)
+	return refs
 }
 
 type protection int
