@@ -639,8 +639,14 @@ func TestPipelineOversize(t *testing.T) {
 	p := newPipeline(t, "mode = \"monitor\"\n")
 	m := testMessage()
 	m.Oversize = true
-	if v := p.Run(context.Background(), m); v.Action != ActionAccept || v.WouldBe != ActionReject {
+	m.Header = append(m.Header, Field{"Authentication-Results", " mx.test; dkim=pass header.d=bank.test"}, Field{"X-Spam-Flag", " NO"})
+	v := p.Run(context.Background(), m)
+	if v.Action != ActionAccept || v.WouldBe != ActionReject {
 		t.Errorf("monitor: %v/%v", v.Action, v.WouldBe)
+	}
+	// Accepted unchecked, but never with a forged result of ours.
+	if len(v.Delete) != 2 || v.Delete[0] != (HeaderRef{"Authentication-Results", 1}) || v.Delete[1] != (HeaderRef{"X-Spam-Flag", 1}) {
+		t.Errorf("oversize accepted with forged headers: delete %v", v.Delete)
 	}
 }
 
