@@ -192,3 +192,54 @@ func TestExampleOpsSectionsAreDefaults(t *testing.T) {
 		}
 	}
 }
+
+func TestReportAndAuditCommands(t *testing.T) {
+	const sample = "../../policy/report/testdata/sample.log"
+	var out, errb strings.Builder
+	if code := run([]string{"report", "--json", sample}, &out, &errb); code != 0 {
+		t.Fatalf("report: %d %s", code, errb.String())
+	}
+	var rep struct {
+		Messages int
+		ByAction map[string]int
+	}
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil || rep.Messages != 39 || rep.ByAction["reject"] != 5 {
+		t.Fatalf("report --json: %v %+v", err, rep)
+	}
+	// The fixture is older than an hour: --since drops it all. Flags may
+	// follow the file names.
+	out.Reset()
+	if code := run([]string{"report", sample, "--since", "1h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "messages: 0 ") {
+		t.Fatalf("report --since: %d\n%s", code, out.String())
+	}
+	html := filepath.Join(t.TempDir(), "r.html")
+	if code := run([]string{"report", "--html", html, sample}, io.Discard, &errb); code != 0 {
+		t.Fatal(errb.String())
+	}
+	if b, _ := os.ReadFile(html); !strings.Contains(string(b), "<svg") {
+		t.Fatal("no svg in the html page")
+	}
+	for _, bad := range [][]string{{"report"}, {"report", "--since", "soon", sample}, {"report", "/nonexistent.log"}} {
+		if code := run(bad, io.Discard, io.Discard); code == 0 {
+			t.Errorf("%v succeeded", bad)
+		}
+	}
+	for _, c := range []struct {
+		file string
+		code int
+	}{{"openrelay.cf", 4}, {"wide.cf", 4}} {
+		out.Reset()
+		code := run([]string{"audit", "--main-cf", "../../policy/audit/testdata/" + c.file}, &out, &errb)
+		if code != c.code || !strings.Contains(out.String(), "fix: ") {
+			t.Errorf("audit %s: exit %d, want %d\n%s", c.file, code, c.code, out.String())
+		}
+	}
+	out.Reset()
+	if code := run([]string{"audit", "--json", "--main-cf", "../../policy/audit/testdata/good.cf"}, &out, &errb); code == 1 {
+		t.Fatal(errb.String())
+	}
+	var fs []struct{ ID, Severity string }
+	if err := json.Unmarshal([]byte(out.String()), &fs); err != nil || len(fs) == 0 {
+		t.Fatalf("audit --json: %v\n%s", err, out.String())
+	}
+}
