@@ -34,11 +34,6 @@ func startSendmailStack(t *testing.T, toml string, o harness.SendmailOptions) se
 	harness.RequireRoot(t)
 	var s sendmailStack
 	s.sink = harness.StartSink(t)
-	// Private state: the default bolt file in /var/lib/mailwarden is not
-	// there on a test machine (the steps that need state would tempfail).
-	if !strings.Contains(toml, "[store]") {
-		toml += "\n[store]\nbackend = \"memory\"\n"
-	}
 	// A unix socket where Sendmail accepts it (not below /tmp).
 	sock := filepath.Join(harness.SendmailSocketDir(t), "milter.sock")
 	s.mw = harness.StartMailwarden(t, toml+fmt.Sprintf("\n[listen]\naddress = %q\n", "unix:"+sock))
