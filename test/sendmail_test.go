@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -527,4 +528,80 @@ func TestSendmailDKIM(t *testing.T) {
 
 	bad := bytes.Replace(signed, []byte("signed by OpenDKIM"), []byte("signed by OpenDKIm"), 1)
 	wantSMTPError(t, harness.SendSMTP(s.sm.SMTPAddr(), "mail.signer.example", "alice@signer.example", []string{"carol@auth.test"}, bad), 550, "5.7.1", "")
+}
+
+// TestSendmailSeveralMessagesOneConnection: Sendmail keeps one milter
+// connection for an SMTP session; every transaction on it must get its
+// own envelope, queue id and verdict (a refused one in between included).
+func TestSendmailSeveralMessagesOneConnection(t *testing.T) {
+	t.Parallel()
+	s := startSendmailStack(t, fmt.Sprintf(coreConfig, "enforce"), harness.SendmailOptions{})
+	c, err := textproto.Dial("tcp", s.sm.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cmd := func(want int, format string, args ...any) string {
+		t.Helper()
+		id, err := c.Cmd(format, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.StartResponse(id)
+		defer c.EndResponse(id)
+		_, msg, err := c.ReadResponse(want)
+		if err != nil {
+			t.Fatalf("%s: %v", fmt.Sprintf(format, args...), err)
+		}
+		return msg
+	}
+	if _, _, err := c.ReadResponse(220); err != nil {
+		t.Fatal(err)
+	}
+	cmd(250, "EHLO client.e2e.test")
+	type tx struct {
+		from, to, subject string
+		code              int
+	}
+	txs := []tx{
+		{"first@sender.e2e.test", "one@remote.example", "first", 250},
+		{"spammer@bad.example", "two@remote.example", "second", 550},
+		{"third@sender.e2e.test", "three@remote.example", "third", 250},
+	}
+	for _, x := range txs {
+		cmd(250, "MAIL FROM:<%s>", x.from)
+		cmd(250, "RCPT TO:<%s>", x.to)
+		cmd(354, "DATA")
+		w := c.DotWriter()
+		w.Write(coreMessage(x.from, x.to, x.subject))
+		w.Close()
+		if _, _, err := c.ReadResponse(x.code); err != nil {
+			t.Fatalf("%s: end of data: %v", x.from, err)
+		}
+	}
+	cmd(221, "QUIT")
+
+	ids := map[string]bool{}
+	for _, x := range txs {
+		line := s.summary(t, x.from)
+		if rc := fmt.Sprint(line["rcpts"]); rc != "["+x.to+"]" {
+			t.Errorf("%s: rcpts %s, want [%s] (envelope leaked between transactions?)", x.from, rc, x.to)
+		}
+		id, _ := line["queue_id"].(string)
+		if id == "" || ids[id] {
+			t.Errorf("%s: queue id %q empty or reused", x.from, id)
+		}
+		ids[id] = true
+		if x.code != 250 {
+			continue
+		}
+		m := s.sink.WaitFor(30*time.Second, harness.To(x.to))
+		if m == nil {
+			t.Fatalf("%s not delivered", x.to)
+		}
+		if len(ourAuthResults(m)) != 1 || m.Get("Subject")[0] != x.subject {
+			t.Errorf("%s:\n%s", x.to, m.Data)
+		}
+	}
+	s.noDelivery(t, "two@remote.example")
 }
