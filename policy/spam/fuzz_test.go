@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,6 +141,7 @@ func BenchmarkSpamCheck(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuSeconds()
 	var bytesTotal int64
 	for i := 0; i < b.N; i++ {
 		raw := raws[i%len(raws)]
@@ -151,6 +153,9 @@ func BenchmarkSpamCheck(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	// On a shared machine wall-clock time includes waiting for a CPU;
+	// messages per CPU-second of this process does not.
+	b.ReportMetric(float64(b.N)/(cpuSeconds()-cpu0), "msgs/cpu-s")
 	b.SetBytes(bytesTotal / int64(max(b.N, 1)))
 }
 
@@ -181,4 +186,10 @@ func TestMemoryBounded(t *testing.T) {
 	if after > before+1<<20 {
 		t.Errorf("heap grew from %d to %d bytes over 2000 messages", before, after)
 	}
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

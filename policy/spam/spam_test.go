@@ -416,3 +416,11 @@ func TestFindURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestAttrValues(t *testing.T) {
+	got := attrValues(`<a HREF = "http://a.example/x">x</a><img src=http://b.example/i.gif><a data-href="no" xhref="no" href='http://c.example'>`, 10)
+	want := "http://a.example/x http://b.example/i.gif http://c.example"
+	if strings.Join(got, " ") != want {
+		t.Errorf("attrValues = %q", got)
+	}
+}

@@ -2,7 +2,6 @@ package spam
 
 import (
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -32,7 +31,8 @@ var noTokenHeaders = map[string]bool{
 	"received-spf": true,
 }
 
-// Tokens returns the distinct Bayes tokens of a message, sorted: words and
+// Tokens returns the distinct Bayes tokens of a message, in no particular
+// order: words and
 // word pairs of the decoded text parts (HTML reduced to text), words of most header
 // fields prefixed by the field name, URL hosts, MIME structure and HTML tag
 // names. Fields that ignore matches (X-Spam-* and our own status fields)
@@ -121,7 +121,6 @@ func tokens(m *policy.Message, ignore *HeaderSet, urls []string) []string {
 	for k := range t.seen {
 		out = append(out, k)
 	}
-	sort.Strings(out)
 	return out
 }
 
