@@ -74,7 +74,12 @@ func (m *Message) cache() *textCache {
 	return c
 }
 
-func walkParts(r io.Reader) []Part {
+func walkParts(r io.Reader) []Part { return walkMessage(r, 0) }
+
+// walkMessage walks a message found at depth: the top one, or one attached
+// as message/rfc822 (which counts as a level, so that attachments nested in
+// attachments cannot recurse without bound).
+func walkMessage(r io.Reader, depth int) []Part {
 	e, err := message.Read(r)
 	if e == nil {
 		return nil
@@ -83,7 +88,7 @@ func walkParts(r io.Reader) []Part {
 	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
 		return []Part{{ContentType: "text/plain", Broken: true}}
 	}
-	walkEntity(e, 0, &parts)
+	walkEntity(e, depth, &parts)
 	return parts
 }
 
@@ -128,9 +133,8 @@ func walkEntity(e *message.Entity, depth int, parts *[]Part) {
 		part.Text = string(bytes.ToValidUTF8(data, []byte("\uFFFD")))
 	}
 	if ct == "message/rfc822" && depth < MaxMIMEDepth {
-		inner := walkParts(bytes.NewReader(data))
+		inner := walkMessage(bytes.NewReader(data), depth+1)
 		for _, p := range inner {
-			p.Depth += depth + 1
 			if len(*parts) < MaxMIMEParts {
 				*parts = append(*parts, p)
 			}
