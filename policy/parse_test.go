@@ -293,3 +293,21 @@ func TestMessageText(t *testing.T) {
 		t.Errorf("Text of a 3 MiB body: %d bytes, want about %d", n, MaxTextBytes)
 	}
 }
+
+// message/rfc822 inside message/rfc822 inside ...: the walk stops at
+// MaxMIMEDepth instead of recursing (and copying) once per level, which
+// made a 100 KB message cost seconds of CPU.
+func TestMessageTextNestedAttachments(t *testing.T) {
+	s := strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 3000) + "Subject: x\r\n\r\ndeep text"
+	m := &Message{Header: Header{{"Content-Type", " message/rfc822"}}, Body: BytesBody(s)}
+	parts := m.Parts()
+	if len(parts) != 1 || parts[0].Depth > MaxMIMEDepth {
+		t.Fatalf("parts %+v", parts)
+	}
+	// Within the limit the text is found.
+	s = strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 3) + "Subject: x\r\n\r\ndeep text"
+	m = &Message{Header: Header{{"Content-Type", " message/rfc822"}}, Body: BytesBody(s)}
+	if !strings.Contains(m.Text(), "deep text") || m.Parts()[0].Depth != 4 {
+		t.Errorf("3 levels deep: %q %+v", m.Text(), m.Parts())
+	}
+}
