@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -312,4 +313,24 @@ func TestSendmailMilterFacts(t *testing.T) {
 	if got := m.Get("X-Del"); len(got) != 1 || got[0] != "third" {
 		t.Errorf("X-Del left: %q, want [third]", got)
 	}
+}
+
+func FuzzParseMailq(f *testing.F) {
+	f.Add([]byte("\t\t/q (1 request)\n-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------\n" +
+		"5ANMAbcd000042*     312 Mon Nov 23 22:10 <a@b>\n     QUARANTINE: x\n  (Deferred: y)\n      <c@d>\n\t\tTotal requests: 1\n"))
+	f.Add([]byte("/q is empty\n"))
+	f.Add([]byte("X 1 2 3 4 5 6\n \n\t<\n"))
+	// Any output, even a truncated or garbled listing: an error, never a
+	// panic, and every entry parsed has its size.
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, err := ParseMailq(b)
+		if err != nil {
+			return
+		}
+		for _, e := range q {
+			if e.Size < 0 && !bytes.Contains(b, []byte("-")) {
+				t.Errorf("negative size %d without a minus sign in the input", e.Size)
+			}
+		}
+	})
 }
