@@ -252,7 +252,9 @@ func SendmailMC(o SendmailOptions, dir string, port int) (string, error) {
 			})
 		}
 	}
-	relayHost, relayPort := "127.0.0.1", "25"
+	// No relay: port 1, where nothing listens, so that queue runs defer
+	// the mail instead of handing it to a real MTA on port 25.
+	relayHost, relayPort := "127.0.0.1", "1"
 	if o.Relay != "" {
 		h, p, err := net.SplitHostPort(o.Relay)
 		if err != nil {
