@@ -25,23 +25,58 @@ func formatAuthRes(id string, results []authres.Result) string {
 }
 
 // authservID extracts the authserv-id of an Authentication-Results value:
-// the first token, before any "version" and ";" (RFC 8601 §2.2).
+// the first token after any comments, before any version and ";"
+// (RFC 8601 §2.2). It is a "value" (RFC 2045): a token or a quoted
+// string, and comments may touch it. Whatever a mail reader would take as
+// the id must be recognised here, or a forged field with our id survives;
+// one trailing dot is dropped for the same reason.
 func authservID(v string) string {
-	if id, _, err := authres.Parse(Unfold(v)); err == nil && id != "" {
-		return id
-	}
-	v = Unfold(v)
-	// Strip a leading CFWS comment, then take the first token.
-	for strings.HasPrefix(v, "(") {
-		if i := strings.IndexByte(v, ')'); i >= 0 {
-			v = strings.TrimSpace(v[i+1:])
-		} else {
-			break
+	s := skipCFWS(Unfold(v))
+	var id string
+	if strings.HasPrefix(s, "\"") {
+		var b strings.Builder
+		for i := 1; i < len(s) && s[i] != '"'; i++ {
+			if s[i] == '\\' && i+1 < len(s) {
+				i++
+			}
+			b.WriteByte(s[i])
 		}
+		id = b.String()
+	} else {
+		end := strings.IndexAny(s, "; \t(\"")
+		if end < 0 {
+			end = len(s)
+		}
+		id = s[:end]
 	}
-	end := strings.IndexAny(v, "; \t(")
-	if end >= 0 {
-		v = v[:end]
+	return strings.TrimSuffix(strings.TrimSpace(id), ".")
+}
+
+// skipCFWS skips white space and (nested) comments (RFC 5322 §3.2.2).
+func skipCFWS(s string) string {
+	for {
+		s = strings.TrimLeft(s, " \t")
+		if !strings.HasPrefix(s, "(") {
+			return s
+		}
+		depth, i := 0, 0
+		for ; i < len(s); i++ {
+			switch s[i] {
+			case '\\':
+				i++
+				continue
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+			if depth == 0 {
+				break
+			}
+		}
+		if i >= len(s) {
+			return "" // unterminated comment
+		}
+		s = s[i+1:]
 	}
-	return strings.TrimSpace(v)
 }

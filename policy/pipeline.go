@@ -582,7 +582,7 @@ func (p *Pipeline) merge(m *Message, v *Verdict) {
 func (p *Pipeline) forged(m *Message) []HeaderRef {
 	var refs []HeaderRef
 	for i, f := range m.Header {
-		if strings.EqualFold(f.Name, "Authentication-Results") && strings.EqualFold(authservID(f.Value), p.cfg.AuthservID) {
+		if strings.EqualFold(f.Name, "Authentication-Results") && strings.EqualFold(authservID(f.Value), strings.TrimSuffix(p.cfg.AuthservID, ".")) {
 			refs = append(refs, HeaderRef{Name: f.Name, Index: indexOf(m.Header, i)})
 		}
 	}
