@@ -187,6 +187,19 @@ func TestAuthservID(t *testing.T) {
 		{" garbage without semicolon", "garbage"},
 		{"", ""},
 		{" (unterminated comment", ""},
+		// RFC 8601 §2.2: the id is a token or a quoted string, comments
+		// may touch it; a mail reader sees "mx.test" in all of these.
+		{` "mx.test"; spf=pass`, "mx.test"},
+		{` "mx.test" 1; spf=pass`, "mx.test"},
+		{` "mx\.test"; none`, "mx.test"},
+		{` (c)"mx.test"; none`, "mx.test"},
+		{` mx.test(c); none`, "mx.test"},
+		{` (a (nested) comment) mx.test; none`, "mx.test"},
+		{` (a \) quoted paren) mx.test; none`, "mx.test"},
+		{` mx.test.; spf=pass`, "mx.test"},
+		{`mx.test;spf=pass`, "mx.test"},
+		{" mx.test\t; spf=pass", "mx.test"},
+		{` "unterminated`, "unterminated"},
 	} {
 		if got := authservID(tc.in); got != tc.want {
 			t.Errorf("authservID(%q) = %q, want %q", tc.in, got, tc.want)

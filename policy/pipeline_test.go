@@ -670,6 +670,8 @@ func TestPipelineHeaders(t *testing.T) {
 		{"x-spam-status", " No"},
 		{"X-Remove-Me", " 2"},
 		{"Authentication-Results", " mx.test.evil; none"},
+		{"Authentication-Results", ` "mx.test"; dkim=pass header.d=quoted.test`},
+		{"Authentication-Results", " mx.test(no space); spf=pass"},
 		{"Subject", " hello"},
 	}
 	v := p.Run(context.Background(), m)
@@ -679,6 +681,7 @@ func TestPipelineHeaders(t *testing.T) {
 	}
 	wantDel := []string{
 		"authentication-results#2", "authentication-results#4", // ours, forged: 1-based among same-name fields
+		"authentication-results#6", "authentication-results#7", // quoted id, comment touching the id
 		"x-spam-status#1", "x-spam-status#2", "x-spam-flag#1",
 		"x-remove-me#1", "x-remove-me#2",
 	}
