@@ -109,13 +109,16 @@ func readMessageFile(path string, cfg *policy.Config) (*policy.Message, error) {
 		return nil, err
 	}
 	defer f.Close()
-	h, body, err := policy.ReadMessage(f, cfg.Message.MaxHeaders)
+	// Read every field (the header is still bounded by
+	// policy.MaxHeaderBytes): more than max_headers is judged like the
+	// daemon judges it, as oversize, not as an error.
+	h, body, err := policy.ReadMessage(f, 0)
 	if err != nil {
 		return nil, err
 	}
 	m := &policy.Message{Header: h, Body: policy.BytesBody(body), Received: time.Now()}
 	m.Size = m.RawSize()
-	m.Oversize = m.Size > int64(cfg.Message.MaxSize)
+	m.Oversize = m.Size > int64(cfg.Message.MaxSize) || len(h) > cfg.Message.MaxHeaders
 	return m, nil
 }
 
