@@ -279,12 +279,8 @@ func TestCheckErrors(t *testing.T) {
 	cfg := offlineConfig(t, "")
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(bad, []byte("nonsense = 1\n"), 0o644)
-	huge := filepath.Join(t.TempDir(), "huge.eml")
-	var b strings.Builder
-	for i := 0; i < 1001; i++ {
-		b.WriteString("X-F: v\n")
-	}
-	os.WriteFile(huge, []byte(b.String()+"\nbody\n"), 0o644)
+	huge := filepath.Join(t.TempDir(), "huge.eml") // a header section above policy.MaxHeaderBytes
+	os.WriteFile(huge, []byte("Subject: x\n"+strings.Repeat(" folded line of a huge field\n", policy.MaxHeaderBytes/28+1)+"\nbody\n"), 0o644)
 	for _, tc := range []struct {
 		args []string
 		msg  string
@@ -307,9 +303,16 @@ func TestCheckErrors(t *testing.T) {
 // Oversize messages get max_size_action offline too.
 func TestCheckOversize(t *testing.T) {
 	p := offlineConfig(t, "message = { max_size = \"1KB\" }\n")
+	// More fields than max_headers (1000): oversize, as in the daemon.
+	many := filepath.Join(t.TempDir(), "many.eml")
+	os.WriteFile(many, []byte(strings.Repeat("X-F: v\n", 1001)+"\nbody\n"), 0o644)
+	code, stdout, stderr := runCmd("check", "-config", offlineConfig(t, ""), "--json", many)
+	if code != 5 || !strings.Contains(stdout, "message-oversize") {
+		t.Errorf("1001 fields: exit %d %s %s", code, stdout, stderr)
+	}
 	msg := filepath.Join(t.TempDir(), "big.eml")
 	os.WriteFile(msg, []byte("Subject: big\n\n"+strings.Repeat("x", 4096)+"\n"), 0o644)
-	code, stdout, stderr := runCmd("check", "-config", p, "--json", msg)
+	code, stdout, stderr = runCmd("check", "-config", p, "--json", msg)
 	if code != 5 || !strings.Contains(stdout, "message-oversize") || !strings.Contains(stdout, "552 5.3.4") {
 		t.Errorf("oversize: exit %d %s %s", code, stdout, stderr)
 	}
