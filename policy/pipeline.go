@@ -547,7 +547,10 @@ func (p *Pipeline) merge(m *Message, v *Verdict) {
 		if quarantine == "" {
 			quarantine = cfg.Replies.Quarantine
 		}
-		v.QuarantineReason = quarantine + " (" + strings.Join(v.Reasons, ",") + ")"
+		v.QuarantineReason = quarantine
+		if others := strings.Join(v.Reasons, ","); others != "" && others != quarantine {
+			v.QuarantineReason += " (" + others + ")"
+		}
 	}
 	if v.WouldBe != ActionReject && v.WouldBe != ActionTempfail {
 		reply = Reply{} // a reply only goes with a refusal
