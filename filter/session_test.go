@@ -140,6 +140,12 @@ action = "discard"
 // level of the config, message into its [message] table.
 func startServer(t *testing.T, top string, message ...string) *testServer {
 	t.Helper()
+	return startServerWith(t, top, nil, message...)
+}
+
+// startServerWith also runs the given modules' checks.
+func startServerWith(t *testing.T, top string, extra []policy.Module, message ...string) *testServer {
+	t.Helper()
 	dir := shortDir(t)
 	ts := &testServer{sock: filepath.Join(dir, "m.sock"), spool: filepath.Join(dir, "spool"), logs: &lockedBuffer{}, probe: &probe{}}
 	if err := os.Mkdir(ts.spool, 0o700); err != nil {
@@ -148,12 +154,13 @@ func startServer(t *testing.T, top string, message ...string) *testServer {
 	mod := policy.Module{Name: "probe", Default: func() any { return &struct{}{} }, Build: func(any, *policy.Env) ([]policy.Step, error) {
 		return []policy.Step{{Check: ts.probe, StepConfig: policy.DefaultStep()}}, nil
 	}}
-	cfg, err := policy.Load("test.toml", []byte(fmt.Sprintf(serverTOML, top, ts.spool, strings.Join(message, "\n"))), []policy.Module{mod})
+	mods := append([]policy.Module{mod}, extra...)
+	cfg, err := policy.Load("test.toml", []byte(fmt.Sprintf(serverTOML, top, ts.spool, strings.Join(message, "\n"))), mods)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	p, err := policy.New(cfg, []policy.Module{mod}, logger, nil, nil)
+	p, err := policy.New(cfg, mods, logger, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -963,5 +970,42 @@ func TestReloadMidTransaction(t *testing.T) {
 	m.body = []byte("urgent wire transfer\r\n")
 	if o := c.send(t, m); o.act.Type != milter.ActionAccept {
 		t.Errorf("message after the reload (monitor): %v", o.act)
+	}
+}
+
+type envelopeChanger struct{}
+
+func (envelopeChanger) Name() string { return "changer" }
+func (envelopeChanger) Check(context.Context, *policy.Message, policy.Results) (policy.Result, error) {
+	return policy.Result{
+		Status:      policy.StatusPass,
+		ChangeFrom:  "SRS0=ab=cd=sender.test=alice@example.org",
+		AddRcpts:    []string{"archive@example.org"},
+		DeleteRcpts: []string{"bob@example.org"},
+		Headers:     []policy.Field{{Name: "X-Folded", Value: " first\r\n\tsecond"}},
+	}, nil
+}
+
+func TestEnvelopeAndHeaderChanges(t *testing.T) {
+	mod := policy.Module{Name: "changer", Default: func() any { return &struct{}{} }, Build: func(any, *policy.Env) ([]policy.Step, error) {
+		return []policy.Step{{Check: envelopeChanger{}, StepConfig: policy.DefaultStep()}}, nil
+	}}
+	ts := startServerWith(t, "", []policy.Module{mod})
+	c := ts.connect(t, allProtocol)
+	o := c.send(t, basicMsg("ENV"))
+	if o.act.Type != milter.ActionAccept {
+		t.Fatalf("action %v", o.act)
+	}
+	cf, add, del := modsOf(o, milter.ActionChangeFrom), modsOf(o, milter.ActionAddRcpt), modsOf(o, milter.ActionDelRcpt)
+	if len(cf) != 1 || cf[0].From != "<SRS0=ab=cd=sender.test=alice@example.org>" {
+		t.Errorf("change from: %v", cf)
+	}
+	if len(add) != 1 || add[0].Rcpt != "<archive@example.org>" || len(del) != 1 || del[0].Rcpt != "<bob@example.org>" {
+		t.Errorf("recipients: add %v del %v", add, del)
+	}
+	final := finalHeader(t, basicMsg("").header, o.mods)
+	// Ours first, then the checks' fields; folds are bare LF on the wire.
+	if final[0][0] != "Authentication-Results" || final[1][0] != "X-Spam-Status" || final[2][0] != "X-Folded" || final[2][1] != " first\n\tsecond" {
+		t.Errorf("final header %q", final)
 	}
 }
