@@ -78,6 +78,12 @@ type Metrics interface {
 	MessageDone(v *Verdict)
 }
 
+// RcptMetrics is an optional extension of Metrics: recipients refused at
+// RCPT time (deny lists, relay guard, SRS), which never reach MessageDone.
+type RcptMetrics interface {
+	RcptDone(action Action, reasons []string)
+}
+
 type noMetrics struct{}
 
 func (noMetrics) CheckDone(string, Status, time.Duration) {}
@@ -703,6 +709,9 @@ func (p *Pipeline) Rcpt(ctx context.Context, env *Envelope, rcpt string) (Action
 		reply = p.cfg.Replies.Tempfail
 	}
 	if action != ActionAccept {
+		if rm, ok := p.metrics.(RcptMetrics); ok {
+			rm.RcptDone(action, reasons)
+		}
 		p.log.Info("recipient refused", "rcpt", rcpt, "from", env.MailFrom, "client", env.Client.Addr.String(), "action", action.String(), "reasons", reasons, "mode", string(mode))
 		if mode == ModeMonitor {
 			return ActionAccept, Reply{}, reasons

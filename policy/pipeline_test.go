@@ -1108,3 +1108,33 @@ func TestPipelineHugeOneLineBody(t *testing.T) {
 		t.Errorf("Text is %d bytes, above MaxTextBytes", n)
 	}
 }
+
+type rcptRecorder struct {
+	metricsRecorder
+	refused []string
+}
+
+func (r *rcptRecorder) RcptDone(a Action, reasons []string) {
+	r.refused = append(r.refused, a.String()+":"+strings.Join(reasons, ","))
+}
+
+// Recipients refused at RCPT time never reach MessageDone; a Metrics that
+// implements RcptMetrics counts them.
+func TestPipelineRcptMetrics(t *testing.T) {
+	rec := &rcptRecorder{metricsRecorder: metricsRecorder{checks: map[string]Status{}}}
+	cfg, err := Load("t", []byte(baseTOML+"\n[lists]\ndeny_recipients = [\"trap@example.org\"]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(cfg, nil, nil, nil, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	env := &Envelope{MailFrom: "a@example.net"}
+	p.Rcpt(context.Background(), env, "ok@example.org")
+	p.Rcpt(context.Background(), env, "trap@example.org")
+	if len(rec.refused) != 1 || rec.refused[0] != "reject:denylist-rcpt" {
+		t.Errorf("RcptDone calls = %q, want one reject:denylist-rcpt", rec.refused)
+	}
+}

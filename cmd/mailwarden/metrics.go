@@ -61,6 +61,7 @@ type ops struct {
 
 	messages    *prometheus.CounterVec
 	reasons     *prometheus.CounterVec
+	rcpts       *prometheus.CounterVec
 	msgDuration prometheus.Histogram
 	checks      *prometheus.CounterVec
 	checkDur    *prometheus.HistogramVec
@@ -110,6 +111,7 @@ func newOps(d *daemon) *ops {
 	f := func(c prometheus.Collector) { o.reg.MustRegister(c) }
 	o.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_messages_total", Help: "Messages decided, by the action told to the MTA and the action enforce mode would take."}, []string{"action", "would_be", "mode"})
 	o.reasons = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_message_reasons_total", Help: "Reason codes of decided messages."}, []string{"reason"})
+	o.rcpts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_rcpt_refused_total", Help: "Recipients refused at RCPT time, by action and reason code."}, []string{"action", "reason"})
 	o.msgDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailwarden_message_duration_seconds", Help: "Time to decide one message.", Buckets: checkBuckets})
 	o.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_check_status_total", Help: "Check outcomes by check and status."}, []string{"check", "status"})
 	o.checkDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailwarden_check_duration_seconds", Help: "Check latency.", Buckets: checkBuckets}, []string{"check"})
@@ -122,7 +124,7 @@ func newOps(d *daemon) *ops {
 	o.healthUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_neighbour_up", Help: "1 if the neighbour answered its last probe."}, []string{"kind", "target"})
 	o.healthLat = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_neighbour_probe_seconds", Help: "Duration of the neighbour's last probe."}, []string{"kind", "target"})
 	o.modeChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailwarden_mode_changes_total", Help: "Mode switches through the control socket."})
-	for _, c := range []prometheus.Collector{o.messages, o.reasons, o.msgDuration, o.checks, o.checkDur, o.backendErrs, o.rateLimited, o.events,
+	for _, c := range []prometheus.Collector{o.messages, o.reasons, o.rcpts, o.msgDuration, o.checks, o.checkDur, o.backendErrs, o.rateLimited, o.events,
 		o.spoolBytes, o.spoolInodes, o.spoolLow, o.healthUp, o.healthLat, o.modeChanges} {
 		f(c)
 	}
@@ -193,6 +195,13 @@ func (o *ops) MessageDone(v *policy.Verdict) {
 		o.reasons.WithLabelValues(r).Inc()
 	}
 	o.msgDuration.Observe(v.Duration.Seconds())
+}
+
+// RcptDone implements policy.RcptMetrics.
+func (o *ops) RcptDone(action policy.Action, reasons []string) {
+	for _, r := range reasons {
+		o.rcpts.WithLabelValues(action.String(), r).Inc()
+	}
 }
 
 // Event implements relay.Events.
