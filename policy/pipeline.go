@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -689,7 +690,11 @@ func (p *Pipeline) Rcpt(ctx context.Context, env *Envelope, rcpt string) (Action
 	var reasons []string
 	for _, s := range p.rcpt {
 		cctx, cancel := context.WithTimeout(ctx, max(s.Timeout.D(), time.Second))
-		r, err := safeRcpt(cctx, s.Check.(RcptChecker), env, rcpt)
+		// A copy: a check abandoned at its deadline may still read it while
+		// the transport collects the next recipient's macros.
+		e := *env
+		e.Macros, e.Rcpts = maps.Clone(env.Macros), slices.Clone(env.Rcpts)
+		r, err := safeRcpt(cctx, s.Check.(RcptChecker), &e, rcpt)
 		cancel()
 		if err != nil {
 			r = Result{Action: s.OnError, Reasons: []string{s.Check.Name() + "-error"}, Detail: err.Error()}
@@ -720,11 +725,28 @@ func (p *Pipeline) Rcpt(ctx context.Context, env *Envelope, rcpt string) (Action
 	return action, reply, reasons
 }
 
-func safeRcpt(ctx context.Context, c RcptChecker, env *Envelope, rcpt string) (r Result, err error) {
-	defer func() {
-		if x := recover(); x != nil {
-			err = fmt.Errorf("policy: rcpt check panicked: %v", x)
-		}
+// safeRcpt runs a RCPT-time check with panic recovery; one that ignores
+// its context is abandoned at the deadline, as in runStep, so that the MTA
+// gets an answer before its own milter timeout.
+func safeRcpt(ctx context.Context, c RcptChecker, env *Envelope, rcpt string) (Result, error) {
+	type out struct {
+		r   Result
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		defer func() {
+			if x := recover(); x != nil {
+				done <- out{err: fmt.Errorf("policy: rcpt check panicked: %v", x)}
+			}
+		}()
+		r, err := c.CheckRcpt(ctx, env, rcpt)
+		done <- out{r, err}
 	}()
-	return c.CheckRcpt(ctx, env, rcpt)
+	select {
+	case o := <-done:
+		return o.r, o.err
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("policy: rcpt check: %w", ctx.Err())
+	}
 }
