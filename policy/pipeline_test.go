@@ -801,6 +801,8 @@ func (r *rcptFake) CheckRcpt(_ context.Context, env *Envelope, rcpt string) (Res
 
 func TestPipelineRcpt(t *testing.T) {
 	extra := "[lists]\ndeny_recipients = [\"blocked@example.org\", \"*.spamtrap.test\"]\n"
+	block := make(chan struct{})
+	defer close(block)
 	relay := &rcptFake{fakeCheck: fakeCheck{name: "relay"}, fn: func(env *Envelope, rcpt string) (Result, error) {
 		switch rcpt {
 		case "busy@example.org":
@@ -811,12 +813,15 @@ func TestPipelineRcpt(t *testing.T) {
 			panic("oops")
 		case "hold@example.org":
 			return Result{Action: ActionQuarantine, Reasons: []string{"held"}}, nil
+		case "hang@example.org":
+			<-block // ignores its context: abandoned at the deadline
+			return Result{Status: StatusPass}, nil
 		case "custom@example.org":
 			return Result{Action: ActionReject, Reply: Reply{550, "5.1.1", "No such user"}, Reasons: []string{"no-user"}}, nil
 		}
 		return Result{Status: StatusPass}, nil
 	}}
-	p := newPipeline(t, extra, step(relay))
+	p := newPipeline(t, extra, step(relay, timeout(time.Millisecond))) // RCPT checks get at least 1 s
 	env := &Envelope{Client: Client{Addr: netip.MustParseAddr("198.51.100.1")}, MailFrom: "a@sender.test"}
 	for _, tc := range []struct {
 		rcpt    string
@@ -831,6 +836,7 @@ func TestPipelineRcpt(t *testing.T) {
 		{"err@example.org", ActionTempfail, p.Config().Replies.Tempfail, []string{"relay-error"}},
 		{"panic@example.org", ActionTempfail, p.Config().Replies.Tempfail, []string{"relay-error"}},
 		{"hold@example.org", ActionAccept, Reply{}, []string{"held"}}, // decided at end of message
+		{"hang@example.org", ActionTempfail, p.Config().Replies.Tempfail, []string{"relay-error"}},
 		{"custom@example.org", ActionReject, Reply{550, "5.1.1", "No such user"}, []string{"no-user"}},
 	} {
 		a, reply, reasons := p.Rcpt(context.Background(), env, tc.rcpt)
