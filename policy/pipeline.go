@@ -340,14 +340,23 @@ func (p *Pipeline) Run(ctx context.Context, m *Message) *Verdict {
 func (p *Pipeline) observe(ctx context.Context, m *Message, v *Verdict) {
 	for _, s := range p.observers {
 		cctx, cancel := context.WithTimeout(ctx, max(s.Timeout.D(), time.Second))
-		err := func() (err error) {
+		// Abandoned at the deadline like a check: the verdict must not
+		// wait for an observer that ignores its context.
+		done := make(chan error, 1)
+		go func() {
 			defer func() {
 				if x := recover(); x != nil {
-					err = fmt.Errorf("policy: observer panicked: %v", x)
+					done <- fmt.Errorf("policy: observer panicked: %v", x)
 				}
 			}()
-			return s.Check.(Observer).Observe(cctx, m, v)
+			done <- s.Check.(Observer).Observe(cctx, m, v)
 		}()
+		var err error
+		select {
+		case err = <-done:
+		case <-cctx.Done():
+			err = fmt.Errorf("policy: observer: %w", cctx.Err())
+		}
 		cancel()
 		if err != nil {
 			p.log.Warn("observer failed", "queue_id", m.QueueID, "check", s.Check.Name(), "error", err)
