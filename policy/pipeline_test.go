@@ -728,12 +728,20 @@ func TestPipelineEnvelopeChanges(t *testing.T) {
 
 type observer struct {
 	fakeCheck
-	mu   sync.Mutex
-	seen []*Verdict
-	err  error
+	mu     sync.Mutex
+	seen   []*Verdict
+	err    error
+	block  chan struct{}
+	panics bool
 }
 
 func (o *observer) Observe(_ context.Context, m *Message, v *Verdict) error {
+	if o.block != nil {
+		<-o.block // ignores its context
+	}
+	if o.panics {
+		panic("observer bug")
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.seen = append(o.seen, v)
@@ -746,7 +754,11 @@ func (o *observer) Observe(_ context.Context, m *Message, v *Verdict) error {
 func TestPipelineObserver(t *testing.T) {
 	o := &observer{fakeCheck: fakeCheck{name: "obs"}}
 	bad := &observer{fakeCheck: fakeCheck{name: "bad"}, err: errors.New("store down")}
-	p := newPipeline(t, "", step(o), step(bad), step(returns("q", Result{Action: ActionQuarantine, Score: 3, Reasons: []string{"q"}})))
+	hung := &observer{fakeCheck: fakeCheck{name: "hung"}, block: make(chan struct{})}
+	defer close(hung.block)
+	boom := &observer{fakeCheck: fakeCheck{name: "boom"}, panics: true}
+	p := newPipeline(t, "", step(o), step(bad), step(hung, timeout(time.Millisecond)), step(boom),
+		step(returns("q", Result{Action: ActionQuarantine, Score: 3, Reasons: []string{"q"}})))
 	v := p.Run(context.Background(), testMessage())
 	if len(o.seen) != 1 || o.seen[0] != v {
 		t.Fatalf("observer saw %v", o.seen)
