@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
+	"github.com/mailwarden/mailwarden/policy/store"
 )
 
 // hostile seeds: deep nesting, a huge part, unknown charsets, broken
@@ -121,10 +122,33 @@ func corpus(b testing.TB, n int) (ham, spam []*policy.Message) {
 // store (trained on 1000 ham and 1000 spam) and every local signal. Each
 // iteration is one message, parsed afresh (the MIME walk is part of the
 // cost). Report msgs/s per core as 1e9/ns_per_op with -cpu 1.
-func BenchmarkSpamCheck(b *testing.B) {
+func BenchmarkSpamCheck(b *testing.B) { benchCheck(b, nil) }
+
+// BenchmarkSpamCheckBolt is the same with the token store in a bbolt file
+// (policy/store) behind the default count cache, as the daemon runs.
+func BenchmarkSpamCheckBolt(b *testing.B) {
+	bs := store.NewBolt(filepath.Join(b.TempDir(), "bench.db"), time.Second)
+	defer bs.Close()
+	d := Default().Bayes
+	benchCheck(b, bayes.NewCache(&bayes.Store{S: bs}, d.CacheTTL.D(), d.CacheSize))
+}
+
+// BenchmarkSpamCheckBoltCold reads every count from the bbolt file.
+func BenchmarkSpamCheckBoltCold(b *testing.B) {
+	bs := store.NewBolt(filepath.Join(b.TempDir(), "bench.db"), time.Second)
+	defer bs.Close()
+	benchCheck(b, &bayes.Store{S: bs})
+}
+
+func benchCheck(b *testing.B, ts bayes.TokenStore) {
 	ham, spam := corpus(b, 1000)
-	c := newCheck(b, func(cfg *Config) { cfg.Bayes.MinHam, cfg.Bayes.MinSpam = 1, 1 })
-	ts := c.TokenStore()
+	c := newCheck(b, func(cfg *Config) {
+		cfg.Bayes.MinHam, cfg.Bayes.MinSpam = 1, 1
+		if ts != nil {
+			cfg.Tokens = ts
+		}
+	})
+	ts = c.TokenStore()
 	ctx := context.Background()
 	var raws [][]byte
 	for _, set := range []struct {

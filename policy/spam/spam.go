@@ -101,6 +101,11 @@ type BayesConfig struct {
 	Weights map[string]float64 `toml:"weights"`
 	// Prefix namespaces the token keys in the shared store.
 	Prefix string `toml:"prefix"`
+	// CacheSize token counts read from the store are kept in memory for
+	// CacheTTL (what this process learns is seen at once; what another
+	// MTA learns within CacheTTL). 0 turns the cache off.
+	CacheSize int             `toml:"cache_size"`
+	CacheTTL  policy.Duration `toml:"cache_ttl"`
 }
 
 // URIRule is one [[spam.uri_rule]].
@@ -141,6 +146,7 @@ func Default() *Config {
 		MaxURIDomains: 10,
 		Bayes: BayesConfig{
 			Enabled: true, MinSpam: 200, MinHam: 200, Prefix: "bayes:",
+			CacheSize: 200000, CacheTTL: policy.Duration(time.Minute),
 			Weights: map[string]float64{"00": -4, "01": -2, "05": -1, "20": 0, "40": 0, "60": 2, "80": 9, "95": 10, "99": 10, "999": 11},
 		},
 	}
@@ -220,6 +226,9 @@ func (c *Config) Validate() error {
 		if bucketIndex(k) < 0 {
 			errs = append(errs, policy.KeyErr("bayes.weights."+k, "unknown bucket (known: %s)", strings.Join(BayesBuckets, ", ")))
 		}
+	}
+	if c.Bayes.CacheSize < 0 || c.Bayes.CacheTTL < 0 {
+		errs = append(errs, policy.KeyErr("bayes.cache_size", "cache_size and cache_ttl must not be negative"))
 	}
 	if c.Bayes.MinSpam < 1 || c.Bayes.MinHam < 1 {
 		errs = append(errs, policy.KeyErr("bayes.min_spam", "min_spam and min_ham must be at least 1"))
@@ -343,6 +352,9 @@ func New(cfg *Config, env *policy.Env) (*Check, error) {
 				return nil, fmt.Errorf("spam: %w", err)
 			}
 			ts = &bayes.Store{S: st, Prefix: cfg.Bayes.Prefix}
+			if cfg.Bayes.CacheSize > 0 && cfg.Bayes.CacheTTL > 0 {
+				ts = bayes.NewCache(ts, cfg.Bayes.CacheTTL.D(), cfg.Bayes.CacheSize)
+			}
 		}
 		c.classifier = bayes.New(ts, cfg.Bayes.MinSpam, cfg.Bayes.MinHam)
 	}

@@ -382,8 +382,10 @@ func TestStoreBackedBayes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.TokenStore().(*bayes.Store); !ok {
-		t.Fatalf("token store %T, want the shared store", c.TokenStore())
+	if cs, ok := c.TokenStore().(*bayes.Cache); !ok {
+		t.Fatalf("token store %T, want a cache over the shared store", c.TokenStore())
+	} else if _, ok := cs.Inner.(*bayes.Store); !ok {
+		t.Fatalf("cached store %T, want the shared store", cs.Inner)
 	}
 	ts := c.TokenStore()
 	s := msg(t, "From: a@spam.example\nSubject: pills\n\nviagra pills\n")

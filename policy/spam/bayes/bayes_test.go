@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/mailwarden/mailwarden/policy/store"
 )
@@ -92,4 +93,36 @@ func TestStoreBolt(t *testing.T) {
 	b := store.NewBolt(t.TempDir()+"/b.db", 0)
 	defer b.Close()
 	testStore(t, &Store{S: b, Prefix: "t:"})
+}
+
+func TestCache(t *testing.T) {
+	inner := &Store{S: store.NewMemory()}
+	now := time.Unix(1000, 0)
+	c := NewCache(inner, time.Minute, 3)
+	c.Now = func() time.Time { return now }
+	testStore(t, NewCache(&Store{S: store.NewMemory()}, time.Minute, 2)) // the contract, with evictions
+	ctx := context.Background()
+	inner.Add(ctx, map[string]Count{"a": {Spam: 1}}, Count{Spam: 1})
+	if n, tot, _ := c.Counts(ctx, []string{"a"}); n[0].Spam != 1 || tot.Spam != 1 {
+		t.Fatal(n, tot)
+	}
+	// Another process learns: the cache answers the old count until TTL.
+	inner.Add(ctx, map[string]Count{"a": {Spam: 1}}, Count{Spam: 1})
+	if n, _, _ := c.Counts(ctx, []string{"a"}); n[0].Spam != 1 {
+		t.Errorf("not cached: %v", n)
+	}
+	now = now.Add(2 * time.Minute)
+	if n, tot, _ := c.Counts(ctx, []string{"a"}); n[0].Spam != 2 || tot.Spam != 2 {
+		t.Errorf("stale after TTL: %v %v", n, tot)
+	}
+	// This process learns: seen at once.
+	c.Add(ctx, map[string]Count{"a": {Ham: 1}}, Count{Ham: 1})
+	if n, tot, _ := c.Counts(ctx, []string{"a"}); n[0] != (Count{Spam: 2, Ham: 1}) || tot.Ham != 1 {
+		t.Errorf("own learning not visible: %v %v", n, tot)
+	}
+	// Bounded.
+	c.Counts(ctx, []string{"b", "c", "d", "e"})
+	if len(c.m) > 4 {
+		t.Errorf("cache holds %d entries", len(c.m))
+	}
 }
