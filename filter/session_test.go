@@ -1009,3 +1009,35 @@ func TestEnvelopeAndHeaderChanges(t *testing.T) {
 		t.Errorf("final header %q", final)
 	}
 }
+
+// Several MTA connections at once, each with several messages (Postfix runs
+// many smtpd processes against one milter): every verdict is right and
+// nothing leaks (run with -race).
+func TestConcurrentSessions(t *testing.T) {
+	ts := startServer(t, "")
+	t.Run("group", func(t *testing.T) {
+		for i := range 6 {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				t.Parallel()
+				c := ts.connect(t, allProtocol)
+				for j := range 4 {
+					m := basicMsg(fmt.Sprintf("C%d-%d", i, j))
+					m.from = fmt.Sprintf("s%d-%d@sender.test", i, j)
+					want := milter.ActionAccept
+					if (i+j)%2 == 1 {
+						m.body = append(bytes.Repeat([]byte("pad "), 30000), "urgent wire transfer\r\n"...)
+						want = milter.ActionRejectWithCode
+					}
+					if o := c.send(t, m); o.act.Type != want {
+						t.Errorf("%s: %v, want %v", m.queueID, o.act, want)
+					}
+				}
+			})
+		}
+	})
+	if n := len(ts.logs.messages(t)); n != 24 {
+		t.Errorf("%d summary lines for 24 messages", n)
+	}
+	waitEmpty(t, ts.spool)
+	waitInFlight(t, ts.srv)
+}
