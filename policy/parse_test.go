@@ -311,3 +311,20 @@ func TestMessageTextNestedAttachments(t *testing.T) {
 		t.Errorf("3 levels deep: %q %+v", m.Text(), m.Parts())
 	}
 }
+
+func TestDecodeHeader(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"=?utf-8?q?caf=C3=A9?=", "café"},
+		{"=?iso-8859-1?b?Y2Fm6Q==?= ok", "café ok"},
+		{"plain", "plain"},
+		{"=?x-unknown-charset?q?abc?=", "=?x-unknown-charset?q?abc?="}, // unchanged on error
+		{"=?utf-8?b?!!!?=", "=?utf-8?b?!!!?="},
+	} {
+		if got := DecodeHeader(tc.in); got != tc.want {
+			t.Errorf("DecodeHeader(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if (&Message{MailFrom: "A@Sender.TEST"}).SenderDomain() != "sender.test" || (&Message{}).SenderDomain() != "" {
+		t.Error("SenderDomain")
+	}
+}

@@ -757,7 +757,7 @@ func TestPipelineObserver(t *testing.T) {
 	hung := &observer{fakeCheck: fakeCheck{name: "hung"}, block: make(chan struct{})}
 	defer close(hung.block)
 	boom := &observer{fakeCheck: fakeCheck{name: "boom"}, panics: true}
-	p := newPipeline(t, "", step(o), step(bad), step(hung, timeout(time.Millisecond)), step(boom),
+	p := newPipeline(t, "", step(o), step(bad), step(hung, timeout(time.Second)), step(boom),
 		step(returns("q", Result{Action: ActionQuarantine, Score: 3, Reasons: []string{"q"}})))
 	v := p.Run(context.Background(), testMessage())
 	if len(o.seen) != 1 || o.seen[0] != v {
@@ -833,7 +833,7 @@ func TestPipelineRcpt(t *testing.T) {
 		}
 		return Result{Status: StatusPass}, nil
 	}}
-	p := newPipeline(t, extra, step(relay, timeout(time.Millisecond))) // RCPT checks get at least 1 s
+	p := newPipeline(t, extra, step(relay, timeout(time.Second)))
 	env := &Envelope{Client: Client{Addr: netip.MustParseAddr("198.51.100.1")}, MailFrom: "a@sender.test"}
 	for _, tc := range []struct {
 		rcpt    string
