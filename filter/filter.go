@@ -49,10 +49,11 @@ type Server struct {
 
 // The protocol steps we ask for. We need no DATA and no end-of-header
 // event and answer only where a reply can matter (RCPT, body for
-// oversize skips, end of message).
+// oversize skips, end of message). SMFIP_SKIP stops the body of an
+// oversize message, which we would only throw away (see BodyChunk).
 const protocol = milter.OptNoUnknown | milter.OptNoData | milter.OptNoEOH |
 	milter.OptNoConnReply | milter.OptNoHeloReply | milter.OptNoMailReply | milter.OptNoHeaderReply |
-	milter.OptHeaderLeadingSpace
+	milter.OptHeaderLeadingSpace | milter.OptSkip
 
 // macros we request per stage; the MTA sends those it has.
 var macroStages = map[milter.MacroStage][]milter.MacroName{
