@@ -739,8 +739,12 @@ func TestMaxSizeExceeded(t *testing.T) {
 	if o.act.Type != milter.ActionRejectWithCode || o.act.SMTPReply != "552 5.3.4 Message too big" {
 		t.Errorf("oversize: %+v", o.act)
 	}
+	if !c.s.ProtocolOption(milter.OptSkip) {
+		t.Error("SMFIP_SKIP not negotiated: the rest of an oversize body is sent for nothing")
+	}
 	l := ts.logs.messages(t)
-	if len(l) != 1 || !slices.Equal(l[0]["reasons"].([]any), []any{"message-oversize"}) || l[0]["size"].(float64) < 300<<10 {
+	if len(l) != 1 || !slices.Equal(l[0]["reasons"].([]any), []any{"message-oversize"}) || l[0]["size"].(float64) <= 200<<10 || l[0]["size"].(float64) >= 300<<10 {
+		// Size: past max_size, but the rest was skipped (SMFIP_SKIP).
 		t.Errorf("summary %v", l)
 	}
 	waitEmpty(t, ts.spool)
