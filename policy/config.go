@@ -271,6 +271,21 @@ func Load(name string, data []byte, modules []Module) (*Config, error) {
 	for i, m := range modules {
 		cfg.Sections[m.Name] = root.Elem().Field(i + 1).Interface()
 	}
+	// A [score.domain."d"] table overrides only the levels it sets; the
+	// others stay the global ones (a missing key read as 0 would silently
+	// switch that level off for the domain).
+	for d, t := range cfg.Score.Domains {
+		if !md.IsDefined("score", "domain", d, "add_header") {
+			t.AddHeader = cfg.Score.AddHeader
+		}
+		if !md.IsDefined("score", "domain", d, "quarantine") {
+			t.Quarantine = cfg.Score.Quarantine
+		}
+		if !md.IsDefined("score", "domain", d, "reject") {
+			t.Reject = cfg.Score.Reject
+		}
+		cfg.Score.Domains[d] = t
+	}
 
 	var errs ConfigErrors
 	for _, k := range md.Undecoded() {
