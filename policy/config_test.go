@@ -337,3 +337,32 @@ name = "y"
 		}
 	}
 }
+
+func TestLoadDomainThresholdsInherit(t *testing.T) {
+	cfg, err := Load("d.toml", []byte(`
+[score]
+add_header = 4.0
+quarantine = 9.0
+reject = 19.0
+
+[score.domain."partial.test"]
+reject = 30.0
+
+[score.domain."off.test"]
+quarantine = 0.0
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Score.Domains["partial.test"]; got != (Thresholds{AddHeader: 4, Quarantine: 9, Reject: 30}) {
+		t.Errorf("partial override: %+v", got)
+	}
+	if got := cfg.Score.Domains["off.test"]; got != (Thresholds{AddHeader: 4, Quarantine: 0, Reject: 19}) {
+		t.Errorf("explicit 0 switches a level off: %+v", got)
+	}
+	// An inherited level below the domain's own is still checked.
+	ces := loadErrs(t, "[score]\nreject = 20.0\n[score.domain.\"x.test\"]\nquarantine = 25.0\n")
+	if ces[0].Key != "score.domain.x.test" {
+		t.Errorf("errors %v", ces)
+	}
+}
