@@ -1045,3 +1045,28 @@ func TestConcurrentSessions(t *testing.T) {
 	waitEmpty(t, ts.spool)
 	waitInFlight(t, ts.srv)
 }
+
+// {auth_authen} from the MAIL stage is the SASL login; an empty value is
+// no login (QUIRK(postfix): it sends no macro at all when unauthenticated).
+func TestAuthMacro(t *testing.T) {
+	ts := startServer(t, "")
+	c := ts.connect(t, allProtocol)
+	c.macros.Set(milter.MacroAuthAuthen, "alice")
+	m := basicMsg("AUTH")
+	m.rcpts = []string{"someone@outside.test"}
+	if o := c.send(t, m); o.act.Type != milter.ActionAccept {
+		t.Fatalf("action %v", o.act)
+	}
+	if s := ts.probe.last(t); s.auth != "alice" {
+		t.Errorf("auth %q", s.auth)
+	}
+	c.macros.Set(milter.MacroAuthAuthen, "")
+	c.send(t, basicMsg("NOAUTH"))
+	if s := ts.probe.last(t); s.auth != "" || s.queueID != "NOAUTH" {
+		t.Errorf("empty {auth_authen}: auth %q", s.auth)
+	}
+	logs := ts.logs.messages(t)
+	if len(logs) != 2 || logs[0]["auth"] != "alice" || logs[0]["direction"] != "outbound" || logs[1]["direction"] != "inbound" {
+		t.Errorf("summary lines %v", logs)
+	}
+}
