@@ -155,7 +155,7 @@ const (
 
 // ParseMode validates a mode name.
 func ParseMode(s string) (Mode, error) {
-	switch m := Mode(strings.TrimSpace(s)); m {
+	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
 	case ModeEnforce, ModeMonitor, ModeTempfailAll, ModeAcceptAll:
 		return m, nil
 	}

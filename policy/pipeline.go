@@ -296,6 +296,9 @@ func (p *Pipeline) Run(ctx context.Context, m *Message) *Verdict {
 	switch v.Mode {
 	case ModeAcceptAll:
 		v.Action, v.WouldBe, v.Reasons = ActionAccept, ActionAccept, []string{"mode-accept-all"}
+		// No check runs, but a forged Authentication-Results claiming our
+		// id must still go (RFC 8601 §5): downstream filters trust it.
+		v.Delete = dedupRefs(p.forged(m))
 		return v
 	case ModeTempfailAll:
 		v.Action, v.WouldBe, v.Reasons = ActionTempfail, ActionTempfail, []string{"mode-tempfail-all"}

@@ -1156,3 +1156,24 @@ func TestPipelineRcptMetrics(t *testing.T) {
 		t.Errorf("RcptDone calls = %q, want one reject:denylist-rcpt", rec.refused)
 	}
 }
+
+// accept-all runs no check, yet a forged Authentication-Results claiming
+// our authserv-id is still removed (RFC 8601 §5); nothing is added.
+func TestAcceptAllRemovesForgedAuthResults(t *testing.T) {
+	p := newPipeline(t, "mode = \"accept-all\"\n")
+	m := testMessage()
+	m.Header = append(Header{{"Authentication-Results", " mx.test; spf=pass smtp.mailfrom=alice@sender.test"}, {"Authentication-Results", " other.example; dkim=pass"}}, m.Header...)
+	v := p.Run(context.Background(), m)
+	if len(v.Prepend) != 0 {
+		t.Errorf("accept-all added headers: %+v", v.Prepend)
+	}
+	if len(v.Delete) != 1 || v.Delete[0] != (HeaderRef{Name: "Authentication-Results", Index: 1}) {
+		t.Errorf("Delete = %+v, want only our forged Authentication-Results #1", v.Delete)
+	}
+}
+
+func TestParseModeIgnoresCase(t *testing.T) {
+	if m, err := ParseMode(" Monitor "); err != nil || m != ModeMonitor {
+		t.Errorf("ParseMode(Monitor) = %q, %v", m, err)
+	}
+}
