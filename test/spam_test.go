@@ -58,8 +58,8 @@ func runMW(t *testing.T, timeout time.Duration, args ...string) (string, int) {
 
 // TestSpamCorpusEval is the accuracy bar: 5-fold cross-validation on the
 // 4150 ham and 1896 spam of the SpamAssassin public corpus, at the default
-// thresholds. Measured when written: FP 0.39 % (16 of 4150), recall 96.2 %,
-// AUC 0.9985; the bars sit just below (0.5 % and 95 % are the issue's).
+// thresholds. Measured when written: FP 0.43 % (18 of 4150), recall 96.5 %,
+// AUC 0.9988; the bars sit just above/below (the issue asks 0.5 % and 95 %).
 func TestSpamCorpusEval(t *testing.T) {
 	dir := spamCorpus(t)
 	out, code := runMW(t, 3*time.Minute, "eval", "--ham", filepath.Join(dir, "ham"), "--spam", filepath.Join(dir, "spam"), "--folds", "5", "--json")
@@ -90,8 +90,8 @@ func TestSpamCorpusEval(t *testing.T) {
 	if r.Recall < 0.96 {
 		t.Errorf("spam recall %.2f%% < 96%%", 100*r.Recall)
 	}
-	if r.AUC < 0.997 {
-		t.Errorf("ROC AUC %.4f < 0.997", r.AUC)
+	if r.AUC < 0.998 {
+		t.Errorf("ROC AUC %.4f < 0.998", r.AUC)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -303,12 +304,14 @@ func b2i(b bool) int {
 // assignFolds is a stratified, deterministic split: within each class the
 // messages are ordered by a digest of their path and dealt round-robin into
 // the folds, so every fold has the class ratio of the corpus and the same
-// paths always land in the same fold (test/spamassassin-compare.sh relies
+// files always land in the same fold (test/spamassassin-compare.sh relies
 // on it). maxTest > 0 marks a stratified sample of each fold as its test
 // set.
 func assignFolds(msgs []*evalMsg, k, maxTest int) {
+	// The file name, not the path: the split must not depend on how the
+	// corpus directory was spelled on the command line.
 	key := func(m *evalMsg) string {
-		h := sha256.Sum256([]byte(m.path))
+		h := sha256.Sum256([]byte(filepath.Base(m.path)))
 		return string(h[:])
 	}
 	var hams, spams []*evalMsg

@@ -96,6 +96,14 @@ func tokens(m *policy.Message, ignore *HeaderSet, urls []string) []string {
 	}
 	text := m.Text()
 	for _, u := range urls {
+		// Words of the URL path: "remove", "unsubscribe.cgi", "ref=".
+		if i := strings.Index(u, "://"); i >= 0 {
+			if j := strings.IndexByte(u[i+3:], '/'); j >= 0 {
+				for _, w := range words(u[i+3+j:], 6) {
+					t.add("urlpath:" + w)
+				}
+			}
+		}
 		if h := urlHost(u); h != "" {
 			t.add("url:" + h)
 			if d := registrable(h); d != h {
