@@ -21,6 +21,11 @@ import (
 type Step struct {
 	Check Check
 	StepConfig
+	// Mandatory makes the step's on_error action as hard as a mandatory
+	// finding: allow lists and protected recipients cannot soften it (an
+	// allow-listed sender must not get mail through unscanned while clamd
+	// is down).
+	Mandatory bool
 }
 
 // Env is what modules get to build their steps.
@@ -416,7 +421,7 @@ func (p *Pipeline) runStep(ctx context.Context, m *Message, s Step, prior Result
 	rep := CheckReport{Name: name, Duration: time.Since(start)}
 	if o.err != nil {
 		rep.Error = o.err.Error()
-		rep.Result = Result{Status: StatusError, Action: s.OnError, Reasons: []string{name + "-error"}, Detail: o.err.Error()}
+		rep.Result = Result{Status: StatusError, Action: s.OnError, Reasons: []string{name + "-error"}, Detail: o.err.Error(), Mandatory: s.Mandatory}
 		if s.OnError == ActionAccept {
 			rep.Result.Reasons = nil
 		}

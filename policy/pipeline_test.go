@@ -1177,3 +1177,24 @@ func TestParseModeIgnoresCase(t *testing.T) {
 		t.Errorf("ParseMode(Monitor) = %q, %v", m, err)
 	}
 }
+
+// A mandatory step's failure is not softened by an allow list; an ordinary
+// step's failure is.
+func TestMandatoryStepErrorNotSoftened(t *testing.T) {
+	for _, mandatory := range []bool{false, true} {
+		broken := &fakeCheck{name: "scanner", fn: func(context.Context, *Message, Results) (Result, error) {
+			return Result{}, errors.New("clamd down")
+		}}
+		st := step(broken)
+		st.Mandatory = mandatory
+		p := newPipeline(t, "[lists]\nallow_senders = [\"sender.test\"]\n", st)
+		v := p.Run(context.Background(), testMessage())
+		want := ActionAccept
+		if mandatory {
+			want = ActionTempfail
+		}
+		if v.Action != want {
+			t.Errorf("mandatory=%v: action %v, want %v (reasons %v)", mandatory, v.Action, want, v.Reasons)
+		}
+	}
+}
