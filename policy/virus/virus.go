@@ -239,6 +239,9 @@ func (c *Check) result(m *policy.Message, fs []Finding) policy.Result {
 		status = "Unscanned (error)"
 		r.Status = StatusError
 		r.Action = c.cfg.OnError
+		// Nor does an allow list let mail through unscanned while the
+		// scanner is down.
+		r.Mandatory = r.Action != policy.ActionAccept
 		r.Reasons = []string{ReasonError}
 		r.Detail = fmt.Sprintf("error: %v", f.Err)
 		c.log.Warn("virus scan failed", "queue_id", m.QueueID, "error", fmt.Sprint(f.Err), "action", r.Action.String())
@@ -321,5 +324,5 @@ func build(section any, env *policy.Env) ([]policy.Step, error) {
 			}
 		}
 	}()
-	return []policy.Step{{Check: New(cfg, scanners, env.Config, log), StepConfig: cfg.StepConfig}}, nil
+	return []policy.Step{{Check: New(cfg, scanners, env.Config, log), StepConfig: cfg.StepConfig, Mandatory: true}}, nil
 }

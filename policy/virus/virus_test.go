@@ -67,7 +67,7 @@ func TestStatusesToActions(t *testing.T) {
 	}{
 		{virus.Finding{Status: virus.StatusClean}, virus.StatusClean, policy.ActionAccept, "", false, "Clean"},
 		{virus.Finding{Status: virus.StatusInfected, Signature: "Eicar-Sig"}, virus.StatusInfected, policy.ActionReject, "virus-infected", true, "Infected (Eicar-Sig)"},
-		{virus.Finding{Status: virus.StatusError, Err: errors.New("down")}, virus.StatusError, policy.ActionTempfail, "virus-error", false, "Unscanned (error)"},
+		{virus.Finding{Status: virus.StatusError, Err: errors.New("down")}, virus.StatusError, policy.ActionTempfail, "virus-error", true, "Unscanned (error)"},
 		{virus.Finding{Status: virus.StatusOversize, Err: errors.New("big")}, virus.StatusOversize, policy.ActionReject, "virus-oversize", true, "Unscanned (oversize)"},
 	} {
 		s := &fake{name: "clamav:x", f: tc.f}
@@ -444,4 +444,16 @@ func coreSection(name string) bool {
 		return true
 	}
 	return false
+}
+
+// While clamd is down, an allow-listed sender's mail is not let through
+// unscanned: the scan error's tempfail is mandatory.
+func TestScannerDownNotSoftenedByAllowList(t *testing.T) {
+	p := pipeline(t, "[lists]\nallow_senders = [\"friend@example.com\"]\n[virus]\nenabled = true\ntimeout = \"2s\"\n[[clamav.server]]\naddresses = [\"unix:/nonexistent/clamd.ctl\"]\n")
+	m := msg("hello\r\n")
+	m.MailFrom = "friend@example.com"
+	v := p.Run(context.Background(), m)
+	if v.Action != policy.ActionTempfail || !contains(v.Reasons, "virus-error") {
+		t.Fatalf("allow-listed sender, clamd down: %s %v", v.Action, v.Reasons)
+	}
 }
