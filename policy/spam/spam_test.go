@@ -426,3 +426,47 @@ func TestAttrValues(t *testing.T) {
 		t.Errorf("attrValues = %q", got)
 	}
 }
+
+// TestConcurrent scores and learns from several goroutines at once (run
+// with -race): the pipeline shares one Check between sessions.
+func TestConcurrent(t *testing.T) {
+	env := &policy.Env{Shared: &policy.Shared{}, Config: policy.DefaultConfig()}
+	env.Config.Sections = map[string]any{"store": &store.Config{Backend: store.BackendMemory}}
+	defer env.Shared.Close()
+	cfg := Default()
+	cfg.Bayes.MinSpam, cfg.Bayes.MinHam = 1, 1
+	c, err := New(cfg, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := 0; i < 50; i++ {
+				m := msg(t, fmt.Sprintf("From: a%d@example.com\nSubject: s%d\n\nword%d cheap pills http://x%d.example/\n", g, i, i, i))
+				cl := bayes.ClassHam
+				if i%2 == 0 {
+					cl = bayes.ClassSpam
+				}
+				if _, err := bayes.Learn(context.Background(), c.TokenStore(), MessageID(m), Tokens(m, c.Ignore()), cl, false); err != nil {
+					done <- err
+					return
+				}
+				if _, err := c.Check(context.Background(), m, nil); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, total, _ := c.TokenStore().Counts(context.Background(), nil)
+	if total.Spam+total.Ham != 200 {
+		t.Errorf("learned %v, want 200 messages", total)
+	}
+}
