@@ -147,7 +147,7 @@ func Default() *Config {
 		Bayes: BayesConfig{
 			Enabled: true, MinSpam: 200, MinHam: 200, Prefix: "bayes:",
 			CacheSize: 200000, CacheTTL: policy.Duration(time.Minute),
-			Weights: map[string]float64{"00": -4, "01": -2, "05": -1, "20": 0, "40": 0, "60": 2, "80": 9, "95": 10, "99": 10, "999": 11},
+			Weights: map[string]float64{"00": -4, "01": -2, "05": -1, "20": 0, "40": 0, "60": 2, "80": 9, "95": 9, "99": 10, "999": 11},
 		},
 	}
 }
