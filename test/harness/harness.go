@@ -196,6 +196,7 @@ type Daemon struct {
 	Dir        string // private directory (config, socket)
 
 	addr   string // milter address as Postfix writes it
+	dns    string // the private test DNS server's address
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when the process has exited
 	exit   error         // valid after done
@@ -215,7 +216,12 @@ func StartMailwarden(t testing.TB, toml string) *Daemon {
 	bin := Mailwarden(t)
 	d := &Daemon{Dir: shortTempDir(t, "mw"), change: make(chan struct{})}
 	d.ConfigPath = filepath.Join(d.Dir, "mailwarden.toml")
-	text, addr := withDefaults(toml, d.Dir, "unix:"+filepath.Join(d.Dir, "milter.sock"))
+	// Never the machine's resolver: traffic may only go to this machine,
+	// and a test's DNS answers come from a test DNS server. Unless the test
+	// brings its own, the daemon gets an empty one (NXDOMAIN with SOA for
+	// every name, like a real resolver for names that do not exist).
+	d.dns = StartDNS(t).Addr
+	text, addr := withDefaults(toml, d.Dir, "unix:"+filepath.Join(d.Dir, "milter.sock"), d.dns)
 	d.addr = addr
 	if err := os.WriteFile(d.ConfigPath, []byte(text), 0o644); err != nil {
 		t.Fatalf("harness: %v", err)
@@ -366,7 +372,11 @@ func setDefaults(toml, table string, defaults [][2]string) string {
 	var add []string
 	for _, kv := range defaults {
 		if _, set := keyValue(body, kv[0]); !set {
-			add = append(add, fmt.Sprintf("%s = %q", kv[0], kv[1]))
+			v := fmt.Sprintf("%q", kv[1])
+			if strings.HasPrefix(kv[1], "[") {
+				v = kv[1] // an array, written as TOML
+			}
+			add = append(add, kv[0]+" = "+v)
 		}
 	}
 	if len(add) == 0 {
@@ -390,7 +400,7 @@ func setDefaults(toml, table string, defaults [][2]string) string {
 //     connect; a 3 s grace period so that tests stop quickly;
 //   - [store] path and [control] socket in dir, so that concurrent daemons
 //     share neither the bolt file (bbolt locks it) nor the control socket.
-func withDefaults(toml, dir, addr string) (string, string) {
+func withDefaults(toml, dir, addr, dnsAddr string) (string, string) {
 	if start, end, ok := tableBody(toml, "listen"); ok {
 		if a, set := keyValue(toml[start:end], "address"); set {
 			addr = a
@@ -414,6 +424,9 @@ func withDefaults(toml, dir, addr string) (string, string) {
 	toml = setDefaults(toml, "listen", listen)
 	toml = setDefaults(toml, "store", [][2]string{{"path", filepath.Join(dir, "state.db")}})
 	toml = setDefaults(toml, "control", [][2]string{{"socket", filepath.Join(dir, "control.sock")}})
+	if dnsAddr != "" {
+		toml = setDefaults(toml, "dns", [][2]string{{"servers", fmt.Sprintf("[%q]", dnsAddr)}})
+	}
 	return toml, addr
 }
 
@@ -515,7 +528,7 @@ func MessageFrom(from string) func(map[string]any) bool {
 // daemon's log line to know the outcome.
 func (d *Daemon) Reload(t testing.TB, toml string) {
 	t.Helper()
-	text, _ := withDefaults(toml, d.Dir, d.addr)
+	text, _ := withDefaults(toml, d.Dir, d.addr, d.dns)
 	if err := os.WriteFile(d.ConfigPath, []byte(text), 0o644); err != nil {
 		t.Fatalf("harness: %v", err)
 	}

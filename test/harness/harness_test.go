@@ -37,7 +37,7 @@ func TestWithDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, addr := withDefaults(tt.in, "/tmp/mwX", sock)
+			got, addr := withDefaults(tt.in, "/tmp/mwX", sock, "")
 			if addr != tt.wantAddr {
 				t.Errorf("address %q, want %q", addr, tt.wantAddr)
 			}
@@ -103,5 +103,19 @@ func TestDaemonWaitLog(t *testing.T) {
 	close(d.done)
 	if _, err := d.waitLogFrom(0, MsgIs("never"), 5*time.Second); err == nil || !strings.Contains(err.Error(), "exited") {
 		t.Errorf("after exit: %v, want an exit error at once", err)
+	}
+}
+
+// A daemon never asks the machine's resolver: without a [dns] servers key
+// of its own, the config points at the harness's test DNS server.
+func TestWithDefaultsDNS(t *testing.T) {
+	got, _ := withDefaults("mode = \"enforce\"\n", "/tmp/mwX", "unix:/tmp/mwX/m.sock", "127.0.0.1:5353")
+	if !strings.Contains(got, "[dns]\nservers = [\"127.0.0.1:5353\"]") {
+		t.Errorf("no private DNS server in:\n%s", got)
+	}
+	own := "[dns]\nservers = [\"127.0.0.1:53\"]\n"
+	got, _ = withDefaults(own, "/tmp/mwX", "unix:/tmp/mwX/m.sock", "127.0.0.1:5353")
+	if strings.Contains(got, "5353") {
+		t.Errorf("the test's own servers were overridden:\n%s", got)
 	}
 }
