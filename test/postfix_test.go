@@ -72,38 +72,77 @@ func coreMessage(from, to, subject string, extra ...string) []byte {
 	return []byte(b.String())
 }
 
-type coreStack struct {
+// stack is a mailwarden daemon between a real MTA and the test's sink.
+type stack struct {
 	mw   *harness.Daemon
-	pf   *harness.Postfix
 	sink *harness.Sink
+	smtp string            // the MTA's SMTP address
+	pf   *harness.Postfix  // for Postfix stacks
+	sm   *harness.Sendmail // for Sendmail stacks
 }
 
-func startCoreStack(t *testing.T, toml string, mainCF map[string]string) coreStack {
+func startCoreStack(t *testing.T, toml string, mainCF map[string]string) stack {
 	t.Helper()
 	harness.Require(t, "postfix")
 	harness.RequireRoot(t)
-	var s coreStack
+	var s stack
 	s.sink = harness.StartSink(t)
 	s.mw = harness.StartMailwarden(t, toml)
 	s.pf = harness.StartPostfix(t, harness.PostfixOptions{Milter: s.mw.Addr(), Relay: s.sink.Addr, MainCF: mainCF})
+	s.smtp = s.pf.SMTPAddr()
 	return s
 }
 
-func (s coreStack) send(from, to, subject string, extra ...string) error {
-	return harness.SendSMTP(s.pf.SMTPAddr(), "client.e2e.test", from, []string{to}, coreMessage(from, to, subject, extra...))
+func (s stack) send(from, to, subject string, extra ...string) error {
+	return harness.SendSMTP(s.smtp, "client.e2e.test", from, []string{to}, coreMessage(from, to, subject, extra...))
 }
 
 // summary waits for the daemon's one log line about the message from.
-func (s coreStack) summary(t *testing.T, from string) map[string]any {
+func (s stack) summary(t *testing.T, from string) map[string]any {
 	t.Helper()
 	return s.mw.WaitLog(t, harness.MessageFrom(from), 20*time.Second)
 }
 
 // noDelivery checks that nothing for rcpt reaches the sink for a while.
-func (s coreStack) noDelivery(t *testing.T, rcpt string) {
+func (s stack) noDelivery(t *testing.T, rcpt string) {
 	t.Helper()
 	if m := s.sink.WaitFor(1500*time.Millisecond, harness.To(rcpt)); m != nil {
 		t.Errorf("message for %s was delivered:\n%s", rcpt, m.Data)
+	}
+}
+
+// checkMilterDown sends one message with mailwarden running (filtered),
+// stops it, and sends another: the MTA's configured fallback (what says
+// how: label) must either defer it (4xx, nothing delivered) or deliver it
+// unfiltered.
+func checkMilterDown(t *testing.T, s stack, to string, deliver bool, label string) {
+	t.Helper()
+	const from = "eve@sender.e2e.test"
+	if err := s.send(from, to, "before the stop"); err != nil {
+		t.Fatalf("with mailwarden running: %v", err)
+	}
+	if m := s.sink.WaitFor(30*time.Second, harness.To(to)); m == nil || len(ourAuthResults(m)) != 1 {
+		t.Fatalf("with mailwarden running: delivered %v", m)
+	}
+	s.mw.Stop(t)
+	err := s.send(from, to, "after the stop")
+	if !deliver {
+		var se *harness.SMTPError
+		if !errors.As(err, &se) || !se.Temporary() {
+			t.Fatalf("%s, milter down: %v, want 4xx", label, err)
+		}
+		s.noDelivery(t, to)
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s, milter down: %v", label, err)
+	}
+	m := s.sink.WaitFor(30*time.Second, harness.To(to))
+	if m == nil {
+		t.Fatalf("%s, milter down: not delivered", label)
+	}
+	if len(ourAuthResults(m)) != 0 || m.Get("Subject")[0] != "after the stop" {
+		t.Errorf("unfiltered delivery expected:\n%s", m.Data)
 	}
 }
 
@@ -315,34 +354,7 @@ func TestPostfixMilterDown(t *testing.T) {
 		t.Run(tc.action, func(t *testing.T) {
 			t.Parallel()
 			s := startCoreStack(t, fmt.Sprintf(coreConfig, "enforce"), map[string]string{"milter_default_action": tc.action})
-			const from = "eve@sender.e2e.test"
-			to := "down-" + tc.action + "@remote.example"
-			if err := s.send(from, to, "before the stop"); err != nil {
-				t.Fatalf("with mailwarden running: %v", err)
-			}
-			if m := s.sink.WaitFor(30*time.Second, harness.To(to)); m == nil || len(ourAuthResults(m)) != 1 {
-				t.Fatalf("with mailwarden running: delivered %v", m)
-			}
-			s.mw.Stop(t)
-			err := s.send(from, to, "after the stop")
-			if !tc.deliver {
-				var se *harness.SMTPError
-				if !errors.As(err, &se) || !se.Temporary() {
-					t.Fatalf("milter_default_action=tempfail, milter down: %v, want 4xx", err)
-				}
-				s.noDelivery(t, to)
-				return
-			}
-			if err != nil {
-				t.Fatalf("milter_default_action=accept, milter down: %v", err)
-			}
-			m := s.sink.WaitFor(30*time.Second, harness.To(to))
-			if m == nil {
-				t.Fatal("milter_default_action=accept, milter down: not delivered")
-			}
-			if len(ourAuthResults(m)) != 0 || m.Get("Subject")[0] != "after the stop" {
-				t.Errorf("unfiltered delivery expected:\n%s", m.Data)
-			}
+			checkMilterDown(t, s, "down-"+tc.action+"@remote.example", tc.deliver, "milter_default_action="+tc.action)
 		})
 	}
 }

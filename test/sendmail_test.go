@@ -24,16 +24,10 @@ import (
 	"github.com/mailwarden/mailwarden/test/harness"
 )
 
-type sendmailStack struct {
-	mw   *harness.Daemon
-	sm   *harness.Sendmail
-	sink *harness.Sink
-}
-
-func startSendmailStack(t *testing.T, toml string, o harness.SendmailOptions) sendmailStack {
+func startSendmailStack(t *testing.T, toml string, o harness.SendmailOptions) stack {
 	t.Helper()
 	harness.RequireRoot(t)
-	var s sendmailStack
+	var s stack
 	s.sink = harness.StartSink(t)
 	// A unix socket where Sendmail accepts it (not below /tmp).
 	sock := filepath.Join(harness.SendmailSocketDir(t), "milter.sock")
@@ -41,23 +35,8 @@ func startSendmailStack(t *testing.T, toml string, o harness.SendmailOptions) se
 	o.Milter = s.mw.SendmailAddr()
 	o.Relay = s.sink.Addr
 	s.sm = harness.StartSendmail(t, o)
+	s.smtp = s.sm.SMTPAddr()
 	return s
-}
-
-func (s sendmailStack) send(from, to, subject string, extra ...string) error {
-	return harness.SendSMTP(s.sm.SMTPAddr(), "client.e2e.test", from, []string{to}, coreMessage(from, to, subject, extra...))
-}
-
-func (s sendmailStack) summary(t *testing.T, from string) map[string]any {
-	t.Helper()
-	return s.mw.WaitLog(t, harness.MessageFrom(from), 20*time.Second)
-}
-
-func (s sendmailStack) noDelivery(t *testing.T, rcpt string) {
-	t.Helper()
-	if m := s.sink.WaitFor(1500*time.Millisecond, harness.To(rcpt)); m != nil {
-		t.Errorf("message for %s was delivered:\n%s", rcpt, m.Data)
-	}
 }
 
 // sendmailID is the queue id in Sendmail's Received line.
@@ -284,34 +263,7 @@ func TestSendmailMilterDown(t *testing.T) {
 				o.MilterFlags = &tc.flags
 			}
 			s := startSendmailStack(t, fmt.Sprintf(coreConfig, "enforce"), o)
-			const from = "eve@sender.e2e.test"
-			to := "down-" + strings.ToLower(strings.Trim(tc.name, "=")) + "@remote.example"
-			if err := s.send(from, to, "before the stop"); err != nil {
-				t.Fatalf("with mailwarden running: %v", err)
-			}
-			if m := s.sink.WaitFor(30*time.Second, harness.To(to)); m == nil || len(ourAuthResults(m)) != 1 {
-				t.Fatalf("with mailwarden running: delivered %v", m)
-			}
-			s.mw.Stop(t)
-			err := s.send(from, to, "after the stop")
-			if !tc.deliver {
-				var se *harness.SMTPError
-				if !errors.As(err, &se) || !se.Temporary() {
-					t.Fatalf("F=T, milter down: %v, want 4xx", err)
-				}
-				s.noDelivery(t, to)
-				return
-			}
-			if err != nil {
-				t.Fatalf("no F=, milter down: %v", err)
-			}
-			m := s.sink.WaitFor(30*time.Second, harness.To(to))
-			if m == nil {
-				t.Fatal("no F=, milter down: not delivered")
-			}
-			if len(ourAuthResults(m)) != 0 || m.Get("Subject")[0] != "after the stop" {
-				t.Errorf("unfiltered delivery expected:\n%s", m.Data)
-			}
+			checkMilterDown(t, s, "down-"+strings.ToLower(strings.Trim(tc.name, "="))+"@remote.example", tc.deliver, "milter flags "+tc.name)
 		})
 	}
 }
