@@ -100,10 +100,7 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	sec, _ := cfg.Sections["spam"].(*spam.Config)
-	if sec == nil {
-		sec = spam.Default()
-	}
+	sec := spamSection(cfg)
 	base := *sec
 	base.DNSBL, base.URIBL = nil, nil // no network in an evaluation
 	base.Enabled = true

@@ -53,10 +53,7 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	sec, _ := cfg.Sections["spam"].(*spam.Config)
-	if sec == nil {
-		sec = spam.Default()
-	}
+	sec := spamSection(cfg)
 	if !sec.Bayes.Enabled {
 		fmt.Fprintln(stderr, "mailwarden learn: [spam.bayes] enabled = false")
 		return 1
@@ -293,4 +290,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// spamSection is the [spam] section of cfg (its defaults when absent).
+func spamSection(cfg *policy.Config) *spam.Config {
+	if sec, ok := cfg.Sections["spam"].(*spam.Config); ok && sec != nil {
+		return sec
+	}
+	return spam.Default()
 }
