@@ -68,7 +68,7 @@ func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.R
 	}
 	collect(m, tx.macros, milter.StageMail)
 	tx.auth = tx.macros["auth_authen"]
-	tx.spool = spool{dir: cfg.Message.TempDir, memLimit: int64(cfg.Message.SpoolMemory), max: int64(cfg.Message.MaxSize)}
+	tx.spool = spool{dir: cfg.Message.TempDir, memLimit: int64(cfg.Message.SpoolMemory), max: int64(cfg.MaxMessageSize)}
 	s.tx = tx
 	s.srv.inflight.Add(1)
 	return milter.RespContinue, nil
@@ -150,7 +150,7 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 		MailFrom: tx.from,
 		Rcpts:    tx.rcpts,
 		Header:   tx.header,
-		Oversize: tx.spool.oversize || tx.tooMany || tx.hdrBytes > int64(cfg.Message.MaxSize),
+		Oversize: tx.spool.oversize || tx.tooMany || tx.hdrBytes > int64(cfg.MaxMessageSize),
 		Size:     tx.hdrBytes + tx.spool.size,
 		Received: tx.start,
 	}

@@ -731,7 +731,7 @@ func TestTenMegabyteOneLineBody(t *testing.T) {
 }
 
 func TestMaxSizeExceeded(t *testing.T) {
-	ts := startServer(t, "", "max_size = \"200KB\"")
+	ts := startServer(t, "max_message_size = \"200KB\"")
 	c := ts.connect(t, allProtocol)
 	m := basicMsg("OVER")
 	m.body = bytes.Repeat([]byte("y"), 300<<10)
@@ -744,17 +744,17 @@ func TestMaxSizeExceeded(t *testing.T) {
 	}
 	l := ts.logs.messages(t)
 	if len(l) != 1 || !slices.Equal(l[0]["reasons"].([]any), []any{"message-oversize"}) || l[0]["size"].(float64) <= 200<<10 || l[0]["size"].(float64) >= 300<<10 {
-		// Size: past max_size, but the rest was skipped (SMFIP_SKIP).
+		// Size: past max_message_size, but the rest was skipped (SMFIP_SKIP).
 		t.Errorf("summary %v", l)
 	}
 	waitEmpty(t, ts.spool)
 	// Just below the limit is fine.
 	m.body = bytes.Repeat([]byte("y"), 150<<10)
 	if o := c.send(t, m); o.act.Type != milter.ActionAccept {
-		t.Errorf("below max_size: %v", o.act)
+		t.Errorf("below max_message_size: %v", o.act)
 	}
-	// max_size_action = tempfail.
-	tt := startServer(t, "", "max_size = \"200KB\"", "max_size_action = \"tempfail\"")
+	// max_message_size_action = tempfail.
+	tt := startServer(t, "max_message_size = \"200KB\"\nmax_message_size_action = \"tempfail\"")
 	ct := tt.connect(t, allProtocol)
 	m.body = bytes.Repeat([]byte("y"), 300<<10)
 	if o := ct.send(t, m); o.act.Type != milter.ActionRejectWithCode || o.act.SMTPCode != 451 {

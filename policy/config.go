@@ -28,6 +28,10 @@ type Config struct {
 	LocalDomains []string `toml:"local_domains"`
 	// TrustedNetworks are clients whose mail is outbound/internal.
 	TrustedNetworks Networks `toml:"trusted_networks"`
+	// MaxMessageSize bounds a message (header and body); larger ones are
+	// not kept or checked and get MaxMessageSizeAction.
+	MaxMessageSize       Size   `toml:"max_message_size"`
+	MaxMessageSizeAction Action `toml:"max_message_size_action"`
 	// ProtectedRecipients are local parts that content rules never block
 	// for local domains (RFC 5321 §4.5.1: postmaster; RFC 2142: abuse).
 	ProtectedRecipients []string `toml:"protected_recipients"`
@@ -64,11 +68,9 @@ type LogConfig struct {
 
 // MessageConfig bounds what one message may cost.
 type MessageConfig struct {
-	MaxSize       Size   `toml:"max_size"`
-	MaxSizeAction Action `toml:"max_size_action"`
-	SpoolMemory   Size   `toml:"spool_memory"` // bodies above this go to a temp file
-	TempDir       string `toml:"temp_dir"`
-	MaxHeaders    int    `toml:"max_headers"`
+	SpoolMemory Size   `toml:"spool_memory"` // bodies above this go to a temp file
+	TempDir     string `toml:"temp_dir"`
+	MaxHeaders  int    `toml:"max_headers"`
 }
 
 // RepliesConfig holds the generic SMTP replies; details go to the log.
@@ -149,10 +151,12 @@ func DefaultConfig() *Config {
 		host = "localhost"
 	}
 	return &Config{
-		Mode:                ModeEnforce,
-		AuthservID:          host,
-		TrustedNetworks:     Networks{Prefix(mustPrefix("127.0.0.0/8")), Prefix(mustPrefix("::1/128"))},
-		ProtectedRecipients: []string{"postmaster", "abuse"},
+		Mode:                 ModeEnforce,
+		AuthservID:           host,
+		TrustedNetworks:      Networks{Prefix(mustPrefix("127.0.0.0/8")), Prefix(mustPrefix("::1/128"))},
+		ProtectedRecipients:  []string{"postmaster", "abuse"},
+		MaxMessageSize:       64 << 20,
+		MaxMessageSizeAction: ActionReject,
 		Listen: ListenConfig{
 			Address:     "inet:127.0.0.1:8895",
 			SocketMode:  "0660",
@@ -161,10 +165,8 @@ func DefaultConfig() *Config {
 		},
 		Log: LogConfig{Level: "info", Format: "json"},
 		Message: MessageConfig{
-			MaxSize:       64 << 20,
-			MaxSizeAction: ActionReject,
-			SpoolMemory:   1 << 20,
-			MaxHeaders:    1000,
+			SpoolMemory: 1 << 20,
+			MaxHeaders:  1000,
 		},
 		Replies: RepliesConfig{
 			Reject:     Reply{550, "5.7.1", "Message rejected by policy"},
@@ -354,7 +356,7 @@ func decodeError(name string, data []byte, err error) *ConfigError {
 		return ce
 	}
 	// Type mismatches come as plain errors in the decoder's format:
-	// toml: line 3 (last key "message.max_size"): incompatible types: ...
+	// toml: line 3 (last key "max_message_size"): incompatible types: ...
 	if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {
 		key, uerr := strconv.Unquote(`"` + m[2] + `"`)
 		if uerr != nil {
@@ -464,8 +466,8 @@ func (c *Config) validate() []*ConfigError {
 	default:
 		bad("log.format", "%q: want json or text", c.Log.Format)
 	}
-	if c.Message.MaxSize <= 0 {
-		bad("message.max_size", "must be positive")
+	if c.MaxMessageSize <= 0 {
+		bad("max_message_size", "must be positive")
 	}
 	if c.Message.MaxHeaders <= 0 {
 		bad("message.max_headers", "must be positive")

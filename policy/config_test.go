@@ -59,7 +59,7 @@ func TestLoadEmptyIsDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := DefaultConfig()
-	if cfg.Mode != ModeEnforce || cfg.Message.MaxSize != d.Message.MaxSize || cfg.Replies.Reject != d.Replies.Reject ||
+	if cfg.Mode != ModeEnforce || cfg.MaxMessageSize != d.MaxMessageSize || cfg.Replies.Reject != d.Replies.Reject ||
 		cfg.Score.Reject != 20 || cfg.Lists.DenyAction != ActionReject || cfg.AuthservID == "" {
 		t.Errorf("empty config is not the default: %+v", cfg)
 	}
@@ -75,10 +75,10 @@ mode = "monitor"
 authserv_id = "mx.example.org"
 local_domains = ["Example.ORG."]
 trusted_networks = ["10.0.0.0/8"]
+max_message_size = "10MB"
+max_message_size_action = "tempfail"
 
 [message]
-max_size = "10MB"
-max_size_action = "tempfail"
 spool_memory = "256KB"
 
 [replies]
@@ -121,7 +121,7 @@ on_error = "accept"
 	if cfg.Mode != ModeMonitor || cfg.AuthservID != "mx.example.org" || cfg.LocalDomains[0] != "example.org" {
 		t.Errorf("top level: %+v", cfg)
 	}
-	if cfg.Message.MaxSize != 10<<20 || cfg.Message.MaxSizeAction != ActionTempfail || cfg.Message.SpoolMemory != 256<<10 {
+	if cfg.MaxMessageSize != 10<<20 || cfg.MaxMessageSizeAction != ActionTempfail || cfg.Message.SpoolMemory != 256<<10 {
 		t.Errorf("message: %+v", cfg.Message)
 	}
 	if cfg.Replies.Reject != (Reply{554, "5.7.0", "Nope"}) || cfg.Replies.Tempfail.Code != 451 {
@@ -157,7 +157,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown key in a module", "[fake]\nthreshold = 1\nthreshhold = 2\n", "fake.threshhold", 3, "unknown key"},
 		{"mode of the wrong type", "\n\nmode = 3\n", "mode", 3, "unknown mode"},
 		{"unknown mode", "mode = \"off\"\n", "mode", 1, "unknown mode"},
-		{"size of the wrong type", "[message]\nmax_size = true\n", "message.max_size", 2, "bad size"},
+		{"size of the wrong type", "max_message_size = true\n", "max_message_size", 1, "bad size"},
 		{"int for a string list", "local_domains = 3\n", "local_domains", 1, "incompatible types"},
 		{"string for an int", "[message]\n\nmax_headers = \"many\"\n", "message.max_headers", 3, "incompatible types"},
 		{"bad regexp in the second rule", "[[rule]]\nname = \"a\"\nbody = true\npattern = \"a\"\nscore = 1\n[[rule]]\nname = \"b\"\nbody = true\npattern = \"[z-a]\"\nscore = 1\n", "rule[2].pattern", 9, "regular expression"},
@@ -174,7 +174,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad header name", "[headers]\nstatus = \"X Spam\"\n", "headers.status", 2, "header field name"},
 		{"bad authserv-id", "authserv_id = \"mx example\"\n", "authserv_id", 1, "host name"},
 		{"bad local domain", "local_domains = [\"user@example.org\"]\n", "local_domains", 1, "not a domain"},
-		{"zero max size", "[message]\nmax_size = 0\n", "message.max_size", 2, "positive"},
+		{"zero max size", "max_message_size = 0\n", "max_message_size", 1, "positive"},
 		{"thresholds reversed", "[score]\nquarantine = 10.0\nreject = 5.0\n", "score", 1, "below quarantine"},
 		{"domain thresholds reversed", "[score.domain.\"a.test\"]\nquarantine = 9.0\nreject = 8.0\n", "score.domain.a.test", 1, "below quarantine"},
 		{"broken wildcard", "[lists]\n\nallow_senders = [\"[abc@example.org\"]\n", "lists.allow_senders", 3, "not a valid wildcard"},

@@ -214,7 +214,7 @@ func FuzzConfigLoad(f *testing.F) {
 		"", baseTOML, fuzzConfig,
 		"mode = 3", "mode = \"monitor\"\n[score]\nreject = 1\nquarantine = 2",
 		"[lists]\ndeny_ips = [\"1.2.3.4/40\"]", "[[rule]]\nname=\"a\"\nbody=true\npattern=\"(\"\nscore=1",
-		"[score.domain.\"x\"]\nreject = -1", "[message]\nmax_size = \"1KB\"\nspool_memory = \"9999999999999G\"",
+		"[score.domain.\"x\"]\nreject = -1", "max_message_size = \"1KB\"\n[message]\nspool_memory = \"9999999999999G\"",
 		"[listen]\naddress = \"unix:/tmp/x\"\nsocket_mode = \"7777\"", "a.b.c = 1", "[[rule]]\n[[rule]]\n",
 		"[replies]\nreject = \"550 5.7.1 \\u0000\"", "x = \"\"\"\nmultiline\n\"\"\"", "[fake]\nthreshold = 99",
 	} {
@@ -248,7 +248,7 @@ func FuzzConfigLoad(f *testing.F) {
 		if v.Action > ActionReject {
 			t.Fatalf("action %v", v.Action)
 		}
-		if cfg.Replies.Reject.Code/100 != 5 || cfg.Replies.Tempfail.Code/100 != 4 || cfg.Message.MaxSize <= 0 {
+		if cfg.Replies.Reject.Code/100 != 5 || cfg.Replies.Tempfail.Code/100 != 4 || cfg.MaxMessageSize <= 0 {
 			t.Fatalf("validation let through %+v %+v", cfg.Replies, cfg.Message)
 		}
 	})

@@ -313,7 +313,7 @@ func (p *Pipeline) Run(ctx context.Context, m *Message) *Verdict {
 	if m.Oversize {
 		// The body was not kept, so no check can judge it; scanning only
 		// part of it would let malware through behind padding.
-		v.WouldBe = p.cfg.Message.MaxSizeAction
+		v.WouldBe = p.cfg.MaxMessageSizeAction
 		v.Reasons = []string{"message-oversize"}
 		v.Reply = p.cfg.Replies.Oversize
 		if v.WouldBe == ActionTempfail && v.Reply.Code/100 == 5 {

@@ -614,9 +614,9 @@ func TestPipelineOversize(t *testing.T) {
 		reply Reply
 	}{
 		{"", ActionReject, Reply{552, "5.3.4", "Message too big"}},
-		{"[message]\nmax_size_action = \"tempfail\"\n", ActionTempfail, Reply{451, "4.7.1", "Message deferred, please try again later"}},
-		{"[message]\nmax_size_action = \"tempfail\"\n[replies]\noversize = \"452 4.3.1 Insufficient system storage\"\n", ActionTempfail, Reply{452, "4.3.1", "Insufficient system storage"}},
-		{"[message]\nmax_size_action = \"quarantine\"\n", ActionQuarantine, Reply{552, "5.3.4", "Message too big"}},
+		{"max_message_size_action = \"tempfail\"\n", ActionTempfail, Reply{451, "4.7.1", "Message deferred, please try again later"}},
+		{"max_message_size_action = \"tempfail\"\n[replies]\noversize = \"452 4.3.1 Insufficient system storage\"\n", ActionTempfail, Reply{452, "4.3.1", "Insufficient system storage"}},
+		{"max_message_size_action = \"quarantine\"\n", ActionQuarantine, Reply{552, "5.3.4", "Message too big"}},
 	} {
 		c := &fakeCheck{name: "counted"}
 		p := newPipeline(t, tc.extra, step(c))

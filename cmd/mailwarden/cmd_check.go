@@ -118,7 +118,7 @@ func readMessageFile(path string, cfg *policy.Config) (*policy.Message, error) {
 	}
 	m := &policy.Message{Header: h, Body: policy.BytesBody(body), Received: time.Now()}
 	m.Size = m.RawSize()
-	m.Oversize = m.Size > int64(cfg.Message.MaxSize) || len(h) > cfg.Message.MaxHeaders
+	m.Oversize = m.Size > int64(cfg.MaxMessageSize) || len(h) > cfg.Message.MaxHeaders
 	return m, nil
 }
 

@@ -300,9 +300,9 @@ func TestCheckErrors(t *testing.T) {
 	}
 }
 
-// Oversize messages get max_size_action offline too.
+// Oversize messages get max_message_size_action offline too.
 func TestCheckOversize(t *testing.T) {
-	p := offlineConfig(t, "message = { max_size = \"1KB\" }\n")
+	p := offlineConfig(t, "max_message_size = \"1KB\"\n")
 	// More fields than max_headers (1000): oversize, as in the daemon.
 	many := filepath.Join(t.TempDir(), "many.eml")
 	os.WriteFile(many, []byte(strings.Repeat("X-F: v\n", 1001)+"\nbody\n"), 0o644)

@@ -8,7 +8,7 @@
 //   - milter wiring: smtpd_milters and non_smtpd_milters point at our
 //     [listen] address; milter_default_action fails closed;
 //   - postmaster (RFC 5321 §4.5.1) and abuse (RFC 2142 §4) aliases exist;
-//   - message_size_limit against our message.max_size;
+//   - message_size_limit against our max_message_size;
 //   - TLS: STARTTLS offered and used (RFC 3207), old protocol versions off
 //     (RFC 8996: TLS 1.0 and 1.1 are deprecated), no AUTH without TLS;
 //   - queue_minfree and the spool guard.
@@ -494,18 +494,18 @@ func hasAlias(texts []string, name string) bool {
 func (a *auditor) size() {
 	v, _ := a.pf.Get("message_size_limit")
 	limit, err := strconv.ParseInt(v, 10, 64)
-	ours := int64(a.in.Config.Message.MaxSize)
+	ours := int64(a.in.Config.MaxMessageSize)
 	switch {
 	case err != nil:
 		a.add("message-size", SevInfo, "", "message_size_limit = %q is not a number", v)
 	case limit == 0:
-		a.add("message-size", SevWarning, fmt.Sprintf("message_size_limit = %d (our message.max_size)", ours),
-			"message_size_limit = 0 (no limit): messages above mailwarden's max_size (%d) are refused unscanned by mailwarden, and the queue can be filled with one message", ours)
+		a.add("message-size", SevWarning, fmt.Sprintf("message_size_limit = %d (our max_message_size)", ours),
+			"message_size_limit = 0 (no limit): messages above mailwarden's max_message_size (%d) are refused unscanned by mailwarden, and the queue can be filled with one message", ours)
 	case ours < limit:
-		a.add("message-size", SevWarning, fmt.Sprintf("set message.max_size >= %d in mailwarden.toml, or lower message_size_limit", limit),
-			"message.max_size (%d) is below message_size_limit (%d): messages in between are accepted by Postfix but get mailwarden's max_size_action", ours, limit)
+		a.add("message-size", SevWarning, fmt.Sprintf("set max_message_size >= %d in mailwarden.toml, or lower message_size_limit", limit),
+			"max_message_size (%d) is below message_size_limit (%d): messages in between are accepted by Postfix but get mailwarden's max_message_size_action", ours, limit)
 	default:
-		a.add("message-size", SevOK, "", "message_size_limit (%d) <= message.max_size (%d)", limit, ours)
+		a.add("message-size", SevOK, "", "message_size_limit (%d) <= max_message_size (%d)", limit, ours)
 	}
 }
 
