@@ -317,3 +317,15 @@ func TestCheckOversize(t *testing.T) {
 		t.Errorf("oversize: exit %d %s %s", code, stdout, stderr)
 	}
 }
+
+// The benchmark config stays valid (test/bench/miltbench.sh runs on it).
+func TestBenchConfigLoads(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "test", "bench", "core.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(data), "@SOCK@", "/tmp/x.sock")
+	if _, err := policy.Load("core.toml", []byte(text), modules()); err != nil {
+		t.Fatal(err)
+	}
+}
