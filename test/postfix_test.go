@@ -97,6 +97,23 @@ func (s stack) send(from, to, subject string, extra ...string) error {
 	return harness.SendSMTP(s.smtp, "client.e2e.test", from, []string{to}, coreMessage(from, to, subject, extra...))
 }
 
+// mtaLog is the MTA's log, for failure messages.
+func (s stack) mtaLog() string {
+	if s.pf != nil {
+		return s.pf.Log()
+	}
+	return s.sm.Log()
+}
+
+// held counts the messages in the MTA's hold (Postfix) or quarantine
+// (Sendmail) queue.
+func (s stack) held(t *testing.T) int {
+	if s.pf != nil {
+		return len(s.pf.Hold(t))
+	}
+	return len(s.sm.Quarantined(t))
+}
+
 // summary waits for the daemon's one log line about the message from.
 func (s stack) summary(t *testing.T, from string) map[string]any {
 	t.Helper()
@@ -321,14 +338,21 @@ func TestPostfixEnforce(t *testing.T) {
 // logged with the would-be action.
 func TestPostfixMonitorMode(t *testing.T) {
 	t.Parallel()
-	s := startCoreStack(t, fmt.Sprintf(coreConfig, "monitor"), nil)
+	checkMonitorMode(t, startCoreStack(t, fmt.Sprintf(coreConfig, "monitor"), nil))
+}
+
+// checkMonitorMode sends what enforce mode rejects (a deny-listed sender)
+// through a monitor-mode stack: delivered with our header, logged with the
+// would-be action, nothing held.
+func checkMonitorMode(t *testing.T, s stack) {
+	t.Helper()
 	const from, to = "spammer@bad.example", "monitored@remote.example"
 	if err := s.send(from, to, "HOLD-ME too"); err != nil {
 		t.Fatalf("monitor mode refused a message: %v", err)
 	}
 	m := s.sink.WaitFor(30*time.Second, harness.To(to))
 	if m == nil {
-		t.Fatalf("not delivered in monitor mode; maillog:\n%s", s.pf.Log())
+		t.Fatalf("not delivered in monitor mode; MTA log:\n%s", s.mtaLog())
 	}
 	if len(ourAuthResults(m)) != 1 {
 		t.Errorf("monitor mode must still add our Authentication-Results:\n%s", m.Data)
@@ -337,8 +361,8 @@ func TestPostfixMonitorMode(t *testing.T) {
 	if line["mode"] != "monitor" || line["action"] != "accept" || line["would_be"] != "reject" || !hasReason(line, "denylist-sender") {
 		t.Errorf("log line %v, want mode monitor, action accept, would_be reject, reason denylist-sender", line)
 	}
-	if h := s.pf.Hold(t); len(h) != 0 {
-		t.Errorf("monitor mode held a message: %+v", h)
+	if n := s.held(t); n != 0 {
+		t.Errorf("monitor mode held %d message(s)", n)
 	}
 }
 

@@ -226,25 +226,7 @@ func TestSendmailEnforce(t *testing.T) {
 // logged with the would-be action; nothing is quarantined.
 func TestSendmailMonitorMode(t *testing.T) {
 	t.Parallel()
-	s := startSendmailStack(t, fmt.Sprintf(coreConfig, "monitor"), harness.SendmailOptions{})
-	const from, to = "spammer@bad.example", "monitored@remote.example"
-	if err := s.send(from, to, "HOLD-ME too"); err != nil {
-		t.Fatalf("monitor mode refused a message: %v", err)
-	}
-	m := s.sink.WaitFor(30*time.Second, harness.To(to))
-	if m == nil {
-		t.Fatalf("not delivered in monitor mode; sendmail log:\n%s", s.sm.Log())
-	}
-	if len(ourAuthResults(m)) != 1 {
-		t.Errorf("monitor mode must still add our Authentication-Results:\n%s", m.Data)
-	}
-	line := s.summary(t, from)
-	if line["mode"] != "monitor" || line["action"] != "accept" || line["would_be"] != "reject" || !hasReason(line, "denylist-sender") {
-		t.Errorf("log line %v, want mode monitor, action accept, would_be reject, reason denylist-sender", line)
-	}
-	if q := s.sm.Quarantined(t); len(q) != 0 {
-		t.Errorf("monitor mode quarantined a message: %+v", q)
-	}
+	checkMonitorMode(t, startSendmailStack(t, fmt.Sprintf(coreConfig, "monitor"), harness.SendmailOptions{}))
 }
 
 // TestSendmailMilterDown: with mailwarden stopped, Sendmail applies the
