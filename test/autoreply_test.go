@@ -7,8 +7,10 @@ package e2e_test
 // concurrent auto-replies driven through the milter protocol.
 
 import (
+	"bytes"
 	"fmt"
 	"net/textproto"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,13 +20,12 @@ import (
 
 	milter "github.com/d--j/go-milter"
 
+	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/test/harness"
 )
 
-// autoreplyConfig: example.org is ours; the spam class is forced by a core
-// rule (score 6 ≥ add_header 5) so that the test does not depend on the
-// spam scorer's tuning; the real spam check runs too, and the thresholds
-// are raised so that the tagged spam is delivered, not held.
+// autoreplyConfig: example.org is ours; the thresholds are raised so that
+// spam is tagged (X-Spam-Flag at add_header 5) and delivered, not held.
 const autoreplyConfig = `
 authserv_id = "mx.e2e.test"
 local_domains = ["example.org"]
@@ -34,12 +35,6 @@ trusted_networks = ["127.0.0.0/8"]
 add_header = 5.0
 quarantine = 50.0
 reject = 100.0
-
-[[rule]]
-name = "e2e-spam"
-header = "Subject"
-pattern = "SPAMTEST"
-score = 6.0
 
 [store]
 backend = "%s"
@@ -63,6 +58,30 @@ per_address = "%s"
 
 func arConfig(t *testing.T, backend, redisURL, perAddress, extra string) string {
 	return fmt.Sprintf(autoreplyConfig, backend, filepath.Join(t.TempDir(), "state.db"), redisURL, perAddress, extra)
+}
+
+// withMessageID is the message file at path with its Message-ID replaced
+// by <id>, in wire form.
+func withMessageID(t *testing.T, path, id string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, body, err := policy.ReadMessage(bytes.NewReader(data), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := policy.Header{{Name: "Message-ID", Value: " <" + id + ">"}}
+	for _, f := range h {
+		if !strings.EqualFold(f.Name, "Message-ID") {
+			kept = append(kept, f)
+		}
+	}
+	var b bytes.Buffer
+	kept.WriteTo(&b)
+	b.Write(body)
+	return b.Bytes()
 }
 
 func arMessage(headers ...string) []byte {
@@ -116,7 +135,19 @@ func logWith(field, value string) func(map[string]any) bool {
 func TestAutoreplyThroughPostfix(t *testing.T) {
 	t.Parallel()
 	sink := harness.StartSink(t)
-	mw := harness.StartMailwarden(t, arConfig(t, "bolt", "redis://127.0.0.1:1/0", "50/hour", ""))
+	// The spam class comes from the real spam check: its Bayes store (the
+	// daemon's bolt file) learns 250 ham and 250 spam of the corpus first,
+	// and the inbound spam is a corpus message it never learned.
+	text := arConfig(t, "bolt", "redis://127.0.0.1:1/0", "50/hour", "")
+	cfg := filepath.Join(t.TempDir(), "learn.toml")
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hamDir, spamDir := corpusSample(t, 250)
+	if out, code := runMW(t, 2*time.Minute, "learn", "-config", cfg, "--spam", spamDir, "--ham", hamDir); code != 0 || !strings.Contains(out, "250 spam and 250 ham") {
+		t.Fatalf("learn: exit %d: %s", code, out)
+	}
+	mw := harness.StartMailwarden(t, text)
 	pf := harness.StartPostfix(t, harness.PostfixOptions{
 		Milter: mw.Addr(),
 		Relay:  sink.Addr,
@@ -133,8 +164,7 @@ func TestAutoreplyThroughPostfix(t *testing.T) {
 	}
 
 	// 1. Inbound spam is delivered with the spam header.
-	if err := inbound("bob@remote.test", "alice@example.org", arMessage("From: Bob <bob@remote.test>", "To: alice@example.org",
-		"Subject: SPAMTEST cheap watches", "Message-ID: <spam-e2e-1@remote.test>")); err != nil {
+	if err := inbound("bob@remote.test", "alice@example.org", withMessageID(t, heldOutSpam(t), "spam-e2e-1@remote.test")); err != nil {
 		t.Fatal(err)
 	}
 	m := sink.WaitFor(30*time.Second, harness.To("alice@example.org"))
@@ -143,6 +173,9 @@ func TestAutoreplyThroughPostfix(t *testing.T) {
 	}
 	if f := m.Get("X-Spam-Flag"); len(f) == 0 || !strings.Contains(f[0], "YES") {
 		t.Fatalf("inbound spam without X-Spam-Flag: %v", m.Get("X-Spam-Status"))
+	}
+	if st := m.Get("X-Spam-Status"); len(st) == 0 || !strings.Contains(st[0], "spam-bayes") {
+		t.Fatalf("the spam check's Bayes signal did not classify it: %v", st)
 	}
 
 	// 2. A Sieve-style vacation reply to it, through sendmail -t with a null

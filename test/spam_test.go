@@ -33,6 +33,41 @@ func spamCorpus(t *testing.T) string {
 	return dir
 }
 
+// corpusSample copies the first n ham and n spam messages of the corpus
+// into two fresh directories (learn reads regular files, not links).
+func corpusSample(t *testing.T, n int) (hamDir, spamDir string) {
+	t.Helper()
+	dir := spamCorpus(t)
+	tmp := t.TempDir()
+	hamDir, spamDir = filepath.Join(tmp, "ham"), filepath.Join(tmp, "spam")
+	for _, d := range []struct{ from, to string }{{filepath.Join(dir, "ham"), hamDir}, {filepath.Join(dir, "spam"), spamDir}} {
+		if err := os.Mkdir(d.to, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(filepath.Join(d.from, "*.eml"))
+		if len(files) < n {
+			t.Fatalf("corpus %s has %d messages, want %d", d.from, len(files), n)
+		}
+		for _, f := range files[:n] {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d.to, filepath.Base(f)), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return hamDir, spamDir
+}
+
+// heldOutSpam is a corpus spam message that corpusSample never learns.
+func heldOutSpam(t *testing.T) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(spamCorpus(t), "spam", "*.eml"))
+	return files[len(files)-1]
+}
+
 func runMW(t *testing.T, timeout time.Duration, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(harness.Mailwarden(t), args...)
@@ -100,23 +135,9 @@ func TestSpamCorpusEval(t *testing.T) {
 // changes), scores with `check --explain --json` on that store, then
 // forgets.
 func TestSpamLearnCheck(t *testing.T) {
-	dir := spamCorpus(t)
 	tmp := t.TempDir()
-	hamDir, spamDir := filepath.Join(tmp, "ham"), filepath.Join(tmp, "spam")
-	for _, d := range []struct{ from, to string }{{filepath.Join(dir, "ham"), hamDir}, {filepath.Join(dir, "spam"), spamDir}} {
-		os.Mkdir(d.to, 0o755)
-		files, _ := filepath.Glob(filepath.Join(d.from, "*.eml"))
-		for _, f := range files[:250] {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			os.WriteFile(filepath.Join(d.to, filepath.Base(f)), data, 0o644)
-		}
-	}
-	// The spam test message is not among the learned ones.
-	spamFiles, _ := filepath.Glob(filepath.Join(dir, "spam", "*.eml"))
-	probe := spamFiles[len(spamFiles)-1]
+	hamDir, spamDir := corpusSample(t, 250)
+	probe := heldOutSpam(t)
 
 	// No network: the auth checks ask an empty test DNS server.
 	srv := dnstest.Start(t)
