@@ -578,3 +578,33 @@ func (c *Config) IsProtected(rcpt string) bool {
 	}
 	return false
 }
+
+// ThresholdsFor returns the score levels for a message to rcpts: the
+// [score] levels, or a recipient domain's override. With several
+// recipients the most lenient level applies (0 means "never"), so that no
+// recipient is held to a stricter policy than its own.
+func (c *Config) ThresholdsFor(rcpts []string) Thresholds {
+	t := c.Score.Thresholds
+	if len(c.Score.Domains) == 0 || len(rcpts) == 0 {
+		return t
+	}
+	lenient := func(a, b float64) float64 {
+		if a == 0 || b == 0 {
+			return 0
+		}
+		return max(a, b)
+	}
+	var out Thresholds
+	for i, r := range rcpts {
+		d, ok := c.Score.Domains[Domain(r)]
+		if !ok {
+			d = t
+		}
+		if i == 0 {
+			out = d
+			continue
+		}
+		out = Thresholds{lenient(out.AddHeader, d.AddHeader), lenient(out.Quarantine, d.Quarantine), lenient(out.Reject, d.Reject)}
+	}
+	return out
+}

@@ -442,35 +442,7 @@ func (p *Pipeline) runStep(ctx context.Context, m *Message, s Step, prior Result
 }
 
 // thresholds returns the score levels for this message's recipients.
-func (p *Pipeline) thresholds(m *Message) Thresholds {
-	t := p.cfg.Score.Thresholds
-	if len(p.cfg.Score.Domains) == 0 {
-		return t
-	}
-	var out Thresholds
-	first := true
-	lenient := func(a, b float64) float64 { // 0 means "never"
-		if a == 0 || b == 0 {
-			return 0
-		}
-		return max(a, b)
-	}
-	for _, r := range m.Rcpts {
-		d, ok := p.cfg.Score.Domains[Domain(r)]
-		if !ok {
-			d = t
-		}
-		if first {
-			out, first = d, false
-			continue
-		}
-		out = Thresholds{lenient(out.AddHeader, d.AddHeader), lenient(out.Quarantine, d.Quarantine), lenient(out.Reject, d.Reject)}
-	}
-	if first {
-		return t
-	}
-	return out
-}
+func (p *Pipeline) thresholds(m *Message) Thresholds { return p.cfg.ThresholdsFor(m.Rcpts) }
 
 // merge combines the check results into the verdict: actions by severity,
 // scores summed, reasons in check order, header changes collected.

@@ -476,10 +476,10 @@ func (c *Check) Check(ctx context.Context, m *policy.Message, prior policy.Resul
 		}
 	}
 	sigs = out
-	return c.result(sigs, notes), nil
+	return c.result(sigs, notes, c.core.ThresholdsFor(m.Rcpts)), nil
 }
 
-func (c *Check) result(sigs []policy.Signal, notes []string) policy.Result {
+func (c *Check) result(sigs []policy.Signal, notes []string, th policy.Thresholds) policy.Result {
 	sort.SliceStable(sigs, func(i, j int) bool {
 		a, b := sigs[i].Score, sigs[j].Score
 		if a != b {
@@ -491,7 +491,8 @@ func (c *Check) result(sigs []policy.Signal, notes []string) policy.Result {
 	for _, s := range sigs {
 		res.Score += s.Score
 	}
-	th := c.core.Score.Thresholds
+	// The recipients' thresholds (per-domain overrides included), as the
+	// core applies them to the total.
 	switch {
 	case th.Quarantine > 0 && res.Score >= th.Quarantine:
 		res.Status = StatusSpam

@@ -470,3 +470,28 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("learned %v, want 200 messages", total)
 	}
 }
+
+// The spam status follows the recipients' thresholds, per-domain overrides
+// included, as the core applies them to the total.
+func TestStatusUsesRecipientDomainThresholds(t *testing.T) {
+	core, err := policy.Load("t", []byte("[score.domain.\"lenient.example\"]\nquarantine = 50\nreject = 60\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Tokens = bayes.NewMemory()
+	cfg.Heuristics["missing-date"] = 6
+	cfg.Heuristics["missing-message-id"] = 5
+	c, err := New(cfg, &policy.Env{Config: core})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := msg(t, "From: a@example.com\nTo: b@example.org\nSubject: x\n\nhello\n")
+	if r, _ := c.Check(context.Background(), m, nil); r.Status != StatusSpam {
+		t.Errorf("default thresholds: status %s (score %v), want spam", r.Status, r.Score)
+	}
+	m.Rcpts = []string{"b@lenient.example"}
+	if r, _ := c.Check(context.Background(), m, nil); r.Status != StatusUnsure {
+		t.Errorf("lenient domain: status %s (score %v), want unsure", r.Status, r.Score)
+	}
+}
