@@ -19,7 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
 	echo "run.sh: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
-	apt-get install -y -q --no-install-recommends "${need[@]}"
+	apt-get install -y -q "${need[@]}"
 fi
 # The packages start system instances that the tests do not use; they would
 # only compete for CPU.
