@@ -504,10 +504,13 @@ func (c *Config) validate() []*ConfigError {
 		v []string
 	}{{"lists.allow_helos", c.Lists.AllowHELOs}, {"lists.deny_helos", c.Lists.DenyHELOs}, {"lists.allow_senders", c.Lists.AllowSenders},
 		{"lists.deny_senders", c.Lists.DenySenders}, {"lists.allow_recipients", c.Lists.AllowRecipients}, {"lists.deny_recipients", c.Lists.DenyRecipients}} {
-		for _, p := range l.v {
-			if strings.TrimSpace(p) == "" {
+		for i, p := range l.v {
+			// Patterns are compared without case: normalise them once
+			// here, not on every message.
+			l.v[i] = normalizePattern(p)
+			if l.v[i] == "" {
 				bad(l.k, "empty pattern")
-			} else if _, err := path.Match(strings.ToLower(strings.TrimSpace(p)), ""); err != nil {
+			} else if _, err := path.Match(l.v[i], ""); err != nil {
 				// A broken wildcard would never match: a silently dead entry.
 				bad(l.k, "%q is not a valid wildcard pattern (unclosed [ or trailing \\)", p)
 			}

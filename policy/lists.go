@@ -69,14 +69,17 @@ func (c *listCheck) CheckRcpt(_ context.Context, _ *Envelope, rcpt string) (Resu
 	return Result{Status: StatusNone}, nil
 }
 
+// normalizePattern is how list patterns are stored: trimmed, lower case.
+func normalizePattern(p string) string { return strings.ToLower(strings.TrimSpace(p)) }
+
 // matchAddr matches an address against patterns: "user@dom" (wildcards
 // allowed on either side), "dom" (every address of that domain), "*.dom"
-// (its subdomains). Comparison ignores case. The null sender matches "<>".
+// (its subdomains). Comparison ignores case: patterns come lower-cased
+// from Config (validate normalises them once). The null sender matches "<>".
 func matchAddr(patterns []string, addr string) bool {
 	a := strings.ToLower(addr)
 	d := Domain(a)
 	for _, p := range patterns {
-		p = strings.ToLower(strings.TrimSpace(p))
 		switch {
 		case p == "<>":
 			if a == "" {
@@ -109,7 +112,7 @@ func matchHost(patterns []string, host string) bool {
 		return false
 	}
 	for _, p := range patterns {
-		if globHost(strings.ToLower(strings.TrimSpace(p)), h) {
+		if globHost(p, h) {
 			return true
 		}
 	}

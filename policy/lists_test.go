@@ -42,7 +42,7 @@ func TestMatchAddr(t *testing.T) {
 		{"[bad@example.org", "[bad@example.org", true}, // broken glob, exact match still works
 		{"  user@example.org  ", "user@example.org", true},
 	} {
-		if got := matchAddr([]string{tc.pattern}, tc.addr); got != tc.want {
+		if got := matchAddr([]string{normalizePattern(tc.pattern)}, tc.addr); got != tc.want {
 			t.Errorf("matchAddr(%q, %q) = %v, want %v", tc.pattern, tc.addr, got, tc.want)
 		}
 	}
@@ -70,7 +70,7 @@ func TestMatchHostAndGlob(t *testing.T) {
 		{"localhost", "", false},
 		{"*", "", false},
 	} {
-		if got := matchHost([]string{tc.pattern}, tc.host); got != tc.want {
+		if got := matchHost([]string{normalizePattern(tc.pattern)}, tc.host); got != tc.want {
 			t.Errorf("matchHost(%q, %q) = %v, want %v", tc.pattern, tc.host, got, tc.want)
 		}
 	}

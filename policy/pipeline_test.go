@@ -1198,3 +1198,12 @@ func TestMandatoryStepErrorNotSoftened(t *testing.T) {
 		}
 	}
 }
+
+// List patterns from the config match without regard to case or
+// surrounding space (Load normalises them once).
+func TestListPatternsFromConfigIgnoreCase(t *testing.T) {
+	p := newPipeline(t, "[lists]\ndeny_senders = [\"  *@Sender.TEST \"]\n")
+	if v := p.Run(context.Background(), testMessage()); v.Action != ActionReject || !slices.Contains(v.Reasons, "denylist-sender") {
+		t.Errorf("alice@sender.test vs \"  *@Sender.TEST \": %v %v", v.Action, v.Reasons)
+	}
+}
