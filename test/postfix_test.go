@@ -260,13 +260,7 @@ func TestPostfixEnforce(t *testing.T) {
 
 	t.Run("BodyRuleRejects", func(t *testing.T) {
 		t.Parallel()
-		const from, to = "bob@sender.e2e.test", "body@remote.example"
-		err := harness.SendSMTP(s.pf.SMTPAddr(), "client.e2e.test", from, []string{to},
-			[]byte("From: <"+from+">\r\nSubject: nothing to see\r\n\r\nThis has a Forbidden Phrase in it.\r\n"))
-		wantSMTPError(t, err, 550, "5.7.1", "E2E policy says no")
-		if line := s.summary(t, from); !hasReason(line, "rule-deny-body") {
-			t.Errorf("log line %v, want reason rule-deny-body", line)
-		}
+		checkBodyRuleRejects(t, s)
 	})
 
 	t.Run("QuarantineRuleHolds", func(t *testing.T) {
@@ -339,6 +333,19 @@ func TestPostfixEnforce(t *testing.T) {
 func TestPostfixMonitorMode(t *testing.T) {
 	t.Parallel()
 	checkMonitorMode(t, startCoreStack(t, fmt.Sprintf(coreConfig, "monitor"), nil))
+}
+
+// checkBodyRuleRejects: a [[rule]] on the body text refuses the message
+// at the end of DATA with our reply text.
+func checkBodyRuleRejects(t *testing.T, s stack) {
+	t.Helper()
+	const from, to = "bob@sender.e2e.test", "body@remote.example"
+	err := harness.SendSMTP(s.smtp, "client.e2e.test", from, []string{to},
+		[]byte("From: <"+from+">\r\nSubject: nothing to see\r\n\r\nThis has a Forbidden Phrase in it.\r\n"))
+	wantSMTPError(t, err, 550, "5.7.1", "E2E policy says no")
+	if line := s.summary(t, from); !hasReason(line, "rule-deny-body") {
+		t.Errorf("log line %v, want reason rule-deny-body", line)
+	}
 }
 
 // checkMonitorMode sends what enforce mode rejects (a deny-listed sender)

@@ -125,13 +125,7 @@ func TestSendmailEnforce(t *testing.T) {
 
 	t.Run("BodyRuleRejects", func(t *testing.T) {
 		t.Parallel()
-		const from, to = "bob@sender.e2e.test", "body@remote.example"
-		err := harness.SendSMTP(s.sm.SMTPAddr(), "client.e2e.test", from, []string{to},
-			[]byte("From: <"+from+">\r\nSubject: nothing to see\r\n\r\nThis has a Forbidden Phrase in it.\r\n"))
-		wantSMTPError(t, err, 550, "5.7.1", "E2E policy says no")
-		if line := s.summary(t, from); !hasReason(line, "rule-deny-body") {
-			t.Errorf("log line %v, want reason rule-deny-body", line)
-		}
+		checkBodyRuleRejects(t, s)
 	})
 
 	t.Run("QuarantineRuleHolds", func(t *testing.T) {
