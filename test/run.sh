@@ -21,11 +21,16 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get update -q
 	apt-get install -y -q "${need[@]}"
 fi
-# The packages start system instances that the tests do not use; they would
-# only compete for CPU.
-for s in clamav-daemon clamav-freshclam redis-server opendkim spamd postfix; do
-	service "$s" stop >/dev/null 2>&1 || true
+# The tests start private instances of every server and leave the
+# machine's own services alone (this may be someone's mail server). System
+# instances that run only compete for CPU: say so, never stop them.
+running=()
+for s in clamd redis-server opendkim spamd master dovecot c-icap; do
+	pgrep -x "$s" >/dev/null 2>&1 && running+=("$s")
 done
+if [ ${#running[@]} -gt 0 ]; then
+	echo "run.sh: note: system instances running (${running[*]}); the tests do not use them and leave them running, but they compete for CPU"
+fi
 
 # 2. Static checks.
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
