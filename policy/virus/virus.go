@@ -8,7 +8,9 @@
 // infected → reject 554 5.7.1 by default, and mandatory, so that allow
 // lists and protected recipients cannot soften it; error → on_error,
 // tempfail by default; oversize → on_oversize, reject by default (a message
-// that cannot be scanned is not delivered unscanned). Reason codes:
+// that cannot be scanned is not delivered unscanned). clamd's own limits
+// (a "Heuristics.Limits.Exceeded.*" result, "INSTREAM size limit
+// exceeded") are oversize too, unless limits_exceeded = "infected". Reason codes:
 // virus-infected, virus-error, virus-oversize.
 //
 // The message is the header section and body in wire form (RFC 5322
@@ -162,6 +164,12 @@ func (c *Check) Check(ctx context.Context, m *policy.Message, _ policy.Results) 
 		}()
 	}
 	wg.Wait()
+	for i, f := range findings {
+		if f.Status == StatusInfected && clamav.LimitExceeded(f.Signature) && c.cfg.LimitsExceeded != LimitsInfected {
+			// clamd stopped at one of its limits: not scanned, not clean.
+			findings[i] = Finding{Status: StatusOversize, Server: f.Server, Err: fmt.Errorf("clamd stopped at a scan limit: %s", f.Signature)}
+		}
+	}
 	return c.result(m, findings), nil
 }
 

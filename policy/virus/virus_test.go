@@ -457,3 +457,38 @@ func TestScannerDownNotSoftenedByAllowList(t *testing.T) {
 		t.Fatalf("allow-listed sender, clamd down: %s %v", v.Action, v.Reasons)
 	}
 }
+
+// clamd's own limits (Heuristics.Limits.Exceeded.*, AlertExceedsMax yes)
+// and its INSTREAM size limit are "unscanned", never clean, and by default
+// not malware either (issue 18 item 4).
+func TestClamdLimitsAreUnscanned(t *testing.T) {
+	for _, tc := range []struct {
+		reply  string
+		limits string
+		action policy.Action
+		reason string
+		header string
+	}{
+		{"stream: Heuristics.Limits.Exceeded.MaxScanSize FOUND\n", "", policy.ActionReject, "virus-oversize", "Unscanned (oversize)"},
+		{"stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND\n", `limits_exceeded = "unscanned"` + "\non_oversize = \"quarantine\"", policy.ActionQuarantine, "virus-oversize", "Unscanned (oversize)"},
+		{"stream: Heuristics.Limits.Exceeded.MaxFiles FOUND\n", `limits_exceeded = "infected"`, policy.ActionReject, "virus-infected", "Infected (Heuristics.Limits.Exceeded.MaxFiles)"},
+		{"INSTREAM size limit exceeded. ERROR\n", "", policy.ActionReject, "virus-oversize", "Unscanned (oversize)"},
+		{"stream: Heuristics.Limits.ExceededNot FOUND\n", "", policy.ActionReject, "virus-infected", "Infected (Heuristics.Limits.ExceededNot)"},
+	} {
+		a := clamdtest.Start(t, clamdtest.Options{Reply: tc.reply})
+		p := pipeline(t, "[virus]\nenabled = true\n"+tc.limits+"\n[[clamav.server]]\naddresses = [\""+a.Addr()+"\"]\n")
+		v := p.Run(context.Background(), msg("hello\r\n"))
+		var status string
+		for _, f := range v.Prepend {
+			if f.Name == "X-Virus-Status" {
+				status = f.Value
+			}
+		}
+		if v.Action != tc.action || !contains(v.Reasons, tc.reason) || status != tc.header {
+			t.Errorf("%q with %q: %s %v %q, want %s %s %q", tc.reply, tc.limits, v.Action, v.Reasons, status, tc.action, tc.reason, tc.header)
+		}
+	}
+	if _, err := policy.Load("x.toml", []byte("[virus]\nlimits_exceeded = \"clean\"\n"), []policy.Module{virus.Module(), virus.ClamAVModule()}); err == nil {
+		t.Error(`limits_exceeded = "clean" accepted`)
+	}
+}
