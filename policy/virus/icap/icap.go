@@ -22,11 +22,14 @@
 //   - 200 whose encapsulated HTTP status is not 2xx (c-icap answers 403 and
 //     a notice page): infected, named after the status when no field names
 //     the threat.
-//   - 200 echoing the body byte for byte under a 2xx status: clean.
+//   - 200 echoing the body byte for byte under a 2xx status: clean from
+//     a server that does not offer 204 (its only way to say clean), but
+//     ErrUnscanned from one that does: c-icap streams an object above its
+//     MaxObjectSize back unscanned that way.
 //   - 200 with any other body (modified, cut, removed): ErrModified.
 //   - 204 to a preview that did not hold the whole message: the server
 //     decided without seeing it (c-icap does that for an object above its
-//     MaxObjectSize): ErrPartial.
+//     MaxObjectSize): ErrUnscanned.
 //   - 4xx/5xx, a malformed or truncated reply, a timeout: a *ServerError.
 //
 // Bounds: one deadline (the context's, or Options.Timeout) covers a whole
@@ -66,10 +69,11 @@ var (
 	// ErrModified: the server returned a changed body without naming a
 	// threat; the message was not passed as clean. Not temporary.
 	ErrModified = errors.New("icap: server modified the message without naming a threat")
-	// ErrPartial: the server answered 204 to a preview without having
-	// seen the whole message (an object above its own size limit). Not
-	// temporary.
-	ErrPartial = errors.New("icap: server answered 204 without reading the whole message")
+	// ErrUnscanned: the server passed the message on without a verdict:
+	// a 204 to a preview before it had seen the whole message, or an
+	// unchanged 200 echo from a server that offers 204 (c-icap does both
+	// for an object above its MaxObjectSize). Not temporary.
+	ErrUnscanned = errors.New("icap: server passed the message without scanning it")
 	// ErrNoRespmod: the service does not offer RESPMOD. Not temporary.
 	ErrNoRespmod = errors.New("icap: service does not offer RESPMOD")
 	// ErrSource: the message could not be read from the caller's reader.
@@ -91,7 +95,7 @@ func (e *ServerError) Unwrap() error { return e.Err }
 // oversize, a modified or partial answer, a service without RESPMOD, or
 // a 4xx status other than 408 Request Timeout, 501 or 505.
 func (e *ServerError) Temporary() bool {
-	for _, p := range []error{ErrOversize, ErrModified, ErrPartial, ErrNoRespmod} {
+	for _, p := range []error{ErrOversize, ErrModified, ErrUnscanned, ErrNoRespmod} {
 		if errors.Is(e.Err, p) {
 			return false
 		}
@@ -153,7 +157,7 @@ type Options struct {
 	// ConnectTimeout bounds each connection attempt; 0 means 5 s.
 	ConnectTimeout time.Duration
 	// MaxSize refuses larger messages (ErrOversize); 0 means no limit
-	// here (the server's own limit then decides, see ErrPartial).
+	// here (the server's own limit then decides, see ErrUnscanned).
 	MaxSize int64
 	// MaxConnections caps the connections to each server; the server's
 	// Max-Connections lowers it. 0 means 16.
@@ -756,9 +760,9 @@ func (b *backend) respmod(cn *conn, so ServiceOptions, open func() io.Reader, si
 				if name, ok := Threat(r.Header, b.c.threats); ok {
 					return Result{Infected: true, Threat: name}, false, nil
 				}
-				return Result{}, false, b.fail(0, fmt.Errorf("%w (after a %d-byte preview)", ErrPartial, preview))
+				return Result{}, false, b.fail(0, fmt.Errorf("%w (after a %d-byte preview)", ErrUnscanned, preview))
 			}
-			return b.verdict(cn, r, open, size)
+			return b.verdict(cn, so, r, open, size)
 		}
 		if ieof {
 			return Result{}, false, fmt.Errorf("%w: 100 Continue after a preview marked ieof", ErrBadReply)
@@ -805,7 +809,7 @@ func (b *backend) respmod(cn *conn, so ServiceOptions, open func() io.Reader, si
 	if r.Status == 100 {
 		return Result{}, false, fmt.Errorf("%w: 100 Continue without a preview", ErrBadReply)
 	}
-	res, k, err := b.verdict(cn, r, open, size)
+	res, k, err := b.verdict(cn, so, r, open, size)
 	return res, k && keep, err
 }
 
@@ -837,7 +841,7 @@ func writeBody(w *bufio.Writer, src io.Reader) error {
 }
 
 // verdict reads a final response (RFC 3507 §4.3.3) to RESPMOD.
-func (b *backend) verdict(cn *conn, r *Response, open func() io.Reader, size int64) (Result, bool, error) {
+func (b *backend) verdict(cn *conn, so ServiceOptions, r *Response, open func() io.Reader, size int64) (Result, bool, error) {
 	switch {
 	case r.Status == 204:
 		if name, ok := Threat(r.Header, b.c.threats); ok {
@@ -892,6 +896,11 @@ func (b *backend) verdict(cn *conn, r *Response, open func() io.Reader, size int
 	}
 	if !same {
 		return Result{}, false, b.fail(0, ErrModified)
+	}
+	if so.Allow204 {
+		// It could have said 204 (we sent Allow: 204) but streamed the
+		// message back: c-icap does so, unscanned, above MaxObjectSize.
+		return Result{}, true, b.fail(0, fmt.Errorf("%w (an unchanged 200 echo from a server that offers 204)", ErrUnscanned))
 	}
 	return Result{}, true, nil
 }

@@ -152,11 +152,11 @@ func TestPartialPreviewVerdictIsNotClean(t *testing.T) {
 	srv := icaptest.Start(t, icaptest.Options{Preview: 100, PreviewVerdict: true, Signatures: sigs})
 	c := client(t, icap.Options{}, srv.URL())
 	res, err := scan(c, message(5000, true))
-	if !errors.Is(err, icap.ErrPartial) || res.Infected {
-		t.Fatalf("got %+v %v, want ErrPartial", res, err)
+	if !errors.Is(err, icap.ErrUnscanned) || res.Infected {
+		t.Fatalf("got %+v %v, want ErrUnscanned", res, err)
 	}
 	if temporary(err) {
-		t.Error("ErrPartial reported as temporary")
+		t.Error("ErrUnscanned reported as temporary")
 	}
 	// A message that fits the preview is scanned whole.
 	if res, err := scan(c, []byte(pattern)); err != nil || !res.Infected {
@@ -173,6 +173,17 @@ func TestModifiedBodyIsNotClean(t *testing.T) {
 	}
 	if res, err := scan(c, message(100, false)); err != nil || res.Infected {
 		t.Errorf("clean message: %+v %v", res, err)
+	}
+}
+
+// A server that offers 204 but streams the message back unchanged did not
+// scan it (c-icap above its MaxObjectSize, without a preview).
+func TestEchoFromServerOffering204IsUnscanned(t *testing.T) {
+	srv := icaptest.Start(t, icaptest.Options{Preview: -1, EchoUnscanned: true})
+	c := client(t, icap.Options{}, srv.URL())
+	res, err := scan(c, message(1000, false))
+	if !errors.Is(err, icap.ErrUnscanned) || res.Infected || temporary(err) {
+		t.Fatalf("got %+v %v, want a permanent ErrUnscanned", res, err)
 	}
 }
 

@@ -61,6 +61,9 @@ type Options struct {
 	Methods []string
 	// NoAllow204 echoes clean messages with 200 instead of 204.
 	NoAllow204 bool
+	// EchoUnscanned advertises Allow: 204 but echoes clean messages with
+	// 200 (c-icap above its MaxObjectSize without a preview).
+	EchoUnscanned bool
 	// PreviewVerdict answers 204 right after a preview without ieof
 	// (c-icap does so for objects above its MaxObjectSize).
 	PreviewVerdict bool
@@ -381,7 +384,7 @@ func (s *Server) respmod(c net.Conn, br *bufio.Reader, h textproto.MIMEHeader) b
 		}
 	}
 	if threat == "" || !complete {
-		if !s.opts.NoAllow204 && strings.Contains(h.Get("Allow"), "204") || !complete {
+		if !s.opts.NoAllow204 && !s.opts.EchoUnscanned && strings.Contains(h.Get("Allow"), "204") || !complete {
 			fmt.Fprintf(c, "ICAP/1.0 204 No Content\r\nISTag: \"%s\"\r\nEncapsulated: null-body=0\r\n\r\n", s.opts.ISTag)
 			return true
 		}
