@@ -40,9 +40,14 @@ type CICAP struct {
 	out  bytes.Buffer
 }
 
-// CICAPService is the service name: virus_scan itself (not Debian's
-// "avscan" alias, whose sizelimit=off would ignore MaxObjectSize).
-const CICAPService = "virus_scan"
+// CICAPService is the service name: an alias of virus_scan in its
+// "simple" mode, which scans the whole object before answering (204 when
+// clean) and answers an object above MaxObjectSize with an error (or, when
+// the preview's Content-Length shows it, a 204 before reading it, which the
+// client reads as unscanned). Debian's own "avscan" alias has
+// sizelimit=off; the default mode streams large objects back with 200
+// while scanning, which cannot be told from an unscanned pass-through.
+const CICAPService = "avscan"
 
 // StartCICAP starts c-icap in the foreground (-N) with its own config on a
 // free 127.0.0.1 port, returns once it answers OPTIONS for virus_scan, and
@@ -110,6 +115,7 @@ func StartCICAP(t testing.TB, opts CICAPOptions) *CICAP {
 			"Module common clamd_mod.so",
 			"clamd_mod.ClamdSocket " + opts.Clamd.Socket,
 			"Service antivirus_module virus_scan.so",
+			"ServiceAlias " + CICAPService + " virus_scan?allow204=on&sizelimit=on&mode=simple",
 			// Mail is TEXT (or DATA) to c-icap's magic: scan everything.
 			"virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GIF JPEG MSOFFICE",
 			"virus_scan.SendPercentData 0",
