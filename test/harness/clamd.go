@@ -83,7 +83,8 @@ func EICARFile() (string, error) {
 // StartClamd starts a private clamd (foreground, its own config) listening
 // on a unix socket and on a free 127.0.0.1 TCP port, with a database
 // folder holding only a `sigtool --md5` signature of the shared eicar.txt
-// and one .ndb body signature for the EICAR string. It returns once clamd
+// and one .ndb body signature for the EICAR string (or one of them, see
+// ClamdOptions.Signatures). It returns once clamd
 // answers PING, and stops it when the test ends. If clamd cannot start the
 // test is skipped locally and fails when CI=true, with clamd's log.
 func StartClamd(t testing.TB, opts ClamdOptions) *Clamd {
