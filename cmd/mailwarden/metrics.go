@@ -66,6 +66,8 @@ type ops struct {
 	checks      *prometheus.CounterVec
 	checkDur    *prometheus.HistogramVec
 	backendErrs *prometheus.CounterVec
+	engines     *prometheus.CounterVec
+	engineDur   *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
 	events      *prometheus.CounterVec
 	spoolBytes  *prometheus.GaugeVec
@@ -116,6 +118,8 @@ func newOps(d *daemon) *ops {
 	o.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_check_status_total", Help: "Check outcomes by check and status."}, []string{"check", "status"})
 	o.checkDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailwarden_check_duration_seconds", Help: "Check latency.", Buckets: checkBuckets}, []string{"check"})
 	o.backendErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_backend_errors_total", Help: "Checks that could not run (status error: backend down, timeout)."}, []string{"check"})
+	o.engines = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_virus_engine_scans_total", Help: "Scans by anti-virus engine ([[virus.engine]] as <type>:<name>) and status (clean, infected, oversize, error)."}, []string{"engine", "status"})
+	o.engineDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailwarden_virus_engine_duration_seconds", Help: "Scan latency by anti-virus engine.", Buckets: checkBuckets}, []string{"engine"})
 	o.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_ratelimit_hits_total", Help: "Checks that reported status limited (rate limits, auto-reply limits)."}, []string{"check"})
 	o.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_events_total", Help: "Operations events: relay-attempt, local-only, local-only-inbound, spool-low (deferred recipients and messages), mode-change."}, []string{"event"})
 	o.spoolBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_spool_free_bytes", Help: "Free bytes of a watched spool directory's file system."}, []string{"dir"})
@@ -124,7 +128,7 @@ func newOps(d *daemon) *ops {
 	o.healthUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_neighbour_up", Help: "1 if the neighbour answered its last probe."}, []string{"kind", "target"})
 	o.healthLat = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_neighbour_probe_seconds", Help: "Duration of the neighbour's last probe."}, []string{"kind", "target"})
 	o.modeChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailwarden_mode_changes_total", Help: "Mode switches through the control socket."})
-	for _, c := range []prometheus.Collector{o.messages, o.reasons, o.rcpts, o.msgDuration, o.checks, o.checkDur, o.backendErrs, o.rateLimited, o.events,
+	for _, c := range []prometheus.Collector{o.messages, o.reasons, o.rcpts, o.msgDuration, o.checks, o.checkDur, o.backendErrs, o.engines, o.engineDur, o.rateLimited, o.events,
 		o.spoolBytes, o.spoolInodes, o.spoolLow, o.healthUp, o.healthLat, o.modeChanges} {
 		f(c)
 	}
@@ -186,6 +190,12 @@ func (o *ops) CheckDone(check string, status policy.Status, d time.Duration) {
 	case "limited":
 		o.rateLimited.WithLabelValues(check).Inc()
 	}
+}
+
+// EngineDone implements virus.EngineMetrics.
+func (o *ops) EngineDone(engine string, status policy.Status, d time.Duration) {
+	o.engines.WithLabelValues(engine, string(status)).Inc()
+	o.engineDur.WithLabelValues(engine).Observe(d.Seconds())
 }
 
 // MessageDone implements policy.Metrics.

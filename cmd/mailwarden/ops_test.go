@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/health"
+	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
 func testDaemon(t *testing.T) *daemon {
@@ -241,5 +242,27 @@ func TestReportAndAuditCommands(t *testing.T) {
 	var fs []struct{ ID, Severity string }
 	if err := json.Unmarshal([]byte(out.String()), &fs); err != nil || len(fs) == 0 {
 		t.Fatalf("audit --json: %v\n%s", err, out.String())
+	}
+}
+
+// The virus check finds the per-engine seam by type assertion.
+var _ virus.EngineMetrics = (*ops)(nil)
+
+func TestEngineMetrics(t *testing.T) {
+	o := opsFor(testDaemon(t))
+	o.EngineDone("icap:second", "infected", 20*time.Millisecond)
+	o.EngineDone("clamd:local", "clean", time.Millisecond)
+	mfs, err := o.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, mf := range mfs {
+		if mf.GetName() == "mailwarden_virus_engine_scans_total" || mf.GetName() == "mailwarden_virus_engine_duration_seconds" {
+			got[mf.GetName()] = len(mf.GetMetric())
+		}
+	}
+	if got["mailwarden_virus_engine_scans_total"] != 2 || got["mailwarden_virus_engine_duration_seconds"] != 2 {
+		t.Errorf("per-engine series: %v", got)
 	}
 }

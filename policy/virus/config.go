@@ -54,8 +54,15 @@ func (l *Limits) UnmarshalText(b []byte) error {
 // Config is the [virus] section: what to do with what the scanners found.
 type Config struct {
 	policy.StepConfig
-	// Require combines several [[clamav.server]] groups: "all" or "any".
+	// Require combines several engines: "all" must each have scanned
+	// the message, or "any" (at least MinEngines of them).
 	Require Require `toml:"require"`
+	// MinEngines is how many engines must have scanned a message with
+	// require = "any"; default 1.
+	MinEngines int `toml:"min_engines"`
+	// Engines are the [[virus.engine]] blocks; without any, the
+	// [[clamav.server]] groups of the [clamav] section (or its default).
+	Engines []Engine `toml:"engine"`
 	// OnInfected is the action for malware; it is mandatory (allow lists
 	// and protected recipients do not soften it).
 	OnInfected    policy.Action `toml:"on_infected"`
@@ -81,6 +88,7 @@ func DefaultConfig() *Config {
 	return &Config{
 		StepConfig:     policy.StepConfig{Enabled: false, Timeout: policy.Duration(30 * time.Second), OnError: policy.ActionTempfail},
 		Require:        RequireAll,
+		MinEngines:     1,
 		OnInfected:     policy.ActionReject,
 		InfectedReply:  policy.Reply{Code: 554, Enhanced: "5.7.1", Text: "Message contains malware"},
 		OnOversize:     policy.ActionReject,
@@ -106,6 +114,9 @@ func (c *Config) Validate() error {
 		if h.v != "" && !validFieldName(h.v) {
 			errs = append(errs, policy.KeyErr(h.k, "%q is not a valid header field name", h.v))
 		}
+	}
+	if err := c.validateEngines(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -86,8 +88,10 @@ func TestStatusesToActions(t *testing.T) {
 		if got := header(r, "X-Virus-Status"); got != tc.header {
 			t.Errorf("%s: X-Virus-Status %q, want %q", tc.status, got, tc.header)
 		}
-		if !strings.HasPrefix(header(r, "X-Virus-Scanned"), "mailwarden (clamav:x)") {
-			t.Errorf("X-Virus-Scanned = %q", header(r, "X-Virus-Scanned"))
+		// X-Virus-Scanned only when an engine scanned the message.
+		scanned := tc.status == virus.StatusClean || tc.status == virus.StatusInfected
+		if got := header(r, "X-Virus-Scanned"); scanned != strings.HasPrefix(got, "mailwarden (clamav:x)") {
+			t.Errorf("%s: X-Virus-Scanned = %q", tc.status, got)
 		}
 		if len(r.RemoveHeaders) != 2 {
 			t.Errorf("forged X-Virus-* fields are not removed: %v", r.RemoveHeaders)
@@ -132,18 +136,28 @@ func TestRequire(t *testing.T) {
 		req  virus.Require
 		fs   []virus.Finding
 		want policy.Status
+		min  int
 	}{
-		{virus.RequireAll, []virus.Finding{clean, clean}, virus.StatusClean},
-		{virus.RequireAll, []virus.Finding{clean, bad}, virus.StatusError},
-		{virus.RequireAll, []virus.Finding{big, clean}, virus.StatusOversize},
-		{virus.RequireAll, []virus.Finding{bad, inf}, virus.StatusInfected},
-		{virus.RequireAny, []virus.Finding{clean, bad}, virus.StatusClean},
-		{virus.RequireAny, []virus.Finding{bad, bad}, virus.StatusError},
-		{virus.RequireAny, []virus.Finding{bad, big}, virus.StatusOversize},
-		{virus.RequireAny, []virus.Finding{clean, inf}, virus.StatusInfected},
+		{virus.RequireAll, []virus.Finding{clean, clean}, virus.StatusClean, 0},
+		{virus.RequireAll, []virus.Finding{clean, bad}, virus.StatusError, 0},
+		{virus.RequireAll, []virus.Finding{big, clean}, virus.StatusOversize, 0},
+		{virus.RequireAll, []virus.Finding{bad, inf}, virus.StatusInfected, 0},
+		{virus.RequireAny, []virus.Finding{clean, bad}, virus.StatusClean, 0},
+		{virus.RequireAny, []virus.Finding{bad, bad}, virus.StatusError, 0},
+		{virus.RequireAny, []virus.Finding{bad, big}, virus.StatusOversize, 0},
+		{virus.RequireAny, []virus.Finding{clean, inf}, virus.StatusInfected, 0},
+		// min_engines (with require = "any"):
+		{virus.RequireAny, []virus.Finding{clean, bad, clean}, virus.StatusClean, 2},
+		{virus.RequireAny, []virus.Finding{clean, bad, bad}, virus.StatusError, 2},
+		{virus.RequireAny, []virus.Finding{clean, big, bad}, virus.StatusOversize, 2},
+		{virus.RequireAny, []virus.Finding{clean, clean, clean}, virus.StatusClean, 3},
+		{virus.RequireAny, []virus.Finding{bad, bad, inf}, virus.StatusInfected, 3},
 	} {
 		cfg := virus.DefaultConfig()
 		cfg.Require = tc.req
+		if tc.min > 0 {
+			cfg.MinEngines = tc.min
+		}
 		var ss []virus.Scanner
 		for i, f := range tc.fs {
 			ss = append(ss, &fake{name: string(rune('a' + i)), f: f})
@@ -407,7 +421,7 @@ func TestExampleConfigMatchesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := *cfg.Sections["virus"].(*virus.Config), *virus.DefaultConfig(); got != want {
+	if got, want := *cfg.Sections["virus"].(*virus.Config), *virus.DefaultConfig(); !reflect.DeepEqual(got, want) {
 		t.Errorf("[virus] in the example: %+v\nDefaultConfig: %+v", got, want)
 	}
 	// Uncommenting the [[clamav.server]] example gives the default group.
@@ -435,6 +449,40 @@ func TestExampleConfigMatchesDefaults(t *testing.T) {
 	d := virus.DefaultGroup()
 	if len(g) != 1 || g[0].Name != d.Name || strings.Join(g[0].Addresses, ",") != strings.Join(d.Addresses, ",") || g[0].StreamMaxLength != d.StreamMaxLength || g[0].ConnectTimeout != d.ConnectTimeout {
 		t.Errorf("commented [[clamav.server]] %+v, default %+v", g, d)
+	}
+}
+
+var keyLine = regexp.MustCompile(`^[a-z_]+ = `)
+
+// Uncommenting the [[virus.engine]] examples gives three valid engines.
+func TestExampleEngines(t *testing.T) {
+	data, err := os.ReadFile("../../examples/mailwarden.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	in := false
+	for _, l := range strings.Split(string(data), "\n") {
+		if l == "# [[virus.engine]]" && !in {
+			in = true
+		}
+		if in {
+			if !strings.HasPrefix(l, "#") {
+				break
+			}
+			// Settings and table headers; the prose between them stays out.
+			if l := strings.TrimPrefix(strings.TrimPrefix(l, "#"), " "); strings.HasPrefix(l, "[[") || keyLine.MatchString(l) {
+				block = append(block, l)
+			}
+		}
+	}
+	cfg, err := policy.Load("engines.toml", []byte("[virus]\n"+strings.Join(block, "\n")), []policy.Module{virus.Module(), virus.ClamAVModule()})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, strings.Join(block, "\n"))
+	}
+	es := cfg.Sections["virus"].(*virus.Config).Engines
+	if len(es) != 3 || es[0].ScannerName() != "clamd:local" || es[1].ScannerName() != "icap:second" || es[2].ScannerName() != "sssp:sophos" || es[1].MaxSize != 5<<20 {
+		t.Errorf("example engines: %+v", es)
 	}
 }
 
