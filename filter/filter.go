@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/d--j/go-milter"
+
 	"github.com/mailwarden/mailwarden/policy"
 )
 

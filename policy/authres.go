@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // formatAuthRes builds the value of our Authentication-Results field
@@ -31,7 +33,7 @@ func formatAuthRes(id string, results []authres.Result) string {
 // the id must be recognised here, or a forged field with our id survives;
 // one trailing dot is dropped for the same reason.
 func authservID(v string) string {
-	s := skipCFWS(Unfold(v))
+	s := skipCFWS(message.Unfold(v))
 	var id string
 	if strings.HasPrefix(s, "\"") {
 		var b strings.Builder

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Status is a check's outcome in the vocabulary of its RFC or domain:
@@ -29,7 +31,7 @@ const (
 // it is read-only.
 type Check interface {
 	Name() string
-	Check(ctx context.Context, m *Message, prior Results) (Result, error)
+	Check(ctx context.Context, m *message.Message, prior Results) (Result, error)
 }
 
 // After is implemented by checks that need other checks' results (spam
@@ -43,7 +45,7 @@ type After interface {
 // at RCPT time (relay guard, local-only addresses, SRS bounces). A result
 // whose Action is not accept refuses that recipient only.
 type RcptChecker interface {
-	CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (Result, error)
+	CheckRcpt(ctx context.Context, env *message.Envelope, rcpt string) (Result, error)
 }
 
 // Observer is implemented by checks that must see the final verdict, e.g.
@@ -51,16 +53,7 @@ type RcptChecker interface {
 // auto-reply guard. The pipeline calls Observe after merging, within the
 // step's timeout; errors are logged and do not change the verdict.
 type Observer interface {
-	Observe(ctx context.Context, m *Message, v *Verdict) error
-}
-
-// Envelope is what is known at RCPT time.
-type Envelope struct {
-	Client   Client
-	Auth     string
-	Macros   map[string]string
-	MailFrom string
-	Rcpts    []string // recipients accepted so far
+	Observe(ctx context.Context, m *message.Message, v *Verdict) error
 }
 
 // Result is what one check found.
@@ -88,7 +81,7 @@ type Result struct {
 	// AuthResults are entries for our Authentication-Results header.
 	AuthResults []authres.Result
 	// Headers are fields to add at the top of the message.
-	Headers []Field
+	Headers []message.Field
 	// RemoveHeaders names fields to delete (every instance), e.g. our own
 	// status headers forged by the sender.
 	RemoveHeaders []string

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Config is the core of the TOML configuration. Check modules add their own
@@ -482,7 +484,7 @@ func (c *Config) validate() []*ConfigError {
 		bad("replies.tempfail", "must be a 4xx reply")
 	}
 	for _, h := range []struct{ k, v string }{{"headers.status", c.Headers.Status}, {"headers.flag", c.Headers.Flag}} {
-		if h.v != "" && !validFieldName(h.v) {
+		if h.v != "" && !message.ValidFieldName(h.v) {
 			bad(h.k, "%q is not a valid header field name", h.v)
 		}
 	}
@@ -528,7 +530,7 @@ func (c *Config) validate() []*ConfigError {
 		names[r.Name] = true
 		if (r.Header == "") == !r.Body {
 			bad(key, "set exactly one of header = \"Field\" or body = true")
-		} else if r.Header != "" && !validFieldName(r.Header) {
+		} else if r.Header != "" && !message.ValidFieldName(r.Header) {
 			bad(key+".header", "%q is not a header field name (it would never match)", r.Header)
 		}
 		re, err := regexp.Compile(r.Pattern)
@@ -546,15 +548,6 @@ func (c *Config) validate() []*ConfigError {
 	return errs
 }
 
-func validFieldName(s string) bool {
-	for _, c := range []byte(s) {
-		if c <= 32 || c >= 127 || c == ':' {
-			return false
-		}
-	}
-	return s != ""
-}
-
 // IsLocalDomain reports whether d (any case) is one of LocalDomains.
 func (c *Config) IsLocalDomain(d string) bool {
 	d = strings.ToLower(strings.TrimSuffix(d, "."))
@@ -570,13 +563,13 @@ func (c *Config) IsLocalDomain(d string) bool {
 // configured local part) of a local domain. With no local domains
 // configured, the local part alone decides.
 func (c *Config) IsProtected(rcpt string) bool {
-	lp := strings.ToLower(LocalPart(rcpt))
+	lp := strings.ToLower(message.LocalPart(rcpt))
 	if i := strings.IndexByte(lp, '+'); i > 0 {
 		lp = lp[:i]
 	}
 	for _, p := range c.ProtectedRecipients {
 		if strings.EqualFold(lp, p) {
-			return len(c.LocalDomains) == 0 || !strings.Contains(rcpt, "@") || c.IsLocalDomain(Domain(rcpt))
+			return len(c.LocalDomains) == 0 || !strings.Contains(rcpt, "@") || c.IsLocalDomain(message.Domain(rcpt))
 		}
 	}
 	return false
@@ -599,7 +592,7 @@ func (c *Config) ThresholdsFor(rcpts []string) Thresholds {
 	}
 	var out Thresholds
 	for i, r := range rcpts {
-		d, ok := c.Score.Domains[Domain(r)]
+		d, ok := c.Score.Domains[message.Domain(r)]
 		if !ok {
 			d = t
 		}

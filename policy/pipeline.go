@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Step is a check with its own deadline and on-error action.
@@ -280,7 +282,7 @@ type Verdict struct {
 	Reply            Reply
 	QuarantineReason string
 	// Prepend are header fields to insert at the top, in order.
-	Prepend []Field
+	Prepend []message.Field
 	// Delete are header fields to remove.
 	Delete      []HeaderRef
 	ChangeFrom  string
@@ -291,7 +293,7 @@ type Verdict struct {
 }
 
 // Run decides on a complete message.
-func (p *Pipeline) Run(ctx context.Context, m *Message) *Verdict {
+func (p *Pipeline) Run(ctx context.Context, m *message.Message) *Verdict {
 	start := time.Now()
 	v := &Verdict{Mode: p.Mode()}
 	defer func() {
@@ -345,7 +347,7 @@ func (p *Pipeline) Run(ctx context.Context, m *Message) *Verdict {
 }
 
 // observe hands the verdict to the checks that want it.
-func (p *Pipeline) observe(ctx context.Context, m *Message, v *Verdict) {
+func (p *Pipeline) observe(ctx context.Context, m *message.Message, v *Verdict) {
 	for _, s := range p.observers {
 		cctx, cancel := context.WithTimeout(ctx, max(s.Timeout.D(), time.Second))
 		// Abandoned at the deadline like a check: the verdict must not
@@ -372,7 +374,7 @@ func (p *Pipeline) observe(ctx context.Context, m *Message, v *Verdict) {
 	}
 }
 
-func (p *Pipeline) runLevel(ctx context.Context, m *Message, level []Step, prior Results) []CheckReport {
+func (p *Pipeline) runLevel(ctx context.Context, m *message.Message, level []Step, prior Results) []CheckReport {
 	reports := make([]CheckReport, len(level))
 	var wg sync.WaitGroup
 	for i, s := range level {
@@ -388,7 +390,7 @@ func (p *Pipeline) runLevel(ctx context.Context, m *Message, level []Step, prior
 
 // runStep runs one check with its deadline and panic recovery. A check that
 // ignores its context is abandoned at the deadline.
-func (p *Pipeline) runStep(ctx context.Context, m *Message, s Step, prior Results) CheckReport {
+func (p *Pipeline) runStep(ctx context.Context, m *message.Message, s Step, prior Results) CheckReport {
 	name := s.Check.Name()
 	start := time.Now()
 	timeout := s.Timeout.D()
@@ -442,11 +444,11 @@ func (p *Pipeline) runStep(ctx context.Context, m *Message, s Step, prior Result
 }
 
 // thresholds returns the score levels for this message's recipients.
-func (p *Pipeline) thresholds(m *Message) Thresholds { return p.cfg.ThresholdsFor(m.Rcpts) }
+func (p *Pipeline) thresholds(m *message.Message) Thresholds { return p.cfg.ThresholdsFor(m.Rcpts) }
 
 // merge combines the check results into the verdict: actions by severity,
 // scores summed, reasons in check order, header changes collected.
-func (p *Pipeline) merge(m *Message, v *Verdict) {
+func (p *Pipeline) merge(m *message.Message, v *Verdict) {
 	cfg := p.cfg
 	allowed, mandatory := false, false
 	var authRes []authres.Result
@@ -555,8 +557,8 @@ func (p *Pipeline) merge(m *Message, v *Verdict) {
 
 	// Headers. Ours go on top: Authentication-Results first (RFC 8601 §5),
 	// then the status fields.
-	var top []Field
-	top = append(top, Field{Name: "Authentication-Results", Value: formatAuthRes(cfg.AuthservID, authRes)})
+	var top []message.Field
+	top = append(top, message.Field{Name: "Authentication-Results", Value: formatAuthRes(cfg.AuthservID, authRes)})
 	if cfg.Headers.Status != "" {
 		val := fmt.Sprintf("%s, score=%.1f required=%.1f", yesNo(th.AddHeader > 0 && v.Score >= th.AddHeader), v.Score, th.AddHeader)
 		if cfg.Headers.Reasons && len(v.Reasons) > 0 {
@@ -565,10 +567,10 @@ func (p *Pipeline) merge(m *Message, v *Verdict) {
 		if v.Mode == ModeMonitor && v.WouldBe != ActionAccept {
 			val += " would=" + v.WouldBe.String()
 		}
-		top = append(top, Field{Name: cfg.Headers.Status, Value: val})
+		top = append(top, message.Field{Name: cfg.Headers.Status, Value: val})
 	}
 	if cfg.Headers.Flag != "" && th.AddHeader > 0 && v.Score >= th.AddHeader {
-		top = append(top, Field{Name: cfg.Headers.Flag, Value: "YES"})
+		top = append(top, message.Field{Name: cfg.Headers.Flag, Value: "YES"})
 	}
 	v.Prepend = append(top, v.Prepend...)
 	v.Delete = dedupRefs(append(v.Delete, p.forged(m)...))
@@ -578,7 +580,7 @@ func (p *Pipeline) merge(m *Message, v *Verdict) {
 // Authentication-Results that claims our authserv-id (RFC 8601 §5), and our
 // own status fields. They go whatever the verdict, so that a message we
 // accept unchecked (monitor mode, an oversize one) cannot carry them.
-func (p *Pipeline) forged(m *Message) []HeaderRef {
+func (p *Pipeline) forged(m *message.Message) []HeaderRef {
 	var refs []HeaderRef
 	for i, f := range m.Header {
 		if strings.EqualFold(f.Name, "Authentication-Results") && strings.EqualFold(authservID(f.Value), strings.TrimSuffix(p.cfg.AuthservID, ".")) {
@@ -601,7 +603,7 @@ const (
 	protectAll
 )
 
-func (p *Pipeline) protectedOnly(m *Message) protection {
+func (p *Pipeline) protectedOnly(m *message.Message) protection {
 	n := 0
 	for _, r := range m.Rcpts {
 		if p.cfg.IsProtected(r) {
@@ -634,7 +636,7 @@ func contains(s []string, x string) bool {
 }
 
 // indexOf returns the 1-based index of h[i] among the fields with its name.
-func indexOf(h Header, i int) int {
+func indexOf(h message.Header, i int) int {
 	n := 0
 	for j := 0; j <= i; j++ {
 		if strings.EqualFold(h[j].Name, h[i].Name) {
@@ -644,7 +646,7 @@ func indexOf(h Header, i int) int {
 	return n
 }
 
-func appendAll(refs []HeaderRef, h Header, name string) []HeaderRef {
+func appendAll(refs []HeaderRef, h message.Header, name string) []HeaderRef {
 	n := 0
 	for _, f := range h {
 		if strings.EqualFold(f.Name, name) {
@@ -670,7 +672,7 @@ func dedupRefs(refs []HeaderRef) []HeaderRef {
 
 // Rcpt decides on one recipient at RCPT time. It returns the action for
 // that recipient (accept unless a RCPT-time check objects) and the reply.
-func (p *Pipeline) Rcpt(ctx context.Context, env *Envelope, rcpt string) (Action, Reply, []string) {
+func (p *Pipeline) Rcpt(ctx context.Context, env *message.Envelope, rcpt string) (Action, Reply, []string) {
 	mode := p.Mode()
 	if mode == ModeAcceptAll || mode == ModeTempfailAll {
 		return ActionAccept, Reply{}, nil // decided at end of message
@@ -717,7 +719,7 @@ func (p *Pipeline) Rcpt(ctx context.Context, env *Envelope, rcpt string) (Action
 // safeRcpt runs a RCPT-time check with panic recovery; one that ignores
 // its context is abandoned at the deadline, as in runStep, so that the MTA
 // gets an answer before its own milter timeout.
-func safeRcpt(ctx context.Context, c RcptChecker, env *Envelope, rcpt string) (Result, error) {
+func safeRcpt(ctx context.Context, c RcptChecker, env *message.Envelope, rcpt string) (Result, error) {
 	type out struct {
 		r   Result
 		err error

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 func init() {
@@ -60,7 +61,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	m.QueueID = *queueID
-	m.Client = policy.Client{Name: *clientName, HELO: *helo}
+	m.Client = message.Client{Name: *clientName, HELO: *helo}
 	if *clientIP != "" {
 		a, err := netip.ParseAddr(*clientIP)
 		if err != nil {
@@ -103,7 +104,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	return v.Action.ExitCode()
 }
 
-func readMessageFile(path string, cfg *policy.Config) (*policy.Message, error) {
+func readMessageFile(path string, cfg *policy.Config) (*message.Message, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -112,11 +113,11 @@ func readMessageFile(path string, cfg *policy.Config) (*policy.Message, error) {
 	// Read every field (the header is still bounded by
 	// policy.MaxHeaderBytes): more than max_headers is judged like the
 	// daemon judges it, as oversize, not as an error.
-	h, body, err := policy.ReadMessage(f, 0)
+	h, body, err := message.ReadMessage(f, 0)
 	if err != nil {
 		return nil, err
 	}
-	m := &policy.Message{Header: h, Body: policy.BytesBody(body), Received: time.Now()}
+	m := &message.Message{Header: h, Body: message.BytesBody(body), Received: time.Now()}
 	m.Size = m.RawSize()
 	m.Oversize = m.Size > int64(cfg.MaxMessageSize) || len(h) > cfg.Message.MaxHeaders
 	return m, nil
@@ -183,7 +184,7 @@ type jsonDetail struct {
 	DurationMS float64         `json:"duration_ms"`
 }
 
-func writeJSON(w io.Writer, m *policy.Message, v *policy.Verdict, explain bool) {
+func writeJSON(w io.Writer, m *message.Message, v *policy.Verdict, explain bool) {
 	out := jsonVerdict{
 		Action: v.Action.String(), WouldBe: v.WouldBe.String(), Mode: string(v.Mode), Score: v.Score,
 		Reasons: v.Reasons, QuarantineReason: v.QuarantineReason, ChangeFrom: v.ChangeFrom,
@@ -200,7 +201,7 @@ func writeJSON(w io.Writer, m *policy.Message, v *policy.Verdict, explain bool) 
 		out.Reply = v.Reply.String()
 	}
 	for _, f := range v.Prepend {
-		out.Headers = append(out.Headers, jsonHeader{f.Name, policy.Unfold(f.Value)})
+		out.Headers = append(out.Headers, jsonHeader{f.Name, message.Unfold(f.Value)})
 	}
 	for _, r := range v.Delete {
 		out.RemoveHeaders = append(out.RemoveHeaders, jsonHeaderRef{r.Name, r.Index})
@@ -225,7 +226,7 @@ func addrString(a netip.Addr) string {
 	return ""
 }
 
-func writeText(w io.Writer, m *policy.Message, v *policy.Verdict, cfg *policy.Config, explain bool) {
+func writeText(w io.Writer, m *message.Message, v *policy.Verdict, cfg *policy.Config, explain bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	action := v.Action.String()
 	if v.WouldBe != v.Action {
@@ -240,7 +241,7 @@ func writeText(w io.Writer, m *policy.Message, v *policy.Verdict, cfg *policy.Co
 	if v.WouldBe == policy.ActionQuarantine {
 		fmt.Fprintf(tw, "quarantine:\t%s\n", v.QuarantineReason)
 	}
-	fmt.Fprintf(tw, "envelope:\tfrom=<%s> rcpts=%v client=%s helo=%q direction=%s\n", m.MailFrom, m.Rcpts, orNone(addrString(m.Client.Addr)), m.Client.HELO, m.Direction(cfg))
+	fmt.Fprintf(tw, "envelope:\tfrom=<%s> rcpts=%v client=%s helo=%q direction=%s\n", m.MailFrom, m.Rcpts, orNone(addrString(m.Client.Addr)), m.Client.HELO, cfg.DirectionOf(m))
 	tw.Flush()
 	fmt.Fprintln(w, "\nchecks:")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 )
@@ -94,7 +95,7 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 	var changed, same, bad int
 	start := time.Now()
 	for i, j := range jobs {
-		err := eachMessage(j.path, cfg, func(m *policy.Message) error {
+		err := eachMessage(j.path, cfg, func(m *message.Message) error {
 			ok, err := bayes.Learn(ctx, ts, spam.MessageID(m), spam.Tokens(m, chk.Ignore()), j.class, *forget)
 			if err != nil {
 				return err
@@ -222,7 +223,7 @@ func scanLinesKeep(data []byte, atEOF bool) (int, []byte, error) {
 }
 
 // eachMessage calls fn for every message in a file.
-func eachMessage(path string, cfg *policy.Config, fn func(*policy.Message) error) error {
+func eachMessage(path string, cfg *policy.Config, fn func(*message.Message) error) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -240,12 +241,12 @@ func eachMessage(path string, cfg *policy.Config, fn func(*policy.Message) error
 }
 
 // parseMessage makes a policy.Message of raw bytes, as the filter would.
-func parseMessage(raw []byte, cfg *policy.Config) (*policy.Message, error) {
-	h, body, err := policy.ReadMessage(bytes.NewReader(raw), cfg.Message.MaxHeaders)
+func parseMessage(raw []byte, cfg *policy.Config) (*message.Message, error) {
+	h, body, err := message.ReadMessage(bytes.NewReader(raw), cfg.Message.MaxHeaders)
 	if err != nil {
 		return nil, err
 	}
-	m := &policy.Message{Header: h, Body: policy.BytesBody(body)}
+	m := &message.Message{Header: h, Body: message.BytesBody(body)}
 	m.Size = m.RawSize()
 	m.Rcpts = addresses(append(m.Header.Values("To"), m.Header.Values("Cc")...))
 	m.MailFrom = firstAddress(m.Header.Values("From"))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/examples"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // The embedded default config (examples/mailwarden.toml, which every
@@ -279,8 +280,8 @@ func TestCheckErrors(t *testing.T) {
 	cfg := offlineConfig(t, "")
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(bad, []byte("nonsense = 1\n"), 0o644)
-	huge := filepath.Join(t.TempDir(), "huge.eml") // a header section above policy.MaxHeaderBytes
-	os.WriteFile(huge, []byte("Subject: x\n"+strings.Repeat(" folded line of a huge field\n", policy.MaxHeaderBytes/28+1)+"\nbody\n"), 0o644)
+	huge := filepath.Join(t.TempDir(), "huge.eml") // a header section above message.MaxHeaderBytes
+	os.WriteFile(huge, []byte("Subject: x\n"+strings.Repeat(" folded line of a huge field\n", message.MaxHeaderBytes/28+1)+"\nbody\n"), 0o644)
 	for _, tc := range []struct {
 		args []string
 		msg  string

@@ -38,6 +38,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Statuses in the vocabulary of RFC 7208 §2.6, RFC 6376 §3.9 / RFC 8601
@@ -256,12 +257,12 @@ func (a *authenticator) steps() []policy.Step {
 
 // judged reports whether this message's SPF/DMARC results lead to actions:
 // mail from us is only reported, unless judge_outbound is set.
-func (a *authenticator) judged(m *policy.Message) bool {
+func (a *authenticator) judged(m *message.Message) bool {
 	return a.cfg.JudgeOutbound || !a.core.FromUs(m.Client, m.Auth)
 }
 
 // exemptIP reports whether the client is a known forwarder or list server.
-func (a *authenticator) exemptIP(m *policy.Message) bool {
+func (a *authenticator) exemptIP(m *message.Message) bool {
 	return m.Client.Addr.IsValid() && a.cfg.ExemptIPs.Contains(m.Client.Addr)
 }
 

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
@@ -230,8 +231,8 @@ func (c *Check) now() time.Time {
 
 // Observe implements policy.Observer: remember the class of each inbound
 // message (rule memory), from the final verdict.
-func (c *Check) Observe(ctx context.Context, m *policy.Message, v *policy.Verdict) error {
-	if m.Direction(c.Core) != policy.DirInbound || v.WouldBe == policy.ActionTempfail {
+func (c *Check) Observe(ctx context.Context, m *message.Message, v *policy.Verdict) error {
+	if c.Core.DirectionOf(m) != policy.DirInbound || v.WouldBe == policy.ActionTempfail {
 		return nil // a deferred message will be seen again
 	}
 	mem := Memory{Class: verdictClass(c.Core, v), Time: c.now().Unix(), Sender: m.MailFrom}
@@ -312,8 +313,8 @@ func priorClass(core *policy.Config, prior policy.Results) Class {
 }
 
 // Check applies rules 1–3, 5 and 6.
-func (c *Check) Check(ctx context.Context, m *policy.Message, prior policy.Results) (policy.Result, error) {
-	switch dir := m.Direction(c.Core); dir {
+func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Results) (policy.Result, error) {
+	switch dir := c.Core.DirectionOf(m); dir {
 	case policy.DirInbound:
 		return c.inbound(m, prior), nil
 	case policy.DirOutbound, policy.DirInternal:
@@ -323,7 +324,7 @@ func (c *Check) Check(ctx context.Context, m *policy.Message, prior policy.Resul
 }
 
 // inbound is rule 5: spam to a recipient that Postfix forwards off-site.
-func (c *Check) inbound(m *policy.Message, prior policy.Results) policy.Result {
+func (c *Check) inbound(m *message.Message, prior policy.Results) policy.Result {
 	class := priorClass(c.Core, prior)
 	if class == ClassClean || c.Cfg.fwdSpam == policy.ActionAccept {
 		return policy.Result{Status: policy.StatusNone}
@@ -355,9 +356,9 @@ func (c *Check) inbound(m *policy.Message, prior policy.Results) policy.Result {
 	return res
 }
 
-func (c *Check) isLocalAddr(a string) bool { return c.Core.IsLocalDomain(policy.Domain(a)) }
+func (c *Check) isLocalAddr(a string) bool { return c.Core.IsLocalDomain(message.Domain(a)) }
 
-func (c *Check) outbound(ctx context.Context, m *policy.Message, dir policy.Direction) (policy.Result, error) {
+func (c *Check) outbound(ctx context.Context, m *message.Message, dir policy.Direction) (policy.Result, error) {
 	rec := Recognize(m.Header, m.MailFrom, c.isLocalAddr)
 
 	// The memory: is this a remembered message sent on, or an answer to one?
@@ -533,7 +534,7 @@ func kindStatus(k Kind) policy.Status {
 // auto-generated mail counts against the per-address and per-domain rates.
 // The notice memory is claimed last (SetNX), so that of two identical
 // notices sent at once exactly one passes.
-func (c *Check) flood(ctx context.Context, m *policy.Message, kind Kind, rcpts []string) ([]string, string, error) {
+func (c *Check) flood(ctx context.Context, m *message.Message, kind Kind, rcpts []string) ([]string, string, error) {
 	now := c.now()
 	user := strings.ToLower(addrOf(m.Header.Get("From")))
 	if user == "" {
@@ -574,7 +575,7 @@ func (c *Check) flood(ctx context.Context, m *policy.Message, kind Kind, rcpts [
 			names = append(names, "per_address "+c.Cfg.PerAddress.String())
 		}
 		if !c.Cfg.PerDomain.IsZero() {
-			ws = append(ws, store.Window{Key: "ar:rate:dom:" + policy.Domain(r), Limit: c.Cfg.PerDomain.N, Period: c.Cfg.PerDomain.Per})
+			ws = append(ws, store.Window{Key: "ar:rate:dom:" + message.Domain(r), Limit: c.Cfg.PerDomain.N, Period: c.Cfg.PerDomain.Per})
 			names = append(names, "per_domain "+c.Cfg.PerDomain.String())
 		}
 		if len(ws) > 0 {

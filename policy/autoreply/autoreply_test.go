@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
 
@@ -22,7 +23,7 @@ import (
 type fakeSpam struct{}
 
 func (fakeSpam) Name() string { return "spam" }
-func (fakeSpam) Check(_ context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (fakeSpam) Check(_ context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	if m.Header.Get("X-Test-Spam") == "yes" {
 		return policy.Result{Status: "spam", Score: 7, Reasons: []string{"test-spam"}}, nil
 	}
@@ -32,7 +33,7 @@ func (fakeSpam) Check(_ context.Context, m *policy.Message, _ policy.Results) (p
 type fakeVirus struct{}
 
 func (fakeVirus) Name() string { return "virus" }
-func (fakeVirus) Check(_ context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (fakeVirus) Check(_ context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	if m.Header.Get("X-Test-Virus") == "yes" {
 		return policy.Result{Status: "infected", Action: policy.ActionDiscard, Mandatory: true, Reasons: []string{"virus-infected"}}, nil
 	}
@@ -114,14 +115,14 @@ func newWorld(t *testing.T, extra string) *world {
 	return w
 }
 
-type msgOpt func(*policy.Message)
+type msgOpt func(*message.Message)
 
 func hdr(name, value string) msgOpt {
-	return func(m *policy.Message) { m.Header = append(m.Header, policy.Field{Name: name, Value: " " + value}) }
+	return func(m *message.Message) { m.Header = append(m.Header, message.Field{Name: name, Value: " " + value}) }
 }
 
-func msg(client, auth, from string, rcpts []string, opts ...msgOpt) *policy.Message {
-	m := &policy.Message{MailFrom: from, Rcpts: rcpts, Auth: auth, Body: policy.BytesBody("hello\r\n")}
+func msg(client, auth, from string, rcpts []string, opts ...msgOpt) *message.Message {
+	m := &message.Message{MailFrom: from, Rcpts: rcpts, Auth: auth, Body: message.BytesBody("hello\r\n")}
 	if client != "" {
 		m.Client.Addr = netip.MustParseAddr(client)
 	}
@@ -131,7 +132,7 @@ func msg(client, auth, from string, rcpts []string, opts ...msgOpt) *policy.Mess
 	return m
 }
 
-func (w *world) run(t *testing.T, m *policy.Message) *policy.Verdict {
+func (w *world) run(t *testing.T, m *message.Message) *policy.Verdict {
 	t.Helper()
 	return w.p.Run(context.Background(), m)
 }
@@ -145,7 +146,7 @@ func checkStatus(v *policy.Verdict, name string) policy.Status {
 	return ""
 }
 
-func inbound(id string, spam bool, from string) *policy.Message {
+func inbound(id string, spam bool, from string) *message.Message {
 	opts := []msgOpt{hdr("Message-ID", "<"+id+">"), hdr("From", from), hdr("Subject", "hello")}
 	if spam {
 		opts = append(opts, hdr("X-Test-Spam", "yes"))
@@ -153,7 +154,7 @@ func inbound(id string, spam bool, from string) *policy.Message {
 	return msg("198.51.100.7", "", from, []string{"alice@example.org"}, opts...)
 }
 
-func vacation(user, to, inReplyTo string) *policy.Message {
+func vacation(user, to, inReplyTo string) *message.Message {
 	// Sieve vacation through sendmail(1): no client address, null sender.
 	return msg("", "", "", []string{to},
 		hdr("From", user), hdr("To", to), hdr("Subject", "Auto: hello"),
@@ -174,7 +175,7 @@ func TestRule1ReplyToSpamDiscarded(t *testing.T) {
 	}
 	// A reply to a virus: discarded too.
 	vm := inbound("virus1@remote.test", false, "carol@remote.test")
-	vm.Header = append(vm.Header, policy.Field{Name: "X-Test-Virus", Value: " yes"})
+	vm.Header = append(vm.Header, message.Field{Name: "X-Test-Virus", Value: " yes"})
 	w.run(t, vm)
 	v = w.run(t, vacation("alice@example.org", "carol@remote.test", "virus1@remote.test"))
 	if v.Action != policy.ActionDiscard || !hasReason(v, "autoreply-virus") {
@@ -182,7 +183,7 @@ func TestRule1ReplyToSpamDiscarded(t *testing.T) {
 	}
 	// A forward (Message-ID remembered) of spam: discarded.
 	fw := inbound("spam1@remote.test", true, "bob@remote.test")
-	fw.Client, fw.Auth, fw.Rcpts = policy.Client{}, "", []string{"alice@elsewhere.test"}
+	fw.Client, fw.Auth, fw.Rcpts = message.Client{}, "", []string{"alice@elsewhere.test"}
 	fw.MailFrom = "alice@example.org"
 	v = w.run(t, fw)
 	if v.Action != policy.ActionDiscard || !hasReason(v, "autoreply-spam") || checkStatus(v, "autoreply") != StatusBlocked {
@@ -281,7 +282,7 @@ func TestRule2Namespace(t *testing.T) {
 	}
 	// The bounce to the SRS address comes back to bob.
 	b := msg("198.51.100.9", "", "", []string{v.ChangeFrom}, hdr("From", "MAILER-DAEMON@elsewhere.test"), hdr("Subject", "Undelivered Mail"))
-	if a, _, _ := w.p.Rcpt(context.Background(), &policy.Envelope{Client: b.Client}, v.ChangeFrom); a != policy.ActionAccept {
+	if a, _, _ := w.p.Rcpt(context.Background(), &message.Envelope{Client: b.Client}, v.ChangeFrom); a != policy.ActionAccept {
 		t.Fatalf("RCPT of a valid SRS address: %v", a)
 	}
 	bv := w.run(t, b)
@@ -289,7 +290,7 @@ func TestRule2Namespace(t *testing.T) {
 		t.Fatalf("bounce: %v del=%v add=%v", bv.Action, bv.DeleteRcpts, bv.AddRcpts)
 	}
 	forged := strings.Replace(v.ChangeFrom, "=remote.test=bob@", "=remote.test=eve@", 1)
-	if a, r, _ := w.p.Rcpt(context.Background(), &policy.Envelope{Client: b.Client}, forged); a != policy.ActionReject || r.Code != 550 {
+	if a, r, _ := w.p.Rcpt(context.Background(), &message.Envelope{Client: b.Client}, forged); a != policy.ActionReject || r.Code != 550 {
 		t.Fatalf("RCPT of a forged SRS address: %v %v", a, r)
 	}
 	// A forward whose envelope sender is ours is left alone.
@@ -330,7 +331,7 @@ func TestRule5ForwardingAddresses(t *testing.T) {
 forwarding_addresses = ["dave@example.org"]
 alias_maps = [%q]
 `, aliases))
-	spam := func(rcpts ...string) *policy.Message {
+	spam := func(rcpts ...string) *message.Message {
 		m := inbound(fmt.Sprint(time.Now().UnixNano(), "@remote.test"), true, "bob@remote.test")
 		m.Rcpts = rcpts
 		return m
@@ -419,7 +420,7 @@ func TestConfigValidate(t *testing.T) {
 
 func hasReason(v *policy.Verdict, r string) bool { return contains(v.Reasons, r) }
 
-func hasField(fs []policy.Field, name string) bool {
+func hasField(fs []message.Field, name string) bool {
 	for _, f := range fs {
 		if strings.EqualFold(f.Name, name) {
 			return true
@@ -434,7 +435,7 @@ func TestRule1ReplyWithoutReferences(t *testing.T) {
 	w := newWorld(t, "")
 	w.run(t, inbound("spam8@remote.test", true, "eve@remote.test"))
 	w.run(t, inbound("ham8@remote.test", false, "frank@remote.test"))
-	old := func(to string) *policy.Message {
+	old := func(to string) *message.Message {
 		return msg("", "", "alice@example.org", []string{to}, hdr("From", "alice@example.org"), hdr("To", to),
 			hdr("Subject", "away from my mail"), hdr("Precedence", "junk"))
 	}
@@ -457,7 +458,7 @@ func TestVerdictClass(t *testing.T) {
 		{"virus", policy.Verdict{Checks: []policy.CheckReport{{Name: "virus", Status: "infected"}}}, ClassVirus},
 		{"spam-status", policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "spam"}}}, ClassSpam},
 		{"unsure-status", policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "unsure"}}}, ClassClean},
-		{"flag-header", policy.Verdict{Prepend: []policy.Field{{Name: "X-Spam-Flag", Value: "YES"}}}, ClassSpam},
+		{"flag-header", policy.Verdict{Prepend: []message.Field{{Name: "X-Spam-Flag", Value: "YES"}}}, ClassSpam},
 		{"held-for-score", policy.Verdict{WouldBe: policy.ActionQuarantine, Reasons: []string{"spam-score"}}, ClassSpam},
 		{"held-for-rule", policy.Verdict{WouldBe: policy.ActionQuarantine, Reasons: []string{"rule-x"}}, ClassClean},
 	} {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // SRSConfig is the [srs] section. With no secret, SRS is off.
@@ -101,7 +102,7 @@ const (
 
 var srsReject = policy.Reply{Code: 550, Enhanced: "5.1.1", Text: "No such user"}
 
-func (c *SRSCheck) CheckRcpt(_ context.Context, _ *policy.Envelope, rcpt string) (policy.Result, error) {
+func (c *SRSCheck) CheckRcpt(_ context.Context, _ *message.Envelope, rcpt string) (policy.Result, error) {
 	if !c.SRS.IsSRS(rcpt) {
 		return policy.Result{Status: policy.StatusNone}, nil
 	}
@@ -111,7 +112,7 @@ func (c *SRSCheck) CheckRcpt(_ context.Context, _ *policy.Envelope, rcpt string)
 	return policy.Result{Status: StatusSRSReversed}, nil
 }
 
-func (c *SRSCheck) Check(_ context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (c *SRSCheck) Check(_ context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	var res policy.Result
 	res.Status = policy.StatusNone
 	var done []string

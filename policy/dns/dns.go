@@ -33,8 +33,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mailwarden/mailwarden/policy"
 	"github.com/miekg/dns"
+
+	"github.com/mailwarden/mailwarden/policy"
 )
 
 // Config is the [dns] section.

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
-	mdns "github.com/miekg/dns"
 )
 
 func newTest(t *testing.T, s *dnstest.Server) *Resolver {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
 
@@ -193,8 +194,8 @@ const StatusLimited policy.Status = "limited"
 
 // Check counts the message against every applicable limit, atomically: it
 // passes all or consumes nothing.
-func (c *Check) Check(ctx context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
-	dir := m.Direction(c.Config)
+func (c *Check) Check(ctx context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
+	dir := c.Config.DirectionOf(m)
 	var ws []store.Window
 	var owner []int
 	for i, l := range c.Limits {
@@ -239,7 +240,7 @@ func hasDir(ds []policy.Direction, d policy.Direction) bool {
 // windows returns the store windows of one block for one message. Postmaster
 // and abuse recipients are never counted or limited (RFC 5321 §4.5.1,
 // RFC 2142): a message only to them takes nothing.
-func windows(l LimitConfig, m *policy.Message, cfg *policy.Config) []store.Window {
+func windows(l LimitConfig, m *message.Message, cfg *policy.Config) []store.Window {
 	var rcpts []string
 	for _, r := range m.Rcpts {
 		if !cfg.IsProtected(r) {
@@ -275,7 +276,7 @@ func windows(l LimitConfig, m *policy.Message, cfg *policy.Config) []store.Windo
 		if m.MailFrom == "" {
 			return []store.Window{mk("<>", cost)}
 		}
-		return []store.Window{mk(policy.Domain(m.MailFrom), cost)}
+		return []store.Window{mk(message.Domain(m.MailFrom), cost)}
 	case KeyClientIP:
 		if !m.Client.Addr.IsValid() {
 			return []store.Window{mk("local", cost)}
@@ -300,7 +301,7 @@ func windows(l LimitConfig, m *policy.Message, cfg *policy.Config) []store.Windo
 		seen := map[string]int{}
 		var keys []string
 		for _, r := range rcpts {
-			k := policy.Domain(r)
+			k := message.Domain(r)
 			if seen[k] == 0 {
 				keys = append(keys, k)
 			}
@@ -321,7 +322,7 @@ func windows(l LimitConfig, m *policy.Message, cfg *policy.Config) []store.Windo
 // practice); a sub-address tag from the first of seps on is cut
 // ("user+tag" → "user").
 func NormalizeAddr(addr string, lower bool, seps string) string {
-	lp, dom := policy.LocalPart(addr), policy.Domain(addr)
+	lp, dom := message.LocalPart(addr), message.Domain(addr)
 	if seps != "" {
 		if i := strings.IndexAny(lp, seps); i > 0 {
 			lp = lp[:i]

@@ -40,6 +40,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
@@ -392,9 +393,9 @@ func (c *Check) TokenStore() bayes.TokenStore {
 func (c *Check) Ignore() *HeaderSet { return c.ignore }
 
 // Check implements policy.Check.
-func (c *Check) Check(ctx context.Context, m *policy.Message, prior policy.Results) (policy.Result, error) {
+func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Results) (policy.Result, error) {
 	for _, d := range c.cfg.SkipDirections {
-		if m.Direction(c.core) == d {
+		if c.core.DirectionOf(m) == d {
 			return policy.Result{Status: policy.StatusSkip, Detail: "direction " + string(d)}, nil
 		}
 	}
@@ -536,7 +537,7 @@ func (c *Check) authSignals(prior policy.Results, add func(string, float64)) {
 }
 
 // dnsLookups lists the DNS list queries for a message.
-func (c *Check) dnsLookups(m *policy.Message) []lookup {
+func (c *Check) dnsLookups(m *message.Message) []lookup {
 	var ls []lookup
 	a := m.Client.Addr
 	if a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !c.core.TrustedNetworks.Contains(a) {
@@ -574,7 +575,7 @@ func (c *Check) dnsLookups(m *policy.Message) []lookup {
 // MessageID is the digest that identifies a message for learning: the
 // Message-ID, Subject and From fields and the body, so that the same
 // message from two mailboxes is learned once.
-func MessageID(m *policy.Message) string {
+func MessageID(m *message.Message) string {
 	h := sha256.New()
 	for _, n := range []string{"Message-ID", "Subject", "From"} {
 		h.Write([]byte(m.Header.Get(n)))

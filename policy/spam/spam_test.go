@@ -10,17 +10,18 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
 
-func msg(t testing.TB, raw string) *policy.Message {
+func msg(t testing.TB, raw string) *message.Message {
 	t.Helper()
-	h, body, err := policy.ReadMessage(strings.NewReader(raw), 1000)
+	h, body, err := message.ReadMessage(strings.NewReader(raw), 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &policy.Message{Header: h, Body: policy.BytesBody(body), Rcpts: []string{"rcpt@example.org"}}
+	return &message.Message{Header: h, Body: message.BytesBody(body), Rcpts: []string{"rcpt@example.org"}}
 }
 
 const plain = "Date: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <1@example.com>\nFrom: Alice <alice@example.com>\nTo: bob@example.org\nSubject: lunch\n\nShall we meet at noon?\n"
@@ -164,7 +165,7 @@ func trained(t testing.TB, n int) *Check {
 		s := msg(t, fmt.Sprintf("From: shop%d@pills.example\nX-Spam-Flag: YES\nSubject: cheap viagra pills %d\n\nbuy cheap viagra pills online pharmacy discount %d\n", i, i, i))
 		h := msg(t, fmt.Sprintf("From: colleague%d@example.com\nSubject: meeting notes %d\n\nthe project meeting agenda minutes tomorrow %d\n", i, i, i))
 		for _, x := range []struct {
-			m *policy.Message
+			m *message.Message
 			c bayes.Class
 		}{{s, bayes.ClassSpam}, {h, bayes.ClassHam}} {
 			if _, err := bayes.Learn(context.Background(), ts, MessageID(x.m), Tokens(x.m, c.Ignore()), x.c, false); err != nil {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Status values of the check.
@@ -306,12 +307,12 @@ func (g *Guard) result() policy.Result {
 }
 
 // CheckRcpt defers new recipients while space is low.
-func (g *Guard) CheckRcpt(context.Context, *policy.Envelope, string) (policy.Result, error) {
+func (g *Guard) CheckRcpt(context.Context, *message.Envelope, string) (policy.Result, error) {
 	return g.result(), nil
 }
 
 // Check defers the message while space is low (for MTAs that do not send
 // RCPT events to the milter).
-func (g *Guard) Check(context.Context, *policy.Message, policy.Results) (policy.Result, error) {
+func (g *Guard) Check(context.Context, *message.Message, policy.Results) (policy.Result, error) {
 	return g.result(), nil
 }

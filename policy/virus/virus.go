@@ -39,6 +39,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/clamav"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Statuses reported by the check (policy.StatusError for error).
@@ -131,7 +132,7 @@ func New(cfg *Config, scanners []Scanner, core *policy.Config, log *slog.Logger)
 func (c *Check) Name() string { return "virus" }
 
 // Check scans the message.
-func (c *Check) Check(ctx context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (c *Check) Check(ctx context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	if len(c.scanners) == 0 {
 		return policy.Result{}, errors.New("virus: no scanner configured")
 	}
@@ -193,7 +194,7 @@ func combine(req Require, fs []Finding) (Finding, int) {
 	return Finding{Status: StatusError, Err: errors.New("virus: no verdict")}, -1
 }
 
-func (c *Check) result(m *policy.Message, fs []Finding) policy.Result {
+func (c *Check) result(m *message.Message, fs []Finding) policy.Result {
 	f, i := combine(c.cfg.Require, fs)
 	engine := ""
 	if i >= 0 {
@@ -247,10 +248,10 @@ func (c *Check) result(m *policy.Message, fs []Finding) policy.Result {
 		c.log.Warn("virus scan failed", "queue_id", m.QueueID, "error", fmt.Sprint(f.Err), "action", r.Action.String())
 	}
 	if c.cfg.HeaderScanned != "" {
-		r.Headers = append(r.Headers, policy.Field{Name: c.cfg.HeaderScanned, Value: c.scanned})
+		r.Headers = append(r.Headers, message.Field{Name: c.cfg.HeaderScanned, Value: c.scanned})
 	}
 	if c.cfg.HeaderStatus != "" {
-		r.Headers = append(r.Headers, policy.Field{Name: c.cfg.HeaderStatus, Value: status})
+		r.Headers = append(r.Headers, message.Field{Name: c.cfg.HeaderStatus, Value: status})
 	}
 	return r
 }

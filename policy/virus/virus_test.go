@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/clamav/clamdtest"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
@@ -35,13 +36,13 @@ func (s *fake) Scan(ctx context.Context, open func() io.Reader, size int64) viru
 	return s.f
 }
 
-func msg(body string) *policy.Message {
-	return &policy.Message{
+func msg(body string) *message.Message {
+	return &message.Message{
 		QueueID:  "Q1",
 		MailFrom: "a@example.com",
 		Rcpts:    []string{"b@example.org"},
-		Header:   policy.Header{{Name: "Subject", Value: " hi"}, {Name: "X-Virus-Status", Value: " Clean"}},
-		Body:     policy.BytesBody(body),
+		Header:   message.Header{{Name: "Subject", Value: " hi"}, {Name: "X-Virus-Status", Value: " Clean"}},
+		Body:     message.BytesBody(body),
 	}
 }
 
@@ -276,7 +277,7 @@ func (b fileBody) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p
 func (b fileBody) Size() int64                             { st, _ := b.f.Stat(); return st.Size() }
 func (b fileBody) Close() error                            { return b.f.Close() }
 
-func bigMessage(t testing.TB, size int) *policy.Message {
+func bigMessage(t testing.TB, size int) *message.Message {
 	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), "body"))
 	if err != nil {

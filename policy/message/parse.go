@@ -1,4 +1,4 @@
-package policy
+package message
 
 import (
 	"bufio"
@@ -11,7 +11,7 @@ import (
 
 // ErrHeaderTooLarge is returned by ReadMessage for a header section beyond
 // its limits.
-var ErrHeaderTooLarge = errors.New("policy: header section too large")
+var ErrHeaderTooLarge = errors.New("message: header section too large")
 
 // Limits of ReadMessage's header parsing.
 const (
@@ -66,7 +66,7 @@ func ReadMessage(r io.Reader, maxFields int) (Header, []byte, error) {
 			continue
 		}
 		i := strings.IndexByte(text, ':')
-		if i <= 0 || !validFieldName(strings.TrimRight(text[:i], " \t")) {
+		if i <= 0 || !ValidFieldName(strings.TrimRight(text[:i], " \t")) {
 			// Not a header field: the header section ended without the
 			// empty line; this line belongs to the body.
 			rest, err2 := io.ReadAll(br)
@@ -112,4 +112,15 @@ func toCRLF(b []byte) []byte {
 		out = append(out, c)
 	}
 	return out
+}
+
+// ValidFieldName reports whether s is a header field name (RFC 5322
+// §2.2: printable US-ASCII except colon).
+func ValidFieldName(s string) bool {
+	for _, c := range []byte(s) {
+		if c <= 32 || c >= 127 || c == ':' {
+			return false
+		}
+	}
+	return s != ""
 }

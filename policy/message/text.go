@@ -1,4 +1,4 @@
-package policy
+package message
 
 import (
 	"bytes"
@@ -173,5 +173,5 @@ var wordDecoder = &mime.WordDecoder{CharsetReader: func(charset string, input io
 	if message.CharsetReader != nil {
 		return message.CharsetReader(charset, input)
 	}
-	return nil, errors.New("policy: unknown charset " + charset)
+	return nil, errors.New("message: unknown charset " + charset)
 }}

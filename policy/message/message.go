@@ -1,4 +1,4 @@
-package policy
+package message
 
 import (
 	"bytes"
@@ -111,6 +111,15 @@ type Client struct {
 	Port uint16
 	Name string // reverse DNS name as the MTA verified it, or "unknown"
 	HELO string
+}
+
+// Envelope is what is known at RCPT time.
+type Envelope struct {
+	Client   Client
+	Auth     string
+	Macros   map[string]string
+	MailFrom string
+	Rcpts    []string // recipients accepted so far
 }
 
 // Message is one mail transaction as the policy sees it: transport-neutral,
