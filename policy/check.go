@@ -27,8 +27,8 @@ const (
 // they cost. Only "could not run at all" is an error: the pipeline then
 // applies the step's configured on_error action.
 //
-// prior holds the results of the checks this one runs After (see After);
-// it is read-only.
+// prior holds exactly the results of the checks this one runs After (see
+// After) that ran; it is the check's own copy.
 type Check interface {
 	Name() string
 	Check(ctx context.Context, m *message.Message, prior Results) (Result, error)
@@ -77,6 +77,9 @@ type Result struct {
 	Mandatory bool
 	// QuarantineReason is given to the MTA with ActionQuarantine.
 	QuarantineReason string
+	// Allowlisted asks the merge to soften every non-mandatory action of
+	// the message (an allow list matched).
+	Allowlisted bool
 
 	// AuthResults are entries for our Authentication-Results header.
 	AuthResults []authres.Result
@@ -91,6 +94,8 @@ type Result struct {
 	AddRcpts, DeleteRcpts []string
 
 	// Data carries a check's typed result for checks that run After it.
+	// Only the package that sets it reads it, through a typed accessor it
+	// exports (e.g. auth.SPFOutcomeOf); other packages never assert it.
 	Data any
 }
 

@@ -604,3 +604,16 @@ func (c *Config) ThresholdsFor(rcpts []string) Thresholds {
 	}
 	return out
 }
+
+// SectionOf returns the decoded section called name as T (the pointer type
+// its module's Default returns), or the zero T when cfg has none. The
+// package that owns a section wraps it in a typed accessor (for example
+// dns.ConfigOf); other packages never read a section by name.
+func SectionOf[T any](cfg *Config, name string) T {
+	var zero T
+	if cfg == nil {
+		return zero
+	}
+	v, _ := cfg.Sections[name].(T)
+	return v
+}

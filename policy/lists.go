@@ -10,8 +10,8 @@ import (
 
 // listCheck applies the allow and deny lists on client address, HELO,
 // envelope sender and recipients. A deny match asks for lists.deny_action
-// (reject by default); an allow match sets Status pass, which the merge
-// step reads to soften every non-mandatory action. Deny wins over allow.
+// (reject by default); an allow match sets Status pass and Allowlisted,
+// which the merge step reads to soften every non-mandatory action. Deny wins over allow.
 type listCheck struct{ cfg *Config }
 
 func (c *listCheck) Name() string { return "lists" }
@@ -57,7 +57,7 @@ func (c *listCheck) Check(_ context.Context, m *message.Message, _ Results) (Res
 		}
 	}
 	if len(allow) > 0 {
-		return Result{Status: StatusPass, Detail: strings.Join(allow, ",")}, nil
+		return Result{Status: StatusPass, Allowlisted: true, Detail: strings.Join(allow, ",")}, nil
 	}
 	return Result{Status: StatusNone}, nil
 }

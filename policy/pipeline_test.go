@@ -209,7 +209,7 @@ func TestPipelineDependencyErrors(t *testing.T) {
 	}
 	closed := 0
 	failing := Module{Name: "failing", Default: func() any { return &struct{}{} }, Build: func(_ any, env *Env) ([]Step, error) {
-		env.Shared.Get("svc", func() (any, error) { return closerFunc(func() error { closed++; return nil }), nil })
+		env.OnClose(closerFunc(func() error { closed++; return nil }))
 		return nil, errors.New("cannot build")
 	}}
 	if _, err := New(cfg, []Module{failing}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "failing: cannot build") {
@@ -996,8 +996,8 @@ func TestHolderClosesSwappedPipelineAfterLastRelease(t *testing.T) {
 	build := func() (*Pipeline, *atomic.Int32) {
 		n := &atomic.Int32{}
 		mod := Module{Name: "svc", Default: func() any { return &struct{}{} }, Build: func(_ any, env *Env) ([]Step, error) {
-			_, err := env.Shared.Get("counter", func() (any, error) { return closeCounter{n}, nil })
-			return nil, err
+			env.OnClose(closeCounter{n})
+			return nil, nil
 		}}
 		cfg, err := Load("t", []byte(baseTOML), []Module{mod})
 		if err != nil {
@@ -1071,7 +1071,7 @@ func TestHolderConcurrent(t *testing.T) {
 		c := &atomic.Int32{}
 		closed = append(closed, c)
 		mod := Module{Name: "svc", Default: func() any { return &struct{}{} }, Build: func(_ any, env *Env) ([]Step, error) {
-			env.Shared.Get("counter", func() (any, error) { return closeCounter{c}, nil })
+			env.OnClose(closeCounter{c})
 			return nil, nil
 		}}
 		cfg, _ := Load("t", []byte(baseTOML), []Module{mod})

@@ -59,17 +59,9 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	in := audit.Input{Postfix: pf, Config: cfg}
-	if r, ok := cfg.Sections["relay"].(*relay.Config); ok {
-		in.RelayGuard = r.Enabled
-	}
-	if s, ok := cfg.Sections["spool"].(*spool.Config); ok && s.Enabled {
-		in.SpoolDirs = append([]string{}, s.Dirs...)
-		if len(s.Dirs) == 0 {
-			in.SpoolDirs = []string{cfg.Message.TempDir}
-			if cfg.Message.TempDir == "" {
-				in.SpoolDirs = []string{os.TempDir()}
-			}
-		}
+	in.RelayGuard = relay.ConfigOf(cfg).Enabled
+	if s := spool.ConfigOf(cfg); s.Enabled {
+		in.SpoolDirs = append([]string{}, spool.Dirs(s, cfg)...)
 	}
 	findings := audit.Run(in)
 	worst := audit.SevOK

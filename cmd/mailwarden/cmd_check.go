@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/message"
 )
@@ -89,11 +90,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		logOut = stderr
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	p, err := policy.New(cfg, modules(), logger, nil, nil)
+	p, svc, err := wire.Pipeline(cfg, logger, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "mailwarden check:", err)
 		return 1
 	}
+	defer svc.Close()
 	defer p.Close()
 	v := p.Run(context.Background(), m)
 	if *asJSON {
@@ -101,7 +103,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	} else {
 		writeText(stdout, m, v, cfg, *explain)
 	}
-	return v.Action.ExitCode()
+	return exitCode(v.Action)
 }
 
 func readMessageFile(path string, cfg *policy.Config) (*message.Message, error) {
@@ -291,4 +293,21 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// exitCode is the exit status of `mailwarden check` for an action.
+func exitCode(a policy.Action) int {
+	switch a {
+	case policy.ActionAccept:
+		return 0
+	case policy.ActionQuarantine:
+		return 2
+	case policy.ActionTempfail:
+		return 3
+	case policy.ActionDiscard:
+		return 4
+	case policy.ActionReject:
+		return 5
+	}
+	return 1
 }

@@ -32,7 +32,7 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "usage: mailwarden config check FILE")
 			return 2
 		}
-		if _, err := policy.LoadFile(fs.Arg(0), modules()); err != nil {
+		if _, err := policy.LoadFile(fs.Arg(0), sections()); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
@@ -46,7 +46,7 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 // loadConfig reads the config file, or the embedded default when path is "".
 func loadConfig(path string) (*policy.Config, error) {
 	if path == "" {
-		return policy.Load("(default)", examples.DefaultConfig, modules())
+		return policy.Load("(default)", examples.DefaultConfig, sections())
 	}
-	return policy.LoadFile(path, modules())
+	return policy.LoadFile(path, sections())
 }

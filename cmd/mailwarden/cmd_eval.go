@@ -193,10 +193,9 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		}
 		trainSecs += time.Since(t0).Seconds()
 		sc := base
-		sc.Tokens = mem
 		fcfg := *cfg
-		fcfg.Sections = map[string]any{"spam": &sc}
-		p, err := policy.New(&fcfg, []policy.Module{spam.Module()}, logger, nil, nil)
+		fcfg.Sections = map[string]any{spam.Name: &sc}
+		p, err := policy.New(&fcfg, []policy.Module{spam.ModuleWith(spam.Options{Tokens: mem})}, logger, nil, nil)
 		if err != nil {
 			fmt.Fprintln(stderr, "mailwarden eval:", err)
 			return 1

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,6 +22,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
+	"github.com/mailwarden/mailwarden/policy/store"
 )
 
 func init() {
@@ -59,11 +59,15 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mailwarden learn: [spam.bayes] enabled = false")
 		return 1
 	}
-	env := &policy.Env{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Shared: &policy.Shared{}}
-	defer env.Shared.Close()
+	st, err := store.Open(store.ConfigOf(cfg))
+	if err != nil {
+		fmt.Fprintln(stderr, "mailwarden learn:", err)
+		return 1
+	}
+	defer st.Close()
 	sc := *sec
 	sc.DNSBL, sc.URIBL = nil, nil
-	chk, err := spam.New(&sc, env)
+	chk, err := spam.New(&sc, cfg, spam.Options{Store: st})
 	if err != nil {
 		fmt.Fprintln(stderr, "mailwarden learn:", err)
 		return 1
@@ -295,8 +299,5 @@ func isTerminal(w io.Writer) bool {
 
 // spamSection is the [spam] section of cfg (its defaults when absent).
 func spamSection(cfg *policy.Config) *spam.Config {
-	if sec, ok := cfg.Sections["spam"].(*spam.Config); ok && sec != nil {
-		return sec
-	}
-	return spam.Default()
+	return spam.ConfigOf(cfg)
 }

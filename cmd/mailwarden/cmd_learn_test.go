@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/mailwarden/mailwarden/policy"
 )
 
 func TestSplitMessages(t *testing.T) {
@@ -93,5 +95,14 @@ func TestAssignFolds(t *testing.T) {
 	}
 	if n != 13 {
 		t.Errorf("test sample of fold 0: %d, want 13", n)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	want := map[policy.Action]int{policy.ActionAccept: 0, policy.ActionQuarantine: 2, policy.ActionTempfail: 3, policy.ActionDiscard: 4, policy.ActionReject: 5, policy.Action(42): 1}
+	for a, code := range want {
+		if got := exitCode(a); got != code {
+			t.Errorf("exitCode(%v) = %d, want %d", a, got, code)
+		}
 	}
 }

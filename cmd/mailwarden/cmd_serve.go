@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
 	"github.com/mailwarden/mailwarden/filter"
 	"github.com/mailwarden/mailwarden/policy"
 )
@@ -33,8 +34,9 @@ type daemon struct {
 	level   *slog.LevelVar
 	srv     *filter.Server
 	metrics policy.Metrics
-	reloads atomic.Int64 // successful reloads
-	failed  atomic.Int64 // refused reloads
+	svc     *wire.Services // the services in force (outlive reloads)
+	reloads atomic.Int64   // successful reloads
+	failed  atomic.Int64   // refused reloads
 }
 
 // serveHooks run after the daemon is listening; each returns a stop
@@ -48,8 +50,24 @@ var metricsHook func(d *daemon) policy.Metrics
 func (d *daemon) cfg() *policy.Config        { return d.holder.Current().Config() }
 func (d *daemon) pipeline() *policy.Pipeline { return d.holder.Current() }
 func (d *daemon) inflight() int              { return d.srv.InFlight() }
-func (d *daemon) build(cfg *policy.Config) (*policy.Pipeline, error) {
-	return policy.New(cfg, modules(), d.logger, d.modes, d.metrics)
+
+// build makes the pipeline of cfg on the services in force, keeping those
+// whose section is unchanged, and starts the new services' background
+// loops once the pipeline is built. retired are the replaced services, to
+// close when the old pipeline drains (Holder.Swap).
+func (d *daemon) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Closer, err error) {
+	svc, retired, err := wire.BuildServices(cfg, d.svc, wire.Options{Logger: d.logger, Metrics: d.metrics})
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err = policy.New(cfg, wire.Modules(svc), d.logger, d.modes, d.metrics)
+	if err != nil {
+		svc.CloseExcept(d.svc) // the set in force stays as it was
+		return nil, nil, err
+	}
+	svc.Start(context.Background())
+	d.svc = svc
+	return p, retired, nil
 }
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -76,13 +94,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if metricsHook != nil {
 		d.metrics = metricsHook(d)
 	}
-	p, err := d.build(cfg)
+	p, _, err := d.build(cfg)
 	if err != nil {
 		logger.Error("cannot build the pipeline", "error", err)
 		return 1
 	}
 	d.holder = policy.NewHolder(p)
-	defer d.holder.Close()
+	defer func() { d.holder.Close(); d.svc.Close() }()
 
 	mode, _ := policy.ParseFileMode(cfg.Listen.SocketMode)
 	ln, err := filter.Listen(cfg.Listen.Address, mode, cfg.Listen.SocketGroup)
@@ -154,13 +172,14 @@ func (d *daemon) reload() {
 	cfg, err := loadConfig(d.cfgPath)
 	if err == nil {
 		var p *policy.Pipeline
-		if p, err = d.build(cfg); err == nil {
+		var retired []io.Closer
+		if p, retired, err = d.build(cfg); err == nil {
 			old := d.cfg()
 			if old.Listen != cfg.Listen {
 				d.logger.Warn("config reload: [listen] changes need a restart; keeping the old socket")
 			}
 			d.level.Set(parseLevel(cfg.Log.Level))
-			d.holder.Swap(p)
+			d.holder.Swap(p, retired...)
 			d.reloads.Add(1)
 			d.logger.Info("config reloaded", "config", configName(d.cfgPath), "mode", string(p.Mode()), "checks", p.Checks())
 			return

@@ -41,7 +41,6 @@ func controlModule() policy.Module {
 	return policy.Module{
 		Name:    "control",
 		Default: func() any { return &ControlConfig{Socket: DefaultControlSocket} },
-		Build:   func(any, *policy.Env) ([]policy.Step, error) { return nil, nil },
 	}
 }
 

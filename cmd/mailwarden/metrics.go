@@ -47,7 +47,6 @@ func metricsModule() policy.Module {
 	return policy.Module{
 		Name:    "metrics",
 		Default: func() any { return &MetricsConfig{Path: "/metrics"} },
-		Build:   func(any, *policy.Env) ([]policy.Step, error) { return nil, nil },
 	}
 }
 

@@ -19,19 +19,19 @@ import (
 
 func testDaemon(t *testing.T) *daemon {
 	t.Helper()
-	cfg, err := policy.Load("t", []byte("local_domains = [\"example.org\"]\n[control]\nsocket = \"\"\n"), modules())
+	cfg, err := policy.Load("t", []byte("local_domains = [\"example.org\"]\n[control]\nsocket = \"\"\n"), sections())
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := &daemon{modes: &policy.ModeSwitch{}, started: time.Now().Add(-90 * time.Second), logger: slog.New(slog.DiscardHandler)}
 	d.metrics = metricsHook(d)
 	t.Cleanup(func() { opsMu.Lock(); delete(opsOf, d); opsMu.Unlock() })
-	p, err := d.build(cfg)
+	p, _, err := d.build(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.holder = policy.NewHolder(p)
-	t.Cleanup(func() { d.holder.Close() })
+	t.Cleanup(func() { d.holder.Close(); d.svc.Close() })
 	return d
 }
 
@@ -179,7 +179,7 @@ func TestExampleOpsSectionsAreDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range modules() {
+	for _, m := range sections() {
 		switch m.Name {
 		case "relay", "local_only", "spool", "health", "control", "metrics":
 		default:

@@ -196,16 +196,43 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Module is the "auth" module: checks spf, dkim and dmarc.
-func Module() policy.Module {
+// Names of the three checks and of the config section.
+const (
+	SPF         = "spf"
+	DKIM        = "dkim"
+	DMARC       = "dmarc"
+	SectionName = "auth"
+)
+
+// SPFOutcomeOf returns the spf check's typed outcome among results (a
+// check's prior), if it ran.
+func SPFOutcomeOf(results policy.Results) (*SPFOutcome, bool) {
+	o, ok := results[SPF].Data.(*SPFOutcome)
+	return o, ok
+}
+
+// DKIMOutcomeOf returns the dkim check's typed outcome among results.
+func DKIMOutcomeOf(results policy.Results) (*DKIMOutcome, bool) {
+	o, ok := results[DKIM].Data.(*DKIMOutcome)
+	return o, ok
+}
+
+// DMARCOutcomeOf returns the dmarc check's typed outcome among results.
+func DMARCOutcomeOf(results policy.Results) (*DMARCOutcome, bool) {
+	o, ok := results[DMARC].Data.(*DMARCOutcome)
+	return o, ok
+}
+
+// Module is the "auth" module: checks spf, dkim and dmarc, querying r (the
+// daemon's resolver).
+func Module(r *dns.Resolver) policy.Module {
 	return policy.Module{
-		Name:    "auth",
+		Name:    SectionName,
 		Default: func() any { return DefaultConfig() },
 		Build: func(section any, env *policy.Env) ([]policy.Step, error) {
 			cfg := section.(*Config)
-			r, err := dns.FromEnv(env)
-			if err != nil {
-				return nil, err
+			if r == nil {
+				return nil, errors.New("auth: no resolver")
 			}
 			a := newAuth(cfg, env.Config, r, env.Logger)
 			return a.steps(), nil

@@ -60,7 +60,7 @@ func (o *DKIMOutcome) Temporary() bool {
 
 type dkimCheck struct{ a *authenticator }
 
-func (c *dkimCheck) Name() string { return "dkim" }
+func (c *dkimCheck) Name() string { return DKIM }
 
 func (c *dkimCheck) Check(ctx context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	a := c.a

@@ -29,8 +29,8 @@ type DMARCOutcome struct {
 
 type dmarcCheck struct{ a *authenticator }
 
-func (c *dmarcCheck) Name() string    { return "dmarc" }
-func (c *dmarcCheck) After() []string { return []string{"spf", "dkim"} }
+func (c *dmarcCheck) Name() string    { return DMARC }
+func (c *dmarcCheck) After() []string { return []string{SPF, DKIM} }
 
 // prefetchDMARC starts the policy lookups for the From domains so that
 // they overlap with SPF and DKIM (RFC 7489 does not order them).
@@ -55,13 +55,13 @@ func (c *dmarcCheck) Check(ctx context.Context, m *message.Message, prior policy
 	if !a.judged(m) {
 		return policy.Result{Status: policy.StatusSkip, Detail: "mail from us: not judged"}, nil
 	}
-	spfO, spfRan := prior["spf"].Data.(*SPFOutcome)
-	dkimO, _ := prior["dkim"].Data.(*DKIMOutcome)
+	spfO, spfRan := SPFOutcomeOf(prior)
+	dkimO, _ := DKIMOutcomeOf(prior)
 	if !spfRan && a.cfg.SPF.Enabled {
 		// The spf step failed to run (timeout, error): treat as temporary.
 		spfO = &SPFOutcome{Status: StatusTemperror}
 	}
-	if dkimO == nil && a.cfg.DKIM.Enabled && prior["dkim"].Status == policy.StatusError {
+	if dkimO == nil && a.cfg.DKIM.Enabled && prior[DKIM].Status == policy.StatusError {
 		dkimO = &DKIMOutcome{Status: StatusTemperror, Signatures: []DKIMSignature{{Status: StatusTemperror}}}
 	}
 	o := a.evalDMARC(ctx, m.Header, spfO, dkimO)

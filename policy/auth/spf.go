@@ -31,7 +31,7 @@ type SPFOutcome struct {
 
 type spfCheck struct{ a *authenticator }
 
-func (c *spfCheck) Name() string { return "spf" }
+func (c *spfCheck) Name() string { return SPF }
 
 func (c *spfCheck) Check(ctx context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	a := c.a

@@ -43,7 +43,9 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
+	"github.com/mailwarden/mailwarden/policy/spam"
 	"github.com/mailwarden/mailwarden/policy/store"
+	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
 // ForeignSender is what happens to a forward whose envelope sender is not ours.
@@ -140,10 +142,14 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Module is the [autoreply] section: one check, "autoreply".
-func Module() policy.Module {
+// Name is the check's name and its config section.
+const Name = "autoreply"
+
+// Module is the [autoreply] section: one check, "autoreply", remembering
+// classes in st and rewriting forwards with srs (nil: no SRS).
+func Module(st store.Store, srs *SRS) policy.Module {
 	return policy.Module{
-		Name:    "autoreply",
+		Name:    Name,
 		Default: func() any { return Default() },
 		Build: func(sec any, env *policy.Env) ([]policy.Step, error) {
 			c := sec.(*Config)
@@ -153,13 +159,8 @@ func Module() policy.Module {
 			if err := c.Validate(); err != nil {
 				return nil, err
 			}
-			st, err := store.FromEnv(env)
-			if err != nil {
-				return nil, err
-			}
-			srs, err := srsFromEnv(env)
-			if err != nil {
-				return nil, err
+			if st == nil {
+				return nil, errors.New("autoreply: no state store")
 			}
 			if c.ForeignSender == ForeignSRS && srs == nil {
 				return nil, errors.New("autoreply: foreign_sender = \"srs\" needs [srs] secret")
@@ -184,10 +185,10 @@ type Check struct {
 	Now        func() time.Time
 }
 
-func (c *Check) Name() string { return "autoreply" }
+func (c *Check) Name() string { return Name }
 
 // After: the guard needs the spam and virus verdicts.
-func (c *Check) After() []string { return []string{"spam", "virus"} }
+func (c *Check) After() []string { return []string{spam.Name, virus.Name} }
 
 // Statuses of the autoreply check, besides none and pass.
 const (
@@ -235,7 +236,7 @@ func (c *Check) Observe(ctx context.Context, m *message.Message, v *policy.Verdi
 	if c.Core.DirectionOf(m) != policy.DirInbound || v.WouldBe == policy.ActionTempfail {
 		return nil // a deferred message will be seen again
 	}
-	mem := Memory{Class: verdictClass(c.Core, v), Time: c.now().Unix(), Sender: m.MailFrom}
+	mem := Memory{Class: verdictClass(v), Time: c.now().Unix(), Sender: m.MailFrom}
 	b, _ := json.Marshal(mem)
 	// RFC 5322 §3.6.4: Message-ID is only a SHOULD (spam often has none);
 	// without one only the sender memory is kept.
@@ -262,50 +263,40 @@ func SenderKey(addr string) string {
 
 // verdictClass reads the class from the final verdict: virus when the
 // virus check found one; spam when the spam check says so, when the score
-// earned the spam flag header, or when the verdict held or refused it for
-// its score.
-func verdictClass(core *policy.Config, v *policy.Verdict) Class {
-	for _, cr := range v.Checks {
-		if cr.Name == "virus" && cr.Status == "infected" {
-			return ClassVirus
-		}
+// reached the recipients' add_header level (Verdict.Flagged), or when the
+// verdict held or refused it for its score.
+func verdictClass(v *policy.Verdict) Class {
+	if r, ok := v.Result(virus.Name); ok && virus.Infected(r) {
+		return ClassVirus
 	}
-	for _, cr := range v.Checks {
-		if cr.Name == "spam" && cr.Status == "spam" {
-			return ClassSpam
-		}
+	if r, ok := v.Result(spam.Name); ok && spam.IsSpam(r) {
+		return ClassSpam
 	}
-	if core.Headers.Flag != "" {
-		for _, f := range v.Prepend {
-			if strings.EqualFold(f.Name, core.Headers.Flag) && strings.EqualFold(strings.TrimSpace(f.Value), "YES") {
-				return ClassSpam
-			}
-		}
+	if v.Flagged {
+		return ClassSpam
 	}
-	if v.WouldBe == policy.ActionQuarantine || v.WouldBe == policy.ActionReject || v.WouldBe == policy.ActionDiscard {
-		for _, r := range v.Reasons {
-			if r == "spam-score" {
-				return ClassSpam
-			}
-		}
+	if (v.WouldBe == policy.ActionQuarantine || v.WouldBe == policy.ActionReject || v.WouldBe == policy.ActionDiscard) && v.HasReason(policy.ReasonSpamScore) {
+		return ClassSpam
 	}
 	return ClassClean
 }
 
 // priorClass is the class of the message being checked, from the results
-// of the checks that ran before this one (rule 5 decides before the merge).
-func priorClass(core *policy.Config, prior policy.Results) Class {
-	if r, ok := prior["virus"]; ok && r.Status == "infected" {
+// of the checks it runs After (rule 5 decides before the merge): virus or
+// spam by their typed results, else spam when their scores reach the
+// add_header level of this message's recipients.
+func priorClass(core *policy.Config, m *message.Message, prior policy.Results) Class {
+	if r, ok := prior[virus.Name]; ok && virus.Infected(r) {
 		return ClassVirus
 	}
-	if r, ok := prior["spam"]; ok && r.Status == "spam" {
+	if r, ok := prior[spam.Name]; ok && spam.IsSpam(r) {
 		return ClassSpam
 	}
 	score := 0.0
 	for _, r := range prior {
 		score += r.Score
 	}
-	th := core.Score.Thresholds
+	th := core.ThresholdsFor(m.Rcpts)
 	if th.AddHeader > 0 && score >= th.AddHeader {
 		return ClassSpam
 	}
@@ -325,7 +316,7 @@ func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Resu
 
 // inbound is rule 5: spam to a recipient that Postfix forwards off-site.
 func (c *Check) inbound(m *message.Message, prior policy.Results) policy.Result {
-	class := priorClass(c.Core, prior)
+	class := priorClass(c.Core, m, prior)
 	if class == ClassClean || c.Cfg.fwdSpam == policy.ActionAccept {
 		return policy.Result{Status: policy.StatusNone}
 	}

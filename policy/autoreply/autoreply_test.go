@@ -15,7 +15,9 @@ import (
 
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/message"
+	"github.com/mailwarden/mailwarden/policy/spam"
 	"github.com/mailwarden/mailwarden/policy/store"
+	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
 // fakeSpam stands in for the spam check: it reports "spam" when the
@@ -98,11 +100,12 @@ func newWorld(t *testing.T, extra string) *world {
 		}
 		return m
 	}
-	mods := []policy.Module{testModule("spam", fakeSpam{}), testModule("virus", fakeVirus{}), store.Module(), capture(SRSModule()), capture(Module())}
-	cfg, err := policy.Load("test.toml", []byte(baseTOML+extra), mods)
+	cfg, err := policy.Load("test.toml", []byte(baseTOML+extra), sections())
 	if err != nil {
 		t.Fatal(err)
 	}
+	st, srs := services(t, cfg)
+	mods := []policy.Module{testModule("spam", fakeSpam{}), testModule("virus", fakeVirus{}), store.Section(), capture(SRSModule(srs)), capture(Module(st, srs))}
 	p, err := policy.New(cfg, mods, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -301,12 +304,12 @@ func TestRule2Namespace(t *testing.T) {
 }
 
 func TestRule2ForwardRejectWithoutSRS(t *testing.T) {
-	mods := []policy.Module{store.Module(), SRSModule(), Module()}
-	cfg, err := policy.Load("t.toml", []byte("local_domains = [\"example.org\"]\n[store]\nbackend = \"memory\"\n"), mods)
+	cfg, err := policy.Load("t.toml", []byte("local_domains = [\"example.org\"]\n[store]\nbackend = \"memory\"\n"), sections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.New(cfg, mods, nil, nil, nil)
+	st, srs := services(t, cfg)
+	p, err := policy.New(cfg, []policy.Module{store.Section(), SRSModule(srs), Module(st, srs)}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,8 +319,9 @@ func TestRule2ForwardRejectWithoutSRS(t *testing.T) {
 		t.Fatalf("forward without SRS: %v %v", v.Action, v.Reasons)
 	}
 	// foreign_sender = "srs" without a secret is a configuration error.
-	cfg, _ = policy.Load("t.toml", []byte("local_domains = [\"example.org\"]\n[store]\nbackend = \"memory\"\n[autoreply]\nforeign_sender = \"srs\"\n"), mods)
-	if _, err := policy.New(cfg, mods, nil, nil, nil); err == nil {
+	cfg, _ = policy.Load("t.toml", []byte("local_domains = [\"example.org\"]\n[store]\nbackend = \"memory\"\n[autoreply]\nforeign_sender = \"srs\"\n"), sections())
+	st, srs = services(t, cfg)
+	if _, err := policy.New(cfg, []policy.Module{store.Section(), SRSModule(srs), Module(st, srs)}, nil, nil, nil); err == nil {
 		t.Fatal("srs without a secret accepted")
 	}
 }
@@ -408,8 +412,29 @@ func TestStoreDownIsOnError(t *testing.T) {
 	}
 }
 
+// sections is the schema: our sections and the store's.
+func sections() []policy.Module {
+	return []policy.Module{store.Section(), SRSModule(nil), Module(nil, nil)}
+}
+
+// services builds what the daemon would hand the modules: the store of
+// [store] and the SRS rewriter of [srs].
+func services(t *testing.T, cfg *policy.Config) (store.Store, *SRS) {
+	t.Helper()
+	st, err := store.Open(store.ConfigOf(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srs, err := NewSRS(SRSConfigOf(cfg), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, srs
+}
+
 func TestConfigValidate(t *testing.T) {
-	mods := []policy.Module{store.Module(), SRSModule(), Module()}
+	mods := sections()
 	_, err := policy.Load("t.toml", []byte("[autoreply]\nspam_action = \"explode\"\nflood_action = \"accept\"\nforeign_sender = \"x\"\n[srs]\nsecret = \"short\"\n"), mods)
 	for _, k := range []string{"autoreply.spam_action", "autoreply.flood_action", "autoreply.foreign_sender", "srs.secret"} {
 		if err == nil || !strings.Contains(err.Error(), k) {
@@ -448,21 +473,25 @@ func TestRule1ReplyWithoutReferences(t *testing.T) {
 }
 
 func TestVerdictClass(t *testing.T) {
-	core := policy.DefaultConfig()
+	report := func(name string, st policy.Status) policy.CheckReport {
+		return policy.CheckReport{Name: name, Status: st, Result: policy.Result{Status: st}}
+	}
 	for _, c := range []struct {
 		name string
 		v    policy.Verdict
 		want Class
 	}{
 		{"clean", policy.Verdict{WouldBe: policy.ActionAccept}, ClassClean},
-		{"virus", policy.Verdict{Checks: []policy.CheckReport{{Name: "virus", Status: "infected"}}}, ClassVirus},
-		{"spam-status", policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "spam"}}}, ClassSpam},
-		{"unsure-status", policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "unsure"}}}, ClassClean},
-		{"flag-header", policy.Verdict{Prepend: []message.Field{{Name: "X-Spam-Flag", Value: "YES"}}}, ClassSpam},
+		{"virus", policy.Verdict{Checks: []policy.CheckReport{report(virus.Name, virus.StatusInfected)}}, ClassVirus},
+		{"spam-status", policy.Verdict{Checks: []policy.CheckReport{report(spam.Name, spam.StatusSpam)}}, ClassSpam},
+		{"unsure-status", policy.Verdict{Checks: []policy.CheckReport{report(spam.Name, spam.StatusUnsure)}}, ClassClean},
+		// The verdict's class, not the text of a header it renders.
+		{"flagged", policy.Verdict{Flagged: true}, ClassSpam},
+		{"flag-header text only", policy.Verdict{Prepend: []message.Field{{Name: "X-Spam-Flag", Value: "YES"}}}, ClassClean},
 		{"held-for-score", policy.Verdict{WouldBe: policy.ActionQuarantine, Reasons: []string{"spam-score"}}, ClassSpam},
 		{"held-for-rule", policy.Verdict{WouldBe: policy.ActionQuarantine, Reasons: []string{"rule-x"}}, ClassClean},
 	} {
-		if got := verdictClass(core, &c.v); got != c.want {
+		if got := verdictClass(&c.v); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}
 	}
@@ -479,7 +508,7 @@ func TestObserveOnlyFinalInbound(t *testing.T) {
 	if err := w.ck.Observe(ctx, out, &policy.Verdict{}); err != nil || w.st.Len() != 0 {
 		t.Fatalf("an outbound message was remembered (%d keys, %v)", w.st.Len(), err)
 	}
-	if err := w.ck.Observe(ctx, in, &policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "spam"}}}); err != nil || w.st.Len() != 2 {
+	if err := w.ck.Observe(ctx, in, &policy.Verdict{Checks: []policy.CheckReport{{Name: spam.Name, Status: spam.StatusSpam, Result: policy.Result{Status: spam.StatusSpam}}}}); err != nil || w.st.Len() != 2 {
 		t.Fatalf("inbound spam: %d keys, %v (want message and sender)", w.st.Len(), err)
 	}
 	v, ok, _ := w.st.Get(ctx, MemoryKey("OBS1@remote.test"))

@@ -115,25 +115,21 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Module registers [health]; it has no steps.
-func Module() policy.Module {
-	return policy.Module{
-		Name:    "health",
-		Default: func() any { return Default() },
-		Build: func(section any, env *policy.Env) ([]policy.Step, error) {
-			c := section.(*Config)
-			if !c.Enabled {
-				return nil, nil
-			}
-			_, err := env.Shared.Get("health", func() (any, error) {
-				rep, _ := env.Metrics.(Reporter)
-				p := New(c, Options{Logger: env.Logger, Reporter: rep})
-				p.Start()
-				return p, nil
-			})
-			return nil, err
-		},
+// SectionName is the prober's config section.
+const SectionName = "health"
+
+// Section is the [health] section; it builds no step. The daemon makes the
+// Prober (New) and starts it (Start); `check` and `eval` never do.
+func Section() policy.Module {
+	return policy.Module{Name: SectionName, Default: func() any { return Default() }}
+}
+
+// ConfigOf returns the [health] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, SectionName); c != nil {
+		return c
 	}
+	return Default()
 }
 
 // Target is one neighbour to probe.

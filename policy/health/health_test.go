@@ -182,7 +182,7 @@ func TestRealProbes(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	mods := []policy.Module{Module()}
+	mods := []policy.Module{Section()}
 	_, err := policy.Load("t", []byte("[health]\nrelay_hosts = [\"nohost\"]\nclamd = \"/sock\"\nredis = \"x\"\ninterval = \"1ms\"\n"), mods)
 	for _, k := range []string{"health.relay_hosts", "health.clamd", "health.redis", "health.interval"} {
 		if err == nil || !strings.Contains(err.Error(), k) {
@@ -196,17 +196,18 @@ func TestConfig(t *testing.T) {
 	rec := &struct {
 		recorderMetrics
 	}{}
-	p, err := policy.New(cfg, mods, nil, nil, rec)
-	if err != nil {
-		t.Fatal(err)
+	p := New(ConfigOf(cfg), Options{Reporter: rec})
+	if rec.n() != 0 {
+		t.Fatal("New probed: only Start may")
 	}
+	p.Start()
 	deadline := time.Now().Add(5 * time.Second)
 	for rec.n() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	p.Close()
 	if rec.n() == 0 {
-		t.Fatal("the module's prober never reported")
+		t.Fatal("the started prober never reported")
 	}
 	rec.mu.Lock()
 	if r := rec.rounds[0][0]; r.Up || r.Kind != KindSMTP {

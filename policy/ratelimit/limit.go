@@ -145,11 +145,14 @@ func (ls *Limits) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Name is the check's name and its config section ([[limit]]).
+const Name = "limit"
+
 // Module is the [[limit]] blocks: one check, "limit", deciding every block
-// at once.
-func Module() policy.Module {
+// at once, counting in st (the daemon's store).
+func Module(st store.Store) policy.Module {
 	return policy.Module{
-		Name:    "limit",
+		Name:    Name,
 		Default: func() any { return &Limits{} },
 		Build: func(sec any, env *policy.Env) ([]policy.Step, error) {
 			ls := *sec.(*Limits)
@@ -159,9 +162,8 @@ func Module() policy.Module {
 			if err := (&ls).Validate(); err != nil {
 				return nil, err
 			}
-			st, err := store.FromEnv(env)
-			if err != nil {
-				return nil, err
+			if st == nil {
+				return nil, errors.New("limit: no state store")
 			}
 			step := policy.DefaultStep()
 			step.Timeout = policy.Duration(10 * time.Second)
@@ -187,7 +189,7 @@ type Check struct {
 	Now    func() time.Time
 }
 
-func (c *Check) Name() string { return "limit" }
+func (c *Check) Name() string { return Name }
 
 // StatusLimited is the status of a message over a limit.
 const StatusLimited policy.Status = "limited"

@@ -16,7 +16,7 @@ import (
 
 func load(t *testing.T, toml string) *policy.Config {
 	t.Helper()
-	cfg, err := policy.Load("test.toml", []byte(toml), []policy.Module{store.Module(), Module()})
+	cfg, err := policy.Load("test.toml", []byte(toml), []policy.Module{store.Section(), Module(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ name = "a b"
 key = "colour"
 rate = "5/hour"
 action = "accept"
-`), []policy.Module{store.Module(), Module()})
+`), []policy.Module{store.Section(), Module(nil)})
 	if err == nil {
 		t.Fatal("bad block accepted")
 	}
@@ -61,7 +61,7 @@ action = "accept"
 			t.Errorf("error %q does not name %s", err, want)
 		}
 	}
-	_, err = policy.Load("x.toml", []byte(base+"[[limit]]\nname = \"a\"\nkey = \"rcpt\"\nrate = \"5/fortnight\"\n"), []policy.Module{store.Module(), Module()})
+	_, err = policy.Load("x.toml", []byte(base+"[[limit]]\nname = \"a\"\nkey = \"rcpt\"\nrate = \"5/fortnight\"\n"), []policy.Module{store.Section(), Module(nil)})
 	if err == nil || !strings.Contains(err.Error(), "fortnight") {
 		t.Fatalf("bad rate: %v", err)
 	}
@@ -275,7 +275,7 @@ name = "user"
 key = "sasl_user"
 rate = "3/hour"
 `)
-	steps, err := Module().Build(cfg.Sections["limit"], &policy.Env{Config: cfg, Shared: &policy.Shared{}})
+	steps, err := Module(store.NewMemory()).Build(cfg.Sections[Name], &policy.Env{Config: cfg})
 	if err != nil || len(steps) != 1 || steps[0].OnError != policy.ActionTempfail {
 		t.Fatalf("Build = %v %v", steps, err)
 	}

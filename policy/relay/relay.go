@@ -74,10 +74,21 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Name is the relay guard's name and its config section.
+const Name = "relay"
+
+// ConfigOf returns the [relay] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, Name); c != nil {
+		return c
+	}
+	return Module().Default().(*Config)
+}
+
 // Module is the relay guard.
 func Module() policy.Module {
 	return policy.Module{
-		Name: "relay",
+		Name: Name,
 		Default: func() any {
 			return &Config{
 				StepConfig: policy.DefaultStep(),

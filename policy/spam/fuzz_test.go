@@ -142,10 +142,10 @@ func BenchmarkSpamCheckBoltCold(b *testing.B) {
 
 func benchCheck(b *testing.B, ts bayes.TokenStore) {
 	ham, spam := corpus(b, 1000)
-	c := newCheck(b, func(cfg *Config) {
+	c := newCheck(b, func(cfg *Config, o *Options) {
 		cfg.Bayes.MinHam, cfg.Bayes.MinSpam = 1, 1
 		if ts != nil {
-			cfg.Tokens = ts
+			o.Tokens = ts
 		}
 	})
 	ts = c.TokenStore()

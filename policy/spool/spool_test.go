@@ -178,7 +178,7 @@ func TestRealStatfs(t *testing.T) {
 }
 
 func TestModuleConfig(t *testing.T) {
-	mods := []policy.Module{Module()}
+	mods := []policy.Module{Module(nil)}
 	if _, err := policy.Load("t", []byte("[spool]\ninterval = \"1ms\"\nreply = \"550 5.3.1 x\"\ndirs = [\"rel\"]\n"), mods); err == nil ||
 		!strings.Contains(err.Error(), "spool.interval") || !strings.Contains(err.Error(), "spool.reply") || !strings.Contains(err.Error(), "spool.dirs") {
 		t.Fatalf("bad config accepted or badly reported: %v", err)
@@ -188,7 +188,9 @@ func TestModuleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.New(cfg, mods, nil, nil, nil)
+	g := New(ConfigOf(cfg), Dirs(ConfigOf(cfg), cfg), Options{})
+	g.Start()
+	p, err := policy.New(cfg, []policy.Module{Module(g)}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +198,13 @@ func TestModuleConfig(t *testing.T) {
 	if a != policy.ActionAccept {
 		t.Fatal("real temp dir with 1KB minimum deferred")
 	}
-	if err := p.Close(); err != nil { // stops the poller
+	if err := p.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil { // stops the poller
+		t.Fatal(err)
+	}
+	if _, err := policy.New(cfg, []policy.Module{Module(nil)}, nil, nil, nil); err == nil {
+		t.Fatal("an enabled [spool] without a guard built")
 	}
 }

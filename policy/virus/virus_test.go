@@ -179,14 +179,27 @@ name = "b"
 addresses = ["%B%", "unix:/nonexistent/clamd.ctl"]
 `
 
+// sections is the schema of our two sections (Module without scanners
+// builds nothing until enabled).
+func sections() []policy.Module { return []policy.Module{virus.Module(nil), virus.ClamAVSection()} }
+
+// build makes the pipeline the daemon would: scanners from [clamav], then
+// the virus module with them.
+func build(cfg *policy.Config) (*policy.Pipeline, error) {
+	scanners, err := virus.NewScanners(virus.ClamAVConfigOf(cfg), virus.ConfigOf(cfg).Timeout.D())
+	if err != nil {
+		return nil, err
+	}
+	return policy.New(cfg, []policy.Module{virus.Module(scanners), virus.ClamAVSection()}, nil, nil, nil)
+}
+
 func pipeline(t *testing.T, text string) *policy.Pipeline {
 	t.Helper()
-	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
-	cfg, err := policy.Load("test.toml", []byte(text), mods)
+	cfg, err := policy.Load("test.toml", []byte(text), sections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.New(cfg, mods, nil, nil, nil)
+	p, err := build(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +267,7 @@ func TestDefaultsAndValidate(t *testing.T) {
 			t.Fatal("virus must be off by default (no clamd on a fresh machine)")
 		}
 	}
-	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
+	mods := sections()
 	for _, bad := range []string{
 		"[virus]\non_infected = \"accept\"\n",
 		"[virus]\nrequire = \"most\"\n",
@@ -361,12 +374,11 @@ func BenchmarkScan50MB(b *testing.B) {
 }
 
 func pipelineB(b *testing.B, text string) *policy.Pipeline {
-	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
-	cfg, err := policy.Load("b.toml", []byte(text), mods)
+	cfg, err := policy.Load("b.toml", []byte(text), sections())
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := policy.New(cfg, mods, nil, nil, nil)
+	p, err := build(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -390,7 +402,7 @@ func TestExampleConfigMatchesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
+	mods := sections()
 	// Keep only the core keys and our sections: other modules' sections
 	// are not registered here.
 	var keep []string
