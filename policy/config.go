@@ -135,14 +135,18 @@ type RuleConfig struct {
 	re *regexp.Regexp
 }
 
-// Module is a check (or a shared service) with its own config section.
+// Module is a config section and, with Build, the steps it makes. Every
+// section has the same shape: Default returns a pointer to its config type
+// with the defaults (DefaultX / Default naming aside, the only place
+// defaults live); the type may implement Normalizer and Validator.
 type Module struct {
 	// Name is the TOML section and, for a check, the check's name.
 	Name string
 	// Default returns a pointer to the section's config with its defaults.
 	Default func() any
-	// Build makes the module's steps from its decoded section. It may return
-	// no steps (disabled, or a pure service such as the resolver).
+	// Build makes the module's steps from its decoded section, with the
+	// services its constructor was given. Nil for a section that builds
+	// no step (a service's, such as [dns], or the daemon's).
 	Build func(section any, env *Env) ([]Step, error)
 }
 
@@ -291,6 +295,15 @@ func Load(name string, data []byte, modules []Module) (*Config, error) {
 		cfg.Score.Domains[d] = t
 	}
 
+	// Normalise first (defaults of array tables, case of names, compiled
+	// patterns), then validate: Validate only reads.
+	cfg.normalize()
+	for _, m := range modules {
+		if n, ok := cfg.Sections[m.Name].(Normalizer); ok {
+			n.Normalize()
+		}
+	}
+
 	var errs ConfigErrors
 	for _, k := range md.Undecoded() {
 		errs = append(errs, &ConfigError{File: name, Line: keyLine(data, k), Key: k.String(), Msg: "unknown key (a typo here would silently disable a policy)"})
@@ -303,7 +316,7 @@ func Load(name string, data []byte, modules []Module) (*Config, error) {
 		errs = append(errs, e)
 	}
 	for _, m := range modules {
-		if v, ok := cfg.Sections[m.Name].(interface{ Validate() error }); ok {
+		if v, ok := cfg.Sections[m.Name].(Validator); ok {
 			if err := v.Validate(); err != nil {
 				for _, e := range splitErrors(err) {
 					ce := &ConfigError{File: name, Key: m.Name, Msg: e.Error()}
@@ -322,6 +335,19 @@ func Load(name string, data []byte, modules []Module) (*Config, error) {
 		return nil, errs
 	}
 	return cfg, nil
+}
+
+// Normalizer is implemented by sections that fill defaults Default cannot
+// express (keys of array tables) or normalise values (case, parsing). Load
+// calls Normalize before Validate, which must change nothing.
+type Normalizer interface {
+	Normalize()
+}
+
+// Validator is implemented by sections that check themselves. Errors name
+// their key with KeyErr. Validate must not change the section.
+type Validator interface {
+	Validate() error
 }
 
 // KeyError is returned by a section's Validate to name the offending key
@@ -438,6 +464,30 @@ func unquoteKey(s string) string {
 	return strings.Join(parts, ".")
 }
 
+// normalize puts the core keys in the form the checks compare: domains and
+// list patterns lower-cased once here (not on every message), rule patterns
+// compiled. A bad pattern stays uncompiled; validate reports it.
+func (c *Config) normalize() {
+	for i, d := range c.LocalDomains {
+		c.LocalDomains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	}
+	domains := make(map[string]Thresholds, len(c.Score.Domains))
+	for d, t := range c.Score.Domains {
+		// Recipient domains are compared lower-cased (see message.Domain).
+		domains[strings.ToLower(strings.TrimSuffix(d, "."))] = t
+	}
+	c.Score.Domains = domains
+	for _, l := range [][]string{c.Lists.AllowHELOs, c.Lists.DenyHELOs, c.Lists.AllowSenders, c.Lists.DenySenders, c.Lists.AllowRecipients, c.Lists.DenyRecipients} {
+		for i, p := range l {
+			l[i] = normalizePattern(p)
+		}
+	}
+	for i := range c.Rules {
+		c.Rules[i].re, _ = regexp.Compile(c.Rules[i].Pattern)
+	}
+}
+
+// validate checks the core keys after normalize; it changes nothing.
 func (c *Config) validate() []*ConfigError {
 	var errs []*ConfigError
 	bad := func(key, format string, args ...any) {
@@ -450,7 +500,6 @@ func (c *Config) validate() []*ConfigError {
 		if d == "" || strings.ContainsAny(d, "@ \t") {
 			bad("local_domains", "entry %d (%q) is not a domain", i+1, d)
 		}
-		c.LocalDomains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
 	}
 	if !strings.HasPrefix(c.Listen.Address, "unix:") && !strings.HasPrefix(c.Listen.Address, "inet:") && !strings.HasPrefix(c.Listen.Address, "inet6:") {
 		bad("listen.address", "%q must start with unix: or inet:", c.Listen.Address)
@@ -494,25 +543,18 @@ func (c *Config) validate() []*ConfigError {
 		}
 	}
 	checkThresholds("score", c.Score.Thresholds)
-	domains := make(map[string]Thresholds, len(c.Score.Domains))
 	for d, t := range c.Score.Domains {
 		checkThresholds("score.domain."+d, t)
-		// Recipient domains are compared lower-cased (see Domain).
-		domains[strings.ToLower(strings.TrimSuffix(d, "."))] = t
 	}
-	c.Score.Domains = domains
 	for _, l := range []struct {
 		k string
 		v []string
 	}{{"lists.allow_helos", c.Lists.AllowHELOs}, {"lists.deny_helos", c.Lists.DenyHELOs}, {"lists.allow_senders", c.Lists.AllowSenders},
 		{"lists.deny_senders", c.Lists.DenySenders}, {"lists.allow_recipients", c.Lists.AllowRecipients}, {"lists.deny_recipients", c.Lists.DenyRecipients}} {
-		for i, p := range l.v {
-			// Patterns are compared without case: normalise them once
-			// here, not on every message.
-			l.v[i] = normalizePattern(p)
-			if l.v[i] == "" {
+		for _, p := range l.v {
+			if p == "" {
 				bad(l.k, "empty pattern")
-			} else if _, err := path.Match(l.v[i], ""); err != nil {
+			} else if _, err := path.Match(p, ""); err != nil {
 				// A broken wildcard would never match: a silently dead entry.
 				bad(l.k, "%q is not a valid wildcard pattern (unclosed [ or trailing \\)", p)
 			}
@@ -533,14 +575,13 @@ func (c *Config) validate() []*ConfigError {
 		} else if r.Header != "" && !message.ValidFieldName(r.Header) {
 			bad(key+".header", "%q is not a header field name (it would never match)", r.Header)
 		}
-		re, err := regexp.Compile(r.Pattern)
+		_, err := regexp.Compile(r.Pattern)
 		switch {
 		case r.Pattern == "":
 			bad(key+".pattern", "a rule needs a pattern")
 		case err != nil:
 			bad(key+".pattern", "bad regular expression: %v", err)
 		}
-		r.re = re
 		if r.Action == nil && r.Score == 0 {
 			bad(key, "a rule needs a score or an action")
 		}

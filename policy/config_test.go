@@ -366,3 +366,29 @@ quarantine = 0.0
 		t.Errorf("errors %v", ces)
 	}
 }
+
+// Validate only reads: normalising (case, compiled patterns) is its own
+// step, run by Load before it.
+func TestValidateDoesNotMutate(t *testing.T) {
+	c := DefaultConfig()
+	c.LocalDomains = []string{"Example.ORG."}
+	c.Lists.DenySenders = []string{"*@Spammer.TEST"}
+	c.Score.Domains = map[string]Thresholds{"Big.Example": {Reject: 50}}
+	c.Rules = []RuleConfig{{Name: "r", Header: "Subject", Pattern: "x", Score: 1}}
+	if errs := c.validate(); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if c.LocalDomains[0] != "Example.ORG." || c.Lists.DenySenders[0] != "*@Spammer.TEST" || c.Rules[0].re != nil {
+		t.Fatalf("validate changed the config: %v %v %v", c.LocalDomains, c.Lists.DenySenders, c.Rules[0].re)
+	}
+	if _, ok := c.Score.Domains["Big.Example"]; !ok {
+		t.Fatal("validate rewrote score.domain keys")
+	}
+	c.normalize()
+	if c.LocalDomains[0] != "example.org" || c.Lists.DenySenders[0] != "*@spammer.test" || c.Rules[0].re == nil {
+		t.Fatalf("normalize: %v %v %v", c.LocalDomains, c.Lists.DenySenders, c.Rules[0].re)
+	}
+	if _, ok := c.Score.Domains["big.example"]; !ok {
+		t.Fatal("normalize did not lower-case score.domain keys")
+	}
+}

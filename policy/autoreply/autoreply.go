@@ -82,8 +82,13 @@ type Config struct {
 	ForwardingAddresses []string `toml:"forwarding_addresses"`
 	AliasMaps           []string `toml:"alias_maps"`
 	VirtualMaps         []string `toml:"virtual_maps"`
+}
 
-	spamAction, foreignFrom, flood, fwdSpam policy.Action
+// action reads a validated action field (policy.ParseAction: one
+// vocabulary in every section, "hold" = quarantine).
+func action(v string) policy.Action {
+	a, _ := policy.ParseAction(v)
+	return a
 }
 
 // Default is the section's defaults.
@@ -105,8 +110,8 @@ func Default() *Config {
 // Validate checks the section.
 func (c *Config) Validate() error {
 	var errs []error
-	act := func(key, v string, allowed ...policy.Action) policy.Action {
-		a, err := ratelimit.ParseHoldAction(v)
+	act := func(key, v string, allowed ...policy.Action) {
+		a, err := policy.ParseAction(v)
 		ok := err == nil
 		if ok {
 			ok = false
@@ -121,13 +126,12 @@ func (c *Config) Validate() error {
 			}
 			errs = append(errs, policy.KeyErr(key, "%q: want one of %s (hold = quarantine)", v, strings.Join(names, ", ")))
 		}
-		return a
 	}
 	all := []policy.Action{policy.ActionAccept, policy.ActionQuarantine, policy.ActionTempfail, policy.ActionDiscard, policy.ActionReject}
-	c.spamAction = act("spam_action", c.SpamAction, all...)
-	c.foreignFrom = act("foreign_from_action", c.ForeignFromAction, all...)
-	c.flood = act("flood_action", c.FloodAction, policy.ActionDiscard, policy.ActionQuarantine, policy.ActionTempfail, policy.ActionReject)
-	c.fwdSpam = act("forward_spam_action", c.ForwardSpamAction, policy.ActionQuarantine, policy.ActionDiscard, policy.ActionAccept)
+	act("spam_action", c.SpamAction, all...)
+	act("foreign_from_action", c.ForeignFromAction, all...)
+	act("flood_action", c.FloodAction, policy.ActionDiscard, policy.ActionQuarantine, policy.ActionTempfail, policy.ActionReject)
+	act("forward_spam_action", c.ForwardSpamAction, policy.ActionQuarantine, policy.ActionDiscard, policy.ActionAccept)
 	switch c.ForeignSender {
 	case ForeignAuto, ForeignSRS, ForeignReject:
 	default:
@@ -317,7 +321,7 @@ func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Resu
 // inbound is rule 5: spam to a recipient that Postfix forwards off-site.
 func (c *Check) inbound(m *message.Message, prior policy.Results) policy.Result {
 	class := priorClass(c.Core, m, prior)
-	if class == ClassClean || c.Cfg.fwdSpam == policy.ActionAccept {
+	if class == ClassClean || action(c.Cfg.ForwardSpamAction) == policy.ActionAccept {
 		return policy.Result{Status: policy.StatusNone}
 	}
 	var fw []string
@@ -336,7 +340,7 @@ func (c *Check) inbound(m *message.Message, prior policy.Results) policy.Result 
 		QuarantineReason: "forward-" + string(class),
 	}
 	switch {
-	case c.Cfg.fwdSpam == policy.ActionQuarantine:
+	case action(c.Cfg.ForwardSpamAction) == policy.ActionQuarantine:
 		res.Action = policy.ActionQuarantine
 	case len(fw) == len(m.Rcpts):
 		res.Action = policy.ActionDiscard
@@ -441,7 +445,7 @@ func (c *Check) outbound(ctx context.Context, m *message.Message, dir policy.Dir
 		return policy.Result{
 			Status:           StatusBlocked,
 			Detail:           fmt.Sprintf("%s of a message classified %s", detail, class),
-			Action:           c.Cfg.spamAction,
+			Action:           action(c.Cfg.SpamAction),
 			Reasons:          []string{"autoreply-" + string(class)},
 			QuarantineReason: "autoreply-" + string(class),
 		}, nil
@@ -493,8 +497,8 @@ func (c *Check) outbound(ctx context.Context, m *message.Message, dir policy.Dir
 		res.Detail += "; " + why
 		res.Reasons = []string{"autoreply-limited"}
 		res.Status = StatusLimited
-		if len(blocked) == len(m.Rcpts) || c.Cfg.flood != policy.ActionDiscard {
-			res.Action = c.Cfg.flood
+		if len(blocked) == len(m.Rcpts) || action(c.Cfg.FloodAction) != policy.ActionDiscard {
+			res.Action = action(c.Cfg.FloodAction)
 			res.QuarantineReason = "autoreply-limited"
 			res.ChangeFrom = ""
 		} else {
@@ -505,7 +509,7 @@ func (c *Check) outbound(ctx context.Context, m *message.Message, dir policy.Dir
 }
 
 func (c *Check) blockForeign(detail, reason string) policy.Result {
-	return policy.Result{Status: StatusBlocked, Detail: detail, Action: c.Cfg.foreignFrom, Reasons: []string{reason}, QuarantineReason: reason}
+	return policy.Result{Status: StatusBlocked, Detail: detail, Action: action(c.Cfg.ForeignFromAction), Reasons: []string{reason}, QuarantineReason: reason}
 }
 
 func kindStatus(k Kind) policy.Status {

@@ -55,15 +55,25 @@ type LimitConfig struct {
 	// OnError when the state store cannot be reached.
 	// (default tempfail: see the README on an unreachable store).
 	OnError string `toml:"on_error"`
-
-	action, onError policy.Action
 }
+
+// action and onError read the validated action fields (policy.ParseAction:
+// the one vocabulary, "hold" = quarantine).
+func (l *LimitConfig) action() policy.Action  { a, _ := policy.ParseAction(l.Action); return a }
+func (l *LimitConfig) onError() policy.Action { a, _ := policy.ParseAction(l.OnError); return a }
 
 // Limits is the list of [[limit]] blocks.
 type Limits []LimitConfig
 
-// defaults fills a block's unset keys.
-func (l *LimitConfig) defaults() {
+// Normalize fills every block's unset keys (policy.Load calls it before
+// Validate).
+func (ls *Limits) Normalize() {
+	for i := range *ls {
+		(*ls)[i].normalize()
+	}
+}
+
+func (l *LimitConfig) normalize() {
 	if l.Count == "" {
 		l.Count = CountMessages
 	}
@@ -84,22 +94,12 @@ func (l *LimitConfig) defaults() {
 	}
 }
 
-// ParseHoldAction reads an action name where "hold" means quarantine
-// (Postfix's hold queue).
-func ParseHoldAction(s string) (policy.Action, error) {
-	if strings.EqualFold(strings.TrimSpace(s), "hold") {
-		return policy.ActionQuarantine, nil
-	}
-	return policy.ParseAction(s)
-}
-
-// Validate checks every block (and fills in defaults).
+// Validate checks every block (after Normalize); it changes nothing.
 func (ls *Limits) Validate() error {
 	var errs []error
 	names := map[string]bool{}
 	for i := range *ls {
 		l := &(*ls)[i]
-		l.defaults()
 		// "limit[N]" locates the block; the pipeline prefixes the section.
 		k := func(key string) string { return fmt.Sprintf("%d.%s", i+1, key) }
 		bad := func(key, f string, a ...any) { errs = append(errs, policy.KeyErr(k(key), f, a...)) }
@@ -120,12 +120,11 @@ func (ls *Limits) Validate() error {
 		if l.Count != CountMessages && l.Count != CountRecipients {
 			bad("count", "%q: want messages or recipients", l.Count)
 		}
-		a, err := ParseHoldAction(l.Action)
+		a, err := policy.ParseAction(l.Action)
 		if err != nil || a == policy.ActionAccept {
 			bad("action", "%q: want tempfail, hold, reject or discard", l.Action)
 		}
-		l.action = a
-		if l.onError, err = ParseHoldAction(l.OnError); err != nil {
+		if _, err = policy.ParseAction(l.OnError); err != nil {
 			bad("on_error", "%v", err)
 		}
 		for _, d := range l.Directions {
@@ -159,6 +158,7 @@ func Module(st store.Store) policy.Module {
 			if len(ls) == 0 {
 				return nil, nil
 			}
+			ls.Normalize()
 			if err := (&ls).Validate(); err != nil {
 				return nil, err
 			}
@@ -171,8 +171,8 @@ func Module(st store.Store) policy.Module {
 			// the store serves them all at once.
 			step.OnError = policy.ActionAccept
 			for _, l := range ls {
-				if l.onError > step.OnError {
-					step.OnError = l.onError
+				if l.onError() > step.OnError {
+					step.OnError = l.onError()
 				}
 			}
 			c := &Check{Limits: ls, Store: st, Config: env.Config, Now: time.Now}
@@ -223,7 +223,7 @@ func (c *Check) Check(ctx context.Context, m *message.Message, _ policy.Results)
 	return policy.Result{
 		Status:           StatusLimited,
 		Detail:           fmt.Sprintf("limit %s (%s by %s) reached for %s", l.Name, l.Rate, l.Key, strings.TrimPrefix(ws[i].Key, "rl:"+l.Name+":")),
-		Action:           l.action,
+		Action:           l.action(),
 		Reasons:          []string{"limit-" + l.Name},
 		Reply:            policy.Reply{},
 		QuarantineReason: "limit-" + l.Name,

@@ -156,6 +156,16 @@ func Default() *Config {
 }
 
 // Validate checks the section; errors name the key.
+// Normalize compiles the URI rules (policy.Load calls it before Validate;
+// New calls it too, for a config built in code). A bad pattern stays
+// uncompiled; Validate reports it.
+func (c *Config) Normalize() {
+	for i := range c.URIRules {
+		c.URIRules[i].re, _ = regexp.Compile(c.URIRules[i].Pattern)
+	}
+}
+
+// Validate checks the section (after Normalize); it changes nothing.
 func (c *Config) Validate() error {
 	var errs []error
 	known := map[string]bool{}
@@ -194,11 +204,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, policy.KeyErr(key+".name", "duplicate URI rule name %q", r.Name))
 		}
 		names[r.Name] = true
-		re, err := regexp.Compile(r.Pattern)
-		if err != nil || r.Pattern == "" {
+		if _, err := regexp.Compile(r.Pattern); err != nil || r.Pattern == "" {
 			errs = append(errs, policy.KeyErr(key+".pattern", "bad regular expression: %v", err))
 		}
-		r.re = re
 		if r.Score == 0 {
 			errs = append(errs, policy.KeyErr(key+".score", "a URI rule needs a non-zero score"))
 		}
@@ -353,7 +361,8 @@ type Check struct {
 // New builds the check. core may be nil (then the core's default
 // thresholds apply).
 func New(cfg *Config, core *policy.Config, o Options) (*Check, error) {
-	if err := cfg.Validate(); err != nil { // compiles the URI rules
+	cfg.Normalize()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if core == nil {
