@@ -10,7 +10,7 @@ import (
 	"os/exec"
 	"text/tabwriter"
 
-	"github.com/mailwarden/mailwarden/policy/audit"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/audit"
 	"github.com/mailwarden/mailwarden/policy/relay"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )

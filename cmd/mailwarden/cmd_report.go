@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
-	"github.com/mailwarden/mailwarden/policy/report"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/report"
 )
 
 func init() {

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mailwarden/mailwarden/policy"
-	"github.com/mailwarden/mailwarden/policy/health"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
 

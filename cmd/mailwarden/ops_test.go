@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
-	"github.com/mailwarden/mailwarden/policy/health"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 )
 
 func testDaemon(t *testing.T) *daemon {

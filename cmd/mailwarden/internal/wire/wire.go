@@ -29,7 +29,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/autoreply"
 	"github.com/mailwarden/mailwarden/policy/dns"
-	"github.com/mailwarden/mailwarden/policy/health"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/relay"
 	"github.com/mailwarden/mailwarden/policy/spam"

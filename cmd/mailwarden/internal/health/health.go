@@ -10,9 +10,10 @@
 //   - DNS servers answer a query (RFC 1035 §4.1.1: any RCODE other than
 //     SERVFAIL or REFUSED counts as an answer).
 //
-// Probe functions are injectable. The prober runs in a goroutine started by
-// the module and stopped when its pipeline is retired (io.Closer in
-// policy.Shared). Probing never changes a verdict: the checks that use a
+// Probe functions are injectable. The daemon builds the Prober from the
+// [health] section (wire.BuildServices), starts its goroutine (Start) and
+// stops it (Close); it outlives reloads that leave [health] unchanged.
+// `check` and `eval` never start it. Probing never changes a verdict: the checks that use a
 // backend apply their own on_error action.
 package health
 
