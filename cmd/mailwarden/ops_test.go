@@ -194,7 +194,7 @@ func TestExampleOpsSectionsAreDefaults(t *testing.T) {
 }
 
 func TestReportAndAuditCommands(t *testing.T) {
-	const sample = "../../policy/report/testdata/sample.log"
+	const sample = "internal/report/testdata/sample.log"
 	var out, errb strings.Builder
 	if code := run([]string{"report", "--json", sample}, &out, &errb); code != 0 {
 		t.Fatalf("report: %d %s", code, errb.String())
@@ -229,13 +229,13 @@ func TestReportAndAuditCommands(t *testing.T) {
 		code int
 	}{{"openrelay.cf", 4}, {"wide.cf", 4}} {
 		out.Reset()
-		code := run([]string{"audit", "--main-cf", "../../policy/audit/testdata/" + c.file}, &out, &errb)
+		code := run([]string{"audit", "--main-cf", "internal/audit/testdata/" + c.file}, &out, &errb)
 		if code != c.code || !strings.Contains(out.String(), "fix: ") {
 			t.Errorf("audit %s: exit %d, want %d\n%s", c.file, code, c.code, out.String())
 		}
 	}
 	out.Reset()
-	if code := run([]string{"audit", "--json", "--main-cf", "../../policy/audit/testdata/good.cf"}, &out, &errb); code == 1 {
+	if code := run([]string{"audit", "--json", "--main-cf", "internal/audit/testdata/good.cf"}, &out, &errb); code == 1 {
 		t.Fatal(errb.String())
 	}
 	var fs []struct{ ID, Severity string }
