@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/mail"
 	"net/netip"
 	"os"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/corpus"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/message"
@@ -78,11 +78,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	case *from != "":
 		m.MailFrom = strings.Trim(*from, "<>")
 	default:
-		m.MailFrom = firstAddress(m.Header.Values("From"))
+		m.MailFrom = corpus.FirstAddress(m.Header.Values("From"))
 	}
 	m.Rcpts = rcpts
 	if len(m.Rcpts) == 0 {
-		m.Rcpts = addresses(append(m.Header.Values("To"), m.Header.Values("Cc")...))
+		m.Rcpts = corpus.Addresses(append(m.Header.Values("To"), m.Header.Values("Cc")...))
 	}
 
 	logOut := io.Discard
@@ -123,27 +123,6 @@ func readMessageFile(path string, cfg *policy.Config) (*message.Message, error) 
 	m.Size = m.RawSize()
 	m.Oversize = m.Size > int64(cfg.MaxMessageSize) || len(h) > cfg.Message.MaxHeaders
 	return m, nil
-}
-
-func firstAddress(vals []string) string {
-	if a := addresses(vals); len(a) > 0 {
-		return a[0]
-	}
-	return ""
-}
-
-func addresses(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		list, err := mail.ParseAddressList(v)
-		if err != nil {
-			continue
-		}
-		for _, a := range list {
-			out = append(out, a.Address)
-		}
-	}
-	return out
 }
 
 type jsonVerdict struct {

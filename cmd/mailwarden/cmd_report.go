@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/report"
+	"github.com/mailwarden/mailwarden/policy"
 )
 
 func init() {

@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
+	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
 

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
+	"github.com/mailwarden/mailwarden/policy"
 )
 
 func testDaemon(t *testing.T) *daemon {
