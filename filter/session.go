@@ -2,6 +2,8 @@ package filter
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"log/slog"
 	"net/netip"
 	"sort"
@@ -39,7 +41,8 @@ type transaction struct {
 	spool    spool
 }
 
-func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (*milter.Response, error) {
+func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("connect", &resp, &err)
 	s.macros = map[string]string{}
 	collect(m, s.macros, milter.StageConnect)
 	s.client = policy.Client{Name: host, Port: port}
@@ -52,13 +55,15 @@ func (s *session) Connect(host, family string, port uint16, addr string, m milte
 	return milter.RespContinue, nil
 }
 
-func (s *session) Helo(name string, m milter.Modifier) (*milter.Response, error) {
+func (s *session) Helo(name string, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("helo", &resp, &err)
 	s.client.HELO = name
 	collect(m, s.macros, milter.StageHelo)
 	return milter.RespContinue, nil
 }
 
-func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
+func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("mail", &resp, &err)
 	s.endTx() // a reused connection: forget the previous transaction
 	p, release := s.srv.opts.Holder.Acquire()
 	cfg := p.Config()
@@ -74,7 +79,8 @@ func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.R
 	return milter.RespContinue, nil
 }
 
-func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
+func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("rcpt", &resp, &err)
 	if s.tx == nil {
 		return milter.RespContinue, nil
 	}
@@ -90,7 +96,8 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Res
 	return milter.RespContinue, nil
 }
 
-func (s *session) Header(name, value string, m milter.Modifier) (*milter.Response, error) {
+func (s *session) Header(name, value string, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("header", &resp, &err)
 	tx := s.tx
 	if tx == nil {
 		return milter.RespContinue, nil
@@ -109,7 +116,8 @@ func (s *session) Header(name, value string, m milter.Modifier) (*milter.Respons
 	return milter.RespContinue, nil
 }
 
-func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, error) {
+func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("body", &resp, &err)
 	tx := s.tx
 	if tx == nil {
 		return milter.RespContinue, nil
@@ -134,7 +142,8 @@ func (s *session) fail(m milter.Modifier, tx *transaction, why string) (*milter.
 	return milter.RejectWithCodeAndReason(uint16(r.Code), replyText(r))
 }
 
-func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
+func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("end-of-message", &resp, &err)
 	tx := s.tx
 	if tx == nil {
 		return milter.RespAccept, nil
@@ -179,18 +188,38 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 	close(stop)
 	<-done
 
-	resp, err := apply(m, v, s.proto&milter.OptHeaderLeadingSpace != 0)
+	resp, err = apply(m, v, s.proto&milter.OptHeaderLeadingSpace != 0)
 	logSummary(s.srv.opts.Logger, msg, v, cfg, time.Since(tx.start), err)
 	return resp, err
 }
 
-func (s *session) Abort(m milter.Modifier) error {
+func (s *session) Abort(m milter.Modifier) (err error) {
+	var resp *milter.Response
+	defer s.recover("abort", &resp, &err)
 	s.endTx()
 	return nil
 }
 
 func (s *session) Cleanup(m milter.Modifier) {
+	var resp *milter.Response
+	var err error
+	defer s.recover("cleanup", &resp, &err)
 	s.endTx()
+}
+
+// recover turns a panic in a callback into an error, which ends this
+// connection only (the MTA applies its milter default action to the
+// message); it is logged with its stack and counted.
+func (s *session) recover(step string, resp **milter.Response, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.srv.opts.Logger.Error("panic in a milter session; closing that connection", "step", step, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	if s.srv.opts.OnDrop != nil {
+		s.srv.opts.OnDrop(DropPanic)
+	}
+	*resp, *err = nil, fmt.Errorf("filter: panic in %s: %v", step, r)
 }
 
 // endTx forgets the transaction: the spool file is removed and the
