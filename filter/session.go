@@ -3,9 +3,9 @@ package filter
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
