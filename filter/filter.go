@@ -61,6 +61,7 @@ type Server struct {
 	suppressed atomic.Int64 // events since then
 	accErr     atomic.Int64 // temporary accept errors
 	ln         atomic.Pointer[guardListener]
+	mem        budget // body bytes in memory, all transactions
 }
 
 // The protocol steps we ask for. We need no DATA and no end-of-header
@@ -179,6 +180,9 @@ func (s *Server) Conns() int {
 	}
 	return 0
 }
+
+// BodyMemory is the body bytes held in memory by messages in flight.
+func (s *Server) BodyMemory() int64 { return s.mem.Used() }
 
 // AcceptErrors counts temporary accept errors (each one backed off).
 func (s *Server) AcceptErrors() int64 { return s.accErr.Load() }

@@ -39,6 +39,9 @@ type transaction struct {
 	hdrBytes int64
 	tooMany  bool
 	spool    spool
+	// verdict, when set, was decided before the end of the message (the
+	// header grew past max_header_size); EndOfMessage applies it.
+	verdict *policy.Verdict
 }
 
 func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (resp *milter.Response, err error) {
@@ -73,7 +76,8 @@ func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (resp *mil
 	}
 	collect(m, tx.macros, milter.StageMail)
 	tx.auth = tx.macros["auth_authen"]
-	tx.spool = spool{dir: cfg.Message.TempDir, memLimit: int64(cfg.Message.SpoolMemory), max: int64(cfg.MaxMessageSize)}
+	tx.spool = spool{dir: cfg.Message.TempDir, memLimit: int64(cfg.Message.SpoolMemory), max: int64(cfg.MaxMessageSize),
+		bud: &s.srv.mem, budMax: int64(cfg.Message.MemoryBudget)}
 	s.tx = tx
 	s.srv.inflight.Add(1)
 	return milter.RespContinue, nil
@@ -103,6 +107,12 @@ func (s *session) Header(name, value string, m milter.Modifier) (resp *milter.Re
 		return milter.RespContinue, nil
 	}
 	tx.hdrBytes += int64(len(name) + len(value) + 3)
+	if tx.verdict != nil {
+		return milter.RespContinue, nil // decided; nothing more is kept
+	}
+	if max := int64(tx.p.Config().Message.MaxHeaderSize); max > 0 && tx.hdrBytes > max {
+		return s.headerTooBig(m, tx)
+	}
 	if len(tx.header) >= tx.p.Config().Message.MaxHeaders {
 		tx.tooMany = true
 		return milter.RespContinue, nil
@@ -151,21 +161,15 @@ func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	defer s.endTx()
 	collect(m, tx.macros, milter.StageEOM)
 	cfg := tx.p.Config()
-	msg := &policy.Message{
-		QueueID:  tx.macros["i"],
-		Client:   s.client,
-		Auth:     tx.auth,
-		Macros:   tx.macros,
-		MailFrom: tx.from,
-		Rcpts:    tx.rcpts,
-		Header:   tx.header,
-		Oversize: tx.spool.oversize || tx.tooMany || tx.hdrBytes > int64(cfg.MaxMessageSize),
-		Size:     tx.hdrBytes + tx.spool.size,
-		Received: tx.start,
-	}
+	msg := s.message(tx)
 	body := tx.spool.body()
 	defer body.Close()
 	msg.Body = body
+	if tx.verdict != nil {
+		resp, err = apply(m, tx.verdict, s.proto&milter.OptHeaderLeadingSpace != 0)
+		logSummary(s.srv.opts.Logger, msg, tx.verdict, cfg, time.Since(tx.start), err)
+		return resp, err
+	}
 
 	// Keep the MTA from timing out while slow checks run (clamd on a big
 	// message): milter progress every few seconds.
@@ -191,6 +195,51 @@ func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	resp, err = apply(m, v, s.proto&milter.OptHeaderLeadingSpace != 0)
 	logSummary(s.srv.opts.Logger, msg, v, cfg, time.Since(tx.start), err)
 	return resp, err
+}
+
+// message is the policy view of the transaction so far (without a body).
+func (s *session) message(tx *transaction) *policy.Message {
+	cfg := tx.p.Config()
+	return &policy.Message{
+		QueueID:  tx.macros["i"],
+		Client:   s.client,
+		Auth:     tx.auth,
+		Macros:   tx.macros,
+		MailFrom: tx.from,
+		Rcpts:    tx.rcpts,
+		Header:   tx.header,
+		Oversize: tx.verdict != nil || tx.spool.oversize || tx.tooMany || tx.hdrBytes > int64(cfg.MaxMessageSize),
+		Size:     tx.hdrBytes + tx.spool.size,
+		Received: tx.start,
+	}
+}
+
+// headerTooBig handles the header field that takes a message past
+// max_header_size: the header kept so far is dropped (memory is what the
+// cap protects), nothing more is kept, and the message is decided at once
+// as oversize. A reject, tempfail or discard is answered now; an action
+// that needs the end of the message (accept with our header fields,
+// quarantine, monitor mode) is applied there, the body skipped.
+func (s *session) headerTooBig(m milter.Modifier, tx *transaction) (*milter.Response, error) {
+	tx.header = nil
+	tx.spool.oversize = true
+	tx.spool.discard()
+	msg := s.message(tx)
+	msg.Oversize = true
+	msg.Body = &spoolBody{}
+	tx.verdict = tx.p.Run(context.Background(), msg)
+	switch tx.verdict.Action {
+	case policy.ActionReject, policy.ActionTempfail, policy.ActionDiscard:
+		v := tx.verdict
+		s.srv.opts.Logger.Info("header over max_header_size; decided at once", "queue_id", msg.QueueID, "header_bytes", tx.hdrBytes, "max_header_size", int64(tx.p.Config().Message.MaxHeaderSize))
+		logSummary(s.srv.opts.Logger, msg, v, tx.p.Config(), time.Since(tx.start), nil)
+		s.endTx()
+		if v.Action == policy.ActionDiscard {
+			return milter.RespDiscard, nil
+		}
+		return milter.RejectWithCodeAndReason(uint16(v.Reply.Code), replyText(v.Reply))
+	}
+	return milter.RespContinue, nil
 }
 
 func (s *session) Abort(m milter.Modifier) (err error) {

@@ -57,6 +57,9 @@ type ListenConfig struct {
 	SocketGroup string   `toml:"socket_group"` // group name or id, for unix sockets
 	GracePeriod Duration `toml:"grace_period"` // finish in-flight sessions on SIGTERM
 	ReadTimeout Duration `toml:"read_timeout"` // idle MTA connection
+	// MaxConnections caps concurrent MTA connections; more are closed at
+	// once (logged, counted). 0: no cap.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // LogConfig selects the slog handler.
@@ -71,6 +74,13 @@ type MessageConfig struct {
 	SpoolMemory Size   `toml:"spool_memory"` // bodies above this go to a temp file
 	TempDir     string `toml:"temp_dir"`
 	MaxHeaders  int    `toml:"max_headers"`
+	// MaxHeaderSize bounds the header bytes of one message; past it the
+	// header is not kept and the message gets max_message_size_action at
+	// once.
+	MaxHeaderSize Size `toml:"max_header_size"`
+	// MemoryBudget bounds the body bytes held in memory by all messages in
+	// flight together; past it bodies go to temp files at once.
+	MemoryBudget Size `toml:"memory_budget"`
 }
 
 // RepliesConfig holds the generic SMTP replies; details go to the log.
@@ -161,12 +171,15 @@ func DefaultConfig() *Config {
 			Address:     "inet:127.0.0.1:8895",
 			SocketMode:  "0660",
 			GracePeriod: Duration(30 * time.Second),
-			ReadTimeout: Duration(5 * time.Minute),
+			ReadTimeout:    Duration(5 * time.Minute),
+			MaxConnections: 400,
 		},
 		Log: LogConfig{Level: "info", Format: "json"},
 		Message: MessageConfig{
-			SpoolMemory: 1 << 20,
-			MaxHeaders:  1000,
+			SpoolMemory:   1 << 20,
+			MaxHeaders:    1000,
+			MaxHeaderSize: 1 << 20,
+			MemoryBudget:  64 << 20,
 		},
 		Replies: RepliesConfig{
 			Reject:     Reply{550, "5.7.1", "Message rejected by policy"},
@@ -471,6 +484,18 @@ func (c *Config) validate() []*ConfigError {
 	}
 	if c.Message.MaxHeaders <= 0 {
 		bad("message.max_headers", "must be positive")
+	}
+	if c.Message.MaxHeaderSize <= 0 {
+		bad("message.max_header_size", "must be positive")
+	}
+	if c.Message.MemoryBudget < 0 {
+		bad("message.memory_budget", "must not be negative")
+	}
+	if c.Listen.MaxConnections < 0 {
+		bad("listen.max_connections", "must not be negative (0: no cap)")
+	}
+	if c.Listen.ReadTimeout <= 0 {
+		bad("listen.read_timeout", "must be positive")
 	}
 	if c.Replies.Reject.Code/100 != 5 {
 		bad("replies.reject", "must be a 5xx reply")

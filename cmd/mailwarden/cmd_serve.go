@@ -84,13 +84,20 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	d.holder = policy.NewHolder(p)
 	defer d.holder.Close()
 
+	// Nothing of ours is live yet: spool files in temp_dir are a crash's
+	// leftovers (files another instance holds locked are kept).
+	if removed, err := filter.RemoveSpoolLeftovers(cfg.Message.TempDir); len(removed) > 0 || err != nil {
+		logger.Warn("removed spool files left by an earlier run", "files", removed, "error", errString(err))
+	}
+
 	mode, _ := policy.ParseFileMode(cfg.Listen.SocketMode)
 	ln, err := filter.Listen(cfg.Listen.Address, mode, cfg.Listen.SocketGroup)
 	if err != nil {
 		logger.Error("cannot listen", "address", cfg.Listen.Address, "error", err)
 		return 1
 	}
-	d.srv = filter.New(filter.Options{Holder: d.holder, Logger: logger, ReadTimeout: cfg.Listen.ReadTimeout.D()})
+	d.srv = filter.New(filter.Options{Holder: d.holder, Logger: logger, ReadTimeout: cfg.Listen.ReadTimeout.D(),
+		MaxConns: cfg.Listen.MaxConnections, OnDrop: d.dropped})
 
 	var stops []func()
 	for _, h := range serveHooks {
@@ -176,6 +183,20 @@ func (d *daemon) reload() {
 		d.logger.Error("config reload refused", "error", err.Error())
 	}
 	d.logger.Warn("config reload refused: the previous config stays in force")
+}
+
+// dropped counts a connection the filter closed itself.
+func (d *daemon) dropped(why filter.Drop) {
+	if o := opsFor(d); o != nil {
+		o.drops.WithLabelValues(string(why)).Inc()
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 func configName(p string) string {
