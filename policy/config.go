@@ -168,9 +168,9 @@ func DefaultConfig() *Config {
 		MaxMessageSize:       64 << 20,
 		MaxMessageSizeAction: ActionReject,
 		Listen: ListenConfig{
-			Address:     "inet:127.0.0.1:8895",
-			SocketMode:  "0660",
-			GracePeriod: Duration(30 * time.Second),
+			Address:        "inet:127.0.0.1:8895",
+			SocketMode:     "0660",
+			GracePeriod:    Duration(30 * time.Second),
 			ReadTimeout:    Duration(5 * time.Minute),
 			MaxConnections: 400,
 		},
@@ -207,7 +207,10 @@ type ConfigError struct {
 	Line int    // 0 when unknown
 	Key  string // dotted key, "" when not tied to one
 	Msg  string
+	Err  error // a sentinel it is an instance of (ErrIncomplete), or nil
 }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 func (e *ConfigError) Error() string {
 	var b strings.Builder
@@ -240,6 +243,14 @@ func (es ConfigErrors) Error() string {
 	return strings.Join(s, "\n")
 }
 
+func (es ConfigErrors) Unwrap() []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = e
+	}
+	return errs
+}
+
 // LoadFile reads and validates a config file.
 func LoadFile(path string, modules []Module) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -250,8 +261,58 @@ func LoadFile(path string, modules []Module) (*Config, error) {
 }
 
 // Load decodes and validates a config. Every error is a *ConfigError inside
-// ConfigErrors.
+// ConfigErrors. Error texts are redacted (see Redact): they may quote a
+// Redis URL or a secret.
 func Load(name string, data []byte, modules []Module) (*Config, error) {
+	cfg, err := load(name, data, modules)
+	var ces ConfigErrors
+	switch {
+	case err == nil:
+		return cfg, nil
+	case errors.As(err, &ces):
+		for _, ce := range ces {
+			ce.Msg = Redact(ce.Msg)
+		}
+		return nil, ces
+	}
+	return nil, errors.New(Redact(err.Error()))
+}
+
+// ErrIncomplete: a daemon config file that is empty or lacks what every
+// deployment must state (see CheckComplete).
+var ErrIncomplete = errors.New("policy: not a complete mailwarden config")
+
+// CheckComplete refuses a file that the daemon must not run with. A
+// complete config of this daemon is a TOML document that sets at least
+// [listen] address: the one setting every deployment states (the MTA must
+// be told the same socket). An empty file, one of comments only, or a
+// fragment (another program's config, a half-written file) is refused,
+// since every key it lacks would silently take its default, and a reload
+// to it could turn scanning and limits off. `check`, `learn` and `eval`
+// accept fragments; `serve -config` and a reload do not.
+func CheckComplete(name string, data []byte) error {
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		return nil // Load reports syntax errors with their line
+	}
+	why := ""
+	switch l, _ := doc["listen"].(map[string]any); {
+	case len(doc) == 0:
+		why = "empty file (no key set): a daemon config must set at least [listen] address"
+	case l == nil:
+		why = "no [listen] table: a daemon config must set at least [listen] address"
+	default:
+		if a, _ := l["address"].(string); a == "" {
+			why = "no [listen] address: a daemon config must set it"
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	return ConfigErrors{&ConfigError{File: name, Msg: why + "; refusing it", Err: ErrIncomplete}}
+}
+
+func load(name string, data []byte, modules []Module) (*Config, error) {
 	cfg := DefaultConfig()
 	cfg.Sections = map[string]any{}
 

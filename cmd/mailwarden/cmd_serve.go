@@ -59,7 +59,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := loadServeConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -158,7 +158,7 @@ loop:
 // reload builds a new pipeline from the config file and swaps it in. An
 // invalid file is refused; the old config stays in force.
 func (d *daemon) reload() {
-	cfg, err := loadConfig(d.cfgPath)
+	cfg, err := loadServeConfig(d.cfgPath)
 	if err == nil {
 		var p *policy.Pipeline
 		if p, err = d.build(cfg); err == nil {
@@ -229,7 +229,7 @@ func newLogger(cfg *policy.Config, level *slog.LevelVar, stderr io.Writer) (*slo
 		}
 		w, closeFn = f, func() { f.Close() }
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	var h slog.Handler
 	if cfg.Log.Format == "text" {
 		h = slog.NewTextHandler(w, opts)
@@ -237,4 +237,30 @@ func newLogger(cfg *policy.Config, level *slog.LevelVar, stderr io.Writer) (*slo
 		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(h), closeFn, nil
+}
+
+// redactAttr masks secrets (a Redis password in a URL, SRS secrets) in
+// every string and error a log line carries, whoever wrote it.
+func redactAttr(groups []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); strings.ContainsAny(s, ":=") {
+			a.Value = slog.StringValue(policy.Redact(s))
+		}
+	case slog.KindAny:
+		switch v := a.Value.Any().(type) {
+		case error:
+			a.Value = slog.StringValue(policy.Redact(v.Error()))
+		case []string:
+			out := make([]string, len(v))
+			for i, s := range v {
+				out[i] = s
+				if strings.ContainsAny(s, ":=") {
+					out[i] = policy.Redact(s)
+				}
+			}
+			a.Value = slog.AnyValue(out)
+		}
+	}
+	return a
 }
