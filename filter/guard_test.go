@@ -1,12 +1,16 @@
 package filter
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -302,4 +306,100 @@ func FuzzServerWire(f *testing.F) {
 			t.Fatalf("after %q: %+v, want accept", data, o.act)
 		}
 	})
+}
+
+// TestHeaderCapAnsweredAtOnce: the header field that takes a message past
+// max_header_size decides the message at once, with the oversize reply:
+// at that header when the MTA reads header replies, else at the first body
+// chunk (Postfix negotiates SMFIP_NOHDR_REPLY), never at the end; the
+// header kept so far is dropped.
+func TestHeaderCapAnsweredAtOnce(t *testing.T) {
+	ts := startServer(t, "", `max_header_size = "64KB"`)
+	big := strings.Repeat("x", 20000)
+	for _, tc := range []struct {
+		proto    milter.OptProtocol
+		atHeader int // the header field answered, 0: the body chunk
+		name     string
+	}{
+		{allProtocol &^ milter.OptNoHeaderReply, 4, "header replies"},
+		{allProtocol, 0, "no header replies"},
+	} {
+		c := ts.connect(t, tc.proto)
+		c.macros.Set(milter.MacroQueueId, "QH")
+		mustContinue(t, "mail")(c.s.Mail("<a@sender.test>", ""))
+		mustContinue(t, "rcpt")(c.s.Rcpt("<bob@example.org>", ""))
+		mustContinue(t, "data")(c.s.DataStart())
+		var act *milter.Action
+		n := 1
+		for ; n <= 10; n++ {
+			a, err := c.s.HeaderField("X-Big", " "+big, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Type != milter.ActionContinue {
+				act = a
+				break
+			}
+		}
+		if tc.atHeader == 0 {
+			if act != nil {
+				t.Fatalf("%s: answered at header %d: %+v", tc.name, n, act)
+			}
+			mustContinue(t, "eoh")(c.s.HeaderEnd())
+			a, err := c.s.BodyChunk([]byte("body\r\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			act, n = a, 0
+		}
+		if act == nil || act.Type != milter.ActionRejectWithCode || act.SMTPCode != 552 || n != tc.atHeader {
+			t.Fatalf("%s: answered %+v at header %d, want 552 at %d", tc.name, act, n, tc.atHeader)
+		}
+		c.s.Abort(nil)
+		// The connection still serves the next message.
+		if o := c.send(t, basicMsg("QH2")); o.act == nil || o.act.Type != milter.ActionAccept {
+			t.Fatalf("%s: next message: %+v", tc.name, o.act)
+		}
+	}
+	if !strings.Contains(ts.logs.String(), "message-oversize") {
+		t.Errorf("no summary line with message-oversize:\n%s", ts.logs.String())
+	}
+}
+
+// TestMemoryBudget: bodies in flight together hold at most memory_budget
+// bytes in memory; the rest go to spool files from their first byte.
+func TestMemoryBudget(t *testing.T) {
+	ts := startServer(t, "", `memory_budget = "100KB"`) // spool_memory is 64KB
+	var conns []*conn
+	for i := range 5 {
+		c := ts.connect(t, allProtocol)
+		c.macros.Set(milter.MacroQueueId, fmt.Sprintf("QM%d", i))
+		mustContinue(t, "mail")(c.s.Mail("<a@sender.test>", ""))
+		mustContinue(t, "rcpt")(c.s.Rcpt("<bob@example.org>", ""))
+		mustContinue(t, "data")(c.s.DataStart())
+		mustContinue(t, "eoh")(c.s.HeaderEnd())
+		mustContinue(t, "body")(c.s.BodyChunk(bytes.Repeat([]byte("a"), 40000)))
+		conns = append(conns, c)
+	}
+	if used := ts.srv.BodyMemory(); used > 100<<10 {
+		t.Errorf("bodies in memory: %d bytes, budget 100 KiB", used)
+	}
+	files, _ := filepath.Glob(filepath.Join(ts.spool, "mailwarden-*.body"))
+	if len(files) != 3 {
+		t.Errorf("%d spool files, want 3 (two 40 kB bodies fit the 100 KiB budget)", len(files))
+	}
+	for _, c := range conns {
+		if _, act, err := c.s.End(); err != nil || act.Type != milter.ActionAccept {
+			t.Fatalf("end: %v %v", act, err)
+		}
+	}
+	if used := ts.srv.BodyMemory(); used != 0 {
+		t.Errorf("after the messages: %d bytes still counted", used)
+	}
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -132,6 +132,15 @@ func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (resp *milter.Respo
 	if tx == nil {
 		return milter.RespContinue, nil
 	}
+	if tx.verdict != nil {
+		if resp, err := s.early(tx); resp != milter.RespContinue || err != nil {
+			return resp, err
+		}
+		if m.Protocol()&milter.OptSkip != 0 {
+			return milter.RespSkip, nil
+		}
+		return milter.RespContinue, nil
+	}
 	tx.spool.base = tx.hdrBytes
 	if err := tx.spool.Write(chunk); err != nil {
 		s.srv.opts.Logger.Error("spooling body failed", "error", err)
@@ -228,18 +237,31 @@ func (s *session) headerTooBig(m milter.Modifier, tx *transaction) (*milter.Resp
 	msg.Oversize = true
 	msg.Body = &spoolBody{}
 	tx.verdict = tx.p.Run(context.Background(), msg)
-	switch tx.verdict.Action {
-	case policy.ActionReject, policy.ActionTempfail, policy.ActionDiscard:
-		v := tx.verdict
-		s.srv.opts.Logger.Info("header over max_header_size; decided at once", "queue_id", msg.QueueID, "header_bytes", tx.hdrBytes, "max_header_size", int64(tx.p.Config().Message.MaxHeaderSize))
-		logSummary(s.srv.opts.Logger, msg, v, tx.p.Config(), time.Since(tx.start), nil)
-		s.endTx()
-		if v.Action == policy.ActionDiscard {
-			return milter.RespDiscard, nil
-		}
-		return milter.RejectWithCodeAndReason(uint16(v.Reply.Code), replyText(v.Reply))
+	s.srv.opts.Logger.Info("header over max_header_size; decided at once", "queue_id", msg.QueueID, "header_bytes", tx.hdrBytes, "max_header_size", int64(tx.p.Config().Message.MaxHeaderSize), "action", tx.verdict.Action.String())
+	if s.proto&milter.OptNoHeaderReply != 0 {
+		// QUIRK(postfix): with SMFIP_NOHDR_REPLY negotiated the MTA reads
+		// no reply to a header; the first body chunk (or the end) answers.
+		return milter.RespContinue, nil
 	}
-	return milter.RespContinue, nil
+	return s.early(tx)
+}
+
+// early answers a verdict decided before the end of the message, if it
+// ends the transaction now (reject, tempfail, discard); others wait for
+// the end of the message, where header changes and quarantine can apply.
+func (s *session) early(tx *transaction) (*milter.Response, error) {
+	v := tx.verdict
+	switch v.Action {
+	case policy.ActionReject, policy.ActionTempfail, policy.ActionDiscard:
+	default:
+		return milter.RespContinue, nil
+	}
+	logSummary(s.srv.opts.Logger, s.message(tx), v, tx.p.Config(), time.Since(tx.start), nil)
+	s.endTx()
+	if v.Action == policy.ActionDiscard {
+		return milter.RespDiscard, nil
+	}
+	return milter.RejectWithCodeAndReason(uint16(v.Reply.Code), replyText(v.Reply))
 }
 
 func (s *session) Abort(m milter.Modifier) (err error) {
