@@ -245,11 +245,13 @@ func TestReliabilityFDLimit(t *testing.T) {
 			if gone, err := d.Exited(); gone {
 				t.Fatalf("the daemon exited under the fd limit: %v\n%s", err, d.Stderr())
 			}
-			// Free some slots; a real session must complete.
-			for _, c := range conns[:50] {
+			// Free slots, more than the connections still waiting in the
+			// listen backlog (accepted first, in order); a real session must
+			// then complete.
+			for _, c := range conns[:300] {
 				c.Close()
 			}
-			conns = conns[50:]
+			conns = conns[300:]
 			deadline := time.Now().Add(15 * time.Second)
 			for {
 				act, err := relSession(t, sock, relHeader)
