@@ -379,3 +379,78 @@ func TestReliabilityEmptyReloadAndLeftovers(t *testing.T) {
 	}
 	relMustServe(t, d)
 }
+
+// TestReliabilityConcurrentLargeMessages (issue 11.9) measures the peak
+// RSS of the daemon while 100 sessions each send a 20 MB text message at
+// once (spam scoring on, the check that reads the decoded text), polling
+// /proc/PID/status every 20 ms, and asserts it stays under the bound the
+// README documents.
+func TestReliabilityConcurrentLargeMessages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2 GB through the milter socket")
+	}
+	d := harness.StartMailwarden(t, strings.Replace(relTOML("", "", "", ""), "[spam]\nenabled = false\n", "", 1))
+	sock := relSock(d)
+	relMustServe(t, d)
+	base := relVmRSS(t, d.PID())
+	line := strings.Repeat("lorem ipsum dolor sit amet consectetur adipiscing elit sed do ", 1) + "\r\n"
+	body := strings.Repeat(line, (20<<20)/len(line))
+	stop := make(chan struct{})
+	peakc := make(chan int64)
+	go func() {
+		var peak int64
+		for {
+			select {
+			case <-stop:
+				peakc <- peak
+				return
+			case <-time.After(20 * time.Millisecond):
+				if r := relVmRSS(t, d.PID()); r > peak {
+					peak = r
+				}
+			}
+		}
+	}()
+	const n = 100
+	errs := make(chan error, n)
+	start := time.Now()
+	for range n {
+		go func() {
+			cl := milter.NewClient("unix", sock, milter.WithReadTimeout(5*time.Minute), milter.WithWriteTimeout(5*time.Minute),
+				milter.WithActions(milter.AllClientSupportedActionMasks))
+			s, err := cl.Session(milter.NewMacroBag())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			for _, st := range []func() (*milter.Action, error){
+				func() (*milter.Action, error) { return s.Conn("client.e2e.test", milter.FamilyInet, 40000, "192.0.2.10") },
+				func() (*milter.Action, error) { return s.Helo("client.e2e.test") },
+				func() (*milter.Action, error) { return s.Mail("<alice@sender.test>", "") },
+				func() (*milter.Action, error) { return s.Rcpt("<bob@example.org>", "") },
+				func() (*milter.Action, error) { return s.DataStart() },
+				func() (*milter.Action, error) { return s.HeaderField("Subject", " big", nil) },
+				func() (*milter.Action, error) { return s.HeaderEnd() },
+			} {
+				if _, err := st(); err != nil {
+					errs <- err
+					return
+				}
+			}
+			_, _, err = s.BodyReadFrom(strings.NewReader(body))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("session: %v", err)
+		}
+	}
+	close(stop)
+	peak := <-peakc
+	t.Logf("%d concurrent 20 MB messages in %v: VmRSS idle %d MB, peak %d MB", n, time.Since(start).Round(time.Second), base>>20, peak>>20)
+	if peak > 400<<20 {
+		t.Errorf("peak RSS %d MB, want < 400 MB (README, Memory)", peak>>20)
+	}
+}
