@@ -1235,6 +1235,7 @@ func TestPipelineRcptLinear(t *testing.T) {
 		return (after.TotalAlloc - before.TotalAlloc) / calls
 	}
 	small, big := perRcpt(10), perRcpt(20000)
+	t.Logf("bytes allocated per RCPT: %d after 10 recipients, %d after 20,000", small, big)
 	if big > 2*small+4096 {
 		t.Errorf("one RCPT allocates %d bytes after 20,000 recipients, %d after 10: the step grows with the recipients (quadratic transaction)", big, small)
 	}
