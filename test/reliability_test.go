@@ -94,7 +94,9 @@ func relSession(t *testing.T, sock string, header [][2]string) (*milter.Action, 
 	}
 	defer s.Close()
 	steps := []func() (*milter.Action, error){
-		func() (*milter.Action, error) { return s.Conn("client.e2e.test", milter.FamilyInet, 40000, "192.0.2.10") },
+		func() (*milter.Action, error) {
+			return s.Conn("client.e2e.test", milter.FamilyInet, 40000, "192.0.2.10")
+		},
 		func() (*milter.Action, error) { return s.Helo("client.e2e.test") },
 		func() (*milter.Action, error) { return s.Mail("<alice@sender.test>", "") },
 		func() (*milter.Action, error) { return s.Rcpt("<bob@example.org>", "") },
@@ -425,7 +427,9 @@ func TestReliabilityConcurrentLargeMessages(t *testing.T) {
 			}
 			defer s.Close()
 			for _, st := range []func() (*milter.Action, error){
-				func() (*milter.Action, error) { return s.Conn("client.e2e.test", milter.FamilyInet, 40000, "192.0.2.10") },
+				func() (*milter.Action, error) {
+					return s.Conn("client.e2e.test", milter.FamilyInet, 40000, "192.0.2.10")
+				},
 				func() (*milter.Action, error) { return s.Helo("client.e2e.test") },
 				func() (*milter.Action, error) { return s.Mail("<alice@sender.test>", "") },
 				func() (*milter.Action, error) { return s.Rcpt("<bob@example.org>", "") },
