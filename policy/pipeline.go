@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -680,9 +679,13 @@ func (p *Pipeline) Rcpt(ctx context.Context, env *Envelope, rcpt string) (Action
 	for _, s := range p.rcpt {
 		cctx, cancel := context.WithTimeout(ctx, max(s.Timeout.D(), time.Second))
 		// A copy: a check abandoned at its deadline may still read it while
-		// the transport collects the next recipient's macros.
+		// the transport collects the next recipient's macros. The recipients
+		// are not copied (that made a transaction quadratic in its
+		// recipients): the transport only appends, and a slice capped at its
+		// length is a view no later append can change (an append through it
+		// reallocates).
 		e := *env
-		e.Macros, e.Rcpts = maps.Clone(env.Macros), slices.Clone(env.Rcpts)
+		e.Macros, e.Rcpts = maps.Clone(env.Macros), env.Rcpts[:len(env.Rcpts):len(env.Rcpts)]
 		r, err := safeRcpt(cctx, s.Check.(RcptChecker), &e, rcpt)
 		cancel()
 		if err != nil {
