@@ -148,6 +148,12 @@ func startServer(t *testing.T, top string, message ...string) *testServer {
 // startServerWith also runs the given modules' checks.
 func startServerWith(t *testing.T, top string, extra []policy.Module, message ...string) *testServer {
 	t.Helper()
+	return startServerOpts(t, top, extra, nil, message...)
+}
+
+// startServerOpts also lets tweak change the server Options.
+func startServerOpts(t *testing.T, top string, extra []policy.Module, tweak func(*Options), message ...string) *testServer {
+	t.Helper()
 	dir := shortDir(t)
 	ts := &testServer{sock: filepath.Join(dir, "m.sock"), spool: filepath.Join(dir, "spool"), logs: &lockedBuffer{}, probe: &probe{}}
 	if err := os.Mkdir(ts.spool, 0o700); err != nil {
@@ -171,7 +177,11 @@ func startServerWith(t *testing.T, top string, extra []policy.Module, message ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.srv = New(Options{Holder: ts.holder, Logger: logger, ReadTimeout: time.Minute})
+	opts := Options{Holder: ts.holder, Logger: logger, ReadTimeout: time.Minute}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	ts.srv = New(opts)
 	served := make(chan error, 1)
 	go func() { served <- ts.srv.Serve(ln) }()
 	t.Cleanup(func() {

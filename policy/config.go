@@ -59,6 +59,9 @@ type ListenConfig struct {
 	SocketGroup string   `toml:"socket_group"` // group name or id, for unix sockets
 	GracePeriod Duration `toml:"grace_period"` // finish in-flight sessions on SIGTERM
 	ReadTimeout Duration `toml:"read_timeout"` // idle MTA connection
+	// MaxConnections caps concurrent MTA connections; more are closed at
+	// once (logged, counted). 0: no cap.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // LogConfig selects the slog handler.
@@ -73,6 +76,13 @@ type MessageConfig struct {
 	SpoolMemory Size   `toml:"spool_memory"` // bodies above this go to a temp file
 	TempDir     string `toml:"temp_dir"`
 	MaxHeaders  int    `toml:"max_headers"`
+	// MaxHeaderSize bounds the header bytes of one message; past it the
+	// header is not kept and the message gets max_message_size_action at
+	// once.
+	MaxHeaderSize Size `toml:"max_header_size"`
+	// MemoryBudget bounds the body bytes held in memory by all messages in
+	// flight together; past it bodies go to temp files at once.
+	MemoryBudget Size `toml:"memory_budget"`
 }
 
 // RepliesConfig holds the generic SMTP replies; details go to the log.
@@ -164,15 +174,18 @@ func DefaultConfig() *Config {
 		MaxMessageSize:       64 << 20,
 		MaxMessageSizeAction: ActionReject,
 		Listen: ListenConfig{
-			Address:     "inet:127.0.0.1:8895",
-			SocketMode:  "0660",
-			GracePeriod: Duration(30 * time.Second),
-			ReadTimeout: Duration(5 * time.Minute),
+			Address:        "inet:127.0.0.1:8895",
+			SocketMode:     "0660",
+			GracePeriod:    Duration(30 * time.Second),
+			ReadTimeout:    Duration(5 * time.Minute),
+			MaxConnections: 400,
 		},
 		Log: LogConfig{Level: "info", Format: "json"},
 		Message: MessageConfig{
-			SpoolMemory: 1 << 20,
-			MaxHeaders:  1000,
+			SpoolMemory:   1 << 20,
+			MaxHeaders:    1000,
+			MaxHeaderSize: 1 << 20,
+			MemoryBudget:  64 << 20,
 		},
 		Replies: RepliesConfig{
 			Reject:     Reply{550, "5.7.1", "Message rejected by policy"},
@@ -200,7 +213,10 @@ type ConfigError struct {
 	Line int    // 0 when unknown
 	Key  string // dotted key, "" when not tied to one
 	Msg  string
+	Err  error // a sentinel it is an instance of (ErrIncomplete), or nil
 }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 func (e *ConfigError) Error() string {
 	var b strings.Builder
@@ -233,6 +249,14 @@ func (es ConfigErrors) Error() string {
 	return strings.Join(s, "\n")
 }
 
+func (es ConfigErrors) Unwrap() []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = e
+	}
+	return errs
+}
+
 // LoadFile reads and validates a config file.
 func LoadFile(path string, modules []Module) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -243,8 +267,58 @@ func LoadFile(path string, modules []Module) (*Config, error) {
 }
 
 // Load decodes and validates a config. Every error is a *ConfigError inside
-// ConfigErrors.
+// ConfigErrors. Error texts are redacted (see Redact): they may quote a
+// Redis URL or a secret.
 func Load(name string, data []byte, modules []Module) (*Config, error) {
+	cfg, err := load(name, data, modules)
+	var ces ConfigErrors
+	switch {
+	case err == nil:
+		return cfg, nil
+	case errors.As(err, &ces):
+		for _, ce := range ces {
+			ce.Msg = Redact(ce.Msg)
+		}
+		return nil, ces
+	}
+	return nil, errors.New(Redact(err.Error()))
+}
+
+// ErrIncomplete: a daemon config file that is empty or lacks what every
+// deployment must state (see CheckComplete).
+var ErrIncomplete = errors.New("policy: not a complete mailwarden config")
+
+// CheckComplete refuses a file that the daemon must not run with. A
+// complete config of this daemon is a TOML document that sets at least
+// [listen] address: the one setting every deployment states (the MTA must
+// be told the same socket). An empty file, one of comments only, or a
+// fragment (another program's config, a half-written file) is refused,
+// since every key it lacks would silently take its default, and a reload
+// to it could turn scanning and limits off. `check`, `learn` and `eval`
+// accept fragments; `serve -config` and a reload do not.
+func CheckComplete(name string, data []byte) error {
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		return nil // Load reports syntax errors with their line
+	}
+	why := ""
+	switch l, _ := doc["listen"].(map[string]any); {
+	case len(doc) == 0:
+		why = "empty file (no key set): a daemon config must set at least [listen] address"
+	case l == nil:
+		why = "no [listen] table: a daemon config must set at least [listen] address"
+	default:
+		if a, _ := l["address"].(string); a == "" {
+			why = "no [listen] address: a daemon config must set it"
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	return ConfigErrors{&ConfigError{File: name, Msg: why + "; refusing it", Err: ErrIncomplete}}
+}
+
+func load(name string, data []byte, modules []Module) (*Config, error) {
 	cfg := DefaultConfig()
 	cfg.Sections = map[string]any{}
 
@@ -522,6 +596,18 @@ func (c *Config) validate() []*ConfigError {
 	}
 	if c.Message.MaxHeaders <= 0 {
 		bad("message.max_headers", "must be positive")
+	}
+	if c.Message.MaxHeaderSize <= 0 {
+		bad("message.max_header_size", "must be positive")
+	}
+	if c.Message.MemoryBudget < 0 {
+		bad("message.memory_budget", "must not be negative")
+	}
+	if c.Listen.MaxConnections < 0 {
+		bad("listen.max_connections", "must not be negative (0: no cap)")
+	}
+	if c.Listen.ReadTimeout <= 0 {
+		bad("listen.read_timeout", "must be positive")
 	}
 	if c.Replies.Reject.Code/100 != 5 {
 		bad("replies.reject", "must be a 5xx reply")

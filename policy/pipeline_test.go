@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1209,5 +1210,37 @@ func TestListPatternsFromConfigIgnoreCase(t *testing.T) {
 	p := newPipeline(t, "[lists]\ndeny_senders = [\"  *@Sender.TEST \"]\n")
 	if v := p.Run(context.Background(), testMessage()); v.Action != ActionReject || !slices.Contains(v.Reasons, "denylist-sender") {
 		t.Errorf("alice@sender.test vs \"  *@Sender.TEST \": %v %v", v.Action, v.Reasons)
+	}
+}
+
+// TestPipelineRcptLinear: the cost of one RCPT must not grow with the
+// recipients already accepted (issue 11.6: 20,000 recipients took 27 s,
+// each RCPT copying every earlier one for each check). Asserted on bytes
+// allocated, not on time: one RCPT after 20,000 recipients allocates about
+// what one after 10 does.
+func TestPipelineRcptLinear(t *testing.T) {
+	relay := &rcptFake{fakeCheck: fakeCheck{name: "relay"}, fn: func(env *message.Envelope, rcpt string) (Result, error) {
+		return Result{Status: StatusPass}, nil
+	}}
+	p := newPipeline(t, "", step(relay, timeout(time.Second)))
+	perRcpt := func(n int) uint64 {
+		env := &message.Envelope{Client: message.Client{Addr: netip.MustParseAddr("198.51.100.1")}, MailFrom: "a@sender.test", Macros: map[string]string{"i": "Q"}}
+		for i := range n {
+			env.Rcpts = append(env.Rcpts, fmt.Sprintf("user%d@example.org", i))
+		}
+		const calls = 50
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range calls {
+			p.Rcpt(context.Background(), env, "next@example.org")
+		}
+		runtime.ReadMemStats(&after)
+		return (after.TotalAlloc - before.TotalAlloc) / calls
+	}
+	small, big := perRcpt(10), perRcpt(20000)
+	t.Logf("bytes allocated per RCPT: %d after 10 recipients, %d after 20,000", small, big)
+	if big > 2*small+4096 {
+		t.Errorf("one RCPT allocates %d bytes after 20,000 recipients, %d after 10: the step grows with the recipients (quadratic transaction)", big, small)
 	}
 }

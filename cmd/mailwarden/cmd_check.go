@@ -113,7 +113,7 @@ func readMessageFile(path string, cfg *policy.Config) (*message.Message, error) 
 	}
 	defer f.Close()
 	// Read every field (the header is still bounded by
-	// policy.MaxHeaderBytes): more than max_headers is judged like the
+	// message.MaxHeaderBytes): more than max_headers is judged like the
 	// daemon judges it, as oversize, not as an error.
 	h, body, err := message.ReadMessage(f, 0)
 	if err != nil {

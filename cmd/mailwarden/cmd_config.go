@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/mailwarden/mailwarden/examples"
 	"github.com/mailwarden/mailwarden/policy"
@@ -33,6 +34,8 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		if _, err := policy.LoadFile(fs.Arg(0), sections()); err != nil {
+			// Already redacted by policy.Load; a read error may quote the
+			// path only.
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
@@ -49,4 +52,20 @@ func loadConfig(path string) (*policy.Config, error) {
 		return policy.Load("(default)", examples.DefaultConfig, sections())
 	}
 	return policy.LoadFile(path, sections())
+}
+
+// loadServeConfig is loadConfig for the daemon (start and reload): a file
+// must also be a complete config of this daemon (policy.CheckComplete).
+func loadServeConfig(path string) (*policy.Config, error) {
+	if path == "" {
+		return loadConfig(path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := policy.CheckComplete(path, data); err != nil {
+		return nil, err
+	}
+	return policy.Load(path, data, sections())
 }

@@ -77,7 +77,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := loadServeConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -102,13 +102,20 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	d.holder = policy.NewHolder(p)
 	defer func() { d.holder.Close(); d.svc.Close() }()
 
+	// Nothing of ours is live yet: spool files in temp_dir are a crash's
+	// leftovers (files another instance holds locked are kept).
+	if removed, err := filter.RemoveSpoolLeftovers(cfg.Message.TempDir); len(removed) > 0 || err != nil {
+		logger.Warn("removed spool files left by an earlier run", "files", removed, "error", errString(err))
+	}
+
 	mode, _ := policy.ParseFileMode(cfg.Listen.SocketMode)
 	ln, err := filter.Listen(cfg.Listen.Address, mode, cfg.Listen.SocketGroup)
 	if err != nil {
 		logger.Error("cannot listen", "address", cfg.Listen.Address, "error", err)
 		return 1
 	}
-	d.srv = filter.New(filter.Options{Holder: d.holder, Logger: logger, ReadTimeout: cfg.Listen.ReadTimeout.D()})
+	d.srv = filter.New(filter.Options{Holder: d.holder, Logger: logger, ReadTimeout: cfg.Listen.ReadTimeout.D(),
+		MaxConns: cfg.Listen.MaxConnections, OnDrop: d.dropped})
 
 	var stops []func()
 	for _, h := range serveHooks {
@@ -169,7 +176,7 @@ loop:
 // reload builds a new pipeline from the config file and swaps it in. An
 // invalid file is refused; the old config stays in force.
 func (d *daemon) reload() {
-	cfg, err := loadConfig(d.cfgPath)
+	cfg, err := loadServeConfig(d.cfgPath)
 	if err == nil {
 		var p *policy.Pipeline
 		var retired []io.Closer
@@ -195,6 +202,20 @@ func (d *daemon) reload() {
 		d.logger.Error("config reload refused", "error", err.Error())
 	}
 	d.logger.Warn("config reload refused: the previous config stays in force")
+}
+
+// dropped counts a connection the filter closed itself.
+func (d *daemon) dropped(why filter.Drop) {
+	if o := opsFor(d); o != nil {
+		o.drops.WithLabelValues(string(why)).Inc()
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 func configName(p string) string {
@@ -227,7 +248,7 @@ func newLogger(cfg *policy.Config, level *slog.LevelVar, stderr io.Writer) (*slo
 		}
 		w, closeFn = f, func() { f.Close() }
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	var h slog.Handler
 	if cfg.Log.Format == "text" {
 		h = slog.NewTextHandler(w, opts)
@@ -235,4 +256,30 @@ func newLogger(cfg *policy.Config, level *slog.LevelVar, stderr io.Writer) (*slo
 		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(h), closeFn, nil
+}
+
+// redactAttr masks secrets (a Redis password in a URL, SRS secrets) in
+// every string and error a log line carries, whoever wrote it.
+func redactAttr(groups []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); strings.ContainsAny(s, ":=") {
+			a.Value = slog.StringValue(policy.Redact(s))
+		}
+	case slog.KindAny:
+		switch v := a.Value.Any().(type) {
+		case error:
+			a.Value = slog.StringValue(policy.Redact(v.Error()))
+		case []string:
+			out := make([]string, len(v))
+			for i, s := range v {
+				out[i] = s
+				if strings.ContainsAny(s, ":=") {
+					out[i] = policy.Redact(s)
+				}
+			}
+			a.Value = slog.AnyValue(out)
+		}
+	}
+	return a
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -76,6 +77,9 @@ type status struct {
 	Health         []health.Result   `json:"health"`
 	Spool          []spool.DirState  `json:"spool"`
 	Listen         string            `json:"listen"`
+	Connections    int               `json:"connections"`
+	Goroutines     int               `json:"goroutines"`
+	BodyMemory     int64             `json:"body_memory_bytes"`
 	Extra          map[string]string `json:"extra,omitempty"`
 }
 
@@ -88,8 +92,11 @@ func (d *daemon) status() *status {
 		Listen: p.Config().Listen.Address,
 	}
 	_, s.Override = d.modes.Get()
+	s.Goroutines = runtime.NumGoroutine()
 	if d.srv != nil {
 		s.InFlight = d.inflight()
+		s.Connections = d.srv.Conns()
+		s.BodyMemory = d.srv.BodyMemory()
 	}
 	if o := opsFor(d); o != nil {
 		s.Health, s.Spool = o.snapshot()

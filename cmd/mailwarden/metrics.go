@@ -73,6 +73,7 @@ type ops struct {
 	healthUp    *prometheus.GaugeVec
 	healthLat   *prometheus.GaugeVec
 	modeChanges prometheus.Counter
+	drops       *prometheus.CounterVec
 
 	mu     sync.Mutex
 	health []health.Result
@@ -123,6 +124,26 @@ func newOps(d *daemon) *ops {
 	o.healthUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_neighbour_up", Help: "1 if the neighbour answered its last probe."}, []string{"kind", "target"})
 	o.healthLat = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_neighbour_probe_seconds", Help: "Duration of the neighbour's last probe."}, []string{"kind", "target"})
 	o.modeChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailwarden_mode_changes_total", Help: "Mode switches through the control socket."})
+	o.drops = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_milter_connections_dropped_total", Help: "MTA connections closed by mailwarden: malformed (a packet that breaks the milter framing), limit (over listen.max_connections), panic (a bug of ours; logged with its stack)."}, []string{"reason"})
+	f(o.drops)
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_milter_connections", Help: "Open MTA connections."}, func() float64 {
+		if d.srv == nil {
+			return 0
+		}
+		return float64(d.srv.Conns())
+	}))
+	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_milter_accept_errors_total", Help: "Temporary accept errors on the milter socket (e.g. out of file descriptors); each one backed off and retried."}, func() float64 {
+		if d.srv == nil {
+			return 0
+		}
+		return float64(d.srv.AcceptErrors())
+	}))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_body_memory_bytes", Help: "Message body bytes held in memory by messages in flight (bounded by message.memory_budget)."}, func() float64 {
+		if d.srv == nil {
+			return 0
+		}
+		return float64(d.srv.BodyMemory())
+	}))
 	for _, c := range []prometheus.Collector{o.messages, o.reasons, o.rcpts, o.msgDuration, o.checks, o.checkDur, o.backendErrs, o.rateLimited, o.events,
 		o.spoolBytes, o.spoolInodes, o.spoolLow, o.healthUp, o.healthLat, o.modeChanges} {
 		f(c)
@@ -267,7 +288,10 @@ func startMetrics(d *daemon) (func(), error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(c.Path, promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.logger.Handler(), slog.LevelWarn)}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Bounded like every listener of ours: a client that connects and
+	// stays silent, or reads slowly, cannot hold a descriptor for long.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
 	go srv.Serve(ln)
 	d.logger.Info("metrics listening", "address", ln.Addr().String(), "path", c.Path)
 	return func() {

@@ -52,7 +52,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, policy.KeyErr("path", "the bolt backend needs a file path"))
 		}
 	case BackendRedis:
-		if _, err := NewRedis(c.RedisURL, c.RedisPrefix, 0); err != nil {
+		// Parse only: a client built here would start go-redis's
+		// goroutines on every reload and never stop them.
+		if err := checkRedisURL(c.RedisURL); err != nil {
 			errs = append(errs, policy.KeyErr("redis_url", "%v", err))
 		}
 	case BackendMemory:
