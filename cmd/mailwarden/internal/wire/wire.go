@@ -25,11 +25,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/autoreply"
 	"github.com/mailwarden/mailwarden/policy/dns"
-	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/relay"
 	"github.com/mailwarden/mailwarden/policy/spam"

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
-	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 )
 
 func load(t *testing.T, text string) *policy.Config {
