@@ -15,10 +15,6 @@ import (
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
 
-func init() {
-	addCommand("audit", "check Postfix's config (postconf -n or main.cf) and ours against the guidance", runAudit)
-}
-
 // runAudit exits 0 when nothing needs fixing, 3 with warnings, 4 with
 // critical findings, 1 on errors.
 func runAudit(args []string, stdout, stderr io.Writer) int {

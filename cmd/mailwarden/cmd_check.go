@@ -20,10 +20,6 @@ import (
 	"github.com/mailwarden/mailwarden/policy/message"
 )
 
-func init() {
-	addCommand("check", "run the pipeline on a message file and explain the verdict", runCheck)
-}
-
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)

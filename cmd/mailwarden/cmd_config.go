@@ -10,10 +10,6 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 )
 
-func init() {
-	addCommand("config", "check a config file, or print the default one", runConfig)
-}
-
 func runConfig(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: mailwarden config check FILE | mailwarden config default")

@@ -21,10 +21,6 @@ import (
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 )
 
-func init() {
-	addCommand("eval", "measure spam scoring on a ham and a spam corpus (k-fold cross-validation)", runEval)
-}
-
 type evalJSON struct {
 	eval.FoldStats
 	Folds           int              `json:"folds"`

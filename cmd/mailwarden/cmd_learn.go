@@ -19,10 +19,6 @@ import (
 	"github.com/mailwarden/mailwarden/policy/store"
 )
 
-func init() {
-	addCommand("learn", "teach the Bayes classifier ham and spam (or --forget them)", runLearn)
-}
-
 func runLearn(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("learn", flag.ContinueOnError)
 	fset.SetOutput(stderr)

@@ -8,10 +8,6 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 )
 
-func init() {
-	addCommand("mode", "switch the running daemon's mode: enforce|monitor|tempfail-all|accept-all|config", runMode)
-}
-
 // runMode sets (or with "config", drops) the run-time mode override through
 // the control socket. The override takes effect for the next message and
 // outlives config reloads; it is lost on restart.

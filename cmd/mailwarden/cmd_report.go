@@ -14,10 +14,6 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 )
 
-func init() {
-	addCommand("report", "evaluate JSON logs: totals, rejections, auth failures, viruses, relay attempts, bursts", runReport)
-}
-
 func runReport(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	fs.SetOutput(stderr)

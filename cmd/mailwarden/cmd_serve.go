@@ -19,12 +19,8 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 )
 
-func init() {
-	addCommand("serve", "run the milter daemon", runServe)
-}
-
-// daemon is the running server; operations code (control socket, metrics,
-// health) reaches it through serveHooks.
+// daemon is the running server; the operations code (control socket,
+// metrics) is started by runServe explicitly and reaches it through d.
 type daemon struct {
 	cfgPath string
 	holder  *policy.Holder
@@ -34,18 +30,11 @@ type daemon struct {
 	level   *slog.LevelVar
 	srv     *filter.Server
 	metrics policy.Metrics
+	ops     *ops           // the daemon's metrics and status state
 	svc     *wire.Services // the services in force (outlive reloads)
 	reloads atomic.Int64   // successful reloads
 	failed  atomic.Int64   // refused reloads
 }
-
-// serveHooks run after the daemon is listening; each returns a stop
-// function called at shutdown. Operations features register here.
-var serveHooks []func(d *daemon) (stop func(), err error)
-
-// metricsHook, when set, provides the metrics seam before the first
-// pipeline is built.
-var metricsHook func(d *daemon) policy.Metrics
 
 func (d *daemon) cfg() *policy.Config        { return d.holder.Current().Config() }
 func (d *daemon) pipeline() *policy.Pipeline { return d.holder.Current() }
@@ -91,9 +80,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	defer closeLog()
 
 	d := &daemon{cfgPath: *cfgPath, modes: &policy.ModeSwitch{}, started: time.Now(), logger: logger, level: level}
-	if metricsHook != nil {
-		d.metrics = metricsHook(d)
-	}
+	d.ops = newOps(d)
+	d.metrics = d.ops
 	p, _, err := d.build(cfg)
 	if err != nil {
 		logger.Error("cannot build the pipeline", "error", err)
@@ -118,7 +106,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		MaxConns: cfg.Listen.MaxConnections, OnDrop: d.dropped})
 
 	var stops []func()
-	for _, h := range serveHooks {
+	// Operations features, started once the daemon can listen; each
+	// returns a stop function called at shutdown.
+	for _, h := range []func(d *daemon) (stop func(), err error){startControl, startMetrics} {
 		stop, err := h(d)
 		if err != nil {
 			logger.Error("cannot start", "error", err)
@@ -206,7 +196,7 @@ func (d *daemon) reload() {
 
 // dropped counts a connection the filter closed itself.
 func (d *daemon) dropped(why filter.Drop) {
-	if o := opsFor(d); o != nil {
+	if o := d.ops; o != nil {
 		o.drops.WithLabelValues(string(why)).Inc()
 	}
 }

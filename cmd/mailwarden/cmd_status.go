@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-func init() {
-	addCommand("status", "show the running daemon's mode, uptime, sessions and backend health", runStatus)
-}
-
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)

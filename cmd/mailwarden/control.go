@@ -45,8 +45,6 @@ func controlModule() policy.Module {
 	}
 }
 
-func init() { serveHooks = append(serveHooks, startControl) }
-
 // controlRequest is one line from a client.
 type controlRequest struct {
 	Cmd  string `json:"cmd"`            // "status" or "mode"
@@ -98,7 +96,7 @@ func (d *daemon) status() *status {
 		s.Connections = d.srv.Conns()
 		s.BodyMemory = d.srv.BodyMemory()
 	}
-	if o := opsFor(d); o != nil {
+	if o := d.ops; o != nil {
 		s.Health, s.Spool = o.snapshot()
 	}
 	return s
@@ -251,7 +249,7 @@ func (d *daemon) control(req controlRequest, uid int) controlResponse {
 		}
 		cur := d.pipeline().Mode()
 		d.logger.Warn("mode changed", "from", string(old), "to", string(cur), "override", req.Mode != "config", "uid", uid)
-		if o := opsFor(d); o != nil {
+		if o := d.ops; o != nil {
 			o.modeChanges.Inc()
 			o.Event("mode-change")
 		}

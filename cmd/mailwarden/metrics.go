@@ -80,28 +80,6 @@ type ops struct {
 	spool  map[string]spool.DirState
 }
 
-var (
-	opsMu sync.Mutex
-	opsOf = map[*daemon]*ops{}
-)
-
-func init() {
-	metricsHook = func(d *daemon) policy.Metrics {
-		o := newOps(d)
-		opsMu.Lock()
-		opsOf[d] = o
-		opsMu.Unlock()
-		return o
-	}
-	serveHooks = append(serveHooks, startMetrics)
-}
-
-func opsFor(d *daemon) *ops {
-	opsMu.Lock()
-	defer opsMu.Unlock()
-	return opsOf[d]
-}
-
 // checkBuckets cover a fast local check (100 µs) to a slow DNS or clamd
 // answer (30 s, the default step timeout).
 var checkBuckets = []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
@@ -277,7 +255,7 @@ func (o *ops) snapshot() ([]health.Result, []spool.DirState) {
 // startMetrics serves /metrics when [metrics] address is set. The address
 // is read at start; a reload that changes it is logged and needs a restart.
 func startMetrics(d *daemon) (func(), error) {
-	o := opsFor(d)
+	o := d.ops
 	c, _ := d.cfg().Sections["metrics"].(*MetricsConfig)
 	if o == nil || c == nil || c.Address == "" {
 		return nil, nil

@@ -24,8 +24,8 @@ func testDaemon(t *testing.T) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{modes: &policy.ModeSwitch{}, started: time.Now().Add(-90 * time.Second), logger: slog.New(slog.DiscardHandler)}
-	d.metrics = metricsHook(d)
-	t.Cleanup(func() { opsMu.Lock(); delete(opsOf, d); opsMu.Unlock() })
+	d.ops = newOps(d)
+	d.metrics = d.ops
 	p, _, err := d.build(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestControlProtocol(t *testing.T) {
 
 func TestDashboardMetricsExist(t *testing.T) {
 	d := testDaemon(t)
-	o := opsFor(d)
+	o := d.ops
 	// Touch every vector so that it is exported.
 	o.CheckDone("spf", policy.StatusError, time.Millisecond)
 	o.CheckDone("limit", "limited", time.Millisecond)
