@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -38,8 +37,6 @@ type Config struct {
 	// for local domains (RFC 5321 §4.5.1: postmaster; RFC 2142: abuse).
 	ProtectedRecipients []string `toml:"protected_recipients"`
 
-	Listen  ListenConfig  `toml:"listen"`
-	Log     LogConfig     `toml:"log"`
 	Message MessageConfig `toml:"message"`
 	Replies RepliesConfig `toml:"replies"`
 	Headers HeadersConfig `toml:"headers"`
@@ -50,25 +47,6 @@ type Config struct {
 	// Sections holds the decoded module sections by name (pointers to each
 	// module's config type).
 	Sections map[string]any `toml:"-"`
-}
-
-// ListenConfig is the milter socket.
-type ListenConfig struct {
-	Address     string   `toml:"address"`      // unix:/path or inet:host:port
-	SocketMode  string   `toml:"socket_mode"`  // octal, for unix sockets
-	SocketGroup string   `toml:"socket_group"` // group name or id, for unix sockets
-	GracePeriod Duration `toml:"grace_period"` // finish in-flight sessions on SIGTERM
-	ReadTimeout Duration `toml:"read_timeout"` // idle MTA connection
-	// MaxConnections caps concurrent MTA connections; more are closed at
-	// once (logged, counted). 0: no cap.
-	MaxConnections int `toml:"max_connections"`
-}
-
-// LogConfig selects the slog handler.
-type LogConfig struct {
-	Level  string `toml:"level"`  // debug, info, warn, error
-	Format string `toml:"format"` // json or text
-	File   string `toml:"file"`   // "" is standard error
 }
 
 // MessageConfig bounds what one message may cost.
@@ -173,14 +151,6 @@ func DefaultConfig() *Config {
 		ProtectedRecipients:  []string{"postmaster", "abuse"},
 		MaxMessageSize:       64 << 20,
 		MaxMessageSizeAction: ActionReject,
-		Listen: ListenConfig{
-			Address:        "inet:127.0.0.1:8895",
-			SocketMode:     "0660",
-			GracePeriod:    Duration(30 * time.Second),
-			ReadTimeout:    Duration(5 * time.Minute),
-			MaxConnections: 400,
-		},
-		Log: LogConfig{Level: "info", Format: "json"},
 		Message: MessageConfig{
 			SpoolMemory:   1 << 20,
 			MaxHeaders:    1000,
@@ -575,22 +545,6 @@ func (c *Config) validate() []*ConfigError {
 			bad("local_domains", "entry %d (%q) is not a domain", i+1, d)
 		}
 	}
-	if !strings.HasPrefix(c.Listen.Address, "unix:") && !strings.HasPrefix(c.Listen.Address, "inet:") && !strings.HasPrefix(c.Listen.Address, "inet6:") {
-		bad("listen.address", "%q must start with unix: or inet:", c.Listen.Address)
-	}
-	if _, err := ParseFileMode(c.Listen.SocketMode); err != nil {
-		bad("listen.socket_mode", "%v", err)
-	}
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
-	}
-	switch c.Log.Format {
-	case "json", "text":
-	default:
-		bad("log.format", "%q: want json or text", c.Log.Format)
-	}
 	if c.MaxMessageSize <= 0 {
 		bad("max_message_size", "must be positive")
 	}
@@ -602,12 +556,6 @@ func (c *Config) validate() []*ConfigError {
 	}
 	if c.Message.MemoryBudget < 0 {
 		bad("message.memory_budget", "must not be negative")
-	}
-	if c.Listen.MaxConnections < 0 {
-		bad("listen.max_connections", "must not be negative (0: no cap)")
-	}
-	if c.Listen.ReadTimeout <= 0 {
-		bad("listen.read_timeout", "must be positive")
 	}
 	if c.Replies.Reject.Code/100 != 5 {
 		bad("replies.reject", "must be a 5xx reply")

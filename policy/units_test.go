@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"io/fs"
 	"net/netip"
 	"testing"
 	"time"
@@ -258,27 +257,5 @@ func TestParsePrefix(t *testing.T) {
 	}
 	if n.Contains(netip.Addr{}) {
 		t.Error("the zero address (local submission) must not be in any network")
-	}
-}
-
-func TestParseFileMode(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want fs.FileMode
-		err  bool
-	}{
-		{"0660", 0o660, false},
-		{"660", 0o660, false},
-		{"0777", 0o777, false},
-		{"0", 0, false},
-		{"0888", 0, true},
-		{"1777", 0, true},
-		{"rw-rw----", 0, true},
-		{"", 0, true},
-	} {
-		got, err := ParseFileMode(tc.in)
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("ParseFileMode(%q) = %o, %v; want %o, err=%v", tc.in, got, err, tc.want, tc.err)
-		}
 	}
 }

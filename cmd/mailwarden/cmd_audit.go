@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/audit"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/daemon"
 	"github.com/mailwarden/mailwarden/policy/relay"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
@@ -54,7 +55,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	in := audit.Input{Postfix: pf, Config: cfg}
+	in := audit.Input{Postfix: pf, Config: cfg, Listen: daemon.ListenOf(cfg).Address}
 	in.RelayGuard = relay.ConfigOf(cfg).Enabled
 	if s := spool.ConfigOf(cfg); s.Enabled {
 		in.SpoolDirs = append([]string{}, spool.Dirs(s, cfg)...)

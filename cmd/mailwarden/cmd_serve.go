@@ -14,14 +14,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/daemon"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
 	"github.com/mailwarden/mailwarden/filter"
 	"github.com/mailwarden/mailwarden/policy"
 )
 
-// daemon is the running server; the operations code (control socket,
+// server is the running daemon; the operations code (control socket,
 // metrics) is started by runServe explicitly and reaches it through d.
-type daemon struct {
+type server struct {
 	cfgPath string
 	holder  *policy.Holder
 	modes   *policy.ModeSwitch
@@ -36,15 +37,15 @@ type daemon struct {
 	failed  atomic.Int64   // refused reloads
 }
 
-func (d *daemon) cfg() *policy.Config        { return d.holder.Current().Config() }
-func (d *daemon) pipeline() *policy.Pipeline { return d.holder.Current() }
-func (d *daemon) inflight() int              { return d.srv.InFlight() }
+func (d *server) cfg() *policy.Config        { return d.holder.Current().Config() }
+func (d *server) pipeline() *policy.Pipeline { return d.holder.Current() }
+func (d *server) inflight() int              { return d.srv.InFlight() }
 
 // build makes the pipeline of cfg on the services in force, keeping those
 // whose section is unchanged, and starts the new services' background
 // loops once the pipeline is built. retired are the replaced services, to
 // close when the old pipeline drains (Holder.Swap).
-func (d *daemon) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Closer, err error) {
+func (d *server) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Closer, err error) {
 	svc, retired, err := wire.BuildServices(cfg, d.svc, wire.Options{Logger: d.logger, Metrics: d.metrics})
 	if err != nil {
 		return nil, nil, err
@@ -79,7 +80,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	defer closeLog()
 
-	d := &daemon{cfgPath: *cfgPath, modes: &policy.ModeSwitch{}, started: time.Now(), logger: logger, level: level}
+	d := &server{cfgPath: *cfgPath, modes: &policy.ModeSwitch{}, started: time.Now(), logger: logger, level: level}
 	d.ops = newOps(d)
 	d.metrics = d.ops
 	p, _, err := d.build(cfg)
@@ -96,19 +97,20 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		logger.Warn("removed spool files left by an earlier run", "files", removed, "error", errString(err))
 	}
 
-	mode, _ := policy.ParseFileMode(cfg.Listen.SocketMode)
-	ln, err := filter.Listen(cfg.Listen.Address, mode, cfg.Listen.SocketGroup)
+	lc := daemon.ListenOf(cfg)
+	mode, _ := daemon.ParseFileMode(lc.SocketMode)
+	ln, err := filter.Listen(lc.Address, mode, lc.SocketGroup)
 	if err != nil {
-		logger.Error("cannot listen", "address", cfg.Listen.Address, "error", err)
+		logger.Error("cannot listen", "address", lc.Address, "error", err)
 		return 1
 	}
-	d.srv = filter.New(filter.Options{Holder: d.holder, Logger: logger, ReadTimeout: cfg.Listen.ReadTimeout.D(),
-		MaxConns: cfg.Listen.MaxConnections, OnDrop: d.dropped})
+	d.srv = filter.New(filter.Options{Holder: d.holder, Logger: logger, ReadTimeout: lc.ReadTimeout.D(),
+		MaxConns: lc.MaxConnections, OnDrop: d.dropped})
 
 	var stops []func()
 	// Operations features, started once the daemon can listen; each
 	// returns a stop function called at shutdown.
-	for _, h := range []func(d *daemon) (stop func(), err error){startControl, startMetrics} {
+	for _, h := range []func(d *server) (stop func(), err error){startControl, startMetrics} {
 		stop, err := h(d)
 		if err != nil {
 			logger.Error("cannot start", "error", err)
@@ -128,7 +130,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- d.srv.Serve(ln) }()
-	logger.Info("mailwarden started", "version", versionString(), "address", cfg.Listen.Address, "mode", string(d.pipeline().Mode()), "config", configName(*cfgPath), "checks", d.pipeline().Checks())
+	logger.Info("mailwarden started", "version", versionString(), "address", lc.Address, "mode", string(d.pipeline().Mode()), "config", configName(*cfgPath), "checks", d.pipeline().Checks())
 
 	code := 0
 loop:
@@ -145,7 +147,7 @@ loop:
 				d.reload()
 				continue
 			}
-			grace := d.cfg().Listen.GracePeriod.D()
+			grace := daemon.ListenOf(d.cfg()).GracePeriod.D()
 			logger.Info("shutting down", "signal", sig.String(), "in_flight", d.inflight(), "grace_period", grace.String())
 			ctx, cancel := context.WithTimeout(context.Background(), grace)
 			if err := d.srv.Shutdown(ctx); err != nil {
@@ -165,17 +167,17 @@ loop:
 
 // reload builds a new pipeline from the config file and swaps it in. An
 // invalid file is refused; the old config stays in force.
-func (d *daemon) reload() {
+func (d *server) reload() {
 	cfg, err := loadServeConfig(d.cfgPath)
 	if err == nil {
 		var p *policy.Pipeline
 		var retired []io.Closer
 		if p, retired, err = d.build(cfg); err == nil {
 			old := d.cfg()
-			if old.Listen != cfg.Listen {
+			if *daemon.ListenOf(old) != *daemon.ListenOf(cfg) {
 				d.logger.Warn("config reload: [listen] changes need a restart; keeping the old socket")
 			}
-			d.level.Set(parseLevel(cfg.Log.Level))
+			d.level.Set(parseLevel(daemon.LogOf(cfg).Level))
 			d.holder.Swap(p, retired...)
 			d.reloads.Add(1)
 			d.logger.Info("config reloaded", "config", configName(d.cfgPath), "mode", string(p.Mode()), "checks", p.Checks())
@@ -195,7 +197,7 @@ func (d *daemon) reload() {
 }
 
 // dropped counts a connection the filter closed itself.
-func (d *daemon) dropped(why filter.Drop) {
+func (d *server) dropped(why filter.Drop) {
 	if o := d.ops; o != nil {
 		o.drops.WithLabelValues(string(why)).Inc()
 	}
@@ -229,10 +231,11 @@ func parseLevel(s string) slog.Level {
 
 // newLogger builds the slog logger of the config.
 func newLogger(cfg *policy.Config, level *slog.LevelVar, stderr io.Writer) (*slog.Logger, func(), error) {
-	level.Set(parseLevel(cfg.Log.Level))
+	lc := daemon.LogOf(cfg)
+	level.Set(parseLevel(lc.Level))
 	w, closeFn := stderr, func() {}
-	if cfg.Log.File != "" {
-		f, err := os.OpenFile(cfg.Log.File, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	if lc.File != "" {
+		f, err := os.OpenFile(lc.File, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
 		if err != nil {
 			return nil, nil, fmt.Errorf("log file: %w", err)
 		}
@@ -240,7 +243,7 @@ func newLogger(cfg *policy.Config, level *slog.LevelVar, stderr io.Writer) (*slo
 	}
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	var h slog.Handler
-	if cfg.Log.Format == "text" {
+	if lc.Format == "text" {
 		h = slog.NewTextHandler(w, opts)
 	} else {
 		h = slog.NewJSONHandler(w, opts)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/daemon"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/spool"
@@ -81,13 +82,13 @@ type status struct {
 	Extra          map[string]string `json:"extra,omitempty"`
 }
 
-func (d *daemon) status() *status {
+func (d *server) status() *status {
 	p := d.pipeline()
 	s := &status{
 		Version: versionString(), PID: os.Getpid(), Mode: p.Mode(), ConfiguredMode: p.Config().Mode,
 		Started: d.started.UTC().Truncate(time.Second), UptimeSeconds: time.Since(d.started).Round(time.Second).Seconds(),
 		Config: configName(d.cfgPath), Checks: p.Checks(), Reloads: d.reloads.Load(), ReloadFailures: d.failed.Load(),
-		Listen: p.Config().Listen.Address,
+		Listen: daemon.ListenOf(p.Config()).Address,
 	}
 	_, s.Override = d.modes.Get()
 	s.Goroutines = runtime.NumGoroutine()
@@ -103,7 +104,7 @@ func (d *daemon) status() *status {
 }
 
 // startControl opens the control socket.
-func startControl(d *daemon) (func(), error) {
+func startControl(d *server) (func(), error) {
 	c, _ := d.cfg().Sections["control"].(*ControlConfig)
 	if c == nil || c.Socket == "" {
 		return nil, nil
@@ -201,7 +202,7 @@ func peerAllowed(conn net.Conn) (uid int, ok bool) {
 }
 
 // serveControl answers JSON lines until the client closes.
-func (d *daemon) serveControl(conn net.Conn) {
+func (d *server) serveControl(conn net.Conn) {
 	defer conn.Close()
 	uid, ok := peerAllowed(conn)
 	enc := json.NewEncoder(conn)
@@ -232,7 +233,7 @@ func (d *daemon) serveControl(conn net.Conn) {
 }
 
 // control executes one request.
-func (d *daemon) control(req controlRequest, uid int) controlResponse {
+func (d *server) control(req controlRequest, uid int) controlResponse {
 	switch req.Cmd {
 	case "status":
 		return controlResponse{OK: true, Status: d.status()}

@@ -55,7 +55,7 @@ func metricsModule() policy.Module {
 // health.Reporter), keeps what `mailwarden status` shows, and owns the
 // Prometheus registry.
 type ops struct {
-	d   *daemon
+	d   *server
 	reg *prometheus.Registry
 
 	messages    *prometheus.CounterVec
@@ -84,7 +84,7 @@ type ops struct {
 // answer (30 s, the default step timeout).
 var checkBuckets = []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-func newOps(d *daemon) *ops {
+func newOps(d *server) *ops {
 	o := &ops{d: d, reg: prometheus.NewRegistry(), spool: map[string]spool.DirState{}}
 	f := func(c prometheus.Collector) { o.reg.MustRegister(c) }
 	o.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_messages_total", Help: "Messages decided, by the action told to the MTA and the action enforce mode would take."}, []string{"action", "would_be", "mode"})
@@ -143,11 +143,11 @@ func newOps(d *daemon) *ops {
 
 // modeCollector exports mailwarden_mode{mode=...} = 1 for the mode in force.
 type modeCollector struct {
-	d    *daemon
+	d    *server
 	desc *prometheus.Desc
 }
 
-func newModeCollector(d *daemon) *modeCollector {
+func newModeCollector(d *server) *modeCollector {
 	return &modeCollector{d: d, desc: prometheus.NewDesc("mailwarden_mode", "1 for the mode in force (enforce, monitor, tempfail-all, accept-all).", []string{"mode"}, nil)}
 }
 
@@ -164,7 +164,7 @@ func (c *modeCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // mode is the effective mode (works before the pipeline exists).
-func (d *daemon) mode() policy.Mode {
+func (d *server) mode() policy.Mode {
 	if m, ok := d.modes.Get(); ok {
 		return m
 	}
@@ -254,7 +254,7 @@ func (o *ops) snapshot() ([]health.Result, []spool.DirState) {
 
 // startMetrics serves /metrics when [metrics] address is set. The address
 // is read at start; a reload that changes it is logged and needs a restart.
-func startMetrics(d *daemon) (func(), error) {
+func startMetrics(d *server) (func(), error) {
 	o := d.ops
 	c, _ := d.cfg().Sections["metrics"].(*MetricsConfig)
 	if o == nil || c == nil || c.Address == "" {

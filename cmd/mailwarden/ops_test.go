@@ -17,13 +17,13 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 )
 
-func testDaemon(t *testing.T) *daemon {
+func testDaemon(t *testing.T) *server {
 	t.Helper()
 	cfg, err := policy.Load("t", []byte("local_domains = [\"example.org\"]\n[control]\nsocket = \"\"\n"), sections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{modes: &policy.ModeSwitch{}, started: time.Now().Add(-90 * time.Second), logger: slog.New(slog.DiscardHandler)}
+	d := &server{modes: &policy.ModeSwitch{}, started: time.Now().Add(-90 * time.Second), logger: slog.New(slog.DiscardHandler)}
 	d.ops = newOps(d)
 	d.metrics = d.ops
 	p, _, err := d.build(cfg)

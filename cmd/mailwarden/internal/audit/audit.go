@@ -212,6 +212,8 @@ type Input struct {
 	// (nil SpoolDirs: the spool guard is off).
 	RelayGuard bool
 	SpoolDirs  []string
+	// Listen is our milter socket ([listen] address).
+	Listen string
 }
 
 // Run audits and returns the findings, most severe first.
@@ -383,7 +385,7 @@ func isLoopback(h string) bool {
 }
 
 func (a *auditor) milters() {
-	listen := a.in.Config.Listen.Address
+	listen := a.in.Listen
 	qdir, _ := a.pf.Get("queue_directory")
 	for _, p := range []struct{ param, what string }{
 		{"smtpd_milters", "mail received over SMTP"},

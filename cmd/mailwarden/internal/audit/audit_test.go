@@ -52,8 +52,7 @@ func TestAudit(t *testing.T) {
 			}
 			cfg := policy.DefaultConfig()
 			cfg.LocalDomains = []string{"example.org"}
-			cfg.Listen.Address = tc.listen
-			fs := Run(Input{Postfix: pf, Config: cfg, ReadFile: fakeFS, RelayGuard: tc.relayGuard, SpoolDirs: tc.spool})
+			fs := Run(Input{Postfix: pf, Config: cfg, ReadFile: fakeFS, RelayGuard: tc.relayGuard, SpoolDirs: tc.spool, Listen: tc.listen})
 			var got []string
 			for _, x := range fs {
 				if x.Severity >= SevInfo {
