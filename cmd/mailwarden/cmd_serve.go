@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/daemon"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/metrics"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
 	"github.com/mailwarden/mailwarden/filter"
 	"github.com/mailwarden/mailwarden/policy"
@@ -31,7 +32,7 @@ type server struct {
 	level   *slog.LevelVar
 	srv     *filter.Server
 	metrics policy.Metrics
-	ops     *ops           // the daemon's metrics and status state
+	ops     *metrics.Ops   // the daemon's metrics and status state
 	svc     *wire.Services // the services in force (outlive reloads)
 	reloads atomic.Int64   // successful reloads
 	failed  atomic.Int64   // refused reloads
@@ -40,6 +41,46 @@ type server struct {
 func (d *server) cfg() *policy.Config        { return d.holder.Current().Config() }
 func (d *server) pipeline() *policy.Pipeline { return d.holder.Current() }
 func (d *server) inflight() int              { return d.srv.InFlight() }
+
+// The daemon's state as the metrics read it (metrics.Daemon).
+
+// Mode is the effective mode (works before the pipeline exists).
+func (d *server) Mode() policy.Mode {
+	if m, ok := d.modes.Get(); ok {
+		return m
+	}
+	if d.holder == nil {
+		return ""
+	}
+	return d.cfg().Mode
+}
+func (d *server) Conns() int {
+	if d.srv == nil {
+		return 0
+	}
+	return d.srv.Conns()
+}
+func (d *server) AcceptErrors() int64 {
+	if d.srv == nil {
+		return 0
+	}
+	return int64(d.srv.AcceptErrors())
+}
+func (d *server) BodyMemory() int64 {
+	if d.srv == nil {
+		return 0
+	}
+	return int64(d.srv.BodyMemory())
+}
+func (d *server) InFlight() int {
+	if d.srv == nil {
+		return 0
+	}
+	return d.inflight()
+}
+func (d *server) Reloads() int64        { return d.reloads.Load() }
+func (d *server) ReloadFailures() int64 { return d.failed.Load() }
+func (d *server) Started() time.Time    { return d.started }
 
 // build makes the pipeline of cfg on the services in force, keeping those
 // whose section is unchanged, and starts the new services' background
@@ -81,7 +122,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	defer closeLog()
 
 	d := &server{cfgPath: *cfgPath, modes: &policy.ModeSwitch{}, started: time.Now(), logger: logger, level: level}
-	d.ops = newOps(d)
+	d.ops = metrics.New(d)
 	d.metrics = d.ops
 	p, _, err := d.build(cfg)
 	if err != nil {
@@ -110,6 +151,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var stops []func()
 	// Operations features, started once the daemon can listen; each
 	// returns a stop function called at shutdown.
+	startMetrics := func(d *server) (func(), error) {
+		return metrics.Serve(d.ops, metrics.ConfigOf(d.cfg()), d.logger)
+	}
 	for _, h := range []func(d *server) (stop func(), err error){startControl, startMetrics} {
 		stop, err := h(d)
 		if err != nil {
@@ -199,7 +243,7 @@ func (d *server) reload() {
 // dropped counts a connection the filter closed itself.
 func (d *server) dropped(why filter.Drop) {
 	if o := d.ops; o != nil {
-		o.drops.WithLabelValues(string(why)).Inc()
+		o.Dropped(string(why))
 	}
 }
 

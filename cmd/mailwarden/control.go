@@ -98,7 +98,7 @@ func (d *server) status() *status {
 		s.BodyMemory = d.srv.BodyMemory()
 	}
 	if o := d.ops; o != nil {
-		s.Health, s.Spool = o.snapshot()
+		s.Health, s.Spool = o.Snapshot()
 	}
 	return s
 }
@@ -251,8 +251,7 @@ func (d *server) control(req controlRequest, uid int) controlResponse {
 		cur := d.pipeline().Mode()
 		d.logger.Warn("mode changed", "from", string(old), "to", string(cur), "override", req.Mode != "config", "uid", uid)
 		if o := d.ops; o != nil {
-			o.modeChanges.Inc()
-			o.Event("mode-change")
+			o.ModeChanged()
 		}
 		return controlResponse{OK: true, Status: d.status()}
 	}

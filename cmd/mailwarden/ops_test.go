@@ -8,12 +8,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/metrics"
 	"github.com/mailwarden/mailwarden/policy"
 )
 
@@ -24,7 +23,7 @@ func testDaemon(t *testing.T) *server {
 		t.Fatal(err)
 	}
 	d := &server{modes: &policy.ModeSwitch{}, started: time.Now().Add(-90 * time.Second), logger: slog.New(slog.DiscardHandler)}
-	d.ops = newOps(d)
+	d.ops = metrics.New(d)
 	d.metrics = d.ops
 	p, _, err := d.build(cfg)
 	if err != nil {
@@ -111,64 +110,6 @@ func TestControlProtocol(t *testing.T) {
 	}
 	if code := run([]string{"status", "-socket", filepath.Join(t.TempDir(), "none.sock")}, &out, &errb); code != 1 {
 		t.Errorf("status without daemon: exit %d", code)
-	}
-}
-
-func TestDashboardMetricsExist(t *testing.T) {
-	d := testDaemon(t)
-	o := d.ops
-	// Touch every vector so that it is exported.
-	o.CheckDone("spf", policy.StatusError, time.Millisecond)
-	o.CheckDone("limit", "limited", time.Millisecond)
-	o.MessageDone(&policy.Verdict{Mode: policy.ModeMonitor, Action: policy.ActionAccept, WouldBe: policy.ActionReject, Reasons: []string{"spf-fail"}})
-	o.Event("relay-attempt")
-	o.SpoolFree("/var/spool/postfix", 1<<30, 1000, false)
-	o.HealthResults([]health.Result{{Kind: health.KindSMTP, Target: "relay:25", Up: true}})
-	o.modeChanges.Inc()
-	mfs, err := o.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := map[string]bool{}
-	for _, mf := range mfs {
-		have[mf.GetName()] = true
-	}
-	b, err := os.ReadFile("../../examples/grafana-dashboard.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Panels []struct {
-			Title   string
-			Targets []struct{ Expr string }
-		}
-	}
-	if err := json.Unmarshal(b, &dash); err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`mailwarden_[a-z_]+`)
-	n := 0
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			for _, name := range re.FindAllString(tg.Expr, -1) {
-				n++
-				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
-				if !have[name] && !have[base] {
-					t.Errorf("panel %q uses %s, which mailwarden does not export", p.Title, name)
-				}
-			}
-		}
-	}
-	if n < 15 {
-		t.Errorf("dashboard uses only %d metrics", n)
-	}
-	// Removed neighbours disappear.
-	o.HealthResults(nil)
-	mfs, _ = o.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "mailwarden_neighbour_up" && len(mf.GetMetric()) > 0 {
-			t.Error("stale neighbour kept")
-		}
 	}
 }
 

@@ -1,4 +1,10 @@
-package main
+// Package metrics is the daemon's implementation of the policy.Metrics seam
+// (and the optional seams relay.Events, spool.Gauges, health.Reporter,
+// policy.RcptMetrics, policy.FailureMetrics) on Prometheus, the
+// [metrics] section and its /metrics endpoint. It keeps what `mailwarden
+// status` shows of health and spool. Only the binary imports it, so the
+// policy packages never depend on the metrics library.
+package metrics
 
 import (
 	"context"
@@ -21,8 +27,8 @@ import (
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
 
-// MetricsConfig is the [metrics] section.
-type MetricsConfig struct {
+// Config is the [metrics] section.
+type Config struct {
 	// Address of the Prometheus /metrics endpoint, host:port; "" is off.
 	Address string `toml:"address"`
 	// Path of the endpoint.
@@ -30,7 +36,7 @@ type MetricsConfig struct {
 }
 
 // Validate checks the section.
-func (c *MetricsConfig) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	if c.Address != "" {
 		if _, _, err := net.SplitHostPort(c.Address); err != nil {
@@ -43,19 +49,41 @@ func (c *MetricsConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-func metricsModule() policy.Module {
-	return policy.Module{
-		Name:    "metrics",
-		Default: func() any { return &MetricsConfig{Path: "/metrics"} },
-	}
+// SectionName is the [metrics] section.
+const SectionName = "metrics"
+
+// Section is the [metrics] section (no step).
+func Section() policy.Module {
+	return policy.Module{Name: SectionName, Default: func() any { return &Config{Path: "/metrics"} }}
 }
 
-// ops is the daemon's operations state: it implements policy.Metrics and
+// ConfigOf returns the [metrics] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, SectionName); c != nil {
+		return c
+	}
+	return &Config{Path: "/metrics"}
+}
+
+// Daemon is what the metrics read of the running daemon (gauges computed
+// at scrape time).
+type Daemon interface {
+	Mode() policy.Mode // the effective mode; "" before the first pipeline
+	Conns() int
+	AcceptErrors() int64
+	BodyMemory() int64
+	InFlight() int
+	Reloads() int64
+	ReloadFailures() int64
+	Started() time.Time
+}
+
+// Ops is the daemon's operations state: it implements policy.Metrics and
 // the optional seams of our packages (relay.Events, spool.Gauges,
 // health.Reporter), keeps what `mailwarden status` shows, and owns the
 // Prometheus registry.
-type ops struct {
-	d   *server
+type Ops struct {
+	d   Daemon
 	reg *prometheus.Registry
 
 	messages    *prometheus.CounterVec
@@ -74,6 +102,8 @@ type ops struct {
 	healthLat   *prometheus.GaugeVec
 	modeChanges prometheus.Counter
 	drops       *prometheus.CounterVec
+	// stepFailures counts panics and deadline overruns of any step.
+	stepFailures *prometheus.CounterVec
 
 	mu     sync.Mutex
 	health []health.Result
@@ -84,8 +114,9 @@ type ops struct {
 // answer (30 s, the default step timeout).
 var checkBuckets = []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-func newOps(d *server) *ops {
-	o := &ops{d: d, reg: prometheus.NewRegistry(), spool: map[string]spool.DirState{}}
+// New makes the metrics of d.
+func New(d Daemon) *Ops {
+	o := &Ops{d: d, reg: prometheus.NewRegistry(), spool: map[string]spool.DirState{}}
 	f := func(c prometheus.Collector) { o.reg.MustRegister(c) }
 	o.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_messages_total", Help: "Messages decided, by the action told to the MTA and the action enforce mode would take."}, []string{"action", "would_be", "mode"})
 	o.reasons = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_message_reasons_total", Help: "Reason codes of decided messages."}, []string{"reason"})
@@ -104,37 +135,19 @@ func newOps(d *server) *ops {
 	o.modeChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailwarden_mode_changes_total", Help: "Mode switches through the control socket."})
 	o.drops = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_milter_connections_dropped_total", Help: "MTA connections closed by mailwarden: malformed (a packet that breaks the milter framing), limit (over listen.max_connections), panic (a bug of ours; logged with its stack)."}, []string{"reason"})
 	f(o.drops)
-	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_milter_connections", Help: "Open MTA connections."}, func() float64 {
-		if d.srv == nil {
-			return 0
-		}
-		return float64(d.srv.Conns())
-	}))
-	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_milter_accept_errors_total", Help: "Temporary accept errors on the milter socket (e.g. out of file descriptors); each one backed off and retried."}, func() float64 {
-		if d.srv == nil {
-			return 0
-		}
-		return float64(d.srv.AcceptErrors())
-	}))
-	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_body_memory_bytes", Help: "Message body bytes held in memory by messages in flight (bounded by message.memory_budget)."}, func() float64 {
-		if d.srv == nil {
-			return 0
-		}
-		return float64(d.srv.BodyMemory())
-	}))
+	o.stepFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_step_failures_total", Help: "Steps that panicked or overran their deadline, by stage (check, rcpt, observe), check and cause (panic, deadline)."}, []string{"stage", "check", "cause"})
+	f(o.stepFailures)
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_milter_connections", Help: "Open MTA connections."}, func() float64 { return float64(d.Conns()) }))
+	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_milter_accept_errors_total", Help: "Temporary accept errors on the milter socket (e.g. out of file descriptors); each one backed off and retried."}, func() float64 { return float64(d.AcceptErrors()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_body_memory_bytes", Help: "Message body bytes held in memory by messages in flight (bounded by message.memory_budget)."}, func() float64 { return float64(d.BodyMemory()) }))
 	for _, c := range []prometheus.Collector{o.messages, o.reasons, o.rcpts, o.msgDuration, o.checks, o.checkDur, o.backendErrs, o.rateLimited, o.events,
 		o.spoolBytes, o.spoolInodes, o.spoolLow, o.healthUp, o.healthLat, o.modeChanges} {
 		f(c)
 	}
-	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_inflight_sessions", Help: "Messages being processed now."}, func() float64 {
-		if d.srv == nil {
-			return 0
-		}
-		return float64(d.inflight())
-	}))
-	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_config_reloads_total", Help: "Successful config reloads (SIGHUP)."}, func() float64 { return float64(d.reloads.Load()) }))
-	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_config_reload_failures_total", Help: "Refused config reloads (the old config stayed in force)."}, func() float64 { return float64(d.failed.Load()) }))
-	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_start_time_seconds", Help: "Start time of the daemon, Unix seconds."}, func() float64 { return float64(d.started.UnixNano()) / 1e9 }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_inflight_sessions", Help: "Messages being processed now."}, func() float64 { return float64(d.InFlight()) }))
+	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_config_reloads_total", Help: "Successful config reloads (SIGHUP)."}, func() float64 { return float64(d.Reloads()) }))
+	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_config_reload_failures_total", Help: "Refused config reloads (the old config stayed in force)."}, func() float64 { return float64(d.ReloadFailures()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_start_time_seconds", Help: "Start time of the daemon, Unix seconds."}, func() float64 { return float64(d.Started().UnixNano()) / 1e9 }))
 	f(newModeCollector(d))
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -143,17 +156,17 @@ func newOps(d *server) *ops {
 
 // modeCollector exports mailwarden_mode{mode=...} = 1 for the mode in force.
 type modeCollector struct {
-	d    *server
+	d    Daemon
 	desc *prometheus.Desc
 }
 
-func newModeCollector(d *server) *modeCollector {
+func newModeCollector(d Daemon) *modeCollector {
 	return &modeCollector{d: d, desc: prometheus.NewDesc("mailwarden_mode", "1 for the mode in force (enforce, monitor, tempfail-all, accept-all).", []string{"mode"}, nil)}
 }
 
 func (c *modeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *modeCollector) Collect(ch chan<- prometheus.Metric) {
-	cur := c.d.mode()
+	cur := c.d.Mode()
 	for _, m := range []policy.Mode{policy.ModeEnforce, policy.ModeMonitor, policy.ModeTempfailAll, policy.ModeAcceptAll} {
 		v := 0.0
 		if m == cur {
@@ -163,19 +176,8 @@ func (c *modeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// mode is the effective mode (works before the pipeline exists).
-func (d *server) mode() policy.Mode {
-	if m, ok := d.modes.Get(); ok {
-		return m
-	}
-	if d.holder == nil {
-		return ""
-	}
-	return d.cfg().Mode
-}
-
 // CheckDone implements policy.Metrics.
-func (o *ops) CheckDone(check string, status policy.Status, d time.Duration) {
+func (o *Ops) CheckDone(check string, status policy.Status, d time.Duration) {
 	o.checks.WithLabelValues(check, string(status)).Inc()
 	o.checkDur.WithLabelValues(check).Observe(d.Seconds())
 	switch status {
@@ -187,7 +189,7 @@ func (o *ops) CheckDone(check string, status policy.Status, d time.Duration) {
 }
 
 // MessageDone implements policy.Metrics.
-func (o *ops) MessageDone(v *policy.Verdict) {
+func (o *Ops) MessageDone(v *policy.Verdict) {
 	o.messages.WithLabelValues(v.Action.String(), v.WouldBe.String(), string(v.Mode)).Inc()
 	for _, r := range v.Reasons {
 		o.reasons.WithLabelValues(r).Inc()
@@ -196,17 +198,17 @@ func (o *ops) MessageDone(v *policy.Verdict) {
 }
 
 // RcptDone implements policy.RcptMetrics.
-func (o *ops) RcptDone(action policy.Action, reasons []string) {
+func (o *Ops) RcptDone(action policy.Action, reasons []string) {
 	for _, r := range reasons {
 		o.rcpts.WithLabelValues(action.String(), r).Inc()
 	}
 }
 
 // Event implements relay.Events.
-func (o *ops) Event(name string) { o.events.WithLabelValues(name).Inc() }
+func (o *Ops) Event(name string) { o.events.WithLabelValues(name).Inc() }
 
 // SpoolFree implements spool.Gauges.
-func (o *ops) SpoolFree(dir string, bytes, inodes uint64, low bool) {
+func (o *Ops) SpoolFree(dir string, bytes, inodes uint64, low bool) {
 	o.spoolBytes.WithLabelValues(dir).Set(float64(bytes))
 	o.spoolInodes.WithLabelValues(dir).Set(float64(inodes))
 	l := 0.0
@@ -220,7 +222,7 @@ func (o *ops) SpoolFree(dir string, bytes, inodes uint64, low bool) {
 }
 
 // HealthResults implements health.Reporter: each round replaces the last.
-func (o *ops) HealthResults(rs []health.Result) {
+func (o *Ops) HealthResults(rs []health.Result) {
 	o.mu.Lock()
 	old := o.health
 	o.health = append([]health.Result(nil), rs...)
@@ -240,7 +242,8 @@ func (o *ops) HealthResults(rs []health.Result) {
 	}
 }
 
-func (o *ops) snapshot() ([]health.Result, []spool.DirState) {
+// Snapshot is the last health round and spool measurements, for status.
+func (o *Ops) Snapshot() ([]health.Result, []spool.DirState) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	h := append([]health.Result(nil), o.health...)
@@ -252,11 +255,28 @@ func (o *ops) snapshot() ([]health.Result, []spool.DirState) {
 	return h, s
 }
 
-// startMetrics serves /metrics when [metrics] address is set. The address
-// is read at start; a reload that changes it is logged and needs a restart.
-func startMetrics(d *server) (func(), error) {
-	o := d.ops
-	c, _ := d.cfg().Sections["metrics"].(*MetricsConfig)
+// ModeChanged counts a mode switch through the control socket.
+func (o *Ops) ModeChanged() {
+	o.modeChanges.Inc()
+	o.Event("mode-change")
+}
+
+// Dropped counts an MTA connection the filter closed itself.
+func (o *Ops) Dropped(reason string) { o.drops.WithLabelValues(reason).Inc() }
+
+// StepFailed implements policy.FailureMetrics: a step that panicked or
+// overran its deadline.
+func (o *Ops) StepFailed(stage policy.Stage, check string, cause policy.Failure) {
+	o.stepFailures.WithLabelValues(string(stage), check, string(cause)).Inc()
+}
+
+// Registry is the Prometheus registry (tests, the endpoint).
+func (o *Ops) Registry() *prometheus.Registry { return o.reg }
+
+// Serve serves /metrics when c.Address is set; the returned function stops
+// it. The address is read at start; a reload that changes it needs a
+// restart.
+func Serve(o *Ops, c *Config, logger *slog.Logger) (func(), error) {
 	if o == nil || c == nil || c.Address == "" {
 		return nil, nil
 	}
@@ -265,13 +285,13 @@ func startMetrics(d *server) (func(), error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(c.Path, promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.logger.Handler(), slog.LevelWarn)}))
+	mux.Handle(c.Path, promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
 	// Bounded like every listener of ours: a client that connects and
 	// stays silent, or reads slowly, cannot hold a descriptor for long.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
 	go srv.Serve(ln)
-	d.logger.Info("metrics listening", "address", ln.Addr().String(), "path", c.Path)
+	logger.Info("metrics listening", "address", ln.Addr().String(), "path", c.Path)
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
