@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
 	"github.com/mailwarden/mailwarden/policy"
 )
 
@@ -39,7 +40,7 @@ func runMode(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	resp, err := controlCall(sock, controlRequest{Cmd: "mode", Mode: want})
+	resp, err := control.Call(sock, control.Request{Cmd: "mode", Mode: want})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
 )
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
@@ -24,7 +26,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	resp, err := controlCall(sock, controlRequest{Cmd: "status"})
+	resp, err := control.Call(sock, control.Request{Cmd: "status"})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/daemon"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/metrics"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
@@ -10,5 +11,5 @@ import (
 // sections is the schema of the config file: every module's and service's
 // section (wire.Sections) plus the daemon's own.
 func sections() []policy.Module {
-	return wire.Sections(append(daemon.Sections(), controlModule(), metrics.Section())...)
+	return wire.Sections(append(daemon.Sections(), control.Section(), metrics.Section())...)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/metrics"
 	"github.com/mailwarden/mailwarden/policy"
 )
@@ -42,7 +43,7 @@ func TestControlProtocol(t *testing.T) {
 	stale, _ := net.Listen("unix", sock)
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close()
-	d.holder.Current().Config().Sections["control"].(*ControlConfig).Socket = sock
+	control.ConfigOf(d.holder.Current().Config()).Socket = sock
 	stop, err := startControl(d)
 	if err != nil {
 		t.Fatal(err)
@@ -53,18 +54,18 @@ func TestControlProtocol(t *testing.T) {
 		t.Fatalf("socket mode %v %v", fi.Mode(), err)
 	}
 	// A second daemon must not steal a live socket.
-	if _, err := listenControl(sock); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := control.Start(&control.Config{Socket: sock}, d, d.logger); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("live socket taken over: %v", err)
 	}
 
-	resp, err := controlCall(sock, controlRequest{Cmd: "status"})
+	resp, err := control.Call(sock, control.Request{Cmd: "status"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s := resp.Status; s.Mode != policy.ModeEnforce || s.Override || s.UptimeSeconds < 89 || len(s.Checks) == 0 {
 		t.Errorf("status %+v", s)
 	}
-	resp, err = controlCall(sock, controlRequest{Cmd: "mode", Mode: "tempfail-all"})
+	resp, err = control.Call(sock, control.Request{Cmd: "mode", Mode: "tempfail-all"})
 	if err != nil || resp.Status.Mode != policy.ModeTempfailAll || !resp.Status.Override {
 		t.Fatalf("mode: %+v %v", resp, err)
 	}
@@ -72,13 +73,13 @@ func TestControlProtocol(t *testing.T) {
 	if d.pipeline().Mode() != policy.ModeTempfailAll {
 		t.Fatal("mode switch not in force")
 	}
-	if _, err := controlCall(sock, controlRequest{Cmd: "mode", Mode: "chaos"}); err == nil {
+	if _, err := control.Call(sock, control.Request{Cmd: "mode", Mode: "chaos"}); err == nil {
 		t.Error("bad mode accepted")
 	}
-	if _, err := controlCall(sock, controlRequest{Cmd: "reboot"}); err == nil {
+	if _, err := control.Call(sock, control.Request{Cmd: "reboot"}); err == nil {
 		t.Error("unknown command accepted")
 	}
-	if resp, err := controlCall(sock, controlRequest{Cmd: "mode", Mode: "config"}); err != nil || resp.Status.Override || resp.Status.Mode != policy.ModeEnforce {
+	if resp, err := control.Call(sock, control.Request{Cmd: "mode", Mode: "config"}); err != nil || resp.Status.Override || resp.Status.Mode != policy.ModeEnforce {
 		t.Fatalf("mode config: %+v %v", resp, err)
 	}
 	// Garbage and several requests on one connection.
@@ -94,7 +95,7 @@ func TestControlProtocol(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var cr controlResponse
+		var cr control.Response
 		if err := json.Unmarshal(line, &cr); err != nil || cr.OK != wantOK {
 			t.Errorf("answer %d: %s", i, line)
 		}
