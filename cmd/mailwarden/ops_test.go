@@ -13,25 +13,22 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
-	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/metrics"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/daemon"
 	"github.com/mailwarden/mailwarden/policy"
 )
 
-func testDaemon(t *testing.T) *server {
+func testDaemon(t *testing.T) *daemon.Server {
 	t.Helper()
 	cfg, err := policy.Load("t", []byte("local_domains = [\"example.org\"]\n[control]\nsocket = \"\"\n"), sections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &server{modes: &policy.ModeSwitch{}, started: time.Now().Add(-90 * time.Second), logger: slog.New(slog.DiscardHandler)}
-	d.ops = metrics.New(d)
-	d.metrics = d.ops
-	p, _, err := d.build(cfg)
+	d := daemon.New(daemon.Options{Started: time.Now().Add(-90 * time.Second), Version: versionString()})
+	stop, err := d.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.holder = policy.NewHolder(p)
-	t.Cleanup(func() { d.holder.Close(); d.svc.Close() })
+	t.Cleanup(stop)
 	return d
 }
 
@@ -43,8 +40,9 @@ func TestControlProtocol(t *testing.T) {
 	stale, _ := net.Listen("unix", sock)
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close()
-	control.ConfigOf(d.holder.Current().Config()).Socket = sock
-	stop, err := startControl(d)
+	ctl := control.ConfigOf(d.Pipeline().Config())
+	ctl.Socket = sock
+	stop, err := control.Start(ctl, d, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +52,7 @@ func TestControlProtocol(t *testing.T) {
 		t.Fatalf("socket mode %v %v", fi.Mode(), err)
 	}
 	// A second daemon must not steal a live socket.
-	if _, err := control.Start(&control.Config{Socket: sock}, d, d.logger); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := control.Start(&control.Config{Socket: sock}, d, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("live socket taken over: %v", err)
 	}
 
@@ -70,7 +68,7 @@ func TestControlProtocol(t *testing.T) {
 		t.Fatalf("mode: %+v %v", resp, err)
 	}
 	// The pipeline in force sees it at once.
-	if d.pipeline().Mode() != policy.ModeTempfailAll {
+	if d.Pipeline().Mode() != policy.ModeTempfailAll {
 		t.Fatal("mode switch not in force")
 	}
 	if _, err := control.Call(sock, control.Request{Cmd: "mode", Mode: "chaos"}); err == nil {

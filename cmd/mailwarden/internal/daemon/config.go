@@ -1,7 +1,12 @@
-// Package daemon holds the daemon's own settings, which decide nothing
-// about a message: the milter socket ([listen]) and logging ([log]). They
-// are config sections like any module's (policy.Module without Build),
-// read through ListenOf and LogOf.
+// Package daemon is `mailwarden serve`: the Server that builds the
+// services once (wire.BuildServices) and the pipeline on them, listens for
+// the MTA (filter), starts the control socket and /metrics, reloads on
+// SIGHUP (rebuilding only the services whose section changed; the
+// replaced ones close when the old pipeline drains) and stops gracefully.
+// It also holds the daemon's own settings, which decide nothing about a
+// message: the milter socket ([listen]) and logging ([log]), config
+// sections like any module's (policy.Module without Build), read through
+// ListenOf and LogOf.
 package daemon
 
 import (
