@@ -269,6 +269,12 @@ func redactAttr(groups []string, a slog.Attr) slog.Attr {
 // [listen] grace_period); SIGHUP reloads. It returns the exit code.
 func (d *Server) Run(cfg *policy.Config) int {
 	logger := d.logger
+	// Signals are taken before the socket is open: a SIGHUP that arrives
+	// once the MTA (or a test) can connect, but before the loop below
+	// runs, is a reload, not the default action (exit).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	stopPipeline, err := d.Start(cfg)
 	if err != nil {
 		logger.Error("cannot build the pipeline", "error", err)
@@ -316,9 +322,6 @@ func (d *Server) Run(cfg *policy.Config) int {
 		}
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- d.srv.Serve(ln) }()
 	logger.Info("mailwarden started", "version", d.version, "address", lc.Address, "mode", string(d.pipeline().Mode()), "config", configName(d.cfgPath), "checks", d.pipeline().Checks())
