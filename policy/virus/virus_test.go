@@ -451,9 +451,11 @@ func TestExampleConfigMatchesDefaults(t *testing.T) {
 	}
 }
 
+// coreSection reports the tables of the policy root ([listen] and [log] are
+// the daemon's, cmd/mailwarden/internal/daemon).
 func coreSection(name string) bool {
 	switch name {
-	case "listen", "log", "message", "replies", "headers", "score", "lists", "rule", "score.domain":
+	case "message", "replies", "headers", "score", "lists", "rule", "score.domain":
 		return true
 	}
 	return false
