@@ -69,15 +69,14 @@ name = "sophos"
 addresses = ["` + ss.Addr() + `"]
 `
 	}
-	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
 	run := func(text string, body string) (*policy.Verdict, *engineMetrics) {
 		t.Helper()
-		cfg, err := policy.Load("t.toml", []byte(text), mods)
+		cfg, err := policy.Load("t.toml", []byte(text), sections())
 		if err != nil {
 			t.Fatal(err)
 		}
 		m := &engineMetrics{scans: map[string][]policy.Status{}}
-		p, err := policy.New(cfg, mods, nil, nil, m)
+		p, err := buildWith(cfg, m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +127,7 @@ addresses = ["` + ss.Addr() + `"]
 }
 
 func TestEngineConfigErrors(t *testing.T) {
-	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
+	mods := sections()
 	for name, text := range map[string]string{
 		"unknown type":   "[[virus.engine]]\ntype = \"kaspersky\"\naddresses = [\"x\"]\n",
 		"no type":        "[[virus.engine]]\naddresses = [\"/x\"]\n",
@@ -151,7 +150,7 @@ func TestEngineConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := policy.New(cfg, mods, nil, nil, nil); !errors.Is(err, virus.ErrBothForms) {
+	if _, err := build(cfg); !errors.Is(err, virus.ErrBothForms) {
 		t.Errorf("both forms: %v", err)
 	}
 	// The old form alone keeps working, with the names it had.
@@ -160,7 +159,7 @@ func TestEngineConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.New(cfg, mods, nil, nil, nil)
+	p, err := build(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/clamav"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/virus/icap"
 	"github.com/mailwarden/mailwarden/policy/virus/sssp"
 )
@@ -150,7 +151,7 @@ func (c *Check) WithMetrics(m EngineMetrics) *Check {
 func (c *Check) Name() string { return "virus" }
 
 // Check scans the message.
-func (c *Check) Check(ctx context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (c *Check) Check(ctx context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	if len(c.scanners) == 0 {
 		return policy.Result{}, errors.New("virus: no scanner configured")
 	}
@@ -238,7 +239,7 @@ func combine(req Require, min int, fs []Finding) (Finding, int) {
 	return Finding{Status: StatusError, Err: errors.New("virus: no verdict")}, -1
 }
 
-func (c *Check) result(m *policy.Message, fs []Finding) policy.Result {
+func (c *Check) result(m *message.Message, fs []Finding) policy.Result {
 	f, i := combine(c.cfg.Require, c.cfg.MinEngines, fs)
 	engine := ""
 	if i >= 0 {
@@ -313,77 +314,90 @@ func (c *Check) result(m *policy.Message, fs []Finding) policy.Result {
 		r.Detail += " [" + strings.Join(each, "; ") + "]"
 	}
 	if c.cfg.HeaderScanned != "" && len(scanned) > 0 {
-		r.Headers = append(r.Headers, policy.Field{Name: c.cfg.HeaderScanned, Value: "mailwarden (" + strings.Join(scanned, ", ") + ")" + c.host})
+		r.Headers = append(r.Headers, message.Field{Name: c.cfg.HeaderScanned, Value: "mailwarden (" + strings.Join(scanned, ", ") + ")" + c.host})
 	}
 	if c.cfg.HeaderStatus != "" {
-		r.Headers = append(r.Headers, policy.Field{Name: c.cfg.HeaderStatus, Value: status})
+		r.Headers = append(r.Headers, message.Field{Name: c.cfg.HeaderStatus, Value: status})
 	}
 	return r
 }
 
-// Module is the "virus" check ([virus] section). It uses the clamd groups
-// of the [clamav] section (ClamAVModule).
-func Module() policy.Module {
+// Name is the check's name and its config section.
+const Name = "virus"
+
+// ClamAVSectionName is the clamd servers' config section.
+const ClamAVSectionName = "clamav"
+
+// Infected reports whether r, the virus check's result, found malware.
+func Infected(r policy.Result) bool { return r.Status == StatusInfected }
+
+// Module is the "virus" check ([virus] section), scanning with scanners
+// (the daemon's engines, built by NewScanners from [[virus.engine]] or
+// [clamav]).
+func Module(scanners []Scanner) policy.Module {
 	return policy.Module{
-		Name:    "virus",
+		Name:    Name,
 		Default: func() any { return DefaultConfig() },
-		Build:   build,
+		Build: func(section any, env *policy.Env) ([]policy.Step, error) {
+			cfg := section.(*Config)
+			if !cfg.Enabled {
+				env.Logger.Warn("virus scanning is disabled: mail is not scanned for malware (set [virus] enabled = true)")
+				return nil, nil
+			}
+			if len(scanners) == 0 {
+				return nil, errors.New("virus: enabled but no scanner was built")
+			}
+			check := New(cfg, scanners, env.Config, env.Logger)
+			if m, ok := env.Metrics.(EngineMetrics); ok {
+				check.WithMetrics(m)
+			}
+			return []policy.Step{{Check: check, StepConfig: cfg.StepConfig, Mandatory: true}}, nil
+		},
 	}
 }
 
-// ClamAVModule is the [clamav] section: clamd servers, no step of its own.
-func ClamAVModule() policy.Module {
-	return policy.Module{
-		Name:    "clamav",
-		Default: func() any { return DefaultClamAVConfig() },
-		Build:   func(any, *policy.Env) ([]policy.Step, error) { return nil, nil },
-	}
+// ClamAVSection is the [clamav] section: clamd servers, no step of its own.
+func ClamAVSection() policy.Module {
+	return policy.Module{Name: ClamAVSectionName, Default: func() any { return DefaultClamAVConfig() }}
 }
 
-func build(section any, env *policy.Env) ([]policy.Step, error) {
-	cfg := section.(*Config)
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+// ConfigOf returns the [virus] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, Name); c != nil {
+		return c
 	}
-	if !cfg.Enabled {
-		log.Warn("virus scanning is disabled: mail is not scanned for malware (set [virus] enabled = true)")
-		return nil, nil
+	return DefaultConfig()
+}
+
+// ClamAVConfigOf returns the [clamav] section of cfg (the defaults when
+// absent).
+func ClamAVConfigOf(cfg *policy.Config) *ClamAVConfig {
+	if c := policy.SectionOf[*ClamAVConfig](cfg, ClamAVSectionName); c != nil {
+		return c
 	}
-	cc, _ := env.Config.Sections["clamav"].(*ClamAVConfig)
-	engines, err := cfg.engines(cc)
+	return DefaultClamAVConfig()
+}
+
+// NewScanners makes one scanner per engine: the [[virus.engine]] blocks of
+// vc, or else the [[clamav.server]] groups of cc (both at once is
+// ErrBothForms). Nothing connects here.
+func NewScanners(vc *Config, cc *ClamAVConfig) ([]Scanner, error) {
+	engines, err := vc.engines(cc)
 	if err != nil {
 		return nil, err
 	}
+	if vc.Require == RequireAny && vc.MinEngines > len(engines) {
+		return nil, fmt.Errorf("virus: min_engines = %d, but %d engines", vc.MinEngines, len(engines))
+	}
 	var scanners []Scanner
-	for _, e := range engines {
-		v, err := env.Shared.Get(e.ScannerName(), func() (any, error) { return newScanner(&e, cfg.Timeout.D()) })
+	for i := range engines {
+		s, err := newScanner(&engines[i], vc.Timeout.D())
 		if err != nil {
 			return nil, err
 		}
-		scanners = append(scanners, v.(Scanner))
+		scanners = append(scanners, s)
 	}
-	if cfg.Require == RequireAny && cfg.MinEngines > len(scanners) {
-		return nil, fmt.Errorf("virus: min_engines = %d, but %d engines", cfg.MinEngines, len(scanners))
-	}
-	// Say at start (and reload) when no clamd answers, rather than only
-	// in the first tempfailed message. Never blocks the start.
-	go func() {
-		for _, s := range scanners {
-			if p, ok := s.(interface{ Ping(context.Context) error }); ok {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if err := p.Ping(ctx); err != nil {
-					log.Warn("virus: scanner not answering; mail will get on_error until it does", "scanner", s.Name(), "error", err.Error(), "on_error", cfg.OnError.String())
-				}
-				cancel()
-			}
-		}
-	}()
-	check := New(cfg, scanners, env.Config, log)
-	if m, ok := env.Metrics.(EngineMetrics); ok {
-		check.WithMetrics(m)
-	}
-	return []policy.Step{{Check: check, StepConfig: cfg.StepConfig, Mandatory: true}}, nil
+	return scanners, nil
 }
 
 // newScanner makes the client of one engine; timeout is [virus] timeout,
@@ -414,4 +428,20 @@ func newScanner(e *Engine, timeout time.Duration) (Scanner, error) {
 		return NewSSSP(e.ScannerName(), c), nil
 	}
 	return nil, fmt.Errorf("virus: engine %s: unknown type %q", e.ScannerName(), e.Type)
+}
+
+// Ping asks every scanner once (an ICAP engine: OPTIONS) and logs the ones
+// not answering, so that an operator hears at start (and reload) that an
+// engine is down rather than in the first deferred message. The daemon
+// runs it in its own goroutine.
+func Ping(ctx context.Context, scanners []Scanner, onError policy.Action, log *slog.Logger) {
+	for _, s := range scanners {
+		if p, ok := s.(interface{ Ping(context.Context) error }); ok {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := p.Ping(pctx); err != nil {
+				log.Warn("virus: scanner not answering; mail will get on_error until it does", "scanner", s.Name(), "error", err.Error(), "on_error", onError.String())
+			}
+			cancel()
+		}
+	}
 }
