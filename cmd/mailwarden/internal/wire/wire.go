@@ -6,8 +6,9 @@
 // schema does not depend on its services, so Sections is Modules over an
 // empty Services. Then BuildServices makes the long-lived values from
 // their own sections (resolver and its cache from [dns], the state store
-// from [store], clamd scanners from [clamav], the SRS rewriter from [srs],
-// the health prober from [health], the spool guard from [spool]), and
+// from [store], the anti-virus engines from [[virus.engine]] or [clamav],
+// the SRS rewriter from [srs], the health prober from [health], the spool
+// guard from [spool]), and
 // Modules hands each check the ones it needs as typed constructor
 // arguments. On reload, BuildServices keeps every service whose own
 // section is unchanged (the DNS cache survives a SIGHUP) and returns the
