@@ -41,6 +41,9 @@ func (s *ICAP) Scan(ctx context.Context, open func() io.Reader, size int64) Find
 // Ping asks every server for OPTIONS (as at start and on reload).
 func (s *ICAP) Ping(ctx context.Context) error { return s.client.Ping(ctx) }
 
+// Close closes the idle connections.
+func (s *ICAP) Close() error { return s.client.Close() }
+
 // SSSP adapts an sssp.Client (Sophos savdid) to Scanner.
 type SSSP struct {
 	name   string

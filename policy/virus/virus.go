@@ -430,6 +430,18 @@ func newScanner(e *Engine, timeout time.Duration) (Scanner, error) {
 	return nil, fmt.Errorf("virus: engine %s: unknown type %q", e.ScannerName(), e.Type)
 }
 
+// Close releases what the scanners keep between messages (an ICAP
+// engine's idle connections), when a reload replaces them.
+func Close(scanners []Scanner) error {
+	var errs []error
+	for _, s := range scanners {
+		if c, ok := s.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Ping asks every scanner once (an ICAP engine: OPTIONS) and logs the ones
 // not answering, so that an operator hears at start (and reload) that an
 // engine is down rather than in the first deferred message. The daemon

@@ -173,7 +173,10 @@ var services = []service{
 				return nil, err
 			}
 			s.Scanners = sc
-			return &record{start: func(ctx context.Context) { go virus.Ping(ctx, sc, vc.OnError, o.Logger) }}, nil
+			return &record{
+				start: func(ctx context.Context) { go virus.Ping(ctx, sc, vc.OnError, o.Logger) },
+				close: func() error { return virus.Close(sc) },
+			}, nil
 		},
 		copy: func(from, to *Services) { to.Scanners = from.Scanners },
 	},
