@@ -189,3 +189,23 @@ func (c *Config) engines(cc *ClamAVConfig) ([]Engine, error) {
 	}
 	return out, nil
 }
+
+// CheckSections checks what one section cannot see alone: [[virus.engine]]
+// beside [[clamav.server]] (ErrBothForms), min_engines above the number of
+// engines. `mailwarden config check` runs it; building the services does
+// the same checks.
+func CheckSections(cfg *policy.Config) error {
+	_, err := checkEngines(ConfigOf(cfg), ClamAVConfigOf(cfg))
+	return err
+}
+
+func checkEngines(vc *Config, cc *ClamAVConfig) ([]Engine, error) {
+	engines, err := vc.engines(cc)
+	if err != nil {
+		return nil, err
+	}
+	if vc.Require == RequireAny && vc.MinEngines > len(engines) {
+		return nil, fmt.Errorf("virus: min_engines = %d, but %d engines", vc.MinEngines, len(engines))
+	}
+	return engines, nil
+}

@@ -382,12 +382,9 @@ func ClamAVConfigOf(cfg *policy.Config) *ClamAVConfig {
 // vc, or else the [[clamav.server]] groups of cc (both at once is
 // ErrBothForms). Nothing connects here.
 func NewScanners(vc *Config, cc *ClamAVConfig) ([]Scanner, error) {
-	engines, err := vc.engines(cc)
+	engines, err := checkEngines(vc, cc)
 	if err != nil {
 		return nil, err
-	}
-	if vc.Require == RequireAny && vc.MinEngines > len(engines) {
-		return nil, fmt.Errorf("virus: min_engines = %d, but %d engines", vc.MinEngines, len(engines))
 	}
 	var scanners []Scanner
 	for i := range engines {
