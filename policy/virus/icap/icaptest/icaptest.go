@@ -330,9 +330,14 @@ func (s *Server) respmod(c net.Conn, br *bufio.Reader, h textproto.MIMEHeader) b
 		resHdr = hdrs[i+4:]
 	}
 	var body bytes.Buffer
+	// A body nobody looks at is not kept (benchmarks of the client).
+	var sink io.Writer = &body
+	if !s.opts.Keep && len(s.opts.Signatures) == 0 && !s.opts.NoAllow204 && !s.opts.EchoUnscanned {
+		sink = io.Discard
+	}
 	complete := true
 	if hasBody {
-		ieof, err := readChunks(br, &body)
+		ieof, err := readChunks(br, sink)
 		if err != nil {
 			return false
 		}
@@ -351,7 +356,7 @@ func (s *Server) respmod(c net.Conn, br *bufio.Reader, h textproto.MIMEHeader) b
 				complete = false
 			default:
 				fmt.Fprint(c, "ICAP/1.0 100 Continue\r\n\r\n")
-				if _, err := readChunks(br, &body); err != nil {
+				if _, err := readChunks(br, sink); err != nil {
 					return false
 				}
 			}
@@ -424,7 +429,7 @@ func writeEncapsulated(w io.Writer, istag, fields, resHdr string, body []byte) {
 }
 
 // readChunks appends a chunked body to out and reports "ieof".
-func readChunks(br *bufio.Reader, out *bytes.Buffer) (ieof bool, err error) {
+func readChunks(br *bufio.Reader, out io.Writer) (ieof bool, err error) {
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
