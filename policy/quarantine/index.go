@@ -48,7 +48,7 @@ type AuditEntry struct {
 	Action   Action    `json:"action"`
 	ID       string    `json:"id"`
 	Rcpt     string    `json:"rcpt,omitempty"`
-	Category Category  `json:"category"`
+	Category Category  `json:"category,omitzero"`
 	Detail   string    `json:"detail,omitempty"`
 }
 

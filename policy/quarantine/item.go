@@ -77,6 +77,10 @@ func ParseCategory(s string) (Category, error) {
 func (c Category) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
 func (c *Category) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*c = 0
+		return nil
+	}
 	v, err := ParseCategory(string(b))
 	if err != nil {
 		return err
