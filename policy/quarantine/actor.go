@@ -28,6 +28,10 @@ func (r Role) String() string {
 func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 func (r *Role) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*r = 0
+		return nil
+	}
 	for i, n := range roleNames {
 		if i > 0 && string(b) == n {
 			*r = Role(i)

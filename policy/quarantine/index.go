@@ -44,7 +44,7 @@ type Index interface {
 type AuditEntry struct {
 	Time     time.Time `json:"time"`
 	Actor    string    `json:"actor"` // "admin", a user's address, "expiry", "cli"
-	Role     Role      `json:"role"`
+	Role     Role      `json:"role,omitzero"`
 	Action   Action    `json:"action"`
 	ID       string    `json:"id"`
 	Rcpt     string    `json:"rcpt,omitempty"`

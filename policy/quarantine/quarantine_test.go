@@ -853,3 +853,26 @@ func TestParseEnums(t *testing.T) {
 		t.Errorf("json: %+v %v", it, err)
 	}
 }
+
+// Two daemons sharing the index (and the directory) release one copy at
+// the same moment: it is delivered once.
+func TestReleaseOnceAcrossInstances(t *testing.T) {
+	e := newEnv(t, nil)
+	it := e.put(t, CategorySpam, "a@example.org")
+	other, err := New(Config{Dir: e.dir, Index: e.ix, Now: e.clk.Now, Releaser: e.rel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, q := range []*Quarantine{e.q, other} {
+		wg.Go(func() { _, errs[i] = q.Release(context.Background(), it.ID, "a@example.org", admin) })
+	}
+	wg.Wait()
+	if len(e.rel.got) != 1 {
+		t.Fatalf("delivered %d times", len(e.rel.got))
+	}
+	if (errs[0] == nil) == (errs[1] == nil) {
+		t.Errorf("want exactly one success: %v", errs)
+	}
+}

@@ -87,18 +87,22 @@ func (q *Quarantine) Release(ctx context.Context, id, rcpt string, a Actor) (*It
 			return nil, errors.New("quarantine: no releaser configured")
 		}
 		for _, r := range rcpts {
-			rc, err := q.open(it)
-			if err != nil {
+			// Claim the copy first: the index update is atomic (also
+			// across daemons sharing a Redis index), so two clicks, or two
+			// pages, deliver once. A failed delivery gives the claim back.
+			prev := *it.Recipient(r)
+			if it, err = q.setState(ctx, id, []string{r}, StateReleased, a.Name); err != nil {
 				return nil, err
 			}
-			err = q.cfg.Releaser.Release(ctx, it, r, rc, a.Name)
-			rc.Close()
-			if err != nil {
-				return nil, fmt.Errorf("quarantine: releasing %s to %s: %w", id, r, err)
-			}
-			// Mark each recipient as soon as its copy went out, so that a
-			// failure for the next one does not re-send this one.
-			if it, err = q.setState(ctx, id, []string{r}, StateReleased, a.Name); err != nil {
+			if err := q.deliver(ctx, it, r, a.Name); err != nil {
+				if _, rerr := q.cfg.Index.Update(ctx, id, func(x *Item) error {
+					if xr := x.Recipient(r); xr != nil && xr.State == StateReleased && xr.By == a.Name {
+						*xr = prev
+					}
+					return nil
+				}); rerr != nil {
+					err = errors.Join(err, rerr)
+				}
 				return nil, err
 			}
 			q.audit(ctx, a, ActionRelease, it, r, "")
@@ -113,6 +117,18 @@ func (q *Quarantine) Release(ctx context.Context, id, rcpt string, a Actor) (*It
 		q.audit(ctx, a, ActionRelease, it, r, "hold queue "+it.QueueID)
 	}
 	return it, nil
+}
+
+func (q *Quarantine) deliver(ctx context.Context, it *Item, rcpt, by string) error {
+	rc, err := q.open(it)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := q.cfg.Releaser.Release(ctx, it, rcpt, rc, by); err != nil {
+		return fmt.Errorf("quarantine: releasing %s to %s: %w", it.ID, rcpt, err)
+	}
+	return nil
 }
 
 // Delete marks rcpt's copy (every copy the actor may act for when rcpt
