@@ -119,6 +119,7 @@ func (d *Digest) Run(ctx context.Context) (DigestReport, error) {
 			errs = append(errs, err)
 		}
 		rep.Sent++
+		d.Q.cfg.Observer.DigestSent()
 		rep.Items += len(fresh)
 	}
 	return rep, errors.Join(errs...)

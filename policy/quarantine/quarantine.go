@@ -68,7 +68,24 @@ type Config struct {
 	// os.CreateTemp.
 	CreateTemp func(dir, pattern string) (File, error)
 	Logger     *slog.Logger
+	// Observer counts events for the metrics; nil counts nothing.
+	Observer Observer
 }
+
+// Observer is the metrics seam: the daemon implements it with its metrics
+// library, so this package depends on none. Gauges (items, bytes, oldest
+// age) come from Stats at scrape time.
+type Observer interface {
+	Quarantined(c Category, m Mode)
+	Acted(act Action, r Role, c Category) // release, delete, expire, view, login, ...
+	DigestSent()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Quarantined(Category, Mode)   {}
+func (nopObserver) Acted(Action, Role, Category) {}
+func (nopObserver) DigestSent()                  {}
 
 // Quarantine is the store service. Build it once in the daemon; it is
 // safe for concurrent use.
@@ -103,6 +120,9 @@ func New(cfg Config) (*Quarantine, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	return &Quarantine{cfg: cfg}, nil
 }
@@ -235,6 +255,7 @@ func (q *Quarantine) Put(ctx context.Context, m Meta, raw io.Reader) (*Item, err
 		return nil, err
 	}
 	ok = true
+	q.cfg.Observer.Quarantined(it.Category, it.Mode)
 	q.cfg.Logger.Info("quarantined", "id", it.ID, "queue_id", it.QueueID, "category", it.Category.String(),
 		"recipients", len(it.Recipients), "size", it.Size)
 	return it, nil
@@ -253,6 +274,7 @@ func (q *Quarantine) PutHeld(ctx context.Context, m Meta) (*Item, error) {
 	if err := q.cfg.Index.Put(ctx, it); err != nil {
 		return nil, err
 	}
+	q.cfg.Observer.Quarantined(it.Category, it.Mode)
 	return it, nil
 }
 
@@ -468,9 +490,45 @@ func (q *Quarantine) audit(ctx context.Context, a Actor, act Action, it *Item, r
 	if it != nil {
 		e.ID, e.Category = it.ID, it.Category
 	}
+	q.cfg.Observer.Acted(act, a.Role, e.Category)
 	if err := q.cfg.Index.AppendAudit(ctx, e); err != nil {
 		q.cfg.Logger.Error("quarantine audit", "err", err)
 	}
 	q.cfg.Logger.Info("quarantine action", "actor", a.Name, "role", a.Role.String(), "action", act.String(),
 		"id", e.ID, "rcpt", rcpt, "detail", detail)
+}
+
+// Maintain runs the expiry job and, when d is not nil, the digest: once
+// at start and then at every tick, until ctx ends. The daemon passes a
+// time.Ticker's channel (hourly); errors are logged, never fatal.
+func (q *Quarantine) Maintain(ctx context.Context, d *Digest, tick <-chan time.Time) {
+	run := func() {
+		rep, err := q.Expire(ctx)
+		if err != nil {
+			q.cfg.Logger.Error("quarantine expiry", "err", err)
+		}
+		if rep.Expired+rep.Capped+rep.Removed > 0 {
+			q.cfg.Logger.Info("quarantine expiry", "expired", rep.Expired, "capped", rep.Capped,
+				"removed", rep.Removed, "bytes", rep.Bytes)
+		}
+		if d == nil {
+			return
+		}
+		drep, err := d.Run(ctx)
+		if err != nil {
+			q.cfg.Logger.Error("quarantine digest", "err", err)
+		}
+		if drep.Sent > 0 {
+			q.cfg.Logger.Info("quarantine digest", "sent", drep.Sent, "items", drep.Items)
+		}
+	}
+	run()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			run()
+		}
+	}
 }

@@ -876,3 +876,65 @@ func TestReleaseOnceAcrossInstances(t *testing.T) {
 		t.Errorf("want exactly one success: %v", errs)
 	}
 }
+
+type countObs struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (o *countObs) inc(k string) { o.mu.Lock(); o.counts[k]++; o.mu.Unlock() }
+func (o *countObs) Quarantined(c Category, m Mode) {
+	o.inc("quarantined:" + c.String() + ":" + m.String())
+}
+func (o *countObs) Acted(a Action, r Role, c Category) {
+	o.inc(a.String() + ":" + r.String() + ":" + c.String())
+}
+func (o *countObs) DigestSent() { o.inc("digest") }
+
+func TestObserver(t *testing.T) {
+	o := &countObs{counts: map[string]int{}}
+	e := newEnv(t, func(c *Config) { c.Observer = o })
+	ctx := context.Background()
+	it := e.put(t, CategorySpam, "a@example.org", "b@example.org")
+	e.q.Release(ctx, it.ID, "a@example.org", user("a@example.org"))
+	e.q.Delete(ctx, it.ID, "", admin)
+	sg, _ := NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	e.put(t, CategoryVirus, "c@example.org")
+	(&Digest{Q: e.q, Signer: sg, From: "pm@example.org", Send: func(context.Context, string, []string, []byte) error { return nil }}).Run(ctx)
+	want := map[string]int{
+		"quarantined:spam:store": 1, "quarantined:virus:store": 1,
+		"release:user:spam": 1, "delete:admin:spam": 1, "digest": 1,
+	}
+	for k, v := range want {
+		if o.counts[k] != v {
+			t.Errorf("%s = %d, want %d (all: %v)", k, o.counts[k], v, o.counts)
+		}
+	}
+}
+
+func TestMaintain(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(t, CategorySpam, "a@example.org")
+	sg, _ := NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	sent := make(chan string, 4)
+	d := &Digest{Q: e.q, Signer: sg, From: "pm@example.org", Send: func(ctx context.Context, from string, to []string, msg []byte) error {
+		sent <- to[0]
+		return nil
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	tick := make(chan time.Time)
+	done := make(chan struct{})
+	go func() { e.q.Maintain(ctx, d, tick); close(done) }()
+	if got := <-sent; got != "a@example.org" {
+		t.Errorf("digest at start went to %s", got)
+	}
+	e.clk.Add(15 * 24 * time.Hour)
+	tick <- e.clk.Now()
+	tick <- e.clk.Now() // the second send waits until the first run is over
+	cancel()
+	<-done
+	st, _ := e.q.Stats(context.Background())
+	if st.Items != 0 {
+		t.Errorf("the tick did not expire the 15-day-old spam: %+v", st)
+	}
+}
