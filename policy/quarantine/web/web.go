@@ -296,10 +296,21 @@ func (h *Handler) limited(ip string) bool {
 	return len(f) >= h.cfg.LoginLimit
 }
 
+// maxTracked bounds the failure table; past it, stale entries go.
+const maxTracked = 10000
+
 func (h *Handler) failed(ip string) {
 	h.mu.Lock()
-	h.failures[ip] = append(h.failures[ip], h.cfg.Now())
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	now := h.cfg.Now()
+	if len(h.failures) >= maxTracked {
+		for k, f := range h.failures {
+			if !now.Before(f[len(f)-1].Add(h.cfg.LoginWindow)) {
+				delete(h.failures, k)
+			}
+		}
+	}
+	h.failures[ip] = append(h.failures[ip], now)
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
