@@ -938,3 +938,26 @@ func TestMaintain(t *testing.T) {
 		t.Errorf("the tick did not expire the 15-day-old spam: %+v", st)
 	}
 }
+
+func TestDivert(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	out, err := e.q.Divert(ctx, Meta{Recipients: []string{"B@example.org"}, Category: CategorySpam},
+		[]string{"a@example.org", "b@example.org"}, strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out.DeleteRcpts, []string{"b@example.org"}) || out.Discard || out.Item == nil {
+		t.Errorf("one of two: %+v", out)
+	}
+	out, err = e.q.Divert(ctx, Meta{Recipients: []string{"a@example.org", "b@example.org"}, Category: CategorySpam},
+		[]string{"a@example.org", "b@example.org"}, strings.NewReader(sample))
+	if err != nil || !out.Discard || len(out.DeleteRcpts) != 2 {
+		t.Errorf("all: %+v %v", out, err)
+	}
+	e.ix.Close()
+	if _, err := e.q.Divert(ctx, Meta{Recipients: []string{"a@example.org"}, Category: CategorySpam},
+		[]string{"a@example.org"}, strings.NewReader(sample)); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("failing index: %v", err)
+	}
+}
