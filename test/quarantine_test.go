@@ -1,0 +1,176 @@
+package e2e_test
+
+// The quarantine's MTA side against a real Postfix, without the daemon:
+// the release listener of examples/postfix-master.cf skips the milters
+// and delivers a release from the original sender to one recipient with
+// the signed header; hold mode releases and deletes with the real
+// postsuper and postqueue.
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailwarden/mailwarden/policy/quarantine"
+	"github.com/mailwarden/mailwarden/test/harness"
+)
+
+func quarantineFor(t *testing.T, mod func(*quarantine.Config)) *quarantine.Quarantine {
+	t.Helper()
+	dir := t.TempDir()
+	ix, err := quarantine.OpenBolt(filepath.Join(dir, "index.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	cfg := quarantine.Config{Dir: filepath.Join(dir, "msg"), Index: ix}
+	mod(&cfg)
+	q, err := quarantine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// releaseService returns the release listener of
+// examples/postfix-master.cf on addr, unchrooted like every service of a
+// private instance.
+func releaseService(t *testing.T, addr string) string {
+	t.Helper()
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "examples", "postfix-master.cf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "127.0.0.1:10026 "):
+			f := strings.Fields(l)
+			f[0], f[4] = addr, "n"
+			out, in = append(out, strings.Join(f, " ")), true
+		case in && strings.HasPrefix(l, "  -o "):
+			out = append(out, l)
+		default:
+			in = false
+		}
+	}
+	if len(out) < 3 || !strings.Contains(strings.Join(out, "\n"), "-o smtpd_milters=\n") {
+		t.Fatalf("examples/postfix-master.cf: no release listener with smtpd_milters= off: %q", out)
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+const quarMsg = "From: Shop <news@shop.example>\r\nTo: alice@test.example, bob@test.example\r\n" +
+	"Subject: Spring sale\r\nMessage-ID: <q1@shop.example>\r\n\r\nSeventy percent off.\r\n"
+
+func TestQuarantineReleaseListenerPostfix(t *testing.T) {
+	sink := harness.StartSink(t)
+	rel := freeAddr(t)
+	// A milter that is never there: the normal smtpd tempfails everything
+	// (milter_default_action = tempfail), so mail that arrives came through
+	// the release listener without milters.
+	pf := harness.StartPostfix(t, harness.PostfixOptions{Milter: "inet:127.0.0.1:9", Relay: sink.Addr, MasterCF: releaseService(t, rel)})
+	var se *harness.SMTPError
+	if err := harness.SendSMTP(pf.SMTPAddr(), "client.example", "news@shop.example", []string{"alice@test.example"}, []byte(quarMsg)); !errors.As(err, &se) || !se.Temporary() {
+		t.Fatalf("the filtered port accepted mail without its milter: %v", err)
+	}
+	sg, _ := quarantine.NewSigner([]byte("e2e-quarantine-secret-0123456789"))
+	q := quarantineFor(t, func(c *quarantine.Config) {
+		c.Releaser = &quarantine.SMTPReleaser{Addr: rel, HELO: "mailwarden.test.example", Signer: sg}
+	})
+	ctx := context.Background()
+	it, err := q.Put(ctx, quarantine.Meta{MailFrom: "news@shop.example", Recipients: []string{"alice@test.example", "bob@test.example"},
+		Category: quarantine.CategorySpam, Score: 9}, strings.NewReader(quarMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Release(ctx, it.ID, "bob@test.example", quarantine.Actor{Name: "bob@test.example", Role: quarantine.RoleUser, Addrs: []string{"bob@test.example"}}); err != nil {
+		t.Fatalf("release through Postfix: %v\n%s", err, pf.Log())
+	}
+	m := sink.WaitFor(30*time.Second, harness.To("bob@test.example"))
+	if m == nil {
+		t.Fatalf("release did not arrive; maillog:\n%s", pf.Log())
+	}
+	if m.From != "news@shop.example" || len(m.To) != 1 {
+		t.Errorf("envelope %q → %q", m.From, m.To)
+	}
+	v := m.Get(quarantine.ReleaseHeader)
+	if len(v) != 1 || sg.VerifyRelease(v[0], "bob@test.example") != nil {
+		t.Errorf("release header %q", v)
+	}
+	if !strings.Contains(string(m.Data), "Seventy percent off.") {
+		t.Error("body lost")
+	}
+	pf.WaitLog(t, "postfix/mailwarden-release", 5*time.Second)
+}
+
+func TestQuarantineHoldModePostfix(t *testing.T) {
+	sink := harness.StartSink(t)
+	checks := filepath.Join(t.TempDir(), "header_checks")
+	if err := os.WriteFile(checks, []byte("/^Subject: hold me/ HOLD held for the test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pf := harness.StartPostfix(t, harness.PostfixOptions{Relay: sink.Addr, MainCF: map[string]string{"header_checks": "regexp:" + checks}})
+	postsuper, err := harness.LookPath("postsuper")
+	if err != nil {
+		harness.Unavailable(t, "postsuper: %v", err)
+	}
+	postqueue, _ := harness.LookPath("postqueue")
+	q := quarantineFor(t, func(c *quarantine.Config) {
+		c.Dir = ""
+		c.Hold = &quarantine.HoldQueue{Postsuper: postsuper, Postqueue: postqueue, ConfigDir: pf.ConfigDir}
+	})
+	ctx := context.Background()
+	held := func(subject, rcpt string) *quarantine.Item {
+		t.Helper()
+		msg := "From: a@shop.example\r\nTo: " + rcpt + "\r\nSubject: hold me " + subject + "\r\n\r\nx\r\n"
+		if err := harness.SendSMTP(pf.SMTPAddr(), "client.example", "a@shop.example", []string{rcpt}, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		e := pf.WaitHold(t, func(e harness.QueueEntry) bool { return e.Recipients[0].Address == rcpt }, 20*time.Second)
+		it, err := q.PutHeld(ctx, quarantine.Meta{QueueID: e.QueueID, MailFrom: "a@shop.example", Recipients: []string{rcpt}, Category: quarantine.CategorySpam})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it
+	}
+	one := held("one", "carol@test.example")
+	two := held("two", "dave@test.example")
+	admin := quarantine.Actor{Name: "admin", Role: quarantine.RoleAdmin}
+	if _, err := q.Release(ctx, one.ID, "", admin); err != nil {
+		t.Fatal(err)
+	}
+	if m := sink.WaitFor(30*time.Second, harness.To("carol@test.example")); m == nil {
+		t.Fatalf("released hold-queue message not delivered:\n%s", pf.Log())
+	}
+	if _, err := q.Delete(ctx, two.ID, "", admin); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range pf.Queue(t) {
+		if e.QueueID == two.QueueID {
+			t.Errorf("deleted message still queued: %+v", e)
+		}
+	}
+	if m := sink.WaitFor(2*time.Second, harness.To("dave@test.example")); m != nil {
+		t.Error("deleted message was delivered")
+	}
+}
