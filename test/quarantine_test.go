@@ -83,12 +83,12 @@ const quarMsg = "From: Shop <news@shop.example>\r\nTo: alice@test.example, bob@t
 	"Subject: Spring sale\r\nMessage-ID: <q1@shop.example>\r\n\r\nSeventy percent off.\r\n"
 
 func TestQuarantineReleaseListenerPostfix(t *testing.T) {
-	sink := harness.StartSink(t)
 	rel := freeAddr(t)
+	md, mainCF := harness.VirtualMaildirs(t, "alice@test.example", "bob@test.example")
 	// A milter that is never there: the normal smtpd tempfails everything
 	// (milter_default_action = tempfail), so mail that arrives came through
 	// the release listener without milters.
-	pf := harness.StartPostfix(t, harness.PostfixOptions{Milter: "inet:127.0.0.1:9", Relay: sink.Addr, MasterCF: releaseService(t, rel)})
+	pf := harness.StartPostfix(t, harness.PostfixOptions{Milter: "inet:127.0.0.1:9", MainCF: mainCF, MasterCF: releaseService(t, rel)})
 	var se *harness.SMTPError
 	if err := harness.SendSMTP(pf.SMTPAddr(), "client.example", "news@shop.example", []string{"alice@test.example"}, []byte(quarMsg)); !errors.As(err, &se) || !se.Temporary() {
 		t.Fatalf("the filtered port accepted mail without its milter: %v", err)
@@ -106,12 +106,17 @@ func TestQuarantineReleaseListenerPostfix(t *testing.T) {
 	if _, err := q.Release(ctx, it.ID, "bob@test.example", quarantine.Actor{Name: "bob@test.example", Role: quarantine.RoleUser, Addrs: []string{"bob@test.example"}}); err != nil {
 		t.Fatalf("release through Postfix: %v\n%s", err, pf.Log())
 	}
-	m := sink.WaitFor(30*time.Second, harness.To("bob@test.example"))
-	if m == nil {
-		t.Fatalf("release did not arrive; maillog:\n%s", pf.Log())
+	raw := md.Wait("bob@test.example", nil, 30*time.Second)
+	if raw == nil {
+		t.Fatalf("release did not arrive in bob's Maildir; maillog:\n%s", pf.Log())
 	}
-	if m.From != "news@shop.example" || len(m.To) != 1 {
-		t.Errorf("envelope %q → %q", m.From, m.To)
+	m := &harness.Mail{Data: raw}
+	// virtual(8) records the envelope sender as Return-Path.
+	if rp := m.Get("Return-Path"); len(rp) != 1 || rp[0] != "<news@shop.example>" {
+		t.Errorf("Return-Path %q, want the original envelope sender", rp)
+	}
+	if dt := m.Get("Delivered-To"); len(dt) != 1 || dt[0] != "bob@test.example" {
+		t.Errorf("Delivered-To %q", dt)
 	}
 	v := m.Get(quarantine.ReleaseHeader)
 	if len(v) != 1 || sg.VerifyRelease(v[0], "bob@test.example") != nil {
@@ -119,6 +124,9 @@ func TestQuarantineReleaseListenerPostfix(t *testing.T) {
 	}
 	if !strings.Contains(string(m.Data), "Seventy percent off.") {
 		t.Error("body lost")
+	}
+	if n := len(md.Messages("alice@test.example")); n != 0 {
+		t.Errorf("alice got %d messages; only bob released his copy", n)
 	}
 	pf.WaitLog(t, "postfix/mailwarden-release", 5*time.Second)
 }
