@@ -8,11 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-)
 
-func init() {
-	addCommand("status", "show the running daemon's mode, uptime, sessions and backend health", runStatus)
-}
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
+)
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
@@ -28,7 +26,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	resp, err := controlCall(sock, controlRequest{Cmd: "status"})
+	resp, err := control.Call(sock, control.Request{Cmd: "status"})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -63,6 +61,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "listen:\t%s\n", s.Listen)
 	fmt.Fprintf(w, "config:\t%s (reloads %d, refused %d)\n", s.Config, s.Reloads, s.ReloadFailures)
 	fmt.Fprintf(w, "checks:\t%s\n", strings.Join(s.Checks, ", "))
+	if s.Quarantine != "" {
+		fmt.Fprintf(w, "quarantine:\t%s\n", s.Quarantine)
+	}
 	w.Flush()
 	if len(s.Health) > 0 {
 		fmt.Fprintln(stdout, "\nneighbours:")
