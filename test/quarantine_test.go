@@ -9,8 +9,10 @@ package e2e_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -180,5 +182,64 @@ func TestQuarantineHoldModePostfix(t *testing.T) {
 	}
 	if m := sink.WaitFor(2*time.Second, harness.To("dave@test.example")); m != nil {
 		t.Error("deleted message was delivered")
+	}
+}
+
+// Hold mode through the daemon: a quarantined message stays in Postfix's
+// hold queue, recorded with its queue id; `mailwarden quarantine release`
+// (the page's release, through the control socket) runs postsuper -H and
+// postqueue -i and it is delivered.
+func TestQuarantineHoldModeDaemon(t *testing.T) {
+	md, mainCF := harness.VirtualMaildirs(t, "carol@e2e.test")
+	milter := freeAddr(t)
+	pf := harness.StartPostfix(t, harness.PostfixOptions{Milter: "inet:" + milter, MainCF: mainCF})
+	dir := t.TempDir()
+	key := filepath.Join(dir, "q.key")
+	os.WriteFile(key, []byte("hold-mode-secret-0123456789abcdef"), 0o600)
+	postsuper, _ := harness.LookPath("postsuper")
+	postqueue, _ := harness.LookPath("postqueue")
+	mw := harness.StartMailwarden(t, fmt.Sprintf(`
+authserv_id = "mx.e2e.test"
+local_domains = ["e2e.test"]
+[listen]
+address = "inet:%s"
+[[rule]]
+name = "hold-me"
+header = "Subject"
+pattern = "HOLD-ME"
+action = "quarantine"
+[quarantine]
+enabled = true
+mode = "hold"
+dir = %q
+secret_file = %q
+postsuper = %q
+postqueue = %q
+postfix_config = %q
+[quarantine.web]
+listen = ""
+`, milter, filepath.Join(dir, "q"), key, postsuper, postqueue, pf.ConfigDir))
+	msg := "From: a@shop.example\r\nTo: carol@e2e.test\r\nSubject: HOLD-ME please\r\n\r\nheld body\r\n"
+	if err := harness.SendSMTP(pf.SMTPAddr(), "client.example", "a@shop.example", []string{"carol@e2e.test"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	e := pf.WaitHold(t, nil, 20*time.Second)
+	line := mw.WaitLog(t, func(l map[string]any) bool { return l["quarantine_id"] != nil }, 10*time.Second)
+	id := line["quarantine_id"].(string)
+	bin := harness.Mailwarden(t)
+	sock := filepath.Join(mw.Dir, "control.sock")
+	out, err := exec.Command(bin, "quarantine", "-socket", sock, "list").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), id) {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if md.Wait("carol@e2e.test", nil, time.Second) != nil {
+		t.Fatal("delivered before the release")
+	}
+	out, err = exec.Command(bin, "quarantine", "-socket", sock, "release", id).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "carol@e2e.test released") {
+		t.Fatalf("release: %v\n%s\n%s", err, out, mw.Stderr())
+	}
+	if md.Wait("carol@e2e.test", func(b []byte) bool { return strings.Contains(string(b), "held body") }, 30*time.Second) == nil {
+		t.Fatalf("held message %s not delivered after the release:\n%s", e.QueueID, pf.Log())
 	}
 }
