@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy/quarantine/web"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/spam"
+	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
@@ -85,6 +87,36 @@ func CategoryOf(v *policy.Verdict) quarantine.Category {
 	return quarantine.CategoryPolicy
 }
 
+// learner is the page's "learn as ham/spam": the message goes to the
+// Bayes classifier of [spam.bayes] in the state store, as `mailwarden
+// learn` would put it. Nil (the buttons hidden) without Bayes.
+func learner(cfg *policy.Config, s *Services) func(ctx context.Context, msg io.Reader, isSpam bool) error {
+	sec := spam.ConfigOf(cfg)
+	if !sec.Bayes.Enabled || s.Store == nil {
+		return nil
+	}
+	sc := *sec
+	sc.DNSBL, sc.URIBL = nil, nil // tokens only: no lookups
+	chk, err := spam.New(&sc, cfg, spam.Options{Store: s.Store})
+	if err != nil {
+		return nil
+	}
+	ts := chk.TokenStore()
+	return func(ctx context.Context, r io.Reader, isSpam bool) error {
+		h, body, err := message.ReadMessage(r, cfg.Message.MaxHeaders)
+		if err != nil {
+			return err
+		}
+		m := &message.Message{Header: h, Body: message.BytesBody(body)}
+		class := bayes.ClassHam
+		if isSpam {
+			class = bayes.ClassSpam
+		}
+		_, err = bayes.Learn(ctx, ts, spam.MessageID(m), spam.Tokens(m, chk.Ignore()), class, false)
+		return err
+	}
+}
+
 // buildQuarantine opens the [quarantine] service; its start serves the
 // page and runs expiry and digests.
 func buildQuarantine(cfg *policy.Config, s *Services, o Options) (*record, error) {
@@ -100,7 +132,7 @@ func buildQuarantine(cfg *policy.Config, s *Services, o Options) (*record, error
 	var h http.Handler
 	if st.Web.Listen != "" {
 		h, err = web.New(web.Config{Q: svc.Q, Signer: svc.Signer, AdminHash: []byte(st.Web.AdminPasswordHash),
-			Secure: st.Web.Secure, TrustedOrigins: st.Web.TrustedOrigins, Logger: o.Logger})
+			Secure: st.Web.Secure, TrustedOrigins: st.Web.TrustedOrigins, Logger: o.Logger, Learn: learner(cfg, s)})
 		if err != nil {
 			svc.Close()
 			return nil, err

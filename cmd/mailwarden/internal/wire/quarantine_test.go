@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/quarantine"
 	"github.com/mailwarden/mailwarden/policy/spam"
+	"github.com/mailwarden/mailwarden/policy/spam/bayes"
+	"github.com/mailwarden/mailwarden/policy/store"
 	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
@@ -92,5 +95,36 @@ func TestCategoryOf(t *testing.T) {
 	}
 	if got := CategoryOf(&policy.Verdict{Reasons: []string{policy.ReasonSpamScore}}); got != quarantine.CategorySpam {
 		t.Errorf("score: %s", got)
+	}
+}
+
+// The page's "learn as spam" reaches the Bayes token store.
+func TestLearner(t *testing.T) {
+	cfg, err := policy.Load("t.toml", []byte("[spam.bayes]\nenabled = true\n"), Sections())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory()
+	learn := learner(cfg, &Services{Store: st})
+	if learn == nil {
+		t.Fatal("no learner with Bayes on")
+	}
+	raw := "Message-ID: <learn-1@spam.example>\r\nSubject: cheap pills\r\n\r\nbuy cheap pills now\r\n"
+	if err := learn(context.Background(), strings.NewReader(raw), true); err != nil {
+		t.Fatal(err)
+	}
+	sc := *spam.ConfigOf(cfg)
+	chk, err := spam.New(&sc, cfg, spam.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, body, _ := message.ReadMessage(strings.NewReader(raw), 100)
+	cl, err := chk.TokenStore().Seen(context.Background(), spam.MessageID(&message.Message{Header: h, Body: message.BytesBody(body)}))
+	if err != nil || cl != bayes.ClassSpam {
+		t.Errorf("learned as %q (%v), want spam", cl, err)
+	}
+	off, _ := policy.Load("t.toml", []byte("[spam.bayes]\nenabled = false\n"), Sections())
+	if learner(off, &Services{Store: st}) != nil {
+		t.Error("a learner without Bayes")
 	}
 }

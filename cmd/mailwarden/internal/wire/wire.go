@@ -231,10 +231,13 @@ var services = []service{
 	{
 		name: quarantine.SectionName,
 		key: func(cfg *policy.Config) any {
+			// The page's "learn" uses the store and [spam]'s Bayes.
 			return struct {
 				S     quarantine.Settings
 				Local []string
-			}{*quarantine.SettingsOf(cfg), cfg.LocalDomains}
+				Store store.Config
+				Spam  spam.Config
+			}{*quarantine.SettingsOf(cfg), cfg.LocalDomains, *store.ConfigOf(cfg), *spam.ConfigOf(cfg)}
 		},
 		build: buildQuarantine,
 		copy:  func(from, to *Services) { to.Quarantine = from.Quarantine },
