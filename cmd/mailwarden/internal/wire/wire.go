@@ -231,13 +231,18 @@ var services = []service{
 	{
 		name: quarantine.SectionName,
 		key: func(cfg *policy.Config) any {
-			// The page's "learn" uses the store and [spam]'s Bayes.
-			return struct {
+			type key struct {
 				S     quarantine.Settings
 				Local []string
 				Store store.Config
 				Spam  spam.Config
-			}{*quarantine.SettingsOf(cfg), cfg.LocalDomains, *store.ConfigOf(cfg), *spam.ConfigOf(cfg)}
+			}
+			st := quarantine.SettingsOf(cfg)
+			if !st.Enabled {
+				return key{S: *st}
+			}
+			// The page's "learn" uses the store and [spam]'s Bayes.
+			return key{*st, cfg.LocalDomains, *store.ConfigOf(cfg), *spam.ConfigOf(cfg)}
 		},
 		build: buildQuarantine,
 		copy:  func(from, to *Services) { to.Quarantine = from.Quarantine },
