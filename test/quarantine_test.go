@@ -243,3 +243,47 @@ listen = ""
 		t.Fatalf("held message %s not delivered after the release:\n%s", e.QueueID, pf.Log())
 	}
 }
+
+// Store mode through Sendmail: the quarantined recipient is removed
+// (SMFIR_DELRCPT) and the allow-listed one still gets the message; the
+// copy is in our quarantine.
+func TestQuarantineStoreModeSendmail(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "q.key")
+	os.WriteFile(key, []byte("sendmail-store-secret-0123456789"), 0o600)
+	s := startSendmailStack(t, fmt.Sprintf(`
+authserv_id = "mx.e2e.test"
+[lists]
+allow_recipients = ["boss@remote.example"]
+[[rule]]
+name = "spammy"
+header = "Subject"
+pattern = "SPAMMY"
+score = 15.0
+[quarantine]
+enabled = true
+dir = %q
+secret_file = %q
+[quarantine.web]
+listen = ""
+`, filepath.Join(dir, "q"), key), harness.SendmailOptions{})
+	msg := "From: offers@shop.example\r\nTo: alice@remote.example, boss@remote.example\r\nSubject: SPAMMY deal\r\n\r\nbody\r\n"
+	if err := harness.SendSMTP(s.smtp, "client.shop.example", "offers@shop.example", []string{"alice@remote.example", "boss@remote.example"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	m := s.sink.WaitFor(60*time.Second, harness.To("boss@remote.example"))
+	if m == nil {
+		t.Fatalf("the allow-listed recipient got nothing:\n%s", s.mtaLog())
+	}
+	if len(m.To) != 1 {
+		t.Errorf("delivered to %q; alice's copy is quarantined", m.To)
+	}
+	line := s.mw.WaitLog(t, func(l map[string]any) bool { return l["quarantine_id"] != nil }, 10*time.Second)
+	out, err := exec.Command(harness.Mailwarden(t), "quarantine", "-socket", filepath.Join(s.mw.Dir, "control.sock"), "show", line["quarantine_id"].(string)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "alice@remote.example held") || strings.Contains(string(out), "boss@") {
+		t.Errorf("show: %v\n%s", err, out)
+	}
+	if n := s.held(t); n != 0 {
+		t.Errorf("%d messages in Sendmail's quarantine queue; store mode keeps none there", n)
+	}
+}
