@@ -287,3 +287,56 @@ listen = ""
 		t.Errorf("%d messages in Sendmail's quarantine queue; store mode keeps none there", n)
 	}
 }
+
+// The release listener of examples/sendmail-release.mc: a second daemon
+// whose empty InputMailFilters skips the milter, which refuses (F=T,
+// unreachable) everything on the main port.
+func TestQuarantineReleaseListenerSendmail(t *testing.T) {
+	harness.RequireRoot(t)
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := os.ReadFile(filepath.Join(root, "examples", "sendmail-release.mc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := freeAddr(t)
+	_, port, _ := net.SplitHostPort(rel)
+	var mc []string
+	for _, l := range strings.Split(string(ex), "\n") {
+		if strings.HasPrefix(l, "DAEMON_OPTIONS(") {
+			mc = append(mc, strings.Replace(l, "Port=10026", "Port="+port, 1))
+		}
+	}
+	if len(mc) != 1 || !strings.Contains(mc[0], "InputMailFilters=')") {
+		t.Fatalf("examples/sendmail-release.mc: no release daemon: %q", mc)
+	}
+	sink := harness.StartSink(t)
+	sm := harness.StartSendmail(t, harness.SendmailOptions{Milter: "inet:9@127.0.0.1", Relay: sink.Addr, MC: mc[0]})
+	var se *harness.SMTPError
+	if err := harness.SendSMTP(sm.SMTPAddr(), "client.example", "news@shop.example", []string{"x@remote.example"}, []byte(quarMsg)); !errors.As(err, &se) || !se.Temporary() {
+		t.Fatalf("the filtered port accepted mail without its milter: %v", err)
+	}
+	sg, _ := quarantine.NewSigner([]byte("e2e-quarantine-secret-0123456789"))
+	q := quarantineFor(t, func(c *quarantine.Config) {
+		c.Releaser = &quarantine.SMTPReleaser{Addr: rel, HELO: "mailwarden.test.example", Signer: sg}
+	})
+	ctx := context.Background()
+	it, err := q.Put(ctx, quarantine.Meta{MailFrom: "news@shop.example", Recipients: []string{"alice@remote.example", "bob@remote.example"},
+		Category: quarantine.CategorySpam}, strings.NewReader(quarMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Release(ctx, it.ID, "alice@remote.example", quarantine.Actor{Name: "admin", Role: quarantine.RoleAdmin}); err != nil {
+		t.Fatalf("release through Sendmail: %v\n%s", err, sm.Log())
+	}
+	m := sink.WaitFor(60*time.Second, harness.To("alice@remote.example"))
+	if m == nil {
+		t.Fatalf("release did not arrive:\n%s", sm.Log())
+	}
+	v := m.Get(quarantine.ReleaseHeader)
+	if m.From != "news@shop.example" || len(m.To) != 1 || len(v) != 1 || sg.VerifyRelease(v[0], "alice@remote.example") != nil {
+		t.Errorf("envelope %q → %q, release header %q", m.From, m.To, v)
+	}
+}
