@@ -24,6 +24,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/quarantine"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
 
@@ -78,6 +79,29 @@ type Daemon interface {
 	Started() time.Time
 }
 
+// QuarantineDaemon is a Daemon with our own quarantine; ok is false when
+// it is off or its index cannot answer.
+type QuarantineDaemon interface {
+	QuarantineStats() (st quarantine.Stats, ok bool)
+}
+
+// Quarantined implements quarantine.Observer.
+func (o *Ops) Quarantined(c quarantine.Category, m quarantine.Mode) {
+	o.quarItems.WithLabelValues(c.String(), m.String()).Inc()
+}
+
+// Acted implements quarantine.Observer.
+func (o *Ops) Acted(a quarantine.Action, r quarantine.Role, c quarantine.Category) {
+	cat := ""
+	if c != 0 {
+		cat = c.String()
+	}
+	o.quarActions.WithLabelValues(a.String(), r.String(), cat).Inc()
+}
+
+// DigestSent implements quarantine.Observer.
+func (o *Ops) DigestSent() { o.quarDigests.Inc() }
+
 // Ops is the daemon's operations state: it implements policy.Metrics and
 // the optional seams of our packages (relay.Events, spool.Gauges,
 // health.Reporter), keeps what `mailwarden status` shows, and owns the
@@ -106,6 +130,10 @@ type Ops struct {
 	drops       *prometheus.CounterVec
 	// stepFailures counts panics and deadline overruns of any step.
 	stepFailures *prometheus.CounterVec
+	// Our own quarantine (quarantine.Observer).
+	quarItems   *prometheus.CounterVec
+	quarActions *prometheus.CounterVec
+	quarDigests prometheus.Counter
 
 	mu     sync.Mutex
 	health []health.Result
@@ -141,6 +169,31 @@ func New(d Daemon) *Ops {
 	f(o.drops)
 	o.stepFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_step_failures_total", Help: "Steps that panicked or overran their deadline, by stage (check, rcpt, observe), check and cause (panic, deadline)."}, []string{"stage", "check", "cause"})
 	f(o.stepFailures)
+	o.quarItems = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_quarantined_total", Help: "Messages kept by our own quarantine, by category and mode."}, []string{"category", "mode"})
+	o.quarActions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_quarantine_actions_total", Help: "Actions on quarantined mail (release, delete, expire, view, login...) by role and category."}, []string{"action", "role", "category"})
+	o.quarDigests = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailwarden_quarantine_digests_total", Help: "Quarantine digests sent."})
+	f(o.quarItems)
+	f(o.quarActions)
+	f(o.quarDigests)
+	if qd, ok := d.(QuarantineDaemon); ok {
+		stat := func(pick func(quarantine.Stats) float64) func() float64 {
+			return func() float64 {
+				st, ok := qd.QuarantineStats()
+				if !ok {
+					return 0
+				}
+				return pick(st)
+			}
+		}
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_quarantine_items", Help: "Quarantined messages with a copy still held."}, stat(func(s quarantine.Stats) float64 { return float64(s.Items) })))
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_quarantine_bytes", Help: "Bytes the quarantine keeps on disk (compressed)."}, stat(func(s quarantine.Stats) float64 { return float64(s.Bytes) })))
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_quarantine_oldest_seconds", Help: "Age of the oldest held quarantined message."}, stat(func(s quarantine.Stats) float64 {
+			if s.Oldest.IsZero() {
+				return 0
+			}
+			return time.Since(s.Oldest).Seconds()
+		})))
+	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_milter_connections", Help: "Open MTA connections."}, func() float64 { return float64(d.Conns()) }))
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_milter_accept_errors_total", Help: "Temporary accept errors on the milter socket (e.g. out of file descriptors); each one backed off and retried."}, func() float64 { return float64(d.AcceptErrors()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_body_memory_bytes", Help: "Message body bytes held in memory by messages in flight (bounded by message.memory_budget)."}, func() float64 { return float64(d.BodyMemory()) }))

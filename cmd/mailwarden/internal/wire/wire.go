@@ -31,6 +31,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/autoreply"
 	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/quarantine"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/relay"
 	"github.com/mailwarden/mailwarden/policy/spam"
@@ -46,7 +47,7 @@ import (
 func Modules(s *Services) []policy.Module {
 	return []policy.Module{
 		// Services' sections: no step of their own.
-		dns.Section(), store.Section(), virus.ClamAVSection(), health.Section(),
+		dns.Section(), store.Section(), virus.ClamAVSection(), health.Section(), quarantine.Section(),
 		// Checks.
 		auth.Module(s.Resolver),
 		spam.Module(spamResolver(s.Resolver), s.Store),
@@ -89,6 +90,8 @@ type Services struct {
 	SRS      *autoreply.SRS
 	Prober   *health.Prober
 	Spool    *spool.Guard
+	// Quarantine is our own quarantine ([quarantine] enabled).
+	Quarantine *Quarantine
 
 	mu   sync.Mutex
 	recs map[string]*record
@@ -232,6 +235,25 @@ var services = []service{
 			return &record{close: g.Close, start: func(context.Context) { g.Start() }}, nil
 		},
 		copy: func(from, to *Services) { to.Spool = from.Spool },
+	},
+	{
+		name: quarantine.SectionName,
+		key: func(cfg *policy.Config) any {
+			type key struct {
+				S     quarantine.Settings
+				Local []string
+				Store store.Config
+				Spam  spam.Config
+			}
+			st := quarantine.SettingsOf(cfg)
+			if !st.Enabled {
+				return key{S: *st}
+			}
+			// The page's "learn" uses the store and [spam]'s Bayes.
+			return key{*st, cfg.LocalDomains, *store.ConfigOf(cfg), *spam.ConfigOf(cfg)}
+		},
+		build: buildQuarantine,
+		copy:  func(from, to *Services) { to.Quarantine = from.Quarantine },
 	},
 }
 
