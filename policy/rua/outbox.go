@@ -392,14 +392,14 @@ func (r *Reporter) runJob(ctx context.Context, d time.Time, dom string, dest Des
 		r.log().Warn("dmarc report: delivery unconfirmed, not resent", "id", j.ReportID, "domain", dom, "to", j.To)
 		return r.putJob(ctx, key, j)
 	}
-	if now.Before(j.NextTry) {
-		return nil
-	}
 	if !now.Before(j.Created.Add(r.giveUp())) {
 		j.State = StateGivenUp
 		r.stats.GivenUp.Add(1)
 		r.log().Warn("dmarc report: given up", "id", j.ReportID, "domain", dom, "to", j.To, "attempts", j.Attempts, "last_error", j.LastError)
 		return r.putJob(ctx, key, j)
+	}
+	if now.Before(j.NextTry) {
+		return nil
 	}
 	// One sender per job, also across daemons sharing a Redis store.
 	lk := lockKey(key)
@@ -420,7 +420,7 @@ func (r *Reporter) runJob(ctx context.Context, d time.Time, dom string, dest Des
 
 	// RFC 7489 §7.1: external destinations must agree to receive.
 	ck := dom + "\x00" + dest.Host
-	v, ok := cache[ck]
+	v, ok := cache[ck] // per host: the answer does not depend on the mailbox
 	if !ok {
 		v.auth, v.dests, v.err = r.Verifier.Verify(ctx, dom, dest)
 		cache[ck] = v

@@ -119,10 +119,10 @@ type Verifier struct {
 	OrgDomain func(string) string
 }
 
-// Verify decides whether reports on policyDomain may go to dest. When the
-// destination publishes its own rua= in the verification record, the
-// URIs of that record on the same host replace dest (§7.1: "the
-// overriding URI MUST use the same destination host").
+// Verify decides whether reports on policyDomain may go to dest's host.
+// When the host publishes its own rua= in the verification record, the
+// URIs of that record on the same host are returned: they replace dest
+// (§7.1: "the overriding URI MUST use the same destination host").
 func (v *Verifier) Verify(ctx context.Context, policyDomain string, dest Destination) (Authorization, []Destination, error) {
 	org := v.OrgDomain
 	if org == nil {
@@ -130,7 +130,7 @@ func (v *Verifier) Verify(ctx context.Context, policyDomain string, dest Destina
 	}
 	// RFC 7489 §7.1 step 2: same organizational domain, nothing to check.
 	if o := org(policyDomain); o != "" && o == org(dest.Host) {
-		return Authorized, []Destination{dest}, nil
+		return Authorized, nil, nil
 	}
 	// Step 3: "<target-domain>._report._dmarc.<destination-host>".
 	name := strings.ToLower(strings.TrimSuffix(policyDomain, ".")) + "._report._dmarc." + dest.Host
@@ -151,11 +151,7 @@ func (v *Verifier) Verify(ctx context.Context, policyDomain string, dest Destina
 		if !ok || !strings.EqualFold(strings.TrimSpace(k), "v") || strings.TrimSpace(val) != "DMARC1" {
 			continue
 		}
-		out := []Destination{dest}
-		if over := overrideRUA(t, dest); len(over) > 0 {
-			out = over
-		}
-		return Authorized, out, nil
+		return Authorized, overrideRUA(t, dest), nil
 	}
 	return Unauthorized, nil, nil
 }
