@@ -216,9 +216,9 @@ func Summarize(reports []*Feedback) *Summary {
 		for _, rec := range f.Records {
 			ip := strings.TrimSpace(rec.Row.SourceIP)
 			n := rec.Row.Count
-			if n < 0 {
-				n = 0
-			}
+			// Bound hostile counts so that sums cannot overflow (at
+			// most MaxRecords records of 2^40 each).
+			n = max(0, min(n, 1<<40))
 			src := bySrc[ip]
 			if src == nil {
 				src = &SourceSummary{SourceIP: ip, Dispositions: map[string]int64{}}
@@ -265,11 +265,11 @@ func keys(m map[string]bool) []string {
 // WriteText prints the summary as a table.
 func (s *Summary) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "%d reports from %s on %s: %d messages, %d pass, %d fail\n",
-		s.Reports, strings.Join(s.Reporters, ", "), strings.Join(s.Domains, ", "), s.Messages, s.Pass, s.Fail)
+		s.Reports, clean(strings.Join(s.Reporters, ", ")), clean(strings.Join(s.Domains, ", ")), s.Messages, s.Pass, s.Fail)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tMESSAGES\tPASS\tFAIL\tHEADER FROM")
 	for _, src := range s.Sources {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", src.SourceIP, src.Messages, src.Pass, src.Fail, strings.Join(src.HeaderFrom, ","))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", clean(src.SourceIP), src.Messages, src.Pass, src.Fail, clean(strings.Join(src.HeaderFrom, ",")))
 	}
 	return tw.Flush()
 }
@@ -279,4 +279,16 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(s)
+}
+
+// clean makes report text safe for a terminal: reports are hostile
+// input, and control characters (escape sequences, tabs that break the
+// table) are replaced.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
 }
