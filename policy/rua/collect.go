@@ -1,6 +1,7 @@
 package rua
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -218,7 +219,7 @@ func (c *Collector) Record(ctx context.Context, o Observation) (Skip, error) {
 		return s, nil
 	}
 	dom := strings.ToLower(strings.TrimSuffix(o.Policy.Domain, "."))
-	if dom == "" || !o.Row.SourceIP.IsValid() || strings.ContainsAny(dom, ": \t") {
+	if dom == "" || !o.Row.SourceIP.IsValid() || strings.ContainsAny(dom, ": \t") || o.Time.IsZero() {
 		c.stats.Skipped.Add(1)
 		return SkipInvalid, nil
 	}
@@ -248,7 +249,7 @@ func (c *Collector) record(ctx context.Context, d, dom string, o *Observation) e
 	}
 	h := rowHash(ident)
 	rk, dk := rowsKey(d, dom), domainsKey(d)
-	got, err := c.Store.MGet(ctx, []string{identKey(rk, h), domainMarker(dk, dom)})
+	got, err := c.Store.MGet(ctx, []string{identKey(rk, h), domainMarker(dk, dom), policyKey(d, dom)})
 	if err != nil {
 		return fmt.Errorf("rua: record: %w", err)
 	}
@@ -269,9 +270,13 @@ func (c *Collector) record(ctx context.Context, d, dom string, o *Observation) e
 			return fmt.Errorf("rua: record: %w", err)
 		}
 	}
-	// The record actually used; the last one of the day is reported.
-	if err := c.Store.Set(ctx, policyKey(d, dom), pol, ttl); err != nil {
-		return fmt.Errorf("rua: record: %w", err)
+	// The record actually used; the last one of the day is reported. It
+	// is written only when it changed: the common case (a known row, the
+	// same record) costs one read and one counter update.
+	if !bytes.Equal(got[2], pol) {
+		if err := c.Store.Set(ctx, policyKey(d, dom), pol, ttl); err != nil {
+			return fmt.Errorf("rua: record: %w", err)
+		}
 	}
 	if got[0] == nil {
 		// A new row: slot first, identity second, count last, so that a

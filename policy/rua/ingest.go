@@ -26,6 +26,11 @@ const (
 	MaxRecords  = 1_000_000 // records per report
 )
 
+// limits are the bounds in force (tests shrink them to keep bombs small).
+var limits = struct{ input, xml, zipFiles, zipTotal, records int64 }{
+	MaxInput, MaxXML, MaxZipFiles, MaxZipTotal, MaxRecords,
+}
+
 // ErrTooLarge says input exceeded a bound.
 var ErrTooLarge = errors.New("rua: report too large")
 
@@ -42,7 +47,7 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // XML files (RFC 7489 §7.2.1.1 allows gzip; zip is the legacy format),
 // told apart by their magic bytes. name is for errors only.
 func Parse(name string, data []byte) ([]*Feedback, error) {
-	if len(data) > MaxInput {
+	if int64(len(data)) > limits.input {
 		return nil, &ParseError{name, ErrTooLarge}
 	}
 	switch {
@@ -51,11 +56,7 @@ func Parse(name string, data []byte) ([]*Feedback, error) {
 		if err != nil {
 			return nil, &ParseError{name, err}
 		}
-		x, err := readBounded(zr, MaxXML)
-		if err != nil {
-			return nil, &ParseError{name, err}
-		}
-		f, err := parseXML(x)
+		f, err := parseXML(&bounded{r: zr, left: limits.xml})
 		if err != nil {
 			return nil, &ParseError{name, err}
 		}
@@ -72,21 +73,18 @@ func Parse(name string, data []byte) ([]*Feedback, error) {
 			if zf.FileInfo().IsDir() || !strings.HasSuffix(strings.ToLower(zf.Name), ".xml") {
 				continue
 			}
-			if n++; n > MaxZipFiles {
-				return out, &ParseError{name, fmt.Errorf("%w: more than %d files in zip", ErrTooLarge, MaxZipFiles)}
+			if n++; int64(n) > limits.zipFiles {
+				return out, &ParseError{name, fmt.Errorf("%w: more than %d files in zip", ErrTooLarge, limits.zipFiles)}
 			}
 			rc, err := zf.Open()
 			if err != nil {
 				return out, &ParseError{name + ":" + zf.Name, err}
 			}
 			// The declared size is not trusted: the read is bounded.
-			x, err := readBounded(rc, min(MaxXML, MaxZipTotal-total))
+			br := &bounded{r: rc, left: min(limits.xml, limits.zipTotal-total)}
+			f, err := parseXML(br)
 			rc.Close()
-			if err != nil {
-				return out, &ParseError{name + ":" + zf.Name, err}
-			}
-			total += int64(len(x))
-			f, err := parseXML(x)
+			total += br.n
 			if err != nil {
 				return out, &ParseError{name + ":" + zf.Name, err}
 			}
@@ -97,7 +95,7 @@ func Parse(name string, data []byte) ([]*Feedback, error) {
 		}
 		return out, nil
 	default:
-		f, err := parseXML(data)
+		f, err := parseXML(bytes.NewReader(data))
 		if err != nil {
 			return nil, &ParseError{name, err}
 		}
@@ -116,20 +114,50 @@ func readBounded(r io.Reader, max int64) ([]byte, error) {
 	return b, nil
 }
 
-func parseXML(x []byte) (*Feedback, error) {
+// bounded reads at most left bytes from r, then fails with ErrTooLarge.
+type bounded struct {
+	r    io.Reader
+	left int64
+	n    int64
+}
+
+func (b *bounded) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One more byte would exceed the bound: is there one?
+		var one [1]byte
+		if n, _ := b.r.Read(one[:]); n > 0 {
+			return 0, fmt.Errorf("%w: more than %d bytes decompressed", ErrTooLarge, b.n)
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	b.n += int64(n)
+	return n, err
+}
+
+// parseXML decodes one report from r, streaming: a decompressed report is
+// never held in memory as text.
+func parseXML(r io.Reader) (*Feedback, error) {
 	var f Feedback
-	dec := xml.NewDecoder(bytes.NewReader(x))
+	dec := xml.NewDecoder(r)
 	// Reports are US-ASCII or UTF-8 in practice; other declared charsets
 	// are read as UTF-8 rather than refused.
 	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
 	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("not an aggregate report: %w", err)
 	}
 	if f.XMLName.Local != "feedback" {
 		return nil, errors.New("not an aggregate report: root is not <feedback>")
 	}
-	if len(f.Records) > MaxRecords {
-		return nil, fmt.Errorf("%w: more than %d records", ErrTooLarge, MaxRecords)
+	if int64(len(f.Records)) > limits.records {
+		return nil, fmt.Errorf("%w: more than %d records", ErrTooLarge, limits.records)
 	}
 	return &f, nil
 }
@@ -147,7 +175,7 @@ func ReadPath(path string) ([]*Feedback, []error) {
 			return
 		}
 		defer fh.Close()
-		data, err := readBounded(fh, MaxInput)
+		data, err := readBounded(fh, limits.input)
 		if err != nil {
 			errs = append(errs, &ParseError{p, err})
 			return

@@ -88,21 +88,35 @@ func TestParseFormats(t *testing.T) {
 
 func TestParseRefuses(t *testing.T) {
 	many := map[string][]byte{}
-	for i := 0; i <= MaxZipFiles; i++ {
+	for i := 0; i <= MaxZipFiles; i++ { // before limits shrink: the real bound
 		many[fmt.Sprintf("%d.xml", i)] = []byte(received)
 	}
-	bomb := gz(make([]byte, MaxXML+1))
-	if len(bomb) > 1<<20 {
+	// Smaller bounds keep the bombs cheap to build; the mechanism is the
+	// same at the real sizes.
+	saved := limits
+	t.Cleanup(func() { limits = saved })
+	limits.input, limits.xml, limits.zipTotal = 1<<20, 4<<20, 6<<20
+	padded := func(n int) []byte { // valid XML up to the bound: the decoder reads on
+		return append(append([]byte("<feedback>"), bytes.Repeat([]byte(" "), n)...), "</feedback>"...)
+	}
+	bomb := gz(padded(4 << 20))
+	if len(bomb) > 64<<10 {
 		t.Fatalf("bomb is %d bytes compressed", len(bomb))
 	}
+	fine := gz(padded(3 << 20))
+	if _, err := Parse("fine", fine); err != nil {
+		t.Fatalf("a report within the bounds: %v", err)
+	}
+	zipTotal := zipOf(map[string][]byte{"a.xml": padded(3 << 20), "b.xml": padded(3 << 20)})
 	for name, tc := range map[string]struct {
 		data   []byte
 		tooBig bool
 	}{
 		"gzip bomb":      {bomb, true},
-		"zip bomb":       {zipOf(map[string][]byte{"a.xml": make([]byte, MaxXML+1)}), true},
+		"zip bomb":       {zipOf(map[string][]byte{"a.xml": padded(4 << 20)}), true},
+		"zip total":      {zipTotal, true},
 		"too many files": {zipOf(many), true},
-		"huge input":     {make([]byte, MaxInput+1), true},
+		"huge input":     {make([]byte, 1<<20+1), true},
 		"not xml":        {[]byte("hello"), false},
 		"other root":     {[]byte("<html><body/></html>"), false},
 		"truncated gzip": {gz([]byte(received))[:40], false},

@@ -91,7 +91,8 @@ type Reporter struct {
 	From string
 	// MaxDestinations caps the mailto: URIs served per domain (3 when 0).
 	MaxDestinations int
-	// GiveUpAfter is how long a report is retried (72h when 0).
+	// GiveUpAfter is how long after the end of its day a report is
+	// retried (72h when 0).
 	GiveUpAfter time.Duration
 	// Lease bounds one delivery attempt (15m when 0).
 	Lease  time.Duration
@@ -392,7 +393,9 @@ func (r *Reporter) runJob(ctx context.Context, d time.Time, dom string, dest Des
 		r.log().Warn("dmarc report: delivery unconfirmed, not resent", "id", j.ReportID, "domain", dom, "to", j.To)
 		return r.putJob(ctx, key, j)
 	}
-	if !now.Before(j.Created.Add(r.giveUp())) {
+	// A report is retried until GiveUpAfter past the end of its day, so
+	// that Run's window of days covers every job that can still be sent.
+	if !now.Before(d.Add(24*time.Hour + r.giveUp())) {
 		j.State = StateGivenUp
 		r.stats.GivenUp.Add(1)
 		r.log().Warn("dmarc report: given up", "id", j.ReportID, "domain", dom, "to", j.To, "attempts", j.Attempts, "last_error", j.LastError)

@@ -227,7 +227,7 @@ func TestOutboxRetriesWithBackoffThenGivesUp(t *testing.T) {
 	if j.State != StateGivenUp || r.Stats().GivenUp.Load() != 1 {
 		t.Fatalf("after 100 hourly passes: %+v", j)
 	}
-	if at.Before(nextDay.Add(72*time.Hour)) || at.After(nextDay.Add(72*time.Hour+7*time.Hour)) {
+	if end := DayStart(nextDay).Add(72 * time.Hour); at.Before(end) || at.After(end.Add(time.Hour)) {
 		t.Errorf("given up at %v, created %v", at, nextDay)
 	}
 	n := w.mta.attempts
