@@ -210,34 +210,80 @@ var ErrCapped = errors.New("rua: row cap reached")
 // cap was reached (ErrCapped: the message is then counted as not
 // itemised). Callers log and count errors; they never affect mail flow.
 func (c *Collector) Record(ctx context.Context, o Observation) (Skip, error) {
-	if len(o.Policy.RUA) == 0 {
-		c.stats.Skipped.Add(1)
-		return SkipNoRUA, nil
-	}
-	if s := c.Guard.Check(&o); s != SkipNone {
+	s := c.prepare(&o)
+	if s != SkipNone {
 		c.stats.Skipped.Add(1)
 		return s, nil
 	}
+	return SkipNone, c.count(ctx, &o, 1)
+}
+
+// RecordBatch counts several messages, with one store update per
+// distinct row: under load most messages repeat a row (bulk senders), so
+// a batch costs far fewer writes than its messages. Skipped messages are
+// counted in Stats.
+func (c *Collector) RecordBatch(ctx context.Context, os []Observation) error {
+	type group struct {
+		o *Observation
+		n int64
+	}
+	var order []string
+	groups := map[string]*group{}
+	for i := range os {
+		o := &os[i]
+		if c.prepare(o) != SkipNone {
+			c.stats.Skipped.Add(1)
+			continue
+		}
+		k := day(o.Time) + "\x00" + o.Policy.Domain + "\x00" + RowKey(o.Row)
+		if g := groups[k]; g != nil {
+			g.o, g.n = o, g.n+1 // the last record used wins, as in Record
+			continue
+		}
+		groups[k] = &group{o, 1}
+		order = append(order, k)
+	}
+	var errs []error
+	for _, k := range order {
+		g := groups[k]
+		if err := c.count(ctx, g.o, g.n); err != nil && !errors.Is(err, ErrCapped) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// prepare checks and normalises o.
+func (c *Collector) prepare(o *Observation) Skip {
+	if len(o.Policy.RUA) == 0 {
+		return SkipNoRUA
+	}
+	if s := c.Guard.Check(o); s != SkipNone {
+		return s
+	}
 	dom := strings.ToLower(strings.TrimSuffix(o.Policy.Domain, "."))
 	if dom == "" || !o.Row.SourceIP.IsValid() || strings.ContainsAny(dom, ": \t") || o.Time.IsZero() {
-		c.stats.Skipped.Add(1)
-		return SkipInvalid, nil
+		return SkipInvalid
 	}
 	o.Policy.Domain = dom
 	o.Row = canonical(o.Row)
-	err := c.record(ctx, day(o.Time), dom, &o)
-	switch {
-	case errors.Is(err, ErrCapped):
-		c.stats.Capped.Add(1)
-	case err != nil:
-		c.stats.Errors.Add(1)
-	default:
-		c.stats.Recorded.Add(1)
-	}
-	return SkipNone, err
+	return SkipNone
 }
 
-func (c *Collector) record(ctx context.Context, d, dom string, o *Observation) error {
+func (c *Collector) count(ctx context.Context, o *Observation, n int64) error {
+	err := c.record(ctx, day(o.Time), o.Policy.Domain, o, n)
+	switch {
+	case errors.Is(err, ErrCapped):
+		c.stats.Capped.Add(n)
+	case err != nil:
+		c.stats.Errors.Add(n)
+	default:
+		c.stats.Recorded.Add(n)
+	}
+	return err
+}
+
+func (c *Collector) record(ctx context.Context, d, dom string, o *Observation, n int64) error {
 	ttl := c.ttl()
 	ident, err := json.Marshal(o.Row)
 	if err != nil {
@@ -256,14 +302,14 @@ func (c *Collector) record(ctx context.Context, d, dom string, o *Observation) e
 	if got[1] == nil {
 		// A new policy domain for this day: take a slot, then mark it.
 		// Racing collectors may both take one; readers drop duplicates.
-		n, err := c.Store.Incr(ctx, dk+":n", 1, ttl)
+		slot, err := c.Store.Incr(ctx, dk+":n", 1, ttl)
 		if err != nil {
 			return fmt.Errorf("rua: record: %w", err)
 		}
-		if n > c.maxDomains() {
+		if slot > c.maxDomains() {
 			return fmt.Errorf("%w: more than %d policy domains on %s", ErrCapped, c.maxDomains(), d)
 		}
-		if err := c.Store.Set(ctx, slotKey(dk, n), []byte(dom), ttl); err != nil {
+		if err := c.Store.Set(ctx, slotKey(dk, slot), []byte(dom), ttl); err != nil {
 			return fmt.Errorf("rua: record: %w", err)
 		}
 		if err := c.Store.Set(ctx, domainMarker(dk, dom), []byte{'1'}, ttl); err != nil {
@@ -282,24 +328,24 @@ func (c *Collector) record(ctx context.Context, d, dom string, o *Observation) e
 		// A new row: slot first, identity second, count last, so that a
 		// crash in between leaves an uncounted slot (skipped when read),
 		// never a count nobody can find.
-		n, err := c.Store.Incr(ctx, rk+":n", 1, ttl)
+		slot, err := c.Store.Incr(ctx, rk+":n", 1, ttl)
 		if err != nil {
 			return fmt.Errorf("rua: record: %w", err)
 		}
-		if n > c.maxRows() {
-			if _, err := c.Store.Incr(ctx, rk+":over", 1, ttl); err != nil {
+		if slot > c.maxRows() {
+			if _, err := c.Store.Incr(ctx, rk+":over", n, ttl); err != nil {
 				return fmt.Errorf("rua: record: %w", err)
 			}
 			return fmt.Errorf("%w: %d rows for %s on %s", ErrCapped, c.maxRows(), dom, d)
 		}
-		if err := c.Store.Set(ctx, slotKey(rk, n), []byte(h), ttl); err != nil {
+		if err := c.Store.Set(ctx, slotKey(rk, slot), []byte(h), ttl); err != nil {
 			return fmt.Errorf("rua: record: %w", err)
 		}
 		if _, err := c.Store.SetNX(ctx, identKey(rk, h), ident, ttl); err != nil {
 			return fmt.Errorf("rua: record: %w", err)
 		}
 	}
-	if _, err := c.Store.Incr(ctx, countKey(rk, h), 1, ttl); err != nil {
+	if _, err := c.Store.Incr(ctx, countKey(rk, h), n, ttl); err != nil {
 		return fmt.Errorf("rua: record: %w", err)
 	}
 	return nil

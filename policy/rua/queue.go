@@ -2,7 +2,6 @@ package rua
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -49,18 +48,20 @@ func (q *Queue) Observe(o Observation) bool {
 func (q *Queue) Dropped() int64 { return q.dropped.Load() }
 
 // Run records queued observations until ctx ends, then records what is
-// still queued and returns. Each write gets its own deadline, detached
-// from ctx so that a shutdown does not lose what was already queued.
+// still queued and returns. Whatever has queued up while the store was
+// busy is written as one batch (Collector.RecordBatch). Each write gets
+// its own deadline, detached from ctx so that a shutdown does not lose
+// what was already queued.
 func (q *Queue) Run(ctx context.Context) {
 	for {
 		select {
 		case o := <-q.ch:
-			q.record(ctx, o)
+			q.record(ctx, q.batch(o))
 		case <-ctx.Done():
 			for {
 				select {
 				case o := <-q.ch:
-					q.record(ctx, o)
+					q.record(ctx, q.batch(o))
 				default:
 					return
 				}
@@ -69,10 +70,25 @@ func (q *Queue) Run(ctx context.Context) {
 	}
 }
 
-func (q *Queue) record(ctx context.Context, o Observation) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+// batch returns o and whatever else is queued, up to maxBatch.
+func (q *Queue) batch(o Observation) []Observation {
+	const maxBatch = 512
+	os := []Observation{o}
+	for len(os) < maxBatch {
+		select {
+		case o := <-q.ch:
+			os = append(os, o)
+		default:
+			return os
+		}
+	}
+	return os
+}
+
+func (q *Queue) record(ctx context.Context, os []Observation) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if _, err := q.c.Record(ctx, o); err != nil && !errors.Is(err, ErrCapped) {
-		q.log.Warn("dmarc report: not recorded", "domain", o.Policy.Domain, "err", err)
+	if err := q.c.RecordBatch(ctx, os); err != nil {
+		q.log.Warn("dmarc report: not recorded", "messages", len(os), "err", err)
 	}
 }
