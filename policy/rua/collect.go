@@ -451,12 +451,26 @@ func (d *Data) Merge(other *Data) {
 }
 
 func sortRows(rows []Counted) {
-	sort.SliceStable(rows, func(i, j int) bool {
-		if rows[i].Count != rows[j].Count {
-			return rows[i].Count > rows[j].Count
+	keys := make(map[*Counted]string, len(rows))
+	for i := range rows {
+		keys[&rows[i]] = RowKey(rows[i].Row)
+	}
+	idx := make([]int, len(rows))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool {
+		ra, rb := &rows[idx[a]], &rows[idx[b]]
+		if ra.Count != rb.Count {
+			return ra.Count > rb.Count
 		}
-		return RowKey(rows[i].Row) < RowKey(rows[j].Row)
+		return keys[ra] < keys[rb]
 	})
+	sorted := make([]Counted, len(rows))
+	for i, j := range idx {
+		sorted[i] = rows[j]
+	}
+	copy(rows, sorted)
 }
 
 // Domains returns the policy domains with rows on the UTC day of t.
