@@ -93,7 +93,7 @@ func (g *LoopGuard) Check(o *Observation) Skip {
 			}
 		}
 	}
-	if IsReport(o.Subject, o.MediaTypes) {
+	if IsReport(o.Subject, o.MediaTypes, o.FileNames) {
 		return SkipIncomingReport
 	}
 	for _, d := range g.ExcludeDomains {
@@ -118,18 +118,27 @@ func (g *LoopGuard) Check(o *Observation) Skip {
 	return SkipNone
 }
 
-// IsReport recognises an incoming DMARC report (aggregate or failure):
-// the RFC 7489 §7.2.1.1 subject, or a compressed/XML attachment, or an
-// RFC 6591 feedback report. Such a message never produces a report row.
-func IsReport(subject string, mediaTypes []string) bool {
+// IsReport recognises an incoming DMARC report: the RFC 7489 §7.2.1.1
+// subject, an attachment named like a report ("a!b!begin!end[!id].xml.gz",
+// ".zip", ".xml"), or an RFC 6591 failure report (message/feedback-report).
+// Such a message never produces a report row, so that two reporters
+// cannot feed each other. Other mail with zip or gzip attachments is
+// counted as usual; mail to our own report addresses is never counted
+// (LoopGuard.ReportAddresses), whatever it carries.
+func IsReport(subject string, mediaTypes, fileNames []string) bool {
 	s := strings.ToLower(strings.TrimSpace(subject))
 	if strings.HasPrefix(s, "report domain:") {
 		return true
 	}
 	for _, t := range mediaTypes {
-		switch strings.ToLower(t) {
-		case "application/gzip", "application/x-gzip", "application/zip",
-			"application/x-zip-compressed", "message/feedback-report":
+		if strings.EqualFold(t, "message/feedback-report") {
+			return true
+		}
+	}
+	for _, n := range fileNames {
+		n = strings.ToLower(n)
+		if strings.Count(n, "!") >= 3 && (strings.HasSuffix(n, ".xml.gz") || strings.HasSuffix(n, ".zip") ||
+			strings.HasSuffix(n, ".xml") || strings.HasSuffix(n, ".gz")) {
 			return true
 		}
 	}

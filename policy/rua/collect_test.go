@@ -187,8 +187,24 @@ func TestLoopGuard(t *testing.T) {
 		{"report subject", func(o *Observation) {
 			o.Subject = "Report Domain: receiver.example Submitter: google.com Report-ID: <1>"
 		}, SkipIncomingReport},
-		{"gzip attachment", func(o *Observation) { o.MediaTypes = []string{"multipart/mixed", "application/gzip"} }, SkipIncomingReport},
-		{"zip attachment", func(o *Observation) { o.MediaTypes = []string{"application/zip"} }, SkipIncomingReport},
+		{"report attachment", func(o *Observation) {
+			o.MediaTypes = []string{"multipart/mixed", "application/gzip"}
+			o.FileNames = []string{"google.com!receiver.example!1764547200!1764633599.xml.gz"}
+		}, SkipIncomingReport},
+		{"legacy zip report", func(o *Observation) {
+			o.MediaTypes = []string{"application/zip"}
+			o.FileNames = []string{"Microsoft.com!receiver.example!1764547200!1764633599.ZIP"}
+		}, SkipIncomingReport},
+		{"failure report", func(o *Observation) { o.MediaTypes = []string{"multipart/report", "message/feedback-report"} }, SkipIncomingReport},
+		{"ordinary zip", func(o *Observation) {
+			o.MediaTypes = []string{"multipart/mixed", "application/zip"}
+			o.FileNames = []string{"invoice.zip"}
+		}, SkipNone},
+		{"zip to report address", func(o *Observation) {
+			o.MediaTypes = []string{"application/zip"}
+			o.FileNames = []string{"whatever.zip"}
+			o.Recipients = []string{"dmarc-reports@receiver.example"}
+		}, SkipReportAddress},
 		{"excluded subdomain", func(o *Observation) { o.Policy.Domain = "a.internal.example" }, SkipExcluded},
 		{"excluded apex", func(o *Observation) { o.Row.HeaderFrom = "internal.example" }, SkipExcluded},
 		{"excluded domain", func(o *Observation) { o.Policy.Domain = "skip.example" }, SkipExcluded},
@@ -205,7 +221,7 @@ func TestLoopGuard(t *testing.T) {
 		}
 	}
 	d, _ := c.Load(context.Background(), day1, "example.com")
-	if d.Messages() != 1 { // only "plain": "not a suffix match" is another domain
+	if d.Messages() != 2 { // "plain" and "ordinary zip"; "not a suffix match" is another domain
 		t.Errorf("counted %d messages for example.com", d.Messages())
 	}
 }

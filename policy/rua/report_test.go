@@ -199,8 +199,12 @@ func TestComposedMessage(t *testing.T) {
 	if !bytes.Equal(msg, rep.Compose("DMARC <dmarc-noreply@receiver.example>", "dmarc@example.com", day1)) {
 		t.Errorf("composing is not deterministic")
 	}
-	// Our own report is recognised as a report by the loop guard.
-	if !IsReport(strings.TrimPrefix(regexp.MustCompile(`Subject: [^\r]*`).FindString(s), "Subject: "), nil) {
+	// Our own report is recognised as a report by the loop guard, by its
+	// subject and by its file name alone.
+	if !IsReport("", []string{"multipart/mixed", "text/plain", "application/gzip"}, []string{rep.FileName()}) {
+		t.Errorf("our file name is not recognised as a report")
+	}
+	if !IsReport(strings.TrimPrefix(regexp.MustCompile(`Subject: [^\r]*`).FindString(s), "Subject: "), nil, nil) {
 		t.Errorf("our subject is not recognised as a report")
 	}
 }

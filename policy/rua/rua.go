@@ -15,10 +15,11 @@
 // is capped: messages beyond the cap are counted, and the report says in
 // its <error> metadata how many were not itemised.
 //
-// Loops (RFC 7489 §7.2.1.1, §11.5): mail to our own report addresses, to
-// configured exclusions and incoming reports themselves (Subject "Report
-// Domain:" or gzip/zip attachments sent to a report address) is never
-// counted, and our reports carry Auto-Submitted: auto-generated (RFC 3834).
+// Loops: mail to our own report addresses (whatever it carries), to
+// configured exclusions, and incoming reports themselves (the RFC 7489
+// §7.2.1.1 subject "Report Domain:", an attachment named like a report,
+// an RFC 6591 failure report) is never counted, and our reports carry
+// Auto-Submitted: auto-generated (RFC 3834).
 //
 // Sending: once a UTC day is over, Reporter.Run builds one report per
 // policy domain (stable report ID), verifies each mailto: destination
@@ -163,10 +164,11 @@ type Observation struct {
 	// Recipients are the envelope recipients (RCPT TO).
 	Recipients []string
 	// Subject is the decoded Subject field, MediaTypes the media types of
-	// the top-level entity and of its parts (lower case), used to
-	// recognise incoming reports.
+	// the top-level entity and of its parts, FileNames the file names of
+	// its parts: they recognise incoming reports (IsReport).
 	Subject    string
 	MediaTypes []string
+	FileNames  []string
 }
 
 // day is the UTC day of t as a key component and its bounds.
