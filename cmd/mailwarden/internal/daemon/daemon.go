@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/metrics"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
 	"github.com/mailwarden/mailwarden/filter"
@@ -35,10 +36,11 @@ type Server struct {
 	level   *slog.LevelVar
 	srv     *filter.Server
 	metrics policy.Metrics
-	ops     *metrics.Ops   // the daemon's metrics and status state
-	svc     *wire.Services // the services in force (outlive reloads)
-	reloads atomic.Int64   // successful reloads
-	failed  atomic.Int64   // refused reloads
+	ops     *metrics.Ops                  // the daemon's metrics and status state
+	svc     *wire.Services                // the services in force (outlive reloads)
+	reports atomic.Pointer[dmarc.Service] // svc.Reports, for the metrics' scrapes
+	reloads atomic.Int64                  // successful reloads
+	failed  atomic.Int64                  // refused reloads
 }
 
 // Options configure New.
@@ -95,6 +97,14 @@ func (d *Server) inflight() int              { return d.srv.InFlight() }
 
 // The daemon's state as the metrics read it (metrics.Daemon).
 
+// DMARCReports implements metrics.Daemon.
+func (d *Server) DMARCReports() (dmarc.Stats, bool) {
+	if r := d.reports.Load(); r != nil {
+		return r.Stats(), true
+	}
+	return dmarc.Stats{}, false
+}
+
 // Mode is the effective mode (works before the pipeline exists).
 func (d *Server) Mode() policy.Mode {
 	if m, ok := d.modes.Get(); ok {
@@ -149,6 +159,7 @@ func (d *Server) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Clo
 	}
 	svc.Start(context.Background())
 	d.svc = svc
+	d.reports.Store(svc.Reports)
 	return p, retired, nil
 }
 
