@@ -133,7 +133,14 @@ func runDMARCSend(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		for _, j := range jobs {
-			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\tattempts=%d\n", j.ReportID, j.Domain, j.To, j.State, j.Attempts)
+			state := string(j.State)
+			if j.Unconfirmed {
+				state += " (unconfirmed: the sender died after the final dot; not resent)"
+			}
+			if j.Notice {
+				state += " (too large: notice sent)"
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\tattempts=%d\n", j.ReportID, j.Domain, j.To, state, j.Attempts)
 		}
 	}
 	return code
