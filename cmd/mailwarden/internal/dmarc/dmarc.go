@@ -129,6 +129,22 @@ type Service struct {
 	Reporter  *rua.Reporter
 	Scheduler *rua.Scheduler
 	log       *slog.Logger
+	drained   chan struct{} // closed when the queue worker has returned
+}
+
+// Wait waits (up to 10 s) for the queue worker, once Start's context
+// ended, to have written what was queued: the daemon closes the store
+// after it.
+func (s *Service) Wait() error {
+	if s.drained == nil {
+		return nil
+	}
+	select {
+	case <-s.drained:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("dmarc: report queue not drained within 10s")
+	}
 }
 
 // New builds the service on the shared store and resolver. It starts
@@ -182,7 +198,11 @@ func prefixes(n policy.Networks) []netip.Prefix {
 
 // Start runs the collection worker and the hourly sender until ctx ends.
 func (s *Service) Start(ctx context.Context) {
-	go s.Queue.Run(ctx)
+	s.drained = make(chan struct{})
+	go func() {
+		defer close(s.drained)
+		s.Queue.Run(ctx)
+	}()
 	go s.Scheduler.Run(ctx, func(ctx context.Context, now time.Time) {
 		if err := s.Reporter.Run(ctx, now); err != nil {
 			s.log.Warn("dmarc report run", "err", err)

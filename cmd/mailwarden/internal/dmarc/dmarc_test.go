@@ -111,3 +111,26 @@ func TestServiceCollectsAndSendsOnSchedule(t *testing.T) {
 		t.Errorf("sinks")
 	}
 }
+
+// At shutdown the queue is written out before Wait returns (the daemon
+// closes the store after it).
+func TestServiceDrainsOnShutdown(t *testing.T) {
+	c := DefaultConfig()
+	c.Enabled, c.OrgName, c.Submitter, c.Email = true, "Org", "receiver.example", "dmarc@receiver.example"
+	svc := New(c, store.NewMemory(), nxdomain{}, slog.New(slog.DiscardHandler))
+	svc.Scheduler.After = func(time.Duration) <-chan time.Time { return nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	svc.Start(ctx)
+	day := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < 200; i++ {
+		svc.Sink().Observe(rua.Observation{Time: day, Policy: rua.Policy{Domain: "example.com", P: rua.DispositionNone, Pct: 100,
+			RUA: []string{"mailto:agg@example.com"}}, Row: rua.Row{SourceIP: netip.MustParseAddr("192.0.2.1"), HeaderFrom: "example.com"}})
+	}
+	cancel()
+	if err := svc.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if st := svc.Stats(); st.Recorded+st.Dropped != 200 || st.Dropped != 0 {
+		t.Errorf("stats after shutdown %+v", st)
+	}
+}

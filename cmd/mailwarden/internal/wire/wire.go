@@ -180,7 +180,7 @@ var services = []service{
 			}
 			svc := dmarc.New(c, s.Store, s.Resolver, o.Logger)
 			s.Reports = svc
-			return &record{start: svc.Start}, nil
+			return &record{start: svc.Start, close: svc.Wait}, nil
 		},
 		copy: func(from, to *Services) { to.Reports = from.Reports },
 	},
@@ -336,9 +336,13 @@ func (s *Services) Close() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Reverse build order: a service closes before the ones it uses (the
+	// DMARC report queue drains into the store before the store closes).
 	var cs []io.Closer
-	for _, r := range s.recs {
-		cs = append(cs, r)
+	for i := len(services) - 1; i >= 0; i-- {
+		if r := s.recs[services[i].name]; r != nil {
+			cs = append(cs, r)
+		}
 	}
 	s.recs = nil
 	var first error
