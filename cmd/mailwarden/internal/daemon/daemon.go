@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/metrics"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/quarcli"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
@@ -43,6 +44,7 @@ type Server struct {
 	quar    atomic.Pointer[wire.Quarantine] // our quarantine in force, nil when off
 	reloads atomic.Int64                    // successful reloads
 	failed  atomic.Int64                    // refused reloads
+	reports atomic.Pointer[dmarc.Service]   // svc.Reports, for the metrics' scrapes
 }
 
 // Options configure New.
@@ -99,6 +101,14 @@ func (d *Server) inflight() int              { return d.srv.InFlight() }
 
 // The daemon's state as the metrics read it (metrics.Daemon).
 
+// DMARCReports implements metrics.Daemon.
+func (d *Server) DMARCReports() (dmarc.Stats, bool) {
+	if r := d.reports.Load(); r != nil {
+		return r.Stats(), true
+	}
+	return dmarc.Stats{}, false
+}
+
 // Mode is the effective mode (works before the pipeline exists).
 func (d *Server) Mode() policy.Mode {
 	if m, ok := d.modes.Get(); ok {
@@ -154,6 +164,7 @@ func (d *Server) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Clo
 	svc.Start(context.Background())
 	d.svc = svc
 	d.quar.Store(svc.Quarantine)
+	d.reports.Store(svc.Reports)
 	return p, retired, nil
 }
 

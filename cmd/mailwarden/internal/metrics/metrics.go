@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/quarantine"
@@ -77,6 +78,9 @@ type Daemon interface {
 	Reloads() int64
 	ReloadFailures() int64
 	Started() time.Time
+	// DMARCReports returns the DMARC report counters; ok is false when
+	// reporting is off.
+	DMARCReports() (s dmarc.Stats, ok bool)
 }
 
 // QuarantineDaemon is a Daemon with our own quarantine; ok is false when
@@ -206,6 +210,7 @@ func New(d Daemon) *Ops {
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_config_reload_failures_total", Help: "Refused config reloads (the old config stayed in force)."}, func() float64 { return float64(d.ReloadFailures()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_start_time_seconds", Help: "Start time of the daemon, Unix seconds."}, func() float64 { return float64(d.Started().UnixNano()) / 1e9 }))
 	f(newModeCollector(d))
+	f(newDMARCCollector(d))
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return o
@@ -230,6 +235,35 @@ func (c *modeCollector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, string(m))
+	}
+}
+
+// dmarcCollector exports the DMARC aggregate-report counters (reset when a
+// reload rebuilds the service).
+type dmarcCollector struct {
+	d          Daemon
+	rows, reps *prometheus.Desc
+}
+
+func newDMARCCollector(d Daemon) *dmarcCollector {
+	return &dmarcCollector{d: d,
+		rows: prometheus.NewDesc("mailwarden_dmarc_report_rows_total", "Messages seen by DMARC aggregate reporting, by outcome: recorded, skipped (no rua, loop guard, exclusions), capped (beyond max_rows: counted, not itemised), store_error, dropped (queue full).", []string{"outcome"}, nil),
+		reps: prometheus.NewDesc("mailwarden_dmarc_reports_total", "DMARC aggregate reports, by outcome: built, sent, notice (too large for !size), retry, given_up, unauthorized (RFC 7489 §7.1), unconfirmed (sender died after the final dot), error.", []string{"outcome"}, nil),
+	}
+}
+
+func (c *dmarcCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.rows; ch <- c.reps }
+func (c *dmarcCollector) Collect(ch chan<- prometheus.Metric) {
+	s, ok := c.d.DMARCReports()
+	if !ok {
+		return
+	}
+	for k, v := range map[string]int64{"recorded": s.Recorded, "skipped": s.Skipped, "capped": s.Capped, "store_error": s.StoreErrors, "dropped": s.Dropped} {
+		ch <- prometheus.MustNewConstMetric(c.rows, prometheus.CounterValue, float64(v), k)
+	}
+	for k, v := range map[string]int64{"built": s.Built, "sent": s.Sent, "notice": s.Notices, "retry": s.Retries, "given_up": s.GivenUp,
+		"unauthorized": s.Unauthorized, "unconfirmed": s.Unconfirmed, "error": s.SendErrors} {
+		ch <- prometheus.MustNewConstMetric(c.reps, prometheus.CounterValue, float64(v), k)
 	}
 }
 
