@@ -626,6 +626,22 @@ func parseEval(s string) (string, []string, error) {
 
 // finish applies ReplaceTags.
 func (rs *Ruleset) finish() {
+	// Tag values may use other tags: expand them first (a few rounds
+	// reach every chain the shipped rules use; a cycle stops there).
+	for round := 0; round < 4; round++ {
+		changed := false
+		for k, v := range rs.replaceTags {
+			if strings.Contains(v, "<") {
+				if nv := rs.expandTags(v, "", "", ""); nv != v {
+					rs.replaceTags[k] = nv
+					changed = true
+				}
+			}
+		}
+		if !changed {
+			break
+		}
+	}
 	for name := range rs.replaceRules {
 		d := rs.Defs[name]
 		if d == nil || d.Pattern == "" {
@@ -659,6 +675,10 @@ func (rs *Ruleset) replace(p string) string {
 			p = p[:i] + p[i+j+1:]
 		}
 	}
+	return rs.expandTags(p, pre, post, inter)
+}
+
+func (rs *Ruleset) expandTags(p, pre, post, inter string) string {
 	var b strings.Builder
 	prevTag := false
 	for i := 0; i < len(p); {

@@ -111,6 +111,9 @@ func (e *Engine) Check(m *Message, in Input) Result {
 	return res
 }
 
+// costHook, when set by a test, gets the time each line rule took.
+var costHook func(rule, lines int, d time.Duration)
+
 func (c *msgCtx) spent() bool {
 	return c.e.opt.Budget > 0 && time.Since(c.start) > c.e.opt.Budget
 }
@@ -251,35 +254,54 @@ func asciiLower(s string) string {
 	return s
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// screen reports whether text passes a rule's literal screen.
+func (r *rule) screen(lower string, ascii bool) bool {
+	v := &r.v[b2i(ascii)]
+	if v.never {
+		return false
+	}
+	return v.lits == nil || containsAny(lower, v.lits)
+}
+
 // match counts the matches of a rule's regex in text (1 at most unless
-// the rule counts multiple hits).
-func (r *rule) match(text string, limit int) int {
-	if r.re != nil {
-		if !r.multi {
-			if r.re.MatchString(text) {
-				return 1
-			}
+// the rule counts multiple hits). ascii says the text is pure ASCII.
+func (r *rule) match(text string, ascii bool, limit int) int {
+	v := &r.v[b2i(ascii)]
+	if v.never {
+		return 0
+	}
+	if r.bt == nil {
+		if v.re == nil {
 			return 0
 		}
-		return len(r.re.FindAllStringIndex(text, limit))
-	}
-	if r.bt != nil {
 		if !r.multi {
-			ok, err := r.bt.MatchString(text)
-			if ok && err == nil {
-				return 1
-			}
-			return 0
+			return b2i(v.re.MatchString(text))
 		}
-		n := 0
-		m, err := r.bt.FindStringMatch(text)
-		for m != nil && err == nil && n < limit {
-			n++
-			m, err = r.bt.FindNextMatch(m)
-		}
-		return n
+		return len(v.re.FindAllStringIndex(text, limit))
 	}
-	return 0
+	if v.re != nil && !v.re.MatchString(text) {
+		return 0
+	}
+	if !r.multi {
+		ok, err := r.bt.MatchString(text)
+		return b2i(ok && err == nil)
+	}
+	n := 0
+	m, err := r.bt.FindStringMatch(text)
+	for m != nil && err == nil && n < limit {
+		n++
+		m, err = r.bt.FindNextMatch(m)
+	}
+	return n
 }
 
 func (r *rule) limit() int {
@@ -307,18 +329,19 @@ func (c *msgCtx) runHeaders() {
 		if !ok && d.HasIfUnset {
 			v = d.IfUnset
 		}
-		if r.lits != nil && !d.Negate {
+		ascii := isASCII(v)
+		if !d.Negate {
 			key := d.Header + ":" + d.Modifier
 			lv, seen := lowers[key]
 			if !seen {
 				lv = asciiLower(v)
 				lowers[key] = lv
 			}
-			if !containsAny(lv, r.lits) {
+			if !r.screen(lv, ascii) {
 				continue
 			}
 		}
-		n := r.match(v, r.limit())
+		n := r.match(v, ascii, r.limit())
 		if d.Negate {
 			if n == 0 {
 				c.counts[i] = 1
@@ -334,18 +357,14 @@ func (c *msgCtx) runFull() {
 		return
 	}
 	full := latin1(string(c.m.Raw))
-	lower := ""
+	lower := asciiLower(full)
+	ascii := isASCII(full)
 	for _, i := range c.e.kinds[KindFull] {
 		r := c.e.rules[i]
-		if r.lits != nil {
-			if lower == "" {
-				lower = asciiLower(full)
-			}
-			if !containsAny(lower, r.lits) {
-				continue
-			}
+		if !r.screen(lower, ascii) {
+			continue
 		}
-		c.counts[i] = int32(r.match(full, r.limit()))
+		c.counts[i] = int32(r.match(full, ascii, r.limit()))
 	}
 }
 
@@ -362,7 +381,8 @@ func (c *msgCtx) runMIMEHeaders() {
 				if r.def.Modifier != "raw" {
 					v = decodeHeader(v)
 				}
-				n += r.match(latin1(v), r.limit())
+				v = latin1(v)
+				n += r.match(v, isASCII(v), r.limit())
 			}
 		}
 		if r.def.Negate {
@@ -384,25 +404,26 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		return
 	}
 	cand := make([][]int32, len(rules))
-	if ac := c.e.ac[k]; ac != nil {
-		pr := c.e.patRule[k]
-		for li, line := range lines {
-			l := int32(li)
-			ac.scan(line, func(p int32, _ int) {
-				for _, pos := range pr[p] {
-					if n := len(cand[pos]); n == 0 || cand[pos][n-1] != l {
-						cand[pos] = append(cand[pos], l)
-					}
+	ascii := make([]bool, len(lines))
+	for li, line := range lines {
+		l := int32(li)
+		ascii[li] = isASCII(line)
+		pf := &c.e.pf[k][b2i(ascii[li])]
+		mark := func(pos int32) {
+			if n := len(cand[pos]); n == 0 || cand[pos][n-1] != l {
+				cand[pos] = append(cand[pos], l)
+			}
+		}
+		if pf.ac != nil {
+			pf.ac.scan(line, func(p int32, _ int) {
+				for _, pos := range pf.patRule[p] {
+					mark(pos)
 				}
 			})
 		}
-	}
-	for _, pos := range c.e.noLit[k] {
-		all := make([]int32, len(lines))
-		for i := range all {
-			all[i] = int32(i)
+		for _, pos := range pf.noLit {
+			mark(pos)
 		}
-		cand[pos] = all
 	}
 	for pos, ls := range cand {
 		if len(ls) == 0 {
@@ -412,11 +433,18 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		r := c.e.rules[i]
 		limit := r.limit()
 		n := 0
+		var t0 time.Time
+		if costHook != nil {
+			t0 = time.Now()
+		}
 		for _, l := range ls {
-			n += r.match(lines[l], limit-n)
+			n += r.match(lines[l], ascii[l], limit-n)
 			if n >= limit {
 				break
 			}
+		}
+		if costHook != nil {
+			costHook(i, len(ls), time.Since(t0))
 		}
 		c.counts[i] = int32(n)
 	}

@@ -44,14 +44,15 @@ func (o Options) ScoreSet() int {
 }
 
 type rule struct {
-	name    string
-	kind    Kind
-	def     *Def
-	score   float64
-	report  bool // a scored rule, not a __ sub-rule
-	re      *regexp.Regexp
+	name   string
+	kind   Kind
+	def    *Def
+	score  float64
+	report bool // a scored rule, not a __ sub-rule
+	// v are the RE2 forms for any text and for ASCII text: the matcher
+	// itself, or for a backtracking rule its screen (nil: no screen).
+	v       [2]variant
 	bt      *regexp2.Regexp
-	lits    []string
 	eval    evalFunc
 	meta    *expr
 	multi   bool
@@ -61,19 +62,24 @@ type rule struct {
 
 // Engine runs a compiled rule set. It is safe for concurrent use.
 type Engine struct {
-	rules   []*rule
-	byName  map[string]int
-	kinds   [KindMeta + 1][]int // rule indexes per kind (evals excluded)
-	evals   []int
-	metas   []int // in dependency order
-	ac      [KindMeta + 1]*automaton
-	patRule [KindMeta + 1][][]int32 // literal index -> positions in kinds[k]
-	noLit   [KindMeta + 1][]int32   // positions in kinds[k] without literals
-	opt     Options
-	stats   Stats
+	rules  []*rule
+	byName map[string]int
+	kinds  [KindMeta + 1][]int // rule indexes per kind (evals excluded)
+	evals  []int
+	metas  []int                      // in dependency order
+	pf     [KindMeta + 1][2]prefilter // per kind, for any text and ASCII text
+	opt    Options
+	stats  Stats
 	// For evals.
 	freemail  map[string]bool
 	textMatch map[string]*regexp.Regexp
+}
+
+// prefilter screens the rules of one kind for one variant.
+type prefilter struct {
+	ac      *automaton
+	patRule [][]int32 // literal index -> positions in kinds[k]
+	noLit   []int32   // positions in kinds[k] without literals (always run)
 }
 
 // Skip is a rule that is not run, and why.
@@ -301,18 +307,13 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 	if err != nil {
 		return err
 	}
-	if d.Kind == KindBody || d.Kind == KindRawBody {
-		// Body lines are chunks of their own; ^ and $ are chunk bounds,
-		// as they are paragraph bounds in SpamAssassin.
-	}
 	re2, err := Translate(pat, flags)
 	if err == nil {
-		re, cerr := regexp.Compile(re2)
+		full, ascii, cerr := compileVariants(re2)
 		if cerr == nil {
-			r.re = re
-			r.lits = requiredLiterals(re2)
+			r.v = [2]variant{full, ascii}
 			e.stats.RE2++
-			if r.lits != nil {
+			if full.lits != nil || ascii.lits != nil || ascii.never {
 				e.stats.Prefiltered++
 			}
 			return nil
@@ -347,12 +348,12 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 	bt.MatchTimeout = e.opt.MatchTimeout
 	r.bt = bt
 	e.stats.Backtracking++
-	// Screen with the literals of the pattern without its lookarounds: a
-	// lookahead's literal is not required, so take none for those.
-	if !strings.Contains(pat, "(?") {
-		if lit, err := Translate(stripBackrefs(pat), flags); err == nil {
-			r.lits = requiredLiterals(lit)
-			if r.lits != nil {
+	// The RE2 superset (lookarounds dropped, backreferences as .*)
+	// screens: the backtracking engine runs only where it matches.
+	if sup, err := translate(pat, flags, targetSuperset); err == nil {
+		if full, ascii, err := compileVariants(sup); err == nil {
+			r.v = [2]variant{full, ascii}
+			if full.lits != nil || ascii.lits != nil || ascii.never {
 				e.stats.Prefiltered++
 			}
 		}
@@ -456,30 +457,34 @@ func polarity(x *expr, pos bool, fn func(string, bool)) {
 }
 
 func (e *Engine) buildPrefilter(k Kind) {
-	var pats []string
-	index := map[string]int32{}
-	e.patRule[k] = nil
-	for pos, i := range e.kinds[k] {
-		r := e.rules[i]
-		if r.lits == nil || k == KindHeader || k == KindFull || k == KindMIMEHeader {
-			if r.lits == nil {
-				e.noLit[k] = append(e.noLit[k], int32(pos))
+	for vi := range 2 {
+		pf := &e.pf[k][vi]
+		var pats []string
+		index := map[string]int32{}
+		for pos, i := range e.kinds[k] {
+			r := e.rules[i]
+			v := r.v[vi]
+			if v.never {
+				continue
 			}
-			continue
-		}
-		for _, l := range r.lits {
-			id, ok := index[l]
-			if !ok {
-				id = int32(len(pats))
-				index[l] = id
-				pats = append(pats, l)
-				e.patRule[k] = append(e.patRule[k], nil)
+			if v.lits == nil {
+				pf.noLit = append(pf.noLit, int32(pos))
+				continue
 			}
-			e.patRule[k][id] = append(e.patRule[k][id], int32(pos))
+			for _, l := range v.lits {
+				id, ok := index[l]
+				if !ok {
+					id = int32(len(pats))
+					index[l] = id
+					pats = append(pats, l)
+					pf.patRule = append(pf.patRule, nil)
+				}
+				pf.patRule[id] = append(pf.patRule[id], int32(pos))
+			}
 		}
-	}
-	if len(pats) > 0 {
-		e.ac[k] = newAutomaton(pats)
+		if len(pats) > 0 && (k == KindBody || k == KindRawBody || k == KindURI) {
+			pf.ac = newAutomaton(pats)
+		}
 	}
 }
 

@@ -98,6 +98,10 @@ type target int
 const (
 	targetRE2 target = iota
 	targetBT
+	// targetSuperset is RE2 syntax for a regex that matches at least what
+	// the Perl one matches: lookarounds dropped, backreferences as .*; it
+	// screens the regexes that run on the backtracking engine.
+	targetSuperset
 )
 
 // Translate turns a Perl regex and its flags into Go RE2 syntax. Text is
@@ -120,7 +124,7 @@ var posixClasses = map[string]string{
 func translate(p, flags string, tgt target) (string, error) {
 	x := strings.ContainsRune(flags, 'x')
 	var b strings.Builder
-	if tgt == targetRE2 {
+	if tgt != targetBT {
 		var f string
 		for _, c := range "ims" {
 			if strings.ContainsRune(flags, c) {
@@ -280,6 +284,14 @@ func translate(p, flags string, tgt target) (string, error) {
 					if tgt == targetRE2 {
 						return "", fmt.Errorf("%w: lookaround", ErrBacktrack)
 					}
+					if tgt == targetSuperset {
+						end := groupEnd(p, i)
+						if end < 0 {
+							return "", fmt.Errorf("%w: unterminated group", ErrRegexSyntax)
+						}
+						i = end
+						continue
+					}
 					b.WriteByte('(')
 					continue
 				case strings.HasPrefix(rest, "<"), strings.HasPrefix(rest, "P<"), strings.HasPrefix(rest, "'"):
@@ -297,7 +309,7 @@ func translate(p, flags string, tgt target) (string, error) {
 						return "", fmt.Errorf("%w: bad group name", ErrRegexSyntax)
 					}
 					name := rest[k+1 : k+1+j]
-					if tgt == targetRE2 {
+					if tgt != targetBT {
 						b.WriteString("(?P<" + name + ">")
 					} else {
 						b.WriteString("(?<" + name + ">")
@@ -354,7 +366,7 @@ func translate(p, flags string, tgt target) (string, error) {
 			groups++
 			b.WriteByte('(')
 		case '$':
-			if tgt == targetRE2 && !mflag {
+			if tgt != targetBT && !mflag {
 				// Perl's $ matches at the end or before a final newline.
 				b.WriteString(`(?:\n?\z)`)
 			} else {
@@ -549,10 +561,16 @@ func translateEscape(s string, inClass bool, tgt target, byteSeq func(rune, bool
 		if tgt == targetBT {
 			return `\` + string(e), 1, nil
 		}
+		if tgt == targetSuperset {
+			return `(?s:.*)`, 1, nil
+		}
 		return "", 0, fmt.Errorf("%w: backreference \\%c", ErrBacktrack, e)
 	case 'G', 'K', 'X', 'C', 'l', 'u', 'L', 'U', 'g', 'k':
 		if tgt == targetBT && (e == 'G' || e == 'k') {
 			return `\` + string(e), 1, nil
+		}
+		if tgt == targetSuperset && e == 'G' {
+			return "", 1, nil
 		}
 		return "", 0, fmt.Errorf("%w: \\%c", ErrBacktrack, e)
 	case 'p', 'P':
@@ -586,4 +604,35 @@ func translateEscape(s string, inClass bool, tgt target, byteSeq func(rune, bool
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// groupEnd returns the index of the ) closing the group opened at p[i].
+func groupEnd(p string, i int) int {
+	depth := 0
+	inClass := false
+	for ; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '\\':
+			i++
+		case inClass:
+			if c == ']' {
+				inClass = false
+			}
+		case c == '[':
+			inClass = true
+			if i+1 < len(p) && p[i+1] == ']' {
+				i++
+			} else if i+2 < len(p) && p[i+1] == '^' && p[i+2] == ']' {
+				i += 2
+			}
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
