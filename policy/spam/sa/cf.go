@@ -169,7 +169,7 @@ func (e Env) can(name string) bool {
 var Plugins = map[string]bool{
 	"Check": true, "HeaderEval": true, "BodyEval": true, "MIMEEval": true,
 	"HTMLEval": true, "MIMEHeader": true, "ReplaceTags": true, "Bayes": true,
-	"RelayEval": true, "WLBLEval": false, "FreeMail": true, "FreeMailFree": true,
+	"RelayEval": true, "WLBLEval": false, "FreeMail": true, "VBounce": true,
 }
 
 // Load reads rule files in order: each path is a file or a directory whose

@@ -52,7 +52,11 @@ type msgCtx struct {
 	hasHTML  bool
 	uris     []string
 	upper    float64 // uppercase percentage, -1 until computed
-	start    time.Time
+
+	relaysDone         bool
+	trusted, untrusted []Relay
+	unparseable        int
+	start              time.Time
 }
 
 type hval struct {
@@ -177,6 +181,12 @@ func (c *msgCtx) headerText(name, mod string) (string, bool) {
 			vals = append(vals, v...)
 			ok = ok || o
 		}
+	case "X-Spam-Relays-Untrusted", "X-Spam-Relays-External":
+		_, u := c.relays()
+		return relayText(u), true
+	case "X-Spam-Relays-Trusted", "X-Spam-Relays-Internal":
+		t, _ := c.relays()
+		return relayText(t), true
 	case "EnvelopeFrom":
 		v, o := c.values("Return-Path", raw)
 		if !o {
@@ -199,6 +209,19 @@ func (c *msgCtx) headerText(name, mod string) (string, bool) {
 		return nameOf(vals[0]), true
 	}
 	return strings.Join(vals, "\n"), true
+}
+
+// relays splits the message's path into trusted and untrusted relays.
+func (c *msgCtx) relays() (trusted, untrusted []Relay) {
+	if !c.relaysDone {
+		c.relaysDone = true
+		rs := c.m.Relays
+		if rs == nil {
+			rs, c.unparseable = ParseRelays(c.fields["received"])
+		}
+		c.trusted, c.untrusted = splitTrust(rs)
+	}
+	return c.trusted, c.untrusted
 }
 
 func addrOf(v string) string {
@@ -320,7 +343,7 @@ func (c *msgCtx) runHeaders() {
 		r := c.e.rules[i]
 		d := r.def
 		if d.Exists {
-			if _, ok := c.fields[r.header]; ok {
+			if _, ok := c.headerText(d.Header, ""); ok {
 				c.counts[i] = 1
 			}
 			continue

@@ -71,8 +71,9 @@ type Engine struct {
 	opt    Options
 	stats  Stats
 	// For evals.
-	freemail  map[string]bool
-	textMatch map[string]*regexp.Regexp
+	freemail   map[string]bool
+	freemailRE *regexp.Regexp // the wildcard entries
+	textMatch  map[string]*regexp.Regexp
 }
 
 // prefilter screens the rules of one kind for one variant.
@@ -209,7 +210,7 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 			fmt.Sscan(v, &r.maxhits)
 			r.multi = true
 		}
-		if hasFlag(d, "net") {
+		if hasFlag(d, "net") && d.Kind != KindMeta {
 			skip(d, "network test")
 			skipped[name] = true
 			continue
@@ -295,6 +296,7 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 	for k := range e.kinds {
 		e.buildPrefilter(Kind(k))
 	}
+	e.freemailRE = globsRE(rs.Freemail)
 	if st.Run == 0 {
 		return nil, ErrNoRulesRun
 	}
@@ -408,13 +410,13 @@ func (e *Engine) orderMetas(skipped map[string]bool, rs *Ruleset, skip func(*Def
 					found = false
 				}
 			}
-			if (!found || e.rules[j] == nil) && !pos && ok {
+			// A name no loaded file defines reads 0, as in SpamAssassin
+			// (its plugin is not loaded). A rule defined but not run here
+			// would read 0 where SpamAssassin may read 1: where that could
+			// make the meta fire, the meta is not run.
+			if rs.Defs[name] != nil && (!found || e.rules[j] == nil) && !pos && ok {
 				ok = false
-				if rs.Defs[name] == nil {
-					reason = "meta reads undefined " + name + " where its absence counts"
-				} else {
-					reason = "meta reads skipped " + name + " where its absence counts"
-				}
+				reason = "meta reads skipped " + name + " where its absence counts"
 			}
 		})
 		state[i] = 2
@@ -490,3 +492,27 @@ func (e *Engine) buildPrefilter(k Kind) {
 
 // Stats returns what was loaded, translated and skipped.
 func (e *Engine) Stats() Stats { return e.stats }
+
+// globsRE compiles the wildcard entries of a domain list (* any run of
+// characters within a label, ? one character) into one anchored regexp.
+func globsRE(set map[string]bool) *regexp.Regexp {
+	var alts []string
+	for d := range set {
+		if !strings.ContainsAny(d, "*?") {
+			continue
+		}
+		q := regexp.QuoteMeta(d)
+		q = strings.ReplaceAll(q, `\*`, `[^.]*`)
+		q = strings.ReplaceAll(q, `\?`, `.`)
+		alts = append(alts, q)
+	}
+	if len(alts) == 0 {
+		return nil
+	}
+	sort.Strings(alts)
+	re, err := regexp.Compile(`^(?:` + strings.Join(alts, "|") + `)$`)
+	if err != nil {
+		return nil
+	}
+	return re
+}

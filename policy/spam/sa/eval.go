@@ -2,6 +2,7 @@ package sa
 
 import (
 	"fmt"
+	"math"
 	"net/mail"
 	"regexp"
 	"strconv"
@@ -42,23 +43,29 @@ var evals = map[string]evalDef{
 	"check_unresolved_template":            {fn: evalUnresolvedTemplate},
 	"check_illegal_chars":                  {fn: evalIllegalChars},
 	"check_equal_from_domains":             {fn: evalEqualFromDomains},
-	"check_all_trusted":                    {fn: never},
-	"check_relays_unparseable":             {fn: never},
-	"check_no_relays":                      {fn: evalNoRelays},
-	"check_for_missing_to_header":          {fn: evalMissingTo},
-	"check_header_count_range":             {fn: evalHeaderCountRange},
-	"subject_is_all_caps":                  {fn: evalSubjectAllCaps},
-	"check_for_mime":                       {fn: evalMIME, accepts: argIn(0, "mime_attachment", "mime_base64_count", "mime_qp_count", "mime_base64_encoded_text", "mime_bad_iso_charset", "mime_faraway_charset")},
-	"check_for_mime_html":                  {fn: evalMIMEHTML},
-	"check_for_mime_html_only":             {fn: evalMIMEHTMLOnly},
-	"check_body_length":                    {fn: evalBodyLength},
-	"check_for_uppercase":                  {fn: evalUppercase},
-	"check_freemail_from":                  {fn: evalFreemailFrom},
-	"check_freemail_header":                {fn: evalFreemailHeader},
-	"check_freemail_replyto":               {fn: evalFreemailReplyTo},
-	"check_for_matching_env_and_hdr_from":  {fn: evalEnvMatchesFrom},
-	"check_for_to_in_subject":              {fn: evalToInSubject, accepts: argIn(0, "address", "user", "user_parts")},
-	"check_msg_parse_flags":                {fn: never, accepts: argIn(0, "mime_epilogue_exists", "missing_mime_headers")},
+	// VBounce: no welcomelist_bounce_relays are configured here, so no
+	// message is a bounce of our own mail.
+	"have_any_bounce_relays":              {fn: never},
+	"check_welcomelist_bounce_relays":     {fn: never},
+	"check_whitelist_bounce_relays":       {fn: never},
+	"check_all_trusted":                   {fn: evalAllTrusted},
+	"check_relays_unparseable":            {fn: evalRelaysUnparseable},
+	"check_no_relays":                     {fn: evalNoRelays},
+	"check_for_missing_to_header":         {fn: evalMissingTo},
+	"check_header_count_range":            {fn: evalHeaderCountRange},
+	"subject_is_all_caps":                 {fn: evalSubjectAllCaps},
+	"check_for_mime":                      {fn: evalMIME, accepts: argIn(0, "mime_attachment", "mime_base64_count", "mime_qp_count", "mime_base64_encoded_text", "mime_bad_iso_charset", "mime_faraway_charset")},
+	"check_for_mime_html":                 {fn: evalMIMEHTML},
+	"check_for_mime_html_only":            {fn: evalMIMEHTMLOnly},
+	"check_body_length":                   {fn: evalBodyLength},
+	"check_for_uppercase":                 {fn: evalUppercase},
+	"check_freemail_from":                 {fn: evalFreemailFrom},
+	"check_freemail_header":               {fn: evalFreemailHeader},
+	"check_freemail_replyto":              {fn: evalFreemailReplyTo},
+	"check_for_matching_env_and_hdr_from": {fn: evalEnvMatchesFrom},
+	"check_for_to_in_subject":             {fn: evalToInSubject, accepts: argIn(0, "address", "user")},
+	"check_outlook_message_id":            {fn: evalOutlookMessageID},
+	"check_msg_parse_flags":               {fn: never, accepts: argIn(0, "mime_epilogue_exists", "missing_mime_headers")},
 }
 
 func argIn(i int, vals ...string) func([]string) bool {
@@ -117,40 +124,96 @@ func evalBayes(c *msgCtx, a []string) int {
 	return b2i(p >= argFloat(a, 0, 0) && p <= argFloat(a, 1, 1))
 }
 
-// receivedTime is the time of the newest Received field that has one.
-func (c *msgCtx) receivedTime() (time.Time, bool) {
+var rcvdDateRE = regexp.MustCompile(`\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+`)
+
+// receivedTimes are the dates of the Received fields, newest first, as
+// SpamAssassin reads them (day month year time zone, anywhere in the field).
+func (c *msgCtx) receivedTimes() []time.Time {
+	var out []time.Time
 	for _, v := range c.fields["received"] {
-		v = unfold(v)
-		i := strings.LastIndexByte(v, ';')
-		if i < 0 {
+		m := rcvdDateRE.FindString(unfold(v))
+		if m == "" {
 			continue
 		}
-		if t, err := mail.ParseDate(strings.TrimSpace(v[i+1:])); err == nil {
-			return t, true
+		if t, err := mail.ParseDate(strings.TrimSpace(m)); err == nil {
+			out = append(out, t)
 		}
 	}
-	if !c.in.Now.IsZero() {
-		return c.in.Now, true
-	}
-	return time.Time{}, false
+	return out
 }
 
-func evalShiftedDate(c *msgCtx, a []string) int {
+// dateDiff is Date minus the Received time closest to it (the oldest
+// Received field is left out when it equals Date exactly), in seconds, as
+// SpamAssassin's date_diff; ok is false without a Date or Received time.
+func (c *msgCtx) dateDiff() (float64, bool) {
 	dates := c.fields["date"]
 	if len(dates) == 0 {
-		return 0
+		return 0, false
 	}
 	d, err := mail.ParseDate(strings.TrimSpace(unfold(dates[0])))
 	if err != nil {
-		return 0
+		return 0, false
 	}
-	r, ok := c.receivedTime()
-	if !ok {
-		return 0
+	times := c.receivedTimes()
+	if len(times) == 0 {
+		return 0, false
 	}
-	diff := d.Sub(r).Hours()
+	diffs := make([]float64, len(times))
+	for i, t := range times {
+		diffs[i] = d.Sub(t).Seconds()
+	}
+	if len(diffs) > 1 && diffs[len(diffs)-1] == 0 {
+		diffs = diffs[:len(diffs)-1]
+	}
+	best := diffs[0]
+	for _, x := range diffs[1:] {
+		if math.Abs(x) < math.Abs(best) {
+			best = x
+		}
+	}
+	return best, true
+}
+
+func evalShiftedDate(c *msgCtx, a []string) int {
+	diff, _ := c.dateDiff()
 	lo, hi := argFloat(a, 0, -1e308), argFloat(a, 1, 1e308)
-	return b2i(diff >= lo && diff < hi)
+	return b2i(diff >= 3600*lo && diff < 3600*hi)
+}
+
+var outlookIDRE = regexp.MustCompile(`^<[0-9a-f]{4}([0-9a-f]{8})\$[0-9a-f]{8}\$[0-9a-f]{8}@`)
+
+// evalOutlookMessageID: an Outlook-style Message-ID whose embedded time
+// matches neither the Date nor the first Received time.
+func evalOutlookMessageID(c *msgCtx, _ []string) int {
+	id, _ := c.headerText("MESSAGEID", "")
+	m := outlookIDRE.FindStringSubmatch(id)
+	if m == nil {
+		return 0
+	}
+	token, err := strconv.ParseUint(m[1], 16, 64)
+	if err != nil {
+		return 0
+	}
+	const x, y, fudge = 0.0023283064365387, 27111902.8329849, 250
+	expect := func(t float64) float64 { return math.Trunc(t*x + y) }
+	var date float64
+	if ds := c.fields["date"]; len(ds) > 0 {
+		if t, err := mail.ParseDate(strings.TrimSpace(unfold(ds[0]))); err == nil {
+			date = float64(t.Unix())
+		}
+	}
+	if math.Abs(float64(token)-expect(date)) < fudge {
+		return 0
+	}
+	var rcvd float64
+	if rs := c.fields["received"]; len(rs) > 0 {
+		if s := rcvdDateRE.FindString(unfold(rs[0])); s != "" {
+			if t, err := mail.ParseDate(strings.TrimSpace(s)); err == nil {
+				rcvd = float64(t.Unix())
+			}
+		}
+	}
+	return b2i(math.Abs(float64(token)-expect(rcvd)) >= fudge)
 }
 
 func evalHTMLImageOnly(c *msgCtx, a []string) int {
@@ -302,7 +365,22 @@ func evalEqualFromDomains(c *msgCtx, _ []string) int {
 	return b2i(orgDomain(ed) != orgDomain(fd))
 }
 
-func evalNoRelays(c *msgCtx, _ []string) int { return b2i(len(c.fields["received"]) == 0) }
+func evalNoRelays(c *msgCtx, _ []string) int {
+	t, u := c.relays()
+	return b2i(len(t)+len(u)+c.unparseable == 0)
+}
+
+// evalAllTrusted: every relay is internal. The daemon puts the SMTP
+// client first, so mail from outside is never all trusted.
+func evalAllTrusted(c *msgCtx, _ []string) int {
+	t, u := c.relays()
+	return b2i(len(t) > 0 && len(u) == 0 && c.unparseable == 0)
+}
+
+func evalRelaysUnparseable(c *msgCtx, _ []string) int {
+	c.relays()
+	return b2i(c.unparseable > 0)
+}
 
 func evalMissingTo(c *msgCtx, _ []string) int {
 	_, to := c.fields["to"]
@@ -435,17 +513,10 @@ func (c *msgCtx) isFreemail(addr string) bool {
 	if d == "" {
 		return false
 	}
-	fm := c.e.freemail
-	if fm[d] {
+	if c.e.freemail[d] {
 		return true
 	}
-	for i := strings.IndexByte(d, '.'); i >= 0; i = strings.IndexByte(d, '.') {
-		d = d[i+1:]
-		if fm["*."+d] {
-			return true
-		}
-	}
-	return false
+	return c.e.freemailRE != nil && c.e.freemailRE.MatchString(d)
 }
 
 func evalFreemailFrom(c *msgCtx, a []string) int {
@@ -508,14 +579,16 @@ func evalToInSubject(c *msgCtx, a []string) int {
 	if to == "" || len(subj) == 0 {
 		return 0
 	}
-	s := strings.ToLower(subj[0])
-	to = strings.ToLower(to)
+	s := subj[0]
 	switch a[0] {
 	case "address":
-		return b2i(strings.Contains(s, to))
+		re, err := regexp.Compile(`(?i)\b` + regexp.QuoteMeta(to) + `\b`)
+		return b2i(err == nil && re.MatchString(s))
 	default:
 		user, _, _ := strings.Cut(to, "@")
-		return b2i(len(user) > 2 && strings.Contains(s, user))
+		q := regexp.QuoteMeta(user)
+		re, err := regexp.Compile(`(?i)^(?:(?:re|fw):\s*(?:\w+\s+)?` + q + `$|(?-i:` + q + `)\s*[,:;!?-](?:$|\s)|` + q + `$|,\s*` + q + `[,:;!?-]$)`)
+		return b2i(err == nil && re.MatchString(s))
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 // candidates run their regex.
 
 const (
-	minLiteral  = 3  // shorter literals screen out too little
+	minLiteral  = 3   // shorter literals screen out too little
 	maxLiterals = 64  // exact sets (products of classes and optionals) stay this small
 	maxRequired = 512 // a required set may list this many (alternations of words)
 )

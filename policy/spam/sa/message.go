@@ -23,6 +23,9 @@ type Message struct {
 	// URIs are the links of the text parts. Nil means: extract them from
 	// the text parts.
 	URIs []string
+	// Relays is the path, newest first. Nil means: parse the Received
+	// fields. The daemon puts the SMTP client it saw first.
+	Relays []Relay
 }
 
 // Field is one header field.
