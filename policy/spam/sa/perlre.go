@@ -344,8 +344,14 @@ func translate(p, flags string, tgt target) (string, error) {
 						return "", fmt.Errorf("%w: group (?%s", ErrBacktrack, truncate(rest, 8))
 					}
 					fl := on.String()
-					if off.Len() > 0 {
-						fl += "-" + off.String()
+					offs := ""
+					for _, c := range off.String() {
+						if !strings.ContainsRune(fl, c) && !strings.ContainsRune(offs, c) {
+							offs += string(c)
+						}
+					}
+					if offs != "" {
+						fl += "-" + offs
 					}
 					if strings.Contains(fl, "m") && !strings.Contains(off.String(), "m") {
 						mflag = true
@@ -557,6 +563,12 @@ func translateEscape(s string, inClass bool, tgt target, byteSeq func(rune, bool
 			v, _ := strconv.ParseUint(s[:n], 8, 16)
 			out, err := byteSeq(rune(v), inClass)
 			return out, n, err
+		}
+		if len(s) >= 3 && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' && e <= '7' {
+			// Three octal digits: a character (rules have fewer groups).
+			v, _ := strconv.ParseUint(s[:3], 8, 16)
+			out, err := byteSeq(rune(v), inClass)
+			return out, 3, err
 		}
 		if tgt == targetBT {
 			return `\` + string(e), 1, nil
