@@ -3,6 +3,7 @@ package sa
 import (
 	"regexp"
 	"regexp/syntax"
+	"strings"
 )
 
 // Most lines of most messages are pure ASCII. For those, each regex has
@@ -91,9 +92,34 @@ func asciiOnly(re *syntax.Regexp) *syntax.Regexp {
 
 // variant is one compiled form of a rule's regex with its screen.
 type variant struct {
-	re    *regexp.Regexp
-	lits  []string
-	never bool // cannot match this kind of text
+	re     *regexp.Regexp
+	screen *regexp.Regexp
+	dfa    *dfa // ASCII variant only: the fast "any match" answer
+	// dfaExact: the automaton is the regex itself, not a screen of it.
+	dfaExact bool
+	lits     []string
+	never    bool // cannot match this kind of text
+}
+
+// variant.screen, when set, runs before re: a smaller regex that matches
+// wherever re does (X for X{3,}).
+
+// repeatScreen returns, for a regex that is a repetition X{n,} as a whole
+// with n >= 2, the regex X: every text X{n} matches contains a match of
+// X, and X is n times smaller.
+func repeatScreen(tree *syntax.Regexp) *regexp.Regexp {
+	t := tree
+	for t.Op == syntax.OpCapture {
+		t = t.Sub[0]
+	}
+	if t.Op != syntax.OpRepeat || t.Min < 2 {
+		return nil
+	}
+	re, err := regexp.Compile(t.Sub[0].String())
+	if err != nil {
+		return nil
+	}
+	return re
 }
 
 // compileVariants compiles an RE2 pattern and its ASCII variant.
@@ -102,6 +128,17 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	if err != nil {
 		return
 	}
+	defer func() {
+		if err != nil {
+			return
+		}
+		if tree, perr := syntax.Parse(pattern, syntax.Perl); perr == nil {
+			full.screen = repeatScreen(tree)
+			if a := asciiOnly(tree); a != nil && !ascii.never {
+				ascii.screen = repeatScreen(a)
+			}
+		}
+	}()
 	full.lits = requiredLiterals(pattern)
 	tree, perr := syntax.Parse(pattern, syntax.Perl)
 	if perr != nil {
@@ -121,5 +158,41 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	}
 	ascii.re = are
 	ascii.lits = literalsOf(a)
+	// The automaton of a repetition X{n,} is that of X: n times fewer
+	// states, and a screen like the repeat screen.
+	core := asciiOnly(tree)
+	for core != nil && core.Op == syntax.OpCapture {
+		core = core.Sub[0]
+	}
+	if core != nil && core.Op == syntax.OpRepeat && core.Min >= 2 {
+		ascii.dfa = newDFA(core.Sub[0])
+	} else {
+		ascii.dfa = newDFA(a)
+		ascii.dfaExact = ascii.dfa != nil
+	}
 	return
+}
+
+// repeatCore returns X for a pattern that is (X){n,m} or X+ as a whole,
+// else "". It works on the text: RE2 refuses to parse such a pattern when
+// the nested counts exceed its limit, which is when a screen is needed.
+func repeatCore(pattern string) string {
+	prefix := ""
+	if strings.HasPrefix(pattern, "(?") && len(pattern) > 3 {
+		if j := strings.IndexByte(pattern, ')'); j > 2 && strings.Trim(pattern[2:j], "imsU-") == "" {
+			prefix, pattern = pattern[:j+1], pattern[j+1:]
+		}
+	}
+	if !strings.HasPrefix(pattern, "(") {
+		return ""
+	}
+	end := groupEnd(pattern, 0)
+	if end < 0 {
+		return ""
+	}
+	rest := pattern[end+1:]
+	if rest != "+" && !(strings.HasPrefix(rest, "{") && quantifierEnd(rest) == len(rest) && !strings.HasPrefix(rest, "{0")) {
+		return ""
+	}
+	return prefix + pattern[:end+1]
 }

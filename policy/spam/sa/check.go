@@ -302,6 +302,22 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 	if v.never {
 		return 0
 	}
+	if v.dfa != nil && ascii {
+		m, ok := v.dfa.match(text)
+		if ok && m && !v.dfaExact && v.screen != nil && !v.screen.MatchString(text) {
+			return 0
+		}
+		if ok {
+			if !m {
+				return 0
+			}
+			if r.bt == nil && !r.multi && v.dfaExact {
+				return 1
+			}
+		}
+	} else if v.screen != nil && !v.screen.MatchString(text) {
+		return 0
+	}
 	if r.bt == nil {
 		if v.re == nil {
 			return 0

@@ -353,7 +353,14 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 	// The RE2 superset (lookarounds dropped, backreferences as .*)
 	// screens: the backtracking engine runs only where it matches.
 	if sup, err := translate(pat, flags, targetSuperset); err == nil {
-		if full, ascii, err := compileVariants(sup); err == nil {
+		full, ascii, err := compileVariants(sup)
+		if err != nil {
+			// Too large for RE2 (X{5} of a large X): screen with X.
+			if core := repeatCore(sup); core != "" {
+				full, ascii, err = compileVariants(core)
+			}
+		}
+		if err == nil {
 			r.v = [2]variant{full, ascii}
 			if full.lits != nil || ascii.lits != nil || ascii.never {
 				e.stats.Prefiltered++

@@ -163,6 +163,7 @@ func translate(p, flags string, tgt target) (string, error) {
 	classItems := 0     // items written in the current class
 	lastWasSet := false // last class item was \w-like (so a following - is literal)
 	groups := 0
+	depth := 0 // open groups, for the superset's lookahead rule
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if c >= 0x80 {
@@ -260,6 +261,7 @@ func translate(p, flags string, tgt target) (string, error) {
 				i++
 			}
 		case '(':
+			depth++
 			if i+1 < len(p) && p[i+1] == '?' {
 				rest := p[i+2:]
 				switch {
@@ -269,6 +271,7 @@ func translate(p, flags string, tgt target) (string, error) {
 						return "", fmt.Errorf("%w: unterminated comment", ErrRegexSyntax)
 					}
 					i += 2 + j
+					depth--
 					continue
 				case strings.HasPrefix(rest, ":"):
 					b.WriteString("(?:")
@@ -289,7 +292,18 @@ func translate(p, flags string, tgt target) (string, error) {
 						if end < 0 {
 							return "", fmt.Errorf("%w: unterminated group", ErrRegexSyntax)
 						}
+						if depth == 1 && rest[0] == '=' {
+							// A(?=X)B at the top: every match of it contains
+							// a match of AX; the screen is AX.
+							inner, err := translate(p[i+3:end], flags, targetSuperset)
+							if err != nil {
+								return "", err
+							}
+							b.WriteString("(?:" + strings.TrimPrefix(inner, flagPrefix(flags)) + ")")
+							return b.String(), nil
+						}
 						i = end
+						depth--
 						continue
 					}
 					b.WriteByte('(')
@@ -356,6 +370,9 @@ func translate(p, flags string, tgt target) (string, error) {
 					if strings.Contains(fl, "m") && !strings.Contains(off.String(), "m") {
 						mflag = true
 					}
+					if rest[j] == ')' {
+						depth--
+					}
 					if fl == "" {
 						if rest[j] == ')' {
 							i += 2 + j
@@ -395,6 +412,9 @@ func translate(p, flags string, tgt target) (string, error) {
 			if i+1 < len(p) && p[i+1] == '+' {
 				i++
 			}
+		case ')':
+			depth--
+			b.WriteByte(')')
 		case '}':
 			b.WriteString(`\}`)
 		default:
@@ -647,4 +667,18 @@ func groupEnd(p string, i int) int {
 		}
 	}
 	return -1
+}
+
+// flagPrefix is the flag group translate writes first for flags.
+func flagPrefix(flags string) string {
+	var f string
+	for _, c := range "ims" {
+		if strings.ContainsRune(flags, c) {
+			f += string(c)
+		}
+	}
+	if f == "" {
+		return ""
+	}
+	return "(?" + f + ")"
 }

@@ -185,3 +185,28 @@ func FuzzTranslate(f *testing.F) {
 		translate(pat, flags, targetBT)
 	})
 }
+
+func TestSupersetLookaheadAtTop(t *testing.T) {
+	sup, err := translate(`(?:^|\W)(?=[vV][i1]agra)(?!viagra)\w+`, "i", targetSuperset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(sup)
+	if !re.MatchString("buy V1agra") || re.MatchString("buy nothing") {
+		t.Errorf("screen %q", sup)
+	}
+}
+
+func TestRepeatCore(t *testing.T) {
+	for in, want := range map[string]string{
+		`(?i)(?:ab|c){5}`: `(?i)(?:ab|c)`,
+		`(?:a)+`:          `(?:a)`,
+		`(?:a){0,3}`:      ``,
+		`(?:a)(?:b){3}`:   ``,
+		`abc`:             ``,
+	} {
+		if got := repeatCore(in); got != want {
+			t.Errorf("repeatCore(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
