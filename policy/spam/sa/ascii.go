@@ -158,23 +158,13 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	}
 	ascii.re = are
 	ascii.lits = literalsOf(a)
-	// The automaton of a repetition X{n,} is that of X: n times fewer
-	// states, and a screen like the repeat screen.
-	core := asciiOnly(tree)
-	for core != nil && core.Op == syntax.OpCapture {
-		core = core.Sub[0]
-	}
-	if core != nil && core.Op == syntax.OpRepeat && core.Min >= 2 {
-		ascii.dfa = newDFA(core.Sub[0])
-	} else {
-		ascii.dfa = newDFA(a)
-		ascii.dfaExact = ascii.dfa != nil
-	}
+	ascii.dfa = newDFA(a)
+	ascii.dfaExact = ascii.dfa != nil
 	return
 }
 
-// repeatCore returns X for a pattern that is (X){n,m} or X+ as a whole,
-// else "". It works on the text: RE2 refuses to parse such a pattern when
+// repeatCore returns a screen for a pattern that is (X){n,m} or X+ as a
+// whole: X{2} when n >= 2, else X; "" for other patterns. It works on the text: RE2 refuses to parse such a pattern when
 // the nested counts exceed its limit, which is when a screen is needed.
 func repeatCore(pattern string) string {
 	prefix := ""
@@ -193,6 +183,10 @@ func repeatCore(pattern string) string {
 	rest := pattern[end+1:]
 	if rest != "+" && !(strings.HasPrefix(rest, "{") && quantifierEnd(rest) == len(rest) && !strings.HasPrefix(rest, "{0")) {
 		return ""
+	}
+	if rest != "+" && !strings.HasPrefix(rest, "{1") {
+		// X{n} with n >= 2 contains X{2}: a closer screen than X.
+		return prefix + pattern[:end+1] + "{2}"
 	}
 	return prefix + pattern[:end+1]
 }

@@ -304,7 +304,7 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 	}
 	if v.dfa != nil && ascii {
 		m, ok := v.dfa.match(text)
-		if ok && m && !v.dfaExact && v.screen != nil && !v.screen.MatchString(text) {
+		if !ok && v.screen != nil && !v.screen.MatchString(text) {
 			return 0
 		}
 		if ok {

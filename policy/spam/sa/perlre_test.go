@@ -199,7 +199,8 @@ func TestSupersetLookaheadAtTop(t *testing.T) {
 
 func TestRepeatCore(t *testing.T) {
 	for in, want := range map[string]string{
-		`(?i)(?:ab|c){5}`: `(?i)(?:ab|c)`,
+		`(?i)(?:ab|c){5}`: `(?i)(?:ab|c){2}`,
+		`(?:ab){1,3}`:     `(?:ab)`,
 		`(?:a)+`:          `(?:a)`,
 		`(?:a){0,3}`:      ``,
 		`(?:a)(?:b){3}`:   ``,
