@@ -188,6 +188,9 @@ func (c *msgCtx) headerText(name, mod string) (string, bool) {
 		t, _ := c.relays()
 		return relayText(t), true
 	case "EnvelopeFrom":
+		if c.m.HasEnvelopeFrom {
+			return c.m.EnvelopeFrom, true
+		}
 		v, o := c.values("Return-Path", raw)
 		if !o {
 			v, o = c.values("X-Envelope-From", raw)

@@ -26,6 +26,12 @@ type Message struct {
 	// Relays is the path, newest first. Nil means: parse the Received
 	// fields. The daemon puts the SMTP client it saw first.
 	Relays []Relay
+	// EnvelopeFrom is the SMTP MAIL FROM address (RFC 5321 §4.1.1.2),
+	// when known; else the Return-Path field stands for it.
+	EnvelopeFrom string
+	// HasEnvelopeFrom says EnvelopeFrom is known (it may be "", the null
+	// sender).
+	HasEnvelopeFrom bool
 }
 
 // Field is one header field.
