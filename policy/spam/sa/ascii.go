@@ -158,8 +158,8 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	}
 	ascii.re = are
 	ascii.lits = literalsOf(a)
-	ascii.dfa = newDFA(a)
-	ascii.dfaExact = ascii.dfa != nil
+	ascii.dfa = lazyDFA(a)
+	ascii.dfaExact = true
 	return
 }
 

@@ -17,6 +17,8 @@ import (
 // RE2 does. When the cache grows past maxDFAStates the automaton gives up
 // and the caller uses the regexp.
 type dfa struct {
+	once   sync.Once
+	tree   *syntax.Regexp // compiled on first use (startup stays fast)
 	prog   *syntax.Prog
 	mu     sync.Mutex
 	states map[string]*dstate
@@ -46,15 +48,23 @@ func isWordByte(c byte) bool {
 	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
-// newDFA compiles a parsed regex for ASCII matching; nil if it cannot.
-func newDFA(re *syntax.Regexp) *dfa {
-	prog, err := syntax.Compile(re.Simplify())
+// lazyDFA returns an automaton for a parsed regex, built on first use.
+func lazyDFA(re *syntax.Regexp) *dfa {
+	return &dfa{tree: re}
+}
+
+func (d *dfa) init() {
+	prog, err := syntax.Compile(d.tree.Simplify())
+	d.tree = nil
 	if err != nil {
-		return nil
+		d.failed.Store(true)
+		return
 	}
-	d := &dfa{prog: prog, states: map[string]*dstate{}}
+	d.prog, d.states = prog, map[string]*dstate{}
 	d.start = d.state(nil, prevStart)
-	return d
+	if d.start == nil {
+		d.failed.Store(true)
+	}
 }
 
 func (d *dfa) state(pcs []uint32, flag uint8) *dstate {
@@ -158,6 +168,7 @@ func flagAfter(c byte) uint8 {
 // match reports whether the regex matches somewhere in text, which must be
 // ASCII; ok is false when the automaton gave up.
 func (d *dfa) match(text string) (matched, ok bool) {
+	d.once.Do(d.init)
 	if d.failed.Load() {
 		return false, false
 	}

@@ -3,6 +3,7 @@ package sa
 import (
 	"errors"
 	"regexp"
+	"regexp/syntax"
 	"sort"
 	"testing"
 )
@@ -208,6 +209,30 @@ func TestRepeatCore(t *testing.T) {
 	} {
 		if got := repeatCore(in); got != want {
 			t.Errorf("repeatCore(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestDFAAgreesWithRegexp: the automaton answers as the regexp does on
+// ASCII text, anchors and word boundaries included.
+func TestDFAAgreesWithRegexp(t *testing.T) {
+	pats := []string{`^abc`, `abc$`, `\bfoo\b`, `\Bar`, `(?m)^x$`, `a.c`, `(?i)hello\s+world`, `\Aab|cd\z`, `(?s)a.b`, `[^a-z]{3}`, `x*`, `(?:^|\s)pay\b`}
+	texts := []string{"", "abc", "xabc", "abc\n", "foo", "a foo.", "food", "bar", "car", "x", "a\nx\nb", "a\nc", "HELLO   World", "cd", "ab", "123", "pay me", "repay"}
+	for _, p := range pats {
+		re := regexp.MustCompile(p)
+		tree, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := lazyDFA(tree)
+		for _, s := range texts {
+			m, ok := d.match(s)
+			if !ok {
+				t.Fatalf("%q on %q: automaton gave up", p, s)
+			}
+			if m != re.MatchString(s) {
+				t.Errorf("%q on %q: automaton %v, regexp %v", p, s, m, !m)
+			}
 		}
 	}
 }
