@@ -215,3 +215,25 @@ func TestHostileMessages(t *testing.T) {
 		e.Check(FromRaw([]byte(raw)), Input{})
 	}
 }
+
+// TestConcurrentChecks: one engine serves many messages at once (the
+// automata are built lazily under a lock and read without one).
+func TestConcurrentChecks(t *testing.T) {
+	e := compile(t, `
+body   A /(?:^|\s)[pP][aA@4][yY]\s+me\b/
+body   B /verify your (?:password|account)/i
+uri    C /phish\.example/
+header D Subject =~ /\bacc\S+unt\b/i
+`, Options{})
+	m := FromRaw([]byte(sampleMsg))
+	want := e.Check(m, Input{})
+	done := make(chan Result, 8)
+	for range 8 {
+		go func() { done <- e.Check(FromRaw([]byte(sampleMsg)), Input{}) }()
+	}
+	for range 8 {
+		if got := <-done; len(got.Hits) != len(want.Hits) || got.Score != want.Score {
+			t.Errorf("concurrent result %+v, want %+v", got, want)
+		}
+	}
+}
