@@ -18,8 +18,8 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam"
-	"github.com/mailwarden/mailwarden/policy/spam/sa"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
+	"github.com/mailwarden/mailwarden/policy/spam/sa"
 )
 
 type evalJSON struct {
