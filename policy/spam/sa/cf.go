@@ -254,6 +254,15 @@ func newRuleset() *Ruleset {
 const maxIncludeDepth = 8
 
 func (rs *Ruleset) parseFile(path string, env Env, depth int) error {
+	// Rule files are regular files: an include of a device or a FIFO
+	// would block or never end.
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		if err == nil {
+			err = fmt.Errorf("%s: not a regular file", path)
+		}
+		rs.Errors = append(rs.Errors, fmt.Errorf("sa: %w", err))
+		return nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		rs.Errors = append(rs.Errors, fmt.Errorf("sa: %w", err))
