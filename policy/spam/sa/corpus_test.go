@@ -103,6 +103,9 @@ func TestDebianRulesLoad(t *testing.T) {
 // prints the figures. With SA_HITS=dir it also writes each message's hits
 // for comparison with SpamAssassin.
 func TestCorpusScores(t *testing.T) {
+	if testing.Short() {
+		t.Skip("corpus run: a minute or more")
+	}
 	rs := debianRules(t)
 	e, err := Compile(rs, Options{})
 	if err != nil {
