@@ -94,7 +94,7 @@ func asciiOnly(re *syntax.Regexp) *syntax.Regexp {
 type variant struct {
 	re     *regexp.Regexp
 	screen *regexp.Regexp
-	dfa    *dfa // ASCII variant only: the fast "any match" answer
+	dfa    *dfa // the fast "any match" answer
 	// dfaExact: the automaton is the regex itself, not a screen of it.
 	dfaExact bool
 	lits     []string
@@ -145,6 +145,8 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 		ascii = full
 		return
 	}
+	full.dfa = lazyDFA(tree)
+	full.dfaExact = true
 	a := asciiOnly(tree)
 	if a == nil {
 		ascii.never = true

@@ -305,7 +305,7 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 	if v.never {
 		return 0
 	}
-	if v.dfa != nil && ascii {
+	if v.dfa != nil {
 		m, ok := v.dfa.match(text)
 		if !ok && v.screen != nil && !v.screen.MatchString(text) {
 			return 0

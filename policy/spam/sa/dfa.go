@@ -8,7 +8,7 @@ import (
 )
 
 // dfa is a lazily built deterministic automaton that answers "does the
-// regex match anywhere in this ASCII text" in one table lookup per byte.
+// regex match anywhere in this text" in one table lookup per byte.
 // Go's regexp has no DFA; its NFA costs a pass over every live thread per
 // byte, which for the large alternations of the obfuscation rules is
 // hundreds of steps. States are sets of program counters of the RE2
@@ -29,7 +29,7 @@ type dfa struct {
 type dstate struct {
 	pcs  []uint32                    // threads waiting to consume a byte
 	flag uint8                       // what the previous byte was
-	next [128]atomic.Pointer[dstate] // matchState: a match ends before that byte
+	next [256]atomic.Pointer[dstate] // matchState: a match ends before that byte
 	end  atomic.Int32                // at end of text: 0 not known yet, 1 no match, 2 match
 }
 
@@ -165,8 +165,10 @@ func flagAfter(c byte) uint8 {
 	return f
 }
 
-// match reports whether the regex matches somewhere in text, which must be
-// ASCII; ok is false when the automaton gave up.
+// match reports whether the regex matches somewhere in text, a string of
+// byte-runes (see latin1: ASCII, or U+0080..U+00FF as two UTF-8 bytes);
+// the automaton steps on the byte each rune stands for. ok is false when
+// it gave up.
 func (d *dfa) match(text string) (matched, ok bool) {
 	d.once.Do(d.init)
 	if d.failed.Load() {
@@ -176,7 +178,12 @@ func (d *dfa) match(text string) (matched, ok bool) {
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if c >= 0x80 {
-			return false, false
+			// latin1 writes 0x80..0xff as C2 xx or C3 xx.
+			if (c != 0xc2 && c != 0xc3) || i+1 >= len(text) || text[i+1]&0xc0 != 0x80 {
+				return false, false
+			}
+			c = (c&0x1f)<<6 | text[i+1]&0x3f
+			i++
 		}
 		n := s.next[c].Load()
 		if n == nil {

@@ -216,8 +216,8 @@ func TestRepeatCore(t *testing.T) {
 // TestDFAAgreesWithRegexp: the automaton answers as the regexp does on
 // ASCII text, anchors and word boundaries included.
 func TestDFAAgreesWithRegexp(t *testing.T) {
-	pats := []string{`^abc`, `abc$`, `\bfoo\b`, `\Bar`, `(?m)^x$`, `a.c`, `(?i)hello\s+world`, `\Aab|cd\z`, `(?s)a.b`, `[^a-z]{3}`, `x*`, `(?:^|\s)pay\b`}
-	texts := []string{"", "abc", "xabc", "abc\n", "foo", "a foo.", "food", "bar", "car", "x", "a\nx\nb", "a\nc", "HELLO   World", "cd", "ab", "123", "pay me", "repay"}
+	pats := []string{`\x{e9}t`, `[\x{c0}-\x{ff}]{2}`, `caf.\b`, `^abc`, `abc$`, `\bfoo\b`, `\Bar`, `(?m)^x$`, `a.c`, `(?i)hello\s+world`, `\Aab|cd\z`, `(?s)a.b`, `[^a-z]{3}`, `x*`, `(?:^|\s)pay\b`}
+	texts := []string{latin1("caf\xe9 abc"), latin1("\xc3\xa9t\xe9"), "", "abc", "xabc", "abc\n", "foo", "a foo.", "food", "bar", "car", "x", "a\nx\nb", "a\nc", "HELLO   World", "cd", "ab", "123", "pay me", "repay"}
 	for _, p := range pats {
 		re := regexp.MustCompile(p)
 		tree, err := syntax.Parse(p, syntax.Perl)
