@@ -32,10 +32,14 @@
 //
 // Speed: each regex yields required literals (a set, one of which every
 // match contains) and an ASCII variant (the branches that can only match
-// bytes above 0x7f removed), which is exact on ASCII text and much
-// smaller for the obfuscation-class rules. One Aho-Corasick pass per kind
-// over each line finds the candidate rules of that line; only those run.
-// The texts are decoded and rendered once per message.
+// bytes above 0x7f removed), exact on ASCII text, much smaller for the
+// obfuscation-class rules, and often with literals where the full regex
+// has none. One Aho-Corasick pass per kind over each line finds the
+// candidate rules of that line; only those run, first on a lazily built
+// DFA (Go's regexp has none: its NFA pays for every live thread on every
+// byte), then, where the DFA says "match" and the count or a
+// backreference matters, on the regexp or the backtracking engine. The
+// texts are decoded and rendered once per message.
 //
 // Eval functions: those that carry the most score weight on the Debian
 // rules are implemented natively (see evals); the rest are skipped and
