@@ -7,6 +7,7 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/baruwa-enterprise/clamd v1.0.1
 	github.com/d--j/go-milter v0.10.2
+	github.com/dlclark/regexp2/v2 v2.13.0
 	github.com/emersion/go-message v0.18.2
 	github.com/emersion/go-msgauth v0.7.0
 	github.com/microcosm-cc/bluemonday v1.0.27

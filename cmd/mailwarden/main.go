@@ -34,6 +34,7 @@ var commands = commandTable(
 	command{"learn", "teach the Bayes classifier ham and spam (or --forget them)", runLearn},
 	command{"mode", "switch the running daemon's mode: enforce|monitor|tempfail-all|accept-all|config", runMode},
 	command{"quarantine", "list, show, release, delete or purge quarantined mail (through the running daemon)", runQuarantine},
+	command{"rules", "show what the SpamAssassin rule files give: loaded, translated, skipped and why", runRules},
 	command{"report", "evaluate JSON logs: totals, rejections, auth failures, viruses, relay attempts, bursts", runReport},
 	command{"serve", "run the milter daemon", runServe},
 	command{"status", "show the running daemon's mode, uptime, sessions and backend health", runStatus},
