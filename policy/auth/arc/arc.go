@@ -23,9 +23,10 @@
 // newest seal already says cv=fail gets no further set (§5.1.2).
 //
 // Canonicalization (RFC 6376 §3.4) is implemented here: go-msgauth keeps
-// its canonicalizers unexported. Both "simple" and "relaxed" are verified;
-// we always seal with relaxed/relaxed and rsa-sha256 or ed25519-sha256
-// (RFC 8463; RFC 8301 forbids rsa-sha1).
+// its canonicalizers unexported. Both "simple" and "relaxed" are verified,
+// rsa-sha256 and ed25519-sha256 (RFC 8463) seals too (RFC 8301 forbids
+// rsa-sha1); we seal with relaxed/relaxed and rsa-sha256, the one
+// algorithm every ARC verifier knows.
 //
 // The package depends only on dkimkey; the caller hands it the header
 // fields, the body as a reader and a resolver.

@@ -111,12 +111,12 @@ type signCase struct {
 }
 
 type signScenario struct {
-	Description string    `yaml:"description"`
-	Tests       yaml.Node `yaml:"tests"`
-	Domain     string            `yaml:"domain"`
-	Sel        string            `yaml:"sel"`
-	PrivateKey string            `yaml:"privatekey"`
-	TXT        map[string]string `yaml:"txt-records"`
+	Description string            `yaml:"description"`
+	Tests       yaml.Node         `yaml:"tests"`
+	Domain      string            `yaml:"domain"`
+	Sel         string            `yaml:"sel"`
+	PrivateKey  string            `yaml:"privatekey"`
+	TXT         map[string]string `yaml:"txt-records"`
 }
 
 func decodeAll[T any](t *testing.T, rel string) []T {

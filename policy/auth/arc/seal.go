@@ -2,7 +2,6 @@ package arc
 
 import (
 	"crypto"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -25,13 +24,13 @@ var DefaultHeaders = []string{
 }
 
 // ErrSealKey reports a Sealer without a usable key.
-var ErrSealKey = errors.New("arc: sealer needs an RSA or Ed25519 key, a domain and a selector")
+var ErrSealKey = errors.New("arc: sealer needs an RSA key, a domain and a selector")
 
 // Sealer adds our ARC set to messages we forward.
 type Sealer struct {
 	Domain   string        // d= of AMS and AS
 	Selector string        // s=
-	Key      crypto.Signer // *rsa.PrivateKey or ed25519.PrivateKey
+	Key      crypto.Signer // an RSA key (*rsa.PrivateKey)
 	// Headers is the AMS h= list, used as given (a name listed twice
 	// signs two instances, a name the message lacks is signed as absent).
 	// When nil, DefaultHeaders, each as many times as the message has
@@ -162,22 +161,17 @@ func (s *Sealer) algorithm() (string, error) {
 	if s == nil || s.Key == nil || !validDomain(s.Domain) || !validDomain(s.Selector) {
 		return "", ErrSealKey
 	}
-	switch s.Key.Public().(type) {
-	case *rsa.PublicKey:
-		return "rsa-sha256", nil
-	case ed25519.PublicKey:
-		return "ed25519-sha256", nil
+	// We seal with RSA only: ARC verifiers in use (dkimpy's arc_verify
+	// among them) know no other algorithm, and a seal they cannot check
+	// fails the chain. Ed25519 seals of others are verified.
+	if _, ok := s.Key.Public().(*rsa.PublicKey); !ok {
+		return "", ErrSealKey
 	}
-	return "", ErrSealKey
+	return "rsa-sha256", nil
 }
 
 func (s *Sealer) sign(hashed []byte) (string, error) {
-	var opts crypto.SignerOpts = crypto.SHA256
-	if _, ok := s.Key.Public().(ed25519.PublicKey); ok {
-		// RFC 8463 §3: Ed25519 signs the hash itself (PureEdDSA).
-		opts = crypto.Hash(0)
-	}
-	b, err := s.Key.Sign(rand.Reader, hashed, opts)
+	b, err := s.Key.Sign(rand.Reader, hashed, crypto.SHA256)
 	if err != nil {
 		return "", fmt.Errorf("arc: signing: %w", err)
 	}
