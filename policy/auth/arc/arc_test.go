@@ -122,7 +122,7 @@ const plainMsg = "From: a@example.com\r\nTo: b@example.net\r\nSubject: hi\r\nDat
 
 // hop verifies msg as it arrives, lets the hop change it (a list adding
 // a Subject tag), seals it as sealer and returns the new message text.
-func hop(t *testing.T, dns *fakeDNS, s *Sealer, msg string, change ...func(string) string) (string, *Verification) {
+func hop(t testing.TB, dns *fakeDNS, s *Sealer, msg string, change ...func(string) string) (string, *Verification) {
 	t.Helper()
 	h, body := parse(t, msg)
 	v := Verify(context.Background(), dns, h, body)

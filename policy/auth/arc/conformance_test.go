@@ -134,7 +134,7 @@ func decodeAll[T any](t *testing.T, rel string) []T {
 	}
 }
 
-func parse(t *testing.T, msg string) ([]Field, *strings.Reader) {
+func parse(t testing.TB, msg string) ([]Field, *strings.Reader) {
 	t.Helper()
 	h, body, err := ReadMessage(strings.NewReader(msg))
 	if err != nil {
