@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/authres"
+
 	"github.com/mailwarden/mailwarden/policy/auth/dkimkey"
 )
 
@@ -255,5 +257,65 @@ func TestSealerErrors(t *testing.T) {
 		if _, err := s.Seal(h, body, nil, "x", time.Unix(1, 0)); !errors.Is(err, ErrSealKey) {
 			t.Errorf("%+v: %v", s, err)
 		}
+	}
+}
+
+// TestTrustedAndResults: the walk from the newest set stops at the first
+// untrusted sealer; an AAR gives back typed results; the A-R entry says
+// arc=pass with oldest-pass.
+func TestTrustedAndResults(t *testing.T) {
+	dns := newDNS(nil)
+	a := &Sealer{Domain: "a.example", Selector: "s1", Key: testRSA(t)}
+	b := &Sealer{Domain: "b.example", Selector: "s2", Key: testRSA2(t)}
+	publish(t, dns, "s1", "a.example", testRSA(t).Public())
+	publish(t, dns, "s2", "b.example", testRSA2(t).Public())
+	h, body := parse(t, plainMsg)
+	set, err := a.Seal(h, body, nil, "a.example; spf=pass smtp.mailfrom=x@origin.example; dkim=pass header.d=origin.example; dmarc=pass header.from=origin.example", time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	for _, f := range append(set, h...) {
+		sb.WriteString(f.Name + ":" + f.Value + "\r\n")
+	}
+	_, bt, _ := strings.Cut(plainMsg, "\r\n\r\n")
+	m := sb.String() + "\r\n" + bt
+	m, _ = hop(t, dns, b, m, func(m string) string { return strings.Replace(m, "Subject: hi", "Subject: [l] hi", 1) })
+	v := verifyText(t, dns, m)
+	if v.Result != ResultPass || v.OldestPass != 2 {
+		t.Fatalf("%s %d %v", v.Result, v.OldestPass, v.Err)
+	}
+	trust := func(list ...string) func(string) bool {
+		return func(d string) bool {
+			for _, x := range list {
+				if x == d {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	if got := v.Trusted(trust("a.example")); got != nil {
+		t.Errorf("newest sealer untrusted, got %d sets", len(got))
+	}
+	if got := v.Trusted(trust("b.example")); len(got) != 1 || got[0].Instance != 2 {
+		t.Errorf("only b trusted: %+v", got)
+	}
+	got := v.Trusted(trust("a.example", "b.example"))
+	if len(got) != 2 || got[1].Instance != 1 {
+		t.Fatalf("both trusted: %+v", got)
+	}
+	rs, err := got[1].Results()
+	if err != nil || len(rs) != 3 {
+		t.Fatalf("AAR 1 results %v %v", rs, err)
+	}
+	if d, ok := rs[1].(*authres.DKIMResult); !ok || d.Value != authres.ResultPass || d.Domain != "origin.example" {
+		t.Errorf("dkim result %#v", rs[1])
+	}
+	if f := authres.Format("mx.example", []authres.Result{v.AuthResult("192.0.2.1")}); !strings.Contains(f, "arc=pass") || !strings.Contains(f, "header.oldest-pass=2") {
+		t.Errorf("A-R %q", f)
+	}
+	if (&Verification{Result: ResultFail}).Trusted(trust("a.example")) != nil {
+		t.Error("a failed chain gave trusted sets")
 	}
 }
