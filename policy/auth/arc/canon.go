@@ -1,7 +1,6 @@
 package arc
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -170,6 +169,3 @@ func (b *bodyCanon) Close() error {
 	}
 	return b.err
 }
-
-// errLimit is returned when l= is larger than the canonical body.
-var errLimit = errors.New("arc: l= exceeds the body length")

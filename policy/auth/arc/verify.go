@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -244,7 +243,7 @@ func collect(h []Field) (*chain, error) {
 			count++
 			a, err := parseAAR(f.Value)
 			if err != nil {
-				firstErr = cmp(firstErr, err)
+				firstErr = firstOf(firstErr, err)
 				continue
 			}
 			a.field = idx
@@ -255,7 +254,7 @@ func collect(h []Field) (*chain, error) {
 			seal := strings.EqualFold(name, HeaderSeal)
 			s, err := parseSig(f.Value, seal)
 			if err != nil {
-				firstErr = cmp(firstErr, fmt.Errorf("%s: %w", name, err))
+				firstErr = firstOf(firstErr, fmt.Errorf("%s: %w", name, err))
 				continue
 			}
 			s.field = idx
@@ -321,7 +320,7 @@ func collect(h []Field) (*chain, error) {
 	return &c, nil
 }
 
-func cmp(first, err error) error {
+func firstOf(first, err error) error {
 	if first != nil {
 		return first
 	}
@@ -545,5 +544,3 @@ func sealHash(h []Field, c *chain, i int) []byte {
 	}
 	return d.Sum(nil)
 }
-
-var _ = errors.New
