@@ -238,6 +238,10 @@ func TestFiftySets(t *testing.T) {
 	if _, err := s.Seal(h, body, v, "a.example; arc=pass", time.Unix(1, 0)); !errors.Is(err, ErrTooManySets) {
 		t.Errorf("51st set: %v", err)
 	}
+	flood := strings.Repeat("ARC-Authentication-Results: i=1; x; arc=none\r\n", 3*MaxSets+1) + plainMsg
+	if v := verifyText(t, dns, flood); v.Result != ResultFail || !errors.Is(v.Err, ErrStructure) {
+		t.Errorf("151 ARC fields: %s (%v)", v.Result, v.Err)
+	}
 	bad := "ARC-Authentication-Results: i=51; x; arc=pass\r\n" + m
 	if v := verifyText(t, dns, bad); v.Result != ResultFail {
 		t.Errorf("i=51: %s", v.Result)

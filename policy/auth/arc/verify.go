@@ -238,6 +238,9 @@ func collect(h []Field) (*chain, error) {
 	count := 0
 	for idx, f := range h {
 		name := strings.TrimRight(f.Name, " \t")
+		if count > 3*MaxSets {
+			return nil, fmt.Errorf("%w: more than %d ARC header fields", ErrStructure, 3*MaxSets)
+		}
 		switch {
 		case strings.EqualFold(name, HeaderAuthResults):
 			count++

@@ -50,7 +50,7 @@ func TestParseRecord(t *testing.T) {
 		{"p=" + rp, nil, KeyRSA},
 		{"v=DKIM1; k=ed25519; p=" + ep, nil, KeyEd25519},
 		{"v=DKIM1; p=", ErrRevoked, ""},
-		{"k=rsa; v=DKIM1; p=" + rp, ErrSyntax, ""},
+		{"k=rsa; v=DKIM1; p=" + rp, nil, KeyRSA}, // v= not first: tolerated
 		{"v=DKIM2; p=" + rp, ErrSyntax, ""},
 		{"v=DKIM1; k=dsa; p=" + rp, ErrKeyType, ""},
 		{"v=DKIM1; k=ed25519; p=" + rp, ErrSyntax, ""},

@@ -68,9 +68,11 @@ func ParseRecord(txt string) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSyntax, err)
 	}
-	// RFC 6376 §3.6.1: v= is optional, but if present it MUST be the
-	// first tag and its value "DKIM1".
-	if v, ok := tags.Get("v"); ok && (tags[0].Name != "v" || v != "DKIM1") {
+	// RFC 6376 §3.6.1: v= is optional; a record with another value
+	// MUST be discarded.
+	// QUIRK(dkim): v= "MUST be the first tag", but published records with
+	// it later exist and common verifiers accept them; so do we.
+	if v, ok := tags.Get("v"); ok && v != "DKIM1" {
 		return nil, fmt.Errorf("%w: v=%q", ErrSyntax, v)
 	}
 	rec := &Record{KeyType: KeyRSA, Services: []string{"*"}}
