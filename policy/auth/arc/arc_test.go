@@ -323,3 +323,30 @@ func TestTrustedAndResults(t *testing.T) {
 		t.Error("a failed chain gave trusted sets")
 	}
 }
+
+func TestAlignedPass(t *testing.T) {
+	exact := func(d, from string) bool { return d == from }
+	set := func(i int, sealer, aar string) Set {
+		return Set{Instance: i, Seal: Signer{Domain: sealer}, AuthResults: aar}
+	}
+	for _, tc := range []struct {
+		name   string
+		sets   []Set
+		from   string
+		method string
+		ok     bool
+	}{
+		{"dkim aligned", []Set{set(2, "list.example", "list.example; dkim=pass header.d=origin.example; spf=fail smtp.mailfrom=x@origin.example")}, "origin.example", "dkim", true},
+		{"spf aligned in older set", []Set{set(2, "b.example", "b.example; dkim=fail header.d=origin.example"), set(1, "a.example", "a.example; spf=pass smtp.mailfrom=bounce@origin.example")}, "origin.example", "spf", true},
+		{"dmarc pass", []Set{set(1, "a.example", "a.example; dmarc=pass header.from=Origin.example")}, "origin.example", "dmarc", true},
+		{"pass not aligned", []Set{set(1, "a.example", "a.example; dkim=pass header.d=list.example; spf=pass smtp.mailfrom=l@list.example")}, "origin.example", "", false},
+		{"fail", []Set{set(1, "a.example", "a.example; dkim=fail header.d=origin.example")}, "origin.example", "", false},
+		{"garbage AAR", []Set{set(1, "a.example", ";;;")}, "origin.example", "", false},
+		{"no sets", nil, "origin.example", "", false},
+	} {
+		ev, ok := AlignedPass(tc.sets, tc.from, exact)
+		if ok != tc.ok || ev.Method != tc.method {
+			t.Errorf("%s: %+v %v", tc.name, ev, ok)
+		}
+	}
+}

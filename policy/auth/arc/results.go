@@ -51,3 +51,54 @@ func (s Set) Results() ([]authres.Result, error) {
 	_, rs, err := authres.Parse(s.AuthResults)
 	return rs, err
 }
+
+// Evidence is an authentication pass for the From domain that a trusted
+// sealer recorded in its AAR.
+type Evidence struct {
+	Instance int    // the set whose AAR shows it
+	Sealer   string // its AS d=
+	Method   string // "dmarc", "dkim" or "spf"
+	Domain   string // header.from, header.d or the smtp.mailfrom domain
+}
+
+// AlignedPass looks through sets (Verification.Trusted's result) for a
+// recorded result that would have made DMARC pass for fromDomain
+// (RFC 7489 §4.2: an SPF or DKIM pass with an aligned domain, or the
+// sealer's own dmarc=pass for that From domain). aligned(d, from) is the
+// caller's identifier alignment test (relaxed or strict, RFC 7489 §3.1).
+// This is evidence for a local policy override (RFC 7489 §7.2
+// local_policy, RFC 8617 §7.2), never a pass by itself.
+func AlignedPass(sets []Set, fromDomain string, aligned func(d, from string) bool) (Evidence, bool) {
+	fromDomain = strings.ToLower(strings.TrimSuffix(fromDomain, "."))
+	for _, s := range sets {
+		rs, err := s.Results()
+		if err != nil {
+			continue
+		}
+		for _, r := range rs {
+			ev := Evidence{Instance: s.Instance, Sealer: s.Seal.Domain}
+			switch r := r.(type) {
+			case *authres.DMARCResult:
+				if r.Value == authres.ResultPass && strings.EqualFold(r.From, fromDomain) {
+					ev.Method, ev.Domain = "dmarc", fromDomain
+					return ev, true
+				}
+			case *authres.DKIMResult:
+				if r.Value == authres.ResultPass && r.Domain != "" && aligned(strings.ToLower(r.Domain), fromDomain) {
+					ev.Method, ev.Domain = "dkim", strings.ToLower(r.Domain)
+					return ev, true
+				}
+			case *authres.SPFResult:
+				d := r.From
+				if i := strings.LastIndexByte(d, '@'); i >= 0 {
+					d = d[i+1:]
+				}
+				if r.Value == authres.ResultPass && d != "" && aligned(strings.ToLower(d), fromDomain) {
+					ev.Method, ev.Domain = "spf", strings.ToLower(d)
+					return ev, true
+				}
+			}
+		}
+	}
+	return Evidence{}, false
+}
