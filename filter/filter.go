@@ -1,7 +1,7 @@
 // Package filter is the milter side of mailwarden: it speaks the milter
 // protocol (Sendmail's libmilter protocol, version 6, as implemented by
 // Postfix and Sendmail) through github.com/d--j/go-milter, turns each mail
-// transaction into a policy.Message, and turns the policy.Verdict back into
+// transaction into a message.Message, and turns the policy.Verdict back into
 // a milter response plus header and envelope changes.
 //
 // It is the only package that imports go-milter. One message flows:
@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/d--j/go-milter"
+
 	"github.com/mailwarden/mailwarden/policy"
 )
 
@@ -36,15 +37,32 @@ type Options struct {
 	Holder *policy.Holder
 	// Logger receives the one summary line per message.
 	Logger *slog.Logger
-	// ReadTimeout closes an MTA connection idle for this long (0: none).
+	// ReadTimeout closes an MTA connection idle for this long (0: 5
+	// minutes). It also bounds how long one packet may take to arrive. The
+	// first packet (option negotiation) must arrive within 1 s (go-milter).
 	ReadTimeout time.Duration
+	// MaxConns caps concurrent MTA connections; more are accepted and
+	// closed at once (0: no cap).
+	MaxConns int
+	// OnDrop, when set, counts every connection the filter closes itself.
+	OnDrop func(Drop)
 }
+
+// DefaultReadTimeout is the idle bound of an MTA connection when
+// Options.ReadTimeout is 0.
+const DefaultReadTimeout = 5 * time.Minute
 
 // Server is a milter server.
 type Server struct {
 	opts     Options
 	ms       *milter.Server
 	inflight atomic.Int64
+
+	lastLog    atomic.Int64 // unix ns of the last rate-limited log line
+	suppressed atomic.Int64 // events since then
+	accErr     atomic.Int64 // temporary accept errors
+	ln         atomic.Pointer[guardListener]
+	mem        budget // body bytes in memory, all transactions
 }
 
 // The protocol steps we ask for. We need no DATA and no end-of-header
@@ -69,6 +87,9 @@ var macroStages = map[milter.MacroStage][]milter.MacroName{
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
 	}
 	s := &Server{opts: opts}
 	mopts := []milter.Option{
@@ -111,8 +132,13 @@ func negotiate(mtaVersion, milterVersion uint32, mtaActions, milterActions milte
 }
 
 // Serve accepts MTA connections on ln until Shutdown.
+// Every connection's byte stream is checked at the milter framing level
+// before the protocol library parses it (see guardConn), and temporary
+// accept errors back off instead of ending Serve.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.ms.Serve(ln)
+	g := &guardListener{Listener: ln, srv: s, sleep: time.Sleep}
+	s.ln.Store(g)
+	err := s.ms.Serve(g)
 	if errors.Is(err, milter.ErrServerClosed) {
 		return nil
 	}
@@ -147,6 +173,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // InFlight is the number of messages being processed (between MAIL FROM
 // and the end of the message).
 func (s *Server) InFlight() int { return int(s.inflight.Load()) }
+
+// Conns is the number of open MTA connections.
+func (s *Server) Conns() int {
+	if g := s.ln.Load(); g != nil {
+		return int(g.active.Load())
+	}
+	return 0
+}
+
+// BodyMemory is the body bytes held in memory by messages in flight.
+func (s *Server) BodyMemory() int64 { return s.mem.Used() }
+
+// AcceptErrors counts temporary accept errors (each one backed off).
+func (s *Server) AcceptErrors() int64 { return s.accErr.Load() }
 
 // Listen opens the milter socket: "unix:/path" or "inet:host:port"
 // ("inet6:[::1]:port"). A stale unix socket file (nobody answers on it) is

@@ -2,14 +2,18 @@ package filter
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/d--j/go-milter"
+
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // session is one MTA connection; it may carry several transactions.
@@ -18,7 +22,7 @@ type session struct {
 	srv   *Server
 	proto milter.OptProtocol
 
-	client policy.Client
+	client message.Client
 	macros map[string]string // connection-level macros
 
 	// The current transaction, from MAIL FROM to its end.
@@ -33,16 +37,20 @@ type transaction struct {
 	macros   map[string]string
 	from     string
 	rcpts    []string
-	header   policy.Header
+	header   message.Header
 	hdrBytes int64
 	tooMany  bool
 	spool    spool
+	// verdict, when set, was decided before the end of the message (the
+	// header grew past max_header_size); EndOfMessage applies it.
+	verdict *policy.Verdict
 }
 
-func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (*milter.Response, error) {
+func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("connect", &resp, &err)
 	s.macros = map[string]string{}
 	collect(m, s.macros, milter.StageConnect)
-	s.client = policy.Client{Name: host, Port: port}
+	s.client = message.Client{Name: host, Port: port}
 	if a, err := netip.ParseAddr(strings.Trim(addr, "[]")); err == nil && (family == "tcp4" || family == "tcp6") {
 		s.client.Addr = a.Unmap()
 	}
@@ -52,13 +60,15 @@ func (s *session) Connect(host, family string, port uint16, addr string, m milte
 	return milter.RespContinue, nil
 }
 
-func (s *session) Helo(name string, m milter.Modifier) (*milter.Response, error) {
+func (s *session) Helo(name string, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("helo", &resp, &err)
 	s.client.HELO = name
 	collect(m, s.macros, milter.StageHelo)
 	return milter.RespContinue, nil
 }
 
-func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
+func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("mail", &resp, &err)
 	s.endTx() // a reused connection: forget the previous transaction
 	p, release := s.srv.opts.Holder.Acquire()
 	cfg := p.Config()
@@ -68,19 +78,21 @@ func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.R
 	}
 	collect(m, tx.macros, milter.StageMail)
 	tx.auth = tx.macros["auth_authen"]
-	tx.spool = spool{dir: cfg.Message.TempDir, memLimit: int64(cfg.Message.SpoolMemory), max: int64(cfg.MaxMessageSize)}
+	tx.spool = spool{dir: cfg.Message.TempDir, memLimit: int64(cfg.Message.SpoolMemory), max: int64(cfg.MaxMessageSize),
+		bud: &s.srv.mem, budMax: int64(cfg.Message.MemoryBudget)}
 	s.tx = tx
 	s.srv.inflight.Add(1)
 	return milter.RespContinue, nil
 }
 
-func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
+func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("rcpt", &resp, &err)
 	if s.tx == nil {
 		return milter.RespContinue, nil
 	}
 	rcpt = milter.RemoveAngle(rcpt)
 	collect(m, s.tx.macros, milter.StageRcpt)
-	env := &policy.Envelope{Client: s.client, Auth: s.tx.auth, Macros: s.tx.macros, MailFrom: s.tx.from, Rcpts: s.tx.rcpts}
+	env := &message.Envelope{Client: s.client, Auth: s.tx.auth, Macros: s.tx.macros, MailFrom: s.tx.from, Rcpts: s.tx.rcpts}
 	action, reply, _ := s.tx.p.Rcpt(context.Background(), env, rcpt)
 	switch action {
 	case policy.ActionReject, policy.ActionTempfail:
@@ -90,12 +102,19 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Res
 	return milter.RespContinue, nil
 }
 
-func (s *session) Header(name, value string, m milter.Modifier) (*milter.Response, error) {
+func (s *session) Header(name, value string, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("header", &resp, &err)
 	tx := s.tx
 	if tx == nil {
 		return milter.RespContinue, nil
 	}
 	tx.hdrBytes += int64(len(name) + len(value) + 3)
+	if tx.verdict != nil {
+		return milter.RespContinue, nil // decided; nothing more is kept
+	}
+	if max := int64(tx.p.Config().Message.MaxHeaderSize); max > 0 && tx.hdrBytes > max {
+		return s.headerTooBig(m, tx)
+	}
 	if len(tx.header) >= tx.p.Config().Message.MaxHeaders {
 		tx.tooMany = true
 		return milter.RespContinue, nil
@@ -105,13 +124,23 @@ func (s *session) Header(name, value string, m milter.Modifier) (*milter.Respons
 		// space after the colon; keep values in one form (with it).
 		value = " " + value
 	}
-	tx.header = append(tx.header, policy.Field{Name: name, Value: value})
+	tx.header = append(tx.header, message.Field{Name: name, Value: value})
 	return milter.RespContinue, nil
 }
 
-func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, error) {
+func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("body", &resp, &err)
 	tx := s.tx
 	if tx == nil {
+		return milter.RespContinue, nil
+	}
+	if tx.verdict != nil {
+		if resp, err := s.early(tx); resp != milter.RespContinue || err != nil {
+			return resp, err
+		}
+		if m.Protocol()&milter.OptSkip != 0 {
+			return milter.RespSkip, nil
+		}
 		return milter.RespContinue, nil
 	}
 	tx.spool.base = tx.hdrBytes
@@ -134,7 +163,8 @@ func (s *session) fail(m milter.Modifier, tx *transaction, why string) (*milter.
 	return milter.RejectWithCodeAndReason(uint16(r.Code), replyText(r))
 }
 
-func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
+func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recover("end-of-message", &resp, &err)
 	tx := s.tx
 	if tx == nil {
 		return milter.RespAccept, nil
@@ -142,21 +172,15 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 	defer s.endTx()
 	collect(m, tx.macros, milter.StageEOM)
 	cfg := tx.p.Config()
-	msg := &policy.Message{
-		QueueID:  tx.macros["i"],
-		Client:   s.client,
-		Auth:     tx.auth,
-		Macros:   tx.macros,
-		MailFrom: tx.from,
-		Rcpts:    tx.rcpts,
-		Header:   tx.header,
-		Oversize: tx.spool.oversize || tx.tooMany || tx.hdrBytes > int64(cfg.MaxMessageSize),
-		Size:     tx.hdrBytes + tx.spool.size,
-		Received: tx.start,
-	}
+	msg := s.message(tx)
 	body := tx.spool.body()
 	defer body.Close()
 	msg.Body = body
+	if tx.verdict != nil {
+		resp, err = apply(m, tx.verdict, s.proto&milter.OptHeaderLeadingSpace != 0)
+		logSummary(s.srv.opts.Logger, msg, tx.verdict, cfg, time.Since(tx.start), err)
+		return resp, err
+	}
 
 	// Keep the MTA from timing out while slow checks run (clamd on a big
 	// message): milter progress every few seconds.
@@ -179,18 +203,96 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 	close(stop)
 	<-done
 
-	resp, err := apply(m, v, s.proto&milter.OptHeaderLeadingSpace != 0)
+	resp, err = apply(m, v, s.proto&milter.OptHeaderLeadingSpace != 0)
 	logSummary(s.srv.opts.Logger, msg, v, cfg, time.Since(tx.start), err)
 	return resp, err
 }
 
-func (s *session) Abort(m milter.Modifier) error {
+// message is the policy view of the transaction so far (without a body).
+func (s *session) message(tx *transaction) *message.Message {
+	cfg := tx.p.Config()
+	return &message.Message{
+		QueueID:  tx.macros["i"],
+		Client:   s.client,
+		Auth:     tx.auth,
+		Macros:   tx.macros,
+		MailFrom: tx.from,
+		Rcpts:    tx.rcpts,
+		Header:   tx.header,
+		Oversize: tx.verdict != nil || tx.spool.oversize || tx.tooMany || tx.hdrBytes > int64(cfg.MaxMessageSize),
+		Size:     tx.hdrBytes + tx.spool.size,
+		Received: tx.start,
+	}
+}
+
+// headerTooBig handles the header field that takes a message past
+// max_header_size: the header kept so far is dropped (memory is what the
+// cap protects), nothing more is kept, and the message is decided at once
+// as oversize. A reject, tempfail or discard is answered now; an action
+// that needs the end of the message (accept with our header fields,
+// quarantine, monitor mode) is applied there, the body skipped.
+func (s *session) headerTooBig(m milter.Modifier, tx *transaction) (*milter.Response, error) {
+	tx.header = nil
+	tx.spool.oversize = true
+	tx.spool.discard()
+	msg := s.message(tx)
+	msg.Oversize = true
+	msg.Body = &spoolBody{}
+	tx.verdict = tx.p.Run(context.Background(), msg)
+	s.srv.opts.Logger.Info("header over max_header_size; decided at once", "queue_id", msg.QueueID, "header_bytes", tx.hdrBytes, "max_header_size", int64(tx.p.Config().Message.MaxHeaderSize), "action", tx.verdict.Action.String())
+	if s.proto&milter.OptNoHeaderReply != 0 {
+		// QUIRK(postfix): with SMFIP_NOHDR_REPLY negotiated the MTA reads
+		// no reply to a header; the first body chunk (or the end) answers.
+		return milter.RespContinue, nil
+	}
+	return s.early(tx)
+}
+
+// early answers a verdict decided before the end of the message, if it
+// ends the transaction now (reject, tempfail, discard); others wait for
+// the end of the message, where header changes and quarantine can apply.
+func (s *session) early(tx *transaction) (*milter.Response, error) {
+	v := tx.verdict
+	switch v.Action {
+	case policy.ActionReject, policy.ActionTempfail, policy.ActionDiscard:
+	default:
+		return milter.RespContinue, nil
+	}
+	logSummary(s.srv.opts.Logger, s.message(tx), v, tx.p.Config(), time.Since(tx.start), nil)
+	s.endTx()
+	if v.Action == policy.ActionDiscard {
+		return milter.RespDiscard, nil
+	}
+	return milter.RejectWithCodeAndReason(uint16(v.Reply.Code), replyText(v.Reply))
+}
+
+func (s *session) Abort(m milter.Modifier) (err error) {
+	var resp *milter.Response
+	defer s.recover("abort", &resp, &err)
 	s.endTx()
 	return nil
 }
 
 func (s *session) Cleanup(m milter.Modifier) {
+	var resp *milter.Response
+	var err error
+	defer s.recover("cleanup", &resp, &err)
 	s.endTx()
+}
+
+// recover turns a panic in a callback into an error, which ends this
+// connection only (the MTA applies its milter default action to the
+// message); it is logged with its stack and counted.
+func (s *session) recover(step string, resp **milter.Response, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.srv.opts.Logger.Error("panic in a milter session; closing that connection", "step", step, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	if s.srv.opts.OnDrop != nil {
+		s.srv.opts.OnDrop(DropPanic)
+	}
+	*resp, *err = nil, fmt.Errorf("filter: panic in %s: %v", step, r)
 }
 
 // endTx forgets the transaction: the spool file is removed and the
@@ -283,7 +385,7 @@ func collect(m milter.Modifier, dst map[string]string, stage milter.MacroStage) 
 }
 
 // logSummary writes the one line per message.
-func logSummary(log *slog.Logger, m *policy.Message, v *policy.Verdict, cfg *policy.Config, d time.Duration, applyErr error) {
+func logSummary(log *slog.Logger, m *message.Message, v *policy.Verdict, cfg *policy.Config, d time.Duration, applyErr error) {
 	checks := make([]any, 0, len(v.Checks))
 	for _, c := range v.Checks {
 		attrs := []any{slog.String("status", string(c.Status)), slog.Float64("ms", float64(c.Duration.Microseconds())/1000)}
@@ -309,7 +411,7 @@ func logSummary(log *slog.Logger, m *policy.Message, v *policy.Verdict, cfg *pol
 	}
 	attrs := []any{
 		"queue_id", m.QueueID, "client", client, "client_name", m.Client.Name, "helo", m.Client.HELO,
-		"from", m.MailFrom, "rcpts", rcpts, "direction", string(m.Direction(cfg)), "size", m.Size,
+		"from", m.MailFrom, "rcpts", rcpts, "direction", string(cfg.DirectionOf(m)), "size", m.Size,
 		"mode", string(v.Mode), "action", v.Action.String(), "would_be", v.WouldBe.String(),
 		"score", v.Score, "reasons", reasons, slog.Group("checks", checks...),
 		"duration_ms", float64(d.Microseconds()) / 1000,

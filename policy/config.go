@@ -11,9 +11,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Config is the core of the TOML configuration. Check modules add their own
@@ -36,8 +37,6 @@ type Config struct {
 	// for local domains (RFC 5321 §4.5.1: postmaster; RFC 2142: abuse).
 	ProtectedRecipients []string `toml:"protected_recipients"`
 
-	Listen  ListenConfig  `toml:"listen"`
-	Log     LogConfig     `toml:"log"`
 	Message MessageConfig `toml:"message"`
 	Replies RepliesConfig `toml:"replies"`
 	Headers HeadersConfig `toml:"headers"`
@@ -50,27 +49,18 @@ type Config struct {
 	Sections map[string]any `toml:"-"`
 }
 
-// ListenConfig is the milter socket.
-type ListenConfig struct {
-	Address     string   `toml:"address"`      // unix:/path or inet:host:port
-	SocketMode  string   `toml:"socket_mode"`  // octal, for unix sockets
-	SocketGroup string   `toml:"socket_group"` // group name or id, for unix sockets
-	GracePeriod Duration `toml:"grace_period"` // finish in-flight sessions on SIGTERM
-	ReadTimeout Duration `toml:"read_timeout"` // idle MTA connection
-}
-
-// LogConfig selects the slog handler.
-type LogConfig struct {
-	Level  string `toml:"level"`  // debug, info, warn, error
-	Format string `toml:"format"` // json or text
-	File   string `toml:"file"`   // "" is standard error
-}
-
 // MessageConfig bounds what one message may cost.
 type MessageConfig struct {
 	SpoolMemory Size   `toml:"spool_memory"` // bodies above this go to a temp file
 	TempDir     string `toml:"temp_dir"`
 	MaxHeaders  int    `toml:"max_headers"`
+	// MaxHeaderSize bounds the header bytes of one message; past it the
+	// header is not kept and the message gets max_message_size_action at
+	// once.
+	MaxHeaderSize Size `toml:"max_header_size"`
+	// MemoryBudget bounds the body bytes held in memory by all messages in
+	// flight together; past it bodies go to temp files at once.
+	MemoryBudget Size `toml:"memory_budget"`
 }
 
 // RepliesConfig holds the generic SMTP replies; details go to the log.
@@ -133,14 +123,18 @@ type RuleConfig struct {
 	re *regexp.Regexp
 }
 
-// Module is a check (or a shared service) with its own config section.
+// Module is a config section and, with Build, the steps it makes. Every
+// section has the same shape: Default returns a pointer to its config type
+// with the defaults (DefaultX / Default naming aside, the only place
+// defaults live); the type may implement Normalizer and Validator.
 type Module struct {
 	// Name is the TOML section and, for a check, the check's name.
 	Name string
 	// Default returns a pointer to the section's config with its defaults.
 	Default func() any
-	// Build makes the module's steps from its decoded section. It may return
-	// no steps (disabled, or a pure service such as the resolver).
+	// Build makes the module's steps from its decoded section, with the
+	// services its constructor was given. Nil for a section that builds
+	// no step (a service's, such as [dns], or the daemon's).
 	Build func(section any, env *Env) ([]Step, error)
 }
 
@@ -157,16 +151,11 @@ func DefaultConfig() *Config {
 		ProtectedRecipients:  []string{"postmaster", "abuse"},
 		MaxMessageSize:       64 << 20,
 		MaxMessageSizeAction: ActionReject,
-		Listen: ListenConfig{
-			Address:     "inet:127.0.0.1:8895",
-			SocketMode:  "0660",
-			GracePeriod: Duration(30 * time.Second),
-			ReadTimeout: Duration(5 * time.Minute),
-		},
-		Log: LogConfig{Level: "info", Format: "json"},
 		Message: MessageConfig{
-			SpoolMemory: 1 << 20,
-			MaxHeaders:  1000,
+			SpoolMemory:   1 << 20,
+			MaxHeaders:    1000,
+			MaxHeaderSize: 1 << 20,
+			MemoryBudget:  64 << 20,
 		},
 		Replies: RepliesConfig{
 			Reject:     Reply{550, "5.7.1", "Message rejected by policy"},
@@ -194,7 +183,10 @@ type ConfigError struct {
 	Line int    // 0 when unknown
 	Key  string // dotted key, "" when not tied to one
 	Msg  string
+	Err  error // a sentinel it is an instance of (ErrIncomplete), or nil
 }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 func (e *ConfigError) Error() string {
 	var b strings.Builder
@@ -227,6 +219,14 @@ func (es ConfigErrors) Error() string {
 	return strings.Join(s, "\n")
 }
 
+func (es ConfigErrors) Unwrap() []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = e
+	}
+	return errs
+}
+
 // LoadFile reads and validates a config file.
 func LoadFile(path string, modules []Module) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -237,8 +237,58 @@ func LoadFile(path string, modules []Module) (*Config, error) {
 }
 
 // Load decodes and validates a config. Every error is a *ConfigError inside
-// ConfigErrors.
+// ConfigErrors. Error texts are redacted (see Redact): they may quote a
+// Redis URL or a secret.
 func Load(name string, data []byte, modules []Module) (*Config, error) {
+	cfg, err := load(name, data, modules)
+	var ces ConfigErrors
+	switch {
+	case err == nil:
+		return cfg, nil
+	case errors.As(err, &ces):
+		for _, ce := range ces {
+			ce.Msg = Redact(ce.Msg)
+		}
+		return nil, ces
+	}
+	return nil, errors.New(Redact(err.Error()))
+}
+
+// ErrIncomplete: a daemon config file that is empty or lacks what every
+// deployment must state (see CheckComplete).
+var ErrIncomplete = errors.New("policy: not a complete mailwarden config")
+
+// CheckComplete refuses a file that the daemon must not run with. A
+// complete config of this daemon is a TOML document that sets at least
+// [listen] address: the one setting every deployment states (the MTA must
+// be told the same socket). An empty file, one of comments only, or a
+// fragment (another program's config, a half-written file) is refused,
+// since every key it lacks would silently take its default, and a reload
+// to it could turn scanning and limits off. `check`, `learn` and `eval`
+// accept fragments; `serve -config` and a reload do not.
+func CheckComplete(name string, data []byte) error {
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		return nil // Load reports syntax errors with their line
+	}
+	why := ""
+	switch l, _ := doc["listen"].(map[string]any); {
+	case len(doc) == 0:
+		why = "empty file (no key set): a daemon config must set at least [listen] address"
+	case l == nil:
+		why = "no [listen] table: a daemon config must set at least [listen] address"
+	default:
+		if a, _ := l["address"].(string); a == "" {
+			why = "no [listen] address: a daemon config must set it"
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	return ConfigErrors{&ConfigError{File: name, Msg: why + "; refusing it", Err: ErrIncomplete}}
+}
+
+func load(name string, data []byte, modules []Module) (*Config, error) {
 	cfg := DefaultConfig()
 	cfg.Sections = map[string]any{}
 
@@ -289,6 +339,15 @@ func Load(name string, data []byte, modules []Module) (*Config, error) {
 		cfg.Score.Domains[d] = t
 	}
 
+	// Normalise first (defaults of array tables, case of names, compiled
+	// patterns), then validate: Validate only reads.
+	cfg.normalize()
+	for _, m := range modules {
+		if n, ok := cfg.Sections[m.Name].(Normalizer); ok {
+			n.Normalize()
+		}
+	}
+
 	var errs ConfigErrors
 	for _, k := range md.Undecoded() {
 		errs = append(errs, &ConfigError{File: name, Line: keyLine(data, k), Key: k.String(), Msg: "unknown key (a typo here would silently disable a policy)"})
@@ -301,7 +360,7 @@ func Load(name string, data []byte, modules []Module) (*Config, error) {
 		errs = append(errs, e)
 	}
 	for _, m := range modules {
-		if v, ok := cfg.Sections[m.Name].(interface{ Validate() error }); ok {
+		if v, ok := cfg.Sections[m.Name].(Validator); ok {
 			if err := v.Validate(); err != nil {
 				for _, e := range splitErrors(err) {
 					ce := &ConfigError{File: name, Key: m.Name, Msg: e.Error()}
@@ -320,6 +379,19 @@ func Load(name string, data []byte, modules []Module) (*Config, error) {
 		return nil, errs
 	}
 	return cfg, nil
+}
+
+// Normalizer is implemented by sections that fill defaults Default cannot
+// express (keys of array tables) or normalise values (case, parsing). Load
+// calls Normalize before Validate, which must change nothing.
+type Normalizer interface {
+	Normalize()
+}
+
+// Validator is implemented by sections that check themselves. Errors name
+// their key with KeyErr. Validate must not change the section.
+type Validator interface {
+	Validate() error
 }
 
 // KeyError is returned by a section's Validate to name the offending key
@@ -436,6 +508,30 @@ func unquoteKey(s string) string {
 	return strings.Join(parts, ".")
 }
 
+// normalize puts the core keys in the form the checks compare: domains and
+// list patterns lower-cased once here (not on every message), rule patterns
+// compiled. A bad pattern stays uncompiled; validate reports it.
+func (c *Config) normalize() {
+	for i, d := range c.LocalDomains {
+		c.LocalDomains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	}
+	domains := make(map[string]Thresholds, len(c.Score.Domains))
+	for d, t := range c.Score.Domains {
+		// Recipient domains are compared lower-cased (see message.Domain).
+		domains[strings.ToLower(strings.TrimSuffix(d, "."))] = t
+	}
+	c.Score.Domains = domains
+	for _, l := range [][]string{c.Lists.AllowHELOs, c.Lists.DenyHELOs, c.Lists.AllowSenders, c.Lists.DenySenders, c.Lists.AllowRecipients, c.Lists.DenyRecipients} {
+		for i, p := range l {
+			l[i] = normalizePattern(p)
+		}
+	}
+	for i := range c.Rules {
+		c.Rules[i].re, _ = regexp.Compile(c.Rules[i].Pattern)
+	}
+}
+
+// validate checks the core keys after normalize; it changes nothing.
 func (c *Config) validate() []*ConfigError {
 	var errs []*ConfigError
 	bad := func(key, format string, args ...any) {
@@ -448,29 +544,18 @@ func (c *Config) validate() []*ConfigError {
 		if d == "" || strings.ContainsAny(d, "@ \t") {
 			bad("local_domains", "entry %d (%q) is not a domain", i+1, d)
 		}
-		c.LocalDomains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
-	}
-	if !strings.HasPrefix(c.Listen.Address, "unix:") && !strings.HasPrefix(c.Listen.Address, "inet:") && !strings.HasPrefix(c.Listen.Address, "inet6:") {
-		bad("listen.address", "%q must start with unix: or inet:", c.Listen.Address)
-	}
-	if _, err := ParseFileMode(c.Listen.SocketMode); err != nil {
-		bad("listen.socket_mode", "%v", err)
-	}
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
-	}
-	switch c.Log.Format {
-	case "json", "text":
-	default:
-		bad("log.format", "%q: want json or text", c.Log.Format)
 	}
 	if c.MaxMessageSize <= 0 {
 		bad("max_message_size", "must be positive")
 	}
 	if c.Message.MaxHeaders <= 0 {
 		bad("message.max_headers", "must be positive")
+	}
+	if c.Message.MaxHeaderSize <= 0 {
+		bad("message.max_header_size", "must be positive")
+	}
+	if c.Message.MemoryBudget < 0 {
+		bad("message.memory_budget", "must not be negative")
 	}
 	if c.Replies.Reject.Code/100 != 5 {
 		bad("replies.reject", "must be a 5xx reply")
@@ -482,7 +567,7 @@ func (c *Config) validate() []*ConfigError {
 		bad("replies.tempfail", "must be a 4xx reply")
 	}
 	for _, h := range []struct{ k, v string }{{"headers.status", c.Headers.Status}, {"headers.flag", c.Headers.Flag}} {
-		if h.v != "" && !validFieldName(h.v) {
+		if h.v != "" && !message.ValidFieldName(h.v) {
 			bad(h.k, "%q is not a valid header field name", h.v)
 		}
 	}
@@ -492,25 +577,18 @@ func (c *Config) validate() []*ConfigError {
 		}
 	}
 	checkThresholds("score", c.Score.Thresholds)
-	domains := make(map[string]Thresholds, len(c.Score.Domains))
 	for d, t := range c.Score.Domains {
 		checkThresholds("score.domain."+d, t)
-		// Recipient domains are compared lower-cased (see Domain).
-		domains[strings.ToLower(strings.TrimSuffix(d, "."))] = t
 	}
-	c.Score.Domains = domains
 	for _, l := range []struct {
 		k string
 		v []string
 	}{{"lists.allow_helos", c.Lists.AllowHELOs}, {"lists.deny_helos", c.Lists.DenyHELOs}, {"lists.allow_senders", c.Lists.AllowSenders},
 		{"lists.deny_senders", c.Lists.DenySenders}, {"lists.allow_recipients", c.Lists.AllowRecipients}, {"lists.deny_recipients", c.Lists.DenyRecipients}} {
-		for i, p := range l.v {
-			// Patterns are compared without case: normalise them once
-			// here, not on every message.
-			l.v[i] = normalizePattern(p)
-			if l.v[i] == "" {
+		for _, p := range l.v {
+			if p == "" {
 				bad(l.k, "empty pattern")
-			} else if _, err := path.Match(l.v[i], ""); err != nil {
+			} else if _, err := path.Match(p, ""); err != nil {
 				// A broken wildcard would never match: a silently dead entry.
 				bad(l.k, "%q is not a valid wildcard pattern (unclosed [ or trailing \\)", p)
 			}
@@ -528,31 +606,21 @@ func (c *Config) validate() []*ConfigError {
 		names[r.Name] = true
 		if (r.Header == "") == !r.Body {
 			bad(key, "set exactly one of header = \"Field\" or body = true")
-		} else if r.Header != "" && !validFieldName(r.Header) {
+		} else if r.Header != "" && !message.ValidFieldName(r.Header) {
 			bad(key+".header", "%q is not a header field name (it would never match)", r.Header)
 		}
-		re, err := regexp.Compile(r.Pattern)
+		_, err := regexp.Compile(r.Pattern)
 		switch {
 		case r.Pattern == "":
 			bad(key+".pattern", "a rule needs a pattern")
 		case err != nil:
 			bad(key+".pattern", "bad regular expression: %v", err)
 		}
-		r.re = re
 		if r.Action == nil && r.Score == 0 {
 			bad(key, "a rule needs a score or an action")
 		}
 	}
 	return errs
-}
-
-func validFieldName(s string) bool {
-	for _, c := range []byte(s) {
-		if c <= 32 || c >= 127 || c == ':' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // IsLocalDomain reports whether d (any case) is one of LocalDomains.
@@ -570,13 +638,13 @@ func (c *Config) IsLocalDomain(d string) bool {
 // configured local part) of a local domain. With no local domains
 // configured, the local part alone decides.
 func (c *Config) IsProtected(rcpt string) bool {
-	lp := strings.ToLower(LocalPart(rcpt))
+	lp := strings.ToLower(message.LocalPart(rcpt))
 	if i := strings.IndexByte(lp, '+'); i > 0 {
 		lp = lp[:i]
 	}
 	for _, p := range c.ProtectedRecipients {
 		if strings.EqualFold(lp, p) {
-			return len(c.LocalDomains) == 0 || !strings.Contains(rcpt, "@") || c.IsLocalDomain(Domain(rcpt))
+			return len(c.LocalDomains) == 0 || !strings.Contains(rcpt, "@") || c.IsLocalDomain(message.Domain(rcpt))
 		}
 	}
 	return false
@@ -599,7 +667,7 @@ func (c *Config) ThresholdsFor(rcpts []string) Thresholds {
 	}
 	var out Thresholds
 	for i, r := range rcpts {
-		d, ok := c.Score.Domains[Domain(r)]
+		d, ok := c.Score.Domains[message.Domain(r)]
 		if !ok {
 			d = t
 		}
@@ -610,4 +678,17 @@ func (c *Config) ThresholdsFor(rcpts []string) Thresholds {
 		out = Thresholds{lenient(out.AddHeader, d.AddHeader), lenient(out.Quarantine, d.Quarantine), lenient(out.Reject, d.Reject)}
 	}
 	return out
+}
+
+// SectionOf returns the decoded section called name as T (the pointer type
+// its module's Default returns), or the zero T when cfg has none. The
+// package that owns a section wraps it in a typed accessor (for example
+// dns.ConfigOf); other packages never read a section by name.
+func SectionOf[T any](cfg *Config, name string) T {
+	var zero T
+	if cfg == nil {
+		return zero
+	}
+	v, _ := cfg.Sections[name].(T)
+	return v
 }

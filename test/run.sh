@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
 
 # 1. Real servers from Debian packages, only what is missing.
-pkgs=(postfix clamav-daemon clamav redis-server opendkim opendkim-tools spamassassin chromium)
+pkgs=(postfix clamav-daemon clamav redis-server opendkim opendkim-tools spamassassin chromium
+	python3-dkim dovecot-imapd dovecot-sieve c-icap libc-icap-mod-virus-scan libmail-dmarc-perl libxml2-utils)
 need=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
@@ -38,6 +39,10 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+# go.mod lists exactly what the code imports (no stale or everything-indirect requirements).
+if ! tidy=$(go mod tidy -diff 2>&1); then
+	echo "go mod tidy would change go.mod/go.sum:"; echo "$tidy"; exit 1
+fi
 
 bash test/sendmail-prepare.sh || echo "run.sh: Sendmail not prepared; its end-to-end tests will fail" # apt-get download + dpkg -x (conflicts with postfix)
 

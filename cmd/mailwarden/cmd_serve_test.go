@@ -116,6 +116,21 @@ func TestServeReloadAndStop(t *testing.T) {
 		t.Fatalf("after a refused reload: %+v", a)
 	}
 
+	// An empty file, and one that is not a complete config of this
+	// daemon, are refused, saying why (issue 11.7: an empty file turned
+	// scanning and every limit off).
+	for i, bad := range []string{"", "# comments only\n", "[lists]\ndeny_senders = [\"x@y.test\"]\n"} {
+		os.WriteFile(cfgPath, []byte(bad), 0o644)
+		syscall.Kill(os.Getpid(), syscall.SIGHUP)
+		waitFor(t, stderr, `"msg":"config reload refused"`, 2+i)
+		if a := milterVerdict(t, sock, fraud); a.Type != milter.ActionRejectWithCode {
+			t.Fatalf("after reloading %q: %+v, want the old config in force", bad, a)
+		}
+	}
+	if !strings.Contains(stderr.String(), "empty file") || !strings.Contains(stderr.String(), "no [listen] table") {
+		t.Errorf("the refusals do not say why:\n%s", stderr)
+	}
+
 	// A good config is applied: monitor mode accepts.
 	os.WriteFile(cfgPath, append([]byte("mode = \"monitor\"\n"), good...), 0o644)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
@@ -161,5 +176,83 @@ func TestServeBadConfig(t *testing.T) {
 	}
 	if b, err := os.ReadFile(regular); err != nil || string(b) != "x" {
 		t.Error("the regular file was touched")
+	}
+}
+
+// TestServeRefusesIncompleteConfig: a start with -config refuses an empty
+// file and a fragment, saying why.
+func TestServeRefusesIncompleteConfig(t *testing.T) {
+	for _, c := range []struct{ text, why string }{
+		{"", "empty file"},
+		{"\n# nothing\n", "empty file"},
+		{"[lists]\ndeny_senders = [\"x@y.test\"]\n", "no [listen] table"},
+		{"[listen]\nread_timeout = \"1m\"\n", "no [listen] address"},
+	} {
+		p := filepath.Join(t.TempDir(), "m.toml")
+		os.WriteFile(p, []byte(c.text), 0o644)
+		var stderr bytes.Buffer
+		if code := runServe([]string{"-config", p}, &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), c.why) {
+			t.Errorf("%q: exit %d %q, want 1 and %q", c.text, code, stderr.String(), c.why)
+		}
+	}
+}
+
+// TestConfigCheckRedacts: `config check` never prints a Redis password or
+// a secret (issue 11.8).
+func TestConfigCheckRedacts(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.toml")
+	os.WriteFile(p, []byte("[store]\nbackend = \"redis\"\nredis_url = \"redis://:hunter2@127.0.0.1:notaport/0\"\n"), 0o644)
+	var stdout, stderr bytes.Buffer
+	code := runConfig([]string{"check", p}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "redis_url") {
+		t.Fatalf("exit %d %q, want a redis_url error", code, stderr.String())
+	}
+	if strings.Contains(stderr.String()+stdout.String(), "hunter2") {
+		t.Errorf("config check printed the password: %s", stderr.String())
+	}
+}
+
+// TestServeRemovesSpoolLeftovers: spool files a killed daemon left in
+// temp_dir are removed at start; one another process holds is kept.
+func TestServeRemovesSpoolLeftovers(t *testing.T) {
+	dir, err := os.MkdirTemp("", "mws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	spoolDir := filepath.Join(dir, "spool")
+	os.Mkdir(spoolDir, 0o700)
+	left := filepath.Join(spoolDir, "mailwarden-123.body")
+	live := filepath.Join(spoolDir, "mailwarden-456.body")
+	other := filepath.Join(spoolDir, "other-123.body")
+	for _, f := range []string{left, live, other} {
+		os.WriteFile(f, []byte("body"), 0o600)
+	}
+	lf, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "m.sock")
+	top := "listen = { address = \"unix:" + sock + "\" }\nmessage = { temp_dir = \"" + spoolDir + "\" }\n"
+	stderr := &syncBuffer{}
+	exited := make(chan int, 1)
+	go func() { exited <- runServe([]string{"-config", offlineConfig(t, top)}, &bytes.Buffer{}, stderr) }()
+	waitFor(t, stderr, `"msg":"mailwarden started"`, 1)
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	<-exited
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("leftover spool file still there: %v", err)
+	}
+	for _, f := range []string{live, other} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s removed: %v", f, err)
+		}
+	}
+	if !strings.Contains(stderr.String(), "removed spool files left by an earlier run") {
+		t.Errorf("no log line for the removal:\n%s", stderr)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mailwarden/mailwarden/policy"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -26,7 +27,7 @@ type Redis struct {
 func NewRedis(url, prefix string, timeout time.Duration) (*Redis, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("store: redis url: %w", err)
+		return nil, redisURLError(err)
 	}
 	if timeout > 0 {
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = timeout, timeout, timeout
@@ -206,4 +207,18 @@ func ms(d time.Duration) int64 {
 		return 0
 	}
 	return max(d.Milliseconds(), 1)
+}
+
+// checkRedisURL parses a Redis URL without building a client.
+func checkRedisURL(url string) error {
+	if _, err := redis.ParseURL(url); err != nil {
+		return redisURLError(err)
+	}
+	return nil
+}
+
+// redisURLError keeps the parser's reason but never the password the URL
+// may carry (url.Parse quotes the whole URL in its errors).
+func redisURLError(err error) error {
+	return fmt.Errorf("store: redis url: %s", policy.Redact(err.Error()))
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +110,41 @@ func TestBoltSweep(t *testing.T) {
 	}
 	if _, ok, _ := s.Get(ctx, "keep"); !ok {
 		t.Fatal("sweep removed a live key")
+	}
+}
+
+// TestValidateStartsNoGoroutine: a reload validates the [store] section;
+// with the Redis backend that built a go-redis client and never closed it,
+// leaking its goroutines on every reload (issue 11.4).
+func TestValidateStartsNoGoroutine(t *testing.T) {
+	c := store.Default()
+	c.Backend = store.BackendRedis
+	c.RedisURL = "redis://127.0.0.1:1/0"
+	before := runtime.NumGoroutine()
+	for range 200 {
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("200 validations: %d goroutines, %d before", after, before)
+	}
+}
+
+// TestRedisURLErrorRedacted: a bad URL is reported without its password.
+func TestRedisURLErrorRedacted(t *testing.T) {
+	c := store.Default()
+	c.Backend = store.BackendRedis
+	c.RedisURL = "redis://:hunter2@127.0.0.1:notaport/0"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("a bad port was accepted")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error shows the password: %v", err)
+	}
+	if _, err := store.NewRedis(c.RedisURL, "", 0); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("NewRedis: %v", err)
 	}
 }

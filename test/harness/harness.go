@@ -204,7 +204,11 @@ type Daemon struct {
 	logs   []map[string]any
 	stderr bytes.Buffer
 	change chan struct{} // closed and replaced on every new log line
+	prefix []string      // a command the daemon runs under (prlimit)
 }
+
+// PID is the daemon's process id (prlimit execs it: the same process).
+func (d *Daemon) PID() int { return d.cmd.Process.Pid }
 
 // StartMailwarden writes toml (made private to this daemon by
 // withDefaults: a [listen] address on a private unix socket, its own state
@@ -213,8 +217,29 @@ type Daemon struct {
 // accepts connections. Standard error is read as the JSON log.
 func StartMailwarden(t testing.TB, toml string) *Daemon {
 	t.Helper()
+	return StartMailwardenWith(t, toml, DaemonOptions{})
+}
+
+// DaemonOptions change how StartMailwardenWith runs the daemon.
+type DaemonOptions struct {
+	// NoFile, when set, runs the daemon under this open-file limit (soft
+	// and hard, through prlimit(1), so Go cannot raise it).
+	NoFile int
+}
+
+// StartMailwardenWith is StartMailwarden with options.
+func StartMailwardenWith(t testing.TB, toml string, o DaemonOptions) *Daemon {
+	t.Helper()
 	bin := Mailwarden(t)
 	d := &Daemon{Dir: shortTempDir(t, "mw"), change: make(chan struct{})}
+	if o.NoFile > 0 {
+		p, err := exec.LookPath("prlimit")
+		if err != nil {
+			Unavailable(t, "prlimit not found: %v", err)
+			return nil
+		}
+		d.prefix = []string{p, fmt.Sprintf("--nofile=%d:%d", o.NoFile, o.NoFile), "--"}
+	}
 	d.ConfigPath = filepath.Join(d.Dir, "mailwarden.toml")
 	// Never the machine's resolver: traffic may only go to this machine,
 	// and a test's DNS answers come from a test DNS server. Unless the test
@@ -244,7 +269,8 @@ func StartMailwarden(t testing.TB, toml string) *Daemon {
 }
 
 func (d *Daemon) start(bin string) error {
-	d.cmd = exec.Command(bin, "serve", "-config", d.ConfigPath)
+	args := append(append([]string(nil), d.prefix...), bin, "serve", "-config", d.ConfigPath)
+	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Dir = d.Dir
 	d.cmd.Env = append(os.Environ(), "TMPDIR="+d.Dir)
 	pr, err := d.cmd.StderrPipe()

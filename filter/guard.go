@@ -1,0 +1,220 @@
+package filter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Drop says why a connection was closed by the filter itself rather than
+// by the MTA: the reason label of the drop metric and log line.
+type Drop string
+
+// The drop reasons.
+const (
+	// DropMalformed: a milter packet that breaks the framing (length 0,
+	// over MaxPacket, or a command without the strings it must carry).
+	DropMalformed Drop = "malformed"
+	// DropLimit: more concurrent MTA connections than Options.MaxConns.
+	DropLimit Drop = "limit"
+	// DropPanic: our code panicked in a session callback.
+	DropPanic Drop = "panic"
+)
+
+// MaxPacket is the largest milter packet (command byte and data) we read.
+// The largest an MTA sends is a body chunk of the biggest negotiable size,
+// SMFIC_BODY with 1 MiB (SMFIP_MDS_1M); headers, macros and envelope
+// commands are far smaller (Postfix caps a header at 100 kB by default).
+const MaxPacket = 1<<20 + 1
+
+// ErrMalformedPacket reports a milter packet refused before it reached the
+// protocol library.
+var ErrMalformedPacket = errors.New("filter: malformed milter packet")
+
+// validPacket checks one milter packet (command byte first) for the
+// structure go-milter's decoder relies on without checking it. Milter
+// protocol (libmilter's mfdef.h / engine.c): every string argument is
+// NUL-terminated; SMFIC_CONNECT is "host\0", a family byte and, unless the
+// family is SMFIA_UNKNOWN ('U'), a 2-byte port and "address\0".
+func validPacket(p []byte) error {
+	if len(p) == 0 {
+		return fmt.Errorf("%w: empty packet", ErrMalformedPacket)
+	}
+	code, data := p[0], p[1:]
+	switch code {
+	case 'C': // SMFIC_CONNECT
+		i := bytes.IndexByte(data, 0)
+		if i < 0 {
+			return fmt.Errorf("%w: connect without a NUL after the host name", ErrMalformedPacket)
+		}
+		rest := data[i+1:]
+		if len(rest) < 1 {
+			return fmt.Errorf("%w: connect without a protocol family", ErrMalformedPacket)
+		}
+		if rest[0] != 'U' && (len(rest) < 3 || bytes.IndexByte(rest[3:], 0) < 0) {
+			return fmt.Errorf("%w: connect without port and NUL-terminated address", ErrMalformedPacket)
+		}
+	case 'M', 'R', 'H': // SMFIC_MAIL, SMFIC_RCPT, SMFIC_HELO
+		if bytes.IndexByte(data, 0) < 0 {
+			return fmt.Errorf("%w: command %q without a NUL-terminated argument", ErrMalformedPacket, code)
+		}
+	case 'L': // SMFIC_HEADER: "name\0value\0"
+		if bytes.Count(data, []byte{0}) != 2 || data[len(data)-1] != 0 {
+			return fmt.Errorf("%w: header without two NUL-terminated strings", ErrMalformedPacket)
+		}
+	case 'D': // SMFIC_MACRO: the command byte it is for, then pairs
+		if len(data) < 1 {
+			return fmt.Errorf("%w: macro without a command", ErrMalformedPacket)
+		}
+	case 'O': // SMFIC_OPTNEG: version, actions, protocol
+		if len(data) < 12 {
+			return fmt.Errorf("%w: short option negotiation", ErrMalformedPacket)
+		}
+	}
+	return nil
+}
+
+// guardConn validates the milter framing of what the MTA sends before
+// go-milter reads it: each packet is read whole (the buffer grows only as
+// bytes arrive, so an announced length allocates nothing), checked, and
+// only then handed on. A bad packet closes this connection only.
+type guardConn struct {
+	net.Conn
+	srv     *Server
+	pending []byte // a validated packet (length prefix included) not yet read
+	release func()
+	once    sync.Once
+}
+
+func (c *guardConn) Read(p []byte) (int, error) {
+	if len(c.pending) == 0 {
+		c.pending = nil
+		pkt, err := c.readPacket()
+		if err != nil {
+			return 0, err
+		}
+		c.pending = pkt
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+func (c *guardConn) readPacket() ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.Conn, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > MaxPacket {
+		return nil, c.refuse(fmt.Errorf("%w: length %d (want 1 to %d)", ErrMalformedPacket, n, MaxPacket))
+	}
+	var b bytes.Buffer
+	b.Write(hdr[:])
+	if _, err := io.CopyN(&b, c.Conn, int64(n)); err != nil {
+		return nil, err
+	}
+	if err := validPacket(b.Bytes()[4:]); err != nil {
+		return nil, c.refuse(err)
+	}
+	return b.Bytes(), nil
+}
+
+func (c *guardConn) refuse(err error) error {
+	c.srv.drop(DropMalformed, "closing an MTA connection: malformed milter packet", "remote", c.RemoteAddr().String(), "error", err)
+	c.Conn.Close()
+	return err
+}
+
+func (c *guardConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// guardListener accepts MTA connections for go-milter: temporary accept
+// errors (out of file descriptors, a connection aborted before accept)
+// back off and retry instead of stopping the server, as net/http does;
+// connections over the cap are closed at once.
+type guardListener struct {
+	net.Listener
+	srv    *Server
+	active atomic.Int64
+	sleep  func(time.Duration) // time.Sleep; tests pass their own
+}
+
+// Backoff bounds for temporary accept errors (net/http's values).
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	var delay time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if !temporary(err) {
+				return nil, err
+			}
+			if delay == 0 {
+				delay = acceptBackoffMin
+			} else {
+				delay = min(2*delay, acceptBackoffMax)
+			}
+			l.srv.accErr.Add(1)
+			l.srv.rateLog("accept failed; retrying", "error", err, "retry_in", delay.String())
+			l.sleep(delay)
+			continue
+		}
+		delay = 0
+		if max := l.srv.opts.MaxConns; max > 0 && l.active.Load() >= int64(max) {
+			c.Close()
+			l.srv.drop(DropLimit, "refusing an MTA connection: max_connections reached", "max_connections", max)
+			continue
+		}
+		l.active.Add(1)
+		return &guardConn{Conn: c, srv: l.srv, release: func() { l.active.Add(-1) }}, nil
+	}
+}
+
+// temporary reports accept errors worth retrying: resource exhaustion and
+// connections that died before we took them.
+func temporary(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR, syscall.EAGAIN, syscall.EPROTO, syscall.EPERM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// drop counts a connection we closed and logs it, at most once per
+// rateLogEvery per process (a flood must not flood the log).
+func (s *Server) drop(why Drop, msg string, args ...any) {
+	if s.opts.OnDrop != nil {
+		s.opts.OnDrop(why)
+	}
+	s.rateLog(msg, append(args, "reason", string(why))...)
+}
+
+const rateLogEvery = 10 * time.Second
+
+func (s *Server) rateLog(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := s.lastLog.Load()
+	s.suppressed.Add(1)
+	if now-last < int64(rateLogEvery) || !s.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	n := s.suppressed.Swap(0)
+	s.opts.Logger.Warn(msg, append(args, "events_since_last_line", n)...)
+}
