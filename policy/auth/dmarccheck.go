@@ -30,7 +30,7 @@ type DMARCOutcome struct {
 
 type dmarcCheck struct{ a *authenticator }
 
-func (c *dmarcCheck) Name() string    { return DMARC }
+func (c *dmarcCheck) Name() string { return DMARC }
 func (c *dmarcCheck) After() []string {
 	if c.a.cfg.ARC.Enabled {
 		return []string{SPF, DKIM, ARC}
