@@ -118,6 +118,18 @@ type ARCConfig struct {
 	// TrustedSealers are the ARC sealers (AS d=) whose recorded results
 	// may relax a DMARC failure (forwarders and lists we know).
 	TrustedSealers []string `toml:"trusted_sealers"`
+	// SealKey names the [[dkim_sign.key]] (RSA) that seals the mail we
+	// forward off-site (autoreply's forwarding_addresses and alias maps);
+	// "" seals nothing.
+	SealKey string `toml:"seal_key"`
+}
+
+// ConfigOf returns the [auth] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, SectionName); c != nil {
+		return c
+	}
+	return DefaultConfig()
 }
 
 // DefaultConfig is the [auth] section's defaults.
