@@ -55,6 +55,14 @@ func (c *SignConfig) TableConfig() sign.Config {
 	return sign.Config{Keys: c.Keys, Rules: c.Rules, Expire: c.Expire.D(), Ed25519: c.Ed25519}
 }
 
+// KeyMetrics is the metrics seam of signing; the daemon's metrics
+// implement it (mailwarden_dkim_key_record{key,state},
+// mailwarden_dkim_signatures_total{key}).
+type KeyMetrics interface {
+	DKIMKeyState(key string, state sign.RecordState)
+	DKIMSigned(key string)
+}
+
 // LoadKeys is how key files are read (tests replace it).
 var LoadKeys func(path string) (crypto.Signer, error) = sign.LoadKey
 
@@ -77,11 +85,13 @@ func SignModule(tracker *sign.Tracker) policy.Module {
 			if err != nil {
 				return nil, err
 			}
+			km, _ := env.Metrics.(KeyMetrics)
 			st := &signStep{
-				cfg:    env.Config,
-				signer: &sign.Signer{Table: tab, Tracker: tracker, Senders: sign.Senders(c.Senders)},
-				log:    env.Logger,
-				now:    time.Now,
+				metrics: km,
+				cfg:     env.Config,
+				signer:  &sign.Signer{Table: tab, Tracker: tracker, Senders: sign.Senders(c.Senders)},
+				log:     env.Logger,
+				now:     time.Now,
 			}
 			return []policy.Step{{Check: st, StepConfig: policy.StepConfig{Enabled: true, Timeout: c.Timeout, OnError: c.OnSignError}}}, nil
 		},
@@ -90,10 +100,11 @@ func SignModule(tracker *sign.Tracker) policy.Module {
 
 // signStep signs at the end of the message (a policy.Finisher).
 type signStep struct {
-	cfg    *policy.Config
-	signer *sign.Signer
-	log    *slog.Logger
-	now    func() time.Time
+	metrics KeyMetrics // nil: none
+	cfg     *policy.Config
+	signer  *sign.Signer
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 func (s *signStep) Name() string { return SignSectionName }
@@ -125,6 +136,9 @@ func (s *signStep) Finish(_ context.Context, m *message.Message, h message.Heade
 	for _, sig := range out.Signatures {
 		add = append(add, message.Field{Name: "DKIM-Signature", Value: " " + sig.Value})
 		keys = append(keys, sig.Key.Name)
+		if s.metrics != nil {
+			s.metrics.DKIMSigned(sig.Key.Name)
+		}
 	}
 	if s.log != nil {
 		s.log.Debug("dkim signing", "queue_id", m.QueueID, "status", string(out.Status), "from", out.From, "keys", keys)
@@ -149,7 +163,7 @@ func NewKeyTracker(c *SignConfig) (*sign.Tracker, []*sign.Key, error) {
 // WatchKeys checks the keys now (at most 10 s, before the pipeline
 // serves) and then every sign.CheckInterval until ctx ends, logging
 // each key whose state changes.
-func WatchKeys(ctx context.Context, tr *sign.Tracker, keys []*sign.Key, r dkimkey.Resolver, log *slog.Logger) {
+func WatchKeys(ctx context.Context, tr *sign.Tracker, keys []*sign.Key, r dkimkey.Resolver, log *slog.Logger, m KeyMetrics) {
 	check := func() {
 		before := map[string]sign.RecordState{}
 		for _, k := range keys {
@@ -160,6 +174,9 @@ func WatchKeys(ctx context.Context, tr *sign.Tracker, keys []*sign.Key, r dkimke
 		cancel()
 		for _, k := range keys {
 			st := tr.State(k.Name)
+			if m != nil {
+				m.DKIMKeyState(k.Name, st.State)
+			}
 			if st.State != before[k.Name] && log != nil {
 				lvl := slog.LevelInfo
 				if st.State != sign.RecordOK {

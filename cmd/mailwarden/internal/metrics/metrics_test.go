@@ -10,6 +10,8 @@ import (
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth"
+	"github.com/mailwarden/mailwarden/policy/auth/sign"
 )
 
 type fakeDaemon struct{}
@@ -79,5 +81,39 @@ func TestDashboardMetricsExist(t *testing.T) {
 		if mf.GetName() == "mailwarden_neighbour_up" && len(mf.GetMetric()) > 0 {
 			t.Error("stale neighbour kept")
 		}
+	}
+}
+
+var _ auth.KeyMetrics = (*Ops)(nil)
+
+// TestDKIMKeyMetrics: one state per key is 1, the others 0; signatures
+// count per key.
+func TestDKIMKeyMetrics(t *testing.T) {
+	o := New(fakeDaemon{})
+	o.DKIMKeyState("k1", sign.RecordOK)
+	o.DKIMKeyState("k1", sign.RecordMissing)
+	o.DKIMSigned("k1")
+	o.DKIMSigned("k1")
+	mfs, err := o.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "," + l.GetValue()
+			}
+			if m.GetGauge() != nil {
+				got[name] = m.GetGauge().GetValue()
+			}
+			if m.GetCounter() != nil {
+				got[name] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if got["mailwarden_dkim_key_record,k1,missing"] != 1 || got["mailwarden_dkim_key_record,k1,ok"] != 0 || got["mailwarden_dkim_signatures_total,k1"] != 2 {
+		t.Errorf("metrics %v", got)
 	}
 }

@@ -232,7 +232,8 @@ var services = []service{
 			}
 			s.KeyTracker = tr
 			r := s.Resolver
-			return &record{start: func(ctx context.Context) { auth.WatchKeys(ctx, tr, keys, r, o.Logger) }}, nil
+			km, _ := o.Metrics.(auth.KeyMetrics)
+			return &record{start: func(ctx context.Context) { auth.WatchKeys(ctx, tr, keys, r, o.Logger, km) }}, nil
 		},
 		copy: func(from, to *Services) { to.KeyTracker = from.KeyTracker },
 	},
