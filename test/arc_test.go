@@ -9,8 +9,8 @@ package e2e_test
 
 import (
 	"crypto/rand"
-	"errors"
 	"crypto/rsa"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
