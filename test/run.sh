@@ -11,7 +11,7 @@ export PATH="/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
 
 # 1. Real servers from Debian packages, only what is missing.
 pkgs=(postfix clamav-daemon clamav redis-server opendkim opendkim-tools spamassassin chromium
-	python3-dkim dovecot-imapd dovecot-sieve c-icap libc-icap-mod-virus-scan libmail-dmarc-perl libxml2-utils)
+	python3-dkim python3-authres dovecot-imapd dovecot-sieve c-icap libc-icap-mod-virus-scan libmail-dmarc-perl libxml2-utils)
 need=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

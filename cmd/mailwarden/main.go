@@ -29,6 +29,7 @@ var commands = commandTable(
 	command{"audit", "check Postfix's config (postconf -n or main.cf) and ours against the guidance", runAudit},
 	command{"check", "run the pipeline on a message file and explain the verdict", runCheck},
 	command{"config", "check a config file, or print the default one", runConfig},
+	command{"dkim", "make a DKIM signing key (keygen) or compare the configured keys with DNS (check)", runDKIM},
 	command{"dmarc", "DMARC aggregate reports: send the due ones (or a dry run), ingest received ones", runDMARC},
 	command{"eval", "measure spam scoring on a ham and a spam corpus (k-fold cross-validation)", runEval},
 	command{"learn", "teach the Bayes classifier ham and spam (or --forget them)", runLearn},

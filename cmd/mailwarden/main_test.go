@@ -267,7 +267,7 @@ func TestCheckText(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("monitor mode: exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"action:", "enforce would quarantine", "score:", "18.00", "reasons:", "spam-score", "checks:", "rules", "rule-lottery", "headers added", "Authentication-Results: mx.golden.test; none", "X-Spam-Flag: YES"} {
+	for _, want := range []string{"action:", "enforce would quarantine", "score:", "18.00", "reasons:", "spam-score", "checks:", "rules", "rule-lottery", "headers added", "Authentication-Results: mx.golden.test; arc=none", "X-Spam-Flag: YES"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("text output lacks %q:\n%s", want, stdout)
 		}

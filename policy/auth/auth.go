@@ -109,6 +109,27 @@ type Config struct {
 	SPF   SPFConfig   `toml:"spf"`
 	DKIM  DKIMConfig  `toml:"dkim"`
 	DMARC DMARCConfig `toml:"dmarc"`
+	ARC   ARCConfig   `toml:"arc"`
+}
+
+// ARCConfig is [auth.arc]: ARC chain verification (RFC 8617).
+type ARCConfig struct {
+	policy.StepConfig
+	// TrustedSealers are the ARC sealers (AS d=) whose recorded results
+	// may relax a DMARC failure (forwarders and lists we know).
+	TrustedSealers []string `toml:"trusted_sealers"`
+	// SealKey names the [[dkim_sign.key]] (RSA) that seals the mail we
+	// forward off-site (autoreply's forwarding_addresses and alias maps);
+	// "" seals nothing.
+	SealKey string `toml:"seal_key"`
+}
+
+// ConfigOf returns the [auth] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, SectionName); c != nil {
+		return c
+	}
+	return DefaultConfig()
 }
 
 // DefaultConfig is the [auth] section's defaults.
@@ -128,6 +149,7 @@ func DefaultConfig() *Config {
 			MaxLookups:     10,
 			MaxVoidLookups: 2,
 		},
+		ARC: ARCConfig{StepConfig: step(20 * time.Second)},
 		DKIM: DKIMConfig{
 			StepConfig: step(20 * time.Second),
 			Outcomes: Outcomes{
@@ -201,6 +223,7 @@ const (
 	SPF         = "spf"
 	DKIM        = "dkim"
 	DMARC       = "dmarc"
+	ARC         = "arc"
 	SectionName = "auth"
 )
 
@@ -285,6 +308,9 @@ func (a *authenticator) steps() []policy.Step {
 	}
 	if a.cfg.DMARC.Enabled {
 		steps = append(steps, policy.Step{Check: &dmarcCheck{a}, StepConfig: a.cfg.DMARC.StepConfig})
+	}
+	if a.cfg.ARC.Enabled {
+		steps = append(steps, policy.Step{Check: &arcCheck{a}, StepConfig: a.cfg.ARC.StepConfig})
 	}
 	return steps
 }

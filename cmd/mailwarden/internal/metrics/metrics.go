@@ -25,6 +25,7 @@ import (
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth/sign"
 	"github.com/mailwarden/mailwarden/policy/quarantine"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
@@ -132,6 +133,8 @@ type Ops struct {
 	healthLat   *prometheus.GaugeVec
 	modeChanges prometheus.Counter
 	drops       *prometheus.CounterVec
+	dkimKey     *prometheus.GaugeVec
+	dkimSigned  *prometheus.CounterVec
 	// stepFailures counts panics and deadline overruns of any step.
 	stepFailures *prometheus.CounterVec
 	// Our own quarantine (quarantine.Observer).
@@ -156,6 +159,10 @@ func New(d Daemon) *Ops {
 	o.reasons = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_message_reasons_total", Help: "Reason codes of decided messages."}, []string{"reason"})
 	o.rcpts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_rcpt_refused_total", Help: "Recipients refused at RCPT time, by action and reason code."}, []string{"action", "reason"})
 	o.msgDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailwarden_message_duration_seconds", Help: "Time to decide one message.", Buckets: checkBuckets})
+	o.dkimKey = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_dkim_key_record", Help: "1 for the state of each DKIM signing key's DNS record (ok, missing, mismatch, temperror); a key signs only while ok."}, []string{"key", "state"})
+	o.dkimSigned = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_dkim_signatures_total", Help: "DKIM signatures made, by key."}, []string{"key"})
+	f(o.dkimKey)
+	f(o.dkimSigned)
 	o.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_check_status_total", Help: "Check outcomes by check and status."}, []string{"check", "status"})
 	o.checkDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailwarden_check_duration_seconds", Help: "Check latency.", Buckets: checkBuckets}, []string{"check"})
 	o.backendErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_backend_errors_total", Help: "Checks that could not run (status error: backend down, timeout)."}, []string{"check"})
@@ -303,6 +310,20 @@ func (o *Ops) RcptDone(action policy.Action, reasons []string) {
 
 // Event implements relay.Events.
 func (o *Ops) Event(name string) { o.events.WithLabelValues(name).Inc() }
+
+// DKIMKeyState implements auth.KeyMetrics.
+func (o *Ops) DKIMKeyState(key string, state sign.RecordState) {
+	for _, st := range []sign.RecordState{sign.RecordOK, sign.RecordMissing, sign.RecordMismatch, sign.RecordTempError} {
+		v := 0.0
+		if st == state {
+			v = 1
+		}
+		o.dkimKey.WithLabelValues(key, string(st)).Set(v)
+	}
+}
+
+// DKIMSigned implements auth.KeyMetrics.
+func (o *Ops) DKIMSigned(key string) { o.dkimSigned.WithLabelValues(key).Inc() }
 
 // SpoolFree implements spool.Gauges.
 func (o *Ops) SpoolFree(dir string, bytes, inodes uint64, low bool) {

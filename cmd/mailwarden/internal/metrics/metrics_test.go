@@ -11,6 +11,8 @@ import (
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth"
+	"github.com/mailwarden/mailwarden/policy/auth/sign"
 	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
@@ -127,5 +129,39 @@ func TestDMARCReportMetrics(t *testing.T) {
 	if got["mailwarden_dmarc_report_rows_total/recorded"] != 7 || got["mailwarden_dmarc_report_rows_total/capped"] != 2 ||
 		got["mailwarden_dmarc_reports_total/sent"] != 1 || len(got) != 13 {
 		t.Errorf("dmarc metrics %v", got)
+	}
+}
+
+var _ auth.KeyMetrics = (*Ops)(nil)
+
+// TestDKIMKeyMetrics: one state per key is 1, the others 0; signatures
+// count per key.
+func TestDKIMKeyMetrics(t *testing.T) {
+	o := New(fakeDaemon{})
+	o.DKIMKeyState("k1", sign.RecordOK)
+	o.DKIMKeyState("k1", sign.RecordMissing)
+	o.DKIMSigned("k1")
+	o.DKIMSigned("k1")
+	mfs, err := o.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "," + l.GetValue()
+			}
+			if m.GetGauge() != nil {
+				got[name] = m.GetGauge().GetValue()
+			}
+			if m.GetCounter() != nil {
+				got[name] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if got["mailwarden_dkim_key_record,k1,missing"] != 1 || got["mailwarden_dkim_key_record,k1,ok"] != 0 || got["mailwarden_dkim_signatures_total,k1"] != 2 {
+		t.Errorf("metrics %v", got)
 	}
 }

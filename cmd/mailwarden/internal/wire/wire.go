@@ -30,6 +30,7 @@ import (
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
+	"github.com/mailwarden/mailwarden/policy/auth/sign"
 	"github.com/mailwarden/mailwarden/policy/autoreply"
 	"github.com/mailwarden/mailwarden/policy/dns"
 	"github.com/mailwarden/mailwarden/policy/quarantine"
@@ -50,6 +51,7 @@ func Modules(s *Services) []policy.Module {
 		// Services' sections: no step of their own.
 		dns.Section(), store.Section(), virus.ClamAVSection(), health.Section(), quarantine.Section(), dmarc.Section(),
 		// Checks.
+		auth.SignModule(s.KeyTracker),
 		auth.Module(s.Resolver, authReports(s.Reports)),
 		spam.Module(spamResolver(s.Resolver), s.Store),
 		ratelimit.Module(s.Store),
@@ -99,6 +101,8 @@ type Services struct {
 	SRS      *autoreply.SRS
 	Prober   *health.Prober
 	Spool    *spool.Guard
+	// KeyTracker says which DKIM signing keys have a matching record.
+	KeyTracker *sign.Tracker
 	// Quarantine is our own quarantine ([quarantine] enabled).
 	Quarantine *Quarantine
 	Reports    *dmarc.Service // DMARC aggregate reports; nil when off
@@ -250,6 +254,34 @@ var services = []service{
 			return &record{close: p.Close, start: func(context.Context) { p.Start() }}, nil
 		},
 		copy: func(from, to *Services) { to.Prober = from.Prober },
+	},
+	{
+		// The DKIM keys' record states: checked when started (at start
+		// and after a reload that changed [dkim_sign]) and every 10 min.
+		name: auth.SignSectionName,
+		key: func(cfg *policy.Config) any {
+			// With keys, a new resolver means a new tracker (the old one's
+			// resolver is closed when retired).
+			k := struct {
+				C   auth.SignConfig
+				DNS dns.Config
+			}{C: *auth.SignConfigOf(cfg)}
+			if len(k.C.Keys) > 0 {
+				k.DNS = *dns.ConfigOf(cfg)
+			}
+			return k
+		},
+		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
+			tr, keys, err := auth.NewKeyTracker(auth.SignConfigOf(cfg))
+			if err != nil || tr == nil {
+				return &record{}, err
+			}
+			s.KeyTracker = tr
+			r := s.Resolver
+			km, _ := o.Metrics.(auth.KeyMetrics)
+			return &record{start: func(ctx context.Context) { auth.WatchKeys(ctx, tr, keys, r, o.Logger, km) }}, nil
+		},
+		copy: func(from, to *Services) { to.KeyTracker = from.KeyTracker },
 	},
 	{
 		name: spool.Name,
