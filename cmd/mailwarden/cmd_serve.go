@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/filter"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/store"
 )
 
 func init() {
@@ -71,6 +72,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer closeLog()
+	// Every library logs through our handler: go-redis and go-milter have
+	// their own hooks; the log package (any other library) follows
+	// slog.SetDefault. A plain-text line in a JSON log is one `report`
+	// skips.
+	slog.SetDefault(logger)
+	filter.SetMilterLogger(logger)
+	store.SetRedisLogger(logger)
 
 	d := &daemon{cfgPath: *cfgPath, modes: &policy.ModeSwitch{}, started: time.Now(), logger: logger, level: level}
 	if metricsHook != nil {
