@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/mailwarden/mailwarden/examples"
 	"github.com/mailwarden/mailwarden/policy"
@@ -35,8 +37,21 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 		}
 		if _, err := policy.LoadFile(fs.Arg(0), modules()); err != nil {
 			// Already redacted by policy.Load; a read error may quote the
-			// path only.
-			fmt.Fprintln(stderr, err)
+			// path only. Every error of the file, in line order, as
+			// FILE:LINE: KEY: what is wrong and what is allowed.
+			var ces policy.ConfigErrors
+			if !errors.As(err, &ces) {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+			for _, e := range ces {
+				fmt.Fprintln(stderr, strings.TrimPrefix(e.Error(), "config: "))
+			}
+			n := "1 error"
+			if len(ces) > 1 {
+				n = fmt.Sprintf("%d errors", len(ces))
+			}
+			fmt.Fprintf(stderr, "%s: %s\n", fs.Arg(0), n)
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", fs.Arg(0))
