@@ -110,8 +110,6 @@ type ServerGroup struct {
 	// no command to report it).
 	StreamMaxLength policy.Size     `toml:"stream_max_length"`
 	ConnectTimeout  policy.Duration `toml:"connect_timeout"`
-
-	servers []clamav.Server
 }
 
 // Debian's clamd.conf: LocalSocket /var/run/clamav/clamd.ctl,
@@ -134,58 +132,69 @@ func DefaultClamAVConfig() *ClamAVConfig { return &ClamAVConfig{} }
 func (c *ClamAVConfig) Validate() error {
 	var errs []error
 	names := map[string]bool{}
-	for i := range c.Servers {
-		g := &c.Servers[i]
+	for i, g := range c.Servers {
 		key := fmt.Sprintf("server[%d]", i+1)
-		if g.Name == "" {
-			g.Name = fmt.Sprintf("clamd%d", i+1)
-		}
 		if names[g.Name] {
 			errs = append(errs, policy.KeyErr(key+".name", "duplicate group name %q", g.Name))
 		}
 		names[g.Name] = true
+		if g.StreamMaxLength < 0 {
+			errs = append(errs, policy.KeyErr(key+".stream_max_length", "must be positive"))
+		}
+		for _, a := range g.Addresses {
+			if _, err := clamav.ParseServer(a); err != nil {
+				errs = append(errs, policy.KeyErr(key+".addresses", "%v", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Normalize fills each group's unset keys (policy.Load calls it before
+// Validate).
+func (c *ClamAVConfig) Normalize() {
+	for i := range c.Servers {
+		g := &c.Servers[i]
+		if g.Name == "" {
+			g.Name = fmt.Sprintf("clamd%d", i+1)
+		}
 		if len(g.Addresses) == 0 {
 			g.Addresses = []string{DefaultAddress}
 		}
 		if g.StreamMaxLength == 0 {
 			g.StreamMaxLength = DefaultStreamMaxLength
 		}
-		if g.StreamMaxLength < 0 {
-			errs = append(errs, policy.KeyErr(key+".stream_max_length", "must be positive"))
-		}
 		if g.ConnectTimeout <= 0 {
 			g.ConnectTimeout = policy.Duration(5 * time.Second)
 		}
-		g.servers = nil
-		for _, a := range g.Addresses {
-			s, err := clamav.ParseServer(a)
-			if err != nil {
-				errs = append(errs, policy.KeyErr(key+".addresses", "%v", err))
-				continue
-			}
-			g.servers = append(g.servers, s)
-		}
 	}
-	return errors.Join(errs...)
 }
 
-// groups returns the configured groups, or the default one.
-func (c *ClamAVConfig) groups() ([]ServerGroup, error) {
-	if len(c.Servers) == 0 {
-		d := &ClamAVConfig{Servers: []ServerGroup{DefaultGroup()}}
-		if err := d.Validate(); err != nil {
-			return nil, err
-		}
-		return d.Servers, nil
+// group is a server group with its addresses parsed.
+type group struct {
+	ServerGroup
+	servers []clamav.Server
+}
+
+// groups returns the configured groups, or the default one, with their
+// addresses parsed; c is not changed.
+func (c *ClamAVConfig) groups() ([]group, error) {
+	cc := &ClamAVConfig{Servers: append([]ServerGroup(nil), c.Servers...)}
+	if len(cc.Servers) == 0 {
+		cc.Servers = []ServerGroup{DefaultGroup()}
 	}
-	for _, g := range c.Servers {
-		if len(g.servers) != len(g.Addresses) {
-			// Validate was not called (a config built in code).
-			if err := c.Validate(); err != nil {
-				return nil, err
-			}
-			break
-		}
+	cc.Normalize()
+	if err := cc.Validate(); err != nil {
+		return nil, err
 	}
-	return c.Servers, nil
+	var gs []group
+	for _, g := range cc.Servers {
+		x := group{ServerGroup: g}
+		for _, a := range g.Addresses {
+			s, _ := clamav.ParseServer(a) // validated above
+			x.servers = append(x.servers, s)
+		}
+		gs = append(gs, x)
+	}
+	return gs, nil
 }
