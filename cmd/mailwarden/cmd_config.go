@@ -57,6 +57,32 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// defaultConfigPath is the config file every command uses without
+// -config, when it exists (the .deb installs it; the README has you
+// create it); otherwise the built-in default applies. A variable for
+// tests.
+var defaultConfigPath = "/etc/mailwarden/mailwarden.toml"
+
+// configPath resolves a -config flag: the flag, else defaultConfigPath
+// when it exists, else "" (the built-in default).
+func configPath(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if _, err := os.Stat(defaultConfigPath); err == nil {
+		return defaultConfigPath
+	}
+	return ""
+}
+
+// configName is how output names the config in force.
+func configName(path string) string {
+	if path == "" {
+		return "(built-in default)"
+	}
+	return path
+}
+
 // loadConfig reads the config file, or the embedded default when path is "".
 func loadConfig(path string) (*policy.Config, error) {
 	if path == "" {

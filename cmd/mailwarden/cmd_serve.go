@@ -16,10 +16,11 @@ import (
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "config file (default: the built-in default, see 'mailwarden config default')")
+	cfgPath := fs.String("config", "", "config file (default: "+defaultConfigPath+" when it exists, else the built-in default, see 'mailwarden config default')")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	*cfgPath = configPath(*cfgPath)
 	cfg, err := loadServeConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,6 +38,8 @@ type Server struct {
 	metrics policy.Metrics
 	ops     *metrics.Ops   // the daemon's metrics and status state
 	svc     *wire.Services // the services in force (outlive reloads)
+	svcMu   sync.Mutex     // guards svc for the control socket's readers
+	learn   learner        // `learn` through the control socket
 	reloads atomic.Int64   // successful reloads
 	failed  atomic.Int64   // refused reloads
 }
@@ -148,7 +151,9 @@ func (d *Server) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Clo
 		return nil, nil, err
 	}
 	svc.Start(context.Background())
+	d.svcMu.Lock()
 	d.svc = svc
+	d.svcMu.Unlock()
 	return p, retired, nil
 }
 
