@@ -93,6 +93,8 @@ type Ops struct {
 	checks      *prometheus.CounterVec
 	checkDur    *prometheus.HistogramVec
 	backendErrs *prometheus.CounterVec
+	engines     *prometheus.CounterVec
+	engineDur   *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
 	events      *prometheus.CounterVec
 	spoolBytes  *prometheus.GaugeVec
@@ -125,6 +127,8 @@ func New(d Daemon) *Ops {
 	o.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_check_status_total", Help: "Check outcomes by check and status."}, []string{"check", "status"})
 	o.checkDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailwarden_check_duration_seconds", Help: "Check latency.", Buckets: checkBuckets}, []string{"check"})
 	o.backendErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_backend_errors_total", Help: "Checks that could not run (status error: backend down, timeout)."}, []string{"check"})
+	o.engines = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_virus_engine_scans_total", Help: "Scans by anti-virus engine ([[virus.engine]] as <type>:<name>) and status (clean, infected, oversize, error)."}, []string{"engine", "status"})
+	o.engineDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailwarden_virus_engine_duration_seconds", Help: "Scan latency by anti-virus engine.", Buckets: checkBuckets}, []string{"engine"})
 	o.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_ratelimit_hits_total", Help: "Checks that reported status limited (rate limits, auto-reply limits)."}, []string{"check"})
 	o.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_events_total", Help: "Operations events: relay-attempt, local-only, local-only-inbound, spool-low (deferred recipients and messages), mode-change."}, []string{"event"})
 	o.spoolBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_spool_free_bytes", Help: "Free bytes of a watched spool directory's file system."}, []string{"dir"})
@@ -140,7 +144,7 @@ func New(d Daemon) *Ops {
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_milter_connections", Help: "Open MTA connections."}, func() float64 { return float64(d.Conns()) }))
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_milter_accept_errors_total", Help: "Temporary accept errors on the milter socket (e.g. out of file descriptors); each one backed off and retried."}, func() float64 { return float64(d.AcceptErrors()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_body_memory_bytes", Help: "Message body bytes held in memory by messages in flight (bounded by message.memory_budget)."}, func() float64 { return float64(d.BodyMemory()) }))
-	for _, c := range []prometheus.Collector{o.messages, o.reasons, o.rcpts, o.msgDuration, o.checks, o.checkDur, o.backendErrs, o.rateLimited, o.events,
+	for _, c := range []prometheus.Collector{o.messages, o.reasons, o.rcpts, o.msgDuration, o.checks, o.checkDur, o.backendErrs, o.engines, o.engineDur, o.rateLimited, o.events,
 		o.spoolBytes, o.spoolInodes, o.spoolLow, o.healthUp, o.healthLat, o.modeChanges} {
 		f(c)
 	}
@@ -186,6 +190,12 @@ func (o *Ops) CheckDone(check string, status policy.Status, d time.Duration) {
 	case "limited":
 		o.rateLimited.WithLabelValues(check).Inc()
 	}
+}
+
+// EngineDone implements virus.EngineMetrics.
+func (o *Ops) EngineDone(engine string, status policy.Status, d time.Duration) {
+	o.engines.WithLabelValues(engine, string(status)).Inc()
+	o.engineDur.WithLabelValues(engine).Observe(d.Seconds())
 }
 
 // MessageDone implements policy.Metrics.

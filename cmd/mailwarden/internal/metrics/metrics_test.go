@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
 type fakeDaemon struct{}
@@ -79,5 +80,27 @@ func TestDashboardMetricsExist(t *testing.T) {
 		if mf.GetName() == "mailwarden_neighbour_up" && len(mf.GetMetric()) > 0 {
 			t.Error("stale neighbour kept")
 		}
+	}
+}
+
+// The virus check finds the per-engine seam by type assertion.
+var _ virus.EngineMetrics = (*Ops)(nil)
+
+func TestEngineMetrics(t *testing.T) {
+	o := New(fakeDaemon{})
+	o.EngineDone("icap:second", "infected", 20*time.Millisecond)
+	o.EngineDone("clamd:local", "clean", time.Millisecond)
+	mfs, err := o.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, mf := range mfs {
+		if mf.GetName() == "mailwarden_virus_engine_scans_total" || mf.GetName() == "mailwarden_virus_engine_duration_seconds" {
+			got[mf.GetName()] = len(mf.GetMetric())
+		}
+	}
+	if got["mailwarden_virus_engine_scans_total"] != 2 || got["mailwarden_virus_engine_duration_seconds"] != 2 {
+		t.Errorf("per-engine series: %v", got)
 	}
 }

@@ -6,8 +6,9 @@
 // schema does not depend on its services, so Sections is Modules over an
 // empty Services. Then BuildServices makes the long-lived values from
 // their own sections (resolver and its cache from [dns], the state store
-// from [store], clamd scanners from [clamav], the SRS rewriter from [srs],
-// the health prober from [health], the spool guard from [spool]), and
+// from [store], the anti-virus engines from [[virus.engine]] or [clamav],
+// the SRS rewriter from [srs], the health prober from [health], the spool
+// guard from [spool]), and
 // Modules hands each check the ones it needs as typed constructor
 // arguments. On reload, BuildServices keeps every service whose own
 // section is unchanged (the DNS cache survives a SIGHUP) and returns the
@@ -152,23 +153,30 @@ var services = []service{
 	{
 		name: virus.ClamAVSectionName,
 		key: func(cfg *policy.Config) any {
+			vc := virus.ConfigOf(cfg)
 			return struct {
-				C       virus.ClamAVConfig
-				Timeout policy.Duration
-				Enabled bool
-			}{*virus.ClamAVConfigOf(cfg), virus.ConfigOf(cfg).Timeout, virus.ConfigOf(cfg).Enabled}
+				C          virus.ClamAVConfig
+				Engines    []virus.Engine
+				Timeout    policy.Duration
+				Enabled    bool
+				Require    virus.Require
+				MinEngines int
+			}{*virus.ClamAVConfigOf(cfg), vc.Engines, vc.Timeout, vc.Enabled, vc.Require, vc.MinEngines}
 		},
 		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
 			vc := virus.ConfigOf(cfg)
 			if !vc.Enabled {
 				return &record{}, nil
 			}
-			sc, err := virus.NewScanners(virus.ClamAVConfigOf(cfg), vc.Timeout.D())
+			sc, err := virus.NewScanners(vc, virus.ClamAVConfigOf(cfg))
 			if err != nil {
 				return nil, err
 			}
 			s.Scanners = sc
-			return &record{start: func(ctx context.Context) { go virus.Ping(ctx, sc, vc.OnError, o.Logger) }}, nil
+			return &record{
+				start: func(ctx context.Context) { go virus.Ping(ctx, sc, vc.OnError, o.Logger) },
+				close: func() error { return virus.Close(sc) },
+			}, nil
 		},
 		copy: func(from, to *Services) { to.Scanners = from.Scanners },
 	},
