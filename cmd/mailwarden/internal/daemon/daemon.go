@@ -162,6 +162,14 @@ func (d *Server) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Clo
 func (d *Server) reload() {
 	cfg, err := d.load(d.cfgPath)
 	if err == nil {
+		if keys := RestartKeys(d.cfg(), cfg); len(keys) > 0 {
+			// The metrics listener and the control socket are opened once,
+			// at start; a reload that silently kept their old values would
+			// leave the operator believing the new ones apply.
+			err = fmt.Errorf("changed keys that only a restart applies: %s (restart the daemon, or put their running values back)", strings.Join(keys, ", "))
+		}
+	}
+	if err == nil {
 		var p *policy.Pipeline
 		var retired []io.Closer
 		if p, retired, err = d.build(cfg); err == nil {
@@ -177,6 +185,9 @@ func (d *Server) reload() {
 		}
 	}
 	d.failed.Add(1)
+	if d.ops != nil {
+		d.ops.Event("reload-refused")
+	}
 	var ces policy.ConfigErrors
 	if errors.As(err, &ces) {
 		for _, e := range ces {
@@ -406,4 +417,25 @@ func (d *Server) SetMode(mode string, uid int) error {
 		o.ModeChanged()
 	}
 	return nil
+}
+
+// RestartKeys lists the keys whose change a reload cannot apply: the
+// [metrics] listener and the [control] socket are opened at start.
+func RestartKeys(old, cfg *policy.Config) []string {
+	var keys []string
+	om, nm := metrics.ConfigOf(old), metrics.ConfigOf(cfg)
+	if om.Address != nm.Address {
+		keys = append(keys, "metrics.address")
+	}
+	if om.Path != nm.Path {
+		keys = append(keys, "metrics.path")
+	}
+	oc, nc := control.ConfigOf(old), control.ConfigOf(cfg)
+	if oc.Socket != nc.Socket {
+		keys = append(keys, "control.socket")
+	}
+	if strings.Join(oc.LearnUsers, ",") != strings.Join(nc.LearnUsers, ",") {
+		keys = append(keys, "control.learn_users")
+	}
+	return keys
 }
