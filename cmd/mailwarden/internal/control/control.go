@@ -63,7 +63,7 @@ const SectionName = "control"
 
 // Section is the [control] section (no step).
 func Section() policy.Module {
-	return policy.Module{Name: SectionName, Default: func() any { return &Config{Socket: DefaultSocket} }}
+	return policy.Module{Name: SectionName, Default: func() any { return &Config{Socket: DefaultSocket, LearnUsers: []string{}} }}
 }
 
 // ConfigOf returns the [control] section of cfg (the defaults when absent).
