@@ -83,9 +83,21 @@ func TestREADMEClamAVSetup(t *testing.T) {
 	if len(server) < 2 {
 		t.Fatalf("README's [[clamav.server]] block: %q", server)
 	}
+	// The block as the config has it, commented: from its first line on.
+	from := -1
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "# "+server[0] {
+			from = i
+			break
+		}
+	}
+	if from < 0 {
+		t.Fatalf("the default config has no commented %q", server[0])
+	}
 	for _, want := range server {
 		found := false
-		for i, l := range lines {
+		for i := from; i < len(lines); i++ {
+			l := lines[i]
 			if c, ok := strings.CutPrefix(l, "# "); ok && keyValue(c) == keyValue(want) {
 				lines[i], found = c, true
 				break
