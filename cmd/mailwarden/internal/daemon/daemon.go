@@ -297,6 +297,7 @@ func (d *Server) Run(cfg *policy.Config) int {
 		return 1
 	}
 	defer stopPipeline()
+	d.warnUntrained(cfg)
 
 	// Nothing of ours is live yet: spool files in temp_dir are a crash's
 	// leftovers (files another instance holds locked are kept).

@@ -104,3 +104,25 @@ func (d *Server) Learn(ctx context.Context, req control.LearnRequest, raw []byte
 		"bayes_spam", total.Spam, "bayes_ham", total.Ham)
 	return &control.LearnResult{Changed: changed, Spam: total.Spam, Ham: total.Ham}, nil
 }
+
+// warnUntrained logs a warning at start when Bayes is on but has not
+// learned enough to score (min_spam, min_ham): spam scoring then rests
+// on heuristics alone, as virus scanning off is warned about.
+func (d *Server) warnUntrained(cfg *policy.Config) {
+	sec := spam.ConfigOf(cfg)
+	st := d.services().Store
+	if !sec.Enabled || !sec.Bayes.Enabled || st == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, total, err := (&bayes.Store{S: st, Prefix: sec.Bayes.Prefix}).Counts(ctx, nil)
+	if err != nil {
+		d.logger.Warn("Bayes: cannot read the learned counts", "error", err.Error())
+		return
+	}
+	if total.Spam < sec.Bayes.MinSpam || total.Ham < sec.Bayes.MinHam {
+		d.logger.Warn("Bayes is not trained: spam scoring uses the heuristics alone until it has learned enough (mailwarden learn --spam DIR --ham DIR, or users' moves into and out of Junk, see examples/dovecot)",
+			"spam", total.Spam, "ham", total.Ham, "min_spam", sec.Bayes.MinSpam, "min_ham", sec.Bayes.MinHam)
+	}
+}

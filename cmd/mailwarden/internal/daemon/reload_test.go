@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -56,5 +57,34 @@ func TestReloadRefusesRestartKeys(t *testing.T) {
 	d.reload()
 	if d.Reloads() != 1 || d.Pipeline().Config().Score.Reject != 30 {
 		t.Errorf("a reload without restart keys was not applied")
+	}
+}
+
+// TestWarnUntrained (issue 17.9): at start, Bayes on and untrained is
+// warned about; trained, it is not.
+func TestWarnUntrained(t *testing.T) {
+	sections := wire.Sections(append(Sections(), control.Section(), metrics.Section())...)
+	cfg, err := policy.Load("t.toml", []byte("[store]\nbackend = \"memory\"\n[spam.bayes]\nmin_spam = 1\nmin_ham = 1\n"), sections)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	d := New(Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	stop, err := d.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	d.warnUntrained(cfg)
+	if !strings.Contains(logs.String(), "Bayes is not trained") {
+		t.Fatalf("no warning:\n%s", logs.String())
+	}
+	st := d.services().Store
+	st.Set(context.Background(), "bayes:n:s", []byte("1"), 0)
+	st.Set(context.Background(), "bayes:n:h", []byte("1"), 0)
+	logs.Reset()
+	d.warnUntrained(cfg)
+	if logs.Len() != 0 {
+		t.Errorf("warned although trained:\n%s", logs.String())
 	}
 }
