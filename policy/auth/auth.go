@@ -225,7 +225,11 @@ func DMARCOutcomeOf(results policy.Results) (*DMARCOutcome, bool) {
 
 // Module is the "auth" module: checks spf, dkim and dmarc, querying r (the
 // daemon's resolver).
-func Module(r *dns.Resolver) policy.Module {
+//
+// reports, when not nil, receives one observation per message whose DMARC
+// policy asks for aggregate reports (rua=), after the verdict (see
+// report.go); it must never block.
+func Module(r *dns.Resolver, reports ReportSink) policy.Module {
 	return policy.Module{
 		Name:    SectionName,
 		Default: func() any { return DefaultConfig() },
@@ -235,6 +239,7 @@ func Module(r *dns.Resolver) policy.Module {
 				return nil, errors.New("auth: no resolver")
 			}
 			a := newAuth(cfg, env.Config, r, env.Logger)
+			a.reports = reports
 			return a.steps(), nil
 		},
 	}
@@ -252,6 +257,8 @@ type authenticator struct {
 	// (a number in [0, 100)).
 	now    func() time.Time
 	sample func() int
+	// reports collects DMARC aggregate-report rows; nil: none.
+	reports ReportSink
 }
 
 func newAuth(cfg *Config, core *policy.Config, r *dns.Resolver, log *slog.Logger) *authenticator {

@@ -24,7 +24,15 @@ type DMARCOutcome struct {
 	Applied Policy
 	// SPFAligned and DKIMAligned say which identifier passed aligned.
 	SPFAligned, DKIMAligned bool
-	Err                     error
+	// PolicyDomain is where the record was found (the From domain or its
+	// organizational domain, RFC 7489 §6.6.3).
+	PolicyDomain string
+	// SampledOut: pct= spared this message the full policy (§6.6.4).
+	SampledOut bool
+	// Exempt: the sender is a configured forwarder or list, so the
+	// policy was not applied.
+	Exempt bool
+	Err    error
 }
 
 type dmarcCheck struct{ a *authenticator }
@@ -85,6 +93,7 @@ func (c *dmarcCheck) Check(ctx context.Context, m *message.Message, prior policy
 	res.AuthResults = []authres.Result{&authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(o.Status), Params: params}}
 
 	if a.exempt(m, spfO, dkimO) {
+		o.Exempt = true
 		res.Detail += "; exempt sender"
 		return res, nil
 	}
@@ -208,7 +217,7 @@ func (a *authenticator) evalDomain(ctx context.Context, from string, spfO *SPFOu
 		return o
 	}
 	rec := d.Record
-	o.Record = rec
+	o.Record, o.PolicyDomain = rec, d.Domain
 	// RFC 7489 §3.1.2: SPF-authenticated identifier aligned with From.
 	if spfO != nil && spfO.Status == StatusPass && Aligned(spfO.Domain, from, rec.ASPF) {
 		o.SPFAligned = true
@@ -242,6 +251,7 @@ func (a *authenticator) evalDomain(ctx context.Context, from string, spfO *SPFOu
 	// §6.6.4: pct= samples the messages the policy applies to; the others
 	// get the next less strict policy.
 	if rec.Percent < 100 && a.sample() >= rec.Percent {
+		o.SampledOut = pol != PolicyNone
 		switch pol {
 		case PolicyReject:
 			pol = PolicyQuarantine

@@ -25,6 +25,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/explain"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/quarcli"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
@@ -113,12 +114,19 @@ type LearnResult struct {
 // MaxMessage bounds the bytes a request may carry.
 const MaxMessage = 256 << 20
 
+// QuarantineDaemon is a daemon that runs our own quarantine: it answers
+// `mailwarden quarantine` (it holds the index).
+type QuarantineDaemon interface {
+	Quarantine(req quarcli.Request, uid int) (*quarcli.Response, error)
+}
+
 // Request is one line from a client.
 type Request struct {
-	Cmd   string        `json:"cmd"`            // "status", "mode", "check" or "learn"
-	Mode  string        `json:"mode,omitempty"` // for "mode": a mode, or "config" to drop the override
-	Check *CheckRequest `json:"check,omitempty"`
-	Learn *LearnRequest `json:"learn,omitempty"`
+	Cmd        string           `json:"cmd"`            // "status", "mode", "check", "learn" or "quarantine"
+	Mode       string           `json:"mode,omitempty"` // for "mode": a mode, or "config" to drop the override
+	Check      *CheckRequest    `json:"check,omitempty"`
+	Learn      *LearnRequest    `json:"learn,omitempty"`
+	Quarantine *quarcli.Request `json:"quarantine,omitempty"`
 	// Size is the length of the message that follows the request line.
 	Size int64 `json:"size,omitempty"`
 }
@@ -129,9 +137,10 @@ type Response struct {
 	Error  string  `json:"error,omitempty"`
 	Status *Status `json:"status,omitempty"`
 	// Output and ExitCode are a check's rendering and exit code.
-	Output   string       `json:"output,omitempty"`
-	ExitCode int          `json:"exit_code,omitempty"`
-	Learned  *LearnResult `json:"learned,omitempty"`
+	Output     string            `json:"output,omitempty"`
+	ExitCode   int               `json:"exit_code,omitempty"`
+	Learned    *LearnResult      `json:"learned,omitempty"`
+	Quarantine *quarcli.Response `json:"quarantine,omitempty"`
 }
 
 // Status is what `mailwarden status` shows.
@@ -155,6 +164,8 @@ type Status struct {
 	Goroutines     int               `json:"goroutines"`
 	BodyMemory     int64             `json:"body_memory_bytes"`
 	Extra          map[string]string `json:"extra,omitempty"`
+	// Quarantine summarises our own quarantine ("" when off).
+	Quarantine string `json:"quarantine,omitempty"`
 }
 
 // Start opens the control socket of c for d; the returned function closes
@@ -357,8 +368,18 @@ func handle(d Daemon, req Request, raw []byte, uid int) Response {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true, Learned: res}
+	case "quarantine":
+		qd, ok := d.(QuarantineDaemon)
+		if !ok || req.Quarantine == nil {
+			return Response{Error: "no quarantine here"}
+		}
+		r, err := qd.Quarantine(*req.Quarantine, uid)
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true, Quarantine: r}
 	}
-	return Response{Error: fmt.Sprintf("unknown command %q (want status, mode, check or learn)", req.Cmd)}
+	return Response{Error: fmt.Sprintf("unknown command %q (want status, mode, check, learn or quarantine)", req.Cmd)}
 }
 
 // Client is a connection to the control socket for several requests.

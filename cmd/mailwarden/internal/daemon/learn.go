@@ -72,6 +72,7 @@ func (d *Server) Learn(ctx context.Context, req control.LearnRequest, raw []byte
 	if d.learn.cfg != cfg {
 		sc := *sec
 		sc.DNSBL, sc.URIBL = nil, nil
+		sc.Rules.Enabled = false // learning reads tokens only
 		chk, err := spam.New(&sc, cfg, spam.Options{Store: d.services().Store})
 		if err != nil {
 			d.learn.mu.Unlock()

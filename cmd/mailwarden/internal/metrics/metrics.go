@@ -22,8 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/quarantine"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
 
@@ -76,7 +78,33 @@ type Daemon interface {
 	Reloads() int64
 	ReloadFailures() int64
 	Started() time.Time
+	// DMARCReports returns the DMARC report counters; ok is false when
+	// reporting is off.
+	DMARCReports() (s dmarc.Stats, ok bool)
 }
+
+// QuarantineDaemon is a Daemon with our own quarantine; ok is false when
+// it is off or its index cannot answer.
+type QuarantineDaemon interface {
+	QuarantineStats() (st quarantine.Stats, ok bool)
+}
+
+// Quarantined implements quarantine.Observer.
+func (o *Ops) Quarantined(c quarantine.Category, m quarantine.Mode) {
+	o.quarItems.WithLabelValues(c.String(), m.String()).Inc()
+}
+
+// Acted implements quarantine.Observer.
+func (o *Ops) Acted(a quarantine.Action, r quarantine.Role, c quarantine.Category) {
+	cat := ""
+	if c != 0 {
+		cat = c.String()
+	}
+	o.quarActions.WithLabelValues(a.String(), r.String(), cat).Inc()
+}
+
+// DigestSent implements quarantine.Observer.
+func (o *Ops) DigestSent() { o.quarDigests.Inc() }
 
 // Ops is the daemon's operations state: it implements policy.Metrics and
 // the optional seams of our packages (relay.Events, spool.Gauges,
@@ -106,6 +134,10 @@ type Ops struct {
 	drops       *prometheus.CounterVec
 	// stepFailures counts panics and deadline overruns of any step.
 	stepFailures *prometheus.CounterVec
+	// Our own quarantine (quarantine.Observer).
+	quarItems   *prometheus.CounterVec
+	quarActions *prometheus.CounterVec
+	quarDigests prometheus.Counter
 
 	mu     sync.Mutex
 	health []health.Result
@@ -141,6 +173,31 @@ func New(d Daemon) *Ops {
 	f(o.drops)
 	o.stepFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_step_failures_total", Help: "Steps that panicked or overran their deadline, by stage (check, rcpt, observe), check and cause (panic, deadline)."}, []string{"stage", "check", "cause"})
 	f(o.stepFailures)
+	o.quarItems = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_quarantined_total", Help: "Messages kept by our own quarantine, by category and mode."}, []string{"category", "mode"})
+	o.quarActions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_quarantine_actions_total", Help: "Actions on quarantined mail (release, delete, expire, view, login...) by role and category."}, []string{"action", "role", "category"})
+	o.quarDigests = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailwarden_quarantine_digests_total", Help: "Quarantine digests sent."})
+	f(o.quarItems)
+	f(o.quarActions)
+	f(o.quarDigests)
+	if qd, ok := d.(QuarantineDaemon); ok {
+		stat := func(pick func(quarantine.Stats) float64) func() float64 {
+			return func() float64 {
+				st, ok := qd.QuarantineStats()
+				if !ok {
+					return 0
+				}
+				return pick(st)
+			}
+		}
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_quarantine_items", Help: "Quarantined messages with a copy still held."}, stat(func(s quarantine.Stats) float64 { return float64(s.Items) })))
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_quarantine_bytes", Help: "Bytes the quarantine keeps on disk (compressed)."}, stat(func(s quarantine.Stats) float64 { return float64(s.Bytes) })))
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_quarantine_oldest_seconds", Help: "Age of the oldest held quarantined message."}, stat(func(s quarantine.Stats) float64 {
+			if s.Oldest.IsZero() {
+				return 0
+			}
+			return time.Since(s.Oldest).Seconds()
+		})))
+	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_milter_connections", Help: "Open MTA connections."}, func() float64 { return float64(d.Conns()) }))
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_milter_accept_errors_total", Help: "Temporary accept errors on the milter socket (e.g. out of file descriptors); each one backed off and retried."}, func() float64 { return float64(d.AcceptErrors()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_body_memory_bytes", Help: "Message body bytes held in memory by messages in flight (bounded by message.memory_budget)."}, func() float64 { return float64(d.BodyMemory()) }))
@@ -153,6 +210,7 @@ func New(d Daemon) *Ops {
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_config_reload_failures_total", Help: "Refused config reloads (the old config stayed in force)."}, func() float64 { return float64(d.ReloadFailures()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_start_time_seconds", Help: "Start time of the daemon, Unix seconds."}, func() float64 { return float64(d.Started().UnixNano()) / 1e9 }))
 	f(newModeCollector(d))
+	f(newDMARCCollector(d))
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return o
@@ -177,6 +235,35 @@ func (c *modeCollector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, string(m))
+	}
+}
+
+// dmarcCollector exports the DMARC aggregate-report counters (reset when a
+// reload rebuilds the service).
+type dmarcCollector struct {
+	d          Daemon
+	rows, reps *prometheus.Desc
+}
+
+func newDMARCCollector(d Daemon) *dmarcCollector {
+	return &dmarcCollector{d: d,
+		rows: prometheus.NewDesc("mailwarden_dmarc_report_rows_total", "Messages seen by DMARC aggregate reporting, by outcome: recorded, skipped (no rua, loop guard, exclusions), capped (beyond max_rows: counted, not itemised), store_error, dropped (queue full).", []string{"outcome"}, nil),
+		reps: prometheus.NewDesc("mailwarden_dmarc_reports_total", "DMARC aggregate reports, by outcome: built, sent, notice (too large for !size), retry, given_up, unauthorized (RFC 7489 §7.1), unconfirmed (sender died after the final dot), error.", []string{"outcome"}, nil),
+	}
+}
+
+func (c *dmarcCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.rows; ch <- c.reps }
+func (c *dmarcCollector) Collect(ch chan<- prometheus.Metric) {
+	s, ok := c.d.DMARCReports()
+	if !ok {
+		return
+	}
+	for k, v := range map[string]int64{"recorded": s.Recorded, "skipped": s.Skipped, "capped": s.Capped, "store_error": s.StoreErrors, "dropped": s.Dropped} {
+		ch <- prometheus.MustNewConstMetric(c.rows, prometheus.CounterValue, float64(v), k)
+	}
+	for k, v := range map[string]int64{"built": s.Built, "sent": s.Sent, "notice": s.Notices, "retry": s.Retries, "given_up": s.GivenUp,
+		"unauthorized": s.Unauthorized, "unconfirmed": s.Unconfirmed, "error": s.SendErrors} {
+		ch <- prometheus.MustNewConstMetric(c.reps, prometheus.CounterValue, float64(v), k)
 	}
 }
 

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"encoding/json"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"os"
 	"regexp"
 	"strings"
@@ -23,6 +24,9 @@ func (fakeDaemon) InFlight() int         { return 0 }
 func (fakeDaemon) Reloads() int64        { return 0 }
 func (fakeDaemon) ReloadFailures() int64 { return 0 }
 func (fakeDaemon) Started() time.Time    { return time.Unix(1_795_000_000, 0) }
+func (fakeDaemon) DMARCReports() (dmarc.Stats, bool) {
+	return dmarc.Stats{Recorded: 7, Capped: 2, Sent: 1}, true
+}
 
 func TestDashboardMetricsExist(t *testing.T) {
 	o := New(fakeDaemon{})
@@ -102,5 +106,26 @@ func TestEngineMetrics(t *testing.T) {
 	}
 	if got["mailwarden_virus_engine_scans_total"] != 2 || got["mailwarden_virus_engine_duration_seconds"] != 2 {
 		t.Errorf("per-engine series: %v", got)
+	}
+}
+
+func TestDMARCReportMetrics(t *testing.T) {
+	o := New(fakeDaemon{})
+	mfs, err := o.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "mailwarden_dmarc_") {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if got["mailwarden_dmarc_report_rows_total/recorded"] != 7 || got["mailwarden_dmarc_report_rows_total/capped"] != 2 ||
+		got["mailwarden_dmarc_reports_total/sent"] != 1 || len(got) != 13 {
+		t.Errorf("dmarc metrics %v", got)
 	}
 }

@@ -26,11 +26,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/autoreply"
 	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/quarantine"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/relay"
 	"github.com/mailwarden/mailwarden/policy/spam"
@@ -46,9 +48,9 @@ import (
 func Modules(s *Services) []policy.Module {
 	return []policy.Module{
 		// Services' sections: no step of their own.
-		dns.Section(), store.Section(), virus.ClamAVSection(), health.Section(),
+		dns.Section(), store.Section(), virus.ClamAVSection(), health.Section(), quarantine.Section(), dmarc.Section(),
 		// Checks.
-		auth.Module(s.Resolver),
+		auth.Module(s.Resolver, authReports(s.Reports)),
 		spam.Module(spamResolver(s.Resolver), s.Store),
 		ratelimit.Module(s.Store),
 		autoreply.SRSModule(s.SRS),
@@ -57,6 +59,14 @@ func Modules(s *Services) []policy.Module {
 		relay.Module(), relay.LocalOnlyModule(),
 		spool.Module(s.Spool),
 	}
+}
+
+// authReports keeps a nil service a nil interface.
+func authReports(s *dmarc.Service) auth.ReportSink {
+	if s == nil {
+		return nil
+	}
+	return s.Sink()
 }
 
 // spamResolver keeps a nil *dns.Resolver a nil interface.
@@ -89,6 +99,9 @@ type Services struct {
 	SRS      *autoreply.SRS
 	Prober   *health.Prober
 	Spool    *spool.Guard
+	// Quarantine is our own quarantine ([quarantine] enabled).
+	Quarantine *Quarantine
+	Reports    *dmarc.Service // DMARC aggregate reports; nil when off
 
 	mu   sync.Mutex
 	recs map[string]*record
@@ -149,6 +162,31 @@ var services = []service{
 			return &record{close: st.Close, start: func(ctx context.Context) { go store.Sweep(ctx, st, time.Hour) }}, nil
 		},
 		copy: func(from, to *Services) { to.Store = from.Store },
+	},
+	{
+		// After [dns] and [store]: it uses both, so it is rebuilt when
+		// either changes.
+		name: dmarc.SectionName,
+		key: func(cfg *policy.Config) any {
+			c := dmarc.ConfigOf(cfg)
+			if !c.Enabled {
+				return "off"
+			}
+			return fmt.Sprintf("%#v|%#v|%#v", *c, *store.ConfigOf(cfg), *dns.ConfigOf(cfg))
+		},
+		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
+			c := dmarc.ConfigOf(cfg)
+			if !c.Enabled {
+				return &record{}, nil
+			}
+			if s.Store == nil || s.Resolver == nil {
+				return nil, fmt.Errorf("%s: needs [store] and [dns]", dmarc.SectionName)
+			}
+			svc := dmarc.New(c, s.Store, s.Resolver, o.Logger)
+			s.Reports = svc
+			return &record{start: svc.Start, close: svc.Wait}, nil
+		},
+		copy: func(from, to *Services) { to.Reports = from.Reports },
 	},
 	{
 		name: virus.ClamAVSectionName,
@@ -233,6 +271,25 @@ var services = []service{
 		},
 		copy: func(from, to *Services) { to.Spool = from.Spool },
 	},
+	{
+		name: quarantine.SectionName,
+		key: func(cfg *policy.Config) any {
+			type key struct {
+				S     quarantine.Settings
+				Local []string
+				Store store.Config
+				Spam  spam.Config
+			}
+			st := quarantine.SettingsOf(cfg)
+			if !st.Enabled {
+				return key{S: *st}
+			}
+			// The page's "learn" uses the store and [spam]'s Bayes.
+			return key{*st, cfg.LocalDomains, *store.ConfigOf(cfg), *spam.ConfigOf(cfg)}
+		},
+		build: buildQuarantine,
+		copy:  func(from, to *Services) { to.Quarantine = from.Quarantine },
+	},
 }
 
 // BuildServices builds the services cfg asks for. With old (the set in
@@ -309,9 +366,13 @@ func (s *Services) Close() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Reverse build order: a service closes before the ones it uses (the
+	// DMARC report queue drains into the store before the store closes).
 	var cs []io.Closer
-	for _, r := range s.recs {
-		cs = append(cs, r)
+	for i := len(services) - 1; i >= 0; i-- {
+		if r := s.recs[services[i].name]; r != nil {
+			cs = append(cs, r)
+		}
 	}
 	s.recs = nil
 	var first error
@@ -366,7 +427,8 @@ func Pipeline(cfg *policy.Config, log *slog.Logger, metrics policy.Metrics) (*po
 
 // DryRun is s for a verdict that must leave no trace (`check` answered by
 // the daemon): the same services, with the state store read-only
-// (store.DryRun). Nothing is built or started; closing it is not needed.
+// (store.DryRun) and neither DMARC report records nor our quarantine.
+// Nothing is built or started; closing it is not needed.
 func (s *Services) DryRun() *Services {
 	d := &Services{Resolver: s.Resolver, Scanners: s.Scanners, SRS: s.SRS, Prober: s.Prober, Spool: s.Spool}
 	if s.Store != nil {
