@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -308,15 +309,52 @@ func load(name string, data []byte, modules []Module) (*Config, error) {
 			Tag:  reflect.StructTag(`toml:"` + m.Name + `"`),
 		})
 	}
-	root := reflect.New(reflect.StructOf(fields))
-	root.Elem().Field(0).Set(reflect.ValueOf(*cfg))
-	for i, m := range modules {
-		root.Elem().Field(i + 1).Set(reflect.ValueOf(m.Default()))
+	rootType := reflect.StructOf(fields)
+	newRoot := func() reflect.Value {
+		root := reflect.New(rootType)
+		root.Elem().Field(0).Set(reflect.ValueOf(*DefaultConfig()))
+		for i, m := range modules {
+			root.Elem().Field(i + 1).Set(reflect.ValueOf(m.Default()))
+		}
+		return root
 	}
+	var root reflect.Value
 
-	md, err := toml.NewDecoder(strings.NewReader(string(data))).Decode(root.Interface())
-	if err != nil {
-		return nil, ConfigErrors{decodeError(name, data, err)}
+	// The decoder stops at the first value it cannot store (a typed enum
+	// that refuses "rejct", a string for a number). To report every error
+	// of the file at once, blank that value's line and decode again; the
+	// key then keeps its default, which validates. A syntax error ends
+	// the loop: what follows it cannot be read reliably.
+	var errs ConfigErrors
+	text := data
+	blanked := map[int]bool{}
+	var md toml.MetaData
+	for {
+		root = newRoot()
+		var err error
+		md, err = toml.NewDecoder(bytes.NewReader(text)).Decode(root.Interface())
+		if err == nil {
+			break
+		}
+		ce := decodeError(name, data, err)
+		if md.Keys() == nil {
+			// A syntax error (the decoder returns no keys): after a
+			// blanked line it is an artefact of blanking (a value that
+			// spanned several lines), else the file's own.
+			if len(blanked) == 0 {
+				errs = append(errs, ce)
+			}
+			return nil, sortErrors(errs)
+		}
+		if ce.Line <= 0 || blanked[ce.Line] || len(blanked) >= 100 {
+			if !blanked[ce.Line] {
+				errs = append(errs, ce)
+			}
+			return nil, sortErrors(errs)
+		}
+		errs = append(errs, ce)
+		blanked[ce.Line] = true
+		text = blankLine(text, ce.Line)
 	}
 	*cfg = root.Elem().Field(0).Interface().(Config)
 	cfg.Sections = map[string]any{}
@@ -348,9 +386,8 @@ func load(name string, data []byte, modules []Module) (*Config, error) {
 		}
 	}
 
-	var errs ConfigErrors
 	for _, k := range md.Undecoded() {
-		errs = append(errs, &ConfigError{File: name, Line: keyLine(data, k), Key: k.String(), Msg: "unknown key (a typo here would silently disable a policy)"})
+		errs = append(errs, &ConfigError{File: name, Line: keyLine(data, k), Key: k.String(), Msg: unknownKeyMsg(rootType, k)})
 	}
 	for _, e := range cfg.validate() {
 		e.File = name
@@ -375,10 +412,16 @@ func load(name string, data []byte, modules []Module) (*Config, error) {
 		}
 	}
 	if len(errs) > 0 {
-		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
-		return nil, errs
+		return nil, sortErrors(errs)
 	}
 	return cfg, nil
+}
+
+// sortErrors puts errors in line order (errors without a line first,
+// stable otherwise).
+func sortErrors(errs ConfigErrors) ConfigErrors {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	return errs
 }
 
 // Normalizer is implemented by sections that fill defaults Default cannot
@@ -418,7 +461,7 @@ func splitErrors(err error) []error {
 func decodeError(name string, data []byte, err error) *ConfigError {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		ce := &ConfigError{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		ce := &ConfigError{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: cleanMessage(pe.Message)}
 		if ce.Msg == "" {
 			ce.Msg = pe.Error()
 		}
@@ -434,7 +477,7 @@ func decodeError(name string, data []byte, err error) *ConfigError {
 		if uerr != nil {
 			key = m[2]
 		}
-		ce := &ConfigError{File: name, Key: key, Msg: m[3]}
+		ce := &ConfigError{File: name, Key: key, Msg: cleanMessage(m[3])}
 		ce.Line, _ = strconv.Atoi(m[1])
 		if ce.Line == 0 {
 			ce.Line = keyLine(data, strings.Split(ce.Key, "."))
@@ -442,6 +485,118 @@ func decodeError(name string, data []byte, err error) *ConfigError {
 		return ce
 	}
 	return &ConfigError{File: name, Msg: err.Error()}
+}
+
+// blankLine returns data with the value that starts on line n (1-based)
+// emptied: that line, and the following ones while a list opened there
+// is not closed or a multi-line string not ended (a light scan that
+// knows quotes and comments, enough for config files).
+func blankLine(data []byte, n int) []byte {
+	lines := bytes.Split(data, []byte("\n"))
+	if n < 1 || n > len(lines) {
+		return data
+	}
+	depth, multi := 0, ""
+	for i := n - 1; i < len(lines); i++ {
+		depth, multi = scanValue(lines[i], depth, multi)
+		lines[i] = nil
+		if depth <= 0 && multi == "" {
+			break
+		}
+	}
+	return bytes.Join(lines, []byte("\n"))
+}
+
+// scanValue updates the bracket depth and the open multi-line string
+// delimiter (three double or three single quotes) over one line.
+func scanValue(line []byte, depth int, multi string) (int, string) {
+	s := string(line)
+	for i := 0; i < len(s); i++ {
+		if multi != "" {
+			if strings.HasPrefix(s[i:], multi) {
+				i += len(multi) - 1
+				multi = ""
+			}
+			continue
+		}
+		switch {
+		case strings.HasPrefix(s[i:], `"""`) || strings.HasPrefix(s[i:], "'''"):
+			multi = s[i : i+3]
+			i += 2
+		case s[i] == '"' || s[i] == '\'':
+			q := s[i]
+			for i++; i < len(s) && s[i] != q; i++ {
+				if q == '"' && s[i] == '\\' {
+					i++
+				}
+			}
+		case s[i] == '#':
+			return depth, multi
+		case s[i] == '[' || s[i] == '{':
+			depth++
+		case s[i] == ']' || s[i] == '}':
+			depth--
+		}
+	}
+	return depth, multi
+}
+
+// pkgPrefixRE matches the package prefixes of our error texts ("policy: ",
+// "spam: "), which say nothing to an administrator reading a config error.
+var pkgPrefixRE = regexp.MustCompile(`^(?:[a-z][a-z0-9]*: )+`)
+
+// typeRE is the decoder's text for a value of the wrong TOML type.
+var typeRE = regexp.MustCompile(`^incompatible types: TOML value has type ([^;]+); destination has type (.+)$`)
+
+// cleanMessage removes package prefixes and says what a key of the wrong
+// type wants.
+func cleanMessage(msg string) string {
+	msg = pkgPrefixRE.ReplaceAllString(msg, "")
+	if m := typeRE.FindStringSubmatch(msg); m != nil {
+		t := tomlTypeName(m[1])
+		article := "a"
+		if strings.ContainsRune("aeiou", rune(t[0])) {
+			article = "an"
+		}
+		return fmt.Sprintf("incompatible types: %s %s here, want %s", article, t, goTypeWant(m[2]))
+	}
+	return msg
+}
+
+func tomlTypeName(t string) string {
+	switch t {
+	case "bool":
+		return "boolean"
+	case "[]interface {}":
+		return "list"
+	case "map[string]interface {}":
+		return "table"
+	case "int64":
+		return "integer"
+	case "float64":
+		return "number"
+	}
+	return t
+}
+
+func goTypeWant(t string) string {
+	switch {
+	case t == "bool" || t == "boolean":
+		return "true or false"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "string":
+		return "a quoted string"
+	case strings.HasPrefix(t, "[]string") || t == "slice":
+		return "a list of strings, e.g. [\"a\", \"b\"]"
+	case strings.HasPrefix(t, "[]") || t == "array":
+		return "a list"
+	case strings.HasPrefix(t, "map") || t == "struct":
+		return "a table"
+	}
+	return t
 }
 
 var decodeErrRE = regexp.MustCompile(`(?s)^toml: (?:line (\d+) )?\(last key "((?:[^"\\]|\\.)*)"\): (.*)$`)
@@ -678,6 +833,134 @@ func (c *Config) ThresholdsFor(rcpts []string) Thresholds {
 		out = Thresholds{lenient(out.AddHeader, d.AddHeader), lenient(out.Quarantine, d.Quarantine), lenient(out.Reject, d.Reject)}
 	}
 	return out
+}
+
+// unknownKeyMsg says that key is unknown and which keys its table allows,
+// with the closest one as a suggestion.
+func unknownKeyMsg(root reflect.Type, key toml.Key) string {
+	msg := "unknown key (a typo here would silently disable a policy)"
+	valid := tableKeys(root, key[:len(key)-1])
+	if len(valid) == 0 {
+		return msg
+	}
+	last := key[len(key)-1]
+	best, bestD := "", 3
+	for _, v := range valid {
+		if d := editDistance(last, v); d < bestD {
+			best, bestD = v, d
+		}
+	}
+	if best != "" {
+		msg += fmt.Sprintf("; did you mean %q?", best)
+	}
+	table := "the top level"
+	if len(key) > 1 {
+		table = "[" + strings.Join(key[:len(key)-1], ".") + "]"
+	}
+	return msg + fmt.Sprintf("; keys of %s: %s", table, strings.Join(valid, ", "))
+}
+
+// tableKeys lists the TOML keys of the table at path in the decode
+// target t (struct fields by their toml tag; [[array]] tables and maps of
+// tables by their element), nil when path leads nowhere.
+func tableKeys(t reflect.Type, path []string) []string {
+	for _, seg := range path {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Struct:
+			f, ok := tomlField(t, seg)
+			if !ok {
+				return nil
+			}
+			t = f
+		case reflect.Map:
+			t = t.Elem()
+		default:
+			return nil
+		}
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			switch {
+			case name == "-":
+			case f.Anonymous && name == "":
+				ft := f.Type
+				for ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if ft.Kind() == reflect.Struct {
+					walk(ft)
+				}
+			case !f.IsExported():
+			case name != "":
+				keys = append(keys, name)
+			default:
+				keys = append(keys, f.Name)
+			}
+		}
+	}
+	walk(t)
+	return keys
+}
+
+// tomlField finds the type of the field of struct t that TOML key name
+// decodes into, looking into embedded structs.
+func tomlField(t reflect.Type, name string) (reflect.Type, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if tag == name || (tag == "" && strings.EqualFold(f.Name, name)) {
+			return f.Type, true
+		}
+		if f.Anonymous && tag == "" {
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				if r, ok := tomlField(ft, name); ok {
+					return r, true
+				}
+			}
+		}
+	}
+	return nil, false
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c++
+			}
+			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // SectionOf returns the decoded section called name as T (the pointer type

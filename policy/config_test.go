@@ -363,6 +363,62 @@ quarantine = 0.0
 	}
 }
 
+// TestLoadReportsValueErrorsAtOnce (issue 17.5): values the decoder
+// refuses (typed enums, sizes, wrong TOML types) no longer stop at the
+// first; every error of the file comes at once, in line order, with its
+// key, the allowed values, and no package prefix.
+func TestLoadReportsValueErrorsAtOnce(t *testing.T) {
+	text := `mode = "enforse"
+max_message_size = "64XB"
+max_message_size_action = "rejct"
+[message]
+max_header = 1
+[lists]
+deny_action = "bounce"
+[score]
+add_header = "many"
+[fake]
+enabled = "yes"
+`
+	ces := loadErrs(t, text, fakeModule())
+	want := []struct {
+		line int
+		key  string
+		msg  string
+	}{
+		{1, "mode", "want enforce, monitor"},
+		{2, "max_message_size", `bad size "64XB"`},
+		{3, "max_message_size_action", "(want accept, quarantine"},
+		{5, "message.max_header", `did you mean "max_headers"?; keys of [message]: `},
+		{7, "lists.deny_action", `unknown action "bounce" (want`},
+		{9, "score.add_header", "a string here, want a number"},
+		{11, "fake.enabled", "a string here, want true or false"},
+	}
+	if len(ces) != len(want) {
+		t.Fatalf("%d errors, want %d:\n%v", len(ces), len(want), ces)
+	}
+	for i, w := range want {
+		e := ces[i]
+		if e.Line != w.line || e.Key != w.key || !strings.Contains(e.Msg, w.msg) {
+			t.Errorf("error %d: %d %s %q, want %d %s ...%q...", i, e.Line, e.Key, e.Msg, w.line, w.key, w.msg)
+		}
+		if strings.Contains(e.Msg, "policy:") || strings.Contains(e.Msg, "toml:") {
+			t.Errorf("error %d has an internal prefix: %q", i, e.Msg)
+		}
+	}
+}
+
+// TestLoadMultiLineValueError: a bad value spanning several lines is
+// blanked whole, so the errors after it are still found and no syntax
+// error is invented.
+func TestLoadMultiLineValueError(t *testing.T) {
+	ces := loadErrs(t, "mode = \"x\"\nlocal_domains = [\n  \"a.test\", # a ] in a comment\n  3,\n]\n[lists]\ndeny_action = \"bounce\"\n")
+	if len(ces) != 3 || ces[0].Key != "mode" || ces[0].Line != 1 || ces[1].Key != "local_domains" || ces[1].Line != 2 ||
+		ces[2].Key != "lists.deny_action" || ces[2].Line != 7 {
+		t.Errorf("errors: %v", ces)
+	}
+}
+
 // Validate only reads: normalising (case, compiled patterns) is its own
 // step, run by Load before it.
 func TestValidateDoesNotMutate(t *testing.T) {

@@ -563,3 +563,30 @@ func TestPostfixExampleMainCF(t *testing.T) {
 	wantSMTPError(t, harness.SendSMTP(pf.SMTPAddr(), "client.e2e.test", "spammer@bad.example", []string{"ex3@remote.example"},
 		coreMessage("spammer@bad.example", "ex3@remote.example", "x")), 550, "5.7.1", "E2E policy says no")
 }
+
+// TestPostfixHoldRelease: the README's release of a held message (issue
+// 17.9), on a Postfix with the stock queue timers: `postsuper -H` alone
+// leaves it in the deferred queue until the next queue run (5 min);
+// with `postqueue -i` it is delivered now.
+func TestPostfixHoldRelease(t *testing.T) {
+	t.Parallel()
+	s := startCoreStack(t, fmt.Sprintf(coreConfig, "enforce"), map[string]string{
+		"queue_run_delay": "300s", "minimal_backoff_time": "300s", "maximal_backoff_time": "4000s"})
+	const from, to = "release@sender.e2e.test", "release@remote.example"
+	if err := s.send(from, to, "please HOLD-ME"); err != nil {
+		t.Fatal(err)
+	}
+	e := s.pf.WaitHold(t, func(e harness.QueueEntry) bool { return e.Sender == from }, 20*time.Second)
+	for _, argv := range [][]string{{"postsuper", "-c", s.pf.ConfigDir, "-H", e.QueueID}, {"postqueue", "-c", s.pf.ConfigDir, "-i", e.QueueID}} {
+		bin, err := harness.LookPath(argv[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+	}
+	if m := s.sink.WaitFor(15*time.Second, harness.To(to)); m == nil {
+		t.Errorf("released with postsuper -H and postqueue -i, not delivered within 15s\n%s", s.pf.Log())
+	}
+}

@@ -46,7 +46,11 @@ fi
 
 bash test/sendmail-prepare.sh || echo "run.sh: Sendmail not prepared; its end-to-end tests will fail" # apt-get download + dpkg -x (conflicts with postfix)
 
-# 3. Every test, with the race detector. End-to-end tests fail (never skip)
+# 3. The Debian package: built, installed with dpkg -i, its unit's
+# ExecStart run as its user, one message through Postfix, dpkg -r.
+bash test/deb.sh
+
+# 4. Every test, with the race detector. End-to-end tests fail (never skip)
 # when CI=true and a server cannot start.
 go test -race -count=1 -timeout 30m ./... 2>&1 | tee /tmp/mailwarden-test.log
 # The browser tests are a module of their own (chromedp stays out of the

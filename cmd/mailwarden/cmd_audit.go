@@ -22,12 +22,13 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	mainCF := fs.String("main-cf", "", "read this main.cf instead of running `postconf -n`")
-	cfgPath := fs.String("config", "", "mailwarden config (default: the built-in default)")
+	cfgPath := fs.String("config", "", "mailwarden config (default: "+defaultConfigPath+" when it exists, else the built-in default)")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
 	verbose := fs.Bool("v", false, "also list the checks that passed")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	*cfgPath = configPath(*cfgPath)
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

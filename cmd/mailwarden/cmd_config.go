@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/mailwarden/mailwarden/examples"
 	"github.com/mailwarden/mailwarden/policy"
@@ -36,8 +38,21 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 		}
 		if err != nil {
 			// Already redacted by policy.Load; a read error may quote the
-			// path only.
-			fmt.Fprintln(stderr, err)
+			// path only. Every error of the file, in line order, as
+			// FILE:LINE: KEY: what is wrong and what is allowed.
+			var ces policy.ConfigErrors
+			if !errors.As(err, &ces) {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+			for _, e := range ces {
+				fmt.Fprintln(stderr, strings.TrimPrefix(e.Error(), "config: "))
+			}
+			n := "1 error"
+			if len(ces) > 1 {
+				n = fmt.Sprintf("%d errors", len(ces))
+			}
+			fmt.Fprintf(stderr, "%s: %s\n", fs.Arg(0), n)
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", fs.Arg(0))
@@ -45,6 +60,32 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "mailwarden config: unknown subcommand %q\n", args[0])
 	return 2
+}
+
+// defaultConfigPath is the config file every command uses without
+// -config, when it exists (the .deb installs it; the README has you
+// create it); otherwise the built-in default applies. A variable for
+// tests.
+var defaultConfigPath = "/etc/mailwarden/mailwarden.toml"
+
+// configPath resolves a -config flag: the flag, else defaultConfigPath
+// when it exists, else "" (the built-in default).
+func configPath(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if _, err := os.Stat(defaultConfigPath); err == nil {
+		return defaultConfigPath
+	}
+	return ""
+}
+
+// configName is how output names the config in force.
+func configName(path string) string {
+	if path == "" {
+		return "(built-in default)"
+	}
+	return path
 }
 
 // loadConfig reads the config file, or the embedded default when path is "".

@@ -37,7 +37,7 @@ type evalJSON struct {
 func runEval(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	cfgPath := fset.String("config", "", "config file (default: the built-in default)")
+	cfgPath := fset.String("config", "", "config file (default: "+defaultConfigPath+" when it exists, else the built-in default)")
 	var hamPaths, spamPaths multiFlag
 	fset.Var(&hamPaths, "ham", "file or directory of ham (.eml or mbox; repeatable)")
 	fset.Var(&spamPaths, "spam", "file or directory of spam (repeatable)")
@@ -62,6 +62,7 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		fset.Usage()
 		return 2
 	}
+	*cfgPath = configPath(*cfgPath)
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/explain"
 	"github.com/mailwarden/mailwarden/policy"
 )
 
@@ -24,8 +25,8 @@ func TestIsTerminal(t *testing.T) {
 func TestExitCode(t *testing.T) {
 	want := map[policy.Action]int{policy.ActionAccept: 0, policy.ActionQuarantine: 2, policy.ActionTempfail: 3, policy.ActionDiscard: 4, policy.ActionReject: 5, policy.Action(42): 1}
 	for a, code := range want {
-		if got := exitCode(a); got != code {
-			t.Errorf("exitCode(%v) = %d, want %d", a, got, code)
+		if got := explain.ExitCode(a); got != code {
+			t.Errorf("explain.ExitCode(%v) = %d, want %d", a, got, code)
 		}
 	}
 }

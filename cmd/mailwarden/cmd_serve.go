@@ -7,6 +7,8 @@ import (
 	"log/slog"
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/daemon"
+	"github.com/mailwarden/mailwarden/filter"
+	"github.com/mailwarden/mailwarden/policy/store"
 )
 
 // runServe is `mailwarden serve`: flags, the config, the logger; the
@@ -14,10 +16,11 @@ import (
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "config file (default: the built-in default, see 'mailwarden config default')")
+	cfgPath := fs.String("config", "", "config file (default: "+defaultConfigPath+" when it exists, else the built-in default, see 'mailwarden config default')")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	*cfgPath = configPath(*cfgPath)
 	cfg, err := loadServeConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -30,6 +33,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer closeLog()
+	// Every library logs through our handler: go-redis and go-milter have
+	// their own hooks; the log package (any other library) follows
+	// slog.SetDefault. A plain-text line in a JSON log is one `report`
+	// skips.
+	slog.SetDefault(logger)
+	filter.SetMilterLogger(logger)
+	store.SetRedisLogger(logger)
 
 	d := daemon.New(daemon.Options{ConfigPath: *cfgPath, Load: loadServeConfig, Logger: logger, Level: level, Version: versionString()})
 	return d.Run(cfg)

@@ -13,7 +13,7 @@ func controlSocket(cfgPath, socket string) (string, error) {
 	if socket != "" {
 		return socket, nil
 	}
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := loadConfig(configPath(cfgPath))
 	if err != nil {
 		return "", err
 	}

@@ -140,8 +140,8 @@ func TestReportAndAuditCommands(t *testing.T) {
 		t.Fatalf("report: %d %s", code, errb.String())
 	}
 	var rep struct {
-		Messages int
-		ByAction map[string]int
+		Messages int            `json:"messages"`
+		ByAction map[string]int `json:"by_action"`
 	}
 	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil || rep.Messages != 39 || rep.ByAction["reject"] != 5 {
 		t.Fatalf("report --json: %v %+v", err, rep)

@@ -222,3 +222,18 @@ func checkRedisURL(url string) error {
 func redisURLError(err error) error {
 	return fmt.Errorf("store: redis url: %s", policy.Redact(err.Error()))
 }
+
+// peekScript counts the events in each window, (now-period, now], and
+// returns the index of the first full one, or -1; it writes nothing.
+var peekScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[3*i-1])
+  local period = tonumber(ARGV[3*i])
+  local cost = tonumber(ARGV[3*i+1])
+  if redis.call('ZCOUNT', KEYS[i], '(' .. (now - period), '+inf') + cost > limit then
+    return i - 1
+  end
+end
+return -1
+`)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -174,6 +175,62 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		if !take(70 * time.Minute) {
 			t.Fatal("refused after the 10m event left the window")
+		}
+	})
+
+	t.Run("DryRunLeavesNoTrace", func(t *testing.T) {
+		s := open(t)
+		if _, ok := s.(store.Peeker); !ok {
+			t.Fatalf("%T does not implement store.Peeker", s)
+		}
+		d := store.DryRun(s)
+		t0 := time.Now().Truncate(time.Second)
+		w := []store.Window{{Key: key(t, "w"), Limit: 2, Period: time.Hour}}
+		if i, err := s.Take(ctx, w, t0); i != -1 || err != nil {
+			t.Fatalf("first take: %d %v", i, err)
+		}
+		// One slot left: the dry run admits, as often as asked, and
+		// consumes nothing.
+		for range 3 {
+			if i, err := d.Take(ctx, w, t0.Add(time.Minute)); i != -1 || err != nil {
+				t.Fatalf("dry take with a slot left: %d %v", i, err)
+			}
+		}
+		if i, err := s.Take(ctx, w, t0.Add(2*time.Minute)); i != -1 || err != nil {
+			t.Fatalf("the dry runs consumed the last slot: %d %v", i, err)
+		}
+		if i, err := d.Take(ctx, w, t0.Add(3*time.Minute)); i != 0 || err != nil {
+			t.Fatalf("dry take of a full window: %d %v, want 0", i, err)
+		}
+		// An hour after the first event, a slot is free again.
+		if i, err := d.Take(ctx, w, t0.Add(time.Hour)); i != -1 || err != nil {
+			t.Fatalf("dry take after the first event left: %d %v", i, err)
+		}
+		k := key(t, "nx")
+		if ok, err := d.SetNX(ctx, k, []byte("v"), time.Hour); !ok || err != nil {
+			t.Fatalf("dry SetNX of an absent key: %v %v", ok, err)
+		}
+		if err := d.Set(ctx, key(t, "set"), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{k, key(t, "set")} {
+			if _, ok, err := s.Get(ctx, k); ok || err != nil {
+				t.Fatalf("dry run wrote %s: %v %v", k, ok, err)
+			}
+		}
+		s.Set(ctx, k, []byte("v"), time.Hour)
+		if ok, err := d.SetNX(ctx, k, []byte("w"), time.Hour); ok || err != nil {
+			t.Fatalf("dry SetNX of a present key: %v %v", ok, err)
+		}
+		if v, ok, _ := d.Get(ctx, k); !ok || string(v) != "v" {
+			t.Fatalf("dry Get: %q %v", v, ok)
+		}
+		d.Delete(ctx, k)
+		if _, ok, _ := s.Get(ctx, k); !ok {
+			t.Fatal("dry Delete deleted")
+		}
+		if _, err := d.Incr(ctx, k, 1, 0); !errors.Is(err, store.ErrDryRun) {
+			t.Fatalf("dry Incr: %v", err)
 		}
 	})
 

@@ -1,11 +1,14 @@
-// Package control is the daemon's control socket: a unix socket, owner-only
-// and checked by peer credentials (SO_PEERCRED: our uid or root), that
-// speaks one JSON object per line ("status", "mode"), and its client for
-// `mailwarden status` and `mailwarden mode`. The [control] section.
+// Package control is the daemon's control socket: a unix socket checked by
+// peer credentials (SO_PEERCRED: our uid or root, and for "learn" only the
+// users of [control] learn_users), that speaks one JSON object per line
+// ("status", "mode", "check", "learn"; a request with "size" is followed
+// by that many bytes of message), and its client for `mailwarden status`,
+// `mode`, `check` and `learn`. The [control] section.
 package control
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,11 +16,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/explain"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/quarcli"
 	"github.com/mailwarden/mailwarden/policy"
@@ -33,12 +39,22 @@ type Config struct {
 	// status`; "" disables it. It is created owner-only (0600) and only
 	// peers with our uid or root are served.
 	Socket string `toml:"socket"`
+	// LearnUsers may send "learn" (and nothing else): the mail users
+	// whose Sieve pipes report moves into and out of Junk (Dovecot's
+	// imapsieve). With any, the socket is created 0666 and every peer
+	// is checked by its credentials.
+	LearnUsers []string `toml:"learn_users"`
 }
 
 // Validate checks the section.
 func (c *Config) Validate() error {
 	if c.Socket != "" && !filepath.IsAbs(c.Socket) {
 		return policy.KeyErr("socket", "%q must be an absolute path", c.Socket)
+	}
+	for _, u := range c.LearnUsers {
+		if _, err := user.Lookup(u); err != nil {
+			return policy.KeyErr("learn_users", "%q is not a user of this system", u)
+		}
 	}
 	return nil
 }
@@ -48,7 +64,7 @@ const SectionName = "control"
 
 // Section is the [control] section (no step).
 func Section() policy.Module {
-	return policy.Module{Name: SectionName, Default: func() any { return &Config{Socket: DefaultSocket} }}
+	return policy.Module{Name: SectionName, Default: func() any { return &Config{Socket: DefaultSocket, LearnUsers: []string{}} }}
 }
 
 // ConfigOf returns the [control] section of cfg (the defaults when absent).
@@ -66,7 +82,37 @@ type Daemon interface {
 	// SetMode overrides the mode (or with "config" drops the override)
 	// for the peer uid; an error is an unknown mode.
 	SetMode(mode string, uid int) error
+	// Check runs the pipeline in force on raw as a dry run (its state
+	// read, nothing written) and renders the verdict as `check` prints
+	// it; code is check's exit code.
+	Check(ctx context.Context, req CheckRequest, raw []byte) (out string, code int, err error)
+	// Learn teaches the Bayes classifier of the daemon's store raw as
+	// req.Class (or forgets it).
+	Learn(ctx context.Context, req LearnRequest, raw []byte) (*LearnResult, error)
 }
+
+// CheckRequest is `mailwarden check`'s flags.
+type CheckRequest struct {
+	Envelope explain.Envelope `json:"envelope"`
+	JSON     bool             `json:"json,omitempty"`
+	Explain  bool             `json:"explain,omitempty"`
+}
+
+// LearnRequest is one message to learn.
+type LearnRequest struct {
+	Class  string `json:"class"` // "spam" or "ham"
+	Forget bool   `json:"forget,omitempty"`
+}
+
+// LearnResult is what learning one message did.
+type LearnResult struct {
+	Changed bool  `json:"changed"` // false: already learned as this class
+	Spam    int64 `json:"spam"`    // messages the store now holds
+	Ham     int64 `json:"ham"`
+}
+
+// MaxMessage bounds the bytes a request may carry.
+const MaxMessage = 256 << 20
 
 // QuarantineDaemon is a daemon that runs our own quarantine: it answers
 // `mailwarden quarantine` (it holds the index).
@@ -76,16 +122,24 @@ type QuarantineDaemon interface {
 
 // Request is one line from a client.
 type Request struct {
-	Cmd        string           `json:"cmd"`            // "status", "mode" or "quarantine"
+	Cmd        string           `json:"cmd"`            // "status", "mode", "check", "learn" or "quarantine"
 	Mode       string           `json:"mode,omitempty"` // for "mode": a mode, or "config" to drop the override
+	Check      *CheckRequest    `json:"check,omitempty"`
+	Learn      *LearnRequest    `json:"learn,omitempty"`
 	Quarantine *quarcli.Request `json:"quarantine,omitempty"`
+	// Size is the length of the message that follows the request line.
+	Size int64 `json:"size,omitempty"`
 }
 
 // Response is one line back.
 type Response struct {
-	OK         bool              `json:"ok"`
-	Error      string            `json:"error,omitempty"`
-	Status     *Status           `json:"status,omitempty"`
+	OK     bool    `json:"ok"`
+	Error  string  `json:"error,omitempty"`
+	Status *Status `json:"status,omitempty"`
+	// Output and ExitCode are a check's rendering and exit code.
+	Output     string            `json:"output,omitempty"`
+	ExitCode   int               `json:"exit_code,omitempty"`
+	Learned    *LearnResult      `json:"learned,omitempty"`
 	Quarantine *quarcli.Response `json:"quarantine,omitempty"`
 }
 
@@ -120,7 +174,11 @@ func Start(c *Config, d Daemon, logger *slog.Logger) (func(), error) {
 	if c == nil || c.Socket == "" {
 		return nil, nil
 	}
-	ln, err := listen(c.Socket)
+	learners, err := lookupUIDs(c.LearnUsers)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := listen(c.Socket, len(learners) > 0)
 	if err != nil {
 		if c.Socket == DefaultSocket {
 			// The built-in default must not stop a daemon that runs without
@@ -151,7 +209,7 @@ func Start(c *Config, d Daemon, logger *slog.Logger) (func(), error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				serve(conn, d, logger)
+				serve(conn, d, learners, logger)
 			}()
 		}
 	}()
@@ -162,9 +220,24 @@ func Start(c *Config, d Daemon, logger *slog.Logger) (func(), error) {
 	}, nil
 }
 
-// listen creates the socket owner-only. A stale socket file (no
+// lookupUIDs maps user names to uids.
+func lookupUIDs(names []string) (map[int]bool, error) {
+	uids := map[int]bool{}
+	for _, n := range names {
+		u, err := user.Lookup(n)
+		if err != nil {
+			return nil, fmt.Errorf("control: learn_users: %w", err)
+		}
+		id, _ := strconv.Atoi(u.Uid)
+		uids[id] = true
+	}
+	return uids, nil
+}
+
+// listen creates the socket owner-only, or, for learners, open to
+// everyone (the peer's credentials decide). A stale socket file (no
 // daemon answers) is replaced; a live one is an error.
-func listen(path string) (net.Listener, error) {
+func listen(path string, open bool) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
@@ -185,15 +258,20 @@ func listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	mode := os.FileMode(0o600)
+	if open {
+		mode = 0o666
+	}
+	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	return ln, nil
 }
 
-// peerAllowed checks the peer's uid (SO_PEERCRED): ours or root.
-func peerAllowed(conn net.Conn) (uid int, ok bool) {
+// peerUID is the peer's uid (SO_PEERCRED); ok reports whether it is ours
+// or root's.
+func peerUID(conn net.Conn) (uid int, ok bool) {
 	uc, isUnix := conn.(*net.UnixConn)
 	if !isUnix {
 		return -1, false
@@ -213,28 +291,46 @@ func peerAllowed(conn net.Conn) (uid int, ok bool) {
 }
 
 // serve answers JSON lines until the client closes.
-func serve(conn net.Conn, d Daemon, logger *slog.Logger) {
+func serve(conn net.Conn, d Daemon, learners map[int]bool, logger *slog.Logger) {
 	defer conn.Close()
-	uid, ok := peerAllowed(conn)
+	uid, owner := peerUID(conn)
 	enc := json.NewEncoder(conn)
-	if !ok {
+	if !owner && !learners[uid] {
 		logger.Warn("control connection refused", "uid", uid)
 		enc.Encode(Response{Error: "permission denied"})
 		return
 	}
-	sc := bufio.NewScanner(conn)
-	sc.Buffer(make([]byte, 4096), 64<<10)
+	r := bufio.NewReaderSize(conn, 64<<10)
 	for {
 		conn.SetReadDeadline(time.Now().Add(time.Minute))
-		if !sc.Scan() {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				enc.Encode(Response{Error: "bad request: line too long"})
+			}
 			return
 		}
 		var req Request
 		var resp Response
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+		var raw []byte
+		if err := json.Unmarshal(line, &req); err != nil {
 			resp.Error = "bad request: " + err.Error()
+		} else if req.Size < 0 || req.Size > MaxMessage {
+			enc.Encode(Response{Error: fmt.Sprintf("bad request: size %d (at most %d)", req.Size, MaxMessage)})
+			return
 		} else {
-			resp = handle(d, req, uid)
+			if req.Size > 0 {
+				raw = make([]byte, req.Size)
+				conn.SetReadDeadline(time.Now().Add(5 * time.Minute))
+				if _, err := io.ReadFull(r, raw); err != nil {
+					return
+				}
+			}
+			if !owner && req.Cmd != "learn" {
+				resp.Error = "permission denied: learn_users may only learn"
+			} else {
+				resp = handle(d, req, raw, uid)
+			}
 		}
 		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if enc.Encode(resp) != nil {
@@ -244,7 +340,8 @@ func serve(conn net.Conn, d Daemon, logger *slog.Logger) {
 }
 
 // handle executes one request.
-func handle(d Daemon, req Request, uid int) Response {
+func handle(d Daemon, req Request, raw []byte, uid int) Response {
+	ctx := context.Background()
 	switch req.Cmd {
 	case "status":
 		return Response{OK: true, Status: d.Status()}
@@ -253,6 +350,24 @@ func handle(d Daemon, req Request, uid int) Response {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true, Status: d.Status()}
+	case "check":
+		if req.Check == nil {
+			req.Check = &CheckRequest{}
+		}
+		out, code, err := d.Check(ctx, *req.Check, raw)
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true, Output: out, ExitCode: code}
+	case "learn":
+		if req.Learn == nil || (req.Learn.Class != "spam" && req.Learn.Class != "ham") {
+			return Response{Error: `learn: class must be "spam" or "ham"`}
+		}
+		res, err := d.Learn(ctx, *req.Learn, raw)
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true, Learned: res}
 	case "quarantine":
 		qd, ok := d.(QuarantineDaemon)
 		if !ok || req.Quarantine == nil {
@@ -264,11 +379,17 @@ func handle(d Daemon, req Request, uid int) Response {
 		}
 		return Response{OK: true, Quarantine: r}
 	}
-	return Response{Error: fmt.Sprintf("unknown command %q (want status, mode or quarantine)", req.Cmd)}
+	return Response{Error: fmt.Sprintf("unknown command %q (want status, mode, check, learn or quarantine)", req.Cmd)}
 }
 
-// Call sends one request to the daemon's control socket.
-func Call(socket string, req Request) (*Response, error) {
+// Client is a connection to the control socket for several requests.
+type Client struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// Dial connects to the daemon's control socket.
+func Dial(socket string) (*Client, error) {
 	if socket == "" {
 		return nil, errors.New("control: no control socket configured ([control] socket)")
 	}
@@ -276,12 +397,25 @@ func Call(socket string, req Request) (*Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: is mailwarden running? %w", err)
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
+	return &Client{conn: conn, r: bufio.NewReader(conn)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Do sends req with raw (the message, if any) and reads the answer; a
+// refusal is an error with the response.
+func (c *Client) Do(req Request, raw []byte) (*Response, error) {
+	req.Size = int64(len(raw))
+	c.conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.conn.Write(append(append(b, '\n'), raw...)); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	line, err := bufio.NewReader(conn).ReadBytes('\n')
+	line, err := c.r.ReadBytes('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
 		return nil, fmt.Errorf("control: %w", err)
 	}
@@ -293,4 +427,14 @@ func Call(socket string, req Request) (*Response, error) {
 		return &resp, fmt.Errorf("control: %s", resp.Error)
 	}
 	return &resp, nil
+}
+
+// Call sends one request to the daemon's control socket.
+func Call(socket string, req Request) (*Response, error) {
+	c, err := Dial(socket)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Do(req, nil)
 }

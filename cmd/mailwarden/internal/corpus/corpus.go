@@ -7,7 +7,6 @@ package corpus
 import (
 	"bufio"
 	"bytes"
-	"io/fs"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -18,8 +17,10 @@ import (
 	"github.com/mailwarden/mailwarden/policy/message"
 )
 
-// Files lists the regular files under path (or path itself),
-// sorted, skipping hidden files.
+// Files lists the regular files under path (or path itself), sorted,
+// skipping hidden files. Symbolic links are followed, to files and to
+// directories (a corpus is often a tree of links into mail folders); a
+// directory reached twice (a link loop) is read once.
 func Files(path string) ([]string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -29,21 +30,42 @@ func Files(path string) ([]string, error) {
 		return []string{path}, nil
 	}
 	var out []string
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+	seen := map[string]bool{}
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		real, err := filepath.EvalSymlinks(dir)
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), ".") && p != path {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
+		if seen[real] {
 			return nil
 		}
-		if d.Type().IsRegular() {
-			out = append(out, p)
+		seen[real] = true
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			fi, err := os.Stat(p) // follows a symlink
+			if err != nil {
+				return err
+			}
+			switch {
+			case fi.IsDir():
+				if err := walk(p); err != nil {
+					return err
+				}
+			case fi.Mode().IsRegular():
+				out = append(out, p)
+			}
 		}
 		return nil
-	})
+	}
+	err = walk(path)
 	sort.Strings(out)
 	return out, err
 }

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -41,6 +42,8 @@ type Server struct {
 	metrics policy.Metrics
 	ops     *metrics.Ops                    // the daemon's metrics and status state
 	svc     *wire.Services                  // the services in force (outlive reloads)
+	svcMu   sync.Mutex                      // guards svc for the control socket's readers
+	learn   learner                         // `learn` through the control socket
 	quar    atomic.Pointer[wire.Quarantine] // our quarantine in force, nil when off
 	reloads atomic.Int64                    // successful reloads
 	failed  atomic.Int64                    // refused reloads
@@ -162,7 +165,9 @@ func (d *Server) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Clo
 		return nil, nil, err
 	}
 	svc.Start(context.Background())
+	d.svcMu.Lock()
 	d.svc = svc
+	d.svcMu.Unlock()
 	d.quar.Store(svc.Quarantine)
 	d.reports.Store(svc.Reports)
 	return p, retired, nil
@@ -172,6 +177,14 @@ func (d *Server) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Clo
 // invalid file is refused; the old config stays in force.
 func (d *Server) reload() {
 	cfg, err := d.load(d.cfgPath)
+	if err == nil {
+		if keys := RestartKeys(d.cfg(), cfg); len(keys) > 0 {
+			// The metrics listener and the control socket are opened once,
+			// at start; a reload that silently kept their old values would
+			// leave the operator believing the new ones apply.
+			err = fmt.Errorf("changed keys that only a restart applies: %s (restart the daemon, or put their running values back)", strings.Join(keys, ", "))
+		}
+	}
 	if err == nil {
 		var p *policy.Pipeline
 		var retired []io.Closer
@@ -188,6 +201,9 @@ func (d *Server) reload() {
 		}
 	}
 	d.failed.Add(1)
+	if d.ops != nil {
+		d.ops.Event("reload-refused")
+	}
 	var ces policy.ConfigErrors
 	if errors.As(err, &ces) {
 		for _, e := range ces {
@@ -297,6 +313,7 @@ func (d *Server) Run(cfg *policy.Config) int {
 		return 1
 	}
 	defer stopPipeline()
+	d.warnUntrained(cfg)
 
 	// Nothing of ours is live yet: spool files in temp_dir are a crash's
 	// leftovers (files another instance holds locked are kept).
@@ -461,4 +478,25 @@ func (d *Server) SetMode(mode string, uid int) error {
 		o.ModeChanged()
 	}
 	return nil
+}
+
+// RestartKeys lists the keys whose change a reload cannot apply: the
+// [metrics] listener and the [control] socket are opened at start.
+func RestartKeys(old, cfg *policy.Config) []string {
+	var keys []string
+	om, nm := metrics.ConfigOf(old), metrics.ConfigOf(cfg)
+	if om.Address != nm.Address {
+		keys = append(keys, "metrics.address")
+	}
+	if om.Path != nm.Path {
+		keys = append(keys, "metrics.path")
+	}
+	oc, nc := control.ConfigOf(old), control.ConfigOf(cfg)
+	if oc.Socket != nc.Socket {
+		keys = append(keys, "control.socket")
+	}
+	if strings.Join(oc.LearnUsers, ",") != strings.Join(nc.LearnUsers, ",") {
+		keys = append(keys, "control.learn_users")
+	}
+	return keys
 }

@@ -122,6 +122,8 @@ h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
 
 <h2>Virus hits</h2>
 {{template "events" .R.Viruses}}
+<h2>Held (quarantined) messages</h2>
+{{template "events" .R.Held}}
 <h2>Rate-limit events</h2>
 {{if .R.RateLimits}}<table id="ratelimits"><tr><th>reason</th><th>count</th></tr>
 {{range .R.RateLimits}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>{{else}}<p>(none)</p>{{end}}
@@ -135,9 +137,13 @@ h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
 {{end}}</table>{{else}}<p>(none)</p>{{end}}
 <h2>Operations events</h2>
 {{template "events" .R.Ops}}
+<h2>Reason codes</h2>
+{{if .R.Reasons}}<table id="reasons"><tr><th>reason code</th><th>count</th></tr>
+{{range .R.Reasons}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>
+{{end}}</table>{{else}}<p>(none)</p>{{end}}
 </body></html>
-{{define "events"}}{{if .}}<table><tr><th>time</th><th>kind</th><th>client</th><th>from</th><th>recipient</th><th>detail</th></tr>
-{{range .}}<tr><td>{{ts .Time}}</td><td>{{.Kind}}</td><td>{{.Client}}</td><td>{{.From}}</td><td>{{.Rcpt}}</td><td>{{.Detail}} {{.Reason}}</td></tr>
+{{define "events"}}{{if .}}<table><tr><th>time</th><th>kind</th><th>queue id</th><th>client</th><th>from</th><th>recipient</th><th>detail</th></tr>
+{{range .}}<tr><td>{{ts .Time}}</td><td>{{.Kind}}</td><td>{{.QueueID}}</td><td>{{.Client}}</td><td>{{.From}}</td><td>{{.Rcpt}}</td><td>{{.Detail}} {{.Reason}}</td></tr>
 {{end}}</table>{{else}}<p>(none)</p>{{end}}{{end}}
 `))
 

@@ -74,26 +74,32 @@ type Burst struct {
 }
 
 // Report is the evaluation of a set of log files.
+// Its JSON form (`report --json`) uses snake_case keys, like `check
+// --json`; times absent from the logs are left out.
 type Report struct {
-	Since, First, Last time.Time
-	Lines, Skipped     int // lines read; lines that were not JSON objects
+	Since   time.Time `json:"since,omitzero"`
+	First   time.Time `json:"first,omitzero"`
+	Last    time.Time `json:"last,omitzero"`
+	Lines   int       `json:"lines"`   // lines read
+	Skipped int       `json:"skipped"` // lines that were not JSON objects
 
-	Messages      int
-	ByAction      map[string]int // enforced action
-	ByWouldBe     map[string]int // what enforce mode would have done
-	RcptsRefused  int
-	Reasons       []Count
-	TopClients    []Count // clients of rejected messages and refused recipients
-	TopDomains    []Count // sender domains of rejected messages and refused recipients
-	AuthFailures  []AuthFailure
-	Viruses       []Event
-	RateLimits    []Count // by reason code
-	RateLimitLog  []Event
-	RelayAttempts []Event
-	LocalOnly     []Event
-	Ops           []Event // spool low, mode changes, neighbours down
-	Bursts        []Burst
-	Hourly        []Count // messages per hour, key "2006-01-02T15"
+	Messages      int            `json:"messages"`
+	ByAction      map[string]int `json:"by_action"`   // enforced action
+	ByWouldBe     map[string]int `json:"by_would_be"` // what enforce mode would have done
+	RcptsRefused  int            `json:"rcpts_refused"`
+	Reasons       []Count        `json:"reasons"`
+	TopClients    []Count        `json:"top_clients"` // clients of rejected messages and refused recipients
+	TopDomains    []Count        `json:"top_domains"` // sender domains of rejected messages and refused recipients
+	AuthFailures  []AuthFailure  `json:"auth_failures"`
+	Viruses       []Event        `json:"viruses"`
+	Held          []Event        `json:"held"`        // quarantined (held) messages, by queue id
+	RateLimits    []Count        `json:"rate_limits"` // by reason code
+	RateLimitLog  []Event        `json:"rate_limit_log"`
+	RelayAttempts []Event        `json:"relay_attempts"`
+	LocalOnly     []Event        `json:"local_only"`
+	Ops           []Event        `json:"ops"` // spool low, mode changes, neighbours down, refused reloads
+	Bursts        []Burst        `json:"bursts"`
+	Hourly        []Count        `json:"hourly"` // messages per hour, key "2006-01-02T15"
 
 	opt      Options
 	clients  map[string]int
@@ -136,6 +142,7 @@ type line struct {
 	Class    string    `json:"class"`
 	Mode     string    `json:"mode"`
 	Override bool      `json:"override"`
+	Key      string    `json:"key"`
 }
 
 // Read adds every line of r.
@@ -192,6 +199,15 @@ func (rep *Report) Add(b []byte) {
 		rep.Ops = append(rep.Ops, Event{Time: l.Time, Kind: "mode-change", Detail: l.To})
 	case "neighbour down":
 		rep.Ops = append(rep.Ops, Event{Time: l.Time, Kind: "neighbour-down", Detail: l.Kind + " " + l.Target, Reason: l.Error})
+	case "config reload refused":
+		// One line per error of the refused file (key and message).
+		detail := l.Error
+		if l.Key != "" {
+			detail = l.Key + ": " + detail
+		}
+		rep.Ops = append(rep.Ops, Event{Time: l.Time, Kind: "reload-refused", Detail: detail})
+	case "config reloaded":
+		rep.Ops = append(rep.Ops, Event{Time: l.Time, Kind: "reload", Detail: l.Mode})
 	}
 }
 
@@ -209,6 +225,10 @@ func (rep *Report) message(l *line) {
 	}
 	if wb == "reject" {
 		rep.rejected(l)
+	}
+	if l.Action == "quarantine" {
+		rep.Held = append(rep.Held, Event{Time: l.Time, Kind: "held", QueueID: l.QueueID, Client: l.Client, From: l.From,
+			Rcpt: strings.Join(l.Rcpts, ","), Reason: strings.Join(l.Reasons, ",")})
 	}
 	if !l.Time.IsZero() {
 		rep.hourly[l.Time.UTC().Format("2006-01-02T15")]++
@@ -330,7 +350,7 @@ func (rep *Report) Finish() *Report {
 		}
 		return rep.Bursts[i].Key < rep.Bursts[j].Key
 	})
-	for _, evs := range [][]Event{rep.Viruses, rep.RelayAttempts, rep.LocalOnly, rep.Ops, rep.RateLimitLog} {
+	for _, evs := range [][]Event{rep.Viruses, rep.Held, rep.RelayAttempts, rep.LocalOnly, rep.Ops, rep.RateLimitLog} {
 		sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
 	}
 	return rep
@@ -420,10 +440,15 @@ func (rep *Report) WriteText(w io.Writer) error {
 				p("  ... %d more\n", len(evs)-i)
 				break
 			}
-			p("  %s  %s client=%s from=%s rcpt=%s %s\n", e.Time.UTC().Format(time.RFC3339), e.Kind, e.Client, e.From, e.Rcpt, e.Detail)
+			id := ""
+			if e.QueueID != "" {
+				id = " id=" + e.QueueID
+			}
+			p("  %s  %s%s client=%s from=%s rcpt=%s %s\n", e.Time.UTC().Format(time.RFC3339), e.Kind, id, e.Client, e.From, e.Rcpt, strings.TrimSpace(e.Detail+" "+e.Reason))
 		}
 	}
 	events("virus hits", rep.Viruses)
+	events("held (quarantined) messages", rep.Held)
 	table("rate-limit events", rep.RateLimits)
 	events("relay attempts", rep.RelayAttempts)
 	events("local-only refusals", rep.LocalOnly)

@@ -456,3 +456,15 @@ func Pipeline(cfg *policy.Config, log *slog.Logger, metrics policy.Metrics) (*po
 	}
 	return p, s, nil
 }
+
+// DryRun is s for a verdict that must leave no trace (`check` answered by
+// the daemon): the same services, with the state store read-only
+// (store.DryRun) and neither DMARC report records nor our quarantine.
+// Nothing is built or started; closing it is not needed.
+func (s *Services) DryRun() *Services {
+	d := &Services{Resolver: s.Resolver, Scanners: s.Scanners, SRS: s.SRS, Prober: s.Prober, Spool: s.Spool}
+	if s.Store != nil {
+		d.Store = store.DryRun(s.Store)
+	}
+	return d
+}
