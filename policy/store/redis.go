@@ -222,3 +222,14 @@ func checkRedisURL(url string) error {
 func redisURLError(err error) error {
 	return fmt.Errorf("store: redis url: %s", policy.Redact(err.Error()))
 }
+
+// SetBatch implements Batcher: one pipeline (one round trip) per batch.
+func (s *Redis) SetBatch(ctx context.Context, es []Entry) error {
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, e := range es {
+			p.Set(ctx, s.k(e.Key), e.Val, max(e.TTL, 0))
+		}
+		return nil
+	})
+	return s.wrap(err)
+}
