@@ -106,6 +106,10 @@ type BayesConfig struct {
 	// MTA learns within CacheTTL). 0 turns the cache off.
 	CacheSize int             `toml:"cache_size"`
 	CacheTTL  policy.Duration `toml:"cache_ttl"`
+	// MemoryTokens: with an embedded store (bolt, memory), the whole token
+	// table is loaded into memory (bayes.Table, ~40 bytes a token) unless
+	// it holds more tokens than this; 0 turns it off.
+	MemoryTokens int `toml:"memory_tokens"`
 }
 
 // URIRule is one [[spam.uri_rule]].
@@ -146,7 +150,7 @@ func Default() *Config {
 		MaxURIDomains: 10,
 		Bayes: BayesConfig{
 			Enabled: true, MinSpam: 200, MinHam: 200, Prefix: "bayes:",
-			CacheSize: 200000, CacheTTL: policy.Duration(time.Minute),
+			CacheSize: 200000, CacheTTL: policy.Duration(time.Minute), MemoryTokens: 2000000,
 			Weights: map[string]float64{"00": -4, "01": -2, "05": -1, "20": 0, "40": 0, "60": 2, "80": 9, "95": 9, "99": 10, "999": 11},
 		},
 	}
@@ -227,8 +231,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, policy.KeyErr("bayes.weights."+k, "unknown bucket (known: %s)", strings.Join(BayesBuckets, ", ")))
 		}
 	}
-	if c.Bayes.CacheSize < 0 || c.Bayes.CacheTTL < 0 {
-		errs = append(errs, policy.KeyErr("bayes.cache_size", "cache_size and cache_ttl must not be negative"))
+	if c.Bayes.CacheSize < 0 || c.Bayes.CacheTTL < 0 || c.Bayes.MemoryTokens < 0 {
+		errs = append(errs, policy.KeyErr("bayes.cache_size", "cache_size, cache_ttl and memory_tokens must not be negative"))
 	}
 	if c.Bayes.MinSpam < 1 || c.Bayes.MinHam < 1 {
 		errs = append(errs, policy.KeyErr("bayes.min_spam", "min_spam and min_ham must be at least 1"))
@@ -354,6 +358,9 @@ func New(cfg *Config, env *policy.Env) (*Check, error) {
 			ts = &bayes.Store{S: st, Prefix: cfg.Bayes.Prefix}
 			if cfg.Bayes.CacheSize > 0 && cfg.Bayes.CacheTTL > 0 {
 				ts = bayes.NewCache(ts, cfg.Bayes.CacheTTL.D(), cfg.Bayes.CacheSize)
+			}
+			if sc, ok := store.AsScanner(st); ok && cfg.Bayes.MemoryTokens > 0 {
+				ts = bayes.NewTable(ts, sc, cfg.Bayes.Prefix, cfg.Bayes.MemoryTokens, env.Logger)
 			}
 		}
 		c.classifier = bayes.New(ts, cfg.Bayes.MinSpam, cfg.Bayes.MinHam)

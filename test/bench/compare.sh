@@ -21,7 +21,9 @@
 #     shipped /etc/rspamd config plus local.d overrides for sockets and
 #     logging only: the proxy worker in milter mode (self_scan, one process
 #     per core) on a unix socket, the stub DNS server, a private Redis
-#     (unix socket) for its Redis-backed modules, and in mode "av" the
+#     (unix socket) for its Redis-backed modules (Bayes trained on the same
+#     corpus with rspamc, once, kept in $RSPAMD_RDB; greylist and ratelimit
+#     off: they soft-reject replayed mail before it is scanned), and in mode "av" the
 #     antivirus module against the same clamd with scan_mime_parts = false
 #     (the whole message, as mailwarden sends it).
 # Load: ../shared/tools/miltbench -dir CORPUS -c N -d DUR -warmup 3s -watch PID.
@@ -38,6 +40,7 @@ modes=${MODES:-"noav av"}
 only=${ONLY:-}
 corpus=${CORPUS:-$root/../shared/corpus/spamassassin}
 bayes_db=${BAYES_DB:-/tmp/mwbench-bayes-$(basename "$corpus").db}
+rspamd_rdb=${RSPAMD_RDB:-/tmp/mwbench-rspamd-$(basename "$corpus").rdb}
 clamd_threads=${CLAMD_THREADS:-8}
 big=${BIG:-0}
 shared=$root/../shared
@@ -115,8 +118,9 @@ fi
 
 # Private Redis for rspamd's Redis-backed modules (Bayes, ratelimit, ...).
 if [ "$only" != mailwarden ]; then
+	if [ -s "$rspamd_rdb" ]; then cp "$rspamd_rdb" "$work/redis.rdb"; fi
 	redis-server --port 0 --unixsocket "$work/redis.sock" --unixsocketperm 700 \
-		--save '' --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
+		--save '' --appendonly no --dir "$work" --dbfilename redis.rdb --daemonize no >"$work/redis.log" 2>&1 &
 	pids+=($!)
 	waitsock "$work/redis.sock"
 fi
@@ -166,6 +170,11 @@ EOF
 	cat > "$d/local.d/redis.conf" <<EOF
 servers = "$work/redis.sock";
 EOF
+	# Greylisting and rate limits answer most replayed corpus mail with a
+	# soft reject from a prefilter, before any check runs: off, so that
+	# rspamd scans every message as mailwarden does.
+	echo 'enabled = false;' > "$d/local.d/greylist.conf"
+	echo 'enabled = false;' > "$d/local.d/ratelimit.conf"
 	if [ "$1" = av ]; then
 		cat > "$d/local.d/antivirus.conf" <<EOF
 clamav {
@@ -176,6 +185,7 @@ clamav {
   symbol = "CLAM_VIRUS";
   max_size = 26214400;
   timeout = 30s;
+  no_cache = true; # no result cache in Redis: replayed messages are scanned again
 }
 EOF
 	fi
@@ -187,6 +197,13 @@ EOF
 	waitsock "$d/milter.sock"
 	sleep 2 # let every worker finish loading its rules
 	rs_sock=$d/milter.sock
+	if [ ! -s "$rspamd_rdb" ]; then
+		log "training rspamd's Bayes (once, kept in $rspamd_rdb)"
+		rspamc -h "$d/controller.sock" -P q1 -n 4 learn_spam "$corpus/spam" > "$work/rspamc-learn.log" 2>&1 || true
+		rspamc -h "$d/controller.sock" -P q1 -n 4 learn_ham "$corpus/ham" >> "$work/rspamc-learn.log" 2>&1 || true
+		redis-cli -s "$work/redis.sock" SAVE >/dev/null
+		cp "$work/redis.rdb" "$rspamd_rdb"
+	fi
 }
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
