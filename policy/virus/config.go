@@ -46,7 +46,10 @@ type Config struct {
 	OnOversize policy.Action `toml:"on_oversize"`
 	// HeaderScanned and HeaderStatus name the header fields added to
 	// every scanned message; "" disables one.
-	HeaderScanned string `toml:"header_scanned"`
+	// QueueTimeout bounds the wait for a free scanner (see Limited); the
+	// scan's own timeout counts from when it starts.
+	QueueTimeout  policy.Duration `toml:"queue_timeout"`
+	HeaderScanned string          `toml:"header_scanned"`
 	HeaderStatus  string `toml:"header_status"`
 }
 
@@ -60,6 +63,7 @@ func DefaultConfig() *Config {
 		OnInfected:    policy.ActionReject,
 		InfectedReply: policy.Reply{Code: 554, Enhanced: "5.7.1", Text: "Message contains malware"},
 		OnOversize:    policy.ActionReject,
+		QueueTimeout:  policy.Duration(30 * time.Second),
 		HeaderScanned: "X-Virus-Scanned",
 		HeaderStatus:  "X-Virus-Status",
 	}
@@ -70,6 +74,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.Timeout.D() <= 0 {
 		errs = append(errs, policy.KeyErr("timeout", "must be positive"))
+	}
+	if c.QueueTimeout.D() <= 0 {
+		errs = append(errs, policy.KeyErr("queue_timeout", "must be positive"))
 	}
 	if c.OnInfected == policy.ActionAccept || c.OnInfected == policy.ActionTempfail {
 		errs = append(errs, policy.KeyErr("on_infected", "%s would deliver or retry malware: want reject, discard or quarantine", c.OnInfected))
@@ -110,6 +117,9 @@ type ServerGroup struct {
 	// no command to report it).
 	StreamMaxLength policy.Size     `toml:"stream_max_length"`
 	ConnectTimeout  policy.Duration `toml:"connect_timeout"`
+	// MaxScans is how many scans of the group run at once; 0 asks each
+	// clamd for its MaxThreads (STATS) on the first scan.
+	MaxScans int `toml:"max_scans"`
 
 	servers []clamav.Server
 }
@@ -152,6 +162,9 @@ func (c *ClamAVConfig) Validate() error {
 		}
 		if g.StreamMaxLength < 0 {
 			errs = append(errs, policy.KeyErr(key+".stream_max_length", "must be positive"))
+		}
+		if g.MaxScans < 0 {
+			errs = append(errs, policy.KeyErr(key+".max_scans", "must not be negative"))
 		}
 		if g.ConnectTimeout <= 0 {
 			g.ConnectTimeout = policy.Duration(5 * time.Second)

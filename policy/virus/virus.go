@@ -239,6 +239,16 @@ func (c *Check) result(m *policy.Message, fs []Finding) policy.Result {
 		status = "Unscanned (error)"
 		r.Status = StatusError
 		r.Action = c.cfg.OnError
+		if errors.Is(f.Err, ErrQueueTimeout) {
+			// Busy, not broken: always retried later, never accepted
+			// unscanned (a flood must not buy a way around the scanner).
+			r.Action = policy.ActionTempfail
+			r.Mandatory = true
+			r.Reasons = []string{ReasonQueueTimeout}
+			r.Detail = fmt.Sprintf("error: %v", f.Err)
+			c.log.Warn("virus scan queue timeout", "queue_id", m.QueueID, "error", fmt.Sprint(f.Err), "action", r.Action.String())
+			break
+		}
 		// Nor does an allow list let mail through unscanned while the
 		// scanner is down.
 		r.Mandatory = r.Action != policy.ActionAccept
@@ -304,7 +314,7 @@ func build(section any, env *policy.Env) ([]policy.Step, error) {
 			if err != nil {
 				return nil, err
 			}
-			return NewClamAV("clamav:"+g.Name, c), nil
+			return NewLimited(NewClamAV("clamav:"+g.Name, c), g.MaxScans, cfg.Timeout.D(), cfg.QueueTimeout.D()), nil
 		})
 		if err != nil {
 			return nil, err
@@ -324,5 +334,8 @@ func build(section any, env *policy.Env) ([]policy.Step, error) {
 			}
 		}
 	}()
-	return []policy.Step{{Check: New(cfg, scanners, env.Config, log), StepConfig: cfg.StepConfig, Mandatory: true}}, nil
+	// The step's deadline covers the wait for a scanner and then the scan.
+	step := cfg.StepConfig
+	step.Timeout += cfg.QueueTimeout
+	return []policy.Step{{Check: New(cfg, scanners, env.Config, log), StepConfig: step, Mandatory: true}}, nil
 }

@@ -32,7 +32,7 @@
 # over the measured run, as miltbench -watch reports it), clamd CPU ms per
 # message (same, on clamd's pid), peak RSS of the daemon tree (MB).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "${ROOT:-$(dirname "$0")/../..}" # ROOT: the checkout, when running a copy of this script
 root=$PWD
 dur=${DUR:-15s}
 conc=${CONC:-"1 8"}
