@@ -7,8 +7,8 @@ package clamdtest
 
 import (
 	"bufio"
-	"cmp"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"

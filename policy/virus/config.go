@@ -50,7 +50,7 @@ type Config struct {
 	// scan's own timeout counts from when it starts.
 	QueueTimeout  policy.Duration `toml:"queue_timeout"`
 	HeaderScanned string          `toml:"header_scanned"`
-	HeaderStatus  string `toml:"header_status"`
+	HeaderStatus  string          `toml:"header_status"`
 }
 
 // DefaultConfig is what an absent [virus] section means: disabled (see the
