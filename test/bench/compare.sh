@@ -199,8 +199,8 @@ EOF
 	rs_sock=$d/milter.sock
 	if [ ! -s "$rspamd_rdb" ]; then
 		log "training rspamd's Bayes (once, kept in $rspamd_rdb)"
-		rspamc -h "$d/controller.sock" -P q1 -n 4 learn_spam "$corpus/spam" > "$work/rspamc-learn.log" 2>&1 || true
-		rspamc -h "$d/controller.sock" -P q1 -n 4 learn_ham "$corpus/ham" >> "$work/rspamc-learn.log" 2>&1 || true
+		rspamc -h "$d/controller.sock" -P q1 -n 4 --header "Learn-Type: bulk" learn_spam "$corpus/spam" > "$work/rspamc-learn.log" 2>&1 || true
+		rspamc -h "$d/controller.sock" -P q1 -n 4 --header "Learn-Type: bulk" learn_ham "$corpus/ham" >> "$work/rspamc-learn.log" 2>&1 || true
 		redis-cli -s "$work/redis.sock" SAVE >/dev/null
 		cp "$work/redis.rdb" "$rspamd_rdb"
 	fi
