@@ -53,7 +53,11 @@ cleanup() {
 }
 trap cleanup EXIT
 log() { echo "# $*" >&2; }
-waitsock() { for _ in $(seq 600); do [ -S "$1" ] && return 0; sleep 0.1; done; echo "no socket $1" >&2; return 1; }
+waitsock() { # path [seconds]
+	for _ in $(seq $((${2:-60} * 10))); do [ -S "$1" ] && return 0; sleep 0.1; done
+	echo "no socket $1" >&2
+	return 1
+}
 
 # CPU seconds (utime+stime) of a pid and its live descendants.
 treecpu() {
@@ -194,7 +198,7 @@ EOF
 		-p "$d/run/rspamd.pid" >"$d/out.log" 2>&1 &
 	rs_pid=$!
 	pids+=($rs_pid)
-	waitsock "$d/milter.sock"
+	waitsock "$d/milter.sock" 600 # rspamd compiles its rules first: minutes on a busy machine
 	sleep 2 # let every worker finish loading its rules
 	rs_sock=$d/milter.sock
 	if [ ! -s "$rspamd_rdb" ]; then
