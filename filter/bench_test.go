@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/d--j/go-milter"
+
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // BenchmarkMilterSession measures one whole milter transaction (Postfix's
@@ -25,7 +27,7 @@ func BenchmarkMilterSession(b *testing.B) {
 		b.Skip("corpus not found beside the repository")
 	}
 	type parsed struct {
-		h    policy.Header
+		h    message.Header
 		body []byte
 	}
 	var msgs []parsed
@@ -34,7 +36,7 @@ func BenchmarkMilterSession(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		h, body, err := policy.ReadMessage(bytes.NewReader(data), 0)
+		h, body, err := message.ReadMessage(bytes.NewReader(data), 0)
 		if err != nil {
 			continue
 		}

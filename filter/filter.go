@@ -1,7 +1,7 @@
 // Package filter is the milter side of mailwarden: it speaks the milter
 // protocol (Sendmail's libmilter protocol, version 6, as implemented by
 // Postfix and Sendmail) through github.com/d--j/go-milter, turns each mail
-// transaction into a policy.Message, and turns the policy.Verdict back into
+// transaction into a message.Message, and turns the policy.Verdict back into
 // a milter response plus header and envelope changes.
 //
 // It is the only package that imports go-milter. One message flows:
@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/d--j/go-milter"
+
 	"github.com/mailwarden/mailwarden/policy"
 )
 

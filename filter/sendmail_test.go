@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/d--j/go-milter"
+
 	"github.com/mailwarden/mailwarden/policy"
 )
 

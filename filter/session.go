@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/d--j/go-milter"
+
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // session is one MTA connection; it may carry several transactions.
@@ -20,7 +22,7 @@ type session struct {
 	srv   *Server
 	proto milter.OptProtocol
 
-	client policy.Client
+	client message.Client
 	macros map[string]string // connection-level macros
 
 	// The current transaction, from MAIL FROM to its end.
@@ -35,7 +37,7 @@ type transaction struct {
 	macros   map[string]string
 	from     string
 	rcpts    []string
-	header   policy.Header
+	header   message.Header
 	hdrBytes int64
 	tooMany  bool
 	spool    spool
@@ -48,7 +50,7 @@ func (s *session) Connect(host, family string, port uint16, addr string, m milte
 	defer s.recover("connect", &resp, &err)
 	s.macros = map[string]string{}
 	collect(m, s.macros, milter.StageConnect)
-	s.client = policy.Client{Name: host, Port: port}
+	s.client = message.Client{Name: host, Port: port}
 	if a, err := netip.ParseAddr(strings.Trim(addr, "[]")); err == nil && (family == "tcp4" || family == "tcp6") {
 		s.client.Addr = a.Unmap()
 	}
@@ -90,7 +92,7 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (resp *milte
 	}
 	rcpt = milter.RemoveAngle(rcpt)
 	collect(m, s.tx.macros, milter.StageRcpt)
-	env := &policy.Envelope{Client: s.client, Auth: s.tx.auth, Macros: s.tx.macros, MailFrom: s.tx.from, Rcpts: s.tx.rcpts}
+	env := &message.Envelope{Client: s.client, Auth: s.tx.auth, Macros: s.tx.macros, MailFrom: s.tx.from, Rcpts: s.tx.rcpts}
 	action, reply, _ := s.tx.p.Rcpt(context.Background(), env, rcpt)
 	switch action {
 	case policy.ActionReject, policy.ActionTempfail:
@@ -122,7 +124,7 @@ func (s *session) Header(name, value string, m milter.Modifier) (resp *milter.Re
 		// space after the colon; keep values in one form (with it).
 		value = " " + value
 	}
-	tx.header = append(tx.header, policy.Field{Name: name, Value: value})
+	tx.header = append(tx.header, message.Field{Name: name, Value: value})
 	return milter.RespContinue, nil
 }
 
@@ -207,9 +209,9 @@ func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 }
 
 // message is the policy view of the transaction so far (without a body).
-func (s *session) message(tx *transaction) *policy.Message {
+func (s *session) message(tx *transaction) *message.Message {
 	cfg := tx.p.Config()
-	return &policy.Message{
+	return &message.Message{
 		QueueID:  tx.macros["i"],
 		Client:   s.client,
 		Auth:     tx.auth,
@@ -383,7 +385,7 @@ func collect(m milter.Modifier, dst map[string]string, stage milter.MacroStage) 
 }
 
 // logSummary writes the one line per message.
-func logSummary(log *slog.Logger, m *policy.Message, v *policy.Verdict, cfg *policy.Config, d time.Duration, applyErr error) {
+func logSummary(log *slog.Logger, m *message.Message, v *policy.Verdict, cfg *policy.Config, d time.Duration, applyErr error) {
 	checks := make([]any, 0, len(v.Checks))
 	for _, c := range v.Checks {
 		attrs := []any{slog.String("status", string(c.Status)), slog.Float64("ms", float64(c.Duration.Microseconds())/1000)}
@@ -409,7 +411,7 @@ func logSummary(log *slog.Logger, m *policy.Message, v *policy.Verdict, cfg *pol
 	}
 	attrs := []any{
 		"queue_id", m.QueueID, "client", client, "client_name", m.Client.Name, "helo", m.Client.HELO,
-		"from", m.MailFrom, "rcpts", rcpts, "direction", string(m.Direction(cfg)), "size", m.Size,
+		"from", m.MailFrom, "rcpts", rcpts, "direction", string(cfg.DirectionOf(m)), "size", m.Size,
 		"mode", string(v.Mode), "action", v.Action.String(), "would_be", v.WouldBe.String(),
 		"score", v.Score, "reasons", reasons, slog.Group("checks", checks...),
 		"duration_ms", float64(d.Microseconds()) / 1000,

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/d--j/go-milter"
+
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // lockedBuffer collects the JSON log of a test server.
@@ -57,11 +59,11 @@ type seen struct {
 	queueID  string
 	from     string
 	rcpts    []string
-	header   policy.Header
+	header   message.Header
 	bodySize int64
 	size     int64
 	tail     []byte
-	client   policy.Client
+	client   message.Client
 	auth     string
 }
 
@@ -71,7 +73,7 @@ type probe struct {
 }
 
 func (p *probe) Name() string { return "probe" }
-func (p *probe) Check(_ context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (p *probe) Check(_ context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	s := seen{queueID: m.QueueID, from: m.MailFrom, rcpts: slices.Clone(m.Rcpts), header: slices.Clone(m.Header),
 		bodySize: m.Body.Size(), size: m.Size, client: m.Client, auth: m.Auth}
 	if n := min(m.Body.Size(), 16); n > 0 {
@@ -447,7 +449,7 @@ func TestCleanMessageGetsHeadersOnTop(t *testing.T) {
 	if s.auth != "" {
 		t.Errorf("no {auth_authen}: auth %q", s.auth)
 	}
-	if len(s.header) != 3 || s.header[2] != (policy.Field{Name: "Subject", Value: " lunch"}) {
+	if len(s.header) != 3 || s.header[2] != (message.Field{Name: "Subject", Value: " lunch"}) {
 		t.Errorf("header %q", s.header)
 	}
 	if s.bodySize != int64(len(m.body)) || len(s.tail) != 16 || !bytes.HasSuffix(m.body, s.tail) {
@@ -880,7 +882,7 @@ func TestSessionWithoutLeadingSpace(t *testing.T) {
 		t.Errorf("forged A-R: %v", d)
 	}
 	s := ts.probe.last(t)
-	if s.header[2] != (policy.Field{Name: "Subject", Value: " lunch"}) {
+	if s.header[2] != (message.Field{Name: "Subject", Value: " lunch"}) {
 		t.Errorf("header values are kept in one form: %q", s.header[2])
 	}
 }
@@ -943,8 +945,8 @@ func TestReloadMidTransaction(t *testing.T) {
 	var mu sync.Mutex
 	closed := 0
 	mod := policy.Module{Name: "svc", Default: func() any { return &struct{}{} }, Build: func(_ any, env *policy.Env) ([]policy.Step, error) {
-		_, err := env.Shared.Get("svc", func() (any, error) { return countCloser{&mu, &closed}, nil })
-		return nil, err
+		env.OnClose(countCloser{&mu, &closed})
+		return nil, nil
 	}}
 	build := func(top string) *policy.Pipeline {
 		cfg, err := policy.Load("r.toml", []byte(fmt.Sprintf(serverTOML, top, ts.spool, "")), []policy.Module{mod})
@@ -990,13 +992,13 @@ func TestReloadMidTransaction(t *testing.T) {
 type envelopeChanger struct{}
 
 func (envelopeChanger) Name() string { return "changer" }
-func (envelopeChanger) Check(context.Context, *policy.Message, policy.Results) (policy.Result, error) {
+func (envelopeChanger) Check(context.Context, *message.Message, policy.Results) (policy.Result, error) {
 	return policy.Result{
 		Status:      policy.StatusPass,
 		ChangeFrom:  "SRS0=ab=cd=sender.test=alice@example.org",
 		AddRcpts:    []string{"archive@example.org"},
 		DeleteRcpts: []string{"bob@example.org"},
-		Headers:     []policy.Field{{Name: "X-Folded", Value: " first\r\n\tsecond"}},
+		Headers:     []message.Field{{Name: "X-Folded", Value: " first\r\n\tsecond"}},
 	}, nil
 }
 

@@ -90,7 +90,7 @@ func (s *spool) Write(p []byte) error {
 	return nil
 }
 
-// body hands the collected body over as a policy.Body. The spool is empty
+// body hands the collected body over as a message.Body. The spool is empty
 // afterwards; the body owns the file.
 func (s *spool) body() *spoolBody {
 	b := &spoolBody{mem: s.buf.Bytes(), file: s.file, bud: s.bud, held: s.held}
@@ -118,7 +118,7 @@ func (s *spool) discard() {
 	}
 }
 
-// spoolBody implements policy.Body over memory or a spool file. A check
+// spoolBody implements message.Body over memory or a spool file. A check
 // abandoned at its deadline may still read it after the message is over
 // and Close ran; the lock keeps that a clean error instead of a data race.
 type spoolBody struct {

@@ -28,14 +28,24 @@ func (a Action) String() string {
 	return "action(" + strconv.Itoa(int(a)) + ")"
 }
 
-// ParseAction reads an action name as written in the config.
+// actionAliases are other names accepted wherever an action is configured
+// ([[rule]], [[limit]], on_error, every section): "hold" is Postfix's name
+// for its hold queue.
+var actionAliases = map[string]Action{"hold": ActionQuarantine}
+
+// ParseAction reads an action name as written in the config: one of the
+// names above or an alias, in any case. Every section uses it (through
+// Action's UnmarshalText), so the vocabulary is the same everywhere.
 func ParseAction(s string) (Action, error) {
+	if a, ok := actionAliases[strings.ToLower(strings.TrimSpace(s))]; ok {
+		return a, nil
+	}
 	for i, n := range actionNames {
 		if strings.EqualFold(strings.TrimSpace(s), n) {
 			return Action(i), nil
 		}
 	}
-	return 0, fmt.Errorf("policy: unknown action %q (want accept, quarantine, tempfail, discard or reject)", s)
+	return 0, fmt.Errorf("policy: unknown action %q (want accept, quarantine (or hold), tempfail, discard or reject)", s)
 }
 
 func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
@@ -47,23 +57,6 @@ func (a *Action) UnmarshalText(b []byte) error {
 	}
 	*a = v
 	return nil
-}
-
-// ExitCode is the exit status of `mailwarden check` for this action.
-func (a Action) ExitCode() int {
-	switch a {
-	case ActionAccept:
-		return 0
-	case ActionQuarantine:
-		return 2
-	case ActionTempfail:
-		return 3
-	case ActionDiscard:
-		return 4
-	case ActionReject:
-		return 5
-	}
-	return 1
 }
 
 // Reply is an SMTP reply: code, RFC 3463 enhanced status code and text.
@@ -139,34 +132,5 @@ func (r *Reply) UnmarshalText(b []byte) error {
 		return err
 	}
 	*r = v
-	return nil
-}
-
-// Mode is the filter's operating mode; the guidance asks that the filter can
-// be switched to a safe mode at short notice.
-type Mode string
-
-const (
-	ModeEnforce     Mode = "enforce"      // apply verdicts
-	ModeMonitor     Mode = "monitor"      // run everything, add headers, log the would-be action, accept
-	ModeTempfailAll Mode = "tempfail-all" // answer every message with 4xx, run no check
-	ModeAcceptAll   Mode = "accept-all"   // accept every message untouched, run no check
-)
-
-// ParseMode validates a mode name.
-func ParseMode(s string) (Mode, error) {
-	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
-	case ModeEnforce, ModeMonitor, ModeTempfailAll, ModeAcceptAll:
-		return m, nil
-	}
-	return "", fmt.Errorf("policy: unknown mode %q (want enforce, monitor, tempfail-all or accept-all)", s)
-}
-
-func (m *Mode) UnmarshalText(b []byte) error {
-	v, err := ParseMode(string(b))
-	if err != nil {
-		return err
-	}
-	*m = v
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Status is a check's outcome in the vocabulary of its RFC or domain:
@@ -25,11 +27,11 @@ const (
 // they cost. Only "could not run at all" is an error: the pipeline then
 // applies the step's configured on_error action.
 //
-// prior holds the results of the checks this one runs After (see After);
-// it is read-only.
+// prior holds exactly the results of the checks this one runs After (see
+// After) that ran; it is the check's own copy.
 type Check interface {
 	Name() string
-	Check(ctx context.Context, m *Message, prior Results) (Result, error)
+	Check(ctx context.Context, m *message.Message, prior Results) (Result, error)
 }
 
 // After is implemented by checks that need other checks' results (spam
@@ -43,7 +45,7 @@ type After interface {
 // at RCPT time (relay guard, local-only addresses, SRS bounces). A result
 // whose Action is not accept refuses that recipient only.
 type RcptChecker interface {
-	CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (Result, error)
+	CheckRcpt(ctx context.Context, env *message.Envelope, rcpt string) (Result, error)
 }
 
 // Observer is implemented by checks that must see the final verdict, e.g.
@@ -51,16 +53,7 @@ type RcptChecker interface {
 // auto-reply guard. The pipeline calls Observe after merging, within the
 // step's timeout; errors are logged and do not change the verdict.
 type Observer interface {
-	Observe(ctx context.Context, m *Message, v *Verdict) error
-}
-
-// Envelope is what is known at RCPT time.
-type Envelope struct {
-	Client   Client
-	Auth     string
-	Macros   map[string]string
-	MailFrom string
-	Rcpts    []string // recipients accepted so far
+	Observe(ctx context.Context, m *message.Message, v *Verdict) error
 }
 
 // Result is what one check found.
@@ -84,11 +77,14 @@ type Result struct {
 	Mandatory bool
 	// QuarantineReason is given to the MTA with ActionQuarantine.
 	QuarantineReason string
+	// Allowlisted asks the merge to soften every non-mandatory action of
+	// the message (an allow list matched).
+	Allowlisted bool
 
 	// AuthResults are entries for our Authentication-Results header.
 	AuthResults []authres.Result
 	// Headers are fields to add at the top of the message.
-	Headers []Field
+	Headers []message.Field
 	// RemoveHeaders names fields to delete (every instance), e.g. our own
 	// status headers forged by the sender.
 	RemoveHeaders []string
@@ -98,6 +94,8 @@ type Result struct {
 	AddRcpts, DeleteRcpts []string
 
 	// Data carries a check's typed result for checks that run After it.
+	// Only the package that sets it reads it, through a typed accessor it
+	// exports (e.g. auth.SPFOutcomeOf); other packages never assert it.
 	Data any
 }
 

@@ -11,9 +11,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Config is the core of the TOML configuration. Check modules add their own
@@ -36,8 +37,6 @@ type Config struct {
 	// for local domains (RFC 5321 §4.5.1: postmaster; RFC 2142: abuse).
 	ProtectedRecipients []string `toml:"protected_recipients"`
 
-	Listen  ListenConfig  `toml:"listen"`
-	Log     LogConfig     `toml:"log"`
 	Message MessageConfig `toml:"message"`
 	Replies RepliesConfig `toml:"replies"`
 	Headers HeadersConfig `toml:"headers"`
@@ -48,25 +47,6 @@ type Config struct {
 	// Sections holds the decoded module sections by name (pointers to each
 	// module's config type).
 	Sections map[string]any `toml:"-"`
-}
-
-// ListenConfig is the milter socket.
-type ListenConfig struct {
-	Address     string   `toml:"address"`      // unix:/path or inet:host:port
-	SocketMode  string   `toml:"socket_mode"`  // octal, for unix sockets
-	SocketGroup string   `toml:"socket_group"` // group name or id, for unix sockets
-	GracePeriod Duration `toml:"grace_period"` // finish in-flight sessions on SIGTERM
-	ReadTimeout Duration `toml:"read_timeout"` // idle MTA connection
-	// MaxConnections caps concurrent MTA connections; more are closed at
-	// once (logged, counted). 0: no cap.
-	MaxConnections int `toml:"max_connections"`
-}
-
-// LogConfig selects the slog handler.
-type LogConfig struct {
-	Level  string `toml:"level"`  // debug, info, warn, error
-	Format string `toml:"format"` // json or text
-	File   string `toml:"file"`   // "" is standard error
 }
 
 // MessageConfig bounds what one message may cost.
@@ -143,14 +123,18 @@ type RuleConfig struct {
 	re *regexp.Regexp
 }
 
-// Module is a check (or a shared service) with its own config section.
+// Module is a config section and, with Build, the steps it makes. Every
+// section has the same shape: Default returns a pointer to its config type
+// with the defaults (DefaultX / Default naming aside, the only place
+// defaults live); the type may implement Normalizer and Validator.
 type Module struct {
 	// Name is the TOML section and, for a check, the check's name.
 	Name string
 	// Default returns a pointer to the section's config with its defaults.
 	Default func() any
-	// Build makes the module's steps from its decoded section. It may return
-	// no steps (disabled, or a pure service such as the resolver).
+	// Build makes the module's steps from its decoded section, with the
+	// services its constructor was given. Nil for a section that builds
+	// no step (a service's, such as [dns], or the daemon's).
 	Build func(section any, env *Env) ([]Step, error)
 }
 
@@ -167,14 +151,6 @@ func DefaultConfig() *Config {
 		ProtectedRecipients:  []string{"postmaster", "abuse"},
 		MaxMessageSize:       64 << 20,
 		MaxMessageSizeAction: ActionReject,
-		Listen: ListenConfig{
-			Address:        "inet:127.0.0.1:8895",
-			SocketMode:     "0660",
-			GracePeriod:    Duration(30 * time.Second),
-			ReadTimeout:    Duration(5 * time.Minute),
-			MaxConnections: 400,
-		},
-		Log: LogConfig{Level: "info", Format: "json"},
 		Message: MessageConfig{
 			SpoolMemory:   1 << 20,
 			MaxHeaders:    1000,
@@ -363,6 +339,15 @@ func load(name string, data []byte, modules []Module) (*Config, error) {
 		cfg.Score.Domains[d] = t
 	}
 
+	// Normalise first (defaults of array tables, case of names, compiled
+	// patterns), then validate: Validate only reads.
+	cfg.normalize()
+	for _, m := range modules {
+		if n, ok := cfg.Sections[m.Name].(Normalizer); ok {
+			n.Normalize()
+		}
+	}
+
 	var errs ConfigErrors
 	for _, k := range md.Undecoded() {
 		errs = append(errs, &ConfigError{File: name, Line: keyLine(data, k), Key: k.String(), Msg: "unknown key (a typo here would silently disable a policy)"})
@@ -375,7 +360,7 @@ func load(name string, data []byte, modules []Module) (*Config, error) {
 		errs = append(errs, e)
 	}
 	for _, m := range modules {
-		if v, ok := cfg.Sections[m.Name].(interface{ Validate() error }); ok {
+		if v, ok := cfg.Sections[m.Name].(Validator); ok {
 			if err := v.Validate(); err != nil {
 				for _, e := range splitErrors(err) {
 					ce := &ConfigError{File: name, Key: m.Name, Msg: e.Error()}
@@ -394,6 +379,19 @@ func load(name string, data []byte, modules []Module) (*Config, error) {
 		return nil, errs
 	}
 	return cfg, nil
+}
+
+// Normalizer is implemented by sections that fill defaults Default cannot
+// express (keys of array tables) or normalise values (case, parsing). Load
+// calls Normalize before Validate, which must change nothing.
+type Normalizer interface {
+	Normalize()
+}
+
+// Validator is implemented by sections that check themselves. Errors name
+// their key with KeyErr. Validate must not change the section.
+type Validator interface {
+	Validate() error
 }
 
 // KeyError is returned by a section's Validate to name the offending key
@@ -510,6 +508,30 @@ func unquoteKey(s string) string {
 	return strings.Join(parts, ".")
 }
 
+// normalize puts the core keys in the form the checks compare: domains and
+// list patterns lower-cased once here (not on every message), rule patterns
+// compiled. A bad pattern stays uncompiled; validate reports it.
+func (c *Config) normalize() {
+	for i, d := range c.LocalDomains {
+		c.LocalDomains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	}
+	domains := make(map[string]Thresholds, len(c.Score.Domains))
+	for d, t := range c.Score.Domains {
+		// Recipient domains are compared lower-cased (see message.Domain).
+		domains[strings.ToLower(strings.TrimSuffix(d, "."))] = t
+	}
+	c.Score.Domains = domains
+	for _, l := range [][]string{c.Lists.AllowHELOs, c.Lists.DenyHELOs, c.Lists.AllowSenders, c.Lists.DenySenders, c.Lists.AllowRecipients, c.Lists.DenyRecipients} {
+		for i, p := range l {
+			l[i] = normalizePattern(p)
+		}
+	}
+	for i := range c.Rules {
+		c.Rules[i].re, _ = regexp.Compile(c.Rules[i].Pattern)
+	}
+}
+
+// validate checks the core keys after normalize; it changes nothing.
 func (c *Config) validate() []*ConfigError {
 	var errs []*ConfigError
 	bad := func(key, format string, args ...any) {
@@ -522,23 +544,6 @@ func (c *Config) validate() []*ConfigError {
 		if d == "" || strings.ContainsAny(d, "@ \t") {
 			bad("local_domains", "entry %d (%q) is not a domain", i+1, d)
 		}
-		c.LocalDomains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
-	}
-	if !strings.HasPrefix(c.Listen.Address, "unix:") && !strings.HasPrefix(c.Listen.Address, "inet:") && !strings.HasPrefix(c.Listen.Address, "inet6:") {
-		bad("listen.address", "%q must start with unix: or inet:", c.Listen.Address)
-	}
-	if _, err := ParseFileMode(c.Listen.SocketMode); err != nil {
-		bad("listen.socket_mode", "%v", err)
-	}
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
-	}
-	switch c.Log.Format {
-	case "json", "text":
-	default:
-		bad("log.format", "%q: want json or text", c.Log.Format)
 	}
 	if c.MaxMessageSize <= 0 {
 		bad("max_message_size", "must be positive")
@@ -552,12 +557,6 @@ func (c *Config) validate() []*ConfigError {
 	if c.Message.MemoryBudget < 0 {
 		bad("message.memory_budget", "must not be negative")
 	}
-	if c.Listen.MaxConnections < 0 {
-		bad("listen.max_connections", "must not be negative (0: no cap)")
-	}
-	if c.Listen.ReadTimeout <= 0 {
-		bad("listen.read_timeout", "must be positive")
-	}
 	if c.Replies.Reject.Code/100 != 5 {
 		bad("replies.reject", "must be a 5xx reply")
 	}
@@ -568,7 +567,7 @@ func (c *Config) validate() []*ConfigError {
 		bad("replies.tempfail", "must be a 4xx reply")
 	}
 	for _, h := range []struct{ k, v string }{{"headers.status", c.Headers.Status}, {"headers.flag", c.Headers.Flag}} {
-		if h.v != "" && !validFieldName(h.v) {
+		if h.v != "" && !message.ValidFieldName(h.v) {
 			bad(h.k, "%q is not a valid header field name", h.v)
 		}
 	}
@@ -578,25 +577,18 @@ func (c *Config) validate() []*ConfigError {
 		}
 	}
 	checkThresholds("score", c.Score.Thresholds)
-	domains := make(map[string]Thresholds, len(c.Score.Domains))
 	for d, t := range c.Score.Domains {
 		checkThresholds("score.domain."+d, t)
-		// Recipient domains are compared lower-cased (see Domain).
-		domains[strings.ToLower(strings.TrimSuffix(d, "."))] = t
 	}
-	c.Score.Domains = domains
 	for _, l := range []struct {
 		k string
 		v []string
 	}{{"lists.allow_helos", c.Lists.AllowHELOs}, {"lists.deny_helos", c.Lists.DenyHELOs}, {"lists.allow_senders", c.Lists.AllowSenders},
 		{"lists.deny_senders", c.Lists.DenySenders}, {"lists.allow_recipients", c.Lists.AllowRecipients}, {"lists.deny_recipients", c.Lists.DenyRecipients}} {
-		for i, p := range l.v {
-			// Patterns are compared without case: normalise them once
-			// here, not on every message.
-			l.v[i] = normalizePattern(p)
-			if l.v[i] == "" {
+		for _, p := range l.v {
+			if p == "" {
 				bad(l.k, "empty pattern")
-			} else if _, err := path.Match(l.v[i], ""); err != nil {
+			} else if _, err := path.Match(p, ""); err != nil {
 				// A broken wildcard would never match: a silently dead entry.
 				bad(l.k, "%q is not a valid wildcard pattern (unclosed [ or trailing \\)", p)
 			}
@@ -614,31 +606,21 @@ func (c *Config) validate() []*ConfigError {
 		names[r.Name] = true
 		if (r.Header == "") == !r.Body {
 			bad(key, "set exactly one of header = \"Field\" or body = true")
-		} else if r.Header != "" && !validFieldName(r.Header) {
+		} else if r.Header != "" && !message.ValidFieldName(r.Header) {
 			bad(key+".header", "%q is not a header field name (it would never match)", r.Header)
 		}
-		re, err := regexp.Compile(r.Pattern)
+		_, err := regexp.Compile(r.Pattern)
 		switch {
 		case r.Pattern == "":
 			bad(key+".pattern", "a rule needs a pattern")
 		case err != nil:
 			bad(key+".pattern", "bad regular expression: %v", err)
 		}
-		r.re = re
 		if r.Action == nil && r.Score == 0 {
 			bad(key, "a rule needs a score or an action")
 		}
 	}
 	return errs
-}
-
-func validFieldName(s string) bool {
-	for _, c := range []byte(s) {
-		if c <= 32 || c >= 127 || c == ':' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // IsLocalDomain reports whether d (any case) is one of LocalDomains.
@@ -656,13 +638,13 @@ func (c *Config) IsLocalDomain(d string) bool {
 // configured local part) of a local domain. With no local domains
 // configured, the local part alone decides.
 func (c *Config) IsProtected(rcpt string) bool {
-	lp := strings.ToLower(LocalPart(rcpt))
+	lp := strings.ToLower(message.LocalPart(rcpt))
 	if i := strings.IndexByte(lp, '+'); i > 0 {
 		lp = lp[:i]
 	}
 	for _, p := range c.ProtectedRecipients {
 		if strings.EqualFold(lp, p) {
-			return len(c.LocalDomains) == 0 || !strings.Contains(rcpt, "@") || c.IsLocalDomain(Domain(rcpt))
+			return len(c.LocalDomains) == 0 || !strings.Contains(rcpt, "@") || c.IsLocalDomain(message.Domain(rcpt))
 		}
 	}
 	return false
@@ -685,7 +667,7 @@ func (c *Config) ThresholdsFor(rcpts []string) Thresholds {
 	}
 	var out Thresholds
 	for i, r := range rcpts {
-		d, ok := c.Score.Domains[Domain(r)]
+		d, ok := c.Score.Domains[message.Domain(r)]
 		if !ok {
 			d = t
 		}
@@ -696,4 +678,17 @@ func (c *Config) ThresholdsFor(rcpts []string) Thresholds {
 		out = Thresholds{lenient(out.AddHeader, d.AddHeader), lenient(out.Quarantine, d.Quarantine), lenient(out.Reject, d.Reject)}
 	}
 	return out
+}
+
+// SectionOf returns the decoded section called name as T (the pointer type
+// its module's Default returns), or the zero T when cfg has none. The
+// package that owns a section wraps it in a typed accessor (for example
+// dns.ConfigOf); other packages never read a section by name.
+func SectionOf[T any](cfg *Config, name string) T {
+	var zero T
+	if cfg == nil {
+		return zero
+	}
+	v, _ := cfg.Sections[name].(T)
+	return v
 }

@@ -152,7 +152,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"unknown top-level key", "mode = \"enforce\"\nmdoe = \"monitor\"\n", "mdoe", 2, "unknown key"},
 		{"unknown key in a table", "[lists]\ndeny_ips = []\ndeny_sender = [\"x@y.test\"]\n", "lists.deny_sender", 3, "unknown key"},
-		{"unknown table", "\n[listen]\naddress = \"inet:127.0.0.1:1\"\n\n[lisen]\nport = 1\n", "lisen.port", 6, "unknown key"},
+		{"unknown table", "\n[lists]\ndeny_ips = []\n\n[lisen]\nport = 1\n", "lisen.port", 6, "unknown key"},
 		{"unknown key in a rule", "[[rule]]\nname = \"a\"\nheader = \"Subject\"\npattern = \"x\"\nscore = 1\nscroe = 2\n", "rule.scroe", 6, "unknown key"},
 		{"unknown key in a module", "[fake]\nthreshold = 1\nthreshhold = 2\n", "fake.threshhold", 3, "unknown key"},
 		{"mode of the wrong type", "\n\nmode = 3\n", "mode", 3, "unknown mode"},
@@ -167,10 +167,6 @@ func TestLoadErrors(t *testing.T) {
 		{"reject reply without 5xx", "[replies]\nreject = \"451 4.7.1 later\"\n", "replies.reject", 2, "5xx"},
 		{"tempfail reply with 5xx", "[replies]\n\ntempfail = \"550 5.7.1 no\"\n", "replies.tempfail", 3, "4xx"},
 		{"reply that is not one", "[replies]\nreject = \"no way\"\n", "replies.reject", 2, "4xx or 5xx"},
-		{"bad duration", "[listen]\ngrace_period = \"forever\"\n", "listen.grace_period", 2, "bad duration"},
-		{"bad listen address", "[listen]\naddress = \"127.0.0.1:8895\"\n", "listen.address", 2, "unix: or inet:"},
-		{"bad socket mode", "[listen]\nsocket_mode = \"rw\"\n", "listen.socket_mode", 2, "octal"},
-		{"bad log level", "[log]\nlevel = \"loud\"\n", "log.level", 2, "debug, info"},
 		{"bad header name", "[headers]\nstatus = \"X Spam\"\n", "headers.status", 2, "header field name"},
 		{"bad authserv-id", "authserv_id = \"mx example\"\n", "authserv_id", 1, "host name"},
 		{"bad local domain", "local_domains = [\"user@example.org\"]\n", "local_domains", 1, "not a domain"},
@@ -231,13 +227,13 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestLoadReportsEveryError(t *testing.T) {
-	text := "mode = \"enforce\"\n[lists]\ndeny_sender = []\n[log]\nlevel = \"loud\"\nformat = \"xml\"\n"
+	text := "mode = \"enforce\"\n[lists]\ndeny_sender = []\n[headers]\nstatus = \"X Spam\"\nflag = \"X: Flag\"\n"
 	ces := loadErrs(t, text)
 	keys := map[string]int{}
 	for _, e := range ces {
 		keys[e.Key] = e.Line
 	}
-	if keys["lists.deny_sender"] != 3 || keys["log.level"] != 5 || keys["log.format"] != 6 || len(ces) != 3 {
+	if keys["lists.deny_sender"] != 3 || keys["headers.status"] != 5 || keys["headers.flag"] != 6 || len(ces) != 3 {
 		t.Errorf("errors: %v", ces)
 	}
 	for i := 1; i < len(ces); i++ {
@@ -364,5 +360,31 @@ quarantine = 0.0
 	ces := loadErrs(t, "[score]\nreject = 20.0\n[score.domain.\"x.test\"]\nquarantine = 25.0\n")
 	if ces[0].Key != "score.domain.x.test" {
 		t.Errorf("errors %v", ces)
+	}
+}
+
+// Validate only reads: normalising (case, compiled patterns) is its own
+// step, run by Load before it.
+func TestValidateDoesNotMutate(t *testing.T) {
+	c := DefaultConfig()
+	c.LocalDomains = []string{"Example.ORG."}
+	c.Lists.DenySenders = []string{"*@Spammer.TEST"}
+	c.Score.Domains = map[string]Thresholds{"Big.Example": {Reject: 50}}
+	c.Rules = []RuleConfig{{Name: "r", Header: "Subject", Pattern: "x", Score: 1}}
+	if errs := c.validate(); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if c.LocalDomains[0] != "Example.ORG." || c.Lists.DenySenders[0] != "*@Spammer.TEST" || c.Rules[0].re != nil {
+		t.Fatalf("validate changed the config: %v %v %v", c.LocalDomains, c.Lists.DenySenders, c.Rules[0].re)
+	}
+	if _, ok := c.Score.Domains["Big.Example"]; !ok {
+		t.Fatal("validate rewrote score.domain keys")
+	}
+	c.normalize()
+	if c.LocalDomains[0] != "example.org" || c.Lists.DenySenders[0] != "*@spammer.test" || c.Rules[0].re == nil {
+		t.Fatalf("normalize: %v %v %v", c.LocalDomains, c.Lists.DenySenders, c.Rules[0].re)
+	}
+	if _, ok := c.Score.Domains["big.example"]; !ok {
+		t.Fatal("normalize did not lower-case score.domain keys")
 	}
 }

@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/mailwarden/mailwarden/policy/message"
+
 // Direction says where a message goes relative to us.
 type Direction string
 
@@ -15,7 +17,7 @@ const (
 //
 // QUIRK(postfix): Postfix sends no {auth_authen} macro for an
 // unauthenticated client; an empty value must not count as authenticated.
-func (c *Config) FromUs(client Client, auth string) bool {
+func (c *Config) FromUs(client message.Client, auth string) bool {
 	if auth != "" {
 		return true
 	}
@@ -27,10 +29,10 @@ func (c *Config) FromUs(client Client, auth string) bool {
 
 // Direction classifies a message by its client and recipients. With no
 // local_domains configured, every recipient counts as local.
-func (c *Config) Direction(client Client, auth string, rcpts []string) Direction {
+func (c *Config) Direction(client message.Client, auth string, rcpts []string) Direction {
 	local := 0
 	for _, r := range rcpts {
-		if len(c.LocalDomains) == 0 || c.IsLocalDomain(Domain(r)) {
+		if len(c.LocalDomains) == 0 || c.IsLocalDomain(message.Domain(r)) {
 			local++
 		}
 	}
@@ -46,5 +48,7 @@ func (c *Config) Direction(client Client, auth string, rcpts []string) Direction
 	return DirRelay
 }
 
-// Direction classifies the message (see Config.Direction).
-func (m *Message) Direction(c *Config) Direction { return c.Direction(m.Client, m.Auth, m.Rcpts) }
+// DirectionOf classifies a message (see Direction).
+func (c *Config) DirectionOf(m *message.Message) Direction {
+	return c.Direction(m.Client, m.Auth, m.Rcpts)
+}

@@ -1,6 +1,10 @@
-// Package policy is mailwarden's decision engine: the transport-neutral
-// Message, the Check interface, Result and Verdict, the Pipeline that runs
-// checks, the rules that map findings to actions, and the TOML config.
+// Package policy is mailwarden's decision engine: the Check interface and
+// its optional interfaces (After, RcptChecker, Observer), Result, Action,
+// Verdict, the Pipeline that runs checks (pipeline.go; one guarded runner,
+// guard.go; the merge in named steps, merge.go; header rendering,
+// headers.go), the lists and [[rule]]s, the modes, and the TOML config.
+// The message model is policy/message; daemon settings, exit codes and the
+// metrics library live with the binary (cmd/mailwarden/internal).
 //
 // Mechanism. Checks report facts in their RFC's vocabulary (Status), a
 // score and entries for Authentication-Results; the operator's config
@@ -22,6 +26,9 @@
 // unknown key anywhere is an error with its line.
 //
 // Sub-packages hold the checks (auth, virus, spam, autoreply, ratelimit,
-// relay, spool, health) and shared services (dns, store); they import this
-// package, never the other way round.
+// relay, spool) and the service types (dns, store); they import this
+// package, never the other way round. Services are built once by the
+// daemon (cmd/mailwarden/internal/wire) and given to each module's
+// constructor as typed values; checks read each other's results through
+// typed accessors of the owning package (auth.SPFOutcomeOf, virus.Infected).
 package policy

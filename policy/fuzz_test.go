@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Run each locally for a while, e.g.
@@ -43,62 +45,6 @@ func messageSeeds(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-}
-
-func FuzzReadMessage(f *testing.F) {
-	messageSeeds(f)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		h, body, err := ReadMessage(bytes.NewReader(data), 50)
-		if err != nil {
-			if !errors.Is(err, ErrHeaderTooLarge) {
-				t.Fatalf("unexpected error %v", err)
-			}
-			return
-		}
-		if len(h) > 50 {
-			t.Fatalf("%d fields with a limit of 50", len(h))
-		}
-		for _, fl := range h {
-			if !validFieldName(fl.Name) {
-				t.Fatalf("invalid field name %q", fl.Name)
-			}
-			if strings.ContainsAny(fl.Value, "\n") && !validFolds(fl.Value) {
-				t.Fatalf("value %q has a line break not followed by white space", fl.Value)
-			}
-		}
-		// The body the MTA would send has CRLF line ends only.
-		if bytes.Count(body, []byte("\n")) != bytes.Count(body, []byte("\r\n")) {
-			t.Fatalf("body has bare LF: %q", body)
-		}
-		// Writing the header and reading it back gives the same fields.
-		var b bytes.Buffer
-		h.WriteTo(&b)
-		h2, rest, err := ReadMessage(&b, 0)
-		if err != nil {
-			t.Fatalf("re-reading our own header: %v", err)
-		}
-		if len(rest) != 0 || len(h2) != len(h) {
-			t.Fatalf("round trip: %q -> %q (rest %q)", h, h2, rest)
-		}
-		for i := range h {
-			want := h[i].Value
-			if want != "" && want[0] != ' ' && want[0] != '\t' {
-				want = " " + want
-			}
-			if h2[i].Name != h[i].Name || h2[i].Value != want {
-				t.Fatalf("round trip field %d: %q -> %q", i, h[i], h2[i])
-			}
-		}
-	})
-}
-
-func validFolds(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if v[i] == '\n' && (i+1 >= len(v) || (v[i+1] != ' ' && v[i+1] != '\t')) {
-			return false
-		}
-	}
-	return true
 }
 
 const fuzzConfig = `
@@ -147,14 +93,14 @@ func FuzzPipeline(f *testing.F) {
 	}
 	defer p.Close()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		h, body, err := ReadMessage(bytes.NewReader(data), cfg.Message.MaxHeaders)
+		h, body, err := message.ReadMessage(bytes.NewReader(data), cfg.Message.MaxHeaders)
 		if err != nil {
 			return
 		}
-		m := &Message{
-			Client:   Client{Addr: netip.MustParseAddr("192.0.2.1"), HELO: "fuzz"},
+		m := &message.Message{
+			Client:   message.Client{Addr: netip.MustParseAddr("192.0.2.1"), HELO: "fuzz"},
 			MailFrom: "a@b.test", Rcpts: []string{"u@example.org"},
-			Header: h, Body: BytesBody(body),
+			Header: h, Body: message.BytesBody(body),
 		}
 		v := p.Run(context.Background(), m)
 		if v.Action > ActionReject || v.WouldBe > ActionReject {

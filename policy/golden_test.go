@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden .want files")
@@ -23,14 +25,14 @@ type goldenVerdict struct {
 	Reasons          []string          `json:"reasons"`
 	Reply            string            `json:"reply,omitempty"`
 	QuarantineReason string            `json:"quarantine_reason,omitempty"`
-	Prepend          []Field           `json:"prepend"`
+	Prepend          []message.Field   `json:"prepend"`
 	Delete           []HeaderRef       `json:"delete"`
 	Checks           map[string]Status `json:"checks"`
 }
 
 // readEnv reads a golden .env file: key=value lines, "#" comments; the
 // first line must be "# proves: ...".
-func readEnv(t *testing.T, path string, m *Message, cfg *Config) string {
+func readEnv(t *testing.T, path string, m *message.Message, cfg *Config) string {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -101,11 +103,11 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			h, body, err := ReadMessage(f, cfg.Message.MaxHeaders)
+			h, body, err := message.ReadMessage(f, cfg.Message.MaxHeaders)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := &Message{QueueID: name, Header: h, Body: BytesBody(body)}
+			m := &message.Message{QueueID: name, Header: h, Body: message.BytesBody(body)}
 			proves := readEnv(t, base+".env", m, cfg)
 			if !bytes.Contains(readme, []byte("`"+name+"`")) {
 				t.Errorf("README.md does not list %s", name)

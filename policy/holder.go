@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"io"
 	"sync"
 )
 
@@ -51,10 +52,14 @@ func (h *Holder) release(p *Pipeline) {
 }
 
 // Swap puts p in force. The old pipeline is closed now if no message uses
-// it, or when the last one releases it.
-func (h *Holder) Swap(p *Pipeline) {
+// it, or when the last one releases it; retired are closed with it (the
+// services a reload replaced, which in-flight messages may still use).
+func (h *Holder) Swap(p *Pipeline, retired ...io.Closer) {
 	h.mu.Lock()
 	old := h.cur
+	if old != nil && old != p {
+		old.retire(retired)
+	}
 	h.cur = p
 	closeIt := old != nil && old != p && h.refs[old] == 0
 	h.mu.Unlock()

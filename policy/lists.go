@@ -4,17 +4,19 @@ import (
 	"context"
 	"path"
 	"strings"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // listCheck applies the allow and deny lists on client address, HELO,
 // envelope sender and recipients. A deny match asks for lists.deny_action
-// (reject by default); an allow match sets Status pass, which the merge
-// step reads to soften every non-mandatory action. Deny wins over allow.
+// (reject by default); an allow match sets Status pass and Allowlisted,
+// which the merge step reads to soften every non-mandatory action. Deny wins over allow.
 type listCheck struct{ cfg *Config }
 
 func (c *listCheck) Name() string { return "lists" }
 
-func (c *listCheck) Check(_ context.Context, m *Message, _ Results) (Result, error) {
+func (c *listCheck) Check(_ context.Context, m *message.Message, _ Results) (Result, error) {
 	l := &c.cfg.Lists
 	var deny []string
 	if l.DenyIPs.Contains(m.Client.Addr) {
@@ -55,14 +57,14 @@ func (c *listCheck) Check(_ context.Context, m *Message, _ Results) (Result, err
 		}
 	}
 	if len(allow) > 0 {
-		return Result{Status: StatusPass, Detail: strings.Join(allow, ",")}, nil
+		return Result{Status: StatusPass, Allowlisted: true, Detail: strings.Join(allow, ",")}, nil
 	}
 	return Result{Status: StatusNone}, nil
 }
 
 // CheckRcpt refuses a deny-listed recipient at RCPT time, so that the other
 // recipients of the same message are not affected.
-func (c *listCheck) CheckRcpt(_ context.Context, _ *Envelope, rcpt string) (Result, error) {
+func (c *listCheck) CheckRcpt(_ context.Context, _ *message.Envelope, rcpt string) (Result, error) {
 	if matchAddr(c.cfg.Lists.DenyRecipients, rcpt) {
 		return Result{Status: StatusMatch, Action: c.cfg.Lists.DenyAction, Reasons: []string{"denylist-rcpt"}}, nil
 	}
@@ -78,7 +80,7 @@ func normalizePattern(p string) string { return strings.ToLower(strings.TrimSpac
 // from Config (validate normalises them once). The null sender matches "<>".
 func matchAddr(patterns []string, addr string) bool {
 	a := strings.ToLower(addr)
-	d := Domain(a)
+	d := message.Domain(a)
 	for _, p := range patterns {
 		switch {
 		case p == "<>":

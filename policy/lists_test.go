@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 func TestMatchAddr(t *testing.T) {
@@ -135,12 +137,12 @@ func TestDirectionAndFromUs(t *testing.T) {
 	c := DefaultConfig()
 	c.LocalDomains = []string{"example.org"}
 	c.TrustedNetworks = append(c.TrustedNetworks, Prefix(netip.MustParsePrefix("10.0.0.0/8")))
-	outside := Client{Addr: netip.MustParseAddr("198.51.100.7")}
-	trusted := Client{Addr: netip.MustParseAddr("10.1.2.3")}
-	local := Client{} // sendmail(1): no address
+	outside := message.Client{Addr: netip.MustParseAddr("198.51.100.7")}
+	trusted := message.Client{Addr: netip.MustParseAddr("10.1.2.3")}
+	local := message.Client{} // sendmail(1): no address
 	for _, tc := range []struct {
 		name   string
-		client Client
+		client message.Client
 		auth   string
 		rcpts  []string
 		fromUs bool
@@ -154,7 +156,7 @@ func TestDirectionAndFromUs(t *testing.T) {
 		{"trusted to outside", trusted, "", []string{"b@other.test"}, true, DirOutbound},
 		{"trusted to mixed", trusted, "", []string{"a@example.org", "b@other.test"}, true, DirOutbound},
 		{"local submission", local, "", []string{"b@other.test"}, true, DirOutbound},
-		{"loopback v4-mapped", Client{Addr: netip.MustParseAddr("::ffff:127.0.0.1")}, "", []string{"a@example.org"}, true, DirInternal},
+		{"loopback v4-mapped", message.Client{Addr: netip.MustParseAddr("::ffff:127.0.0.1")}, "", []string{"a@example.org"}, true, DirInternal},
 	} {
 		if got := c.FromUs(tc.client, tc.auth); got != tc.fromUs {
 			t.Errorf("%s: FromUs = %v, want %v", tc.name, got, tc.fromUs)
@@ -162,8 +164,8 @@ func TestDirectionAndFromUs(t *testing.T) {
 		if got := c.Direction(tc.client, tc.auth, tc.rcpts); got != tc.want {
 			t.Errorf("%s: Direction = %v, want %v", tc.name, got, tc.want)
 		}
-		m := &Message{Client: tc.client, Auth: tc.auth, Rcpts: tc.rcpts}
-		if got := m.Direction(c); got != tc.want {
+		m := &message.Message{Client: tc.client, Auth: tc.auth, Rcpts: tc.rcpts}
+		if got := c.DirectionOf(m); got != tc.want {
 			t.Errorf("%s: Message.Direction = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -225,7 +227,7 @@ func TestFormatAuthRes(t *testing.T) {
 	}
 	// What we write must parse back with our own id (it is what we delete
 	// when a sender forges it).
-	id, res, err := authres.Parse(Unfold(two))
+	id, res, err := authres.Parse(message.Unfold(two))
 	if err != nil || id != "mx.test" || len(res) != 2 {
 		t.Errorf("parse back: %q %v %v", id, res, err)
 	}

@@ -15,19 +15,21 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // fakeCheck is a Check whose behaviour the test supplies.
 type fakeCheck struct {
 	name  string
 	after []string
-	fn    func(ctx context.Context, m *Message, prior Results) (Result, error)
+	fn    func(ctx context.Context, m *message.Message, prior Results) (Result, error)
 	calls atomic.Int32
 }
 
 func (c *fakeCheck) Name() string    { return c.name }
 func (c *fakeCheck) After() []string { return c.after }
-func (c *fakeCheck) Check(ctx context.Context, m *Message, prior Results) (Result, error) {
+func (c *fakeCheck) Check(ctx context.Context, m *message.Message, prior Results) (Result, error) {
 	c.calls.Add(1)
 	if c.fn == nil {
 		return Result{Status: StatusPass}, nil
@@ -37,7 +39,7 @@ func (c *fakeCheck) Check(ctx context.Context, m *Message, prior Results) (Resul
 
 // returns is a check that always gives r.
 func returns(name string, r Result) *fakeCheck {
-	return &fakeCheck{name: name, fn: func(context.Context, *Message, Results) (Result, error) { return r, nil }}
+	return &fakeCheck{name: name, fn: func(context.Context, *message.Message, Results) (Result, error) { return r, nil }}
 }
 
 func step(c Check, mod ...func(*StepConfig)) Step {
@@ -80,17 +82,17 @@ func newPipeline(t testing.TB, extra string, steps ...Step) *Pipeline {
 	return p
 }
 
-func testMessage(rcpts ...string) *Message {
+func testMessage(rcpts ...string) *message.Message {
 	if len(rcpts) == 0 {
 		rcpts = []string{"user@example.org"}
 	}
-	return &Message{
+	return &message.Message{
 		QueueID:  "Q1",
-		Client:   Client{Addr: netip.MustParseAddr("198.51.100.1"), HELO: "mail.sender.test", Name: "mail.sender.test"},
+		Client:   message.Client{Addr: netip.MustParseAddr("198.51.100.1"), HELO: "mail.sender.test", Name: "mail.sender.test"},
 		MailFrom: "alice@sender.test",
 		Rcpts:    rcpts,
-		Header:   Header{{"From", " alice@sender.test"}, {"Subject", " hello"}},
-		Body:     BytesBody("just a test\r\n"),
+		Header:   message.Header{{Name: "From", Value: " alice@sender.test"}, {Name: "Subject", Value: " hello"}},
+		Body:     message.BytesBody("just a test\r\n"),
 	}
 }
 
@@ -116,8 +118,8 @@ func header(v *Verdict, name string) (string, bool) {
 
 func TestPipelineRunsIndependentChecksConcurrently(t *testing.T) {
 	aStarted, bStarted := make(chan struct{}), make(chan struct{})
-	rendezvous := func(mine, other chan struct{}) func(context.Context, *Message, Results) (Result, error) {
-		return func(ctx context.Context, _ *Message, _ Results) (Result, error) {
+	rendezvous := func(mine, other chan struct{}) func(context.Context, *message.Message, Results) (Result, error) {
+		return func(ctx context.Context, _ *message.Message, _ Results) (Result, error) {
 			close(mine)
 			select {
 			case <-other:
@@ -144,8 +146,8 @@ func TestPipelineRunsIndependentChecksConcurrently(t *testing.T) {
 func TestPipelineAfterOrdering(t *testing.T) {
 	var mu sync.Mutex
 	var finished []string
-	done := func(name string, r Result) func(context.Context, *Message, Results) (Result, error) {
-		return func(context.Context, *Message, Results) (Result, error) {
+	done := func(name string, r Result) func(context.Context, *message.Message, Results) (Result, error) {
+		return func(context.Context, *message.Message, Results) (Result, error) {
 			mu.Lock()
 			finished = append(finished, name)
 			mu.Unlock()
@@ -155,7 +157,7 @@ func TestPipelineAfterOrdering(t *testing.T) {
 	var seen Results
 	a := &fakeCheck{name: "a", fn: done("a", Result{Status: "fail", Data: "from-a", Score: 1})}
 	c := &fakeCheck{name: "c", fn: done("c", Result{Status: StatusPass})}
-	b := &fakeCheck{name: "b", after: []string{"a", "disabled-check"}, fn: func(_ context.Context, _ *Message, prior Results) (Result, error) {
+	b := &fakeCheck{name: "b", after: []string{"a", "disabled-check"}, fn: func(_ context.Context, _ *message.Message, prior Results) (Result, error) {
 		seen = prior
 		mu.Lock()
 		defer mu.Unlock()
@@ -164,7 +166,7 @@ func TestPipelineAfterOrdering(t *testing.T) {
 		}
 		return Result{Status: StatusPass, Data: prior["a"].Data.(string) + "+b"}, nil
 	}}
-	d := &fakeCheck{name: "d", after: []string{"b"}, fn: func(_ context.Context, _ *Message, prior Results) (Result, error) {
+	d := &fakeCheck{name: "d", after: []string{"b"}, fn: func(_ context.Context, _ *message.Message, prior Results) (Result, error) {
 		if prior["b"].Data != "from-a+b" {
 			return Result{}, fmt.Errorf("d saw b=%v", prior["b"].Data)
 		}
@@ -208,7 +210,7 @@ func TestPipelineDependencyErrors(t *testing.T) {
 	}
 	closed := 0
 	failing := Module{Name: "failing", Default: func() any { return &struct{}{} }, Build: func(_ any, env *Env) ([]Step, error) {
-		env.Shared.Get("svc", func() (any, error) { return closerFunc(func() error { closed++; return nil }), nil })
+		env.OnClose(closerFunc(func() error { closed++; return nil }))
 		return nil, errors.New("cannot build")
 	}}
 	if _, err := New(cfg, []Module{failing}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "failing: cannot build") {
@@ -226,7 +228,7 @@ func (f closerFunc) Close() error { return f() }
 func TestPipelineAbandonsHungCheck(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
-	hang := &fakeCheck{name: "hang", fn: func(context.Context, *Message, Results) (Result, error) {
+	hang := &fakeCheck{name: "hang", fn: func(context.Context, *message.Message, Results) (Result, error) {
 		<-block // ignores its context
 		return Result{Status: StatusPass}, nil
 	}}
@@ -254,7 +256,7 @@ func TestPipelineAbandonedCheckReadsPrior(t *testing.T) {
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
 	first := returns("first", Result{Status: StatusPass})
-	late := &fakeCheck{name: "late", after: []string{"first"}, fn: func(ctx context.Context, _ *Message, prior Results) (Result, error) {
+	late := &fakeCheck{name: "late", after: []string{"first"}, fn: func(ctx context.Context, _ *message.Message, prior Results) (Result, error) {
 		go func() {
 			<-ctx.Done()
 			time.Sleep(20 * time.Millisecond) // let Run go on to the next level
@@ -281,23 +283,25 @@ func TestPipelineAbandonedCheckReadsPrior(t *testing.T) {
 func TestPipelineCheckErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		fn      func(context.Context, *Message, Results) (Result, error)
+		fn      func(context.Context, *message.Message, Results) (Result, error)
 		onError Action
 		want    Action
 		reasons []string
 	}{
-		{"panic", func(context.Context, *Message, Results) (Result, error) { panic("boom") }, ActionReject, ActionReject, []string{"x-error"}},
-		{"nil map panic", func(context.Context, *Message, Results) (Result, error) {
+		{"panic", func(context.Context, *message.Message, Results) (Result, error) { panic("boom") }, ActionReject, ActionReject, []string{"x-error"}},
+		{"nil map panic", func(context.Context, *message.Message, Results) (Result, error) {
 			var m map[string]int
 			m["a"]++
 			return Result{}, nil
 		}, ActionTempfail, ActionTempfail, []string{"x-error"}},
-		{"error", func(context.Context, *Message, Results) (Result, error) { return Result{}, errors.New("no server") }, ActionTempfail, ActionTempfail, []string{"x-error"}},
-		{"error, on_error quarantine", func(context.Context, *Message, Results) (Result, error) { return Result{}, errors.New("x") }, ActionQuarantine, ActionQuarantine, []string{"x-error"}},
-		{"error, on_error accept", func(context.Context, *Message, Results) (Result, error) {
+		{"error", func(context.Context, *message.Message, Results) (Result, error) {
+			return Result{}, errors.New("no server")
+		}, ActionTempfail, ActionTempfail, []string{"x-error"}},
+		{"error, on_error quarantine", func(context.Context, *message.Message, Results) (Result, error) { return Result{}, errors.New("x") }, ActionQuarantine, ActionQuarantine, []string{"x-error"}},
+		{"error, on_error accept", func(context.Context, *message.Message, Results) (Result, error) {
 			return Result{Action: ActionReject}, errors.New("no server")
 		}, ActionAccept, ActionAccept, nil},
-		{"context respected", func(ctx context.Context, _ *Message, _ Results) (Result, error) {
+		{"context respected", func(ctx context.Context, _ *message.Message, _ Results) (Result, error) {
 			<-ctx.Done()
 			return Result{}, ctx.Err()
 		}, ActionDiscard, ActionDiscard, []string{"x-error"}},
@@ -577,7 +581,7 @@ func TestPipelineModes(t *testing.T) {
 			if v.Action != want || v.WouldBe != want || v.Reply != reply || !slices.Equal(v.Reasons, []string{"mode-" + string(mode)}) {
 				t.Errorf("verdict %+v", v)
 			}
-			if a, _, _ := p.Rcpt(context.Background(), &Envelope{}, "x@example.org"); a != ActionAccept {
+			if a, _, _ := p.Rcpt(context.Background(), &message.Envelope{}, "x@example.org"); a != ActionAccept {
 				t.Errorf("rcpt in %s: %v", mode, a)
 			}
 		})
@@ -640,7 +644,7 @@ func TestPipelineOversize(t *testing.T) {
 	p := newPipeline(t, "mode = \"monitor\"\n")
 	m := testMessage()
 	m.Oversize = true
-	m.Header = append(m.Header, Field{"Authentication-Results", " mx.test; dkim=pass header.d=bank.test"}, Field{"X-Spam-Flag", " NO"})
+	m.Header = append(m.Header, message.Field{Name: "Authentication-Results", Value: " mx.test; dkim=pass header.d=bank.test"}, message.Field{Name: "X-Spam-Flag", Value: " NO"})
 	v := p.Run(context.Background(), m)
 	if v.Action != ActionAccept || v.WouldBe != ActionReject {
 		t.Errorf("monitor: %v/%v", v.Action, v.WouldBe)
@@ -655,25 +659,25 @@ func TestPipelineHeaders(t *testing.T) {
 	p := newPipeline(t, "",
 		step(returns("auth", Result{
 			AuthResults: []authres.Result{&authres.SPFResult{Value: authres.ResultPass, From: "alice@sender.test"}},
-			Headers:     []Field{{"X-Check", " one"}},
+			Headers:     []message.Field{{Name: "X-Check", Value: " one"}},
 		})),
 		step(returns("remover", Result{RemoveHeaders: []string{"X-Remove-Me"}})))
 	m := testMessage()
-	m.Header = Header{
-		{"Authentication-Results", " other.test; spf=pass smtp.mailfrom=a@b.test"},
-		{"Received", " from x by y"},
-		{"authentication-results", " mx.test; dkim=pass header.d=forged.test"},
-		{"X-Spam-Status", " No, score=-100"},
-		{"Authentication-Results", " other.test; dkim=pass"},
-		{"Authentication-Results", " (comment) MX.TEST;\n\tspf=pass smtp.mailfrom=x@y.test"},
-		{"X-Spam-Flag", " NO"},
-		{"X-Remove-Me", " 1"},
-		{"x-spam-status", " No"},
-		{"X-Remove-Me", " 2"},
-		{"Authentication-Results", " mx.test.evil; none"},
-		{"Authentication-Results", ` "mx.test"; dkim=pass header.d=quoted.test`},
-		{"Authentication-Results", " mx.test(no space); spf=pass"},
-		{"Subject", " hello"},
+	m.Header = message.Header{
+		{Name: "Authentication-Results", Value: " other.test; spf=pass smtp.mailfrom=a@b.test"},
+		{Name: "Received", Value: " from x by y"},
+		{Name: "authentication-results", Value: " mx.test; dkim=pass header.d=forged.test"},
+		{Name: "X-Spam-Status", Value: " No, score=-100"},
+		{Name: "Authentication-Results", Value: " other.test; dkim=pass"},
+		{Name: "Authentication-Results", Value: " (comment) MX.TEST;\n\tspf=pass smtp.mailfrom=x@y.test"},
+		{Name: "X-Spam-Flag", Value: " NO"},
+		{Name: "X-Remove-Me", Value: " 1"},
+		{Name: "x-spam-status", Value: " No"},
+		{Name: "X-Remove-Me", Value: " 2"},
+		{Name: "Authentication-Results", Value: " mx.test.evil; none"},
+		{Name: "Authentication-Results", Value: ` "mx.test"; dkim=pass header.d=quoted.test`},
+		{Name: "Authentication-Results", Value: " mx.test(no space); spf=pass"},
+		{Name: "Subject", Value: " hello"},
 	}
 	v := p.Run(context.Background(), m)
 	gotDel := map[string]bool{}
@@ -736,7 +740,7 @@ type observer struct {
 	panics bool
 }
 
-func (o *observer) Observe(_ context.Context, m *Message, v *Verdict) error {
+func (o *observer) Observe(_ context.Context, m *message.Message, v *Verdict) error {
 	if o.block != nil {
 		<-o.block // ignores its context
 	}
@@ -805,10 +809,10 @@ func TestPipelineMetrics(t *testing.T) {
 
 type rcptFake struct {
 	fakeCheck
-	fn func(env *Envelope, rcpt string) (Result, error)
+	fn func(env *message.Envelope, rcpt string) (Result, error)
 }
 
-func (r *rcptFake) CheckRcpt(_ context.Context, env *Envelope, rcpt string) (Result, error) {
+func (r *rcptFake) CheckRcpt(_ context.Context, env *message.Envelope, rcpt string) (Result, error) {
 	return r.fn(env, rcpt)
 }
 
@@ -816,7 +820,7 @@ func TestPipelineRcpt(t *testing.T) {
 	extra := "[lists]\ndeny_recipients = [\"blocked@example.org\", \"*.spamtrap.test\"]\n"
 	block := make(chan struct{})
 	defer close(block)
-	relay := &rcptFake{fakeCheck: fakeCheck{name: "relay"}, fn: func(env *Envelope, rcpt string) (Result, error) {
+	relay := &rcptFake{fakeCheck: fakeCheck{name: "relay"}, fn: func(env *message.Envelope, rcpt string) (Result, error) {
 		switch rcpt {
 		case "busy@example.org":
 			return Result{Action: ActionTempfail, Reasons: []string{"relay-busy"}}, nil
@@ -835,7 +839,7 @@ func TestPipelineRcpt(t *testing.T) {
 		return Result{Status: StatusPass}, nil
 	}}
 	p := newPipeline(t, extra, step(relay, timeout(time.Second)))
-	env := &Envelope{Client: Client{Addr: netip.MustParseAddr("198.51.100.1")}, MailFrom: "a@sender.test"}
+	env := &message.Envelope{Client: message.Client{Addr: netip.MustParseAddr("198.51.100.1")}, MailFrom: "a@sender.test"}
 	for _, tc := range []struct {
 		rcpt    string
 		want    Action
@@ -882,23 +886,23 @@ allow_recipients = ["postmaster@example.org", "abuse@example.org"]
 `
 	for _, tc := range []struct {
 		name   string
-		mod    func(m *Message)
+		mod    func(m *message.Message)
 		status Status
 		want   Action
 		reason string
 	}{
-		{"nothing listed", func(m *Message) {}, StatusNone, ActionAccept, ""},
-		{"deny IP", func(m *Message) { m.Client.Addr = netip.MustParseAddr("203.0.113.9") }, StatusMatch, ActionReject, "denylist-ip"},
-		{"deny beats allow", func(m *Message) { m.Client.Addr = netip.MustParseAddr("203.0.113.5") }, StatusMatch, ActionReject, "denylist-ip"},
-		{"deny HELO", func(m *Message) { m.Client.HELO = "x.bad.test" }, StatusMatch, ActionReject, "denylist-helo"},
-		{"deny HELO localhost", func(m *Message) { m.Client.HELO = "LOCALHOST" }, StatusMatch, ActionReject, "denylist-helo"},
-		{"deny sender", func(m *Message) { m.MailFrom = "Spammer@Sender.test" }, StatusMatch, ActionReject, "denylist-sender"},
-		{"deny null sender", func(m *Message) { m.MailFrom = "" }, StatusMatch, ActionReject, "denylist-sender"},
-		{"deny recipient", func(m *Message) { m.Rcpts = []string{"user@example.org", "trap@example.org"} }, StatusMatch, ActionReject, "denylist-rcpt"},
-		{"allow HELO", func(m *Message) { m.Client.HELO = "good.test" }, StatusPass, ActionAccept, ""},
-		{"allow sender", func(m *Message) { m.MailFrom = "x@friend.test" }, StatusPass, ActionAccept, ""},
-		{"allow recipients: all of them", func(m *Message) { m.Rcpts = []string{"postmaster@example.org", "abuse@example.org"} }, StatusPass, ActionAccept, ""},
-		{"allow recipients: not all", func(m *Message) { m.Rcpts = []string{"postmaster@example.org", "user@example.org"} }, StatusNone, ActionAccept, ""},
+		{"nothing listed", func(m *message.Message) {}, StatusNone, ActionAccept, ""},
+		{"deny IP", func(m *message.Message) { m.Client.Addr = netip.MustParseAddr("203.0.113.9") }, StatusMatch, ActionReject, "denylist-ip"},
+		{"deny beats allow", func(m *message.Message) { m.Client.Addr = netip.MustParseAddr("203.0.113.5") }, StatusMatch, ActionReject, "denylist-ip"},
+		{"deny HELO", func(m *message.Message) { m.Client.HELO = "x.bad.test" }, StatusMatch, ActionReject, "denylist-helo"},
+		{"deny HELO localhost", func(m *message.Message) { m.Client.HELO = "LOCALHOST" }, StatusMatch, ActionReject, "denylist-helo"},
+		{"deny sender", func(m *message.Message) { m.MailFrom = "Spammer@Sender.test" }, StatusMatch, ActionReject, "denylist-sender"},
+		{"deny null sender", func(m *message.Message) { m.MailFrom = "" }, StatusMatch, ActionReject, "denylist-sender"},
+		{"deny recipient", func(m *message.Message) { m.Rcpts = []string{"user@example.org", "trap@example.org"} }, StatusMatch, ActionReject, "denylist-rcpt"},
+		{"allow HELO", func(m *message.Message) { m.Client.HELO = "good.test" }, StatusPass, ActionAccept, ""},
+		{"allow sender", func(m *message.Message) { m.MailFrom = "x@friend.test" }, StatusPass, ActionAccept, ""},
+		{"allow recipients: all of them", func(m *message.Message) { m.Rcpts = []string{"postmaster@example.org", "abuse@example.org"} }, StatusPass, ActionAccept, ""},
+		{"allow recipients: not all", func(m *message.Message) { m.Rcpts = []string{"postmaster@example.org", "user@example.org"} }, StatusNone, ActionAccept, ""},
 	} {
 		p := newPipeline(t, extra)
 		m := testMessage()
@@ -950,26 +954,26 @@ action = "tempfail"
 `
 	for _, tc := range []struct {
 		name    string
-		header  Header
+		header  message.Header
 		body    string
 		score   float64
 		action  Action
 		reasons []string
 		reply   Reply
 	}{
-		{"nothing", Header{{"Date", " now"}}, "hello", 0, ActionAccept, nil, Reply{}},
-		{"negated rule", Header{}, "hello", 1, ActionAccept, []string{"rule-no-date"}, Reply{}},
-		{"folded header", Header{{"Date", " now"}, {"Subject", " CHEAP\r\n pills"}}, "", 3.5, ActionAccept, []string{"rule-subj"}, Reply{}},
-		{"header, unfolded on one line", Header{{"Date", " now"}, {"Subject", " cheap pills\n today"}}, "", 3.5, ActionAccept, []string{"rule-subj"}, Reply{}},
-		{"any instance", Header{{"Date", " now"}, {"X-Tag", " ok"}, {"X-Tag", " bad"}}, "", 0, ActionQuarantine, []string{"rule-second-received"}, Reply{}},
-		{"body rule with reply", Header{{"Date", " now"}}, "please send a wire transfer", 0, ActionReject, []string{"rule-body"}, Reply{554, "5.7.1", "Go away"}},
-		{"two body rules: highest action, its reply", Header{{"Date", " now"}}, "urgent wire transfer", 0, ActionReject, []string{"rule-body", "rule-body2"}, Reply{554, "5.7.1", "Go away"}},
-		{"tempfail rule", Header{{"Date", " now"}}, "urgent", 0, ActionTempfail, []string{"rule-body2"}, Reply{451, "4.7.1", "Message deferred, please try again later"}},
+		{"nothing", message.Header{{Name: "Date", Value: " now"}}, "hello", 0, ActionAccept, nil, Reply{}},
+		{"negated rule", message.Header{}, "hello", 1, ActionAccept, []string{"rule-no-date"}, Reply{}},
+		{"folded header", message.Header{{Name: "Date", Value: " now"}, {Name: "Subject", Value: " CHEAP\r\n pills"}}, "", 3.5, ActionAccept, []string{"rule-subj"}, Reply{}},
+		{"header, unfolded on one line", message.Header{{Name: "Date", Value: " now"}, {Name: "Subject", Value: " cheap pills\n today"}}, "", 3.5, ActionAccept, []string{"rule-subj"}, Reply{}},
+		{"any instance", message.Header{{Name: "Date", Value: " now"}, {Name: "X-Tag", Value: " ok"}, {Name: "X-Tag", Value: " bad"}}, "", 0, ActionQuarantine, []string{"rule-second-received"}, Reply{}},
+		{"body rule with reply", message.Header{{Name: "Date", Value: " now"}}, "please send a wire transfer", 0, ActionReject, []string{"rule-body"}, Reply{554, "5.7.1", "Go away"}},
+		{"two body rules: highest action, its reply", message.Header{{Name: "Date", Value: " now"}}, "urgent wire transfer", 0, ActionReject, []string{"rule-body", "rule-body2"}, Reply{554, "5.7.1", "Go away"}},
+		{"tempfail rule", message.Header{{Name: "Date", Value: " now"}}, "urgent", 0, ActionTempfail, []string{"rule-body2"}, Reply{451, "4.7.1", "Message deferred, please try again later"}},
 	} {
 		p := newPipeline(t, extra)
 		m := testMessage()
 		m.Header = tc.header
-		m.Body = BytesBody(tc.body)
+		m.Body = message.BytesBody(tc.body)
 		v := p.Run(context.Background(), m)
 		r := report(t, v, "rules")
 		if r.Score != tc.score || r.Action != tc.action || !slices.Equal(r.Reasons, tc.reasons) {
@@ -993,8 +997,8 @@ func TestHolderClosesSwappedPipelineAfterLastRelease(t *testing.T) {
 	build := func() (*Pipeline, *atomic.Int32) {
 		n := &atomic.Int32{}
 		mod := Module{Name: "svc", Default: func() any { return &struct{}{} }, Build: func(_ any, env *Env) ([]Step, error) {
-			_, err := env.Shared.Get("counter", func() (any, error) { return closeCounter{n}, nil })
-			return nil, err
+			env.OnClose(closeCounter{n})
+			return nil, nil
 		}}
 		cfg, err := Load("t", []byte(baseTOML), []Module{mod})
 		if err != nil {
@@ -1068,7 +1072,7 @@ func TestHolderConcurrent(t *testing.T) {
 		c := &atomic.Int32{}
 		closed = append(closed, c)
 		mod := Module{Name: "svc", Default: func() any { return &struct{}{} }, Build: func(_ any, env *Env) ([]Step, error) {
-			env.Shared.Get("counter", func() (any, error) { return closeCounter{c}, nil })
+			env.OnClose(closeCounter{c})
 			return nil, nil
 		}}
 		cfg, _ := Load("t", []byte(baseTOML), []Module{mod})
@@ -1109,13 +1113,13 @@ func TestHolderConcurrent(t *testing.T) {
 func TestPipelineHugeOneLineBody(t *testing.T) {
 	rule := "[[rule]]\nname = \"start\"\nbody = true\npattern = \"^urgent wire transfer\"\naction = \"reject\"\n"
 	var size int64
-	p := newPipeline(t, rule, step(&fakeCheck{name: "size", fn: func(_ context.Context, m *Message, _ Results) (Result, error) {
+	p := newPipeline(t, rule, step(&fakeCheck{name: "size", fn: func(_ context.Context, m *message.Message, _ Results) (Result, error) {
 		size = m.Body.Size()
 		return Result{Status: StatusPass}, nil
 	}}))
 	body := append([]byte("urgent wire transfer "), bytes.Repeat([]byte("x"), 10<<20)...)
 	m := testMessage()
-	m.Body = BytesBody(body)
+	m.Body = message.BytesBody(body)
 	v := p.Run(context.Background(), m)
 	if v.Action != ActionReject || !slices.Contains(v.Reasons, "rule-start") {
 		t.Errorf("verdict %v %q", v.Action, v.Reasons)
@@ -1123,7 +1127,7 @@ func TestPipelineHugeOneLineBody(t *testing.T) {
 	if size != int64(len(body)) {
 		t.Errorf("the check saw %d bytes, want %d", size, len(body))
 	}
-	if n := len(m.Text()); n > MaxTextBytes+1 {
+	if n := len(m.Text()); n > message.MaxTextBytes+1 {
 		t.Errorf("Text is %d bytes, above MaxTextBytes", n)
 	}
 }
@@ -1150,7 +1154,7 @@ func TestPipelineRcptMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	env := &Envelope{MailFrom: "a@example.net"}
+	env := &message.Envelope{MailFrom: "a@example.net"}
 	p.Rcpt(context.Background(), env, "ok@example.org")
 	p.Rcpt(context.Background(), env, "trap@example.org")
 	if len(rec.refused) != 1 || rec.refused[0] != "reject:denylist-rcpt" {
@@ -1163,7 +1167,7 @@ func TestPipelineRcptMetrics(t *testing.T) {
 func TestAcceptAllRemovesForgedAuthResults(t *testing.T) {
 	p := newPipeline(t, "mode = \"accept-all\"\n")
 	m := testMessage()
-	m.Header = append(Header{{"Authentication-Results", " mx.test; spf=pass smtp.mailfrom=alice@sender.test"}, {"Authentication-Results", " other.example; dkim=pass"}}, m.Header...)
+	m.Header = append(message.Header{{Name: "Authentication-Results", Value: " mx.test; spf=pass smtp.mailfrom=alice@sender.test"}, {Name: "Authentication-Results", Value: " other.example; dkim=pass"}}, m.Header...)
 	v := p.Run(context.Background(), m)
 	if len(v.Prepend) != 0 {
 		t.Errorf("accept-all added headers: %+v", v.Prepend)
@@ -1183,7 +1187,7 @@ func TestParseModeIgnoresCase(t *testing.T) {
 // step's failure is.
 func TestMandatoryStepErrorNotSoftened(t *testing.T) {
 	for _, mandatory := range []bool{false, true} {
-		broken := &fakeCheck{name: "scanner", fn: func(context.Context, *Message, Results) (Result, error) {
+		broken := &fakeCheck{name: "scanner", fn: func(context.Context, *message.Message, Results) (Result, error) {
 			return Result{}, errors.New("clamd down")
 		}}
 		st := step(broken)
@@ -1215,12 +1219,12 @@ func TestListPatternsFromConfigIgnoreCase(t *testing.T) {
 // allocated, not on time: one RCPT after 20,000 recipients allocates about
 // what one after 10 does.
 func TestPipelineRcptLinear(t *testing.T) {
-	relay := &rcptFake{fakeCheck: fakeCheck{name: "relay"}, fn: func(env *Envelope, rcpt string) (Result, error) {
+	relay := &rcptFake{fakeCheck: fakeCheck{name: "relay"}, fn: func(env *message.Envelope, rcpt string) (Result, error) {
 		return Result{Status: StatusPass}, nil
 	}}
 	p := newPipeline(t, "", step(relay, timeout(time.Second)))
 	perRcpt := func(n int) uint64 {
-		env := &Envelope{Client: Client{Addr: netip.MustParseAddr("198.51.100.1")}, MailFrom: "a@sender.test", Macros: map[string]string{"i": "Q"}}
+		env := &message.Envelope{Client: message.Client{Addr: netip.MustParseAddr("198.51.100.1")}, MailFrom: "a@sender.test", Macros: map[string]string{"i": "Q"}}
 		for i := range n {
 			env.Rcpts = append(env.Rcpts, fmt.Sprintf("user%d@example.org", i))
 		}

@@ -3,6 +3,8 @@ package policy
 import (
 	"context"
 	"strings"
+
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // ruleCheck applies the operator's [[rule]] entries: a regular expression on
@@ -11,7 +13,7 @@ type ruleCheck struct{ cfg *Config }
 
 func (c *ruleCheck) Name() string { return "rules" }
 
-func (c *ruleCheck) Check(ctx context.Context, m *Message, _ Results) (Result, error) {
+func (c *ruleCheck) Check(ctx context.Context, m *message.Message, _ Results) (Result, error) {
 	res := Result{Status: StatusNone}
 	var text string
 	textDone := false

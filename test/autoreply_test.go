@@ -20,7 +20,7 @@ import (
 
 	milter "github.com/d--j/go-milter"
 
-	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/test/harness"
 )
 
@@ -68,11 +68,11 @@ func withMessageID(t *testing.T, path, id string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, body, err := policy.ReadMessage(bytes.NewReader(data), 0)
+	h, body, err := message.ReadMessage(bytes.NewReader(data), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept := policy.Header{{Name: "Message-ID", Value: " <" + id + ">"}}
+	kept := message.Header{{Name: "Message-ID", Value: " <" + id + ">"}}
 	for _, f := range h {
 		if !strings.EqualFold(f.Name, "Message-ID") {
 			kept = append(kept, f)

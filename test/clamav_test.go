@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/d--j/go-milter"
+
 	"github.com/mailwarden/mailwarden/clamav"
 	"github.com/mailwarden/mailwarden/clamav/clamdtest"
 	"github.com/mailwarden/mailwarden/test/harness"

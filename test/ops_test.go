@@ -321,7 +321,7 @@ func TestOpsReportHTMLInChromium(t *testing.T) {
 	}
 	dir := t.TempDir()
 	page := filepath.Join(dir, "report.html")
-	out, code := opsRun(t, "report", "--html", page, filepath.Join(root, "policy/report/testdata/sample.log"))
+	out, code := opsRun(t, "report", "--html", page, filepath.Join(root, "cmd/mailwarden/internal/report/testdata/sample.log"))
 	if code != 0 {
 		t.Fatalf("report: %d\n%s", code, out)
 	}

@@ -39,6 +39,10 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+# go.mod lists exactly what the code imports (no stale or everything-indirect requirements).
+if ! tidy=$(go mod tidy -diff 2>&1); then
+	echo "go mod tidy would change go.mod/go.sum:"; echo "$tidy"; exit 1
+fi
 
 bash test/sendmail-prepare.sh || echo "run.sh: Sendmail not prepared; its end-to-end tests will fail" # apt-get download + dpkg -x (conflicts with postfix)
 

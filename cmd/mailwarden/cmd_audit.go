@@ -10,14 +10,11 @@ import (
 	"os/exec"
 	"text/tabwriter"
 
-	"github.com/mailwarden/mailwarden/policy/audit"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/audit"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/daemon"
 	"github.com/mailwarden/mailwarden/policy/relay"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
-
-func init() {
-	addCommand("audit", "check Postfix's config (postconf -n or main.cf) and ours against the guidance", runAudit)
-}
 
 // runAudit exits 0 when nothing needs fixing, 3 with warnings, 4 with
 // critical findings, 1 on errors.
@@ -58,18 +55,10 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	in := audit.Input{Postfix: pf, Config: cfg}
-	if r, ok := cfg.Sections["relay"].(*relay.Config); ok {
-		in.RelayGuard = r.Enabled
-	}
-	if s, ok := cfg.Sections["spool"].(*spool.Config); ok && s.Enabled {
-		in.SpoolDirs = append([]string{}, s.Dirs...)
-		if len(s.Dirs) == 0 {
-			in.SpoolDirs = []string{cfg.Message.TempDir}
-			if cfg.Message.TempDir == "" {
-				in.SpoolDirs = []string{os.TempDir()}
-			}
-		}
+	in := audit.Input{Postfix: pf, Config: cfg, Listen: daemon.ListenOf(cfg).Address}
+	in.RelayGuard = relay.ConfigOf(cfg).Enabled
+	if s := spool.ConfigOf(cfg); s.Enabled {
+		in.SpoolDirs = append([]string{}, spool.Dirs(s, cfg)...)
 	}
 	findings := audit.Run(in)
 	worst := audit.SevOK

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/mail"
 	"net/netip"
 	"os"
 	"sort"
@@ -15,12 +14,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/corpus"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
-
-func init() {
-	addCommand("check", "run the pipeline on a message file and explain the verdict", runCheck)
-}
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
@@ -60,7 +58,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	m.QueueID = *queueID
-	m.Client = policy.Client{Name: *clientName, HELO: *helo}
+	m.Client = message.Client{Name: *clientName, HELO: *helo}
 	if *clientIP != "" {
 		a, err := netip.ParseAddr(*clientIP)
 		if err != nil {
@@ -76,11 +74,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	case *from != "":
 		m.MailFrom = strings.Trim(*from, "<>")
 	default:
-		m.MailFrom = firstAddress(m.Header.Values("From"))
+		m.MailFrom = corpus.FirstAddress(m.Header.Values("From"))
 	}
 	m.Rcpts = rcpts
 	if len(m.Rcpts) == 0 {
-		m.Rcpts = addresses(append(m.Header.Values("To"), m.Header.Values("Cc")...))
+		m.Rcpts = corpus.Addresses(append(m.Header.Values("To"), m.Header.Values("Cc")...))
 	}
 
 	logOut := io.Discard
@@ -88,11 +86,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		logOut = stderr
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	p, err := policy.New(cfg, modules(), logger, nil, nil)
+	p, svc, err := wire.Pipeline(cfg, logger, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "mailwarden check:", err)
 		return 1
 	}
+	defer svc.Close()
 	defer p.Close()
 	v := p.Run(context.Background(), m)
 	if *asJSON {
@@ -100,47 +99,26 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	} else {
 		writeText(stdout, m, v, cfg, *explain)
 	}
-	return v.Action.ExitCode()
+	return exitCode(v.Action)
 }
 
-func readMessageFile(path string, cfg *policy.Config) (*policy.Message, error) {
+func readMessageFile(path string, cfg *policy.Config) (*message.Message, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	// Read every field (the header is still bounded by
-	// policy.MaxHeaderBytes): more than max_headers is judged like the
+	// message.MaxHeaderBytes): more than max_headers is judged like the
 	// daemon judges it, as oversize, not as an error.
-	h, body, err := policy.ReadMessage(f, 0)
+	h, body, err := message.ReadMessage(f, 0)
 	if err != nil {
 		return nil, err
 	}
-	m := &policy.Message{Header: h, Body: policy.BytesBody(body), Received: time.Now()}
+	m := &message.Message{Header: h, Body: message.BytesBody(body), Received: time.Now()}
 	m.Size = m.RawSize()
 	m.Oversize = m.Size > int64(cfg.MaxMessageSize) || len(h) > cfg.Message.MaxHeaders
 	return m, nil
-}
-
-func firstAddress(vals []string) string {
-	if a := addresses(vals); len(a) > 0 {
-		return a[0]
-	}
-	return ""
-}
-
-func addresses(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		list, err := mail.ParseAddressList(v)
-		if err != nil {
-			continue
-		}
-		for _, a := range list {
-			out = append(out, a.Address)
-		}
-	}
-	return out
 }
 
 type jsonVerdict struct {
@@ -183,7 +161,7 @@ type jsonDetail struct {
 	DurationMS float64         `json:"duration_ms"`
 }
 
-func writeJSON(w io.Writer, m *policy.Message, v *policy.Verdict, explain bool) {
+func writeJSON(w io.Writer, m *message.Message, v *policy.Verdict, explain bool) {
 	out := jsonVerdict{
 		Action: v.Action.String(), WouldBe: v.WouldBe.String(), Mode: string(v.Mode), Score: v.Score,
 		Reasons: v.Reasons, QuarantineReason: v.QuarantineReason, ChangeFrom: v.ChangeFrom,
@@ -200,7 +178,7 @@ func writeJSON(w io.Writer, m *policy.Message, v *policy.Verdict, explain bool) 
 		out.Reply = v.Reply.String()
 	}
 	for _, f := range v.Prepend {
-		out.Headers = append(out.Headers, jsonHeader{f.Name, policy.Unfold(f.Value)})
+		out.Headers = append(out.Headers, jsonHeader{f.Name, message.Unfold(f.Value)})
 	}
 	for _, r := range v.Delete {
 		out.RemoveHeaders = append(out.RemoveHeaders, jsonHeaderRef{r.Name, r.Index})
@@ -225,7 +203,7 @@ func addrString(a netip.Addr) string {
 	return ""
 }
 
-func writeText(w io.Writer, m *policy.Message, v *policy.Verdict, cfg *policy.Config, explain bool) {
+func writeText(w io.Writer, m *message.Message, v *policy.Verdict, cfg *policy.Config, explain bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	action := v.Action.String()
 	if v.WouldBe != v.Action {
@@ -240,7 +218,7 @@ func writeText(w io.Writer, m *policy.Message, v *policy.Verdict, cfg *policy.Co
 	if v.WouldBe == policy.ActionQuarantine {
 		fmt.Fprintf(tw, "quarantine:\t%s\n", v.QuarantineReason)
 	}
-	fmt.Fprintf(tw, "envelope:\tfrom=<%s> rcpts=%v client=%s helo=%q direction=%s\n", m.MailFrom, m.Rcpts, orNone(addrString(m.Client.Addr)), m.Client.HELO, m.Direction(cfg))
+	fmt.Fprintf(tw, "envelope:\tfrom=<%s> rcpts=%v client=%s helo=%q direction=%s\n", m.MailFrom, m.Rcpts, orNone(addrString(m.Client.Addr)), m.Client.HELO, cfg.DirectionOf(m))
 	tw.Flush()
 	fmt.Fprintln(w, "\nchecks:")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -290,4 +268,21 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// exitCode is the exit status of `mailwarden check` for an action.
+func exitCode(a policy.Action) int {
+	switch a {
+	case policy.ActionAccept:
+		return 0
+	case policy.ActionQuarantine:
+		return 2
+	case policy.ActionTempfail:
+		return 3
+	case policy.ActionDiscard:
+		return 4
+	case policy.ActionReject:
+		return 5
+	}
+	return 1
 }

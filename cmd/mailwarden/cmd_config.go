@@ -10,10 +10,6 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 )
 
-func init() {
-	addCommand("config", "check a config file, or print the default one", runConfig)
-}
-
 func runConfig(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: mailwarden config check FILE | mailwarden config default")
@@ -33,7 +29,7 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "usage: mailwarden config check FILE")
 			return 2
 		}
-		if _, err := policy.LoadFile(fs.Arg(0), modules()); err != nil {
+		if _, err := policy.LoadFile(fs.Arg(0), sections()); err != nil {
 			// Already redacted by policy.Load; a read error may quote the
 			// path only.
 			fmt.Fprintln(stderr, err)
@@ -49,9 +45,9 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 // loadConfig reads the config file, or the embedded default when path is "".
 func loadConfig(path string) (*policy.Config, error) {
 	if path == "" {
-		return policy.Load("(default)", examples.DefaultConfig, modules())
+		return policy.Load("(default)", examples.DefaultConfig, sections())
 	}
-	return policy.LoadFile(path, modules())
+	return policy.LoadFile(path, sections())
 }
 
 // loadServeConfig is loadConfig for the daemon (start and reload): a file
@@ -67,5 +63,5 @@ func loadServeConfig(path string) (*policy.Config, error) {
 	if err := policy.CheckComplete(path, data); err != nil {
 		return nil, err
 	}
-	return policy.Load(path, data, modules())
+	return policy.Load(path, data, sections())
 }

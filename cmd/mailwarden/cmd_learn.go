@@ -1,32 +1,23 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"os"
-	"path/filepath"
-	"regexp"
-	"sort"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/corpus"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
+	"github.com/mailwarden/mailwarden/policy/store"
 )
-
-func init() {
-	addCommand("learn", "teach the Bayes classifier ham and spam (or --forget them)", runLearn)
-}
 
 func runLearn(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("learn", flag.ContinueOnError)
@@ -58,11 +49,15 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mailwarden learn: [spam.bayes] enabled = false")
 		return 1
 	}
-	env := &policy.Env{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Shared: &policy.Shared{}}
-	defer env.Shared.Close()
+	st, err := store.Open(store.ConfigOf(cfg))
+	if err != nil {
+		fmt.Fprintln(stderr, "mailwarden learn:", err)
+		return 1
+	}
+	defer st.Close()
 	sc := *sec
 	sc.DNSBL, sc.URIBL = nil, nil
-	chk, err := spam.New(&sc, env)
+	chk, err := spam.New(&sc, cfg, spam.Options{Store: st})
 	if err != nil {
 		fmt.Fprintln(stderr, "mailwarden learn:", err)
 		return 1
@@ -79,7 +74,7 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 		paths []string
 	}{{bayes.ClassSpam, spamPaths}, {bayes.ClassHam, hamPaths}} {
 		for _, p := range c.paths {
-			files, err := messageFiles(p)
+			files, err := corpus.Files(p)
 			if err != nil {
 				fmt.Fprintln(stderr, "mailwarden learn:", err)
 				return 1
@@ -94,7 +89,7 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 	var changed, same, bad int
 	start := time.Now()
 	for i, j := range jobs {
-		err := eachMessage(j.path, cfg, func(m *policy.Message) error {
+		err := corpus.Each(j.path, cfg.Message.MaxHeaders, func(m *message.Message) error {
 			ok, err := bayes.Learn(ctx, ts, spam.MessageID(m), spam.Tokens(m, chk.Ignore()), j.class, *forget)
 			if err != nil {
 				return err
@@ -107,7 +102,7 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 			return nil
 		})
 		if err != nil {
-			var pe *parseError
+			var pe *corpus.ParseError
 			if errors.As(err, &pe) {
 				bad++
 				fmt.Fprintf(stderr, "mailwarden learn: %s: %v (skipped)\n", j.path, err)
@@ -132,124 +127,6 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%s %d messages (%d unchanged, %d unreadable) in %s; the store now holds %d spam and %d ham (Bayes scores from %d spam and %d ham)\n",
 		verb, changed, same, bad, time.Since(start).Round(time.Millisecond), total.Spam, total.Ham, sec.Bayes.MinSpam, sec.Bayes.MinHam)
 	return 0
-}
-
-// messageFiles lists the regular files under path (or path itself),
-// sorted, skipping hidden files.
-func messageFiles(path string) ([]string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !st.IsDir() {
-		return []string{path}, nil
-	}
-	var out []string
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if strings.HasPrefix(d.Name(), ".") && p != path {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.Type().IsRegular() {
-			out = append(out, p)
-		}
-		return nil
-	})
-	sort.Strings(out)
-	return out, err
-}
-
-// parseError is a message that could not be read.
-type parseError struct{ err error }
-
-func (e *parseError) Error() string { return e.err.Error() }
-func (e *parseError) Unwrap() error { return e.err }
-
-// mboxFrom matches an mbox separator line ("From sender date").
-var mboxFrom = regexp.MustCompile(`^From \S+ .*\d\d:\d\d`)
-
-// splitMessages returns the messages of a file: one for an .eml file; an
-// mbox file (it starts with a "From " line) is cut at every "From " line
-// that follows an empty line, and ">From " unquoted (mboxrd).
-func splitMessages(data []byte) [][]byte {
-	if !bytes.HasPrefix(data, []byte("From ")) {
-		return [][]byte{data}
-	}
-	var msgs [][]byte
-	var cur bytes.Buffer
-	prevEmpty := true
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	sc.Split(scanLinesKeep)
-	first := true
-	for sc.Scan() {
-		line := sc.Bytes()
-		trim := bytes.TrimRight(line, "\r\n")
-		if prevEmpty && mboxFrom.Match(trim) {
-			if !first {
-				msgs = append(msgs, bytes.Clone(cur.Bytes()))
-				cur.Reset()
-			}
-			first = false
-			prevEmpty = false
-			continue
-		}
-		if bytes.HasPrefix(trim, []byte(">")) && bytes.HasPrefix(bytes.TrimLeft(trim, ">"), []byte("From ")) {
-			line = line[1:]
-		}
-		cur.Write(line)
-		prevEmpty = len(trim) == 0
-	}
-	if cur.Len() > 0 || first {
-		msgs = append(msgs, bytes.Clone(cur.Bytes()))
-	}
-	return msgs
-}
-
-func scanLinesKeep(data []byte, atEOF bool) (int, []byte, error) {
-	if i := bytes.IndexByte(data, '\n'); i >= 0 {
-		return i + 1, data[:i+1], nil
-	}
-	if atEOF && len(data) > 0 {
-		return len(data), data, nil
-	}
-	return 0, nil, nil
-}
-
-// eachMessage calls fn for every message in a file.
-func eachMessage(path string, cfg *policy.Config, fn func(*policy.Message) error) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	for _, raw := range splitMessages(data) {
-		m, err := parseMessage(raw, cfg)
-		if err != nil {
-			return &parseError{err}
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// parseMessage makes a policy.Message of raw bytes, as the filter would.
-func parseMessage(raw []byte, cfg *policy.Config) (*policy.Message, error) {
-	h, body, err := policy.ReadMessage(bytes.NewReader(raw), cfg.Message.MaxHeaders)
-	if err != nil {
-		return nil, err
-	}
-	m := &policy.Message{Header: h, Body: policy.BytesBody(body)}
-	m.Size = m.RawSize()
-	m.Rcpts = addresses(append(m.Header.Values("To"), m.Header.Values("Cc")...))
-	m.MailFrom = firstAddress(m.Header.Values("From"))
-	return m, nil
 }
 
 // progress prints "\rNAME i/n" on a terminal and nothing otherwise.
@@ -294,8 +171,5 @@ func isTerminal(w io.Writer) bool {
 
 // spamSection is the [spam] section of cfg (its defaults when absent).
 func spamSection(cfg *policy.Config) *spam.Config {
-	if sec, ok := cfg.Sections["spam"].(*spam.Config); ok && sec != nil {
-		return sec
-	}
-	return spam.Default()
+	return spam.ConfigOf(cfg)
 }

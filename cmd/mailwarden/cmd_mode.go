@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
 	"github.com/mailwarden/mailwarden/policy"
 )
-
-func init() {
-	addCommand("mode", "switch the running daemon's mode: enforce|monitor|tempfail-all|accept-all|config", runMode)
-}
 
 // runMode sets (or with "config", drops) the run-time mode override through
 // the control socket. The override takes effect for the next message and
@@ -43,7 +40,7 @@ func runMode(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	resp, err := controlCall(sock, controlRequest{Cmd: "mode", Mode: want})
+	resp, err := control.Call(sock, control.Request{Cmd: "mode", Mode: want})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -10,13 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/report"
 	"github.com/mailwarden/mailwarden/policy"
-	"github.com/mailwarden/mailwarden/policy/report"
 )
-
-func init() {
-	addCommand("report", "evaluate JSON logs: totals, rejections, auth failures, viruses, relay attempts, bursts", runReport)
-}
 
 func runReport(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)

@@ -8,11 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-)
 
-func init() {
-	addCommand("status", "show the running daemon's mode, uptime, sessions and backend health", runStatus)
-}
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
+)
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
@@ -28,7 +26,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	resp, err := controlCall(sock, controlRequest{Cmd: "status"})
+	resp, err := control.Call(sock, control.Request{Cmd: "status"})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

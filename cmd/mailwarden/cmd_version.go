@@ -11,11 +11,9 @@ import (
 // otherwise the module version or VCS revision is shown.
 var version = ""
 
-func init() {
-	addCommand("version", "print the version", func(args []string, stdout, stderr io.Writer) int {
-		fmt.Fprintf(stdout, "mailwarden %s (%s, %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return 0
-	})
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "mailwarden %s (%s, %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return 0
 }
 
 func versionString() string {

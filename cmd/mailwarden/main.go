@@ -3,8 +3,9 @@
 // auto-generated mail and answers the MTA with one explained verdict.
 //
 // This package only wires things together: flags, config, signals and
-// subcommands. Each subcommand lives in its own cmd_*.go file and
-// registers itself with addCommand.
+// subcommands. Each subcommand lives in its own cmd_*.go file and is
+// listed in commands below; logic that only the binary needs lives in
+// internal/ (wire, corpus, eval, report, audit, health).
 package main
 
 import (
@@ -22,13 +23,27 @@ type command struct {
 	run     func(args []string, stdout, stderr io.Writer) int // exit code
 }
 
-var commands = map[string]command{}
+// commands is every subcommand. Adding one: a cmd_NAME.go file with
+// runNAME(args, stdout, stderr) int, and a line here.
+var commands = commandTable(
+	command{"audit", "check Postfix's config (postconf -n or main.cf) and ours against the guidance", runAudit},
+	command{"check", "run the pipeline on a message file and explain the verdict", runCheck},
+	command{"config", "check a config file, or print the default one", runConfig},
+	command{"eval", "measure spam scoring on a ham and a spam corpus (k-fold cross-validation)", runEval},
+	command{"learn", "teach the Bayes classifier ham and spam (or --forget them)", runLearn},
+	command{"mode", "switch the running daemon's mode: enforce|monitor|tempfail-all|accept-all|config", runMode},
+	command{"report", "evaluate JSON logs: totals, rejections, auth failures, viruses, relay attempts, bursts", runReport},
+	command{"serve", "run the milter daemon", runServe},
+	command{"status", "show the running daemon's mode, uptime, sessions and backend health", runStatus},
+	command{"version", "print the version", runVersion},
+)
 
-func addCommand(name, summary string, run func(args []string, stdout, stderr io.Writer) int) {
-	if _, dup := commands[name]; dup {
-		panic("mailwarden: command registered twice: " + name)
+func commandTable(cs ...command) map[string]command {
+	m := map[string]command{}
+	for _, c := range cs {
+		m[c.name] = c
 	}
-	commands[name] = command{name: name, summary: summary, run: run}
+	return m
 }
 
 func main() {

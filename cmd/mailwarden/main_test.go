@@ -10,17 +10,18 @@ import (
 
 	"github.com/mailwarden/mailwarden/examples"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // The embedded default config (examples/mailwarden.toml, which every
 // engineer appends to) must load with every module: this keeps the
 // documented file honest.
 func TestDefaultConfigLoads(t *testing.T) {
-	cfg, err := policy.Load("examples/mailwarden.toml", examples.DefaultConfig, modules())
+	cfg, err := policy.Load("examples/mailwarden.toml", examples.DefaultConfig, sections())
 	if err != nil {
 		t.Fatalf("examples/mailwarden.toml does not load:\n%v", err)
 	}
-	for _, m := range modules() {
+	for _, m := range sections() {
 		if _, ok := cfg.Sections[m.Name]; !ok {
 			t.Errorf("module %q has no decoded section", m.Name)
 		}
@@ -33,7 +34,7 @@ func TestDefaultConfigLoads(t *testing.T) {
 		t.Errorf("the embedded default differs from examples/mailwarden.toml (%v)", err)
 	}
 	// Every module section is documented in the example file.
-	for _, m := range modules() {
+	for _, m := range sections() {
 		if !bytes.Contains(examples.DefaultConfig, []byte("["+m.Name+"]")) && !bytes.Contains(examples.DefaultConfig, []byte("[["+m.Name+"]]")) &&
 			!bytes.Contains(examples.DefaultConfig, []byte("# ["+m.Name+"]")) {
 			t.Errorf("examples/mailwarden.toml has no [%s] section", m.Name)
@@ -279,8 +280,8 @@ func TestCheckErrors(t *testing.T) {
 	cfg := offlineConfig(t, "")
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(bad, []byte("nonsense = 1\n"), 0o644)
-	huge := filepath.Join(t.TempDir(), "huge.eml") // a header section above policy.MaxHeaderBytes
-	os.WriteFile(huge, []byte("Subject: x\n"+strings.Repeat(" folded line of a huge field\n", policy.MaxHeaderBytes/28+1)+"\nbody\n"), 0o644)
+	huge := filepath.Join(t.TempDir(), "huge.eml") // a header section above message.MaxHeaderBytes
+	os.WriteFile(huge, []byte("Subject: x\n"+strings.Repeat(" folded line of a huge field\n", message.MaxHeaderBytes/28+1)+"\nbody\n"), 0o644)
 	for _, tc := range []struct {
 		args []string
 		msg  string
@@ -325,7 +326,7 @@ func TestBenchConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := strings.ReplaceAll(string(data), "@SOCK@", "/tmp/x.sock")
-	if _, err := policy.Load("core.toml", []byte(text), modules()); err != nil {
+	if _, err := policy.Load("core.toml", []byte(text), sections()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -8,30 +8,27 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/daemon"
 	"github.com/mailwarden/mailwarden/policy"
-	"github.com/mailwarden/mailwarden/policy/health"
 )
 
-func testDaemon(t *testing.T) *daemon {
+func testDaemon(t *testing.T) *daemon.Server {
 	t.Helper()
-	cfg, err := policy.Load("t", []byte("local_domains = [\"example.org\"]\n[control]\nsocket = \"\"\n"), modules())
+	cfg, err := policy.Load("t", []byte("local_domains = [\"example.org\"]\n[control]\nsocket = \"\"\n"), sections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{modes: &policy.ModeSwitch{}, started: time.Now().Add(-90 * time.Second), logger: slog.New(slog.DiscardHandler)}
-	d.metrics = metricsHook(d)
-	t.Cleanup(func() { opsMu.Lock(); delete(opsOf, d); opsMu.Unlock() })
-	p, err := d.build(cfg)
+	d := daemon.New(daemon.Options{Started: time.Now().Add(-90 * time.Second), Version: versionString()})
+	stop, err := d.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.holder = policy.NewHolder(p)
-	t.Cleanup(func() { d.holder.Close() })
+	t.Cleanup(stop)
 	return d
 }
 
@@ -43,8 +40,9 @@ func TestControlProtocol(t *testing.T) {
 	stale, _ := net.Listen("unix", sock)
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close()
-	d.holder.Current().Config().Sections["control"].(*ControlConfig).Socket = sock
-	stop, err := startControl(d)
+	ctl := control.ConfigOf(d.Pipeline().Config())
+	ctl.Socket = sock
+	stop, err := control.Start(ctl, d, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,32 +52,32 @@ func TestControlProtocol(t *testing.T) {
 		t.Fatalf("socket mode %v %v", fi.Mode(), err)
 	}
 	// A second daemon must not steal a live socket.
-	if _, err := listenControl(sock); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := control.Start(&control.Config{Socket: sock}, d, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("live socket taken over: %v", err)
 	}
 
-	resp, err := controlCall(sock, controlRequest{Cmd: "status"})
+	resp, err := control.Call(sock, control.Request{Cmd: "status"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s := resp.Status; s.Mode != policy.ModeEnforce || s.Override || s.UptimeSeconds < 89 || len(s.Checks) == 0 {
 		t.Errorf("status %+v", s)
 	}
-	resp, err = controlCall(sock, controlRequest{Cmd: "mode", Mode: "tempfail-all"})
+	resp, err = control.Call(sock, control.Request{Cmd: "mode", Mode: "tempfail-all"})
 	if err != nil || resp.Status.Mode != policy.ModeTempfailAll || !resp.Status.Override {
 		t.Fatalf("mode: %+v %v", resp, err)
 	}
 	// The pipeline in force sees it at once.
-	if d.pipeline().Mode() != policy.ModeTempfailAll {
+	if d.Pipeline().Mode() != policy.ModeTempfailAll {
 		t.Fatal("mode switch not in force")
 	}
-	if _, err := controlCall(sock, controlRequest{Cmd: "mode", Mode: "chaos"}); err == nil {
+	if _, err := control.Call(sock, control.Request{Cmd: "mode", Mode: "chaos"}); err == nil {
 		t.Error("bad mode accepted")
 	}
-	if _, err := controlCall(sock, controlRequest{Cmd: "reboot"}); err == nil {
+	if _, err := control.Call(sock, control.Request{Cmd: "reboot"}); err == nil {
 		t.Error("unknown command accepted")
 	}
-	if resp, err := controlCall(sock, controlRequest{Cmd: "mode", Mode: "config"}); err != nil || resp.Status.Override || resp.Status.Mode != policy.ModeEnforce {
+	if resp, err := control.Call(sock, control.Request{Cmd: "mode", Mode: "config"}); err != nil || resp.Status.Override || resp.Status.Mode != policy.ModeEnforce {
 		t.Fatalf("mode config: %+v %v", resp, err)
 	}
 	// Garbage and several requests on one connection.
@@ -95,7 +93,7 @@ func TestControlProtocol(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var cr controlResponse
+		var cr control.Response
 		if err := json.Unmarshal(line, &cr); err != nil || cr.OK != wantOK {
 			t.Errorf("answer %d: %s", i, line)
 		}
@@ -114,64 +112,6 @@ func TestControlProtocol(t *testing.T) {
 	}
 }
 
-func TestDashboardMetricsExist(t *testing.T) {
-	d := testDaemon(t)
-	o := opsFor(d)
-	// Touch every vector so that it is exported.
-	o.CheckDone("spf", policy.StatusError, time.Millisecond)
-	o.CheckDone("limit", "limited", time.Millisecond)
-	o.MessageDone(&policy.Verdict{Mode: policy.ModeMonitor, Action: policy.ActionAccept, WouldBe: policy.ActionReject, Reasons: []string{"spf-fail"}})
-	o.Event("relay-attempt")
-	o.SpoolFree("/var/spool/postfix", 1<<30, 1000, false)
-	o.HealthResults([]health.Result{{Kind: health.KindSMTP, Target: "relay:25", Up: true}})
-	o.modeChanges.Inc()
-	mfs, err := o.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := map[string]bool{}
-	for _, mf := range mfs {
-		have[mf.GetName()] = true
-	}
-	b, err := os.ReadFile("../../examples/grafana-dashboard.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Panels []struct {
-			Title   string
-			Targets []struct{ Expr string }
-		}
-	}
-	if err := json.Unmarshal(b, &dash); err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`mailwarden_[a-z_]+`)
-	n := 0
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			for _, name := range re.FindAllString(tg.Expr, -1) {
-				n++
-				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
-				if !have[name] && !have[base] {
-					t.Errorf("panel %q uses %s, which mailwarden does not export", p.Title, name)
-				}
-			}
-		}
-	}
-	if n < 15 {
-		t.Errorf("dashboard uses only %d metrics", n)
-	}
-	// Removed neighbours disappear.
-	o.HealthResults(nil)
-	mfs, _ = o.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "mailwarden_neighbour_up" && len(mf.GetMetric()) > 0 {
-			t.Error("stale neighbour kept")
-		}
-	}
-}
-
 // The example file documents the defaults: loading it must give exactly the
 // modules' Default() for the operations sections.
 func TestExampleOpsSectionsAreDefaults(t *testing.T) {
@@ -179,7 +119,7 @@ func TestExampleOpsSectionsAreDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range modules() {
+	for _, m := range sections() {
 		switch m.Name {
 		case "relay", "local_only", "spool", "health", "control", "metrics":
 		default:
@@ -194,7 +134,7 @@ func TestExampleOpsSectionsAreDefaults(t *testing.T) {
 }
 
 func TestReportAndAuditCommands(t *testing.T) {
-	const sample = "../../policy/report/testdata/sample.log"
+	const sample = "internal/report/testdata/sample.log"
 	var out, errb strings.Builder
 	if code := run([]string{"report", "--json", sample}, &out, &errb); code != 0 {
 		t.Fatalf("report: %d %s", code, errb.String())
@@ -229,13 +169,13 @@ func TestReportAndAuditCommands(t *testing.T) {
 		code int
 	}{{"openrelay.cf", 4}, {"wide.cf", 4}} {
 		out.Reset()
-		code := run([]string{"audit", "--main-cf", "../../policy/audit/testdata/" + c.file}, &out, &errb)
+		code := run([]string{"audit", "--main-cf", "internal/audit/testdata/" + c.file}, &out, &errb)
 		if code != c.code || !strings.Contains(out.String(), "fix: ") {
 			t.Errorf("audit %s: exit %d, want %d\n%s", c.file, code, c.code, out.String())
 		}
 	}
 	out.Reset()
-	if code := run([]string{"audit", "--json", "--main-cf", "../../policy/audit/testdata/good.cf"}, &out, &errb); code == 1 {
+	if code := run([]string{"audit", "--json", "--main-cf", "internal/audit/testdata/good.cf"}, &out, &errb); code == 1 {
 		t.Fatal(errb.String())
 	}
 	var fs []struct{ ID, Severity string }

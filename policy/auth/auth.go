@@ -38,6 +38,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Statuses in the vocabulary of RFC 7208 §2.6, RFC 6376 §3.9 / RFC 8601
@@ -195,16 +196,43 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Module is the "auth" module: checks spf, dkim and dmarc.
-func Module() policy.Module {
+// Names of the three checks and of the config section.
+const (
+	SPF         = "spf"
+	DKIM        = "dkim"
+	DMARC       = "dmarc"
+	SectionName = "auth"
+)
+
+// SPFOutcomeOf returns the spf check's typed outcome among results (a
+// check's prior), if it ran.
+func SPFOutcomeOf(results policy.Results) (*SPFOutcome, bool) {
+	o, ok := results[SPF].Data.(*SPFOutcome)
+	return o, ok
+}
+
+// DKIMOutcomeOf returns the dkim check's typed outcome among results.
+func DKIMOutcomeOf(results policy.Results) (*DKIMOutcome, bool) {
+	o, ok := results[DKIM].Data.(*DKIMOutcome)
+	return o, ok
+}
+
+// DMARCOutcomeOf returns the dmarc check's typed outcome among results.
+func DMARCOutcomeOf(results policy.Results) (*DMARCOutcome, bool) {
+	o, ok := results[DMARC].Data.(*DMARCOutcome)
+	return o, ok
+}
+
+// Module is the "auth" module: checks spf, dkim and dmarc, querying r (the
+// daemon's resolver).
+func Module(r *dns.Resolver) policy.Module {
 	return policy.Module{
-		Name:    "auth",
+		Name:    SectionName,
 		Default: func() any { return DefaultConfig() },
 		Build: func(section any, env *policy.Env) ([]policy.Step, error) {
 			cfg := section.(*Config)
-			r, err := dns.FromEnv(env)
-			if err != nil {
-				return nil, err
+			if r == nil {
+				return nil, errors.New("auth: no resolver")
 			}
 			a := newAuth(cfg, env.Config, r, env.Logger)
 			return a.steps(), nil
@@ -256,12 +284,12 @@ func (a *authenticator) steps() []policy.Step {
 
 // judged reports whether this message's SPF/DMARC results lead to actions:
 // mail from us is only reported, unless judge_outbound is set.
-func (a *authenticator) judged(m *policy.Message) bool {
+func (a *authenticator) judged(m *message.Message) bool {
 	return a.cfg.JudgeOutbound || !a.core.FromUs(m.Client, m.Auth)
 }
 
 // exemptIP reports whether the client is a known forwarder or list server.
-func (a *authenticator) exemptIP(m *policy.Message) bool {
+func (a *authenticator) exemptIP(m *message.Message) bool {
 	return m.Client.Addr.IsValid() && a.cfg.ExemptIPs.Contains(m.Client.Addr)
 }
 

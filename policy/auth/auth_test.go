@@ -16,6 +16,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // world is an injected DNS world: a test DNS server and an authenticator
@@ -56,10 +57,10 @@ func newWorldCfg(t *testing.T, s *dnstest.Server, cfg *Config) *world {
 }
 
 // msg builds a message from a client IP, MAIL FROM and a raw header+body.
-func msg(ip, helo, mailFrom, raw string) *policy.Message {
+func msg(ip, helo, mailFrom, raw string) *message.Message {
 	raw = strings.ReplaceAll(raw, "\r\n", "\n")
 	hdr, body, _ := strings.Cut(raw, "\n\n")
-	var h policy.Header
+	var h message.Header
 	for _, line := range strings.Split(hdr, "\n") {
 		if line == "" {
 			continue
@@ -69,9 +70,9 @@ func msg(ip, helo, mailFrom, raw string) *policy.Message {
 			continue
 		}
 		k, v, _ := strings.Cut(line, ":")
-		h = append(h, policy.Field{Name: k, Value: v})
+		h = append(h, message.Field{Name: k, Value: v})
 	}
-	m := &policy.Message{MailFrom: mailFrom, Header: h, Body: policy.BytesBody(strings.ReplaceAll(body, "\n", "\r\n")), Rcpts: []string{"rcpt@mx.test"}}
+	m := &message.Message{MailFrom: mailFrom, Header: h, Body: message.BytesBody(strings.ReplaceAll(body, "\n", "\r\n")), Rcpts: []string{"rcpt@mx.test"}}
 	if ip != "" {
 		m.Client.Addr = netip.MustParseAddr(ip)
 	}
@@ -81,7 +82,7 @@ func msg(ip, helo, mailFrom, raw string) *policy.Message {
 }
 
 // run runs the three checks in pipeline order and returns their results.
-func (w *world) run(m *policy.Message) policy.Results {
+func (w *world) run(m *message.Message) policy.Results {
 	w.t.Helper()
 	ctx := context.Background()
 	prior := policy.Results{}

@@ -18,6 +18,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // BenchmarkAuth runs the spf, dkim and dmarc checks on a sample of the
@@ -48,7 +49,7 @@ func BenchmarkAuth(b *testing.B) {
 	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	s.AddTXT("bench._domainkey.signer.example", 300, "v=DKIM1; k=rsa; p="+base64.StdEncoding.EncodeToString(pub))
 	seen := map[string]bool{}
-	var msgs []*policy.Message
+	var msgs []*message.Message
 	for i, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -71,7 +72,7 @@ func BenchmarkAuth(b *testing.B) {
 				m = msg("192.0.2.1", "mail.example", mf, sb.String())
 			}
 		}
-		for _, d := range append([]string{policy.Domain(mf)}, fromDomainsOf(m)...) {
+		for _, d := range append([]string{message.Domain(mf)}, fromDomainsOf(m)...) {
 			if d != "" && !seen[d] {
 				seen[d] = true
 				s.AddTXT(d, 300, "v=spf1 ip4:192.0.2.0/24 -all")
@@ -90,7 +91,7 @@ func BenchmarkAuth(b *testing.B) {
 	core.TrustedNetworks = nil
 	a := newAuth(DefaultConfig(), core, r, nil)
 	checks := a.steps()
-	runOne := func(m *policy.Message) policy.Results {
+	runOne := func(m *message.Message) policy.Results {
 		ctx := context.Background()
 		prior := policy.Results{}
 		for _, st := range checks[:2] { // spf and dkim: concurrently in the pipeline, sequential here
@@ -130,7 +131,7 @@ func BenchmarkAuth(b *testing.B) {
 	b.ReportMetric(float64(len(msgs)), "sample")
 }
 
-func fromDomainsOf(m *policy.Message) []string {
+func fromDomainsOf(m *message.Message) []string {
 	d, _, _ := FromDomains(m.Header)
 	return d
 }

@@ -11,7 +11,7 @@ import (
 
 func load(t *testing.T, text string) (*Config, error) {
 	t.Helper()
-	cfg, err := policy.Load("t.toml", []byte(text), []policy.Module{dns.Module(), Module()})
+	cfg, err := policy.Load("t.toml", []byte(text), []policy.Module{dns.Section(), Module(nil)})
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,8 @@ import (
 	mdns "github.com/miekg/dns"
 	"gopkg.in/yaml.v3"
 
-	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // The OpenSPF suites (../shared/conformance/spf) run through OUR spf check:
@@ -272,7 +272,7 @@ func runSPFSuite(t *testing.T, file string, minPass int) {
 		for _, name := range names {
 			c := suite.Tests[name]
 			total++
-			m := &policy.Message{MailFrom: c.MailFrom, Client: policy.Client{HELO: c.Helo}}
+			m := &message.Message{MailFrom: c.MailFrom, Client: message.Client{HELO: c.Helo}}
 			if ip, err := parseAddr(c.Host); err == nil {
 				m.Client.Addr = ip
 			}
@@ -411,7 +411,7 @@ func TestConformanceSPFMailAuth(t *testing.T) {
 				case "expect":
 					v, _, _ = strings.Cut(v, " ") // "fail <explanation>": the status
 					total++
-					m := &policy.Message{MailFrom: sender, Client: policy.Client{HELO: helo, Addr: netip.MustParseAddr(ip)}}
+					m := &message.Message{MailFrom: sender, Client: message.Client{HELO: helo, Addr: netip.MustParseAddr(ip)}}
 					r, err := (&spfCheck{w.a}).Check(context.Background(), m, nil)
 					if err != nil {
 						t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // DKIMSignature is the result for one DKIM-Signature field.
@@ -59,9 +60,9 @@ func (o *DKIMOutcome) Temporary() bool {
 
 type dkimCheck struct{ a *authenticator }
 
-func (c *dkimCheck) Name() string { return "dkim" }
+func (c *dkimCheck) Name() string { return DKIM }
 
-func (c *dkimCheck) Check(ctx context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (c *dkimCheck) Check(ctx context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	a := c.a
 	judged := a.judged(m)
 	if judged && a.cfg.DMARC.Enabled {
@@ -107,7 +108,7 @@ func (c *dkimCheck) Check(ctx context.Context, m *policy.Message, _ policy.Resul
 
 // verifyDKIM checks up to max_signatures signatures (RFC 6376 §6.1). An
 // error means the message could not be read at all.
-func (a *authenticator) verifyDKIM(ctx context.Context, m *policy.Message) (*DKIMOutcome, error) {
+func (a *authenticator) verifyDKIM(ctx context.Context, m *message.Message) (*DKIMOutcome, error) {
 	o := &DKIMOutcome{Status: StatusNone}
 	var sigs []map[string]string
 	for _, f := range m.Header {

@@ -302,12 +302,15 @@ func TestDMARCAuthResults(t *testing.T) {
 func TestPipeline(t *testing.T) {
 	s := dnstest.Start(t, dmarcZone...)
 	toml := "trusted_networks = []\nauthserv_id = \"mx.test\"\n[dns]\nservers = [\"" + s.Addr + "\"]\ntimeout = \"200ms\"\nattempts = 1\n"
-	mods := []policy.Module{dns.Module(), Module()}
-	cfg, err := policy.Load("t.toml", []byte(toml), mods)
+	cfg, err := policy.Load("t.toml", []byte(toml), []policy.Module{dns.Section(), Module(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.New(cfg, mods, nil, nil, nil)
+	r, err := dns.New(dns.ConfigOf(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.New(cfg, []policy.Module{dns.Section(), Module(r)}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

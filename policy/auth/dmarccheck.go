@@ -8,6 +8,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // DMARCOutcome is the dmarc check's typed result (Result.Data).
@@ -28,12 +29,12 @@ type DMARCOutcome struct {
 
 type dmarcCheck struct{ a *authenticator }
 
-func (c *dmarcCheck) Name() string    { return "dmarc" }
-func (c *dmarcCheck) After() []string { return []string{"spf", "dkim"} }
+func (c *dmarcCheck) Name() string    { return DMARC }
+func (c *dmarcCheck) After() []string { return []string{SPF, DKIM} }
 
 // prefetchDMARC starts the policy lookups for the From domains so that
 // they overlap with SPF and DKIM (RFC 7489 does not order them).
-func (a *authenticator) prefetchDMARC(ctx context.Context, m *policy.Message) {
+func (a *authenticator) prefetchDMARC(ctx context.Context, m *message.Message) {
 	domains, _, _ := FromDomains(m.Header)
 	for i, d := range domains {
 		if i >= 4 {
@@ -49,18 +50,18 @@ func (a *authenticator) prefetchDMARC(ctx context.Context, m *policy.Message) {
 	}
 }
 
-func (c *dmarcCheck) Check(ctx context.Context, m *policy.Message, prior policy.Results) (policy.Result, error) {
+func (c *dmarcCheck) Check(ctx context.Context, m *message.Message, prior policy.Results) (policy.Result, error) {
 	a := c.a
 	if !a.judged(m) {
 		return policy.Result{Status: policy.StatusSkip, Detail: "mail from us: not judged"}, nil
 	}
-	spfO, spfRan := prior["spf"].Data.(*SPFOutcome)
-	dkimO, _ := prior["dkim"].Data.(*DKIMOutcome)
+	spfO, spfRan := SPFOutcomeOf(prior)
+	dkimO, _ := DKIMOutcomeOf(prior)
 	if !spfRan && a.cfg.SPF.Enabled {
 		// The spf step failed to run (timeout, error): treat as temporary.
 		spfO = &SPFOutcome{Status: StatusTemperror}
 	}
-	if dkimO == nil && a.cfg.DKIM.Enabled && prior["dkim"].Status == policy.StatusError {
+	if dkimO == nil && a.cfg.DKIM.Enabled && prior[DKIM].Status == policy.StatusError {
 		dkimO = &DKIMOutcome{Status: StatusTemperror, Signatures: []DKIMSignature{{Status: StatusTemperror}}}
 	}
 	o := a.evalDMARC(ctx, m.Header, spfO, dkimO)
@@ -135,7 +136,7 @@ func applyActionOnly(res *policy.Result, method string, o Outcomes, status polic
 }
 
 // exempt reports whether the message comes from a known forwarder or list.
-func (a *authenticator) exempt(m *policy.Message, spfO *SPFOutcome, dkimO *DKIMOutcome) bool {
+func (a *authenticator) exempt(m *message.Message, spfO *SPFOutcome, dkimO *DKIMOutcome) bool {
 	if a.exemptIP(m) || a.exemptDomain(m.Client.Name) {
 		return true
 	}
@@ -152,7 +153,7 @@ func (a *authenticator) exempt(m *policy.Message, spfO *SPFOutcome, dkimO *DKIMO
 
 // evalDMARC evaluates every From domain (RFC 7489 §6.6.1) and returns the
 // strictest outcome.
-func (a *authenticator) evalDMARC(ctx context.Context, h policy.Header, spfO *SPFOutcome, dkimO *DKIMOutcome) *DMARCOutcome {
+func (a *authenticator) evalDMARC(ctx context.Context, h message.Header, spfO *SPFOutcome, dkimO *DKIMOutcome) *DMARCOutcome {
 	domains, fields, ok := FromDomains(h)
 	if fields == 0 {
 		// RFC 7489 §6.6.1: a message without From is outside DMARC's

@@ -4,13 +4,13 @@ import (
 	"net/mail"
 	"strings"
 
-	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // FromDomains extracts the RFC5322.From domains (RFC 7489 §3.1, §6.6.1):
 // every address of every From field, normalised, duplicates removed. ok is
 // false when there is no From field or an address cannot be parsed at all.
-func FromDomains(h policy.Header) (domains []string, fields int, ok bool) {
+func FromDomains(h message.Header) (domains []string, fields int, ok bool) {
 	seen := map[string]bool{}
 	ok = true
 	for _, v := range h.Values("From") {
@@ -21,7 +21,7 @@ func FromDomains(h policy.Header) (domains []string, fields int, ok bool) {
 			continue
 		}
 		for _, a := range addrs {
-			d := NormalizeDomain(policy.Domain(a))
+			d := NormalizeDomain(message.Domain(a))
 			if d == "" {
 				ok = false
 				continue

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 func FuzzParseRecord(f *testing.F) {
@@ -37,7 +38,7 @@ func FuzzFromDomains(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		h := policy.Header{{Name: "From", Value: " " + s}}
+		h := message.Header{{Name: "From", Value: " " + s}}
 		ds, n, _ := FromDomains(h)
 		if n != 1 {
 			t.Fatalf("fields %d", n)

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // SPFOutcome is the spf check's typed result (Result.Data).
@@ -30,9 +31,9 @@ type SPFOutcome struct {
 
 type spfCheck struct{ a *authenticator }
 
-func (c *spfCheck) Name() string { return "spf" }
+func (c *spfCheck) Name() string { return SPF }
 
-func (c *spfCheck) Check(ctx context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (c *spfCheck) Check(ctx context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	a := c.a
 	judged := a.judged(m)
 	if !judged {
@@ -51,7 +52,7 @@ func (c *spfCheck) Check(ctx context.Context, m *policy.Message, _ policy.Result
 	}
 	res.AuthResults = []authres.Result{ar}
 	if a.cfg.SPF.ReceivedSPF {
-		res.Headers = []policy.Field{{Name: "Received-SPF", Value: receivedSPF(a.core.AuthservID, o, m)}}
+		res.Headers = []message.Field{{Name: "Received-SPF", Value: receivedSPF(a.core.AuthservID, o, m)}}
 	}
 	if a.exemptIP(m) || a.exemptDomain(m.Client.Name) {
 		res.Detail += "; exempt client"
@@ -85,7 +86,7 @@ func (a *authenticator) evalSPF(ctx context.Context, ip netip.Addr, helo, mailFr
 	} else if strings.HasPrefix(mailFrom, "@") {
 		o.Sender = "postmaster" + mailFrom
 	}
-	o.Domain = strings.ToLower(policy.Domain(o.Sender))
+	o.Domain = strings.ToLower(message.Domain(o.Sender))
 	if !validSPFDomain(o.Domain) {
 		// RFC 7208 §4.3: a malformed or single-label <domain> gives none.
 		o.Status = StatusNone
@@ -175,7 +176,7 @@ func asDNSError(err error, name string) error {
 }
 
 // receivedSPF formats a Received-SPF value (RFC 7208 §9.1).
-func receivedSPF(authserv string, o *SPFOutcome, m *policy.Message) string {
+func receivedSPF(authserv string, o *SPFOutcome, m *message.Message) string {
 	ip := clientIP(m.Client.Addr)
 	var comment string
 	switch o.Status {

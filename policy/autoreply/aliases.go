@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Forwarders knows which local addresses Postfix itself forwards off-site:
@@ -118,9 +118,9 @@ func (f *Forwarders) offSite(addr string, depth int) bool {
 	var targets []string
 	if t, ok := f.virtual[addr]; ok {
 		targets = t
-	} else if t, ok := f.virtual["@"+policy.Domain(addr)]; ok && strings.Contains(addr, "@") {
+	} else if t, ok := f.virtual["@"+message.Domain(addr)]; ok && strings.Contains(addr, "@") {
 		targets = t
-	} else if lp := policy.LocalPart(addr); f.local(policy.Domain(addr)) || !strings.Contains(addr, "@") {
+	} else if lp := message.LocalPart(addr); f.local(message.Domain(addr)) || !strings.Contains(addr, "@") {
 		targets = f.aliases[lp]
 	}
 	for _, t := range targets {
@@ -128,14 +128,14 @@ func (f *Forwarders) offSite(addr string, depth int) bool {
 		case strings.HasPrefix(t, "|"), strings.HasPrefix(t, "/"), strings.HasPrefix(t, ":include:"):
 			// A command or a file: delivered here as far as we know.
 		case strings.Contains(t, "@"):
-			if !f.local(policy.Domain(t)) {
+			if !f.local(message.Domain(t)) {
 				return true
 			}
 			if t != addr && f.offSite(strings.ToLower(t), depth+1) {
 				return true
 			}
 		default:
-			if t != policy.LocalPart(addr) && f.offSite(strings.ToLower(t), depth+1) {
+			if t != message.LocalPart(addr) && f.offSite(strings.ToLower(t), depth+1) {
 				return true
 			}
 		}

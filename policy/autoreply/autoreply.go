@@ -41,8 +41,11 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
+	"github.com/mailwarden/mailwarden/policy/spam"
 	"github.com/mailwarden/mailwarden/policy/store"
+	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
 // ForeignSender is what happens to a forward whose envelope sender is not ours.
@@ -79,8 +82,13 @@ type Config struct {
 	ForwardingAddresses []string `toml:"forwarding_addresses"`
 	AliasMaps           []string `toml:"alias_maps"`
 	VirtualMaps         []string `toml:"virtual_maps"`
+}
 
-	spamAction, foreignFrom, flood, fwdSpam policy.Action
+// action reads a validated action field (policy.ParseAction: one
+// vocabulary in every section, "hold" = quarantine).
+func action(v string) policy.Action {
+	a, _ := policy.ParseAction(v)
+	return a
 }
 
 // Default is the section's defaults.
@@ -102,8 +110,8 @@ func Default() *Config {
 // Validate checks the section.
 func (c *Config) Validate() error {
 	var errs []error
-	act := func(key, v string, allowed ...policy.Action) policy.Action {
-		a, err := ratelimit.ParseHoldAction(v)
+	act := func(key, v string, allowed ...policy.Action) {
+		a, err := policy.ParseAction(v)
 		ok := err == nil
 		if ok {
 			ok = false
@@ -118,13 +126,12 @@ func (c *Config) Validate() error {
 			}
 			errs = append(errs, policy.KeyErr(key, "%q: want one of %s (hold = quarantine)", v, strings.Join(names, ", ")))
 		}
-		return a
 	}
 	all := []policy.Action{policy.ActionAccept, policy.ActionQuarantine, policy.ActionTempfail, policy.ActionDiscard, policy.ActionReject}
-	c.spamAction = act("spam_action", c.SpamAction, all...)
-	c.foreignFrom = act("foreign_from_action", c.ForeignFromAction, all...)
-	c.flood = act("flood_action", c.FloodAction, policy.ActionDiscard, policy.ActionQuarantine, policy.ActionTempfail, policy.ActionReject)
-	c.fwdSpam = act("forward_spam_action", c.ForwardSpamAction, policy.ActionQuarantine, policy.ActionDiscard, policy.ActionAccept)
+	act("spam_action", c.SpamAction, all...)
+	act("foreign_from_action", c.ForeignFromAction, all...)
+	act("flood_action", c.FloodAction, policy.ActionDiscard, policy.ActionQuarantine, policy.ActionTempfail, policy.ActionReject)
+	act("forward_spam_action", c.ForwardSpamAction, policy.ActionQuarantine, policy.ActionDiscard, policy.ActionAccept)
 	switch c.ForeignSender {
 	case ForeignAuto, ForeignSRS, ForeignReject:
 	default:
@@ -139,10 +146,14 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Module is the [autoreply] section: one check, "autoreply".
-func Module() policy.Module {
+// Name is the check's name and its config section.
+const Name = "autoreply"
+
+// Module is the [autoreply] section: one check, "autoreply", remembering
+// classes in st and rewriting forwards with srs (nil: no SRS).
+func Module(st store.Store, srs *SRS) policy.Module {
 	return policy.Module{
-		Name:    "autoreply",
+		Name:    Name,
 		Default: func() any { return Default() },
 		Build: func(sec any, env *policy.Env) ([]policy.Step, error) {
 			c := sec.(*Config)
@@ -152,13 +163,8 @@ func Module() policy.Module {
 			if err := c.Validate(); err != nil {
 				return nil, err
 			}
-			st, err := store.FromEnv(env)
-			if err != nil {
-				return nil, err
-			}
-			srs, err := srsFromEnv(env)
-			if err != nil {
-				return nil, err
+			if st == nil {
+				return nil, errors.New("autoreply: no state store")
 			}
 			if c.ForeignSender == ForeignSRS && srs == nil {
 				return nil, errors.New("autoreply: foreign_sender = \"srs\" needs [srs] secret")
@@ -183,10 +189,10 @@ type Check struct {
 	Now        func() time.Time
 }
 
-func (c *Check) Name() string { return "autoreply" }
+func (c *Check) Name() string { return Name }
 
 // After: the guard needs the spam and virus verdicts.
-func (c *Check) After() []string { return []string{"spam", "virus"} }
+func (c *Check) After() []string { return []string{spam.Name, virus.Name} }
 
 // Statuses of the autoreply check, besides none and pass.
 const (
@@ -230,11 +236,11 @@ func (c *Check) now() time.Time {
 
 // Observe implements policy.Observer: remember the class of each inbound
 // message (rule memory), from the final verdict.
-func (c *Check) Observe(ctx context.Context, m *policy.Message, v *policy.Verdict) error {
-	if m.Direction(c.Core) != policy.DirInbound || v.WouldBe == policy.ActionTempfail {
+func (c *Check) Observe(ctx context.Context, m *message.Message, v *policy.Verdict) error {
+	if c.Core.DirectionOf(m) != policy.DirInbound || v.WouldBe == policy.ActionTempfail {
 		return nil // a deferred message will be seen again
 	}
-	mem := Memory{Class: verdictClass(c.Core, v), Time: c.now().Unix(), Sender: m.MailFrom}
+	mem := Memory{Class: verdictClass(v), Time: c.now().Unix(), Sender: m.MailFrom}
 	b, _ := json.Marshal(mem)
 	// RFC 5322 §3.6.4: Message-ID is only a SHOULD (spam often has none);
 	// without one only the sender memory is kept.
@@ -261,50 +267,40 @@ func SenderKey(addr string) string {
 
 // verdictClass reads the class from the final verdict: virus when the
 // virus check found one; spam when the spam check says so, when the score
-// earned the spam flag header, or when the verdict held or refused it for
-// its score.
-func verdictClass(core *policy.Config, v *policy.Verdict) Class {
-	for _, cr := range v.Checks {
-		if cr.Name == "virus" && cr.Status == "infected" {
-			return ClassVirus
-		}
+// reached the recipients' add_header level (Verdict.Flagged), or when the
+// verdict held or refused it for its score.
+func verdictClass(v *policy.Verdict) Class {
+	if r, ok := v.Result(virus.Name); ok && virus.Infected(r) {
+		return ClassVirus
 	}
-	for _, cr := range v.Checks {
-		if cr.Name == "spam" && cr.Status == "spam" {
-			return ClassSpam
-		}
+	if r, ok := v.Result(spam.Name); ok && spam.IsSpam(r) {
+		return ClassSpam
 	}
-	if core.Headers.Flag != "" {
-		for _, f := range v.Prepend {
-			if strings.EqualFold(f.Name, core.Headers.Flag) && strings.EqualFold(strings.TrimSpace(f.Value), "YES") {
-				return ClassSpam
-			}
-		}
+	if v.Flagged {
+		return ClassSpam
 	}
-	if v.WouldBe == policy.ActionQuarantine || v.WouldBe == policy.ActionReject || v.WouldBe == policy.ActionDiscard {
-		for _, r := range v.Reasons {
-			if r == "spam-score" {
-				return ClassSpam
-			}
-		}
+	if (v.WouldBe == policy.ActionQuarantine || v.WouldBe == policy.ActionReject || v.WouldBe == policy.ActionDiscard) && v.HasReason(policy.ReasonSpamScore) {
+		return ClassSpam
 	}
 	return ClassClean
 }
 
 // priorClass is the class of the message being checked, from the results
-// of the checks that ran before this one (rule 5 decides before the merge).
-func priorClass(core *policy.Config, prior policy.Results) Class {
-	if r, ok := prior["virus"]; ok && r.Status == "infected" {
+// of the checks it runs After (rule 5 decides before the merge): virus or
+// spam by their typed results, else spam when their scores reach the
+// add_header level of this message's recipients.
+func priorClass(core *policy.Config, m *message.Message, prior policy.Results) Class {
+	if r, ok := prior[virus.Name]; ok && virus.Infected(r) {
 		return ClassVirus
 	}
-	if r, ok := prior["spam"]; ok && r.Status == "spam" {
+	if r, ok := prior[spam.Name]; ok && spam.IsSpam(r) {
 		return ClassSpam
 	}
 	score := 0.0
 	for _, r := range prior {
 		score += r.Score
 	}
-	th := core.Score.Thresholds
+	th := core.ThresholdsFor(m.Rcpts)
 	if th.AddHeader > 0 && score >= th.AddHeader {
 		return ClassSpam
 	}
@@ -312,8 +308,8 @@ func priorClass(core *policy.Config, prior policy.Results) Class {
 }
 
 // Check applies rules 1–3, 5 and 6.
-func (c *Check) Check(ctx context.Context, m *policy.Message, prior policy.Results) (policy.Result, error) {
-	switch dir := m.Direction(c.Core); dir {
+func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Results) (policy.Result, error) {
+	switch dir := c.Core.DirectionOf(m); dir {
 	case policy.DirInbound:
 		return c.inbound(m, prior), nil
 	case policy.DirOutbound, policy.DirInternal:
@@ -323,9 +319,9 @@ func (c *Check) Check(ctx context.Context, m *policy.Message, prior policy.Resul
 }
 
 // inbound is rule 5: spam to a recipient that Postfix forwards off-site.
-func (c *Check) inbound(m *policy.Message, prior policy.Results) policy.Result {
-	class := priorClass(c.Core, prior)
-	if class == ClassClean || c.Cfg.fwdSpam == policy.ActionAccept {
+func (c *Check) inbound(m *message.Message, prior policy.Results) policy.Result {
+	class := priorClass(c.Core, m, prior)
+	if class == ClassClean || action(c.Cfg.ForwardSpamAction) == policy.ActionAccept {
 		return policy.Result{Status: policy.StatusNone}
 	}
 	var fw []string
@@ -344,7 +340,7 @@ func (c *Check) inbound(m *policy.Message, prior policy.Results) policy.Result {
 		QuarantineReason: "forward-" + string(class),
 	}
 	switch {
-	case c.Cfg.fwdSpam == policy.ActionQuarantine:
+	case action(c.Cfg.ForwardSpamAction) == policy.ActionQuarantine:
 		res.Action = policy.ActionQuarantine
 	case len(fw) == len(m.Rcpts):
 		res.Action = policy.ActionDiscard
@@ -355,9 +351,9 @@ func (c *Check) inbound(m *policy.Message, prior policy.Results) policy.Result {
 	return res
 }
 
-func (c *Check) isLocalAddr(a string) bool { return c.Core.IsLocalDomain(policy.Domain(a)) }
+func (c *Check) isLocalAddr(a string) bool { return c.Core.IsLocalDomain(message.Domain(a)) }
 
-func (c *Check) outbound(ctx context.Context, m *policy.Message, dir policy.Direction) (policy.Result, error) {
+func (c *Check) outbound(ctx context.Context, m *message.Message, dir policy.Direction) (policy.Result, error) {
 	rec := Recognize(m.Header, m.MailFrom, c.isLocalAddr)
 
 	// The memory: is this a remembered message sent on, or an answer to one?
@@ -449,7 +445,7 @@ func (c *Check) outbound(ctx context.Context, m *policy.Message, dir policy.Dire
 		return policy.Result{
 			Status:           StatusBlocked,
 			Detail:           fmt.Sprintf("%s of a message classified %s", detail, class),
-			Action:           c.Cfg.spamAction,
+			Action:           action(c.Cfg.SpamAction),
 			Reasons:          []string{"autoreply-" + string(class)},
 			QuarantineReason: "autoreply-" + string(class),
 		}, nil
@@ -501,8 +497,8 @@ func (c *Check) outbound(ctx context.Context, m *policy.Message, dir policy.Dire
 		res.Detail += "; " + why
 		res.Reasons = []string{"autoreply-limited"}
 		res.Status = StatusLimited
-		if len(blocked) == len(m.Rcpts) || c.Cfg.flood != policy.ActionDiscard {
-			res.Action = c.Cfg.flood
+		if len(blocked) == len(m.Rcpts) || action(c.Cfg.FloodAction) != policy.ActionDiscard {
+			res.Action = action(c.Cfg.FloodAction)
 			res.QuarantineReason = "autoreply-limited"
 			res.ChangeFrom = ""
 		} else {
@@ -513,7 +509,7 @@ func (c *Check) outbound(ctx context.Context, m *policy.Message, dir policy.Dire
 }
 
 func (c *Check) blockForeign(detail, reason string) policy.Result {
-	return policy.Result{Status: StatusBlocked, Detail: detail, Action: c.Cfg.foreignFrom, Reasons: []string{reason}, QuarantineReason: reason}
+	return policy.Result{Status: StatusBlocked, Detail: detail, Action: action(c.Cfg.ForeignFromAction), Reasons: []string{reason}, QuarantineReason: reason}
 }
 
 func kindStatus(k Kind) policy.Status {
@@ -533,7 +529,7 @@ func kindStatus(k Kind) policy.Status {
 // auto-generated mail counts against the per-address and per-domain rates.
 // The notice memory is claimed last (SetNX), so that of two identical
 // notices sent at once exactly one passes.
-func (c *Check) flood(ctx context.Context, m *policy.Message, kind Kind, rcpts []string) ([]string, string, error) {
+func (c *Check) flood(ctx context.Context, m *message.Message, kind Kind, rcpts []string) ([]string, string, error) {
 	now := c.now()
 	user := strings.ToLower(addrOf(m.Header.Get("From")))
 	if user == "" {
@@ -574,7 +570,7 @@ func (c *Check) flood(ctx context.Context, m *policy.Message, kind Kind, rcpts [
 			names = append(names, "per_address "+c.Cfg.PerAddress.String())
 		}
 		if !c.Cfg.PerDomain.IsZero() {
-			ws = append(ws, store.Window{Key: "ar:rate:dom:" + policy.Domain(r), Limit: c.Cfg.PerDomain.N, Period: c.Cfg.PerDomain.Per})
+			ws = append(ws, store.Window{Key: "ar:rate:dom:" + message.Domain(r), Limit: c.Cfg.PerDomain.N, Period: c.Cfg.PerDomain.Per})
 			names = append(names, "per_domain "+c.Cfg.PerDomain.String())
 		}
 		if len(ws) > 0 {

@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
+	"github.com/mailwarden/mailwarden/policy/spam"
 	"github.com/mailwarden/mailwarden/policy/store"
+	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
 // fakeSpam stands in for the spam check: it reports "spam" when the
@@ -22,7 +25,7 @@ import (
 type fakeSpam struct{}
 
 func (fakeSpam) Name() string { return "spam" }
-func (fakeSpam) Check(_ context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (fakeSpam) Check(_ context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	if m.Header.Get("X-Test-Spam") == "yes" {
 		return policy.Result{Status: "spam", Score: 7, Reasons: []string{"test-spam"}}, nil
 	}
@@ -32,7 +35,7 @@ func (fakeSpam) Check(_ context.Context, m *policy.Message, _ policy.Results) (p
 type fakeVirus struct{}
 
 func (fakeVirus) Name() string { return "virus" }
-func (fakeVirus) Check(_ context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (fakeVirus) Check(_ context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	if m.Header.Get("X-Test-Virus") == "yes" {
 		return policy.Result{Status: "infected", Action: policy.ActionDiscard, Mandatory: true, Reasons: []string{"virus-infected"}}, nil
 	}
@@ -97,11 +100,12 @@ func newWorld(t *testing.T, extra string) *world {
 		}
 		return m
 	}
-	mods := []policy.Module{testModule("spam", fakeSpam{}), testModule("virus", fakeVirus{}), store.Module(), capture(SRSModule()), capture(Module())}
-	cfg, err := policy.Load("test.toml", []byte(baseTOML+extra), mods)
+	cfg, err := policy.Load("test.toml", []byte(baseTOML+extra), sections())
 	if err != nil {
 		t.Fatal(err)
 	}
+	st, srs := services(t, cfg)
+	mods := []policy.Module{testModule("spam", fakeSpam{}), testModule("virus", fakeVirus{}), store.Section(), capture(SRSModule(srs)), capture(Module(st, srs))}
 	p, err := policy.New(cfg, mods, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -114,14 +118,14 @@ func newWorld(t *testing.T, extra string) *world {
 	return w
 }
 
-type msgOpt func(*policy.Message)
+type msgOpt func(*message.Message)
 
 func hdr(name, value string) msgOpt {
-	return func(m *policy.Message) { m.Header = append(m.Header, policy.Field{Name: name, Value: " " + value}) }
+	return func(m *message.Message) { m.Header = append(m.Header, message.Field{Name: name, Value: " " + value}) }
 }
 
-func msg(client, auth, from string, rcpts []string, opts ...msgOpt) *policy.Message {
-	m := &policy.Message{MailFrom: from, Rcpts: rcpts, Auth: auth, Body: policy.BytesBody("hello\r\n")}
+func msg(client, auth, from string, rcpts []string, opts ...msgOpt) *message.Message {
+	m := &message.Message{MailFrom: from, Rcpts: rcpts, Auth: auth, Body: message.BytesBody("hello\r\n")}
 	if client != "" {
 		m.Client.Addr = netip.MustParseAddr(client)
 	}
@@ -131,7 +135,7 @@ func msg(client, auth, from string, rcpts []string, opts ...msgOpt) *policy.Mess
 	return m
 }
 
-func (w *world) run(t *testing.T, m *policy.Message) *policy.Verdict {
+func (w *world) run(t *testing.T, m *message.Message) *policy.Verdict {
 	t.Helper()
 	return w.p.Run(context.Background(), m)
 }
@@ -145,7 +149,7 @@ func checkStatus(v *policy.Verdict, name string) policy.Status {
 	return ""
 }
 
-func inbound(id string, spam bool, from string) *policy.Message {
+func inbound(id string, spam bool, from string) *message.Message {
 	opts := []msgOpt{hdr("Message-ID", "<"+id+">"), hdr("From", from), hdr("Subject", "hello")}
 	if spam {
 		opts = append(opts, hdr("X-Test-Spam", "yes"))
@@ -153,7 +157,7 @@ func inbound(id string, spam bool, from string) *policy.Message {
 	return msg("198.51.100.7", "", from, []string{"alice@example.org"}, opts...)
 }
 
-func vacation(user, to, inReplyTo string) *policy.Message {
+func vacation(user, to, inReplyTo string) *message.Message {
 	// Sieve vacation through sendmail(1): no client address, null sender.
 	return msg("", "", "", []string{to},
 		hdr("From", user), hdr("To", to), hdr("Subject", "Auto: hello"),
@@ -174,7 +178,7 @@ func TestRule1ReplyToSpamDiscarded(t *testing.T) {
 	}
 	// A reply to a virus: discarded too.
 	vm := inbound("virus1@remote.test", false, "carol@remote.test")
-	vm.Header = append(vm.Header, policy.Field{Name: "X-Test-Virus", Value: " yes"})
+	vm.Header = append(vm.Header, message.Field{Name: "X-Test-Virus", Value: " yes"})
 	w.run(t, vm)
 	v = w.run(t, vacation("alice@example.org", "carol@remote.test", "virus1@remote.test"))
 	if v.Action != policy.ActionDiscard || !hasReason(v, "autoreply-virus") {
@@ -182,7 +186,7 @@ func TestRule1ReplyToSpamDiscarded(t *testing.T) {
 	}
 	// A forward (Message-ID remembered) of spam: discarded.
 	fw := inbound("spam1@remote.test", true, "bob@remote.test")
-	fw.Client, fw.Auth, fw.Rcpts = policy.Client{}, "", []string{"alice@elsewhere.test"}
+	fw.Client, fw.Auth, fw.Rcpts = message.Client{}, "", []string{"alice@elsewhere.test"}
 	fw.MailFrom = "alice@example.org"
 	v = w.run(t, fw)
 	if v.Action != policy.ActionDiscard || !hasReason(v, "autoreply-spam") || checkStatus(v, "autoreply") != StatusBlocked {
@@ -281,7 +285,7 @@ func TestRule2Namespace(t *testing.T) {
 	}
 	// The bounce to the SRS address comes back to bob.
 	b := msg("198.51.100.9", "", "", []string{v.ChangeFrom}, hdr("From", "MAILER-DAEMON@elsewhere.test"), hdr("Subject", "Undelivered Mail"))
-	if a, _, _ := w.p.Rcpt(context.Background(), &policy.Envelope{Client: b.Client}, v.ChangeFrom); a != policy.ActionAccept {
+	if a, _, _ := w.p.Rcpt(context.Background(), &message.Envelope{Client: b.Client}, v.ChangeFrom); a != policy.ActionAccept {
 		t.Fatalf("RCPT of a valid SRS address: %v", a)
 	}
 	bv := w.run(t, b)
@@ -289,7 +293,7 @@ func TestRule2Namespace(t *testing.T) {
 		t.Fatalf("bounce: %v del=%v add=%v", bv.Action, bv.DeleteRcpts, bv.AddRcpts)
 	}
 	forged := strings.Replace(v.ChangeFrom, "=remote.test=bob@", "=remote.test=eve@", 1)
-	if a, r, _ := w.p.Rcpt(context.Background(), &policy.Envelope{Client: b.Client}, forged); a != policy.ActionReject || r.Code != 550 {
+	if a, r, _ := w.p.Rcpt(context.Background(), &message.Envelope{Client: b.Client}, forged); a != policy.ActionReject || r.Code != 550 {
 		t.Fatalf("RCPT of a forged SRS address: %v %v", a, r)
 	}
 	// A forward whose envelope sender is ours is left alone.
@@ -300,12 +304,12 @@ func TestRule2Namespace(t *testing.T) {
 }
 
 func TestRule2ForwardRejectWithoutSRS(t *testing.T) {
-	mods := []policy.Module{store.Module(), SRSModule(), Module()}
-	cfg, err := policy.Load("t.toml", []byte("local_domains = [\"example.org\"]\n[store]\nbackend = \"memory\"\n"), mods)
+	cfg, err := policy.Load("t.toml", []byte("local_domains = [\"example.org\"]\n[store]\nbackend = \"memory\"\n"), sections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.New(cfg, mods, nil, nil, nil)
+	st, srs := services(t, cfg)
+	p, err := policy.New(cfg, []policy.Module{store.Section(), SRSModule(srs), Module(st, srs)}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,8 +319,9 @@ func TestRule2ForwardRejectWithoutSRS(t *testing.T) {
 		t.Fatalf("forward without SRS: %v %v", v.Action, v.Reasons)
 	}
 	// foreign_sender = "srs" without a secret is a configuration error.
-	cfg, _ = policy.Load("t.toml", []byte("local_domains = [\"example.org\"]\n[store]\nbackend = \"memory\"\n[autoreply]\nforeign_sender = \"srs\"\n"), mods)
-	if _, err := policy.New(cfg, mods, nil, nil, nil); err == nil {
+	cfg, _ = policy.Load("t.toml", []byte("local_domains = [\"example.org\"]\n[store]\nbackend = \"memory\"\n[autoreply]\nforeign_sender = \"srs\"\n"), sections())
+	st, srs = services(t, cfg)
+	if _, err := policy.New(cfg, []policy.Module{store.Section(), SRSModule(srs), Module(st, srs)}, nil, nil, nil); err == nil {
 		t.Fatal("srs without a secret accepted")
 	}
 }
@@ -330,7 +335,7 @@ func TestRule5ForwardingAddresses(t *testing.T) {
 forwarding_addresses = ["dave@example.org"]
 alias_maps = [%q]
 `, aliases))
-	spam := func(rcpts ...string) *policy.Message {
+	spam := func(rcpts ...string) *message.Message {
 		m := inbound(fmt.Sprint(time.Now().UnixNano(), "@remote.test"), true, "bob@remote.test")
 		m.Rcpts = rcpts
 		return m
@@ -407,8 +412,29 @@ func TestStoreDownIsOnError(t *testing.T) {
 	}
 }
 
+// sections is the schema: our sections and the store's.
+func sections() []policy.Module {
+	return []policy.Module{store.Section(), SRSModule(nil), Module(nil, nil)}
+}
+
+// services builds what the daemon would hand the modules: the store of
+// [store] and the SRS rewriter of [srs].
+func services(t *testing.T, cfg *policy.Config) (store.Store, *SRS) {
+	t.Helper()
+	st, err := store.Open(store.ConfigOf(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srs, err := NewSRS(SRSConfigOf(cfg), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, srs
+}
+
 func TestConfigValidate(t *testing.T) {
-	mods := []policy.Module{store.Module(), SRSModule(), Module()}
+	mods := sections()
 	_, err := policy.Load("t.toml", []byte("[autoreply]\nspam_action = \"explode\"\nflood_action = \"accept\"\nforeign_sender = \"x\"\n[srs]\nsecret = \"short\"\n"), mods)
 	for _, k := range []string{"autoreply.spam_action", "autoreply.flood_action", "autoreply.foreign_sender", "srs.secret"} {
 		if err == nil || !strings.Contains(err.Error(), k) {
@@ -419,7 +445,7 @@ func TestConfigValidate(t *testing.T) {
 
 func hasReason(v *policy.Verdict, r string) bool { return contains(v.Reasons, r) }
 
-func hasField(fs []policy.Field, name string) bool {
+func hasField(fs []message.Field, name string) bool {
 	for _, f := range fs {
 		if strings.EqualFold(f.Name, name) {
 			return true
@@ -434,7 +460,7 @@ func TestRule1ReplyWithoutReferences(t *testing.T) {
 	w := newWorld(t, "")
 	w.run(t, inbound("spam8@remote.test", true, "eve@remote.test"))
 	w.run(t, inbound("ham8@remote.test", false, "frank@remote.test"))
-	old := func(to string) *policy.Message {
+	old := func(to string) *message.Message {
 		return msg("", "", "alice@example.org", []string{to}, hdr("From", "alice@example.org"), hdr("To", to),
 			hdr("Subject", "away from my mail"), hdr("Precedence", "junk"))
 	}
@@ -447,21 +473,25 @@ func TestRule1ReplyWithoutReferences(t *testing.T) {
 }
 
 func TestVerdictClass(t *testing.T) {
-	core := policy.DefaultConfig()
+	report := func(name string, st policy.Status) policy.CheckReport {
+		return policy.CheckReport{Name: name, Status: st, Result: policy.Result{Status: st}}
+	}
 	for _, c := range []struct {
 		name string
 		v    policy.Verdict
 		want Class
 	}{
 		{"clean", policy.Verdict{WouldBe: policy.ActionAccept}, ClassClean},
-		{"virus", policy.Verdict{Checks: []policy.CheckReport{{Name: "virus", Status: "infected"}}}, ClassVirus},
-		{"spam-status", policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "spam"}}}, ClassSpam},
-		{"unsure-status", policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "unsure"}}}, ClassClean},
-		{"flag-header", policy.Verdict{Prepend: []policy.Field{{Name: "X-Spam-Flag", Value: "YES"}}}, ClassSpam},
+		{"virus", policy.Verdict{Checks: []policy.CheckReport{report(virus.Name, virus.StatusInfected)}}, ClassVirus},
+		{"spam-status", policy.Verdict{Checks: []policy.CheckReport{report(spam.Name, spam.StatusSpam)}}, ClassSpam},
+		{"unsure-status", policy.Verdict{Checks: []policy.CheckReport{report(spam.Name, spam.StatusUnsure)}}, ClassClean},
+		// The verdict's class, not the text of a header it renders.
+		{"flagged", policy.Verdict{Flagged: true}, ClassSpam},
+		{"flag-header text only", policy.Verdict{Prepend: []message.Field{{Name: "X-Spam-Flag", Value: "YES"}}}, ClassClean},
 		{"held-for-score", policy.Verdict{WouldBe: policy.ActionQuarantine, Reasons: []string{"spam-score"}}, ClassSpam},
 		{"held-for-rule", policy.Verdict{WouldBe: policy.ActionQuarantine, Reasons: []string{"rule-x"}}, ClassClean},
 	} {
-		if got := verdictClass(core, &c.v); got != c.want {
+		if got := verdictClass(&c.v); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}
 	}
@@ -478,7 +508,7 @@ func TestObserveOnlyFinalInbound(t *testing.T) {
 	if err := w.ck.Observe(ctx, out, &policy.Verdict{}); err != nil || w.st.Len() != 0 {
 		t.Fatalf("an outbound message was remembered (%d keys, %v)", w.st.Len(), err)
 	}
-	if err := w.ck.Observe(ctx, in, &policy.Verdict{Checks: []policy.CheckReport{{Name: "spam", Status: "spam"}}}); err != nil || w.st.Len() != 2 {
+	if err := w.ck.Observe(ctx, in, &policy.Verdict{Checks: []policy.CheckReport{{Name: spam.Name, Status: spam.StatusSpam, Result: policy.Result{Status: spam.StatusSpam}}}}); err != nil || w.st.Len() != 2 {
 		t.Fatalf("inbound spam: %d keys, %v (want message and sender)", w.st.Len(), err)
 	}
 	v, ok, _ := w.st.Get(ctx, MemoryKey("OBS1@remote.test"))

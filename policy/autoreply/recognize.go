@@ -3,7 +3,7 @@ package autoreply
 import (
 	"strings"
 
-	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Kind is what an outbound message is, as far as auto-generation goes.
@@ -45,7 +45,7 @@ var subjectPrefixes = []string{
 // reports whether an address is ours (for Delivered-To / X-Original-To
 // left by our own delivery). Forward markers win over reply markers: a
 // forwarded auto-reply is still a forward.
-func Recognize(h policy.Header, mailFrom string, local func(addr string) bool) Recognition {
+func Recognize(h message.Header, mailFrom string, local func(addr string) bool) Recognition {
 	var r Recognition
 	mark := func(k Kind, m string) {
 		r.Markers = append(r.Markers, m)

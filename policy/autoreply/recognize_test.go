@@ -4,13 +4,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // parseHeader reads a header block written one field per line, with
 // continuation lines starting with white space.
-func parseHeader(s string) policy.Header {
-	var h policy.Header
+func parseHeader(s string) message.Header {
+	var h message.Header
 	for _, l := range strings.Split(strings.TrimLeft(s, "\n"), "\n") {
 		if l == "" {
 			continue
@@ -20,12 +20,12 @@ func parseHeader(s string) policy.Header {
 			continue
 		}
 		n, v, _ := strings.Cut(l, ":")
-		h = append(h, policy.Field{Name: n, Value: v})
+		h = append(h, message.Field{Name: n, Value: v})
 	}
 	return h
 }
 
-func isLocal(a string) bool { return policy.Domain(a) == "example.org" }
+func isLocal(a string) bool { return message.Domain(a) == "example.org" }
 
 // The header sets below are what the named software writes (taken from
 // real messages; addresses and identifiers replaced).

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // SRS rewrites envelope senders of forwarded mail into our namespace
@@ -54,10 +54,10 @@ func (s *SRS) hash(secret []byte, stamp, domain, local string) string {
 // Forward rewrites addr (user@domain) into an SRS0 address of s.Domain.
 // Addresses already in s.Domain and the null sender are returned as is.
 func (s *SRS) Forward(addr string, now time.Time) (string, error) {
-	if addr == "" || strings.EqualFold(policy.Domain(addr), s.Domain) {
+	if addr == "" || strings.EqualFold(message.Domain(addr), s.Domain) {
 		return addr, nil
 	}
-	local, domain := policy.LocalPart(addr), policy.Domain(addr)
+	local, domain := message.LocalPart(addr), message.Domain(addr)
 	if local == "" || domain == "" {
 		return "", fmt.Errorf("autoreply: srs: cannot rewrite %q", addr)
 	}
@@ -68,8 +68,8 @@ func (s *SRS) Forward(addr string, now time.Time) (string, error) {
 
 // IsSRS reports whether addr looks like one of our SRS0 addresses.
 func (s *SRS) IsSRS(addr string) bool {
-	lp := policy.LocalPart(addr)
-	return len(lp) > 5 && strings.EqualFold(lp[:5], "SRS0=") && strings.EqualFold(policy.Domain(addr), s.Domain)
+	lp := message.LocalPart(addr)
+	return len(lp) > 5 && strings.EqualFold(lp[:5], "SRS0=") && strings.EqualFold(message.Domain(addr), s.Domain)
 }
 
 // Reverse verifies an SRS0 address of ours and returns the original
@@ -79,7 +79,7 @@ func (s *SRS) Reverse(addr string, now time.Time) (string, error) {
 		return "", fmt.Errorf("%w: %q is not an SRS0 address of %s", ErrSRS, addr, s.Domain)
 	}
 	// SRS0=HHHH=TT=domain=local: the local part may itself contain "=".
-	f := strings.SplitN(policy.LocalPart(addr)[5:], "=", 4)
+	f := strings.SplitN(message.LocalPart(addr)[5:], "=", 4)
 	if len(f) != 4 || len(f[0]) != 4 || len(f[1]) != 2 || f[2] == "" || f[3] == "" {
 		return "", fmt.Errorf("%w: malformed %q", ErrSRS, addr)
 	}

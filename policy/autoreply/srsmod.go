@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // SRSConfig is the [srs] section. With no secret, SRS is off.
@@ -46,17 +47,29 @@ func (c *SRSConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-func srsFromEnv(env *policy.Env) (*SRS, error) {
-	c, _ := env.Config.Sections["srs"].(*SRSConfig)
+// SRSSectionName is the [srs] section and the name of its check.
+const SRSSectionName = "srs"
+
+// SRSConfigOf returns the [srs] section of cfg (the defaults when absent).
+func SRSConfigOf(cfg *policy.Config) *SRSConfig {
+	if c := policy.SectionOf[*SRSConfig](cfg, SRSSectionName); c != nil {
+		return c
+	}
+	return DefaultSRS()
+}
+
+// NewSRS makes the rewriter that the srs and autoreply checks share from
+// the [srs] section; nil (no error) without a secret.
+func NewSRS(c *SRSConfig, core *policy.Config) (*SRS, error) {
 	if c == nil || c.Secret == "" {
 		return nil, nil
 	}
 	d := strings.ToLower(strings.TrimSuffix(c.Domain, "."))
 	if d == "" {
-		if len(env.Config.LocalDomains) == 0 {
+		if len(core.LocalDomains) == 0 {
 			return nil, errors.New("srs: set srs.domain or local_domains")
 		}
-		d = env.Config.LocalDomains[0]
+		d = core.LocalDomains[0]
 	}
 	s := &SRS{Domain: d, MaxAge: c.MaxAge.D(), Secrets: [][]byte{[]byte(c.Secret)}}
 	for _, o := range c.OldSecrets {
@@ -65,18 +78,18 @@ func srsFromEnv(env *policy.Env) (*SRS, error) {
 	return s, nil
 }
 
-// SRSModule is the [srs] section. With a secret it builds the "srs" check,
-// which turns bounces to our SRS addresses back into the original sender;
-// the autoreply check does the rewriting of forwards.
-func SRSModule() policy.Module {
+// SRSModule is the [srs] section. With a secret (srs, from NewSRS) it
+// builds the "srs" check, which turns bounces to our SRS addresses back
+// into the original sender; the autoreply check does the rewriting of
+// forwards.
+func SRSModule(srs *SRS) policy.Module {
 	return policy.Module{
-		Name:    "srs",
+		Name:    SRSSectionName,
 		Default: func() any { return DefaultSRS() },
 		Build: func(sec any, env *policy.Env) ([]policy.Step, error) {
 			c := sec.(*SRSConfig)
-			srs, err := srsFromEnv(env)
-			if err != nil || srs == nil || !c.Enabled {
-				return nil, err
+			if srs == nil || !c.Enabled {
+				return nil, nil
 			}
 			return []policy.Step{{Check: &SRSCheck{SRS: srs, Now: time.Now}, StepConfig: c.StepConfig}}, nil
 		},
@@ -101,7 +114,7 @@ const (
 
 var srsReject = policy.Reply{Code: 550, Enhanced: "5.1.1", Text: "No such user"}
 
-func (c *SRSCheck) CheckRcpt(_ context.Context, _ *policy.Envelope, rcpt string) (policy.Result, error) {
+func (c *SRSCheck) CheckRcpt(_ context.Context, _ *message.Envelope, rcpt string) (policy.Result, error) {
 	if !c.SRS.IsSRS(rcpt) {
 		return policy.Result{Status: policy.StatusNone}, nil
 	}
@@ -111,7 +124,7 @@ func (c *SRSCheck) CheckRcpt(_ context.Context, _ *policy.Envelope, rcpt string)
 	return policy.Result{Status: StatusSRSReversed}, nil
 }
 
-func (c *SRSCheck) Check(_ context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (c *SRSCheck) Check(_ context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	var res policy.Result
 	res.Status = policy.StatusNone
 	var done []string

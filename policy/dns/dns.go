@@ -16,8 +16,9 @@
 // (IsTimeout, IsTemporary): RFC 7208 §2.6.6 temperror and RFC 7489 §6.6.3
 // depend on that split.
 //
-// Other modules get the resolver of the running pipeline with FromEnv; the
-// [dns] section (Module) configures it.
+// The daemon builds one Resolver from the [dns] section (Section, ConfigOf,
+// New) and hands it to the checks that need it; it and its cache outlive
+// reloads that leave [dns] unchanged.
 package dns
 
 import (
@@ -33,8 +34,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mailwarden/mailwarden/policy"
 	"github.com/miekg/dns"
+
+	"github.com/mailwarden/mailwarden/policy"
 )
 
 // Config is the [dns] section.
@@ -110,35 +112,22 @@ func serverAddr(s string) (string, error) {
 	return s, nil
 }
 
-// Module is the [dns] section. It has no steps: it configures the resolver
-// that FromEnv hands to other modules.
-func Module() policy.Module {
-	return policy.Module{
-		Name:    "dns",
-		Default: func() any { return DefaultConfig() },
-		Build: func(section any, env *policy.Env) ([]policy.Step, error) {
-			_, err := FromEnv(env)
-			return nil, err
-		},
-	}
+// SectionName is the resolver's config section.
+const SectionName = "dns"
+
+// Section is the [dns] section. It builds no step: the daemon builds one
+// Resolver from it (New) and hands it to the checks that need it; the
+// resolver and its cache outlive reloads that leave [dns] unchanged.
+func Section() policy.Module {
+	return policy.Module{Name: SectionName, Default: func() any { return DefaultConfig() }}
 }
 
-// FromEnv returns the pipeline's shared resolver, built from the [dns]
-// section on first use.
-func FromEnv(env *policy.Env) (*Resolver, error) {
-	v, err := env.Shared.Get("dns", func() (any, error) {
-		cfg := DefaultConfig()
-		if env.Config != nil {
-			if c, ok := env.Config.Sections["dns"].(*Config); ok && c != nil {
-				cfg = c
-			}
-		}
-		return New(cfg)
-	})
-	if err != nil {
-		return nil, err
+// ConfigOf returns the [dns] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, SectionName); c != nil {
+		return c
 	}
-	return v.(*Resolver), nil
+	return DefaultConfig()
 }
 
 // Resolver is a caching stub resolver; safe for concurrent use.

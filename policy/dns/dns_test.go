@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
-	mdns "github.com/miekg/dns"
 )
 
 // newTest gives a resolver with a short timeout, for the tests that wait
@@ -236,21 +237,22 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-func TestFromEnv(t *testing.T) {
-	cfg, err := policy.Load("t.toml", []byte("[dns]\nservers = [\"127.0.0.1:5300\"]\ncache_size = 5\n"), []policy.Module{Module()})
+func TestSection(t *testing.T) {
+	cfg, err := policy.Load("t.toml", []byte("[dns]\nservers = [\"127.0.0.1:5300\"]\ncache_size = 5\n"), []policy.Module{Section()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &policy.Env{Config: cfg, Shared: &policy.Shared{}}
-	r1, err := FromEnv(env)
+	r1, err := New(ConfigOf(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, _ := FromEnv(env)
-	if r1 != r2 || r1.Servers()[0] != "127.0.0.1:5300" || r1.cache.size != 5 {
-		t.Errorf("FromEnv: %v %v", r1.Servers(), r1 == r2)
+	if r1.Servers()[0] != "127.0.0.1:5300" || r1.cache.size != 5 {
+		t.Errorf("ConfigOf: %v", r1.Servers())
 	}
-	if _, err := policy.Load("t.toml", []byte("[dns]\nservrs = []\n"), []policy.Module{Module()}); err == nil {
+	if c := ConfigOf(nil); c.CacheSize != DefaultConfig().CacheSize {
+		t.Errorf("ConfigOf(nil) = %+v, want the defaults", c)
+	}
+	if _, err := policy.Load("t.toml", []byte("[dns]\nservrs = []\n"), []policy.Module{Section()}); err == nil {
 		t.Error("unknown key accepted")
 	}
 }

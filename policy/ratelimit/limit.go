@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
 
@@ -54,15 +55,25 @@ type LimitConfig struct {
 	// OnError when the state store cannot be reached.
 	// (default tempfail: see the README on an unreachable store).
 	OnError string `toml:"on_error"`
-
-	action, onError policy.Action
 }
+
+// action and onError read the validated action fields (policy.ParseAction:
+// the one vocabulary, "hold" = quarantine).
+func (l *LimitConfig) action() policy.Action  { a, _ := policy.ParseAction(l.Action); return a }
+func (l *LimitConfig) onError() policy.Action { a, _ := policy.ParseAction(l.OnError); return a }
 
 // Limits is the list of [[limit]] blocks.
 type Limits []LimitConfig
 
-// defaults fills a block's unset keys.
-func (l *LimitConfig) defaults() {
+// Normalize fills every block's unset keys (policy.Load calls it before
+// Validate).
+func (ls *Limits) Normalize() {
+	for i := range *ls {
+		(*ls)[i].normalize()
+	}
+}
+
+func (l *LimitConfig) normalize() {
 	if l.Count == "" {
 		l.Count = CountMessages
 	}
@@ -83,22 +94,12 @@ func (l *LimitConfig) defaults() {
 	}
 }
 
-// ParseHoldAction reads an action name where "hold" means quarantine
-// (Postfix's hold queue).
-func ParseHoldAction(s string) (policy.Action, error) {
-	if strings.EqualFold(strings.TrimSpace(s), "hold") {
-		return policy.ActionQuarantine, nil
-	}
-	return policy.ParseAction(s)
-}
-
-// Validate checks every block (and fills in defaults).
+// Validate checks every block (after Normalize); it changes nothing.
 func (ls *Limits) Validate() error {
 	var errs []error
 	names := map[string]bool{}
 	for i := range *ls {
 		l := &(*ls)[i]
-		l.defaults()
 		// "limit[N]" locates the block; the pipeline prefixes the section.
 		k := func(key string) string { return fmt.Sprintf("%d.%s", i+1, key) }
 		bad := func(key, f string, a ...any) { errs = append(errs, policy.KeyErr(k(key), f, a...)) }
@@ -119,12 +120,11 @@ func (ls *Limits) Validate() error {
 		if l.Count != CountMessages && l.Count != CountRecipients {
 			bad("count", "%q: want messages or recipients", l.Count)
 		}
-		a, err := ParseHoldAction(l.Action)
+		a, err := policy.ParseAction(l.Action)
 		if err != nil || a == policy.ActionAccept {
 			bad("action", "%q: want tempfail, hold, reject or discard", l.Action)
 		}
-		l.action = a
-		if l.onError, err = ParseHoldAction(l.OnError); err != nil {
+		if _, err = policy.ParseAction(l.OnError); err != nil {
 			bad("on_error", "%v", err)
 		}
 		for _, d := range l.Directions {
@@ -144,23 +144,26 @@ func (ls *Limits) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Name is the check's name and its config section ([[limit]]).
+const Name = "limit"
+
 // Module is the [[limit]] blocks: one check, "limit", deciding every block
-// at once.
-func Module() policy.Module {
+// at once, counting in st (the daemon's store).
+func Module(st store.Store) policy.Module {
 	return policy.Module{
-		Name:    "limit",
+		Name:    Name,
 		Default: func() any { return &Limits{} },
 		Build: func(sec any, env *policy.Env) ([]policy.Step, error) {
 			ls := *sec.(*Limits)
 			if len(ls) == 0 {
 				return nil, nil
 			}
+			ls.Normalize()
 			if err := (&ls).Validate(); err != nil {
 				return nil, err
 			}
-			st, err := store.FromEnv(env)
-			if err != nil {
-				return nil, err
+			if st == nil {
+				return nil, errors.New("limit: no state store")
 			}
 			step := policy.DefaultStep()
 			step.Timeout = policy.Duration(10 * time.Second)
@@ -168,8 +171,8 @@ func Module() policy.Module {
 			// the store serves them all at once.
 			step.OnError = policy.ActionAccept
 			for _, l := range ls {
-				if l.onError > step.OnError {
-					step.OnError = l.onError
+				if l.onError() > step.OnError {
+					step.OnError = l.onError()
 				}
 			}
 			c := &Check{Limits: ls, Store: st, Config: env.Config, Now: time.Now}
@@ -186,15 +189,15 @@ type Check struct {
 	Now    func() time.Time
 }
 
-func (c *Check) Name() string { return "limit" }
+func (c *Check) Name() string { return Name }
 
 // StatusLimited is the status of a message over a limit.
 const StatusLimited policy.Status = "limited"
 
 // Check counts the message against every applicable limit, atomically: it
 // passes all or consumes nothing.
-func (c *Check) Check(ctx context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
-	dir := m.Direction(c.Config)
+func (c *Check) Check(ctx context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
+	dir := c.Config.DirectionOf(m)
 	var ws []store.Window
 	var owner []int
 	for i, l := range c.Limits {
@@ -220,7 +223,7 @@ func (c *Check) Check(ctx context.Context, m *policy.Message, _ policy.Results) 
 	return policy.Result{
 		Status:           StatusLimited,
 		Detail:           fmt.Sprintf("limit %s (%s by %s) reached for %s", l.Name, l.Rate, l.Key, strings.TrimPrefix(ws[i].Key, "rl:"+l.Name+":")),
-		Action:           l.action,
+		Action:           l.action(),
 		Reasons:          []string{"limit-" + l.Name},
 		Reply:            policy.Reply{},
 		QuarantineReason: "limit-" + l.Name,
@@ -239,7 +242,7 @@ func hasDir(ds []policy.Direction, d policy.Direction) bool {
 // windows returns the store windows of one block for one message. Postmaster
 // and abuse recipients are never counted or limited (RFC 5321 §4.5.1,
 // RFC 2142): a message only to them takes nothing.
-func windows(l LimitConfig, m *policy.Message, cfg *policy.Config) []store.Window {
+func windows(l LimitConfig, m *message.Message, cfg *policy.Config) []store.Window {
 	var rcpts []string
 	for _, r := range m.Rcpts {
 		if !cfg.IsProtected(r) {
@@ -275,7 +278,7 @@ func windows(l LimitConfig, m *policy.Message, cfg *policy.Config) []store.Windo
 		if m.MailFrom == "" {
 			return []store.Window{mk("<>", cost)}
 		}
-		return []store.Window{mk(policy.Domain(m.MailFrom), cost)}
+		return []store.Window{mk(message.Domain(m.MailFrom), cost)}
 	case KeyClientIP:
 		if !m.Client.Addr.IsValid() {
 			return []store.Window{mk("local", cost)}
@@ -300,7 +303,7 @@ func windows(l LimitConfig, m *policy.Message, cfg *policy.Config) []store.Windo
 		seen := map[string]int{}
 		var keys []string
 		for _, r := range rcpts {
-			k := policy.Domain(r)
+			k := message.Domain(r)
 			if seen[k] == 0 {
 				keys = append(keys, k)
 			}
@@ -321,7 +324,7 @@ func windows(l LimitConfig, m *policy.Message, cfg *policy.Config) []store.Windo
 // practice); a sub-address tag from the first of seps on is cut
 // ("user+tag" → "user").
 func NormalizeAddr(addr string, lower bool, seps string) string {
-	lp, dom := policy.LocalPart(addr), policy.Domain(addr)
+	lp, dom := message.LocalPart(addr), message.Domain(addr)
 	if seps != "" {
 		if i := strings.IndexAny(lp, seps); i > 0 {
 			lp = lp[:i]

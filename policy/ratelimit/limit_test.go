@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
 
 func load(t *testing.T, toml string) *policy.Config {
 	t.Helper()
-	cfg, err := policy.Load("test.toml", []byte(toml), []policy.Module{store.Module(), Module()})
+	cfg, err := policy.Load("test.toml", []byte(toml), []policy.Module{store.Section(), Module(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +36,8 @@ func newCheck(t *testing.T, toml string) (*Check, *clock, *store.Memory) {
 	return &Check{Limits: ls, Store: st, Config: cfg, Now: ck.now}, ck, st
 }
 
-func outMsg(auth, from string, rcpts ...string) *policy.Message {
-	return &policy.Message{Client: policy.Client{Addr: netip.MustParseAddr("192.0.2.10")}, Auth: auth, MailFrom: from, Rcpts: rcpts}
+func outMsg(auth, from string, rcpts ...string) *message.Message {
+	return &message.Message{Client: message.Client{Addr: netip.MustParseAddr("192.0.2.10")}, Auth: auth, MailFrom: from, Rcpts: rcpts}
 }
 
 const base = `
@@ -51,7 +52,7 @@ name = "a b"
 key = "colour"
 rate = "5/hour"
 action = "accept"
-`), []policy.Module{store.Module(), Module()})
+`), []policy.Module{store.Section(), Module(nil)})
 	if err == nil {
 		t.Fatal("bad block accepted")
 	}
@@ -60,7 +61,7 @@ action = "accept"
 			t.Errorf("error %q does not name %s", err, want)
 		}
 	}
-	_, err = policy.Load("x.toml", []byte(base+"[[limit]]\nname = \"a\"\nkey = \"rcpt\"\nrate = \"5/fortnight\"\n"), []policy.Module{store.Module(), Module()})
+	_, err = policy.Load("x.toml", []byte(base+"[[limit]]\nname = \"a\"\nkey = \"rcpt\"\nrate = \"5/fortnight\"\n"), []policy.Module{store.Section(), Module(nil)})
 	if err == nil || !strings.Contains(err.Error(), "fortnight") {
 		t.Fatalf("bad rate: %v", err)
 	}
@@ -181,7 +182,7 @@ directions = ["outbound", "inbound"]
 	ctx := context.Background()
 	// One recipient written three ways is one key.
 	for i, r := range []string{"Bob+a@Remote.TEST", "bob-b@remote.test", "BOB@remote.test"} {
-		res, _ := c.Check(ctx, &policy.Message{Client: policy.Client{Addr: netip.MustParseAddr("198.51.100.1")}, Auth: "u", MailFrom: "u@example.org", Rcpts: []string{r}}, nil)
+		res, _ := c.Check(ctx, &message.Message{Client: message.Client{Addr: netip.MustParseAddr("198.51.100.1")}, Auth: "u", MailFrom: "u@example.org", Rcpts: []string{r}}, nil)
 		want := policy.StatusPass
 		if i == 2 {
 			want = StatusLimited
@@ -195,17 +196,17 @@ directions = ["outbound", "inbound"]
 	}
 	// The client network /24 is shared: 198.51.100.1 used 2 (the third was
 	// refused by rcpt, and consumed nothing in "net").
-	res, _ := c.Check(ctx, &policy.Message{Client: policy.Client{Addr: netip.MustParseAddr("198.51.100.77")}, Auth: "v", MailFrom: "v@example.org", Rcpts: []string{"carol@remote.test"}}, nil)
+	res, _ := c.Check(ctx, &message.Message{Client: message.Client{Addr: netip.MustParseAddr("198.51.100.77")}, Auth: "v", MailFrom: "v@example.org", Rcpts: []string{"carol@remote.test"}}, nil)
 	if res.Status != policy.StatusPass {
 		t.Fatalf("3rd from the /24: %s %s", res.Status, res.Detail)
 	}
-	res, _ = c.Check(ctx, &policy.Message{Client: policy.Client{Addr: netip.MustParseAddr("198.51.100.78")}, Auth: "v", MailFrom: "v@example.org", Rcpts: []string{"dave@remote.test"}}, nil)
+	res, _ = c.Check(ctx, &message.Message{Client: message.Client{Addr: netip.MustParseAddr("198.51.100.78")}, Auth: "v", MailFrom: "v@example.org", Rcpts: []string{"dave@remote.test"}}, nil)
 	if res.Status != StatusLimited || res.Action != policy.ActionReject || res.Reasons[0] != "limit-net" {
 		t.Fatalf("4th from the /24: %s %v %v", res.Status, res.Action, res.Reasons)
 	}
 	// Another network is not affected; inbound mail from outside counts
 	// for "net" only (rcpt is outbound-only by default).
-	res, _ = c.Check(ctx, &policy.Message{Client: policy.Client{Addr: netip.MustParseAddr("203.0.113.5")}, MailFrom: "x@remote.test", Rcpts: []string{"bob@example.org"}}, nil)
+	res, _ = c.Check(ctx, &message.Message{Client: message.Client{Addr: netip.MustParseAddr("203.0.113.5")}, MailFrom: "x@remote.test", Rcpts: []string{"bob@example.org"}}, nil)
 	if res.Status != policy.StatusPass {
 		t.Fatalf("other network: %s", res.Status)
 	}
@@ -274,7 +275,7 @@ name = "user"
 key = "sasl_user"
 rate = "3/hour"
 `)
-	steps, err := Module().Build(cfg.Sections["limit"], &policy.Env{Config: cfg, Shared: &policy.Shared{}})
+	steps, err := Module(store.NewMemory()).Build(cfg.Sections[Name], &policy.Env{Config: cfg})
 	if err != nil || len(steps) != 1 || steps[0].OnError != policy.ActionTempfail {
 		t.Fatalf("Build = %v %v", steps, err)
 	}

@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Statuses of the two checks.
@@ -73,10 +74,21 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Name is the relay guard's name and its config section.
+const Name = "relay"
+
+// ConfigOf returns the [relay] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, Name); c != nil {
+		return c
+	}
+	return Module().Default().(*Config)
+}
+
 // Module is the relay guard.
 func Module() policy.Module {
 	return policy.Module{
-		Name: "relay",
+		Name: Name,
 		Default: func() any {
 			return &Config{
 				StepConfig: policy.DefaultStep(),
@@ -118,11 +130,11 @@ func NewGuard(cfg *policy.Config, c *Config, log *slog.Logger, m policy.Metrics)
 func (g *Guard) Name() string { return "relay" }
 
 // relayed reports whether rcpt would be relayed for a foreign client.
-func (g *Guard) relayed(client policy.Client, auth, rcpt string) bool {
+func (g *Guard) relayed(client message.Client, auth, rcpt string) bool {
 	if len(g.cfg.LocalDomains) == 0 || g.cfg.FromUs(client, auth) {
 		return false
 	}
-	return !g.cfg.IsLocalDomain(policy.Domain(rcpt))
+	return !g.cfg.IsLocalDomain(message.Domain(rcpt))
 }
 
 func (g *Guard) result(detail string) policy.Result {
@@ -131,7 +143,7 @@ func (g *Guard) result(detail string) policy.Result {
 
 // CheckRcpt refuses a non-local recipient of a foreign, unauthenticated
 // client and logs the relay attempt.
-func (g *Guard) CheckRcpt(_ context.Context, env *policy.Envelope, rcpt string) (policy.Result, error) {
+func (g *Guard) CheckRcpt(_ context.Context, env *message.Envelope, rcpt string) (policy.Result, error) {
 	if !g.relayed(env.Client, env.Auth, rcpt) {
 		return policy.Result{Status: policy.StatusPass}, nil
 	}
@@ -141,7 +153,7 @@ func (g *Guard) CheckRcpt(_ context.Context, env *policy.Envelope, rcpt string) 
 }
 
 // Check looks at every recipient again at the end of the message.
-func (g *Guard) Check(_ context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (g *Guard) Check(_ context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	var bad []string
 	for _, r := range m.Rcpts {
 		if g.relayed(m.Client, m.Auth, r) {
@@ -238,8 +250,8 @@ func NewLocalOnly(cfg *policy.Config, c *LocalOnlyConfig, log *slog.Logger, m po
 func (l *LocalOnly) Name() string { return "local_only" }
 
 // decide returns the reason and class for one recipient, "" if allowed.
-func (l *LocalOnly) decide(client policy.Client, auth, from, rcpt string) (reason, class string) {
-	rcptLocal := l.cfg.IsLocalDomain(policy.Domain(rcpt))
+func (l *LocalOnly) decide(client message.Client, auth, from, rcpt string) (reason, class string) {
+	rcptLocal := l.cfg.IsLocalDomain(message.Domain(rcpt))
 	if !rcptLocal {
 		for _, cl := range l.c.Classes {
 			if from != "" && Match(cl.Members, from) {
@@ -264,7 +276,7 @@ func (l *LocalOnly) result(reason, detail string) policy.Result {
 }
 
 // CheckRcpt refuses one recipient that a local-only class may not reach.
-func (l *LocalOnly) CheckRcpt(_ context.Context, env *policy.Envelope, rcpt string) (policy.Result, error) {
+func (l *LocalOnly) CheckRcpt(_ context.Context, env *message.Envelope, rcpt string) (policy.Result, error) {
 	reason, class := l.decide(env.Client, env.Auth, env.MailFrom, rcpt)
 	if reason == "" {
 		return policy.Result{Status: policy.StatusPass}, nil
@@ -275,7 +287,7 @@ func (l *LocalOnly) CheckRcpt(_ context.Context, env *policy.Envelope, rcpt stri
 }
 
 // Check looks at every recipient again at the end of the message.
-func (l *LocalOnly) Check(_ context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (l *LocalOnly) Check(_ context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	for _, r := range m.Rcpts {
 		if reason, class := l.decide(m.Client, m.Auth, m.MailFrom, r); reason != "" {
 			return l.result(reason, "class "+class+": "+r), nil

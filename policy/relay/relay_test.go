@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 type events map[string]int
@@ -25,11 +26,11 @@ trusted_networks = ["10.0.0.0/8"]`), nil)
 	return cfg
 }
 
-func client(ip string) policy.Client {
+func client(ip string) message.Client {
 	if ip == "" {
-		return policy.Client{}
+		return message.Client{}
 	}
-	return policy.Client{Addr: netip.MustParseAddr(ip)}
+	return message.Client{Addr: netip.MustParseAddr(ip)}
 }
 
 func TestGuard(t *testing.T) {
@@ -52,7 +53,7 @@ func TestGuard(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := g.CheckRcpt(context.Background(), &policy.Envelope{Client: client(tc.ip), Auth: tc.auth, MailFrom: "a@b.test"}, tc.rcpt)
+			r, err := g.CheckRcpt(context.Background(), &message.Envelope{Client: client(tc.ip), Auth: tc.auth, MailFrom: "a@b.test"}, tc.rcpt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +63,7 @@ func TestGuard(t *testing.T) {
 			if tc.refuse && (r.Reply.String() != "550 5.7.1 Relay access denied" || r.Reasons[0] != ReasonRelay || r.Status != StatusRelay) {
 				t.Fatalf("bad refusal %+v", r)
 			}
-			m := &policy.Message{Client: client(tc.ip), Auth: tc.auth, Rcpts: []string{"bob@example.org", tc.rcpt}}
+			m := &message.Message{Client: client(tc.ip), Auth: tc.auth, Rcpts: []string{"bob@example.org", tc.rcpt}}
 			r2, _ := g.Check(context.Background(), m, nil)
 			if got := r2.Action == policy.ActionReject; got != tc.refuse {
 				t.Fatalf("end of message refused = %v, want %v", got, tc.refuse)
@@ -74,7 +75,7 @@ func TestGuard(t *testing.T) {
 	}
 	// Without local domains the guard refuses nothing.
 	g2 := NewGuard(&policy.Config{}, c, nil, nil)
-	if r, _ := g2.CheckRcpt(context.Background(), &policy.Envelope{Client: client("192.0.2.1")}, "x@y.test"); r.Action != policy.ActionAccept {
+	if r, _ := g2.CheckRcpt(context.Background(), &message.Envelope{Client: client("192.0.2.1")}, "x@y.test"); r.Action != policy.ActionAccept {
 		t.Fatal("guard without local_domains refused")
 	}
 }
@@ -107,7 +108,7 @@ func TestLocalOnly(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := l.CheckRcpt(context.Background(), &policy.Envelope{Client: client(tc.ip), MailFrom: tc.from}, tc.rcpt)
+			r, err := l.CheckRcpt(context.Background(), &message.Envelope{Client: client(tc.ip), MailFrom: tc.from}, tc.rcpt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +122,7 @@ func TestLocalOnly(t *testing.T) {
 			if got != tc.reason {
 				t.Fatalf("reason %q, want %q", got, tc.reason)
 			}
-			r2, _ := l.Check(context.Background(), &policy.Message{Client: client(tc.ip), MailFrom: tc.from, Rcpts: []string{tc.rcpt}}, nil)
+			r2, _ := l.Check(context.Background(), &message.Message{Client: client(tc.ip), MailFrom: tc.from, Rcpts: []string{tc.rcpt}}, nil)
 			if (r2.Action != policy.ActionAccept) != (tc.reason != "") {
 				t.Fatalf("end of message disagrees: %+v", r2)
 			}
@@ -157,11 +158,11 @@ refuse_inbound = true
 		t.Fatal(err)
 	}
 	defer p.Close()
-	a, reply, reasons := p.Rcpt(context.Background(), &policy.Envelope{Client: client("192.0.2.9"), MailFrom: "a@b.test"}, "x@c.test")
+	a, reply, reasons := p.Rcpt(context.Background(), &message.Envelope{Client: client("192.0.2.9"), MailFrom: "a@b.test"}, "x@c.test")
 	if a != policy.ActionReject || reply.String() != "550 5.7.1 No relaying" || reasons[0] != ReasonRelay {
 		t.Fatalf("pipeline rcpt: %v %v %v", a, reply, reasons)
 	}
-	a, _, reasons = p.Rcpt(context.Background(), &policy.Envelope{Client: client("192.0.2.9"), MailFrom: "a@b.test"}, "all-staff@example.org")
+	a, _, reasons = p.Rcpt(context.Background(), &message.Envelope{Client: client("192.0.2.9"), MailFrom: "a@b.test"}, "all-staff@example.org")
 	if a != policy.ActionReject || reasons[len(reasons)-1] != ReasonLocalOnlyInbound {
 		t.Fatalf("pipeline rcpt local-only: %v %v", a, reasons)
 	}

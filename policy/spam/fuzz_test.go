@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
@@ -47,11 +47,11 @@ func FuzzCheck(f *testing.F) {
 	}
 	c := newCheck(f, nil)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		h, body, err := policy.ReadMessage(bytes.NewReader(raw), 1000)
+		h, body, err := message.ReadMessage(bytes.NewReader(raw), 1000)
 		if err != nil {
 			return
 		}
-		m := &policy.Message{Header: h, Body: policy.BytesBody(body)}
+		m := &message.Message{Header: h, Body: message.BytesBody(body)}
 		toks := Tokens(m, c.Ignore())
 		if len(toks) > maxTokens {
 			t.Fatalf("%d tokens", len(toks))
@@ -88,7 +88,7 @@ func TestHostileBounded(t *testing.T) {
 }
 
 // corpus loads up to n messages of the shared SpamAssassin corpus.
-func corpus(b testing.TB, n int) (ham, spam []*policy.Message) {
+func corpus(b testing.TB, n int) (ham, spam []*message.Message) {
 	dir := filepath.Join("..", "..", "..", "shared", "corpus", "spamassassin")
 	for _, class := range []string{"ham", "spam"} {
 		files, _ := filepath.Glob(filepath.Join(dir, class, "*.eml"))
@@ -103,11 +103,11 @@ func corpus(b testing.TB, n int) (ham, spam []*policy.Message) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			h, body, err := policy.ReadMessage(bytes.NewReader(data), 1000)
+			h, body, err := message.ReadMessage(bytes.NewReader(data), 1000)
 			if err != nil {
 				continue
 			}
-			m := &policy.Message{Header: h, Body: policy.BytesBody(body)}
+			m := &message.Message{Header: h, Body: message.BytesBody(body)}
 			if class == "ham" {
 				ham = append(ham, m)
 			} else {
@@ -142,17 +142,17 @@ func BenchmarkSpamCheckBoltCold(b *testing.B) {
 
 func benchCheck(b *testing.B, ts bayes.TokenStore) {
 	ham, spam := corpus(b, 1000)
-	c := newCheck(b, func(cfg *Config) {
+	c := newCheck(b, func(cfg *Config, o *Options) {
 		cfg.Bayes.MinHam, cfg.Bayes.MinSpam = 1, 1
 		if ts != nil {
-			cfg.Tokens = ts
+			o.Tokens = ts
 		}
 	})
 	ts = c.TokenStore()
 	ctx := context.Background()
 	var raws [][]byte
 	for _, set := range []struct {
-		ms []*policy.Message
+		ms []*message.Message
 		cl bayes.Class
 	}{{ham, bayes.ClassHam}, {spam, bayes.ClassSpam}} {
 		for _, m := range set.ms {
@@ -170,8 +170,8 @@ func benchCheck(b *testing.B, ts bayes.TokenStore) {
 	for i := 0; i < b.N; i++ {
 		raw := raws[i%len(raws)]
 		bytesTotal += int64(len(raw))
-		h, body, _ := policy.ReadMessage(bytes.NewReader(raw), 1000)
-		m := &policy.Message{Header: h, Body: policy.BytesBody(body)}
+		h, body, _ := message.ReadMessage(bytes.NewReader(raw), 1000)
+		m := &message.Message{Header: h, Body: message.BytesBody(body)}
 		if _, err := c.Check(ctx, m, nil); err != nil {
 			b.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Heuristic is one built-in test of the header or body. Its weight is the
@@ -21,15 +21,15 @@ type Heuristic struct {
 // view is what the heuristics look at: the header without ignored fields,
 // the MIME leaves, the decoded text and the URLs, each computed once.
 type view struct {
-	m      *policy.Message
-	header policy.Header
-	parts  []policy.Part
+	m      *message.Message
+	header message.Header
+	parts  []message.Part
 	text   string
 	urls   []string
 	hosts  []string
 }
 
-func newView(m *policy.Message, ignore *HeaderSet) *view {
+func newView(m *message.Message, ignore *HeaderSet) *view {
 	v := &view{m: m, parts: m.Parts(), text: m.Text()}
 	for _, f := range m.Header {
 		if !ignore.Match(strings.ToLower(f.Name)) {
@@ -45,8 +45,8 @@ func newView(m *policy.Message, ignore *HeaderSet) *view {
 	return v
 }
 
-func (v *view) htmlParts() []policy.Part {
-	var out []policy.Part
+func (v *view) htmlParts() []message.Part {
+	var out []message.Part
 	for _, p := range v.parts {
 		if p.ContentType == "text/html" && p.Filename == "" {
 			out = append(out, p)
@@ -81,15 +81,15 @@ var Heuristics = []Heuristic{
 		return !v.header.Has("To") && !v.header.Has("Cc") && !v.header.Has("Bcc")
 	}},
 	{"from-name-address", 2.0, "the From display name shows another address than the real one", func(v *view) bool {
-		a, err := mail.ParseAddress(policy.DecodeHeader(v.header.Get("From")))
+		a, err := mail.ParseAddress(message.DecodeHeader(v.header.Get("From")))
 		if err != nil || a.Name == "" {
 			return false
 		}
 		shown := emailRE.FindString(a.Name)
-		return shown != "" && !strings.EqualFold(policy.Domain(shown), policy.Domain(a.Address))
+		return shown != "" && !strings.EqualFold(message.Domain(shown), message.Domain(a.Address))
 	}},
 	{"subject-shouting", 1.5, "a subject mostly in capitals", func(v *view) bool {
-		return shouting(policy.DecodeHeader(v.header.Get("Subject")))
+		return shouting(message.DecodeHeader(v.header.Get("Subject")))
 	}},
 	{"subject-exclaim", 1.0, "several exclamation marks in the subject", func(v *view) bool {
 		return strings.Count(v.header.Get("Subject"), "!") >= 2
@@ -99,7 +99,7 @@ var Heuristics = []Heuristic{
 		if !strings.Contains(s, "=?") {
 			return false
 		}
-		d := policy.DecodeHeader(s)
+		d := message.DecodeHeader(s)
 		if d == s {
 			return false
 		}

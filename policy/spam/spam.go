@@ -31,6 +31,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path"
 	"regexp"
@@ -39,10 +40,18 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
-	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/auth"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
+
+// Name is the check's name and its config section.
+const Name = "spam"
+
+// IsSpam reports whether r, the spam check's result, classified the
+// message spam (its score reached the recipients' add_header level).
+func IsSpam(r policy.Result) bool { return r.Status == StatusSpam }
 
 // Statuses of the spam check.
 const (
@@ -81,11 +90,6 @@ type Config struct {
 	MaxURIDomains int `toml:"max_uri_domains"`
 
 	Bayes BayesConfig `toml:"bayes"`
-
-	// Resolver, if set, replaces the shared resolver of policy/dns (tests).
-	Resolver Resolver `toml:"-"`
-	// Tokens, if set, replaces the [store]-backed token store (eval).
-	Tokens bayes.TokenStore `toml:"-"`
 }
 
 // BayesConfig is [spam.bayes].
@@ -157,6 +161,16 @@ func Default() *Config {
 }
 
 // Validate checks the section; errors name the key.
+// Normalize compiles the URI rules (policy.Load calls it before Validate;
+// New calls it too, for a config built in code). A bad pattern stays
+// uncompiled; Validate reports it.
+func (c *Config) Normalize() {
+	for i := range c.URIRules {
+		c.URIRules[i].re, _ = regexp.Compile(c.URIRules[i].Pattern)
+	}
+}
+
+// Validate checks the section (after Normalize); it changes nothing.
 func (c *Config) Validate() error {
 	var errs []error
 	known := map[string]bool{}
@@ -195,11 +209,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, policy.KeyErr(key+".name", "duplicate URI rule name %q", r.Name))
 		}
 		names[r.Name] = true
-		re, err := regexp.Compile(r.Pattern)
-		if err != nil || r.Pattern == "" {
+		if _, err := regexp.Compile(r.Pattern); err != nil || r.Pattern == "" {
 			errs = append(errs, policy.KeyErr(key+".pattern", "bad regular expression: %v", err))
 		}
-		r.re = re
 		if r.Score == 0 {
 			errs = append(errs, policy.KeyErr(key+".score", "a URI rule needs a non-zero score"))
 		}
@@ -296,23 +308,65 @@ func (s *HeaderSet) Match(lname string) bool {
 	return false
 }
 
-// Module is the [spam] section and the "spam" check.
-func Module() policy.Module {
+// Module is the [spam] section and the "spam" check, with the daemon's
+// resolver (DNS lists) and store (Bayes tokens).
+func Module(r Resolver, st store.Store) policy.Module {
+	return ModuleWith(Options{Resolver: r, Store: st})
+}
+
+// ConfigOf returns the [spam] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, Name); c != nil {
+		return c
+	}
+	return Default()
+}
+
+// ModuleWith is Module with the check's whole world given (eval trains a
+// memory token store per fold).
+func ModuleWith(o Options) policy.Module {
 	return policy.Module{
-		Name:    "spam",
+		Name:    Name,
 		Default: func() any { return Default() },
 		Build: func(sec any, env *policy.Env) ([]policy.Step, error) {
 			cfg := sec.(*Config)
 			if !cfg.Enabled {
 				return nil, nil
 			}
-			c, err := New(cfg, env)
+			c, err := New(cfg, env.Config, o)
 			if err != nil {
 				return nil, err
 			}
 			return []policy.Step{{Check: c, StepConfig: cfg.StepConfig}}, nil
 		},
 	}
+}
+
+// Options are the check's world: what the daemon shares, or what a test
+// or `mailwarden eval` puts in its place.
+type Options struct {
+	// Resolver answers the DNS list queries (needed with dnsbl/uribl).
+	Resolver Resolver
+	// Store keeps the Bayes tokens (needed with bayes, unless Tokens).
+	Store store.Store
+	// Tokens, if set, replaces the Store-backed token store (eval, tests).
+	Tokens bayes.TokenStore
+}
+
+// NewTokens is the Bayes token store over st: the shared store's counters
+// (bayes.Store), behind a cache (cache_size, cache_ttl), and with an
+// embedded store the whole table in memory (bayes.Table, memory_tokens).
+// The daemon builds it once, with the store, so that the table outlives
+// reloads (Options.Tokens); log may be nil.
+func NewTokens(st store.Store, b *BayesConfig, log *slog.Logger) bayes.TokenStore {
+	var ts bayes.TokenStore = &bayes.Store{S: st, Prefix: b.Prefix}
+	if b.CacheSize > 0 && b.CacheTTL > 0 {
+		ts = bayes.NewCache(ts, b.CacheTTL.D(), b.CacheSize)
+	}
+	if sc, ok := store.AsScanner(st); ok && b.MemoryTokens > 0 {
+		ts = bayes.NewTable(ts, sc, b.Prefix, b.MemoryTokens, log)
+	}
+	return ts
 }
 
 // Check is the spam check.
@@ -325,15 +379,15 @@ type Check struct {
 	resolver   Resolver
 }
 
-// New builds the check. env.Config may be nil (then the core's default
+// New builds the check. core may be nil (then the core's default
 // thresholds apply).
-func New(cfg *Config, env *policy.Env) (*Check, error) {
-	if err := cfg.Validate(); err != nil { // compiles the URI rules
+func New(cfg *Config, core *policy.Config, o Options) (*Check, error) {
+	cfg.Normalize()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	core := policy.DefaultConfig()
-	if env != nil && env.Config != nil {
-		core = env.Config
+	if core == nil {
+		core = policy.DefaultConfig()
 	}
 	c := &Check{cfg: cfg, core: core}
 	c.ignore = NewHeaderSet(append(append([]string{}, cfg.IgnoreHeaders...), core.Headers.Status, core.Headers.Flag)...)
@@ -346,46 +400,29 @@ func New(cfg *Config, env *policy.Env) (*Check, error) {
 		}
 	}
 	if cfg.Bayes.Enabled {
-		ts := cfg.Tokens
+		ts := o.Tokens
 		if ts == nil {
-			if env == nil {
+			if o.Store == nil {
 				return nil, errors.New("spam: bayes needs a token store")
 			}
-			st, err := store.FromEnv(env)
-			if err != nil {
-				return nil, fmt.Errorf("spam: %w", err)
-			}
-			ts = &bayes.Store{S: st, Prefix: cfg.Bayes.Prefix}
-			if cfg.Bayes.CacheSize > 0 && cfg.Bayes.CacheTTL > 0 {
-				ts = bayes.NewCache(ts, cfg.Bayes.CacheTTL.D(), cfg.Bayes.CacheSize)
-			}
-			if sc, ok := store.AsScanner(st); ok && cfg.Bayes.MemoryTokens > 0 {
-				ts = bayes.NewTable(ts, sc, cfg.Bayes.Prefix, cfg.Bayes.MemoryTokens, env.Logger)
-			}
+			ts = NewTokens(o.Store, &cfg.Bayes, nil)
 		}
 		c.classifier = bayes.New(ts, cfg.Bayes.MinSpam, cfg.Bayes.MinHam)
 	}
 	if len(cfg.DNSBL)+len(cfg.URIBL) > 0 {
-		c.resolver = cfg.Resolver
-		if c.resolver == nil {
-			if env == nil {
-				return nil, errors.New("spam: DNS lists need a resolver")
-			}
-			r, err := dns.FromEnv(env)
-			if err != nil {
-				return nil, fmt.Errorf("spam: %w", err)
-			}
-			c.resolver = r
+		if o.Resolver == nil {
+			return nil, errors.New("spam: DNS lists need a resolver")
 		}
+		c.resolver = o.Resolver
 	}
 	return c, nil
 }
 
 // Name implements policy.Check.
-func (c *Check) Name() string { return "spam" }
+func (c *Check) Name() string { return Name }
 
 // After implements policy.After: the authentication outcome is a signal.
-func (c *Check) After() []string { return []string{"spf", "dkim", "dmarc"} }
+func (c *Check) After() []string { return []string{auth.SPF, auth.DKIM, auth.DMARC} }
 
 // TokenStore returns the classifier's store (nil without Bayes).
 func (c *Check) TokenStore() bayes.TokenStore {
@@ -399,9 +436,9 @@ func (c *Check) TokenStore() bayes.TokenStore {
 func (c *Check) Ignore() *HeaderSet { return c.ignore }
 
 // Check implements policy.Check.
-func (c *Check) Check(ctx context.Context, m *policy.Message, prior policy.Results) (policy.Result, error) {
+func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Results) (policy.Result, error) {
 	for _, d := range c.cfg.SkipDirections {
-		if m.Direction(c.core) == d {
+		if c.core.DirectionOf(m) == d {
 			return policy.Result{Status: policy.StatusSkip, Detail: "direction " + string(d)}, nil
 		}
 	}
@@ -525,7 +562,7 @@ func (c *Check) result(sigs []policy.Signal, notes []string, th policy.Threshold
 // authSignals weighs the statuses of the auth checks that ran.
 func (c *Check) authSignals(prior policy.Results, add func(string, float64)) {
 	ran, passed := 0, false
-	for _, name := range []string{"spf", "dkim", "dmarc"} {
+	for _, name := range []string{auth.SPF, auth.DKIM, auth.DMARC} {
 		r, ok := prior[name]
 		if !ok {
 			continue
@@ -543,7 +580,7 @@ func (c *Check) authSignals(prior policy.Results, add func(string, float64)) {
 }
 
 // dnsLookups lists the DNS list queries for a message.
-func (c *Check) dnsLookups(m *policy.Message) []lookup {
+func (c *Check) dnsLookups(m *message.Message) []lookup {
 	var ls []lookup
 	a := m.Client.Addr
 	if a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !c.core.TrustedNetworks.Contains(a) {
@@ -581,7 +618,7 @@ func (c *Check) dnsLookups(m *policy.Message) []lookup {
 // MessageID is the digest that identifies a message for learning: the
 // Message-ID, Subject and From fields and the body, so that the same
 // message from two mailboxes is learned once.
-func MessageID(m *policy.Message) string {
+func MessageID(m *message.Message) string {
 	h := sha256.New()
 	for _, n := range []string{"Message-ID", "Subject", "From"} {
 		h.Write([]byte(m.Header.Get(n)))

@@ -10,17 +10,18 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
 
-func msg(t testing.TB, raw string) *policy.Message {
+func msg(t testing.TB, raw string) *message.Message {
 	t.Helper()
-	h, body, err := policy.ReadMessage(strings.NewReader(raw), 1000)
+	h, body, err := message.ReadMessage(strings.NewReader(raw), 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &policy.Message{Header: h, Body: policy.BytesBody(body), Rcpts: []string{"rcpt@example.org"}}
+	return &message.Message{Header: h, Body: message.BytesBody(body), Rcpts: []string{"rcpt@example.org"}}
 }
 
 const plain = "Date: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <1@example.com>\nFrom: Alice <alice@example.com>\nTo: bob@example.org\nSubject: lunch\n\nShall we meet at noon?\n"
@@ -33,14 +34,14 @@ func signals(r policy.Result) map[string]float64 {
 	return m
 }
 
-func newCheck(t testing.TB, mod func(*Config)) *Check {
+func newCheck(t testing.TB, mod func(*Config, *Options)) *Check {
 	t.Helper()
 	cfg := Default()
-	cfg.Tokens = bayes.NewMemory()
+	o := Options{Tokens: bayes.NewMemory()}
 	if mod != nil {
-		mod(cfg)
+		mod(cfg, &o)
 	}
-	c, err := New(cfg, nil)
+	c, err := New(cfg, nil, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestHeuristics(t *testing.T) {
 }
 
 func TestScoreReasonsStatus(t *testing.T) {
-	c := newCheck(t, func(cfg *Config) {
+	c := newCheck(t, func(cfg *Config, o *Options) {
 		cfg.Heuristics["missing-date"] = 6
 		cfg.Heuristics["missing-message-id"] = 5
 	})
@@ -117,7 +118,7 @@ func TestScoreReasonsStatus(t *testing.T) {
 		t.Errorf("clean message: %s %v", r.Status, r.Reasons)
 	}
 	// A weight of 0 turns a heuristic off.
-	c = newCheck(t, func(cfg *Config) { cfg.Heuristics["missing-date"] = 0 })
+	c = newCheck(t, func(cfg *Config, o *Options) { cfg.Heuristics["missing-date"] = 0 })
 	r, _ = c.Check(context.Background(), msg(t, "From: a@example.com\nSubject: x\n\nhello\n"), nil)
 	if _, ok := signals(r)["missing-date"]; ok {
 		t.Error("disabled heuristic fired")
@@ -125,7 +126,7 @@ func TestScoreReasonsStatus(t *testing.T) {
 }
 
 func TestAuthSignals(t *testing.T) {
-	c := newCheck(t, func(cfg *Config) { cfg.Auth["spf-fail"], cfg.Auth["dmarc-fail"] = 2, 4 })
+	c := newCheck(t, func(cfg *Config, o *Options) { cfg.Auth["spf-fail"], cfg.Auth["dmarc-fail"] = 2, 4 })
 	m := msg(t, plain)
 	prior := policy.Results{
 		"spf":   {Status: "fail"},
@@ -158,13 +159,13 @@ func TestAuthSignals(t *testing.T) {
 // about meetings; every spam also carries an X-Spam-Flag: YES field.
 func trained(t testing.TB, n int) *Check {
 	t.Helper()
-	c := newCheck(t, func(cfg *Config) { cfg.Bayes.MinSpam, cfg.Bayes.MinHam = 20, 20 })
+	c := newCheck(t, func(cfg *Config, o *Options) { cfg.Bayes.MinSpam, cfg.Bayes.MinHam = 20, 20 })
 	ts := c.TokenStore()
 	for i := 0; i < n; i++ {
 		s := msg(t, fmt.Sprintf("From: shop%d@pills.example\nX-Spam-Flag: YES\nSubject: cheap viagra pills %d\n\nbuy cheap viagra pills online pharmacy discount %d\n", i, i, i))
 		h := msg(t, fmt.Sprintf("From: colleague%d@example.com\nSubject: meeting notes %d\n\nthe project meeting agenda minutes tomorrow %d\n", i, i, i))
 		for _, x := range []struct {
-			m *policy.Message
+			m *message.Message
 			c bayes.Class
 		}{{s, bayes.ClassSpam}, {h, bayes.ClassHam}} {
 			if _, err := bayes.Learn(context.Background(), ts, MessageID(x.m), Tokens(x.m, c.Ignore()), x.c, false); err != nil {
@@ -201,13 +202,12 @@ func TestSpamHeadersAreNoEvidence(t *testing.T) {
 	m := msg(t, "From: a@example.com\nX-Spam-Flag: YES\nX-Spam-Status: Yes, score=99\nX-Mailwarden-Spam: yes\nX-Custom-Verdict: spam\nSubject: hello\n\nhi\n")
 	cfg := Default()
 	cfg.IgnoreHeaders = append(cfg.IgnoreHeaders, "x-custom-*")
-	c, err := New(&Config{}, nil)
+	c, err := New(&Config{}, nil, Options{})
 	_ = c
 	if err == nil {
 		t.Fatal("empty config (min_spam 0) validated")
 	}
-	cfg.Tokens = bayes.NewMemory()
-	c, err = New(cfg, nil)
+	c, err = New(cfg, nil, Options{Tokens: bayes.NewMemory()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestSpamHeadersAreNoEvidence(t *testing.T) {
 }
 
 func TestURIRules(t *testing.T) {
-	c := newCheck(t, func(cfg *Config) {
+	c := newCheck(t, func(cfg *Config, o *Options) {
 		cfg.URIRules = []URIRule{{Name: "pharma", Pattern: `(?i)pharma`, Score: 3}}
 	})
 	r, _ := c.Check(context.Background(), msg(t, strings.Replace(plain, "noon?", "noon? http://www.PHARMA.example/buy and http://pharma2.example/", 1)), nil)
@@ -251,8 +251,8 @@ func TestDNSLists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCheck(t, func(cfg *Config) {
-		cfg.Resolver = res
+	c := newCheck(t, func(cfg *Config, o *Options) {
+		o.Resolver = res
 		cfg.DNSBL = []Zone{{Zone: "bl.test", Weight: 5}, {Zone: "broken.test", Weight: 5}}
 		cfg.URIBL = []Zone{{Zone: "uribl.test.", Weight: 4}}
 	})
@@ -311,7 +311,7 @@ name = "x"
 pattern = "evil"
 score = 2
 `
-	cfg, err := policy.Load("t.toml", []byte(toml), []policy.Module{Module()})
+	cfg, err := policy.Load("t.toml", []byte(toml), []policy.Module{Module(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ name = "y"
 pattern = "("
 score = 1
 `
-	_, err = policy.Load("bad.toml", []byte(bad), []policy.Module{Module()})
+	_, err = policy.Load("bad.toml", []byte(bad), []policy.Module{Module(nil, nil)})
 	for _, want := range []string{"spam.heuristics.no-such-test", "spam.auth.spf fail", "spam.bayes.weights.42", "spam.uri_rule[1].pattern"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
@@ -343,11 +343,11 @@ score = 1
 }
 
 func TestPipelineExplain(t *testing.T) {
-	cfg, err := policy.Load("t.toml", []byte("[spam.heuristics]\nmissing-date = 6.0\nmissing-message-id = 5.0\n[spam.bayes]\nenabled = false\n"), []policy.Module{Module()})
+	cfg, err := policy.Load("t.toml", []byte("[spam.heuristics]\nmissing-date = 6.0\nmissing-message-id = 5.0\n[spam.bayes]\nenabled = false\n"), []policy.Module{Module(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.New(cfg, []policy.Module{Module()}, nil, nil, nil)
+	p, err := policy.New(cfg, []policy.Module{Module(nil, nil)}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,12 +373,14 @@ func TestPipelineExplain(t *testing.T) {
 }
 
 func TestStoreBackedBayes(t *testing.T) {
-	env := &policy.Env{Shared: &policy.Shared{}, Config: policy.DefaultConfig()}
-	env.Config.Sections = map[string]any{"store": &store.Config{Backend: store.BackendMemory}}
-	defer env.Shared.Close()
+	st, err := store.Open(&store.Config{Backend: store.BackendMemory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	cfg := Default()
 	cfg.Bayes.MinSpam, cfg.Bayes.MinHam = 1, 1
-	c, err := New(cfg, env)
+	c, err := New(cfg, policy.DefaultConfig(), Options{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,12 +414,8 @@ func TestStoreBackedBayes(t *testing.T) {
 	}
 	// memory_tokens = 0 keeps the cache alone (as Redis, which is no Scanner).
 	cfg2 := Default()
-	cfg2.Tokens = nil
-	env2 := &policy.Env{Shared: &policy.Shared{}, Config: policy.DefaultConfig()}
-	env2.Config.Sections = map[string]any{"store": &store.Config{Backend: store.BackendMemory}}
-	defer env2.Shared.Close()
 	cfg2.Bayes.MemoryTokens = 0
-	c2, err := New(cfg2, env2)
+	c2, err := New(cfg2, policy.DefaultConfig(), Options{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,12 +456,14 @@ func TestAttrValues(t *testing.T) {
 // TestConcurrent scores and learns from several goroutines at once (run
 // with -race): the pipeline shares one Check between sessions.
 func TestConcurrent(t *testing.T) {
-	env := &policy.Env{Shared: &policy.Shared{}, Config: policy.DefaultConfig()}
-	env.Config.Sections = map[string]any{"store": &store.Config{Backend: store.BackendMemory}}
-	defer env.Shared.Close()
+	st, err := store.Open(&store.Config{Backend: store.BackendMemory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	cfg := Default()
 	cfg.Bayes.MinSpam, cfg.Bayes.MinHam = 1, 1
-	c, err := New(cfg, env)
+	c, err := New(cfg, policy.DefaultConfig(), Options{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,10 +507,9 @@ func TestStatusUsesRecipientDomainThresholds(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Default()
-	cfg.Tokens = bayes.NewMemory()
 	cfg.Heuristics["missing-date"] = 6
 	cfg.Heuristics["missing-message-id"] = 5
-	c, err := New(cfg, &policy.Env{Config: core})
+	c, err := New(cfg, core, Options{Tokens: bayes.NewMemory()})
 	if err != nil {
 		t.Fatal(err)
 	}

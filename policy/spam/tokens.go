@@ -8,7 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Tokenizer limits: a message yields at most this many distinct tokens, so
@@ -39,14 +39,14 @@ var noTokenHeaders = map[string]bool{
 // names. Fields that ignore matches (X-Spam-* and our own status fields)
 // never contribute: a corpus or another filter must not teach us its
 // verdict.
-func Tokens(m *policy.Message, ignore *HeaderSet) []string {
+func Tokens(m *message.Message, ignore *HeaderSet) []string {
 	return tokens(m, ignore, messageURLs(m, maxURLs))
 }
 
 // maxURLs bounds the URLs looked at per message.
 const maxURLs = 200
 
-func tokens(m *policy.Message, ignore *HeaderSet, urls []string) []string {
+func tokens(m *message.Message, ignore *HeaderSet, urls []string) []string {
 	t := tokenSet{seen: tokenSets.Get().(map[string]struct{})}
 	defer func() {
 		// Cleared, the map keeps its buckets for the next message.
@@ -72,7 +72,7 @@ func tokens(m *policy.Message, ignore *HeaderSet, urls []string) []string {
 		if hbytes > maxHeaderBytes || nh > maxHeaderToks {
 			continue
 		}
-		v := policy.DecodeHeader(policy.Unfold(f.Value))
+		v := message.DecodeHeader(message.Unfold(f.Value))
 		switch name {
 		case "subject":
 			for _, w := range words(v, 60) {

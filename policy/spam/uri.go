@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/net/publicsuffix"
 
-	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 var (
@@ -83,7 +83,7 @@ func urlStop(c byte) bool {
 
 // messageURLs returns the distinct URLs of a message: those in the decoded
 // text and the href/src attributes of its HTML parts, at most n.
-func messageURLs(m *policy.Message, n int) []string {
+func messageURLs(m *message.Message, n int) []string {
 	seen := map[string]bool{}
 	var out []string
 	add := func(u string) {

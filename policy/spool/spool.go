@@ -6,8 +6,9 @@
 // §3.4: X.3.1 "Mail system full"), so that senders retry later instead of
 // the queue filling up. Service resumes by itself when space returns.
 //
-// The poller runs in a goroutine started by the module and stopped when
-// its pipeline is retired (it is an io.Closer in policy.Shared).
+// New measures once; the poller runs in a goroutine that the daemon starts
+// (Start) and stops (Close). The Guard outlives reloads that leave [spool]
+// unchanged; Module turns it into the pipeline's "spool" step.
 package spool
 
 import (
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Status values of the check.
@@ -114,34 +116,47 @@ func Default() *Config {
 	}
 }
 
-// Module is the spool guard.
-func Module() policy.Module {
+// Name is the check's name and its config section.
+const Name = "spool"
+
+// Module is the [spool] section and the "spool" step, backed by g (the
+// daemon's Guard, built from the same section; nil when disabled).
+func Module(g *Guard) policy.Module {
 	return policy.Module{
-		Name:    "spool",
+		Name:    Name,
 		Default: func() any { return Default() },
 		Build: func(section any, env *policy.Env) ([]policy.Step, error) {
 			c := section.(*Config)
 			if !c.Enabled {
 				return nil, nil
 			}
-			dirs := c.Dirs
-			if len(dirs) == 0 {
-				dirs = []string{env.Config.Message.TempDir}
-				if dirs[0] == "" {
-					dirs[0] = os.TempDir()
-				}
+			if g == nil {
+				return nil, errors.New("spool: enabled but no guard was built")
 			}
-			v, err := env.Shared.Get("spool", func() (any, error) {
-				g := New(c, dirs, Options{Logger: env.Logger, Metrics: env.Metrics})
-				g.Start()
-				return g, nil
-			})
-			if err != nil {
-				return nil, err
-			}
-			return []policy.Step{{Check: v.(*Guard), StepConfig: c.StepConfig}}, nil
+			return []policy.Step{{Check: g, StepConfig: c.StepConfig}}, nil
 		},
 	}
+}
+
+// ConfigOf returns the [spool] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, Name); c != nil {
+		return c
+	}
+	return Default()
+}
+
+// Dirs is what c watches: its dirs, or the core's temp dir (the system's
+// when unset).
+func Dirs(c *Config, core *policy.Config) []string {
+	if len(c.Dirs) > 0 {
+		return c.Dirs
+	}
+	d := core.Message.TempDir
+	if d == "" {
+		d = os.TempDir()
+	}
+	return []string{d}
 }
 
 // Options are the guard's injected world.
@@ -306,12 +321,12 @@ func (g *Guard) result() policy.Result {
 }
 
 // CheckRcpt defers new recipients while space is low.
-func (g *Guard) CheckRcpt(context.Context, *policy.Envelope, string) (policy.Result, error) {
+func (g *Guard) CheckRcpt(context.Context, *message.Envelope, string) (policy.Result, error) {
 	return g.result(), nil
 }
 
 // Check defers the message while space is low (for MTAs that do not send
 // RCPT events to the milter).
-func (g *Guard) Check(context.Context, *policy.Message, policy.Results) (policy.Result, error) {
+func (g *Guard) Check(context.Context, *message.Message, policy.Results) (policy.Result, error) {
 	return g.result(), nil
 }

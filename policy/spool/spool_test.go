@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // fakeFS is a file system whose free space the test sets.
@@ -84,7 +85,7 @@ func TestGuardLowAndRecovery(t *testing.T) {
 	g.Start()
 	ctx := context.Background()
 	rcpt := func() policy.Result {
-		r, err := g.CheckRcpt(ctx, &policy.Envelope{}, "a@b")
+		r, err := g.CheckRcpt(ctx, &message.Envelope{}, "a@b")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +105,7 @@ func TestGuardLowAndRecovery(t *testing.T) {
 	if r.Action != policy.ActionTempfail || r.Reply.String() != "452 4.3.1 Insufficient system storage" || r.Reasons[0] != ReasonLow || !strings.Contains(r.Detail, "/q") {
 		t.Fatalf("low space: %+v", r)
 	}
-	if m, _ := g.Check(ctx, &policy.Message{}, nil); m.Action != policy.ActionTempfail {
+	if m, _ := g.Check(ctx, &message.Message{}, nil); m.Action != policy.ActionTempfail {
 		t.Fatal("message check not deferred")
 	}
 	if n := strings.Count(logs.String(), `"msg":"spool space low"`); n != 1 {
@@ -177,7 +178,7 @@ func TestRealStatfs(t *testing.T) {
 }
 
 func TestModuleConfig(t *testing.T) {
-	mods := []policy.Module{Module()}
+	mods := []policy.Module{Module(nil)}
 	if _, err := policy.Load("t", []byte("[spool]\ninterval = \"1ms\"\nreply = \"550 5.3.1 x\"\ndirs = [\"rel\"]\n"), mods); err == nil ||
 		!strings.Contains(err.Error(), "spool.interval") || !strings.Contains(err.Error(), "spool.reply") || !strings.Contains(err.Error(), "spool.dirs") {
 		t.Fatalf("bad config accepted or badly reported: %v", err)
@@ -187,15 +188,23 @@ func TestModuleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.New(cfg, mods, nil, nil, nil)
+	g := New(ConfigOf(cfg), Dirs(ConfigOf(cfg), cfg), Options{})
+	g.Start()
+	p, err := policy.New(cfg, []policy.Module{Module(g)}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _, _ := p.Rcpt(context.Background(), &policy.Envelope{}, "a@b")
+	a, _, _ := p.Rcpt(context.Background(), &message.Envelope{}, "a@b")
 	if a != policy.ActionAccept {
 		t.Fatal("real temp dir with 1KB minimum deferred")
 	}
-	if err := p.Close(); err != nil { // stops the poller
+	if err := p.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil { // stops the poller
+		t.Fatal(err)
+	}
+	if _, err := policy.New(cfg, []policy.Module{Module(nil)}, nil, nil, nil); err == nil {
+		t.Fatal("an enabled [spool] without a guard built")
 	}
 }

@@ -91,41 +91,28 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Module is the [store] section. It builds no step: modules that need state
-// call FromEnv.
-func Module() policy.Module {
-	return policy.Module{
-		Name:    "store",
-		Default: func() any { return Default() },
-		Build:   func(any, *policy.Env) ([]policy.Step, error) { return nil, nil },
-	}
+// SectionName is the store's config section.
+const SectionName = "store"
+
+// Section is the [store] section. It builds no step: the daemon opens the
+// one Store (Open) and hands it to the checks that need it.
+func Section() policy.Module {
+	return policy.Module{Name: SectionName, Default: func() any { return Default() }}
 }
 
-// sharedName is the key of the store in policy.Shared.
-const sharedName = "store"
-
-// FromEnv returns the pipeline's store, built from the [store] section on
-// first use and closed with the pipeline.
-func FromEnv(env *policy.Env) (Store, error) {
-	v, err := env.Shared.Get(sharedName, func() (any, error) {
-		c := Default()
-		if env.Config != nil {
-			if sec, ok := env.Config.Sections["store"].(*Config); ok && sec != nil {
-				c = sec
-			}
-		}
-		return Open(c)
-	})
-	if err != nil {
-		return nil, err
+// ConfigOf returns the [store] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, SectionName); c != nil {
+		return c
 	}
-	return v.(Store), nil
+	return Default()
 }
 
 // Open builds the configured store. Neither backend connects here: an
-// unreachable store shows up as ErrUnavailable on use. With write_behind,
+// unreachable store shows up as ErrUnavailable on use. It starts no
+// goroutine: the daemon runs Sweep for a bolt store. With write_behind,
 // Set goes through a Behind queue (memory backend excepted: it has no disk
-// to wait for).
+// to wait for), whose flusher starts with the first Set.
 func Open(c *Config) (Store, error) {
 	behind := func(s Store) Store {
 		if !c.WriteBehind {
@@ -135,7 +122,7 @@ func Open(c *Config) (Store, error) {
 	}
 	switch c.Backend {
 	case BackendBolt, "":
-		return behind(startSweeper(NewBolt(c.Path, c.OpenTimeout.D()))), nil
+		return behind(NewBolt(c.Path, c.OpenTimeout.D())), nil
 	case BackendRedis:
 		r, err := NewRedis(c.RedisURL, c.RedisPrefix, c.Timeout.D())
 		if err != nil {
@@ -148,37 +135,32 @@ func Open(c *Config) (Store, error) {
 	return nil, fmt.Errorf("store: unknown backend %q", c.Backend)
 }
 
-// sweptBolt removes expired records once an hour.
-type sweptBolt struct {
-	*Bolt
-	stop chan struct{}
-}
-
-func startSweeper(b *Bolt) *sweptBolt {
-	s := &sweptBolt{Bolt: b, stop: make(chan struct{})}
-	go func() {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				b.mu.Lock()
-				open := b.db != nil
-				b.mu.Unlock()
-				if open {
-					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-					b.Sweep(ctx)
-					cancel()
-				}
+// Sweep removes expired records from st every interval until ctx ends; it
+// returns at once when st needs no sweeping. The daemon runs it in its own
+// goroutine.
+func Sweep(ctx context.Context, st Store, every time.Duration) {
+	if bh, ok := st.(*Behind); ok {
+		st = bh.Store
+	}
+	b, ok := st.(*Bolt) // redis and the memory store expire on their own
+	if !ok {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.mu.Lock()
+			open := b.db != nil // never open the file just to sweep it
+			b.mu.Unlock()
+			if open {
+				sctx, cancel := context.WithTimeout(ctx, time.Minute)
+				b.Sweep(sctx)
+				cancel()
 			}
 		}
-	}()
-	return s
-}
-
-func (s *sweptBolt) Close() error {
-	close(s.stop)
-	return s.Bolt.Close()
+	}
 }

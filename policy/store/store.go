@@ -11,8 +11,9 @@
 // Expiry is absolute: a TTL of zero means "never expires". Keys are opaque
 // strings; callers namespace them ("ar:msg:", "rl:", "bayes:").
 //
-// The [store] config section builds no check; modules call FromEnv to get
-// the one store of their pipeline.
+// The [store] config section builds no check; the daemon opens one Store
+// from it (Open) and hands it to the checks that need it. It outlives
+// reloads that leave [store] unchanged; the daemon runs Sweep for bolt.
 package store
 
 import (

@@ -120,8 +120,6 @@ type ServerGroup struct {
 	// MaxScans is how many scans of the group run at once; 0 asks each
 	// clamd for its MaxThreads (STATS) on the first scan.
 	MaxScans int `toml:"max_scans"`
-
-	servers []clamav.Server
 }
 
 // Debian's clamd.conf: LocalSocket /var/run/clamav/clamd.ctl,
@@ -144,61 +142,72 @@ func DefaultClamAVConfig() *ClamAVConfig { return &ClamAVConfig{} }
 func (c *ClamAVConfig) Validate() error {
 	var errs []error
 	names := map[string]bool{}
-	for i := range c.Servers {
-		g := &c.Servers[i]
+	for i, g := range c.Servers {
 		key := fmt.Sprintf("server[%d]", i+1)
-		if g.Name == "" {
-			g.Name = fmt.Sprintf("clamd%d", i+1)
-		}
 		if names[g.Name] {
 			errs = append(errs, policy.KeyErr(key+".name", "duplicate group name %q", g.Name))
 		}
 		names[g.Name] = true
-		if len(g.Addresses) == 0 {
-			g.Addresses = []string{DefaultAddress}
-		}
-		if g.StreamMaxLength == 0 {
-			g.StreamMaxLength = DefaultStreamMaxLength
-		}
 		if g.StreamMaxLength < 0 {
 			errs = append(errs, policy.KeyErr(key+".stream_max_length", "must be positive"))
 		}
 		if g.MaxScans < 0 {
 			errs = append(errs, policy.KeyErr(key+".max_scans", "must not be negative"))
 		}
-		if g.ConnectTimeout <= 0 {
-			g.ConnectTimeout = policy.Duration(5 * time.Second)
-		}
-		g.servers = nil
 		for _, a := range g.Addresses {
-			s, err := clamav.ParseServer(a)
-			if err != nil {
+			if _, err := clamav.ParseServer(a); err != nil {
 				errs = append(errs, policy.KeyErr(key+".addresses", "%v", err))
-				continue
 			}
-			g.servers = append(g.servers, s)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// groups returns the configured groups, or the default one.
-func (c *ClamAVConfig) groups() ([]ServerGroup, error) {
-	if len(c.Servers) == 0 {
-		d := &ClamAVConfig{Servers: []ServerGroup{DefaultGroup()}}
-		if err := d.Validate(); err != nil {
-			return nil, err
+// Normalize fills each group's unset keys (policy.Load calls it before
+// Validate).
+func (c *ClamAVConfig) Normalize() {
+	for i := range c.Servers {
+		g := &c.Servers[i]
+		if g.Name == "" {
+			g.Name = fmt.Sprintf("clamd%d", i+1)
 		}
-		return d.Servers, nil
-	}
-	for _, g := range c.Servers {
-		if len(g.servers) != len(g.Addresses) {
-			// Validate was not called (a config built in code).
-			if err := c.Validate(); err != nil {
-				return nil, err
-			}
-			break
+		if len(g.Addresses) == 0 {
+			g.Addresses = []string{DefaultAddress}
+		}
+		if g.StreamMaxLength == 0 {
+			g.StreamMaxLength = DefaultStreamMaxLength
+		}
+		if g.ConnectTimeout <= 0 {
+			g.ConnectTimeout = policy.Duration(5 * time.Second)
 		}
 	}
-	return c.Servers, nil
+}
+
+// group is a server group with its addresses parsed.
+type group struct {
+	ServerGroup
+	servers []clamav.Server
+}
+
+// groups returns the configured groups, or the default one, with their
+// addresses parsed; c is not changed.
+func (c *ClamAVConfig) groups() ([]group, error) {
+	cc := &ClamAVConfig{Servers: append([]ServerGroup(nil), c.Servers...)}
+	if len(cc.Servers) == 0 {
+		cc.Servers = []ServerGroup{DefaultGroup()}
+	}
+	cc.Normalize()
+	if err := cc.Validate(); err != nil {
+		return nil, err
+	}
+	var gs []group
+	for _, g := range cc.Servers {
+		x := group{ServerGroup: g}
+		for _, a := range g.Addresses {
+			s, _ := clamav.ParseServer(a) // validated above
+			x.servers = append(x.servers, s)
+		}
+		gs = append(gs, x)
+	}
+	return gs, nil
 }

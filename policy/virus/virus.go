@@ -39,6 +39,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/clamav"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Statuses reported by the check (policy.StatusError for error).
@@ -131,7 +132,7 @@ func New(cfg *Config, scanners []Scanner, core *policy.Config, log *slog.Logger)
 func (c *Check) Name() string { return "virus" }
 
 // Check scans the message.
-func (c *Check) Check(ctx context.Context, m *policy.Message, _ policy.Results) (policy.Result, error) {
+func (c *Check) Check(ctx context.Context, m *message.Message, _ policy.Results) (policy.Result, error) {
 	if len(c.scanners) == 0 {
 		return policy.Result{}, errors.New("virus: no scanner configured")
 	}
@@ -193,7 +194,7 @@ func combine(req Require, fs []Finding) (Finding, int) {
 	return Finding{Status: StatusError, Err: errors.New("virus: no verdict")}, -1
 }
 
-func (c *Check) result(m *policy.Message, fs []Finding) policy.Result {
+func (c *Check) result(m *message.Message, fs []Finding) policy.Result {
 	f, i := combine(c.cfg.Require, fs)
 	engine := ""
 	if i >= 0 {
@@ -257,85 +258,105 @@ func (c *Check) result(m *policy.Message, fs []Finding) policy.Result {
 		c.log.Warn("virus scan failed", "queue_id", m.QueueID, "error", fmt.Sprint(f.Err), "action", r.Action.String())
 	}
 	if c.cfg.HeaderScanned != "" {
-		r.Headers = append(r.Headers, policy.Field{Name: c.cfg.HeaderScanned, Value: c.scanned})
+		r.Headers = append(r.Headers, message.Field{Name: c.cfg.HeaderScanned, Value: c.scanned})
 	}
 	if c.cfg.HeaderStatus != "" {
-		r.Headers = append(r.Headers, policy.Field{Name: c.cfg.HeaderStatus, Value: status})
+		r.Headers = append(r.Headers, message.Field{Name: c.cfg.HeaderStatus, Value: status})
 	}
 	return r
 }
 
-// Module is the "virus" check ([virus] section). It uses the clamd groups
-// of the [clamav] section (ClamAVModule).
-func Module() policy.Module {
+// Name is the check's name and its config section.
+const Name = "virus"
+
+// ClamAVSectionName is the clamd servers' config section.
+const ClamAVSectionName = "clamav"
+
+// Infected reports whether r, the virus check's result, found malware.
+func Infected(r policy.Result) bool { return r.Status == StatusInfected }
+
+// Module is the "virus" check ([virus] section), scanning with scanners
+// (the daemon's clamd groups, built by NewScanners from [clamav]).
+func Module(scanners []Scanner) policy.Module {
 	return policy.Module{
-		Name:    "virus",
+		Name:    Name,
 		Default: func() any { return DefaultConfig() },
-		Build:   build,
+		Build: func(section any, env *policy.Env) ([]policy.Step, error) {
+			cfg := section.(*Config)
+			if !cfg.Enabled {
+				env.Logger.Warn("virus scanning is disabled: mail is not scanned for malware (set [virus] enabled = true)")
+				return nil, nil
+			}
+			if len(scanners) == 0 {
+				return nil, errors.New("virus: enabled but no scanner was built")
+			}
+			// The step's deadline covers the wait for a scanner, then the scan.
+			step := cfg.StepConfig
+			step.Timeout += cfg.QueueTimeout
+			return []policy.Step{{Check: New(cfg, scanners, env.Config, env.Logger), StepConfig: step, Mandatory: true}}, nil
+		},
 	}
 }
 
-// ClamAVModule is the [clamav] section: clamd servers, no step of its own.
-func ClamAVModule() policy.Module {
-	return policy.Module{
-		Name:    "clamav",
-		Default: func() any { return DefaultClamAVConfig() },
-		Build:   func(any, *policy.Env) ([]policy.Step, error) { return nil, nil },
-	}
+// ClamAVSection is the [clamav] section: clamd servers, no step of its own.
+func ClamAVSection() policy.Module {
+	return policy.Module{Name: ClamAVSectionName, Default: func() any { return DefaultClamAVConfig() }}
 }
 
-func build(section any, env *policy.Env) ([]policy.Step, error) {
-	cfg := section.(*Config)
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+// ConfigOf returns the [virus] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, Name); c != nil {
+		return c
 	}
-	if !cfg.Enabled {
-		log.Warn("virus scanning is disabled: mail is not scanned for malware (set [virus] enabled = true)")
-		return nil, nil
+	return DefaultConfig()
+}
+
+// ClamAVConfigOf returns the [clamav] section of cfg (the defaults when
+// absent).
+func ClamAVConfigOf(cfg *policy.Config) *ClamAVConfig {
+	if c := policy.SectionOf[*ClamAVConfig](cfg, ClamAVSectionName); c != nil {
+		return c
 	}
-	cc, _ := env.Config.Sections["clamav"].(*ClamAVConfig)
-	if cc == nil {
-		cc = DefaultClamAVConfig()
-	}
+	return DefaultClamAVConfig()
+}
+
+// NewScanners makes one scanner per [[clamav.server]] group, each behind
+// its scan limit (Limited: max_scans, or clamd's MaxThreads); timeout is
+// the scan timeout from the scan's start ([virus] timeout), queueTimeout
+// the bound on the wait for a free slot ([virus] queue_timeout). Nothing
+// connects here.
+func NewScanners(cc *ClamAVConfig, timeout, queueTimeout time.Duration) ([]Scanner, error) {
 	groups, err := cc.groups()
 	if err != nil {
 		return nil, err
 	}
 	var scanners []Scanner
 	for _, g := range groups {
-		v, err := env.Shared.Get("clamav:"+g.Name, func() (any, error) {
-			c, err := clamav.New(clamav.Options{
-				Servers:         g.servers,
-				StreamMaxLength: int64(g.StreamMaxLength),
-				Timeout:         cfg.Timeout.D(),
-				ConnectTimeout:  g.ConnectTimeout.D(),
-			})
-			if err != nil {
-				return nil, err
-			}
-			return NewLimited(NewClamAV("clamav:"+g.Name, c), g.MaxScans, cfg.Timeout.D(), cfg.QueueTimeout.D()), nil
+		c, err := clamav.New(clamav.Options{
+			Servers:         g.servers,
+			StreamMaxLength: int64(g.StreamMaxLength),
+			Timeout:         timeout,
+			ConnectTimeout:  g.ConnectTimeout.D(),
 		})
 		if err != nil {
 			return nil, err
 		}
-		scanners = append(scanners, v.(Scanner))
+		scanners = append(scanners, NewLimited(NewClamAV("clamav:"+g.Name, c), g.MaxScans, timeout, queueTimeout))
 	}
-	// Say at start (and reload) when no clamd answers, rather than only
-	// in the first tempfailed message. Never blocks the start.
-	go func() {
-		for _, s := range scanners {
-			if p, ok := s.(interface{ Ping(context.Context) error }); ok {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if err := p.Ping(ctx); err != nil {
-					log.Warn("virus: scanner not answering; mail will get on_error until it does", "scanner", s.Name(), "error", err.Error(), "on_error", cfg.OnError.String())
-				}
-				cancel()
+	return scanners, nil
+}
+
+// Ping asks every scanner once and logs the ones not answering, so that an
+// operator hears at start (and reload) that clamd is down rather than in
+// the first deferred message. The daemon runs it in its own goroutine.
+func Ping(ctx context.Context, scanners []Scanner, onError policy.Action, log *slog.Logger) {
+	for _, s := range scanners {
+		if p, ok := s.(interface{ Ping(context.Context) error }); ok {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := p.Ping(pctx); err != nil {
+				log.Warn("virus: scanner not answering; mail will get on_error until it does", "scanner", s.Name(), "error", err.Error(), "on_error", onError.String())
 			}
+			cancel()
 		}
-	}()
-	// The step's deadline covers the wait for a scanner and then the scan.
-	step := cfg.StepConfig
-	step.Timeout += cfg.QueueTimeout
-	return []policy.Step{{Check: New(cfg, scanners, env.Config, log), StepConfig: step, Mandatory: true}}, nil
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/clamav/clamdtest"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
@@ -35,13 +36,13 @@ func (s *fake) Scan(ctx context.Context, open func() io.Reader, size int64) viru
 	return s.f
 }
 
-func msg(body string) *policy.Message {
-	return &policy.Message{
+func msg(body string) *message.Message {
+	return &message.Message{
 		QueueID:  "Q1",
 		MailFrom: "a@example.com",
 		Rcpts:    []string{"b@example.org"},
-		Header:   policy.Header{{Name: "Subject", Value: " hi"}, {Name: "X-Virus-Status", Value: " Clean"}},
-		Body:     policy.BytesBody(body),
+		Header:   message.Header{{Name: "Subject", Value: " hi"}, {Name: "X-Virus-Status", Value: " Clean"}},
+		Body:     message.BytesBody(body),
 	}
 }
 
@@ -178,14 +179,27 @@ name = "b"
 addresses = ["%B%", "unix:/nonexistent/clamd.ctl"]
 `
 
+// sections is the schema of our two sections (Module without scanners
+// builds nothing until enabled).
+func sections() []policy.Module { return []policy.Module{virus.Module(nil), virus.ClamAVSection()} }
+
+// build makes the pipeline the daemon would: scanners from [clamav], then
+// the virus module with them.
+func build(cfg *policy.Config) (*policy.Pipeline, error) {
+	scanners, err := virus.NewScanners(virus.ClamAVConfigOf(cfg), virus.ConfigOf(cfg).Timeout.D(), virus.ConfigOf(cfg).QueueTimeout.D())
+	if err != nil {
+		return nil, err
+	}
+	return policy.New(cfg, []policy.Module{virus.Module(scanners), virus.ClamAVSection()}, nil, nil, nil)
+}
+
 func pipeline(t *testing.T, text string) *policy.Pipeline {
 	t.Helper()
-	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
-	cfg, err := policy.Load("test.toml", []byte(text), mods)
+	cfg, err := policy.Load("test.toml", []byte(text), sections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.New(cfg, mods, nil, nil, nil)
+	p, err := build(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +267,7 @@ func TestDefaultsAndValidate(t *testing.T) {
 			t.Fatal("virus must be off by default (no clamd on a fresh machine)")
 		}
 	}
-	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
+	mods := sections()
 	for _, bad := range []string{
 		"[virus]\non_infected = \"accept\"\n",
 		"[virus]\nrequire = \"most\"\n",
@@ -276,7 +290,7 @@ func (b fileBody) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p
 func (b fileBody) Size() int64                             { st, _ := b.f.Stat(); return st.Size() }
 func (b fileBody) Close() error                            { return b.f.Close() }
 
-func bigMessage(t testing.TB, size int) *policy.Message {
+func bigMessage(t testing.TB, size int) *message.Message {
 	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), "body"))
 	if err != nil {
@@ -360,12 +374,11 @@ func BenchmarkScan50MB(b *testing.B) {
 }
 
 func pipelineB(b *testing.B, text string) *policy.Pipeline {
-	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
-	cfg, err := policy.Load("b.toml", []byte(text), mods)
+	cfg, err := policy.Load("b.toml", []byte(text), sections())
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := policy.New(cfg, mods, nil, nil, nil)
+	p, err := build(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -389,7 +402,7 @@ func TestExampleConfigMatchesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mods := []policy.Module{virus.Module(), virus.ClamAVModule()}
+	mods := sections()
 	// Keep only the core keys and our sections: other modules' sections
 	// are not registered here.
 	var keep []string
@@ -438,9 +451,11 @@ func TestExampleConfigMatchesDefaults(t *testing.T) {
 	}
 }
 
+// coreSection reports the tables of the policy root ([listen] and [log] are
+// the daemon's, cmd/mailwarden/internal/daemon).
 func coreSection(name string) bool {
 	switch name {
-	case "listen", "log", "message", "replies", "headers", "score", "lists", "rule", "score.domain":
+	case "message", "replies", "headers", "score", "lists", "rule", "score.domain":
 		return true
 	}
 	return false

@@ -3,9 +3,10 @@ package harness
 import (
 	"strings"
 
-	"github.com/BurntSushi/toml"
 	"testing"
 	"time"
+
+	"github.com/BurntSushi/toml"
 )
 
 func TestWithDefaults(t *testing.T) {

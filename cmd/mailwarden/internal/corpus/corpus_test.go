@@ -1,0 +1,31 @@
+package corpus
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSplit(t *testing.T) {
+	mbox := "From a@example.com Mon Nov 23 10:00:00 2026\nSubject: one\n\nbody one\n>From the start\n\n" +
+		"From b@example.com Mon Nov 23 10:01:00 2026\nSubject: two\n\nFrom here on, not a separator\n\n" +
+		"From c@example.com Mon Nov 23 10:02:00 2026\nSubject: three\n\nthree\n"
+	msgs := Split([]byte(mbox))
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages: %q", len(msgs), msgs)
+	}
+	if !strings.Contains(string(msgs[0]), "\nFrom the start") || strings.HasPrefix(string(msgs[0]), "From ") {
+		t.Errorf("first message %q", msgs[0])
+	}
+	if !strings.Contains(string(msgs[1]), "From here on") {
+		t.Errorf("a body line starting with From split the message: %q", msgs[1])
+	}
+	eml := "Subject: plain\n\nFrom the body\n"
+	if m := Split([]byte(eml)); len(m) != 1 || string(m[0]) != eml {
+		t.Errorf(".eml split: %q", m)
+	}
+	// One corpus-style file: "From " line, then one message.
+	one := "From x@y Thu Aug 22 12:36:23 2002\nSubject: s\n\nb\n"
+	if m := Split([]byte(one)); len(m) != 1 || !strings.HasPrefix(string(m[0]), "Subject: s") {
+		t.Errorf("single mbox entry: %q", m)
+	}
+}

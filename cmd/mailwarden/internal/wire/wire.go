@@ -1,0 +1,357 @@
+// Package wire is mailwarden's composition root: the config sections, the
+// services the checks share and the modules built on them, wired
+// explicitly (no init hooks, no registry).
+//
+// Mechanism. Loading a config needs every section's schema; a module's
+// schema does not depend on its services, so Sections is Modules over an
+// empty Services. Then BuildServices makes the long-lived values from
+// their own sections (resolver and its cache from [dns], the state store
+// from [store], clamd scanners from [clamav], the SRS rewriter from [srs],
+// the health prober from [health], the spool guard from [spool]), and
+// Modules hands each check the ones it needs as typed constructor
+// arguments. On reload, BuildServices keeps every service whose own
+// section is unchanged (the DNS cache survives a SIGHUP) and returns the
+// replaced ones for the daemon to close once the old pipeline drains.
+// Building starts no goroutine: only Services.Start does, and only the
+// daemon calls it (`check` and `eval` start nothing).
+package wire
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
+	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth"
+	"github.com/mailwarden/mailwarden/policy/autoreply"
+	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/ratelimit"
+	"github.com/mailwarden/mailwarden/policy/relay"
+	"github.com/mailwarden/mailwarden/policy/spam"
+	"github.com/mailwarden/mailwarden/policy/spool"
+	"github.com/mailwarden/mailwarden/policy/store"
+	"github.com/mailwarden/mailwarden/policy/virus"
+)
+
+// Modules lists every module in pipeline order (independent checks run
+// concurrently anyway; dependencies are declared by the checks with
+// After), each given the services it uses. Adding a check means one line
+// here and its section in examples/mailwarden.toml.
+func Modules(s *Services) []policy.Module {
+	return []policy.Module{
+		// Services' sections: no step of their own.
+		dns.Section(), store.Section(), virus.ClamAVSection(), health.Section(),
+		// Checks.
+		auth.Module(s.Resolver),
+		spam.Module(spamResolver(s.Resolver), s.Store),
+		ratelimit.Module(s.Store),
+		autoreply.SRSModule(s.SRS),
+		autoreply.Module(s.Store, s.SRS),
+		virus.Module(s.Scanners),
+		relay.Module(), relay.LocalOnlyModule(),
+		spool.Module(s.Spool),
+	}
+}
+
+// spamResolver keeps a nil *dns.Resolver a nil interface.
+func spamResolver(r *dns.Resolver) spam.Resolver {
+	if r == nil {
+		return nil
+	}
+	return r
+}
+
+// Sections is the schema of the config file: every module's section plus
+// extra (the daemon's own, e.g. [listen], [control], [metrics]).
+func Sections(extra ...policy.Module) []policy.Module {
+	return append(Modules(&Services{}), extra...)
+}
+
+// Options are what the services report to.
+type Options struct {
+	Logger *slog.Logger
+	// Metrics may implement health.Reporter and spool.Gauges.
+	Metrics policy.Metrics
+}
+
+// Services are the long-lived values the checks share. A field is nil
+// when its section disables it.
+type Services struct {
+	Resolver *dns.Resolver
+	Store    store.Store
+	Scanners []virus.Scanner
+	SRS      *autoreply.SRS
+	Prober   *health.Prober
+	Spool    *spool.Guard
+
+	mu   sync.Mutex
+	recs map[string]*record
+}
+
+// record is one service's lifecycle: the config it was built from (its
+// identity across reloads), how to close it, what runs in its background.
+type record struct {
+	key     any
+	close   func() error
+	start   func(ctx context.Context) // nil: nothing runs in the background
+	cancel  context.CancelFunc
+	started bool
+}
+
+func (r *record) Close() error {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	if r.close != nil {
+		return r.close()
+	}
+	return nil
+}
+
+// service describes how to build one kind of service.
+type service struct {
+	name  string
+	key   func(cfg *policy.Config) any
+	build func(cfg *policy.Config, s *Services, o Options) (*record, error)
+	copy  func(from, to *Services) // moves the typed value of a kept service
+}
+
+// services lists every service the modules use, in build order.
+var services = []service{
+	{
+		name: dns.SectionName,
+		key:  func(cfg *policy.Config) any { return *dns.ConfigOf(cfg) },
+		build: func(cfg *policy.Config, s *Services, _ Options) (*record, error) {
+			r, err := dns.New(dns.ConfigOf(cfg))
+			if err != nil {
+				return nil, err
+			}
+			s.Resolver = r
+			return &record{close: r.Close}, nil
+		},
+		copy: func(from, to *Services) { to.Resolver = from.Resolver },
+	},
+	{
+		name: store.SectionName,
+		key:  func(cfg *policy.Config) any { return *store.ConfigOf(cfg) },
+		build: func(cfg *policy.Config, s *Services, _ Options) (*record, error) {
+			st, err := store.Open(store.ConfigOf(cfg))
+			if err != nil {
+				return nil, err
+			}
+			s.Store = st
+			return &record{close: st.Close, start: func(ctx context.Context) { go store.Sweep(ctx, st, time.Hour) }}, nil
+		},
+		copy: func(from, to *Services) { to.Store = from.Store },
+	},
+	{
+		name: virus.ClamAVSectionName,
+		key: func(cfg *policy.Config) any {
+			return struct {
+				C                  virus.ClamAVConfig
+				Timeout, QueueWait policy.Duration
+				Enabled            bool
+			}{*virus.ClamAVConfigOf(cfg), virus.ConfigOf(cfg).Timeout, virus.ConfigOf(cfg).QueueTimeout, virus.ConfigOf(cfg).Enabled}
+		},
+		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
+			vc := virus.ConfigOf(cfg)
+			if !vc.Enabled {
+				return &record{}, nil
+			}
+			sc, err := virus.NewScanners(virus.ClamAVConfigOf(cfg), vc.Timeout.D(), vc.QueueTimeout.D())
+			if err != nil {
+				return nil, err
+			}
+			s.Scanners = sc
+			return &record{start: func(ctx context.Context) { go virus.Ping(ctx, sc, vc.OnError, o.Logger) }}, nil
+		},
+		copy: func(from, to *Services) { to.Scanners = from.Scanners },
+	},
+	{
+		name: autoreply.SRSSectionName,
+		key: func(cfg *policy.Config) any {
+			return struct {
+				C     autoreply.SRSConfig
+				Local []string
+			}{*autoreply.SRSConfigOf(cfg), cfg.LocalDomains}
+		},
+		build: func(cfg *policy.Config, s *Services, _ Options) (*record, error) {
+			srs, err := autoreply.NewSRS(autoreply.SRSConfigOf(cfg), cfg)
+			if err != nil {
+				return nil, err
+			}
+			s.SRS = srs
+			return &record{}, nil
+		},
+		copy: func(from, to *Services) { to.SRS = from.SRS },
+	},
+	{
+		name: health.SectionName,
+		key:  func(cfg *policy.Config) any { return *health.ConfigOf(cfg) },
+		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
+			c := health.ConfigOf(cfg)
+			if !c.Enabled {
+				return &record{}, nil
+			}
+			rep, _ := o.Metrics.(health.Reporter)
+			p := health.New(c, health.Options{Logger: o.Logger, Reporter: rep})
+			s.Prober = p
+			return &record{close: p.Close, start: func(context.Context) { p.Start() }}, nil
+		},
+		copy: func(from, to *Services) { to.Prober = from.Prober },
+	},
+	{
+		name: spool.Name,
+		key: func(cfg *policy.Config) any {
+			c := spool.ConfigOf(cfg)
+			return struct {
+				C    spool.Config
+				Dirs []string
+			}{*c, spool.Dirs(c, cfg)}
+		},
+		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
+			c := spool.ConfigOf(cfg)
+			if !c.Enabled {
+				return &record{}, nil
+			}
+			g := spool.New(c, spool.Dirs(c, cfg), spool.Options{Logger: o.Logger, Metrics: o.Metrics})
+			s.Spool = g
+			return &record{close: g.Close, start: func(context.Context) { g.Start() }}, nil
+		},
+		copy: func(from, to *Services) { to.Spool = from.Spool },
+	},
+}
+
+// BuildServices builds the services cfg asks for. With old (the set in
+// force) it keeps every service whose own section is unchanged and builds
+// the rest; retired are the replaced services, to close once no message
+// uses the old pipeline (policy.Holder.Swap does). On error nothing of old
+// is touched and what was built is closed.
+func BuildServices(cfg *policy.Config, old *Services, o Options) (s *Services, retired []io.Closer, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s = &Services{recs: map[string]*record{}}
+	var fresh []*record
+	defer func() {
+		if err != nil {
+			for _, r := range fresh {
+				r.Close()
+			}
+		}
+	}()
+	for _, sv := range services {
+		key := sv.key(cfg)
+		if old != nil {
+			old.mu.Lock()
+			or := old.recs[sv.name]
+			old.mu.Unlock()
+			if or != nil && reflect.DeepEqual(or.key, key) {
+				sv.copy(old, s)
+				s.recs[sv.name] = or
+				continue
+			}
+		}
+		r, err := sv.build(cfg, s, o)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", sv.name, err)
+		}
+		r.key = key
+		s.recs[sv.name] = r
+		fresh = append(fresh, r)
+	}
+	if old != nil {
+		old.mu.Lock()
+		for name, or := range old.recs {
+			if s.recs[name] != or {
+				retired = append(retired, or)
+			}
+		}
+		old.mu.Unlock()
+	}
+	return s, retired, nil
+}
+
+// Start starts the background loops (health prober, spool poller, bolt
+// sweeper, the first clamd ping) of the services not started yet; kept
+// services go on running. Only the daemon calls it; ctx ends the loops
+// that take one, Close or retirement the others.
+func (s *Services) Start(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.recs {
+		if r.started || r.start == nil {
+			continue
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		r.cancel, r.started = cancel, true
+		r.start(rctx)
+	}
+}
+
+// Close closes every service (at shutdown, or after a one-shot command).
+func (s *Services) Close() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cs []io.Closer
+	for _, r := range s.recs {
+		cs = append(cs, r)
+	}
+	s.recs = nil
+	var first error
+	for _, c := range cs {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// CloseExcept closes the services of s that keep does not share: a reload
+// that failed after BuildServices leaves the set in force as it was.
+func (s *Services) CloseExcept(keep *Services) error {
+	shared := map[*record]bool{}
+	if keep != nil {
+		keep.mu.Lock()
+		for _, r := range keep.recs {
+			shared[r] = true
+		}
+		keep.mu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first error
+	for _, r := range s.recs {
+		if !shared[r] {
+			if err := r.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	s.recs = nil
+	return first
+}
+
+// Pipeline builds services and the pipeline for a one-shot command
+// (`check`, `eval`, tests): nothing is started. Close the services after
+// the pipeline.
+func Pipeline(cfg *policy.Config, log *slog.Logger, metrics policy.Metrics) (*policy.Pipeline, *Services, error) {
+	s, _, err := BuildServices(cfg, nil, Options{Logger: log, Metrics: metrics})
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := policy.New(cfg, Modules(s), log, nil, metrics)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return p, s, nil
+}

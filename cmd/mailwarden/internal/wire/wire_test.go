@@ -1,0 +1,134 @@
+package wire
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
+	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+)
+
+func load(t *testing.T, text string) *policy.Config {
+	t.Helper()
+	cfg, err := policy.Load("t.toml", []byte(text), Sections())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// A reload keeps every service whose own section is unchanged: the
+// resolver (and its cache) survives a change to [score]; a change to [dns]
+// builds a new resolver and retires the old one; a change to [store]
+// replaces the store only.
+func TestReloadKeepsUnchangedServices(t *testing.T) {
+	srv := dnstest.Start(t, "cached.test. 3600 IN TXT \"v=1\"")
+	base := fmt.Sprintf("local_domains = [\"example.org\"]\n[dns]\nservers = [%q]\nattempts = 1\n[store]\nbackend = \"memory\"\n", srv.Addr)
+	s1, retired, err := BuildServices(load(t, base), nil, Options{})
+	if err != nil || len(retired) != 0 {
+		t.Fatalf("first build: %v, retired %d", err, len(retired))
+	}
+	t.Cleanup(func() { s1.Close() })
+	ctx := context.Background()
+	if _, err := s1.Resolver.LookupTXT(ctx, "cached.test"); err != nil {
+		t.Fatal(err)
+	}
+	sent := s1.Resolver.Stats().Sent
+
+	// SIGHUP with only [score] changed.
+	s2, retired, err := BuildServices(load(t, base+"[score]\nreject = 30.0\n"), s1, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.Resolver != s1.Resolver || s2.Store != s1.Store || len(retired) != 0 {
+		t.Fatalf("unchanged services rebuilt (resolver kept %v, store kept %v, retired %d)", s2.Resolver == s1.Resolver, s2.Store == s1.Store, len(retired))
+	}
+	srv.Reset() // the answer can only come from the cache now
+	if txt, err := s2.Resolver.LookupTXT(ctx, "cached.test"); err != nil || len(txt) != 1 || txt[0] != "v=1" {
+		t.Fatalf("after reload: %v %v (cache lost)", txt, err)
+	}
+	if s2.Resolver.Stats().Sent != sent {
+		t.Errorf("the cached answer was asked again: %d queries sent, want %d", s2.Resolver.Stats().Sent, sent)
+	}
+
+	// [store] changed: a new store, the old one retired; the resolver stays.
+	s3, retired, err := BuildServices(load(t, fmt.Sprintf("local_domains = [\"example.org\"]\n[dns]\nservers = [%q]\nattempts = 1\n[store]\nbackend = \"memory\"\ntimeout = \"3s\"\n", srv.Addr)), s2, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s3.Resolver != s2.Resolver || s3.Store == s2.Store || len(retired) != 1 {
+		t.Fatalf("[store] change: resolver kept %v, store replaced %v, retired %d (want 1)", s3.Resolver == s2.Resolver, s3.Store != s2.Store, len(retired))
+	}
+	for _, c := range retired {
+		c.Close()
+	}
+
+	// [dns] changed: a new resolver with an empty cache.
+	s4, retired, err := BuildServices(load(t, fmt.Sprintf("local_domains = [\"example.org\"]\n[dns]\nservers = [%q]\nattempts = 2\n[store]\nbackend = \"memory\"\ntimeout = \"3s\"\n", srv.Addr)), s3, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s4.Close() })
+	if s4.Resolver == s3.Resolver || s4.Store != s3.Store || len(retired) != 1 {
+		t.Fatalf("[dns] change: resolver replaced %v, store kept %v, retired %d (want 1)", s4.Resolver != s3.Resolver, s4.Store == s3.Store, len(retired))
+	}
+	for _, c := range retired {
+		c.Close()
+	}
+}
+
+// Building services and a pipeline starts nothing: the health prober
+// reports only after Start (which only the daemon calls).
+func TestBuildStartsNothing(t *testing.T) {
+	rep := &reporter{}
+	cfg := load(t, "[health]\nrelay_hosts = [\"127.0.0.1:1\"]\ninterval = \"1h\"\ntimeout = \"1s\"\n[store]\nbackend = \"memory\"\n")
+	s, _, err := BuildServices(cfg, nil, Options{Metrics: rep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := policy.New(cfg, Modules(s), nil, nil, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if s.Prober == nil {
+		t.Fatal("no prober built for an enabled [health]")
+	}
+	if r := s.Prober.Results(); len(r) != 0 {
+		t.Fatalf("the prober ran before Start: %v", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.Start(ctx)
+	rep.wait(t)
+}
+
+// reporter is the daemon's metrics as the prober sees them.
+type reporter struct {
+	mu     sync.Mutex
+	rounds int
+}
+
+func (*reporter) CheckDone(string, policy.Status, time.Duration) {}
+func (*reporter) MessageDone(*policy.Verdict)                    {}
+func (r *reporter) HealthResults([]health.Result)                { r.mu.Lock(); r.rounds++; r.mu.Unlock() }
+
+func (r *reporter) wait(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		n := r.rounds
+		r.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the started prober never reported")
+}
