@@ -63,7 +63,7 @@ func DefaultConfig() *Config {
 		OnInfected:    policy.ActionReject,
 		InfectedReply: policy.Reply{Code: 554, Enhanced: "5.7.1", Text: "Message contains malware"},
 		OnOversize:    policy.ActionReject,
-		QueueTimeout:  policy.Duration(30 * time.Second),
+		QueueTimeout:  policy.Duration(2 * time.Minute),
 		HeaderScanned: "X-Virus-Scanned",
 		HeaderStatus:  "X-Virus-Status",
 	}

@@ -125,7 +125,8 @@ if [ "$only" != mailwarden ]; then
 	if [ -s "$rspamd_rdb" ]; then cp "$rspamd_rdb" "$work/redis.rdb"; fi
 	redis-server --port 0 --unixsocket "$work/redis.sock" --unixsocketperm 700 \
 		--save '' --appendonly no --dir "$work" --dbfilename redis.rdb --daemonize no >"$work/redis.log" 2>&1 &
-	pids+=($!)
+	redis_pid=$!
+	pids+=($redis_pid)
 	waitsock "$work/redis.sock"
 fi
 
@@ -212,27 +213,47 @@ EOF
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
+# waitidle PID: until the process tree used < 0.3 s of CPU in 5 s (rspamd
+# compiles its Hyperscan databases in a helper process for minutes after
+# its socket opens; that is start-up, not per-message cost), at most 10 min.
+waitidle() {
+	local a b
+	for _ in $(seq 120); do
+		a=$(treecpu "$1")
+		sleep 5
+		b=$(treecpu "$1")
+		if awk -v a="$a" -v b="$b" 'BEGIN { exit !(b - a < 0.3) }'; then return 0; fi
+	done
+	log "pid $1 still busy after 10 min; measuring anyway"
+}
+
 results=$work/results.tsv
-printf 'mode\tc\tdaemon\tmsg/s\tp50ms\tp99ms\tdaemonCPUms/msg\tclamdCPUms/msg\tpeakRSSMB\tcompleted\terrors\tactions\n' > "$results"
+printf 'mode\tc\tdaemon\tmsg/s\tp50ms\tp99ms\tdaemonCPUms/msg\tclamdCPUms/msg\tredisCPUms/msg\tpeakRSSMB\tcompleted\terrors\tactions\n' > "$results"
 
 bench() { # label mode c pid sock [extra miltbench args...]
 	local label=$1 mode=$2 c=$3 pid=$4 sock=$5
 	shift 5
 	local out=$work/$label-$mode-c$c.json cl0 cl1 dc0 dc1
-	cl0=$(treecpu "$clamd_pid")
+	cl0=$(treecpu "$clamd_pid") rd0=0 rd1=0
+	if [ "$label" = rspamd ]; then rd0=$(treecpu "$redis_pid"); fi
 	"$work/miltbench" -milter "unix:$sock" -c "$c" -d "$dur" -warmup 3s -watch "$pid" \
 		-json "$out" -label "$label" "$@" > "$work/$label-$mode-c$c.txt"
 	cl1=$(treecpu "$clamd_pid")
-	jq -r --arg mode "$mode" --arg who "$label" --argjson cl "$(awk -v a="$cl0" -v b="$cl1" 'BEGIN { print b - a }')" '
+	if [ "$label" = rspamd ]; then rd1=$(treecpu "$redis_pid"); fi
+	jq -r --arg mode "$mode" --arg who "$label" --argjson cl "$(awk -v a="$cl0" -v b="$cl1" 'BEGIN { print b - a }')" \
+		--argjson rd "$(awk -v a="$rd0" -v b="$rd1" 'BEGIN { print b - a }')" '
 		[$mode, .concurrency, $who, (.msgs_per_sec*10|round/10), (.latency_ms.p50*100|round/100),
 		 (.latency_ms.p99*100|round/100), (.peer_cpu_sec/.completed*1000*100|round/100),
-		 ($cl/.completed*1000*100|round/100), (.peer_peak_rss_mb|round), .completed, .errors,
+		 ($cl/.completed*1000*100|round/100), ($rd/.completed*1000*100|round/100), (.peer_peak_rss_mb|round), .completed, .errors,
 		 (.actions|to_entries|map("\(.key)=\(.value)")|join(","))] | @tsv' "$out" | tee -a "$results"
 }
 
 for mode in $modes; do
 	if [ "$only" != rspamd ]; then start_mailwarden "$mode"; fi
-	if [ "$only" != mailwarden ]; then start_rspamd "$mode"; fi
+	if [ "$only" != mailwarden ]; then
+		start_rspamd "$mode"
+		waitidle "$rs_pid"
+	fi
 	for c in $conc; do
 		if [ "$only" != rspamd ]; then bench mailwarden "$mode" "$c" "$mw_pid" "$mw_sock" -dir "$corpus"; fi
 		if [ "$only" != mailwarden ]; then bench rspamd "$mode" "$c" "$rs_pid" "$rs_sock" -dir "$corpus"; fi
@@ -258,11 +279,11 @@ EOF
 			if [ -n "$only" ] && [ "$only" != "$lab" ]; then continue; fi
 			if [ $lab = mailwarden ]; then p=$mw_pid s=$mw_sock; else p=$rs_pid s=$rs_sock; fi
 			out=$work/$lab-big.json
-			"$work/miltbench" -milter "unix:$s" -dir "$work/big" -c "$big" -n "$big" -timeout 120s \
+			"$work/miltbench" -milter "unix:$s" -dir "$work/big" -c "$big" -n "$big" -timeout 300s \
 				-watch "$p" -json "$out" -label "$lab-big" > "$work/$lab-big.txt"
 			jq -r --arg lab "$lab" '["av-big10MB", .concurrency, $lab, (.msgs_per_sec*10|round/10),
 				(.latency_ms.p50*100|round/100), (.latency_ms.p99*100|round/100),
-				(.peer_cpu_sec/.completed*1000*100|round/100), "-", (.peer_peak_rss_mb|round),
+				(.peer_cpu_sec/.completed*1000*100|round/100), "-", "-", (.peer_peak_rss_mb|round),
 				.completed, .errors, (.actions|to_entries|map("\(.key)=\(.value)")|join(","))] | @tsv' "$out" | tee -a "$results"
 		done
 	fi

@@ -19,6 +19,8 @@ import (
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
 	"github.com/mailwarden/mailwarden/filter"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/store"
+	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
 // Server is the running daemon: the pipeline in force (a Holder), the
@@ -35,10 +37,11 @@ type Server struct {
 	level   *slog.LevelVar
 	srv     *filter.Server
 	metrics policy.Metrics
-	ops     *metrics.Ops   // the daemon's metrics and status state
-	svc     *wire.Services // the services in force (outlive reloads)
-	reloads atomic.Int64   // successful reloads
-	failed  atomic.Int64   // refused reloads
+	ops     *metrics.Ops                  // the daemon's metrics and status state
+	svc     *wire.Services                // the services in force (outlive reloads)
+	svcNow  atomic.Pointer[wire.Services] // svc, for the metrics scrape
+	reloads atomic.Int64                  // successful reloads
+	failed  atomic.Int64                  // refused reloads
 }
 
 // Options configure New.
@@ -129,6 +132,30 @@ func (d *Server) InFlight() int {
 	}
 	return d.inflight()
 }
+
+// StoreQueue implements metrics.Queues.
+func (d *Server) StoreQueue() (store.BehindStats, bool) {
+	if s := d.svcNow.Load(); s != nil {
+		if b, ok := s.Store.(*store.Behind); ok {
+			return b.Stats(), true
+		}
+	}
+	return store.BehindStats{}, false
+}
+
+// ScanQueues implements metrics.Queues.
+func (d *Server) ScanQueues() map[string]virus.LimitStats {
+	out := map[string]virus.LimitStats{}
+	if s := d.svcNow.Load(); s != nil {
+		for _, sc := range s.Scanners {
+			if l, ok := sc.(*virus.Limited); ok {
+				out[sc.Name()] = l.Stats()
+			}
+		}
+	}
+	return out
+}
+
 func (d *Server) Reloads() int64        { return d.reloads.Load() }
 func (d *Server) ReloadFailures() int64 { return d.failed.Load() }
 func (d *Server) Started() time.Time    { return d.started }
@@ -149,6 +176,7 @@ func (d *Server) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Clo
 	}
 	svc.Start(context.Background())
 	d.svc = svc
+	d.svcNow.Store(svc)
 	return p, retired, nil
 }
 
