@@ -33,6 +33,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/relay"
 	"github.com/mailwarden/mailwarden/policy/spam"
+	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 	"github.com/mailwarden/mailwarden/policy/spool"
 	"github.com/mailwarden/mailwarden/policy/store"
 	"github.com/mailwarden/mailwarden/policy/virus"
@@ -48,7 +49,7 @@ func Modules(s *Services) []policy.Module {
 		dns.Section(), store.Section(), virus.ClamAVSection(), health.Section(),
 		// Checks.
 		auth.Module(s.Resolver),
-		spam.Module(spamResolver(s.Resolver), s.Store),
+		spam.ModuleWith(spam.Options{Resolver: spamResolver(s.Resolver), Store: s.Store, Tokens: s.Tokens}),
 		ratelimit.Module(s.Store),
 		autoreply.SRSModule(s.SRS),
 		autoreply.Module(s.Store, s.SRS),
@@ -84,6 +85,9 @@ type Options struct {
 type Services struct {
 	Resolver *dns.Resolver
 	Store    store.Store
+	// Tokens are the Bayes counts over Store (with an embedded store, the
+	// whole table in memory, loaded once and kept across reloads).
+	Tokens   bayes.TokenStore
 	Scanners []virus.Scanner
 	SRS      *autoreply.SRS
 	Prober   *health.Prober
@@ -148,6 +152,28 @@ var services = []service{
 			return &record{close: st.Close, start: func(ctx context.Context) { go store.Sweep(ctx, st, time.Hour) }}, nil
 		},
 		copy: func(from, to *Services) { to.Store = from.Store },
+	},
+	{
+		name: "spam.bayes",
+		key: func(cfg *policy.Config) any {
+			sc := spam.ConfigOf(cfg)
+			return struct {
+				Store              store.Config
+				On                 bool
+				Prefix             string
+				CacheSize, MemToks int
+				CacheTTL           policy.Duration
+			}{*store.ConfigOf(cfg), sc.Enabled && sc.Bayes.Enabled, sc.Bayes.Prefix, sc.Bayes.CacheSize, sc.Bayes.MemoryTokens, sc.Bayes.CacheTTL}
+		},
+		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
+			sc := spam.ConfigOf(cfg)
+			if !sc.Enabled || !sc.Bayes.Enabled || s.Store == nil {
+				return &record{}, nil
+			}
+			s.Tokens = spam.NewTokens(s.Store, &sc.Bayes, o.Logger)
+			return &record{}, nil
+		},
+		copy: func(from, to *Services) { to.Tokens = from.Tokens },
 	},
 	{
 		name: virus.ClamAVSectionName,
