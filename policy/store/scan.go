@@ -44,9 +44,13 @@ func (f flushedScanner) Scan(ctx context.Context, prefix string, fn func(string,
 	return f.sc.Scan(ctx, prefix, fn)
 }
 
-// Scan implements Scanner, in one read transaction.
+// Scan implements Scanner, in one read transaction. A scan touches much
+// of the file: its pages are dropped from the resident set afterwards, so
+// that loading a table (bayes.Table) once does not leave the whole file in
+// the daemon's RSS.
 func (s *Bolt) Scan(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {
 	return s.view(ctx, func(tx *bolt.Tx) error {
+		defer dropResident(tx)
 		c := tx.Bucket(bucketKV).Cursor()
 		now := s.now()
 		p := []byte(prefix)
