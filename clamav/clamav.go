@@ -44,6 +44,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -257,6 +258,54 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 		}
 	}
 	return "", errors.Join(errs...)
+}
+
+// MaxThreads is the number of scans the servers run at once: the sum of
+// each server's thread pool maximum, from clamd's STATS reply
+// ("THREADS: live 1  idle 0 max 10 idle-timeout 30"; clamd.conf MaxThreads,
+// 10 by default). Every server must answer: a scan may go to any of them.
+func (c *Client) MaxThreads(ctx context.Context) (int, error) {
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	total := 0
+	for _, srv := range c.opts.Servers {
+		var st string
+		err := c.run(ctx, srv, func(cl *clamd.Client) (err error) {
+			st, err = cl.Stats(ctx)
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		n, err := ParseMaxThreads(st)
+		if err != nil {
+			return 0, &ServerError{srv.String(), err}
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// ErrNoThreads means a STATS reply had no thread pool maximum.
+var ErrNoThreads = errors.New("clamav: STATS reply without \"THREADS: ... max N\"")
+
+// ParseMaxThreads returns the "max" of the THREADS line of a STATS reply.
+func ParseMaxThreads(stats string) (int, error) {
+	for line := range strings.SplitSeq(stats, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "THREADS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "max" {
+				if n, err := strconv.Atoi(f[i+1]); err == nil && n > 0 {
+					return n, nil
+				}
+			}
+		}
+	}
+	return 0, ErrNoThreads
 }
 
 // Servers returns the configured servers.

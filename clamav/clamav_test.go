@@ -329,3 +329,37 @@ func TestLimitExceeded(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMaxThreads(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{
+		{"POOLS: 1\n\nSTATE: VALID PRIMARY\nTHREADS: live 1  idle 0 max 12 idle-timeout 30\nQUEUE: 0 items\nEND", 12},
+		{"THREADS: live 3 idle 1 max 1 idle-timeout 30", 1},
+		{"THREADS: live 1 idle 0 max x", 0},
+		{"THREADS: live 1 idle 0 max 0", 0},
+		{"THREADS: max", 0},
+		{"UNKNOWN COMMAND", 0},
+		{"", 0},
+	} {
+		n, err := clamav.ParseMaxThreads(c.in)
+		if n != c.want || (c.want == 0) != errors.Is(err, clamav.ErrNoThreads) {
+			t.Errorf("ParseMaxThreads(%q) = %d, %v; want %d", c.in, n, err, c.want)
+		}
+	}
+}
+
+func TestMaxThreadsSumsServers(t *testing.T) {
+	a := clamdtest.Start(t, clamdtest.Options{MaxThreads: 4})
+	b := clamdtest.Start(t, clamdtest.Options{MaxThreads: 6})
+	c := client(t, clamav.Options{}, a.Addr(), b.Addr())
+	if n, err := c.MaxThreads(context.Background()); n != 10 || err != nil {
+		t.Fatalf("MaxThreads = %d, %v; want 10", n, err)
+	}
+	// One server down: the sum is unknown.
+	b.Close()
+	if n, err := c.MaxThreads(context.Background()); err == nil {
+		t.Fatalf("MaxThreads with a server down = %d, want an error", n)
+	}
+}

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -82,11 +83,13 @@ func validPacket(p []byte) error {
 }
 
 // guardConn validates the milter framing of what the MTA sends before
-// go-milter reads it: each packet is read whole (the buffer grows only as
-// bytes arrive, so an announced length allocates nothing), checked, and
-// only then handed on. A bad packet closes this connection only.
+// go-milter reads it: each packet is read whole (up to smallPacket at its
+// announced length; a longer one's buffer grows only as bytes arrive, so a
+// hostile length allocates at most 64 KB), checked, and only then handed
+// on. A bad packet closes this connection only.
 type guardConn struct {
 	net.Conn
+	br      *bufio.Reader // nil until the first read
 	srv     *Server
 	pending []byte // a validated packet (length prefix included) not yet read
 	release func()
@@ -107,24 +110,45 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// smallPacket is the largest packet read into a buffer of its announced
+// size at once: the default body chunk (65535 bytes), every header and
+// command. Larger ones grow as bytes arrive.
+const smallPacket = 64 << 10
+
 func (c *guardConn) readPacket() ([]byte, error) {
+	if c.br == nil {
+		// One read syscall takes a length prefix and its packet (or
+		// several packets) instead of one per prefix and one or more per
+		// packet.
+		c.br = bufio.NewReaderSize(c.Conn, 16<<10)
+	}
 	var hdr [4]byte
-	if _, err := io.ReadFull(c.Conn, hdr[:]); err != nil {
+	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n == 0 || n > MaxPacket {
 		return nil, c.refuse(fmt.Errorf("%w: length %d (want 1 to %d)", ErrMalformedPacket, n, MaxPacket))
 	}
-	var b bytes.Buffer
-	b.Write(hdr[:])
-	if _, err := io.CopyN(&b, c.Conn, int64(n)); err != nil {
-		return nil, err
+	var pkt []byte
+	if n <= smallPacket {
+		pkt = make([]byte, 4+n)
+		copy(pkt, hdr[:])
+		if _, err := io.ReadFull(c.br, pkt[4:]); err != nil {
+			return nil, err
+		}
+	} else {
+		var b bytes.Buffer
+		b.Write(hdr[:])
+		if _, err := io.CopyN(&b, c.br, int64(n)); err != nil {
+			return nil, err
+		}
+		pkt = b.Bytes()
 	}
-	if err := validPacket(b.Bytes()[4:]); err != nil {
+	if err := validPacket(pkt[4:]); err != nil {
 		return nil, c.refuse(err)
 	}
-	return b.Bytes(), nil
+	return pkt, nil
 }
 
 func (c *guardConn) refuse(err error) error {

@@ -8,6 +8,7 @@ package clamdtest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -36,6 +37,9 @@ type Options struct {
 	Reply string
 	// Keep records the bytes of each stream (see Streams).
 	Keep bool
+	// MaxThreads is the thread pool maximum in the STATS reply (0: 10,
+	// clamd's default).
+	MaxThreads int
 }
 
 // Server is a running fake clamd.
@@ -153,6 +157,10 @@ func (s *Server) handle(c net.Conn) {
 		return
 	case "nVERSION\n":
 		fmt.Fprint(c, "ClamAV 1.4.6/0/fake\n")
+		return
+	case "nSTATS\n":
+		// As clamd 1.4 answers, then closes.
+		fmt.Fprintf(c, "POOLS: 1\n\nSTATE: VALID PRIMARY\nTHREADS: live 1  idle 0 max %d idle-timeout 30\nQUEUE: 0 items\n\tSTATS 0.000044 \n\nMEMSTATS: heap N/A mmap N/A used N/A free N/A releasable N/A pools 1 pools_used 1306.837M pools_total 1306.882M\nEND\n", cmp.Or(s.opts.MaxThreads, 10))
 		return
 	case "nINSTREAM\n":
 	default:

@@ -33,6 +33,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path"
 	"regexp"
@@ -113,6 +114,10 @@ type BayesConfig struct {
 	// MTA learns within CacheTTL). 0 turns the cache off.
 	CacheSize int             `toml:"cache_size"`
 	CacheTTL  policy.Duration `toml:"cache_ttl"`
+	// MemoryTokens: with an embedded store (bolt, memory), the whole token
+	// table is loaded into memory (bayes.Table, ~40 bytes a token) unless
+	// it holds more tokens than this; 0 turns it off.
+	MemoryTokens int `toml:"memory_tokens"`
 }
 
 // URIRule is one [[spam.uri_rule]].
@@ -157,7 +162,7 @@ func Default() *Config {
 		Rules: RulesConfig{Budget: policy.Duration(2 * time.Second)},
 		Bayes: BayesConfig{
 			Enabled: true, MinSpam: 200, MinHam: 200, Prefix: "bayes:",
-			CacheSize: 200000, CacheTTL: policy.Duration(time.Minute),
+			CacheSize: 200000, CacheTTL: policy.Duration(time.Minute), MemoryTokens: 2000000,
 			Weights: map[string]float64{"00": -4, "01": -2, "05": -1, "20": 0, "40": 0, "60": 2, "80": 9, "95": 9, "99": 10, "999": 11},
 		},
 	}
@@ -246,8 +251,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, policy.KeyErr("bayes.weights."+k, "unknown bucket (known: %s)", strings.Join(BayesBuckets, ", ")))
 		}
 	}
-	if c.Bayes.CacheSize < 0 || c.Bayes.CacheTTL < 0 {
-		errs = append(errs, policy.KeyErr("bayes.cache_size", "cache_size and cache_ttl must not be negative"))
+	if c.Bayes.CacheSize < 0 || c.Bayes.CacheTTL < 0 || c.Bayes.MemoryTokens < 0 {
+		errs = append(errs, policy.KeyErr("bayes.cache_size", "cache_size, cache_ttl and memory_tokens must not be negative"))
 	}
 	errs = append(errs, c.Rules.validate()...)
 	if c.Bayes.MinSpam < 1 || c.Bayes.MinHam < 1 {
@@ -362,6 +367,22 @@ type Options struct {
 	Now func() time.Time
 }
 
+// NewTokens is the Bayes token store over st: the shared store's counters
+// (bayes.Store), behind a cache (cache_size, cache_ttl), and with an
+// embedded store the whole table in memory (bayes.Table, memory_tokens).
+// The daemon builds it once, with the store, so that the table outlives
+// reloads (Options.Tokens); log may be nil.
+func NewTokens(st store.Store, b *BayesConfig, log *slog.Logger) bayes.TokenStore {
+	var ts bayes.TokenStore = &bayes.Store{S: st, Prefix: b.Prefix}
+	if b.CacheSize > 0 && b.CacheTTL > 0 {
+		ts = bayes.NewCache(ts, b.CacheTTL.D(), b.CacheSize)
+	}
+	if sc, ok := store.AsScanner(st); ok && b.MemoryTokens > 0 {
+		ts = bayes.NewTable(ts, sc, b.Prefix, b.MemoryTokens, log)
+	}
+	return ts
+}
+
 // Check is the spam check.
 type Check struct {
 	cfg        *Config
@@ -400,10 +421,7 @@ func New(cfg *Config, core *policy.Config, o Options) (*Check, error) {
 			if o.Store == nil {
 				return nil, errors.New("spam: bayes needs a token store")
 			}
-			ts = &bayes.Store{S: o.Store, Prefix: cfg.Bayes.Prefix}
-			if cfg.Bayes.CacheSize > 0 && cfg.Bayes.CacheTTL > 0 {
-				ts = bayes.NewCache(ts, cfg.Bayes.CacheTTL.D(), cfg.Bayes.CacheSize)
-			}
+			ts = NewTokens(o.Store, &cfg.Bayes, nil)
 		}
 		c.classifier = bayes.New(ts, cfg.Bayes.MinSpam, cfg.Bayes.MinHam)
 	}

@@ -384,8 +384,14 @@ func TestStoreBackedBayes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cs, ok := c.TokenStore().(*bayes.Cache); !ok {
-		t.Fatalf("token store %T, want a cache over the shared store", c.TokenStore())
+	// An embedded store: the in-memory table, over a cache of the store
+	// (reads until the table is loaded, and every write).
+	tb, ok := c.TokenStore().(*bayes.Table)
+	if !ok {
+		t.Fatalf("token store %T, want the in-memory table", c.TokenStore())
+	}
+	if cs, ok := tb.Fallback.(*bayes.Cache); !ok {
+		t.Fatalf("table fallback %T, want a cache over the shared store", tb.Fallback)
 	} else if _, ok := cs.Inner.(*bayes.Store); !ok {
 		t.Fatalf("cached store %T, want the shared store", cs.Inner)
 	}
@@ -397,6 +403,24 @@ func TestStoreBackedBayes(t *testing.T) {
 	r, _ := c.Check(context.Background(), msg(t, "From: c@spam.example\nSubject: pills\n\nviagra pills\n"), nil)
 	if !strings.Contains(r.Detail, "bayes p=") {
 		t.Errorf("no bayes verdict through the store: %s", r.Detail)
+	}
+	// And the same verdict once the table is in memory.
+	if err := tb.Load(context.Background()); err != nil || !tb.Warm() {
+		t.Fatalf("table load: %v", err)
+	}
+	r2, _ := c.Check(context.Background(), msg(t, "From: c@spam.example\nSubject: pills\n\nviagra pills\n"), nil)
+	if r2.Detail != r.Detail || r2.Score != r.Score {
+		t.Errorf("warm table verdict %q (%v), store verdict %q (%v)", r2.Detail, r2.Score, r.Detail, r.Score)
+	}
+	// memory_tokens = 0 keeps the cache alone (as Redis, which is no Scanner).
+	cfg2 := Default()
+	cfg2.Bayes.MemoryTokens = 0
+	c2, err := New(cfg2, policy.DefaultConfig(), Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c2.TokenStore().(*bayes.Cache); !ok {
+		t.Fatalf("memory_tokens = 0: token store %T, want the cache", c2.TokenStore())
 	}
 }
 

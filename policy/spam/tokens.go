@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -46,7 +47,14 @@ func Tokens(m *message.Message, ignore *HeaderSet) []string {
 const maxURLs = 200
 
 func tokens(m *message.Message, ignore *HeaderSet, urls []string) []string {
-	t := tokenSet{seen: make(map[string]struct{}, 512)}
+	t := tokenSet{seen: tokenSets.Get().(map[string]struct{})}
+	defer func() {
+		// Cleared, the map keeps its buckets for the next message.
+		if len(t.seen) <= maxTokens {
+			clear(t.seen)
+			tokenSets.Put(t.seen)
+		}
+	}()
 	nh := 0
 	hbytes := 0
 	for _, f := range m.Header {
@@ -115,7 +123,10 @@ func tokens(m *message.Message, ignore *HeaderSet, urls []string) []string {
 	// words (measured on the SpamAssassin corpus: fewer false positives
 	// and higher recall at once).
 	prev := ""
-	for _, w := range words(text, maxTokens) {
+	wb := wordBufs.Get().(*[]string)
+	defer func() { clear(*wb); wordBufs.Put(wb) }()
+	*wb = appendWords((*wb)[:0], text, maxTokens)
+	for _, w := range *wb {
 		t.add(w)
 		if prev != "" {
 			t.add(prev + " " + w)
@@ -153,6 +164,14 @@ var presenceHeaders = map[string]bool{
 
 type tokenSet struct{ seen map[string]struct{} }
 
+// tokenSets and wordBufs recycle the per-message token set and word list:
+// they were the tokenizer's largest allocations (a 512-entry map and a
+// slice grown to thousands of words per message).
+var (
+	tokenSets = sync.Pool{New: func() any { return make(map[string]struct{}, 512) }}
+	wordBufs  = sync.Pool{New: func() any { b := make([]string, 0, 1024); return &b }}
+)
+
 func (t *tokenSet) add(s string) {
 	if len(t.seen) >= maxTokens {
 		return
@@ -175,8 +194,11 @@ var (
 // separate marker); longer ones become "skip:" tokens with their first
 // character and length class, like SpamBayes, so that base64 noise and
 // URLs do not flood the store.
-func words(s string, n int) []string {
-	var out []string
+func words(s string, n int) []string { return appendWords(nil, s, n) }
+
+// appendWords is words appending to out.
+func appendWords(out []string, s string, n int) []string {
+	n += len(out)
 	start := -1
 	emit := func(w string) {
 		if len(out) >= n {

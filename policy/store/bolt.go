@@ -316,3 +316,18 @@ func (s *Bolt) Sweep(ctx context.Context) (int, error) {
 	})
 	return n, err
 }
+
+// SetBatch implements Batcher: every entry in one transaction, so one
+// fsync for the batch.
+func (s *Bolt) SetBatch(ctx context.Context, es []Entry) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKV)
+		now := s.now()
+		for _, e := range es {
+			if err := boltPut(b, e.Key, e.Val, expiry(e.TTL, now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -26,6 +26,11 @@ type Config struct {
 	RedisURL    string          `toml:"redis_url"`
 	RedisPrefix string          `toml:"redis_prefix"`
 	Timeout     policy.Duration `toml:"timeout"`
+	// Write-behind queue of observer writes (Behind); bolt and redis only.
+	WriteBehind   bool            `toml:"write_behind"`
+	BatchInterval policy.Duration `toml:"batch_interval"`
+	BatchSize     int             `toml:"batch_size"`
+	OnFull        OnFull          `toml:"on_full"`
 }
 
 // DefaultPath is where the embedded store lives by default.
@@ -40,6 +45,11 @@ func Default() *Config {
 		RedisURL:    "redis://127.0.0.1:6379/0",
 		RedisPrefix: "mailwarden:",
 		Timeout:     policy.Duration(2 * time.Second),
+
+		WriteBehind:   true,
+		BatchInterval: policy.Duration(50 * time.Millisecond),
+		BatchSize:     500,
+		OnFull:        OnFullDrop,
 	}
 }
 
@@ -67,6 +77,17 @@ func (c *Config) Validate() error {
 	if c.Timeout <= 0 {
 		errs = append(errs, policy.KeyErr("timeout", "must be positive"))
 	}
+	if c.WriteBehind {
+		if c.BatchInterval <= 0 {
+			errs = append(errs, policy.KeyErr("batch_interval", "must be positive"))
+		}
+		if c.BatchSize <= 0 {
+			errs = append(errs, policy.KeyErr("batch_size", "must be positive"))
+		}
+		if c.OnFull != OnFullDrop && c.OnFull != OnFullBlock {
+			errs = append(errs, policy.KeyErr("on_full", "%q: want drop or block", c.OnFull))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -89,13 +110,25 @@ func ConfigOf(cfg *policy.Config) *Config {
 
 // Open builds the configured store. Neither backend connects here: an
 // unreachable store shows up as ErrUnavailable on use. It starts no
-// goroutine: the daemon runs Sweep for a bolt store.
+// goroutine: the daemon runs Sweep for a bolt store. With write_behind,
+// Set goes through a Behind queue (memory backend excepted: it has no disk
+// to wait for), whose flusher starts with the first Set.
 func Open(c *Config) (Store, error) {
+	behind := func(s Store) Store {
+		if !c.WriteBehind {
+			return s
+		}
+		return NewBehind(s, BehindOptions{Interval: c.BatchInterval.D(), Size: c.BatchSize, OnFull: c.OnFull})
+	}
 	switch c.Backend {
 	case BackendBolt, "":
-		return NewBolt(c.Path, c.OpenTimeout.D()), nil
+		return behind(NewBolt(c.Path, c.OpenTimeout.D())), nil
 	case BackendRedis:
-		return NewRedis(c.RedisURL, c.RedisPrefix, c.Timeout.D())
+		r, err := NewRedis(c.RedisURL, c.RedisPrefix, c.Timeout.D())
+		if err != nil {
+			return nil, err
+		}
+		return behind(r), nil
 	case BackendMemory:
 		return NewMemory(), nil
 	}
@@ -106,6 +139,9 @@ func Open(c *Config) (Store, error) {
 // returns at once when st needs no sweeping. The daemon runs it in its own
 // goroutine.
 func Sweep(ctx context.Context, st Store, every time.Duration) {
+	if bh, ok := st.(*Behind); ok {
+		st = bh.Store
+	}
 	b, ok := st.(*Bolt) // redis and the memory store expire on their own
 	if !ok {
 		return

@@ -237,3 +237,14 @@ for i = 1, #KEYS do
 end
 return -1
 `)
+
+// SetBatch implements Batcher: one pipeline (one round trip) per batch.
+func (s *Redis) SetBatch(ctx context.Context, es []Entry) error {
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, e := range es {
+			p.Set(ctx, s.k(e.Key), e.Val, max(e.TTL, 0))
+		}
+		return nil
+	})
+	return s.wrap(err)
+}

@@ -77,8 +77,11 @@ type Config struct {
 	LimitsExceeded Limits `toml:"limits_exceeded"`
 	// HeaderScanned and HeaderStatus name the header fields added to
 	// every scanned message; "" disables one.
-	HeaderScanned string `toml:"header_scanned"`
-	HeaderStatus  string `toml:"header_status"`
+	// QueueTimeout bounds the wait for a free scanner (see Limited); the
+	// scan's own timeout counts from when it starts.
+	QueueTimeout  policy.Duration `toml:"queue_timeout"`
+	HeaderScanned string          `toml:"header_scanned"`
+	HeaderStatus  string          `toml:"header_status"`
 }
 
 // DefaultConfig is what an absent [virus] section means: disabled (see the
@@ -93,6 +96,7 @@ func DefaultConfig() *Config {
 		InfectedReply:  policy.Reply{Code: 554, Enhanced: "5.7.1", Text: "Message contains malware"},
 		OnOversize:     policy.ActionReject,
 		LimitsExceeded: LimitsUnscanned,
+		QueueTimeout:   policy.Duration(2 * time.Minute),
 		HeaderScanned:  "X-Virus-Scanned",
 		HeaderStatus:   "X-Virus-Status",
 	}
@@ -103,6 +107,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.Timeout.D() <= 0 {
 		errs = append(errs, policy.KeyErr("timeout", "must be positive"))
+	}
+	if c.QueueTimeout.D() <= 0 {
+		errs = append(errs, policy.KeyErr("queue_timeout", "must be positive"))
 	}
 	if c.OnInfected == policy.ActionAccept || c.OnInfected == policy.ActionTempfail {
 		errs = append(errs, policy.KeyErr("on_infected", "%s would deliver or retry malware: want reject, discard or quarantine", c.OnInfected))
@@ -146,6 +153,9 @@ type ServerGroup struct {
 	// no command to report it).
 	StreamMaxLength policy.Size     `toml:"stream_max_length"`
 	ConnectTimeout  policy.Duration `toml:"connect_timeout"`
+	// MaxScans is how many scans of the group run at once; 0 asks each
+	// clamd for its MaxThreads (STATS) on the first scan.
+	MaxScans int `toml:"max_scans"`
 }
 
 // Debian's clamd.conf: LocalSocket /var/run/clamav/clamd.ctl,
@@ -176,6 +186,9 @@ func (c *ClamAVConfig) Validate() error {
 		names[g.Name] = true
 		if g.StreamMaxLength < 0 {
 			errs = append(errs, policy.KeyErr(key+".stream_max_length", "must be positive"))
+		}
+		if g.MaxScans < 0 {
+			errs = append(errs, policy.KeyErr(key+".max_scans", "must not be negative"))
 		}
 		for _, a := range g.Addresses {
 			if _, err := clamav.ParseServer(a); err != nil {

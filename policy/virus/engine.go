@@ -57,6 +57,10 @@ type Engine struct {
 	// ThreatHeaders (icap) are vendor fields naming a threat, beyond
 	// X-Infection-Found, X-Violations-Found, X-Virus-ID, X-Virus-Name.
 	ThreatHeaders []string `toml:"threat_headers"`
+	// MaxScans is how many scans of this engine run at once; the rest
+	// wait (at most [virus] queue_timeout). 0: clamd's MaxThreads (asked
+	// with STATS), max_connections for icap and sssp.
+	MaxScans int `toml:"max_scans"`
 
 	clamd  []clamav.Server
 	icap   []icap.Server
@@ -185,7 +189,7 @@ func (c *Config) engines(cc *ClamAVConfig) ([]Engine, error) {
 	}
 	var out []Engine
 	for _, g := range groups {
-		out = append(out, Engine{Type: EngineClamd, Name: g.Name, Addresses: g.Addresses, MaxSize: g.StreamMaxLength, ConnectTimeout: g.ConnectTimeout, clamd: g.servers, legacy: true})
+		out = append(out, Engine{Type: EngineClamd, Name: g.Name, Addresses: g.Addresses, MaxSize: g.StreamMaxLength, ConnectTimeout: g.ConnectTimeout, MaxScans: g.MaxScans, clamd: g.servers, legacy: true})
 	}
 	return out, nil
 }

@@ -303,6 +303,16 @@ func (c *Check) result(m *message.Message, fs []Finding) policy.Result {
 		status = "Unscanned (error)"
 		r.Status = StatusError
 		r.Action = c.cfg.OnError
+		if errors.Is(f.Err, ErrQueueTimeout) {
+			// Busy, not broken: always retried later, never accepted
+			// unscanned (a flood must not buy a way around the scanner).
+			r.Action = policy.ActionTempfail
+			r.Mandatory = true
+			r.Reasons = []string{ReasonQueueTimeout}
+			r.Detail = fmt.Sprintf("error: %v", f.Err)
+			c.log.Warn("virus scan queue timeout", "queue_id", m.QueueID, "error", fmt.Sprint(f.Err), "action", r.Action.String())
+			break
+		}
 		// Nor does an allow list let mail through unscanned while the
 		// scanner is down.
 		r.Mandatory = r.Action != policy.ActionAccept
@@ -351,7 +361,10 @@ func Module(scanners []Scanner) policy.Module {
 			if m, ok := env.Metrics.(EngineMetrics); ok {
 				check.WithMetrics(m)
 			}
-			return []policy.Step{{Check: check, StepConfig: cfg.StepConfig, Mandatory: true}}, nil
+			// The step's deadline covers the wait for a scanner, then the scan.
+			step := cfg.StepConfig
+			step.Timeout += cfg.QueueTimeout
+			return []policy.Step{{Check: check, StepConfig: step, Mandatory: true}}, nil
 		},
 	}
 }
@@ -380,7 +393,9 @@ func ClamAVConfigOf(cfg *policy.Config) *ClamAVConfig {
 
 // NewScanners makes one scanner per engine: the [[virus.engine]] blocks of
 // vc, or else the [[clamav.server]] groups of cc (both at once is
-// ErrBothForms). Nothing connects here.
+// ErrBothForms), each behind its scan limit (Limited: max_scans, or
+// clamd's MaxThreads). [virus] timeout bounds a scan from its start,
+// queue_timeout the wait for a free slot. Nothing connects here.
 func NewScanners(vc *Config, cc *ClamAVConfig) ([]Scanner, error) {
 	engines, err := checkEngines(vc, cc)
 	if err != nil {
@@ -392,7 +407,11 @@ func NewScanners(vc *Config, cc *ClamAVConfig) ([]Scanner, error) {
 		if err != nil {
 			return nil, err
 		}
-		scanners = append(scanners, s)
+		max := engines[i].MaxScans
+		if max == 0 && engines[i].Type != EngineClamd {
+			max = engines[i].MaxConnections
+		}
+		scanners = append(scanners, NewLimited(s, max, vc.Timeout.D(), vc.QueueTimeout.D()))
 	}
 	return scanners, nil
 }

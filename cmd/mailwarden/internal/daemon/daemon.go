@@ -24,6 +24,8 @@ import (
 	"github.com/mailwarden/mailwarden/filter"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/quarantine"
+	"github.com/mailwarden/mailwarden/policy/store"
+	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
 // Server is the running daemon: the pipeline in force (a Holder), the
@@ -48,6 +50,7 @@ type Server struct {
 	reloads atomic.Int64                    // successful reloads
 	failed  atomic.Int64                    // refused reloads
 	reports atomic.Pointer[dmarc.Service]   // svc.Reports, for the metrics' scrapes
+	svcNow  atomic.Pointer[wire.Services]   // svc, for the metrics scrape
 }
 
 // Options configure New.
@@ -146,6 +149,30 @@ func (d *Server) InFlight() int {
 	}
 	return d.inflight()
 }
+
+// StoreQueue implements metrics.Queues.
+func (d *Server) StoreQueue() (store.BehindStats, bool) {
+	if s := d.svcNow.Load(); s != nil {
+		if b, ok := s.Store.(*store.Behind); ok {
+			return b.Stats(), true
+		}
+	}
+	return store.BehindStats{}, false
+}
+
+// ScanQueues implements metrics.Queues.
+func (d *Server) ScanQueues() map[string]virus.LimitStats {
+	out := map[string]virus.LimitStats{}
+	if s := d.svcNow.Load(); s != nil {
+		for _, sc := range s.Scanners {
+			if l, ok := sc.(*virus.Limited); ok {
+				out[sc.Name()] = l.Stats()
+			}
+		}
+	}
+	return out
+}
+
 func (d *Server) Reloads() int64        { return d.reloads.Load() }
 func (d *Server) ReloadFailures() int64 { return d.failed.Load() }
 func (d *Server) Started() time.Time    { return d.started }
@@ -170,6 +197,7 @@ func (d *Server) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Clo
 	d.svcMu.Unlock()
 	d.quar.Store(svc.Quarantine)
 	d.reports.Store(svc.Reports)
+	d.svcNow.Store(svc)
 	return p, retired, nil
 }
 

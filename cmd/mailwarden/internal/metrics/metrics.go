@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"net/http/pprof"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,6 +38,10 @@ type Config struct {
 	Address string `toml:"address"`
 	// Path of the endpoint.
 	Path string `toml:"path"`
+	// PProf serves Go's profiler (net/http/pprof) under /debug/pprof/ on
+	// the same listener; off by default (it exposes internals and costs
+	// CPU while a profile runs).
+	PProf bool `toml:"pprof"`
 }
 
 // Validate checks the section.
@@ -218,6 +224,9 @@ func New(d Daemon) *Ops {
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_start_time_seconds", Help: "Start time of the daemon, Unix seconds."}, func() float64 { return float64(d.Started().UnixNano()) / 1e9 }))
 	f(newModeCollector(d))
 	f(newDMARCCollector(d))
+	if q, ok := d.(Queues); ok {
+		f(newQueueCollector(q))
+	}
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return o
@@ -395,12 +404,18 @@ func (o *Ops) Registry() *prometheus.Registry { return o.reg }
 // it. The address is read at start; a reload that changes it needs a
 // restart.
 func Serve(o *Ops, c *Config, logger *slog.Logger) (func(), error) {
+	stop, _, err := serve(o, c, logger)
+	return stop, err
+}
+
+// serve is Serve, also returning the address listened on.
+func serve(o *Ops, c *Config, logger *slog.Logger) (func(), string, error) {
 	if o == nil || c == nil || c.Address == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	ln, err := net.Listen("tcp", c.Address)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, "", fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(c.Path, promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
@@ -408,11 +423,22 @@ func Serve(o *Ops, c *Config, logger *slog.Logger) (func(), error) {
 	// stays silent, or reads slowly, cannot hold a descriptor for long.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
+	if c.PProf {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// A CPU profile or trace writes after ?seconds= (30 by default):
+		// the write deadline must outlast it.
+		srv.WriteTimeout = 2 * time.Minute
+		logger.Warn("metrics: pprof endpoint on", "address", ln.Addr().String(), "path", "/debug/pprof/")
+	}
 	go srv.Serve(ln)
 	logger.Info("metrics listening", "address", ln.Addr().String(), "path", c.Path)
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
-	}, nil
+	}, ln.Addr().String(), nil
 }

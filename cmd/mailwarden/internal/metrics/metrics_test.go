@@ -3,6 +3,8 @@ package metrics
 import (
 	"encoding/json"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
+	"log/slog"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/auth/sign"
+	"github.com/mailwarden/mailwarden/policy/store"
 	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
@@ -163,5 +166,69 @@ func TestDKIMKeyMetrics(t *testing.T) {
 	}
 	if got["mailwarden_dkim_key_record,k1,missing"] != 1 || got["mailwarden_dkim_key_record,k1,ok"] != 0 || got["mailwarden_dkim_signatures_total,k1"] != 2 {
 		t.Errorf("metrics %v", got)
+	}
+}
+
+type queueDaemon struct{ fakeDaemon }
+
+func (queueDaemon) StoreQueue() (store.BehindStats, bool) {
+	return store.BehindStats{Queued: 7, Committed: 5, Dropped: 1, Pending: 1}, true
+}
+func (queueDaemon) ScanQueues() map[string]virus.LimitStats {
+	return map[string]virus.LimitStats{"clamav:clamd": {Max: 8, Active: 2, Waiting: 3, Scans: 40, QueueTimeouts: 4, Waited: 1500 * time.Millisecond}}
+}
+
+func TestQueueMetrics(t *testing.T) {
+	o := New(queueDaemon{})
+	for name, want := range map[string]float64{
+		"mailwarden_store_writes_dropped_total":     1,
+		"mailwarden_store_writes_pending":           1,
+		"mailwarden_virus_scans_waiting":            3,
+		"mailwarden_virus_queue_timeouts_total":     4,
+		"mailwarden_virus_queue_wait_seconds_total": 1.5,
+	} {
+		if got := gather(t, o, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func gather(t *testing.T, o *Ops, name string) float64 {
+	t.Helper()
+	mfs, err := o.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("%s not exported", name)
+	return 0
+}
+
+func TestPProfOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		c := &Config{Address: "127.0.0.1:0", Path: "/metrics", PProf: on}
+		o := New(fakeDaemon{})
+		stop, addr, err := serve(o, c, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{false: 404, true: 200}[on]; resp.StatusCode != want {
+			t.Errorf("pprof = %v: /debug/pprof/cmdline answered %d, want %d", on, resp.StatusCode, want)
+		}
+		stop()
 	}
 }

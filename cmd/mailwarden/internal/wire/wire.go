@@ -37,6 +37,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/relay"
 	"github.com/mailwarden/mailwarden/policy/spam"
+	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 	"github.com/mailwarden/mailwarden/policy/spool"
 	"github.com/mailwarden/mailwarden/policy/store"
 	"github.com/mailwarden/mailwarden/policy/virus"
@@ -53,7 +54,7 @@ func Modules(s *Services) []policy.Module {
 		// Checks.
 		auth.SignModule(s.KeyTracker),
 		auth.Module(s.Resolver, authReports(s.Reports)),
-		spam.Module(spamResolver(s.Resolver), s.Store),
+		spam.ModuleWith(spam.Options{Resolver: spamResolver(s.Resolver), Store: s.Store, Tokens: s.Tokens}),
 		ratelimit.Module(s.Store),
 		autoreply.SRSModule(s.SRS),
 		autoreply.Module(s.Store, s.SRS),
@@ -97,6 +98,9 @@ type Options struct {
 type Services struct {
 	Resolver *dns.Resolver
 	Store    store.Store
+	// Tokens are the Bayes counts over Store (with an embedded store, the
+	// whole table in memory, loaded once and kept across reloads).
+	Tokens   bayes.TokenStore
 	Scanners []virus.Scanner
 	SRS      *autoreply.SRS
 	Prober   *health.Prober
@@ -193,6 +197,28 @@ var services = []service{
 		copy: func(from, to *Services) { to.Reports = from.Reports },
 	},
 	{
+		name: "spam.bayes",
+		key: func(cfg *policy.Config) any {
+			sc := spam.ConfigOf(cfg)
+			return struct {
+				Store              store.Config
+				On                 bool
+				Prefix             string
+				CacheSize, MemToks int
+				CacheTTL           policy.Duration
+			}{*store.ConfigOf(cfg), sc.Enabled && sc.Bayes.Enabled, sc.Bayes.Prefix, sc.Bayes.CacheSize, sc.Bayes.MemoryTokens, sc.Bayes.CacheTTL}
+		},
+		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
+			sc := spam.ConfigOf(cfg)
+			if !sc.Enabled || !sc.Bayes.Enabled || s.Store == nil {
+				return &record{}, nil
+			}
+			s.Tokens = spam.NewTokens(s.Store, &sc.Bayes, o.Logger)
+			return &record{}, nil
+		},
+		copy: func(from, to *Services) { to.Tokens = from.Tokens },
+	},
+	{
 		name: virus.ClamAVSectionName,
 		key: func(cfg *policy.Config) any {
 			vc := virus.ConfigOf(cfg)
@@ -200,10 +226,11 @@ var services = []service{
 				C          virus.ClamAVConfig
 				Engines    []virus.Engine
 				Timeout    policy.Duration
+				QueueWait  policy.Duration
 				Enabled    bool
 				Require    virus.Require
 				MinEngines int
-			}{*virus.ClamAVConfigOf(cfg), vc.Engines, vc.Timeout, vc.Enabled, vc.Require, vc.MinEngines}
+			}{*virus.ClamAVConfigOf(cfg), vc.Engines, vc.Timeout, vc.QueueTimeout, vc.Enabled, vc.Require, vc.MinEngines}
 		},
 		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
 			vc := virus.ConfigOf(cfg)

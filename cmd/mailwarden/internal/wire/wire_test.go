@@ -45,8 +45,8 @@ func TestReloadKeepsUnchangedServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s2.Resolver != s1.Resolver || s2.Store != s1.Store || len(retired) != 0 {
-		t.Fatalf("unchanged services rebuilt (resolver kept %v, store kept %v, retired %d)", s2.Resolver == s1.Resolver, s2.Store == s1.Store, len(retired))
+	if s2.Resolver != s1.Resolver || s2.Store != s1.Store || s2.Tokens != s1.Tokens || s1.Tokens == nil || len(retired) != 0 {
+		t.Fatalf("unchanged services rebuilt (resolver kept %v, store kept %v, Bayes tokens kept %v, retired %d)", s2.Resolver == s1.Resolver, s2.Store == s1.Store, s2.Tokens == s1.Tokens, len(retired))
 	}
 	srv.Reset() // the answer can only come from the cache now
 	if txt, err := s2.Resolver.LookupTXT(ctx, "cached.test"); err != nil || len(txt) != 1 || txt[0] != "v=1" {
@@ -56,13 +56,14 @@ func TestReloadKeepsUnchangedServices(t *testing.T) {
 		t.Errorf("the cached answer was asked again: %d queries sent, want %d", s2.Resolver.Stats().Sent, sent)
 	}
 
-	// [store] changed: a new store, the old one retired; the resolver stays.
+	// [store] changed: a new store and the Bayes tokens over it, the old
+	// ones retired; the resolver stays.
 	s3, retired, err := BuildServices(load(t, fmt.Sprintf("local_domains = [\"example.org\"]\n[dns]\nservers = [%q]\nattempts = 1\n[store]\nbackend = \"memory\"\ntimeout = \"3s\"\n", srv.Addr)), s2, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s3.Resolver != s2.Resolver || s3.Store == s2.Store || len(retired) != 1 {
-		t.Fatalf("[store] change: resolver kept %v, store replaced %v, retired %d (want 1)", s3.Resolver == s2.Resolver, s3.Store != s2.Store, len(retired))
+	if s3.Resolver != s2.Resolver || s3.Store == s2.Store || s3.Tokens == s2.Tokens || len(retired) != 2 {
+		t.Fatalf("[store] change: resolver kept %v, store replaced %v, tokens replaced %v, retired %d (want 2)", s3.Resolver == s2.Resolver, s3.Store != s2.Store, s3.Tokens != s2.Tokens, len(retired))
 	}
 	for _, c := range retired {
 		c.Close()
