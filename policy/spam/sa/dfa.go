@@ -2,7 +2,7 @@ package sa
 
 import (
 	"regexp/syntax"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -24,6 +24,13 @@ type dfa struct {
 	states map[string]*dstate
 	start  *dstate // before the first byte
 	failed atomic.Bool
+	// Scratch space of step, used under mu: seen[pc] == gen marks the
+	// instructions visited in the current step.
+	seen  []uint32
+	gen   uint32
+	stack []uint32
+	next  []uint32
+	key   []byte
 }
 
 type dstate struct {
@@ -68,14 +75,15 @@ func (d *dfa) init() {
 }
 
 func (d *dfa) state(pcs []uint32, flag uint8) *dstate {
-	key := make([]byte, 0, 1+4*len(pcs))
-	key = append(key, flag)
+	key := append(d.key[:0], flag)
 	for _, pc := range pcs {
 		key = append(key, byte(pc), byte(pc>>8), byte(pc>>16), byte(pc>>24))
 	}
+	d.key = key
 	if s, ok := d.states[string(key)]; ok {
 		return s
 	}
+	pcs = slices.Clone(pcs)
 	if len(d.states) >= maxDFAStates {
 		d.failed.Store(true)
 		return nil
@@ -112,19 +120,27 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 // step follows the threads of s, plus a new one from the start (the
 // search is unanchored), through the empty-width instructions allowed
 // before byte c; it reports a match reached there and, for c >= 0, the
-// threads after consuming c.
+// threads after consuming c (scratch space, valid until the next step).
 func (d *dfa) step(s *dstate, c int) (matched bool, out []uint32) {
 	op := empty(s.flag, c)
-	seen := make(map[uint32]bool, len(s.pcs)+8)
-	stack := append([]uint32{uint32(d.prog.Start)}, s.pcs...)
-	var next []uint32
+	if d.seen == nil {
+		d.seen = make([]uint32, len(d.prog.Inst))
+	}
+	d.gen++
+	if d.gen == 0 { // wrapped: forget every old mark
+		clear(d.seen)
+		d.gen = 1
+	}
+	gen, seen := d.gen, d.seen
+	stack := append(append(d.stack[:0], uint32(d.prog.Start)), s.pcs...)
+	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if seen[pc] {
+		if seen[pc] == gen {
 			continue
 		}
-		seen[pc] = true
+		seen[pc] = gen
 		in := &d.prog.Inst[pc]
 		switch in.Op {
 		case syntax.InstAlt, syntax.InstAltMatch:
@@ -144,7 +160,8 @@ func (d *dfa) step(s *dstate, c int) (matched bool, out []uint32) {
 			}
 		}
 	}
-	sort.Slice(next, func(i, j int) bool { return next[i] < next[j] })
+	d.stack, d.next = stack, next
+	slices.Sort(next)
 	out = next[:0]
 	for i, pc := range next {
 		if i == 0 || pc != next[i-1] {
