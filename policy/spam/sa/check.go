@@ -312,6 +312,7 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 			return 0
 		}
 	}
+	reMatched := false // v.re is known to match text
 	if v.dfa != nil {
 		m, ok := v.dfa.match(text)
 		if !ok && !v.screened(text) {
@@ -324,6 +325,7 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 			if r.bt == nil && !r.multi && v.dfaExact {
 				return 1
 			}
+			reMatched = v.dfaExact
 		}
 	} else if !v.screened(text) {
 		return 0
@@ -337,7 +339,7 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 		}
 		return len(v.re.FindAllStringIndex(text, limit))
 	}
-	if v.re != nil && !v.re.MatchString(text) {
+	if v.re != nil && !reMatched && !v.re.MatchString(text) {
 		return 0
 	}
 	if !r.multi {
