@@ -381,18 +381,18 @@ func (c *msgCtx) runHeaders() {
 			v = d.IfUnset
 		}
 		ascii := isASCII(v)
-		if !d.Negate {
-			key := d.Header + ":" + d.Modifier
-			lv, seen := lowers[key]
-			if !seen {
-				lv = asciiLower(v)
-				lowers[key] = lv
-			}
-			if !r.screen(lv, ascii) {
-				continue
-			}
+		key := d.Header + ":" + d.Modifier
+		lv, seen := lowers[key]
+		if !seen {
+			lv = asciiLower(v)
+			lowers[key] = lv
 		}
-		n := r.match(v, ascii, r.limit())
+		// A text without the rule's literals cannot match: a plain test
+		// misses, a negated one (!~) hits, both without running the regex.
+		n := 0
+		if r.screen(lv, ascii) {
+			n = r.match(v, ascii, r.limit())
+		}
 		if d.Negate {
 			if n == 0 {
 				c.counts[i] = 1
