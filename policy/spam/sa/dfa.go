@@ -22,8 +22,12 @@ type dfa struct {
 	prog   *syntax.Prog
 	mu     sync.Mutex
 	states map[string]*dstate
-	start  *dstate // before the first byte
+	start  atomic.Pointer[dstate] // before the first byte
 	failed atomic.Bool
+	// scanned counts the bytes matched since the cache was last flushed:
+	// a full cache is flushed and rebuilt (as RE2 does) when it served
+	// enough bytes since, else the automaton gives up.
+	scanned atomic.Int64
 	// Scratch space of step, used under mu: seen[pc] == gen marks the
 	// instructions visited in the current step.
 	seen  []uint32
@@ -51,6 +55,9 @@ const (
 	maxDFAStates = 2000
 )
 
+// flushBytesPerState: see dfa.state (a variable for the tests).
+var flushBytesPerState int64 = 50
+
 func isWordByte(c byte) bool {
 	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
@@ -68,10 +75,12 @@ func (d *dfa) init() {
 		return
 	}
 	d.prog, d.states = prog, map[string]*dstate{}
-	d.start = d.state(nil, prevStart)
-	if d.start == nil {
+	st := d.state(nil, prevStart)
+	if st == nil {
 		d.failed.Store(true)
+		return
 	}
+	d.start.Store(st)
 }
 
 func (d *dfa) state(pcs []uint32, flag uint8) *dstate {
@@ -85,8 +94,23 @@ func (d *dfa) state(pcs []uint32, flag uint8) *dstate {
 	}
 	pcs = slices.Clone(pcs)
 	if len(d.states) >= maxDFAStates {
-		d.failed.Store(true)
-		return nil
+		// A long-running daemon fills any cache in the end: flush it
+		// when it has served flushBytesPerState bytes per state since
+		// the last flush; texts that need a new state every few bytes
+		// make the automaton give up (the regexp runs instead). States
+		// in use elsewhere stay valid: a flush only stops sharing them.
+		if d.scanned.Load() < flushBytesPerState*maxDFAStates || d.start.Load() == nil {
+			d.failed.Store(true)
+			return nil
+		}
+		d.scanned.Store(0)
+		d.states = map[string]*dstate{}
+		st := &dstate{flag: prevStart}
+		d.states[string([]byte{prevStart})] = st
+		d.start.Store(st)
+		if flag == prevStart && len(pcs) == 0 {
+			return st
+		}
 	}
 	s := &dstate{pcs: pcs, flag: flag}
 	d.states[string(key)] = s
@@ -191,7 +215,8 @@ func (d *dfa) match(text string) (matched, ok bool) {
 	if d.failed.Load() {
 		return false, false
 	}
-	s := d.start
+	d.scanned.Add(int64(len(text)))
+	s := d.start.Load()
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if c >= 0x80 {
