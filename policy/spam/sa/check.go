@@ -519,11 +519,11 @@ func (c *msgCtx) texts() {
 		c.plain = append(c.plain, p.Text)
 		if p.Type == "text/html" {
 			c.hasHTML = true
-			rendered = append(rendered, renderHTML(p.Text, &c.html))
+			rendered = append(rendered, scanCut(renderHTML(p.Text, &c.html), bodyPartScanSize, "\n "))
 		} else if strings.HasPrefix(p.Type, "text/") {
-			rendered = append(rendered, p.Text)
+			rendered = append(rendered, scanCut(p.Text, bodyPartScanSize, "\n "))
 		}
-		c.rawbody = chunks(latin1(p.Text), c.rawbody)
+		c.rawbody = chunks(latin1(scanCut(p.Text, rawbodyPartScanSize, "\n> ")), c.rawbody)
 	}
 	for _, t := range rendered {
 		c.body = paragraphs(latin1(t), c.body)
@@ -554,4 +554,27 @@ func (c *msgCtx) runEvals() {
 		r := c.e.rules[i]
 		c.counts[i] = int32(r.eval(c, r.def.Args))
 	}
+}
+
+// SpamAssassin's defaults for body_part_scan_size and
+// rawbody_part_scan_size (Mail::SpamAssassin::Conf): body and rawbody
+// rules see only that much of each part.
+const (
+	bodyPartScanSize    = 50000
+	rawbodyPartScanSize = 500000
+)
+
+// scanCut truncates a part's text to size bytes as SpamAssassin's
+// Message.pm does: just after the first of cuts (tried in order) found
+// within 1024 bytes past size, else at size.
+func scanCut(text string, size int, cuts string) string {
+	if len(text) <= size {
+		return text
+	}
+	for i := 0; i < len(cuts); i++ {
+		if j := strings.IndexByte(text[size:], cuts[i]); j >= 0 && j <= 1024 {
+			return text[:size+j+1]
+		}
+	}
+	return text[:size]
 }

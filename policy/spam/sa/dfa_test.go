@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
+	"strings"
 	"testing"
 )
 
@@ -62,4 +63,24 @@ func randAB(rng *rand.Rand, n int) []byte {
 		b[j] = "ab"[rng.IntN(2)]
 	}
 	return b
+}
+
+// TestScanCut: parts are cut as SpamAssassin cuts them, at a newline
+// within 1 KB past the size, else at a later cut byte, else hard.
+func TestScanCut(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	for _, c := range []struct{ in, want string }{
+		{"short", "short"},
+		{long[:12] + "\n" + long, long[:12] + "\n"},
+		{long[:12] + " y\n" + long, long[:12] + " y\n"},
+		{long[:12] + " " + long, long[:12] + " "},
+		{long, long[:10]},
+	} {
+		if got := scanCut(c.in, 10, "\n "); got != c.want {
+			t.Errorf("scanCut(%.20q) = %.20q, want %.20q", c.in, got, c.want)
+		}
+	}
+	if got := scanCut(strings.Repeat("x", 2000)+"\n", 10, "\n"); len(got) != 10 {
+		t.Errorf("newline past 1 KB: cut at %d, want 10", len(got))
+	}
 }
