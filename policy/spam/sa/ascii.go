@@ -99,6 +99,10 @@ type variant struct {
 	dfaExact bool
 	lits     []string
 	never    bool // cannot match this kind of text
+	// screenDFA is screen's automaton: it answers for the screen when
+	// the regex's own automaton gave up (too many states), as for the
+	// large repeated alternations of the __FILL_THIS_FORM rules.
+	screenDFA *dfa
 }
 
 // variant.screen, when set, runs before re: a smaller regex that matches
@@ -107,19 +111,31 @@ type variant struct {
 // repeatScreen returns, for a regex that is a repetition X{n,} as a whole
 // with n >= 2, the regex X: every text X{n} matches contains a match of
 // X, and X is n times smaller.
-func repeatScreen(tree *syntax.Regexp) *regexp.Regexp {
+func repeatScreen(tree *syntax.Regexp) (*regexp.Regexp, *dfa) {
 	t := tree
 	for t.Op == syntax.OpCapture {
 		t = t.Sub[0]
 	}
 	if t.Op != syntax.OpRepeat || t.Min < 2 {
-		return nil
+		return nil, nil
 	}
 	re, err := regexp.Compile(t.Sub[0].String())
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	return re
+	return re, lazyDFA(t.Sub[0])
+}
+
+// screened reports whether text passes the variant's screen (true when it
+// has none); the screen's automaton answers first, its regexp only when
+// that gave up too.
+func (v *variant) screened(text string) bool {
+	if v.screenDFA != nil {
+		if m, ok := v.screenDFA.match(text); ok {
+			return m
+		}
+	}
+	return v.screen == nil || v.screen.MatchString(text)
 }
 
 // compileVariants compiles an RE2 pattern and its ASCII variant.
@@ -133,9 +149,9 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 			return
 		}
 		if tree, perr := syntax.Parse(pattern, syntax.Perl); perr == nil {
-			full.screen = repeatScreen(tree)
+			full.screen, full.screenDFA = repeatScreen(tree)
 			if a := asciiOnly(tree); a != nil && !ascii.never {
-				ascii.screen = repeatScreen(a)
+				ascii.screen, ascii.screenDFA = repeatScreen(a)
 			}
 		}
 	}()

@@ -2,7 +2,7 @@ package sa
 
 import (
 	"regexp/syntax"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -22,8 +22,19 @@ type dfa struct {
 	prog   *syntax.Prog
 	mu     sync.Mutex
 	states map[string]*dstate
-	start  *dstate // before the first byte
+	start  atomic.Pointer[dstate] // before the first byte
 	failed atomic.Bool
+	// scanned counts the bytes matched since the cache was last flushed:
+	// a full cache is flushed and rebuilt (as RE2 does) when it served
+	// enough bytes since, else the automaton gives up.
+	scanned atomic.Int64
+	// Scratch space of step, used under mu: seen[pc] == gen marks the
+	// instructions visited in the current step.
+	seen  []uint32
+	gen   uint32
+	stack []uint32
+	next  []uint32
+	key   []byte
 }
 
 type dstate struct {
@@ -44,6 +55,9 @@ const (
 	maxDFAStates = 2000
 )
 
+// flushBytesPerState: see dfa.state (a variable for the tests).
+var flushBytesPerState int64 = 50
+
 func isWordByte(c byte) bool {
 	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
@@ -61,24 +75,42 @@ func (d *dfa) init() {
 		return
 	}
 	d.prog, d.states = prog, map[string]*dstate{}
-	d.start = d.state(nil, prevStart)
-	if d.start == nil {
+	st := d.state(nil, prevStart)
+	if st == nil {
 		d.failed.Store(true)
+		return
 	}
+	d.start.Store(st)
 }
 
 func (d *dfa) state(pcs []uint32, flag uint8) *dstate {
-	key := make([]byte, 0, 1+4*len(pcs))
-	key = append(key, flag)
+	key := append(d.key[:0], flag)
 	for _, pc := range pcs {
 		key = append(key, byte(pc), byte(pc>>8), byte(pc>>16), byte(pc>>24))
 	}
+	d.key = key
 	if s, ok := d.states[string(key)]; ok {
 		return s
 	}
+	pcs = slices.Clone(pcs)
 	if len(d.states) >= maxDFAStates {
-		d.failed.Store(true)
-		return nil
+		// A long-running daemon fills any cache in the end: flush it
+		// when it has served flushBytesPerState bytes per state since
+		// the last flush; texts that need a new state every few bytes
+		// make the automaton give up (the regexp runs instead). States
+		// in use elsewhere stay valid: a flush only stops sharing them.
+		if d.scanned.Load() < flushBytesPerState*maxDFAStates || d.start.Load() == nil {
+			d.failed.Store(true)
+			return nil
+		}
+		d.scanned.Store(0)
+		d.states = map[string]*dstate{}
+		st := &dstate{flag: prevStart}
+		d.states[string([]byte{prevStart})] = st
+		d.start.Store(st)
+		if flag == prevStart && len(pcs) == 0 {
+			return st
+		}
 	}
 	s := &dstate{pcs: pcs, flag: flag}
 	d.states[string(key)] = s
@@ -112,19 +144,27 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 // step follows the threads of s, plus a new one from the start (the
 // search is unanchored), through the empty-width instructions allowed
 // before byte c; it reports a match reached there and, for c >= 0, the
-// threads after consuming c.
+// threads after consuming c (scratch space, valid until the next step).
 func (d *dfa) step(s *dstate, c int) (matched bool, out []uint32) {
 	op := empty(s.flag, c)
-	seen := make(map[uint32]bool, len(s.pcs)+8)
-	stack := append([]uint32{uint32(d.prog.Start)}, s.pcs...)
-	var next []uint32
+	if d.seen == nil {
+		d.seen = make([]uint32, len(d.prog.Inst))
+	}
+	d.gen++
+	if d.gen == 0 { // wrapped: forget every old mark
+		clear(d.seen)
+		d.gen = 1
+	}
+	gen, seen := d.gen, d.seen
+	stack := append(append(d.stack[:0], uint32(d.prog.Start)), s.pcs...)
+	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if seen[pc] {
+		if seen[pc] == gen {
 			continue
 		}
-		seen[pc] = true
+		seen[pc] = gen
 		in := &d.prog.Inst[pc]
 		switch in.Op {
 		case syntax.InstAlt, syntax.InstAltMatch:
@@ -144,7 +184,8 @@ func (d *dfa) step(s *dstate, c int) (matched bool, out []uint32) {
 			}
 		}
 	}
-	sort.Slice(next, func(i, j int) bool { return next[i] < next[j] })
+	d.stack, d.next = stack, next
+	slices.Sort(next)
 	out = next[:0]
 	for i, pc := range next {
 		if i == 0 || pc != next[i-1] {
@@ -174,7 +215,8 @@ func (d *dfa) match(text string) (matched, ok bool) {
 	if d.failed.Load() {
 		return false, false
 	}
-	s := d.start
+	d.scanned.Add(int64(len(text)))
+	s := d.start.Load()
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if c >= 0x80 {

@@ -39,7 +39,11 @@
 // DFA (Go's regexp has none: its NFA pays for every live thread on every
 // byte), then, where the DFA says "match" and the count or a
 // backreference matters, on the regexp or the backtracking engine. The
-// texts are decoded and rendered once per message.
+// texts are decoded and rendered once per message. A full DFA cache is
+// flushed and rebuilt when it has paid for itself, as RE2 does; X{n}
+// rules are screened by X's automaton first. Body and rawbody rules see
+// the first 50000 / 500000 bytes of each part (SpamAssassin's
+// body_part_scan_size and rawbody_part_scan_size defaults).
 //
 // Eval functions: those that carry the most score weight on the Debian
 // rules are implemented natively (see evals); the rest are skipped and

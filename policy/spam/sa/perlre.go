@@ -292,9 +292,12 @@ func translate(p, flags string, tgt target) (string, error) {
 						if end < 0 {
 							return "", fmt.Errorf("%w: unterminated group", ErrRegexSyntax)
 						}
-						if depth == 1 && rest[0] == '=' {
+						if depth == 1 && rest[0] == '=' && len(p)-end-1 < end-i {
 							// A(?=X)B at the top: every match of it contains
-							// a match of AX; the screen is AX.
+							// a match of AX; the screen is AX. When B is the
+							// longer (the obfuscation rules: (?=<P>)<P><A><Y>),
+							// dropping the lookahead leaves the closer screen
+							// AB.
 							inner, err := translate(p[i+3:end], flags, targetSuperset)
 							if err != nil {
 								return "", err

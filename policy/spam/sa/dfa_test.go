@@ -1,0 +1,86 @@
+package sa
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"testing"
+)
+
+// TestDFAFlush: an automaton whose states outgrow the cache keeps
+// answering like the regexp once it has served enough bytes: the cache is
+// flushed and rebuilt instead of the automaton giving up for good.
+func TestDFAFlush(t *testing.T) {
+	const pat = `a[ab]{12}c` // 2^12 states at least: more than the cache
+	tree, err := syntax.Parse(pat, syntax.Perl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(pat)
+	// With the default threshold, texts that need a new state every few
+	// bytes make the automaton give up.
+	d := lazyDFA(tree)
+	gaveUp := false
+	for i := 0; i < 50 && !gaveUp; i++ {
+		_, ok := d.match(string(randAB(rand.New(rand.NewPCG(3, uint64(i))), 200)))
+		gaveUp = !ok
+	}
+	if !gaveUp {
+		t.Error("the automaton never gave up on an exploding regex")
+	}
+	// With enough bytes served per state, the cache is flushed instead.
+	defer func(v int64) { flushBytesPerState = v }(flushBytesPerState)
+	flushBytesPerState = 0
+	d = lazyDFA(tree)
+	rng := rand.New(rand.NewPCG(1, 2))
+	flushed := false
+	for i := 0; i < 3000; i++ {
+		b := randAB(rng, 200)
+		if i%3 == 0 {
+			b[rng.IntN(len(b))] = 'c'
+		}
+		text := string(b)
+		m, ok := d.match(text)
+		if !ok {
+			t.Fatalf("text %d: the automaton gave up after %d bytes", i, d.scanned.Load())
+		}
+		if m != re.MatchString(text) {
+			t.Fatalf("text %d: dfa %v, regexp %v", i, m, !m)
+		}
+		if i > 0 && d.scanned.Load() < int64(len(text)) {
+			flushed = true
+		}
+	}
+	if !flushed {
+		t.Error("the cache was never flushed: the test does not exercise it")
+	}
+}
+
+func randAB(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for j := range b {
+		b[j] = "ab"[rng.IntN(2)]
+	}
+	return b
+}
+
+// TestScanCut: parts are cut as SpamAssassin cuts them, at a newline
+// within 1 KB past the size, else at a later cut byte, else hard.
+func TestScanCut(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	for _, c := range []struct{ in, want string }{
+		{"short", "short"},
+		{long[:12] + "\n" + long, long[:12] + "\n"},
+		{long[:12] + " y\n" + long, long[:12] + " y\n"},
+		{long[:12] + " " + long, long[:12] + " "},
+		{long, long[:10]},
+	} {
+		if got := scanCut(c.in, 10, "\n "); got != c.want {
+			t.Errorf("scanCut(%.20q) = %.20q, want %.20q", c.in, got, c.want)
+		}
+	}
+	if got := scanCut(strings.Repeat("x", 2000)+"\n", 10, "\n"); len(got) != 10 {
+		t.Errorf("newline past 1 KB: cut at %d, want 10", len(got))
+	}
+}
