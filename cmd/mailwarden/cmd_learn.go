@@ -20,6 +20,11 @@ import (
 )
 
 func runLearn(args []string, stdout, stderr io.Writer) int {
+	for i, a := range args {
+		if a == "--fit" || a == "-fit" {
+			return runLearnFit(append(append([]string{}, args[:i]...), args[i+1:]...), stdout, stderr)
+		}
+	}
 	fset := flag.NewFlagSet("learn", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	cfgPath := fset.String("config", "", "config file (default: the built-in default); its [store] and [spam.bayes] say where tokens go")
