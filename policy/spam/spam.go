@@ -612,6 +612,9 @@ func (c *Check) result(sigs []policy.Signal, notes []string, th policy.Threshold
 			if len(res.Reasons) >= c.cfg.MaxReasons || s.Score < c.cfg.MinReason {
 				break
 			}
+			if s.Name == SignalIntercept { // the prior odds explain nothing
+				continue
+			}
 			res.Reasons = append(res.Reasons, "spam-"+s.Name)
 		}
 	}
