@@ -24,6 +24,9 @@ import (
 // the message spam; to learn as ham it must stay below ham_below (0.1 in
 // SpamAssassin) and the check must have called it ham.
 //
+// With [spam.bayes] max_tokens, each write is followed by an expiry that
+// keeps the store under that many tokens (bayes.Expiring).
+//
 // The write happens after the verdict, in the background (Observe returns
 // at once): it never delays mail. At most max_pending writes run at a
 // time; past that a message is not learned (Dropped counts them).
@@ -172,6 +175,8 @@ type autolearner struct {
 	pending chan struct{}
 	// Learned and Dropped count background writes done and skipped.
 	Learned, Dropped, Failed atomic.Int64
+	// expire, if set, bounds the store after each write.
+	expire func(context.Context) error
 	// done, if set, is called after each write (tests).
 	done func(bayes.Class, error)
 }
@@ -207,6 +212,9 @@ func (c *Check) Observe(_ context.Context, _ *message.Message, v *policy.Verdict
 		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Timeout.D())
 		defer cancel()
 		_, err := bayes.Learn(ctx, l.store, o.ID, o.Features.Tokens, class, false)
+		if err == nil && l.expire != nil {
+			err = l.expire(ctx)
+		}
 		if err != nil {
 			l.Failed.Add(1)
 		} else {

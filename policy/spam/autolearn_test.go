@@ -144,3 +144,26 @@ func TestAutolearnObserve(t *testing.T) {
 		t.Errorf("dropped %d", c.learner.Dropped.Load())
 	}
 }
+
+// With max_tokens, each autolearn write is followed by expiry.
+func TestAutolearnExpires(t *testing.T) {
+	mem := bayes.NewMemory()
+	c := alCheck(t, mem, func(cfg *Config) { cfg.Bayes.MaxTokens = 4 })
+	done := make(chan error, 1)
+	c.learner.done = func(_ bayes.Class, err error) { done <- err }
+	ctx := context.Background()
+	m := msg(t, confidentSpam)
+	r, _ := c.Check(ctx, m, nil)
+	r.Status = StatusSpam
+	c.Observe(ctx, m, &policy.Verdict{Checks: []policy.CheckReport{{Name: Name, Result: r}}})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(OutcomeOf(r).Features.Tokens); n <= 4 {
+		t.Fatalf("setup: only %d tokens", n)
+	}
+	// Everything was seen in the same second: minAge 0 lets all go but 3.
+	if mem.Len() != 3 {
+		t.Errorf("store holds %d tokens after expiry to 75 %% of 4", mem.Len())
+	}
+}

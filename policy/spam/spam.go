@@ -116,6 +116,10 @@ type BayesConfig struct {
 	// MTA learns within CacheTTL). 0 turns the cache off.
 	CacheSize int             `toml:"cache_size"`
 	CacheTTL  policy.Duration `toml:"cache_ttl"`
+	// MaxTokens bounds the tokens this process learns (autolearn): past
+	// it the least recently seen are forgotten, down to 75 % (see
+	// bayes.Expiring). 0: no bound.
+	MaxTokens int `toml:"max_tokens"`
 }
 
 // URIRule is one [[spam.uri_rule]].
@@ -250,6 +254,9 @@ func (c *Config) Validate() error {
 	if c.Bayes.CacheSize < 0 || c.Bayes.CacheTTL < 0 {
 		errs = append(errs, policy.KeyErr("bayes.cache_size", "cache_size and cache_ttl must not be negative"))
 	}
+	if c.Bayes.MaxTokens < 0 {
+		errs = append(errs, policy.KeyErr("bayes.max_tokens", "must not be negative"))
+	}
 	if c.Bayes.MinSpam < 1 || c.Bayes.MinHam < 1 {
 		errs = append(errs, policy.KeyErr("bayes.min_spam", "min_spam and min_ham must be at least 1"))
 	}
@@ -374,6 +381,7 @@ type Check struct {
 	weights    *Weights // nil: the configured weights
 	learner    *autolearner
 	ruleInfo   RuleInfo
+	expiry     *bayes.Expiring // nil without [spam.bayes] max_tokens
 }
 
 // New builds the check. core may be nil (then the core's default
@@ -407,7 +415,13 @@ func New(cfg *Config, core *policy.Config, o Options) (*Check, error) {
 				ts = bayes.NewCache(ts, cfg.Bayes.CacheTTL.D(), cfg.Bayes.CacheSize)
 			}
 		}
+		var exp *bayes.Expiring
+		if cfg.Bayes.MaxTokens > 0 {
+			exp = bayes.NewExpiring(ts, time.Now)
+			ts = exp
+		}
 		c.classifier = bayes.New(ts, cfg.Bayes.MinSpam, cfg.Bayes.MinHam)
+		c.expiry = exp
 	}
 	w, err := LoadWeights(cfg.Weights)
 	if err != nil {
@@ -416,6 +430,13 @@ func New(cfg *Config, core *policy.Config, o Options) (*Check, error) {
 	c.weights = w
 	if cfg.Autolearn.Enabled && c.classifier != nil {
 		c.learner = newAutolearner(&cfg.Autolearn, c.classifier.Store)
+		if c.expiry != nil {
+			max := cfg.Bayes.MaxTokens
+			c.learner.expire = func(ctx context.Context) error {
+				_, err := c.expiry.Expire(ctx, c.expiry.Now(), max, 0)
+				return err
+			}
+		}
 	}
 	if len(cfg.DNSBL)+len(cfg.URIBL) > 0 {
 		if o.Resolver == nil {
