@@ -13,6 +13,14 @@
 //     the decoded MIME parts, HTML reduced to text, whose probability maps
 //     to a weight per bucket, once enough ham and spam were learned.
 //
+// The weights that combine them are fitted (weights.go): by default the
+// built-in weights, fitted by L2-regularised logistic regression on one
+// part of the SpamAssassin public corpus and checked on another; an
+// operator fits their own with `mailwarden learn --fit`. The fitted score
+// is the model's log-odds mapped onto the [score] thresholds. Confident
+// verdicts, judged without Bayes' vote, can be learned back into Bayes in
+// the background (autolearn.go), with the store bounded by expiry.
+//
 // The check reports facts: its score, every signal for --explain and, as
 // reason codes "spam-NAME", the top contributors. The core maps the total
 // score of all checks to actions with the [score] thresholds; this package
