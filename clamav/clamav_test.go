@@ -313,3 +313,19 @@ func FuzzParseServer(f *testing.F) {
 		}
 	})
 }
+
+func TestLimitExceeded(t *testing.T) {
+	for sig, want := range map[string]bool{
+		"Heuristics.Limits.Exceeded.MaxFileSize": true,
+		"Heuristics.Limits.Exceeded.MaxScanTime": true,
+		"Heuristics.Limits.Exceeded":             true,
+		"Heuristics.Limits.ExceededX":            false,
+		"Win.Test.EICAR_HDB-1":                   false,
+		"Heuristics.Encrypted.Zip":               false,
+		"heuristics.limits.exceeded.MaxFileSize": false,
+	} {
+		if got := clamav.LimitExceeded(sig); got != want {
+			t.Errorf("%q: %v", sig, got)
+		}
+	}
+}

@@ -89,6 +89,20 @@ func ParseReply(line string) (Reply, error) {
 	return Reply{}, fmt.Errorf("%w: %q", ErrBadReply, trunc(line))
 }
 
+// LimitSignature is the prefix of the names clamd reports, with
+// AlertExceedsMax yes (clamd.conf), when one of its scan limits stopped a
+// scan: Heuristics.Limits.Exceeded.MaxFileSize, .MaxScanSize, .MaxFiles,
+// .MaxRecursion, .MaxScanTime... (clamd.conf(5)). Without AlertExceedsMax
+// clamd says OK for what it did not read.
+const LimitSignature = "Heuristics.Limits.Exceeded"
+
+// LimitExceeded reports whether a FOUND signature only says that clamd
+// stopped scanning at one of its limits: the message was not (fully)
+// scanned, which is neither clean nor a finding.
+func LimitExceeded(signature string) bool {
+	return signature == LimitSignature || strings.HasPrefix(signature, LimitSignature+".")
+}
+
 // cutName splits "stream: rest" (or "1: stream: rest" in a session) at the
 // name's colon. File names in SCAN replies may contain ": ", so the split
 // is at the last ": " before the rest, which never contains one in

@@ -29,6 +29,7 @@ import (
 	"github.com/d--j/go-milter"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Options configures a Server.
@@ -46,6 +47,33 @@ type Options struct {
 	MaxConns int
 	// OnDrop, when set, counts every connection the filter closes itself.
 	OnDrop func(Drop)
+	// Quarantine, when set, returns the quarantine in force (nil: none):
+	// a quarantine verdict is then kept by us before the MTA gets its
+	// answer (see Quarantiner).
+	Quarantine func() Quarantiner
+}
+
+// Quarantiner keeps the messages a verdict quarantines (mailwarden's own
+// quarantine, policy/quarantine).
+type Quarantiner interface {
+	// Keep is called for a quarantine verdict before the MTA is answered.
+	// An error means the message must be tempfailed: never lost, never let
+	// through unseen.
+	Keep(ctx context.Context, cfg *policy.Config, m *message.Message, v *policy.Verdict) (Kept, error)
+}
+
+// Kept is what the MTA is told once Keep has kept a message.
+type Kept struct {
+	// Hold: the MTA keeps the message in its hold queue as before (hold
+	// mode, or store failure with on_error = "accept").
+	Hold bool
+	// DeleteRcpts are the quarantined recipients (store mode); the others
+	// get the message.
+	DeleteRcpts []string
+	// Discard: every recipient was quarantined.
+	Discard bool
+	// ID is the quarantine item, for the summary line.
+	ID string
 }
 
 // DefaultReadTimeout is the idle bound of an MTA connection when

@@ -178,7 +178,7 @@ func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	msg.Body = body
 	if tx.verdict != nil {
 		resp, err = apply(m, tx.verdict, s.proto&milter.OptHeaderLeadingSpace != 0)
-		logSummary(s.srv.opts.Logger, msg, tx.verdict, cfg, time.Since(tx.start), err)
+		logSummary(s.srv.opts.Logger, msg, tx.verdict, cfg, time.Since(tx.start), err, "")
 		return resp, err
 	}
 
@@ -200,12 +200,52 @@ func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		}
 	}()
 	v := tx.p.Run(context.Background(), msg)
+	qid := s.keep(msg, v, cfg)
 	close(stop)
 	<-done
 
 	resp, err = apply(m, v, s.proto&milter.OptHeaderLeadingSpace != 0)
-	logSummary(s.srv.opts.Logger, msg, v, cfg, time.Since(tx.start), err)
+	logSummary(s.srv.opts.Logger, msg, v, cfg, time.Since(tx.start), err, qid)
 	return resp, err
+}
+
+// ReasonQuarantineUnavailable: our quarantine could not keep the message,
+// so it was tempfailed.
+const ReasonQuarantineUnavailable = "quarantine-unavailable"
+
+// keep hands a quarantine verdict to our own quarantine, before the MTA
+// is answered, and turns the verdict into what the MTA must do: remove
+// the quarantined recipients (or discard when none is left), keep the
+// MTA's hold (hold mode), or tempfail when the copy could not be kept.
+// It returns the quarantine item id for the summary line.
+func (s *session) keep(msg *message.Message, v *policy.Verdict, cfg *policy.Config) string {
+	if v.Action != policy.ActionQuarantine || s.srv.opts.Quarantine == nil {
+		return ""
+	}
+	q := s.srv.opts.Quarantine()
+	if q == nil {
+		return ""
+	}
+	k, err := q.Keep(context.Background(), cfg, msg, v)
+	if err != nil {
+		s.srv.opts.Logger.Error("quarantine: cannot keep the message; tempfail", "queue_id", msg.QueueID, "error", err)
+		v.Action, v.Reply, v.QuarantineReason = policy.ActionTempfail, cfg.Replies.Tempfail, ""
+		v.Reasons = append(v.Reasons, ReasonQuarantineUnavailable)
+		return ""
+	}
+	if k.Hold {
+		return k.ID
+	}
+	v.QuarantineReason = ""
+	if k.Discard {
+		// RFC 5321 §6.1: the client got (gets) 250 and our copy is synced,
+		// so dropping the MTA's copy loses nothing.
+		v.Action = policy.ActionDiscard
+		return k.ID
+	}
+	v.Action = policy.ActionAccept
+	v.DeleteRcpts = append(v.DeleteRcpts, k.DeleteRcpts...)
+	return k.ID
 }
 
 // message is the policy view of the transaction so far (without a body).
@@ -258,7 +298,7 @@ func (s *session) early(tx *transaction) (*milter.Response, error) {
 	default:
 		return milter.RespContinue, nil
 	}
-	logSummary(s.srv.opts.Logger, s.message(tx), v, tx.p.Config(), time.Since(tx.start), nil)
+	logSummary(s.srv.opts.Logger, s.message(tx), v, tx.p.Config(), time.Since(tx.start), nil, "")
 	s.endTx()
 	if v.Action == policy.ActionDiscard {
 		return milter.RespDiscard, nil
@@ -385,7 +425,7 @@ func collect(m milter.Modifier, dst map[string]string, stage milter.MacroStage) 
 }
 
 // logSummary writes the one line per message.
-func logSummary(log *slog.Logger, m *message.Message, v *policy.Verdict, cfg *policy.Config, d time.Duration, applyErr error) {
+func logSummary(log *slog.Logger, m *message.Message, v *policy.Verdict, cfg *policy.Config, d time.Duration, applyErr error, quarantineID string) {
 	checks := make([]any, 0, len(v.Checks))
 	for _, c := range v.Checks {
 		attrs := []any{slog.String("status", string(c.Status)), slog.Float64("ms", float64(c.Duration.Microseconds())/1000)}
@@ -418,6 +458,9 @@ func logSummary(log *slog.Logger, m *message.Message, v *policy.Verdict, cfg *po
 	}
 	if m.Auth != "" {
 		attrs = append(attrs, "auth", m.Auth)
+	}
+	if quarantineID != "" {
+		attrs = append(attrs, "quarantine_id", quarantineID)
 	}
 	if v.Action == policy.ActionReject || v.Action == policy.ActionTempfail {
 		attrs = append(attrs, "reply", v.Reply.String())

@@ -56,6 +56,19 @@ type Observer interface {
 	Observe(ctx context.Context, m *message.Message, v *Verdict) error
 }
 
+// Finisher is implemented by steps that change the message as it leaves,
+// after the verdict: DKIM signing and ARC sealing must sign the final
+// message, our own header changes included. A Finisher is not run as a
+// check. Finish runs, through the guard, for a verdict that delivers
+// (accept or quarantine), after the observers; header is the header as
+// it will leave (the verdict's deletions and prepends applied). The
+// fields it returns go to the very top, in order. An error applies the
+// step's on_error action with the reason NAME-error; on_error accept
+// delivers the message unchanged.
+type Finisher interface {
+	Finish(ctx context.Context, m *message.Message, header message.Header, v *Verdict) ([]message.Field, error)
+}
+
 // Result is what one check found.
 type Result struct {
 	Status Status

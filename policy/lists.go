@@ -133,3 +133,9 @@ func globHost(p, h string) bool {
 	ok, _ := path.Match(p, h)
 	return ok
 }
+
+// AllowsRecipient reports whether addr is on allow_recipients (the
+// quarantine spares such a recipient's copy).
+func (l *ListsConfig) AllowsRecipient(addr string) bool {
+	return matchAddr(l.AllowRecipients, addr)
+}

@@ -28,6 +28,7 @@ const (
 	StageCheck   Stage = "check"   // end of message: Check.Check
 	StageRcpt    Stage = "rcpt"    // RCPT time: RcptChecker.CheckRcpt
 	StageObserve Stage = "observe" // after the verdict: Observer.Observe
+	StageFinish  Stage = "finish"  // a delivering verdict: Finisher.Finish
 )
 
 // Failure is why a guarded step did not return normally.

@@ -51,6 +51,7 @@ type Pipeline struct {
 	levels    [][]Step // checks grouped so that each level only needs earlier ones
 	rcpt      []Step   // steps that also decide at RCPT time
 	observers []Step   // steps that see the final verdict
+	finishers []Step   // steps that change the delivered message (not checks)
 	log       *slog.Logger
 	metrics   Metrics
 	modes     *ModeSwitch
@@ -91,12 +92,21 @@ func New(cfg *Config, modules []Module, log *slog.Logger, modes *ModeSwitch, met
 		}
 		steps = append(steps, s...)
 	}
+	var checks, finishers []Step
+	for _, s := range steps {
+		if _, ok := s.Check.(Finisher); ok {
+			finishers = append(finishers, s)
+			continue
+		}
+		checks = append(checks, s)
+	}
+	steps = checks
 	levels, err := order(steps)
 	if err != nil {
 		closeAll(env.closers)
 		return nil, err
 	}
-	p := &Pipeline{cfg: cfg, levels: levels, log: log, metrics: metrics, modes: modes, closers: env.closers}
+	p := &Pipeline{cfg: cfg, levels: levels, finishers: finishers, log: log, metrics: metrics, modes: modes, closers: env.closers}
 	for _, s := range steps {
 		if _, ok := s.Check.(RcptChecker); ok {
 			p.rcpt = append(p.rcpt, s)
@@ -247,6 +257,7 @@ func (p *Pipeline) Run(ctx context.Context, m *message.Message) *Verdict {
 	}
 	p.merge(m, v)
 	p.observe(ctx, m, v)
+	p.finish(ctx, m, v)
 	return v
 }
 
@@ -340,6 +351,63 @@ func (p *Pipeline) observe(ctx context.Context, m *message.Message, v *Verdict) 
 			p.log.Warn("observer failed", "queue_id", m.QueueID, "check", s.Check.Name(), "error", err)
 		}
 	}
+}
+
+// finish runs the finishers on a delivering verdict. Each sees the header
+// with the changes of the verdict and of the finishers before it. A
+// failing finisher applies its on_error action (merged like a check's)
+// and adds nothing.
+func (p *Pipeline) finish(ctx context.Context, m *message.Message, v *Verdict) {
+	for _, s := range p.finishers {
+		if v.Action != ActionAccept && v.Action != ActionQuarantine {
+			return
+		}
+		var fields []message.Field
+		_, err := p.guard(ctx, StageFinish, s, func(ctx context.Context) (Result, error) {
+			var err error
+			fields, err = s.Check.(Finisher).Finish(ctx, m, FinalHeader(m.Header, v), v)
+			return Result{}, err
+		})
+		if err != nil {
+			p.log.Warn("finisher failed", "queue_id", m.QueueID, "step", s.Check.Name(), "error", err)
+			r := errorResult(s, err)
+			addReason(v, r.Reasons...)
+			if r.Action > v.WouldBe {
+				v.WouldBe = r.Action
+			}
+			if r.Action > v.Action && v.Mode != ModeMonitor {
+				v.Action = r.Action
+				v.Reply = p.cfg.Replies.Tempfail
+				if r.Action == ActionReject {
+					v.Reply = p.cfg.Replies.Reject
+				}
+			}
+			continue
+		}
+		v.Prepend = append(append([]message.Field(nil), fields...), v.Prepend...)
+	}
+}
+
+// FinalHeader is the header a verdict delivers: the message's fields
+// without those the verdict deletes, below the fields it prepends.
+func FinalHeader(h message.Header, v *Verdict) message.Header {
+	out := append(message.Header(nil), v.Prepend...)
+	seen := map[string]int{}
+	for _, f := range h {
+		key := strings.ToLower(f.Name)
+		seen[key]++
+		deleted := false
+		for _, d := range v.Delete {
+			if strings.EqualFold(d.Name, f.Name) && d.Index == seen[key] {
+				deleted = true
+				break
+			}
+		}
+		if !deleted {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Rcpt decides on one recipient at RCPT time. It returns the action for

@@ -11,7 +11,7 @@ export PATH="/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
 
 # 1. Real servers from Debian packages, only what is missing.
 pkgs=(postfix clamav-daemon clamav redis-server opendkim opendkim-tools spamassassin chromium
-	python3-dkim dovecot-imapd dovecot-sieve c-icap libc-icap-mod-virus-scan libmail-dmarc-perl libxml2-utils)
+	python3-dkim python3-authres dovecot-imapd dovecot-sieve c-icap libc-icap-mod-virus-scan libmail-dmarc-perl libxml2-utils)
 need=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
@@ -49,3 +49,6 @@ bash test/sendmail-prepare.sh || echo "run.sh: Sendmail not prepared; its end-to
 # 3. Every test, with the race detector. End-to-end tests fail (never skip)
 # when CI=true and a server cannot start.
 go test -race -count=1 -timeout 30m ./... 2>&1 | tee /tmp/mailwarden-test.log
+# The browser tests are a module of their own (chromedp stays out of the
+# daemon's go.mod).
+(cd test/browser && go vet ./... && go test -count=1 -timeout 10m ./...) 2>&1 | tee -a /tmp/mailwarden-test.log

@@ -221,3 +221,47 @@ weight = 5.0
 		t.Errorf("unlisted client: exit %d\n%s", code, out)
 	}
 }
+
+// TestSpamSARules runs the Debian SpamAssassin rules through the real
+// binary (issue 13): `mailwarden rules` describes them, and check
+// --explain shows their hits as sa-RULE signals.
+func TestSpamSARules(t *testing.T) {
+	if _, err := os.Stat("/usr/share/spamassassin/72_active.cf"); err != nil {
+		harness.Unavailable(t, "Debian spamassassin rules: %v", err)
+	}
+	dir := spamCorpus(t)
+	srv := dnstest.Start(t)
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "mw.toml")
+	os.WriteFile(cfg, []byte("[dns]\nservers = [\""+srv.Addr+"\"]\n[store]\nbackend = \"memory\"\n[spam.bayes]\nenabled = false\n[spam.rules]\nenabled = true\n"), 0o644)
+
+	out, code := runMW(t, 2*time.Minute, "rules", "-config", cfg)
+	if code != 0 || !strings.Contains(out, "/usr/share/spamassassin/72_active.cf") || !strings.Contains(out, "eval functions not implemented") {
+		t.Fatalf("rules: exit %d: %s", code, out)
+	}
+
+	// A spam of the corpus with an HTML body and a free mail sender.
+	probe := filepath.Join(dir, "spam", "00001.7848dde101aa985090474a91ec93fcf0.eml")
+	out, _ = runMW(t, 2*time.Minute, "check", "-config", cfg, "--client-ip", "192.0.2.1", "--explain", "--json", probe)
+	var v struct {
+		Details map[string]struct {
+			Signals []struct {
+				Name  string  `json:"name"`
+				Score float64 `json:"score"`
+			} `json:"signals"`
+		} `json:"details"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var sa []string
+	for _, s := range v.Details["spam"].Signals {
+		if strings.HasPrefix(s.Name, "sa-") {
+			sa = append(sa, s.Name)
+		}
+	}
+	if len(sa) < 3 || !strings.Contains(strings.Join(sa, ","), "sa-MIME_HTML_ONLY") {
+		t.Errorf("sa signals %v in %s", sa, out)
+	}
+	t.Logf("sa signals: %v", sa)
+}

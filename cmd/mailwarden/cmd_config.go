@@ -8,6 +8,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/examples"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/virus"
 )
 
 func runConfig(args []string, stdout, stderr io.Writer) int {
@@ -29,7 +30,11 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "usage: mailwarden config check FILE")
 			return 2
 		}
-		if _, err := policy.LoadFile(fs.Arg(0), sections()); err != nil {
+		cfg, err := policy.LoadFile(fs.Arg(0), sections())
+		if err == nil {
+			err = virus.CheckSections(cfg)
+		}
+		if err != nil {
 			// Already redacted by policy.Load; a read error may quote the
 			// path only.
 			fmt.Fprintln(stderr, err)

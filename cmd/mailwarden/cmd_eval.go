@@ -20,6 +20,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
+	"github.com/mailwarden/mailwarden/policy/spam/sa"
 )
 
 type evalJSON struct {
@@ -208,6 +209,15 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	prog.done()
 	trainSecs := time.Since(trainStart).Seconds()
 
+	// The SpamAssassin rules, when enabled, are read and compiled once for
+	// all folds (nothing in them is learned).
+	var rules *sa.Engine
+	if base.Rules.Enabled {
+		if rules, err = spam.LoadRules(&base); err != nil {
+			fmt.Fprintln(stderr, "mailwarden eval:", err)
+			return 1
+		}
+	}
 	logger := discardLogger()
 	var rows []eval.FoldStats
 	var all []*eval.Msg
@@ -227,7 +237,7 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		sc := base
 		fcfg := *cfg
 		fcfg.Sections = map[string]any{spam.Name: &sc}
-		p, err := policy.New(&fcfg, []policy.Module{spam.ModuleWith(spam.Options{Tokens: mem})}, logger, nil, nil)
+		p, err := policy.New(&fcfg, []policy.Module{spam.ModuleWith(spam.Options{Tokens: mem, Rules: rules})}, logger, nil, nil)
 		if err != nil {
 			fmt.Fprintln(stderr, "mailwarden eval:", err)
 			return 1

@@ -62,6 +62,7 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 	defer st.Close()
 	sc := *sec
 	sc.DNSBL, sc.URIBL = nil, nil
+	sc.Rules.Enabled = false // learning reads tokens only
 	chk, err := spam.New(&sc, cfg, spam.Options{Store: st})
 	if err != nil {
 		fmt.Fprintln(stderr, "mailwarden learn:", err)

@@ -103,6 +103,8 @@ func TestConfigCheck(t *testing.T) {
 		{"syntax.toml", "mode = \"enforce\n", []string{"syntax.toml:1:"}},
 		{"type.toml", "[message]\nmax_headers = \"lots\"\n", []string{"type.toml:2: message.max_headers:"}},
 		{"rule.toml", "[[rule]]\nname = \"x\"\nbody = true\npattern = \"(\"\nscore = 1\n", []string{"rule.toml:4: rule[1].pattern: bad regular expression"}},
+		{"engines.toml", "[[virus.engine]]\ntype = \"icap\"\naddresses = [\"icap://h/avscan\"]\n[[clamav.server]]\nname = \"old\"\n", []string{"both [[clamav.server]] and [[virus.engine]]", `type = "clamd"`}},
+		{"min.toml", "[virus]\nrequire = \"any\"\nmin_engines = 2\n", []string{"min_engines = 2, but 1 engines"}},
 	} {
 		p := write(tc.name, tc.text)
 		code, stdout, stderr := runCmd("config", "check", p)
@@ -265,7 +267,7 @@ func TestCheckText(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("monitor mode: exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"action:", "enforce would quarantine", "score:", "18.00", "reasons:", "spam-score", "checks:", "rules", "rule-lottery", "headers added", "Authentication-Results: mx.golden.test; none", "X-Spam-Flag: YES"} {
+	for _, want := range []string{"action:", "enforce would quarantine", "score:", "18.00", "reasons:", "spam-score", "checks:", "rules", "rule-lottery", "headers added", "Authentication-Results: mx.golden.test; arc=none", "X-Spam-Flag: YES"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("text output lacks %q:\n%s", want, stdout)
 		}

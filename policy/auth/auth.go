@@ -109,6 +109,27 @@ type Config struct {
 	SPF   SPFConfig   `toml:"spf"`
 	DKIM  DKIMConfig  `toml:"dkim"`
 	DMARC DMARCConfig `toml:"dmarc"`
+	ARC   ARCConfig   `toml:"arc"`
+}
+
+// ARCConfig is [auth.arc]: ARC chain verification (RFC 8617).
+type ARCConfig struct {
+	policy.StepConfig
+	// TrustedSealers are the ARC sealers (AS d=) whose recorded results
+	// may relax a DMARC failure (forwarders and lists we know).
+	TrustedSealers []string `toml:"trusted_sealers"`
+	// SealKey names the [[dkim_sign.key]] (RSA) that seals the mail we
+	// forward off-site (autoreply's forwarding_addresses and alias maps);
+	// "" seals nothing.
+	SealKey string `toml:"seal_key"`
+}
+
+// ConfigOf returns the [auth] section of cfg (the defaults when absent).
+func ConfigOf(cfg *policy.Config) *Config {
+	if c := policy.SectionOf[*Config](cfg, SectionName); c != nil {
+		return c
+	}
+	return DefaultConfig()
 }
 
 // DefaultConfig is the [auth] section's defaults.
@@ -128,6 +149,7 @@ func DefaultConfig() *Config {
 			MaxLookups:     10,
 			MaxVoidLookups: 2,
 		},
+		ARC: ARCConfig{StepConfig: step(20 * time.Second)},
 		DKIM: DKIMConfig{
 			StepConfig: step(20 * time.Second),
 			Outcomes: Outcomes{
@@ -201,6 +223,7 @@ const (
 	SPF         = "spf"
 	DKIM        = "dkim"
 	DMARC       = "dmarc"
+	ARC         = "arc"
 	SectionName = "auth"
 )
 
@@ -225,7 +248,11 @@ func DMARCOutcomeOf(results policy.Results) (*DMARCOutcome, bool) {
 
 // Module is the "auth" module: checks spf, dkim and dmarc, querying r (the
 // daemon's resolver).
-func Module(r *dns.Resolver) policy.Module {
+//
+// reports, when not nil, receives one observation per message whose DMARC
+// policy asks for aggregate reports (rua=), after the verdict (see
+// report.go); it must never block.
+func Module(r *dns.Resolver, reports ReportSink) policy.Module {
 	return policy.Module{
 		Name:    SectionName,
 		Default: func() any { return DefaultConfig() },
@@ -235,6 +262,7 @@ func Module(r *dns.Resolver) policy.Module {
 				return nil, errors.New("auth: no resolver")
 			}
 			a := newAuth(cfg, env.Config, r, env.Logger)
+			a.reports = reports
 			return a.steps(), nil
 		},
 	}
@@ -252,6 +280,8 @@ type authenticator struct {
 	// (a number in [0, 100)).
 	now    func() time.Time
 	sample func() int
+	// reports collects DMARC aggregate-report rows; nil: none.
+	reports ReportSink
 }
 
 func newAuth(cfg *Config, core *policy.Config, r *dns.Resolver, log *slog.Logger) *authenticator {
@@ -278,6 +308,9 @@ func (a *authenticator) steps() []policy.Step {
 	}
 	if a.cfg.DMARC.Enabled {
 		steps = append(steps, policy.Step{Check: &dmarcCheck{a}, StepConfig: a.cfg.DMARC.StepConfig})
+	}
+	if a.cfg.ARC.Enabled {
+		steps = append(steps, policy.Step{Check: &arcCheck{a}, StepConfig: a.cfg.ARC.StepConfig})
 	}
 	return steps
 }

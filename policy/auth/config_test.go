@@ -11,7 +11,7 @@ import (
 
 func load(t *testing.T, text string) (*Config, error) {
 	t.Helper()
-	cfg, err := policy.Load("t.toml", []byte(text), []policy.Module{dns.Section(), Module(nil)})
+	cfg, err := policy.Load("t.toml", []byte(text), []policy.Module{dns.Section(), Module(nil, nil)})
 	if err != nil {
 		return nil, err
 	}

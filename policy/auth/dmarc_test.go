@@ -302,7 +302,7 @@ func TestDMARCAuthResults(t *testing.T) {
 func TestPipeline(t *testing.T) {
 	s := dnstest.Start(t, dmarcZone...)
 	toml := "trusted_networks = []\nauthserv_id = \"mx.test\"\n[dns]\nservers = [\"" + s.Addr + "\"]\ntimeout = \"200ms\"\nattempts = 1\n"
-	cfg, err := policy.Load("t.toml", []byte(toml), []policy.Module{dns.Section(), Module(nil)})
+	cfg, err := policy.Load("t.toml", []byte(toml), []policy.Module{dns.Section(), Module(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.New(cfg, []policy.Module{dns.Section(), Module(r)}, nil, nil, nil)
+	p, err := policy.New(cfg, []policy.Module{dns.Section(), Module(r, nil)}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth/arc"
 	"github.com/mailwarden/mailwarden/policy/dns"
 	"github.com/mailwarden/mailwarden/policy/message"
 )
@@ -24,13 +25,26 @@ type DMARCOutcome struct {
 	Applied Policy
 	// SPFAligned and DKIMAligned say which identifier passed aligned.
 	SPFAligned, DKIMAligned bool
-	Err                     error
+	// PolicyDomain is where the record was found (the From domain or its
+	// organizational domain, RFC 7489 §6.6.3).
+	PolicyDomain string
+	// SampledOut: pct= spared this message the full policy (§6.6.4).
+	SampledOut bool
+	// Exempt: the sender is a configured forwarder or list, so the
+	// policy was not applied.
+	Exempt bool
+	Err    error
 }
 
 type dmarcCheck struct{ a *authenticator }
 
-func (c *dmarcCheck) Name() string    { return DMARC }
-func (c *dmarcCheck) After() []string { return []string{SPF, DKIM} }
+func (c *dmarcCheck) Name() string { return DMARC }
+func (c *dmarcCheck) After() []string {
+	if c.a.cfg.ARC.Enabled {
+		return []string{SPF, DKIM, ARC}
+	}
+	return []string{SPF, DKIM}
+}
 
 // prefetchDMARC starts the policy lookups for the From domains so that
 // they overlap with SPF and DKIM (RFC 7489 does not order them).
@@ -85,6 +99,7 @@ func (c *dmarcCheck) Check(ctx context.Context, m *message.Message, prior policy
 	res.AuthResults = []authres.Result{&authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(o.Status), Params: params}}
 
 	if a.exempt(m, spfO, dkimO) {
+		o.Exempt = true
 		res.Detail += "; exempt sender"
 		return res, nil
 	}
@@ -98,6 +113,16 @@ func (c *dmarcCheck) Check(ctx context.Context, m *message.Message, prior policy
 			if s := a.cfg.DMARC.Scores["fail"]; s != 0 {
 				res.Score += s
 				res.Signals = append(res.Signals, policy.Signal{Name: "dmarc-fail", Score: s})
+			}
+			if ev, ok := a.arcOverride(prior, o); ok {
+				// RFC 7489 §7.2 local_policy, RFC 8617 §7.2: a trusted
+				// sealer saw an aligned pass before the message was
+				// changed (a list, a forward). The failure keeps its score.
+				params["policy.arc-override"] = ev.Sealer
+				res.AuthResults = []authres.Result{&authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(o.Status), Params: params}}
+				res.Reasons = append(res.Reasons, "dmarc-arc-override")
+				res.Detail += fmt.Sprintf("; %s override: i=%d %s=pass for %s", ARC, ev.Instance, ev.Method, ev.Domain)
+				return res, nil
 			}
 			switch o.Applied {
 			case PolicyReject:
@@ -208,7 +233,7 @@ func (a *authenticator) evalDomain(ctx context.Context, from string, spfO *SPFOu
 		return o
 	}
 	rec := d.Record
-	o.Record = rec
+	o.Record, o.PolicyDomain = rec, d.Domain
 	// RFC 7489 §3.1.2: SPF-authenticated identifier aligned with From.
 	if spfO != nil && spfO.Status == StatusPass && Aligned(spfO.Domain, from, rec.ASPF) {
 		o.SPFAligned = true
@@ -242,6 +267,7 @@ func (a *authenticator) evalDomain(ctx context.Context, from string, spfO *SPFOu
 	// §6.6.4: pct= samples the messages the policy applies to; the others
 	// get the next less strict policy.
 	if rec.Percent < 100 && a.sample() >= rec.Percent {
+		o.SampledOut = pol != PolicyNone
 		switch pol {
 		case PolicyReject:
 			pol = PolicyQuarantine
@@ -263,4 +289,26 @@ func dkimTempAligned(o *DKIMOutcome, from string) bool {
 		}
 	}
 	return false
+}
+
+// arcOverride reports whether a DMARC failure with p=reject or
+// p=quarantine is relaxed: the ARC chain passes and, walking back from its
+// newest set while the sealers are in trusted_sealers, one of them
+// recorded an aligned SPF or DKIM pass (or a DMARC pass) for the From
+// domain. Never on an untrusted chain.
+func (a *authenticator) arcOverride(prior policy.Results, o *DMARCOutcome) (arc.Evidence, bool) {
+	if o.Applied != PolicyReject && o.Applied != PolicyQuarantine || len(a.cfg.ARC.TrustedSealers) == 0 || o.Record == nil {
+		return arc.Evidence{}, false
+	}
+	v, ok := ARCOutcomeOf(prior)
+	if !ok {
+		return arc.Evidence{}, false
+	}
+	// One alignment test for the recorded SPF and DKIM results: the
+	// stricter of adkim= and aspf=.
+	mode := AlignRelaxed
+	if o.Record.ADKIM == AlignStrict || o.Record.ASPF == AlignStrict {
+		mode = AlignStrict
+	}
+	return arc.AlignedPass(v.Trusted(a.trustedSealer), o.From, func(d, from string) bool { return Aligned(d, from, mode) })
 }

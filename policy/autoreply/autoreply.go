@@ -174,7 +174,15 @@ func Module(st store.Store, srs *SRS) policy.Module {
 				return nil, err
 			}
 			ck := &Check{Cfg: c, Core: env.Config, Store: st, SRS: srs, Forwarders: fw, Now: time.Now}
-			return []policy.Step{{Check: ck, StepConfig: c.StepConfig}}, nil
+			steps := []policy.Step{{Check: ck, StepConfig: c.StepConfig}}
+			seal, err := newSealStep(env, fw)
+			if err != nil {
+				return nil, err
+			}
+			if seal != nil {
+				steps = append(steps, policy.Step{Check: seal, StepConfig: policy.StepConfig{Enabled: true, Timeout: c.Timeout, OnError: policy.ActionAccept}})
+			}
+			return steps, nil
 		},
 	}
 }

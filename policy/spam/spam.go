@@ -9,6 +9,8 @@
 //   - operator URI rules: regular expressions on the URLs of the body;
 //   - DNS lists (RFC 5782) for the client address and for the registrable
 //     domains of the URLs in the body;
+//   - SpamAssassin rule files run natively (package sa, [spam.rules]):
+//     each hit is a signal "sa-RULE" with SpamAssassin's score;
 //   - a Bayesian classifier (package bayes) on header and body tokens of
 //     the decoded MIME parts, HTML reduced to text, whose probability maps
 //     to a weight per bucket, once enough ham and spam were learned.
@@ -50,6 +52,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
+	"github.com/mailwarden/mailwarden/policy/spam/sa"
 	"github.com/mailwarden/mailwarden/policy/store"
 )
 
@@ -104,6 +107,7 @@ type Config struct {
 	Weights string `toml:"weights"`
 	// Autolearn is [spam.autolearn] (see autolearn.go).
 	Autolearn AutolearnConfig `toml:"autolearn"`
+	Rules     RulesConfig     `toml:"rules"`
 }
 
 // BayesConfig is [spam.bayes].
@@ -166,6 +170,10 @@ func Default() *Config {
 		},
 		DNSTimeout:    policy.Duration(5 * time.Second),
 		MaxURIDomains: 10,
+		// Off until the weights that combine rules, heuristics and Bayes
+		// are fitted (issue 13 item 3): SpamAssassin's scores on top of
+		// the Bayes weights here would count the same evidence twice.
+		Rules: RulesConfig{Budget: policy.Duration(2 * time.Second)},
 		Bayes: BayesConfig{
 			Enabled: true, MinSpam: 200, MinHam: 200, Prefix: "bayes:",
 			CacheSize: 200000, CacheTTL: policy.Duration(time.Minute),
@@ -265,6 +273,7 @@ func (c *Config) Validate() error {
 	if c.Bayes.MaxTokens < 0 {
 		errs = append(errs, policy.KeyErr("bayes.max_tokens", "must not be negative"))
 	}
+	errs = append(errs, c.Rules.validate()...)
 	if c.Bayes.MinSpam < 1 || c.Bayes.MinHam < 1 {
 		errs = append(errs, policy.KeyErr("bayes.min_spam", "min_spam and min_ham must be at least 1"))
 	}
@@ -376,6 +385,11 @@ type Options struct {
 	Store store.Store
 	// Tokens, if set, replaces the Store-backed token store (eval, tests).
 	Tokens bayes.TokenStore
+	// Rules, if set, is the compiled [spam.rules] set to use instead of
+	// reading the files again (eval builds one per run, not per fold).
+	Rules *sa.Engine
+	// Now is the clock for date rules (default time.Now).
+	Now func() time.Time
 }
 
 // Check is the spam check.
@@ -390,6 +404,8 @@ type Check struct {
 	learner    *autolearner
 	ruleInfo   RuleInfo
 	expiry     *bayes.Expiring // nil without [spam.bayes] max_tokens
+	rules      *sa.Engine      // nil unless [spam.rules] enabled
+	now        func() time.Time
 }
 
 // New builds the check. core may be nil (then the core's default
@@ -446,6 +462,21 @@ func New(cfg *Config, core *policy.Config, o Options) (*Check, error) {
 			}
 		}
 	}
+	c.now = o.Now
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if cfg.Rules.Enabled {
+		c.rules = o.Rules
+		if c.rules == nil {
+			e, err := LoadRules(cfg)
+			if err != nil {
+				return nil, err
+			}
+			c.rules = e
+		}
+	}
+	c.ruleInfo = c.saRuleInfo
 	if len(cfg.DNSBL)+len(cfg.URIBL) > 0 {
 		if o.Resolver == nil {
 			return nil, errors.New("spam: DNS lists need a resolver")
@@ -572,6 +603,7 @@ func (c *Check) gather(ctx context.Context, m *message.Message, prior policy.Res
 			add(h.Name, h.Weight)
 		}
 	}
+	f.Notes = append(f.Notes, c.ruleSignals(m, c.now(), add)...)
 	for _, r := range c.cfg.URIRules {
 		for _, u := range v.urls {
 			if r.re.MatchString(u) {

@@ -30,11 +30,39 @@ func (r *Require) UnmarshalText(b []byte) error {
 	return fmt.Errorf("virus: require = %q: want \"all\" or \"any\"", b)
 }
 
+// Limits says what a clamd result of "Heuristics.Limits.Exceeded.*" (one
+// of clamd's scan limits was reached, with AlertExceedsMax yes) means.
+type Limits string
+
+const (
+	// LimitsUnscanned: the message was not fully scanned; it gets
+	// on_oversize, like a message longer than stream_max_length.
+	LimitsUnscanned Limits = "unscanned"
+	// LimitsInfected: treat it as malware (on_infected).
+	LimitsInfected Limits = "infected"
+)
+
+func (l *Limits) UnmarshalText(b []byte) error {
+	switch v := Limits(strings.ToLower(strings.TrimSpace(string(b)))); v {
+	case LimitsUnscanned, LimitsInfected:
+		*l = v
+		return nil
+	}
+	return fmt.Errorf("virus: limits_exceeded = %q: want \"unscanned\" or \"infected\"", b)
+}
+
 // Config is the [virus] section: what to do with what the scanners found.
 type Config struct {
 	policy.StepConfig
-	// Require combines several [[clamav.server]] groups: "all" or "any".
+	// Require combines several engines: "all" must each have scanned
+	// the message, or "any" (at least MinEngines of them).
 	Require Require `toml:"require"`
+	// MinEngines is how many engines must have scanned a message with
+	// require = "any"; default 1.
+	MinEngines int `toml:"min_engines"`
+	// Engines are the [[virus.engine]] blocks; without any, the
+	// [[clamav.server]] groups of the [clamav] section (or its default).
+	Engines []Engine `toml:"engine"`
 	// OnInfected is the action for malware; it is mandatory (allow lists
 	// and protected recipients do not soften it).
 	OnInfected    policy.Action `toml:"on_infected"`
@@ -44,6 +72,9 @@ type Config struct {
 	// OnOversize is the action for a message larger than the scanners
 	// accept (stream_max_length).
 	OnOversize policy.Action `toml:"on_oversize"`
+	// LimitsExceeded is what clamd's "Heuristics.Limits.Exceeded.*"
+	// findings mean: "unscanned" (on_oversize) or "infected".
+	LimitsExceeded Limits `toml:"limits_exceeded"`
 	// HeaderScanned and HeaderStatus name the header fields added to
 	// every scanned message; "" disables one.
 	HeaderScanned string `toml:"header_scanned"`
@@ -55,13 +86,15 @@ type Config struct {
 // production setup enables it).
 func DefaultConfig() *Config {
 	return &Config{
-		StepConfig:    policy.StepConfig{Enabled: false, Timeout: policy.Duration(30 * time.Second), OnError: policy.ActionTempfail},
-		Require:       RequireAll,
-		OnInfected:    policy.ActionReject,
-		InfectedReply: policy.Reply{Code: 554, Enhanced: "5.7.1", Text: "Message contains malware"},
-		OnOversize:    policy.ActionReject,
-		HeaderScanned: "X-Virus-Scanned",
-		HeaderStatus:  "X-Virus-Status",
+		StepConfig:     policy.StepConfig{Enabled: false, Timeout: policy.Duration(30 * time.Second), OnError: policy.ActionTempfail},
+		Require:        RequireAll,
+		MinEngines:     1,
+		OnInfected:     policy.ActionReject,
+		InfectedReply:  policy.Reply{Code: 554, Enhanced: "5.7.1", Text: "Message contains malware"},
+		OnOversize:     policy.ActionReject,
+		LimitsExceeded: LimitsUnscanned,
+		HeaderScanned:  "X-Virus-Scanned",
+		HeaderStatus:   "X-Virus-Status",
 	}
 }
 
@@ -81,6 +114,9 @@ func (c *Config) Validate() error {
 		if h.v != "" && !validFieldName(h.v) {
 			errs = append(errs, policy.KeyErr(h.k, "%q is not a valid header field name", h.v))
 		}
+	}
+	if err := c.validateEngines(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

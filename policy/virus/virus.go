@@ -1,30 +1,39 @@
 // Package virus is the malware check: it streams each message, as
-// received, to one or more scanners (clamd through package clamav, or any
-// other engine behind the Scanner interface) and reports what they found.
+// received, to one or more anti-virus engines and reports what they found.
+// Engines ([[virus.engine]]) speak clamd's INSTREAM (package clamav), ICAP
+// RESPMOD (RFC 3507, package icap: nearly every commercial engine) or
+// Sophos SSSP (package sssp), so that mail can be scanned by an engine
+// different from the one on the workstations; the old [[clamav.server]]
+// groups are clamd engines.
 //
 // Statuses: clean, infected (with the signature name), error (no verdict:
-// the scanner is down, slow or failing) and oversize (the message is longer
-// than the scanner accepts). The [virus] section maps each to an action:
-// infected → reject 554 5.7.1 by default, and mandatory, so that allow
-// lists and protected recipients cannot soften it; error → on_error,
-// tempfail by default; oversize → on_oversize, reject by default (a message
-// that cannot be scanned is not delivered unscanned). Reason codes:
+// the engine is down, slow or failing) and oversize (the message is longer
+// than an engine's max_size, or the engine refused or passed it on
+// unscanned). The [virus] section maps each to an action: infected →
+// reject 554 5.7.1 by default, and mandatory, so that allow lists and
+// protected recipients cannot soften it; error → on_error, tempfail by
+// default; oversize → on_oversize, reject by default (a message that
+// cannot be scanned is not delivered unscanned). clamd's own limits (a
+// "Heuristics.Limits.Exceeded.*" result, "INSTREAM size limit exceeded")
+// are oversize too, unless limits_exceeded = "infected". Reason codes:
 // virus-infected, virus-error, virus-oversize.
 //
 // The message is the header section and body in wire form (RFC 5322
 // §2.1, CRLF line ends), streamed from the spooled body in chunks, so a
-// 50 MB message costs no more memory than a small one. clamd decodes MIME
-// (RFC 2045 base64 and quoted-printable) and archives itself.
+// 50 MB message costs no more memory than a small one. The engines decode
+// MIME (RFC 2045 base64 and quoted-printable) and archives themselves.
 //
-// Several [[clamav.server]] groups scan the same message concurrently; with
-// require = "all" every group must have scanned it, with "any" one is
-// enough. A finding in any group is a finding.
+// Every engine scans the same message concurrently, each within its own
+// timeout and the check's; malware found by any engine is malware. With
+// require = "all" every engine must have scanned the message, with "any"
+// at least min_engines. Each engine's outcome and latency go to the debug
+// log and, through EngineMetrics, to the metrics.
 //
-// Fields added: X-Virus-Scanned (who scanned) and X-Virus-Status (Clean,
-// Infected (signature), Unscanned (error|oversize)); incoming fields with
-// these names are removed, since the sender could forge them. The
-// signature name goes to the log ("virus found" event) and the header, and
-// to the SMTP reply only with reply_signature = true.
+// Fields added: X-Virus-Scanned (the engines that scanned the message) and
+// X-Virus-Status (Clean, Infected (signature), Unscanned (error|oversize));
+// incoming fields with these names are removed, since the sender could
+// forge them. The signature name goes to the log ("virus found" event) and
+// the header, and to the SMTP reply only with reply_signature = true.
 package virus
 
 import (
@@ -40,6 +49,8 @@ import (
 	"github.com/mailwarden/mailwarden/clamav"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/message"
+	"github.com/mailwarden/mailwarden/policy/virus/icap"
+	"github.com/mailwarden/mailwarden/policy/virus/sssp"
 )
 
 // Statuses reported by the check (policy.StatusError for error).
@@ -100,13 +111,20 @@ func (s *ClamAV) Scan(ctx context.Context, open func() io.Reader, size int64) Fi
 // Ping reports whether a clamd of the group answers.
 func (s *ClamAV) Ping(ctx context.Context) error { return s.client.Ping(ctx) }
 
+// EngineMetrics is the optional extension of policy.Metrics that counts
+// each engine's scans (status and latency).
+type EngineMetrics interface {
+	EngineDone(engine string, status policy.Status, d time.Duration)
+}
+
 // Check is the "virus" pipeline step.
 type Check struct {
 	cfg      *Config
 	scanners []Scanner
 	replies  policy.RepliesConfig
-	scanned  string // X-Virus-Scanned value
+	host     string // " on <authserv-id>" in X-Virus-Scanned
 	log      *slog.Logger
+	metrics  EngineMetrics
 }
 
 // New makes the check from its config and scanners. core may be nil.
@@ -115,17 +133,18 @@ func New(cfg *Config, scanners []Scanner, core *policy.Config, log *slog.Logger)
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c := &Check{cfg: cfg, scanners: scanners, log: log}
-	var names []string
-	for _, s := range scanners {
-		names = append(names, s.Name())
-	}
-	c.scanned = "mailwarden (" + strings.Join(names, ", ") + ")"
 	if core != nil {
 		c.replies = core.Replies
-		c.scanned += " on " + core.AuthservID
+		c.host = " on " + core.AuthservID
 	} else {
 		c.replies = policy.DefaultConfig().Replies
 	}
+	return c
+}
+
+// WithMetrics makes the check report each engine's scans to m.
+func (c *Check) WithMetrics(m EngineMetrics) *Check {
+	c.metrics = m
 	return c
 }
 
@@ -159,16 +178,28 @@ func (c *Check) Check(ctx context.Context, m *message.Message, _ policy.Results)
 					findings[i] = Finding{Status: StatusError, Err: fmt.Errorf("virus: scanner %s panicked: %v", s.Name(), x)}
 				}
 			}()
+			start := time.Now()
 			findings[i] = s.Scan(sctx, m.Raw, size)
+			if c.metrics != nil {
+				c.metrics.EngineDone(s.Name(), findings[i].Status, time.Since(start))
+			}
 		}()
 	}
 	wg.Wait()
+	for i, f := range findings {
+		if f.Status == StatusInfected && clamav.LimitExceeded(f.Signature) && c.cfg.LimitsExceeded != LimitsInfected {
+			// clamd stopped at one of its limits: not scanned, not clean.
+			findings[i] = Finding{Status: StatusOversize, Server: f.Server, Err: fmt.Errorf("clamd stopped at a scan limit: %s", f.Signature)}
+		}
+	}
 	return c.result(m, findings), nil
 }
 
-// combine merges the scanners' findings: a finding anywhere wins; then
-// require decides whether one failed scanner spoils the scan.
-func combine(req Require, fs []Finding) (Finding, int) {
+// combine merges the engines' findings: malware found by any engine is
+// malware; otherwise require decides: "all" needs every engine to have
+// scanned the message (the first error, else the first oversize, spoils
+// it), "any" needs min of them (else oversize before error).
+func combine(req Require, min int, fs []Finding) (Finding, int) {
 	for i, f := range fs {
 		if f.Status == StatusInfected {
 			return f, i
@@ -182,23 +213,55 @@ func combine(req Require, fs []Finding) (Finding, int) {
 		}
 		return Finding{}, -1, false
 	}
-	order := []policy.Status{StatusError, StatusOversize, StatusClean}
-	if req == RequireAny {
-		order = []policy.Status{StatusClean, StatusOversize, StatusError}
+	clean := 0
+	for _, f := range fs {
+		if f.Status == StatusClean {
+			clean++
+		}
+	}
+	order := []policy.Status{StatusError, StatusOversize}
+	switch {
+	case req == RequireAny && clean >= max(min, 1), req != RequireAny && clean == len(fs) && clean > 0:
+		order = []policy.Status{StatusClean}
+	case req == RequireAny:
+		order = []policy.Status{StatusOversize, StatusError}
 	}
 	for _, st := range order {
 		if f, i, ok := pick(st); ok {
 			return f, i
 		}
 	}
+	if req == RequireAny && clean > 0 {
+		// Fewer than min_engines scanned it and the others gave no
+		// other status (cannot happen with the four statuses).
+		return Finding{Status: StatusError, Err: fmt.Errorf("virus: %d engines scanned the message, min_engines is %d", clean, min)}, -1
+	}
 	return Finding{Status: StatusError, Err: errors.New("virus: no verdict")}, -1
 }
 
 func (c *Check) result(m *message.Message, fs []Finding) policy.Result {
-	f, i := combine(c.cfg.Require, fs)
+	f, i := combine(c.cfg.Require, c.cfg.MinEngines, fs)
 	engine := ""
 	if i >= 0 {
 		engine = c.scanners[i].Name()
+	}
+	// X-Virus-Scanned names the engines that scanned this message;
+	// each engine's outcome goes to the detail and the debug log.
+	var scanned, each []string
+	for j, g := range fs {
+		name := c.scanners[j].Name()
+		if g.Status == StatusClean || g.Status == StatusInfected {
+			scanned = append(scanned, name)
+		}
+		e := name + "=" + string(g.Status)
+		switch {
+		case g.Signature != "":
+			e += "(" + g.Signature + ")"
+		case g.Err != nil:
+			e += "(" + g.Err.Error() + ")"
+		}
+		each = append(each, e)
+		c.log.Debug("virus engine", "queue_id", m.QueueID, "engine", name, "status", string(g.Status), "signature", g.Signature, "server", g.Server, "error", fmt.Sprint(g.Err))
 	}
 	r := policy.Result{Status: f.Status}
 	for _, h := range []string{c.cfg.HeaderScanned, c.cfg.HeaderStatus} {
@@ -247,8 +310,11 @@ func (c *Check) result(m *message.Message, fs []Finding) policy.Result {
 		r.Detail = fmt.Sprintf("error: %v", f.Err)
 		c.log.Warn("virus scan failed", "queue_id", m.QueueID, "error", fmt.Sprint(f.Err), "action", r.Action.String())
 	}
-	if c.cfg.HeaderScanned != "" {
-		r.Headers = append(r.Headers, message.Field{Name: c.cfg.HeaderScanned, Value: c.scanned})
+	if len(fs) > 1 {
+		r.Detail += " [" + strings.Join(each, "; ") + "]"
+	}
+	if c.cfg.HeaderScanned != "" && len(scanned) > 0 {
+		r.Headers = append(r.Headers, message.Field{Name: c.cfg.HeaderScanned, Value: "mailwarden (" + strings.Join(scanned, ", ") + ")" + c.host})
 	}
 	if c.cfg.HeaderStatus != "" {
 		r.Headers = append(r.Headers, message.Field{Name: c.cfg.HeaderStatus, Value: status})
@@ -266,7 +332,8 @@ const ClamAVSectionName = "clamav"
 func Infected(r policy.Result) bool { return r.Status == StatusInfected }
 
 // Module is the "virus" check ([virus] section), scanning with scanners
-// (the daemon's clamd groups, built by NewScanners from [clamav]).
+// (the daemon's engines, built by NewScanners from [[virus.engine]] or
+// [clamav]).
 func Module(scanners []Scanner) policy.Module {
 	return policy.Module{
 		Name:    Name,
@@ -280,7 +347,11 @@ func Module(scanners []Scanner) policy.Module {
 			if len(scanners) == 0 {
 				return nil, errors.New("virus: enabled but no scanner was built")
 			}
-			return []policy.Step{{Check: New(cfg, scanners, env.Config, env.Logger), StepConfig: cfg.StepConfig, Mandatory: true}}, nil
+			check := New(cfg, scanners, env.Config, env.Logger)
+			if m, ok := env.Metrics.(EngineMetrics); ok {
+				check.WithMetrics(m)
+			}
+			return []policy.Step{{Check: check, StepConfig: cfg.StepConfig, Mandatory: true}}, nil
 		},
 	}
 }
@@ -307,32 +378,71 @@ func ClamAVConfigOf(cfg *policy.Config) *ClamAVConfig {
 	return DefaultClamAVConfig()
 }
 
-// NewScanners makes one scanner per [[clamav.server]] group; timeout is
-// the scan timeout ([virus] timeout). Nothing connects here.
-func NewScanners(cc *ClamAVConfig, timeout time.Duration) ([]Scanner, error) {
-	groups, err := cc.groups()
+// NewScanners makes one scanner per engine: the [[virus.engine]] blocks of
+// vc, or else the [[clamav.server]] groups of cc (both at once is
+// ErrBothForms). Nothing connects here.
+func NewScanners(vc *Config, cc *ClamAVConfig) ([]Scanner, error) {
+	engines, err := checkEngines(vc, cc)
 	if err != nil {
 		return nil, err
 	}
 	var scanners []Scanner
-	for _, g := range groups {
-		c, err := clamav.New(clamav.Options{
-			Servers:         g.servers,
-			StreamMaxLength: int64(g.StreamMaxLength),
-			Timeout:         timeout,
-			ConnectTimeout:  g.ConnectTimeout.D(),
-		})
+	for i := range engines {
+		s, err := newScanner(&engines[i], vc.Timeout.D())
 		if err != nil {
 			return nil, err
 		}
-		scanners = append(scanners, NewClamAV("clamav:"+g.Name, c))
+		scanners = append(scanners, s)
 	}
 	return scanners, nil
 }
 
-// Ping asks every scanner once and logs the ones not answering, so that an
-// operator hears at start (and reload) that clamd is down rather than in
-// the first deferred message. The daemon runs it in its own goroutine.
+// newScanner makes the client of one engine; timeout is [virus] timeout,
+// the bound of an engine without its own.
+func newScanner(e *Engine, timeout time.Duration) (Scanner, error) {
+	if e.Timeout > 0 {
+		timeout = min(timeout, e.Timeout.D())
+	}
+	switch e.Type {
+	case EngineClamd:
+		c, err := clamav.New(clamav.Options{Servers: e.clamd, StreamMaxLength: int64(e.MaxSize), Timeout: timeout, ConnectTimeout: e.ConnectTimeout.D()})
+		if err != nil {
+			return nil, err
+		}
+		return NewClamAV(e.ScannerName(), c), nil
+	case EngineICAP:
+		c, err := icap.New(icap.Options{Servers: e.icap, MaxSize: int64(e.MaxSize), Timeout: timeout, ConnectTimeout: e.ConnectTimeout.D(),
+			MaxConnections: e.MaxConnections, NoPreview: e.Preview != nil && !*e.Preview, ThreatHeaders: e.ThreatHeaders})
+		if err != nil {
+			return nil, err
+		}
+		return NewICAP(e.ScannerName(), c), nil
+	case EngineSSSP:
+		c, err := sssp.New(sssp.Options{Servers: e.sssp, MaxSize: int64(e.MaxSize), Timeout: timeout, ConnectTimeout: e.ConnectTimeout.D(), MaxConnections: e.MaxConnections})
+		if err != nil {
+			return nil, err
+		}
+		return NewSSSP(e.ScannerName(), c), nil
+	}
+	return nil, fmt.Errorf("virus: engine %s: unknown type %q", e.ScannerName(), e.Type)
+}
+
+// Close releases what the scanners keep between messages (an ICAP
+// engine's idle connections), when a reload replaces them.
+func Close(scanners []Scanner) error {
+	var errs []error
+	for _, s := range scanners {
+		if c, ok := s.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Ping asks every scanner once (an ICAP engine: OPTIONS) and logs the ones
+// not answering, so that an operator hears at start (and reload) that an
+// engine is down rather than in the first deferred message. The daemon
+// runs it in its own goroutine.
 func Ping(ctx context.Context, scanners []Scanner, onError policy.Action, log *slog.Logger) {
 	for _, s := range scanners {
 		if p, ok := s.(interface{ Ping(context.Context) error }); ok {

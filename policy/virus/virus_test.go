@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -87,8 +89,10 @@ func TestStatusesToActions(t *testing.T) {
 		if got := header(r, "X-Virus-Status"); got != tc.header {
 			t.Errorf("%s: X-Virus-Status %q, want %q", tc.status, got, tc.header)
 		}
-		if !strings.HasPrefix(header(r, "X-Virus-Scanned"), "mailwarden (clamav:x)") {
-			t.Errorf("X-Virus-Scanned = %q", header(r, "X-Virus-Scanned"))
+		// X-Virus-Scanned only when an engine scanned the message.
+		scanned := tc.status == virus.StatusClean || tc.status == virus.StatusInfected
+		if got := header(r, "X-Virus-Scanned"); scanned != strings.HasPrefix(got, "mailwarden (clamav:x)") {
+			t.Errorf("%s: X-Virus-Scanned = %q", tc.status, got)
 		}
 		if len(r.RemoveHeaders) != 2 {
 			t.Errorf("forged X-Virus-* fields are not removed: %v", r.RemoveHeaders)
@@ -133,18 +137,28 @@ func TestRequire(t *testing.T) {
 		req  virus.Require
 		fs   []virus.Finding
 		want policy.Status
+		min  int
 	}{
-		{virus.RequireAll, []virus.Finding{clean, clean}, virus.StatusClean},
-		{virus.RequireAll, []virus.Finding{clean, bad}, virus.StatusError},
-		{virus.RequireAll, []virus.Finding{big, clean}, virus.StatusOversize},
-		{virus.RequireAll, []virus.Finding{bad, inf}, virus.StatusInfected},
-		{virus.RequireAny, []virus.Finding{clean, bad}, virus.StatusClean},
-		{virus.RequireAny, []virus.Finding{bad, bad}, virus.StatusError},
-		{virus.RequireAny, []virus.Finding{bad, big}, virus.StatusOversize},
-		{virus.RequireAny, []virus.Finding{clean, inf}, virus.StatusInfected},
+		{virus.RequireAll, []virus.Finding{clean, clean}, virus.StatusClean, 0},
+		{virus.RequireAll, []virus.Finding{clean, bad}, virus.StatusError, 0},
+		{virus.RequireAll, []virus.Finding{big, clean}, virus.StatusOversize, 0},
+		{virus.RequireAll, []virus.Finding{bad, inf}, virus.StatusInfected, 0},
+		{virus.RequireAny, []virus.Finding{clean, bad}, virus.StatusClean, 0},
+		{virus.RequireAny, []virus.Finding{bad, bad}, virus.StatusError, 0},
+		{virus.RequireAny, []virus.Finding{bad, big}, virus.StatusOversize, 0},
+		{virus.RequireAny, []virus.Finding{clean, inf}, virus.StatusInfected, 0},
+		// min_engines (with require = "any"):
+		{virus.RequireAny, []virus.Finding{clean, bad, clean}, virus.StatusClean, 2},
+		{virus.RequireAny, []virus.Finding{clean, bad, bad}, virus.StatusError, 2},
+		{virus.RequireAny, []virus.Finding{clean, big, bad}, virus.StatusOversize, 2},
+		{virus.RequireAny, []virus.Finding{clean, clean, clean}, virus.StatusClean, 3},
+		{virus.RequireAny, []virus.Finding{bad, bad, inf}, virus.StatusInfected, 3},
 	} {
 		cfg := virus.DefaultConfig()
 		cfg.Require = tc.req
+		if tc.min > 0 {
+			cfg.MinEngines = tc.min
+		}
 		var ss []virus.Scanner
 		for i, f := range tc.fs {
 			ss = append(ss, &fake{name: string(rune('a' + i)), f: f})
@@ -185,12 +199,15 @@ func sections() []policy.Module { return []policy.Module{virus.Module(nil), viru
 
 // build makes the pipeline the daemon would: scanners from [clamav], then
 // the virus module with them.
-func build(cfg *policy.Config) (*policy.Pipeline, error) {
-	scanners, err := virus.NewScanners(virus.ClamAVConfigOf(cfg), virus.ConfigOf(cfg).Timeout.D())
+func build(cfg *policy.Config) (*policy.Pipeline, error) { return buildWith(cfg, nil) }
+
+// buildWith is build with a metrics seam.
+func buildWith(cfg *policy.Config, m policy.Metrics) (*policy.Pipeline, error) {
+	scanners, err := virus.NewScanners(virus.ConfigOf(cfg), virus.ClamAVConfigOf(cfg))
 	if err != nil {
 		return nil, err
 	}
-	return policy.New(cfg, []policy.Module{virus.Module(scanners), virus.ClamAVSection()}, nil, nil, nil)
+	return policy.New(cfg, []policy.Module{virus.Module(scanners), virus.ClamAVSection()}, nil, nil, m)
 }
 
 func pipeline(t *testing.T, text string) *policy.Pipeline {
@@ -420,7 +437,7 @@ func TestExampleConfigMatchesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := *cfg.Sections["virus"].(*virus.Config), *virus.DefaultConfig(); got != want {
+	if got, want := *cfg.Sections["virus"].(*virus.Config), *virus.DefaultConfig(); !reflect.DeepEqual(got, want) {
 		t.Errorf("[virus] in the example: %+v\nDefaultConfig: %+v", got, want)
 	}
 	// Uncommenting the [[clamav.server]] example gives the default group.
@@ -451,6 +468,40 @@ func TestExampleConfigMatchesDefaults(t *testing.T) {
 	}
 }
 
+var keyLine = regexp.MustCompile(`^[a-z_]+ = `)
+
+// Uncommenting the [[virus.engine]] examples gives three valid engines.
+func TestExampleEngines(t *testing.T) {
+	data, err := os.ReadFile("../../examples/mailwarden.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	in := false
+	for _, l := range strings.Split(string(data), "\n") {
+		if l == "# [[virus.engine]]" && !in {
+			in = true
+		}
+		if in {
+			if !strings.HasPrefix(l, "#") {
+				break
+			}
+			// Settings and table headers; the prose between them stays out.
+			if l := strings.TrimPrefix(strings.TrimPrefix(l, "#"), " "); strings.HasPrefix(l, "[[") || keyLine.MatchString(l) {
+				block = append(block, l)
+			}
+		}
+	}
+	cfg, err := policy.Load("engines.toml", []byte("[virus]\n"+strings.Join(block, "\n")), sections())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, strings.Join(block, "\n"))
+	}
+	es := cfg.Sections["virus"].(*virus.Config).Engines
+	if len(es) != 3 || es[0].ScannerName() != "clamd:local" || es[1].ScannerName() != "icap:second" || es[2].ScannerName() != "sssp:sophos" || es[1].MaxSize != 5<<20 {
+		t.Errorf("example engines: %+v", es)
+	}
+}
+
 // coreSection reports the tables of the policy root ([listen] and [log] are
 // the daemon's, cmd/mailwarden/internal/daemon).
 func coreSection(name string) bool {
@@ -470,5 +521,40 @@ func TestScannerDownNotSoftenedByAllowList(t *testing.T) {
 	v := p.Run(context.Background(), m)
 	if v.Action != policy.ActionTempfail || !contains(v.Reasons, "virus-error") {
 		t.Fatalf("allow-listed sender, clamd down: %s %v", v.Action, v.Reasons)
+	}
+}
+
+// clamd's own limits (Heuristics.Limits.Exceeded.*, AlertExceedsMax yes)
+// and its INSTREAM size limit are "unscanned", never clean, and by default
+// not malware either (issue 18 item 4).
+func TestClamdLimitsAreUnscanned(t *testing.T) {
+	for _, tc := range []struct {
+		reply  string
+		limits string
+		action policy.Action
+		reason string
+		header string
+	}{
+		{"stream: Heuristics.Limits.Exceeded.MaxScanSize FOUND\n", "", policy.ActionReject, "virus-oversize", "Unscanned (oversize)"},
+		{"stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND\n", `limits_exceeded = "unscanned"` + "\non_oversize = \"quarantine\"", policy.ActionQuarantine, "virus-oversize", "Unscanned (oversize)"},
+		{"stream: Heuristics.Limits.Exceeded.MaxFiles FOUND\n", `limits_exceeded = "infected"`, policy.ActionReject, "virus-infected", "Infected (Heuristics.Limits.Exceeded.MaxFiles)"},
+		{"INSTREAM size limit exceeded. ERROR\n", "", policy.ActionReject, "virus-oversize", "Unscanned (oversize)"},
+		{"stream: Heuristics.Limits.ExceededNot FOUND\n", "", policy.ActionReject, "virus-infected", "Infected (Heuristics.Limits.ExceededNot)"},
+	} {
+		a := clamdtest.Start(t, clamdtest.Options{Reply: tc.reply})
+		p := pipeline(t, "[virus]\nenabled = true\n"+tc.limits+"\n[[clamav.server]]\naddresses = [\""+a.Addr()+"\"]\n")
+		v := p.Run(context.Background(), msg("hello\r\n"))
+		var status string
+		for _, f := range v.Prepend {
+			if f.Name == "X-Virus-Status" {
+				status = f.Value
+			}
+		}
+		if v.Action != tc.action || !contains(v.Reasons, tc.reason) || status != tc.header {
+			t.Errorf("%q with %q: %s %v %q, want %s %s %q", tc.reply, tc.limits, v.Action, v.Reasons, status, tc.action, tc.reason, tc.header)
+		}
+	}
+	if _, err := policy.Load("x.toml", []byte("[virus]\nlimits_exceeded = \"clean\"\n"), sections()); err == nil {
+		t.Error(`limits_exceeded = "clean" accepted`)
 	}
 }

@@ -22,7 +22,26 @@ type ClamdOptions struct {
 	// DisableCache turns off clamd's result cache (keyed by content
 	// hash), so that replaying the same messages measures the scanner.
 	DisableCache bool
+	// Signatures chooses the database: both signatures (the zero value),
+	// only the hash or only the body signature, so that two engines can
+	// have different signature sets (issue 18).
+	Signatures ClamdSignatures
 }
+
+// ClamdSignatures is the signature set of a private clamd.
+type ClamdSignatures int
+
+const (
+	// SignaturesBoth: the md5 hash of eicar.txt and the body signature.
+	SignaturesBoth ClamdSignatures = iota
+	// SignaturesHash: only the `sigtool --md5` hash of eicar.txt, which
+	// matches an attachment that is exactly the file (after clamd's MIME
+	// decoding), not the string inside other text.
+	SignaturesHash
+	// SignaturesBody: only the .ndb body signature (the EICAR string
+	// anywhere).
+	SignaturesBody
+)
 
 // Clamd is a running private clamd.
 type Clamd struct {
@@ -64,7 +83,8 @@ func EICARFile() (string, error) {
 // StartClamd starts a private clamd (foreground, its own config) listening
 // on a unix socket and on a free 127.0.0.1 TCP port, with a database
 // folder holding only a `sigtool --md5` signature of the shared eicar.txt
-// and one .ndb body signature for the EICAR string. It returns once clamd
+// and one .ndb body signature for the EICAR string (or one of them, see
+// ClamdOptions.Signatures). It returns once clamd
 // answers PING, and stops it when the test ends. If clamd cannot start the
 // test is skipped locally and fails when CI=true, with clamd's log.
 func StartClamd(t testing.TB, opts ClamdOptions) *Clamd {
@@ -106,16 +126,22 @@ func StartClamd(t testing.TB, opts ClamdOptions) *Clamd {
 		Unavailable(t, "sigtool --md5: %v: %s%s", err, hdb, serr.Bytes())
 		return nil
 	}
-	c.HashSignature = "eicar.txt.UNOFFICIAL"
-	if err := os.WriteFile(filepath.Join(db, "mailwarden-test.hdb"), hdb, 0o644); err != nil {
-		t.Fatal(err)
+	if opts.Signatures != SignaturesBody {
+		c.HashSignature = "eicar.txt.UNOFFICIAL"
+		if err := os.WriteFile(filepath.Join(db, "mailwarden-test.hdb"), hdb, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The body signature (signatures.pdf, "Extended signature format"):
 	// Name:TargetType:Offset:HexSignature; type 0 = any file, offset * =
 	// anywhere, so it also matches the EICAR string inside a raw message.
 	ndb := fmt.Sprintf("%s:0:*:%x\n", BodySignatureName, bytes.TrimSpace(eicar))
-	if err := os.WriteFile(filepath.Join(db, "mailwarden-test.ndb"), []byte(ndb), 0o644); err != nil {
-		t.Fatal(err)
+	if opts.Signatures != SignaturesHash {
+		if err := os.WriteFile(filepath.Join(db, "mailwarden-test.ndb"), []byte(ndb), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		c.BodySignature = ""
 	}
 	c.Socket = filepath.Join(c.Dir, "clamd.sock")
 	logPath := filepath.Join(c.Dir, "clamd.log")

@@ -18,3 +18,16 @@ func TestStartClamd(t *testing.T) {
 		t.Fatal("clamd still answers after Stop")
 	}
 }
+
+func TestStartClamdSignatureSets(t *testing.T) {
+	for _, tc := range []struct {
+		sigs       ClamdSignatures
+		hash, body bool
+	}{{SignaturesHash, true, false}, {SignaturesBody, false, true}} {
+		c := StartClamd(t, ClamdOptions{Signatures: tc.sigs})
+		if !strings.Contains(c.Log(), "Loaded 1 signatures.") || (c.HashSignature != "") != tc.hash || (c.BodySignature != "") != tc.body {
+			t.Errorf("%v: %+v\n%s", tc.sigs, c, c.Log())
+		}
+		c.Stop()
+	}
+}

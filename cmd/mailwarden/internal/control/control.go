@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/quarcli"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
@@ -67,17 +68,25 @@ type Daemon interface {
 	SetMode(mode string, uid int) error
 }
 
+// QuarantineDaemon is a daemon that runs our own quarantine: it answers
+// `mailwarden quarantine` (it holds the index).
+type QuarantineDaemon interface {
+	Quarantine(req quarcli.Request, uid int) (*quarcli.Response, error)
+}
+
 // Request is one line from a client.
 type Request struct {
-	Cmd  string `json:"cmd"`            // "status" or "mode"
-	Mode string `json:"mode,omitempty"` // for "mode": a mode, or "config" to drop the override
+	Cmd        string           `json:"cmd"`            // "status", "mode" or "quarantine"
+	Mode       string           `json:"mode,omitempty"` // for "mode": a mode, or "config" to drop the override
+	Quarantine *quarcli.Request `json:"quarantine,omitempty"`
 }
 
 // Response is one line back.
 type Response struct {
-	OK     bool    `json:"ok"`
-	Error  string  `json:"error,omitempty"`
-	Status *Status `json:"status,omitempty"`
+	OK         bool              `json:"ok"`
+	Error      string            `json:"error,omitempty"`
+	Status     *Status           `json:"status,omitempty"`
+	Quarantine *quarcli.Response `json:"quarantine,omitempty"`
 }
 
 // Status is what `mailwarden status` shows.
@@ -101,6 +110,8 @@ type Status struct {
 	Goroutines     int               `json:"goroutines"`
 	BodyMemory     int64             `json:"body_memory_bytes"`
 	Extra          map[string]string `json:"extra,omitempty"`
+	// Quarantine summarises our own quarantine ("" when off).
+	Quarantine string `json:"quarantine,omitempty"`
 }
 
 // Start opens the control socket of c for d; the returned function closes
@@ -242,8 +253,18 @@ func handle(d Daemon, req Request, uid int) Response {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true, Status: d.Status()}
+	case "quarantine":
+		qd, ok := d.(QuarantineDaemon)
+		if !ok || req.Quarantine == nil {
+			return Response{Error: "no quarantine here"}
+		}
+		r, err := qd.Quarantine(*req.Quarantine, uid)
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true, Quarantine: r}
 	}
-	return Response{Error: fmt.Sprintf("unknown command %q (want status or mode)", req.Cmd)}
+	return Response{Error: fmt.Sprintf("unknown command %q (want status, mode or quarantine)", req.Cmd)}
 }
 
 // Call sends one request to the daemon's control socket.

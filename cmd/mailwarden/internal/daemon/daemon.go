@@ -9,16 +9,20 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/control"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/metrics"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/quarcli"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/wire"
 	"github.com/mailwarden/mailwarden/filter"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/quarantine"
 )
 
 // Server is the running daemon: the pipeline in force (a Holder), the
@@ -35,10 +39,12 @@ type Server struct {
 	level   *slog.LevelVar
 	srv     *filter.Server
 	metrics policy.Metrics
-	ops     *metrics.Ops   // the daemon's metrics and status state
-	svc     *wire.Services // the services in force (outlive reloads)
-	reloads atomic.Int64   // successful reloads
-	failed  atomic.Int64   // refused reloads
+	ops     *metrics.Ops                    // the daemon's metrics and status state
+	svc     *wire.Services                  // the services in force (outlive reloads)
+	quar    atomic.Pointer[wire.Quarantine] // our quarantine in force, nil when off
+	reloads atomic.Int64                    // successful reloads
+	failed  atomic.Int64                    // refused reloads
+	reports atomic.Pointer[dmarc.Service]   // svc.Reports, for the metrics' scrapes
 }
 
 // Options configure New.
@@ -95,6 +101,14 @@ func (d *Server) inflight() int              { return d.srv.InFlight() }
 
 // The daemon's state as the metrics read it (metrics.Daemon).
 
+// DMARCReports implements metrics.Daemon.
+func (d *Server) DMARCReports() (dmarc.Stats, bool) {
+	if r := d.reports.Load(); r != nil {
+		return r.Stats(), true
+	}
+	return dmarc.Stats{}, false
+}
+
 // Mode is the effective mode (works before the pipeline exists).
 func (d *Server) Mode() policy.Mode {
 	if m, ok := d.modes.Get(); ok {
@@ -149,6 +163,8 @@ func (d *Server) build(cfg *policy.Config) (p *policy.Pipeline, retired []io.Clo
 	}
 	svc.Start(context.Background())
 	d.svc = svc
+	d.quar.Store(svc.Quarantine)
+	d.reports.Store(svc.Reports)
 	return p, retired, nil
 }
 
@@ -296,7 +312,7 @@ func (d *Server) Run(cfg *policy.Config) int {
 		return 1
 	}
 	d.srv = filter.New(filter.Options{Holder: d.holder, Logger: logger, ReadTimeout: lc.ReadTimeout.D(),
-		MaxConns: lc.MaxConnections, OnDrop: d.dropped})
+		MaxConns: lc.MaxConnections, OnDrop: d.dropped, Quarantine: d.quarantiner})
 
 	var stops []func()
 	// Operations features, started once the daemon can listen; each
@@ -359,6 +375,41 @@ loop:
 	return code
 }
 
+// quarantiner is our quarantine in force for the filter (nil when off).
+func (d *Server) quarantiner() filter.Quarantiner {
+	if q := d.quar.Load(); q != nil {
+		return q
+	}
+	return nil
+}
+
+// Quarantine implements control.QuarantineDaemon: `mailwarden
+// quarantine` runs here, where the index is open.
+func (d *Server) Quarantine(req quarcli.Request, uid int) (*quarcli.Response, error) {
+	q := d.quar.Load()
+	if q == nil {
+		return nil, errors.New("quarantine: not enabled ([quarantine] enabled = false)")
+	}
+	if req.By == "" {
+		req.By = "uid " + strconv.Itoa(uid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return quarcli.Handle(ctx, q.Q, req)
+}
+
+// QuarantineStats implements metrics.QuarantineDaemon.
+func (d *Server) QuarantineStats() (quarantine.Stats, bool) {
+	q := d.quar.Load()
+	if q == nil {
+		return quarantine.Stats{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := q.Q.Stats(ctx)
+	return st, err == nil
+}
+
 // Status implements control.Daemon.
 func (d *Server) Status() *control.Status {
 	p := d.pipeline()
@@ -377,6 +428,15 @@ func (d *Server) Status() *control.Status {
 	}
 	if o := d.ops; o != nil {
 		s.Health, s.Spool = o.Snapshot()
+	}
+	if q := d.quar.Load(); q != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if st, err := q.Q.Stats(ctx); err == nil {
+			s.Quarantine = q.Settings.Mode.String() + " mode: " + quarcli.Summary(st, time.Now())
+		} else {
+			s.Quarantine = "unavailable: " + err.Error()
+		}
+		cancel()
 	}
 	return s
 }

@@ -22,8 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth/sign"
+	"github.com/mailwarden/mailwarden/policy/quarantine"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
 
@@ -76,7 +79,33 @@ type Daemon interface {
 	Reloads() int64
 	ReloadFailures() int64
 	Started() time.Time
+	// DMARCReports returns the DMARC report counters; ok is false when
+	// reporting is off.
+	DMARCReports() (s dmarc.Stats, ok bool)
 }
+
+// QuarantineDaemon is a Daemon with our own quarantine; ok is false when
+// it is off or its index cannot answer.
+type QuarantineDaemon interface {
+	QuarantineStats() (st quarantine.Stats, ok bool)
+}
+
+// Quarantined implements quarantine.Observer.
+func (o *Ops) Quarantined(c quarantine.Category, m quarantine.Mode) {
+	o.quarItems.WithLabelValues(c.String(), m.String()).Inc()
+}
+
+// Acted implements quarantine.Observer.
+func (o *Ops) Acted(a quarantine.Action, r quarantine.Role, c quarantine.Category) {
+	cat := ""
+	if c != 0 {
+		cat = c.String()
+	}
+	o.quarActions.WithLabelValues(a.String(), r.String(), cat).Inc()
+}
+
+// DigestSent implements quarantine.Observer.
+func (o *Ops) DigestSent() { o.quarDigests.Inc() }
 
 // Ops is the daemon's operations state: it implements policy.Metrics and
 // the optional seams of our packages (relay.Events, spool.Gauges,
@@ -93,6 +122,8 @@ type Ops struct {
 	checks      *prometheus.CounterVec
 	checkDur    *prometheus.HistogramVec
 	backendErrs *prometheus.CounterVec
+	engines     *prometheus.CounterVec
+	engineDur   *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
 	events      *prometheus.CounterVec
 	spoolBytes  *prometheus.GaugeVec
@@ -102,8 +133,14 @@ type Ops struct {
 	healthLat   *prometheus.GaugeVec
 	modeChanges prometheus.Counter
 	drops       *prometheus.CounterVec
+	dkimKey     *prometheus.GaugeVec
+	dkimSigned  *prometheus.CounterVec
 	// stepFailures counts panics and deadline overruns of any step.
 	stepFailures *prometheus.CounterVec
+	// Our own quarantine (quarantine.Observer).
+	quarItems   *prometheus.CounterVec
+	quarActions *prometheus.CounterVec
+	quarDigests prometheus.Counter
 
 	mu     sync.Mutex
 	health []health.Result
@@ -122,9 +159,15 @@ func New(d Daemon) *Ops {
 	o.reasons = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_message_reasons_total", Help: "Reason codes of decided messages."}, []string{"reason"})
 	o.rcpts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_rcpt_refused_total", Help: "Recipients refused at RCPT time, by action and reason code."}, []string{"action", "reason"})
 	o.msgDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailwarden_message_duration_seconds", Help: "Time to decide one message.", Buckets: checkBuckets})
+	o.dkimKey = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_dkim_key_record", Help: "1 for the state of each DKIM signing key's DNS record (ok, missing, mismatch, temperror); a key signs only while ok."}, []string{"key", "state"})
+	o.dkimSigned = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_dkim_signatures_total", Help: "DKIM signatures made, by key."}, []string{"key"})
+	f(o.dkimKey)
+	f(o.dkimSigned)
 	o.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_check_status_total", Help: "Check outcomes by check and status."}, []string{"check", "status"})
 	o.checkDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailwarden_check_duration_seconds", Help: "Check latency.", Buckets: checkBuckets}, []string{"check"})
 	o.backendErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_backend_errors_total", Help: "Checks that could not run (status error: backend down, timeout)."}, []string{"check"})
+	o.engines = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_virus_engine_scans_total", Help: "Scans by anti-virus engine ([[virus.engine]] as <type>:<name>) and status (clean, infected, oversize, error)."}, []string{"engine", "status"})
+	o.engineDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailwarden_virus_engine_duration_seconds", Help: "Scan latency by anti-virus engine.", Buckets: checkBuckets}, []string{"engine"})
 	o.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_ratelimit_hits_total", Help: "Checks that reported status limited (rate limits, auto-reply limits)."}, []string{"check"})
 	o.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_events_total", Help: "Operations events: relay-attempt, local-only, local-only-inbound, spool-low (deferred recipients and messages), mode-change."}, []string{"event"})
 	o.spoolBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_spool_free_bytes", Help: "Free bytes of a watched spool directory's file system."}, []string{"dir"})
@@ -137,10 +180,35 @@ func New(d Daemon) *Ops {
 	f(o.drops)
 	o.stepFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_step_failures_total", Help: "Steps that panicked or overran their deadline, by stage (check, rcpt, observe), check and cause (panic, deadline)."}, []string{"stage", "check", "cause"})
 	f(o.stepFailures)
+	o.quarItems = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_quarantined_total", Help: "Messages kept by our own quarantine, by category and mode."}, []string{"category", "mode"})
+	o.quarActions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_quarantine_actions_total", Help: "Actions on quarantined mail (release, delete, expire, view, login...) by role and category."}, []string{"action", "role", "category"})
+	o.quarDigests = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailwarden_quarantine_digests_total", Help: "Quarantine digests sent."})
+	f(o.quarItems)
+	f(o.quarActions)
+	f(o.quarDigests)
+	if qd, ok := d.(QuarantineDaemon); ok {
+		stat := func(pick func(quarantine.Stats) float64) func() float64 {
+			return func() float64 {
+				st, ok := qd.QuarantineStats()
+				if !ok {
+					return 0
+				}
+				return pick(st)
+			}
+		}
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_quarantine_items", Help: "Quarantined messages with a copy still held."}, stat(func(s quarantine.Stats) float64 { return float64(s.Items) })))
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_quarantine_bytes", Help: "Bytes the quarantine keeps on disk (compressed)."}, stat(func(s quarantine.Stats) float64 { return float64(s.Bytes) })))
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_quarantine_oldest_seconds", Help: "Age of the oldest held quarantined message."}, stat(func(s quarantine.Stats) float64 {
+			if s.Oldest.IsZero() {
+				return 0
+			}
+			return time.Since(s.Oldest).Seconds()
+		})))
+	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_milter_connections", Help: "Open MTA connections."}, func() float64 { return float64(d.Conns()) }))
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_milter_accept_errors_total", Help: "Temporary accept errors on the milter socket (e.g. out of file descriptors); each one backed off and retried."}, func() float64 { return float64(d.AcceptErrors()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_body_memory_bytes", Help: "Message body bytes held in memory by messages in flight (bounded by message.memory_budget)."}, func() float64 { return float64(d.BodyMemory()) }))
-	for _, c := range []prometheus.Collector{o.messages, o.reasons, o.rcpts, o.msgDuration, o.checks, o.checkDur, o.backendErrs, o.rateLimited, o.events,
+	for _, c := range []prometheus.Collector{o.messages, o.reasons, o.rcpts, o.msgDuration, o.checks, o.checkDur, o.backendErrs, o.engines, o.engineDur, o.rateLimited, o.events,
 		o.spoolBytes, o.spoolInodes, o.spoolLow, o.healthUp, o.healthLat, o.modeChanges} {
 		f(c)
 	}
@@ -149,6 +217,7 @@ func New(d Daemon) *Ops {
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_config_reload_failures_total", Help: "Refused config reloads (the old config stayed in force)."}, func() float64 { return float64(d.ReloadFailures()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_start_time_seconds", Help: "Start time of the daemon, Unix seconds."}, func() float64 { return float64(d.Started().UnixNano()) / 1e9 }))
 	f(newModeCollector(d))
+	f(newDMARCCollector(d))
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return o
@@ -176,6 +245,35 @@ func (c *modeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// dmarcCollector exports the DMARC aggregate-report counters (reset when a
+// reload rebuilds the service).
+type dmarcCollector struct {
+	d          Daemon
+	rows, reps *prometheus.Desc
+}
+
+func newDMARCCollector(d Daemon) *dmarcCollector {
+	return &dmarcCollector{d: d,
+		rows: prometheus.NewDesc("mailwarden_dmarc_report_rows_total", "Messages seen by DMARC aggregate reporting, by outcome: recorded, skipped (no rua, loop guard, exclusions), capped (beyond max_rows: counted, not itemised), store_error, dropped (queue full).", []string{"outcome"}, nil),
+		reps: prometheus.NewDesc("mailwarden_dmarc_reports_total", "DMARC aggregate reports, by outcome: built, sent, notice (too large for !size), retry, given_up, unauthorized (RFC 7489 §7.1), unconfirmed (sender died after the final dot), error.", []string{"outcome"}, nil),
+	}
+}
+
+func (c *dmarcCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.rows; ch <- c.reps }
+func (c *dmarcCollector) Collect(ch chan<- prometheus.Metric) {
+	s, ok := c.d.DMARCReports()
+	if !ok {
+		return
+	}
+	for k, v := range map[string]int64{"recorded": s.Recorded, "skipped": s.Skipped, "capped": s.Capped, "store_error": s.StoreErrors, "dropped": s.Dropped} {
+		ch <- prometheus.MustNewConstMetric(c.rows, prometheus.CounterValue, float64(v), k)
+	}
+	for k, v := range map[string]int64{"built": s.Built, "sent": s.Sent, "notice": s.Notices, "retry": s.Retries, "given_up": s.GivenUp,
+		"unauthorized": s.Unauthorized, "unconfirmed": s.Unconfirmed, "error": s.SendErrors} {
+		ch <- prometheus.MustNewConstMetric(c.reps, prometheus.CounterValue, float64(v), k)
+	}
+}
+
 // CheckDone implements policy.Metrics.
 func (o *Ops) CheckDone(check string, status policy.Status, d time.Duration) {
 	o.checks.WithLabelValues(check, string(status)).Inc()
@@ -186,6 +284,12 @@ func (o *Ops) CheckDone(check string, status policy.Status, d time.Duration) {
 	case "limited":
 		o.rateLimited.WithLabelValues(check).Inc()
 	}
+}
+
+// EngineDone implements virus.EngineMetrics.
+func (o *Ops) EngineDone(engine string, status policy.Status, d time.Duration) {
+	o.engines.WithLabelValues(engine, string(status)).Inc()
+	o.engineDur.WithLabelValues(engine).Observe(d.Seconds())
 }
 
 // MessageDone implements policy.Metrics.
@@ -206,6 +310,20 @@ func (o *Ops) RcptDone(action policy.Action, reasons []string) {
 
 // Event implements relay.Events.
 func (o *Ops) Event(name string) { o.events.WithLabelValues(name).Inc() }
+
+// DKIMKeyState implements auth.KeyMetrics.
+func (o *Ops) DKIMKeyState(key string, state sign.RecordState) {
+	for _, st := range []sign.RecordState{sign.RecordOK, sign.RecordMissing, sign.RecordMismatch, sign.RecordTempError} {
+		v := 0.0
+		if st == state {
+			v = 1
+		}
+		o.dkimKey.WithLabelValues(key, string(st)).Set(v)
+	}
+}
+
+// DKIMSigned implements auth.KeyMetrics.
+func (o *Ops) DKIMSigned(key string) { o.dkimSigned.WithLabelValues(key).Inc() }
 
 // SpoolFree implements spool.Gauges.
 func (o *Ops) SpoolFree(dir string, bytes, inodes uint64, low bool) {

@@ -109,7 +109,11 @@ func TestGolden(t *testing.T) {
 	}
 	srv := dnstest.Start(t)
 	clamd := clamdtest.Start(t, clamdtest.Options{Signatures: map[string]string{"EICAR-STANDARD-ANTIVIRUS-TEST-FILE": "Eicar-Test-Signature"}})
-	text := strings.NewReplacer("%DNS%", srv.Addr, "%CLAMD%", clamd.Addr(), "%SPOOL%", t.TempDir()).Replace(string(tmpl))
+	sarules, err := filepath.Abs(filepath.Join(dir, "sa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer("%DNS%", srv.Addr, "%CLAMD%", clamd.Addr(), "%SPOOL%", t.TempDir(), "%SARULES%", sarules).Replace(string(tmpl))
 	checksSeen := map[string]bool{}
 	for _, eml := range cases {
 		name := strings.TrimSuffix(filepath.Base(eml), ".eml")

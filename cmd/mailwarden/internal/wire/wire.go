@@ -6,8 +6,9 @@
 // schema does not depend on its services, so Sections is Modules over an
 // empty Services. Then BuildServices makes the long-lived values from
 // their own sections (resolver and its cache from [dns], the state store
-// from [store], clamd scanners from [clamav], the SRS rewriter from [srs],
-// the health prober from [health], the spool guard from [spool]), and
+// from [store], the anti-virus engines from [[virus.engine]] or [clamav],
+// the SRS rewriter from [srs], the health prober from [health], the spool
+// guard from [spool]), and
 // Modules hands each check the ones it needs as typed constructor
 // arguments. On reload, BuildServices keeps every service whose own
 // section is unchanged (the DNS cache survives a SIGHUP) and returns the
@@ -25,11 +26,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
+	"github.com/mailwarden/mailwarden/policy/auth/sign"
 	"github.com/mailwarden/mailwarden/policy/autoreply"
 	"github.com/mailwarden/mailwarden/policy/dns"
+	"github.com/mailwarden/mailwarden/policy/quarantine"
 	"github.com/mailwarden/mailwarden/policy/ratelimit"
 	"github.com/mailwarden/mailwarden/policy/relay"
 	"github.com/mailwarden/mailwarden/policy/spam"
@@ -45,9 +49,10 @@ import (
 func Modules(s *Services) []policy.Module {
 	return []policy.Module{
 		// Services' sections: no step of their own.
-		dns.Section(), store.Section(), virus.ClamAVSection(), health.Section(),
+		dns.Section(), store.Section(), virus.ClamAVSection(), health.Section(), quarantine.Section(), dmarc.Section(),
 		// Checks.
-		auth.Module(s.Resolver),
+		auth.SignModule(s.KeyTracker),
+		auth.Module(s.Resolver, authReports(s.Reports)),
 		spam.Module(spamResolver(s.Resolver), s.Store),
 		ratelimit.Module(s.Store),
 		autoreply.SRSModule(s.SRS),
@@ -56,6 +61,14 @@ func Modules(s *Services) []policy.Module {
 		relay.Module(), relay.LocalOnlyModule(),
 		spool.Module(s.Spool),
 	}
+}
+
+// authReports keeps a nil service a nil interface.
+func authReports(s *dmarc.Service) auth.ReportSink {
+	if s == nil {
+		return nil
+	}
+	return s.Sink()
 }
 
 // spamResolver keeps a nil *dns.Resolver a nil interface.
@@ -88,6 +101,11 @@ type Services struct {
 	SRS      *autoreply.SRS
 	Prober   *health.Prober
 	Spool    *spool.Guard
+	// KeyTracker says which DKIM signing keys have a matching record.
+	KeyTracker *sign.Tracker
+	// Quarantine is our own quarantine ([quarantine] enabled).
+	Quarantine *Quarantine
+	Reports    *dmarc.Service // DMARC aggregate reports; nil when off
 
 	mu   sync.Mutex
 	recs map[string]*record
@@ -150,25 +168,57 @@ var services = []service{
 		copy: func(from, to *Services) { to.Store = from.Store },
 	},
 	{
+		// After [dns] and [store]: it uses both, so it is rebuilt when
+		// either changes.
+		name: dmarc.SectionName,
+		key: func(cfg *policy.Config) any {
+			c := dmarc.ConfigOf(cfg)
+			if !c.Enabled {
+				return "off"
+			}
+			return fmt.Sprintf("%#v|%#v|%#v", *c, *store.ConfigOf(cfg), *dns.ConfigOf(cfg))
+		},
+		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
+			c := dmarc.ConfigOf(cfg)
+			if !c.Enabled {
+				return &record{}, nil
+			}
+			if s.Store == nil || s.Resolver == nil {
+				return nil, fmt.Errorf("%s: needs [store] and [dns]", dmarc.SectionName)
+			}
+			svc := dmarc.New(c, s.Store, s.Resolver, o.Logger)
+			s.Reports = svc
+			return &record{start: svc.Start, close: svc.Wait}, nil
+		},
+		copy: func(from, to *Services) { to.Reports = from.Reports },
+	},
+	{
 		name: virus.ClamAVSectionName,
 		key: func(cfg *policy.Config) any {
+			vc := virus.ConfigOf(cfg)
 			return struct {
-				C       virus.ClamAVConfig
-				Timeout policy.Duration
-				Enabled bool
-			}{*virus.ClamAVConfigOf(cfg), virus.ConfigOf(cfg).Timeout, virus.ConfigOf(cfg).Enabled}
+				C          virus.ClamAVConfig
+				Engines    []virus.Engine
+				Timeout    policy.Duration
+				Enabled    bool
+				Require    virus.Require
+				MinEngines int
+			}{*virus.ClamAVConfigOf(cfg), vc.Engines, vc.Timeout, vc.Enabled, vc.Require, vc.MinEngines}
 		},
 		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
 			vc := virus.ConfigOf(cfg)
 			if !vc.Enabled {
 				return &record{}, nil
 			}
-			sc, err := virus.NewScanners(virus.ClamAVConfigOf(cfg), vc.Timeout.D())
+			sc, err := virus.NewScanners(vc, virus.ClamAVConfigOf(cfg))
 			if err != nil {
 				return nil, err
 			}
 			s.Scanners = sc
-			return &record{start: func(ctx context.Context) { go virus.Ping(ctx, sc, vc.OnError, o.Logger) }}, nil
+			return &record{
+				start: func(ctx context.Context) { go virus.Ping(ctx, sc, vc.OnError, o.Logger) },
+				close: func() error { return virus.Close(sc) },
+			}, nil
 		},
 		copy: func(from, to *Services) { to.Scanners = from.Scanners },
 	},
@@ -206,6 +256,34 @@ var services = []service{
 		copy: func(from, to *Services) { to.Prober = from.Prober },
 	},
 	{
+		// The DKIM keys' record states: checked when started (at start
+		// and after a reload that changed [dkim_sign]) and every 10 min.
+		name: auth.SignSectionName,
+		key: func(cfg *policy.Config) any {
+			// With keys, a new resolver means a new tracker (the old one's
+			// resolver is closed when retired).
+			k := struct {
+				C   auth.SignConfig
+				DNS dns.Config
+			}{C: *auth.SignConfigOf(cfg)}
+			if len(k.C.Keys) > 0 {
+				k.DNS = *dns.ConfigOf(cfg)
+			}
+			return k
+		},
+		build: func(cfg *policy.Config, s *Services, o Options) (*record, error) {
+			tr, keys, err := auth.NewKeyTracker(auth.SignConfigOf(cfg))
+			if err != nil || tr == nil {
+				return &record{}, err
+			}
+			s.KeyTracker = tr
+			r := s.Resolver
+			km, _ := o.Metrics.(auth.KeyMetrics)
+			return &record{start: func(ctx context.Context) { auth.WatchKeys(ctx, tr, keys, r, o.Logger, km) }}, nil
+		},
+		copy: func(from, to *Services) { to.KeyTracker = from.KeyTracker },
+	},
+	{
 		name: spool.Name,
 		key: func(cfg *policy.Config) any {
 			c := spool.ConfigOf(cfg)
@@ -224,6 +302,25 @@ var services = []service{
 			return &record{close: g.Close, start: func(context.Context) { g.Start() }}, nil
 		},
 		copy: func(from, to *Services) { to.Spool = from.Spool },
+	},
+	{
+		name: quarantine.SectionName,
+		key: func(cfg *policy.Config) any {
+			type key struct {
+				S     quarantine.Settings
+				Local []string
+				Store store.Config
+				Spam  spam.Config
+			}
+			st := quarantine.SettingsOf(cfg)
+			if !st.Enabled {
+				return key{S: *st}
+			}
+			// The page's "learn" uses the store and [spam]'s Bayes.
+			return key{*st, cfg.LocalDomains, *store.ConfigOf(cfg), *spam.ConfigOf(cfg)}
+		},
+		build: buildQuarantine,
+		copy:  func(from, to *Services) { to.Quarantine = from.Quarantine },
 	},
 }
 
@@ -301,9 +398,13 @@ func (s *Services) Close() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Reverse build order: a service closes before the ones it uses (the
+	// DMARC report queue drains into the store before the store closes).
 	var cs []io.Closer
-	for _, r := range s.recs {
-		cs = append(cs, r)
+	for i := len(services) - 1; i >= 0; i-- {
+		if r := s.recs[services[i].name]; r != nil {
+			cs = append(cs, r)
+		}
 	}
 	s.recs = nil
 	var first error

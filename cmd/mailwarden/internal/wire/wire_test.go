@@ -10,6 +10,7 @@ import (
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+	"github.com/mailwarden/mailwarden/policy/virus/icap/icaptest"
 )
 
 func load(t *testing.T, text string) *policy.Config {
@@ -131,4 +132,39 @@ func (r *reporter) wait(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("the started prober never reported")
+}
+
+// The anti-virus engines are one service: kept across a reload that leaves
+// [virus] and [clamav] alone, rebuilt (and the old ones closed) when an
+// engine changes.
+func TestReloadVirusEngines(t *testing.T) {
+	ic := icaptest.Start(t, icaptest.Options{Preview: -1})
+	conf := func(maxSize string) string {
+		return fmt.Sprintf("local_domains = [\"example.org\"]\n[store]\nbackend = \"memory\"\n[virus]\nenabled = true\n[[virus.engine]]\ntype = \"clamd\"\naddresses = [\"unix:/nonexistent/clamd.ctl\"]\n[[virus.engine]]\ntype = \"icap\"\nname = \"second\"\naddresses = [%q]\nmax_size = %q\n", ic.URL(), maxSize)
+	}
+	s1, _, err := BuildServices(load(t, conf("10MB")), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s1.Scanners) != 2 || s1.Scanners[0].Name() != "clamd:clamd1" || s1.Scanners[1].Name() != "icap:second" {
+		t.Fatalf("scanners %v", s1.Scanners)
+	}
+	s2, retired, err := BuildServices(load(t, conf("10MB")+"[score]\nreject = 30.0\n"), s1, Options{})
+	if err != nil || len(retired) != 0 || s2.Scanners[1] != s1.Scanners[1] {
+		t.Fatalf("unchanged engines rebuilt: %v, retired %d", err, len(retired))
+	}
+	s3, retired, err := BuildServices(load(t, conf("5MB")), s2, Options{})
+	if err != nil || len(retired) != 1 || s3.Scanners[1] == s2.Scanners[1] {
+		t.Fatalf("a changed engine kept: %v, retired %d", err, len(retired))
+	}
+	for _, c := range retired {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	s3.Close()
+	// Both forms at once: the migration error, at build.
+	if _, _, err := BuildServices(load(t, conf("5MB")+"[[clamav.server]]\nname = \"old\"\n"), nil, Options{}); err == nil {
+		t.Error("[[virus.engine]] and [[clamav.server]] together accepted")
+	}
 }

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRulesCommand(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	os.Mkdir(rules, 0o755)
+	os.WriteFile(filepath.Join(rules, "local.cf"), []byte(
+		"body LOCAL_PASSWORD /verify your password/i\nscore LOCAL_PASSWORD 3.5\ndescribe LOCAL_PASSWORD Asks for a password\n"+
+			"header LOCAL_UNIMPL eval:no_such_eval()\nscore LOCAL_UNIMPL 2\n"), 0o644)
+	cfg := filepath.Join(dir, "mailwarden.toml")
+	os.WriteFile(cfg, []byte("[spam.rules]\nenabled = true\npaths = [\""+rules+"\"]\n[spam.bayes]\nenabled = false\n"), 0o644)
+	msg := filepath.Join(dir, "m.eml")
+	os.WriteFile(msg, []byte("From: a@example.com\nSubject: x\n\nPlease verify your password.\n"), 0o644)
+
+	var out, errb bytes.Buffer
+	if code := run([]string{"rules", "-config", cfg, "-test", msg}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"rules defined: 2", "no_such_eval", "LOCAL_UNIMPL", "sa-LOCAL_PASSWORD", "Asks for a password", "score 3.50"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run([]string{"check", "-config", cfg, "-explain", msg}, &out, &errb); code > 5 {
+		t.Fatalf("check exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "sa-LOCAL_PASSWORD") {
+		t.Errorf("check --explain lacks the rule's signal:\n%s", out.String())
+	}
+	if code := run([]string{"rules", "-paths", filepath.Join(dir, "none")}, &out, &errb); code != 1 {
+		t.Errorf("missing rules: exit %d", code)
+	}
+}

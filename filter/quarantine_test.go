@@ -1,0 +1,88 @@
+package filter
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/d--j/go-milter"
+
+	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/message"
+)
+
+type fakeQuarantine struct {
+	mu    sync.Mutex
+	raw   []string
+	rcpts [][]string
+	out   Kept
+	err   error
+}
+
+func (f *fakeQuarantine) Keep(ctx context.Context, cfg *policy.Config, m *message.Message, v *policy.Verdict) (Kept, error) {
+	b, _ := io.ReadAll(m.Raw())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.raw = append(f.raw, string(b))
+	f.rcpts = append(f.rcpts, m.Rcpts)
+	return f.out, f.err
+}
+
+// A quarantine verdict goes to our own quarantine before the MTA is
+// answered: the kept recipients are removed and the others get the
+// message; none left → discard; the store failing → tempfail; hold mode →
+// the MTA's hold queue as before.
+func TestOwnQuarantine(t *testing.T) {
+	fq := &fakeQuarantine{}
+	ts := startServerOpts(t, "", nil, func(o *Options) { o.Quarantine = func() Quarantiner { return fq } })
+	c := ts.connect(t, allProtocol)
+	invoice := func(qid string) msg {
+		m := basicMsg(qid)
+		m.rcpts = []string{"bob@example.org", "carol@example.org"}
+		m.header = append(m.header, [2]string{"Subject", "Your invoice"})
+		return m
+	}
+
+	fq.out = Kept{DeleteRcpts: []string{"carol@example.org"}, ID: "0123abcd"}
+	o := c.send(t, invoice("Q1"))
+	del := modsOf(o, milter.ActionDelRcpt)
+	if o.act.Type != milter.ActionAccept || len(del) != 1 || del[0].Rcpt != "<carol@example.org>" || len(modsOf(o, milter.ActionQuarantine)) != 0 {
+		t.Errorf("store mode, one of two: %v %v", o.act, o.mods)
+	}
+	if len(fq.raw) != 1 || !strings.Contains(fq.raw[0], "Subject: Your invoice") || !strings.HasSuffix(fq.raw[0], "Shall we have lunch?\r\n") {
+		t.Errorf("kept message %q", fq.raw)
+	}
+
+	fq.out = Kept{DeleteRcpts: []string{"bob@example.org", "carol@example.org"}, Discard: true, ID: "4567"}
+	if o := c.send(t, invoice("Q2")); o.act.Type != milter.ActionDiscard {
+		t.Errorf("store mode, all kept: %v", o.act)
+	}
+
+	fq.out, fq.err = Kept{}, errors.New("quarantine: write: no space left on device")
+	if o := c.send(t, invoice("Q3")); o.act.Type != milter.ActionRejectWithCode || o.act.SMTPCode/100 != 4 {
+		t.Errorf("store failing: %v, want a tempfail", o.act)
+	}
+
+	fq.out, fq.err = Kept{Hold: true, ID: "89ab"}, nil
+	if o := c.send(t, invoice("Q4")); len(modsOf(o, milter.ActionQuarantine)) != 1 {
+		t.Errorf("hold mode: %v", o.mods)
+	}
+
+	// not a quarantine verdict: never asked
+	c.send(t, basicMsg("Q5"))
+	if len(fq.raw) != 4 {
+		t.Errorf("Keep called %d times, want 4", len(fq.raw))
+	}
+	var got []string
+	for _, l := range ts.logs.messages(t) {
+		qid, _ := l["quarantine_id"].(string)
+		got = append(got, l["queue_id"].(string)+"="+l["action"].(string)+":"+qid)
+	}
+	want := "Q1=accept:0123abcd Q2=discard:4567 Q3=tempfail: Q4=quarantine:89ab Q5=accept:"
+	if strings.Join(got, " ") != want {
+		t.Errorf("summary lines\n%s\nwant\n%s", strings.Join(got, " "), want)
+	}
+}

@@ -1,0 +1,104 @@
+package arc
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-msgauth/authres"
+)
+
+// AuthResult returns our Authentication-Results entry for the chain:
+// "arc=<result>", with header.oldest-pass when an older AMS no longer
+// validates (RFC 8617 §5.2 step 6; absent means 0, all validate) and
+// smtp.remote-ip when remoteIP is not empty.
+//
+// QUIRK(go-msgauth): authres.Format writes an *authres.ARCResult without
+// its method name (v0.7.0), so this is a GenericResult.
+func (v *Verification) AuthResult(remoteIP string) *authres.GenericResult {
+	r := &authres.GenericResult{Method: "arc", Value: authres.ResultValue(v.Result), Params: map[string]string{}}
+	if v.Result == ResultPass && v.OldestPass > 0 {
+		r.Params["header.oldest-pass"] = strconv.Itoa(v.OldestPass)
+	}
+	if remoteIP != "" {
+		r.Params["smtp.remote-ip"] = remoteIP
+	}
+	return r
+}
+
+// Trusted returns the sets of a passing chain sealed by trusted sealers,
+// newest first, walking back from instance N while the sealer (the AS
+// d=) is trusted; nil when the chain does not pass or its newest sealer
+// is not trusted. A set sealed by an untrusted sealer ends the walk: what
+// it says about older sets is not evidence.
+func (v *Verification) Trusted(trusted func(sealer string) bool) []Set {
+	if v.Result != ResultPass {
+		return nil
+	}
+	var out []Set
+	for i := len(v.Sets) - 1; i >= 0; i-- {
+		if !trusted(strings.ToLower(v.Sets[i].Seal.Domain)) {
+			break
+		}
+		out = append(out, v.Sets[i])
+	}
+	return out
+}
+
+// Results parses the AAR of the set: the results that sealer recorded
+// (RFC 8617 §4.1.1: an Authentication-Results payload). Unknown methods
+// come back as *authres.GenericResult; SPF, DKIM and DMARC as their types.
+func (s Set) Results() ([]authres.Result, error) {
+	_, rs, err := authres.Parse(s.AuthResults)
+	return rs, err
+}
+
+// Evidence is an authentication pass for the From domain that a trusted
+// sealer recorded in its AAR.
+type Evidence struct {
+	Instance int    // the set whose AAR shows it
+	Sealer   string // its AS d=
+	Method   string // "dmarc", "dkim" or "spf"
+	Domain   string // header.from, header.d or the smtp.mailfrom domain
+}
+
+// AlignedPass looks through sets (Verification.Trusted's result) for a
+// recorded result that would have made DMARC pass for fromDomain
+// (RFC 7489 §4.2: an SPF or DKIM pass with an aligned domain, or the
+// sealer's own dmarc=pass for that From domain). aligned(d, from) is the
+// caller's identifier alignment test (relaxed or strict, RFC 7489 §3.1).
+// This is evidence for a local policy override (RFC 7489 §7.2
+// local_policy, RFC 8617 §7.2), never a pass by itself.
+func AlignedPass(sets []Set, fromDomain string, aligned func(d, from string) bool) (Evidence, bool) {
+	fromDomain = strings.ToLower(strings.TrimSuffix(fromDomain, "."))
+	for _, s := range sets {
+		rs, err := s.Results()
+		if err != nil {
+			continue
+		}
+		for _, r := range rs {
+			ev := Evidence{Instance: s.Instance, Sealer: s.Seal.Domain}
+			switch r := r.(type) {
+			case *authres.DMARCResult:
+				if r.Value == authres.ResultPass && strings.EqualFold(r.From, fromDomain) {
+					ev.Method, ev.Domain = "dmarc", fromDomain
+					return ev, true
+				}
+			case *authres.DKIMResult:
+				if r.Value == authres.ResultPass && r.Domain != "" && aligned(strings.ToLower(r.Domain), fromDomain) {
+					ev.Method, ev.Domain = "dkim", strings.ToLower(r.Domain)
+					return ev, true
+				}
+			case *authres.SPFResult:
+				d := r.From
+				if i := strings.LastIndexByte(d, '@'); i >= 0 {
+					d = d[i+1:]
+				}
+				if r.Value == authres.ResultPass && d != "" && aligned(strings.ToLower(d), fromDomain) {
+					ev.Method, ev.Domain = "spf", strings.ToLower(d)
+					return ev, true
+				}
+			}
+		}
+	}
+	return Evidence{}, false
+}

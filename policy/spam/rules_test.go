@@ -1,0 +1,115 @@
+package spam
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mailwarden/mailwarden/policy/message"
+)
+
+const testRules = `
+body     SA_PASSWORD   /verify your password/i
+score    SA_PASSWORD   2.5
+describe SA_PASSWORD   Asks for a password
+header   SA_NO_RDNS    X-Spam-Relays-Untrusted =~ /^[^\]]+ rdns= /
+score    SA_NO_RDNS    1.2
+header   SA_ENV_NULL   EnvelopeFrom =~ /^$/
+score    SA_ENV_NULL   0.7
+header   SA_SEES_XSPAM X-Spam-Status =~ /yes/i
+score    SA_SEES_XSPAM 9
+body     SA_NICE       /regards/
+score    SA_NICE       -1
+`
+
+func rulesCheck(t *testing.T, scores map[string]float64) *Check {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "local.cf"), []byte(testRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Weights = WeightsNone // SpamAssassin's own scores, not fitted ones
+	cfg.Bayes.Enabled = false
+	cfg.Heuristics = map[string]float64{}
+	for _, h := range Heuristics {
+		cfg.Heuristics[h.Name] = 0
+	}
+	cfg.Auth = map[string]float64{}
+	cfg.Rules = RulesConfig{Enabled: true, Paths: []string{dir}, Scores: scores}
+	c, err := New(cfg, nil, Options{Now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const phish = "From: a@example.com\nTo: b@example.org\nSubject: account\nX-Spam-Status: Yes\n\nPlease verify your password.\n\nregards\n"
+
+func TestRulesSignals(t *testing.T) {
+	c := rulesCheck(t, nil)
+	m := msg(t, phish)
+	m.Client = message.Client{Addr: netip.MustParseAddr("192.0.2.9"), Name: "unknown", HELO: "x"}
+	r, err := c.Check(context.Background(), m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := signals(r)
+	want := map[string]float64{"sa-SA_PASSWORD": 2.5, "sa-SA_NO_RDNS": 1.2, "sa-SA_ENV_NULL": 0.7, "sa-SA_NICE": -1}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("signal %s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+	if _, ok := got["sa-SA_SEES_XSPAM"]; ok {
+		t.Error("X-Spam-* fields are never evidence, for the rules either")
+	}
+	if math.Abs(r.Score-(2.5+1.2+0.7-1)) > 1e-9 {
+		t.Errorf("score %v", r.Score)
+	}
+}
+
+func TestRulesClientWithRDNS(t *testing.T) {
+	c := rulesCheck(t, nil)
+	m := msg(t, phish)
+	m.MailFrom = "bounce@example.com"
+	m.Client = message.Client{Addr: netip.MustParseAddr("192.0.2.9"), Name: "mx.example.com", HELO: "mx.example.com"}
+	r, _ := c.Check(context.Background(), m, nil)
+	got := signals(r)
+	if _, ok := got["sa-SA_NO_RDNS"]; ok {
+		t.Error("the client has reverse DNS")
+	}
+	if _, ok := got["sa-SA_ENV_NULL"]; ok {
+		t.Error("the envelope sender is not null")
+	}
+}
+
+func TestRulesOverrides(t *testing.T) {
+	c := rulesCheck(t, map[string]float64{"sa-SA_PASSWORD": 6, "SA_NICE": 0})
+	r, _ := c.Check(context.Background(), msg(t, phish), nil)
+	got := signals(r)
+	if got["sa-SA_PASSWORD"] != 6 {
+		t.Errorf("override: %v", got)
+	}
+	if _, ok := got["sa-SA_NICE"]; ok {
+		t.Error("a rule scored 0 is off")
+	}
+}
+
+func TestRulesConfigErrors(t *testing.T) {
+	cfg := Default()
+	cfg.Bayes.Enabled = false
+	cfg.Rules = RulesConfig{Enabled: true, Paths: []string{filepath.Join(t.TempDir(), "none")}}
+	if _, err := New(cfg, nil, Options{}); !errors.Is(err, ErrRules) {
+		t.Errorf("missing rule files: err = %v, want ErrRules", err)
+	}
+	cfg.Rules = RulesConfig{Budget: -1, Scores: map[string]float64{"a b": 1}, Paths: []string{""}}
+	if err := cfg.Validate(); err == nil {
+		t.Error("bad [spam.rules] accepted")
+	}
+}

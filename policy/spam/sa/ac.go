@@ -1,0 +1,120 @@
+package sa
+
+// automaton is an Aho-Corasick automaton over bytes, matching ASCII
+// case-insensitively (patterns are lower case; the text is lowered byte
+// by byte while scanning). Transitions are a dense table over byte
+// classes: bytes that occur in no pattern share class 0.
+type automaton struct {
+	class   [256]uint8
+	nclass  int
+	delta   []int32 // state*nclass + class -> state
+	out     [][]int32
+	dict    []int32 // next state on the fail chain with output, or -1
+	npat    int
+	lengths []int
+}
+
+var lowerTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if i >= 'A' && i <= 'Z' {
+			t[i] = byte(i + 'a' - 'A')
+		}
+	}
+	return
+}()
+
+func newAutomaton(pats []string) *automaton {
+	a := &automaton{npat: len(pats)}
+	for _, p := range pats {
+		a.lengths = append(a.lengths, len(p))
+		for i := 0; i < len(p); i++ {
+			c := lowerTable[p[i]]
+			if a.class[c] == 0 {
+				a.nclass++
+				if a.nclass > 255 {
+					a.nclass = 255
+				}
+				a.class[c] = uint8(a.nclass)
+			}
+		}
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		a.class[c] = a.class[c+'a'-'A']
+	}
+	a.nclass++
+	// Trie.
+	type node struct{ next map[uint8]int32 }
+	trie := []node{{next: map[uint8]int32{}}}
+	a.out = [][]int32{nil}
+	for id, p := range pats {
+		s := int32(0)
+		for i := 0; i < len(p); i++ {
+			c := a.class[lowerTable[p[i]]]
+			n, ok := trie[s].next[c]
+			if !ok {
+				n = int32(len(trie))
+				trie = append(trie, node{next: map[uint8]int32{}})
+				a.out = append(a.out, nil)
+				trie[s].next[c] = n
+			}
+			s = n
+		}
+		a.out[s] = append(a.out[s], int32(id))
+	}
+	n := len(trie)
+	a.delta = make([]int32, n*a.nclass)
+	fail := make([]int32, n)
+	a.dict = make([]int32, n)
+	for i := range a.dict {
+		a.dict[i] = -1
+	}
+	// BFS.
+	queue := make([]int32, 0, n)
+	for c := 0; c < a.nclass; c++ {
+		if t, ok := trie[0].next[uint8(c)]; ok {
+			a.delta[c] = t
+			queue = append(queue, t)
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		for c := 0; c < a.nclass; c++ {
+			if t, ok := trie[s].next[uint8(c)]; ok {
+				f := a.delta[int(fail[s])*a.nclass+c]
+				fail[t] = f
+				if len(a.out[f]) > 0 {
+					a.dict[t] = f
+				} else {
+					a.dict[t] = a.dict[f]
+				}
+				a.delta[int(s)*a.nclass+c] = t
+				queue = append(queue, t)
+			} else {
+				a.delta[int(s)*a.nclass+c] = a.delta[int(fail[s])*a.nclass+c]
+			}
+		}
+	}
+	return a
+}
+
+// scan calls hit(pattern, end) for every occurrence in text.
+func (a *automaton) scan(text string, hit func(pat int32, end int)) {
+	if a == nil || a.npat == 0 {
+		return
+	}
+	s := int32(0)
+	nc := int32(a.nclass)
+	for i := 0; i < len(text); i++ {
+		s = a.delta[s*nc+int32(a.class[text[i]])]
+		if s == 0 {
+			continue
+		}
+		for t := s; t >= 0; t = a.dict[t] {
+			for _, p := range a.out[t] {
+				hit(p, i+1)
+			}
+		}
+	}
+}

@@ -1,0 +1,194 @@
+package sa
+
+import (
+	"regexp"
+	"regexp/syntax"
+	"strings"
+)
+
+// Most lines of most messages are pure ASCII. For those, each regex has
+// an ASCII variant: the same regex with every branch, literal and class
+// member that can only match a byte above 0x7f removed. On ASCII text it
+// matches exactly what the full regex matches, but it is much smaller (the
+// obfuscation classes of the fuzzy rules shrink to [aA@4] and the like)
+// and it often yields screening literals where the full one has none.
+
+// asciiOnly returns re restricted to ASCII text, or nil when re cannot
+// match ASCII text at all.
+func asciiOnly(re *syntax.Regexp) *syntax.Regexp {
+	switch re.Op {
+	case syntax.OpLiteral:
+		for _, r := range re.Rune {
+			if r >= 0x80 {
+				return nil
+			}
+		}
+		return re
+	case syntax.OpCharClass:
+		var rs []rune
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			lo, hi := re.Rune[i], re.Rune[i+1]
+			if lo >= 0x80 {
+				continue
+			}
+			rs = append(rs, lo, min(hi, 0x7f))
+		}
+		if len(rs) == 0 {
+			return nil
+		}
+		c := *re
+		c.Rune = rs
+		return &c
+	case syntax.OpCapture:
+		sub := asciiOnly(re.Sub[0])
+		if sub == nil {
+			return nil
+		}
+		c := *re
+		c.Sub = []*syntax.Regexp{sub}
+		return &c
+	case syntax.OpStar, syntax.OpQuest, syntax.OpPlus, syntax.OpRepeat:
+		sub := asciiOnly(re.Sub[0])
+		if sub == nil {
+			if re.Op == syntax.OpPlus || re.Op == syntax.OpRepeat && re.Min > 0 {
+				return nil
+			}
+			return &syntax.Regexp{Op: syntax.OpEmptyMatch}
+		}
+		c := *re
+		c.Sub = []*syntax.Regexp{sub}
+		return &c
+	case syntax.OpConcat:
+		subs := make([]*syntax.Regexp, 0, len(re.Sub))
+		for _, s := range re.Sub {
+			a := asciiOnly(s)
+			if a == nil {
+				return nil
+			}
+			subs = append(subs, a)
+		}
+		c := *re
+		c.Sub = subs
+		return &c
+	case syntax.OpAlternate:
+		var subs []*syntax.Regexp
+		for _, s := range re.Sub {
+			if a := asciiOnly(s); a != nil {
+				subs = append(subs, a)
+			}
+		}
+		switch len(subs) {
+		case 0:
+			return nil
+		case 1:
+			return subs[0]
+		}
+		c := *re
+		c.Sub = subs
+		return &c
+	}
+	return re
+}
+
+// variant is one compiled form of a rule's regex with its screen.
+type variant struct {
+	re     *regexp.Regexp
+	screen *regexp.Regexp
+	dfa    *dfa // the fast "any match" answer
+	// dfaExact: the automaton is the regex itself, not a screen of it.
+	dfaExact bool
+	lits     []string
+	never    bool // cannot match this kind of text
+}
+
+// variant.screen, when set, runs before re: a smaller regex that matches
+// wherever re does (X for X{3,}).
+
+// repeatScreen returns, for a regex that is a repetition X{n,} as a whole
+// with n >= 2, the regex X: every text X{n} matches contains a match of
+// X, and X is n times smaller.
+func repeatScreen(tree *syntax.Regexp) *regexp.Regexp {
+	t := tree
+	for t.Op == syntax.OpCapture {
+		t = t.Sub[0]
+	}
+	if t.Op != syntax.OpRepeat || t.Min < 2 {
+		return nil
+	}
+	re, err := regexp.Compile(t.Sub[0].String())
+	if err != nil {
+		return nil
+	}
+	return re
+}
+
+// compileVariants compiles an RE2 pattern and its ASCII variant.
+func compileVariants(pattern string) (full, ascii variant, err error) {
+	full.re, err = regexp.Compile(pattern)
+	if err != nil {
+		return
+	}
+	defer func() {
+		if err != nil {
+			return
+		}
+		if tree, perr := syntax.Parse(pattern, syntax.Perl); perr == nil {
+			full.screen = repeatScreen(tree)
+			if a := asciiOnly(tree); a != nil && !ascii.never {
+				ascii.screen = repeatScreen(a)
+			}
+		}
+	}()
+	full.lits = requiredLiterals(pattern)
+	tree, perr := syntax.Parse(pattern, syntax.Perl)
+	if perr != nil {
+		ascii = full
+		return
+	}
+	full.dfa = lazyDFA(tree)
+	full.dfaExact = true
+	a := asciiOnly(tree)
+	if a == nil {
+		ascii.never = true
+		return
+	}
+	a = a.Simplify()
+	are, cerr := regexp.Compile(a.String())
+	if cerr != nil {
+		ascii = full
+		return
+	}
+	ascii.re = are
+	ascii.lits = literalsOf(a)
+	ascii.dfa = lazyDFA(a)
+	ascii.dfaExact = true
+	return
+}
+
+// repeatCore returns a screen for a pattern that is (X){n,m} or X+ as a
+// whole: X{2} when n >= 2, else X; "" for other patterns. It works on the text: RE2 refuses to parse such a pattern when
+// the nested counts exceed its limit, which is when a screen is needed.
+func repeatCore(pattern string) string {
+	prefix := ""
+	if strings.HasPrefix(pattern, "(?") && len(pattern) > 3 {
+		if j := strings.IndexByte(pattern, ')'); j > 2 && strings.Trim(pattern[2:j], "imsU-") == "" {
+			prefix, pattern = pattern[:j+1], pattern[j+1:]
+		}
+	}
+	if !strings.HasPrefix(pattern, "(") {
+		return ""
+	}
+	end := groupEnd(pattern, 0)
+	if end < 0 {
+		return ""
+	}
+	rest := pattern[end+1:]
+	if rest != "+" && !(strings.HasPrefix(rest, "{") && quantifierEnd(rest) == len(rest) && !strings.HasPrefix(rest, "{0")) {
+		return ""
+	}
+	if rest != "+" && !strings.HasPrefix(rest, "{1") {
+		// X{n} with n >= 2 contains X{2}: a closer screen than X.
+		return prefix + pattern[:end+1] + "{2}"
+	}
+	return prefix + pattern[:end+1]
+}

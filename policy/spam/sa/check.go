@@ -1,0 +1,548 @@
+package sa
+
+import (
+	"net/mail"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Input is what a check needs besides the message.
+type Input struct {
+	// Bayes is the Bayes spam probability, when HasBayes (BAYES_* rules).
+	Bayes    float64
+	HasBayes bool
+	// Now is the time of the check (date rules); zero means the Date
+	// field is compared with the newest Received time only.
+	Now time.Time
+}
+
+// Hit is one rule that matched.
+type Hit struct {
+	Rule  string
+	Score float64
+	Count int // matches, for rules with tflags multiple
+}
+
+// Signal returns the hit's signal name, "sa-RULE".
+func (h Hit) Signal() string { return "sa-" + h.Rule }
+
+// Result is the outcome of the rules on one message.
+type Result struct {
+	Hits  []Hit // scored rules that hit, by rule name
+	Score float64
+	// Truncated is set when the time budget ran out before all rules ran.
+	Truncated bool
+}
+
+// msgCtx holds one message's texts, each computed once.
+type msgCtx struct {
+	e      *Engine
+	m      *Message
+	in     Input
+	counts []int32
+	fields map[string][]string // lower-case name -> raw values
+	hcache map[string]hval
+
+	bodyDone bool
+	body     []string // latin1 paragraphs, subject first
+	rawbody  []string
+	plain    []string // decoded text parts, for evals (not latin1)
+	html     htmlInfo
+	hasHTML  bool
+	uris     []string
+	upper    float64 // uppercase percentage, -1 until computed
+
+	relaysDone         bool
+	trusted, untrusted []Relay
+	unparseable        int
+	start              time.Time
+}
+
+type hval struct {
+	v  string
+	ok bool
+}
+
+// Check runs the rules on a message.
+func (e *Engine) Check(m *Message, in Input) Result {
+	c := &msgCtx{e: e, m: m, in: in, counts: make([]int32, len(e.rules)), hcache: map[string]hval{}, upper: -1}
+	if e.opt.Budget > 0 {
+		c.start = time.Now()
+	}
+	c.fields = map[string][]string{}
+	for _, f := range m.Header {
+		k := strings.ToLower(f.Name)
+		c.fields[k] = append(c.fields[k], f.Value)
+	}
+	var res Result
+	steps := []func(){
+		c.runHeaders,
+		func() { c.runLines(KindBody, c.bodyLines()) },
+		func() { c.runLines(KindRawBody, c.rawLines()) },
+		func() { c.runLines(KindURI, c.uriLines()) },
+		c.runFull,
+		c.runMIMEHeaders,
+		c.runEvals,
+	}
+	for _, s := range steps {
+		if c.spent() {
+			res.Truncated = true
+			break
+		}
+		s()
+	}
+	for _, i := range e.metas {
+		r := e.rules[i]
+		v := r.meta.eval(func(name string) float64 {
+			if j, ok := e.byName[name]; ok && e.rules[j] != nil {
+				return float64(c.counts[j])
+			}
+			return 0
+		}, func(string, string) float64 { return 0 })
+		if v != 0 {
+			c.counts[i] = 1
+		}
+	}
+	for i, r := range e.rules {
+		if r == nil || !r.report || c.counts[i] == 0 {
+			continue
+		}
+		res.Hits = append(res.Hits, Hit{Rule: r.name, Score: r.score, Count: int(c.counts[i])})
+		res.Score += r.score
+	}
+	sort.Slice(res.Hits, func(i, j int) bool { return res.Hits[i].Rule < res.Hits[j].Rule })
+	return res
+}
+
+// costHook, when set by a test, gets the time each line rule took.
+var costHook func(rule, lines int, d time.Duration)
+
+func (c *msgCtx) spent() bool {
+	return c.e.opt.Budget > 0 && time.Since(c.start) > c.e.opt.Budget
+}
+
+// header returns a header test's text, as SpamAssassin's get(): the
+// values of all fields of that name joined by newlines, decoded (RFC 2047)
+// and unfolded unless raw; :addr and :name take the first address.
+func (c *msgCtx) header(name, mod string) (string, bool) {
+	key := name + ":" + mod
+	if h, ok := c.hcache[key]; ok {
+		return h.v, h.ok
+	}
+	v, ok := c.headerText(name, mod)
+	v = latin1(v)
+	c.hcache[key] = hval{v, ok}
+	return v, ok
+}
+
+func (c *msgCtx) values(name string, raw bool) ([]string, bool) {
+	vals, ok := c.fields[strings.ToLower(name)]
+	if !ok {
+		return nil, false
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		if raw {
+			out[i] = v
+		} else {
+			out[i] = decodeHeader(v)
+		}
+	}
+	return out, true
+}
+
+func (c *msgCtx) headerText(name, mod string) (string, bool) {
+	raw := mod == "raw"
+	var vals []string
+	ok := false
+	switch name {
+	case "ALL":
+		var b strings.Builder
+		for _, f := range c.m.Header {
+			v := f.Value
+			if !raw {
+				v = decodeHeader(v)
+			}
+			b.WriteString(f.Name + ": " + v + "\n")
+		}
+		return b.String(), len(c.m.Header) > 0
+	case "ToCc":
+		to, ok1 := c.values("To", raw)
+		cc, ok2 := c.values("Cc", raw)
+		vals, ok = append(to, cc...), ok1 || ok2
+		if ok {
+			return strings.Join(vals, ", "), true
+		}
+		return "", false
+	case "MESSAGEID":
+		for _, n := range []string{"Message-Id", "Resent-Message-Id", "X-Message-Id"} {
+			v, o := c.values(n, raw)
+			vals = append(vals, v...)
+			ok = ok || o
+		}
+	case "X-Spam-Relays-Untrusted", "X-Spam-Relays-External":
+		_, u := c.relays()
+		return relayText(u), true
+	case "X-Spam-Relays-Trusted", "X-Spam-Relays-Internal":
+		t, _ := c.relays()
+		return relayText(t), true
+	case "EnvelopeFrom":
+		if c.m.HasEnvelopeFrom {
+			return c.m.EnvelopeFrom, true
+		}
+		v, o := c.values("Return-Path", raw)
+		if !o {
+			v, o = c.values("X-Envelope-From", raw)
+		}
+		vals, ok = v, o
+		if ok {
+			vals = []string{addrOf(vals[0])}
+		}
+	default:
+		vals, ok = c.values(name, raw)
+	}
+	if !ok {
+		return "", false
+	}
+	switch mod {
+	case "addr":
+		return addrOf(vals[0]), true
+	case "name":
+		return nameOf(vals[0]), true
+	}
+	return strings.Join(vals, "\n"), true
+}
+
+// relays splits the message's path into trusted and untrusted relays.
+func (c *msgCtx) relays() (trusted, untrusted []Relay) {
+	if !c.relaysDone {
+		c.relaysDone = true
+		rs := c.m.Relays
+		if rs == nil {
+			rs, c.unparseable = ParseRelays(c.fields["received"])
+		}
+		c.trusted, c.untrusted = splitTrust(rs)
+	}
+	return c.trusted, c.untrusted
+}
+
+func addrOf(v string) string {
+	if a, err := mail.ParseAddress(v); err == nil {
+		return a.Address
+	}
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j > 0 {
+			return strings.TrimSpace(v[i+1 : i+j])
+		}
+	}
+	v = strings.TrimSpace(v)
+	if i := strings.IndexAny(v, " \t,("); i >= 0 {
+		v = v[:i]
+	}
+	return v
+}
+
+func nameOf(v string) string {
+	if a, err := mail.ParseAddress(v); err == nil {
+		return a.Name
+	}
+	if i := strings.IndexByte(v, '<'); i > 0 {
+		return strings.Trim(strings.TrimSpace(v[:i]), `"`)
+	}
+	if i := strings.IndexByte(v, '('); i >= 0 {
+		if j := strings.IndexByte(v[i:], ')'); j > 0 {
+			return v[i+1 : i+j]
+		}
+	}
+	return ""
+}
+
+func containsAny(lower string, lits []string) bool {
+	for _, l := range lits {
+		if strings.Contains(lower, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				b[j] = lowerTable[b[j]]
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// screen reports whether text passes a rule's literal screen.
+func (r *rule) screen(lower string, ascii bool) bool {
+	v := &r.v[b2i(ascii)]
+	if v.never {
+		return false
+	}
+	return v.lits == nil || containsAny(lower, v.lits)
+}
+
+// match counts the matches of a rule's regex in text (1 at most unless
+// the rule counts multiple hits). ascii says the text is pure ASCII.
+func (r *rule) match(text string, ascii bool, limit int) int {
+	v := &r.v[b2i(ascii)]
+	if v.never {
+		return 0
+	}
+	if v.dfa != nil {
+		m, ok := v.dfa.match(text)
+		if !ok && v.screen != nil && !v.screen.MatchString(text) {
+			return 0
+		}
+		if ok {
+			if !m {
+				return 0
+			}
+			if r.bt == nil && !r.multi && v.dfaExact {
+				return 1
+			}
+		}
+	} else if v.screen != nil && !v.screen.MatchString(text) {
+		return 0
+	}
+	if r.bt == nil {
+		if v.re == nil {
+			return 0
+		}
+		if !r.multi {
+			return b2i(v.re.MatchString(text))
+		}
+		return len(v.re.FindAllStringIndex(text, limit))
+	}
+	if v.re != nil && !v.re.MatchString(text) {
+		return 0
+	}
+	if !r.multi {
+		ok, err := r.bt.MatchString(text)
+		return b2i(ok && err == nil)
+	}
+	n := 0
+	m, err := r.bt.FindStringMatch(text)
+	for m != nil && err == nil && n < limit {
+		n++
+		m, err = r.bt.FindNextMatch(m)
+	}
+	return n
+}
+
+func (r *rule) limit() int {
+	if r.maxhits > 0 {
+		return r.maxhits
+	}
+	if r.multi {
+		return 1000
+	}
+	return 1
+}
+
+func (c *msgCtx) runHeaders() {
+	lowers := map[string]string{}
+	for _, i := range c.e.kinds[KindHeader] {
+		r := c.e.rules[i]
+		d := r.def
+		if d.Exists {
+			if _, ok := c.headerText(d.Header, ""); ok {
+				c.counts[i] = 1
+			}
+			continue
+		}
+		v, ok := c.header(d.Header, d.Modifier)
+		if !ok && d.HasIfUnset {
+			v = d.IfUnset
+		}
+		ascii := isASCII(v)
+		if !d.Negate {
+			key := d.Header + ":" + d.Modifier
+			lv, seen := lowers[key]
+			if !seen {
+				lv = asciiLower(v)
+				lowers[key] = lv
+			}
+			if !r.screen(lv, ascii) {
+				continue
+			}
+		}
+		n := r.match(v, ascii, r.limit())
+		if d.Negate {
+			if n == 0 {
+				c.counts[i] = 1
+			}
+			continue
+		}
+		c.counts[i] = int32(n)
+	}
+}
+
+func (c *msgCtx) runFull() {
+	if len(c.e.kinds[KindFull]) == 0 {
+		return
+	}
+	full := latin1(string(c.m.Raw))
+	lower := asciiLower(full)
+	ascii := isASCII(full)
+	for _, i := range c.e.kinds[KindFull] {
+		r := c.e.rules[i]
+		if !r.screen(lower, ascii) {
+			continue
+		}
+		c.counts[i] = int32(r.match(full, ascii, r.limit()))
+	}
+}
+
+func (c *msgCtx) runMIMEHeaders() {
+	for _, i := range c.e.kinds[KindMIMEHeader] {
+		r := c.e.rules[i]
+		n := 0
+		for _, p := range c.m.Parts {
+			for _, f := range p.Header {
+				if !strings.EqualFold(f.Name, r.def.Header) {
+					continue
+				}
+				v := f.Value
+				if r.def.Modifier != "raw" {
+					v = decodeHeader(v)
+				}
+				v = latin1(v)
+				n += r.match(v, isASCII(v), r.limit())
+			}
+		}
+		if r.def.Negate {
+			if n == 0 {
+				c.counts[i] = 1
+			}
+			continue
+		}
+		c.counts[i] = int32(n)
+	}
+}
+
+// runLines runs the rules of a line-based kind: one Aho-Corasick pass over
+// all lines finds the lines where each rule's literals occur; the rule's
+// regex runs on those lines only (rules without literals run on all).
+func (c *msgCtx) runLines(k Kind, lines []string) {
+	rules := c.e.kinds[k]
+	if len(rules) == 0 || len(lines) == 0 {
+		return
+	}
+	cand := make([][]int32, len(rules))
+	ascii := make([]bool, len(lines))
+	for li, line := range lines {
+		l := int32(li)
+		ascii[li] = isASCII(line)
+		pf := &c.e.pf[k][b2i(ascii[li])]
+		mark := func(pos int32) {
+			if n := len(cand[pos]); n == 0 || cand[pos][n-1] != l {
+				cand[pos] = append(cand[pos], l)
+			}
+		}
+		if pf.ac != nil {
+			pf.ac.scan(line, func(p int32, _ int) {
+				for _, pos := range pf.patRule[p] {
+					mark(pos)
+				}
+			})
+		}
+		for _, pos := range pf.noLit {
+			mark(pos)
+		}
+	}
+	for pos, ls := range cand {
+		if len(ls) == 0 {
+			continue
+		}
+		i := rules[pos]
+		r := c.e.rules[i]
+		limit := r.limit()
+		n := 0
+		var t0 time.Time
+		if costHook != nil {
+			t0 = time.Now()
+		}
+		for _, l := range ls {
+			n += r.match(lines[l], ascii[l], limit-n)
+			if n >= limit {
+				break
+			}
+		}
+		if costHook != nil {
+			costHook(i, len(ls), time.Since(t0))
+		}
+		c.counts[i] = int32(n)
+	}
+}
+
+// texts decodes and renders the text parts once.
+func (c *msgCtx) texts() {
+	if c.bodyDone {
+		return
+	}
+	c.bodyDone = true
+	subj, _ := c.values("Subject", false)
+	var rendered []string
+	if len(subj) > 0 {
+		rendered = append(rendered, subj[0])
+	}
+	for _, p := range c.m.Parts {
+		if p.Text == "" {
+			continue
+		}
+		c.plain = append(c.plain, p.Text)
+		if p.Type == "text/html" {
+			c.hasHTML = true
+			rendered = append(rendered, renderHTML(p.Text, &c.html))
+		} else if strings.HasPrefix(p.Type, "text/") {
+			rendered = append(rendered, p.Text)
+		}
+		c.rawbody = chunks(latin1(p.Text), c.rawbody)
+	}
+	for _, t := range rendered {
+		c.body = paragraphs(latin1(t), c.body)
+	}
+	if c.m.URIs != nil {
+		c.uris = c.m.URIs
+	} else {
+		var plain []string
+		for _, p := range c.m.Parts {
+			if p.Type != "text/html" && strings.HasPrefix(p.Type, "text/") {
+				plain = append(plain, p.Text)
+			}
+		}
+		c.uris = extractURIs(plain, c.html.links)
+	}
+	for i, u := range c.uris {
+		c.uris[i] = latin1(u)
+	}
+}
+
+func (c *msgCtx) bodyLines() []string { c.texts(); return c.body }
+func (c *msgCtx) rawLines() []string  { c.texts(); return c.rawbody }
+func (c *msgCtx) uriLines() []string  { c.texts(); return c.uris }
+
+func (c *msgCtx) runEvals() {
+	c.texts()
+	for _, i := range c.e.evals {
+		r := c.e.rules[i]
+		c.counts[i] = int32(r.eval(c, r.def.Args))
+	}
+}

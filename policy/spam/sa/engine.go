@@ -1,0 +1,525 @@
+package sa
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dlclark/regexp2/v2"
+)
+
+// Options configure a compiled rule set.
+type Options struct {
+	// Bayes and Net pick SpamAssassin's score set: 0 neither, 1 network
+	// tests, 2 Bayes, 3 both. Network rules themselves are not run here:
+	// Net only selects the scores that assume they ran.
+	Bayes bool
+	Net   bool
+	// Overrides re-weight rules by name (with or without the "sa-"
+	// prefix); 0 disables a rule.
+	Overrides map[string]float64
+	// Budget bounds the rule work on one message; the rules not run when
+	// it is spent are reported in Result.Truncated. 0 means no bound.
+	Budget time.Duration
+	// NoBacktrack skips the regexes RE2 cannot run instead of running
+	// them on the bounded backtracking engine.
+	NoBacktrack bool
+	// MatchTimeout bounds one backtracking match (default 20ms).
+	MatchTimeout time.Duration
+}
+
+// ScoreSet returns the index of SpamAssassin's score set for the options.
+func (o Options) ScoreSet() int {
+	s := 0
+	if o.Net {
+		s++
+	}
+	if o.Bayes {
+		s += 2
+	}
+	return s
+}
+
+type rule struct {
+	name   string
+	kind   Kind
+	def    *Def
+	score  float64
+	report bool // a scored rule, not a __ sub-rule
+	// v are the RE2 forms for any text and for ASCII text: the matcher
+	// itself, or for a backtracking rule its screen (nil: no screen).
+	v       [2]variant
+	bt      *regexp2.Regexp
+	eval    evalFunc
+	meta    *expr
+	multi   bool
+	maxhits int
+	header  string // lower-case field name
+}
+
+// Engine runs a compiled rule set. It is safe for concurrent use.
+type Engine struct {
+	rules  []*rule
+	byName map[string]int
+	kinds  [KindMeta + 1][]int // rule indexes per kind (evals excluded)
+	evals  []int
+	metas  []int                      // in dependency order
+	pf     [KindMeta + 1][2]prefilter // per kind, for any text and ASCII text
+	opt    Options
+	stats  Stats
+	// For evals.
+	freemail   map[string]bool
+	freemailRE *regexp.Regexp // the wildcard entries
+	textMatch  map[string]*regexp.Regexp
+}
+
+// prefilter screens the rules of one kind for one variant.
+type prefilter struct {
+	ac      *automaton
+	patRule [][]int32 // literal index -> positions in kinds[k]
+	noLit   []int32   // positions in kinds[k] without literals (always run)
+}
+
+// Skip is a rule that is not run, and why.
+type Skip struct {
+	Rule   string
+	Kind   Kind
+	Reason string
+	Score  float64
+}
+
+// EvalStat counts the rules that call one eval function not implemented.
+type EvalStat struct {
+	Rules int
+	Score float64 // sum of |score| of those rules in the chosen set
+}
+
+// Stats say what was loaded, translated and skipped.
+type Stats struct {
+	Files        []string
+	ScoreSet     int
+	Defined      int          // rules defined
+	ByKind       map[Kind]int // rules run, per kind
+	Run          int          // rules run (scored rules and their sub-rules)
+	Scored       int          // rules run that carry a score
+	RE2          int          // regexes translated to RE2
+	Backtracking int          // regexes run on the backtracking engine
+	Prefiltered  int          // regexes screened by literals
+	NativeEvals  int          // rules calling an eval implemented here
+	Skipped      []Skip
+	MissingEvals map[string]EvalStat
+	Ignored      map[string]int // directives read but not used
+	Errors       []string
+}
+
+// ErrNoRulesRun is returned when nothing of a rule set can run.
+var ErrNoRulesRun = errors.New("sa: no rule could be compiled")
+
+func ruleScore(d *Def, set int) float64 {
+	if d.HasScore {
+		return d.Scores[set]
+	}
+	switch {
+	case strings.HasPrefix(d.Name, "__"):
+		return 0
+	case strings.HasPrefix(d.Name, "T_"):
+		return 0.01
+	case d.Tflags != nil && hasFlag(d, "nice"):
+		return -1
+	}
+	return 1
+}
+
+func hasFlag(d *Def, f string) bool {
+	_, ok := d.Tflags[f]
+	return ok
+}
+
+// Compile translates a rule set for matching.
+func Compile(rs *Ruleset, opt Options) (*Engine, error) {
+	if opt.MatchTimeout == 0 {
+		opt.MatchTimeout = 20 * time.Millisecond
+	}
+	set := opt.ScoreSet()
+	e := &Engine{byName: map[string]int{}, opt: opt, freemail: rs.Freemail, textMatch: map[string]*regexp.Regexp{}}
+	st := &e.stats
+	st.Files = rs.Files
+	st.ScoreSet = set
+	st.Defined = len(rs.Defs)
+	st.ByKind = map[Kind]int{}
+	st.MissingEvals = map[string]EvalStat{}
+	st.Ignored = rs.Ignored
+	for _, err := range rs.Errors {
+		st.Errors = append(st.Errors, err.Error())
+	}
+	score := func(d *Def) float64 {
+		s := ruleScore(d, set)
+		if v, ok := opt.Overrides[d.Name]; ok {
+			s = v
+		} else if v, ok := opt.Overrides["sa-"+d.Name]; ok {
+			s = v
+		}
+		return s
+	}
+	// Which rules are needed: the scored ones and what their metas read.
+	needed := map[string]bool{}
+	var need func(name string, depth int)
+	metaExpr := map[string]*expr{}
+	need = func(name string, depth int) {
+		if needed[name] || depth > 50 {
+			return
+		}
+		d := rs.Defs[name]
+		if d == nil {
+			return
+		}
+		needed[name] = true
+		if d.Kind == KindMeta {
+			x, err := parseExpr(d.Meta)
+			if err != nil {
+				return
+			}
+			metaExpr[name] = x
+			for _, n := range x.names(nil) {
+				need(n, depth+1)
+			}
+		}
+	}
+	for _, name := range rs.Order {
+		d := rs.Defs[name]
+		if !strings.HasPrefix(name, "__") && score(d) != 0 {
+			need(name, 0)
+		}
+	}
+	skip := func(d *Def, reason string) {
+		st.Skipped = append(st.Skipped, Skip{Rule: d.Name, Kind: d.Kind, Reason: reason, Score: score(d)})
+	}
+	skipped := map[string]bool{}
+	for _, name := range rs.Order {
+		d := rs.Defs[name]
+		if !needed[name] {
+			continue
+		}
+		r := &rule{name: name, kind: d.Kind, def: d, score: score(d)}
+		r.report = !strings.HasPrefix(name, "__") && r.score != 0
+		_, r.multi = d.Tflags["multiple"]
+		if v, ok := d.Tflags["maxhits"]; ok {
+			fmt.Sscan(v, &r.maxhits)
+			r.multi = true
+		}
+		if hasFlag(d, "net") && d.Kind != KindMeta {
+			skip(d, "network test")
+			skipped[name] = true
+			continue
+		}
+		switch {
+		case d.Kind == KindMeta:
+			x, err := parseExpr(d.Meta)
+			if err != nil {
+				skip(d, "meta: "+err.Error())
+				skipped[name] = true
+				continue
+			}
+			r.meta = x
+		case d.Eval != "":
+			f, ok := evals[d.Eval]
+			if ok && f.accepts != nil && !f.accepts(d.Args) {
+				ok = false
+			}
+			if ok && d.Eval == "html_text_match" && len(d.Args) > 1 {
+				if p, err := Translate(d.Args[1], ""); err == nil {
+					if re, err := regexp.Compile(p); err == nil {
+						e.textMatch[d.Args[1]] = re
+					}
+				}
+				ok = e.textMatch[d.Args[1]] != nil
+			}
+			if !ok {
+				skip(d, "eval "+d.Eval+"("+strings.Join(d.Args, ", ")+") not implemented")
+				skipped[name] = true
+				es := st.MissingEvals[d.Eval]
+				if f.fn != nil {
+					es = st.MissingEvals[d.Eval+"("+strings.Join(d.Args, ",")+")"]
+				}
+				es.Rules++
+				if r.score < 0 {
+					es.Score -= r.score
+				} else {
+					es.Score += r.score
+				}
+				if f.fn != nil {
+					st.MissingEvals[d.Eval+"("+strings.Join(d.Args, ",")+")"] = es
+				} else {
+					st.MissingEvals[d.Eval] = es
+				}
+				continue
+			}
+			r.eval = f.fn
+			st.NativeEvals++
+		case d.Exists:
+			r.header = strings.ToLower(d.Header)
+		default:
+			r.header = strings.ToLower(d.Header)
+			if err := e.compileRegex(r, d); err != nil {
+				reason := err.Error()
+				skip(d, reason)
+				skipped[name] = true
+				continue
+			}
+		}
+		e.byName[name] = len(e.rules)
+		e.rules = append(e.rules, r)
+	}
+	// Metas: order by dependencies; leave out those that would fire
+	// wrongly because a rule they negate is not run.
+	e.orderMetas(skipped, rs, skip)
+	for i, r := range e.rules {
+		if r == nil {
+			continue
+		}
+		switch {
+		case r.meta != nil:
+		case r.eval != nil:
+			e.evals = append(e.evals, i)
+		default:
+			e.kinds[r.kind] = append(e.kinds[r.kind], i)
+		}
+		st.ByKind[r.kind]++
+		st.Run++
+		if r.report {
+			st.Scored++
+		}
+	}
+	for k := range e.kinds {
+		e.buildPrefilter(Kind(k))
+	}
+	e.freemailRE = globsRE(rs.Freemail)
+	if st.Run == 0 {
+		return nil, ErrNoRulesRun
+	}
+	sort.Slice(st.Skipped, func(i, j int) bool { return st.Skipped[i].Rule < st.Skipped[j].Rule })
+	return e, nil
+}
+
+func (e *Engine) compileRegex(r *rule, d *Def) error {
+	pat, flags, err := SplitRegex(d.Pattern)
+	if err != nil {
+		return err
+	}
+	re2, err := Translate(pat, flags)
+	if err == nil {
+		full, ascii, cerr := compileVariants(re2)
+		if cerr == nil {
+			r.v = [2]variant{full, ascii}
+			e.stats.RE2++
+			if full.lits != nil || ascii.lits != nil || ascii.never {
+				e.stats.Prefiltered++
+			}
+			return nil
+		}
+		err = fmt.Errorf("%w: %v", ErrBacktrack, cerr)
+	}
+	if !errors.Is(err, ErrBacktrack) {
+		return err
+	}
+	if e.opt.NoBacktrack {
+		return fmt.Errorf("needs backtracking (%v)", err)
+	}
+	btPat, terr := translate(pat, flags, targetBT)
+	if terr != nil {
+		return terr
+	}
+	var o regexp2.RegexOptions
+	for _, c := range flags {
+		switch c {
+		case 'i':
+			o |= regexp2.IgnoreCase
+		case 'm':
+			o |= regexp2.Multiline
+		case 's':
+			o |= regexp2.Singleline
+		}
+	}
+	bt, cerr := regexp2.Compile(btPat, o)
+	if cerr != nil {
+		return fmt.Errorf("backtracking engine: %v", cerr)
+	}
+	bt.MatchTimeout = e.opt.MatchTimeout
+	r.bt = bt
+	e.stats.Backtracking++
+	// The RE2 superset (lookarounds dropped, backreferences as .*)
+	// screens: the backtracking engine runs only where it matches.
+	if sup, err := translate(pat, flags, targetSuperset); err == nil {
+		full, ascii, err := compileVariants(sup)
+		if err != nil {
+			// Too large for RE2 (X{5} of a large X): screen with X.
+			if core := repeatCore(sup); core != "" {
+				full, ascii, err = compileVariants(core)
+			}
+		}
+		if err == nil {
+			r.v = [2]variant{full, ascii}
+			if full.lits != nil || ascii.lits != nil || ascii.never {
+				e.stats.Prefiltered++
+			}
+		}
+	}
+	return nil
+}
+
+// stripBackrefs replaces \1..\9 with an empty group, which keeps the
+// literals that the rest of the pattern requires.
+func stripBackrefs(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' && i+1 < len(p) {
+			if p[i+1] >= '1' && p[i+1] <= '9' {
+				b.WriteString("(?:)")
+			} else {
+				b.WriteString(p[i : i+2])
+			}
+			i++
+			continue
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
+}
+
+// orderMetas sorts metas so that each comes after the metas it reads and
+// skips the metas that read a rule that is not run where that rule's
+// absence could make them fire (under !, on the right of >, in == ...).
+func (e *Engine) orderMetas(skipped map[string]bool, rs *Ruleset, skip func(*Def, string)) {
+	state := map[int]int{} // 0 new, 1 visiting, 2 done
+	bad := map[string]bool{}
+	for n := range skipped {
+		bad[n] = true
+	}
+	var visit func(i int) bool
+	visit = func(i int) bool {
+		switch state[i] {
+		case 1:
+			return false // cycle
+		case 2:
+			return e.rules[i] != nil
+		}
+		state[i] = 1
+		r := e.rules[i]
+		ok := true
+		reason := ""
+		polarity(r.meta, true, func(name string, pos bool) {
+			j, found := e.byName[name]
+			if found && e.rules[j] != nil && e.rules[j].meta != nil {
+				if !visit(j) {
+					found = false
+				}
+			}
+			// A name no loaded file defines reads 0, as in SpamAssassin
+			// (its plugin is not loaded). A rule defined but not run here
+			// would read 0 where SpamAssassin may read 1: where that could
+			// make the meta fire, the meta is not run.
+			if rs.Defs[name] != nil && (!found || e.rules[j] == nil) && !pos && ok {
+				ok = false
+				reason = "meta reads skipped " + name + " where its absence counts"
+			}
+		})
+		state[i] = 2
+		if !ok {
+			skip(r.def, reason)
+			e.rules[i] = nil
+			return false
+		}
+		e.metas = append(e.metas, i)
+		return true
+	}
+	for i, r := range e.rules {
+		if r != nil && r.meta != nil {
+			visit(i)
+		}
+	}
+}
+
+// polarity calls fn for each name of x with whether a hit can only make
+// x larger (pos) or not.
+func polarity(x *expr, pos bool, fn func(string, bool)) {
+	if x == nil {
+		return
+	}
+	switch x.op {
+	case "id":
+		fn(x.id, pos)
+	case "!", "neg":
+		polarity(x.l, !pos, fn)
+	case "&&", "||", "+", "*", ">", ">=":
+		polarity(x.l, pos, fn)
+		polarity(x.r, pos == (x.op != ">" && x.op != ">="), fn)
+	case "-", "<", "<=":
+		polarity(x.l, pos == (x.op == "-"), fn)
+		polarity(x.r, pos != (x.op == "-"), fn)
+	default: // == != /: either way
+		polarity(x.l, false, fn)
+		polarity(x.r, false, fn)
+	}
+}
+
+func (e *Engine) buildPrefilter(k Kind) {
+	for vi := range 2 {
+		pf := &e.pf[k][vi]
+		var pats []string
+		index := map[string]int32{}
+		for pos, i := range e.kinds[k] {
+			r := e.rules[i]
+			v := r.v[vi]
+			if v.never {
+				continue
+			}
+			if v.lits == nil {
+				pf.noLit = append(pf.noLit, int32(pos))
+				continue
+			}
+			for _, l := range v.lits {
+				id, ok := index[l]
+				if !ok {
+					id = int32(len(pats))
+					index[l] = id
+					pats = append(pats, l)
+					pf.patRule = append(pf.patRule, nil)
+				}
+				pf.patRule[id] = append(pf.patRule[id], int32(pos))
+			}
+		}
+		if len(pats) > 0 && (k == KindBody || k == KindRawBody || k == KindURI) {
+			pf.ac = newAutomaton(pats)
+		}
+	}
+}
+
+// Stats returns what was loaded, translated and skipped.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// globsRE compiles the wildcard entries of a domain list (* any run of
+// characters within a label, ? one character) into one anchored regexp.
+func globsRE(set map[string]bool) *regexp.Regexp {
+	var alts []string
+	for d := range set {
+		if !strings.ContainsAny(d, "*?") {
+			continue
+		}
+		q := regexp.QuoteMeta(d)
+		q = strings.ReplaceAll(q, `\*`, `[^.]*`)
+		q = strings.ReplaceAll(q, `\?`, `.`)
+		alts = append(alts, q)
+	}
+	if len(alts) == 0 {
+		return nil
+	}
+	sort.Strings(alts)
+	re, err := regexp.Compile(`^(?:` + strings.Join(alts, "|") + `)$`)
+	if err != nil {
+		return nil
+	}
+	return re
+}

@@ -1,0 +1,239 @@
+package sa
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func compile(t *testing.T, src string, opt Options) *Engine {
+	t.Helper()
+	rs := parse(t, src)
+	if len(rs.Errors) > 0 {
+		t.Fatalf("parse: %v", rs.Errors)
+	}
+	e, err := Compile(rs, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func hits(r Result) map[string]Hit {
+	m := map[string]Hit{}
+	for _, h := range r.Hits {
+		m[h.Rule] = h
+	}
+	return m
+}
+
+const sampleMsg = "Received: from mx.example.org (mx.example.org [192.0.2.7]) by in.example.net (Postfix) with ESMTP id ABC; Mon, 2 Dec 2002 10:00:00 +0000\r\n" +
+	"From: \"Big Bank\" <alerts@bank.example>\r\n" +
+	"To: bob@example.net\r\n" +
+	"Subject: =?utf-8?q?Verify_your_acc=C3=B6unt?=\r\n" +
+	"Date: Mon, 2 Dec 2002 04:30:00 +0000\r\n" +
+	"MIME-Version: 1.0\r\n" +
+	"Content-Type: multipart/alternative; boundary=b\r\n" +
+	"\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease verify your password now.\r\nCLICK HERE: http://phish.example/login\r\n\r\nFree money free money.\r\n" +
+	"--b\r\nContent-Type: text/html\r\n\r\n<html><body><p>Please <a href=\"http://phish.example/login\"><img src=x.gif width=10 height=10></a></p></body></html>\r\n--b--\r\n"
+
+func TestEngineKinds(t *testing.T) {
+	e := compile(t, `
+header SUBJ_VERIFY   Subject =~ /verify your acc\xc3\xb6unt/i
+header FROM_BANK     From:addr =~ /\@bank\.example$/
+header FROM_NAME     From:name =~ /^Big Bank$/
+header NO_XMAILER    X-Mailer !~ /./
+header UNSET_X       X-Foo =~ /dflt/ [if-unset: dflt]
+header HAS_DATE      exists:Date
+header RDNS          X-Spam-Relays-Untrusted =~ /^\[ ip=192\.0\.2\.7 rdns=mx\.example\.org helo=mx\.example\.org /
+body   PASSWORD      /verify your password/
+body   PARA_ANCHOR   /^Free money/
+body   NOT_PARA      /^CLICK HERE/
+body   FREE_MONEY    /free money/i
+tflags FREE_MONEY    multiple maxhits=5
+rawbody RAW_HTML     /<img src=x\.gif/
+uri    PHISH_URI     m{^https?://phish\.example/}
+full   FULL_BOUNDARY /boundary=b/
+mimeheader MIME_HTML Content-Type =~ /text\/html/
+body   __SUB1        /password/
+body   __SUB2        /nothing here/
+meta   META_AND      __SUB1 && !__SUB2
+meta   META_ARITH    (__SUB1 + FREE_MONEY) >= 3
+body   NEVER         /not in this message/
+score  NEVER         5
+body   ZERO          /password/
+score  ZERO          0
+`, Options{})
+	r := e.Check(FromRaw([]byte(sampleMsg)), Input{})
+	h := hits(r)
+	for _, name := range []string{"SUBJ_VERIFY", "FROM_BANK", "FROM_NAME", "NO_XMAILER", "UNSET_X", "HAS_DATE", "RDNS",
+		"PASSWORD", "PARA_ANCHOR", "FREE_MONEY", "RAW_HTML", "PHISH_URI", "FULL_BOUNDARY", "MIME_HTML", "META_AND", "META_ARITH"} {
+		if _, ok := h[name]; !ok {
+			t.Errorf("%s did not hit", name)
+		}
+	}
+	// NOT_PARA: body rules see paragraphs, lines joined by spaces.
+	for _, name := range []string{"NEVER", "ZERO", "__SUB1", "NOT_PARA"} {
+		if _, ok := h[name]; ok {
+			t.Errorf("%s reported", name)
+		}
+	}
+	if h["FREE_MONEY"].Count != 2 {
+		t.Errorf("FREE_MONEY count %d, want 2", h["FREE_MONEY"].Count)
+	}
+	if r.Score != float64(len(r.Hits)) {
+		t.Errorf("score %v with %d hits of default score 1", r.Score, len(r.Hits))
+	}
+	if h["PHISH_URI"].Signal() != "sa-PHISH_URI" {
+		t.Errorf("signal %q", h["PHISH_URI"].Signal())
+	}
+}
+
+func TestScoreSetsAndOverrides(t *testing.T) {
+	src := "body A /password/\nscore A 1 2 3 4\nbody B /password/\nscore B 1\n"
+	for _, tc := range []struct {
+		opt  Options
+		want float64
+	}{
+		{Options{}, 1 + 1},
+		{Options{Net: true}, 2 + 1},
+		{Options{Bayes: true}, 3 + 1},
+		{Options{Bayes: true, Net: true}, 4 + 1},
+		{Options{Overrides: map[string]float64{"sa-A": 0.5}}, 0.5 + 1},
+		{Options{Overrides: map[string]float64{"B": 0}}, 1},
+	} {
+		r := compile(t, src, tc.opt).Check(FromRaw([]byte(sampleMsg)), Input{})
+		if r.Score != tc.want {
+			t.Errorf("%+v: score %v, want %v", tc.opt, r.Score, tc.want)
+		}
+	}
+}
+
+func TestMetaSkippedWhereAbsenceCounts(t *testing.T) {
+	e := compile(t, `
+header __UNIMPL eval:no_such_eval()
+body   __PW     /password/
+meta   POS      __PW && __UNIMPL
+meta   NEG      __PW && !__UNIMPL
+meta   UNDEF    __PW && !NOT_DEFINED_ANYWHERE
+`, Options{})
+	st := e.Stats()
+	skipped := map[string]string{}
+	for _, s := range st.Skipped {
+		skipped[s.Rule] = s.Reason
+	}
+	if _, ok := skipped["NEG"]; !ok {
+		t.Error("NEG should be skipped: it would fire where SpamAssassin's eval says 1")
+	}
+	if _, ok := skipped["POS"]; ok {
+		t.Error("POS can only fire less: it runs")
+	}
+	if st.MissingEvals["no_such_eval"].Rules != 1 {
+		t.Errorf("missing evals %v", st.MissingEvals)
+	}
+	h := hits(e.Check(FromRaw([]byte(sampleMsg)), Input{}))
+	if _, ok := h["UNDEF"]; !ok {
+		t.Error("an undefined name reads 0, as in SpamAssassin")
+	}
+}
+
+func TestBacktrackingRules(t *testing.T) {
+	src := "body BT_LOOK /(?!pass)p[a@]ssword/i\nbody BT_BACKREF /(e)\\1/\nbody BT_NEG /(?<!your )password/\n"
+	e := compile(t, src, Options{})
+	h := hits(e.Check(FromRaw([]byte(sampleMsg)), Input{}))
+	if _, ok := h["BT_LOOK"]; ok {
+		t.Error("BT_LOOK: lookahead excludes the plain word")
+	}
+	if _, ok := h["BT_BACKREF"]; !ok {
+		t.Error("BT_BACKREF: 'free' has a double e")
+	}
+	if _, ok := h["BT_NEG"]; ok {
+		t.Error("BT_NEG: the only password follows 'your '")
+	}
+	if e.Stats().Backtracking != 3 {
+		t.Errorf("backtracking %d", e.Stats().Backtracking)
+	}
+	e = compile(t, src+"body PLAIN /password/\n", Options{NoBacktrack: true})
+	if len(e.Stats().Skipped) != 3 {
+		t.Errorf("NoBacktrack: skipped %v", e.Stats().Skipped)
+	}
+}
+
+func TestEvals(t *testing.T) {
+	e := compile(t, `
+header DATE_PAST      eval:check_for_shifted_date('-6', '-3')
+header DATE_FUTURE    eval:check_for_shifted_date('3', '6')
+header MISSING_TO     eval:check_for_missing_to_header()
+header TWO_SUBJECTS   eval:check_header_count_range('Subject','2','999')
+header CAPS           eval:subject_is_all_caps()
+body   HTML           eval:html_test('html')
+body   IMG_ONLY       eval:html_image_only('0', '400')
+body   TAG_A          eval:html_tag_exists('a')
+body   MIME_HTML      eval:check_for_mime_html()
+body   HTML_ONLY      eval:check_for_mime_html_only()
+body   UPPER          eval:check_for_uppercase('50', '100')
+header BAYES_99       eval:check_bayes('0.99', '1.00')
+header BAYES_00       eval:check_bayes('0', '0.01')
+header NO_RELAYS      eval:check_no_relays()
+header ALL_TRUSTED    eval:check_all_trusted()
+`, Options{Bayes: true})
+	h := hits(e.Check(FromRaw([]byte(sampleMsg)), Input{Bayes: 0.995, HasBayes: true}))
+	for _, want := range []string{"DATE_PAST", "HTML", "IMG_ONLY", "TAG_A", "MIME_HTML", "BAYES_99"} {
+		if _, ok := h[want]; !ok {
+			t.Errorf("%s did not hit", want)
+		}
+	}
+	for _, not := range []string{"DATE_FUTURE", "MISSING_TO", "TWO_SUBJECTS", "CAPS", "HTML_ONLY", "UPPER", "BAYES_00", "NO_RELAYS", "ALL_TRUSTED"} {
+		if _, ok := h[not]; ok {
+			t.Errorf("%s hit", not)
+		}
+	}
+	caps := "Received: from a (a [10.0.0.1]) by b; Mon, 2 Dec 2002 10:00:00 +0000\r\nSubject: FREE MONEY FOR YOU\r\nSubject: again\r\n\r\n" + strings.Repeat("THIS IS ALL SHOUTING TEXT ", 20) + "\r\n"
+	h = hits(e.Check(FromRaw([]byte(caps)), Input{}))
+	for _, want := range []string{"MISSING_TO", "TWO_SUBJECTS", "UPPER", "ALL_TRUSTED"} {
+		if _, ok := h[want]; !ok {
+			t.Errorf("caps message: %s did not hit", want)
+		}
+	}
+	if _, ok := h["BAYES_99"]; ok {
+		t.Error("BAYES_99 without a Bayes probability")
+	}
+}
+
+func TestBudget(t *testing.T) {
+	e := compile(t, "body A /password/\nbody B /(?:a|b)+c/\n", Options{Budget: time.Nanosecond})
+	r := e.Check(FromRaw([]byte(sampleMsg)), Input{})
+	if !r.Truncated {
+		t.Error("a spent budget is reported")
+	}
+}
+
+func TestHostileMessages(t *testing.T) {
+	e := compile(t, "body A /a/\nheader B ALL =~ /x/\nuri C /http/\nfull D /\\x00/\nmimeheader E Content-Type =~ /y/\n", Options{})
+	for _, raw := range []string{"", "\r\n", "From ", "Subject: \xff\xfe\r\n\r\n\xff", "Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n",
+		"Content-Type: text/html\r\n\r\n<a href=\"" + strings.Repeat("<", 10000)} {
+		e.Check(FromRaw([]byte(raw)), Input{})
+	}
+}
+
+// TestConcurrentChecks: one engine serves many messages at once (the
+// automata are built lazily under a lock and read without one).
+func TestConcurrentChecks(t *testing.T) {
+	e := compile(t, `
+body   A /(?:^|\s)[pP][aA@4][yY]\s+me\b/
+body   B /verify your (?:password|account)/i
+uri    C /phish\.example/
+header D Subject =~ /\bacc\S+unt\b/i
+`, Options{})
+	m := FromRaw([]byte(sampleMsg))
+	want := e.Check(m, Input{})
+	done := make(chan Result, 8)
+	for range 8 {
+		go func() { done <- e.Check(FromRaw([]byte(sampleMsg)), Input{}) }()
+	}
+	for range 8 {
+		if got := <-done; len(got.Hits) != len(want.Hits) || got.Score != want.Score {
+			t.Errorf("concurrent result %+v, want %+v", got, want)
+		}
+	}
+}

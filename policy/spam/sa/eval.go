@@ -1,0 +1,602 @@
+package sa
+
+import (
+	"fmt"
+	"math"
+	"net/mail"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// evalFunc computes an eval: rule on a message: its hit count (0 or 1 for
+// most).
+type evalFunc func(c *msgCtx, args []string) int
+
+// evalDef is an eval function implemented here; accepts, when set, says
+// whether the arguments select a variant that is implemented.
+type evalDef struct {
+	fn      evalFunc
+	accepts func(args []string) bool
+}
+
+// evals are the eval functions implemented natively: chosen by measuring
+// which unimplemented ones carry the most score weight in the Debian rule
+// set (see Stats.MissingEvals and the package doc).
+var evals = map[string]evalDef{
+	"check_bayes":                          {fn: evalBayes},
+	"check_for_shifted_date":               {fn: evalShiftedDate},
+	"html_image_only":                      {fn: evalHTMLImageOnly},
+	"html_range":                           {fn: evalHTMLRange, accepts: argIn(0, "length")},
+	"html_eval":                            {fn: evalHTMLEval, accepts: argIn(0, "length")},
+	"html_test":                            {fn: evalHTMLTest, accepts: argIn(0, "html", "embeds", "form_action_mailto")},
+	"html_tag_exists":                      {fn: evalHTMLTagExists},
+	"html_tag_balance":                     {fn: evalHTMLTagBalance},
+	"html_image_ratio":                     {fn: evalHTMLImageRatio},
+	"html_text_match":                      {fn: evalHTMLTextMatch, accepts: argIn(0, "comment", "title", "anchor")},
+	"check_for_faraway_charset":            {fn: never},
+	"check_for_faraway_charset_in_headers": {fn: never},
+	"html_charset_faraway":                 {fn: never},
+	"check_unresolved_template":            {fn: evalUnresolvedTemplate},
+	"check_illegal_chars":                  {fn: evalIllegalChars},
+	"check_equal_from_domains":             {fn: evalEqualFromDomains},
+	// VBounce: no welcomelist_bounce_relays are configured here, so no
+	// message is a bounce of our own mail.
+	"have_any_bounce_relays":              {fn: never},
+	"check_welcomelist_bounce_relays":     {fn: never},
+	"check_whitelist_bounce_relays":       {fn: never},
+	"check_all_trusted":                   {fn: evalAllTrusted},
+	"check_relays_unparseable":            {fn: evalRelaysUnparseable},
+	"check_no_relays":                     {fn: evalNoRelays},
+	"check_for_missing_to_header":         {fn: evalMissingTo},
+	"check_header_count_range":            {fn: evalHeaderCountRange},
+	"subject_is_all_caps":                 {fn: evalSubjectAllCaps},
+	"check_for_mime":                      {fn: evalMIME, accepts: argIn(0, "mime_attachment", "mime_base64_count", "mime_qp_count", "mime_base64_encoded_text", "mime_bad_iso_charset", "mime_faraway_charset")},
+	"check_for_mime_html":                 {fn: evalMIMEHTML},
+	"check_for_mime_html_only":            {fn: evalMIMEHTMLOnly},
+	"check_body_length":                   {fn: evalBodyLength},
+	"check_for_uppercase":                 {fn: evalUppercase},
+	"check_freemail_from":                 {fn: evalFreemailFrom},
+	"check_freemail_header":               {fn: evalFreemailHeader},
+	"check_freemail_replyto":              {fn: evalFreemailReplyTo},
+	"check_for_matching_env_and_hdr_from": {fn: evalEnvMatchesFrom},
+	"check_for_to_in_subject":             {fn: evalToInSubject, accepts: argIn(0, "address", "user")},
+	"check_outlook_message_id":            {fn: evalOutlookMessageID},
+	"check_msg_parse_flags":               {fn: never, accepts: argIn(0, "mime_epilogue_exists", "missing_mime_headers")},
+}
+
+func argIn(i int, vals ...string) func([]string) bool {
+	return func(a []string) bool {
+		if i >= len(a) {
+			return false
+		}
+		for _, v := range vals {
+			if a[i] == v {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// never is an eval that cannot fire in this setting: charset checks with
+// SpamAssassin's default ok_locales "all"; relay trust, which for a
+// milter on the border never covers the client that connected.
+func never(*msgCtx, []string) int { return 0 }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func argFloat(args []string, i int, def float64) float64 {
+	if i >= len(args) {
+		return def
+	}
+	switch args[i] {
+	case "undef", "":
+		return def
+	case "inf":
+		return 1e308
+	}
+	v, err := strconv.ParseFloat(args[i], 64)
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+func inRange(v float64, args []string, i int) bool {
+	// SpamAssassin's ranges: min < v <= max.
+	return v > argFloat(args, i, -1e308) && v <= argFloat(args, i+1, 1e308)
+}
+
+func evalBayes(c *msgCtx, a []string) int {
+	if !c.in.HasBayes {
+		return 0
+	}
+	p := c.in.Bayes
+	return b2i(p >= argFloat(a, 0, 0) && p <= argFloat(a, 1, 1))
+}
+
+var rcvdDateRE = regexp.MustCompile(`\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+`)
+
+// receivedTimes are the dates of the Received fields, newest first, as
+// SpamAssassin reads them (day month year time zone, anywhere in the field).
+func (c *msgCtx) receivedTimes() []time.Time {
+	var out []time.Time
+	for _, v := range c.fields["received"] {
+		m := rcvdDateRE.FindString(unfold(v))
+		if m == "" {
+			continue
+		}
+		if t, err := mail.ParseDate(strings.TrimSpace(m)); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// dateDiff is Date minus the Received time closest to it (the oldest
+// Received field is left out when it equals Date exactly), in seconds, as
+// SpamAssassin's date_diff; ok is false without a Date or Received time.
+func (c *msgCtx) dateDiff() (float64, bool) {
+	dates := c.fields["date"]
+	if len(dates) == 0 {
+		return 0, false
+	}
+	d, err := mail.ParseDate(strings.TrimSpace(unfold(dates[0])))
+	if err != nil {
+		return 0, false
+	}
+	times := c.receivedTimes()
+	if len(times) == 0 {
+		return 0, false
+	}
+	diffs := make([]float64, len(times))
+	for i, t := range times {
+		diffs[i] = d.Sub(t).Seconds()
+	}
+	if len(diffs) > 1 && diffs[len(diffs)-1] == 0 {
+		diffs = diffs[:len(diffs)-1]
+	}
+	best := diffs[0]
+	for _, x := range diffs[1:] {
+		if math.Abs(x) < math.Abs(best) {
+			best = x
+		}
+	}
+	return best, true
+}
+
+func evalShiftedDate(c *msgCtx, a []string) int {
+	diff, _ := c.dateDiff()
+	lo, hi := argFloat(a, 0, -1e308), argFloat(a, 1, 1e308)
+	return b2i(diff >= 3600*lo && diff < 3600*hi)
+}
+
+var outlookIDRE = regexp.MustCompile(`^<[0-9a-f]{4}([0-9a-f]{8})\$[0-9a-f]{8}\$[0-9a-f]{8}@`)
+
+// evalOutlookMessageID: an Outlook-style Message-ID whose embedded time
+// matches neither the Date nor the first Received time.
+func evalOutlookMessageID(c *msgCtx, _ []string) int {
+	id, _ := c.headerText("MESSAGEID", "")
+	m := outlookIDRE.FindStringSubmatch(id)
+	if m == nil {
+		return 0
+	}
+	token, err := strconv.ParseUint(m[1], 16, 64)
+	if err != nil {
+		return 0
+	}
+	const x, y, fudge = 0.0023283064365387, 27111902.8329849, 250
+	expect := func(t float64) float64 { return math.Trunc(t*x + y) }
+	var date float64
+	if ds := c.fields["date"]; len(ds) > 0 {
+		if t, err := mail.ParseDate(strings.TrimSpace(unfold(ds[0]))); err == nil {
+			date = float64(t.Unix())
+		}
+	}
+	if math.Abs(float64(token)-expect(date)) < fudge {
+		return 0
+	}
+	var rcvd float64
+	if rs := c.fields["received"]; len(rs) > 0 {
+		if s := rcvdDateRE.FindString(unfold(rs[0])); s != "" {
+			if t, err := mail.ParseDate(strings.TrimSpace(s)); err == nil {
+				rcvd = float64(t.Unix())
+			}
+		}
+	}
+	return b2i(math.Abs(float64(token)-expect(rcvd)) >= fudge)
+}
+
+func evalHTMLImageOnly(c *msgCtx, a []string) int {
+	return b2i(c.hasHTML && c.html.images > 0 && inRange(float64(c.html.textLen), a, 0))
+}
+
+func evalHTMLRange(c *msgCtx, a []string) int {
+	return b2i(c.hasHTML && inRange(float64(c.html.textLen), a, 1))
+}
+
+func evalHTMLEval(c *msgCtx, a []string) int {
+	if !c.hasHTML || len(a) < 2 {
+		return 0
+	}
+	return b2i(compare(float64(c.html.textLen), a[1]))
+}
+
+// compare applies a condition like "< 384" or "!= 0".
+func compare(v float64, cond string) bool {
+	x, err := parseExpr("V " + cond)
+	if err != nil {
+		return false
+	}
+	return x.eval(func(string) float64 { return v }, func(string, string) float64 { return 0 }) != 0
+}
+
+func evalHTMLTest(c *msgCtx, a []string) int {
+	switch a[0] {
+	case "html":
+		return b2i(c.hasHTML)
+	case "embeds":
+		return b2i(c.html.tags["embed"] > 0 || c.html.tags["object"] > 0)
+	case "form_action_mailto":
+		return b2i(c.html.formMailto)
+	}
+	return 0
+}
+
+func evalHTMLTagExists(c *msgCtx, a []string) int {
+	return b2i(len(a) > 0 && c.html.tags[strings.ToLower(a[0])] > 0)
+}
+
+func evalHTMLTagBalance(c *msgCtx, a []string) int {
+	if len(a) < 2 || c.html.tags[strings.ToLower(a[0])] == 0 {
+		return 0
+	}
+	return b2i(compare(float64(c.html.balance[strings.ToLower(a[0])]), a[1]))
+}
+
+func evalHTMLImageRatio(c *msgCtx, a []string) int {
+	if !c.hasHTML || c.html.imageArea == 0 {
+		return 0
+	}
+	return b2i(inRange(float64(c.html.textLen)/float64(c.html.imageArea), a, 0))
+}
+
+var textMatchCache = map[string]*regexp.Regexp{}
+
+func evalHTMLTextMatch(c *msgCtx, a []string) int {
+	if len(a) < 2 || !c.hasHTML {
+		return 0
+	}
+	re := c.e.textMatch[a[1]]
+	if re == nil {
+		return 0
+	}
+	var texts []string
+	switch a[0] {
+	case "comment":
+		texts = c.html.comments
+	case "title":
+		texts = []string{c.html.title}
+	case "anchor":
+		texts = c.html.anchors
+	}
+	for _, t := range texts {
+		if re.MatchString(latin1(t)) {
+			return 1
+		}
+	}
+	return 0
+}
+
+var templateRE = regexp.MustCompile(`%[A-Z][A-Z_-]`)
+
+func evalUnresolvedTemplate(c *msgCtx, _ []string) int {
+	for _, f := range c.m.Header {
+		if templateRE.MatchString(f.Value) {
+			return 1
+		}
+	}
+	return 0
+}
+
+func evalIllegalChars(c *msgCtx, a []string) int {
+	if len(a) < 3 {
+		return 0
+	}
+	var str string
+	if a[0] == "ALL" {
+		var b strings.Builder
+		for _, f := range c.m.Header {
+			switch strings.ToLower(f.Name) {
+			case "subject", "from":
+				// SpamAssassin leaves these to their own tests.
+				continue
+			}
+			b.WriteString(f.Value)
+		}
+		str = b.String()
+	} else {
+		str = strings.Join(c.fields[strings.ToLower(a[0])], "\n")
+	}
+	if str == "" {
+		return 0
+	}
+	n := 0
+	for i := 0; i < len(str); i++ {
+		if str[i] >= 0x80 {
+			n++
+		}
+	}
+	ratio, count := argFloat(a, 1, 0), argFloat(a, 2, 0)
+	return b2i(float64(n)/float64(len(str)) >= ratio && float64(n) >= count)
+}
+
+func domainOf(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(strings.TrimRight(addr[i+1:], ">. "))
+}
+
+func orgDomain(d string) string {
+	if o, err := publicsuffix.EffectiveTLDPlusOne(d); err == nil {
+		return o
+	}
+	return d
+}
+
+func evalEqualFromDomains(c *msgCtx, _ []string) int {
+	env, _ := c.headerText("EnvelopeFrom", "addr")
+	from, _ := c.headerText("From", "addr")
+	ed, fd := domainOf(env), domainOf(from)
+	if ed == "" || fd == "" {
+		return 0
+	}
+	return b2i(orgDomain(ed) != orgDomain(fd))
+}
+
+func evalNoRelays(c *msgCtx, _ []string) int {
+	t, u := c.relays()
+	return b2i(len(t)+len(u)+c.unparseable == 0)
+}
+
+// evalAllTrusted: every relay is internal. The daemon puts the SMTP
+// client first, so mail from outside is never all trusted.
+func evalAllTrusted(c *msgCtx, _ []string) int {
+	t, u := c.relays()
+	return b2i(len(t) > 0 && len(u) == 0 && c.unparseable == 0)
+}
+
+func evalRelaysUnparseable(c *msgCtx, _ []string) int {
+	c.relays()
+	return b2i(c.unparseable > 0)
+}
+
+func evalMissingTo(c *msgCtx, _ []string) int {
+	_, to := c.fields["to"]
+	_, ato := c.fields["apparently-to"]
+	return b2i(!to && !ato)
+}
+
+func evalHeaderCountRange(c *msgCtx, a []string) int {
+	if len(a) < 3 {
+		return 0
+	}
+	n := float64(len(c.fields[strings.ToLower(a[0])]))
+	return b2i(n >= argFloat(a, 1, 0) && n <= argFloat(a, 2, 1e308))
+}
+
+var replyPrefix = regexp.MustCompile(`(?i)^(?:(?:Re|Fwd|Fw|Aw|Antwort|Sv):\s*)+`)
+
+func evalSubjectAllCaps(c *msgCtx, _ []string) int {
+	vals, _ := c.values("Subject", false)
+	if len(vals) == 0 {
+		return 0
+	}
+	s := replyPrefix.ReplaceAllString(strings.TrimSpace(vals[0]), "")
+	if !strings.ContainsAny(s, " \t") || len(s) < 10 {
+		return 0
+	}
+	letters := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return -1
+	}, s)
+	return b2i(letters != "" && letters == strings.ToUpper(letters))
+}
+
+func evalMIME(c *msgCtx, a []string) int {
+	for _, p := range c.m.Parts {
+		text := strings.HasPrefix(p.Type, "text/")
+		switch a[0] {
+		case "mime_attachment":
+			for _, f := range p.Header {
+				if strings.EqualFold(f.Name, "Content-Disposition") && strings.Contains(strings.ToLower(f.Value), "attachment") {
+					return 1
+				}
+			}
+			if !text && !strings.HasPrefix(p.Type, "multipart/") {
+				return 1
+			}
+		case "mime_base64_count":
+			if p.Encoding == "base64" {
+				return 1
+			}
+		case "mime_qp_count":
+			if p.Encoding == "quoted-printable" {
+				return 1
+			}
+		case "mime_base64_encoded_text":
+			if text && p.Encoding == "base64" {
+				return 1
+			}
+		case "mime_bad_iso_charset":
+			cs := p.Charset
+			if strings.HasPrefix(cs, "iso-") && !regexp.MustCompile(`^iso-(?:8859-\d{1,2}|2022-(?:jp|kr))\b`).MatchString(cs) {
+				return 1
+			}
+		}
+	}
+	return 0
+}
+
+func evalMIMEHTML(c *msgCtx, _ []string) int {
+	for _, p := range c.m.Parts {
+		if p.Type == "text/html" {
+			return 1
+		}
+	}
+	return 0
+}
+
+func evalMIMEHTMLOnly(c *msgCtx, _ []string) int {
+	html, text := 0, 0
+	for _, p := range c.m.Parts {
+		switch p.Type {
+		case "text/html":
+			html++
+		case "text/plain":
+			text++
+		}
+	}
+	return b2i(html > 0 && text == 0)
+}
+
+func evalBodyLength(c *msgCtx, a []string) int {
+	_, body := splitHeader(c.m.Raw)
+	return b2i(float64(len(body)) < argFloat(a, 0, 0))
+}
+
+var base64Line = regexp.MustCompile(`^(?:[A-Za-z0-9+/=]{60,76} ?){1,2}$`)
+
+func evalUppercase(c *msgCtx, a []string) int {
+	if c.upper < 0 {
+		var b strings.Builder
+		for _, l := range c.body[min(1, len(c.body)):] { // not the subject
+			if !strings.ContainsAny(l, " \t") || base64Line.MatchString(l) {
+				continue
+			}
+			b.WriteString(l)
+		}
+		letters, upper := 0, 0
+		s := b.String()
+		for i := 0; i < len(s); i++ {
+			ch := s[i]
+			if ch >= 'A' && ch <= 'Z' {
+				upper++
+				letters++
+			} else if ch >= 'a' && ch <= 'z' {
+				letters++
+			}
+		}
+		c.upper = 0
+		if letters >= 200 {
+			c.upper = float64(upper) / float64(letters) * 100
+		}
+	}
+	return b2i(inRange(c.upper, a, 0))
+}
+
+func (c *msgCtx) isFreemail(addr string) bool {
+	d := domainOf(addr)
+	if d == "" {
+		return false
+	}
+	if c.e.freemail[d] {
+		return true
+	}
+	return c.e.freemailRE != nil && c.e.freemailRE.MatchString(d)
+}
+
+func evalFreemailFrom(c *msgCtx, a []string) int {
+	for _, h := range []string{"From", "EnvelopeFrom"} {
+		if addr, ok := c.headerText(h, "addr"); ok && c.isFreemail(addr) {
+			if len(a) > 0 {
+				re, err := regexp.Compile(a[0])
+				if err != nil || !re.MatchString(addr) {
+					continue
+				}
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func evalFreemailHeader(c *msgCtx, a []string) int {
+	if len(a) == 0 {
+		return 0
+	}
+	name, mod, _ := strings.Cut(a[0], ":")
+	_ = mod
+	addr, ok := c.headerText(name, "addr")
+	if !ok || !c.isFreemail(addr) {
+		return 0
+	}
+	if len(a) > 1 {
+		re, err := regexp.Compile(a[1])
+		if err != nil || !re.MatchString(addr) {
+			return 0
+		}
+	}
+	return 1
+}
+
+// evalFreemailReplyTo: a freemail Reply-To (or, for "reply", any reply
+// address in the body's place) that differs from a freemail From.
+func evalFreemailReplyTo(c *msgCtx, a []string) int {
+	from, _ := c.headerText("From", "addr")
+	reply, ok := c.headerText("Reply-To", "addr")
+	if !ok {
+		return 0
+	}
+	if !c.isFreemail(reply) && !c.isFreemail(from) {
+		return 0
+	}
+	return b2i(!strings.EqualFold(from, reply))
+}
+
+func evalEnvMatchesFrom(c *msgCtx, _ []string) int {
+	env, ok1 := c.headerText("EnvelopeFrom", "addr")
+	from, ok2 := c.headerText("From", "addr")
+	return b2i(ok1 && ok2 && env != "" && strings.EqualFold(env, from))
+}
+
+func evalToInSubject(c *msgCtx, a []string) int {
+	to, _ := c.headerText("To", "addr")
+	subj, _ := c.values("Subject", false)
+	if to == "" || len(subj) == 0 {
+		return 0
+	}
+	s := subj[0]
+	switch a[0] {
+	case "address":
+		re, err := regexp.Compile(`(?i)\b` + regexp.QuoteMeta(to) + `\b`)
+		return b2i(err == nil && re.MatchString(s))
+	default:
+		user, _, _ := strings.Cut(to, "@")
+		q := regexp.QuoteMeta(user)
+		re, err := regexp.Compile(`(?i)^(?:(?:re|fw):\s*(?:\w+\s+)?` + q + `$|(?-i:` + q + `)\s*[,:;!?-](?:$|\s)|` + q + `$|,\s*` + q + `[,:;!?-]$)`)
+		return b2i(err == nil && re.MatchString(s))
+	}
+}
+
+func init() {
+	// Guard against a typo in the table: every entry has a function.
+	for n, d := range evals {
+		if d.fn == nil {
+			panic(fmt.Sprintf("sa: eval %s has no function", n))
+		}
+	}
+}

@@ -1,0 +1,295 @@
+package sa
+
+import (
+	"regexp/syntax"
+	"unicode/utf8"
+)
+
+// Prefilter literals. A rule's regex can only match a text that contains
+// one of its required literals; all rules of a kind are screened in one
+// Aho-Corasick pass over the ASCII-lower-cased text, and only the
+// candidates run their regex.
+
+const (
+	minLiteral  = 3   // shorter literals screen out too little
+	maxLiterals = 64  // exact sets (products of classes and optionals) stay this small
+	maxRequired = 512 // a required set may list this many (alternations of words)
+)
+
+// requiredLiterals returns strings, ASCII lower case, at least one of which
+// occurs in every text the regex matches; nil when there is no such set.
+func requiredLiterals(pattern string) []string {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	return literalsOf(re.Simplify())
+}
+
+// literalsOf is requiredLiterals for a parsed, simplified regex.
+func literalsOf(re *syntax.Regexp) []string {
+	set := required(re, 0)
+	if len(set) == 0 {
+		return nil
+	}
+	for _, s := range set {
+		if len(s) < minLiteral {
+			return nil
+		}
+	}
+	return dedupe(set)
+}
+
+func dedupe(set []string) []string {
+	seen := map[string]bool{}
+	out := set[:0]
+	for _, s := range set {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func minLen(set []string) int {
+	m := -1
+	for _, s := range set {
+		if m < 0 || len(s) < m {
+			m = len(s)
+		}
+	}
+	return m
+}
+
+// better reports whether set a screens better than b.
+func better(a, b []string) bool {
+	if b == nil {
+		return a != nil
+	}
+	if a == nil {
+		return false
+	}
+	ma, mb := minLen(a), minLen(b)
+	if ma >= minLiteral != (mb >= minLiteral) {
+		return ma >= minLiteral
+	}
+	if ma != mb {
+		return ma > mb
+	}
+	return len(a) < len(b)
+}
+
+// info is what a sub-expression says about the texts it matches: exact
+// lists every text it can match (when few), req is a set one of which
+// every match contains.
+type info struct {
+	exact []string
+	hasEx bool
+	req   []string
+}
+
+func required(re *syntax.Regexp, depth int) []string {
+	in := analyse(re, depth)
+	if in.hasEx && better(in.exact, in.req) {
+		return in.exact
+	}
+	return in.req
+}
+
+func product(a, b []string) ([]string, bool) {
+	if len(a)*len(b) > maxLiterals {
+		return nil, false
+	}
+	out := make([]string, 0, len(a)*len(b))
+	for _, x := range a {
+		for _, y := range b {
+			out = append(out, x+y)
+		}
+	}
+	return dedupe(out), true
+}
+
+const maxClass = 3
+
+func analyse(re *syntax.Regexp, depth int) info {
+	if depth > 100 {
+		return info{}
+	}
+	fold := re.Flags&syntax.FoldCase != 0
+	switch re.Op {
+	case syntax.OpLiteral:
+		for _, r := range re.Rune {
+			if r >= 0x80 && fold && hasOtherCase(r) {
+				return info{req: literalSet(re.Rune, fold)}
+			}
+		}
+		l := literalSet(re.Rune, fold)
+		return info{exact: l, hasEx: true, req: l}
+	case syntax.OpCharClass:
+		var set []string
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			lo, hi := re.Rune[i], re.Rune[i+1]
+			if hi-lo >= maxClass {
+				return info{}
+			}
+			for r := lo; r <= hi; r++ {
+				if r >= 0x80 && hasOtherCase(r) && fold {
+					return info{}
+				}
+				c := r
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				set = append(set, string(utf8.AppendRune(nil, c)))
+			}
+		}
+		set = dedupe(set)
+		if len(set) > maxClass || len(set) == 0 {
+			return info{}
+		}
+		return info{exact: set, hasEx: true}
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText,
+		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return info{exact: []string{""}, hasEx: true}
+	case syntax.OpCapture:
+		return analyse(re.Sub[0], depth+1)
+	case syntax.OpPlus:
+		return info{req: required(re.Sub[0], depth+1)}
+	case syntax.OpQuest:
+		in := analyse(re.Sub[0], depth+1)
+		if in.hasEx && len(in.exact) < maxLiterals {
+			return info{exact: dedupe(append([]string{""}, in.exact...)), hasEx: true}
+		}
+		return info{}
+	case syntax.OpRepeat:
+		if re.Min == 1 && re.Max == 1 {
+			return analyse(re.Sub[0], depth+1)
+		}
+		if re.Min >= 1 {
+			return info{req: required(re.Sub[0], depth+1)}
+		}
+		return info{}
+	case syntax.OpConcat:
+		var best []string
+		consider := func(set []string) {
+			if set != nil && better(set, best) {
+				best = set
+			}
+		}
+		cur := []string{""}
+		all := true
+		for _, s := range re.Sub {
+			if s.Op == syntax.OpPlus || s.Op == syntax.OpRepeat && s.Min >= 1 {
+				// x+ starts with x and ends with x: extend the run by x,
+				// then start the next run with x.
+				sub := analyse(s.Sub[0], depth+1)
+				if sub.hasEx {
+					if p, ok := product(cur, sub.exact); ok {
+						consider(nonEmpty(p))
+					} else {
+						consider(nonEmpty(cur))
+					}
+					consider(sub.req)
+					cur = sub.exact
+					all = false
+					continue
+				}
+			}
+			in := analyse(s, depth+1)
+			if in.hasEx {
+				if p, ok := product(cur, in.exact); ok {
+					cur = p
+					continue
+				}
+			}
+			all = all && false
+			consider(nonEmpty(cur))
+			consider(in.req)
+			if in.hasEx {
+				cur = in.exact
+			} else {
+				cur = []string{""}
+			}
+		}
+		consider(nonEmpty(cur))
+		if all {
+			return info{exact: cur, hasEx: true, req: best}
+		}
+		return info{req: best}
+	case syntax.OpAlternate:
+		var ex, req []string
+		hasEx := true
+		reqOK := true
+		for _, s := range re.Sub {
+			in := analyse(s, depth+1)
+			if in.hasEx && len(ex)+len(in.exact) <= maxLiterals {
+				ex = append(ex, in.exact...)
+			} else {
+				hasEx = false
+			}
+			r := in.req
+			if in.hasEx && better(in.exact, r) {
+				r = in.exact
+			}
+			if r == nil || minLen(r) < minLiteral || len(req)+len(r) > maxRequired {
+				reqOK = false
+			} else {
+				req = append(req, r...)
+			}
+		}
+		out := info{}
+		if hasEx {
+			out.exact, out.hasEx = dedupe(ex), true
+		}
+		if reqOK {
+			out.req = dedupe(req)
+		}
+		return out
+	}
+	return info{}
+}
+
+// nonEmpty returns set unless one of its strings is empty (no screen).
+func nonEmpty(set []string) []string {
+	for _, s := range set {
+		if s == "" {
+			return nil
+		}
+	}
+	return set
+}
+
+// literalSet turns a literal into its screening string: the text is
+// matched as one rune per byte and screened in ASCII lower case, so a
+// case-folded literal keeps only its longest run without letters beyond
+// ASCII (whose other case the screen would miss).
+func literalSet(runes []rune, fold bool) []string {
+	var best, cur []byte
+	flush := func() {
+		if len(cur) > len(best) {
+			best = append(best[:0], cur...)
+		}
+		cur = cur[:0]
+	}
+	for _, r := range runes {
+		if r >= 0x80 && fold && hasOtherCase(r) {
+			flush()
+			continue
+		}
+		if r >= 'A' && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		cur = utf8.AppendRune(cur, r)
+	}
+	flush()
+	if len(best) == 0 {
+		return nil
+	}
+	return []string{string(best)}
+}
+
+func hasOtherCase(r rune) bool {
+	// The Latin-1 letters and anything beyond may fold.
+	return r >= 0xb5
+}

@@ -1,0 +1,112 @@
+package sa
+
+import (
+	"net/netip"
+	"regexp"
+	"strings"
+)
+
+// Relay is one hop of the message's path, as a Received field records it
+// (RFC 5321 §4.4): the client's address, its reverse DNS name (empty when
+// it had none) and HELO name, and the receiving host.
+type Relay struct {
+	IP   string
+	RDNS string
+	HELO string
+	By   string
+	ID   string
+}
+
+// Received field shapes of the common MTAs (Postfix/Sendmail, Exim,
+// qmail); the rest count as unparseable, as in SpamAssassin.
+var (
+	rcvdPostfix = regexp.MustCompile(`^from\s+(\S+)\s+\(([^\s\[\]()]*)\s*\[(?:IPv6:)?([0-9A-Fa-f.:]+)\]`)
+	rcvdExim    = regexp.MustCompile(`^from\s+(\S+)\s+\(\[(?:IPv6:)?([0-9A-Fa-f.:]+)\](?::\d+)?(?:\s+helo=(\S+?))?\)`)
+	rcvdQmail   = regexp.MustCompile(`^from\s+(\S+)\s+\(HELO\s+(\S+?)\)\s+\(([0-9.]+)\)`)
+	rcvdBare    = regexp.MustCompile(`^from\s+\[([0-9A-Fa-f.:]+)\]`)
+	ipLiteral   = regexp.MustCompile(`\[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\]`)
+	rcvdBy      = regexp.MustCompile(`\sby\s+([^\s;()]+)`)
+	rcvdID      = regexp.MustCompile(`\sid\s+([^\s;()]+)`)
+)
+
+// ParseRelays reads the Received fields (newest first) into relays;
+// fields it cannot read are left out and counted.
+func ParseRelays(received []string) (relays []Relay, unparseable int) {
+	for _, v := range received {
+		v = strings.TrimSpace(unfold(v))
+		var r Relay
+		switch {
+		case rcvdPostfix.MatchString(v):
+			m := rcvdPostfix.FindStringSubmatch(v)
+			r = Relay{HELO: m[1], RDNS: m[2], IP: m[3]}
+		case rcvdExim.MatchString(v):
+			m := rcvdExim.FindStringSubmatch(v)
+			r = Relay{RDNS: m[1], IP: m[2], HELO: m[3]}
+			if r.HELO == "" {
+				r.HELO = m[1]
+			}
+		case rcvdQmail.MatchString(v):
+			m := rcvdQmail.FindStringSubmatch(v)
+			r = Relay{RDNS: m[1], HELO: m[2], IP: m[3]}
+		case rcvdBare.MatchString(v):
+			r = Relay{IP: rcvdBare.FindStringSubmatch(v)[1]}
+		default:
+			// Only a field that names a client address we could not read
+			// counts as unparseable; "from" clauses without one (local
+			// pickup, fetchmail) are not relays.
+			if from, _, _ := strings.Cut(v, " by "); strings.HasPrefix(v, "from ") && ipLiteral.MatchString(from) {
+				unparseable++
+			}
+			continue
+		}
+		if strings.EqualFold(r.RDNS, "unknown") || r.RDNS == r.IP {
+			r.RDNS = ""
+		}
+		if m := rcvdBy.FindStringSubmatch(v); m != nil {
+			r.By = m[1]
+		}
+		if m := rcvdID.FindStringSubmatch(v); m != nil {
+			r.ID = m[1]
+		}
+		if _, err := netip.ParseAddr(r.IP); err != nil {
+			unparseable++
+			continue
+		}
+		relays = append(relays, r)
+	}
+	return relays, unparseable
+}
+
+// internal reports an address of the site's own networks as SpamAssassin
+// infers them without trusted_networks: loopback and private ranges.
+func internal(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast()
+}
+
+// splitTrust cuts the path at the first relay from outside: that one and
+// all older ones are untrusted.
+func splitTrust(relays []Relay) (trusted, untrusted []Relay) {
+	for i, r := range relays {
+		if !internal(r.IP) {
+			return relays[:i], relays[i:]
+		}
+	}
+	return relays, nil
+}
+
+// relayText renders relays as SpamAssassin's X-Spam-Relays-* pseudo-headers.
+func relayText(rs []Relay) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString("[ ip=" + r.IP + " rdns=" + r.RDNS + " helo=" + r.HELO + " by=" + r.By +
+			" ident= envfrom= intl=" + map[bool]string{true: "1", false: "0"}[internal(r.IP)] + " id=" + r.ID + " auth= msa=0 ]")
+	}
+	return b.String()
+}

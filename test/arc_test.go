@@ -1,0 +1,177 @@
+package e2e_test
+
+// ARC end to end (issue 14): a p=reject sender's message, DKIM-signed,
+// passes a mailing list that records dkim=pass, changes the Subject and
+// seals; it then reaches mailwarden behind a real Postfix for an address
+// that Postfix forwards off-site. Sealed by a trusted sealer it is
+// delivered, with our ARC set on top that dkimpy's arc_verify passes
+// (asking the test DNS server); sealed by an untrusted one it is refused.
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailwarden/mailwarden/policy/auth/arc"
+	"github.com/mailwarden/mailwarden/policy/auth/dkimkey"
+	"github.com/mailwarden/mailwarden/policy/auth/sign"
+	"github.com/mailwarden/mailwarden/test/harness"
+)
+
+const dkimpyARCVerify = `
+import sys, dkim, dns.resolver
+r = dns.resolver.Resolver(configure=False)
+r.nameservers = [sys.argv[1]]
+r.port = int(sys.argv[2])
+def dnsfunc(name, timeout=5):
+    try:
+        a = r.resolve(name.decode().rstrip('.'), 'TXT')
+    except Exception:
+        return None
+    for rd in a:
+        return b''.join(rd.strings)
+cv, res, reason = dkim.arc_verify(open(sys.argv[3], 'rb').read(), dnsfunc=dnsfunc)
+print(cv.decode(), reason)
+`
+
+// publishKey adds the key record of k to the test DNS server.
+func publishKey(t *testing.T, dns *harness.DNS, selector, domain string, k *rsa.PrivateKey) {
+	txt, err := sign.TXTRecord(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns.AddTXT(dkimkey.RecordName(selector, domain)+".", 300, sign.SplitTXT(txt)...)
+}
+
+func rsaKey(t *testing.T) *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// listMessage is the origin's DKIM-signed message after a list changed
+// its Subject and sealed it as sealer.
+func listMessage(t *testing.T, origin *sign.Key, sealer *arc.Sealer, to string) []byte {
+	t.Helper()
+	raw := "From: Alice <alice@origin.e2e.example>\r\nTo: <" + to + ">\r\nSubject: hi\r\nDate: " + time.Now().Format(time.RFC1123Z) +
+		"\r\nMessage-ID: <" + time.Now().Format("150405.000000") + "@origin.e2e.example>\r\n\r\nHello from the list.\r\n"
+	head, body, _ := strings.Cut(raw, "\r\n\r\n")
+	var h []sign.Field
+	for _, line := range strings.Split(head, "\r\n") {
+		n, v, _ := strings.Cut(line, ":")
+		h = append(h, sign.Field{Name: n, Value: v})
+	}
+	sigs, err := sign.Sign(h, strings.NewReader(body), []*sign.Key{origin}, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := "DKIM-Signature: " + strings.ReplaceAll(sigs[0].Value, "\n", "\r\n") + "\r\n" + raw
+	changed := strings.Replace(signed, "\r\nSubject: hi", "\r\nSubject: [list] hi", 1)
+	fields, rest, err := arc.ReadMessage(strings.NewReader(changed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := sealer.Seal(fields, rest, nil, sealer.Domain+"; dkim=pass header.d=origin.e2e.example; dmarc=pass header.from=origin.e2e.example", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, f := range set {
+		b.WriteString(f.Name + ":" + strings.ReplaceAll(f.Value, "\n", "\r\n") + "\r\n")
+	}
+	return []byte(b.String() + changed)
+}
+
+func TestARCPostfix(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "postfix")
+	harness.RequireRoot(t)
+	dns := harness.StartDNS(t, `_dmarc.origin.e2e.example TXT "v=DMARC1; p=reject"`)
+	originKey, listKey, otherKey, sealKey := rsaKey(t), rsaKey(t), rsaKey(t), rsaKey(t)
+	publishKey(t, dns, "o1", "origin.e2e.example", originKey)
+	publishKey(t, dns, "l1", "list.e2e.example", listKey)
+	publishKey(t, dns, "x1", "other.e2e.example", otherKey)
+	publishKey(t, dns, "arc", "e2e.test", sealKey)
+	dir := t.TempDir()
+	sealFile := filepath.Join(dir, "seal.pem")
+	if err := sign.WriteKey(sealFile, sealKey); err != nil {
+		t.Fatal(err)
+	}
+	toml := `authserv_id = "mx.arc.e2e.test"
+local_domains = ["e2e.test"]
+trusted_networks = []
+` + harness.DNSSection(dns) + `
+[score]
+add_header = 50.0
+quarantine = 100.0
+reject = 200.0
+
+[auth.arc]
+trusted_sealers = ["list.e2e.example"]
+seal_key = "seal"
+
+[autoreply]
+forwarding_addresses = ["fw@e2e.test", "fw2@e2e.test"]
+
+[dkim_sign]
+[[dkim_sign.key]]
+name = "seal"
+domain = "e2e.test"
+selector = "arc"
+file = "` + sealFile + `"
+`
+	s := startCoreStack(t, toml, map[string]string{
+		"relay_domains":            "e2e.test",
+		"smtpd_relay_restrictions": "permit_mynetworks, permit_auth_destination, reject",
+	})
+	origin := &sign.Key{Name: "o", Domain: "origin.e2e.example", Selector: "o1", Signer: originKey}
+	send := func(sealer *arc.Sealer, to string) error {
+		return harness.Submission{Helo: "mx.list.e2e.example", From: "bounces@list.e2e.example", Rcpts: []string{to},
+			XClient: "ADDR=192.0.2.33 NAME=mx.list.e2e.example", Data: listMessage(t, origin, sealer, to)}.Send(s.smtp)
+	}
+
+	t.Run("trusted sealer: delivered, sealed by us, dkimpy passes", func(t *testing.T) {
+		const to = "fw@e2e.test"
+		if err := send(&arc.Sealer{Domain: "list.e2e.example", Selector: "l1", Key: listKey}, to); err != nil {
+			t.Fatalf("refused: %v\n%s", err, s.mw.Stderr())
+		}
+		m := s.sink.WaitFor(30*time.Second, harness.To(to))
+		if m == nil {
+			t.Fatalf("not delivered; maillog:\n%s", s.pf.Log())
+		}
+		h := m.Header()
+		if len(h) < 3 || h[0].Name != "ARC-Seal" || !strings.Contains(h[0].Value, "i=2") || !strings.Contains(h[0].Value, "cv=pass") || !strings.Contains(h[0].Value, "d=e2e.test") {
+			t.Fatalf("our ARC set is not on top:\n%s", m.Data)
+		}
+		if ar := strings.Join(m.Get("Authentication-Results"), "\n"); !strings.Contains(ar, "arc=pass") || !strings.Contains(ar, "policy.arc-override=list.e2e.example") {
+			t.Errorf("Authentication-Results: %s", ar)
+		}
+		harness.Require(t, "python3")
+		f := filepath.Join(t.TempDir(), "m.eml")
+		os.WriteFile(f, m.Data, 0o600)
+		host, port, _ := net.SplitHostPort(dns.Addr)
+		out, err := exec.Command("/usr/bin/python3", "-c", dkimpyARCVerify, host, port, f).CombinedOutput()
+		if err != nil {
+			harness.Unavailable(t, "dkimpy: %v %s", err, out)
+		}
+		if !strings.HasPrefix(string(out), "pass") {
+			t.Errorf("dkimpy arc_verify: %s\n%s", out, m.Data)
+		}
+	})
+	t.Run("untrusted sealer: refused", func(t *testing.T) {
+		err := send(&arc.Sealer{Domain: "other.e2e.example", Selector: "x1", Key: otherKey}, "fw2@e2e.test")
+		var se *harness.SMTPError
+		if !errors.As(err, &se) || se.Code/100 != 5 {
+			t.Errorf("want a 5xx refusal, got %v", err)
+		}
+	})
+}
