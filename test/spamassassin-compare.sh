@@ -19,23 +19,40 @@
 #
 # usage: test/spamassassin-compare.sh [--ham DIR] [--spam DIR] [--folds 5]
 #          [--test-fold 0|all] [--max-test 400] [--workers 2]
+#          [--split-date YYYY-MM-DD | --train DIR... --test DIR...]
+#          [--sample N] [--no-bayes]
 # --test-fold all repeats training and testing for every fold (SpamAssassin
 # takes 3-5 minutes per fold of the 6046-message corpus).
+#
+# Other modes (the split comes from `mailwarden eval --print-folds` in each,
+# so both filters see exactly the same messages):
+#   --split-date D   train on the messages received before D (topmost
+#                    Received, else Date), test on those received later;
+#   --train DIR --test DIR   train on DIR/ham + DIR/spam, test on the other;
+#   --sample N       score N ham and N spam of the test set (with a split);
+#   --no-bayes       what a fresh install does: mailwarden eval --no-bayes,
+#                    SpamAssassin with use_bayes 0 (nothing is learned).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
 
 corpus=${CORPUS:-../shared/corpus/spamassassin}
 ham=$corpus/ham spam=$corpus/spam folds=5 fold=0 maxtest=400 workers=2
+split=() nobayes=0 sample=0 hamset=0
 while [ $# -gt 0 ]; do
 	case $1 in
+	--split-date) split+=(--split-date "$2"); shift 2 ;;
+	--train) split+=(--train "$2"); shift 2 ;;
+	--test) split+=(--test "$2"); shift 2 ;;
+	--sample) sample=$2; shift 2 ;;
+	--no-bayes) nobayes=1; shift ;;
 	--ham) ham=$2; shift 2 ;;
 	--spam) spam=$2; shift 2 ;;
 	--folds) folds=$2; shift 2 ;;
 	--test-fold) fold=$2; shift 2 ;;
 	--max-test) maxtest=$2; shift 2 ;;
 	--workers) workers=$2; shift 2 ;;
-	*) echo "usage: $0 [--ham DIR] [--spam DIR] [--folds N] [--test-fold I] [--max-test N] [--workers N]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--ham DIR] [--spam DIR] [--folds N] [--test-fold I] [--max-test N] [--workers N] [--split-date D | --train DIR --test DIR] [--sample N] [--no-bayes]" >&2; exit 2 ;;
 	esac
 done
 for b in sa-learn spamd spamc python3; do
@@ -54,6 +71,16 @@ trap cleanup EXIT
 go build -o "$work/mailwarden" ./cmd/mailwarden
 mw=$work/mailwarden
 common=(--ham "$ham" --spam "$spam" --folds "$folds" --max-test "$maxtest" --workers "$workers")
+if [ ${#split[@]} -gt 0 ]; then
+	# A train/test split: fold 0 is the test set, fold 1 the training set.
+	case " ${split[*]} " in
+	*" --split-date "*) common=(--ham "$ham" --spam "$spam" "${split[@]}" --max-test "$maxtest" --workers "$workers") ;;
+	*) common=("${split[@]}" --max-test "$maxtest" --workers "$workers") ;;
+	esac
+	[ "$sample" -gt 0 ] && common+=(--sample "$sample")
+	fold=0
+fi
+[ "$nobayes" = 1 ] && common+=(--no-bayes)
 if [ "$fold" = all ]; then
 	testfolds=$(seq 0 $((folds - 1)))
 	mwargs=("${common[@]}")
@@ -81,16 +108,19 @@ for f in $testfolds; do
 	echo "fold $f: training on $(wc -l <"$sa.train-ham") ham + $(wc -l <"$sa.train-spam") spam, testing $(wc -l <"$sa.test") messages" >&2
 	mkdir -p "$sa/site" "$sa/home" "$sa/bayes"
 	cp /etc/spamassassin/*.pre "$sa/site/"
-	printf '%s\n' "use_bayes 1" "bayes_auto_learn 0" "bayes_path $sa/bayes/bayes" "bayes_file_mode 0777" \
+	usebayes=$((1 - nobayes))
+	printf '%s\n' "use_bayes $usebayes" "bayes_auto_learn 0" "bayes_path $sa/bayes/bayes" "bayes_file_mode 0777" \
 		"skip_rbl_checks 1" "use_razor2 0" "use_pyzor 0" "required_score 5.0" >"$sa/site/local.cf"
 	chmod -R a+rwX "$sa"
 	sal=(sa-learn --siteconfigpath "$sa/site" --dbpath "$sa/bayes" -L --no-sync)
-	t0=$(date +%s.%N)
-	xargs -d '\n' -n 200 "${sal[@]}" --spam <"$sa.train-spam" >/dev/null
-	xargs -d '\n' -n 200 "${sal[@]}" --ham <"$sa.train-ham" >/dev/null
-	sa-learn --siteconfigpath "$sa/site" --dbpath "$sa/bayes" --sync >/dev/null
-	t1=$(date +%s.%N)
-	echo "fold $f: sa-learn $(python3 -c "print(round($t1-$t0))") s" >&2
+	if [ "$nobayes" = 0 ]; then
+		t0=$(date +%s.%N)
+		xargs -d '\n' -n 200 "${sal[@]}" --spam <"$sa.train-spam" >/dev/null
+		xargs -d '\n' -n 200 "${sal[@]}" --ham <"$sa.train-ham" >/dev/null
+		sa-learn --siteconfigpath "$sa/site" --dbpath "$sa/bayes" --sync >/dev/null
+		t1=$(date +%s.%N)
+		echo "fold $f: sa-learn $(python3 -c "print(round($t1-$t0))") s" >&2
+	fi
 
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	spamd -L -x -s stderr -i 127.0.0.1 -A 127.0.0.1 -p "$port" -m "$workers" --min-spare=1 --max-spare="$workers" \
@@ -114,7 +144,13 @@ for f in $testfolds; do
 done
 
 # 4. Both tables.
-python3 - "$work/mw.json" "$work/sa.tsv" "$sasecs" "$workers" <<'EOF'
+if [ ${#split[@]} -gt 0 ]; then
+	mode="train/test split: ${split[*]}"
+else
+	mode="fold $fold of $folds"
+fi
+[ "$nobayes" = 1 ] && mode="$mode, no Bayes"
+python3 - "$work/mw.json" "$work/sa.tsv" "$sasecs" "$workers" "$mode" <<'EOF'
 import json, sys
 mw = json.load(open(sys.argv[1]))
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip()]
@@ -136,7 +172,8 @@ def auc(h, s):
 sa = dict(ham=len(ham), spam=len(spam), fp=fp, fp_rate=fp / max(len(ham), 1), fn=fn,
           recall=(len(spam) - fn) / max(len(spam), 1), auc=auc(ham, spam), msgs_per_sec=len(sc) / secs)
 folds = ",".join(r["fold"] for r in mw["per_fold"])
-print(f"same test messages: {mw['ham']} ham + {mw['spam']} spam (fold {folds} of {mw['folds']}), {workers} workers each\n")
+mode = sys.argv[5]
+print(f"same test messages: {mw['ham']} ham + {mw['spam']} spam ({mode}), {workers} workers each\n")
 print(f"{'':22}{'mailwarden':>14}{'SpamAssassin 4':>18}")
 print(f"{'threshold':22}{mw['threshold']:>14.1f}{thr:>18.1f}")
 print(f"{'false positives':22}{mw['false_positives']:>14d}{fp:>18d}")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"text/tabwriter"
@@ -49,14 +50,47 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	workers := fset.Int("workers", runtime.GOMAXPROCS(0), "messages scored concurrently")
 	showErrors := fset.Bool("show-errors", false, "list the misclassified files")
 	dump := fset.Bool("dump", false, "print CLASS<TAB>SCORE<TAB>PATH<TAB>DETAIL for every scored message")
+	var trainDirs, testDirs multiFlag
+	fset.Var(&trainDirs, "train", "train Bayes on DIR/ham and DIR/spam (repeatable; with --test instead of folds)")
+	fset.Var(&testDirs, "test", "score DIR/ham and DIR/spam (repeatable; with --train)")
+	splitDate := fset.String("split-date", "", "with --ham/--spam: train on messages received before YYYY-MM-DD (topmost Received, else Date), score those received on or after it")
+	sample := fset.Int("sample", 0, "with --train/--test or --split-date: score this many ham and this many spam of the test set")
+	noBayes := fset.Bool("no-bayes", false, "score without Bayes, as a fresh install does")
+	weightsFile := fset.String("weights", "", "override [spam] weights: builtin, none or a file from `learn --fit`")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mailwarden eval [-config F] --ham DIR --spam DIR [--folds 10] [--json]")
+		fmt.Fprintln(stderr, "       mailwarden eval [-config F] --train DIR... --test DIR...   (each DIR holds ham/ and spam/)")
+		fmt.Fprintln(stderr, "       mailwarden eval [-config F] --ham DIR --spam DIR --split-date 2002-09-01")
 		fmt.Fprintln(stderr, "Scores with the [spam] check and the core [[rule]]s, Bayes trained on the other folds in memory, DNS lists off.")
 		fmt.Fprintln(stderr, "A false positive is ham at or above score.quarantine; recall is the share of spam at or above it.")
 		fset.PrintDefaults()
 	}
 	if err := fset.Parse(args); err != nil {
 		return 2
+	}
+	split := len(trainDirs)+len(testDirs) > 0 || *splitDate != ""
+	var cutoff time.Time
+	if *splitDate != "" {
+		var err error
+		if cutoff, err = time.Parse("2006-01-02", *splitDate); err != nil || len(trainDirs)+len(testDirs) > 0 {
+			fset.Usage()
+			return 2
+		}
+	}
+	if len(trainDirs)+len(testDirs) > 0 {
+		if len(trainDirs) == 0 || len(testDirs) == 0 || len(hamPaths)+len(spamPaths) > 0 {
+			fset.Usage()
+			return 2
+		}
+		for _, d := range trainDirs {
+			hamPaths = append(hamPaths, filepath.Join(d, "ham"))
+			spamPaths = append(spamPaths, filepath.Join(d, "spam"))
+		}
+	}
+	if split {
+		// One train/test split: the test set is fold 0, the training set
+		// fold 1, and only fold 0 is scored.
+		*folds, *onlyFold = 2, 0
 	}
 	if len(hamPaths) == 0 || len(spamPaths) == 0 || *folds < 2 || fset.NArg() > 0 || *onlyFold >= *folds || *workers < 1 {
 		fset.Usage()
@@ -72,14 +106,35 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	base := *sec
 	base.DNSBL, base.URIBL = nil, nil // no network in an evaluation
 	base.Enabled = true
+	base.Autolearn.Enabled = false
+	if *noBayes {
+		base.Bayes.Enabled = false
+	}
+	if *weightsFile != "" {
+		base.Weights = *weightsFile
+	}
 
 	// Load the corpus.
 	var msgs []*eval.Msg
+	trainSet := map[string]bool{}
 	for _, c := range []struct {
 		spam  bool
 		paths []string
 	}{{false, hamPaths}, {true, spamPaths}} {
 		for _, p := range c.paths {
+			trainSet[p] = true
+		}
+	}
+	for _, d := range testDirs {
+		hamPaths = append(hamPaths, filepath.Join(d, "ham"))
+		spamPaths = append(spamPaths, filepath.Join(d, "spam"))
+	}
+	for _, c := range []struct {
+		spam  bool
+		paths []string
+	}{{false, hamPaths}, {true, spamPaths}} {
+		for _, p := range c.paths {
+			isTrain := len(testDirs) == 0 || trainSet[p]
 			files, err := corpus.Files(p)
 			if err != nil {
 				fmt.Fprintln(stderr, "mailwarden eval:", err)
@@ -96,12 +151,20 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 					if i > 0 {
 						name = fmt.Sprintf("%s#%d", f, i)
 					}
-					msgs = append(msgs, &eval.Msg{Path: name, Raw: raw, Spam: c.spam})
+					msgs = append(msgs, &eval.Msg{Path: name, Raw: raw, Spam: c.spam, Fold: b2i(isTrain)})
 				}
 			}
 		}
 	}
-	eval.AssignFolds(msgs, *folds, *maxTest)
+	switch {
+	case *splitDate != "":
+		eval.SplitByDate(msgs, cutoff, corpus.Received)
+		eval.SampleTest(msgs, *maxTest, *sample)
+	case len(testDirs) > 0:
+		eval.SampleTest(msgs, *maxTest, *sample)
+	default:
+		eval.AssignFolds(msgs, *folds, *maxTest)
+	}
 	if *printFolds {
 		for _, m := range msgs {
 			fmt.Fprintf(stdout, "%d\t%s\t%d\t%s\n", m.Fold, className(m.Spam), b2i(m.Test), m.Path)
@@ -121,6 +184,9 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	prog := newProgress(stderr, "eval: tokenising")
 	bad := 0
 	for i, m := range msgs {
+		if !base.Bayes.Enabled {
+			continue
+		}
 		pm, err := corpus.Parse(m.Raw, cfg.Message.MaxHeaders)
 		if err != nil {
 			bad++
@@ -228,7 +294,14 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(out)
 		return 0
 	}
-	fmt.Fprintf(stdout, "mailwarden eval: %d ham, %d spam, %d folds, threshold %.1f (score.quarantine), %d unreadable\n\n", total.Ham, total.Spam, *folds, cfg.Score.Quarantine, bad)
+	mode := fmt.Sprintf("%d folds", *folds)
+	if split {
+		mode = "train/test split"
+	}
+	if *noBayes {
+		mode += ", no Bayes"
+	}
+	fmt.Fprintf(stdout, "mailwarden eval: %d ham, %d spam, %s, threshold %.1f (score.quarantine), %d unreadable\n\n", total.Ham, total.Spam, mode, cfg.Score.Quarantine, bad)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "fold\tham\tspam\tFP\tFP rate\tFN\trecall\tAUC\tmsgs/s\tmsgs/CPU-s\t")
 	for _, r := range append(rows, total) {

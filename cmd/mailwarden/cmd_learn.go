@@ -26,6 +26,11 @@ import (
 // otherwise this process opens the store itself. "-" is one message on
 // standard input (a Sieve pipe). Learning nothing is an error.
 func runLearn(args []string, stdout, stderr io.Writer) int {
+	for i, a := range args {
+		if a == "--fit" || a == "-fit" {
+			return runLearnFit(append(append([]string{}, args[:i]...), args[i+1:]...), stdout, stderr)
+		}
+	}
 	fset := flag.NewFlagSet("learn", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	cfgPath := fset.String("config", "", "config file (default: "+defaultConfigPath+" when it exists, else the built-in default); its [control] socket and [store] say where tokens go")

@@ -15,6 +15,14 @@
 //     the decoded MIME parts, HTML reduced to text, whose probability maps
 //     to a weight per bucket, once enough ham and spam were learned.
 //
+// The weights that combine them are fitted (weights.go): by default the
+// built-in weights, fitted by L2-regularised logistic regression on one
+// part of the SpamAssassin public corpus and checked on another; an
+// operator fits their own with `mailwarden learn --fit`. The fitted score
+// is the model's log-odds mapped onto the [score] thresholds. Confident
+// verdicts, judged without Bayes' vote, can be learned back into Bayes in
+// the background (autolearn.go), with the store bounded by expiry.
+//
 // The check reports facts: its score, every signal for --explain and, as
 // reason codes "spam-NAME", the top contributors. The core maps the total
 // score of all checks to actions with the [score] thresholds; this package
@@ -93,7 +101,14 @@ type Config struct {
 	MaxURIDomains int `toml:"max_uri_domains"`
 
 	Bayes BayesConfig `toml:"bayes"`
-	Rules RulesConfig `toml:"rules"`
+
+	// Weights names the fitted weights (see weights.go): "builtin" (the
+	// default), "none" (the hand-set weights) or a file written by
+	// `mailwarden learn --fit`.
+	Weights string `toml:"weights"`
+	// Autolearn is [spam.autolearn] (see autolearn.go).
+	Autolearn AutolearnConfig `toml:"autolearn"`
+	Rules     RulesConfig     `toml:"rules"`
 }
 
 // BayesConfig is [spam.bayes].
@@ -118,6 +133,10 @@ type BayesConfig struct {
 	// table is loaded into memory (bayes.Table, ~40 bytes a token) unless
 	// it holds more tokens than this; 0 turns it off.
 	MemoryTokens int `toml:"memory_tokens"`
+	// MaxTokens bounds the tokens this process learns (autolearn): past
+	// it the least recently seen are forgotten, down to 75 % (see
+	// bayes.Expiring). 0: no bound.
+	MaxTokens int `toml:"max_tokens"`
 }
 
 // URIRule is one [[spam.uri_rule]].
@@ -165,6 +184,8 @@ func Default() *Config {
 			CacheSize: 200000, CacheTTL: policy.Duration(time.Minute), MemoryTokens: 2000000,
 			Weights: map[string]float64{"00": -4, "01": -2, "05": -1, "20": 0, "40": 0, "60": 2, "80": 9, "95": 9, "99": 10, "999": 11},
 		},
+		Weights:   WeightsBuiltin,
+		Autolearn: defaultAutolearn(),
 	}
 }
 
@@ -254,10 +275,19 @@ func (c *Config) Validate() error {
 	if c.Bayes.CacheSize < 0 || c.Bayes.CacheTTL < 0 || c.Bayes.MemoryTokens < 0 {
 		errs = append(errs, policy.KeyErr("bayes.cache_size", "cache_size, cache_ttl and memory_tokens must not be negative"))
 	}
+	if c.Bayes.MaxTokens < 0 {
+		errs = append(errs, policy.KeyErr("bayes.max_tokens", "must not be negative"))
+	}
 	errs = append(errs, c.Rules.validate()...)
 	if c.Bayes.MinSpam < 1 || c.Bayes.MinHam < 1 {
 		errs = append(errs, policy.KeyErr("bayes.min_spam", "min_spam and min_ham must be at least 1"))
 	}
+	if c.Weights != WeightsNone && c.Weights != WeightsBuiltin && c.Weights != "" {
+		if _, err := LoadWeights(c.Weights); err != nil {
+			errs = append(errs, policy.KeyErr("weights", "%v", err))
+		}
+	}
+	errs = append(errs, c.Autolearn.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -391,7 +421,11 @@ type Check struct {
 	heuristics []Heuristic // with the configured weights, zero weights dropped
 	classifier *bayes.Classifier
 	resolver   Resolver
-	rules      *sa.Engine // nil unless [spam.rules] enabled
+	weights    *Weights // nil: the configured weights
+	learner    *autolearner
+	ruleInfo   RuleInfo
+	expiry     *bayes.Expiring // nil without [spam.bayes] max_tokens
+	rules      *sa.Engine      // nil unless [spam.rules] enabled
 	now        func() time.Time
 }
 
@@ -423,7 +457,28 @@ func New(cfg *Config, core *policy.Config, o Options) (*Check, error) {
 			}
 			ts = NewTokens(o.Store, &cfg.Bayes, nil)
 		}
+		var exp *bayes.Expiring
+		if cfg.Bayes.MaxTokens > 0 {
+			exp = bayes.NewExpiring(ts, time.Now)
+			ts = exp
+		}
 		c.classifier = bayes.New(ts, cfg.Bayes.MinSpam, cfg.Bayes.MinHam)
+		c.expiry = exp
+	}
+	w, err := LoadWeights(cfg.Weights)
+	if err != nil {
+		return nil, err
+	}
+	c.weights = w
+	if cfg.Autolearn.Enabled && c.classifier != nil {
+		c.learner = newAutolearner(&cfg.Autolearn, c.classifier.Store)
+		if c.expiry != nil {
+			max := cfg.Bayes.MaxTokens
+			c.learner.expire = func(ctx context.Context) error {
+				_, err := c.expiry.Expire(ctx, c.expiry.Now(), max, 0)
+				return err
+			}
+		}
 	}
 	c.now = o.Now
 	if c.now == nil {
@@ -439,6 +494,7 @@ func New(cfg *Config, core *policy.Config, o Options) (*Check, error) {
 			c.rules = e
 		}
 	}
+	c.ruleInfo = c.saRuleInfo
 	if len(cfg.DNSBL)+len(cfg.URIBL) > 0 {
 		if o.Resolver == nil {
 			return nil, errors.New("spam: DNS lists need a resolver")
@@ -472,8 +528,67 @@ func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Resu
 			return policy.Result{Status: policy.StatusSkip, Detail: "direction " + string(d)}, nil
 		}
 	}
+	f := c.gather(ctx, m, prior)
+	sigs, noBayes := c.score(f)
+	res := c.result(sigs, f.Notes, c.core.ThresholdsFor(m.Rcpts))
+	o := &Outcome{Score: res.Score, NoBayesScore: noBayes, Features: f}
+	if c.learner != nil {
+		o.ID = MessageID(m)
+	}
+	res.Data = o
+	return res, nil
+}
+
+// Features are what the check found in a message before any weight is
+// applied: the signals that fired (with their configured weights), the
+// Bayes probability and the message's tokens. `mailwarden learn --fit`
+// fits the weights on them.
+type Features struct {
+	Signals []policy.Signal
+	BayesP  float64
+	// BayesOK: the classifier answered (enough learned, store up).
+	BayesOK bool
+	Tokens  []string
+	Notes   []string
+}
+
+// Features returns the features of m (prior: the auth checks' results, if
+// any).
+func (c *Check) Features(ctx context.Context, m *message.Message, prior policy.Results) Features {
+	return c.gather(ctx, m, prior)
+}
+
+// score weighs the features: the signals and total with Bayes (as the
+// message is scored), and the total without Bayes' vote (for autolearn).
+func (c *Check) score(f Features) (sigs []policy.Signal, noBayes float64) {
+	sum := func(ss []policy.Signal) (t float64) {
+		for _, s := range ss {
+			t += s.Score
+		}
+		return t
+	}
+	if c.weights == nil {
+		sigs = append([]policy.Signal(nil), f.Signals...)
+		noBayes = sum(sigs)
+		if f.BayesOK {
+			b := Bucket(f.BayesP)
+			if w := c.cfg.Bayes.Weights[b]; w != 0 {
+				sigs = append(sigs, policy.Signal{Name: "bayes-" + b, Score: w})
+			}
+		}
+		return sigs, noBayes
+	}
+	noBayes = sum(c.weights.NoBayes.apply(f.Signals, 0, false))
+	if f.BayesOK {
+		return c.weights.Bayes.apply(f.Signals, f.BayesP, true), noBayes
+	}
+	return c.weights.NoBayes.apply(f.Signals, 0, false), noBayes
+}
+
+// gather runs the tests.
+func (c *Check) gather(ctx context.Context, m *message.Message, prior policy.Results) Features {
+	var f Features
 	var sigs []policy.Signal
-	var notes []string
 	add := func(name string, w float64) {
 		if w != 0 {
 			sigs = append(sigs, policy.Signal{Name: name, Score: w})
@@ -506,7 +621,7 @@ func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Resu
 			add(h.Name, h.Weight)
 		}
 	}
-	notes = append(notes, c.ruleSignals(m, c.now(), add)...)
+	f.Notes = append(f.Notes, c.ruleSignals(m, c.now(), add)...)
 	for _, r := range c.cfg.URIRules {
 		for _, u := range v.urls {
 			if r.re.MatchString(u) {
@@ -517,19 +632,18 @@ func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Resu
 	}
 
 	if c.classifier != nil {
-		toks := tokens(m, c.ignore, v.urls)
-		bv, err := c.classifier.Classify(ctx, toks)
+		f.Tokens = tokens(m, c.ignore, v.urls)
+		bv, err := c.classifier.Classify(ctx, f.Tokens)
 		switch {
 		case errors.Is(err, bayes.ErrNotReady):
-			notes = append(notes, fmt.Sprintf("bayes not ready (%d spam, %d ham learned)", bv.Learnt.Spam, bv.Learnt.Ham))
+			f.Notes = append(f.Notes, fmt.Sprintf("bayes not ready (%d spam, %d ham learned)", bv.Learnt.Spam, bv.Learnt.Ham))
 		case err != nil:
 			// The store is down: score without Bayes rather than fail
 			// the message; the log says why.
-			notes = append(notes, "bayes unavailable: "+err.Error())
+			f.Notes = append(f.Notes, "bayes unavailable: "+err.Error())
 		default:
-			b := Bucket(bv.Prob)
-			add("bayes-"+b, c.cfg.Bayes.Weights[b])
-			notes = append(notes, fmt.Sprintf("bayes p=%.4f tokens=%d", bv.Prob, bv.Used))
+			f.BayesP, f.BayesOK = bv.Prob, true
+			f.Notes = append(f.Notes, fmt.Sprintf("bayes p=%.4f tokens=%d", bv.Prob, bv.Used))
 		}
 	}
 
@@ -537,21 +651,19 @@ func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Resu
 	for _, l := range lookups {
 		switch {
 		case l.err != nil:
-			notes = append(notes, l.name+" lookup failed: "+l.err.Error())
+			f.Notes = append(f.Notes, l.name+" lookup failed: "+l.err.Error())
 		case l.listed:
 			add(l.name, l.zone.Weight)
 		}
 	}
 	dedup := map[string]bool{}
-	out := sigs[:0]
 	for _, s := range sigs { // a URI domain on one list counts once
 		if !dedup[s.Name] {
 			dedup[s.Name] = true
-			out = append(out, s)
+			f.Signals = append(f.Signals, s)
 		}
 	}
-	sigs = out
-	return c.result(sigs, notes, c.core.ThresholdsFor(m.Rcpts)), nil
+	return f
 }
 
 func (c *Check) result(sigs []policy.Signal, notes []string, th policy.Thresholds) policy.Result {
@@ -578,6 +690,9 @@ func (c *Check) result(sigs []policy.Signal, notes []string, th policy.Threshold
 		for _, s := range sigs {
 			if len(res.Reasons) >= c.cfg.MaxReasons || s.Score < c.cfg.MinReason {
 				break
+			}
+			if s.Name == SignalIntercept { // the prior odds explain nothing
+				continue
 			}
 			res.Reasons = append(res.Reasons, "spam-"+s.Name)
 		}

@@ -3,6 +3,7 @@ package corpus
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSplit(t *testing.T) {
@@ -27,5 +28,24 @@ func TestSplit(t *testing.T) {
 	one := "From x@y Thu Aug 22 12:36:23 2002\nSubject: s\n\nb\n"
 	if m := Split([]byte(one)); len(m) != 1 || !strings.HasPrefix(string(m[0]), "Subject: s") {
 		t.Errorf("single mbox entry: %q", m)
+	}
+}
+
+func TestReceived(t *testing.T) {
+	cases := []struct {
+		raw  string
+		want string
+		ok   bool
+	}{
+		{"Received: from a by b; Mon, 2 Sep 2002 10:00:00 +0000\nReceived: from c by a; Sun, 1 Sep 2002 10:00:00 +0000\nDate: Sat, 1 Jan 2000 00:00:00 +0000\n\nbody\n", "2002-09-02T10:00:00Z", true},
+		{"Received: garbage without a date\nDate: Sat, 1 Jan 2000 00:00:00 +0000\n\nbody\n", "2000-01-01T00:00:00Z", true},
+		{"Subject: none\r\n\r\nbody\r\n", "", false},
+		{"", "", false},
+	}
+	for _, c := range cases {
+		got, ok := Received([]byte(c.raw))
+		if ok != c.ok || (ok && got.UTC().Format(time.RFC3339) != c.want) {
+			t.Errorf("%q: %v %v, want %s %v", c.raw, got, ok, c.want, c.ok)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/message"
@@ -181,4 +182,57 @@ func AUC(ham, spam []float64) float64 {
 		u += float64(lo) + float64(hi-lo)/2
 	}
 	return u / float64(len(ham)) / float64(len(spam))
+}
+
+// SplitByDate is the train/test split by time: messages whose arrival
+// (received; unknown counts as training) is before cutoff are the training
+// set (Fold 1), the others the test set (Fold 0).
+func SplitByDate(msgs []*Msg, cutoff time.Time, received func(raw []byte) (time.Time, bool)) {
+	for _, m := range msgs {
+		t, ok := received(m.Raw)
+		m.Fold = 1
+		if ok && !t.Before(cutoff) {
+			m.Fold = 0
+		}
+	}
+}
+
+// SampleTest marks the test set of a train/test split (Fold 0): all of
+// it, or with maxTest > 0 a stratified sample of maxTest messages, or with
+// perClass > 0 that many of each class, in the digest order of their file
+// names (deterministic).
+func SampleTest(msgs []*Msg, maxTest, perClass int) {
+	var hams, spams []*Msg
+	for _, m := range msgs {
+		m.Test = m.Fold == 0
+		switch {
+		case m.Fold != 0:
+		case m.Spam:
+			spams = append(spams, m)
+		default:
+			hams = append(hams, m)
+		}
+	}
+	wantHam, wantSpam := len(hams), len(spams)
+	switch {
+	case perClass > 0:
+		wantHam, wantSpam = perClass, perClass
+	case maxTest > 0 && maxTest < len(hams)+len(spams):
+		wantHam = int(float64(maxTest)*float64(len(hams))/float64(len(hams)+len(spams)) + 0.5)
+		wantSpam = maxTest - wantHam
+	}
+	for _, c := range []struct {
+		ms   []*Msg
+		want int
+	}{{hams, wantHam}, {spams, wantSpam}} {
+		sort.Slice(c.ms, func(i, j int) bool { return digest(c.ms[i]) < digest(c.ms[j]) })
+		for i, m := range c.ms {
+			m.Test = i < c.want
+		}
+	}
+}
+
+func digest(m *Msg) string {
+	h := sha256.Sum256([]byte(filepath.Base(m.Path)))
+	return string(h[:])
 }

@@ -1,0 +1,143 @@
+package fit
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// synth draws n samples from a known logistic model: signal "a" adds 2
+// nats, "b" subtracts 1, "noise" nothing, Bayes log-odds counts 0.5.
+func synth(n int, seed uint64) []Sample {
+	r := rand.New(rand.NewPCG(seed, 1))
+	var out []Sample
+	for i := range n {
+		s := Sample{Path: fmt.Sprint(i), BayesOK: true, Fold: i % 5}
+		z := -0.5
+		if r.Float64() < 0.3 {
+			s.Signals = append(s.Signals, "a")
+			z += 2
+		}
+		if r.Float64() < 0.4 {
+			s.Signals = append(s.Signals, "b")
+			z--
+		}
+		if r.Float64() < 0.5 {
+			s.Signals = append(s.Signals, "noise")
+		}
+		l := r.NormFloat64() * 2
+		s.BayesP = 1 / (1 + math.Exp(-l))
+		z += 0.5 * l
+		s.Spam = r.Float64() < 1/(1+math.Exp(-z))
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestTrainRecoversWeights(t *testing.T) {
+	o := DefaultOptions()
+	samples := synth(20000, 7)
+	m, err := build(samples, o, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := func(n string) float64 { return m.lr.W[m.vocab[n]] }
+	// Class balancing moves only the bias; the slopes are the model's.
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{{"a", w("a"), 2}, {"b", w("b"), -1}, {"noise", w("noise"), 0}, {"bayes", m.lr.W[m.bayes], 0.5}} {
+		if math.Abs(c.got-c.want) > 0.15 {
+			t.Errorf("%s: %.3f, want %.1f", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestFitDeterministic(t *testing.T) {
+	o := DefaultOptions()
+	samples := synth(2000, 3)
+	a, err := Fit(samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Fit(samples, o)
+	x, _ := a.Encode("c")
+	y, _ := b.Encode("c")
+	if string(x) != string(y) {
+		t.Error("two fits of the same data differ")
+	}
+	if a.Bayes.BayesLogit <= 0 || a.NoBayes.BayesLogit != 0 {
+		t.Errorf("bayes weights %v %v", a.Bayes.BayesLogit, a.NoBayes.BayesLogit)
+	}
+	// Weights are in points: k · nats.
+	k := (o.Quarantine - o.AddHeader) / math.Log(o.FPCost)
+	if math.Abs(a.Fit.PointsPerNat-k) > 1e-12 || a.Bayes.Signals["a"] < k*1.5 {
+		t.Errorf("points per nat %v, a = %v", a.Fit.PointsPerNat, a.Bayes.Signals["a"])
+	}
+}
+
+// Regularisation: a signal that fires only in spam, a handful of times,
+// gets a finite weight (unpenalised it would diverge), and a rarer one none.
+func TestRegularisedAndMinCount(t *testing.T) {
+	o := DefaultOptions()
+	samples := synth(1000, 5)
+	for i := range 6 {
+		samples[i].Spam = true
+		samples[i].Signals = append(samples[i].Signals, "only-spam")
+	}
+	samples[10].Signals = append(samples[10].Signals, "rare")
+	w, err := Fit(samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := w.NoBayes.Signals["only-spam"]; !(v > 0 && v < 20) {
+		t.Errorf("only-spam weight %v", v)
+	}
+	if _, ok := w.NoBayes.Signals["rare"]; ok {
+		t.Error("a signal below min_count got a weight")
+	}
+}
+
+func TestMap(t *testing.T) {
+	o := DefaultOptions()
+	if got := o.Map(0); math.Abs(got-o.AddHeader) > 1e-9 {
+		t.Errorf("even odds map to %v, want add_header", got)
+	}
+	if got := o.Map(math.Log(o.FPCost)); math.Abs(got-o.Quarantine) > 1e-9 {
+		t.Errorf("odds C:1 map to %v, want quarantine", got)
+	}
+	if got := o.Map(3 * math.Log(o.FPCost)); math.Abs(got-20) > 1e-9 {
+		t.Errorf("odds C³:1 map to %v, want 20 (reject)", got)
+	}
+}
+
+func TestCrossValidate(t *testing.T) {
+	o := DefaultOptions()
+	cv, err := CrossValidate(synth(3000, 11), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The model is noisy by construction: Bayes helps, and both are better
+	// than chance but far from perfect.
+	if !(cv.Bayes.AUC > cv.NoBayes.AUC && cv.NoBayes.AUC > 0.6 && cv.Bayes.AUC < 0.95) {
+		t.Errorf("AUC with Bayes %.3f, without %.3f", cv.Bayes.AUC, cv.NoBayes.AUC)
+	}
+	if cv.Bayes.Ham+cv.Bayes.Spam != 3000 {
+		t.Errorf("scored %d", cv.Bayes.Ham+cv.Bayes.Spam)
+	}
+	if err := (Options{}).Validate(); err == nil {
+		t.Error("zero options validate")
+	}
+}
+
+func TestCholSolve(t *testing.T) {
+	A := []float64{4, 2, 2, 3}
+	x, err := cholSolve(A, []float64{2, 1}, 2)
+	if err != nil || math.Abs(x[0]-0.5) > 1e-12 || math.Abs(x[1]) > 1e-12 {
+		t.Errorf("x %v err %v", x, err)
+	}
+	if _, err := cholSolve([]float64{0, 0, 0, 0}, []float64{1, 1}, 2); err != ErrSingular {
+		t.Errorf("singular: %v", err)
+	}
+}
