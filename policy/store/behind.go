@@ -409,3 +409,24 @@ func (b *Behind) Peek(ctx context.Context, ws []Window, now time.Time) (int, err
 	}
 	return -1, ctx.Err()
 }
+
+// Durable returns s with every Set committed before it returns, bypassing
+// the write-behind batching: for state whose loss in a crash would be
+// more than a lost memory entry (the DMARC report outbox must know that
+// it is about to send, or has sent, before it acts on it). Stores without
+// a queue are returned as they are.
+func Durable(s Store) Store {
+	if b, ok := s.(*Behind); ok {
+		return durable{b}
+	}
+	return s
+}
+
+type durable struct{ *Behind }
+
+func (d durable) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	if err := d.Behind.Set(ctx, key, val, ttl); err != nil {
+		return err
+	}
+	return d.Behind.Flush(ctx)
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/rua"
+	"github.com/mailwarden/mailwarden/policy/store"
 )
 
 // SectionName is the config section.
@@ -152,6 +153,12 @@ func (s *Service) Wait() error {
 func New(c *Config, st rua.Store, r rua.Resolver, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
+	}
+	// The outbox's records ("sending", "sent") decide whether a report is
+	// sent again after a crash: they must be on disk before the SMTP step
+	// that follows them, never in the write-behind queue.
+	if s, ok := st.(store.Store); ok {
+		st = store.Durable(s)
 	}
 	col := &rua.Collector{
 		Store: st, MaxRows: c.MaxRows,
