@@ -128,7 +128,7 @@ func (d *Digest) Run(ctx context.Context) (DigestReport, error) {
 func (d *Digest) smtp(ctx context.Context, from string, to []string, msg []byte) error {
 	addr := d.Addr
 	if addr == "" {
-		addr = "127.0.0.1:25"
+		addr = "127.0.0.1:10026"
 	}
 	return sendSMTP(ctx, addr, "", 0, from, to, bytes.NewReader(msg))
 }

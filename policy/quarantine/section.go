@@ -56,7 +56,10 @@ type Settings struct {
 type DigestSettings struct {
 	Enabled bool   `toml:"enabled"`
 	From    string `toml:"from"`
-	// SMTP is the local MTA's listener the digests go to.
+	// SMTP is the local MTA's listener the digests go to: by default the
+	// re-injection listener without milters (release_to's default). A
+	// digest lists spam subjects and senders, so a content filter on its
+	// way, ours included, would hold it as spam.
 	SMTP string `toml:"smtp"`
 	// LocalDomains get digests; empty: the top-level local_domains.
 	LocalDomains []string `toml:"local_domains"`
@@ -86,7 +89,7 @@ func DefaultSettings() *Settings {
 		Mode: ModeStore, Dir: DefaultDir, OpenTimeout: policy.Duration(5 * time.Second),
 		OnError: policy.ActionTempfail, ReleaseTo: "127.0.0.1:10026",
 		Postsuper: "postsuper", Postqueue: "postqueue", Every: policy.Duration(time.Hour),
-		Digest: DigestSettings{SMTP: "127.0.0.1:25"},
+		Digest: DigestSettings{SMTP: "127.0.0.1:10026"},
 		Web:    WebSettings{Listen: "127.0.0.1:8025"},
 	}
 }
