@@ -55,6 +55,9 @@ var (
 
 func debianRules(t testing.TB) *Ruleset {
 	if _, err := os.Stat(filepath.Join(debianDir, "72_active.cf")); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Debian spamassassin rules are required in CI: %v", err)
+		}
 		t.Skip("Debian spamassassin rules not installed")
 	}
 	debianOnce.Do(func() {
