@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/corpus"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/eval"
+	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/fit"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam"
@@ -193,18 +194,7 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 			m.Fold = -1
 			continue
 		}
-		c := bayes.Count{Ham: 1}
-		if m.Spam {
-			c = bayes.Count{Spam: 1}
-		}
-		for _, t := range spam.Tokens(pm, ignore) {
-			x := perFold[m.Fold][t]
-			x.Spam += c.Spam
-			x.Ham += c.Ham
-			perFold[m.Fold][t] = x
-		}
-		foldTotals[m.Fold].Spam += c.Spam
-		foldTotals[m.Fold].Ham += c.Ham
+		fit.CountTokens(perFold[m.Fold], &foldTotals[m.Fold], spam.Tokens(pm, ignore), m.Spam)
 		prog.update(i+1, len(msgs))
 	}
 	prog.done()

@@ -35,18 +35,7 @@ func Collect(msgs []*eval.Msg, folds int, core *policy.Config, sec spam.Config, 
 			continue
 		}
 		ok[i] = true
-		c := bayes.Count{Ham: 1}
-		if m.Spam {
-			c = bayes.Count{Spam: 1}
-		}
-		for _, t := range spam.Tokens(pm, ignore) {
-			x := perFold[m.Fold][t]
-			x.Spam += c.Spam
-			x.Ham += c.Ham
-			perFold[m.Fold][t] = x
-		}
-		totals[m.Fold].Spam += c.Spam
-		totals[m.Fold].Ham += c.Ham
+		CountTokens(perFold[m.Fold], &totals[m.Fold], spam.Tokens(pm, ignore), m.Spam)
 	}
 	out := make([]Sample, len(msgs))
 	done := 0
@@ -113,4 +102,21 @@ func Collect(msgs []*eval.Msg, folds int, core *policy.Config, sec spam.Config, 
 		}
 	}
 	return res, nil
+}
+
+// CountTokens adds one message's tokens to a fold's token counts and its
+// message total, as learning it into a Bayes store would.
+func CountTokens(counts map[string]bayes.Count, total *bayes.Count, toks []string, isSpam bool) {
+	c := bayes.Count{Ham: 1}
+	if isSpam {
+		c = bayes.Count{Spam: 1}
+	}
+	for _, t := range toks {
+		x := counts[t]
+		x.Spam += c.Spam
+		x.Ham += c.Ham
+		counts[t] = x
+	}
+	total.Spam += c.Spam
+	total.Ham += c.Ham
 }
