@@ -350,3 +350,67 @@ func TestAlignedPass(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifySealsListHop: a list of ours changes the Subject and the
+// body of a sealed message after we verified it; Verify now fails on the
+// AMS, VerifySeals still passes (the seals sign only ARC fields), and a
+// set sealed on its word verifies as a whole (oldest-pass 2). A changed
+// ARC field, a missing key or a temporary DNS failure are caught.
+func TestVerifySealsListHop(t *testing.T) {
+	dns := newDNS(nil)
+	a := &Sealer{Domain: "a.example", Selector: "s1", Key: testRSA(t)}
+	we := &Sealer{Domain: "we.example", Selector: "s2", Key: testRSA2(t)}
+	publish(t, dns, "s1", "a.example", testRSA(t).Public())
+	publish(t, dns, "s2", "we.example", testRSA2(t).Public())
+
+	m1, _ := hop(t, dns, a, plainMsg)
+	if v := verifyText(t, dns, m1); v.Result != ResultPass {
+		t.Fatalf("on arrival: %s (%v)", v.Result, v.Err)
+	}
+	listed := strings.Replace(m1, "Subject: hi", "Subject: [list] hi", 1) + "-- \r\nthe list footer\r\n"
+	if v := verifyText(t, dns, listed); v.Result != ResultFail || !errors.Is(v.Err, ErrBodyHash) && !errors.Is(v.Err, ErrSignature) {
+		t.Fatalf("after the list: %s (%v), want an AMS failure", v.Result, v.Err)
+	}
+	h, body := parse(t, listed)
+	vs := VerifySeals(context.Background(), dns, h)
+	if vs.Result != ResultPass || vs.N() != 1 || vs.Highest != 1 || vs.Sets[0].Seal.Domain != "a.example" {
+		t.Fatalf("VerifySeals: %s N=%d (%v)", vs.Result, vs.N(), vs.Err)
+	}
+	bt, _ := readAllString(body)
+	set, err := we.Seal(h, strings.NewReader(bt), vs, "we.example; arc=pass", time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(set[0].Value, "cv=pass") || !strings.Contains(set[0].Value, "i=2") {
+		t.Fatalf("our seal: %s", set[0].Value)
+	}
+	var b strings.Builder
+	for _, f := range append(set, h...) {
+		b.WriteString(f.Name + ":" + strings.ReplaceAll(toCRLF(f.Value), "\r\n", "\n") + "\n")
+	}
+	if v := verifyText(t, dns, b.String()+"\n"+bt); v.Result != ResultPass || v.OldestPass != 2 {
+		t.Fatalf("resealed: %s oldest-pass=%d (%v), want pass 2", v.Result, v.OldestPass, v.Err)
+	}
+
+	if vs := VerifySeals(context.Background(), dns, nil); vs.Result != ResultNone {
+		t.Errorf("no ARC fields: %s", vs.Result)
+	}
+	forged := strings.Replace(listed, "i=1; a.example; arc=none", "i=1; a.example; arc=pass", 1)
+	if forged == listed {
+		t.Fatal("the test's AAR edit did not apply")
+	}
+	h, _ = parse(t, forged)
+	if vs := VerifySeals(context.Background(), dns, h); vs.Result != ResultFail || !errors.Is(vs.Err, ErrSignature) {
+		t.Errorf("changed AAR: %s (%v), want fail", vs.Result, vs.Err)
+	}
+	h, _ = parse(t, listed)
+	dns.temp["s1._domainkey.a.example"] = true
+	if vs := VerifySeals(context.Background(), dns, h); vs.Result != ResultTempError {
+		t.Errorf("temporary DNS failure: %s (%v)", vs.Result, vs.Err)
+	}
+	delete(dns.temp, "s1._domainkey.a.example")
+	delete(dns.txt, "s1._domainkey.a.example")
+	if vs := VerifySeals(context.Background(), dns, h); vs.Result != ResultFail || !errors.Is(vs.Err, ErrKey) {
+		t.Errorf("missing key: %s (%v)", vs.Result, vs.Err)
+	}
+}

@@ -388,6 +388,20 @@ func (k *keyCache) check(ctx context.Context, s *sig, hashed []byte) error {
 	return nil
 }
 
+// newVerification describes the sets of a well-formed chain.
+func newVerification(c *chain) *Verification {
+	n := len(c.ass)
+	v := &Verification{Sets: make([]Set, n), Highest: n}
+	for i := range n {
+		v.Sets[i] = Set{
+			Instance: i + 1, CV: c.ass[i].cv,
+			Seal: c.ass[i].signer(), Message: c.amss[i].signer(),
+			AuthServID: c.aars[i].servID, AuthResults: c.aars[i].payload,
+		}
+	}
+	return v
+}
+
 // Verify validates the ARC chain of a message (RFC 8617 §5.2). h is the
 // whole header in message order, body the body as it arrived. It never
 // returns nil; a failure is a Result, with the reason in Err.
@@ -400,14 +414,7 @@ func Verify(ctx context.Context, r dkimkey.Resolver, h []Field, body io.Reader) 
 		return &Verification{Result: ResultNone}
 	}
 	n := len(c.ass)
-	v := &Verification{Sets: make([]Set, n), Highest: n}
-	for i := range n {
-		v.Sets[i] = Set{
-			Instance: i + 1, CV: c.ass[i].cv,
-			Seal: c.ass[i].signer(), Message: c.amss[i].signer(),
-			AuthServID: c.aars[i].servID, AuthResults: c.aars[i].payload,
-		}
-	}
+	v := newVerification(c)
 	bodyHashes, err := hashBodies(c.amss, body)
 	if err != nil {
 		v.Result, v.Err = ResultTempError, fmt.Errorf("arc: reading the body: %w", err)
@@ -426,10 +433,8 @@ func Verify(ctx context.Context, r dkimkey.Resolver, h []Field, body io.Reader) 
 		return fail(fmt.Errorf("ARC-Message-Signature i=%d: %w", n, err))
 	}
 	// Step 7: every AS, newest first.
-	for i := n; i >= 1; i-- {
-		if err := keys.check(ctx, c.ass[i-1], sealHash(h, c, i)); err != nil {
-			return fail(fmt.Errorf("ARC-Seal i=%d: %w", i, err))
-		}
+	if err := checkSeals(ctx, keys, h, c); err != nil {
+		return fail(err)
 	}
 	// Steps 5 and 6: oldest-pass, from N-1 down while AMS validate.
 	oldest := 0
@@ -440,6 +445,49 @@ func Verify(ctx context.Context, r dkimkey.Resolver, h []Field, body io.Reader) 
 		}
 	}
 	v.Result, v.OldestPass = ResultPass, oldest
+	return v
+}
+
+// checkSeals validates every ARC-Seal, newest first (RFC 8617 §5.2 step 7).
+func checkSeals(ctx context.Context, keys *keyCache, h []Field, c *chain) error {
+	for i := len(c.ass); i >= 1; i-- {
+		if err := keys.check(ctx, c.ass[i-1], sealHash(h, c, i)); err != nil {
+			return fmt.Errorf("ARC-Seal i=%d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// VerifySeals checks what Verify checks except the message signatures:
+// the structure of the chain (§5.2 steps 1 to 3) and every ARC-Seal
+// (step 7). The seals sign only ARC header fields, so they survive a
+// change of the Subject or the body that breaks the newest AMS.
+//
+// It is for a sealer that validated the whole chain itself before the
+// message was changed by a party it answers for, a mailing-list manager
+// of its own domain that re-injects the message: a pass here says the
+// chain it validated then is still the chain the message carries, and the
+// sealer may state cv=pass (RFC 8617 §5.1.1 leaves the cv= to the
+// sealer's validation, and the list hop and its MTA are one ADMD). On
+// its own, a pass here says nothing about the message. The result is
+// none, pass, fail or temperror as for Verify; OldestPass is 0.
+func VerifySeals(ctx context.Context, r dkimkey.Resolver, h []Field) *Verification {
+	c, err := collect(h)
+	if err != nil {
+		return &Verification{Result: ResultFail, Highest: highestInstance(h), Err: err}
+	}
+	if c == nil {
+		return &Verification{Result: ResultNone}
+	}
+	v := newVerification(c)
+	if err := checkSeals(ctx, &keyCache{r: r, keys: map[string]keyAnswer{}}, h, c); err != nil {
+		v.Result, v.Err = ResultFail, err
+		if dkimkey.IsTemporary(err) {
+			v.Result = ResultTempError
+		}
+		return v
+	}
+	v.Result = ResultPass
 	return v
 }
 
