@@ -122,6 +122,25 @@ type ARCConfig struct {
 	// forward off-site (autoreply's forwarding_addresses and alias maps);
 	// "" seals nothing.
 	SealKey string `toml:"seal_key"`
+	// ListServers are the clients through which a mailing-list manager
+	// of ours re-injects the mail it distributes (Mailman, Sympa and
+	// mlmmj hand it back over SMTP, usually from 127.0.0.1). Their mail
+	// is sealed with seal_key, the AAR carrying the results we found
+	// when the message arrived for the list (see listseal.go), and it is
+	// not judged, like mail from us (the list changed it on purpose).
+	ListServers policy.Networks `toml:"list_servers"`
+	// ListServerUsers are the SASL login names a list manager
+	// re-injects with (through submission).
+	ListServerUsers []string `toml:"list_server_users"`
+}
+
+// FromListServer reports whether m is a list manager's re-injection:
+// its client is in list_servers or its SASL login in list_server_users.
+func (c *ARCConfig) FromListServer(m *message.Message) bool {
+	if m.Auth != "" && slices.ContainsFunc(c.ListServerUsers, func(u string) bool { return strings.EqualFold(u, m.Auth) }) {
+		return true
+	}
+	return m.Client.Addr.IsValid() && c.ListServers.Contains(m.Client.Addr)
 }
 
 // ConfigOf returns the [auth] section of cfg (the defaults when absent).
@@ -207,6 +226,9 @@ func (c *Config) Validate() error {
 	if c.DKIM.MaxSignatures < 1 || c.DKIM.MaxSignatures > 50 {
 		errs = append(errs, policy.KeyErr("dkim.max_signatures", "must be between 1 and 50"))
 	}
+	if (len(c.ARC.ListServers) > 0 || len(c.ARC.ListServerUsers) > 0) && c.ARC.SealKey == "" {
+		errs = append(errs, policy.KeyErr("arc.list_servers", "needs arc.seal_key: list re-injections are there to be sealed"))
+	}
 	if c.DMARC.RejectReply.Code/100 != 5 {
 		errs = append(errs, policy.KeyErr("dmarc.reject_reply", "must be a 5xx reply"))
 	}
@@ -263,7 +285,15 @@ func Module(r *dns.Resolver, reports ReportSink) policy.Module {
 			}
 			a := newAuth(cfg, env.Config, r, env.Logger)
 			a.reports = reports
-			return a.steps(), nil
+			steps := a.steps()
+			if len(cfg.ARC.ListServers) > 0 || len(cfg.ARC.ListServerUsers) > 0 {
+				st, err := newListSealStep(a, env)
+				if err != nil {
+					return nil, err
+				}
+				steps = append(steps, policy.Step{Check: st, StepConfig: policy.StepConfig{Enabled: true, Timeout: cfg.ARC.Timeout, OnError: policy.ActionAccept}})
+			}
+			return steps, nil
 		},
 	}
 }
@@ -316,9 +346,10 @@ func (a *authenticator) steps() []policy.Step {
 }
 
 // judged reports whether this message's SPF/DMARC results lead to actions:
-// mail from us is only reported, unless judge_outbound is set.
+// mail from us, list re-injections included, is only reported, unless
+// judge_outbound is set.
 func (a *authenticator) judged(m *message.Message) bool {
-	return a.cfg.JudgeOutbound || !a.core.FromUs(m.Client, m.Auth)
+	return a.cfg.JudgeOutbound || !a.core.FromUs(m.Client, m.Auth) && !a.cfg.ARC.FromListServer(m)
 }
 
 // exemptIP reports whether the client is a known forwarder or list server.

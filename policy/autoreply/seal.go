@@ -2,7 +2,6 @@ package autoreply
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/auth/arc"
-	"github.com/mailwarden/mailwarden/policy/auth/sign"
 	"github.com/mailwarden/mailwarden/policy/message"
 )
 
@@ -25,29 +23,24 @@ const SealName = "arc_seal"
 // AAR payload) included. A sealing error delivers the message unsealed
 // and is logged ("arc seal failed").
 type sealStep struct {
-	core   *policy.Config
-	fw     *Forwarders
-	sealer *arc.Sealer
-	log    *slog.Logger
-	now    func() time.Time
+	core    *policy.Config
+	arc     *auth.ARCConfig // list re-injections are auth's to seal
+	fw      *Forwarders
+	sealer  *arc.Sealer
+	log     *slog.Logger
+	metrics auth.SealMetrics // nil: none
+	now     func() time.Time
 }
 
 // newSealStep builds the step when [auth.arc] seal_key names an RSA key
 // of [dkim_sign]; nil when sealing is off.
 func newSealStep(env *policy.Env, fw *Forwarders) (*sealStep, error) {
-	name := auth.ConfigOf(env.Config).ARC.SealKey
-	if name == "" {
-		return nil, nil
-	}
-	tab, err := sign.NewTable(auth.SignConfigOf(env.Config).TableConfig(), auth.LoadKeys)
-	if err != nil {
+	sealer, err := auth.SealerOf(env.Config)
+	if err != nil || sealer == nil {
 		return nil, err
 	}
-	k := tab.Key(name)
-	if k == nil || k.Ed25519() {
-		return nil, fmt.Errorf("autoreply: [auth.arc] seal_key %q is not an RSA key of [dkim_sign]", name)
-	}
-	return &sealStep{core: env.Config, fw: fw, sealer: &arc.Sealer{Domain: k.Domain, Selector: k.Selector, Key: k.Signer}, log: env.Logger, now: time.Now}, nil
+	sm, _ := env.Metrics.(auth.SealMetrics)
+	return &sealStep{core: env.Config, arc: &auth.ConfigOf(env.Config).ARC, fw: fw, sealer: sealer, log: env.Logger, metrics: sm, now: time.Now}, nil
 }
 
 func (s *sealStep) Name() string { return SealName }
@@ -58,7 +51,7 @@ func (s *sealStep) Check(context.Context, *message.Message, policy.Results) (pol
 }
 
 func (s *sealStep) Finish(_ context.Context, m *message.Message, h message.Header, v *policy.Verdict) ([]message.Field, error) {
-	if s.core.FromUs(m.Client, m.Auth) || !s.forwarded(m) {
+	if s.core.FromUs(m.Client, m.Auth) || !s.forwarded(m) || s.arc != nil && s.arc.FromListServer(m) {
 		return nil, nil
 	}
 	r, ok := v.Result(auth.ARC)
@@ -84,6 +77,9 @@ func (s *sealStep) Finish(_ context.Context, m *message.Message, h message.Heade
 		fields[i] = arc.Field{Name: f.Name, Value: f.Value}
 	}
 	set, err := s.sealer.Seal(fields, m.BodyReader(), chain, payload, s.now())
+	if s.metrics != nil {
+		s.metrics.ARCSealed(SealName, err)
+	}
 	if err != nil {
 		if s.log != nil {
 			s.log.Warn("arc seal failed", "queue_id", m.QueueID, "error", err)

@@ -141,6 +141,7 @@ type Ops struct {
 	drops       *prometheus.CounterVec
 	dkimKey     *prometheus.GaugeVec
 	dkimSigned  *prometheus.CounterVec
+	arcSealed   *prometheus.CounterVec
 	// stepFailures counts panics and deadline overruns of any step.
 	stepFailures *prometheus.CounterVec
 	// Our own quarantine (quarantine.Observer).
@@ -167,8 +168,10 @@ func New(d Daemon) *Ops {
 	o.msgDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailwarden_message_duration_seconds", Help: "Time to decide one message.", Buckets: checkBuckets})
 	o.dkimKey = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailwarden_dkim_key_record", Help: "1 for the state of each DKIM signing key's DNS record (ok, missing, mismatch, temperror); a key signs only while ok."}, []string{"key", "state"})
 	o.dkimSigned = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_dkim_signatures_total", Help: "DKIM signatures made, by key."}, []string{"key"})
+	o.arcSealed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_arc_seal_total", Help: "ARC sets added, by step (arc_seal: forwards, arc_list_seal: list re-injections) and status (sealed, error: delivered unsealed)."}, []string{"step", "status"})
 	f(o.dkimKey)
 	f(o.dkimSigned)
+	f(o.arcSealed)
 	o.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_check_status_total", Help: "Check outcomes by check and status."}, []string{"check", "status"})
 	o.checkDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailwarden_check_duration_seconds", Help: "Check latency.", Buckets: checkBuckets}, []string{"check"})
 	o.backendErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_backend_errors_total", Help: "Checks that could not run (status error: backend down, timeout)."}, []string{"check"})
@@ -333,6 +336,15 @@ func (o *Ops) DKIMKeyState(key string, state sign.RecordState) {
 
 // DKIMSigned implements auth.KeyMetrics.
 func (o *Ops) DKIMSigned(key string) { o.dkimSigned.WithLabelValues(key).Inc() }
+
+// ARCSealed implements auth.SealMetrics.
+func (o *Ops) ARCSealed(step string, err error) {
+	status := "sealed"
+	if err != nil {
+		status = "error"
+	}
+	o.arcSealed.WithLabelValues(step, status).Inc()
+}
 
 // SpoolFree implements spool.Gauges.
 func (o *Ops) SpoolFree(dir string, bytes, inodes uint64, low bool) {
