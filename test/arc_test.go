@@ -10,6 +10,8 @@ package e2e_test
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -172,6 +174,154 @@ file = "` + sealFile + `"
 		var se *harness.SMTPError
 		if !errors.As(err, &se) || se.Code/100 != 5 {
 			t.Errorf("want a 5xx refusal, got %v", err)
+		}
+	})
+}
+
+// dkimpySignAndSeal signs a message as the origin (DKIM) and seals it as
+// an upstream forwarder (ARC i=1), both with dkimpy.
+const dkimpySignAndSeal = `
+import sys, dkim
+okey, fkey, src, dst = sys.argv[1:5]
+msg = open(src, 'rb').read()
+msg = dkim.sign(msg, b'o1', b'origin.e2e.example', open(okey, 'rb').read()) + msg
+msg = b'Authentication-Results: mx.fwd.e2e.example; dkim=pass header.d=origin.e2e.example; spf=pass smtp.mailfrom=alice@origin.e2e.example\r\n' + msg
+lines = dkim.arc_sign(msg, b'f1', b'fwd.e2e.example', open(fkey, 'rb').read(), b'mx.fwd.e2e.example')
+open(dst, 'wb').write(b''.join(lines) + msg)
+`
+
+// TestARCListPostfix (issue 14 item 8): a p=reject author's message,
+// DKIM-signed and ARC-sealed by dkimpy (a forwarder upstream), reaches a
+// mailing list of ours through Postfix and mailwarden; the list (played
+// by the test: it takes the copy from the sink) tags the Subject, adds a
+// footer and re-injects it from 127.0.0.1, a list_servers address. The
+// copy for a member leaves with our ARC set i=2, cv=pass, whose AAR
+// carries what we verified when the list received the message, and
+// dkimpy's arc_verify passes it although the list broke both the DKIM
+// signature and the upstream AMS (without our set it fails). The same
+// re-injection from a client that is not a list server is refused by
+// the author's p=reject.
+func TestARCListPostfix(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "postfix", "python3")
+	harness.RequireRoot(t)
+	dns := harness.StartDNS(t, `_dmarc.origin.e2e.example TXT "v=DMARC1; p=reject"`)
+	originKey, fwdKey, sealKey := rsaKey(t), rsaKey(t), rsaKey(t)
+	publishKey(t, dns, "o1", "origin.e2e.example", originKey)
+	publishKey(t, dns, "f1", "fwd.e2e.example", fwdKey)
+	publishKey(t, dns, "arc", "e2e.test", sealKey)
+	dir := t.TempDir()
+	sealFile := filepath.Join(dir, "seal.pem")
+	if err := sign.WriteKey(sealFile, sealKey); err != nil {
+		t.Fatal(err)
+	}
+	pkcs1 := func(name string, k *rsa.PrivateKey) string {
+		f := filepath.Join(dir, name)
+		os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}), 0o600)
+		return f
+	}
+	src, dst := filepath.Join(dir, "post.eml"), filepath.Join(dir, "sealed.eml")
+	os.WriteFile(src, []byte("From: Alice <alice@origin.e2e.example>\r\nTo: <list@e2e.test>\r\nSubject: hello list\r\nDate: "+
+		time.Now().Format(time.RFC1123Z)+"\r\nMessage-ID: <"+time.Now().Format("150405.000000")+"@origin.e2e.example>\r\n\r\nA post to the list.\r\n"), 0o600)
+	if out, err := exec.Command("/usr/bin/python3", "-c", dkimpySignAndSeal, pkcs1("o.pem", originKey), pkcs1("f.pem", fwdKey), src, dst).CombinedOutput(); err != nil {
+		harness.Unavailable(t, "dkimpy: %v %s", err, out)
+	}
+	post, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toml := `authserv_id = "mx.list.e2e.test"
+local_domains = ["e2e.test"]
+trusted_networks = ["127.0.0.0/8"]
+` + harness.DNSSection(dns) + `
+[score]
+add_header = 50.0
+quarantine = 100.0
+reject = 200.0
+
+[auth.arc]
+seal_key = "seal"
+list_servers = ["127.0.0.1/32"]
+
+[dkim_sign]
+[[dkim_sign.key]]
+name = "seal"
+domain = "e2e.test"
+selector = "arc"
+file = "` + sealFile + `"
+`
+	s := startCoreStack(t, toml, map[string]string{
+		"relay_domains":            "e2e.test",
+		"smtpd_relay_restrictions": "permit_mynetworks, permit_auth_destination, reject",
+	})
+	host, port, _ := net.SplitHostPort(dns.Addr)
+	arcVerify := func(t *testing.T, msg []byte) string {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "m.eml")
+		os.WriteFile(f, msg, 0o600)
+		out, err := exec.Command("/usr/bin/python3", "-c", dkimpyARCVerify, host, port, f).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dkimpy arc_verify: %v %s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+
+	// Arrival: from the forwarder, for the list.
+	err = harness.Submission{Helo: "mx.fwd.e2e.example", From: "bounces@fwd.e2e.example", Rcpts: []string{"list@e2e.test"},
+		XClient: "ADDR=192.0.2.44 NAME=mx.fwd.e2e.example", Data: post}.Send(s.smtp)
+	if err != nil {
+		t.Fatalf("arrival refused: %v\n%s", err, s.mw.Stderr())
+	}
+	got := s.sink.WaitFor(30*time.Second, harness.To("list@e2e.test"))
+	if got == nil {
+		t.Fatalf("not delivered to the list; maillog:\n%s", s.pf.Log())
+	}
+	arrival := strings.Join(got.Get("Authentication-Results"), "\n")
+	if !strings.Contains(arrival, "mx.list.e2e.test") || !strings.Contains(arrival, "arc=pass") || !strings.Contains(arrival, "dkim=pass") || !strings.Contains(arrival, "dmarc=pass") {
+		t.Fatalf("arrival Authentication-Results: %s", arrival)
+	}
+
+	// The list: Subject tag, List-Id, footer; then back to Postfix.
+	head, body, _ := strings.Cut(string(got.Data), "\r\n\r\n")
+	head = strings.Replace(head, "\r\nSubject: hello list", "\r\nSubject: [e2e-list] hello list", 1) + "\r\nList-Id: <list.e2e.test>"
+	listed := []byte(head + "\r\n\r\n" + body + "-- \r\nTo unsubscribe, write to list-request@e2e.test\r\n")
+
+	t.Run("re-injected by the list server: sealed with the arrival results", func(t *testing.T) {
+		const member = "member@remote.example"
+		if err := (harness.Submission{Helo: "lists.e2e.test", From: "list-bounces@e2e.test", Rcpts: []string{member}, Data: listed}).Send(s.smtp); err != nil {
+			t.Fatalf("re-injection refused: %v", err)
+		}
+		m := s.sink.WaitFor(30*time.Second, harness.To(member))
+		if m == nil {
+			t.Fatalf("not delivered to the member; maillog:\n%s", s.pf.Log())
+		}
+		h := m.Header()
+		if len(h) < 3 || h[0].Name != "ARC-Seal" || !strings.Contains(h[0].Value, "i=2") || !strings.Contains(h[0].Value, "cv=pass") || !strings.Contains(h[0].Value, "d=e2e.test") {
+			t.Fatalf("our ARC set is not on top:\n%s", m.Data)
+		}
+		aar := strings.Join(m.Get("ARC-Authentication-Results"), "\n")
+		if !strings.Contains(aar, "i=2; mx.list.e2e.test;") || !strings.Contains(aar, "dkim=pass header.d=origin.e2e.example") ||
+			!strings.Contains(aar, "arc=pass") || !strings.Contains(aar, "smtp.remote-ip=192.0.2.44") || strings.Contains(aar, "127.0.0.1") {
+			t.Errorf("our AAR does not carry the arrival results:\n%s", aar)
+		}
+		if ours := strings.Join(m.Get("Authentication-Results"), "\n"); strings.Count(ours, "mx.list.e2e.test") != 1 || !strings.Contains(ours, "arc=fail") || !strings.Contains(ours, "dkim=fail") {
+			t.Errorf("this hop's Authentication-Results (the list broke the signature and the chain): %s", ours)
+		}
+		if v := arcVerify(t, m.Data); !strings.HasPrefix(v, "pass") {
+			t.Errorf("dkimpy arc_verify: %s\n%s", v, m.Data)
+		}
+		// Without our set, the list's copy fails: the seal is what
+		// makes the difference.
+		if v := arcVerify(t, listed); !strings.HasPrefix(v, "fail") {
+			t.Errorf("dkimpy arc_verify of the list's copy without our seal: %s", v)
+		}
+	})
+	t.Run("the same from another client: refused by the author's p=reject", func(t *testing.T) {
+		err := harness.Submission{Helo: "other.e2e.example", From: "list-bounces@e2e.test", Rcpts: []string{"member2@e2e.test"},
+			XClient: "ADDR=192.0.2.45 NAME=other.e2e.example", Data: listed}.Send(s.smtp)
+		var se *harness.SMTPError
+		if !errors.As(err, &se) || se.Code/100 != 5 {
+			t.Errorf("want a 5xx refusal (DMARC), got %v", err)
 		}
 	})
 }
