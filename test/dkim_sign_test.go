@@ -83,18 +83,10 @@ type e2eKey struct {
 	publish                      bool
 }
 
-func TestDKIMSigningPostfix(t *testing.T) {
-	t.Parallel()
-	harness.Require(t, "postfix")
-	harness.RequireRoot(t)
-	dns := harness.StartDNS(t)
-	dir := t.TempDir()
-	keys := []e2eKey{
-		{"rsa", "signed.e2e.example", "s1", "rsa2048", true},
-		{"both-rsa", "both.e2e.example", "r1", "rsa2048", true},
-		{"both-ed", "both.e2e.example", "e1", "ed25519", true},
-		{"unpublished", "nokey.e2e.example", "s1", "rsa2048", false},
-	}
+// signingKeys makes the keys, publishes those marked so in dns and
+// returns their [[dkim_sign.key]] entries.
+func signingKeys(t *testing.T, dns *harness.DNS, dir string, keys []e2eKey) string {
+	t.Helper()
 	var keyCfg strings.Builder
 	for _, k := range keys {
 		s, err := sign.GenerateKey(sign.Algo(k.algo))
@@ -111,6 +103,22 @@ func TestDKIMSigningPostfix(t *testing.T) {
 		}
 		fmt.Fprintf(&keyCfg, "[[dkim_sign.key]]\nname = %q\ndomain = %q\nselector = %q\nfile = %q\n\n", k.name, k.domain, k.selector, file)
 	}
+	return keyCfg.String()
+}
+
+func TestDKIMSigningPostfix(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "postfix")
+	harness.RequireRoot(t)
+	dns := harness.StartDNS(t)
+	dir := t.TempDir()
+	keys := []e2eKey{
+		{"rsa", "signed.e2e.example", "s1", "rsa2048", true},
+		{"both-rsa", "both.e2e.example", "r1", "rsa2048", true},
+		{"both-ed", "both.e2e.example", "e1", "ed25519", true},
+		{"unpublished", "nokey.e2e.example", "s1", "rsa2048", false},
+	}
+	keyCfg := signingKeys(t, dns, dir, keys)
 	toml := `authserv_id = "mx.sign.e2e.test"
 local_domains = ["e2e.test"]
 trusted_networks = ["127.0.0.0/8", "::1/128"]
@@ -118,7 +126,7 @@ trusted_networks = ["127.0.0.0/8", "::1/128"]
 [dkim_sign]
 ed25519 = true
 
-` + keyCfg.String() + `
+` + keyCfg + `
 [[dkim_sign.rule]]
 from = "*@signed.e2e.example"
 keys = ["rsa"]
@@ -210,6 +218,128 @@ keys = ["unpublished"]
 	})
 	t.Run("a key whose record is missing does not sign", func(t *testing.T) {
 		const from, to = "dave@nokey.e2e.example", "nokey@remote.example"
+		if err := s.send(from, to, "unpublished key"); err != nil {
+			t.Fatal(err)
+		}
+		if n := countSigs(deliver(t, to)); n != 0 {
+			t.Errorf("%d DKIM-Signature fields with an unpublished key", n)
+		}
+	})
+}
+
+// TestDKIMSigningSendmail: the same through Sendmail (issue 14): mail of
+// ours, over SMTP from 127.0.0.1 (trusted_networks) and from the
+// sendmail(1) command (the MSP adds Date and Message-ID before the
+// daemon and its milter see the message), leaves signed, and dkimpy and
+// OpenDKIM verify the signatures against the test DNS server after
+// Sendmail relayed the message; mail from 127.0.0.2 (outside
+// trusted_networks) is inbound and never signed, nor is mail for a key
+// whose record is missing.
+func TestDKIMSigningSendmail(t *testing.T) {
+	t.Parallel()
+	harness.RequireRoot(t)
+	dns := harness.StartDNS(t)
+	dir := t.TempDir()
+	keyCfg := signingKeys(t, dns, dir, []e2eKey{
+		{"rsa", "signed.e2e.example", "sm1", "rsa2048", true},
+		{"both-rsa", "both.e2e.example", "r1", "rsa2048", true},
+		{"both-ed", "both.e2e.example", "e1", "ed25519", true},
+		{"unpublished", "nokey.e2e.example", "s1", "rsa2048", false},
+	})
+	toml := `authserv_id = "mx.sign.e2e.test"
+local_domains = ["e2e.test"]
+trusted_networks = ["127.0.0.1/32"]
+` + harness.DNSSection(dns) + `
+[dkim_sign]
+ed25519 = true
+
+` + keyCfg + `
+[[dkim_sign.rule]]
+from = "*@signed.e2e.example"
+keys = ["rsa"]
+
+[[dkim_sign.rule]]
+from = "*@both.e2e.example"
+keys = ["both-rsa", "both-ed"]
+
+[[dkim_sign.rule]]
+from = "*@nokey.e2e.example"
+keys = ["unpublished"]
+`
+	s := startSendmailStack(t, toml, harness.SendmailOptions{})
+	s.mw.WaitLog(t, func(l map[string]any) bool { return l["msg"] == "dkim key record" && l["key"] == "unpublished" }, 20*time.Second)
+	deliver := func(t *testing.T, to string) []byte {
+		t.Helper()
+		m := s.sink.WaitFor(30*time.Second, harness.To(to))
+		if m == nil {
+			t.Fatalf("not delivered to %s; sendmail log:\n%s", to, s.sm.Log())
+		}
+		return m.Data
+	}
+	countSigs := func(msg []byte) int {
+		head, _, _ := strings.Cut(string(msg), "\r\n\r\n")
+		return strings.Count(strings.ToLower("\r\n"+head), "\r\ndkim-signature:")
+	}
+
+	t.Run("RSA over SMTP from a trusted network", func(t *testing.T) {
+		const from, to = "alice@signed.e2e.example", "sm-rsa@remote.example"
+		if err := s.send(from, to, "signed by mailwarden behind Sendmail"); err != nil {
+			t.Fatal(err)
+		}
+		msg := deliver(t, to)
+		if n := countSigs(msg); n != 1 {
+			t.Fatalf("%d DKIM-Signature fields:\n%s", n, msg)
+		}
+		if got := dkimpyVerdicts(t, dns, msg); got != "pass" {
+			t.Errorf("dkimpy: %q\n%s", got, msg)
+		}
+		if ar := openDKIMVerdicts(t, dns, msg); strings.Count(ar, "dkim=pass") != 1 {
+			t.Errorf("OpenDKIM: %q\n%s", ar, msg)
+		}
+	})
+	t.Run("RSA and Ed25519", func(t *testing.T) {
+		const from, to = "bob@both.e2e.example", "sm-both@remote.example"
+		if err := s.send(from, to, "two signatures through Sendmail"); err != nil {
+			t.Fatal(err)
+		}
+		msg := deliver(t, to)
+		if got := dkimpyVerdicts(t, dns, msg); got != "pass pass" {
+			t.Errorf("dkimpy: %q\n%s", got, msg)
+		}
+		if ar := openDKIMVerdicts(t, dns, msg); strings.Count(ar, "dkim=pass") != 2 || !strings.Contains(ar, "ed25519-sha256") {
+			t.Errorf("OpenDKIM: %q", ar)
+		}
+	})
+	t.Run("sendmail command without Date and Message-ID", func(t *testing.T) {
+		const from, to = "carol@signed.e2e.example", "sm-bare@remote.example"
+		raw := "From: Carol <" + from + ">\nTo: <" + to + ">\nSubject: bare submission through Sendmail\n\nNo Date, no Message-ID.\n"
+		if err := s.sm.Submit(t, []string{"-f", from, to}, []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		msg := deliver(t, to)
+		if got := dkimpyVerdicts(t, dns, msg); got != "pass" {
+			t.Errorf("dkimpy: %q\n%s", got, msg)
+		}
+		if ar := openDKIMVerdicts(t, dns, msg); strings.Count(ar, "dkim=pass") != 1 {
+			t.Errorf("OpenDKIM: %q\n%s", ar, msg)
+		}
+	})
+	t.Run("inbound is never signed", func(t *testing.T) {
+		const from, to = "mallory@signed.e2e.example", "sm-inbound@e2e.test"
+		err := harness.Submission{Helo: "mx.outside.example", From: from, Rcpts: []string{to}, Source: "127.0.0.2",
+			Data: coreMessage(from, to, "inbound through Sendmail")}.Send(s.smtp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := countSigs(deliver(t, to)); n != 0 {
+			t.Errorf("%d DKIM-Signature fields on inbound mail", n)
+		}
+		if line := s.summary(t, from); line["direction"] != "inbound" || line["client"] != "127.0.0.2" {
+			t.Errorf("not seen as inbound: %v", line)
+		}
+	})
+	t.Run("a key whose record is missing does not sign", func(t *testing.T) {
+		const from, to = "dave@nokey.e2e.example", "sm-nokey@remote.example"
 		if err := s.send(from, to, "unpublished key"); err != nil {
 			t.Fatal(err)
 		}

@@ -350,6 +350,10 @@ type Submission struct {
 	// loopback) presents another client to the milter. Postfix answers
 	// XCLIENT with a new greeting, so EHLO is sent again.
 	XClient string
+	// Source, if set, is the local IP address to connect from (e.g.
+	// "127.0.0.2": all of 127/8 is this host on Linux), for MTAs without
+	// XCLIENT (Sendmail) to present a client outside trusted_networks.
+	Source  string
 	Timeout time.Duration // for the whole transaction; 0 is 60 s
 }
 
@@ -366,7 +370,15 @@ func (s Submission) Send(addr string) error {
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+	d := net.Dialer{Timeout: timeout}
+	if s.Source != "" {
+		ip := net.ParseIP(s.Source)
+		if ip == nil {
+			return fmt.Errorf("smtp: bad source address %q", s.Source)
+		}
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("smtp: %w", err)
 	}
