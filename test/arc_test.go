@@ -64,7 +64,13 @@ func rsaKey(t *testing.T) *rsa.PrivateKey {
 // its Subject and sealed it as sealer.
 func listMessage(t *testing.T, origin *sign.Key, sealer *arc.Sealer, to string) []byte {
 	t.Helper()
-	raw := "From: Alice <alice@origin.e2e.example>\r\nTo: <" + to + ">\r\nSubject: hi\r\nDate: " + time.Now().Format(time.RFC1123Z) +
+	return listMessageFrom(t, origin, "alice@"+origin.Domain, sealer, to)
+}
+
+// listMessageFrom is listMessage with another author address.
+func listMessageFrom(t *testing.T, origin *sign.Key, from string, sealer *arc.Sealer, to string) []byte {
+	t.Helper()
+	raw := "From: Alice <" + from + ">\r\nTo: <" + to + ">\r\nSubject: hi\r\nDate: " + time.Now().Format(time.RFC1123Z) +
 		"\r\nMessage-ID: <" + time.Now().Format("150405.000000") + "@origin.e2e.example>\r\n\r\nHello from the list.\r\n"
 	head, body, _ := strings.Cut(raw, "\r\n\r\n")
 	var h []sign.Field
@@ -82,7 +88,7 @@ func listMessage(t *testing.T, origin *sign.Key, sealer *arc.Sealer, to string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := sealer.Seal(fields, rest, nil, sealer.Domain+"; dkim=pass header.d=origin.e2e.example; dmarc=pass header.from=origin.e2e.example", time.Now())
+	set, err := sealer.Seal(fields, rest, nil, sealer.Domain+"; dkim=pass header.d="+origin.Domain+"; dmarc=pass header.from="+origin.Domain, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailwarden/mailwarden/policy/auth/arc"
+	"github.com/mailwarden/mailwarden/policy/auth/sign"
 	"github.com/mailwarden/mailwarden/policy/rua"
 	"github.com/mailwarden/mailwarden/test/harness"
 )
@@ -74,6 +76,13 @@ report_addresses = ["dmarc@auth.test"]
 	// Their From is in a local domain: the auto-reply guard discards
 	// auto-generated mail from foreign senders.
 	core := strings.Replace(authConfig(dns), "trusted_networks = []", `trusted_networks = ["127.0.0.1/32"]`, 1)
+	// A list that changes the Subject of other.example's signed mail and
+	// seals it as a trusted sealer: DMARC fails, the p=quarantine is
+	// relaxed (RFC 8617 §7.2.1: local_policy in the report).
+	otherKey, listKey := rsaKey(t), rsaKey(t)
+	publishKey(t, dns, "o1", "other.example", otherKey)
+	publishKey(t, dns, "l1", "list.e2e.example", listKey)
+	core += "\n[auth.arc]\ntrusted_sealers = [\"list.e2e.example\"]\n"
 	mw := harness.StartMailwarden(t, core+common("127.0.0.1:1"))
 	pf := harness.StartPostfix(t, harness.PostfixOptions{Milter: mw.Addr(), Relay: sink.Addr})
 
@@ -97,6 +106,16 @@ report_addresses = ["dmarc@auth.test"]
 	send("127.0.0.4", "a@sender.example", "dmarc@auth.test", "to our rua address")
 	send("127.0.0.5", "a@sender.example", "w@auth.test", "Report Domain: sender.example Submitter: x.example Report-ID: <1>")
 	send("127.0.0.6", "b@other.example", "x@auth.test", "other")
+	listed := harness.Submission{Helo: "mx.list.e2e.example", From: "bounces@list.e2e.example", Rcpts: []string{"y@auth.test"},
+		XClient: "ADDR=127.0.0.7 NAME=mx.list.e2e.example",
+		Data: listMessageFrom(t, &sign.Key{Name: "o", Domain: "other.example", Selector: "o1", Signer: otherKey}, "b@other.example",
+			&arc.Sealer{Domain: "list.e2e.example", Selector: "l1", Key: listKey}, "y@auth.test")}
+	if err := listed.Send(pf.SMTPAddr()); err != nil {
+		t.Fatalf("the list's copy: %v", err)
+	}
+	if sink.WaitFor(30*time.Second, harness.To("y@auth.test")) == nil {
+		t.Fatalf("the list's copy was not delivered (ARC override); maillog:\n%s", pf.Log())
+	}
 	// The rows are written by the daemon's queue worker: give it a moment.
 	time.Sleep(2 * time.Second)
 
@@ -203,10 +222,22 @@ report_addresses = ["dmarc@auth.test"]
 	} else if j, _ := os.ReadFile(got); !bytes.Contains(j, []byte(`"domain":"sender.example"`)) || !bytes.Contains(j, []byte(`"source_ip":"127.0.0.2"`)) {
 		t.Errorf("Mail::DMARC read %s", j)
 	}
-	// The other report says what was done: p=quarantine, SPF pass.
+	// The other report says what was done: p=quarantine, SPF pass; the
+	// list's copy delivered on the trusted sealer's word, with the chain
+	// in a local_policy reason. It validates against the schema too.
 	_, gz2 := attachment(t, reports["dmarc@other.example"][0])
-	if x := gunzipBytes(t, gz2); !bytes.Contains(x, []byte("<source_ip>127.0.0.6</source_ip>")) || !bytes.Contains(x, []byte("<p>quarantine</p>")) {
+	x := gunzipBytes(t, gz2)
+	if !bytes.Contains(x, []byte("<source_ip>127.0.0.6</source_ip>")) || !bytes.Contains(x, []byte("<p>quarantine</p>")) {
 		t.Errorf("other report:\n%s", x)
+	}
+	arcRow := regexp.MustCompile(`<source_ip>127\.0\.0\.7</source_ip>\s*<count>1</count>\s*<policy_evaluated>\s*<disposition>none</disposition>\s*<dkim>fail</dkim>\s*<spf>fail</spf>\s*` +
+		`<reason>\s*<type>local_policy</type>\s*<comment>arc=pass as\[1\]\.d=list\.e2e\.example as\[1\]\.s=l1</comment>`)
+	if !arcRow.Match(x) {
+		t.Errorf("no ARC override row in the other report:\n%s", x)
+	}
+	os.WriteFile(xf, x, 0o644)
+	if b, err := exec.Command("xmllint", "--noout", "--schema", schema, xf).CombinedOutput(); err != nil {
+		t.Errorf("xmllint, other report: %v\n%s\n%s", err, b, x)
 	}
 }
 

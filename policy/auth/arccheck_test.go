@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy/auth/arc"
 	"github.com/mailwarden/mailwarden/policy/auth/dkimkey"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+	"github.com/mailwarden/mailwarden/policy/rua"
 )
 
 // TestARCOverride: a p=reject sender's message, DKIM-signed, goes through
@@ -61,7 +63,8 @@ func TestARCOverride(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.ARC.TrustedSealers = tc.trusted
 		w := newWorldCfg(t, s, cfg)
-		r := w.run(msg("192.0.2.77", "mx.list.example", "bounces@list.example", raw))
+		m := msg("192.0.2.77", "mx.list.example", "bounces@list.example", raw)
+		r := w.run(m)
 		if st := status(r, ARC); st != "pass" {
 			t.Fatalf("arc: %s (%s)", st, r[ARC].Detail)
 		}
@@ -73,8 +76,21 @@ func TestARCOverride(t *testing.T) {
 			t.Errorf("trusted=%v: dmarc %s action %s reasons %v (%s)", tc.trusted, d.Status, d.Action, d.Reasons, d.Detail)
 		}
 		f := authres.Format("mx.test", d.AuthResults)
-		if override := strings.Contains(f, "policy.arc-override=list.example"); override != (tc.action == policy.ActionAccept) {
+		override := tc.action == policy.ActionAccept
+		if strings.Contains(f, "policy.arc-override=list.example") != override {
 			t.Errorf("trusted=%v: dmarc A-R %q", tc.trusted, f)
+		}
+		// The aggregate report row (RFC 8617 §7.2.1): local_policy with
+		// the chain as comment when relaxed; a refusal carries no reason.
+		o := d.Data.(*DMARCOutcome)
+		act := tc.action
+		obs := reportObservation(m, &policy.Verdict{Action: act}, o, nil, nil, time.Unix(1700000000, 0))
+		want := []rua.Reason(nil)
+		if override {
+			want = []rua.Reason{{Type: rua.OverrideLocalPolicy, Comment: "arc=pass as[1].d=list.example as[1].s=l1"}}
+		}
+		if !reflect.DeepEqual(obs.Row.Reasons, want) || obs.Row.DKIM != rua.ResultFail {
+			t.Errorf("trusted=%v: report row reasons %+v dkim %s, want %+v", tc.trusted, obs.Row.Reasons, obs.Row.DKIM, want)
 		}
 	}
 }

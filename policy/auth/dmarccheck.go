@@ -33,6 +33,11 @@ type DMARCOutcome struct {
 	// Exempt: the sender is a configured forwarder or list, so the
 	// policy was not applied.
 	Exempt bool
+	// ARCOverride, when not "", says that a trusted sealer's recorded
+	// pass relaxed the policy (policy.arc-override): the chain in the
+	// words of RFC 8617 §7.2.1 ("arc=pass as[2].d=... as[1].s=..."), the
+	// comment of the local_policy reason in aggregate reports.
+	ARCOverride string
 	Err    error
 }
 
@@ -119,6 +124,9 @@ func (c *dmarcCheck) Check(ctx context.Context, m *message.Message, prior policy
 				// sealer saw an aligned pass before the message was
 				// changed (a list, a forward). The failure keeps its score.
 				params["policy.arc-override"] = ev.Sealer
+				if chain, ok := ARCOutcomeOf(prior); ok {
+					o.ARCOverride = chain.ReportComment()
+				}
 				res.AuthResults = []authres.Result{&authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(o.Status), Params: params}}
 				res.Reasons = append(res.Reasons, "dmarc-arc-override")
 				res.Detail += fmt.Sprintf("; %s override: i=%d %s=pass for %s", ARC, ev.Instance, ev.Method, ev.Domain)

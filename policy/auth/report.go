@@ -94,7 +94,12 @@ func reportObservation(m *message.Message, v *policy.Verdict, o *DMARCOutcome, s
 	case o.SampledOut:
 		row.Reasons = append(row.Reasons, rua.Reason{Type: rua.OverrideSampledOut})
 	}
-	if o.Status == StatusFail && !o.Exempt && string(o.Applied) != string(row.Disposition) && o.Applied != "" {
+	switch {
+	case o.ARCOverride != "":
+		// RFC 8617 §7.2.1: the policy was relaxed on the word of a
+		// trusted ARC sealer; the comment names the chain.
+		row.Reasons = append(row.Reasons, rua.Reason{Type: rua.OverrideLocalPolicy, Comment: o.ARCOverride})
+	case o.Status == StatusFail && !o.Exempt && string(o.Applied) != string(row.Disposition) && o.Applied != "":
 		// The receiver's own decision (mode, allow list, rules) differs
 		// from the policy to apply.
 		row.Reasons = append(row.Reasons, rua.Reason{Type: rua.OverrideLocalPolicy, Comment: "verdict " + v.Action.String()})

@@ -81,13 +81,17 @@ func (e *xmlError) Error() string { return e.out }
 
 var ident = Identity{OrgName: "Receiver Org", Submitter: "receiver.example", Email: "dmarc-noreply@receiver.example"}
 
+// arcComment is the local_policy comment of an ARC override (RFC 8617
+// §7.2.1), as policy/auth writes it.
+const arcComment = "arc=pass as[2].d=list.example as[2].s=l1 as[1].d=forwarder.example as[1].s=f1 client-ip[1]=192.0.2.33"
+
 // sampleData is a day with IPv4 and IPv6 sources, reasons, several DKIM
 // tuples, a row without SPF tuple and a null envelope sender.
 func sampleData() *Data {
 	r1 := obs("192.0.2.1", day1).Row
 	r2 := obs("2001:db8::25", day1).Row
 	r2.DKIM, r2.SPF, r2.Disposition = ResultFail, ResultFail, DispositionNone
-	r2.Reasons = []Reason{{OverrideLocalPolicy, "arc=pass as.1.d=forwarder.example"}, {OverrideSampledOut, ""}}
+	r2.Reasons = []Reason{{OverrideLocalPolicy, arcComment}, {OverrideSampledOut, ""}}
 	r2.DKIMAuth = []DKIMAuth{{"forwarder.example", "", DKIMPass}, {"example.com", "s1", DKIMFail}}
 	r2.SPFAuth = []SPFAuth{{"forwarder.example", ScopeMFrom, SPFSoftfail}, {"mx.forwarder.example", ScopeHELO, SPFPass}}
 	r3 := obs("198.51.100.3", day1).Row
@@ -110,6 +114,12 @@ func TestReportValidatesAgainstSchema(t *testing.T) {
 	}
 	if err := xmllint(t, xsd, doc); err != nil {
 		t.Fatalf("report does not validate:\n%s\n%s", err, doc)
+	}
+	// RFC 8617 §7.2.1: the ARC override is a local_policy reason of
+	// policy_evaluated, the chain in its comment.
+	arcReason := regexp.MustCompile(`<policy_evaluated>(?:.|\n)*<reason>\s*<type>local_policy</type>\s*<comment>` + regexp.QuoteMeta(arcComment) + `</comment>\s*</reason>(?:.|\n)*</policy_evaluated>`)
+	if !arcReason.Match(doc) {
+		t.Errorf("no local_policy reason with the ARC chain:\n%s", doc)
 	}
 	if !bytes.Contains(doc, []byte("<source_ip>2001:0db8:0000:0000:0000:0000:0000:0025</source_ip>")) {
 		t.Errorf("IPv6 source not in the schema's full form:\n%s", doc)

@@ -414,3 +414,19 @@ func TestVerifySealsListHop(t *testing.T) {
 		t.Errorf("missing key: %s (%v)", vs.Result, vs.Err)
 	}
 }
+
+// TestReportComment: the chain for a DMARC report's local_policy comment
+// (RFC 8617 §7.2.1), newest seal first, the first sealer's client.
+func TestReportComment(t *testing.T) {
+	v := &Verification{Result: ResultPass, Sets: []Set{
+		{Instance: 1, Seal: Signer{Domain: "Fwd.example", Selector: "f1"}, AuthResults: "mx.fwd.example; spf=pass smtp.mailfrom=a@b.example; arc=none smtp.remote-ip=2001:db8::1"},
+		{Instance: 2, Seal: Signer{Domain: "list.example", Selector: "l1"}, AuthResults: "list.example; dkim=pass header.d=b.example"},
+	}}
+	if got, want := v.ReportComment(), "arc=pass as[2].d=list.example as[2].s=l1 as[1].d=fwd.example as[1].s=f1 client-ip[1]=2001:db8::1"; got != want {
+		t.Errorf("ReportComment = %q\nwant %q", got, want)
+	}
+	v.Sets[0].AuthResults = "mx.fwd.example; spf=pass smtp.remote-ip=not-an-ip"
+	if got := v.ReportComment(); strings.Contains(got, "client-ip") {
+		t.Errorf("a bad address was reported: %q", got)
+	}
+}

@@ -1,6 +1,7 @@
 package arc
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -101,4 +102,39 @@ func AlignedPass(sets []Set, fromDomain string, aligned func(d, from string) boo
 		}
 	}
 	return Evidence{}, false
+}
+
+// ReportComment describes a passing chain for the comment of a DMARC
+// aggregate report's local_policy reason, in the form of RFC 8617
+// §7.2.1: "arc=pass as[2].d=d2.example as[2].s=s2 as[1].d=d1.example
+// as[1].s=s1 client-ip[1]=192.0.2.1", the seals newest first and the
+// client address the first sealer recorded (smtp.remote-ip in its AAR),
+// when it did.
+func (v *Verification) ReportComment() string {
+	var b strings.Builder
+	b.WriteString("arc=" + string(v.Result))
+	for i := len(v.Sets) - 1; i >= 0; i-- {
+		s := v.Sets[i]
+		n := strconv.Itoa(s.Instance)
+		b.WriteString(" as[" + n + "].d=" + strings.ToLower(s.Seal.Domain) + " as[" + n + "].s=" + s.Seal.Selector)
+	}
+	if len(v.Sets) > 0 {
+		if ip := remoteIP(v.Sets[0].AuthResults); ip != "" {
+			b.WriteString(" client-ip[1]=" + ip)
+		}
+	}
+	return b.String()
+}
+
+// remoteIP finds an smtp.remote-ip property in an AAR payload; "" when
+// none or when it is not an address.
+func remoteIP(payload string) string {
+	for _, f := range strings.FieldsFunc(payload, func(r rune) bool { return r == ' ' || r == ';' || r == '\t' }) {
+		if k, v, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "smtp.remote-ip") {
+			if a, err := netip.ParseAddr(strings.Trim(v, `"`)); err == nil {
+				return a.String()
+			}
+		}
+	}
+	return ""
 }
