@@ -38,7 +38,7 @@ type DMARCOutcome struct {
 	// words of RFC 8617 §7.2.1 ("arc=pass as[2].d=... as[1].s=..."), the
 	// comment of the local_policy reason in aggregate reports.
 	ARCOverride string
-	Err    error
+	Err         error
 }
 
 type dmarcCheck struct{ a *authenticator }

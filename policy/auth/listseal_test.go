@@ -246,7 +246,7 @@ func TestArrivalResults(t *testing.T) {
 		t.Error("found another authserv-id's results")
 	}
 	for payload, want := range map[string]arc.Result{
-		got:                           arc.ResultPass,
+		got:                            arc.ResultPass,
 		"x; ARC=Fail smtp.remote-ip=1": arc.ResultFail,
 		"x; spf=pass":                  "",
 		"x; arcx=pass":                 "",
