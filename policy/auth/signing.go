@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
@@ -147,8 +148,8 @@ func (s *signStep) Finish(_ context.Context, m *message.Message, h message.Heade
 }
 
 // NewKeyTracker loads the keys of a [dkim_sign] section for the record
-// tracker service; the daemon checks them (CheckKeys) at start, after a
-// reload that changed the section, and every sign.CheckInterval.
+// tracker service; the daemon checks them (KeyWatcher) at start, after
+// every reload, and every sign.CheckInterval.
 func NewKeyTracker(c *SignConfig) (*sign.Tracker, []*sign.Key, error) {
 	if !c.Enabled || len(c.Keys) == 0 {
 		return nil, nil, nil
@@ -160,42 +161,76 @@ func NewKeyTracker(c *SignConfig) (*sign.Tracker, []*sign.Key, error) {
 	return sign.NewTracker(), tab.Keys(), nil
 }
 
-// WatchKeys checks the keys now (at most 10 s, before the pipeline
-// serves) and then every sign.CheckInterval until ctx ends, logging
-// each key whose state changes.
-func WatchKeys(ctx context.Context, tr *sign.Tracker, keys []*sign.Key, r dkimkey.Resolver, log *slog.Logger, m KeyMetrics) {
-	check := func() {
-		before := map[string]sign.RecordState{}
-		for _, k := range keys {
-			before[k.Name] = tr.State(k.Name).State
+// KeyWatcher keeps the record states of a Tracker current: the daemon
+// checks the keys when the service starts, again after every reload
+// (Check: an operator who just published a record reloads to make the
+// key sign, whether or not [dkim_sign] changed), and every
+// sign.CheckInterval. Each check asks the DNS servers, not our cache
+// (dns.Resolver.Fresh), and logs every key whose state changed.
+type KeyWatcher struct {
+	Tracker  *sign.Tracker
+	Keys     []*sign.Key
+	Resolver dkimkey.Resolver
+	Log      *slog.Logger // nil: none
+	Metrics  KeyMetrics   // nil: none
+	// Now stamps each check (nil: time.Now); Tick triggers the periodic
+	// checks (nil: a ticker of sign.CheckInterval). Tests pass fakes.
+	Now  func() time.Time
+	Tick <-chan time.Time
+
+	mu sync.Mutex // one check at a time
+}
+
+// Check checks every key now, for at most 10 s.
+func (w *KeyWatcher) Check(ctx context.Context) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	before := map[string]sign.RecordState{}
+	for _, k := range w.Keys {
+		before[k.Name] = w.Tracker.State(k.Name).State
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	w.Tracker.CheckAll(cctx, w.Resolver, w.Keys, now())
+	cancel()
+	for _, k := range w.Keys {
+		st := w.Tracker.State(k.Name)
+		if w.Metrics != nil {
+			w.Metrics.DKIMKeyState(k.Name, st.State)
 		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		tr.CheckAll(cctx, r, keys, time.Now())
-		cancel()
-		for _, k := range keys {
-			st := tr.State(k.Name)
-			if m != nil {
-				m.DKIMKeyState(k.Name, st.State)
+		if st.State != before[k.Name] && w.Log != nil {
+			lvl := slog.LevelInfo
+			if st.State != sign.RecordOK {
+				lvl = slog.LevelWarn
 			}
-			if st.State != before[k.Name] && log != nil {
-				lvl := slog.LevelInfo
-				if st.State != sign.RecordOK {
-					lvl = slog.LevelWarn
-				}
-				log.Log(ctx, lvl, "dkim key record", "key", k.Name, "state", string(st.State), "signs", st.Usable, "error", errString(st.Err))
-			}
+			w.Log.Log(ctx, lvl, "dkim key record", "key", k.Name, "state", string(st.State), "signs", st.Usable, "error", errString(st.Err))
 		}
 	}
-	check()
-	go func() {
+}
+
+// Start checks the keys now (before the pipeline serves) and then on
+// every tick until ctx ends.
+func (w *KeyWatcher) Start(ctx context.Context) {
+	w.Check(ctx)
+	tick := w.Tick
+	var stop func()
+	if tick == nil {
 		t := time.NewTicker(sign.CheckInterval)
-		defer t.Stop()
+		tick, stop = t.C, t.Stop
+	}
+	go func() {
+		if stop != nil {
+			defer stop()
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
-				check()
+			case <-tick:
+				w.Check(ctx)
 			}
 		}
 	}()

@@ -3,10 +3,14 @@ package auth
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"net"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 
@@ -94,5 +98,83 @@ keys = ["k1"]
 				t.Errorf("%s: signed", name)
 			}
 		}
+	}
+}
+
+// recordDNS is a key-record DNS that changes while the watcher runs.
+type recordDNS struct {
+	mu  sync.Mutex
+	txt map[string]string
+}
+
+func (d *recordDNS) set(name, v string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v == "" {
+		delete(d.txt, name)
+		return
+	}
+	d.txt[name] = v
+}
+
+func (d *recordDNS) LookupTXT(_ context.Context, n string) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v, ok := d.txt[strings.TrimSuffix(n, ".")]; ok {
+		return []string{v}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: n, IsNotFound: true}
+}
+
+type keyStates struct {
+	mu sync.Mutex
+	m  map[string]sign.RecordState
+}
+
+func (k *keyStates) DKIMKeyState(key string, st sign.RecordState) {
+	k.mu.Lock()
+	k.m[key] = st
+	k.mu.Unlock()
+}
+func (k *keyStates) DKIMSigned(string) {}
+
+// TestKeyWatcher: a key whose record is missing does not sign; Check
+// (what a reload runs) sees a record published since at once; a tick of
+// the clock sees it withdrawn. The metric follows every state.
+func TestKeyWatcher(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	k := &sign.Key{Name: "k1", Domain: "example.com", Selector: "s1", Signer: priv}
+	txt, _ := sign.TXTRecord(priv.Public())
+	dns := &recordDNS{txt: map[string]string{}}
+	tick := make(chan time.Time)
+	now := time.Unix(1_700_000_000, 0)
+	m := &keyStates{m: map[string]sign.RecordState{}}
+	w := &KeyWatcher{Tracker: sign.NewTracker(), Keys: []*sign.Key{k}, Resolver: dns, Metrics: m,
+		Now: func() time.Time { return now }, Tick: tick}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	w.Start(ctx)
+	if st := w.Tracker.State("k1"); st.State != sign.RecordMissing || w.Tracker.Usable(k) || m.m["k1"] != sign.RecordMissing {
+		t.Fatalf("at start: %+v (metric %s)", st, m.m["k1"])
+	}
+	dns.set("s1._domainkey.example.com", txt)
+	w.Check(ctx) // the reload
+	if st := w.Tracker.State("k1"); st.State != sign.RecordOK || !w.Tracker.Usable(k) || !st.Checked.Equal(now) {
+		t.Fatalf("after the reload's check: %+v", st)
+	}
+	dns.set("s1._domainkey.example.com", "")
+	tick <- now.Add(sign.CheckInterval) // the periodic check runs in the watcher's goroutine
+	deadline := time.Now().Add(5 * time.Second)
+	for w.Tracker.Usable(k) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := w.Tracker.State("k1"); st.State != sign.RecordMissing || st.Usable {
+		t.Fatalf("after the tick: %+v", st)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m["k1"] != sign.RecordMissing {
+		t.Errorf("metric %s", m.m["k1"])
 	}
 }

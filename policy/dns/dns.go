@@ -288,6 +288,32 @@ func dnsErr(text, name, server string, temporary, timeout, notFound bool) *net.D
 // Query returns the answer RRs for name and type (CNAMEs included, in
 // order). A missing name or type is a *net.DNSError with IsNotFound.
 func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	return r.query(ctx, name, qtype, true)
+}
+
+// Fresh is a view of a Resolver that asks the servers, never the cache
+// (the answers still go into the cache). It is for checks whose point is
+// to see a change an operator just made: a DKIM key record published a
+// minute ago must not stay hidden behind a cached NXDOMAIN for the SOA
+// minimum. A recursive resolver between us and the authoritative
+// servers may still have the old answer cached.
+type Fresh struct{ r *Resolver }
+
+// Fresh returns the uncached view of r.
+func (r *Resolver) Fresh() Fresh { return Fresh{r} }
+
+// LookupTXT is Resolver.LookupTXT without the cache.
+func (f Fresh) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	rrs, err := f.r.query(ctx, name, dns.TypeTXT, false)
+	if err != nil {
+		return nil, err
+	}
+	return txtOf(rrs), nil
+}
+
+// query answers from the cache when cached is set and it has the answer,
+// else from the servers (identical queries in flight are asked once).
+func (r *Resolver) query(ctx context.Context, name string, qtype uint16, cached bool) ([]dns.RR, error) {
 	name = strings.ToLower(dns.Fqdn(strings.TrimSpace(name)))
 	if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 || strings.Contains(name, "..") {
 		return nil, dnsErr(errBadName, name, "", false, false, true)
@@ -296,9 +322,11 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.
 	r.stats.lookups.Add(1)
 	k := qkey{name, qtype}
 	now := r.now()
-	if a, ok := r.cache.get(k, now); ok {
-		r.stats.hits.Add(1)
-		return a.result(name)
+	if cached {
+		if a, ok := r.cache.get(k, now); ok {
+			r.stats.hits.Add(1)
+			return a.result(name)
+		}
 	}
 	r.mu.Lock()
 	c, ok := r.inflight[k]
@@ -453,13 +481,17 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	return txtOf(rrs), nil
+}
+
+func txtOf(rrs []dns.RR) []string {
 	var out []string
 	for _, rr := range rrs {
 		if t, ok := rr.(*dns.TXT); ok {
 			out = append(out, strings.Join(t.Txt, ""))
 		}
 	}
-	return out, nil
+	return out
 }
 
 // LookupA returns the IPv4 addresses of name (for DNSBL queries such as

@@ -160,6 +160,39 @@ func TestCache(t *testing.T) {
 	}
 }
 
+// TestFresh: the uncached view asks the server although the cache holds
+// an NXDOMAIN, sees a record published since, and leaves it in the cache
+// for the cached lookups.
+func TestFresh(t *testing.T) {
+	s := dnstest.Start(t)
+	s.SetNegativeTTL(3600)
+	r := newTest(t, s)
+	now := time.Unix(1_000_000, 0)
+	r.now = func() time.Time { return now }
+	ctx := context.Background()
+	const name = "sel._domainkey.example.org"
+	if _, err := r.LookupTXT(ctx, name); !IsNotFound(err) {
+		t.Fatalf("before: %v", err)
+	}
+	s.AddTXT(name+".", 300, "v=DKIM1; p=abc")
+	if _, err := r.LookupTXT(ctx, name); !IsNotFound(err) {
+		t.Fatalf("cached NXDOMAIN expected, got %v", err)
+	}
+	txt, err := r.Fresh().LookupTXT(ctx, name)
+	if err != nil || len(txt) != 1 || txt[0] != "v=DKIM1; p=abc" {
+		t.Fatalf("fresh: %v %v", txt, err)
+	}
+	if n := s.QueryCount(name, mdns.TypeTXT); n != 2 {
+		t.Errorf("%d queries, want 2 (the first, the fresh one)", n)
+	}
+	if txt, err := r.LookupTXT(ctx, name); err != nil || len(txt) != 1 {
+		t.Errorf("the fresh answer was not cached: %v %v", txt, err)
+	}
+	if n := s.QueryCount(name, mdns.TypeTXT); n != 2 {
+		t.Errorf("%d queries after the cached lookup, want 2", n)
+	}
+}
+
 func TestCacheBound(t *testing.T) {
 	s := dnstest.Start(t)
 	cfg := DefaultConfig()

@@ -113,14 +113,19 @@ type Services struct {
 
 	mu   sync.Mutex
 	recs map[string]*record
+	kept []*record // records taken over from the set in force, for Start
 }
 
 // record is one service's lifecycle: the config it was built from (its
 // identity across reloads), how to close it, what runs in its background.
 type record struct {
-	key     any
-	close   func() error
-	start   func(ctx context.Context) // nil: nothing runs in the background
+	key   any
+	close func() error
+	start func(ctx context.Context) // nil: nothing runs in the background
+	// reload, when not nil, runs when a reload keeps the started service
+	// (its section unchanged): a service that watches the world outside
+	// the config looks again at once.
+	reload  func(ctx context.Context)
 	cancel  context.CancelFunc
 	started bool
 }
@@ -284,7 +289,9 @@ var services = []service{
 	},
 	{
 		// The DKIM keys' record states: checked when started (at start
-		// and after a reload that changed [dkim_sign]) and every 10 min.
+		// and after a reload that changed [dkim_sign]), after every other
+		// reload (record.reload: the operator may just have published a
+		// record) and every 10 min.
 		name: auth.SignSectionName,
 		key: func(cfg *policy.Config) any {
 			// With keys, a new resolver means a new tracker (the old one's
@@ -304,9 +311,12 @@ var services = []service{
 				return &record{}, err
 			}
 			s.KeyTracker = tr
-			r := s.Resolver
 			km, _ := o.Metrics.(auth.KeyMetrics)
-			return &record{start: func(ctx context.Context) { auth.WatchKeys(ctx, tr, keys, r, o.Logger, km) }}, nil
+			w := &auth.KeyWatcher{Tracker: tr, Keys: keys, Log: o.Logger, Metrics: km}
+			if s.Resolver != nil {
+				w.Resolver = s.Resolver.Fresh()
+			}
+			return &record{start: w.Start, reload: w.Check}, nil
 		},
 		copy: func(from, to *Services) { to.KeyTracker = from.KeyTracker },
 	},
@@ -378,6 +388,7 @@ func BuildServices(cfg *policy.Config, old *Services, o Options) (s *Services, r
 			if or != nil && reflect.DeepEqual(or.key, key) {
 				sv.copy(old, s)
 				s.recs[sv.name] = or
+				s.kept = append(s.kept, or)
 				continue
 			}
 		}
@@ -402,12 +413,19 @@ func BuildServices(cfg *policy.Config, old *Services, o Options) (s *Services, r
 }
 
 // Start starts the background loops (health prober, spool poller, bolt
-// sweeper, the first clamd ping) of the services not started yet; kept
-// services go on running. Only the daemon calls it; ctx ends the loops
-// that take one, Close or retirement the others.
+// sweeper, the first clamd ping, the DKIM key checks) of the services not
+// started yet; kept services go on running, and those with a reload hook
+// (the DKIM key records) run it now. Only the daemon calls it; ctx ends
+// the loops that take one, Close or retirement the others.
 func (s *Services) Start(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, r := range s.kept {
+		if r.started && r.reload != nil {
+			r.reload(ctx)
+		}
+	}
+	s.kept = nil
 	for _, r := range s.recs {
 		if r.started || r.start == nil {
 			continue

@@ -3,12 +3,16 @@ package wire
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/health"
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth/sign"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
 	"github.com/mailwarden/mailwarden/policy/virus/icap/icaptest"
 )
@@ -167,5 +171,62 @@ func TestReloadVirusEngines(t *testing.T) {
 	// Both forms at once: the migration error, at build.
 	if _, _, err := BuildServices(load(t, conf("5MB")+"[[clamav.server]]\nname = \"old\"\n"), nil, Options{}); err == nil {
 		t.Error("[[virus.engine]] and [[clamav.server]] together accepted")
+	}
+}
+
+// A SIGHUP that changes neither [dkim_sign] nor [dns] keeps the key
+// tracker but checks the records again at once: the operator published
+// the record and reloads to make the key sign. The check asks the DNS
+// server although our cache still holds the NXDOMAIN of the first one
+// (an hour's negative TTL). Building alone asks nothing.
+func TestReloadRechecksKeyRecords(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.SetNegativeTTL(3600)
+	key, err := sign.GenerateKey(sign.AlgoEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "k1.pem")
+	if err := sign.WriteKey(file, key); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("[dns]\nservers = [%q]\nattempts = 1\n[dkim_sign]\nenabled = true\n[[dkim_sign.key]]\nname = \"k1\"\ndomain = \"example.org\"\nselector = \"s1\"\nfile = %q\n", srv.Addr, file)
+	s1, _, err := BuildServices(load(t, cfg), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s1.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if srv.Queries() != 0 {
+		t.Fatalf("building asked DNS %d times", srv.Queries())
+	}
+	s1.Start(ctx)
+	if st := s1.KeyTracker.State("k1"); st.State != sign.RecordMissing {
+		t.Fatalf("at start: %+v", st)
+	}
+	const name = "s1._domainkey.example.org"
+	if _, err := s1.Resolver.LookupTXT(ctx, name); err == nil {
+		t.Fatal("the record exists before it is published")
+	}
+	txt, _ := sign.TXTRecord(key.Public())
+	srv.AddTXT(name+".", 300, txt)
+
+	s2, retired, err := BuildServices(load(t, cfg), s1, Options{})
+	if err != nil || len(retired) != 0 || s2.KeyTracker != s1.KeyTracker {
+		t.Fatalf("reload: %v, retired %d, tracker kept %v", err, len(retired), s2.KeyTracker == s1.KeyTracker)
+	}
+	if st := s2.KeyTracker.State("k1"); st.State != sign.RecordMissing {
+		t.Fatalf("checked before Start: %+v", st)
+	}
+	s2.Start(ctx)
+	if st := s2.KeyTracker.State("k1"); st.State != sign.RecordOK || !st.Usable {
+		t.Fatalf("after the reload: %+v", st)
+	}
+	// A second Start of the same set checks nothing more.
+	before := srv.QueryCount(name, mdns.TypeTXT)
+	s2.Start(ctx)
+	if n := srv.QueryCount(name, mdns.TypeTXT); n != before {
+		t.Errorf("Start again asked %d more times", n-before)
 	}
 }
