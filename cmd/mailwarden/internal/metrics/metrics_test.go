@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"encoding/json"
+	"errors"
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/dmarc"
 	"log/slog"
 	"net/http"
@@ -136,15 +137,19 @@ func TestDMARCReportMetrics(t *testing.T) {
 }
 
 var _ auth.KeyMetrics = (*Ops)(nil)
+var _ auth.SealMetrics = (*Ops)(nil)
 
 // TestDKIMKeyMetrics: one state per key is 1, the others 0; signatures
-// count per key.
+// count per key; ARC sets count per step and status.
 func TestDKIMKeyMetrics(t *testing.T) {
 	o := New(fakeDaemon{})
 	o.DKIMKeyState("k1", sign.RecordOK)
 	o.DKIMKeyState("k1", sign.RecordMissing)
 	o.DKIMSigned("k1")
 	o.DKIMSigned("k1")
+	o.ARCSealed("arc_list_seal", nil)
+	o.ARCSealed("arc_list_seal", errors.New("arc: chain already failed"))
+	o.ARCSealed("arc_seal", nil)
 	mfs, err := o.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +171,9 @@ func TestDKIMKeyMetrics(t *testing.T) {
 	}
 	if got["mailwarden_dkim_key_record,k1,missing"] != 1 || got["mailwarden_dkim_key_record,k1,ok"] != 0 || got["mailwarden_dkim_signatures_total,k1"] != 2 {
 		t.Errorf("metrics %v", got)
+	}
+	if got["mailwarden_arc_seal_total,sealed,arc_list_seal"] != 1 || got["mailwarden_arc_seal_total,error,arc_list_seal"] != 1 || got["mailwarden_arc_seal_total,sealed,arc_seal"] != 1 {
+		t.Errorf("ARC seal metrics %v", got)
 	}
 }
 
