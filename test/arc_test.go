@@ -200,13 +200,14 @@ open(dst, 'wb').write(b''.join(lines) + msg)
 // DKIM-signed and ARC-sealed by dkimpy (a forwarder upstream), reaches a
 // mailing list of ours through Postfix and mailwarden; the list (played
 // by the test: it takes the copy from the sink) tags the Subject, adds a
-// footer and re-injects it from 127.0.0.1, a list_servers address. The
-// copy for a member leaves with our ARC set i=2, cv=pass, whose AAR
-// carries what we verified when the list received the message, and
-// dkimpy's arc_verify passes it although the list broke both the DKIM
-// signature and the upstream AMS (without our set it fails). The same
-// re-injection from a client that is not a list server is refused by
-// the author's p=reject.
+// footer and re-injects it through the LISTS listener of
+// examples/postfix-master.cf ([auth.arc] list_server_daemons). The copy
+// for a member leaves with our ARC set i=2, cv=pass, whose AAR carries
+// what we verified when the list received the message, and dkimpy's
+// arc_verify passes it although the list broke both the DKIM signature
+// and the upstream AMS. The same copy through port 25 (our own mail from
+// 127.0.0.1, not the list listener) leaves unsealed and fails; from an
+// outside client it is refused by the author's p=reject.
 func TestARCListPostfix(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "postfix", "python3")
@@ -247,7 +248,7 @@ reject = 200.0
 
 [auth.arc]
 seal_key = "seal"
-list_servers = ["127.0.0.1/32"]
+list_server_daemons = ["LISTS"]
 
 [dkim_sign]
 [[dkim_sign.key]]
@@ -256,10 +257,14 @@ domain = "e2e.test"
 selector = "arc"
 file = "` + sealFile + `"
 `
-	s := startCoreStack(t, toml, map[string]string{
-		"relay_domains":            "e2e.test",
-		"smtpd_relay_restrictions": "permit_mynetworks, permit_auth_destination, reject",
-	})
+	var s stack
+	s.sink = harness.StartSink(t)
+	s.mw = harness.StartMailwarden(t, toml)
+	listener := freeAddr(t)
+	s.pf = harness.StartPostfix(t, harness.PostfixOptions{Milter: s.mw.Addr(), Relay: s.sink.Addr,
+		MainCF:   map[string]string{"relay_domains": "e2e.test", "smtpd_relay_restrictions": "permit_mynetworks, permit_auth_destination, reject"},
+		MasterCF: exampleService(t, "127.0.0.1:10027", listener)})
+	s.smtp = s.pf.SMTPAddr()
 	host, port, _ := net.SplitHostPort(dns.Addr)
 	arcVerify := func(t *testing.T, msg []byte) string {
 		t.Helper()
@@ -291,16 +296,20 @@ file = "` + sealFile + `"
 	head, body, _ := strings.Cut(string(got.Data), "\r\n\r\n")
 	head = strings.Replace(head, "\r\nSubject: hello list", "\r\nSubject: [e2e-list] hello list", 1) + "\r\nList-Id: <list.e2e.test>"
 	listed := []byte(head + "\r\n\r\n" + body + "-- \r\nTo unsubscribe, write to list-request@e2e.test\r\n")
-
-	t.Run("re-injected by the list server: sealed with the arrival results", func(t *testing.T) {
-		const member = "member@remote.example"
-		if err := (harness.Submission{Helo: "lists.e2e.test", From: "list-bounces@e2e.test", Rcpts: []string{member}, Data: listed}).Send(s.smtp); err != nil {
+	reinject := func(t *testing.T, addr, member string) *harness.Mail {
+		t.Helper()
+		if err := (harness.Submission{Helo: "lists.e2e.test", From: "list-bounces@e2e.test", Rcpts: []string{member}, Data: listed}).Send(addr); err != nil {
 			t.Fatalf("re-injection refused: %v", err)
 		}
 		m := s.sink.WaitFor(30*time.Second, harness.To(member))
 		if m == nil {
-			t.Fatalf("not delivered to the member; maillog:\n%s", s.pf.Log())
+			t.Fatalf("not delivered to %s; maillog:\n%s", member, s.pf.Log())
 		}
+		return m
+	}
+
+	t.Run("through the list listener: sealed with the arrival results", func(t *testing.T) {
+		m := reinject(t, listener, "member@remote.example")
 		h := m.Header()
 		if len(h) < 3 || h[0].Name != "ARC-Seal" || !strings.Contains(h[0].Value, "i=2") || !strings.Contains(h[0].Value, "cv=pass") || !strings.Contains(h[0].Value, "d=e2e.test") {
 			t.Fatalf("our ARC set is not on top:\n%s", m.Data)
@@ -316,14 +325,18 @@ file = "` + sealFile + `"
 		if v := arcVerify(t, m.Data); !strings.HasPrefix(v, "pass") {
 			t.Errorf("dkimpy arc_verify: %s\n%s", v, m.Data)
 		}
-		// Without our set, the list's copy fails: the seal is what
-		// makes the difference.
-		if v := arcVerify(t, listed); !strings.HasPrefix(v, "fail") {
-			t.Errorf("dkimpy arc_verify of the list's copy without our seal: %s", v)
+	})
+	t.Run("through port 25 from 127.0.0.1: ours, but not the list's: unsealed", func(t *testing.T) {
+		m := reinject(t, s.smtp, "member2@remote.example")
+		if seals := m.Get("ARC-Seal"); len(seals) != 1 {
+			t.Errorf("%d ARC-Seal fields, want only the upstream one", len(seals))
+		}
+		if v := arcVerify(t, m.Data); !strings.HasPrefix(v, "fail") {
+			t.Errorf("dkimpy arc_verify without our seal: %s", v)
 		}
 	})
-	t.Run("the same from another client: refused by the author's p=reject", func(t *testing.T) {
-		err := harness.Submission{Helo: "other.e2e.example", From: "list-bounces@e2e.test", Rcpts: []string{"member2@e2e.test"},
+	t.Run("from an outside client: refused by the author's p=reject", func(t *testing.T) {
+		err := harness.Submission{Helo: "other.e2e.example", From: "list-bounces@e2e.test", Rcpts: []string{"member3@e2e.test"},
 			XClient: "ADDR=192.0.2.45 NAME=other.e2e.example", Data: listed}.Send(s.smtp)
 		var se *harness.SMTPError
 		if !errors.As(err, &se) || se.Code/100 != 5 {

@@ -132,15 +132,28 @@ type ARCConfig struct {
 	// ListServerUsers are the SASL login names a list manager
 	// re-injects with (through submission).
 	ListServerUsers []string `toml:"list_server_users"`
+	// ListServerDaemons are {daemon_name} values of MTA listeners that
+	// only list managers use (Postfix: a loopback smtpd with
+	// "-o milter_macro_daemon_name=LISTS", examples/postfix-master.cf):
+	// the precise choice when other local programs also submit from
+	// 127.0.0.1.
+	ListServerDaemons []string `toml:"list_server_daemons"`
+}
+
+// listServers reports whether any list server is configured.
+func (c *ARCConfig) listServers() bool {
+	return len(c.ListServers) > 0 || len(c.ListServerUsers) > 0 || len(c.ListServerDaemons) > 0
 }
 
 // FromListServer reports whether m is a list manager's re-injection:
-// its client is in list_servers or its SASL login in list_server_users.
+// its client is in list_servers, its SASL login in list_server_users or
+// the listener's {daemon_name} in list_server_daemons.
 func (c *ARCConfig) FromListServer(m *message.Message) bool {
-	if m.Auth != "" && slices.ContainsFunc(c.ListServerUsers, func(u string) bool { return strings.EqualFold(u, m.Auth) }) {
-		return true
+	in := func(list []string, v string) bool {
+		return v != "" && slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, v) })
 	}
-	return m.Client.Addr.IsValid() && c.ListServers.Contains(m.Client.Addr)
+	return in(c.ListServerUsers, m.Auth) || in(c.ListServerDaemons, m.Macros["daemon_name"]) ||
+		m.Client.Addr.IsValid() && c.ListServers.Contains(m.Client.Addr)
 }
 
 // ConfigOf returns the [auth] section of cfg (the defaults when absent).
@@ -226,8 +239,11 @@ func (c *Config) Validate() error {
 	if c.DKIM.MaxSignatures < 1 || c.DKIM.MaxSignatures > 50 {
 		errs = append(errs, policy.KeyErr("dkim.max_signatures", "must be between 1 and 50"))
 	}
-	if (len(c.ARC.ListServers) > 0 || len(c.ARC.ListServerUsers) > 0) && c.ARC.SealKey == "" {
+	if c.ARC.listServers() && c.ARC.SealKey == "" {
 		errs = append(errs, policy.KeyErr("arc.list_servers", "needs arc.seal_key: list re-injections are there to be sealed"))
+	}
+	if c.ARC.listServers() && !c.ARC.Enabled {
+		errs = append(errs, policy.KeyErr("arc.list_servers", "needs the arc check (arc.enabled): our seal states the chain status it found"))
 	}
 	if c.DMARC.RejectReply.Code/100 != 5 {
 		errs = append(errs, policy.KeyErr("dmarc.reject_reply", "must be a 5xx reply"))
@@ -286,7 +302,7 @@ func Module(r *dns.Resolver, reports ReportSink) policy.Module {
 			a := newAuth(cfg, env.Config, r, env.Logger)
 			a.reports = reports
 			steps := a.steps()
-			if len(cfg.ARC.ListServers) > 0 || len(cfg.ARC.ListServerUsers) > 0 {
+			if cfg.ARC.listServers() {
 				st, err := newListSealStep(a, env)
 				if err != nil {
 					return nil, err

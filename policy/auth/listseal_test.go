@@ -49,6 +49,7 @@ func newListWorld(t *testing.T) *listWorld {
 	cfg.ARC.SealKey = "seal"
 	cfg.ARC.ListServers = policy.Networks{policy.Prefix(netip.MustParsePrefix("127.0.0.1/32"))}
 	cfg.ARC.ListServerUsers = []string{"mailman"}
+	cfg.ARC.ListServerDaemons = []string{"LISTS"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +94,14 @@ func listed(m string) string {
 // reinject runs the arc check and the step on raw from client ip (SASL
 // user auth) the way the pipeline does, and returns the message as it
 // leaves (our set on top, this hop's Authentication-Results below it).
-func (w *listWorld) reinject(t *testing.T, raw, ip, auth string) (string, []message.Field) {
+func (w *listWorld) reinject(t *testing.T, raw, ip, auth string, daemon ...string) (string, []message.Field) {
 	t.Helper()
 	_, body, _ := strings.Cut(raw, "\r\n\r\n")
 	m := msg(ip, "list.example.org", "list-bounces@example.org", raw)
 	m.Auth = auth
+	if len(daemon) > 0 {
+		m.Macros = map[string]string{"daemon_name": daemon[0]}
+	}
 	fields := make([]arc.Field, len(m.Header))
 	for i, f := range m.Header {
 		fields[i] = arc.Field{Name: f.Name, Value: f.Value}
@@ -157,8 +161,8 @@ func TestListSeal(t *testing.T) {
 	if v := w.verify(t, raw); v.Result != arc.ResultFail {
 		t.Fatalf("the list's change should break the chain: %s", v.Result)
 	}
-	for _, c := range []struct{ ip, auth string }{{"127.0.0.1", ""}, {"192.0.2.50", "mailman"}} {
-		out, set := w.reinject(t, raw, c.ip, c.auth)
+	for _, c := range []struct{ ip, auth, daemon string }{{"127.0.0.1", "", ""}, {"192.0.2.50", "mailman", ""}, {"127.0.0.9", "", "lists"}} {
+		out, set := w.reinject(t, raw, c.ip, c.auth, c.daemon)
 		cv, aar := seal(set)
 		if len(set) != 3 || cv != "pass" {
 			t.Fatalf("%s %q: set %+v", c.ip, c.auth, set)
@@ -176,6 +180,9 @@ func TestListSeal(t *testing.T) {
 	}
 	if _, set := w.reinject(t, raw, "127.0.0.2", "alice"); set != nil {
 		t.Errorf("sealed mail of another SASL user: %+v", set)
+	}
+	if _, set := w.reinject(t, raw, "127.0.0.2", "", "ORIGINATING"); set != nil {
+		t.Errorf("sealed mail of another listener: %+v", set)
 	}
 }
 
@@ -263,5 +270,12 @@ func TestListServersNeedSealKey(t *testing.T) {
 	cfg.ARC.ListServerUsers = []string{"mailman"}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "seal_key") {
 		t.Errorf("list_server_users without seal_key: %v", err)
+	}
+	cfg = DefaultConfig()
+	cfg.ARC.ListServerDaemons = []string{"LISTS"}
+	cfg.ARC.SealKey = "seal"
+	cfg.ARC.Enabled = false
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "arc.enabled") {
+		t.Errorf("list_server_daemons without the arc check: %v", err)
 	}
 }
