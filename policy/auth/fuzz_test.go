@@ -163,3 +163,23 @@ func TestHostileDNS(t *testing.T) {
 		t.Errorf("hundreds of DMARC records: %s", r["dmarc"].Status)
 	}
 }
+
+// FuzzArrivalResults: the arrival record a list re-injection carries is
+// read without panic; a found payload starts with our authserv-id and
+// an arc= result is one token.
+func FuzzArrivalResults(f *testing.F) {
+	f.Add(" mx.example.org;\n\tspf=pass smtp.mailfrom=a@b.example;\n\tarc=pass smtp.remote-ip=192.0.2.1")
+	f.Add(" mx.example.org.; ARC=Fail")
+	f.Add(" other.example; arc=pass")
+	f.Add(";;;arc=")
+	f.Fuzz(func(t *testing.T, v string) {
+		p, ok := ArrivalResults(message.Header{{Name: "Authentication-Results", Value: v}}, "mx.example.org")
+		if ok && !strings.HasPrefix(strings.ToLower(p), "mx.example.org") {
+			t.Fatalf("payload %q for another authserv-id", p)
+		}
+		r := ARCResultOf(p)
+		if strings.ContainsAny(string(r), " \t\r\n;") {
+			t.Fatalf("arc result %q", r)
+		}
+	})
+}

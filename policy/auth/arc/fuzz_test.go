@@ -3,6 +3,7 @@ package arc
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,18 @@ func FuzzVerify(f *testing.F) {
 		}
 		if v.Result == ResultPass && v.N() == 0 {
 			t.Fatal("pass without sets")
+		}
+		// The seals-only check never passes what Verify fails on
+		// structure, and the report comment of any chain is one line.
+		vs := VerifySeals(context.Background(), dns, h)
+		if v.Result == ResultPass && vs.Result != ResultPass {
+			t.Fatalf("Verify passes, VerifySeals says %s (%v)", vs.Result, vs.Err)
+		}
+		if errors.Is(v.Err, ErrStructure) && vs.Result == ResultPass {
+			t.Fatalf("VerifySeals passes a broken structure: %v", v.Err)
+		}
+		if c := v.ReportComment(); strings.ContainsAny(c, "\r\n") {
+			t.Fatalf("report comment %q", c)
 		}
 	})
 }
