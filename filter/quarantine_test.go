@@ -23,6 +23,9 @@ type fakeQuarantine struct {
 }
 
 func (f *fakeQuarantine) Keep(ctx context.Context, cfg *policy.Config, m *message.Message, v *policy.Verdict) (Kept, error) {
+	if v.Action != policy.ActionQuarantine {
+		return Kept{}, nil
+	}
 	b, _ := io.ReadAll(m.Raw())
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -71,7 +74,7 @@ func TestOwnQuarantine(t *testing.T) {
 		t.Errorf("hold mode: %v", o.mods)
 	}
 
-	// not a quarantine verdict: never asked
+	// not a quarantine verdict: nothing kept
 	c.send(t, basicMsg("Q5"))
 	if len(fq.raw) != 4 {
 		t.Errorf("Keep called %d times, want 4", len(fq.raw))

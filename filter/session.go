@@ -219,7 +219,14 @@ const ReasonQuarantineUnavailable = "quarantine-unavailable"
 // MTA's hold (hold mode), or tempfail when the copy could not be kept.
 // It returns the quarantine item id for the summary line.
 func (s *session) keep(msg *message.Message, v *policy.Verdict, cfg *policy.Config) string {
-	if v.Action != policy.ActionQuarantine || s.srv.opts.Quarantine == nil {
+	if s.srv.opts.Quarantine == nil {
+		return ""
+	}
+	switch v.Action {
+	case policy.ActionAccept, policy.ActionQuarantine, policy.ActionReject:
+		// The recipients' own sender lists may turn any of these into
+		// another (see Quarantiner).
+	default:
 		return ""
 	}
 	q := s.srv.opts.Quarantine()
@@ -227,6 +234,9 @@ func (s *session) keep(msg *message.Message, v *policy.Verdict, cfg *policy.Conf
 		return ""
 	}
 	k, err := q.Keep(context.Background(), cfg, msg, v)
+	if err == nil && v.Action != policy.ActionQuarantine {
+		return k.ID
+	}
 	if err != nil {
 		s.srv.opts.Logger.Error("quarantine: cannot keep the message; tempfail", "queue_id", msg.QueueID, "error", err)
 		v.Action, v.Reply, v.QuarantineReason = policy.ActionTempfail, cfg.Replies.Tempfail, ""

@@ -224,4 +224,47 @@ func (r *RedisIndex) SetPref(ctx context.Context, addr string, p Pref) error {
 	return redisErr(r.c.HSet(ctx, r.prefix+"prefs", normAddr(addr), v).Err())
 }
 
+func (r *RedisIndex) senders(rcpt string) string { return r.prefix + "senders:" + rcpt }
+
+func (r *RedisIndex) Senders(ctx context.Context, rcpt string) ([]SenderEntry, error) {
+	m, err := r.c.HGetAll(ctx, r.senders(rcpt)).Result()
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	out := make([]SenderEntry, 0, len(m))
+	for _, v := range m {
+		var e SenderEntry
+		if err := json.Unmarshal([]byte(v), &e); err != nil {
+			return nil, redisErr(err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (r *RedisIndex) LookupSender(ctx context.Context, rcpt, sender string) (ListKind, error) {
+	v, err := r.c.HGet(ctx, r.senders(rcpt), sender).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, redisErr(err)
+	}
+	var e SenderEntry
+	return e.Kind, redisErr(json.Unmarshal(v, &e))
+}
+
+func (r *RedisIndex) SetSender(ctx context.Context, rcpt string, e SenderEntry) error {
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return redisErr(r.c.HSet(ctx, r.senders(rcpt), e.Sender, v).Err())
+}
+
+func (r *RedisIndex) RemoveSender(ctx context.Context, rcpt, sender string) (bool, error) {
+	n, err := r.c.HDel(ctx, r.senders(rcpt), sender).Result()
+	return n > 0, redisErr(err)
+}
+
 func (r *RedisIndex) Close() error { return r.c.Close() }

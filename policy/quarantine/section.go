@@ -46,6 +46,13 @@ type Settings struct {
 	Postsuper     string `toml:"postsuper"`
 	Postqueue     string `toml:"postqueue"`
 	PostfixConfig string `toml:"postfix_config"`
+	// SenderLists: the recipients' own sender lists ("release and allow
+	// sender", "deny sender" on the page) are read for every message.
+	SenderLists bool `toml:"sender_lists"`
+	// DenyAction is what a sender denied by every recipient gets:
+	// quarantine (default) or reject. A sender denied by some recipients
+	// only is quarantined for them in store mode.
+	DenyAction policy.Action `toml:"deny_action"`
 	// Every is how often expiry and digests run.
 	Every  policy.Duration `toml:"every"`
 	Digest DigestSettings  `toml:"digest"`
@@ -89,6 +96,7 @@ func DefaultSettings() *Settings {
 		Mode: ModeStore, Dir: DefaultDir, OpenTimeout: policy.Duration(5 * time.Second),
 		OnError: policy.ActionTempfail, ReleaseTo: "127.0.0.1:10026",
 		Postsuper: "postsuper", Postqueue: "postqueue", Every: policy.Duration(time.Hour),
+		SenderLists: true, DenyAction: policy.ActionQuarantine,
 		Digest: DigestSettings{SMTP: "127.0.0.1:10026"},
 		Web:    WebSettings{Listen: "127.0.0.1:8025"},
 	}
@@ -108,6 +116,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.OnError != policy.ActionTempfail && s.OnError != policy.ActionAccept {
 		errs = append(errs, policy.KeyErr("on_error", "want tempfail or accept"))
+	}
+	if s.DenyAction != policy.ActionQuarantine && s.DenyAction != policy.ActionReject {
+		errs = append(errs, policy.KeyErr("deny_action", "want quarantine or reject"))
 	}
 	for k, d := range s.Retention {
 		if _, err := ParseCategory(k); err != nil {

@@ -29,26 +29,43 @@ type Quarantine struct {
 	Logger *slog.Logger
 }
 
-// Keep keeps a quarantine verdict's message: in store mode for the held
+// Keep applies the recipients' own sender lists to v (sender_lists),
+// then keeps a quarantine verdict's message: in store mode for the held
 // recipients (the others get it), in hold mode as a record of the MTA's
 // hold queue.
 func (q *Quarantine) Keep(ctx context.Context, cfg *policy.Config, m *message.Message, v *policy.Verdict) (filter.Kept, error) {
 	st := q.Settings
+	plan := quarantine.Plan{Category: CategoryOf(v)}
+	if v.Action == policy.ActionQuarantine {
+		plan.Held = quarantine.Held(cfg, v, m.Rcpts)
+	}
+	if st.SenderLists && v.Mode != policy.ModeMonitor {
+		p, err := q.Q.Personal(ctx, m.MailFrom, m.Rcpts)
+		if err != nil {
+			// The verdict stands as the checks made it: nothing is spared
+			// without the lists, and a deny is missed (logged).
+			q.Logger.Warn("quarantine: cannot read the recipients' sender lists", "queue_id", m.QueueID, "error", err)
+		} else {
+			plan = p.Apply(cfg, v, m.Rcpts, plan.Category, st.DenyAction, st.Mode == quarantine.ModeStore)
+		}
+	}
+	if v.Action != policy.ActionQuarantine {
+		return filter.Kept{}, nil
+	}
 	if st.Mode == quarantine.ModeHold {
 		// QUIRK(postfix): the hold queue holds the whole message, so every
 		// recipient is held.
-		it, err := q.Q.PutHeld(ctx, quarantine.MetaOf(m, v, m.Rcpts, CategoryOf(v)))
+		it, err := q.Q.PutHeld(ctx, quarantine.MetaOf(m, v, m.Rcpts, plan.Category))
 		if err != nil {
 			q.Logger.Error("quarantine: cannot record the held message", "queue_id", m.QueueID, "error", err)
 			return filter.Kept{Hold: true}, nil
 		}
 		return filter.Kept{Hold: true, ID: it.ID}, nil
 	}
-	held := quarantine.Held(cfg, v, m.Rcpts)
-	if len(held) == 0 {
+	if len(plan.Held) == 0 {
 		return filter.Kept{}, nil // every recipient spared: delivered
 	}
-	out, err := q.Q.Divert(ctx, quarantine.MetaOf(m, v, held, CategoryOf(v)), m.Rcpts, m.Raw())
+	out, err := q.Q.Divert(ctx, quarantine.MetaOf(m, v, plan.Held, plan.Category), m.Rcpts, m.Raw())
 	if err != nil {
 		if st.OnError == policy.ActionAccept {
 			q.Logger.Error("quarantine: cannot keep the message; left to the MTA's hold queue", "queue_id", m.QueueID, "error", err)
@@ -132,7 +149,8 @@ func buildQuarantine(cfg *policy.Config, s *Services, o Options) (*record, error
 	var h http.Handler
 	if st.Web.Listen != "" {
 		h, err = web.New(web.Config{Q: svc.Q, Signer: svc.Signer, AdminHash: []byte(st.Web.AdminPasswordHash),
-			Secure: st.Web.Secure, TrustedOrigins: st.Web.TrustedOrigins, Logger: o.Logger, Learn: learner(cfg, s)})
+			Secure: st.Web.Secure, TrustedOrigins: st.Web.TrustedOrigins, Logger: o.Logger, Learn: learner(cfg, s),
+			SenderLists: st.SenderLists})
 		if err != nil {
 			svc.Close()
 			return nil, err
