@@ -185,3 +185,36 @@ func spamN(k int) string {
 	return fmt.Sprintf("From: Shop <offers@shop.example>\r\nTo: alice@e2e.test\r\nSubject: SPAMMY offer %d\r\n"+
 		"Message-ID: <allow-%d@shop.example>\r\n\r\nOffer number %d.\r\n", k, k, k)
 }
+
+// SIGHUP with a changed [quarantine] and a bbolt index: the reload is
+// applied (before, opening the index again hit the daemon's own lock), the
+// page keeps answering on its address, and mail is quarantined after it.
+func TestQuarantineReloadSIGHUP(t *testing.T) {
+	md, mainCF := harness.VirtualMaildirs(t, "alice@e2e.test")
+	milter, rel, webAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	pf := harness.StartPostfix(t, harness.PostfixOptions{Milter: "inet:" + milter, MainCF: mainCF, MasterCF: releaseService(t, rel)})
+	dir := t.TempDir()
+	key := filepath.Join(dir, "q.key")
+	os.WriteFile(key, []byte("reload-secret-0123456789abcdef"), 0o600)
+	conf := fmt.Sprintf(listsConfig, milter, filepath.Join(dir, "q"), key, rel, webAddr)
+	mw := harness.StartMailwarden(t, conf)
+	changed := strings.Replace(conf, "[quarantine.web]", "retention = { spam = \"3d\" }\ndeny_action = \"reject\"\n[quarantine.web]", 1)
+	if line, ok := mw.ReloadWait(t, changed, 20*time.Second); !ok {
+		t.Fatalf("reload with a changed [quarantine] refused: %v\n%s", line, mw.Stderr())
+	}
+	resp, err := http.Get("http://" + webAddr + "/login")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("page after the reload: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	n := len(mw.Logs())
+	if err := harness.SendSMTP(pf.SMTPAddr(), "client.shop.example", "offers@shop.example", []string{"alice@e2e.test"}, []byte(spamN(1))); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if line := mw.WaitLogAfter(t, n, harness.MessageFrom("offers@shop.example"), 30*time.Second); line["quarantine_id"] == nil {
+		t.Errorf("after the reload: %v; want it quarantined", line)
+	}
+	if md.Wait("alice@e2e.test", nil, time.Second) != nil {
+		t.Error("delivered after the reload")
+	}
+}

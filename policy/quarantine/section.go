@@ -175,6 +175,32 @@ type Service struct {
 	Q        *Quarantine
 	Signer   *Signer
 	Digest   *Digest // nil when off
+
+	ownIndex bool // Close closes the index (Open opened it)
+}
+
+// IndexKey is what identifies s's index across reloads: the bbolt path
+// (dir/index.db by default) or the Redis URL, and the open timeout.
+func (s *Settings) IndexKey() string {
+	return s.indexPath() + "\x00" + s.OpenTimeout.D().String()
+}
+
+func (s *Settings) indexPath() string {
+	if s.Index == "" {
+		return filepath.Join(s.Dir, "index.db")
+	}
+	return s.Index
+}
+
+// OpenIndex opens the index of s: Redis for a redis:// or unix:// URL,
+// else the bbolt file.
+func OpenIndex(s *Settings) (Index, error) {
+	switch p := s.indexPath(); {
+	case strings.HasPrefix(p, "redis://"), strings.HasPrefix(p, "unix://"):
+		return NewRedisIndex(p, "mailwarden:q:", s.OpenTimeout.D())
+	default:
+		return OpenBolt(p, s.OpenTimeout.D())
+	}
 }
 
 // Open builds the service of s (enabled); it opens the index. local are
@@ -188,19 +214,11 @@ func Open(s *Settings, local []string, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ix Index
-	switch {
-	case strings.HasPrefix(s.Index, "redis://"), strings.HasPrefix(s.Index, "unix://"):
-		ix, err = NewRedisIndex(s.Index, "mailwarden:q:", s.OpenTimeout.D())
-	default:
-		path := s.Index
-		if path == "" {
-			path = filepath.Join(s.Dir, "index.db")
+	ix := o.Index
+	if ix == nil {
+		if ix, err = OpenIndex(s); err != nil {
+			return nil, err
 		}
-		ix, err = OpenBolt(path, s.OpenTimeout.D())
-	}
-	if err != nil {
-		return nil, err
 	}
 	ret := map[Category]time.Duration{}
 	for k, d := range s.Retention {
@@ -216,10 +234,12 @@ func Open(s *Settings, local []string, o Options) (*Service, error) {
 	}
 	q, err := New(cfg)
 	if err != nil {
-		ix.Close()
+		if o.Index == nil {
+			ix.Close()
+		}
 		return nil, err
 	}
-	svc := &Service{Settings: s, Q: q, Signer: sg}
+	svc := &Service{Settings: s, Q: q, Signer: sg, ownIndex: o.Index == nil}
 	if s.Digest.Enabled {
 		domains := s.Digest.LocalDomains
 		if len(domains) == 0 {
@@ -243,7 +263,17 @@ func Open(s *Settings, local []string, o Options) (*Service, error) {
 type Options struct {
 	Logger   *slog.Logger
 	Observer Observer
+	// Index, when set, is an index opened by the caller (OpenIndex) and
+	// kept across reloads: a bbolt file is locked by the process that has
+	// it open, so a reload that changes other settings must not open it
+	// again. The service does not close it.
+	Index Index
 }
 
-// Close closes the index.
-func (s *Service) Close() error { return s.Q.cfg.Index.Close() }
+// Close closes the index, unless the caller passed it in Options.
+func (s *Service) Close() error {
+	if !s.ownIndex {
+		return nil
+	}
+	return s.Q.cfg.Index.Close()
+}

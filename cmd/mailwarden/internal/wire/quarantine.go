@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailwarden/mailwarden/filter"
@@ -26,7 +27,8 @@ import (
 // (filter.Quarantiner).
 type Quarantine struct {
 	*quarantine.Service
-	Logger *slog.Logger
+	Logger  *slog.Logger
+	handler http.Handler // the review page; nil without one
 }
 
 // Keep applies the recipients' own sender lists to v (sender_lists),
@@ -134,15 +136,88 @@ func learner(cfg *policy.Config, s *Services) func(ctx context.Context, msg io.R
 	}
 }
 
-// buildQuarantine opens the [quarantine] service; its start serves the
-// page and runs expiry and digests.
+// buildQuarantineIndex opens the quarantine's index. It is a service of
+// its own, kept across reloads while its location is unchanged: a bbolt
+// file is locked by the process holding it, so a reload that changes
+// other [quarantine] settings must not open it a second time.
+func buildQuarantineIndex(cfg *policy.Config, s *Services, _ Options) (*record, error) {
+	st := quarantine.SettingsOf(cfg)
+	if !st.Enabled {
+		return &record{}, nil
+	}
+	ix, err := quarantine.OpenIndex(st)
+	if err != nil {
+		return nil, err
+	}
+	s.quarantineIndex = ix
+	return &record{close: ix.Close}, nil
+}
+
+// page is the review page's listener, kept across reloads while
+// [quarantine.web] listen is unchanged; a reload swaps the handler behind
+// it (the old and the new page cannot both listen on one address).
+type page struct {
+	addr   string
+	logger *slog.Logger
+	h      atomic.Pointer[http.Handler]
+	srv    *http.Server
+}
+
+func (p *page) set(h http.Handler) {
+	if h != nil {
+		p.h.Store(&h)
+	}
+}
+
+func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := p.h.Load()
+	if h == nil {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	(*h).ServeHTTP(w, r)
+}
+
+func buildQuarantinePage(cfg *policy.Config, s *Services, o Options) (*record, error) {
+	st := quarantine.SettingsOf(cfg)
+	if !st.Enabled || st.Web.Listen == "" {
+		return &record{}, nil
+	}
+	p := &page{addr: st.Web.Listen, logger: o.Logger}
+	p.srv = web.NewServer(p.addr, p)
+	s.page = p
+	return &record{
+		close: func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return p.srv.Shutdown(ctx)
+		},
+		start: func(ctx context.Context) {
+			ln, err := net.Listen("tcp", p.addr)
+			if err != nil {
+				o.Logger.Error("quarantine page: cannot listen", "address", p.addr, "error", err)
+				return
+			}
+			go func() {
+				if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					o.Logger.Error("quarantine page stopped", "error", err)
+				}
+			}()
+			o.Logger.Info("quarantine page", "address", ln.Addr().String())
+		},
+	}, nil
+}
+
+// buildQuarantine builds the [quarantine] service over the kept index;
+// its start puts its page behind the listener and runs expiry and
+// digests. Every setting applies on reload.
 func buildQuarantine(cfg *policy.Config, s *Services, o Options) (*record, error) {
 	st := quarantine.SettingsOf(cfg)
 	if !st.Enabled {
 		return &record{}, nil
 	}
 	obs, _ := o.Metrics.(quarantine.Observer)
-	svc, err := quarantine.Open(st, cfg.LocalDomains, quarantine.Options{Logger: o.Logger, Observer: obs})
+	svc, err := quarantine.Open(st, cfg.LocalDomains, quarantine.Options{Logger: o.Logger, Observer: obs, Index: s.quarantineIndex})
 	if err != nil {
 		return nil, err
 	}
@@ -156,38 +231,18 @@ func buildQuarantine(cfg *policy.Config, s *Services, o Options) (*record, error
 			return nil, err
 		}
 	}
-	s.Quarantine = &Quarantine{Service: svc, Logger: o.Logger}
-	var srv *http.Server
+	s.Quarantine = &Quarantine{Service: svc, Logger: o.Logger, handler: h}
 	return &record{
-		close: func() error {
-			if srv != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				srv.Shutdown(ctx)
-				cancel()
-			}
-			return svc.Close()
-		},
+		close: svc.Close,
 		start: func(ctx context.Context) {
+			if s.page != nil {
+				s.page.set(h)
+			}
 			t := time.NewTicker(st.Every.D())
 			go func() {
 				defer t.Stop()
 				svc.Q.Maintain(ctx, svc.Digest, t.C)
 			}()
-			if h == nil {
-				return
-			}
-			ln, err := net.Listen("tcp", st.Web.Listen)
-			if err != nil {
-				o.Logger.Error("quarantine page: cannot listen", "address", st.Web.Listen, "error", err)
-				return
-			}
-			srv = web.NewServer(st.Web.Listen, h)
-			go func() {
-				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					o.Logger.Error("quarantine page stopped", "error", err)
-				}
-			}()
-			o.Logger.Info("quarantine page", "address", ln.Addr().String())
 		},
 	}, nil
 }

@@ -3,6 +3,10 @@ package wire
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -126,5 +130,99 @@ func TestLearner(t *testing.T) {
 	off, _ := policy.Load("t.toml", []byte("[spam.bayes]\nenabled = false\n"), Sections())
 	if learner(off, &Services{Store: st}) != nil {
 		t.Error("a learner without Bayes")
+	}
+}
+
+// A reload that changes [quarantine] applies it: the bbolt index (locked
+// by this process) and the page's listener are kept, the service and the
+// page behind the listener are new. A new index location opens a new
+// index and retires the old one.
+func TestReloadQuarantine(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "q.key")
+	os.WriteFile(key, []byte("reload-secret-0123456789abcdef"), 0o600)
+	addr := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+	conf := func(qdir, extra string) *policy.Config {
+		return load(t, fmt.Sprintf("[store]\nbackend = \"memory\"\n[quarantine]\nenabled = true\ndir = %q\nsecret_file = %q\nopen_timeout = \"200ms\"\n%s\n[quarantine.web]\nlisten = %q\n",
+			qdir, key, extra, addr))
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s1, _, err := BuildServices(conf(filepath.Join(dir, "q"), ""), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.Start(ctx)
+	it, err := s1.Quarantine.Q.Put(ctx, quarantine.Meta{MailFrom: "s@spam.example", Recipients: []string{"a@example.org"}, Category: quarantine.CategorySpam},
+		strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get("/login"); code != 200 {
+		t.Fatalf("page before the reload: %d", code)
+	}
+
+	// retention, sender lists and deny_action change: applied, nothing reopened
+	s2, retired, err := BuildServices(conf(filepath.Join(dir, "q"), "sender_lists = false\ndeny_action = \"reject\"\nretention = { spam = \"2d\" }"), s1, Options{})
+	if err != nil {
+		t.Fatalf("reload with a changed [quarantine]: %v", err)
+	}
+	if s2.Quarantine == s1.Quarantine || s2.quarantineIndex != s1.quarantineIndex || s2.page != s1.page || len(retired) != 1 {
+		t.Fatalf("service new %v, index kept %v, page kept %v, retired %d (want 1)",
+			s2.Quarantine != s1.Quarantine, s2.quarantineIndex == s1.quarantineIndex, s2.page == s1.page, len(retired))
+	}
+	for _, c := range retired {
+		c.Close()
+	}
+	s2.Start(ctx)
+	if got := s2.Quarantine.Q.Retention(quarantine.CategorySpam); got != 48*time.Hour {
+		t.Errorf("retention after the reload: %v", got)
+	}
+	if s2.Quarantine.Settings.SenderLists || s2.Quarantine.Settings.DenyAction != policy.ActionReject {
+		t.Errorf("settings after the reload: %+v", s2.Quarantine.Settings)
+	}
+	if _, err := s2.Quarantine.Q.Get(ctx, it.ID, quarantine.Actor{Role: quarantine.RoleAdmin}); err != nil {
+		t.Errorf("item after the reload: %v", err)
+	}
+	// the listener stayed; the page behind it is the new one (no sender lists)
+	if code, _ := get("/lists"); code != 404 {
+		t.Errorf("GET /lists after sender_lists = false: %d, want 404 (the old page still serves)", code)
+	}
+
+	// a new directory: a new index, the old one retired with the service
+	s3, retired, err := BuildServices(conf(filepath.Join(dir, "q2"), ""), s2, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	if s3.quarantineIndex == s2.quarantineIndex || s3.page != s2.page || len(retired) != 2 {
+		t.Fatalf("new index %v, page kept %v, retired %d (want 2)", s3.quarantineIndex != s2.quarantineIndex, s3.page == s2.page, len(retired))
+	}
+	for _, c := range retired {
+		c.Close()
+	}
+	s3.Start(ctx)
+	if _, err := s3.Quarantine.Q.Get(ctx, it.ID, quarantine.Actor{Role: quarantine.RoleAdmin}); !errors.Is(err, quarantine.ErrNotFound) {
+		t.Errorf("an item of the old index in the new one: %v", err)
+	}
+	if code, body := get("/lists"); code != 200 || !strings.Contains(body, "Admin password") {
+		t.Errorf("GET /lists with sender lists back on: %d, want the sign-in page", code)
 	}
 }
