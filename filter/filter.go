@@ -63,6 +63,11 @@ type Quarantiner interface {
 	// quarantine verdict. An error means the message must be tempfailed:
 	// never lost, never let through unseen.
 	Keep(ctx context.Context, cfg *policy.Config, m *message.Message, v *policy.Verdict) (Kept, error)
+	// StoreMax is the largest message Keep can store (0: none past
+	// max_message_size). With max_message_size_action = "quarantine" the
+	// filter keeps oversize messages up to it, unchecked; bigger ones
+	// arrive Incomplete and Keep leaves them to the MTA's hold queue.
+	StoreMax() int64
 }
 
 // Kept is what the MTA is told once Keep has kept a message.

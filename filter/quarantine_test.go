@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -20,7 +21,13 @@ type fakeQuarantine struct {
 	rcpts [][]string
 	out   Kept
 	err   error
+
+	storeMax   int64
+	oversize   []bool // per Keep: m.Oversize, m.Incomplete
+	incomplete []bool
 }
+
+func (f *fakeQuarantine) StoreMax() int64 { return f.storeMax }
 
 func (f *fakeQuarantine) Keep(ctx context.Context, cfg *policy.Config, m *message.Message, v *policy.Verdict) (Kept, error) {
 	if v.Action != policy.ActionQuarantine {
@@ -31,6 +38,8 @@ func (f *fakeQuarantine) Keep(ctx context.Context, cfg *policy.Config, m *messag
 	defer f.mu.Unlock()
 	f.raw = append(f.raw, string(b))
 	f.rcpts = append(f.rcpts, m.Rcpts)
+	f.oversize = append(f.oversize, m.Oversize)
+	f.incomplete = append(f.incomplete, m.Incomplete)
 	return f.out, f.err
 }
 
@@ -88,4 +97,47 @@ func TestOwnQuarantine(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Errorf("summary lines\n%s\nwant\n%s", strings.Join(got, " "), want)
 	}
+}
+
+// An oversize message quarantined (max_message_size_action = quarantine):
+// under the quarantine's StoreMax the filter keeps it whole, unchecked,
+// and Keep gets every byte; past StoreMax it is not kept (SMFIP_SKIP) and
+// Keep gets it Incomplete (to leave it to the MTA's hold queue).
+func TestOversizeQuarantineKeptWhole(t *testing.T) {
+	fq := &fakeQuarantine{storeMax: 400 << 10, out: Kept{DeleteRcpts: []string{"bob@example.org"}, Discard: true, ID: "big"}}
+	ts := startServerOpts(t, "max_message_size = \"200KB\"\nmax_message_size_action = \"quarantine\"", nil,
+		func(o *Options) { o.Quarantine = func() Quarantiner { return fq } })
+	c := ts.connect(t, allProtocol)
+	m := basicMsg("BIG1")
+	m.body = bytes.Repeat([]byte("z"), 300<<10)
+	if o := c.send(t, m); o.act.Type != milter.ActionDiscard {
+		t.Errorf("stored oversize: %v, want discard (our copy is whole)", o.act)
+	}
+	if len(fq.raw) != 1 || !fq.oversize[0] || fq.incomplete[0] || !strings.HasSuffix(fq.raw[0], string(m.body)) {
+		t.Fatalf("Keep got oversize %v incomplete %v, %d bytes", fq.oversize, fq.incomplete, len(fq.raw[0]))
+	}
+	ts.probe.mu.Lock()
+	n := len(ts.probe.msgs)
+	ts.probe.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the checks ran %d times on an oversize message", n)
+	}
+	fq.out = Kept{Hold: true}
+	m = basicMsg("BIG2")
+	m.body = bytes.Repeat([]byte("z"), 500<<10)
+	o := c.send(t, m)
+	if len(modsOf(o, milter.ActionQuarantine)) != 1 {
+		t.Errorf("past StoreMax: %v %v, want the MTA's hold", o.act, o.mods)
+	}
+	if len(fq.raw) != 2 || !fq.incomplete[1] || len(fq.raw[1]) > 450<<10 {
+		t.Errorf("past StoreMax: incomplete %v, %d bytes kept", fq.incomplete, len(fq.raw[1]))
+	}
+	// other oversize actions keep nothing past max_message_size
+	fq2 := &fakeQuarantine{storeMax: 400 << 10}
+	tr := startServerOpts(t, "max_message_size = \"200KB\"", nil, func(o *Options) { o.Quarantine = func() Quarantiner { return fq2 } })
+	m.body = bytes.Repeat([]byte("z"), 300<<10)
+	if o := tr.connect(t, allProtocol).send(t, m); o.act.Type != milter.ActionRejectWithCode || len(fq2.raw) != 0 {
+		t.Errorf("oversize reject: %v, Keep got %d", o.act, len(fq2.raw))
+	}
+	waitEmpty(t, ts.spool)
 }

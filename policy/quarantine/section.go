@@ -37,6 +37,11 @@ type Settings struct {
 	// Retention per category name; missing ones get DefaultRetention.
 	Retention map[string]policy.Duration `toml:"retention"`
 	MaxBytes  policy.Size                `toml:"max_bytes"`
+	// MaxStoreSize is the largest message the store keeps (store mode).
+	// With max_message_size_action = "quarantine", a message past
+	// max_message_size (not checked) is still stored when under it;
+	// bigger ones are left to the MTA's hold queue, logged and counted.
+	MaxStoreSize policy.Size `toml:"max_store_size"`
 	// SecretFile holds the HMAC secret of release headers, digest links
 	// and sessions (at least 16 bytes; `head -c 32 /dev/urandom`).
 	SecretFile string `toml:"secret_file"`
@@ -96,7 +101,7 @@ func DefaultSettings() *Settings {
 		Mode: ModeStore, Dir: DefaultDir, OpenTimeout: policy.Duration(5 * time.Second),
 		OnError: policy.ActionTempfail, ReleaseTo: "127.0.0.1:10026",
 		Postsuper: "postsuper", Postqueue: "postqueue", Every: policy.Duration(time.Hour),
-		SenderLists: true, DenyAction: policy.ActionQuarantine,
+		SenderLists: true, DenyAction: policy.ActionQuarantine, MaxStoreSize: 128 << 20,
 		Digest: DigestSettings{SMTP: "127.0.0.1:10026"},
 		Web:    WebSettings{Listen: "127.0.0.1:8025"},
 	}
@@ -119,6 +124,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.DenyAction != policy.ActionQuarantine && s.DenyAction != policy.ActionReject {
 		errs = append(errs, policy.KeyErr("deny_action", "want quarantine or reject"))
+	}
+	if s.MaxStoreSize < 0 {
+		errs = append(errs, policy.KeyErr("max_store_size", "must not be negative"))
 	}
 	for k, d := range s.Retention {
 		if _, err := ParseCategory(k); err != nil {

@@ -37,6 +37,9 @@ type Quarantine struct {
 // hold queue.
 func (q *Quarantine) Keep(ctx context.Context, cfg *policy.Config, m *message.Message, v *policy.Verdict) (filter.Kept, error) {
 	st := q.Settings
+	if st.Mode == quarantine.ModeStore && (m.Incomplete || m.RawSize() > int64(st.MaxStoreSize)) {
+		return q.tooBig(m, v), nil
+	}
 	plan := quarantine.Plan{Category: CategoryOf(v)}
 	if v.Action == policy.ActionQuarantine {
 		plan.Held = quarantine.Held(cfg, v, m.Rcpts)
@@ -71,11 +74,36 @@ func (q *Quarantine) Keep(ctx context.Context, cfg *policy.Config, m *message.Me
 	if err != nil {
 		if st.OnError == policy.ActionAccept {
 			q.Logger.Error("quarantine: cannot keep the message; left to the MTA's hold queue", "queue_id", m.QueueID, "error", err)
+			q.Q.LeftToMTA(plan.Category, "store-failed")
 			return filter.Kept{Hold: true}, nil
 		}
 		return filter.Kept{}, err
 	}
 	return filter.Kept{DeleteRcpts: out.DeleteRcpts, Discard: out.Discard, ID: out.Item.ID}, nil
+}
+
+// StoreMax is max_store_size in store mode (filter.Quarantiner).
+func (q *Quarantine) StoreMax() int64 {
+	if q.Settings.Mode != quarantine.ModeStore {
+		return 0
+	}
+	return int64(q.Settings.MaxStoreSize)
+}
+
+// tooBig is Keep for a message the store cannot keep: not kept whole by
+// the filter (past max_message_size and max_store_size, or its header
+// too big) or bigger than max_store_size. A quarantine verdict leaves it
+// to the MTA's hold queue, logged and counted; the recipients' sender
+// lists are not read (they decide per recipient, which needs our copy).
+func (q *Quarantine) tooBig(m *message.Message, v *policy.Verdict) filter.Kept {
+	if v.Action != policy.ActionQuarantine {
+		return filter.Kept{}
+	}
+	c := CategoryOf(v)
+	q.Logger.Warn("quarantine: message too big to store; left to the MTA's hold queue", "queue_id", m.QueueID,
+		"size", m.Size, "max_store_size", int64(q.Settings.MaxStoreSize), "kept_whole", !m.Incomplete, "category", c.String())
+	q.Q.LeftToMTA(c, "too-big")
+	return filter.Kept{Hold: true}
 }
 
 // CategoryOf names why a verdict quarantines: after the check whose

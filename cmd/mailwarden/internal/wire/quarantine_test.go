@@ -226,3 +226,78 @@ func TestReloadQuarantine(t *testing.T) {
 		t.Errorf("GET /lists with sender lists back on: %d, want the sign-in page", code)
 	}
 }
+
+type leftObs struct {
+	quarantine.Observer
+	left []string
+}
+
+func (o *leftObs) Quarantined(quarantine.Category, quarantine.Mode)              {}
+func (o *leftObs) Acted(quarantine.Action, quarantine.Role, quarantine.Category) {}
+func (o *leftObs) LeftToMTA(c quarantine.Category, why string) {
+	o.left = append(o.left, c.String()+":"+why)
+}
+
+// An oversize message to quarantine in store mode: stored when kept whole
+// and under max_store_size; else left to the MTA's hold queue, counted
+// (too-big) and logged; hold mode records it as any other.
+func TestKeepTooBig(t *testing.T) {
+	cfg := policy.DefaultConfig()
+	v := func() *policy.Verdict {
+		return &policy.Verdict{Action: policy.ActionQuarantine, Reasons: []string{policy.ReasonOversize}}
+	}
+	msg := func(n int, incomplete bool) *message.Message {
+		return &message.Message{QueueID: "BIG1", MailFrom: "s@x.example", Rcpts: []string{"a@example.org"}, Oversize: true, Incomplete: incomplete,
+			Header: message.Header{{Name: "Subject", Value: " big"}}, Body: message.BytesBody(make([]byte, n)), Size: int64(n + 20)}
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	ix, err := quarantine.OpenBolt(filepath.Join(dir, "i.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	obs := &leftObs{}
+	q, _ := quarantine.New(quarantine.Config{Dir: dir, Index: ix, Observer: obs})
+	st := quarantine.DefaultSettings()
+	st.MaxStoreSize = 1 << 20
+	var logs strings.Builder
+	w := &Quarantine{Service: &quarantine.Service{Settings: st, Q: q}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	if w.StoreMax() != 1<<20 {
+		t.Errorf("StoreMax %d", w.StoreMax())
+	}
+
+	k, err := w.Keep(ctx, cfg, msg(512<<10, false), v())
+	if err != nil || k.Hold || !k.Discard || k.ID == "" {
+		t.Fatalf("kept whole, under max_store_size: %+v %v, want it stored", k, err)
+	}
+	it, rc, err := q.Open(ctx, k.ID, quarantine.Actor{Role: quarantine.RoleAdmin})
+	if err != nil || it.Size != int64(512<<10+len("Subject: big\r\n\r\n")) {
+		t.Fatalf("stored item: %+v %v", it, err)
+	}
+	rc.Close()
+	for _, m := range []*message.Message{msg(2<<20, false), msg(100, true)} {
+		k, err := w.Keep(ctx, cfg, m, v())
+		if err != nil || !k.Hold || k.ID != "" {
+			t.Errorf("too big (size %d, incomplete %v): %+v %v, want the MTA's hold", m.Size, m.Incomplete, k, err)
+		}
+	}
+	if !slices.Equal(obs.left, []string{"policy:too-big", "policy:too-big"}) {
+		t.Errorf("counted %v", obs.left)
+	}
+	if n := strings.Count(logs.String(), "message too big to store"); n != 2 {
+		t.Errorf("%d log lines:\n%s", n, logs.String())
+	}
+	// not a quarantine verdict: nothing to do, nothing counted
+	if k, err := w.Keep(ctx, cfg, msg(100, true), &policy.Verdict{Action: policy.ActionAccept}); err != nil || k.Hold {
+		t.Errorf("accept: %+v %v", k, err)
+	}
+	// hold mode: no store limit, recorded as any held message
+	st.Mode = quarantine.ModeHold
+	if w.StoreMax() != 0 {
+		t.Error("StoreMax in hold mode")
+	}
+	if k, err := w.Keep(ctx, cfg, msg(100, true), v()); err != nil || !k.Hold || k.ID == "" {
+		t.Errorf("hold mode: %+v %v", k, err)
+	}
+}
