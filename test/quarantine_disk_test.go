@@ -156,3 +156,60 @@ listen = ""
 		t.Errorf("show: %v\n%s", err, out)
 	}
 }
+
+// Oversize mail to quarantine in store mode, through real Postfix: past
+// max_message_size (not checked) but under max_store_size it is stored
+// whole; past max_store_size it stays in Postfix's hold queue, logged.
+func TestQuarantineOversizeStoreOrHold(t *testing.T) {
+	md, mainCF := harness.VirtualMaildirs(t, "alice@e2e.test")
+	milter := freeAddr(t)
+	pf := harness.StartPostfix(t, harness.PostfixOptions{Milter: "inet:" + milter, MainCF: mainCF})
+	dir := t.TempDir()
+	key := filepath.Join(dir, "q.key")
+	os.WriteFile(key, []byte("oversize-secret-0123456789abcdef"), 0o600)
+	mw := harness.StartMailwarden(t, fmt.Sprintf(`
+authserv_id = "mx.e2e.test"
+local_domains = ["e2e.test"]
+max_message_size = "100KB"
+max_message_size_action = "quarantine"
+[listen]
+address = "inet:%s"
+[quarantine]
+enabled = true
+dir = %q
+secret_file = %q
+max_store_size = "300KB"
+[quarantine.web]
+listen = ""
+`, milter, filepath.Join(dir, "q"), key))
+	big := func(k, size int) []byte {
+		return []byte(fmt.Sprintf("From: <big@files.example>\r\nTo: alice@e2e.test\r\nSubject: big %d\r\n\r\n%s\r\n",
+			k, strings.Repeat(strings.Repeat("x", 76)+"\r\n", size/78)))
+	}
+	send := func(k, size int) map[string]any {
+		t.Helper()
+		n := len(mw.Logs())
+		if err := harness.SendSMTP(pf.SMTPAddr(), "client.files.example", "big@files.example", []string{"alice@e2e.test"}, big(k, size)); err != nil {
+			t.Fatalf("send %d: %v", size, err)
+		}
+		return mw.WaitLogAfter(t, n, harness.MessageFrom("big@files.example"), 30*time.Second)
+	}
+	line := send(1, 200<<10)
+	id, _ := line["quarantine_id"].(string)
+	if id == "" || line["action"] != "discard" || !strings.Contains(fmt.Sprint(line["reasons"]), "message-oversize") {
+		t.Fatalf("200 KB: %v, want it stored (discard, quarantine_id)", line)
+	}
+	out, err := exec.Command(harness.Mailwarden(t), "quarantine", "-socket", filepath.Join(mw.Dir, "control.sock"), "show", "-raw", id).CombinedOutput()
+	if err != nil || len(out) < 200<<10 || !strings.Contains(string(out), "Subject: big 1") {
+		t.Errorf("stored copy: %v, %d bytes", err, len(out))
+	}
+	line = send(2, 500<<10)
+	if line["quarantine_id"] != nil || line["action"] != "quarantine" {
+		t.Errorf("500 KB: %v, want the MTA's hold", line)
+	}
+	pf.WaitHold(t, nil, 20*time.Second)
+	mw.WaitLog(t, harness.MsgIs("quarantine: message too big to store; left to the MTA's hold queue"), 5*time.Second)
+	if md.Wait("alice@e2e.test", nil, time.Second) != nil {
+		t.Error("an oversize message was delivered")
+	}
+}
