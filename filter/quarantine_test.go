@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -140,4 +141,46 @@ func TestOversizeQuarantineKeptWhole(t *testing.T) {
 		t.Errorf("oversize reject: %v, Keep got %d", o.act, len(fq2.raw))
 	}
 	waitEmpty(t, ts.spool)
+}
+
+// listsQuarantine changes the verdict as the recipients' sender lists
+// would: a reject becomes an accept (every recipient allows the sender),
+// an accept becomes a quarantine of one recipient (it denies the sender).
+type listsQuarantine struct{ seen []policy.Action }
+
+func (l *listsQuarantine) StoreMax() int64 { return 0 }
+func (l *listsQuarantine) Keep(ctx context.Context, cfg *policy.Config, m *message.Message, v *policy.Verdict) (Kept, error) {
+	l.seen = append(l.seen, v.Action)
+	switch {
+	case v.Action == policy.ActionReject:
+		v.Action, v.Reply = policy.ActionAccept, policy.Reply{}
+		return Kept{}, nil
+	case v.Action == policy.ActionAccept && m.QueueID == "DENY":
+		v.Action = policy.ActionQuarantine
+		return Kept{DeleteRcpts: []string{"carol@example.org"}, ID: "d1"}, nil
+	}
+	return Kept{}, nil
+}
+
+// Keep sees accept and reject verdicts too (the sender lists may change
+// them) and the filter answers what Keep made of the verdict.
+func TestKeepMayChangeTheVerdict(t *testing.T) {
+	lq := &listsQuarantine{}
+	ts := startServerOpts(t, "", nil, func(o *Options) { o.Quarantine = func() Quarantiner { return lq } })
+	c := ts.connect(t, allProtocol)
+	m := basicMsg("ALLOW")
+	m.from = "x@spammer.test" // deny_senders: a reject verdict
+	if o := c.send(t, m); o.act.Type != milter.ActionAccept {
+		t.Errorf("reject turned into accept by Keep: %v", o.act)
+	}
+	m = basicMsg("DENY")
+	m.rcpts = []string{"bob@example.org", "carol@example.org"}
+	o := c.send(t, m)
+	del := modsOf(o, milter.ActionDelRcpt)
+	if o.act.Type != milter.ActionAccept || len(del) != 1 || del[0].Rcpt != "<carol@example.org>" {
+		t.Errorf("accept turned into a quarantine of one recipient: %v %v", o.act, o.mods)
+	}
+	if !slices.Equal(lq.seen, []policy.Action{policy.ActionReject, policy.ActionAccept}) {
+		t.Errorf("Keep saw %v", lq.seen)
+	}
 }

@@ -301,3 +301,41 @@ func TestKeepTooBig(t *testing.T) {
 		t.Errorf("hold mode: %+v %v", k, err)
 	}
 }
+
+// Keep reads the recipients' sender lists: an allowed sender's spam is
+// delivered to that recipient, the other's copy stored; a denied sender's
+// clean mail is stored for the denying recipient only, as a policy item.
+func TestKeepSenderLists(t *testing.T) {
+	cfg := policy.DefaultConfig()
+	w := newQuarantine(t, false, policy.ActionTempfail)
+	ctx := context.Background()
+	sys := quarantine.Actor{Name: "t", Role: quarantine.RoleSystem}
+	if err := w.Q.ListSender(ctx, sys, "a@example.org", "friend@shop.example", quarantine.ListAllow, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Q.ListSender(ctx, sys, "b@example.org", "pest@shop.example", quarantine.ListDeny, nil); err != nil {
+		t.Fatal(err)
+	}
+	m := func(from string) *message.Message {
+		return &message.Message{QueueID: "L1", MailFrom: from, Rcpts: []string{"a@example.org", "b@example.org"},
+			Header: message.Header{{Name: "Subject", Value: " hi"}}, Body: message.BytesBody([]byte("body\r\n"))}
+	}
+	spam := &policy.Verdict{Action: policy.ActionQuarantine, Score: 15, Reasons: []string{policy.ReasonSpamScore}}
+	k, err := w.Keep(ctx, cfg, m("friend@shop.example"), spam)
+	if err != nil || !slices.Equal(k.DeleteRcpts, []string{"b@example.org"}) || k.Discard || !slices.Contains(spam.Reasons, quarantine.ReasonSenderAllowed) {
+		t.Errorf("allowed by a: %+v %v %v", k, err, spam.Reasons)
+	}
+	ham := &policy.Verdict{Action: policy.ActionAccept}
+	k, err = w.Keep(ctx, cfg, m("pest@shop.example"), ham)
+	if err != nil || ham.Action != policy.ActionQuarantine || !slices.Equal(k.DeleteRcpts, []string{"b@example.org"}) || k.ID == "" {
+		t.Fatalf("denied by b: %+v %v %v", k, err, ham.Action)
+	}
+	if it, _ := w.Q.Get(ctx, k.ID, sys); it.Category != quarantine.CategoryPolicy {
+		t.Errorf("denied item category %v, want policy", it.Category)
+	}
+	w.Settings.SenderLists = false
+	ham = &policy.Verdict{Action: policy.ActionAccept}
+	if k, _ := w.Keep(ctx, cfg, m("pest@shop.example"), ham); ham.Action != policy.ActionAccept || k.ID != "" {
+		t.Errorf("sender_lists = false: %v %+v", ham.Action, k)
+	}
+}
