@@ -40,8 +40,9 @@ type Index interface {
 	SetPref(ctx context.Context, addr string, p Pref) error
 	// Senders returns the sender list of a recipient (normalised).
 	Senders(ctx context.Context, rcpt string) ([]SenderEntry, error)
-	// LookupSender returns what rcpt's list says of sender (0: nothing).
-	LookupSender(ctx context.Context, rcpt, sender string) (ListKind, error)
+	// LookupSender returns what each recipient's list says of sender
+	// (0: nothing), in the order of rcpts.
+	LookupSender(ctx context.Context, sender string, rcpts []string) ([]ListKind, error)
 	// SetSender adds or replaces an entry of rcpt's list.
 	SetSender(ctx context.Context, rcpt string, e SenderEntry) error
 	// RemoveSender removes sender from rcpt's list; false when absent.
@@ -306,15 +307,25 @@ func (b *BoltIndex) Senders(ctx context.Context, rcpt string) ([]SenderEntry, er
 	return out, boltErr(err)
 }
 
-func (b *BoltIndex) LookupSender(ctx context.Context, rcpt, sender string) (ListKind, error) {
-	var e SenderEntry
+func (b *BoltIndex) LookupSender(ctx context.Context, sender string, rcpts []string) ([]ListKind, error) {
+	out := make([]ListKind, len(rcpts))
 	err := b.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketSenders).Get(senderKey(rcpt, sender)); v != nil {
-			return json.Unmarshal(v, &e)
+		bk := tx.Bucket(bucketSenders)
+		for i, r := range rcpts {
+			if v := bk.Get(senderKey(r, sender)); v != nil {
+				var e SenderEntry
+				if err := json.Unmarshal(v, &e); err != nil {
+					return err
+				}
+				out[i] = e.Kind
+			}
 		}
 		return nil
 	})
-	return e.Kind, boltErr(err)
+	if err != nil {
+		return nil, boltErr(err)
+	}
+	return out, nil
 }
 
 func (b *BoltIndex) SetSender(ctx context.Context, rcpt string, e SenderEntry) error {

@@ -242,16 +242,33 @@ func (r *RedisIndex) Senders(ctx context.Context, rcpt string) ([]SenderEntry, e
 	return out, nil
 }
 
-func (r *RedisIndex) LookupSender(ctx context.Context, rcpt, sender string) (ListKind, error) {
-	v, err := r.c.HGet(ctx, r.senders(rcpt), sender).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
+func (r *RedisIndex) LookupSender(ctx context.Context, sender string, rcpts []string) ([]ListKind, error) {
+	cmds := make([]*redis.StringCmd, len(rcpts))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, rc := range rcpts {
+			cmds[i] = p.HGet(ctx, r.senders(rc), sender)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, redisErr(err)
 	}
-	if err != nil {
-		return 0, redisErr(err)
+	out := make([]ListKind, len(rcpts))
+	for i, c := range cmds {
+		v, err := c.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, redisErr(err)
+		}
+		var e SenderEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, redisErr(err)
+		}
+		out[i] = e.Kind
 	}
-	var e SenderEntry
-	return e.Kind, redisErr(json.Unmarshal(v, &e))
+	return out, nil
 }
 
 func (r *RedisIndex) SetSender(ctx context.Context, rcpt string, e SenderEntry) error {

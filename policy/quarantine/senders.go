@@ -18,7 +18,8 @@ import (
 // lists of a message's recipients before it answers the MTA (Personal,
 // Apply). An allowed sender spares that recipient's copy from a spam
 // quarantine or reject; a denied one is quarantined (or rejected) for
-// that recipient as a policy item. Malware is never spared.
+// that recipient as a policy item. Malware is never spared. Only an
+// enforcing verdict is changed (not monitor, accept-all, tempfail-all).
 
 // ListKind is what a recipient's list says of a sender.
 type ListKind uint8
@@ -159,20 +160,24 @@ type Personal struct {
 	Deny  []string
 }
 
-// Personal looks sender up on the lists of rcpts. The null sender is on
-// no list.
+// Personal looks sender up on the lists of rcpts, in one index
+// transaction (one Redis round trip). The null sender is on no list.
 func (q *Quarantine) Personal(ctx context.Context, sender string, rcpts []string) (Personal, error) {
 	var p Personal
 	s := normSender(sender)
 	if s == "" {
 		return p, nil
 	}
-	for _, r := range rcpts {
-		k, err := q.cfg.Index.LookupSender(ctx, normAddr(r), s)
-		if err != nil {
-			return Personal{}, err
-		}
-		switch k {
+	keys := make([]string, len(rcpts))
+	for i, r := range rcpts {
+		keys[i] = normAddr(r)
+	}
+	kinds, err := q.cfg.Index.LookupSender(ctx, s, keys)
+	if err != nil {
+		return Personal{}, err
+	}
+	for i, r := range rcpts {
+		switch kinds[i] {
 		case ListAllow:
 			p.Allow = append(p.Allow, r)
 		case ListDeny:
@@ -214,7 +219,7 @@ func (p Personal) Apply(cfg *policy.Config, v *policy.Verdict, rcpts []string, c
 	if v.Action == policy.ActionQuarantine {
 		plan.Held = Held(cfg, v, rcpts)
 	}
-	if v.Mode == policy.ModeMonitor || mandatory(v) || len(rcpts) == 0 {
+	if (v.Mode != "" && v.Mode != policy.ModeEnforce) || mandatory(v) || len(rcpts) == 0 {
 		return plan
 	}
 	allowed := func(r string) bool { return containsFold(p.Allow, r) }

@@ -107,6 +107,7 @@ func TestPersonalApply(t *testing.T) {
 		{"all deny, reject", ham(), CategorySpam, Personal{Deny: rc}, policy.ActionReject, true, policy.ActionReject, nil, CategorySpam, ReasonSenderDenied},
 		{"one denies, reject asked: that copy held", ham(), CategorySpam, Personal{Deny: []string{"a@x"}}, policy.ActionReject, true, policy.ActionQuarantine, []string{"a@x"}, CategoryPolicy, ReasonSenderDenied},
 		{"allow wins over deny for spam", spamQ(), CategorySpam, Personal{Allow: []string{"a@x"}, Deny: []string{"b@x"}}, policy.ActionQuarantine, true, policy.ActionQuarantine, []string{"b@x"}, CategorySpam, ReasonSenderAllowed},
+		{"accept-all mode", &policy.Verdict{Action: policy.ActionAccept, WouldBe: policy.ActionAccept, Mode: policy.ModeAcceptAll}, CategorySpam, Personal{Deny: rc}, policy.ActionQuarantine, true, policy.ActionAccept, nil, CategorySpam, ""},
 		{"monitor mode", &policy.Verdict{Action: policy.ActionAccept, WouldBe: policy.ActionQuarantine, Mode: policy.ModeMonitor}, CategorySpam, Personal{Deny: rc}, policy.ActionQuarantine, true, policy.ActionAccept, nil, CategorySpam, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

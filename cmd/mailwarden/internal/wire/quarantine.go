@@ -44,7 +44,7 @@ func (q *Quarantine) Keep(ctx context.Context, cfg *policy.Config, m *message.Me
 	if v.Action == policy.ActionQuarantine {
 		plan.Held = quarantine.Held(cfg, v, m.Rcpts)
 	}
-	if st.SenderLists && v.Mode != policy.ModeMonitor {
+	if st.SenderLists && (v.Mode == "" || v.Mode == policy.ModeEnforce) {
 		p, err := q.Q.Personal(ctx, m.MailFrom, m.Rcpts)
 		if err != nil {
 			// The verdict stands as the checks made it: nothing is spared
