@@ -17,6 +17,11 @@
 // "web bug" tells the sender the message was read), and it is shown in a
 // sandboxed frame whose policy allows no script and no remote load.
 //
+// "Release and allow sender" and "Deny sender" put the envelope sender on
+// the acting user's own list (an admin's: every recipient's of the item);
+// "My lists" (/lists) shows a user theirs, with a Remove button (a POST
+// form on the page itself), and an admin anyone's.
+//
 // The page listens on loopback over plain HTTP by default; sites put
 // their HTTPS proxy in front (set Secure for the cookies then).
 package web
