@@ -56,10 +56,18 @@ type Options struct {
 // Quarantiner keeps the messages a verdict quarantines (mailwarden's own
 // quarantine, policy/quarantine).
 type Quarantiner interface {
-	// Keep is called for a quarantine verdict before the MTA is answered.
-	// An error means the message must be tempfailed: never lost, never let
-	// through unseen.
+	// Keep is called for an accept, quarantine or reject verdict before
+	// the MTA is answered. It may change v first, by the recipients' own
+	// sender lists (an allowed sender's spam is delivered, a denied
+	// sender's mail quarantined), and then keeps the message when v is a
+	// quarantine verdict. An error means the message must be tempfailed:
+	// never lost, never let through unseen.
 	Keep(ctx context.Context, cfg *policy.Config, m *message.Message, v *policy.Verdict) (Kept, error)
+	// StoreMax is the largest message Keep can store (0: none past
+	// max_message_size). With max_message_size_action = "quarantine" the
+	// filter keeps oversize messages up to it, unchecked; bigger ones
+	// arrive Incomplete and Keep leaves them to the MTA's hold queue.
+	StoreMax() int64
 }
 
 // Kept is what the MTA is told once Keep has kept a message.

@@ -78,7 +78,7 @@ func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (resp *mil
 	}
 	collect(m, tx.macros, milter.StageMail)
 	tx.auth = tx.macros["auth_authen"]
-	tx.spool = spool{dir: cfg.Message.TempDir, memLimit: int64(cfg.Message.SpoolMemory), max: int64(cfg.MaxMessageSize),
+	tx.spool = spool{dir: cfg.Message.TempDir, memLimit: int64(cfg.Message.SpoolMemory), max: s.keepMax(cfg),
 		bud: &s.srv.mem, budMax: int64(cfg.Message.MemoryBudget)}
 	s.tx = tx
 	s.srv.inflight.Add(1)
@@ -177,8 +177,11 @@ func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	defer body.Close()
 	msg.Body = body
 	if tx.verdict != nil {
+		// Decided at the header (too big): a quarantine verdict goes to
+		// Keep, which leaves it to the MTA's hold queue (nothing was kept).
+		qid := s.keep(msg, tx.verdict, cfg)
 		resp, err = apply(m, tx.verdict, s.proto&milter.OptHeaderLeadingSpace != 0)
-		logSummary(s.srv.opts.Logger, msg, tx.verdict, cfg, time.Since(tx.start), err, "")
+		logSummary(s.srv.opts.Logger, msg, tx.verdict, cfg, time.Since(tx.start), err, qid)
 		return resp, err
 	}
 
@@ -219,7 +222,14 @@ const ReasonQuarantineUnavailable = "quarantine-unavailable"
 // MTA's hold (hold mode), or tempfail when the copy could not be kept.
 // It returns the quarantine item id for the summary line.
 func (s *session) keep(msg *message.Message, v *policy.Verdict, cfg *policy.Config) string {
-	if v.Action != policy.ActionQuarantine || s.srv.opts.Quarantine == nil {
+	if s.srv.opts.Quarantine == nil {
+		return ""
+	}
+	switch v.Action {
+	case policy.ActionAccept, policy.ActionQuarantine, policy.ActionReject:
+		// The recipients' own sender lists may turn any of these into
+		// another (see Quarantiner).
+	default:
 		return ""
 	}
 	q := s.srv.opts.Quarantine()
@@ -227,6 +237,9 @@ func (s *session) keep(msg *message.Message, v *policy.Verdict, cfg *policy.Conf
 		return ""
 	}
 	k, err := q.Keep(context.Background(), cfg, msg, v)
+	if err == nil && v.Action != policy.ActionQuarantine {
+		return k.ID
+	}
 	if err != nil {
 		s.srv.opts.Logger.Error("quarantine: cannot keep the message; tempfail", "queue_id", msg.QueueID, "error", err)
 		v.Action, v.Reply, v.QuarantineReason = policy.ActionTempfail, cfg.Replies.Tempfail, ""
@@ -248,6 +261,22 @@ func (s *session) keep(msg *message.Message, v *policy.Verdict, cfg *policy.Conf
 	return k.ID
 }
 
+// keepMax is how much of a message the spool keeps: max_message_size,
+// or more when an oversize message is quarantined and our quarantine can
+// store bigger ones (its StoreMax): such a message is still not checked
+// (Oversize), but it is kept whole so that the quarantine stores it
+// rather than leave it to the MTA's hold queue.
+func (s *session) keepMax(cfg *policy.Config) int64 {
+	max := int64(cfg.MaxMessageSize)
+	if cfg.MaxMessageSizeAction != policy.ActionQuarantine || s.srv.opts.Quarantine == nil {
+		return max
+	}
+	if q := s.srv.opts.Quarantine(); q != nil && q.StoreMax() > max {
+		return q.StoreMax()
+	}
+	return max
+}
+
 // message is the policy view of the transaction so far (without a body).
 func (s *session) message(tx *transaction) *message.Message {
 	cfg := tx.p.Config()
@@ -259,9 +288,11 @@ func (s *session) message(tx *transaction) *message.Message {
 		MailFrom: tx.from,
 		Rcpts:    tx.rcpts,
 		Header:   tx.header,
-		Oversize: tx.verdict != nil || tx.spool.oversize || tx.tooMany || tx.hdrBytes > int64(cfg.MaxMessageSize),
-		Size:     tx.hdrBytes + tx.spool.size,
-		Received: tx.start,
+		Oversize: tx.verdict != nil || tx.spool.oversize || tx.tooMany || tx.hdrBytes+tx.spool.size > int64(cfg.MaxMessageSize),
+		// The message as received is only ours when every byte was kept.
+		Incomplete: tx.verdict != nil || tx.spool.oversize || tx.tooMany,
+		Size:       tx.hdrBytes + tx.spool.size,
+		Received:   tx.start,
 	}
 }
 

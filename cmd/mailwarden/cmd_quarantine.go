@@ -12,7 +12,8 @@ import (
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/quarcli"
 )
 
-// runQuarantine is `mailwarden quarantine list|show|release|delete|purge`:
+// runQuarantine is `mailwarden quarantine list|show|release|delete|purge`
+// and `senders|allow|deny|unlist` (the recipients' sender lists):
 // the running daemon holds the index, so the command goes through the
 // control socket.
 func runQuarantine(args []string, stdout, stderr io.Writer) int {

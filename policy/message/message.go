@@ -132,10 +132,16 @@ type Message struct {
 	MailFrom string            // envelope sender without angle brackets; "" is the null sender
 	Rcpts    []string          // envelope recipients without angle brackets
 	Header   Header
-	Body     Body  // never nil once the message is complete
-	Oversize bool  // the body went past max_message_size and was not kept
-	Size     int64 // header plus body bytes as received
-	Received time.Time
+	Body     Body // never nil once the message is complete
+	// Oversize: the message went past max_message_size (or a header
+	// bound); no check judges it.
+	Oversize bool
+	// Incomplete: the message was not kept whole (past every size bound
+	// the filter keeps to, or a header not kept), so it cannot be stored;
+	// only the MTA has it.
+	Incomplete bool
+	Size       int64 // header plus body bytes as received
+	Received   time.Time
 
 	text textCache // the MIME walk, done at most once (see Parts)
 }

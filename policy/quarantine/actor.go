@@ -54,9 +54,10 @@ const (
 	ActionLearnHam // feed Bayes
 	ActionLearnSpam
 	ActionLogin
+	ActionUnlist // a sender removed from a recipient's list
 )
 
-var actionNames = [...]string{"", "release", "delete", "expire", "view", "allow", "deny", "learn-ham", "learn-spam", "login"}
+var actionNames = [...]string{"", "release", "delete", "expire", "view", "allow", "deny", "learn-ham", "learn-spam", "login", "unlist"}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) && a != 0 {

@@ -1,6 +1,7 @@
 package quarantine
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -37,6 +38,15 @@ type Index interface {
 	Pref(ctx context.Context, addr string) (Pref, error)
 	// SetPref stores a user's settings.
 	SetPref(ctx context.Context, addr string, p Pref) error
+	// Senders returns the sender list of a recipient (normalised).
+	Senders(ctx context.Context, rcpt string) ([]SenderEntry, error)
+	// LookupSender returns what each recipient's list says of sender
+	// (0: nothing), in the order of rcpts.
+	LookupSender(ctx context.Context, sender string, rcpts []string) ([]ListKind, error)
+	// SetSender adds or replaces an entry of rcpt's list.
+	SetSender(ctx context.Context, rcpt string, e SenderEntry) error
+	// RemoveSender removes sender from rcpt's list; false when absent.
+	RemoveSender(ctx context.Context, rcpt, sender string) (bool, error)
 	Close() error
 }
 
@@ -103,6 +113,8 @@ var (
 	bucketItems = []byte("items")
 	bucketAudit = []byte("audit")
 	bucketPrefs = []byte("prefs")
+	// bucketSenders: key recipient NUL sender, value a SenderEntry.
+	bucketSenders = []byte("senders")
 )
 
 // BoltIndex is the embedded index: one bbolt file, locked by one process.
@@ -121,7 +133,7 @@ func OpenBolt(path string, timeout time.Duration) (*BoltIndex, error) {
 		return nil, &StoreError{"index", fmt.Errorf("bolt %s: %w", path, err)}
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketItems, bucketAudit, bucketPrefs} {
+		for _, b := range [][]byte{bucketItems, bucketAudit, bucketPrefs, bucketSenders} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -274,6 +286,67 @@ func (b *BoltIndex) SetPref(ctx context.Context, addr string, p Pref) error {
 	return boltErr(b.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPrefs).Put([]byte(normAddr(addr)), v)
 	}))
+}
+
+func senderKey(rcpt, sender string) []byte { return []byte(rcpt + "\x00" + sender) }
+
+func (b *BoltIndex) Senders(ctx context.Context, rcpt string) ([]SenderEntry, error) {
+	var out []SenderEntry
+	pre := senderKey(rcpt, "")
+	err := b.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSenders).Cursor()
+		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
+			var e SenderEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, boltErr(err)
+}
+
+func (b *BoltIndex) LookupSender(ctx context.Context, sender string, rcpts []string) ([]ListKind, error) {
+	out := make([]ListKind, len(rcpts))
+	err := b.db.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketSenders)
+		for i, r := range rcpts {
+			if v := bk.Get(senderKey(r, sender)); v != nil {
+				var e SenderEntry
+				if err := json.Unmarshal(v, &e); err != nil {
+					return err
+				}
+				out[i] = e.Kind
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, boltErr(err)
+	}
+	return out, nil
+}
+
+func (b *BoltIndex) SetSender(ctx context.Context, rcpt string, e SenderEntry) error {
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return boltErr(b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSenders).Put(senderKey(rcpt, e.Sender), v)
+	}))
+}
+
+func (b *BoltIndex) RemoveSender(ctx context.Context, rcpt, sender string) (bool, error) {
+	found := false
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketSenders)
+		k := senderKey(rcpt, sender)
+		found = bk.Get(k) != nil
+		return bk.Delete(k)
+	})
+	return found, boltErr(err)
 }
 
 func (b *BoltIndex) Close() error { return b.db.Close() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -88,6 +89,32 @@ func testIndex(t *testing.T, ix Index) {
 	if p, _ := ix.Pref(ctx, "a@x"); p.Digest != FrequencyWeekly || !p.LastDigest.Equal(t0) {
 		t.Errorf("pref: %+v", p)
 	}
+	// sender lists: per recipient, one entry per sender, replaced in place
+	if k, err := ix.LookupSender(ctx, "s@y", []string{"a@x"}); err != nil || !slices.Equal(k, []ListKind{0}) {
+		t.Errorf("lookup on an empty list: %v %v", k, err)
+	}
+	ix.SetSender(ctx, "a@x", SenderEntry{Sender: "s@y", Kind: ListDeny, By: "a@x", At: t0})
+	ix.SetSender(ctx, "a@x", SenderEntry{Sender: "s@y", Kind: ListAllow, By: "a@x", At: t0})
+	ix.SetSender(ctx, "a@x", SenderEntry{Sender: "t@y", Kind: ListDeny, By: "admin", At: t0})
+	ix.SetSender(ctx, "a@xx", SenderEntry{Sender: "u@y", Kind: ListDeny, By: "admin", At: t0})
+	if k, err := ix.LookupSender(ctx, "s@y", []string{"b@x", "a@x", "a@xx"}); err != nil || !slices.Equal(k, []ListKind{0, ListAllow, 0}) {
+		t.Errorf("lookup: %v %v (one recipient's entry only, in order)", k, err)
+	}
+	if k, _ := ix.LookupSender(ctx, "t@y", []string{"a@x", "a@xx"}); !slices.Equal(k, []ListKind{ListDeny, 0}) {
+		t.Errorf("lookup of t@y: %v", k)
+	}
+	if l, err := ix.Senders(ctx, "a@x"); err != nil || len(l) != 2 {
+		t.Errorf("Senders: %+v %v (a@xx's entry must not show)", l, err)
+	}
+	if ok, err := ix.RemoveSender(ctx, "a@x", "s@y"); !ok || err != nil {
+		t.Errorf("RemoveSender: %v %v", ok, err)
+	}
+	if ok, _ := ix.RemoveSender(ctx, "a@x", "s@y"); ok {
+		t.Error("second RemoveSender found it")
+	}
+	if k, _ := ix.LookupSender(ctx, "s@y", []string{"a@x"}); len(k) != 1 || k[0] != 0 {
+		t.Errorf("lookup after removal: %v", k)
+	}
 }
 
 func TestBoltIndex(t *testing.T) {
@@ -97,6 +124,24 @@ func TestBoltIndex(t *testing.T) {
 	}
 	defer ix.Close()
 	testIndex(t, ix)
+}
+
+// The lists survive a restart (the file is closed and opened again).
+func TestBoltSendersSurviveReopen(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "q.db")
+	ix, err := OpenBolt(p, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.SetSender(context.Background(), "a@x", SenderEntry{Sender: "s@y", Kind: ListAllow})
+	ix.Close()
+	if ix, err = OpenBolt(p, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if k, err := ix.LookupSender(context.Background(), "s@y", []string{"a@x"}); err != nil || k[0] != ListAllow {
+		t.Errorf("after reopen: %v %v", k, err)
+	}
 }
 
 func TestBoltIndexLocked(t *testing.T) {

@@ -29,6 +29,12 @@
 //
 // Retention is per category (spam 14 days, virus 30 days by default) with
 // a cap on the total bytes kept; Expire is the job the daemon runs.
+//
+// Each recipient has a sender list of their own (senders.go), filled by
+// "release and allow sender" and "deny sender" and kept in the index: the
+// daemon reads it for every message (Personal) and Apply adjusts the
+// verdict per recipient: an allowed sender's spam is delivered to that
+// recipient, a denied sender's mail held for them; malware never spared.
 package quarantine
 
 import (

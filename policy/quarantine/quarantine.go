@@ -79,6 +79,9 @@ type Observer interface {
 	Quarantined(c Category, m Mode)
 	Acted(act Action, r Role, c Category) // release, delete, expire, view, login, ...
 	DigestSent()
+	// LeftToMTA counts a message the store did not keep and left to the
+	// MTA's hold queue: why is "too-big" or "store-failed".
+	LeftToMTA(c Category, why string)
 }
 
 type nopObserver struct{}
@@ -86,6 +89,7 @@ type nopObserver struct{}
 func (nopObserver) Quarantined(Category, Mode)   {}
 func (nopObserver) Acted(Action, Role, Category) {}
 func (nopObserver) DigestSent()                  {}
+func (nopObserver) LeftToMTA(Category, string)   {}
 
 // Quarantine is the store service. Build it once in the daemon; it is
 // safe for concurrent use.
@@ -126,6 +130,10 @@ func New(cfg Config) (*Quarantine, error) {
 	}
 	return &Quarantine{cfg: cfg}, nil
 }
+
+// LeftToMTA records that a message to quarantine was left to the MTA's
+// hold queue instead (metrics); the caller logs why.
+func (q *Quarantine) LeftToMTA(c Category, why string) { q.cfg.Observer.LeftToMTA(c, why) }
 
 // Index returns the index (for the digest and the web page).
 func (q *Quarantine) Index() Index { return q.cfg.Index }

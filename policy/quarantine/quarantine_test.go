@@ -889,7 +889,8 @@ func (o *countObs) Quarantined(c Category, m Mode) {
 func (o *countObs) Acted(a Action, r Role, c Category) {
 	o.inc(a.String() + ":" + r.String() + ":" + c.String())
 }
-func (o *countObs) DigestSent() { o.inc("digest") }
+func (o *countObs) DigestSent()                      { o.inc("digest") }
+func (o *countObs) LeftToMTA(c Category, why string) { o.inc("left:" + c.String() + ":" + why) }
 
 func TestObserver(t *testing.T) {
 	o := &countObs{counts: map[string]int{}}

@@ -224,4 +224,64 @@ func (r *RedisIndex) SetPref(ctx context.Context, addr string, p Pref) error {
 	return redisErr(r.c.HSet(ctx, r.prefix+"prefs", normAddr(addr), v).Err())
 }
 
+func (r *RedisIndex) senders(rcpt string) string { return r.prefix + "senders:" + rcpt }
+
+func (r *RedisIndex) Senders(ctx context.Context, rcpt string) ([]SenderEntry, error) {
+	m, err := r.c.HGetAll(ctx, r.senders(rcpt)).Result()
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	out := make([]SenderEntry, 0, len(m))
+	for _, v := range m {
+		var e SenderEntry
+		if err := json.Unmarshal([]byte(v), &e); err != nil {
+			return nil, redisErr(err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (r *RedisIndex) LookupSender(ctx context.Context, sender string, rcpts []string) ([]ListKind, error) {
+	cmds := make([]*redis.StringCmd, len(rcpts))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, rc := range rcpts {
+			cmds[i] = p.HGet(ctx, r.senders(rc), sender)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, redisErr(err)
+	}
+	out := make([]ListKind, len(rcpts))
+	for i, c := range cmds {
+		v, err := c.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, redisErr(err)
+		}
+		var e SenderEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, redisErr(err)
+		}
+		out[i] = e.Kind
+	}
+	return out, nil
+}
+
+func (r *RedisIndex) SetSender(ctx context.Context, rcpt string, e SenderEntry) error {
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return redisErr(r.c.HSet(ctx, r.senders(rcpt), e.Sender, v).Err())
+}
+
+func (r *RedisIndex) RemoveSender(ctx context.Context, rcpt, sender string) (bool, error) {
+	n, err := r.c.HDel(ctx, r.senders(rcpt), sender).Result()
+	return n > 0, redisErr(err)
+}
+
 func (r *RedisIndex) Close() error { return r.c.Close() }

@@ -37,6 +37,11 @@ type Settings struct {
 	// Retention per category name; missing ones get DefaultRetention.
 	Retention map[string]policy.Duration `toml:"retention"`
 	MaxBytes  policy.Size                `toml:"max_bytes"`
+	// MaxStoreSize is the largest message the store keeps (store mode).
+	// With max_message_size_action = "quarantine", a message past
+	// max_message_size (not checked) is still stored when under it;
+	// bigger ones are left to the MTA's hold queue, logged and counted.
+	MaxStoreSize policy.Size `toml:"max_store_size"`
 	// SecretFile holds the HMAC secret of release headers, digest links
 	// and sessions (at least 16 bytes; `head -c 32 /dev/urandom`).
 	SecretFile string `toml:"secret_file"`
@@ -46,6 +51,13 @@ type Settings struct {
 	Postsuper     string `toml:"postsuper"`
 	Postqueue     string `toml:"postqueue"`
 	PostfixConfig string `toml:"postfix_config"`
+	// SenderLists: the recipients' own sender lists ("release and allow
+	// sender", "deny sender" on the page) are read for every message.
+	SenderLists bool `toml:"sender_lists"`
+	// DenyAction is what a sender denied by every recipient gets:
+	// quarantine (default) or reject. A sender denied by some recipients
+	// only is quarantined for them in store mode.
+	DenyAction policy.Action `toml:"deny_action"`
 	// Every is how often expiry and digests run.
 	Every  policy.Duration `toml:"every"`
 	Digest DigestSettings  `toml:"digest"`
@@ -89,6 +101,7 @@ func DefaultSettings() *Settings {
 		Mode: ModeStore, Dir: DefaultDir, OpenTimeout: policy.Duration(5 * time.Second),
 		OnError: policy.ActionTempfail, ReleaseTo: "127.0.0.1:10026",
 		Postsuper: "postsuper", Postqueue: "postqueue", Every: policy.Duration(time.Hour),
+		SenderLists: true, DenyAction: policy.ActionQuarantine, MaxStoreSize: 128 << 20,
 		Digest: DigestSettings{SMTP: "127.0.0.1:10026"},
 		Web:    WebSettings{Listen: "127.0.0.1:8025"},
 	}
@@ -108,6 +121,12 @@ func (s *Settings) Validate() error {
 	}
 	if s.OnError != policy.ActionTempfail && s.OnError != policy.ActionAccept {
 		errs = append(errs, policy.KeyErr("on_error", "want tempfail or accept"))
+	}
+	if s.DenyAction != policy.ActionQuarantine && s.DenyAction != policy.ActionReject {
+		errs = append(errs, policy.KeyErr("deny_action", "want quarantine or reject"))
+	}
+	if s.MaxStoreSize < 0 {
+		errs = append(errs, policy.KeyErr("max_store_size", "must not be negative"))
 	}
 	for k, d := range s.Retention {
 		if _, err := ParseCategory(k); err != nil {
@@ -164,6 +183,32 @@ type Service struct {
 	Q        *Quarantine
 	Signer   *Signer
 	Digest   *Digest // nil when off
+
+	ownIndex bool // Close closes the index (Open opened it)
+}
+
+// IndexKey is what identifies s's index across reloads: the bbolt path
+// (dir/index.db by default) or the Redis URL, and the open timeout.
+func (s *Settings) IndexKey() string {
+	return s.indexPath() + "\x00" + s.OpenTimeout.D().String()
+}
+
+func (s *Settings) indexPath() string {
+	if s.Index == "" {
+		return filepath.Join(s.Dir, "index.db")
+	}
+	return s.Index
+}
+
+// OpenIndex opens the index of s: Redis for a redis:// or unix:// URL,
+// else the bbolt file.
+func OpenIndex(s *Settings) (Index, error) {
+	switch p := s.indexPath(); {
+	case strings.HasPrefix(p, "redis://"), strings.HasPrefix(p, "unix://"):
+		return NewRedisIndex(p, "mailwarden:q:", s.OpenTimeout.D())
+	default:
+		return OpenBolt(p, s.OpenTimeout.D())
+	}
 }
 
 // Open builds the service of s (enabled); it opens the index. local are
@@ -177,19 +222,11 @@ func Open(s *Settings, local []string, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ix Index
-	switch {
-	case strings.HasPrefix(s.Index, "redis://"), strings.HasPrefix(s.Index, "unix://"):
-		ix, err = NewRedisIndex(s.Index, "mailwarden:q:", s.OpenTimeout.D())
-	default:
-		path := s.Index
-		if path == "" {
-			path = filepath.Join(s.Dir, "index.db")
+	ix := o.Index
+	if ix == nil {
+		if ix, err = OpenIndex(s); err != nil {
+			return nil, err
 		}
-		ix, err = OpenBolt(path, s.OpenTimeout.D())
-	}
-	if err != nil {
-		return nil, err
 	}
 	ret := map[Category]time.Duration{}
 	for k, d := range s.Retention {
@@ -205,10 +242,12 @@ func Open(s *Settings, local []string, o Options) (*Service, error) {
 	}
 	q, err := New(cfg)
 	if err != nil {
-		ix.Close()
+		if o.Index == nil {
+			ix.Close()
+		}
 		return nil, err
 	}
-	svc := &Service{Settings: s, Q: q, Signer: sg}
+	svc := &Service{Settings: s, Q: q, Signer: sg, ownIndex: o.Index == nil}
 	if s.Digest.Enabled {
 		domains := s.Digest.LocalDomains
 		if len(domains) == 0 {
@@ -232,7 +271,17 @@ func Open(s *Settings, local []string, o Options) (*Service, error) {
 type Options struct {
 	Logger   *slog.Logger
 	Observer Observer
+	// Index, when set, is an index opened by the caller (OpenIndex) and
+	// kept across reloads: a bbolt file is locked by the process that has
+	// it open, so a reload that changes other settings must not open it
+	// again. The service does not close it.
+	Index Index
 }
 
-// Close closes the index.
-func (s *Service) Close() error { return s.Q.cfg.Index.Close() }
+// Close closes the index, unless the caller passed it in Options.
+func (s *Service) Close() error {
+	if !s.ownIndex {
+		return nil
+	}
+	return s.Q.cfg.Index.Close()
+}

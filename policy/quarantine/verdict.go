@@ -11,7 +11,10 @@ import (
 // spared, and so is one whose own thresholds (per-domain score settings)
 // the score does not reach when only the score asked for quarantine.
 func Held(cfg *policy.Config, v *policy.Verdict, rcpts []string) []string {
-	scoreOnly := true
+	// Only the score asked for quarantine when it crossed a threshold and
+	// no check asked for an action. A verdict with neither (an oversize
+	// message: no check ran) is not the score's.
+	scoreOnly := v.HasReason(policy.ReasonSpamScore)
 	for _, c := range v.Checks {
 		if c.Result.Mandatory && c.Result.Action != policy.ActionAccept {
 			return append([]string(nil), rcpts...)

@@ -12,7 +12,7 @@ func TestHeld(t *testing.T) {
 	cfg.Lists.AllowRecipients = []string{"boss@example.org"}
 	cfg.Score.Thresholds = policy.Thresholds{AddHeader: 5, Quarantine: 10, Reject: 20}
 	rcpts := []string{"a@example.org", "boss@example.org"}
-	spamOnly := &policy.Verdict{Score: 12, Checks: []policy.CheckReport{{Name: "spam", Result: policy.Result{Score: 12}}}}
+	spamOnly := &policy.Verdict{Score: 12, Reasons: []string{policy.ReasonSpamScore}, Checks: []policy.CheckReport{{Name: "spam", Result: policy.Result{Score: 12}}}}
 	if got := Held(cfg, spamOnly, rcpts); !slices.Equal(got, []string{"a@example.org"}) {
 		t.Errorf("score quarantine: held %v, want the one not allow-listed", got)
 	}
@@ -23,6 +23,10 @@ func TestHeld(t *testing.T) {
 	virus := &policy.Verdict{Checks: []policy.CheckReport{{Name: "virus", Result: policy.Result{Action: policy.ActionQuarantine, Mandatory: true}}}}
 	if got := Held(cfg, virus, rcpts); !slices.Equal(got, rcpts) {
 		t.Errorf("malware: held %v, want everyone", got)
+	}
+	oversize := &policy.Verdict{Action: policy.ActionQuarantine, Reasons: []string{policy.ReasonOversize}}
+	if got := Held(cfg, oversize, []string{"a@example.org"}); !slices.Equal(got, []string{"a@example.org"}) {
+		t.Errorf("oversize (no check ran, no score): held %v, want it held", got)
 	}
 	rule := &policy.Verdict{Checks: []policy.CheckReport{{Name: "rules", Result: policy.Result{Action: policy.ActionQuarantine}}}}
 	if got := Held(cfg, rule, []string{"a@example.org"}); !slices.Equal(got, []string{"a@example.org"}) {

@@ -17,6 +17,11 @@
 // "web bug" tells the sender the message was read), and it is shown in a
 // sandboxed frame whose policy allows no script and no remote load.
 //
+// "Release and allow sender" and "Deny sender" put the envelope sender on
+// the acting user's own list (an admin's: every recipient's of the item);
+// "My lists" (/lists) shows a user theirs, with a Remove button (a POST
+// form on the page itself), and an admin anyone's.
+//
 // The page listens on loopback over plain HTTP by default; sites put
 // their HTTPS proxy in front (set Secure for the cookies then).
 package web
@@ -31,6 +36,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -65,10 +71,10 @@ type Config struct {
 	// Learn feeds a message to Bayes as spam or ham; nil hides the
 	// actions.
 	Learn func(ctx context.Context, msg io.Reader, spam bool) error
-	// Allow and Deny put a sender on a recipient's allow or deny list;
-	// nil hides the actions.
-	Allow func(ctx context.Context, rcpt, sender string) error
-	Deny  func(ctx context.Context, rcpt, sender string) error
+	// SenderLists offers "release and allow sender", "deny sender" and
+	// the "My lists" page (the recipients' own sender lists, kept in the
+	// quarantine's index and read by the daemon for every message).
+	SenderLists bool
 	// TrustedOrigins are origins (scheme://host[:port]) allowed to POST,
 	// when a proxy rewrites the Host header.
 	TrustedOrigins []string
@@ -136,6 +142,10 @@ func New(cfg Config) (*Handler, error) {
 	mux.HandleFunc("GET /audit", h.audit)
 	mux.HandleFunc("GET /settings", h.settings)
 	mux.HandleFunc("POST /settings", h.saveSettings)
+	if cfg.SenderLists {
+		mux.HandleFunc("GET /lists", h.lists)
+		mux.HandleFunc("POST /lists/remove", h.unlist)
+	}
 	cop := http.NewCrossOriginProtection()
 	for _, o := range cfg.TrustedOrigins {
 		if err := cop.AddTrustedOrigin(o); err != nil {
@@ -192,12 +202,13 @@ type page struct {
 	Actor   *quarantine.Actor
 	Title   string
 	Message string
+	Lists   bool // the sender lists are offered
 	Data    any
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, a *quarantine.Actor, title string, data any) {
 	var b bytes.Buffer
-	if err := h.tmpl.ExecuteTemplate(&b, name, page{Base: h.cfg.Base, Actor: a, Title: title, Data: data}); err != nil {
+	if err := h.tmpl.ExecuteTemplate(&b, name, page{Base: h.cfg.Base, Actor: a, Title: title, Lists: h.cfg.SenderLists, Data: data}); err != nil {
 		h.cfg.Logger.Error("quarantine page", "template", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -422,11 +433,8 @@ type actionButton struct{ Name, Label string }
 
 func (h *Handler) actions(a *quarantine.Actor) []actionButton {
 	b := []actionButton{{"release", "Release"}, {"delete", "Delete"}}
-	if h.cfg.Allow != nil {
-		b = append(b, actionButton{"allow", "Release and allow sender"})
-	}
-	if h.cfg.Deny != nil {
-		b = append(b, actionButton{"deny", "Deny sender"})
+	if h.cfg.SenderLists {
+		b = append(b, actionButton{"allow", "Release and allow sender"}, actionButton{"deny", "Deny sender"})
 	}
 	if h.cfg.Learn != nil {
 		b = append(b, actionButton{"learn-ham", "Learn as ham"}, actionButton{"learn-spam", "Learn as spam"})
@@ -624,6 +632,8 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 				status, rs.Outcome = http.StatusForbidden, "not allowed: ask the postmaster"
 			case errors.Is(err, quarantine.ErrNotFound):
 				status, rs.Outcome = http.StatusNotFound, "no such message, or nothing held for you"
+			case errors.Is(err, quarantine.ErrNullSender):
+				status, rs.Outcome = http.StatusBadRequest, "a bounce has no sender to list"
 			default:
 				var te *quarantine.TransitionError
 				if errors.As(err, &te) {
@@ -664,23 +674,25 @@ func (h *Handler) do(ctx context.Context, a *quarantine.Actor, act quarantine.Ac
 	}
 	switch act {
 	case quarantine.ActionAllow:
-		if it.Held() {
-			if _, err := h.cfg.Q.Release(ctx, id, rcpt, *a); err != nil {
+		// List first: a sender that cannot be listed (the null sender)
+		// releases nothing, so the user is not surprised twice.
+		for _, rc := range rcpts {
+			if err := h.cfg.Q.ListSender(ctx, *a, rc, it.MailFrom, quarantine.ListAllow, it); err != nil {
 				return err
 			}
 		}
 		for _, rc := range rcpts {
-			if err := h.cfg.Allow(ctx, rc, it.MailFrom); err != nil {
-				return err
+			if r := it.Recipient(rc); r != nil && r.State == quarantine.StateHeld {
+				if _, err := h.cfg.Q.Release(ctx, id, rc, *a); err != nil {
+					return err
+				}
 			}
-			h.cfg.Q.Record(ctx, *a, act, it, rc, it.MailFrom)
 		}
 	case quarantine.ActionDeny:
 		for _, rc := range rcpts {
-			if err := h.cfg.Deny(ctx, rc, it.MailFrom); err != nil {
+			if err := h.cfg.Q.ListSender(ctx, *a, rc, it.MailFrom, quarantine.ListDeny, it); err != nil {
 				return err
 			}
-			h.cfg.Q.Record(ctx, *a, act, it, rc, it.MailFrom)
 		}
 	case quarantine.ActionLearnHam, quarantine.ActionLearnSpam:
 		_, rc, err := h.cfg.Q.Open(ctx, id, *a)
@@ -764,4 +776,55 @@ func (h *Handler) saveSettings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, h.cfg.Base+"settings", http.StatusSeeOther)
+}
+
+type listsData struct {
+	Rcpt    string // whose list
+	Entries []quarantine.SenderEntry
+	Admin   bool
+}
+
+// lists is "My lists": the senders a user allowed or denied (an admin
+// picks the address with ?rcpt=).
+func (h *Handler) lists(w http.ResponseWriter, r *http.Request) {
+	a := h.signedIn(w, r)
+	if a == nil {
+		return
+	}
+	d := listsData{Admin: a.Role == quarantine.RoleAdmin}
+	if a.Role == quarantine.RoleUser {
+		d.Rcpt = a.Addrs[0]
+	} else {
+		d.Rcpt = strings.TrimSpace(r.URL.Query().Get("rcpt"))
+	}
+	if d.Rcpt != "" {
+		var err error
+		if d.Entries, err = h.cfg.Q.SenderList(r.Context(), *a, d.Rcpt); err != nil {
+			h.failErr(w, r, err)
+			return
+		}
+	}
+	h.render(w, r, http.StatusOK, "lists.html", a, "Sender lists", d)
+}
+
+// unlist removes a sender from a list. It is a POST from the lists page
+// itself (no GET link to prefetch), behind the cross-origin protection.
+func (h *Handler) unlist(w http.ResponseWriter, r *http.Request) {
+	a := h.signedIn(w, r)
+	if a == nil {
+		return
+	}
+	rcpt := r.PostFormValue("rcpt")
+	if a.Role == quarantine.RoleUser && rcpt == "" {
+		rcpt = a.Addrs[0]
+	}
+	if err := h.cfg.Q.UnlistSender(r.Context(), *a, rcpt, r.PostFormValue("sender")); err != nil {
+		h.failErr(w, r, err)
+		return
+	}
+	to := h.cfg.Base + "lists"
+	if a.Role != quarantine.RoleUser {
+		to += "?rcpt=" + url.QueryEscape(rcpt)
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }

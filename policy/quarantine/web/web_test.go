@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,7 +58,6 @@ type site struct {
 	srv    *httptest.Server
 	h      *Handler
 	learnt []bool
-	allow  []string
 }
 
 const password = "correct horse battery staple"
@@ -82,11 +82,7 @@ func newSite(t *testing.T) *site {
 			s.learnt = append(s.learnt, spam)
 			return nil
 		},
-		Allow: func(ctx context.Context, rcpt, sender string) error {
-			s.allow = append(s.allow, rcpt+"<"+sender)
-			return nil
-		},
-		Deny: func(ctx context.Context, rcpt, sender string) error { return nil },
+		SenderLists: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +192,22 @@ func TestLinkSignInIsAPost(t *testing.T) {
 	}
 }
 
+// audited returns the audit entries of act as rcpt<detail.
+func (s *site) audited(t *testing.T, act quarantine.Action) []string {
+	t.Helper()
+	log, err := s.q.Audit(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range log {
+		if e.Action == act {
+			out = append(out, e.Rcpt+"<"+e.Detail)
+		}
+	}
+	return out
+}
+
 func mustURL(s string) *url.URL { u, _ := url.Parse(s); return u }
 
 func TestExpiredAndTamperedLinksRefused(t *testing.T) {
@@ -262,7 +274,7 @@ func TestUserNeverSeesAnothersItem(t *testing.T) {
 	if s.rel.count() != 1 || !strings.HasSuffix(s.rel.got[0], ":a@example.org:a@example.org") {
 		t.Errorf("released %v, want only a@example.org's copy", s.rel.got)
 	}
-	if len(s.learnt) != 0 || len(s.allow) != 0 {
+	if len(s.learnt) != 0 || len(s.audited(t, quarantine.ActionAllow)) != 0 {
 		t.Error("hooks ran for another's item")
 	}
 	if code, _ := b.get("/audit"); code != 403 {
@@ -323,8 +335,12 @@ func TestBulkAndHooks(t *testing.T) {
 		t.Errorf("learn: %d %v", code, s.learnt)
 	}
 	code, _ = a.post("/act", url.Values{"action": {"allow"}, "id": {x.ID, y.ID}})
-	if code != 200 || s.rel.count() != 2 || len(s.allow) != 2 || s.allow[0] != "a@example.org<s@spam.example" {
-		t.Errorf("allow: %d released %d allow %v", code, s.rel.count(), s.allow)
+	if allow := s.audited(t, quarantine.ActionAllow); code != 200 || s.rel.count() != 2 || len(allow) != 2 || !slices.Contains(allow, "a@example.org<s@spam.example") {
+		t.Errorf("allow: %d released %d allow %v", code, s.rel.count(), allow)
+	}
+	admin := quarantine.Actor{Name: "admin", Role: quarantine.RoleAdmin}
+	if l, err := s.q.SenderList(context.Background(), admin, "b@example.org"); err != nil || len(l) != 1 || l[0].Kind != quarantine.ListAllow || l[0].Sender != "s@spam.example" || l[0].ID != y.ID {
+		t.Errorf("b's list: %+v %v", l, err)
 	}
 	code, body := a.post("/act", url.Values{"action": {"delete"}, "id": {x.ID}})
 	if code != 404 || !strings.Contains(body, "nothing held") {
@@ -457,3 +473,61 @@ func FuzzParse(f *testing.F) {
 }
 
 var _ = errors.New
+
+// "My lists": a user sees and removes the senders on their own list only;
+// an admin reads and changes anyone's. Each change is audited.
+func TestSenderListsPage(t *testing.T) {
+	s := newSite(t)
+	mine := s.put(t, quarantine.CategorySpam, "a@example.org")
+	theirs := s.put(t, quarantine.CategorySpam, "b@example.org")
+	u := s.browser(t)
+	u.asUser("a@example.org")
+	if code, _ := u.post("/act", url.Values{"action": {"deny"}, "id": {mine.ID}}); code != 200 {
+		t.Fatalf("deny: %d", code)
+	}
+	code, body := u.get("/lists")
+	if code != 200 || !strings.Contains(body, "s@spam.example") || !strings.Contains(body, "deny") || !strings.Contains(body, "My lists") {
+		t.Fatalf("my lists: %d\n%s", code, body)
+	}
+	// deny → allow replaces the entry
+	if code, _ := u.post("/act", url.Values{"action": {"allow"}, "id": {mine.ID}}); code != 200 || s.rel.count() != 1 {
+		t.Fatalf("allow: %d, released %d", code, s.rel.count())
+	}
+	l, _ := s.q.SenderList(context.Background(), quarantine.Actor{Role: quarantine.RoleSystem}, "a@example.org")
+	if len(l) != 1 || l[0].Kind != quarantine.ListAllow || l[0].By != "a@example.org" {
+		t.Errorf("a's list after allow: %+v", l)
+	}
+	// an admin puts the sender on b's list
+	a := s.browser(t)
+	a.asAdmin()
+	if code, _ := a.post("/act", url.Values{"action": {"deny"}, "id": {theirs.ID}}); code != 200 {
+		t.Fatalf("admin deny: %d", code)
+	}
+	// the user cannot read or change b's list, whatever the form says
+	if _, body := u.get("/lists?rcpt=b@example.org"); strings.Contains(body, "b@example.org") {
+		t.Error("user reads another's list")
+	}
+	if code, _ := u.post("/lists/remove", url.Values{"rcpt": {"b@example.org"}, "sender": {"s@spam.example"}}); code != 403 {
+		t.Errorf("user removes from another's list: %d", code)
+	}
+	if _, body := a.get("/lists?rcpt=b@example.org"); !strings.Contains(body, "s@spam.example") {
+		t.Errorf("admin view of b's list:\n%s", body)
+	}
+	// removal from the own list
+	code, body = u.post("/lists/remove", url.Values{"sender": {"S@Spam.Example"}})
+	if code != 200 || strings.Contains(body, "s@spam.example") {
+		t.Errorf("remove: %d\n%s", code, body)
+	}
+	if code, _ := u.post("/lists/remove", url.Values{"sender": {"s@spam.example"}}); code != 404 {
+		t.Errorf("second remove: %d", code)
+	}
+	if code, _ := a.post("/lists/remove", url.Values{"rcpt": {"b@example.org"}, "sender": {"s@spam.example"}}); code != 200 {
+		t.Errorf("admin remove: %d", code)
+	}
+	if got := s.audited(t, quarantine.ActionUnlist); len(got) != 2 {
+		t.Errorf("unlist audit: %v", got)
+	}
+	if got := s.audited(t, quarantine.ActionDeny); len(got) != 2 || !slices.Contains(got, "b@example.org<s@spam.example") {
+		t.Errorf("deny audit: %v", got)
+	}
+}

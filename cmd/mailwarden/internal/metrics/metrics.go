@@ -113,6 +113,11 @@ func (o *Ops) Acted(a quarantine.Action, r quarantine.Role, c quarantine.Categor
 // DigestSent implements quarantine.Observer.
 func (o *Ops) DigestSent() { o.quarDigests.Inc() }
 
+// LeftToMTA implements quarantine.Observer.
+func (o *Ops) LeftToMTA(c quarantine.Category, why string) {
+	o.quarLeft.WithLabelValues(c.String(), why).Inc()
+}
+
 // Ops is the daemon's operations state: it implements policy.Metrics and
 // the optional seams of our packages (relay.Events, spool.Gauges,
 // health.Reporter), keeps what `mailwarden status` shows, and owns the
@@ -148,6 +153,7 @@ type Ops struct {
 	quarItems   *prometheus.CounterVec
 	quarActions *prometheus.CounterVec
 	quarDigests prometheus.Counter
+	quarLeft    *prometheus.CounterVec
 
 	mu     sync.Mutex
 	health []health.Result
@@ -195,6 +201,8 @@ func New(d Daemon) *Ops {
 	f(o.quarItems)
 	f(o.quarActions)
 	f(o.quarDigests)
+	o.quarLeft = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailwarden_quarantine_left_to_mta_total", Help: "Messages to quarantine that the store did not keep and left to the MTA's hold queue, by category and why (too-big: over max_store_size or not kept whole; store-failed: on_error = accept)."}, []string{"category", "why"})
+	f(o.quarLeft)
 	if qd, ok := d.(QuarantineDaemon); ok {
 		stat := func(pick func(quarantine.Stats) float64) func() float64 {
 			return func() float64 {

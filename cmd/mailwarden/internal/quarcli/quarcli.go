@@ -1,5 +1,6 @@
-// Package quarcli is `mailwarden quarantine list|show|release|delete|purge`
-// and the quarantine lines of `mailwarden status`. The daemon holds the
+// Package quarcli is `mailwarden quarantine list|show|release|delete|purge`,
+// the recipients' sender lists (`senders|allow|deny|unlist`) and the
+// quarantine lines of `mailwarden status`. The daemon holds the
 // index (bbolt locks its file), so the command sends a Request over the
 // control socket and the daemon answers with Handle; without a running
 // daemon the command opens the index itself and calls Handle directly.
@@ -21,7 +22,7 @@ import (
 
 // Request is one command.
 type Request struct {
-	Cmd      string `json:"cmd"` // list, show, release, delete, purge, stats
+	Cmd      string `json:"cmd"` // list, show, release, delete, purge, stats, senders, allow, deny, unlist
 	ID       string `json:"id,omitempty"`
 	Rcpt     string `json:"rcpt,omitempty"`
 	Category string `json:"category,omitempty"`
@@ -31,6 +32,7 @@ type Request struct {
 	Raw      bool   `json:"raw,omitempty"` // show: the message as received
 	JSON     bool   `json:"-"`             // print JSON
 	By       string `json:"by,omitempty"`  // who runs the command (for the audit)
+	Sender   string `json:"sender,omitempty"`
 }
 
 // Response is the daemon's answer.
@@ -40,6 +42,9 @@ type Response struct {
 	Raw    []byte                   `json:"raw,omitempty"`
 	Expire *quarantine.ExpireReport `json:"expire,omitempty"`
 	Stats  *quarantine.Stats        `json:"stats,omitempty"`
+	// Senders is a recipient's sender list (senders, allow, deny, unlist).
+	Senders []quarantine.SenderEntry `json:"senders,omitempty"`
+	Lists   bool                     `json:"lists,omitempty"` // Senders is the answer (even when empty)
 }
 
 // Usage is the command's help text.
@@ -49,6 +54,10 @@ const Usage = `usage: mailwarden quarantine <command> [flags]
   release [-rcpt ADDR] ID     re-inject for ADDR, or for every held recipient
   delete  [-rcpt ADDR] ID
   purge                       run the expiry job now (retention and size cap)
+  senders -rcpt ADDR          the sender list of ADDR (the page's "My lists")
+  allow   -rcpt ADDR SENDER   put SENDER on ADDR's allow list (its spam is delivered)
+  deny    -rcpt ADDR SENDER   put SENDER on ADDR's deny list (its mail is quarantined)
+  unlist  -rcpt ADDR SENDER   remove SENDER from ADDR's list
 `
 
 // Parse reads the command line after "quarantine".
@@ -70,6 +79,8 @@ func Parse(args []string) (Request, error) {
 		fs.BoolVar(&r.Raw, "raw", false, "")
 	case "release", "delete":
 		fs.StringVar(&r.Rcpt, "rcpt", "", "")
+	case "senders", "allow", "deny", "unlist":
+		fs.StringVar(&r.Rcpt, "rcpt", "", "")
 	case "purge", "stats":
 	default:
 		return r, fmt.Errorf("quarantine: unknown command %q\n%s", r.Cmd, Usage)
@@ -78,6 +89,18 @@ func Parse(args []string) (Request, error) {
 		return r, fmt.Errorf("quarantine %s: %w\n%s", r.Cmd, err, Usage)
 	}
 	switch r.Cmd {
+	case "senders", "allow", "deny", "unlist":
+		if r.Rcpt == "" {
+			return r, fmt.Errorf("quarantine %s: -rcpt is required\n%s", r.Cmd, Usage)
+		}
+		want := 1
+		if r.Cmd == "senders" {
+			want = 0
+		}
+		if fs.NArg() != want {
+			return r, fmt.Errorf("quarantine %s: want %d sender argument(s)\n%s", r.Cmd, want, Usage)
+		}
+		r.Sender = fs.Arg(0)
 	case "show", "release", "delete":
 		if fs.NArg() != 1 {
 			return r, fmt.Errorf("quarantine %s: want one item id\n%s", r.Cmd, Usage)
@@ -145,6 +168,21 @@ func Handle(ctx context.Context, q *quarantine.Quarantine, r Request) (*Response
 	case "stats":
 		st, err := q.Stats(ctx)
 		return &Response{Stats: &st}, err
+	case "allow", "deny", "unlist", "senders":
+		var err error
+		switch r.Cmd {
+		case "allow":
+			err = q.ListSender(ctx, a, r.Rcpt, r.Sender, quarantine.ListAllow, nil)
+		case "deny":
+			err = q.ListSender(ctx, a, r.Rcpt, r.Sender, quarantine.ListDeny, nil)
+		case "unlist":
+			err = q.UnlistSender(ctx, a, r.Rcpt, r.Sender)
+		}
+		if err != nil {
+			return nil, err
+		}
+		l, err := q.SenderList(ctx, a, r.Rcpt)
+		return &Response{Senders: l, Lists: true}, err
 	}
 	return nil, fmt.Errorf("quarantine: unknown command %q", r.Cmd)
 }
@@ -183,6 +221,17 @@ func Print(w io.Writer, r Request, resp *Response, now time.Time) error {
 			fmt.Fprintf(w, "recipient:  %s %s%s\n", rc.Addr, rc.State, by)
 		}
 		return nil
+	case resp.Lists:
+		if len(resp.Senders) == 0 {
+			_, err := fmt.Fprintf(w, "%s: no sender listed\n", r.Rcpt)
+			return err
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SENDER\tLIST\tBY\tAT")
+		for _, e := range resp.Senders {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", clip(e.Sender, 60), e.Kind, clip(e.By, 40), e.At.UTC().Format("2006-01-02 15:04"))
+		}
+		return tw.Flush()
 	case resp.Expire != nil:
 		e := resp.Expire
 		_, err := fmt.Fprintf(w, "expired %d by age, %d by the size cap; dropped %d old records; %s kept\n",

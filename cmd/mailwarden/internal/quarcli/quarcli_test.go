@@ -86,10 +86,30 @@ func TestCommands(t *testing.T) {
 	if _, err := Handle(ctx, q, Request{Cmd: "show", ID: "nope"}); !errors.Is(err, quarantine.ErrNotFound) {
 		t.Errorf("show of a bad id: %v", err)
 	}
+	// the recipients' sender lists, as an admin (audited as cli:root)
+	if out := run("senders", "-rcpt", "a@example.org"); out != "a@example.org: no sender listed\n" {
+		t.Errorf("empty list: %q", out)
+	}
+	run("deny", "-rcpt", "a@example.org", "pest@spam.example")
+	out = run("allow", "-rcpt", "A@example.org", "<Friend@Shop.example>")
+	if !strings.Contains(out, "friend@shop.example  allow  cli:root") || !strings.Contains(out, "pest@spam.example    deny   cli:root") {
+		t.Errorf("allow:\n%s", out)
+	}
+	if out := run("unlist", "-rcpt", "a@example.org", "pest@spam.example"); strings.Contains(out, "pest@") {
+		t.Errorf("unlist:\n%s", out)
+	}
+	if _, err := Handle(ctx, q, Request{Cmd: "unlist", Rcpt: "a@example.org", Sender: "pest@spam.example"}); !errors.Is(err, quarantine.ErrNotFound) {
+		t.Errorf("unlist of a missing sender: %v", err)
+	}
+	log, _ := q.Audit(ctx, 3)
+	if len(log) != 3 || log[0].Action != quarantine.ActionUnlist || log[0].Actor != "cli:root" || log[1].Action != quarantine.ActionAllow {
+		t.Errorf("audit: %+v", log)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"frobnicate"}, {"show"}, {"release", "a", "b"}, {"list", "extra"}, {"list", "-bogus"}} {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"show"}, {"release", "a", "b"}, {"list", "extra"}, {"list", "-bogus"},
+		{"senders"}, {"allow", "-rcpt", "a@x"}, {"deny", "s@y"}, {"senders", "-rcpt", "a@x", "s@y"}} {
 		if _, err := Parse(args); err == nil {
 			t.Errorf("%q accepted", args)
 		}

@@ -109,7 +109,11 @@ type Services struct {
 	KeyTracker *sign.Tracker
 	// Quarantine is our own quarantine ([quarantine] enabled).
 	Quarantine *Quarantine
-	Reports    *dmarc.Service // DMARC aggregate reports; nil when off
+	// quarantineIndex and page outlive a reload that changes other
+	// [quarantine] settings (the bbolt lock, the listening address).
+	quarantineIndex quarantine.Index
+	page            *page
+	Reports         *dmarc.Service // DMARC aggregate reports; nil when off
 
 	mu   sync.Mutex
 	recs map[string]*record
@@ -341,6 +345,24 @@ var services = []service{
 		copy: func(from, to *Services) { to.Spool = from.Spool },
 	},
 	{
+		name: quarantine.SectionName + ".index",
+		key: func(cfg *policy.Config) any {
+			st := quarantine.SettingsOf(cfg)
+			return [2]any{st.Enabled, st.IndexKey()}
+		},
+		build: buildQuarantineIndex,
+		copy:  func(from, to *Services) { to.quarantineIndex = from.quarantineIndex },
+	},
+	{
+		name: quarantine.SectionName + ".page",
+		key: func(cfg *policy.Config) any {
+			st := quarantine.SettingsOf(cfg)
+			return [2]any{st.Enabled, st.Web.Listen}
+		},
+		build: buildQuarantinePage,
+		copy:  func(from, to *Services) { to.page = from.page },
+	},
+	{
 		name: quarantine.SectionName,
 		key: func(cfg *policy.Config) any {
 			type key struct {
@@ -357,7 +379,12 @@ var services = []service{
 			return key{*st, cfg.LocalDomains, *store.ConfigOf(cfg), *spam.ConfigOf(cfg)}
 		},
 		build: buildQuarantine,
-		copy:  func(from, to *Services) { to.Quarantine = from.Quarantine },
+		copy: func(from, to *Services) {
+			to.Quarantine = from.Quarantine
+			if to.page != nil && from.Quarantine != nil {
+				to.page.set(from.Quarantine.handler) // a new listener, the same page
+			}
+		},
 	},
 }
 
