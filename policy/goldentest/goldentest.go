@@ -22,6 +22,41 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden .want files")
 
+// Seeds are fuzz seeds for message parsers: the golden cases' messages in
+// dir, then hostile shapes (no header end, folding at odd places, bare CR,
+// NUL and invalid UTF-8, nested multiparts, broken encodings, garbage
+// Authentication-Results).
+func Seeds(dir string) [][]byte {
+	var seeds [][]byte
+	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			seeds = append(seeds, b)
+		}
+	}
+	for _, s := range []string{
+		"",
+		"\n",
+		"\r\n\r\n",
+		"Subject: x",
+		"Subject: x\n continued\n\tagain\n\nbody",
+		"From x@y Mon Jan 1\nFrom: a\n\n",
+		" leading continuation\n",
+		"NoColonLine\nSubject: x\n\n",
+		"Subject: a\rb\r\n\r\nbody\r",
+		"X: \x00\xff\xfe\n\n\x00",
+		"Content-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: multipart/mixed; boundary=y\n\n--y\n--y--\n--x--\n",
+		"Content-Type: message/rfc822\n\nContent-Type: message/rfc822\n\nSubject: inner\n\ntext",
+		"Content-Type: text/plain; charset=bogus-charset\nContent-Transfer-Encoding: base64\n\n!!!notbase64",
+		"Content-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n<p>=E9=\n</p><script>x",
+		"Authentication-Results: mx.fuzz.test; spf=pass\nX-Spam-Status: Yes\n\n",
+		"Authentication-Results: (((\nAuthentication-Results: ;;;\n\n",
+	} {
+		seeds = append(seeds, []byte(s))
+	}
+	return seeds
+}
+
 // Case is one golden case.
 type Case struct {
 	Name string // file name without .eml
