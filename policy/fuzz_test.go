@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailwarden/mailwarden/policy/goldentest"
 	"github.com/mailwarden/mailwarden/policy/message"
 )
 
@@ -18,32 +19,8 @@ import (
 // Crashers land in testdata/fuzz/FuzzX/ and are then regression seeds.
 
 func messageSeeds(f *testing.F) {
-	f.Helper()
-	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.eml"))
-	for _, p := range files {
-		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
-		}
-	}
-	for _, s := range []string{
-		"",
-		"\n",
-		"\r\n\r\n",
-		"Subject: x",
-		"Subject: x\n continued\n\tagain\n\nbody",
-		"From x@y Mon Jan 1\nFrom: a\n\n",
-		" leading continuation\n",
-		"NoColonLine\nSubject: x\n\n",
-		"Subject: a\rb\r\n\r\nbody\r",
-		"X: \x00\xff\xfe\n\n\x00",
-		"Content-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: multipart/mixed; boundary=y\n\n--y\n--y--\n--x--\n",
-		"Content-Type: message/rfc822\n\nContent-Type: message/rfc822\n\nSubject: inner\n\ntext",
-		"Content-Type: text/plain; charset=bogus-charset\nContent-Transfer-Encoding: base64\n\n!!!notbase64",
-		"Content-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n<p>=E9=\n</p><script>x",
-		"Authentication-Results: mx.fuzz.test; spf=pass\nX-Spam-Status: Yes\n\n",
-		"Authentication-Results: (((\nAuthentication-Results: ;;;\n\n",
-	} {
-		f.Add([]byte(s))
+	for _, s := range goldentest.Seeds(filepath.Join("testdata", "golden")) {
+		f.Add(s)
 	}
 }
 

@@ -30,12 +30,18 @@ func runLearnFit(args []string, stdout, stderr io.Writer) int {
 	fset.IntVar(&o.Folds, "folds", o.Folds, "cross-validation folds (also those Bayes is trained on for the features)")
 	fset.Float64Var(&o.Lambda, "lambda", o.Lambda, "L2 penalty")
 	fset.IntVar(&o.MinCount, "min-count", o.MinCount, "a signal needs this many messages to get its own weight")
+	fset.Float64Var(&o.BayesAlone, "bayes-alone", o.BayesAlone, "the most Bayes may score on its own, in points (0: no bound)")
+	fset.Float64Var(&o.RuleStrength, "rule-strength", o.RuleStrength, "L2 pull of a SpamAssassin rule's weight towards its own score × rule-scale (0: towards 0 with lambda)")
+	fset.Float64Var(&o.RuleScale, "rule-scale", o.RuleScale, "our points per SpamAssassin point for that pull (2: its 5 is our quarantine 10)")
 	fset.Float64Var(&o.FPCost, "fp-cost", o.FPCost, "a false positive costs as much as this many missed spams: quarantine where the odds reach it")
+	var selSpam, selHam multiFlag
+	fset.Var(&selSpam, "select-spam", "spam from another source or time: choose --rule-strength and --bayes-alone on it (repeatable)")
+	fset.Var(&selHam, "select-ham", "ham for --select-spam (repeatable)")
 	before := fset.String("before", "", "fit only on messages received before YYYY-MM-DD (topmost Received, else Date; as eval --split-date)")
 	note := fset.String("note", "", "a line for the file's comment (how the corpus was chosen)")
 	workers := fset.Int("workers", runtime.GOMAXPROCS(0), "messages read concurrently")
 	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mailwarden learn --fit [-config F] --ham PATH... --spam PATH... --out FILE [--folds 5] [--lambda 1] [--fp-cost 20]")
+		fmt.Fprintln(stderr, "usage: mailwarden learn --fit [-config F] --ham PATH... --spam PATH... --out FILE [--folds 5] [--lambda 1] [--fp-cost 20] [--bayes-alone 7.5]")
 		fset.PrintDefaults()
 	}
 	if err := fset.Parse(args); err != nil {
@@ -76,6 +82,17 @@ func runLearnFit(args []string, stdout, stderr io.Writer) int {
 		msgs = kept
 	}
 	eval.AssignFolds(msgs, o.Folds, 0)
+	if len(selSpam) > 0 || len(selHam) > 0 {
+		val, err := loadMessages(selHam, selSpam)
+		if err != nil {
+			fmt.Fprintln(stderr, "mailwarden learn:", err)
+			return 1
+		}
+		for _, m := range val {
+			m.Fold = o.Folds
+		}
+		msgs = append(msgs, val...)
+	}
 	start := time.Now()
 	prog := newProgress(stderr, "learn --fit: features")
 	parse := func(raw []byte) (*message.Message, error) { return corpus.Parse(raw, cfg.Message.MaxHeaders) }
@@ -84,6 +101,33 @@ func runLearnFit(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "mailwarden learn:", err)
 		return 1
+	}
+	if len(selSpam) > 0 || len(selHam) > 0 {
+		var train, val []fit.Sample
+		for _, s := range samples {
+			if s.Fold == o.Folds {
+				val = append(val, s)
+			} else {
+				train = append(train, s)
+			}
+		}
+		choices, err := fit.Select(train, val, o, fit.Grid{
+			RuleStrength: []float64{0, 10, 100},
+			BayesAlone:   []float64{0, 10, 7.5, 5},
+			Odds:         []float64{o.FPCost, 50, 200, 1000, 5000},
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "mailwarden learn:", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "learn --fit: choosing on %d messages not fitted on (cost = %g × FP rate + miss rate at quarantine)\n", len(val), o.FPCost)
+		fmt.Fprintf(stderr, "  %-13s %-11s %-6s %8s %8s %7s %7s\n", "rule-strength", "bayes-alone", "odds", "FP", "recall", "AUC", "cost")
+		for _, c := range choices {
+			fmt.Fprintf(stderr, "  %-13g %-11g %-6g %7.2f%% %7.2f%% %7.4f %7.4f\n", c.RuleStrength, c.BayesAlone, c.Odds, 100*c.Stats.FPRate, 100*c.Stats.Recall, c.Stats.AUC, c.Cost)
+		}
+		o.RuleStrength, o.BayesAlone, o.FPCost = choices[0].RuleStrength, choices[0].BayesAlone, choices[0].Odds
+		fmt.Fprintf(stderr, "  chosen: --rule-strength %g --bayes-alone %g --fp-cost %g\n", o.RuleStrength, o.BayesAlone, o.FPCost)
+		samples = train
 	}
 	cv, err := fit.CrossValidate(samples, o)
 	if err != nil {
@@ -101,10 +145,10 @@ func runLearnFit(args []string, stdout, stderr io.Writer) int {
 %s
 Score = intercept + the weights of the signals that fired + bayes_logit * logit(Bayes p),
 in points: even odds score add_header (%g), odds of %g:1 score quarantine (%g).
-[bayes] applies when Bayes answered, [nobayes] otherwise.
+[bayes] applies when Bayes answered, [nobayes] otherwise; Bayes alone scores at most %g.
 %d-fold cross-validated at quarantine: with Bayes FP %.2f %%, recall %.2f %%, AUC %.4f;
 without Bayes FP %.2f %%, recall %.2f %%, AUC %.4f.`,
-		w.Fit.Ham, w.Fit.Spam, *note, o.AddHeader, o.FPCost, o.Quarantine, o.Folds,
+		w.Fit.Ham, w.Fit.Spam, *note, o.AddHeader, o.FPCost, o.Quarantine, o.BayesAlone, o.Folds,
 		100*cv.Bayes.FPRate, 100*cv.Bayes.Recall, cv.Bayes.AUC, 100*cv.NoBayes.FPRate, 100*cv.NoBayes.Recall, cv.NoBayes.AUC)
 	data, err := w.Encode(comment)
 	if err != nil {

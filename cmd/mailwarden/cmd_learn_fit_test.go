@@ -88,3 +88,36 @@ func TestLearnFitAndEvalTrainTest(t *testing.T) {
 		t.Errorf("--train without --test: exit %d", code)
 	}
 }
+
+// --select-ham/--select-spam: the settings are chosen on mail the fit
+// never sees, every combination is reported, and the fit itself stays on
+// the --ham/--spam messages only.
+func TestLearnFitSelect(t *testing.T) {
+	tmp := t.TempDir()
+	train, val := filepath.Join(tmp, "train"), filepath.Join(tmp, "val")
+	synthCorpus(t, train, 40, 0)
+	synthCorpus(t, val, 15, 100)
+	cfg := filepath.Join(tmp, "mw.toml")
+	os.WriteFile(cfg, []byte("[spam.bayes]\nmin_spam = 5\nmin_ham = 5\n"), 0o644)
+	out := filepath.Join(tmp, "weights.toml")
+	var so, se strings.Builder
+	code := runLearn([]string{"--fit", "-config", cfg, "--ham", filepath.Join(train, "ham"), "--spam", filepath.Join(train, "spam"),
+		"--select-ham", filepath.Join(val, "ham"), "--select-spam", filepath.Join(val, "spam"), "--out", out, "--folds", "4"}, &so, &se)
+	if code != 0 {
+		t.Fatalf("learn --fit --select: exit %d: %s", code, se.String())
+	}
+	report := se.String()
+	if !strings.Contains(report, "choosing on 30 messages not fitted on") || !strings.Contains(report, "chosen: --rule-strength") {
+		t.Errorf("report: %s", report)
+	}
+	if rows := strings.Count(report, "%"); rows < 3*4*5*2 {
+		t.Errorf("want a line per combination (60), report:\n%s", report)
+	}
+	w, err := spam.LoadWeights(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Fit.Ham != 40 || w.Fit.Spam != 40 {
+		t.Errorf("the fit saw %d ham, %d spam: the selection set leaked into it", w.Fit.Ham, w.Fit.Spam)
+	}
+}

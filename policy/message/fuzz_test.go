@@ -1,12 +1,13 @@
-package message
+package message_test
 
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailwarden/mailwarden/policy/goldentest"
+	"github.com/mailwarden/mailwarden/policy/message"
 )
 
 // Run locally for a while, e.g.
@@ -14,41 +15,17 @@ import (
 // Crashers land in testdata/fuzz/FuzzReadMessage/ and are then regression seeds.
 
 func messageSeeds(f *testing.F) {
-	f.Helper()
-	files, _ := filepath.Glob(filepath.Join("..", "testdata", "golden", "*.eml"))
-	for _, p := range files {
-		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
-		}
-	}
-	for _, s := range []string{
-		"",
-		"\n",
-		"\r\n\r\n",
-		"Subject: x",
-		"Subject: x\n continued\n\tagain\n\nbody",
-		"From x@y Mon Jan 1\nFrom: a\n\n",
-		" leading continuation\n",
-		"NoColonLine\nSubject: x\n\n",
-		"Subject: a\rb\r\n\r\nbody\r",
-		"X: \x00\xff\xfe\n\n\x00",
-		"Content-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: multipart/mixed; boundary=y\n\n--y\n--y--\n--x--\n",
-		"Content-Type: message/rfc822\n\nContent-Type: message/rfc822\n\nSubject: inner\n\ntext",
-		"Content-Type: text/plain; charset=bogus-charset\nContent-Transfer-Encoding: base64\n\n!!!notbase64",
-		"Content-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n<p>=E9=\n</p><script>x",
-		"Authentication-Results: mx.fuzz.test; spf=pass\nX-Spam-Status: Yes\n\n",
-		"Authentication-Results: (((\nAuthentication-Results: ;;;\n\n",
-	} {
-		f.Add([]byte(s))
+	for _, s := range goldentest.Seeds("../testdata/golden") {
+		f.Add(s)
 	}
 }
 
 func FuzzReadMessage(f *testing.F) {
 	messageSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		h, body, err := ReadMessage(bytes.NewReader(data), 50)
+		h, body, err := message.ReadMessage(bytes.NewReader(data), 50)
 		if err != nil {
-			if !errors.Is(err, ErrHeaderTooLarge) {
+			if !errors.Is(err, message.ErrHeaderTooLarge) {
 				t.Fatalf("unexpected error %v", err)
 			}
 			return
@@ -57,7 +34,7 @@ func FuzzReadMessage(f *testing.F) {
 			t.Fatalf("%d fields with a limit of 50", len(h))
 		}
 		for _, fl := range h {
-			if !ValidFieldName(fl.Name) {
+			if !message.ValidFieldName(fl.Name) {
 				t.Fatalf("invalid field name %q", fl.Name)
 			}
 			if strings.ContainsAny(fl.Value, "\n") && !validFolds(fl.Value) {
@@ -71,7 +48,7 @@ func FuzzReadMessage(f *testing.F) {
 		// Writing the header and reading it back gives the same fields.
 		var b bytes.Buffer
 		h.WriteTo(&b)
-		h2, rest, err := ReadMessage(&b, 0)
+		h2, rest, err := message.ReadMessage(&b, 0)
 		if err != nil {
 			t.Fatalf("re-reading our own header: %v", err)
 		}

@@ -82,6 +82,8 @@ type FitInfo struct {
 	AddHeader    float64 `toml:"add_header"`
 	Quarantine   float64 `toml:"quarantine"`
 	PointsPerNat float64 `toml:"points_per_nat"`
+	// BayesAlone is the bound on what Bayes scores on its own (0: none).
+	BayesAlone float64 `toml:"bayes_alone"`
 	// Cross-validated figures of the fit on its own corpus, at quarantine.
 	Folds    int     `toml:"folds"`
 	CVFPRate float64 `toml:"cv_fp_rate"`
@@ -91,9 +93,21 @@ type FitInfo struct {
 
 // Model is one set of fitted weights, in points.
 type Model struct {
-	Intercept  float64            `toml:"intercept"`
-	BayesLogit float64            `toml:"bayes_logit"`
-	Signals    map[string]float64 `toml:"signals"`
+	Intercept float64 `toml:"intercept"`
+	// BayesLogit weighs the Bayes log-odds; BayesLogitSpam, when set,
+	// replaces it on the spam side (log-odds above 0), so that what Bayes
+	// adds on its own can be bounded without bounding what it takes away.
+	BayesLogit     float64            `toml:"bayes_logit"`
+	BayesLogitSpam *float64           `toml:"bayes_logit_spam"`
+	Signals        map[string]float64 `toml:"signals"`
+}
+
+// bayes is the model's Bayes term for log-odds l.
+func (m *Model) bayes(l float64) float64 {
+	if l > 0 && m.BayesLogitSpam != nil {
+		return *m.BayesLogitSpam * l
+	}
+	return m.BayesLogit * l
 }
 
 // ParseWeights reads a weights file.
@@ -107,6 +121,9 @@ func ParseWeights(name string, data []byte) (*Weights, error) {
 		return nil, fmt.Errorf("spam: weights %s: unknown key %s", name, u[0])
 	}
 	for _, m := range []*Model{&w.Bayes, &w.NoBayes} {
+		if m.BayesLogitSpam != nil && (math.IsNaN(*m.BayesLogitSpam) || math.IsInf(*m.BayesLogitSpam, 0)) {
+			return nil, fmt.Errorf("spam: weights %s: bayes_logit_spam: not a number", name)
+		}
 		for k, v := range m.Signals {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return nil, fmt.Errorf("spam: weights %s: signal %s: not a number", name, k)
@@ -163,8 +180,10 @@ func (m *Model) apply(sigs []policy.Signal, bayesP float64, bayesOK bool) []poli
 	if m.Intercept != 0 {
 		out = append(out, policy.Signal{Name: SignalIntercept, Score: m.Intercept})
 	}
-	if bayesOK && m.BayesLogit != 0 {
-		out = append(out, policy.Signal{Name: SignalBayesLogit, Score: m.BayesLogit * Logit(bayesP)})
+	if bayesOK {
+		if b := m.bayes(Logit(bayesP)); b != 0 {
+			out = append(out, policy.Signal{Name: SignalBayesLogit, Score: b})
+		}
 	}
 	return out
 }
@@ -185,7 +204,11 @@ func (w *Weights) Encode(comment string) ([]byte, error) {
 		name string
 		m    *Model
 	}{{"bayes", &w.Bayes}, {"nobayes", &w.NoBayes}} {
-		fmt.Fprintf(&b, "\n[%s]\nintercept = %.4f\nbayes_logit = %.4f\n\n[%s.signals]\n", x.name, x.m.Intercept, x.m.BayesLogit, x.name)
+		fmt.Fprintf(&b, "\n[%s]\nintercept = %.4f\nbayes_logit = %.4f\n", x.name, x.m.Intercept, x.m.BayesLogit)
+		if x.m.BayesLogitSpam != nil {
+			fmt.Fprintf(&b, "bayes_logit_spam = %.4f\n", *x.m.BayesLogitSpam)
+		}
+		fmt.Fprintf(&b, "\n[%s.signals]\n", x.name)
 		names := make([]string, 0, len(x.m.Signals))
 		for n := range x.m.Signals {
 			names = append(names, n)

@@ -136,3 +136,32 @@ func TestLogit(t *testing.T) {
 		}
 	}
 }
+
+// bayes_logit_spam weighs the spam side of the Bayes log-odds apart from
+// the ham side, and survives Encode and ParseWeights.
+func TestBayesLogitSpamSide(t *testing.T) {
+	w, err := ParseWeights("w", []byte("[bayes]\nbayes_logit = 1.0\nbayes_logit_spam = 0.25\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Bayes.bayes(4); got != 1 {
+		t.Errorf("spam side: %v, want 0.25 × 4", got)
+	}
+	if got := w.Bayes.bayes(-4); got != -4 {
+		t.Errorf("ham side: %v, want 1 × -4", got)
+	}
+	if got := w.NoBayes.bayes(4); got != 0 {
+		t.Errorf("no weights: %v", got)
+	}
+	data, err := w.Encode("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := ParseWeights("w2", data)
+	if err != nil || w2.Bayes.BayesLogitSpam == nil || *w2.Bayes.BayesLogitSpam != 0.25 || w2.NoBayes.BayesLogitSpam != nil {
+		t.Fatalf("round trip: %v %+v\n%s", err, w2, data)
+	}
+	if _, err := ParseWeights("w", []byte("[bayes]\nbayes_logit_spam = nan\n")); err == nil {
+		t.Error("nan accepted")
+	}
+}

@@ -17,7 +17,9 @@ type Parse func(raw []byte) (*message.Message, error)
 // Collect computes the features of every message (msgs carry their Fold,
 // 0..folds-1): its signals as the [spam] section sec reports them (DNS
 // lists off) and its Bayes probability from a classifier trained in memory
-// on the other folds. Unreadable messages are left out.
+// on the other folds. Messages with Fold == folds are a validation set:
+// their Bayes probability comes from all the folds and they teach Bayes
+// nothing. Unreadable messages are left out.
 func Collect(msgs []*eval.Msg, folds int, core *policy.Config, sec spam.Config, parse Parse, workers int, progress func(done, n int)) ([]Sample, error) {
 	sec.DNSBL, sec.URIBL = nil, nil
 	sec.Bayes.Enabled = true
@@ -31,15 +33,18 @@ func Collect(msgs []*eval.Msg, folds int, core *policy.Config, sec spam.Config, 
 	ok := make([]bool, len(msgs))
 	for i, m := range msgs {
 		pm, err := parse(m.Raw)
-		if err != nil || m.Fold < 0 || m.Fold >= folds {
+		if err != nil || m.Fold < 0 || m.Fold > folds {
 			continue
 		}
 		ok[i] = true
+		if m.Fold == folds {
+			continue
+		}
 		CountTokens(perFold[m.Fold], &totals[m.Fold], spam.Tokens(pm, ignore), m.Spam)
 	}
 	out := make([]Sample, len(msgs))
 	done := 0
-	for f := 0; f < folds; f++ {
+	for f := 0; f <= folds; f++ {
 		mem := bayes.NewMemory()
 		for g := 0; g < folds; g++ {
 			if g != f {
@@ -82,6 +87,7 @@ func Collect(msgs []*eval.Msg, folds int, core *policy.Config, sec spam.Config, 
 					s := Sample{Path: m.Path, Spam: m.Spam, Fold: m.Fold, BayesP: ft.BayesP, BayesOK: ft.BayesOK}
 					for _, x := range ft.Signals {
 						s.Signals = append(s.Signals, x.Name)
+						s.Scores = append(s.Scores, x.Score)
 					}
 					out[i] = s
 					mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/eval"
 	"github.com/mailwarden/mailwarden/policy/spam"
@@ -14,6 +15,9 @@ import (
 type Sample struct {
 	Path    string
 	Signals []string
+	// Scores are the signals' configured scores (SpamAssassin's score
+	// for an sa- rule), in the order of Signals.
+	Scores  []float64
 	BayesP  float64
 	BayesOK bool
 	Spam    bool
@@ -34,6 +38,38 @@ type Options struct {
 	AddHeader, Quarantine float64
 	// Folds for the cross-validation.
 	Folds int
+	// BayesAlone bounds what Bayes adds on its own: at its most certain
+	// (log-odds at spam.BayesLogitClamp) it adds at most this many points
+	// to a message's other evidence. The Bayes log-odds enter the fit as
+	// two features, the ham side and the spam side, and only the spam
+	// side's weight is bounded (held at the bound, the rest refitted, when
+	// the free fit exceeds it). 0: no bound.
+	//
+	// Why: cross-validation on one corpus measures Bayes on mail like its
+	// training mail; on another site's mail (newsletters and commercial
+	// ham it never saw) Bayes is confidently wrong far more often, and an
+	// unbounded fit lets it quarantine alone. SpamAssassin bounds it the
+	// same way (BAYES_99 + BAYES_999 = 3.7 of the 5 required points).
+	// learn --fit --select-ham/--select-spam chooses it on mail from
+	// another source. Off by default: on the shared corpus split by source
+	// (fit on its mailing-list ham, chosen on its hard ham) no bound did
+	// better than none.
+	BayesAlone float64
+	// RuleStrength is the L2 penalty on a SpamAssassin rule's weight
+	// (signal sa-NAME), pulling it towards RuleScale × the rule's own
+	// SpamAssassin score rather than towards 0. 0: rules are treated as
+	// every other signal (Lambda, towards 0).
+	//
+	// Why: SpamAssassin's scores come from mass-checks over many sites'
+	// mail; a rule that never fires on this corpus' ham (a relay test that
+	// its mailing-list ham always passes) would otherwise get a weight no
+	// other site's ham can bear. The prior keeps what the corpus does not
+	// show strongly. Off by default for the same reason as BayesAlone:
+	// --select preferred 0 on the shared corpus split by source.
+	RuleStrength float64
+	// RuleScale maps SpamAssassin points onto ours: 2 puts its required
+	// score, 5, on quarantine, 10.
+	RuleScale float64
 }
 
 // DefaultOptions are the settings `mailwarden learn --fit` uses unless
@@ -41,7 +77,7 @@ type Options struct {
 // λ = 1, signals seen in at least 5 messages, and a false positive costs
 // as much as 20 missed spams.
 func DefaultOptions() Options {
-	return Options{Lambda: 1, MinCount: 5, FPCost: 20, AddHeader: 5, Quarantine: 10, Folds: 5}
+	return Options{Lambda: 1, MinCount: 5, FPCost: 20, AddHeader: 5, Quarantine: 10, Folds: 5, BayesAlone: 0, RuleStrength: 0, RuleScale: 2}
 }
 
 // k is the points per nat of log-odds: (quarantine − add_header) / ln C.
@@ -67,6 +103,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("fit: quarantine must be above add_header")
 	case o.Folds < 2:
 		return fmt.Errorf("fit: at least 2 folds")
+	case o.RuleStrength < 0 || o.RuleScale < 0:
+		return fmt.Errorf("fit: rule strength and scale must not be negative")
+	case o.BayesAlone < 0:
+		return fmt.Errorf("fit: bayes-alone must not be negative")
 	}
 	return nil
 }
@@ -80,9 +120,13 @@ type model struct {
 
 func build(train []Sample, o Options, withBayes bool) (*model, error) {
 	count := map[string]int{}
+	score := map[string]float64{}
 	for _, s := range train {
-		for _, n := range s.Signals {
+		for j, n := range s.Signals {
 			count[n]++
+			if j < len(s.Scores) {
+				score[n] = s.Scores[j]
+			}
 		}
 	}
 	var names []string
@@ -98,15 +142,48 @@ func build(train []Sample, o Options, withBayes bool) (*model, error) {
 	}
 	d := len(names)
 	if withBayes {
-		m.bayes = d
-		d++
+		m.bayes = d // the ham side; m.bayes+1 the spam side
+		d += 2
+	}
+	pr := Prior{Lambda: o.Lambda}
+	if o.RuleStrength > 0 {
+		pr.Lambdas, pr.Mu = make([]float64, d), make([]float64, d)
+		for i := range pr.Lambdas {
+			pr.Lambdas[i] = o.Lambda
+		}
+		for i, n := range names {
+			if strings.HasPrefix(n, "sa-") {
+				pr.Lambdas[i], pr.Mu[i] = o.RuleStrength, o.RuleScale*score[n]/o.k()
+			}
+		}
 	}
 	rows := make([]Row, len(train))
 	for i, s := range train {
 		rows[i] = m.row(s)
 	}
-	lr, err := Train(rows, d, o.Lambda)
+	lr, err := TrainPrior(rows, d, pr)
 	if err != nil {
+		return nil, err
+	}
+	m.lr = lr
+	if !withBayes || o.BayesAlone == 0 {
+		return m, nil
+	}
+	// The bound is a box on one weight: when the free fit breaks it, the
+	// optimum of this convex problem has the weight at the bound; hold it
+	// there (a prior too strong to move) and fit the rest again.
+	bound := o.BayesAlone / o.k() / spam.BayesLogitClamp
+	if lr.W[m.bayes+1] <= bound {
+		return m, nil
+	}
+	if pr.Lambdas == nil {
+		pr.Lambdas, pr.Mu = make([]float64, d), make([]float64, d)
+		for i := range pr.Lambdas {
+			pr.Lambdas[i] = o.Lambda
+		}
+	}
+	pr.Lambdas[m.bayes+1], pr.Mu[m.bayes+1] = 1e9, bound
+	if lr, err = TrainPrior(rows, d, pr); err != nil {
 		return nil, err
 	}
 	m.lr = lr
@@ -122,7 +199,8 @@ func (m *model) row(s Sample) Row {
 	}
 	sort.Ints(r.On)
 	if m.bayes >= 0 && s.BayesOK {
-		r.Cont = map[int]float64{m.bayes: spam.Logit(s.BayesP)}
+		l := spam.Logit(s.BayesP)
+		r.Cont = map[int]float64{m.bayes: min(l, 0), m.bayes + 1: max(l, 0)}
 	}
 	return r
 }
@@ -135,6 +213,8 @@ func (m *model) export(o Options) spam.Model {
 	}
 	if m.bayes >= 0 {
 		out.BayesLogit = k * m.lr.W[m.bayes]
+		spamSide := k * m.lr.W[m.bayes+1]
+		out.BayesLogitSpam = &spamSide
 	}
 	return out
 }
@@ -148,7 +228,7 @@ func Fit(samples []Sample, o Options) (*spam.Weights, error) {
 		Method:   "L2-regularised logistic regression, class-balanced, Newton's method (mailwarden learn --fit)",
 		Lambda:   o.Lambda,
 		MinCount: o.MinCount, FPCost: o.FPCost, AddHeader: o.AddHeader, Quarantine: o.Quarantine,
-		PointsPerNat: o.k(), Folds: o.Folds,
+		PointsPerNat: o.k(), Folds: o.Folds, BayesAlone: o.BayesAlone,
 	}}
 	for _, s := range samples {
 		if s.Spam {
@@ -215,4 +295,60 @@ func CrossValidate(samples []Sample, o Options) (CV, error) {
 		*x.out = eval.Stats("cv", scored, o.Quarantine)
 	}
 	return cv, nil
+}
+
+// Choice is one setting tried by Select and its figures on the
+// validation set.
+type Choice struct {
+	RuleStrength, BayesAlone, Odds float64
+	Stats                          eval.FoldStats
+	Cost                           float64
+}
+
+// Grid is what Select tries: every combination.
+type Grid struct {
+	RuleStrength, BayesAlone []float64
+	// Odds are values of Options.FPCost for the mapping (quarantine where
+	// the fitted odds reach Odds:1): on mail unlike the corpus the fitted
+	// odds are overconfident, and a higher Odds moves quarantine up.
+	Odds []float64
+}
+
+// Select fits on train with every combination in g, scores val (mail
+// from another source or time, never used to fit) and returns all the
+// choices, the best first: the lowest cost o.FPCost × FP rate + miss rate
+// at quarantine, ties to the earlier in g's order.
+func Select(train, val []Sample, o Options, g Grid) ([]Choice, error) {
+	var out []Choice
+	for _, st := range g.RuleStrength {
+		for _, b := range g.BayesAlone {
+			for _, c := range g.Odds {
+				oo := o
+				oo.RuleStrength, oo.BayesAlone, oo.FPCost = st, b, c
+				if err := oo.Validate(); err != nil {
+					return nil, err
+				}
+				mb, err := build(train, oo, true)
+				if err != nil {
+					return nil, err
+				}
+				mn, err := build(train, oo, false)
+				if err != nil {
+					return nil, err
+				}
+				var scored []*eval.Msg
+				for _, s := range val {
+					m := mn
+					if s.BayesOK {
+						m = mb
+					}
+					scored = append(scored, &eval.Msg{Path: s.Path, Spam: s.Spam, Score: oo.Map(m.lr.Z(m.row(s)))})
+				}
+				stats := eval.Stats("select", scored, oo.Quarantine)
+				out = append(out, Choice{RuleStrength: st, BayesAlone: b, Odds: c, Stats: stats, Cost: o.FPCost*stats.FPRate + (1 - stats.Recall)})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Cost < out[j].Cost })
+	return out, nil
 }

@@ -57,6 +57,34 @@ func (m *LogReg) Z(r Row) float64 {
 // it costs Σ nnz²) and a Cholesky solve; it stops when the step is below
 // 1e-6 or after 50 iterations. The result is deterministic.
 func Train(rows []Row, d int, lambda float64) (*LogReg, error) {
+	return TrainPrior(rows, d, Prior{Lambda: lambda})
+}
+
+// Prior is the penalty of TrainPrior: feature i is pulled towards Mu[i]
+// (0 when Mu is short) with strength Lambdas[i] (Lambda when short).
+type Prior struct {
+	Lambda  float64
+	Lambdas []float64
+	Mu      []float64
+}
+
+func (p Prior) at(i int) (lambda, mu float64) {
+	lambda = p.Lambda
+	if i < len(p.Lambdas) {
+		lambda = p.Lambdas[i]
+	}
+	if i < len(p.Mu) {
+		mu = p.Mu[i]
+	}
+	return lambda, mu
+}
+
+// TrainPrior is Train with a Gaussian prior per feature: it minimises
+//
+//	Σ c_r · log(1 + exp(−y_r·z_r)) + Σ λ_i/2 · (W_i − μ_i)²
+//
+// starting from W = μ.
+func TrainPrior(rows []Row, d int, pr Prior) (*LogReg, error) {
 	var nh, ns float64
 	for _, r := range rows {
 		if r.Spam {
@@ -68,6 +96,9 @@ func Train(rows []Row, d int, lambda float64) (*LogReg, error) {
 	n := nh + ns
 	cw := [2]float64{n / 2 / max(nh, 1), n / 2 / max(ns, 1)}
 	m := &LogReg{W: make([]float64, d)}
+	for i := range m.W {
+		_, m.W[i] = pr.at(i)
+	}
 	D := d + 1 // index d is the bias
 	H := make([]float64, D*D)
 	g := make([]float64, D)
@@ -95,7 +126,8 @@ func Train(rows []Row, d int, lambda float64) (*LogReg, error) {
 			}
 		}
 		for i := 0; i < d; i++ {
-			g[i] += lambda * m.W[i]
+			lambda, mu := pr.at(i)
+			g[i] += lambda * (m.W[i] - mu)
 			H[i*D+i] += lambda
 		}
 		H[d*D+d] += 1e-9 // a corpus of one class
@@ -103,18 +135,53 @@ func Train(rows []Row, d int, lambda float64) (*LogReg, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Damped Newton: halve the step until the objective does not
+		// grow (a plain Newton step can overshoot from a start far from
+		// the optimum, e.g. a weight held by a strong prior).
+		before := objective(m, rows, cw, pr)
+		oldW, oldB := append([]float64(nil), m.W...), m.Bias
 		var norm float64
-		for i := 0; i < d; i++ {
-			m.W[i] -= step[i]
-			norm = max(norm, math.Abs(step[i]))
+		for t, f := 0, 1.0; t < 30; t, f = t+1, f/2 {
+			norm = 0
+			for i := 0; i < d; i++ {
+				m.W[i] = oldW[i] - f*step[i]
+				norm = max(norm, math.Abs(f*step[i]))
+			}
+			m.Bias = oldB - f*step[d]
+			norm = max(norm, math.Abs(f*step[d]))
+			if objective(m, rows, cw, pr) <= before+1e-12 {
+				break
+			}
 		}
-		m.Bias -= step[d]
-		norm = max(norm, math.Abs(step[d]))
 		if norm < 1e-6 {
 			break
 		}
 	}
 	return m, nil
+}
+
+// objective is what TrainPrior minimises.
+func objective(m *LogReg, rows []Row, cw [2]float64, pr Prior) float64 {
+	var f float64
+	for _, r := range rows {
+		z, c := m.Z(r), cw[0]
+		if r.Spam {
+			c = cw[1]
+		} else {
+			z = -z
+		}
+		// log(1 + exp(−z)), stable for large |z|
+		if z > 0 {
+			f += c * math.Log1p(math.Exp(-z))
+		} else {
+			f += c * (-z + math.Log1p(math.Exp(z)))
+		}
+	}
+	for i, w := range m.W {
+		lambda, mu := pr.at(i)
+		f += lambda / 2 * (w - mu) * (w - mu)
+	}
+	return f
 }
 
 // features lists the non-zero features of r (and the bias, index d) in a

@@ -1,12 +1,7 @@
 package wire
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"flag"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,10 +11,9 @@ import (
 	"github.com/mailwarden/mailwarden/clamav/clamdtest"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/dns/dnstest"
+	"github.com/mailwarden/mailwarden/policy/goldentest"
 	"github.com/mailwarden/mailwarden/policy/message"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden .want files")
 
 // goldenRcpt is the RCPT-time decision on one recipient.
 type goldenRcpt struct {
@@ -46,63 +40,11 @@ type goldenVerdict struct {
 	Checks           map[string]policy.Status `json:"checks"`
 }
 
-// readEnv reads a .env file: key=value lines, "#" comments; the first
-// line must be "# proves: ...".
-func readEnv(t *testing.T, path string, m *message.Message) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proves := ""
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if n == 1 {
-			proves, _ = strings.CutPrefix(line, "# proves: ")
-			if proves == line || proves == "" {
-				t.Fatalf("%s: the first line must be \"# proves: what this case shows\"", path)
-			}
-			continue
-		}
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			t.Fatalf("%s:%d: want key=value", path, n)
-		}
-		switch k {
-		case "client_ip":
-			m.Client.Addr = netip.MustParseAddr(v)
-		case "helo":
-			m.Client.HELO = v
-		case "from":
-			m.MailFrom = strings.Trim(v, "<>")
-		case "rcpt":
-			m.Rcpts = append(m.Rcpts, v)
-		case "auth":
-			m.Auth = v
-		default:
-			t.Fatalf("%s:%d: unknown key %q", path, n, k)
-		}
-	}
-	return proves
-}
-
 // TestGolden runs every case through the real modules on services built
 // from testdata/config.toml: the test DNS server (with the case's .dns
 // records), the fake clamd and a memory store, fresh for each case.
 func TestGolden(t *testing.T) {
 	dir := "testdata"
-	cases, err := filepath.Glob(filepath.Join(dir, "*.eml"))
-	if err != nil || len(cases) < 10 {
-		t.Fatalf("want at least 10 golden cases, have %d (%v)", len(cases), err)
-	}
-	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmpl, err := os.ReadFile(filepath.Join(dir, "config.toml"))
 	if err != nil {
 		t.Fatal(err)
@@ -115,38 +57,25 @@ func TestGolden(t *testing.T) {
 	}
 	text := strings.NewReplacer("%DNS%", srv.Addr, "%CLAMD%", clamd.Addr(), "%SPOOL%", t.TempDir(), "%SARULES%", sarules).Replace(string(tmpl))
 	checksSeen := map[string]bool{}
-	for _, eml := range cases {
-		name := strings.TrimSuffix(filepath.Base(eml), ".eml")
-		base := strings.TrimSuffix(eml, ".eml")
-		t.Run(name, func(t *testing.T) {
+	for _, c := range goldentest.Cases(t, dir, 10) {
+		t.Run(c.Name, func(t *testing.T) {
 			cfg, err := policy.Load("config.toml", []byte(text), Sections())
 			if err != nil {
 				t.Fatal(err)
 			}
 			srv.Reset()
-			if zone, err := os.ReadFile(base + ".dns"); err == nil {
+			if zone, err := os.ReadFile(c.Base + ".dns"); err == nil {
 				for _, l := range strings.Split(string(zone), "\n") {
 					if l = strings.TrimSpace(l); l != "" && l[0] != ';' {
 						if err := srv.AddErr(l); err != nil {
-							t.Fatalf("%s.dns: %v", name, err)
+							t.Fatalf("%s.dns: %v", c.Name, err)
 						}
 					}
 				}
 			}
-			f, err := os.Open(eml)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			h, body, err := message.ReadMessage(f, cfg.Message.MaxHeaders)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := &message.Message{QueueID: name, Header: h, Body: message.BytesBody(body), Received: time.Unix(1_795_000_000, 0)}
-			proves := readEnv(t, base+".env", m)
-			if !bytes.Contains(readme, []byte("`"+name+"`")) {
-				t.Errorf("README.md does not list %s", name)
-			}
+			m := c.Message(t, cfg.Message.MaxHeaders)
+			m.Received = time.Unix(1_795_000_000, 0)
+			proves := c.Env(t, m, nil)
 			p, svc, err := Pipeline(cfg, nil, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -180,29 +109,12 @@ func TestGolden(t *testing.T) {
 				if !v.Reply.IsZero() {
 					g.Reply = v.Reply.String()
 				}
-				for _, c := range v.Checks {
-					g.Checks[c.Name] = c.Status
-					checksSeen[c.Name] = true
+				for _, ch := range v.Checks {
+					g.Checks[ch.Name] = ch.Status
+					checksSeen[ch.Name] = true
 				}
 			}
-			got, err := json.MarshalIndent(g, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			if *update {
-				if err := os.WriteFile(base+".want", got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(base + ".want")
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s\nproves: %s\n--- got\n%s--- want\n%s", name, proves, got, want)
-			}
+			c.Compare(t, proves, g)
 		})
 	}
 	// Every check of the pipeline ran in at least one case.
