@@ -111,119 +111,27 @@ func TestDKIMSigningPostfix(t *testing.T) {
 	harness.Require(t, "postfix")
 	harness.RequireRoot(t)
 	dns := harness.StartDNS(t)
-	dir := t.TempDir()
-	keys := []e2eKey{
-		{"rsa", "signed.e2e.example", "s1", "rsa2048", true},
-		{"both-rsa", "both.e2e.example", "r1", "rsa2048", true},
-		{"both-ed", "both.e2e.example", "e1", "ed25519", true},
-		{"unpublished", "nokey.e2e.example", "s1", "rsa2048", false},
-	}
-	keyCfg := signingKeys(t, dns, dir, keys)
-	toml := `authserv_id = "mx.sign.e2e.test"
-local_domains = ["e2e.test"]
-trusted_networks = ["127.0.0.0/8", "::1/128"]
-` + harness.DNSSection(dns) + `
-[dkim_sign]
-ed25519 = true
-
-` + keyCfg + `
-[[dkim_sign.rule]]
-from = "*@signed.e2e.example"
-keys = ["rsa"]
-
-[[dkim_sign.rule]]
-from = "*@both.e2e.example"
-keys = ["both-rsa", "both-ed"]
-
-[[dkim_sign.rule]]
-from = "*@nokey.e2e.example"
-keys = ["unpublished"]
-`
-	s := startCoreStack(t, toml, map[string]string{
+	s := startCoreStack(t, signingConfig(t, dns, `["127.0.0.0/8", "::1/128"]`), map[string]string{
 		"disable_mime_output_conversion": "yes",
 		// e2e.test is ours: accept it from outside (the sink plays the
 		// mailbox server).
 		"relay_domains":            "e2e.test",
 		"smtpd_relay_restrictions": "permit_mynetworks, permit_auth_destination, reject",
 	})
-	// The key records are checked when the daemon starts.
-	s.mw.WaitLog(t, func(l map[string]any) bool { return l["msg"] == "dkim key record" && l["key"] == "unpublished" }, 20*time.Second)
-
-	deliver := func(t *testing.T, to string) []byte {
-		t.Helper()
-		m := s.sink.WaitFor(30*time.Second, harness.To(to))
-		if m == nil {
-			t.Fatalf("not delivered to %s; maillog:\n%s", to, s.pf.Log())
-		}
-		return m.Data
-	}
-	countSigs := func(msg []byte) int {
-		head, _, _ := strings.Cut(string(msg), "\r\n\r\n")
-		return strings.Count(strings.ToLower("\r\n"+head), "\r\ndkim-signature:")
-	}
-
-	t.Run("RSA over SMTP from a trusted network", func(t *testing.T) {
-		const from, to = "alice@signed.e2e.example", "rsa@remote.example"
-		if err := s.send(from, to, "signed by mailwarden"); err != nil {
-			t.Fatal(err)
-		}
-		msg := deliver(t, to)
-		if !strings.HasPrefix(strings.ToLower(string(msg)), "dkim-signature:") && !strings.Contains(strings.ToLower(string(msg)), "\r\ndkim-signature:") {
-			t.Fatalf("no DKIM-Signature:\n%s", msg)
-		}
-		if got := dkimpyVerdicts(t, dns, msg); got != "pass" {
-			t.Errorf("dkimpy: %q\n%s", got, msg)
-		}
-		if ar := openDKIMVerdicts(t, dns, msg); strings.Count(ar, "dkim=pass") != 1 {
-			t.Errorf("OpenDKIM: %q", ar)
-		}
-	})
-	t.Run("RSA and Ed25519", func(t *testing.T) {
-		const from, to = "bob@both.e2e.example", "both@remote.example"
-		if err := s.send(from, to, "two signatures"); err != nil {
-			t.Fatal(err)
-		}
-		msg := deliver(t, to)
-		if got := dkimpyVerdicts(t, dns, msg); got != "pass pass" {
-			t.Errorf("dkimpy: %q", got)
-		}
-		if ar := openDKIMVerdicts(t, dns, msg); strings.Count(ar, "dkim=pass") != 2 || !strings.Contains(ar, "ed25519-sha256") {
-			t.Errorf("OpenDKIM: %q", ar)
-		}
-	})
-	t.Run("sendmail without Date and Message-ID", func(t *testing.T) {
-		const from, to = "carol@signed.e2e.example", "bare@remote.example"
-		raw := "From: Carol <" + from + ">\nTo: <" + to + ">\nSubject: bare submission\n\nNo Date, no Message-ID.\n"
-		if err := s.pf.Sendmail(t, []string{"-f", from, to}, []byte(raw)); err != nil {
-			t.Fatal(err)
-		}
-		msg := deliver(t, to)
-		if got := dkimpyVerdicts(t, dns, msg); got != "pass" {
-			t.Errorf("dkimpy: %q\n%s", got, msg)
-		}
-		if ar := openDKIMVerdicts(t, dns, msg); strings.Count(ar, "dkim=pass") != 1 {
-			t.Errorf("OpenDKIM: %q", ar)
-		}
-	})
-	t.Run("inbound is never signed", func(t *testing.T) {
-		const from, to = "mallory@signed.e2e.example", "inbound@e2e.test"
-		err := harness.Submission{Helo: "mx.outside.example", From: from, Rcpts: []string{to}, XClient: "ADDR=192.0.2.1 NAME=mx.outside.example",
-			Data: coreMessage(from, to, "inbound")}.Send(s.smtp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := countSigs(deliver(t, to)); n != 0 {
-			t.Errorf("%d DKIM-Signature fields on inbound mail", n)
-		}
-	})
-	t.Run("a key whose record is missing does not sign", func(t *testing.T) {
-		const from, to = "dave@nokey.e2e.example", "nokey@remote.example"
-		if err := s.send(from, to, "unpublished key"); err != nil {
-			t.Fatal(err)
-		}
-		if n := countSigs(deliver(t, to)); n != 0 {
-			t.Errorf("%d DKIM-Signature fields with an unpublished key", n)
-		}
+	runSigningCases(t, signingMTA{
+		dns:  dns,
+		mw:   s.mw,
+		name: "Postfix",
+		send: s.send,
+		submit: func(t testing.TB, args []string, raw []byte) error {
+			return s.pf.Sendmail(t, args, raw)
+		},
+		inbound: func(from, to, subject string) error {
+			return harness.Submission{Helo: "mx.outside.example", From: from, Rcpts: []string{to}, XClient: "ADDR=192.0.2.1 NAME=mx.outside.example",
+				Data: coreMessage(from, to, subject)}.Send(s.smtp)
+		},
+		sink: s.sink,
+		log:  s.pf.Log,
 	})
 }
 
@@ -239,16 +147,40 @@ func TestDKIMSigningSendmail(t *testing.T) {
 	t.Parallel()
 	harness.RequireRoot(t)
 	dns := harness.StartDNS(t)
-	dir := t.TempDir()
-	keyCfg := signingKeys(t, dns, dir, []e2eKey{
-		{"rsa", "signed.e2e.example", "sm1", "rsa2048", true},
+	s := startSendmailStack(t, signingConfig(t, dns, `["127.0.0.1/32"]`), harness.SendmailOptions{})
+	runSigningCases(t, signingMTA{
+		dns:    dns,
+		mw:     s.mw,
+		name:   "Sendmail",
+		send:   s.send,
+		submit: s.sm.Submit,
+		inbound: func(from, to, subject string) error {
+			return harness.Submission{Helo: "mx.outside.example", From: from, Rcpts: []string{to}, Source: "127.0.0.2",
+				Data: coreMessage(from, to, subject)}.Send(s.smtp)
+		},
+		inboundSeen: func(t *testing.T, from string) {
+			if line := s.summary(t, from); line["direction"] != "inbound" || line["client"] != "127.0.0.2" {
+				t.Errorf("not seen as inbound: %v", line)
+			}
+		},
+		sink: s.sink,
+		log:  s.sm.Log,
+	})
+}
+
+// signingConfig is the daemon's config for the signing cases: four keys
+// (RSA; RSA and Ed25519 for one domain; one whose record is not
+// published) and a rule for each domain.
+func signingConfig(t *testing.T, dns *harness.DNS, trusted string) string {
+	keyCfg := signingKeys(t, dns, t.TempDir(), []e2eKey{
+		{"rsa", "signed.e2e.example", "s1", "rsa2048", true},
 		{"both-rsa", "both.e2e.example", "r1", "rsa2048", true},
 		{"both-ed", "both.e2e.example", "e1", "ed25519", true},
 		{"unpublished", "nokey.e2e.example", "s1", "rsa2048", false},
 	})
-	toml := `authserv_id = "mx.sign.e2e.test"
+	return `authserv_id = "mx.sign.e2e.test"
 local_domains = ["e2e.test"]
-trusted_networks = ["127.0.0.1/32"]
+trusted_networks = ` + trusted + `
 ` + harness.DNSSection(dns) + `
 [dkim_sign]
 ed25519 = true
@@ -266,81 +198,94 @@ keys = ["both-rsa", "both-ed"]
 from = "*@nokey.e2e.example"
 keys = ["unpublished"]
 `
-	s := startSendmailStack(t, toml, harness.SendmailOptions{})
-	s.mw.WaitLog(t, func(l map[string]any) bool { return l["msg"] == "dkim key record" && l["key"] == "unpublished" }, 20*time.Second)
+}
+
+// signingMTA is what the signing cases need of one MTA stack.
+type signingMTA struct {
+	dns  *harness.DNS
+	mw   *harness.Daemon
+	name string
+	// send: SMTP from a trusted network; submit: the sendmail(1)
+	// command; inbound: SMTP from outside trusted_networks.
+	send        func(from, to, subject string, extra ...string) error
+	submit      func(t testing.TB, args []string, raw []byte) error
+	inbound     func(from, to, subject string) error
+	inboundSeen func(t *testing.T, from string) // optional
+	sink        *harness.Sink
+	log         func() string
+}
+
+// runSigningCases: mail of ours leaves signed and dkimpy and OpenDKIM
+// verify it (RSA; RSA and Ed25519; a submission without Date and
+// Message-ID); inbound mail is never signed; a key whose record is
+// missing does not sign.
+func runSigningCases(t *testing.T, m signingMTA) {
+	// The key records are checked when the daemon starts.
+	m.mw.WaitLog(t, func(l map[string]any) bool { return l["msg"] == "dkim key record" && l["key"] == "unpublished" }, 20*time.Second)
 	deliver := func(t *testing.T, to string) []byte {
 		t.Helper()
-		m := s.sink.WaitFor(30*time.Second, harness.To(to))
-		if m == nil {
-			t.Fatalf("not delivered to %s; sendmail log:\n%s", to, s.sm.Log())
+		msg := m.sink.WaitFor(30*time.Second, harness.To(to))
+		if msg == nil {
+			t.Fatalf("not delivered to %s; %s log:\n%s", to, m.name, m.log())
 		}
-		return m.Data
+		return msg.Data
 	}
 	countSigs := func(msg []byte) int {
 		head, _, _ := strings.Cut(string(msg), "\r\n\r\n")
 		return strings.Count(strings.ToLower("\r\n"+head), "\r\ndkim-signature:")
 	}
+	verified := func(t *testing.T, msg []byte, dkimpy string, opendkim int) {
+		t.Helper()
+		if got := dkimpyVerdicts(t, m.dns, msg); got != dkimpy {
+			t.Errorf("dkimpy: %q, want %q\n%s", got, dkimpy, msg)
+		}
+		ar := openDKIMVerdicts(t, m.dns, msg)
+		if strings.Count(ar, "dkim=pass") != opendkim || (opendkim == 2 && !strings.Contains(ar, "ed25519-sha256")) {
+			t.Errorf("OpenDKIM: %q\n%s", ar, msg)
+		}
+	}
 
 	t.Run("RSA over SMTP from a trusted network", func(t *testing.T) {
-		const from, to = "alice@signed.e2e.example", "sm-rsa@remote.example"
-		if err := s.send(from, to, "signed by mailwarden behind Sendmail"); err != nil {
+		const from, to = "alice@signed.e2e.example", "rsa@remote.example"
+		if err := m.send(from, to, "signed by mailwarden behind "+m.name); err != nil {
 			t.Fatal(err)
 		}
 		msg := deliver(t, to)
 		if n := countSigs(msg); n != 1 {
 			t.Fatalf("%d DKIM-Signature fields:\n%s", n, msg)
 		}
-		if got := dkimpyVerdicts(t, dns, msg); got != "pass" {
-			t.Errorf("dkimpy: %q\n%s", got, msg)
-		}
-		if ar := openDKIMVerdicts(t, dns, msg); strings.Count(ar, "dkim=pass") != 1 {
-			t.Errorf("OpenDKIM: %q\n%s", ar, msg)
-		}
+		verified(t, msg, "pass", 1)
 	})
 	t.Run("RSA and Ed25519", func(t *testing.T) {
-		const from, to = "bob@both.e2e.example", "sm-both@remote.example"
-		if err := s.send(from, to, "two signatures through Sendmail"); err != nil {
+		const from, to = "bob@both.e2e.example", "both@remote.example"
+		if err := m.send(from, to, "two signatures"); err != nil {
 			t.Fatal(err)
 		}
-		msg := deliver(t, to)
-		if got := dkimpyVerdicts(t, dns, msg); got != "pass pass" {
-			t.Errorf("dkimpy: %q\n%s", got, msg)
-		}
-		if ar := openDKIMVerdicts(t, dns, msg); strings.Count(ar, "dkim=pass") != 2 || !strings.Contains(ar, "ed25519-sha256") {
-			t.Errorf("OpenDKIM: %q", ar)
-		}
+		verified(t, deliver(t, to), "pass pass", 2)
 	})
 	t.Run("sendmail command without Date and Message-ID", func(t *testing.T) {
-		const from, to = "carol@signed.e2e.example", "sm-bare@remote.example"
-		raw := "From: Carol <" + from + ">\nTo: <" + to + ">\nSubject: bare submission through Sendmail\n\nNo Date, no Message-ID.\n"
-		if err := s.sm.Submit(t, []string{"-f", from, to}, []byte(raw)); err != nil {
+		const from, to = "carol@signed.e2e.example", "bare@remote.example"
+		raw := "From: Carol <" + from + ">\nTo: <" + to + ">\nSubject: bare submission\n\nNo Date, no Message-ID.\n"
+		if err := m.submit(t, []string{"-f", from, to}, []byte(raw)); err != nil {
 			t.Fatal(err)
 		}
-		msg := deliver(t, to)
-		if got := dkimpyVerdicts(t, dns, msg); got != "pass" {
-			t.Errorf("dkimpy: %q\n%s", got, msg)
-		}
-		if ar := openDKIMVerdicts(t, dns, msg); strings.Count(ar, "dkim=pass") != 1 {
-			t.Errorf("OpenDKIM: %q\n%s", ar, msg)
-		}
+		verified(t, deliver(t, to), "pass", 1)
 	})
 	t.Run("inbound is never signed", func(t *testing.T) {
-		const from, to = "mallory@signed.e2e.example", "sm-inbound@e2e.test"
-		err := harness.Submission{Helo: "mx.outside.example", From: from, Rcpts: []string{to}, Source: "127.0.0.2",
-			Data: coreMessage(from, to, "inbound through Sendmail")}.Send(s.smtp)
-		if err != nil {
+		const from, to = "mallory@signed.e2e.example", "inbound@e2e.test"
+		if err := m.inbound(from, to, "inbound"); err != nil {
 			t.Fatal(err)
 		}
 		if n := countSigs(deliver(t, to)); n != 0 {
 			t.Errorf("%d DKIM-Signature fields on inbound mail", n)
 		}
-		if line := s.summary(t, from); line["direction"] != "inbound" || line["client"] != "127.0.0.2" {
-			t.Errorf("not seen as inbound: %v", line)
+		if m.inboundSeen != nil {
+			m.inboundSeen(t, from)
 		}
 	})
 	t.Run("a key whose record is missing does not sign", func(t *testing.T) {
-		const from, to = "dave@nokey.e2e.example", "sm-nokey@remote.example"
-		if err := s.send(from, to, "unpublished key"); err != nil {
+		const from, to = "dave@nokey.e2e.example", "nokey@remote.example"
+		if err := m.send(from, to, "unpublished key"); err != nil {
 			t.Fatal(err)
 		}
 		if n := countSigs(deliver(t, to)); n != 0 {
