@@ -93,14 +93,7 @@ func (e *Engine) Check(m *Message, in Input) Result {
 		s()
 	}
 	for _, i := range e.metas {
-		r := e.rules[i]
-		v := r.meta.eval(func(name string) float64 {
-			if j, ok := e.byName[name]; ok && e.rules[j] != nil {
-				return float64(c.counts[j])
-			}
-			return 0
-		}, func(string, string) float64 { return 0 })
-		if v != 0 {
+		if e.rules[i].mexpr.eval(c.counts) != 0 {
 			c.counts[i] = 1
 		}
 	}
@@ -391,7 +384,14 @@ func (c *msgCtx) runHeaders() {
 		// misses, a negated one (!~) hits, both without running the regex.
 		n := 0
 		if r.screen(lv, ascii) {
+			var t0 time.Time
+			if costHook != nil {
+				t0 = time.Now()
+			}
 			n = r.match(v, ascii, r.limit())
+			if costHook != nil {
+				costHook(i, 1, time.Since(t0))
+			}
 		}
 		if d.Negate {
 			if n == 0 {

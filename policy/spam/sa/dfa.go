@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // dfa is a lazily built deterministic automaton that answers "does the
@@ -22,6 +23,11 @@ type dfa struct {
 	prog   *syntax.Prog
 	mu     sync.Mutex
 	states map[string]*dstate
+	// class maps each byte to its class: bytes that no instruction, no
+	// empty-width test and no line or word boundary tells apart share
+	// one, so a state's table has one entry per class, not per byte.
+	class  [256]uint8
+	nclass int
 	start  atomic.Pointer[dstate] // before the first byte
 	failed atomic.Bool
 	// scanned counts the bytes matched since the cache was last flushed:
@@ -38,10 +44,10 @@ type dfa struct {
 }
 
 type dstate struct {
-	pcs  []uint32                    // threads waiting to consume a byte
-	flag uint8                       // what the previous byte was
-	next [256]atomic.Pointer[dstate] // matchState: a match ends before that byte
-	end  atomic.Int32                // at end of text: 0 not known yet, 1 no match, 2 match
+	pcs  []uint32                 // threads waiting to consume a byte
+	flag uint8                    // what the previous byte was
+	next []atomic.Pointer[dstate] // per byte class; matchState: a match ends before that byte
+	end  atomic.Int32             // at end of text: 0 not known yet, 1 no match, 2 match
 }
 
 // matchState is the target of every transition on which a match ends.
@@ -75,6 +81,7 @@ func (d *dfa) init() {
 		return
 	}
 	d.prog, d.states = prog, map[string]*dstate{}
+	d.class, d.nclass = byteClasses(prog)
 	st := d.state(nil, prevStart)
 	if st == nil {
 		d.failed.Store(true)
@@ -105,16 +112,70 @@ func (d *dfa) state(pcs []uint32, flag uint8) *dstate {
 		}
 		d.scanned.Store(0)
 		d.states = map[string]*dstate{}
-		st := &dstate{flag: prevStart}
+		st := d.newState(nil, prevStart)
 		d.states[string([]byte{prevStart})] = st
 		d.start.Store(st)
 		if flag == prevStart && len(pcs) == 0 {
 			return st
 		}
 	}
-	s := &dstate{pcs: pcs, flag: flag}
+	s := d.newState(pcs, flag)
 	d.states[string(key)] = s
 	return s
+}
+
+func (d *dfa) newState(pcs []uint32, flag uint8) *dstate {
+	return &dstate{pcs: pcs, flag: flag, next: make([]atomic.Pointer[dstate], d.nclass)}
+}
+
+// byteClasses partitions the bytes into classes that the program cannot
+// tell apart: the same rune instructions match them, and they agree on
+// being a newline and a word byte (the empty-width tests).
+func byteClasses(prog *syntax.Prog) (class [256]uint8, n int) {
+	var id [256]int
+	for c := range 256 {
+		switch {
+		case c == '\n':
+			id[c] = 2
+		case isWordByte(byte(c)):
+			id[c] = 1
+		}
+	}
+	seen := map[string]bool{}
+	var key []byte
+	for i := range prog.Inst {
+		in := &prog.Inst[i]
+		switch in.Op {
+		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+		default:
+			continue
+		}
+		key = append(key[:0], byte(in.Op), byte(in.Arg))
+		for _, r := range in.Rune {
+			key = utf8.AppendRune(append(key, '|'), r)
+		}
+		if seen[string(key)] {
+			continue
+		}
+		seen[string(key)] = true
+		// Split every class by whether the instruction matches.
+		split := map[[2]int]int{}
+		for c := range 256 {
+			k := [2]int{id[c], b2i(in.MatchRune(rune(c)))}
+			v, ok := split[k]
+			if !ok {
+				v = len(split)
+				split[k] = v
+			}
+			id[c] = v
+		}
+	}
+	// Number the classes densely (the splits already did).
+	for c := range 256 {
+		class[c] = uint8(id[c])
+		n = max(n, id[c]+1)
+	}
+	return class, n
 }
 
 // empty returns the empty-width conditions between the previous byte
@@ -227,7 +288,8 @@ func (d *dfa) match(text string) (matched, ok bool) {
 			c = (c&0x1f)<<6 | text[i+1]&0x3f
 			i++
 		}
-		n := s.next[c].Load()
+		cl := d.class[c]
+		n := s.next[cl].Load()
 		if n == nil {
 			d.mu.Lock()
 			m, pcs := d.step(s, int(c))
@@ -237,7 +299,7 @@ func (d *dfa) match(text string) (matched, ok bool) {
 				n = d.state(pcs, flagAfter(c))
 			}
 			if n != nil {
-				s.next[c].Store(n)
+				s.next[cl].Store(n)
 			}
 			d.mu.Unlock()
 			if n == nil {

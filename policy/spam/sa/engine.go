@@ -55,6 +55,7 @@ type rule struct {
 	bt      *regexp2.Regexp
 	eval    evalFunc
 	meta    *expr
+	mexpr   *metaExpr // meta with names resolved (after orderMetas)
 	multi   bool
 	maxhits int
 	header  string // lower-case field name
@@ -276,6 +277,14 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 	// Metas: order by dependencies; leave out those that would fire
 	// wrongly because a rule they negate is not run.
 	e.orderMetas(skipped, rs, skip)
+	for _, i := range e.metas {
+		e.rules[i].mexpr = compileMeta(e.rules[i].meta, func(name string) int32 {
+			if j, ok := e.byName[name]; ok && e.rules[j] != nil {
+				return int32(j)
+			}
+			return -1
+		})
+	}
 	for i, r := range e.rules {
 		if r == nil {
 			continue
