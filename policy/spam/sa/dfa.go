@@ -18,17 +18,16 @@ import (
 // RE2 does. When the cache grows past maxDFAStates the automaton gives up
 // and the caller uses the regexp.
 type dfa struct {
-	once   sync.Once
-	tree   *syntax.Regexp // compiled on first use (startup stays fast)
-	prog   *syntax.Prog
-	mu     sync.Mutex
-	states map[string]*dstate
+	once sync.Once
+	tree *syntax.Regexp // compiled on first use (startup stays fast)
+	prog *syntax.Prog
+	mu   sync.Mutex
 	// class maps each byte to its class: bytes that no instruction, no
 	// empty-width test and no line or word boundary tells apart share
-	// one, so a state's table has one entry per class, not per byte.
+	// one, so a state's row has one entry per class, not per byte.
 	class  [256]uint8
-	nclass int
-	start  atomic.Pointer[dstate] // before the first byte
+	nclass int32
+	tab    atomic.Pointer[dtable]
 	failed atomic.Bool
 	// scanned counts the bytes matched since the cache was last flushed:
 	// a full cache is flushed and rebuilt (as RE2 does) when it served
@@ -43,15 +42,31 @@ type dfa struct {
 	key   []byte
 }
 
-type dstate struct {
-	pcs  []uint32                 // threads waiting to consume a byte
-	flag uint8                    // what the previous byte was
-	next []atomic.Pointer[dstate] // per byte class; matchState: a match ends before that byte
-	end  atomic.Int32             // at end of text: 0 not known yet, 1 no match, 2 match
+// dtable is the automaton's cache: one flat row of transitions per state,
+// so that a step is one load from one array (no pointer to follow). It
+// grows by copy, keeping state numbers, and a flush starts a new one
+// (gen+1). Matchers read it without the lock: entries are written once
+// (0 to a target) with atomic stores, and a matcher that finds an entry
+// unknown takes the lock and looks again in the current table.
+type dtable struct {
+	gen   int
+	trans []int32 // state*nclass+class -> 0 unknown, matchID, or a state
+	info  []*dinfo
+	index map[string]int32 // state key -> state, under mu
 }
 
-// matchState is the target of every transition on which a match ends.
-var matchState = &dstate{}
+type dinfo struct {
+	pcs  []uint32     // threads waiting to consume a byte
+	flag uint8        // what the previous byte was
+	end  atomic.Int32 // at end of text: 0 not known yet, 1 no match, 2 match
+}
+
+const (
+	// matchID is the target of every transition on which a match ends;
+	// state 0 is unused (an unknown transition reads 0) and 1 is the start.
+	matchID = -1
+	startID = 1
+)
 
 const (
 	prevStart uint8 = 1 << iota // no byte yet
@@ -80,52 +95,69 @@ func (d *dfa) init() {
 		d.failed.Store(true)
 		return
 	}
-	d.prog, d.states = prog, map[string]*dstate{}
-	d.class, d.nclass = byteClasses(prog)
-	st := d.state(nil, prevStart)
-	if st == nil {
-		d.failed.Store(true)
-		return
-	}
-	d.start.Store(st)
+	d.prog = prog
+	class, n := byteClasses(prog)
+	d.class, d.nclass = class, int32(n)
+	d.tab.Store(d.newTable(0, 16))
 }
 
-func (d *dfa) state(pcs []uint32, flag uint8) *dstate {
+// newTable returns an empty table of generation gen, with room for n
+// states, holding the start state.
+func (d *dfa) newTable(gen, n int) *dtable {
+	t := &dtable{gen: gen, trans: make([]int32, 0, n*int(d.nclass)), info: make([]*dinfo, 0, n), index: map[string]int32{}}
+	t.trans = t.trans[:2*d.nclass]
+	t.info = append(t.info, nil, &dinfo{flag: prevStart})
+	t.index[string([]byte{prevStart})] = startID
+	return t
+}
+
+// state returns the number of the state (pcs, flag) in the current table,
+// adding it; 0 when the cache is full and the automaton gives up. Adding
+// may grow or flush the table. Called under mu.
+func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	key := append(d.key[:0], flag)
 	for _, pc := range pcs {
 		key = append(key, byte(pc), byte(pc>>8), byte(pc>>16), byte(pc>>24))
 	}
 	d.key = key
-	if s, ok := d.states[string(key)]; ok {
-		return s
+	t := d.tab.Load()
+	if id, ok := t.index[string(key)]; ok {
+		return id
 	}
-	pcs = slices.Clone(pcs)
-	if len(d.states) >= maxDFAStates {
+	if len(t.info) > maxDFAStates {
 		// A long-running daemon fills any cache in the end: flush it
 		// when it has served flushBytesPerState bytes per state since
 		// the last flush; texts that need a new state every few bytes
-		// make the automaton give up (the regexp runs instead). States
-		// in use elsewhere stay valid: a flush only stops sharing them.
-		if d.scanned.Load() < flushBytesPerState*maxDFAStates || d.start.Load() == nil {
+		// make the automaton give up (the regexp runs instead).
+		// Matchers still in the old table finish there or move over
+		// at their next unknown transition.
+		if d.scanned.Load() < flushBytesPerState*maxDFAStates {
 			d.failed.Store(true)
-			return nil
+			return 0
 		}
 		d.scanned.Store(0)
-		d.states = map[string]*dstate{}
-		st := d.newState(nil, prevStart)
-		d.states[string([]byte{prevStart})] = st
-		d.start.Store(st)
-		if flag == prevStart && len(pcs) == 0 {
-			return st
+		t = d.newTable(t.gen+1, 64)
+		d.tab.Store(t)
+		if id, ok := t.index[string(key)]; ok {
+			return id
 		}
 	}
-	s := d.newState(pcs, flag)
-	d.states[string(key)] = s
-	return s
-}
-
-func (d *dfa) newState(pcs []uint32, flag uint8) *dstate {
-	return &dstate{pcs: pcs, flag: flag, next: make([]atomic.Pointer[dstate], d.nclass)}
+	if len(t.info) == cap(t.info) {
+		// Grow by copy; the state numbers stay.
+		g := &dtable{gen: t.gen, trans: make([]int32, len(t.trans), 2*cap(t.trans)),
+			info: make([]*dinfo, len(t.info), 2*cap(t.info)), index: t.index}
+		for i := range t.trans {
+			g.trans[i] = atomic.LoadInt32(&t.trans[i])
+		}
+		copy(g.info, t.info)
+		t = g
+		d.tab.Store(t)
+	}
+	id := int32(len(t.info))
+	t.info = append(t.info, &dinfo{pcs: slices.Clone(pcs), flag: flag})
+	t.trans = t.trans[:len(t.trans)+int(d.nclass)]
+	t.index[string(key)] = id
+	return id
 }
 
 // byteClasses partitions the bytes into classes that the program cannot
@@ -206,7 +238,7 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 // search is unanchored), through the empty-width instructions allowed
 // before byte c; it reports a match reached there and, for c >= 0, the
 // threads after consuming c (scratch space, valid until the next step).
-func (d *dfa) step(s *dstate, c int) (matched bool, out []uint32) {
+func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 	op := empty(s.flag, c)
 	if d.seen == nil {
 		d.seen = make([]uint32, len(d.prog.Inst))
@@ -277,7 +309,10 @@ func (d *dfa) match(text string) (matched, ok bool) {
 		return false, false
 	}
 	d.scanned.Add(int64(len(text)))
-	s := d.start.Load()
+	t := d.tab.Load()
+	trans := t.trans
+	nc := d.nclass
+	s := int32(startID)
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if c >= 0x80 {
@@ -288,38 +323,64 @@ func (d *dfa) match(text string) (matched, ok bool) {
 			c = (c&0x1f)<<6 | text[i+1]&0x3f
 			i++
 		}
-		cl := d.class[c]
-		n := s.next[cl].Load()
-		if n == nil {
+		n := atomic.LoadInt32(&trans[s*nc+int32(d.class[c])])
+		if n == 0 {
 			d.mu.Lock()
-			m, pcs := d.step(s, int(c))
-			if m {
-				n = matchState
-			} else {
-				n = d.state(pcs, flagAfter(c))
-			}
-			if n != nil {
-				s.next[cl].Store(n)
-			}
+			t, n = d.fill(t, s, c)
 			d.mu.Unlock()
-			if n == nil {
+			if n == 0 {
 				return false, false
 			}
+			trans = t.trans
 		}
-		if n == matchState {
+		if n == matchID {
 			return true, true
 		}
 		s = n
 	}
-	switch s.end.Load() {
+	info := t.info[s]
+	switch info.end.Load() {
 	case 1:
 		return false, true
 	case 2:
 		return true, true
 	}
 	d.mu.Lock()
-	m, _ := d.step(s, -1)
+	m, _ := d.step(info, -1)
 	d.mu.Unlock()
-	s.end.Store(1 + int32(b2i(m)))
+	info.end.Store(1 + int32(b2i(m)))
 	return m, true
+}
+
+// fill returns the transition from state s of table t on byte c, in the
+// current table, computing it when unknown; 0 when the automaton gives
+// up. Called under mu.
+func (d *dfa) fill(t *dtable, s int32, c byte) (*dtable, int32) {
+	cl := s*d.nclass + int32(d.class[c])
+	if cur := d.tab.Load(); cur != t {
+		if cur.gen != t.gen {
+			// Flushed since: find the state in the new table.
+			info := t.info[s]
+			s = d.state(info.pcs, info.flag)
+			if s == 0 {
+				return cur, 0
+			}
+			cl = s*d.nclass + int32(d.class[c])
+		}
+		t = d.tab.Load()
+		if n := t.trans[cl]; n != 0 {
+			return t, n
+		}
+	}
+	m, pcs := d.step(t.info[s], int(c))
+	if m {
+		atomic.StoreInt32(&t.trans[cl], matchID)
+		return t, matchID
+	}
+	n := d.state(pcs, flagAfter(c))
+	cur := d.tab.Load()
+	if n != 0 && cur.gen == t.gen {
+		atomic.StoreInt32(&cur.trans[cl], n)
+	}
+	return cur, n
 }
