@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"fmt"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -97,8 +98,12 @@ type variant struct {
 	dfa    *dfa // the fast "any match" answer
 	// dfaExact: the automaton is the regex itself, not a screen of it.
 	dfaExact bool
-	lits     []string
-	never    bool // cannot match this kind of text
+	// ruleExact: for a backtracking rule, the automaton is the rule's
+	// own regex (RE2 could run it but for its size): its answer is the
+	// rule's, and the backtracking engine runs only where it gives up.
+	ruleExact bool
+	lits      []string
+	never     bool // cannot match this kind of text
 	// screenDFA is screen's automaton: it answers for the screen when
 	// the regex's own automaton gave up (too many states), as for the
 	// large repeated alternations of the __FILL_THIS_FORM rules.
@@ -207,4 +212,64 @@ func repeatCore(pattern string) string {
 		return prefix + pattern[:end+1] + "{2}"
 	}
 	return prefix + pattern[:end+1]
+}
+
+// parseRepeat parses an RE2 pattern that is (X){n}, (X){n,} or (X){n,m}
+// as a whole, which Go's parser refuses when the nested repetition counts
+// pass its limit (X{5} of a large X): it parses X and repeats it itself.
+// The automaton has no such limit.
+func parseRepeat(pattern string) (*syntax.Regexp, bool) {
+	prefix := ""
+	if strings.HasPrefix(pattern, "(?") && len(pattern) > 3 {
+		if j := strings.IndexByte(pattern, ')'); j > 2 && strings.Trim(pattern[2:j], "imsU-") == "" {
+			prefix, pattern = pattern[:j+1], pattern[j+1:]
+		}
+	}
+	if !strings.HasPrefix(pattern, "(") {
+		return nil, false
+	}
+	end := groupEnd(pattern, 0)
+	if end < 0 {
+		return nil, false
+	}
+	rest := pattern[end+1:]
+	if !strings.HasPrefix(rest, "{") || quantifierEnd(rest) != len(rest) {
+		return nil, false
+	}
+	var lo, hi int
+	q := rest[1 : len(rest)-1]
+	a, b, comma := strings.Cut(q, ",")
+	if _, err := fmt.Sscan(a, &lo); err != nil || lo > 100 {
+		return nil, false
+	}
+	hi = lo
+	if comma {
+		hi = -1
+		if b != "" {
+			if _, err := fmt.Sscan(b, &hi); err != nil || hi < lo || hi > 100 {
+				return nil, false
+			}
+		}
+	}
+	sub, err := syntax.Parse(prefix+pattern[:end+1], syntax.Perl)
+	if err != nil {
+		return nil, false
+	}
+	return &syntax.Regexp{Op: syntax.OpRepeat, Min: lo, Max: hi, Sub: []*syntax.Regexp{sub}, Flags: sub.Flags}, true
+}
+
+// treeVariants is compileVariants for a tree RE2's parser refuses: the
+// automata and the literals, without a regexp.
+func treeVariants(tree *syntax.Regexp) (full, ascii variant) {
+	full.lits = literalsOf(tree.Simplify())
+	full.dfa, full.dfaExact, full.ruleExact = lazyDFA(tree), true, true
+	a := asciiOnly(tree)
+	if a == nil {
+		ascii.never = true
+		return
+	}
+	a = a.Simplify()
+	ascii.lits = literalsOf(a)
+	ascii.dfa, ascii.dfaExact, ascii.ruleExact = lazyDFA(a), true, true
+	return
 }

@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"math/bits"
 	"net/mail"
 	"sort"
 	"strings"
@@ -315,7 +316,7 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 			if !m {
 				return 0
 			}
-			if r.bt == nil && !r.multi && v.dfaExact {
+			if (r.bt == nil || v.ruleExact) && !r.multi && v.dfaExact {
 				return 1
 			}
 			reMatched = v.dfaExact
@@ -474,6 +475,18 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		}
 		for _, pos := range pf.noLit {
 			mark(pos)
+		}
+		for gi := range pf.groups {
+			g := &pf.groups[gi]
+			m, ok := g.m.match(line)
+			if !ok {
+				m = 1<<len(g.pos) - 1 // gave up: run them all
+			}
+			for m != 0 {
+				b := bits.TrailingZeros64(m)
+				m &^= 1 << b
+				mark(g.pos[b])
+			}
 		}
 	}
 	for pos, ls := range cand {

@@ -73,7 +73,7 @@ const (
 	prevNL
 	prevWord
 
-	maxDFAStates = 2000
+	maxDFAStates = 8000
 )
 
 // flushBytesPerState: see dfa.state (a variable for the tests).
@@ -164,6 +164,11 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 // tell apart: the same rune instructions match them, and they agree on
 // being a newline and a word byte (the empty-width tests).
 func byteClasses(prog *syntax.Prog) (class [256]uint8, n int) {
+	return byteClassesOf(prog.Inst)
+}
+
+// byteClassesOf is byteClasses for a list of instructions.
+func byteClassesOf(insts []syntax.Inst) (class [256]uint8, n int) {
 	var id [256]int
 	for c := range 256 {
 		switch {
@@ -175,8 +180,8 @@ func byteClasses(prog *syntax.Prog) (class [256]uint8, n int) {
 	}
 	seen := map[string]bool{}
 	var key []byte
-	for i := range prog.Inst {
-		in := &prog.Inst[i]
+	for i := range insts {
+		in := &insts[i]
 		switch in.Op {
 		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
 		default:

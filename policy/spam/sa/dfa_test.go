@@ -12,7 +12,7 @@ import (
 // answering like the regexp once it has served enough bytes: the cache is
 // flushed and rebuilt instead of the automaton giving up for good.
 func TestDFAFlush(t *testing.T) {
-	const pat = `a[ab]{12}c` // 2^12 states at least: more than the cache
+	const pat = `a[ab]{14}c` // 2^14 states at least: more than the cache
 	tree, err := syntax.Parse(pat, syntax.Perl)
 	if err != nil {
 		t.Fatal(err)
@@ -82,5 +82,41 @@ func TestScanCut(t *testing.T) {
 	}
 	if got := scanCut(strings.Repeat("x", 2000)+"\n", 10, "\n"); len(got) != 10 {
 		t.Errorf("newline past 1 KB: cut at %d, want 10", len(got))
+	}
+}
+
+// TestMDFA: a group automaton names exactly the regexes of the group that
+// match, as each regexp says, on random texts over a small alphabet that
+// exercises line, word and text boundaries.
+func TestMDFA(t *testing.T) {
+	pats := []string{`ab+c`, `^a`, `c$`, `\bba\b`, `(?m)^b.a$`, `a\Bb`, `(?i)CA`, `\s\S{3}\s`, `x`, `(?:a|b){4}`, `\Ab`, `c\z`}
+	var trees []*syntax.Regexp
+	var res []*regexp.Regexp
+	for _, p := range pats {
+		tree, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees = append(trees, tree)
+		res = append(res, regexp.MustCompile(p))
+	}
+	d := newMDFA(trees)
+	rng := rand.New(rand.NewPCG(5, 6))
+	const alphabet = "abcC \n"
+	for i := range 5000 {
+		b := make([]byte, rng.IntN(12))
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		text := string(b)
+		got, ok := d.match(text)
+		if !ok {
+			t.Fatalf("text %d: gave up", i)
+		}
+		for k, re := range res {
+			if want := re.MatchString(text); (got>>k&1 == 1) != want {
+				t.Fatalf("%q on %q: group says %v, regexp %v", pats[k], text, !want, want)
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"sort"
 	"strings"
 	"time"
@@ -82,7 +83,21 @@ type prefilter struct {
 	ac      *automaton
 	patRule [][]int32 // literal index -> positions in kinds[k]
 	noLit   []int32   // positions in kinds[k] without literals (always run)
+	// groups screen the rules without literals whose automaton can be
+	// shared: one pass per group names the rules that can match.
+	groups []ruleGroup
 }
+
+// ruleGroup is a set of rules screened by one group automaton: bit i of
+// its answer stands for the rule at position pos[i] in kinds[k].
+type ruleGroup struct {
+	m   *mdfa
+	pos []int32
+}
+
+// groupSize is how many rules share one group automaton: more rules
+// share a pass, but the automaton's states multiply.
+var groupSize = 16
 
 // Skip is a rule that is not run, and why.
 type Skip struct {
@@ -319,6 +334,7 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 		return err
 	}
 	re2, err := Translate(pat, flags)
+	tooLarge := false // RE2 syntax that RE2 refused
 	if err == nil {
 		full, ascii, cerr := compileVariants(re2)
 		if cerr == nil {
@@ -330,6 +346,7 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 			return nil
 		}
 		err = fmt.Errorf("%w: %v", ErrBacktrack, cerr)
+		tooLarge = true
 	}
 	if !errors.Is(err, ErrBacktrack) {
 		return err
@@ -359,6 +376,17 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 	bt.MatchTimeout = e.opt.MatchTimeout
 	r.bt = bt
 	e.stats.Backtracking++
+	if tooLarge {
+		// RE2 syntax, refused for its size: the automata run it
+		// exactly; the backtracking engine stands by for when they
+		// give up.
+		if tree, ok := parseRepeat(re2); ok {
+			full, ascii := treeVariants(tree)
+			r.v = [2]variant{full, ascii}
+			e.stats.Prefiltered++
+			return nil
+		}
+	}
 	// The RE2 superset (lookarounds dropped, backreferences as .*)
 	// screens: the backtracking engine runs only where it matches.
 	if sup, err := translate(pat, flags, targetSuperset); err == nil {
@@ -478,6 +506,7 @@ func (e *Engine) buildPrefilter(k Kind) {
 	for vi := range 2 {
 		pf := &e.pf[k][vi]
 		var pats []string
+		var trees []*syntax.Regexp
 		index := map[string]int32{}
 		for pos, i := range e.kinds[k] {
 			r := e.rules[i]
@@ -486,6 +515,22 @@ func (e *Engine) buildPrefilter(k Kind) {
 				continue
 			}
 			if v.lits == nil {
+				if v.dfa != nil && v.dfa.tree != nil && (k == KindBody || k == KindRawBody || k == KindURI) {
+					// The rule matches a line only where its automaton
+					// (the regex, or a screen of it) does.
+					n := len(pf.groups)
+					if n == 0 || len(pf.groups[n-1].pos) >= groupSize {
+						pf.groups = append(pf.groups, ruleGroup{})
+						n++
+					}
+					g := &pf.groups[n-1]
+					g.pos = append(g.pos, int32(pos))
+					trees = append(trees, v.dfa.tree)
+					if len(g.pos) == groupSize {
+						g.m, trees = newMDFA(trees), nil
+					}
+					continue
+				}
 				pf.noLit = append(pf.noLit, int32(pos))
 				continue
 			}
@@ -499,6 +544,9 @@ func (e *Engine) buildPrefilter(k Kind) {
 				}
 				pf.patRule[id] = append(pf.patRule[id], int32(pos))
 			}
+		}
+		if n := len(pf.groups); n > 0 && pf.groups[n-1].m == nil {
+			pf.groups[n-1].m = newMDFA(trees)
 		}
 		if len(pats) > 0 && (k == KindBody || k == KindRawBody || k == KindURI) {
 			pf.ac = newAutomaton(pats)
