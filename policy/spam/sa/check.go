@@ -360,48 +360,79 @@ func (r *rule) limit() int {
 }
 
 func (c *msgCtx) runHeaders() {
-	lowers := map[string]string{}
-	for _, i := range c.e.kinds[KindHeader] {
-		r := c.e.rules[i]
-		d := r.def
-		if d.Exists {
-			if _, ok := c.headerText(d.Header, ""); ok {
-				c.counts[i] = 1
-			}
-			continue
+	for _, i := range c.e.exists {
+		if _, ok := c.headerText(c.e.rules[i].def.Header, ""); ok {
+			c.counts[i] = 1
 		}
-		v, ok := c.header(d.Header, d.Modifier)
-		if !ok && d.HasIfUnset {
-			v = d.IfUnset
+	}
+	var cand []bool
+	for si := range c.e.hslots {
+		sl := &c.e.hslots[si]
+		v, ok := c.header(sl.name, sl.mod)
+		if !ok && sl.hasIfUnset {
+			v = sl.ifUnset
 		}
 		ascii := isASCII(v)
-		key := d.Header + ":" + d.Modifier
-		lv, seen := lowers[key]
-		if !seen {
-			lv = asciiLower(v)
-			lowers[key] = lv
-		}
-		// A text without the rule's literals cannot match: a plain test
-		// misses, a negated one (!~) hits, both without running the regex.
-		n := 0
-		if r.screen(lv, ascii) {
-			var t0 time.Time
-			if costHook != nil {
-				t0 = time.Now()
+		cand = c.screen(&sl.pf[b2i(ascii)], v, len(sl.rules), cand)
+		for pos, i := range sl.rules {
+			r := c.e.rules[i]
+			// A text without the rule's literals cannot match: a plain
+			// test misses, a negated one (!~) hits, both without running
+			// the regex.
+			n := 0
+			if cand[pos] {
+				var t0 time.Time
+				if costHook != nil {
+					t0 = time.Now()
+				}
+				n = r.match(v, ascii, r.limit())
+				if costHook != nil {
+					costHook(i, 1, time.Since(t0))
+				}
 			}
-			n = r.match(v, ascii, r.limit())
-			if costHook != nil {
-				costHook(i, 1, time.Since(t0))
+			if r.def.Negate {
+				if n == 0 {
+					c.counts[i] = 1
+				}
+				continue
 			}
+			c.counts[i] = int32(n)
 		}
-		if d.Negate {
-			if n == 0 {
-				c.counts[i] = 1
-			}
-			continue
-		}
-		c.counts[i] = int32(n)
 	}
+}
+
+// screen marks in cand (reused, n long) the rules of pf that can match
+// text: those whose literals occur in it (in any ASCII case), those
+// their group automaton names, and those without a screen.
+func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []bool) []bool {
+	if cap(cand) < n {
+		cand = make([]bool, n)
+	}
+	cand = cand[:n]
+	clear(cand)
+	if pf.ac != nil {
+		pf.ac.scan(text, func(p int32, _ int) {
+			for _, pos := range pf.patRule[p] {
+				cand[pos] = true
+			}
+		})
+	}
+	for _, pos := range pf.noLit {
+		cand[pos] = true
+	}
+	for gi := range pf.groups {
+		g := &pf.groups[gi]
+		m, ok := g.m.match(text)
+		if !ok {
+			m = 1<<len(g.pos) - 1 // gave up: run them all
+		}
+		for m != 0 {
+			b := bits.TrailingZeros64(m)
+			m &^= 1 << b
+			cand[g.pos[b]] = true
+		}
+	}
+	return cand
 }
 
 func (c *msgCtx) runFull() {

@@ -70,6 +70,8 @@ type Engine struct {
 	evals  []int
 	metas  []int                      // in dependency order
 	pf     [KindMeta + 1][2]prefilter // per kind, for any text and ASCII text
+	hslots []headerSlot               // header rules by the text they read
+	exists []int                      // exists: header rules
 	opt    Options
 	stats  Stats
 	// For evals.
@@ -503,53 +505,107 @@ func polarity(x *expr, pos bool, fn func(string, bool)) {
 }
 
 func (e *Engine) buildPrefilter(k Kind) {
+	if k == KindHeader {
+		e.buildHeaderSlots()
+		return
+	}
+	line := k == KindBody || k == KindRawBody || k == KindURI
 	for vi := range 2 {
-		pf := &e.pf[k][vi]
-		var pats []string
-		var trees []*syntax.Regexp
-		index := map[string]int32{}
-		for pos, i := range e.kinds[k] {
-			r := e.rules[i]
-			v := r.v[vi]
-			if v.never {
+		e.pf[k][vi] = e.newPrefilter(e.kinds[k], vi, line)
+	}
+}
+
+// newPrefilter builds the screen of rules (indexes into e.rules) for
+// variant vi; the positions it names are positions in rules. With ac,
+// the literals are screened by one Aho-Corasick pass and the rules
+// without literals by group automata; else the literals are left for
+// (*rule).screen and the rules without them always run.
+func (e *Engine) newPrefilter(rules []int, vi int, ac bool) prefilter {
+	var pf prefilter
+	var pats []string
+	var trees []*syntax.Regexp
+	index := map[string]int32{}
+	for pos, i := range rules {
+		r := e.rules[i]
+		v := r.v[vi]
+		if v.never {
+			continue
+		}
+		if v.lits == nil {
+			if v.dfa != nil && v.dfa.tree != nil && ac {
+				// The rule matches a text only where its automaton
+				// (the regex, or a screen of it) does.
+				n := len(pf.groups)
+				if n == 0 || len(pf.groups[n-1].pos) >= groupSize {
+					pf.groups = append(pf.groups, ruleGroup{})
+					n++
+				}
+				g := &pf.groups[n-1]
+				g.pos = append(g.pos, int32(pos))
+				trees = append(trees, v.dfa.tree)
+				if len(g.pos) == groupSize {
+					g.m, trees = newMDFA(trees), nil
+				}
 				continue
 			}
-			if v.lits == nil {
-				if v.dfa != nil && v.dfa.tree != nil && (k == KindBody || k == KindRawBody || k == KindURI) {
-					// The rule matches a line only where its automaton
-					// (the regex, or a screen of it) does.
-					n := len(pf.groups)
-					if n == 0 || len(pf.groups[n-1].pos) >= groupSize {
-						pf.groups = append(pf.groups, ruleGroup{})
-						n++
-					}
-					g := &pf.groups[n-1]
-					g.pos = append(g.pos, int32(pos))
-					trees = append(trees, v.dfa.tree)
-					if len(g.pos) == groupSize {
-						g.m, trees = newMDFA(trees), nil
-					}
-					continue
-				}
-				pf.noLit = append(pf.noLit, int32(pos))
-				continue
-			}
-			for _, l := range v.lits {
-				id, ok := index[l]
-				if !ok {
-					id = int32(len(pats))
-					index[l] = id
-					pats = append(pats, l)
-					pf.patRule = append(pf.patRule, nil)
-				}
-				pf.patRule[id] = append(pf.patRule[id], int32(pos))
-			}
+			pf.noLit = append(pf.noLit, int32(pos))
+			continue
 		}
-		if n := len(pf.groups); n > 0 && pf.groups[n-1].m == nil {
-			pf.groups[n-1].m = newMDFA(trees)
+		for _, l := range v.lits {
+			id, ok := index[l]
+			if !ok {
+				id = int32(len(pats))
+				index[l] = id
+				pats = append(pats, l)
+				pf.patRule = append(pf.patRule, nil)
+			}
+			pf.patRule[id] = append(pf.patRule[id], int32(pos))
 		}
-		if len(pats) > 0 && (k == KindBody || k == KindRawBody || k == KindURI) {
-			pf.ac = newAutomaton(pats)
+	}
+	if n := len(pf.groups); n > 0 && pf.groups[n-1].m == nil {
+		pf.groups[n-1].m = newMDFA(trees)
+	}
+	if len(pats) > 0 && ac {
+		pf.ac = newAutomaton(pats)
+	}
+	return pf
+}
+
+// headerSlot is the header rules that read one text: the same field (or
+// pseudo-header), modifier and if-unset default. The text is got,
+// decoded and lowered once, and its rules screened in one pass.
+type headerSlot struct {
+	name, mod  string
+	ifUnset    string
+	hasIfUnset bool
+	rules      []int // indexes into e.rules
+	pf         [2]prefilter
+}
+
+func (e *Engine) buildHeaderSlots() {
+	index := map[string]int{}
+	for _, i := range e.kinds[KindHeader] {
+		d := e.rules[i].def
+		if d.Exists {
+			e.exists = append(e.exists, i)
+			continue
+		}
+		key := d.Header + ":" + d.Modifier
+		if d.HasIfUnset {
+			key += "\x00" + d.IfUnset
+		}
+		si, ok := index[key]
+		if !ok {
+			si = len(e.hslots)
+			index[key] = si
+			e.hslots = append(e.hslots, headerSlot{name: d.Header, mod: d.Modifier, ifUnset: d.IfUnset, hasIfUnset: d.HasIfUnset})
+		}
+		e.hslots[si].rules = append(e.hslots[si].rules, i)
+	}
+	for si := range e.hslots {
+		sl := &e.hslots[si]
+		for vi := range 2 {
+			sl.pf[vi] = e.newPrefilter(sl.rules, vi, true)
 		}
 	}
 }
