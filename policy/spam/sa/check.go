@@ -365,7 +365,7 @@ func (c *msgCtx) runHeaders() {
 			c.counts[i] = 1
 		}
 	}
-	var cand []bool
+	var cand []uint8
 	for si := range c.e.hslots {
 		sl := &c.e.hslots[si]
 		v, ok := c.header(sl.name, sl.mod)
@@ -380,7 +380,10 @@ func (c *msgCtx) runHeaders() {
 			// test misses, a negated one (!~) hits, both without running
 			// the regex.
 			n := 0
-			if cand[pos] {
+			switch cand[pos] {
+			case candHit:
+				n = 1
+			case candRun:
 				var t0 time.Time
 				if costHook != nil {
 					t0 = time.Now()
@@ -404,50 +407,61 @@ func (c *msgCtx) runHeaders() {
 // screen marks in cand (reused, n long) the rules of pf that can match
 // text: those whose literals occur in it (in any ASCII case), those
 // their group automaton names, and those without a screen.
-func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []bool) []bool {
+func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8 {
 	if cap(cand) < n {
-		cand = make([]bool, n)
+		cand = make([]uint8, n)
 	}
 	cand = cand[:n]
 	clear(cand)
 	if pf.ac != nil {
 		pf.ac.scan(text, func(p int32, _ int) {
 			for _, pos := range pf.patRule[p] {
-				cand[pos] = true
+				cand[pos] = candRun
 			}
 		})
 	}
 	for _, pos := range pf.noLit {
-		cand[pos] = true
+		cand[pos] = candRun
 	}
 	for gi := range pf.groups {
 		g := &pf.groups[gi]
 		m, ok := g.m.match(text)
+		exact := g.exact
 		if !ok {
-			m = 1<<len(g.pos) - 1 // gave up: run them all
+			m, exact = 1<<len(g.pos)-1, 0 // gave up: run them all
 		}
 		for m != 0 {
 			b := bits.TrailingZeros64(m)
 			m &^= 1 << b
-			cand[g.pos[b]] = true
+			cand[g.pos[b]] = candRun + uint8(exact>>b&1)
 		}
 	}
 	return cand
 }
 
+// What screen says of a rule: it cannot match, it may (run it), it does.
+const (
+	candNo uint8 = iota
+	candRun
+	candHit
+)
+
 func (c *msgCtx) runFull() {
-	if len(c.e.kinds[KindFull]) == 0 {
+	rules := c.e.kinds[KindFull]
+	if len(rules) == 0 {
 		return
 	}
 	full := latin1(string(c.m.Raw))
-	lower := asciiLower(full)
 	ascii := isASCII(full)
-	for _, i := range c.e.kinds[KindFull] {
-		r := c.e.rules[i]
-		if !r.screen(lower, ascii) {
-			continue
+	cand := c.screen(&c.e.pf[KindFull][b2i(ascii)], full, len(rules), nil)
+	for pos, i := range rules {
+		switch cand[pos] {
+		case candHit:
+			c.counts[i] = 1
+		case candRun:
+			r := c.e.rules[i]
+			c.counts[i] = int32(r.match(full, ascii, r.limit()))
 		}
-		c.counts[i] = int32(r.match(full, ascii, r.limit()))
 	}
 }
 
@@ -510,21 +524,29 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		for gi := range pf.groups {
 			g := &pf.groups[gi]
 			m, ok := g.m.match(line)
+			exact := g.exact
 			if !ok {
-				m = 1<<len(g.pos) - 1 // gave up: run them all
+				m, exact = 1<<len(g.pos)-1, 0 // gave up: run them all
 			}
 			for m != 0 {
 				b := bits.TrailingZeros64(m)
 				m &^= 1 << b
+				if exact>>b&1 != 0 {
+					// The group's answer is the rule's: one hit.
+					c.counts[rules[g.pos[b]]] = 1
+					continue
+				}
 				mark(g.pos[b])
 			}
 		}
 	}
 	for pos, ls := range cand {
-		if len(ls) == 0 {
+		i := rules[pos]
+		if len(ls) == 0 || c.counts[i] > 0 {
+			// A count already set is a group's exact hit on a line of
+			// the other variant: one hit, all the rule counts.
 			continue
 		}
-		i := rules[pos]
 		r := c.e.rules[i]
 		limit := r.limit()
 		n := 0

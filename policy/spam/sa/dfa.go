@@ -33,6 +33,7 @@ type dfa struct {
 	// a full cache is flushed and rebuilt (as RE2 does) when it served
 	// enough bytes since, else the automaton gives up.
 	scanned atomic.Int64
+	total   atomic.Int64 // SCRATCH
 	// Scratch space of step, used under mu: seen[pc] == gen marks the
 	// instructions visited in the current step.
 	seen  []uint32
@@ -314,6 +315,7 @@ func (d *dfa) match(text string) (matched, ok bool) {
 		return false, false
 	}
 	d.scanned.Add(int64(len(text)))
+	d.total.Add(int64(len(text)))
 	t := d.tab.Load()
 	trans := t.trans
 	nc := d.nclass

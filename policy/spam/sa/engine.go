@@ -95,6 +95,10 @@ type prefilter struct {
 type ruleGroup struct {
 	m   *mdfa
 	pos []int32
+	// exact has bit i set when the automaton of rule pos[i] is its regex
+	// and the rule counts one hit at most: the group's answer is the
+	// rule's, and its own matcher need not run.
+	exact uint64
 }
 
 // groupSize is how many rules share one group automaton: more rules
@@ -509,7 +513,7 @@ func (e *Engine) buildPrefilter(k Kind) {
 		e.buildHeaderSlots()
 		return
 	}
-	line := k == KindBody || k == KindRawBody || k == KindURI
+	line := k == KindBody || k == KindRawBody || k == KindURI || k == KindFull
 	for vi := range 2 {
 		e.pf[k][vi] = e.newPrefilter(e.kinds[k], vi, line)
 	}
@@ -541,6 +545,9 @@ func (e *Engine) newPrefilter(rules []int, vi int, ac bool) prefilter {
 					n++
 				}
 				g := &pf.groups[n-1]
+				if v.dfaExact && (r.bt == nil || v.ruleExact) && !r.multi {
+					g.exact |= 1 << len(g.pos)
+				}
 				g.pos = append(g.pos, int32(pos))
 				trees = append(trees, v.dfa.tree)
 				if len(g.pos) == groupSize {
