@@ -54,6 +54,10 @@ type msgCtx struct {
 	uris     []string
 	upper    float64 // uppercase percentage, -1 until computed
 
+	dateDone   bool // dateDiff computed (the date evals read it several times)
+	dateDiffV  float64
+	dateDiffOK bool
+
 	relaysDone         bool
 	trusted, untrusted []Relay
 	unparseable        int
@@ -206,6 +210,15 @@ func (c *msgCtx) headerText(name, mod string) (string, bool) {
 		return nameOf(vals[0]), true
 	}
 	return strings.Join(vals, "\n"), true
+}
+
+// dateDiff is computeDateDiff, once per message.
+func (c *msgCtx) dateDiff() (float64, bool) {
+	if !c.dateDone {
+		c.dateDone = true
+		c.dateDiffV, c.dateDiffOK = c.computeDateDiff()
+	}
+	return c.dateDiffV, c.dateDiffOK
 }
 
 // relays splits the message's path into trusted and untrusted relays.
