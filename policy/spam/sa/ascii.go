@@ -3,6 +3,7 @@ package sa
 import (
 	"fmt"
 	"regexp"
+	"sync"
 	"regexp/syntax"
 	"strings"
 )
@@ -93,7 +94,7 @@ func asciiOnly(re *syntax.Regexp) *syntax.Regexp {
 
 // variant is one compiled form of a rule's regex with its screen.
 type variant struct {
-	re     *regexp.Regexp
+	re     *lazyRE
 	screen *regexp.Regexp
 	dfa    *dfa // the fast "any match" answer
 	// dfaExact: the automaton is the regex itself, not a screen of it.
@@ -143,47 +144,58 @@ func (v *variant) screened(text string) bool {
 	return v.screen == nil || v.screen.MatchString(text)
 }
 
-// compileVariants compiles an RE2 pattern and its ASCII variant.
+// compileVariants compiles an RE2 pattern and its ASCII variant. The
+// pattern is parsed once; the regexps (needed only where the automata
+// give up, or to count hits) are compiled on first use.
 func compileVariants(pattern string) (full, ascii variant, err error) {
-	full.re, err = regexp.Compile(pattern)
+	tree, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return
 	}
-	defer func() {
-		if err != nil {
-			return
-		}
-		if tree, perr := syntax.Parse(pattern, syntax.Perl); perr == nil {
-			full.screen, full.screenDFA = repeatScreen(tree)
-			if a := asciiOnly(tree); a != nil && !ascii.never {
-				ascii.screen, ascii.screenDFA = repeatScreen(a)
-			}
-		}
-	}()
-	full.lits = requiredLiterals(pattern)
-	tree, perr := syntax.Parse(pattern, syntax.Perl)
-	if perr != nil {
-		ascii = full
-		return
-	}
+	full.re = newLazyRE(pattern)
+	full.lits = literalsOf(tree.Simplify())
 	full.dfa = lazyDFA(tree)
 	full.dfaExact = true
+	full.screen, full.screenDFA = repeatScreen(tree)
 	a := asciiOnly(tree)
 	if a == nil {
 		ascii.never = true
 		return
 	}
+	screen, screenDFA := repeatScreen(a)
 	a = a.Simplify()
-	are, cerr := regexp.Compile(a.String())
-	if cerr != nil {
+	src := a.String()
+	if _, perr := syntax.Parse(src, syntax.Perl); perr != nil {
 		ascii = full
-		return
+	} else {
+		ascii.re = newLazyRE(src)
+		ascii.lits = literalsOf(a)
+		ascii.dfa = lazyDFA(a)
+		ascii.dfaExact = true
 	}
-	ascii.re = are
-	ascii.lits = literalsOf(a)
-	ascii.dfa = lazyDFA(a)
-	ascii.dfaExact = true
+	ascii.screen, ascii.screenDFA = screen, screenDFA
 	return
+}
+
+// lazyRE is a regexp compiled on first use: most rules never need theirs
+// (their automaton answers), and compiling all of them made up much of
+// the start-up time.
+type lazyRE struct {
+	once sync.Once
+	src  string
+	re   *regexp.Regexp
+}
+
+func newLazyRE(src string) *lazyRE { return &lazyRE{src: src} }
+
+// get returns the regexp, nil for no regexp (or one that does not
+// compile, which a source that parsed cannot be).
+func (l *lazyRE) get() *regexp.Regexp {
+	if l == nil {
+		return nil
+	}
+	l.once.Do(func() { l.re, _ = regexp.Compile(l.src) })
+	return l.re
 }
 
 // repeatCore returns a screen for a pattern that is (X){n,m} or X+ as a

@@ -338,15 +338,16 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 		return 0
 	}
 	if r.bt == nil {
-		if v.re == nil {
+		re := v.re.get()
+		if re == nil {
 			return 0
 		}
 		if !r.multi {
-			return b2i(v.re.MatchString(text))
+			return b2i(re.MatchString(text))
 		}
-		return len(v.re.FindAllStringIndex(text, limit))
+		return len(re.FindAllStringIndex(text, limit))
 	}
-	if v.re != nil && !reMatched && !v.re.MatchString(text) {
+	if !reMatched && v.re != nil && !v.re.get().MatchString(text) {
 		return 0
 	}
 	if !r.multi {
