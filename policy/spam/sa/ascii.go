@@ -3,9 +3,9 @@ package sa
 import (
 	"fmt"
 	"regexp"
-	"sync"
 	"regexp/syntax"
 	"strings"
+	"sync"
 )
 
 // Most lines of most messages are pure ASCII. For those, each regex has

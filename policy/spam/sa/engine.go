@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dlclark/regexp2/v2"
@@ -220,6 +223,7 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 		st.Skipped = append(st.Skipped, Skip{Rule: d.Name, Kind: d.Kind, Reason: reason, Score: score(d)})
 	}
 	skipped := map[string]bool{}
+	regexes := e.compileRegexes(rs, needed)
 	for _, name := range rs.Order {
 		d := rs.Defs[name]
 		if !needed[name] {
@@ -285,7 +289,12 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 			r.header = strings.ToLower(d.Header)
 		default:
 			r.header = strings.ToLower(d.Header)
-			if err := e.compileRegex(r, d); err != nil {
+			c := regexes[name]
+			r.v, r.bt = c.v, c.bt
+			st.RE2 += c.st.re2
+			st.Backtracking += c.st.bt
+			st.Prefiltered += c.st.pref
+			if err := c.err; err != nil {
 				reason := err.Error()
 				skip(d, reason)
 				skipped[name] = true
@@ -334,7 +343,52 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 	return e, nil
 }
 
-func (e *Engine) compileRegex(r *rule, d *Def) error {
+// regexStats counts what compileRegex made of one rule.
+type regexStats struct{ re2, bt, pref int }
+
+// compiledRegex is compileRegex's result for one rule.
+type compiledRegex struct {
+	v   [2]variant
+	bt  *regexp2.Regexp
+	st  regexStats
+	err error
+}
+
+// compileRegexes compiles the regexes of the rules that need one, in
+// parallel (the regexes are independent; the daemon pays this at each
+// start and reload).
+func (e *Engine) compileRegexes(rs *Ruleset, needed map[string]bool) map[string]*compiledRegex {
+	out := map[string]*compiledRegex{}
+	var defs []*Def
+	for _, name := range rs.Order {
+		d := rs.Defs[name]
+		if !needed[name] || hasFlag(d, "net") || d.Kind == KindMeta || d.Eval != "" || d.Exists {
+			continue
+		}
+		out[name] = &compiledRegex{}
+		defs = append(defs, d)
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(defs) {
+					return
+				}
+				c := out[defs[i].Name]
+				var r rule
+				c.err = e.compileRegex(&r, defs[i], &c.st)
+				c.v, c.bt = r.v, r.bt
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (e *Engine) compileRegex(r *rule, d *Def, st *regexStats) error {
 	pat, flags, err := SplitRegex(d.Pattern)
 	if err != nil {
 		return err
@@ -345,9 +399,9 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 		full, ascii, cerr := compileVariants(re2)
 		if cerr == nil {
 			r.v = [2]variant{full, ascii}
-			e.stats.RE2++
+			st.re2++
 			if full.lits != nil || ascii.lits != nil || ascii.never {
-				e.stats.Prefiltered++
+				st.pref++
 			}
 			return nil
 		}
@@ -381,7 +435,7 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 	}
 	bt.MatchTimeout = e.opt.MatchTimeout
 	r.bt = bt
-	e.stats.Backtracking++
+	st.bt++
 	if tooLarge {
 		// RE2 syntax, refused for its size: the automata run it
 		// exactly; the backtracking engine stands by for when they
@@ -389,7 +443,7 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 		if tree, ok := parseRepeat(re2); ok {
 			full, ascii := treeVariants(tree)
 			r.v = [2]variant{full, ascii}
-			e.stats.Prefiltered++
+			st.pref++
 			return nil
 		}
 	}
@@ -406,7 +460,7 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 		if err == nil {
 			r.v = [2]variant{full, ascii}
 			if full.lits != nil || ascii.lits != nil || ascii.never {
-				e.stats.Prefiltered++
+				st.pref++
 			}
 		}
 	}
