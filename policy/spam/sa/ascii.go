@@ -105,6 +105,9 @@ type variant struct {
 	ruleExact bool
 	lits      []string
 	never     bool // cannot match this kind of text
+	// prefix, when set, lists strings one of which every match of the
+	// automaton's regex starts with: it starts at the first found.
+	prefix []string
 	// screenDFA is screen's automaton: it answers for the screen when
 	// the regex's own automaton gave up (too many states), as for the
 	// large repeated alternations of the __FILL_THIS_FORM rules.
@@ -153,7 +156,9 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 		return
 	}
 	full.re = newLazyRE(pattern)
-	full.lits = literalsOf(tree.Simplify())
+	simple := tree.Simplify()
+	full.lits = literalsOf(simple)
+	full.prefix = prefixLiterals(simple)
 	full.dfa = lazyDFA(tree)
 	full.dfaExact = true
 	full.screen, full.screenDFA = repeatScreen(tree)
@@ -170,6 +175,7 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	} else {
 		ascii.re = newLazyRE(src)
 		ascii.lits = literalsOf(a)
+		ascii.prefix = prefixLiterals(a)
 		ascii.dfa = lazyDFA(a)
 		ascii.dfaExact = true
 	}

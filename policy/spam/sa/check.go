@@ -321,7 +321,14 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 	}
 	reMatched := false // v.re is known to match text
 	if v.dfa != nil {
-		m, ok := v.dfa.match(text)
+		start := 0
+		if v.prefix != nil {
+			// Every match starts with a prefix: none, no match.
+			if start = firstPrefix(text, v.prefix); start < 0 {
+				return 0
+			}
+		}
+		m, ok := v.dfa.matchAt(text, start)
 		if !ok && !v.screened(text) {
 			return 0
 		}

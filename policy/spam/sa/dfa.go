@@ -33,7 +33,6 @@ type dfa struct {
 	// a full cache is flushed and rebuilt (as RE2 does) when it served
 	// enough bytes since, else the automaton gives up.
 	scanned atomic.Int64
-	total   atomic.Int64 // SCRATCH
 	// Scratch space of step, used under mu: seen[pc] == gen marks the
 	// instructions visited in the current step.
 	seen  []uint32
@@ -54,6 +53,9 @@ type dtable struct {
 	trans []int32 // state*nclass+class -> 0 unknown, matchID, or a state
 	info  []*dinfo
 	index map[string]int32 // state key -> state, under mu
+	// starts are the start states after a previous byte of each flag
+	// (matchAt from inside a text), 0 until built.
+	starts [prevWord << 1]int32
 }
 
 type dinfo struct {
@@ -151,6 +153,9 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 			g.trans[i] = atomic.LoadInt32(&t.trans[i])
 		}
 		copy(g.info, t.info)
+		for f := range t.starts {
+			g.starts[f] = atomic.LoadInt32(&t.starts[f])
+		}
 		t = g
 		d.tab.Store(t)
 	}
@@ -310,17 +315,41 @@ func flagAfter(c byte) uint8 {
 // the automaton steps on the byte each rune stands for. ok is false when
 // it gave up.
 func (d *dfa) match(text string) (matched, ok bool) {
+	return d.matchAt(text, 0)
+}
+
+// matchAt is match for the matches that start at byte p or later (p at a
+// rune boundary); the byte before p counts for ^ and \b.
+func (d *dfa) matchAt(text string, p int) (matched, ok bool) {
 	d.once.Do(d.init)
 	if d.failed.Load() {
 		return false, false
 	}
-	d.scanned.Add(int64(len(text)))
-	d.total.Add(int64(len(text)))
+	d.scanned.Add(int64(len(text) - p))
 	t := d.tab.Load()
+	s := int32(startID)
+	if p > 0 {
+		f := uint8(0)
+		if c := text[p-1]; c < 0x80 {
+			f = flagAfter(c)
+		}
+		s = atomic.LoadInt32(&t.starts[f])
+		if s == 0 {
+			d.mu.Lock()
+			s = d.state(nil, f)
+			t = d.tab.Load()
+			if s != 0 {
+				atomic.StoreInt32(&t.starts[f], s)
+			}
+			d.mu.Unlock()
+			if s == 0 {
+				return false, false
+			}
+		}
+	}
 	trans := t.trans
 	nc := d.nclass
-	s := int32(startID)
-	for i := 0; i < len(text); i++ {
+	for i := p; i < len(text); i++ {
 		c := text[i]
 		if c >= 0x80 {
 			// latin1 writes 0x80..0xff as C2 xx or C3 xx.

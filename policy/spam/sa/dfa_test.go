@@ -120,3 +120,77 @@ func TestMDFA(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefixStart: a regex whose matches all start with one of its prefix
+// literals matches a text exactly when its automaton, started at the
+// first prefix found, does (the byte before counts for \b and ^).
+func TestPrefixStart(t *testing.T) {
+	for _, c := range []struct {
+		pat  string
+		want []string
+	}{
+		{`\nFrom: [^\n]+`, []string{"\nfrom: "}},
+		{`(?i)abc|def`, []string{"abc", "def"}},
+		{`a?bcd`, []string{"bcd", "abcd"}},
+		{`\bcab\b`, []string{"cab"}},
+		{`(?m)^abc$`, []string{"abc"}},
+		{`.*abc`, nil},
+		{`x*abc`, nil},
+		{`(?:ab|c)ba`, []string{"abba", "cba"}},
+	} {
+		tree, err := syntax.Parse(c.pat, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := prefixLiterals(tree.Simplify())
+		if strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("prefixLiterals(%q) = %q, want %q", c.pat, got, c.want)
+		}
+		if got == nil {
+			continue
+		}
+		re := regexp.MustCompile(c.pat)
+		d := lazyDFA(tree)
+		rng := rand.New(rand.NewPCG(7, 8))
+		const alphabet = "abcdABC \n"
+		for i := range 3000 {
+			b := make([]byte, rng.IntN(14))
+			for j := range b {
+				b[j] = alphabet[rng.IntN(len(alphabet))]
+			}
+			text := string(b)
+			want := re.MatchString(text)
+			p := firstPrefix(text, got)
+			m := false
+			if p >= 0 {
+				var ok bool
+				if m, ok = d.matchAt(text, p); !ok {
+					t.Fatalf("%q on %q: gave up", c.pat, text)
+				}
+			}
+			if m != want {
+				t.Fatalf("%q on %q (prefix at %d): %v, regexp %v (text %d)", c.pat, text, p, m, want, i)
+			}
+		}
+	}
+}
+
+// TestIndexFold: indexFold is strings.Index on the ASCII-lowered text.
+func TestIndexFold(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const alphabet = "abAB\n"
+	for range 5000 {
+		b := make([]byte, rng.IntN(20))
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		l := make([]byte, 1+rng.IntN(3))
+		for j := range l {
+			l[j] = "ab\n"[rng.IntN(3)]
+		}
+		text, lit := string(b), string(l)
+		if got, want := indexFold(text, lit), strings.Index(strings.ToLower(text), lit); got != want {
+			t.Fatalf("indexFold(%q, %q) = %d, want %d", text, lit, got, want)
+		}
+	}
+}
