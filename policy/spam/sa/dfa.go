@@ -49,9 +49,12 @@ type dfa struct {
 // (0 to a target) with atomic stores, and a matcher that finds an entry
 // unknown takes the lock and looks again in the current table.
 type dtable struct {
-	gen   int
+	gen int
+	n   int // states in use, under mu
+	// trans and info are allocated at the table's full size and never
+	// resliced: a matcher reads them without the lock.
 	trans []int32 // state*nclass+class -> 0 unknown, matchID, or a state
-	info  []*dinfo
+	info  []atomic.Pointer[dinfo]
 	index map[string]int32 // state key -> state, under mu
 	// starts are the start states after a previous byte of each flag
 	// (matchAt from inside a text), 0 until built.
@@ -107,9 +110,8 @@ func (d *dfa) init() {
 // newTable returns an empty table of generation gen, with room for n
 // states, holding the start state.
 func (d *dfa) newTable(gen, n int) *dtable {
-	t := &dtable{gen: gen, trans: make([]int32, 0, n*int(d.nclass)), info: make([]*dinfo, 0, n), index: map[string]int32{}}
-	t.trans = t.trans[:2*d.nclass]
-	t.info = append(t.info, nil, &dinfo{flag: prevStart})
+	t := &dtable{gen: gen, n: 2, trans: make([]int32, n*int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
+	t.info[startID].Store(&dinfo{flag: prevStart})
 	t.index[string([]byte{prevStart})] = startID
 	return t
 }
@@ -127,7 +129,7 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	if id, ok := t.index[string(key)]; ok {
 		return id
 	}
-	if len(t.info) > maxDFAStates {
+	if t.n > maxDFAStates {
 		// A long-running daemon fills any cache in the end: flush it
 		// when it has served flushBytesPerState bytes per state since
 		// the last flush; texts that need a new state every few bytes
@@ -145,23 +147,25 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 			return id
 		}
 	}
-	if len(t.info) == cap(t.info) {
+	if t.n == len(t.info) {
 		// Grow by copy; the state numbers stay.
-		g := &dtable{gen: t.gen, trans: make([]int32, len(t.trans), 2*cap(t.trans)),
-			info: make([]*dinfo, len(t.info), 2*cap(t.info)), index: t.index}
+		g := &dtable{gen: t.gen, n: t.n, trans: make([]int32, 2*len(t.trans)),
+			info: make([]atomic.Pointer[dinfo], 2*len(t.info)), index: t.index}
 		for i := range t.trans {
 			g.trans[i] = atomic.LoadInt32(&t.trans[i])
 		}
-		copy(g.info, t.info)
+		for i := range t.info {
+			g.info[i].Store(t.info[i].Load())
+		}
 		for f := range t.starts {
 			g.starts[f] = atomic.LoadInt32(&t.starts[f])
 		}
 		t = g
 		d.tab.Store(t)
 	}
-	id := int32(len(t.info))
-	t.info = append(t.info, &dinfo{pcs: slices.Clone(pcs), flag: flag})
-	t.trans = t.trans[:len(t.trans)+int(d.nclass)]
+	id := int32(t.n)
+	t.info[id].Store(&dinfo{pcs: slices.Clone(pcs), flag: flag})
+	t.n++
 	t.index[string(key)] = id
 	return id
 }
@@ -374,7 +378,7 @@ func (d *dfa) matchAt(text string, p int) (matched, ok bool) {
 		}
 		s = n
 	}
-	info := t.info[s]
+	info := t.info[s].Load()
 	switch info.end.Load() {
 	case 1:
 		return false, true
@@ -396,7 +400,7 @@ func (d *dfa) fill(t *dtable, s int32, c byte) (*dtable, int32) {
 	if cur := d.tab.Load(); cur != t {
 		if cur.gen != t.gen {
 			// Flushed since: find the state in the new table.
-			info := t.info[s]
+			info := t.info[s].Load()
 			s = d.state(info.pcs, info.flag)
 			if s == 0 {
 				return cur, 0
@@ -408,7 +412,7 @@ func (d *dfa) fill(t *dtable, s int32, c byte) (*dtable, int32) {
 			return t, n
 		}
 	}
-	m, pcs := d.step(t.info[s], int(c))
+	m, pcs := d.step(t.info[s].Load(), int(c))
 	if m {
 		atomic.StoreInt32(&t.trans[cl], matchID)
 		return t, matchID

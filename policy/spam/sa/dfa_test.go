@@ -1,10 +1,12 @@
 package sa
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -192,5 +194,56 @@ func TestIndexFold(t *testing.T) {
 		if got, want := indexFold(text, lit), strings.Index(strings.ToLower(text), lit); got != want {
 			t.Fatalf("indexFold(%q, %q) = %d, want %d", text, lit, got, want)
 		}
+	}
+}
+
+// TestDFAConcurrent: matchers share the automata while they grow and are
+// flushed (run with -race): each answer is still the regexp's.
+func TestDFAConcurrent(t *testing.T) {
+	defer func(v int64) { flushBytesPerState = v }(flushBytesPerState)
+	flushBytesPerState = 0 // flush whenever full
+	pats := []string{`a[ab]{14}c`, `\bab+a\b`, `(?m)^b.{3}c$`}
+	var trees []*syntax.Regexp
+	var res []*regexp.Regexp
+	for _, p := range pats {
+		tree, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees = append(trees, tree)
+		res = append(res, regexp.MustCompile(p))
+	}
+	single := lazyDFA(trees[0])
+	group := newMDFA(trees)
+	errs := make(chan string, 4)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 11))
+			for i := range 1500 {
+				b := randAB(rng, 40+rng.IntN(100))
+				for range rng.IntN(4) {
+					b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
+				}
+				text := string(b)
+				if m, ok := single.matchAt(text, 0); ok && m != res[0].MatchString(text) {
+					errs <- fmt.Sprintf("goroutine %d text %d: dfa %v on %q", g, i, m, text)
+					return
+				}
+				if m, ok := group.match(text); ok {
+					for k, re := range res {
+						if (m>>k&1 == 1) != re.MatchString(text) {
+							errs <- fmt.Sprintf("goroutine %d text %d: group bit %d wrong on %q", g, i, k, text)
+							return
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

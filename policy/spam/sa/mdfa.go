@@ -46,10 +46,13 @@ const maxGroup = 64
 // match the regexes whose match ends on that transition (written before
 // trans, so a reader that sees the state sees its matches).
 type mtable struct {
-	gen   int
+	gen int
+	n   int // states in use, under mu
+	// Allocated at the table's full size and never resliced (read
+	// without the lock).
 	trans []int32
 	match []uint64
-	info  []*minfo
+	info  []atomic.Pointer[minfo]
 	index map[string]int32
 }
 
@@ -94,9 +97,9 @@ func (d *mdfa) init() {
 
 func (d *mdfa) newTable(gen, n int) *mtable {
 	nc := int(d.nclass)
-	t := &mtable{gen: gen, trans: make([]int32, 2*nc, n*nc), match: make([]uint64, 2*nc, n*nc),
-		info: make([]*minfo, 0, n), index: map[string]int32{}}
-	t.info = append(t.info, nil, &minfo{flag: prevStart})
+	t := &mtable{gen: gen, n: 2, trans: make([]int32, n*nc), match: make([]uint64, n*nc),
+		info: make([]atomic.Pointer[minfo], n), index: map[string]int32{}}
+	t.info[startID].Store(&minfo{flag: prevStart})
 	t.index[string([]byte{prevStart})] = startID
 	return t
 }
@@ -113,7 +116,7 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 	if id, ok := t.index[string(key)]; ok {
 		return id
 	}
-	if len(t.info) > maxDFAStates {
+	if t.n > maxDFAStates {
 		if d.scanned.Load() < flushBytesPerState*maxDFAStates {
 			d.failed.Store(true)
 			return 0
@@ -125,22 +128,23 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 			return id
 		}
 	}
-	if len(t.info) == cap(t.info) {
-		g := &mtable{gen: t.gen, trans: make([]int32, len(t.trans), 2*cap(t.trans)),
-			match: make([]uint64, len(t.match), 2*cap(t.match)),
-			info:  make([]*minfo, len(t.info), 2*cap(t.info)), index: t.index}
+	if t.n == len(t.info) {
+		g := &mtable{gen: t.gen, n: t.n, trans: make([]int32, 2*len(t.trans)),
+			match: make([]uint64, 2*len(t.match)),
+			info:  make([]atomic.Pointer[minfo], 2*len(t.info)), index: t.index}
 		for i := range t.trans {
 			g.match[i] = atomic.LoadUint64(&t.match[i])
 			g.trans[i] = atomic.LoadInt32(&t.trans[i])
 		}
-		copy(g.info, t.info)
+		for i := range t.info {
+			g.info[i].Store(t.info[i].Load())
+		}
 		t = g
 		d.tab.Store(t)
 	}
-	id := int32(len(t.info))
-	t.info = append(t.info, &minfo{pcs: slices.Clone(pcs), flag: flag})
-	t.trans = t.trans[:len(t.trans)+int(d.nclass)]
-	t.match = t.match[:len(t.match)+int(d.nclass)]
+	id := int32(t.n)
+	t.info[id].Store(&minfo{pcs: slices.Clone(pcs), flag: flag})
+	t.n++
 	t.index[string(key)] = id
 	return id
 }
@@ -238,7 +242,7 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 		}
 		s = n
 	}
-	info := t.info[s]
+	info := t.info[s].Load()
 	if !info.known.Load() {
 		d.mu.Lock()
 		m, _ := d.step(info, -1)
@@ -255,7 +259,7 @@ func (d *mdfa) fill(t *mtable, s int32, c byte) (*mtable, int32, uint64) {
 	cl := s*d.nclass + int32(d.class[c])
 	if cur := d.tab.Load(); cur != t {
 		if cur.gen != t.gen {
-			info := t.info[s]
+			info := t.info[s].Load()
 			s = d.state(info.pcs, info.flag)
 			if s == 0 {
 				return cur, 0, 0
@@ -264,10 +268,10 @@ func (d *mdfa) fill(t *mtable, s int32, c byte) (*mtable, int32, uint64) {
 		}
 		t = d.tab.Load()
 		if n := t.trans[cl]; n != 0 {
-			return t, n, t.match[cl]
+			return t, n, atomic.LoadUint64(&t.match[cl])
 		}
 	}
-	m, pcs := d.step(t.info[s], int(c))
+	m, pcs := d.step(t.info[s].Load(), int(c))
 	n := d.state(pcs, flagAfter(c))
 	cur := d.tab.Load()
 	if n != 0 && cur.gen == t.gen {
