@@ -206,15 +206,15 @@ func byteClassesOf(insts []syntax.Inst) (class [256]uint8, n int) {
 		}
 		seen[string(key)] = true
 		// Split every class by whether the instruction matches.
-		split := map[[2]int]int{}
+		var split [512]int16 // class*2+match -> new class+1
+		next := int16(0)
 		for c := range 256 {
-			k := [2]int{id[c], b2i(in.MatchRune(rune(c)))}
-			v, ok := split[k]
-			if !ok {
-				v = len(split)
-				split[k] = v
+			k := id[c]*2 + b2i(in.MatchRune(rune(c)))
+			if split[k] == 0 {
+				next++
+				split[k] = next
 			}
-			id[c] = v
+			id[c] = int(split[k] - 1)
 		}
 	}
 	// Number the classes densely (the splits already did).
