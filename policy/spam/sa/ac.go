@@ -1,5 +1,7 @@
 package sa
 
+import "slices"
+
 // automaton is an Aho-Corasick automaton over bytes, matching ASCII
 // case-insensitively (patterns are lower case; the text is lowered byte
 // by byte while scanning). Transitions are a dense table over byte
@@ -46,7 +48,7 @@ func newAutomaton(pats []string) *automaton {
 	// Trie, built in the transition table itself: 0 is "no edge" (the
 	// root is never a target), filled in below from the fail links.
 	nc := a.nclass
-	a.delta = make([]int32, nc, 64*nc)
+	a.delta = make([]int32, nc, trieSize(pats)*nc)
 	a.out = [][]int32{nil}
 	for id, p := range pats {
 		s := int32(0)
@@ -97,6 +99,27 @@ func newAutomaton(pats []string) *automaton {
 		}
 	}
 	return a
+}
+
+// trieSize bounds the number of trie nodes of pats: the root and one
+// node per distinct prefix (in ASCII lower case).
+func trieSize(pats []string) int {
+	low := make([]string, len(pats))
+	for i, p := range pats {
+		low[i] = asciiLower(p)
+	}
+	slices.Sort(low)
+	n := 1
+	prev := ""
+	for _, p := range low {
+		l := 0
+		for l < len(p) && l < len(prev) && p[l] == prev[l] {
+			l++
+		}
+		n += len(p) - l
+		prev = p
+	}
+	return n
 }
 
 // scan calls hit(pattern, end) for every occurrence in text.
