@@ -14,6 +14,7 @@ type automaton struct {
 	dict    []int32 // next state on the fail chain with output, or -1
 	npat    int
 	lengths []int
+	emit    []bool // a state with output, itself or on its fail chain
 }
 
 var lowerTable = func() (t [256]byte) {
@@ -98,6 +99,10 @@ func newAutomaton(pats []string) *automaton {
 			}
 		}
 	}
+	a.emit = make([]bool, n)
+	for i := range a.emit {
+		a.emit[i] = len(a.out[i]) > 0 || a.dict[i] >= 0
+	}
 	return a
 }
 
@@ -131,7 +136,7 @@ func (a *automaton) scan(text string, hit func(pat int32, end int)) {
 	nc := int32(a.nclass)
 	for i := 0; i < len(text); i++ {
 		s = a.delta[s*nc+int32(a.class[text[i]])]
-		if s == 0 {
+		if !a.emit[s] {
 			continue
 		}
 		for t := s; t >= 0; t = a.dict[t] {
