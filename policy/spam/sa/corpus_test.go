@@ -191,3 +191,18 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkCompile measures what the daemon pays at each start and reload
+// for the Debian rule set: Load (parse the files) and Compile.
+func BenchmarkCompile(b *testing.B) {
+	debianRules(b) // skips where the rules are missing
+	for b.Loop() {
+		rs, err := Load([]string{debianDir, "/etc/spamassassin"}, Env{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Compile(rs, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
