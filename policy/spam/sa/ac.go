@@ -1,5 +1,7 @@
 package sa
 
+import "slices"
+
 // automaton is an Aho-Corasick automaton over bytes, matching ASCII
 // case-insensitively (patterns are lower case; the text is lowered byte
 // by byte while scanning). Transitions are a dense table over byte
@@ -12,6 +14,7 @@ type automaton struct {
 	dict    []int32 // next state on the fail chain with output, or -1
 	npat    int
 	lengths []int
+	emit    []bool // a state with output, itself or on its fail chain
 }
 
 var lowerTable = func() (t [256]byte) {
@@ -43,60 +46,85 @@ func newAutomaton(pats []string) *automaton {
 		a.class[c] = a.class[c+'a'-'A']
 	}
 	a.nclass++
-	// Trie.
-	type node struct{ next map[uint8]int32 }
-	trie := []node{{next: map[uint8]int32{}}}
+	// Trie, built in the transition table itself: 0 is "no edge" (the
+	// root is never a target), filled in below from the fail links.
+	nc := a.nclass
+	a.delta = make([]int32, nc, trieSize(pats)*nc)
 	a.out = [][]int32{nil}
 	for id, p := range pats {
 		s := int32(0)
 		for i := 0; i < len(p); i++ {
-			c := a.class[lowerTable[p[i]]]
-			n, ok := trie[s].next[c]
-			if !ok {
-				n = int32(len(trie))
-				trie = append(trie, node{next: map[uint8]int32{}})
+			c := int(a.class[lowerTable[p[i]]])
+			n := a.delta[int(s)*nc+c]
+			if n == 0 {
+				n = int32(len(a.out))
 				a.out = append(a.out, nil)
-				trie[s].next[c] = n
+				a.delta = append(a.delta, make([]int32, nc)...)
+				a.delta[int(s)*nc+c] = n
 			}
 			s = n
 		}
 		a.out[s] = append(a.out[s], int32(id))
 	}
-	n := len(trie)
-	a.delta = make([]int32, n*a.nclass)
+	n := len(a.out)
 	fail := make([]int32, n)
 	a.dict = make([]int32, n)
 	for i := range a.dict {
 		a.dict[i] = -1
 	}
-	// BFS.
+	// BFS: a state's missing edges are its fail state's edges.
 	queue := make([]int32, 0, n)
-	for c := 0; c < a.nclass; c++ {
-		if t, ok := trie[0].next[uint8(c)]; ok {
-			a.delta[c] = t
+	for c := 0; c < nc; c++ {
+		if t := a.delta[c]; t != 0 {
 			queue = append(queue, t)
 		}
 	}
 	for len(queue) > 0 {
 		s := queue[0]
 		queue = queue[1:]
-		for c := 0; c < a.nclass; c++ {
-			if t, ok := trie[s].next[uint8(c)]; ok {
-				f := a.delta[int(fail[s])*a.nclass+c]
+		row := a.delta[int(s)*nc : int(s+1)*nc]
+		frow := a.delta[int(fail[s])*nc : int(fail[s]+1)*nc]
+		for c := 0; c < nc; c++ {
+			if t := row[c]; t != 0 {
+				f := frow[c]
 				fail[t] = f
 				if len(a.out[f]) > 0 {
 					a.dict[t] = f
 				} else {
 					a.dict[t] = a.dict[f]
 				}
-				a.delta[int(s)*a.nclass+c] = t
 				queue = append(queue, t)
 			} else {
-				a.delta[int(s)*a.nclass+c] = a.delta[int(fail[s])*a.nclass+c]
+				row[c] = frow[c]
 			}
 		}
 	}
+	a.emit = make([]bool, n)
+	for i := range a.emit {
+		a.emit[i] = len(a.out[i]) > 0 || a.dict[i] >= 0
+	}
 	return a
+}
+
+// trieSize bounds the number of trie nodes of pats: the root and one
+// node per distinct prefix (in ASCII lower case).
+func trieSize(pats []string) int {
+	low := make([]string, len(pats))
+	for i, p := range pats {
+		low[i] = asciiLower(p)
+	}
+	slices.Sort(low)
+	n := 1
+	prev := ""
+	for _, p := range low {
+		l := 0
+		for l < len(p) && l < len(prev) && p[l] == prev[l] {
+			l++
+		}
+		n += len(p) - l
+		prev = p
+	}
+	return n
 }
 
 // scan calls hit(pattern, end) for every occurrence in text.
@@ -108,7 +136,7 @@ func (a *automaton) scan(text string, hit func(pat int32, end int)) {
 	nc := int32(a.nclass)
 	for i := 0; i < len(text); i++ {
 		s = a.delta[s*nc+int32(a.class[text[i]])]
-		if s == 0 {
+		if !a.emit[s] {
 			continue
 		}
 		for t := s; t >= 0; t = a.dict[t] {

@@ -1,9 +1,11 @@
 package sa
 
 import (
+	"fmt"
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
 )
 
 // Most lines of most messages are pure ASCII. For those, each regex has
@@ -92,13 +94,20 @@ func asciiOnly(re *syntax.Regexp) *syntax.Regexp {
 
 // variant is one compiled form of a rule's regex with its screen.
 type variant struct {
-	re     *regexp.Regexp
+	re     *lazyRE
 	screen *regexp.Regexp
 	dfa    *dfa // the fast "any match" answer
 	// dfaExact: the automaton is the regex itself, not a screen of it.
 	dfaExact bool
-	lits     []string
-	never    bool // cannot match this kind of text
+	// ruleExact: for a backtracking rule, the automaton is the rule's
+	// own regex (RE2 could run it but for its size): its answer is the
+	// rule's, and the backtracking engine runs only where it gives up.
+	ruleExact bool
+	lits      []string
+	never     bool // cannot match this kind of text
+	// prefix, when set, lists strings one of which every match of the
+	// automaton's regex starts with: it starts at the first found.
+	prefix []string
 	// screenDFA is screen's automaton: it answers for the screen when
 	// the regex's own automaton gave up (too many states), as for the
 	// large repeated alternations of the __FILL_THIS_FORM rules.
@@ -138,47 +147,61 @@ func (v *variant) screened(text string) bool {
 	return v.screen == nil || v.screen.MatchString(text)
 }
 
-// compileVariants compiles an RE2 pattern and its ASCII variant.
+// compileVariants compiles an RE2 pattern and its ASCII variant. The
+// pattern is parsed once; the regexps (needed only where the automata
+// give up, or to count hits) are compiled on first use.
 func compileVariants(pattern string) (full, ascii variant, err error) {
-	full.re, err = regexp.Compile(pattern)
+	tree, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return
 	}
-	defer func() {
-		if err != nil {
-			return
-		}
-		if tree, perr := syntax.Parse(pattern, syntax.Perl); perr == nil {
-			full.screen, full.screenDFA = repeatScreen(tree)
-			if a := asciiOnly(tree); a != nil && !ascii.never {
-				ascii.screen, ascii.screenDFA = repeatScreen(a)
-			}
-		}
-	}()
-	full.lits = requiredLiterals(pattern)
-	tree, perr := syntax.Parse(pattern, syntax.Perl)
-	if perr != nil {
-		ascii = full
-		return
-	}
+	full.re = newLazyRE(pattern)
+	simple := tree.Simplify()
+	full.lits = literalsOf(simple)
+	full.prefix = prefixLiterals(simple)
 	full.dfa = lazyDFA(tree)
 	full.dfaExact = true
+	full.screen, full.screenDFA = repeatScreen(tree)
 	a := asciiOnly(tree)
 	if a == nil {
 		ascii.never = true
 		return
 	}
+	screen, screenDFA := repeatScreen(a)
 	a = a.Simplify()
-	are, cerr := regexp.Compile(a.String())
-	if cerr != nil {
+	src := a.String()
+	if _, perr := syntax.Parse(src, syntax.Perl); perr != nil {
 		ascii = full
-		return
+	} else {
+		ascii.re = newLazyRE(src)
+		ascii.lits = literalsOf(a)
+		ascii.prefix = prefixLiterals(a)
+		ascii.dfa = lazyDFA(a)
+		ascii.dfaExact = true
 	}
-	ascii.re = are
-	ascii.lits = literalsOf(a)
-	ascii.dfa = lazyDFA(a)
-	ascii.dfaExact = true
+	ascii.screen, ascii.screenDFA = screen, screenDFA
 	return
+}
+
+// lazyRE is a regexp compiled on first use: most rules never need theirs
+// (their automaton answers), and compiling all of them made up much of
+// the start-up time.
+type lazyRE struct {
+	once sync.Once
+	src  string
+	re   *regexp.Regexp
+}
+
+func newLazyRE(src string) *lazyRE { return &lazyRE{src: src} }
+
+// get returns the regexp, nil for no regexp (or one that does not
+// compile, which a source that parsed cannot be).
+func (l *lazyRE) get() *regexp.Regexp {
+	if l == nil {
+		return nil
+	}
+	l.once.Do(func() { l.re, _ = regexp.Compile(l.src) })
+	return l.re
 }
 
 // repeatCore returns a screen for a pattern that is (X){n,m} or X+ as a
@@ -207,4 +230,64 @@ func repeatCore(pattern string) string {
 		return prefix + pattern[:end+1] + "{2}"
 	}
 	return prefix + pattern[:end+1]
+}
+
+// parseRepeat parses an RE2 pattern that is (X){n}, (X){n,} or (X){n,m}
+// as a whole, which Go's parser refuses when the nested repetition counts
+// pass its limit (X{5} of a large X): it parses X and repeats it itself.
+// The automaton has no such limit.
+func parseRepeat(pattern string) (*syntax.Regexp, bool) {
+	prefix := ""
+	if strings.HasPrefix(pattern, "(?") && len(pattern) > 3 {
+		if j := strings.IndexByte(pattern, ')'); j > 2 && strings.Trim(pattern[2:j], "imsU-") == "" {
+			prefix, pattern = pattern[:j+1], pattern[j+1:]
+		}
+	}
+	if !strings.HasPrefix(pattern, "(") {
+		return nil, false
+	}
+	end := groupEnd(pattern, 0)
+	if end < 0 {
+		return nil, false
+	}
+	rest := pattern[end+1:]
+	if !strings.HasPrefix(rest, "{") || quantifierEnd(rest) != len(rest) {
+		return nil, false
+	}
+	var lo, hi int
+	q := rest[1 : len(rest)-1]
+	a, b, comma := strings.Cut(q, ",")
+	if _, err := fmt.Sscan(a, &lo); err != nil || lo > 100 {
+		return nil, false
+	}
+	hi = lo
+	if comma {
+		hi = -1
+		if b != "" {
+			if _, err := fmt.Sscan(b, &hi); err != nil || hi < lo || hi > 100 {
+				return nil, false
+			}
+		}
+	}
+	sub, err := syntax.Parse(prefix+pattern[:end+1], syntax.Perl)
+	if err != nil {
+		return nil, false
+	}
+	return &syntax.Regexp{Op: syntax.OpRepeat, Min: lo, Max: hi, Sub: []*syntax.Regexp{sub}, Flags: sub.Flags}, true
+}
+
+// treeVariants is compileVariants for a tree RE2's parser refuses: the
+// automata and the literals, without a regexp.
+func treeVariants(tree *syntax.Regexp) (full, ascii variant) {
+	full.lits = literalsOf(tree.Simplify())
+	full.dfa, full.dfaExact, full.ruleExact = lazyDFA(tree), true, true
+	a := asciiOnly(tree)
+	if a == nil {
+		ascii.never = true
+		return
+	}
+	a = a.Simplify()
+	ascii.lits = literalsOf(a)
+	ascii.dfa, ascii.dfaExact, ascii.ruleExact = lazyDFA(a), true, true
+	return
 }

@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"math/bits"
 	"net/mail"
 	"sort"
 	"strings"
@@ -53,6 +54,10 @@ type msgCtx struct {
 	uris     []string
 	upper    float64 // uppercase percentage, -1 until computed
 
+	dateDone   bool // dateDiff computed (the date evals read it several times)
+	dateDiffV  float64
+	dateDiffOK bool
+
 	relaysDone         bool
 	trusted, untrusted []Relay
 	unparseable        int
@@ -93,14 +98,7 @@ func (e *Engine) Check(m *Message, in Input) Result {
 		s()
 	}
 	for _, i := range e.metas {
-		r := e.rules[i]
-		v := r.meta.eval(func(name string) float64 {
-			if j, ok := e.byName[name]; ok && e.rules[j] != nil {
-				return float64(c.counts[j])
-			}
-			return 0
-		}, func(string, string) float64 { return 0 })
-		if v != 0 {
+		if e.rules[i].mexpr.eval(c.counts) != 0 {
 			c.counts[i] = 1
 		}
 	}
@@ -214,6 +212,15 @@ func (c *msgCtx) headerText(name, mod string) (string, bool) {
 	return strings.Join(vals, "\n"), true
 }
 
+// dateDiff is computeDateDiff, once per message.
+func (c *msgCtx) dateDiff() (float64, bool) {
+	if !c.dateDone {
+		c.dateDone = true
+		c.dateDiffV, c.dateDiffOK = c.computeDateDiff()
+	}
+	return c.dateDiffV, c.dateDiffOK
+}
+
 // relays splits the message's path into trusted and untrusted relays.
 func (c *msgCtx) relays() (trusted, untrusted []Relay) {
 	if !c.relaysDone {
@@ -314,7 +321,14 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 	}
 	reMatched := false // v.re is known to match text
 	if v.dfa != nil {
-		m, ok := v.dfa.match(text)
+		start := 0
+		if v.prefix != nil {
+			// Every match starts with a prefix: none, no match.
+			if start = firstPrefix(text, v.prefix); start < 0 {
+				return 0
+			}
+		}
+		m, ok := v.dfa.matchAt(text, start)
 		if !ok && !v.screened(text) {
 			return 0
 		}
@@ -322,7 +336,7 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 			if !m {
 				return 0
 			}
-			if r.bt == nil && !r.multi && v.dfaExact {
+			if (r.bt == nil || v.ruleExact) && !r.multi && v.dfaExact {
 				return 1
 			}
 			reMatched = v.dfaExact
@@ -331,15 +345,16 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 		return 0
 	}
 	if r.bt == nil {
-		if v.re == nil {
+		re := v.re.get()
+		if re == nil {
 			return 0
 		}
 		if !r.multi {
-			return b2i(v.re.MatchString(text))
+			return b2i(re.MatchString(text))
 		}
-		return len(v.re.FindAllStringIndex(text, limit))
+		return len(re.FindAllStringIndex(text, limit))
 	}
-	if v.re != nil && !reMatched && !v.re.MatchString(text) {
+	if !reMatched && v.re != nil && !v.re.get().MatchString(text) {
 		return 0
 	}
 	if !r.multi {
@@ -366,56 +381,108 @@ func (r *rule) limit() int {
 }
 
 func (c *msgCtx) runHeaders() {
-	lowers := map[string]string{}
-	for _, i := range c.e.kinds[KindHeader] {
-		r := c.e.rules[i]
-		d := r.def
-		if d.Exists {
-			if _, ok := c.headerText(d.Header, ""); ok {
-				c.counts[i] = 1
-			}
-			continue
+	for _, i := range c.e.exists {
+		if _, ok := c.headerText(c.e.rules[i].def.Header, ""); ok {
+			c.counts[i] = 1
 		}
-		v, ok := c.header(d.Header, d.Modifier)
-		if !ok && d.HasIfUnset {
-			v = d.IfUnset
+	}
+	var cand []uint8
+	for si := range c.e.hslots {
+		sl := &c.e.hslots[si]
+		v, ok := c.header(sl.name, sl.mod)
+		if !ok && sl.hasIfUnset {
+			v = sl.ifUnset
 		}
 		ascii := isASCII(v)
-		key := d.Header + ":" + d.Modifier
-		lv, seen := lowers[key]
-		if !seen {
-			lv = asciiLower(v)
-			lowers[key] = lv
-		}
-		// A text without the rule's literals cannot match: a plain test
-		// misses, a negated one (!~) hits, both without running the regex.
-		n := 0
-		if r.screen(lv, ascii) {
-			n = r.match(v, ascii, r.limit())
-		}
-		if d.Negate {
-			if n == 0 {
-				c.counts[i] = 1
+		cand = c.screen(&sl.pf[b2i(ascii)], v, len(sl.rules), cand)
+		for pos, i := range sl.rules {
+			r := c.e.rules[i]
+			// A text without the rule's literals cannot match: a plain
+			// test misses, a negated one (!~) hits, both without running
+			// the regex.
+			n := 0
+			switch cand[pos] {
+			case candHit:
+				n = 1
+			case candRun:
+				var t0 time.Time
+				if costHook != nil {
+					t0 = time.Now()
+				}
+				n = r.match(v, ascii, r.limit())
+				if costHook != nil {
+					costHook(i, 1, time.Since(t0))
+				}
 			}
-			continue
+			if r.def.Negate {
+				if n == 0 {
+					c.counts[i] = 1
+				}
+				continue
+			}
+			c.counts[i] = int32(n)
 		}
-		c.counts[i] = int32(n)
 	}
 }
 
+// screen marks in cand (reused, n long) the rules of pf that can match
+// text: those whose literals occur in it (in any ASCII case), those
+// their group automaton names, and those without a screen.
+func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8 {
+	if cap(cand) < n {
+		cand = make([]uint8, n)
+	}
+	cand = cand[:n]
+	clear(cand)
+	if pf.ac != nil {
+		pf.ac.scan(text, func(p int32, _ int) {
+			for _, pos := range pf.patRule[p] {
+				cand[pos] = candRun
+			}
+		})
+	}
+	for _, pos := range pf.noLit {
+		cand[pos] = candRun
+	}
+	for gi := range pf.groups {
+		g := &pf.groups[gi]
+		m, ok := g.m.match(text)
+		exact := g.exact
+		if !ok {
+			m, exact = 1<<len(g.pos)-1, 0 // gave up: run them all
+		}
+		for m != 0 {
+			b := bits.TrailingZeros64(m)
+			m &^= 1 << b
+			cand[g.pos[b]] = candRun + uint8(exact>>b&1)
+		}
+	}
+	return cand
+}
+
+// What screen says of a rule: it cannot match, it may (run it), it does.
+const (
+	candNo uint8 = iota
+	candRun
+	candHit
+)
+
 func (c *msgCtx) runFull() {
-	if len(c.e.kinds[KindFull]) == 0 {
+	rules := c.e.kinds[KindFull]
+	if len(rules) == 0 {
 		return
 	}
 	full := latin1(string(c.m.Raw))
-	lower := asciiLower(full)
 	ascii := isASCII(full)
-	for _, i := range c.e.kinds[KindFull] {
-		r := c.e.rules[i]
-		if !r.screen(lower, ascii) {
-			continue
+	cand := c.screen(&c.e.pf[KindFull][b2i(ascii)], full, len(rules), nil)
+	for pos, i := range rules {
+		switch cand[pos] {
+		case candHit:
+			c.counts[i] = 1
+		case candRun:
+			r := c.e.rules[i]
+			c.counts[i] = int32(r.match(full, ascii, r.limit()))
 		}
-		c.counts[i] = int32(r.match(full, ascii, r.limit()))
 	}
 }
 
@@ -475,12 +542,32 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		for _, pos := range pf.noLit {
 			mark(pos)
 		}
+		for gi := range pf.groups {
+			g := &pf.groups[gi]
+			m, ok := g.m.match(line)
+			exact := g.exact
+			if !ok {
+				m, exact = 1<<len(g.pos)-1, 0 // gave up: run them all
+			}
+			for m != 0 {
+				b := bits.TrailingZeros64(m)
+				m &^= 1 << b
+				if exact>>b&1 != 0 {
+					// The group's answer is the rule's: one hit.
+					c.counts[rules[g.pos[b]]] = 1
+					continue
+				}
+				mark(g.pos[b])
+			}
+		}
 	}
 	for pos, ls := range cand {
-		if len(ls) == 0 {
+		i := rules[pos]
+		if len(ls) == 0 || c.counts[i] > 0 {
+			// A count already set is a group's exact hit on a line of
+			// the other variant: one hit, all the rule counts.
 			continue
 		}
-		i := rules[pos]
 		r := c.e.rules[i]
 		limit := r.limit()
 		n := 0

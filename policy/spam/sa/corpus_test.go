@@ -191,3 +191,23 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkCompile measures what the daemon pays at each start and reload
+// for the Debian rule set: Load (parse the files) and Compile.
+func BenchmarkCompile(b *testing.B) {
+	debianRules(b) // skips where the rules are missing
+	cpu0 := cpuTime()
+	n := 0
+	for b.Loop() {
+		n++
+		rs, err := Load([]string{debianDir, "/etc/spamassassin"}, Env{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Compile(rs, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The machine is shared: the figure that counts is CPU time.
+	b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(n), "cpu-ms/op")
+}

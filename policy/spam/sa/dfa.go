@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // dfa is a lazily built deterministic automaton that answers "does the
@@ -17,12 +18,16 @@ import (
 // RE2 does. When the cache grows past maxDFAStates the automaton gives up
 // and the caller uses the regexp.
 type dfa struct {
-	once   sync.Once
-	tree   *syntax.Regexp // compiled on first use (startup stays fast)
-	prog   *syntax.Prog
-	mu     sync.Mutex
-	states map[string]*dstate
-	start  atomic.Pointer[dstate] // before the first byte
+	once sync.Once
+	tree *syntax.Regexp // compiled on first use (startup stays fast)
+	prog *syntax.Prog
+	mu   sync.Mutex
+	// class maps each byte to its class: bytes that no instruction, no
+	// empty-width test and no line or word boundary tells apart share
+	// one, so a state's row has one entry per class, not per byte.
+	class  [256]uint8
+	nclass int32
+	tab    atomic.Pointer[dtable]
 	failed atomic.Bool
 	// scanned counts the bytes matched since the cache was last flushed:
 	// a full cache is flushed and rebuilt (as RE2 does) when it served
@@ -37,22 +42,44 @@ type dfa struct {
 	key   []byte
 }
 
-type dstate struct {
-	pcs  []uint32                    // threads waiting to consume a byte
-	flag uint8                       // what the previous byte was
-	next [256]atomic.Pointer[dstate] // matchState: a match ends before that byte
-	end  atomic.Int32                // at end of text: 0 not known yet, 1 no match, 2 match
+// dtable is the automaton's cache: one flat row of transitions per state,
+// so that a step is one load from one array (no pointer to follow). It
+// grows by copy, keeping state numbers, and a flush starts a new one
+// (gen+1). Matchers read it without the lock: entries are written once
+// (0 to a target) with atomic stores, and a matcher that finds an entry
+// unknown takes the lock and looks again in the current table.
+type dtable struct {
+	gen int
+	n   int // states in use, under mu
+	// trans and info are allocated at the table's full size and never
+	// resliced: a matcher reads them without the lock.
+	trans []int32 // state*nclass+class -> 0 unknown, matchID, or a state
+	info  []atomic.Pointer[dinfo]
+	index map[string]int32 // state key -> state, under mu
+	// starts are the start states after a previous byte of each flag
+	// (matchAt from inside a text), 0 until built.
+	starts [prevWord << 1]int32
 }
 
-// matchState is the target of every transition on which a match ends.
-var matchState = &dstate{}
+type dinfo struct {
+	pcs  []uint32     // threads waiting to consume a byte
+	flag uint8        // what the previous byte was
+	end  atomic.Int32 // at end of text: 0 not known yet, 1 no match, 2 match
+}
+
+const (
+	// matchID is the target of every transition on which a match ends;
+	// state 0 is unused (an unknown transition reads 0) and 1 is the start.
+	matchID = -1
+	startID = 1
+)
 
 const (
 	prevStart uint8 = 1 << iota // no byte yet
 	prevNL
 	prevWord
 
-	maxDFAStates = 2000
+	maxDFAStates = 8000
 )
 
 // flushBytesPerState: see dfa.state (a variable for the tests).
@@ -74,47 +101,128 @@ func (d *dfa) init() {
 		d.failed.Store(true)
 		return
 	}
-	d.prog, d.states = prog, map[string]*dstate{}
-	st := d.state(nil, prevStart)
-	if st == nil {
-		d.failed.Store(true)
-		return
-	}
-	d.start.Store(st)
+	d.prog = prog
+	class, n := byteClasses(prog)
+	d.class, d.nclass = class, int32(n)
+	d.tab.Store(d.newTable(0, 16))
 }
 
-func (d *dfa) state(pcs []uint32, flag uint8) *dstate {
+// newTable returns an empty table of generation gen, with room for n
+// states, holding the start state.
+func (d *dfa) newTable(gen, n int) *dtable {
+	t := &dtable{gen: gen, n: 2, trans: make([]int32, n*int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
+	t.info[startID].Store(&dinfo{flag: prevStart})
+	t.index[string([]byte{prevStart})] = startID
+	return t
+}
+
+// state returns the number of the state (pcs, flag) in the current table,
+// adding it; 0 when the cache is full and the automaton gives up. Adding
+// may grow or flush the table. Called under mu.
+func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	key := append(d.key[:0], flag)
 	for _, pc := range pcs {
 		key = append(key, byte(pc), byte(pc>>8), byte(pc>>16), byte(pc>>24))
 	}
 	d.key = key
-	if s, ok := d.states[string(key)]; ok {
-		return s
+	t := d.tab.Load()
+	if id, ok := t.index[string(key)]; ok {
+		return id
 	}
-	pcs = slices.Clone(pcs)
-	if len(d.states) >= maxDFAStates {
+	if t.n > maxDFAStates {
 		// A long-running daemon fills any cache in the end: flush it
 		// when it has served flushBytesPerState bytes per state since
 		// the last flush; texts that need a new state every few bytes
-		// make the automaton give up (the regexp runs instead). States
-		// in use elsewhere stay valid: a flush only stops sharing them.
-		if d.scanned.Load() < flushBytesPerState*maxDFAStates || d.start.Load() == nil {
+		// make the automaton give up (the regexp runs instead).
+		// Matchers still in the old table finish there or move over
+		// at their next unknown transition.
+		if d.scanned.Load() < flushBytesPerState*maxDFAStates {
 			d.failed.Store(true)
-			return nil
+			return 0
 		}
 		d.scanned.Store(0)
-		d.states = map[string]*dstate{}
-		st := &dstate{flag: prevStart}
-		d.states[string([]byte{prevStart})] = st
-		d.start.Store(st)
-		if flag == prevStart && len(pcs) == 0 {
-			return st
+		t = d.newTable(t.gen+1, 64)
+		d.tab.Store(t)
+		if id, ok := t.index[string(key)]; ok {
+			return id
 		}
 	}
-	s := &dstate{pcs: pcs, flag: flag}
-	d.states[string(key)] = s
-	return s
+	if t.n == len(t.info) {
+		// Grow by copy; the state numbers stay.
+		g := &dtable{gen: t.gen, n: t.n, trans: make([]int32, 2*len(t.trans)),
+			info: make([]atomic.Pointer[dinfo], 2*len(t.info)), index: t.index}
+		for i := range t.trans {
+			g.trans[i] = atomic.LoadInt32(&t.trans[i])
+		}
+		for i := range t.info {
+			g.info[i].Store(t.info[i].Load())
+		}
+		for f := range t.starts {
+			g.starts[f] = atomic.LoadInt32(&t.starts[f])
+		}
+		t = g
+		d.tab.Store(t)
+	}
+	id := int32(t.n)
+	t.info[id].Store(&dinfo{pcs: slices.Clone(pcs), flag: flag})
+	t.n++
+	t.index[string(key)] = id
+	return id
+}
+
+// byteClasses partitions the bytes into classes that the program cannot
+// tell apart: the same rune instructions match them, and they agree on
+// being a newline and a word byte (the empty-width tests).
+func byteClasses(prog *syntax.Prog) (class [256]uint8, n int) {
+	return byteClassesOf(prog.Inst)
+}
+
+// byteClassesOf is byteClasses for a list of instructions.
+func byteClassesOf(insts []syntax.Inst) (class [256]uint8, n int) {
+	var id [256]int
+	for c := range 256 {
+		switch {
+		case c == '\n':
+			id[c] = 2
+		case isWordByte(byte(c)):
+			id[c] = 1
+		}
+	}
+	seen := map[string]bool{}
+	var key []byte
+	for i := range insts {
+		in := &insts[i]
+		switch in.Op {
+		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+		default:
+			continue
+		}
+		key = append(key[:0], byte(in.Op), byte(in.Arg))
+		for _, r := range in.Rune {
+			key = utf8.AppendRune(append(key, '|'), r)
+		}
+		if seen[string(key)] {
+			continue
+		}
+		seen[string(key)] = true
+		// Split every class by whether the instruction matches.
+		var split [512]int16 // class*2+match -> new class+1
+		next := int16(0)
+		for c := range 256 {
+			k := id[c]*2 + b2i(in.MatchRune(rune(c)))
+			if split[k] == 0 {
+				next++
+				split[k] = next
+			}
+			id[c] = int(split[k] - 1)
+		}
+	}
+	// Number the classes densely (the splits already did).
+	for c := range 256 {
+		class[c] = uint8(id[c])
+		n = max(n, id[c]+1)
+	}
+	return class, n
 }
 
 // empty returns the empty-width conditions between the previous byte
@@ -145,7 +253,7 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 // search is unanchored), through the empty-width instructions allowed
 // before byte c; it reports a match reached there and, for c >= 0, the
 // threads after consuming c (scratch space, valid until the next step).
-func (d *dfa) step(s *dstate, c int) (matched bool, out []uint32) {
+func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 	op := empty(s.flag, c)
 	if d.seen == nil {
 		d.seen = make([]uint32, len(d.prog.Inst))
@@ -211,13 +319,41 @@ func flagAfter(c byte) uint8 {
 // the automaton steps on the byte each rune stands for. ok is false when
 // it gave up.
 func (d *dfa) match(text string) (matched, ok bool) {
+	return d.matchAt(text, 0)
+}
+
+// matchAt is match for the matches that start at byte p or later (p at a
+// rune boundary); the byte before p counts for ^ and \b.
+func (d *dfa) matchAt(text string, p int) (matched, ok bool) {
 	d.once.Do(d.init)
 	if d.failed.Load() {
 		return false, false
 	}
-	d.scanned.Add(int64(len(text)))
-	s := d.start.Load()
-	for i := 0; i < len(text); i++ {
+	d.scanned.Add(int64(len(text) - p))
+	t := d.tab.Load()
+	s := int32(startID)
+	if p > 0 {
+		f := uint8(0)
+		if c := text[p-1]; c < 0x80 {
+			f = flagAfter(c)
+		}
+		s = atomic.LoadInt32(&t.starts[f])
+		if s == 0 {
+			d.mu.Lock()
+			s = d.state(nil, f)
+			t = d.tab.Load()
+			if s != 0 {
+				atomic.StoreInt32(&t.starts[f], s)
+			}
+			d.mu.Unlock()
+			if s == 0 {
+				return false, false
+			}
+		}
+	}
+	trans := t.trans
+	nc := d.nclass
+	for i := p; i < len(text); i++ {
 		c := text[i]
 		if c >= 0x80 {
 			// latin1 writes 0x80..0xff as C2 xx or C3 xx.
@@ -227,37 +363,64 @@ func (d *dfa) match(text string) (matched, ok bool) {
 			c = (c&0x1f)<<6 | text[i+1]&0x3f
 			i++
 		}
-		n := s.next[c].Load()
-		if n == nil {
+		n := atomic.LoadInt32(&trans[s*nc+int32(d.class[c])])
+		if n == 0 {
 			d.mu.Lock()
-			m, pcs := d.step(s, int(c))
-			if m {
-				n = matchState
-			} else {
-				n = d.state(pcs, flagAfter(c))
-			}
-			if n != nil {
-				s.next[c].Store(n)
-			}
+			t, n = d.fill(t, s, c)
 			d.mu.Unlock()
-			if n == nil {
+			if n == 0 {
 				return false, false
 			}
+			trans = t.trans
 		}
-		if n == matchState {
+		if n == matchID {
 			return true, true
 		}
 		s = n
 	}
-	switch s.end.Load() {
+	info := t.info[s].Load()
+	switch info.end.Load() {
 	case 1:
 		return false, true
 	case 2:
 		return true, true
 	}
 	d.mu.Lock()
-	m, _ := d.step(s, -1)
+	m, _ := d.step(info, -1)
 	d.mu.Unlock()
-	s.end.Store(1 + int32(b2i(m)))
+	info.end.Store(1 + int32(b2i(m)))
 	return m, true
+}
+
+// fill returns the transition from state s of table t on byte c, in the
+// current table, computing it when unknown; 0 when the automaton gives
+// up. Called under mu.
+func (d *dfa) fill(t *dtable, s int32, c byte) (*dtable, int32) {
+	cl := s*d.nclass + int32(d.class[c])
+	if cur := d.tab.Load(); cur != t {
+		if cur.gen != t.gen {
+			// Flushed since: find the state in the new table.
+			info := t.info[s].Load()
+			s = d.state(info.pcs, info.flag)
+			if s == 0 {
+				return cur, 0
+			}
+			cl = s*d.nclass + int32(d.class[c])
+		}
+		t = d.tab.Load()
+		if n := t.trans[cl]; n != 0 {
+			return t, n
+		}
+	}
+	m, pcs := d.step(t.info[s].Load(), int(c))
+	if m {
+		atomic.StoreInt32(&t.trans[cl], matchID)
+		return t, matchID
+	}
+	n := d.state(pcs, flagAfter(c))
+	cur := d.tab.Load()
+	if n != 0 && cur.gen == t.gen {
+		atomic.StoreInt32(&cur.trans[cl], n)
+	}
+	return cur, n
 }

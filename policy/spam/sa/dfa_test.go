@@ -1,10 +1,12 @@
 package sa
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -12,7 +14,7 @@ import (
 // answering like the regexp once it has served enough bytes: the cache is
 // flushed and rebuilt instead of the automaton giving up for good.
 func TestDFAFlush(t *testing.T) {
-	const pat = `a[ab]{12}c` // 2^12 states at least: more than the cache
+	const pat = `a[ab]{14}c` // 2^14 states at least: more than the cache
 	tree, err := syntax.Parse(pat, syntax.Perl)
 	if err != nil {
 		t.Fatal(err)
@@ -82,5 +84,166 @@ func TestScanCut(t *testing.T) {
 	}
 	if got := scanCut(strings.Repeat("x", 2000)+"\n", 10, "\n"); len(got) != 10 {
 		t.Errorf("newline past 1 KB: cut at %d, want 10", len(got))
+	}
+}
+
+// TestMDFA: a group automaton names exactly the regexes of the group that
+// match, as each regexp says, on random texts over a small alphabet that
+// exercises line, word and text boundaries.
+func TestMDFA(t *testing.T) {
+	pats := []string{`ab+c`, `^a`, `c$`, `\bba\b`, `(?m)^b.a$`, `a\Bb`, `(?i)CA`, `\s\S{3}\s`, `x`, `(?:a|b){4}`, `\Ab`, `c\z`}
+	var trees []*syntax.Regexp
+	var res []*regexp.Regexp
+	for _, p := range pats {
+		tree, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees = append(trees, tree)
+		res = append(res, regexp.MustCompile(p))
+	}
+	d := newMDFA(trees)
+	rng := rand.New(rand.NewPCG(5, 6))
+	const alphabet = "abcC \n"
+	for i := range 5000 {
+		b := make([]byte, rng.IntN(12))
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		text := string(b)
+		got, ok := d.match(text)
+		if !ok {
+			t.Fatalf("text %d: gave up", i)
+		}
+		for k, re := range res {
+			if want := re.MatchString(text); (got>>k&1 == 1) != want {
+				t.Fatalf("%q on %q: group says %v, regexp %v", pats[k], text, !want, want)
+			}
+		}
+	}
+}
+
+// TestPrefixStart: a regex whose matches all start with one of its prefix
+// literals matches a text exactly when its automaton, started at the
+// first prefix found, does (the byte before counts for \b and ^).
+func TestPrefixStart(t *testing.T) {
+	for _, c := range []struct {
+		pat  string
+		want []string
+	}{
+		{`\nFrom: [^\n]+`, []string{"\nfrom: "}},
+		{`(?i)abc|def`, []string{"abc", "def"}},
+		{`a?bcd`, []string{"bcd", "abcd"}},
+		{`\bcab\b`, []string{"cab"}},
+		{`(?m)^abc$`, []string{"abc"}},
+		{`.*abc`, nil},
+		{`x*abc`, nil},
+		{`(?:ab|c)ba`, []string{"abba", "cba"}},
+	} {
+		tree, err := syntax.Parse(c.pat, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := prefixLiterals(tree.Simplify())
+		if strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("prefixLiterals(%q) = %q, want %q", c.pat, got, c.want)
+		}
+		if got == nil {
+			continue
+		}
+		re := regexp.MustCompile(c.pat)
+		d := lazyDFA(tree)
+		rng := rand.New(rand.NewPCG(7, 8))
+		const alphabet = "abcdABC \n"
+		for i := range 3000 {
+			b := make([]byte, rng.IntN(14))
+			for j := range b {
+				b[j] = alphabet[rng.IntN(len(alphabet))]
+			}
+			text := string(b)
+			want := re.MatchString(text)
+			p := firstPrefix(text, got)
+			m := false
+			if p >= 0 {
+				var ok bool
+				if m, ok = d.matchAt(text, p); !ok {
+					t.Fatalf("%q on %q: gave up", c.pat, text)
+				}
+			}
+			if m != want {
+				t.Fatalf("%q on %q (prefix at %d): %v, regexp %v (text %d)", c.pat, text, p, m, want, i)
+			}
+		}
+	}
+}
+
+// TestIndexFold: indexFold is strings.Index on the ASCII-lowered text.
+func TestIndexFold(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const alphabet = "abAB\n"
+	for range 5000 {
+		b := make([]byte, rng.IntN(20))
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		l := make([]byte, 1+rng.IntN(3))
+		for j := range l {
+			l[j] = "ab\n"[rng.IntN(3)]
+		}
+		text, lit := string(b), string(l)
+		if got, want := indexFold(text, lit), strings.Index(strings.ToLower(text), lit); got != want {
+			t.Fatalf("indexFold(%q, %q) = %d, want %d", text, lit, got, want)
+		}
+	}
+}
+
+// TestDFAConcurrent: matchers share the automata while they grow and are
+// flushed (run with -race): each answer is still the regexp's.
+func TestDFAConcurrent(t *testing.T) {
+	defer func(v int64) { flushBytesPerState = v }(flushBytesPerState)
+	flushBytesPerState = 0 // flush whenever full
+	pats := []string{`a[ab]{14}c`, `\bab+a\b`, `(?m)^b.{3}c$`}
+	var trees []*syntax.Regexp
+	var res []*regexp.Regexp
+	for _, p := range pats {
+		tree, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees = append(trees, tree)
+		res = append(res, regexp.MustCompile(p))
+	}
+	single := lazyDFA(trees[0])
+	group := newMDFA(trees)
+	errs := make(chan string, 4)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 11))
+			for i := range 1500 {
+				b := randAB(rng, 40+rng.IntN(100))
+				for range rng.IntN(4) {
+					b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
+				}
+				text := string(b)
+				if m, ok := single.matchAt(text, 0); ok && m != res[0].MatchString(text) {
+					errs <- fmt.Sprintf("goroutine %d text %d: dfa %v on %q", g, i, m, text)
+					return
+				}
+				if m, ok := group.match(text); ok {
+					for k, re := range res {
+						if (m>>k&1 == 1) != re.MatchString(text) {
+							errs <- fmt.Sprintf("goroutine %d text %d: group bit %d wrong on %q", g, i, k, text)
+							return
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

@@ -39,9 +39,19 @@
 // DFA (Go's regexp has none: its NFA pays for every live thread on every
 // byte), then, where the DFA says "match" and the count or a
 // backreference matters, on the regexp or the backtracking engine. The
-// texts are decoded and rendered once per message. A full DFA cache is
-// flushed and rebuilt when it has paid for itself, as RE2 does; X{n}
-// rules are screened by X's automaton first. Body and rawbody rules see
+// texts are decoded and rendered once per message. The rules without
+// literals are screened in groups of 16 by one multi-regex automaton per
+// text (as RE2::Set), which names the rules that match; where a rule's
+// automaton is its regex, that answer is the hit. Header rules are
+// grouped by the text they read (field, modifier, if-unset), which is got
+// and screened once. A regex whose matches all begin with one of a few
+// literals starts its automaton at the first of them. The automata keep
+// one flat transition table over byte classes per regex, read without a
+// lock; a full cache is flushed and rebuilt when it has paid for itself,
+// as RE2 does. X{n} rules are screened by X's automaton first, and X{n}
+// that RE2's parser refuses for its size runs on the automaton exactly.
+// Regexps are compiled on first use and the rule regexes in parallel, so
+// that start-up stays short. Body and rawbody rules see
 // the first 50000 / 500000 bytes of each part (SpamAssassin's
 // body_part_scan_size and rawbody_part_scan_size defaults).
 //

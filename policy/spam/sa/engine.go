@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dlclark/regexp2/v2"
@@ -55,6 +59,7 @@ type rule struct {
 	bt      *regexp2.Regexp
 	eval    evalFunc
 	meta    *expr
+	mexpr   *metaExpr // meta with names resolved (after orderMetas)
 	multi   bool
 	maxhits int
 	header  string // lower-case field name
@@ -68,6 +73,8 @@ type Engine struct {
 	evals  []int
 	metas  []int                      // in dependency order
 	pf     [KindMeta + 1][2]prefilter // per kind, for any text and ASCII text
+	hslots []headerSlot               // header rules by the text they read
+	exists []int                      // exists: header rules
 	opt    Options
 	stats  Stats
 	// For evals.
@@ -81,7 +88,25 @@ type prefilter struct {
 	ac      *automaton
 	patRule [][]int32 // literal index -> positions in kinds[k]
 	noLit   []int32   // positions in kinds[k] without literals (always run)
+	// groups screen the rules without literals whose automaton can be
+	// shared: one pass per group names the rules that can match.
+	groups []ruleGroup
 }
+
+// ruleGroup is a set of rules screened by one group automaton: bit i of
+// its answer stands for the rule at position pos[i] in kinds[k].
+type ruleGroup struct {
+	m   *mdfa
+	pos []int32
+	// exact has bit i set when the automaton of rule pos[i] is its regex
+	// and the rule counts one hit at most: the group's answer is the
+	// rule's, and its own matcher need not run.
+	exact uint64
+}
+
+// groupSize is how many rules share one group automaton: more rules
+// share a pass, but the automaton's states multiply.
+var groupSize = 16
 
 // Skip is a rule that is not run, and why.
 type Skip struct {
@@ -198,6 +223,7 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 		st.Skipped = append(st.Skipped, Skip{Rule: d.Name, Kind: d.Kind, Reason: reason, Score: score(d)})
 	}
 	skipped := map[string]bool{}
+	regexes := e.compileRegexes(rs, needed)
 	for _, name := range rs.Order {
 		d := rs.Defs[name]
 		if !needed[name] {
@@ -263,7 +289,12 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 			r.header = strings.ToLower(d.Header)
 		default:
 			r.header = strings.ToLower(d.Header)
-			if err := e.compileRegex(r, d); err != nil {
+			c := regexes[name]
+			r.v, r.bt = c.v, c.bt
+			st.RE2 += c.st.re2
+			st.Backtracking += c.st.bt
+			st.Prefiltered += c.st.pref
+			if err := c.err; err != nil {
 				reason := err.Error()
 				skip(d, reason)
 				skipped[name] = true
@@ -276,6 +307,14 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 	// Metas: order by dependencies; leave out those that would fire
 	// wrongly because a rule they negate is not run.
 	e.orderMetas(skipped, rs, skip)
+	for _, i := range e.metas {
+		e.rules[i].mexpr = compileMeta(e.rules[i].meta, func(name string) int32 {
+			if j, ok := e.byName[name]; ok && e.rules[j] != nil {
+				return int32(j)
+			}
+			return -1
+		})
+	}
 	for i, r := range e.rules {
 		if r == nil {
 			continue
@@ -304,23 +343,70 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 	return e, nil
 }
 
-func (e *Engine) compileRegex(r *rule, d *Def) error {
+// regexStats counts what compileRegex made of one rule.
+type regexStats struct{ re2, bt, pref int }
+
+// compiledRegex is compileRegex's result for one rule.
+type compiledRegex struct {
+	v   [2]variant
+	bt  *regexp2.Regexp
+	st  regexStats
+	err error
+}
+
+// compileRegexes compiles the regexes of the rules that need one, in
+// parallel (the regexes are independent; the daemon pays this at each
+// start and reload).
+func (e *Engine) compileRegexes(rs *Ruleset, needed map[string]bool) map[string]*compiledRegex {
+	out := map[string]*compiledRegex{}
+	var defs []*Def
+	for _, name := range rs.Order {
+		d := rs.Defs[name]
+		if !needed[name] || hasFlag(d, "net") || d.Kind == KindMeta || d.Eval != "" || d.Exists {
+			continue
+		}
+		out[name] = &compiledRegex{}
+		defs = append(defs, d)
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(defs) {
+					return
+				}
+				c := out[defs[i].Name]
+				var r rule
+				c.err = e.compileRegex(&r, defs[i], &c.st)
+				c.v, c.bt = r.v, r.bt
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (e *Engine) compileRegex(r *rule, d *Def, st *regexStats) error {
 	pat, flags, err := SplitRegex(d.Pattern)
 	if err != nil {
 		return err
 	}
 	re2, err := Translate(pat, flags)
+	tooLarge := false // RE2 syntax that RE2 refused
 	if err == nil {
 		full, ascii, cerr := compileVariants(re2)
 		if cerr == nil {
 			r.v = [2]variant{full, ascii}
-			e.stats.RE2++
+			st.re2++
 			if full.lits != nil || ascii.lits != nil || ascii.never {
-				e.stats.Prefiltered++
+				st.pref++
 			}
 			return nil
 		}
 		err = fmt.Errorf("%w: %v", ErrBacktrack, cerr)
+		tooLarge = true
 	}
 	if !errors.Is(err, ErrBacktrack) {
 		return err
@@ -349,7 +435,18 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 	}
 	bt.MatchTimeout = e.opt.MatchTimeout
 	r.bt = bt
-	e.stats.Backtracking++
+	st.bt++
+	if tooLarge {
+		// RE2 syntax, refused for its size: the automata run it
+		// exactly; the backtracking engine stands by for when they
+		// give up.
+		if tree, ok := parseRepeat(re2); ok {
+			full, ascii := treeVariants(tree)
+			r.v = [2]variant{full, ascii}
+			st.pref++
+			return nil
+		}
+	}
 	// The RE2 superset (lookarounds dropped, backreferences as .*)
 	// screens: the backtracking engine runs only where it matches.
 	if sup, err := translate(pat, flags, targetSuperset); err == nil {
@@ -363,7 +460,7 @@ func (e *Engine) compileRegex(r *rule, d *Def) error {
 		if err == nil {
 			r.v = [2]variant{full, ascii}
 			if full.lits != nil || ascii.lits != nil || ascii.never {
-				e.stats.Prefiltered++
+				st.pref++
 			}
 		}
 	}
@@ -466,33 +563,110 @@ func polarity(x *expr, pos bool, fn func(string, bool)) {
 }
 
 func (e *Engine) buildPrefilter(k Kind) {
+	if k == KindHeader {
+		e.buildHeaderSlots()
+		return
+	}
+	line := k == KindBody || k == KindRawBody || k == KindURI || k == KindFull
 	for vi := range 2 {
-		pf := &e.pf[k][vi]
-		var pats []string
-		index := map[string]int32{}
-		for pos, i := range e.kinds[k] {
-			r := e.rules[i]
-			v := r.v[vi]
-			if v.never {
-				continue
-			}
-			if v.lits == nil {
-				pf.noLit = append(pf.noLit, int32(pos))
-				continue
-			}
-			for _, l := range v.lits {
-				id, ok := index[l]
-				if !ok {
-					id = int32(len(pats))
-					index[l] = id
-					pats = append(pats, l)
-					pf.patRule = append(pf.patRule, nil)
-				}
-				pf.patRule[id] = append(pf.patRule[id], int32(pos))
-			}
+		e.pf[k][vi] = e.newPrefilter(e.kinds[k], vi, line)
+	}
+}
+
+// newPrefilter builds the screen of rules (indexes into e.rules) for
+// variant vi; the positions it names are positions in rules. With ac,
+// the literals are screened by one Aho-Corasick pass and the rules
+// without literals by group automata; else the literals are left for
+// (*rule).screen and the rules without them always run.
+func (e *Engine) newPrefilter(rules []int, vi int, ac bool) prefilter {
+	var pf prefilter
+	var pats []string
+	var trees []*syntax.Regexp
+	index := map[string]int32{}
+	for pos, i := range rules {
+		r := e.rules[i]
+		v := r.v[vi]
+		if v.never {
+			continue
 		}
-		if len(pats) > 0 && (k == KindBody || k == KindRawBody || k == KindURI) {
-			pf.ac = newAutomaton(pats)
+		if v.lits == nil {
+			if v.dfa != nil && v.dfa.tree != nil && ac {
+				// The rule matches a text only where its automaton
+				// (the regex, or a screen of it) does.
+				n := len(pf.groups)
+				if n == 0 || len(pf.groups[n-1].pos) >= groupSize {
+					pf.groups = append(pf.groups, ruleGroup{})
+					n++
+				}
+				g := &pf.groups[n-1]
+				if v.dfaExact && (r.bt == nil || v.ruleExact) && !r.multi {
+					g.exact |= 1 << len(g.pos)
+				}
+				g.pos = append(g.pos, int32(pos))
+				trees = append(trees, v.dfa.tree)
+				if len(g.pos) == groupSize {
+					g.m, trees = newMDFA(trees), nil
+				}
+				continue
+			}
+			pf.noLit = append(pf.noLit, int32(pos))
+			continue
+		}
+		for _, l := range v.lits {
+			id, ok := index[l]
+			if !ok {
+				id = int32(len(pats))
+				index[l] = id
+				pats = append(pats, l)
+				pf.patRule = append(pf.patRule, nil)
+			}
+			pf.patRule[id] = append(pf.patRule[id], int32(pos))
+		}
+	}
+	if n := len(pf.groups); n > 0 && pf.groups[n-1].m == nil {
+		pf.groups[n-1].m = newMDFA(trees)
+	}
+	if len(pats) > 0 && ac {
+		pf.ac = newAutomaton(pats)
+	}
+	return pf
+}
+
+// headerSlot is the header rules that read one text: the same field (or
+// pseudo-header), modifier and if-unset default. The text is got,
+// decoded and lowered once, and its rules screened in one pass.
+type headerSlot struct {
+	name, mod  string
+	ifUnset    string
+	hasIfUnset bool
+	rules      []int // indexes into e.rules
+	pf         [2]prefilter
+}
+
+func (e *Engine) buildHeaderSlots() {
+	index := map[string]int{}
+	for _, i := range e.kinds[KindHeader] {
+		d := e.rules[i].def
+		if d.Exists {
+			e.exists = append(e.exists, i)
+			continue
+		}
+		key := d.Header + ":" + d.Modifier
+		if d.HasIfUnset {
+			key += "\x00" + d.IfUnset
+		}
+		si, ok := index[key]
+		if !ok {
+			si = len(e.hslots)
+			index[key] = si
+			e.hslots = append(e.hslots, headerSlot{name: d.Header, mod: d.Modifier, ifUnset: d.IfUnset, hasIfUnset: d.HasIfUnset})
+		}
+		e.hslots[si].rules = append(e.hslots[si].rules, i)
+	}
+	for si := range e.hslots {
+		sl := &e.hslots[si]
+		for vi := range 2 {
+			sl.pf[vi] = e.newPrefilter(sl.rules, vi, true)
 		}
 	}
 }

@@ -145,7 +145,7 @@ func (c *msgCtx) receivedTimes() []time.Time {
 // dateDiff is Date minus the Received time closest to it (the oldest
 // Received field is left out when it equals Date exactly), in seconds, as
 // SpamAssassin's date_diff; ok is false without a Date or Received time.
-func (c *msgCtx) dateDiff() (float64, bool) {
+func (c *msgCtx) computeDateDiff() (float64, bool) {
 	dates := c.fields["date"]
 	if len(dates) == 0 {
 		return 0, false

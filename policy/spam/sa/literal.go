@@ -2,6 +2,7 @@ package sa
 
 import (
 	"regexp/syntax"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -292,4 +293,139 @@ func literalSet(runes []rune, fold bool) []string {
 func hasOtherCase(r rune) bool {
 	// The Latin-1 letters and anything beyond may fold.
 	return r >= 0xb5
+}
+
+// maxPrefixes bounds the prefix set: each is searched for on its own.
+const maxPrefixes = 4
+
+// prefixLiterals returns strings, ASCII lower case, one of which every
+// match of re (simplified) starts with; nil when there is no such short
+// set. A match can then start no earlier than the first of them found in
+// the text, and the automaton starts there.
+func prefixLiterals(re *syntax.Regexp) []string {
+	set := prefixSet(re, 0)
+	if len(set) == 0 || len(set) > maxPrefixes {
+		return nil
+	}
+	for _, s := range set {
+		// At least minLiteral bytes, starting with an ASCII byte (a rune
+		// boundary of the text).
+		if len(s) < minLiteral || s[0] >= 0x80 {
+			return nil
+		}
+	}
+	return dedupe(set)
+}
+
+func prefixSet(re *syntax.Regexp, depth int) []string {
+	if depth > 100 {
+		return nil
+	}
+	switch re.Op {
+	case syntax.OpCapture:
+		return prefixSet(re.Sub[0], depth+1)
+	case syntax.OpPlus:
+		return prefixSet(re.Sub[0], depth+1)
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return prefixSet(re.Sub[0], depth+1)
+		}
+		return nil
+	case syntax.OpAlternate:
+		var out []string
+		for _, s := range re.Sub {
+			p := prefixSet(s, depth+1)
+			if p == nil || len(out)+len(p) > maxPrefixes {
+				return nil
+			}
+			out = append(out, p...)
+		}
+		return out
+	case syntax.OpConcat:
+		cur := []string{""}
+		for i, s := range re.Sub {
+			in := analyse(s, depth+1)
+			if !in.hasEx {
+				if i == 0 {
+					return prefixSet(s, depth+1)
+				}
+				break
+			}
+			p, ok := product(cur, in.exact)
+			if !ok {
+				break
+			}
+			cur = p
+		}
+		return nonEmpty(cur)
+	}
+	in := analyse(re, depth+1)
+	if in.hasEx {
+		return nonEmpty(in.exact)
+	}
+	return nil
+}
+
+// firstPrefix returns the first byte of text where one of the prefixes
+// starts (ASCII case-insensitively), -1 when none occurs.
+func firstPrefix(text string, prefixes []string) int {
+	best := -1
+	for _, p := range prefixes {
+		end := len(text)
+		if best >= 0 {
+			end = min(len(text), best+len(p))
+		}
+		if i := indexFold(text[:end], p); i >= 0 && (best < 0 || i < best) {
+			best = i
+		}
+	}
+	return best
+}
+
+// indexFold is strings.Index with ASCII letters of text matched in
+// either case; lit is lower case.
+func indexFold(text, lit string) int {
+	n := len(lit)
+	if n == 0 || n > len(text) {
+		return -1
+	}
+	lo, up := lit[0], lit[0]
+	if lo >= 'a' && lo <= 'z' {
+		up = lo - 'a' + 'A'
+	}
+	nextUp := -2 // not searched yet; -1 none left
+	for i := 0; i <= len(text)-n; {
+		j := strings.IndexByte(text[i:len(text)-n+1], lo)
+		if j >= 0 {
+			j += i
+		}
+		if up != lo {
+			if nextUp != -1 && nextUp < i {
+				nextUp = strings.IndexByte(text[i:len(text)-n+1], up)
+				if nextUp >= 0 {
+					nextUp += i
+				}
+			}
+			if nextUp >= 0 && (j < 0 || nextUp < j) {
+				j = nextUp
+			}
+		}
+		if j < 0 {
+			return -1
+		}
+		if equalFoldASCII(text[j+1:j+n], lit[1:]) {
+			return j
+		}
+		i = j + 1
+	}
+	return -1
+}
+
+func equalFoldASCII(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		if lowerTable[s[i]] != lower[i] {
+			return false
+		}
+	}
+	return true
 }

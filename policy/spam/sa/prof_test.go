@@ -23,11 +23,15 @@ func TestRuleCost(t *testing.T) {
 	for _, k := range []string{"ham", "spam"} {
 		files = append(files, sample(corpusFiles(t, k), 100)...)
 	}
+	ms := loadMessages(t, files)
+	for _, m := range ms {
+		e.Check(m, Input{}) // warm the automata, as a running daemon has
+	}
 	cost := map[int]time.Duration{}
 	nlines := map[int]int{}
 	costHook = func(i, n int, d time.Duration) { cost[i] += d; nlines[i] += n }
 	defer func() { costHook = nil }()
-	for _, m := range loadMessages(t, files) {
+	for _, m := range ms {
 		e.Check(m, Input{})
 	}
 	type kv struct {
@@ -42,6 +46,17 @@ func TestRuleCost(t *testing.T) {
 	}
 	sort.Slice(l, func(a, b int) bool { return l[a].d > l[b].d })
 	fmt.Println("total", total)
+	agg := map[string]time.Duration{}
+	aggN := map[string]int{}
+	for i, d := range cost {
+		r := e.rules[i]
+		k := fmt.Sprintf("%v lits=%v bt=%v", r.kind, r.v[1].lits != nil, r.bt != nil)
+		agg[k] += d
+		aggN[k]++
+	}
+	for k, d := range agg {
+		fmt.Printf("  %-30s %4d rules %v\n", k, aggN[k], d)
+	}
 	for _, x := range l[:40] {
 		r := e.rules[x.i]
 		fmt.Printf("%8v %5d %-28s %v lits=%.60v bt=%v %s\n", x.d, nlines[x.i], r.name, r.kind, fmt.Sprint(r.v[1].lits), r.bt != nil, truncate(r.def.Pattern, 70))

@@ -1,0 +1,282 @@
+package sa
+
+import (
+	"regexp/syntax"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// mdfa is a lazily built automaton for a group of regexes at once (as
+// RE2::Set): one pass over a text says which of them match somewhere in
+// it. The rules without a required literal run on every line of every
+// message; one pass of their group replaces a pass per rule, and only the
+// rules it names run their own matcher on that line. Its states are sets
+// of program counters of all the group's programs; each transition
+// carries the bit set of the regexes whose match ends there. It shares
+// dfa's byte classes, empty-width handling and cache policy (a full cache
+// is flushed, or the automaton gives up and the caller runs every rule of
+// the group).
+type mdfa struct {
+	once   sync.Once
+	trees  []*syntax.Regexp // compiled on first use
+	inst   []syntax.Inst    // the programs, concatenated
+	starts []uint32
+	// matchOf is the regex whose program holds each InstMatch.
+	matchOf map[uint32]int
+	all     uint64
+	class   [256]uint8
+	nclass  int32
+	mu      sync.Mutex
+	tab     atomic.Pointer[mtable]
+	failed  atomic.Bool
+	scanned atomic.Int64
+	// Scratch space of step, used under mu.
+	seen  []uint32
+	gen   uint32
+	stack []uint32
+	next  []uint32
+	key   []byte
+}
+
+// maxGroup is the largest group: a transition's matches are one uint64.
+const maxGroup = 64
+
+// mtable is mdfa's cache, as dtable: trans gives the next state and
+// match the regexes whose match ends on that transition (written before
+// trans, so a reader that sees the state sees its matches).
+type mtable struct {
+	gen int
+	n   int // states in use, under mu
+	// Allocated at the table's full size and never resliced (read
+	// without the lock).
+	trans []int32
+	match []uint64
+	info  []atomic.Pointer[minfo]
+	index map[string]int32
+}
+
+type minfo struct {
+	pcs   []uint32
+	flag  uint8
+	end   atomic.Uint64 // matches at end of text, once known
+	known atomic.Bool
+}
+
+func newMDFA(trees []*syntax.Regexp) *mdfa {
+	return &mdfa{trees: trees}
+}
+
+func (d *mdfa) init() {
+	d.matchOf = map[uint32]int{}
+	for k, t := range d.trees {
+		prog, err := syntax.Compile(t.Simplify())
+		if err != nil {
+			d.failed.Store(true)
+			return
+		}
+		off := uint32(len(d.inst))
+		for _, in := range prog.Inst {
+			in.Out += off
+			switch in.Op {
+			case syntax.InstAlt, syntax.InstAltMatch:
+				in.Arg += off
+			case syntax.InstMatch:
+				d.matchOf[uint32(len(d.inst))] = k
+			}
+			d.inst = append(d.inst, in)
+		}
+		d.starts = append(d.starts, off+uint32(prog.Start))
+		d.all |= 1 << k
+	}
+	d.trees = nil
+	class, n := byteClassesOf(d.inst)
+	d.class, d.nclass = class, int32(n)
+	d.tab.Store(d.newTable(0, 64))
+}
+
+func (d *mdfa) newTable(gen, n int) *mtable {
+	nc := int(d.nclass)
+	t := &mtable{gen: gen, n: 2, trans: make([]int32, n*nc), match: make([]uint64, n*nc),
+		info: make([]atomic.Pointer[minfo], n), index: map[string]int32{}}
+	t.info[startID].Store(&minfo{flag: prevStart})
+	t.index[string([]byte{prevStart})] = startID
+	return t
+}
+
+// state is dfa.state for the group: the state's number in the current
+// table, 0 when the automaton gives up. Called under mu.
+func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
+	key := append(d.key[:0], flag)
+	for _, pc := range pcs {
+		key = append(key, byte(pc), byte(pc>>8), byte(pc>>16), byte(pc>>24))
+	}
+	d.key = key
+	t := d.tab.Load()
+	if id, ok := t.index[string(key)]; ok {
+		return id
+	}
+	if t.n > maxDFAStates {
+		if d.scanned.Load() < flushBytesPerState*maxDFAStates {
+			d.failed.Store(true)
+			return 0
+		}
+		d.scanned.Store(0)
+		t = d.newTable(t.gen+1, 64)
+		d.tab.Store(t)
+		if id, ok := t.index[string(key)]; ok {
+			return id
+		}
+	}
+	if t.n == len(t.info) {
+		g := &mtable{gen: t.gen, n: t.n, trans: make([]int32, 2*len(t.trans)),
+			match: make([]uint64, 2*len(t.match)),
+			info:  make([]atomic.Pointer[minfo], 2*len(t.info)), index: t.index}
+		for i := range t.trans {
+			g.match[i] = atomic.LoadUint64(&t.match[i])
+			g.trans[i] = atomic.LoadInt32(&t.trans[i])
+		}
+		for i := range t.info {
+			g.info[i].Store(t.info[i].Load())
+		}
+		t = g
+		d.tab.Store(t)
+	}
+	id := int32(t.n)
+	t.info[id].Store(&minfo{pcs: slices.Clone(pcs), flag: flag})
+	t.n++
+	t.index[string(key)] = id
+	return id
+}
+
+// step is dfa.step for the group: the regexes whose match is reached
+// before byte c (c < 0: end of text) and the threads after c.
+func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
+	op := empty(s.flag, c)
+	if d.seen == nil {
+		d.seen = make([]uint32, len(d.inst))
+	}
+	d.gen++
+	if d.gen == 0 {
+		clear(d.seen)
+		d.gen = 1
+	}
+	gen, seen := d.gen, d.seen
+	stack := append(append(d.stack[:0], d.starts...), s.pcs...)
+	next := d.next[:0]
+	for len(stack) > 0 {
+		pc := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[pc] == gen {
+			continue
+		}
+		seen[pc] = gen
+		in := &d.inst[pc]
+		switch in.Op {
+		case syntax.InstAlt, syntax.InstAltMatch:
+			stack = append(stack, in.Arg, in.Out)
+		case syntax.InstCapture, syntax.InstNop:
+			stack = append(stack, in.Out)
+		case syntax.InstEmptyWidth:
+			if syntax.EmptyOp(in.Arg)&^op == 0 {
+				stack = append(stack, in.Out)
+			}
+		case syntax.InstMatch:
+			matched |= 1 << d.matchOf[pc]
+		case syntax.InstFail:
+		default:
+			if c >= 0 && in.MatchRune(rune(c)) {
+				next = append(next, in.Out)
+			}
+		}
+	}
+	d.stack, d.next = stack, next
+	slices.Sort(next)
+	out = next[:0]
+	for i, pc := range next {
+		if i == 0 || pc != next[i-1] {
+			out = append(out, pc)
+		}
+	}
+	return matched, out
+}
+
+// match returns the set of the group's regexes that match somewhere in
+// text (byte-runes, as dfa.match); ok is false when it gave up.
+func (d *mdfa) match(text string) (matched uint64, ok bool) {
+	d.once.Do(d.init)
+	if d.failed.Load() {
+		return 0, false
+	}
+	d.scanned.Add(int64(len(text)))
+	t := d.tab.Load()
+	trans, match := t.trans, t.match
+	nc := d.nclass
+	s := int32(startID)
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c >= 0x80 {
+			if (c != 0xc2 && c != 0xc3) || i+1 >= len(text) || text[i+1]&0xc0 != 0x80 {
+				return 0, false
+			}
+			c = (c&0x1f)<<6 | text[i+1]&0x3f
+			i++
+		}
+		idx := s*nc + int32(d.class[c])
+		n := atomic.LoadInt32(&trans[idx])
+		var m uint64
+		if n == 0 {
+			d.mu.Lock()
+			t, n, m = d.fill(t, s, c)
+			d.mu.Unlock()
+			if n == 0 {
+				return 0, false
+			}
+			trans, match = t.trans, t.match
+		} else {
+			m = atomic.LoadUint64(&match[idx])
+		}
+		matched |= m
+		if matched == d.all {
+			return matched, true
+		}
+		s = n
+	}
+	info := t.info[s].Load()
+	if !info.known.Load() {
+		d.mu.Lock()
+		m, _ := d.step(info, -1)
+		d.mu.Unlock()
+		info.end.Store(m)
+		info.known.Store(true)
+	}
+	return matched | info.end.Load(), true
+}
+
+// fill is dfa.fill for the group: the transition from state s of table t
+// on byte c and its matches. Called under mu.
+func (d *mdfa) fill(t *mtable, s int32, c byte) (*mtable, int32, uint64) {
+	cl := s*d.nclass + int32(d.class[c])
+	if cur := d.tab.Load(); cur != t {
+		if cur.gen != t.gen {
+			info := t.info[s].Load()
+			s = d.state(info.pcs, info.flag)
+			if s == 0 {
+				return cur, 0, 0
+			}
+			cl = s*d.nclass + int32(d.class[c])
+		}
+		t = d.tab.Load()
+		if n := t.trans[cl]; n != 0 {
+			return t, n, atomic.LoadUint64(&t.match[cl])
+		}
+	}
+	m, pcs := d.step(t.info[s].Load(), int(c))
+	n := d.state(pcs, flagAfter(c))
+	cur := d.tab.Load()
+	if n != 0 && cur.gen == t.gen {
+		atomic.StoreUint64(&cur.match[cl], m)
+		atomic.StoreInt32(&cur.trans[cl], n)
+	}
+	return cur, n, m
+}
