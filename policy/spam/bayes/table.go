@@ -143,6 +143,11 @@ func (t *Table) load(ctx context.Context) (err error) {
 			return
 		}
 		t.counts, t.total, t.state = m, total, tableWarm
+		// The reads of the load went through Fallback, usually a Cache
+		// that would otherwise keep them (MBs) for nothing.
+		if r, ok := t.Fallback.(interface{ Reset() }); ok {
+			r.Reset()
+		}
 	}()
 	err = t.Scanner.Scan(ctx, t.Prefix, func(key string, val []byte) error {
 		rest := key[len(t.Prefix):]
