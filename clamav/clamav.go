@@ -416,6 +416,12 @@ func (c *Client) scanOne(ctx context.Context, srv Server, r io.Reader) (Result, 
 			case ReplyFound:
 				return Result{Infected: true, Signature: rep.Signature, Server: srv.String()}, nil
 			}
+			if werr != nil {
+				// clamd cut the stream before its end, after fewer bytes
+				// than we were told it takes: a configuration mismatch,
+				// an error (temporary) rather than a verdict on the message.
+				return Result{}, &ServerError{srv.String(), fmt.Errorf("clamd: %s (clamd closed the stream after %d bytes: is its StreamMaxLength lower than the %d configured here?)", rep.Message, g.n.Load(), c.opts.StreamMaxLength)}
+			}
 			return Result{}, &ServerError{srv.String(), classify(fmt.Errorf("clamd: %s", rep.Message))}
 		} else if werr == nil {
 			return Result{}, &ServerError{srv.String(), err}

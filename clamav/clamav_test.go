@@ -128,6 +128,20 @@ func TestSizeLimitReply(t *testing.T) {
 	}
 }
 
+// clamd cuts a stream at a StreamMaxLength lower than the one we were
+// told: a configuration mismatch, a temporary error naming the setting,
+// not an oversize verdict.
+func TestStreamCutMidway(t *testing.T) {
+	srv := clamdtest.Start(t, clamdtest.Options{StreamMaxLength: 1 << 20})
+	c := client(t, clamav.Options{StreamMaxLength: 25 << 20}, srv.Addr())
+	msg := bytes.Repeat([]byte("x"), 4<<20)
+	_, err := c.Scan(context.Background(), opener(msg), int64(len(msg)))
+	var se *clamav.ServerError
+	if err == nil || errors.Is(err, clamav.ErrOversize) || !errors.As(err, &se) || !se.Temporary() || !strings.Contains(err.Error(), "StreamMaxLength") {
+		t.Fatalf("err = %v, want a temporary error naming StreamMaxLength", err)
+	}
+}
+
 func TestErrorReplyFailsOver(t *testing.T) {
 	bad := clamdtest.Start(t, clamdtest.Options{Reply: "stream: Can't allocate memory ERROR\n"})
 	good := clamdtest.Start(t, clamdtest.Options{Signatures: sigs})
