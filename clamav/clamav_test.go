@@ -66,9 +66,9 @@ func TestScanCleanAndInfected(t *testing.T) {
 func TestLastChunkWithEOF(t *testing.T) {
 	srv := clamdtest.Start(t, clamdtest.Options{Signatures: sigs, Keep: true})
 	c := client(t, clamav.Options{}, srv.Addr())
-	// 3000 bytes of padding so that EICAR straddles the library's 1 KB
-	// chunks and ends exactly at the end of the stream.
-	msg := []byte(strings.Repeat("a", 3000) + eicar)
+	// Padding so that EICAR straddles two chunks and ends exactly at the
+	// end of the stream.
+	msg := []byte(strings.Repeat("a", clamav.ChunkSize-30) + eicar)
 	for name, open := range map[string]func() io.Reader{
 		// data and EOF in one Read call, as io.SectionReader over a file does
 		"DataErrReader": func() io.Reader { return iotest.DataErrReader(bytes.NewReader(msg)) },
@@ -125,6 +125,20 @@ func TestSizeLimitReply(t *testing.T) {
 	var se *clamav.ServerError
 	if !errors.As(err, &se) || se.Temporary() {
 		t.Fatalf("size limit must be a permanent ServerError: %v", err)
+	}
+}
+
+// clamd cuts a stream at a StreamMaxLength lower than the one we were
+// told: a configuration mismatch, a temporary error naming the setting,
+// not an oversize verdict.
+func TestStreamCutMidway(t *testing.T) {
+	srv := clamdtest.Start(t, clamdtest.Options{StreamMaxLength: 1 << 20})
+	c := client(t, clamav.Options{StreamMaxLength: 25 << 20}, srv.Addr())
+	msg := bytes.Repeat([]byte("x"), 4<<20)
+	_, err := c.Scan(context.Background(), opener(msg), int64(len(msg)))
+	var se *clamav.ServerError
+	if err == nil || errors.Is(err, clamav.ErrOversize) || !errors.As(err, &se) || !se.Temporary() || !strings.Contains(err.Error(), "StreamMaxLength") {
+		t.Fatalf("err = %v, want a temporary error naming StreamMaxLength", err)
 	}
 }
 
@@ -202,15 +216,14 @@ func TestStallEndsAtDeadline(t *testing.T) {
 	}
 }
 
-// A clamd that reads each chunk slowly: each chunk is well within the
-// library's per-chunk timeout, but the whole scan must still stop at the
-// deadline.
+// A clamd that reads each chunk slowly: the connection makes progress,
+// but the whole scan must still stop at the deadline.
 func TestSlowReaderEndsAtDeadline(t *testing.T) {
 	srv := clamdtest.Start(t, clamdtest.Options{ChunkDelay: 50 * time.Millisecond})
 	c := client(t, clamav.Options{}, srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
-	msg := bytes.Repeat([]byte("x"), 1<<20) // 1024 chunks: 51 s at 50 ms each
+	msg := bytes.Repeat([]byte("x"), 40*clamav.ChunkSize) // 40 chunks: 2 s at 50 ms each
 	start := time.Now()
 	_, err := c.Scan(ctx, opener(msg), int64(len(msg)))
 	if el := time.Since(start); !errors.Is(err, clamav.ErrTimeout) || el > 1500*time.Millisecond {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 
 	"github.com/mailwarden/mailwarden/cmd/mailwarden/internal/daemon"
 	"github.com/mailwarden/mailwarden/filter"
@@ -13,6 +15,9 @@ import (
 
 // runServe is `mailwarden serve`: flags, the config, the logger; the
 // daemon itself is internal/daemon.
+// serveGCPercent is the daemon's GOGC unless the environment sets one.
+const serveGCPercent = 50
+
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -21,6 +26,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	*cfgPath = configPath(*cfgPath)
+	if os.Getenv("GOGC") == "" {
+		// Most of the live heap is long-lived (the Bayes token table,
+		// ~17 MB for the corpus); Go's default GOGC=100 lets the heap
+		// grow to twice the live set between collections. 50 keeps peak
+		// RSS under the corpus ~13 MB lower at no measurable CPU cost
+		// (README, Performance). GOGC in the environment still wins.
+		debug.SetGCPercent(serveGCPercent)
+	}
 	cfg, err := loadServeConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

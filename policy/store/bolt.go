@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -39,6 +40,8 @@ type Bolt struct {
 	lastErr  error
 	lastFail time.Time
 	closed   bool
+
+	lastTrim atomic.Int64 // unix ns of the last trimResident
 }
 
 // RetryAfter is how long a failed open is remembered before trying again.
@@ -153,7 +156,33 @@ func (s *Bolt) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	return db.Update(fn)
+	err = db.Update(fn)
+	s.trimResident(db)
+	return err
+}
+
+// TrimEvery is how often, at most, the pages of the bolt file are taken
+// out of the process's resident set after a transaction (dropResident).
+const TrimEvery = 250 * time.Millisecond
+
+// trimResident drops the file's pages from the resident set, at most once
+// per TrimEvery. bbolt writes a commit's pages where its freelist says
+// (anywhere in the file) and reads them back through its mapping, so
+// under steady writes the whole file drifts into RSS (20 MB of a 50 MB
+// file after 5 000 corpus messages), and the Bayes reads of the messages
+// that arrive while the token table loads touch most of it within a
+// second (46 MB); those pages are page cache, not our memory, and the few
+// a transaction needs come back as minor faults.
+func (s *Bolt) trimResident(db *bolt.DB) {
+	now := time.Now().UnixNano()
+	last := s.lastTrim.Load()
+	if now-last < int64(TrimEvery) || !s.lastTrim.CompareAndSwap(last, now) {
+		return
+	}
+	db.View(func(tx *bolt.Tx) error {
+		dropResident(tx)
+		return nil
+	})
 }
 
 func (s *Bolt) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
@@ -164,7 +193,9 @@ func (s *Bolt) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	return db.View(fn)
+	err = db.View(fn)
+	s.trimResident(db)
+	return err
 }
 
 // A kv record is 8 bytes of absolute expiry (unix ns, 0 = never) and the value.

@@ -12,8 +12,11 @@
 #   - test/bench/dnsstub on 127.0.0.1: NXDOMAIN with SOA for every corpus
 #     domain, so SPF/DKIM/DMARC do their lookups against a local server;
 #   - clamd with its own config (DisableCache yes, so replayed messages are
-#     really scanned; MaxThreads $CLAMD_THREADS) and the EICAR signatures
-#     the e2e tests use (the machine has no official database);
+#     really scanned; MaxThreads $CLAMD_THREADS, by default the number of
+#     cores: scanning is CPU-bound, so more threads only make each scan
+#     slower, and mailwarden's scan timeout counts from the scan's start
+#     while the rest wait in its queue) and the EICAR signatures the e2e
+#     tests use (the machine has no official database);
 #   - mailwarden serve with test/bench/full.toml: auth, spam with a Bayes
 #     database trained on the corpus (trained once, kept in $BAYES_DB),
 #     auto-reply memory, virus when the mode is "av"; bolt store;
@@ -41,7 +44,7 @@ only=${ONLY:-}
 corpus=${CORPUS:-$root/../shared/corpus/spamassassin}
 bayes_db=${BAYES_DB:-/tmp/mwbench-bayes-$(basename "$corpus").db}
 rspamd_rdb=${RSPAMD_RDB:-/tmp/mwbench-rspamd-$(basename "$corpus").rdb}
-clamd_threads=${CLAMD_THREADS:-8}
+clamd_threads=${CLAMD_THREADS:-$(nproc)}
 big=${BIG:-0}
 shared=$root/../shared
 work=$(mktemp -d /tmp/mwcmp.XXXXXX)

@@ -71,6 +71,16 @@ func (c *Cache) Counts(ctx context.Context, tokens []string) ([]Count, Count, er
 	return out, total, nil
 }
 
+// Reset forgets every cached count and gives the memory back. A Table
+// calls it once it answers from memory: the cache in front of its store
+// served only the reads of the load.
+func (c *Cache) Reset() {
+	c.mu.Lock()
+	c.m = map[string]cached{}
+	c.totalExp = time.Time{}
+	c.mu.Unlock()
+}
+
 // Add implements TokenStore and forgets the cached counts it changes.
 func (c *Cache) Add(ctx context.Context, deltas map[string]Count, msgs Count) error {
 	err := c.Inner.Add(ctx, deltas, msgs)

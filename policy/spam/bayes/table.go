@@ -7,7 +7,6 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"math"
-	"strings"
 	"sync"
 
 	"github.com/mailwarden/mailwarden/policy/store"
@@ -143,17 +142,23 @@ func (t *Table) load(ctx context.Context) (err error) {
 			return
 		}
 		t.counts, t.total, t.state = m, total, tableWarm
+		// The reads of the load went through Fallback, usually a Cache
+		// that would otherwise keep them (MBs) for nothing.
+		if r, ok := t.Fallback.(interface{ Reset() }); ok {
+			r.Reset()
+		}
 	}()
-	err = t.Scanner.Scan(ctx, t.Prefix, func(key string, val []byte) error {
+	err = t.Scanner.Scan(ctx, t.Prefix, func(key, val []byte) error {
 		rest := key[len(t.Prefix):]
 		n := counter(val)
 		switch {
-		case rest == "n:s":
+		case string(rest) == "n:s":
 			total.Spam = n
-		case rest == "n:h":
+		case string(rest) == "n:h":
 			total.Ham = n
-		case strings.HasPrefix(rest, "s:"), strings.HasPrefix(rest, "h:"):
-			h := maphash.String(t.seed, rest[2:])
+		case len(rest) >= 2 && (rest[0] == 's' || rest[0] == 'h') && rest[1] == ':':
+			// maphash.Bytes and maphash.String agree on the same bytes.
+			h := maphash.Bytes(t.seed, rest[2:])
 			p, ok := m[h]
 			if !ok && t.MaxTokens > 0 && len(m) >= t.MaxTokens {
 				return fmt.Errorf("%w (%d)", ErrTableTooBig, t.MaxTokens)

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mailwarden/mailwarden/policy/store"
 )
@@ -79,6 +80,32 @@ func TestTableColdUsesFallbackAndLoadsOnce(t *testing.T) {
 	}
 	if err := tb.Load(ctx); err != nil || !tb.Warm() {
 		t.Fatalf("load: %v", err)
+	}
+}
+
+// The Cache in front of the store served the reads of the load; once the
+// table answers, it keeps nothing, and learning still reaches the store.
+func TestTableWarmEmptiesFallbackCache(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMemory()
+	Learn(ctx, &Store{S: st}, "s1", []string{"cheap", "pills"}, ClassSpam, false)
+	cache := NewCache(&Store{S: st}, time.Hour, 1000)
+	tb := NewTable(cache, st, "", 0, nil)
+	if c, _, err := tb.Counts(ctx, []string{"cheap", "pills"}); err != nil || c[0] != (Count{Spam: 1}) {
+		t.Fatalf("cold counts %v %v", c, err)
+	}
+	if err := tb.Load(ctx); err != nil || !tb.Warm() {
+		t.Fatalf("load: %v", err)
+	}
+	cache.mu.Lock()
+	n := len(cache.m)
+	cache.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("cache keeps %d entries after the table is warm", n)
+	}
+	Learn(ctx, tb, "s2", []string{"cheap"}, ClassSpam, false)
+	if c, total, _ := (&Store{S: st}).Counts(ctx, []string{"cheap"}); c[0] != (Count{Spam: 2}) || total.Spam != 2 {
+		t.Fatalf("store after learning: %v %v", c, total)
 	}
 }
 

@@ -223,7 +223,22 @@ var services = []service{
 				return &record{}, nil
 			}
 			s.Tokens = spam.NewTokens(s.Store, &sc.Bayes, o.Logger)
-			return &record{}, nil
+			t, ok := s.Tokens.(*bayes.Table)
+			if !ok {
+				return &record{}, nil
+			}
+			// The daemon loads the token table at start, before mail
+			// comes: loaded on the first message instead, the Bayes reads
+			// of the messages that arrive meanwhile go to the store at
+			// random places and pull most of the file into RSS.
+			log := o.Logger
+			return &record{start: func(ctx context.Context) {
+				go func() {
+					if err := t.Load(ctx); err != nil && log != nil {
+						log.Warn("bayes: token table stays in the store", "error", err.Error())
+					}
+				}()
+			}}, nil
 		},
 		copy: func(from, to *Services) { to.Tokens = from.Tokens },
 	},
