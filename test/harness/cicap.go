@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -35,9 +34,8 @@ type CICAP struct {
 	Addr       string // 127.0.0.1:port
 	Clamd      *Clamd
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  bytes.Buffer
+	proc
+	out bytes.Buffer
 }
 
 // CICAPService is the service name: an alias of virus_scan in its
@@ -132,15 +130,13 @@ func StartCICAP(t testing.TB, opts CICAPOptions) *CICAP {
 			t.Fatal(err)
 		}
 		c.out.Reset()
-		c.cmd = exec.Command(bin, "-N", "-f", c.ConfigPath)
-		c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
-		if err := c.cmd.Start(); err != nil {
+		cmd := exec.Command(bin, "-N", "-f", c.ConfigPath)
+		cmd.Stdout, cmd.Stderr = &c.out, &c.out
+		if err := c.start(cmd); err != nil {
 			Unavailable(t, "start c-icap: %v", err)
 			return nil
 		}
-		c.done = make(chan struct{})
-		go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(c.cmd, c.done)
-		if lastErr = c.waitOptions(30 * time.Second); lastErr == nil {
+		if lastErr = c.waitReady("c-icap", 30*time.Second, c.optionsOK); lastErr == nil {
 			t.Cleanup(c.Stop)
 			return c
 		}
@@ -157,23 +153,13 @@ func StartCICAP(t testing.TB, opts CICAPOptions) *CICAP {
 // URL is the virus_scan service's ICAP URI.
 func (c *CICAP) URL() string { return "icap://" + c.Addr + "/" + CICAPService }
 
-func (c *CICAP) waitOptions(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-c.done:
-			return fmt.Errorf("harness: c-icap exited during start")
-		default:
-		}
-		line, err := c.options()
-		if err == nil && strings.HasPrefix(line, "ICAP/1.0 200") {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("harness: c-icap did not answer OPTIONS within %v: %q %v", timeout, line, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+// optionsOK asks for the service's OPTIONS and wants a 200.
+func (c *CICAP) optionsOK() error {
+	line, err := c.options()
+	if err == nil && !strings.HasPrefix(line, "ICAP/1.0 200") {
+		err = fmt.Errorf("OPTIONS: %q", line)
 	}
+	return err
 }
 
 // options sends OPTIONS for the service and returns the status line.
@@ -199,24 +185,4 @@ func (c *CICAP) Log() string {
 func (c *CICAP) AccessLog() string {
 	b, _ := os.ReadFile(filepath.Join(c.Dir, "access.log"))
 	return string(b)
-}
-
-// Stop terminates c-icap and waits for it (idempotent). Its clamd keeps
-// running (it is the test's).
-func (c *CICAP) Stop() {
-	if c.cmd == nil || c.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.done
-	}
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -56,8 +55,7 @@ type Clamd struct {
 
 	StreamMaxLength int64
 
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc
 }
 
 // BodySignatureName is the name of the body signature StartClamd writes.
@@ -184,16 +182,20 @@ func StartClamd(t testing.TB, opts ClamdOptions) *Clamd {
 		if err := os.WriteFile(c.ConfigPath, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		c.cmd = exec.Command(clamd, "--config-file="+c.ConfigPath)
+		cmd := exec.Command(clamd, "--config-file="+c.ConfigPath)
 		var out bytes.Buffer
-		c.cmd.Stdout, c.cmd.Stderr = &out, &out
-		if err := c.cmd.Start(); err != nil {
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := c.start(cmd); err != nil {
 			Unavailable(t, "start clamd: %v", err)
 			return nil
 		}
-		c.done = make(chan struct{})
-		go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(c.cmd, c.done)
-		if lastErr = c.waitPing(60 * time.Second); lastErr == nil {
+		ping := func() error {
+			if err := ClamdPing("unix", c.Socket); err != nil {
+				return err
+			}
+			return ClamdPing("tcp", c.TCPAddr)
+		}
+		if lastErr = c.waitReady("clamd", 60*time.Second, ping); lastErr == nil {
 			t.Cleanup(c.Stop)
 			return c
 		}
@@ -206,24 +208,6 @@ func StartClamd(t testing.TB, opts ClamdOptions) *Clamd {
 	}
 	Unavailable(t, "clamd did not start: %v", lastErr)
 	return nil
-}
-
-func (c *Clamd) waitPing(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-c.done:
-			return fmt.Errorf("harness: clamd exited during start")
-		default:
-		}
-		if ClamdPing("unix", c.Socket) == nil && ClamdPing("tcp", c.TCPAddr) == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("harness: clamd did not answer PING within %v", timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // ClamdPing sends PING and expects PONG.
@@ -257,25 +241,4 @@ func (c *Clamd) PID() int { return c.cmd.Process.Pid }
 func (c *Clamd) Log() string {
 	b, _ := os.ReadFile(filepath.Join(c.Dir, "clamd.log"))
 	return string(b)
-}
-
-// Stop terminates clamd and waits for it (idempotent). The socket file is
-// removed by clamd; connections to it then fail, as with a stopped
-// system clamd.
-func (c *Clamd) Stop() {
-	if c.cmd == nil || c.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.done
-	}
 }
