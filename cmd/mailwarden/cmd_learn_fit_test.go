@@ -44,7 +44,7 @@ func TestLearnFitAndEvalTrainTest(t *testing.T) {
 	if !strings.Contains(se.String(), "4-fold cross-validation") || !strings.Contains(se.String(), "recall 100.00 %") {
 		t.Errorf("learn --fit report: %s", se.String())
 	}
-	w, err := spam.LoadWeights(out)
+	w, err := spam.LoadWeights(out, false)
 	if err != nil {
 		t.Fatal(err)
 	}
