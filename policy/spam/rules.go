@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam/sa"
 )
@@ -138,6 +139,7 @@ func LoadRules(cfg *Config) (*sa.Engine, error) {
 	e, err := sa.Compile(rs, sa.Options{
 		Bayes:     cfg.Bayes.Enabled,
 		Net:       len(cfg.DNSBL)+len(cfg.URIBL) > 0,
+		Auth:      true, // ruleMessage passes the auth checks' results
 		Overrides: cfg.Rules.Scores,
 		Budget:    cfg.Rules.Budget.D(),
 	})
@@ -150,7 +152,7 @@ func LoadRules(cfg *Config) (*sa.Engine, error) {
 // ruleMessage gives the rules their view of a message: the header without
 // the fields that are never evidence, the MIME parts, the envelope sender
 // and the path with the SMTP client the MTA saw as the newest relay.
-func ruleMessage(m *message.Message, ignore *HeaderSet) *sa.Message {
+func ruleMessage(m *message.Message, ignore *HeaderSet, prior policy.Results) *sa.Message {
 	var h bytes.Buffer
 	kept := make(message.Header, 0, len(m.Header))
 	for _, f := range m.Header {
@@ -181,7 +183,52 @@ func ruleMessage(m *message.Message, ignore *HeaderSet) *sa.Message {
 		relays = []sa.Relay{}
 	}
 	sm.Relays = relays
+	sm.Auth = ruleAuth(prior)
 	return sm
+}
+
+// ruleAuth gives the rules of SpamAssassin's SPF, DKIM and DMARC plugins
+// the auth checks' typed outcomes; nil when none of them ran.
+func ruleAuth(prior policy.Results) *sa.Auth {
+	var a sa.Auth
+	ran := false
+	if r, ok := prior[auth.SPF]; ok {
+		ran = true
+		st := strings.ToLower(string(r.Status))
+		// RFC 7208 §2.3: the null sender is checked by its HELO identity.
+		if o, ok := r.Data.(*auth.SPFOutcome); ok && o.Identity == "helo" {
+			a.SPFHELO = st
+		} else {
+			a.SPF = st
+		}
+	}
+	if r, ok := prior[auth.DKIM]; ok {
+		ran = true
+		if o, ok := r.Data.(*auth.DKIMOutcome); ok {
+			for _, s := range o.Signatures {
+				a.DKIM = append(a.DKIM, sa.DKIMSignature{Domain: s.Domain, Valid: s.Status == auth.StatusPass})
+			}
+		}
+	}
+	if r, ok := prior[auth.DMARC]; ok {
+		ran = true
+		switch r.Status {
+		case auth.StatusPass, auth.StatusFail:
+			a.DMARC = string(r.Status)
+		case auth.StatusNone:
+			a.DMARC = "none" // RFC 7489 §6.6.3: no policy record
+		}
+		if o, ok := r.Data.(*auth.DMARCOutcome); ok && o.Record != nil {
+			a.DMARCPolicy = string(o.Applied)
+			if a.DMARCPolicy == "" {
+				a.DMARCPolicy = string(o.Record.Policy)
+			}
+		}
+	}
+	if !ran {
+		return nil
+	}
+	return &a
 }
 
 // maxRuleBody bounds the body bytes the rules read (SpamAssassin's
@@ -190,11 +237,11 @@ func ruleMessage(m *message.Message, ignore *HeaderSet) *sa.Message {
 const maxRuleBody = 4 << 20
 
 // ruleSignals runs the rules and adds their hits.
-func (c *Check) ruleSignals(m *message.Message, now time.Time, add func(string, float64)) []string {
+func (c *Check) ruleSignals(m *message.Message, prior policy.Results, now time.Time, add func(string, float64)) []string {
 	if c.rules == nil {
 		return nil
 	}
-	r := c.rules.Check(ruleMessage(m, c.ignore), sa.Input{Now: now})
+	r := c.rules.Check(ruleMessage(m, c.ignore, prior), sa.Input{Now: now})
 	for _, h := range r.Hits {
 		add(h.Signal(), h.Score)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/message"
 )
 
@@ -223,5 +225,56 @@ func TestRuleCache(t *testing.T) {
 	c, _ := rc.Load(cfg)
 	if c == b || c.Stats().Run != b.Stats().Run+1 {
 		t.Errorf("changed rule file: same engine %v, rules %d then %d", c == b, b.Stats().Run, c.Stats().Run)
+	}
+}
+
+// The auth checks' typed outcomes reach SpamAssassin's SPF, DKIM and DMARC
+// rules.
+func TestRulesReadAuthResults(t *testing.T) {
+	dir := t.TempDir()
+	cf := `
+header SA_SPF_FAIL   eval:check_for_spf_fail()
+tflags SA_SPF_FAIL   net
+score  SA_SPF_FAIL   0 0.9 0 0.9
+full   SA_DKIM_AU    eval:check_dkim_valid_author_sig()
+tflags SA_DKIM_AU    net nice
+score  SA_DKIM_AU    -0.1
+header SA_DMARC_REJ  eval:check_dmarc_reject()
+tflags SA_DMARC_REJ  net
+score  SA_DMARC_REJ  0 1.8 0 1.8
+`
+	if err := os.WriteFile(filepath.Join(dir, "local.cf"), []byte(cf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Weights = WeightsNone
+	cfg.Bayes.Enabled = false
+	cfg.Auth = map[string]float64{}
+	cfg.Rules = RulesConfig{Enabled: true, Paths: []string{dir}}
+	c, err := New(cfg, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prior := policy.Results{
+		auth.SPF:   {Status: auth.StatusFail, Data: &auth.SPFOutcome{Status: auth.StatusFail, Identity: "mailfrom"}},
+		auth.DKIM:  {Status: auth.StatusPass, Data: &auth.DKIMOutcome{Status: auth.StatusPass, Signatures: []auth.DKIMSignature{{Status: auth.StatusPass, Domain: "example.com"}}}},
+		auth.DMARC: {Status: auth.StatusFail, Data: &auth.DMARCOutcome{Status: auth.StatusFail, Applied: auth.PolicyReject, Record: &auth.Record{Policy: auth.PolicyReject}}},
+	}
+	r, err := c.Check(context.Background(), msg(t, phish), prior)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := signals(r)
+	for k, v := range map[string]float64{"sa-SA_SPF_FAIL": 0.9, "sa-SA_DKIM_AU": -0.1, "sa-SA_DMARC_REJ": 1.8} {
+		if got[k] != v {
+			t.Errorf("signal %s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+	// Without the auth checks none of them fires.
+	r, _ = c.Check(context.Background(), msg(t, phish), nil)
+	for k := range signals(r) {
+		if strings.HasPrefix(k, "sa-SA_") {
+			t.Errorf("%s without auth results", k)
+		}
 	}
 }

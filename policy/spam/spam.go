@@ -641,7 +641,7 @@ func (c *Check) gather(ctx context.Context, m *message.Message, prior policy.Res
 			add(h.Name, h.Weight)
 		}
 	}
-	f.Notes = append(f.Notes, c.ruleSignals(m, c.now(), add)...)
+	f.Notes = append(f.Notes, c.ruleSignals(m, prior, c.now(), add)...)
 	for _, r := range c.cfg.URIRules {
 		for _, u := range v.urls {
 			if r.re.MatchString(u) {
