@@ -20,7 +20,7 @@
 # usage: test/spamassassin-compare.sh [--ham DIR] [--spam DIR] [--folds 5]
 #          [--test-fold 0|all] [--max-test 400] [--workers 2]
 #          [--split-date YYYY-MM-DD | --train DIR... --test DIR...]
-#          [--sample N] [--no-bayes] [--bayes-dir DIR]
+#          [--sample N] [--no-bayes] [--bayes-dir DIR] [--config FILE]
 # --test-fold all repeats training and testing for every fold (SpamAssassin
 # takes 3-5 minutes per fold of the 6046-message corpus).
 #
@@ -32,6 +32,8 @@
 #   --sample N       score N ham and N spam of the test set (with a split);
 #   --no-bayes       what a fresh install does: mailwarden eval --no-bayes,
 #                    SpamAssassin with use_bayes 0 (nothing is learned).
+#   --config FILE    mailwarden's config (default: the built-in defaults,
+#                    whatever /etc/mailwarden holds);
 #   --bayes-dir DIR  keep SpamAssassin's Bayes database in DIR/fold-N
 #                    instead of a temporary directory: sa-learn runs in
 #                    batches of 100 messages and records each finished
@@ -46,7 +48,7 @@ export PATH="/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
 
 corpus=${CORPUS:-../shared/corpus/spamassassin}
 ham=$corpus/ham spam=$corpus/spam folds=5 fold=0 maxtest=400 workers=2
-split=() nobayes=0 sample=0 hamset=0 bayesdir=
+split=() nobayes=0 sample=0 hamset=0 bayesdir= mwconfig=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--split-date) split+=(--split-date "$2"); shift 2 ;;
@@ -55,13 +57,14 @@ while [ $# -gt 0 ]; do
 	--sample) sample=$2; shift 2 ;;
 	--no-bayes) nobayes=1; shift ;;
 	--bayes-dir) bayesdir=$2; shift 2 ;;
+	--config) mwconfig=$(realpath "$2"); shift 2 ;;
 	--ham) ham=$2; shift 2 ;;
 	--spam) spam=$2; shift 2 ;;
 	--folds) folds=$2; shift 2 ;;
 	--test-fold) fold=$2; shift 2 ;;
 	--max-test) maxtest=$2; shift 2 ;;
 	--workers) workers=$2; shift 2 ;;
-	*) echo "usage: $0 [--ham DIR] [--spam DIR] [--folds N] [--test-fold I] [--max-test N] [--workers N] [--split-date D | --train DIR --test DIR] [--sample N] [--no-bayes] [--bayes-dir DIR]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--ham DIR] [--spam DIR] [--folds N] [--test-fold I] [--max-test N] [--workers N] [--split-date D | --train DIR --test DIR] [--sample N] [--no-bayes] [--bayes-dir DIR] [--config FILE]" >&2; exit 2 ;;
 	esac
 done
 for b in sa-learn spamd spamc python3; do
@@ -79,12 +82,16 @@ trap cleanup EXIT
 
 go build -o "$work/mailwarden" ./cmd/mailwarden
 mw=$work/mailwarden
-common=(--ham "$ham" --spam "$spam" --folds "$folds" --max-test "$maxtest" --workers "$workers")
+if [ -z "$mwconfig" ]; then
+	mwconfig=$work/default.toml # empty: the built-in defaults
+	: >"$mwconfig"
+fi
+common=(-config "$mwconfig" --ham "$ham" --spam "$spam" --folds "$folds" --max-test "$maxtest" --workers "$workers")
 if [ ${#split[@]} -gt 0 ]; then
 	# A train/test split: fold 0 is the test set, fold 1 the training set.
 	case " ${split[*]} " in
-	*" --split-date "*) common=(--ham "$ham" --spam "$spam" "${split[@]}" --max-test "$maxtest" --workers "$workers") ;;
-	*) common=("${split[@]}" --max-test "$maxtest" --workers "$workers") ;;
+	*" --split-date "*) common=(-config "$mwconfig" --ham "$ham" --spam "$spam" "${split[@]}" --max-test "$maxtest" --workers "$workers") ;;
+	*) common=(-config "$mwconfig" "${split[@]}" --max-test "$maxtest" --workers "$workers") ;;
 	esac
 	[ "$sample" -gt 0 ] && common+=(--sample "$sample")
 	fold=0

@@ -14,6 +14,10 @@ import (
 type Sample struct {
 	Path    string
 	Signals []string
+	// Prior holds each signal's configured weight (SpamAssassin's score
+	// for a rule, the heuristic's weight), parallel to Signals; nil when
+	// unknown. Its sign is the direction the fit must keep (SignConstrained).
+	Prior   []float64
 	BayesP  float64
 	BayesOK bool
 	Spam    bool
@@ -34,6 +38,15 @@ type Options struct {
 	AddHeader, Quarantine float64
 	// Folds for the cross-validation.
 	Folds int
+	// SignConstrained keeps each fitted weight on the side of its
+	// configured one: a rule written as spam evidence (positive score)
+	// never gets a negative weight, a "nice" rule never a positive one.
+	// A weight the data pushes across zero is fixed at 0 (the signal is
+	// off) and the rest refitted, until no weight crosses (an active-set
+	// method). A negative weight on a spam rule is the corpus's
+	// collinearity talking (the rule fires with stronger ones), not
+	// evidence that carries to other mail.
+	SignConstrained bool
 }
 
 // DefaultOptions are the settings `mailwarden learn --fit` uses unless
@@ -41,7 +54,7 @@ type Options struct {
 // λ = 1, signals seen in at least 5 messages, and a false positive costs
 // as much as 20 missed spams.
 func DefaultOptions() Options {
-	return Options{Lambda: 1, MinCount: 5, FPCost: 20, AddHeader: 5, Quarantine: 10, Folds: 5}
+	return Options{Lambda: 1, MinCount: 5, FPCost: 20, AddHeader: 5, Quarantine: 10, Folds: 5, SignConstrained: true}
 }
 
 // k is the points per nat of log-odds: (quarantine − add_header) / ln C.
@@ -76,18 +89,50 @@ type model struct {
 	vocab map[string]int
 	bayes int // index of the Bayes feature, -1 without
 	lr    *LogReg
+	// off are the signals fixed at 0 by the sign constraint.
+	off []string
 }
 
 func build(train []Sample, o Options, withBayes bool) (*model, error) {
 	count := map[string]int{}
+	sign := map[string]float64{}
 	for _, s := range train {
-		for _, n := range s.Signals {
+		for i, n := range s.Signals {
 			count[n]++
+			if i < len(s.Prior) {
+				sign[n] = s.Prior[i]
+			}
 		}
 	}
+	off := map[string]bool{}
+	for round := 0; ; round++ {
+		m, err := fitVocab(train, o, withBayes, count, off)
+		if err != nil {
+			return nil, err
+		}
+		crossed := false
+		if o.SignConstrained {
+			for n, i := range m.vocab {
+				if w := m.lr.W[i]; (sign[n] > 0 && w < 0) || (sign[n] < 0 && w > 0) {
+					off[n], crossed = true, true
+				}
+			}
+		}
+		if !crossed || round == 20 {
+			for n := range off {
+				m.off = append(m.off, n)
+			}
+			sort.Strings(m.off)
+			return m, nil
+		}
+	}
+}
+
+// fitVocab fits the model on the signals seen often enough, less off.
+func fitVocab(train []Sample, o Options, withBayes bool, count map[string]int, off map[string]bool) (*model, error) {
 	var names []string
 	for n, c := range count {
-		if c >= o.MinCount {
+		if c >= o.MinCount && !off[n] {
 			names = append(names, n)
 		}
 	}
@@ -133,6 +178,9 @@ func (m *model) export(o Options) spam.Model {
 	for n, i := range m.vocab {
 		out.Signals[n] = k * m.lr.W[i]
 	}
+	for _, n := range m.off {
+		out.Signals[n] = 0 // fitted at 0: off, not its configured weight
+	}
 	if m.bayes >= 0 {
 		out.BayesLogit = k * m.lr.W[m.bayes]
 	}
@@ -145,7 +193,7 @@ func Fit(samples []Sample, o Options) (*spam.Weights, error) {
 		return nil, err
 	}
 	w := &spam.Weights{Fit: spam.FitInfo{
-		Method:   "L2-regularised logistic regression, class-balanced, Newton's method (mailwarden learn --fit)",
+		Method:   method(o),
 		Lambda:   o.Lambda,
 		MinCount: o.MinCount, FPCost: o.FPCost, AddHeader: o.AddHeader, Quarantine: o.Quarantine,
 		PointsPerNat: o.k(), Folds: o.Folds,
@@ -168,6 +216,14 @@ func Fit(samples []Sample, o Options) (*spam.Weights, error) {
 		*x.out = m.export(o)
 	}
 	return w, nil
+}
+
+func method(o Options) string {
+	m := "L2-regularised logistic regression, class-balanced, Newton's method"
+	if o.SignConstrained {
+		m += ", each weight kept on the side of its configured score (active set)"
+	}
+	return m + " (mailwarden learn --fit)"
 }
 
 // CV is a cross-validation's outcome.

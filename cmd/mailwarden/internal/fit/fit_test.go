@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -139,5 +140,56 @@ func TestCholSolve(t *testing.T) {
 	}
 	if _, err := cholSolve([]float64{0, 0, 0, 0}, []float64{1, 1}, 2); err != ErrSingular {
 		t.Errorf("singular: %v", err)
+	}
+}
+
+// withPriors gives the synthetic signals configured weights: "a" and "b"
+// written as spam evidence (positive), "noise" as nice (negative).
+func withPriors(samples []Sample) []Sample {
+	prior := map[string]float64{"a": 1.5, "b": 0.8, "noise": -0.5}
+	for i := range samples {
+		samples[i].Prior = nil
+		for _, n := range samples[i].Signals {
+			samples[i].Prior = append(samples[i].Prior, prior[n])
+		}
+	}
+	return samples
+}
+
+// TestSignConstrained: "b" really lowers the odds, but it was written as
+// spam evidence; the constrained fit turns it off (weight 0, exported so
+// that its configured weight does not come back) and keeps "a".
+func TestSignConstrained(t *testing.T) {
+	samples := withPriors(synth(20000, 7))
+	o := DefaultOptions()
+	o.SignConstrained = false
+	free, err := Fit(samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free.Bayes.Signals["b"] >= 0 {
+		t.Fatalf("unconstrained: b = %v, want negative (the data says so)", free.Bayes.Signals["b"])
+	}
+	o.SignConstrained = true
+	w, err := Fit(samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		name string
+		sig  map[string]float64
+	}{{"bayes", w.Bayes.Signals}, {"nobayes", w.NoBayes.Signals}} {
+		if b, ok := m.sig["b"]; !ok || b != 0 {
+			t.Errorf("%s: b = %v (present %v), want an explicit 0", m.name, b, ok)
+		}
+		if m.sig["a"] <= 0 {
+			t.Errorf("%s: a = %v, want positive", m.name, m.sig["a"])
+		}
+		if m.sig["noise"] > 0 {
+			t.Errorf("%s: the nice signal got %v", m.name, m.sig["noise"])
+		}
+	}
+	if !strings.Contains(w.Fit.Method, "configured score") {
+		t.Errorf("method %q does not say the fit was constrained", w.Fit.Method)
 	}
 }
