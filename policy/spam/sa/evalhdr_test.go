@@ -30,7 +30,7 @@ func TestHeaderEvals(t *testing.T) {
 	const by = " by mx.example.net (Postfix) with ESMTP id A1; Mon, 2 Dec 2002 10:00:00 +0000"
 	for _, c := range []struct {
 		name, received, from, to string
-		want, not                 []string
+		want, not                []string
 	}{
 		{"dotcom HELO, no rDNS", "from mail.hotmail.com (unknown [203.0.113.5])" + by, "a@example.com", "b@example.net",
 			[]string{"NO_RDNS_DOTCOM_HELO"}, []string{"HELO_IP_MISMATCH", "GATED"}},
