@@ -30,6 +30,7 @@ func runLearnFit(args []string, stdout, stderr io.Writer) int {
 	fset.IntVar(&o.Folds, "folds", o.Folds, "cross-validation folds (also those Bayes is trained on for the features)")
 	fset.Float64Var(&o.Lambda, "lambda", o.Lambda, "L2 penalty")
 	fset.IntVar(&o.MinCount, "min-count", o.MinCount, "a signal needs this many messages to get its own weight")
+	fset.Float64Var(&o.MinPrior, "min-prior", o.MinPrior, "signals configured within ± this (SpamAssassin's informational 0.001 and T_ 0.01 rules) are not fitted and keep their score")
 	fset.BoolVar(&o.SignConstrained, "sign-constrained", o.SignConstrained, "keep each weight on the side of its configured score (spam rules never negative, nice rules never positive)")
 	fset.Float64Var(&o.FPCost, "fp-cost", o.FPCost, "a false positive costs as much as this many missed spams: quarantine where the odds reach it")
 	before := fset.String("before", "", "fit only on messages received before YYYY-MM-DD (topmost Received, else Date; as eval --split-date)")

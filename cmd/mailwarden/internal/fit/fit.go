@@ -47,6 +47,15 @@ type Options struct {
 	// collinearity talking (the rule fires with stronger ones), not
 	// evidence that carries to other mail.
 	SignConstrained bool
+	// MinPrior: a signal whose configured weight is within ±MinPrior is
+	// not fitted and keeps that weight. SpamAssassin scores its
+	// informational rules (HTML_MESSAGE, FREEMAIL_FROM, the HTML ratio
+	// rules) 0.001 and its untested T_ rules 0.01 on purpose: they feed
+	// metas and are no evidence alone. Fitted on a corpus whose ham was
+	// plain-text mailing lists (2002), they would become spam evidence on
+	// today's mail, where most ham is HTML from large mailbox providers.
+	// 0 fits them too.
+	MinPrior float64
 }
 
 // DefaultOptions are the settings `mailwarden learn --fit` uses unless
@@ -54,7 +63,7 @@ type Options struct {
 // λ = 1, signals seen in at least 5 messages, and a false positive costs
 // as much as 20 missed spams.
 func DefaultOptions() Options {
-	return Options{Lambda: 1, MinCount: 5, FPCost: 20, AddHeader: 5, Quarantine: 10, Folds: 5, SignConstrained: true}
+	return Options{Lambda: 1, MinCount: 5, FPCost: 20, AddHeader: 5, Quarantine: 10, Folds: 5, SignConstrained: true, MinPrior: 0.01}
 }
 
 // k is the points per nat of log-odds: (quarantine − add_header) / ln C.
@@ -98,10 +107,13 @@ func build(train []Sample, o Options, withBayes bool) (*model, error) {
 	sign := map[string]float64{}
 	for _, s := range train {
 		for i, n := range s.Signals {
-			count[n]++
 			if i < len(s.Prior) {
 				sign[n] = s.Prior[i]
+				if math.Abs(s.Prior[i]) <= o.MinPrior {
+					continue // informational: keeps its configured weight
+				}
 			}
+			count[n]++
 		}
 	}
 	off := map[string]bool{}
@@ -222,6 +234,9 @@ func method(o Options) string {
 	m := "L2-regularised logistic regression, class-balanced, Newton's method"
 	if o.SignConstrained {
 		m += ", each weight kept on the side of its configured score (active set)"
+	}
+	if o.MinPrior > 0 {
+		m += fmt.Sprintf(", signals configured within ±%g (informational rules) not fitted", o.MinPrior)
 	}
 	return m + " (mailwarden learn --fit)"
 }

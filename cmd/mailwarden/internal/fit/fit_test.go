@@ -193,3 +193,35 @@ func TestSignConstrained(t *testing.T) {
 		t.Errorf("method %q does not say the fit was constrained", w.Fit.Method)
 	}
 }
+
+// TestMinPrior: a signal configured as informational (±0.001, as
+// SpamAssassin's HTML_MESSAGE) is not fitted even where it separates the
+// classes, and keeps its configured weight (absent from the file).
+func TestMinPrior(t *testing.T) {
+	samples := synth(5000, 11)
+	for i := range samples {
+		samples[i].Prior = nil
+		for range samples[i].Signals {
+			samples[i].Prior = append(samples[i].Prior, 1)
+		}
+		if samples[i].Spam {
+			samples[i].Signals = append(samples[i].Signals, "info")
+			samples[i].Prior = append(samples[i].Prior, 0.001)
+		}
+	}
+	o := DefaultOptions()
+	w, err := Fit(samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := w.Bayes.Signals["info"]; ok {
+		t.Errorf("informational signal fitted: %v", v)
+	}
+	if w.Bayes.Signals["a"] <= 0 {
+		t.Errorf("a = %v", w.Bayes.Signals["a"])
+	}
+	o.MinPrior = 0
+	if w, err = Fit(samples, o); err != nil || w.Bayes.Signals["info"] <= 1 {
+		t.Errorf("with min-prior 0 the informational signal is fitted: %v %v", w.Bayes.Signals["info"], err)
+	}
+}
