@@ -9,15 +9,18 @@
 //   - operator URI rules: regular expressions on the URLs of the body;
 //   - DNS lists (RFC 5782) for the client address and for the registrable
 //     domains of the URLs in the body;
-//   - SpamAssassin rule files run natively (package sa, [spam.rules]):
-//     each hit is a signal "sa-RULE" with SpamAssassin's score;
+//   - SpamAssassin rule files run natively (package sa, [spam.rules], on
+//     by default when rule files are installed, see RulesState): each hit
+//     is a signal "sa-RULE"; the SPF, DKIM and DMARC rules read the auth
+//     checks' outcomes;
 //   - a Bayesian classifier (package bayes) on header and body tokens of
 //     the decoded MIME parts, HTML reduced to text, whose probability maps
 //     to a weight per bucket, once enough ham and spam were learned.
 //
 // The weights that combine them are fitted (weights.go): by default the
 // built-in weights, fitted by L2-regularised logistic regression on one
-// part of the SpamAssassin public corpus and checked on another; an
+// part of the SpamAssassin public corpus and checked on another (one set
+// with the rules on, one without, chosen by whether the rules run); an
 // operator fits their own with `mailwarden learn --fit`. The fitted score
 // is the model's log-odds mapped onto the [score] thresholds. Confident
 // verdicts, judged without Bayes' vote, can be learned back into Bayes in
