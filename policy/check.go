@@ -69,6 +69,13 @@ type Finisher interface {
 	Finish(ctx context.Context, m *message.Message, header message.Header, v *Verdict) ([]message.Field, error)
 }
 
+// Describer is implemented by checks whose set-up an operator needs to
+// see (status, the start-up log): one line, e.g. which rule set and
+// weights the spam check runs with.
+type Describer interface {
+	Describe() string
+}
+
 // Result is what one check found.
 type Result struct {
 	Status Status

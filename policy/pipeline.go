@@ -224,6 +224,19 @@ func (p *Pipeline) Checks() []string {
 	return n
 }
 
+// Describe returns "NAME: line" for every check that is a Describer.
+func (p *Pipeline) Describe() []string {
+	var d []string
+	for _, l := range p.levels {
+		for _, s := range l {
+			if x, ok := s.Check.(Describer); ok {
+				d = append(d, s.Check.Name()+": "+x.Describe())
+			}
+		}
+	}
+	return d
+}
+
 // Run decides on a complete message.
 func (p *Pipeline) Run(ctx context.Context, m *message.Message) *Verdict {
 	start := time.Now()

@@ -100,6 +100,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	defer svc.Close()
 	defer p.Close()
 	v := p.Run(context.Background(), m)
+	src.Setup = p.Describe()
 	if *asJSON {
 		explain.JSON(stdout, m, v, src, *explainFlag)
 	} else {

@@ -33,6 +33,8 @@ func runLearnFit(args []string, stdout, stderr io.Writer) int {
 	fset.Float64Var(&o.BayesAlone, "bayes-alone", o.BayesAlone, "the most Bayes may score on its own, in points (0: no bound)")
 	fset.Float64Var(&o.RuleStrength, "rule-strength", o.RuleStrength, "L2 pull of a SpamAssassin rule's weight towards its own score × rule-scale (0: towards 0 with lambda)")
 	fset.Float64Var(&o.RuleScale, "rule-scale", o.RuleScale, "our points per SpamAssassin point for that pull (2: its 5 is our quarantine 10)")
+	fset.Float64Var(&o.MinPrior, "min-prior", o.MinPrior, "signals configured within ± this (SpamAssassin's informational 0.001 and T_ 0.01 rules) are not fitted and keep their score")
+	fset.BoolVar(&o.SignConstrained, "sign-constrained", o.SignConstrained, "keep each weight on the side of its configured score (spam rules never negative, nice rules never positive)")
 	fset.Float64Var(&o.FPCost, "fp-cost", o.FPCost, "a false positive costs as much as this many missed spams: quarantine where the odds reach it")
 	var selSpam, selHam multiFlag
 	fset.Var(&selSpam, "select-spam", "spam from another source or time: choose --rule-strength and --bayes-alone on it (repeatable)")

@@ -44,7 +44,7 @@ func TestLearnFitAndEvalTrainTest(t *testing.T) {
 	if !strings.Contains(se.String(), "4-fold cross-validation") || !strings.Contains(se.String(), "recall 100.00 %") {
 		t.Errorf("learn --fit report: %s", se.String())
 	}
-	w, err := spam.LoadWeights(out)
+	w, err := spam.LoadWeights(out, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestLearnFitSelect(t *testing.T) {
 	if rows := strings.Count(report, "%"); rows < 3*4*5*2 {
 		t.Errorf("want a line per combination (60), report:\n%s", report)
 	}
-	w, err := spam.LoadWeights(out)
+	w, err := spam.LoadWeights(out, false)
 	if err != nil {
 		t.Fatal(err)
 	}

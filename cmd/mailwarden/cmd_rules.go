@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,11 +43,26 @@ func runRules(args []string, stdout, stderr io.Writer) int {
 	}
 	start := time.Now()
 	e, err := spam.LoadRules(&sc)
+	if errors.Is(err, sa.ErrNoRules) && len(sc.Rules.Paths) == 0 {
+		// The daemon's RulesMissing case: not an error for it.
+		fmt.Fprintf(stdout, "no SpamAssassin rule files installed (looked in %s): the daemon runs without [spam.rules], with the built-in weights fitted without rules (apt-get install spamassassin, or run sa-update)\n",
+			strings.Join(spam.DefaultRulePaths(), ", "))
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "mailwarden rules:", err)
 		return 1
 	}
-	if !sc.Rules.Enabled {
+	weights := "weights from " + sc.Weights
+	switch sc.Weights {
+	case "", spam.WeightsBuiltin:
+		weights = "the built-in weights fitted with the rules"
+	case spam.WeightsNone:
+		weights = "the hand-set weights and SpamAssassin's scores"
+	}
+	if sc.Rules.Enabled {
+		fmt.Fprintf(stdout, "[spam.rules] enabled: the daemon runs these rules, combined by %s\n", weights)
+	} else {
 		fmt.Fprintln(stdout, "[spam.rules] enabled = false: the daemon does not run these rules")
 	}
 	fmt.Fprintf(stdout, "loaded and compiled in %v\n", time.Since(start).Round(time.Millisecond))

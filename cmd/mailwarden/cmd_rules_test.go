@@ -24,7 +24,7 @@ func TestRulesCommand(t *testing.T) {
 	if code := run([]string{"rules", "-config", cfg, "-test", msg}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	for _, want := range []string{"rules defined: 2", "no_such_eval", "LOCAL_UNIMPL", "sa-LOCAL_PASSWORD", "Asks for a password", "score 3.50"} {
+	for _, want := range []string{"[spam.rules] enabled: the daemon runs these rules, combined by the built-in weights fitted with the rules", "rules defined: 2", "no_such_eval", "LOCAL_UNIMPL", "sa-LOCAL_PASSWORD", "Asks for a password", "score 3.50"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -33,8 +33,8 @@ func TestRulesCommand(t *testing.T) {
 	if code := run([]string{"check", "-config", cfg, "-explain", msg}, &out, &errb); code > 5 {
 		t.Fatalf("check exit %d: %s", code, errb.String())
 	}
-	if !strings.Contains(out.String(), "sa-LOCAL_PASSWORD") {
-		t.Errorf("check --explain lacks the rule's signal:\n%s", out.String())
+	if !strings.Contains(out.String(), "sa-LOCAL_PASSWORD") || !strings.Contains(out.String(), "setup:        spam: SpamAssassin rules on (1 rules); built-in weights fitted with the rules") {
+		t.Errorf("check --explain lacks the rule's signal or the setup line:\n%s", out.String())
 	}
 	if code := run([]string{"rules", "-paths", filepath.Join(dir, "none")}, &out, &errb); code != 1 {
 		t.Errorf("missing rules: exit %d", code)

@@ -61,6 +61,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "listen:\t%s\n", s.Listen)
 	fmt.Fprintf(w, "config:\t%s (reloads %d, refused %d)\n", s.Config, s.Reloads, s.ReloadFailures)
 	fmt.Fprintf(w, "checks:\t%s\n", strings.Join(s.Checks, ", "))
+	for _, l := range s.Setup {
+		fmt.Fprintf(w, "  \t%s\n", l)
+	}
 	if s.Quarantine != "" {
 		fmt.Fprintf(w, "quarantine:\t%s\n", s.Quarantine)
 	}

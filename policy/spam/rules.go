@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam/sa"
 )
@@ -32,7 +37,11 @@ type RulesConfig struct {
 }
 
 // DefaultRulePaths are the paths used when [spam.rules] paths is empty.
-func DefaultRulePaths() []string {
+func DefaultRulePaths() []string { return systemRulePaths() }
+
+// systemRulePaths looks at the system's SpamAssassin directories (a
+// variable so that tests can stand in another system).
+var systemRulePaths = func() []string {
 	return sa.DefaultPaths("/var/lib/spamassassin", "/usr/share/spamassassin", "/etc/spamassassin")
 }
 
@@ -55,6 +64,64 @@ func (r *RulesConfig) validate() []error {
 	return errs
 }
 
+// RulesState says which case of [spam.rules] applies to a check.
+type RulesState int
+
+const (
+	// RulesOff: [spam.rules] enabled = false.
+	RulesOff RulesState = iota
+	// RulesOn: the rule files were loaded; the built-in weights are the
+	// set fitted with the rules on.
+	RulesOn
+	// RulesMissing: enabled with the default paths, but no SpamAssassin
+	// rule files are installed (no sa-update directory, no
+	// /usr/share/spamassassin): the check runs without rules and the
+	// built-in weights are the set fitted without them. Configured paths
+	// that hold no rule file are an error instead.
+	RulesMissing
+)
+
+func (s RulesState) String() string {
+	switch s {
+	case RulesOn:
+		return "on"
+	case RulesMissing:
+		return "missing"
+	}
+	return "off"
+}
+
+// Rules says which case of [spam.rules] applies.
+func (c *Check) Rules() RulesState { return c.rulesState }
+
+// Describe is one line on what the check runs: the rules case and the
+// weights that combine the signals (for status, logs and --explain).
+func (c *Check) Describe() string {
+	var rules string
+	switch c.rulesState {
+	case RulesOn:
+		rules = fmt.Sprintf("SpamAssassin rules on (%d rules)", c.rules.Stats().Run)
+	case RulesMissing:
+		rules = "SpamAssassin rules enabled but no rule files installed (" + strings.Join(DefaultRulePaths(), ", ") + "; apt-get install spamassassin, or sa-update): running without them"
+	default:
+		rules = "SpamAssassin rules off ([spam.rules] enabled = false)"
+	}
+	var weights string
+	switch {
+	case c.weights == nil:
+		weights = "hand-set weights (weights = \"none\")"
+	case c.cfg.Weights == "" || c.cfg.Weights == WeightsBuiltin:
+		if c.rules != nil {
+			weights = "built-in weights fitted with the rules"
+		} else {
+			weights = "built-in weights fitted without rules"
+		}
+	default:
+		weights = "weights from " + c.cfg.Weights
+	}
+	return rules + "; " + weights
+}
+
 // ErrRules is returned when the configured rule files cannot be used.
 var ErrRules = errors.New("spam: rules")
 
@@ -72,6 +139,7 @@ func LoadRules(cfg *Config) (*sa.Engine, error) {
 	e, err := sa.Compile(rs, sa.Options{
 		Bayes:     cfg.Bayes.Enabled,
 		Net:       len(cfg.DNSBL)+len(cfg.URIBL) > 0,
+		Auth:      true, // ruleMessage passes the auth checks' results
 		Overrides: cfg.Rules.Scores,
 		Budget:    cfg.Rules.Budget.D(),
 	})
@@ -84,7 +152,7 @@ func LoadRules(cfg *Config) (*sa.Engine, error) {
 // ruleMessage gives the rules their view of a message: the header without
 // the fields that are never evidence, the MIME parts, the envelope sender
 // and the path with the SMTP client the MTA saw as the newest relay.
-func ruleMessage(m *message.Message, ignore *HeaderSet) *sa.Message {
+func ruleMessage(m *message.Message, ignore *HeaderSet, prior policy.Results) *sa.Message {
 	var h bytes.Buffer
 	kept := make(message.Header, 0, len(m.Header))
 	for _, f := range m.Header {
@@ -115,7 +183,52 @@ func ruleMessage(m *message.Message, ignore *HeaderSet) *sa.Message {
 		relays = []sa.Relay{}
 	}
 	sm.Relays = relays
+	sm.Auth = ruleAuth(prior)
 	return sm
+}
+
+// ruleAuth gives the rules of SpamAssassin's SPF, DKIM and DMARC plugins
+// the auth checks' typed outcomes; nil when none of them ran.
+func ruleAuth(prior policy.Results) *sa.Auth {
+	var a sa.Auth
+	ran := false
+	if r, ok := prior[auth.SPF]; ok {
+		ran = true
+		st := strings.ToLower(string(r.Status))
+		// RFC 7208 §2.3: the null sender is checked by its HELO identity.
+		if o, ok := r.Data.(*auth.SPFOutcome); ok && o.Identity == "helo" {
+			a.SPFHELO = st
+		} else {
+			a.SPF = st
+		}
+	}
+	if r, ok := prior[auth.DKIM]; ok {
+		ran = true
+		if o, ok := r.Data.(*auth.DKIMOutcome); ok {
+			for _, s := range o.Signatures {
+				a.DKIM = append(a.DKIM, sa.DKIMSignature{Domain: s.Domain, Valid: s.Status == auth.StatusPass})
+			}
+		}
+	}
+	if r, ok := prior[auth.DMARC]; ok {
+		ran = true
+		switch r.Status {
+		case auth.StatusPass, auth.StatusFail:
+			a.DMARC = string(r.Status)
+		case auth.StatusNone:
+			a.DMARC = "none" // RFC 7489 §6.6.3: no policy record
+		}
+		if o, ok := r.Data.(*auth.DMARCOutcome); ok && o.Record != nil {
+			a.DMARCPolicy = string(o.Applied)
+			if a.DMARCPolicy == "" {
+				a.DMARCPolicy = string(o.Record.Policy)
+			}
+		}
+	}
+	if !ran {
+		return nil
+	}
+	return &a
 }
 
 // maxRuleBody bounds the body bytes the rules read (SpamAssassin's
@@ -124,11 +237,11 @@ func ruleMessage(m *message.Message, ignore *HeaderSet) *sa.Message {
 const maxRuleBody = 4 << 20
 
 // ruleSignals runs the rules and adds their hits.
-func (c *Check) ruleSignals(m *message.Message, now time.Time, add func(string, float64)) []string {
+func (c *Check) ruleSignals(m *message.Message, prior policy.Results, now time.Time, add func(string, float64)) []string {
 	if c.rules == nil {
 		return nil
 	}
-	r := c.rules.Check(ruleMessage(m, c.ignore), sa.Input{Now: now})
+	r := c.rules.Check(ruleMessage(m, c.ignore, prior), sa.Input{Now: now})
 	for _, h := range r.Hits {
 		add(h.Signal(), h.Score)
 	}
@@ -136,4 +249,66 @@ func (c *Check) ruleSignals(m *message.Message, now time.Time, add func(string, 
 		return []string{"sa rules: time budget spent"}
 	}
 	return nil
+}
+
+// RuleCache keeps one compiled rule set across pipeline builds (reloads,
+// the daemon's dry-run checks): compiling SpamAssassin's ~2,600 rules
+// costs seconds of CPU. The set is compiled again when the [spam.rules]
+// settings that shape it change, or a rule file changed on disk (an
+// sa-update run), as of the next build. The zero value is ready; it is
+// safe for concurrent use.
+type RuleCache struct {
+	mu  sync.Mutex
+	key string
+	e   *sa.Engine
+}
+
+// Load returns the compiled rules of cfg, from the cache when nothing
+// that shapes them changed.
+func (rc *RuleCache) Load(cfg *Config) (*sa.Engine, error) {
+	key := ruleKey(cfg)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.e != nil && rc.key == key {
+		return rc.e, nil
+	}
+	e, err := LoadRules(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rc.key, rc.e = key, e
+	return e, nil
+}
+
+// ruleKey identifies what a compiled rule set depends on: the options of
+// Compile and every rule file's name, size and modification time.
+func ruleKey(cfg *Config) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "bayes=%t net=%t budget=%v\n", cfg.Bayes.Enabled, len(cfg.DNSBL)+len(cfg.URIBL) > 0, cfg.Rules.Budget)
+	names := make([]string, 0, len(cfg.Rules.Scores))
+	for n := range cfg.Rules.Scores {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "score %s=%g\n", n, cfg.Rules.Scores[n])
+	}
+	paths := cfg.Rules.Paths
+	if len(paths) == 0 {
+		paths = DefaultRulePaths()
+	}
+	for _, p := range paths {
+		files := []string{p}
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			files, _ = filepath.Glob(filepath.Join(p, "*"))
+		}
+		for _, f := range files {
+			if st, err := os.Stat(f); err == nil {
+				fmt.Fprintf(&b, "%s %d %d\n", f, st.Size(), st.ModTime().UnixNano())
+			} else {
+				fmt.Fprintf(&b, "%s absent\n", f)
+			}
+		}
+	}
+	return b.String()
 }

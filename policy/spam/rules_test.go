@@ -7,9 +7,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailwarden/mailwarden/policy"
+	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/message"
 )
 
@@ -111,5 +114,167 @@ func TestRulesConfigErrors(t *testing.T) {
 	cfg.Rules = RulesConfig{Budget: -1, Scores: map[string]float64{"a b": 1}, Paths: []string{""}}
 	if err := cfg.Validate(); err == nil {
 		t.Error("bad [spam.rules] accepted")
+	}
+}
+
+// withSystemRules stands in a system whose SpamAssassin directories are
+// dirs.
+func withSystemRules(t *testing.T, dirs ...string) {
+	t.Helper()
+	old := systemRulePaths
+	systemRulePaths = func() []string { return dirs }
+	t.Cleanup(func() { systemRulePaths = old })
+}
+
+func TestRulesDefaultOn(t *testing.T) {
+	if !Default().Rules.Enabled {
+		t.Fatal("[spam.rules] is off by default")
+	}
+}
+
+// A fresh install without SpamAssassin's rule files: the check builds,
+// runs without rules and weighs with the built-in rules-off weights.
+func TestRulesMissingFallsBack(t *testing.T) {
+	withSystemRules(t, filepath.Join(t.TempDir(), "share"), filepath.Join(t.TempDir(), "etc"))
+	cfg := Default()
+	cfg.Bayes.Enabled = false
+	c, err := New(cfg, nil, Options{})
+	if err != nil {
+		t.Fatalf("no rule files installed: %v", err)
+	}
+	if c.Rules() != RulesMissing || c.rules != nil {
+		t.Errorf("state %v, engine %v", c.Rules(), c.rules)
+	}
+	if want := DefaultWeights(false); c.weights.NoBayes.Intercept != want.NoBayes.Intercept || countSA(c.weights.NoBayes.Signals) != 0 {
+		t.Errorf("without rules the weights are not the rules-off set: intercept %v", c.weights.NoBayes.Intercept)
+	}
+	if d := c.Describe(); !strings.Contains(d, "no rule files installed") || !strings.Contains(d, "without rules") {
+		t.Errorf("Describe: %q", d)
+	}
+	if _, err := c.Check(context.Background(), msg(t, phish), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// Configured paths without rule files are the operator's mistake.
+	cfg = Default()
+	cfg.Bayes.Enabled = false
+	cfg.Rules.Paths = []string{filepath.Join(t.TempDir(), "none")}
+	if _, err := New(cfg, nil, Options{}); !errors.Is(err, ErrRules) {
+		t.Errorf("configured paths without rules: err = %v, want ErrRules", err)
+	}
+}
+
+// Rule files installed: the rules run and the built-in weights are the
+// set fitted with them.
+func TestRulesOnPicksRuleWeights(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "local.cf"), []byte(testRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withSystemRules(t, dir)
+	cfg := Default()
+	cfg.Bayes.Enabled = false
+	c, err := New(cfg, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Rules() != RulesOn || c.rules == nil {
+		t.Fatalf("state %v", c.Rules())
+	}
+	if want := DefaultWeights(true); c.weights.NoBayes.Intercept != want.NoBayes.Intercept {
+		t.Errorf("intercept %v, want the rules-on set's %v", c.weights.NoBayes.Intercept, want.NoBayes.Intercept)
+	}
+	if d := c.Describe(); !strings.Contains(d, "rules on") || !strings.Contains(d, "fitted with the rules") {
+		t.Errorf("Describe: %q", d)
+	}
+	cfg = Default()
+	cfg.Rules.Enabled = false
+	cfg.Bayes.Enabled = false
+	if c, err = New(cfg, nil, Options{}); err != nil || c.Rules() != RulesOff || !strings.Contains(c.Describe(), "rules off") {
+		t.Errorf("off: %v %v", err, c.Rules())
+	}
+}
+
+func TestRuleCache(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "local.cf")
+	if err := os.WriteFile(f, []byte(testRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Rules.Paths = []string{dir}
+	var rc RuleCache
+	a, err := rc.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := rc.Load(cfg); b != a {
+		t.Error("an unchanged rule set was compiled again")
+	}
+	cfg.Rules.Scores = map[string]float64{"SA_NICE": 0}
+	b, _ := rc.Load(cfg)
+	if b == a {
+		t.Error("a new score override reused the old rules")
+	}
+	// A rule file changed on disk (sa-update): compiled again.
+	later := time.Now().Add(time.Hour)
+	if err := os.WriteFile(f, []byte(testRules+"body SA_NEW /new/\nscore SA_NEW 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(f, later, later)
+	c, _ := rc.Load(cfg)
+	if c == b || c.Stats().Run != b.Stats().Run+1 {
+		t.Errorf("changed rule file: same engine %v, rules %d then %d", c == b, b.Stats().Run, c.Stats().Run)
+	}
+}
+
+// The auth checks' typed outcomes reach SpamAssassin's SPF, DKIM and DMARC
+// rules.
+func TestRulesReadAuthResults(t *testing.T) {
+	dir := t.TempDir()
+	cf := `
+header SA_SPF_FAIL   eval:check_for_spf_fail()
+tflags SA_SPF_FAIL   net
+score  SA_SPF_FAIL   0 0.9 0 0.9
+full   SA_DKIM_AU    eval:check_dkim_valid_author_sig()
+tflags SA_DKIM_AU    net nice
+score  SA_DKIM_AU    -0.1
+header SA_DMARC_REJ  eval:check_dmarc_reject()
+tflags SA_DMARC_REJ  net
+score  SA_DMARC_REJ  0 1.8 0 1.8
+`
+	if err := os.WriteFile(filepath.Join(dir, "local.cf"), []byte(cf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Weights = WeightsNone
+	cfg.Bayes.Enabled = false
+	cfg.Auth = map[string]float64{}
+	cfg.Rules = RulesConfig{Enabled: true, Paths: []string{dir}}
+	c, err := New(cfg, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prior := policy.Results{
+		auth.SPF:   {Status: auth.StatusFail, Data: &auth.SPFOutcome{Status: auth.StatusFail, Identity: "mailfrom"}},
+		auth.DKIM:  {Status: auth.StatusPass, Data: &auth.DKIMOutcome{Status: auth.StatusPass, Signatures: []auth.DKIMSignature{{Status: auth.StatusPass, Domain: "example.com"}}}},
+		auth.DMARC: {Status: auth.StatusFail, Data: &auth.DMARCOutcome{Status: auth.StatusFail, Applied: auth.PolicyReject, Record: &auth.Record{Policy: auth.PolicyReject}}},
+	}
+	r, err := c.Check(context.Background(), msg(t, phish), prior)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := signals(r)
+	for k, v := range map[string]float64{"sa-SA_SPF_FAIL": 0.9, "sa-SA_DKIM_AU": -0.1, "sa-SA_DMARC_REJ": 1.8} {
+		if got[k] != v {
+			t.Errorf("signal %s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+	// Without the auth checks none of them fires.
+	r, _ = c.Check(context.Background(), msg(t, phish), nil)
+	for k := range signals(r) {
+		if strings.HasPrefix(k, "sa-SA_") {
+			t.Errorf("%s without auth results", k)
+		}
 	}
 }

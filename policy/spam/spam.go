@@ -9,15 +9,18 @@
 //   - operator URI rules: regular expressions on the URLs of the body;
 //   - DNS lists (RFC 5782) for the client address and for the registrable
 //     domains of the URLs in the body;
-//   - SpamAssassin rule files run natively (package sa, [spam.rules]):
-//     each hit is a signal "sa-RULE" with SpamAssassin's score;
+//   - SpamAssassin rule files run natively (package sa, [spam.rules], on
+//     by default when rule files are installed, see RulesState): each hit
+//     is a signal "sa-RULE"; the SPF, DKIM and DMARC rules read the auth
+//     checks' outcomes;
 //   - a Bayesian classifier (package bayes) on header and body tokens of
 //     the decoded MIME parts, HTML reduced to text, whose probability maps
 //     to a weight per bucket, once enough ham and spam were learned.
 //
 // The weights that combine them are fitted (weights.go): by default the
 // built-in weights, fitted by L2-regularised logistic regression on one
-// part of the SpamAssassin public corpus and checked on another; an
+// part of the SpamAssassin public corpus and checked on another (one set
+// with the rules on, one without, chosen by whether the rules run); an
 // operator fits their own with `mailwarden learn --fit`. The fitted score
 // is the model's log-odds mapped onto the [score] thresholds. Confident
 // verdicts, judged without Bayes' vote, can be learned back into Bayes in
@@ -175,10 +178,10 @@ func Default() *Config {
 		},
 		DNSTimeout:    policy.Duration(5 * time.Second),
 		MaxURIDomains: 10,
-		// Off until the weights that combine rules, heuristics and Bayes
-		// are fitted (issue 13 item 3): SpamAssassin's scores on top of
-		// the Bayes weights here would count the same evidence twice.
-		Rules: RulesConfig{Budget: policy.Duration(2 * time.Second)},
+		// On: the SpamAssassin rules the site has installed, combined by
+		// the built-in weights fitted with them; without rule files the
+		// check runs without them (see RulesState).
+		Rules: RulesConfig{Enabled: true, Budget: policy.Duration(2 * time.Second)},
 		Bayes: BayesConfig{
 			Enabled: true, MinSpam: 200, MinHam: 200, Prefix: "bayes:",
 			CacheSize: 200000, CacheTTL: policy.Duration(time.Minute), MemoryTokens: 2000000,
@@ -283,7 +286,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, policy.KeyErr("bayes.min_spam", "min_spam and min_ham must be at least 1"))
 	}
 	if c.Weights != WeightsNone && c.Weights != WeightsBuiltin && c.Weights != "" {
-		if _, err := LoadWeights(c.Weights); err != nil {
+		if _, err := LoadWeights(c.Weights, false); err != nil {
 			errs = append(errs, policy.KeyErr("weights", "%v", err))
 		}
 	}
@@ -376,6 +379,10 @@ func ModuleWith(o Options) policy.Module {
 			if err != nil {
 				return nil, err
 			}
+			if c.Rules() == RulesMissing && env.Logger != nil {
+				env.Logger.Warn("spam: no SpamAssassin rule files installed; scoring without [spam.rules], with the built-in weights fitted without rules",
+					"looked_in", strings.Join(DefaultRulePaths(), ", "))
+			}
 			return []policy.Step{{Check: c, StepConfig: cfg.StepConfig}}, nil
 		},
 	}
@@ -393,6 +400,9 @@ type Options struct {
 	// Rules, if set, is the compiled [spam.rules] set to use instead of
 	// reading the files again (eval builds one per run, not per fold).
 	Rules *sa.Engine
+	// RuleCache, if set (and Rules is not), keeps the compiled rules
+	// across builds; the daemon holds one for its lifetime.
+	RuleCache *RuleCache
 	// Now is the clock for date rules (default time.Now).
 	Now func() time.Time
 }
@@ -425,7 +435,8 @@ type Check struct {
 	learner    *autolearner
 	ruleInfo   RuleInfo
 	expiry     *bayes.Expiring // nil without [spam.bayes] max_tokens
-	rules      *sa.Engine      // nil unless [spam.rules] enabled
+	rules      *sa.Engine      // nil unless [spam.rules] enabled and rule files found
+	rulesState RulesState
 	now        func() time.Time
 }
 
@@ -465,11 +476,6 @@ func New(cfg *Config, core *policy.Config, o Options) (*Check, error) {
 		c.classifier = bayes.New(ts, cfg.Bayes.MinSpam, cfg.Bayes.MinHam)
 		c.expiry = exp
 	}
-	w, err := LoadWeights(cfg.Weights)
-	if err != nil {
-		return nil, err
-	}
-	c.weights = w
 	if cfg.Autolearn.Enabled && c.classifier != nil {
 		c.learner = newAutolearner(&cfg.Autolearn, c.classifier.Store)
 		if c.expiry != nil {
@@ -485,15 +491,32 @@ func New(cfg *Config, core *policy.Config, o Options) (*Check, error) {
 		c.now = time.Now
 	}
 	if cfg.Rules.Enabled {
-		c.rules = o.Rules
+		c.rules, c.rulesState = o.Rules, RulesOn
 		if c.rules == nil {
-			e, err := LoadRules(cfg)
-			if err != nil {
-				return nil, err
+			load := LoadRules
+			if o.RuleCache != nil {
+				load = o.RuleCache.Load
 			}
-			c.rules = e
+			e, err := load(cfg)
+			switch {
+			case errors.Is(err, sa.ErrNoRules) && len(cfg.Rules.Paths) == 0:
+				// A fresh install without SpamAssassin's rule files: run
+				// without them (the daemon logs it once per build).
+				c.rulesState = RulesMissing
+			case err != nil:
+				return nil, err
+			default:
+				c.rules = e
+			}
 		}
 	}
+	// The built-in weights follow the rules: fitted with them when they
+	// run, without them otherwise.
+	w, err := LoadWeights(cfg.Weights, c.rules != nil)
+	if err != nil {
+		return nil, err
+	}
+	c.weights = w
 	c.ruleInfo = c.saRuleInfo
 	if len(cfg.DNSBL)+len(cfg.URIBL) > 0 {
 		if o.Resolver == nil {
@@ -621,7 +644,7 @@ func (c *Check) gather(ctx context.Context, m *message.Message, prior policy.Res
 			add(h.Name, h.Weight)
 		}
 	}
-	f.Notes = append(f.Notes, c.ruleSignals(m, c.now(), add)...)
+	f.Notes = append(f.Notes, c.ruleSignals(m, prior, c.now(), add)...)
 	for _, r := range c.cfg.URIRules {
 		for _, u := range v.urls {
 			if r.re.MatchString(u) {

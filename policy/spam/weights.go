@@ -47,7 +47,10 @@ const (
 
 // WeightsBuiltin and WeightsNone are the special values of [spam] weights:
 // the weights shipped with mailwarden (the default), and none (the hand-set
-// weights of [spam.heuristics] and [spam.bayes] weights).
+// weights of [spam.heuristics] and [spam.bayes] weights). The built-in
+// weights come in two sets fitted on the same corpus part: one with the
+// SpamAssassin rules on (used when [spam.rules] loaded rule files), one
+// without them (rules off, or no rule files installed).
 const (
 	WeightsBuiltin = "builtin"
 	WeightsNone    = "none"
@@ -55,6 +58,9 @@ const (
 
 //go:embed default_weights.toml
 var defaultWeights []byte
+
+//go:embed default_weights_rules.toml
+var defaultRulesWeights []byte
 
 // Weights is a weights file.
 type Weights struct {
@@ -134,12 +140,17 @@ func ParseWeights(name string, data []byte) (*Weights, error) {
 }
 
 // LoadWeights returns the weights a [spam] weights value names: nil for
-// "none", the built-in weights for "" and "builtin", else the file.
-func LoadWeights(v string) (*Weights, error) {
+// "none", the built-in weights for "" and "builtin" (the set fitted with
+// the SpamAssassin rules when rules is set, else the set fitted without
+// them), else the file.
+func LoadWeights(v string, rules bool) (*Weights, error) {
 	switch v {
 	case WeightsNone:
 		return nil, nil
 	case "", WeightsBuiltin:
+		if rules {
+			return ParseWeights(WeightsBuiltin, defaultRulesWeights)
+		}
 		return ParseWeights(WeightsBuiltin, defaultWeights)
 	}
 	data, err := os.ReadFile(v)
@@ -149,9 +160,10 @@ func LoadWeights(v string) (*Weights, error) {
 	return ParseWeights(v, data)
 }
 
-// DefaultWeights returns the built-in weights.
-func DefaultWeights() *Weights {
-	w, err := ParseWeights(WeightsBuiltin, defaultWeights)
+// DefaultWeights returns the built-in weights: with rules, the set fitted
+// with the SpamAssassin rules on.
+func DefaultWeights(rules bool) *Weights {
+	w, err := LoadWeights(WeightsBuiltin, rules)
 	if err != nil {
 		panic(err) // the embedded file is tested
 	}

@@ -12,7 +12,29 @@ import (
 )
 
 func TestDefaultWeightsParse(t *testing.T) {
-	w := DefaultWeights()
+	for _, rules := range []bool{false, true} {
+		testDefaultWeights(t, rules)
+	}
+	// The rules-on set weighs rules; the rules-off set none.
+	if n := countSA(DefaultWeights(true).Bayes.Signals); n < 50 {
+		t.Errorf("rules-on built-in weights carry %d sa- signals", n)
+	}
+	if n := countSA(DefaultWeights(false).Bayes.Signals); n != 0 {
+		t.Errorf("rules-off built-in weights carry %d sa- signals", n)
+	}
+}
+
+func countSA(m map[string]float64) (n int) {
+	for k := range m {
+		if strings.HasPrefix(k, "sa-") {
+			n++
+		}
+	}
+	return n
+}
+
+func testDefaultWeights(t *testing.T, rules bool) {
+	w := DefaultWeights(rules)
 	if w.Fit.Ham == 0 || w.Fit.Spam == 0 || !strings.Contains(w.Fit.Corpus, "2002-09-01") {
 		t.Fatalf("the built-in weights must say what they were fitted on: %+v", w.Fit)
 	}
@@ -40,10 +62,10 @@ func TestParseWeightsErrors(t *testing.T) {
 			t.Errorf("%q: no error", bad)
 		}
 	}
-	if _, err := LoadWeights(filepath.Join(t.TempDir(), "absent.toml")); err == nil {
+	if _, err := LoadWeights(filepath.Join(t.TempDir(), "absent.toml"), false); err == nil {
 		t.Error("a missing file loads")
 	}
-	if w, err := LoadWeights(WeightsNone); w != nil || err != nil {
+	if w, err := LoadWeights(WeightsNone, true); w != nil || err != nil {
 		t.Errorf("none: %v %v", w, err)
 	}
 	cfg := Default()

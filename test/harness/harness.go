@@ -399,8 +399,8 @@ func setDefaults(toml, table string, defaults [][2]string) string {
 	for _, kv := range defaults {
 		if _, set := keyValue(body, kv[0]); !set {
 			v := fmt.Sprintf("%q", kv[1])
-			if strings.HasPrefix(kv[1], "[") {
-				v = kv[1] // an array, written as TOML
+			if strings.HasPrefix(kv[1], "[") || kv[1] == "true" || kv[1] == "false" {
+				v = kv[1] // an array or a boolean, written as TOML
 			}
 			add = append(add, kv[0]+" = "+v)
 		}
@@ -450,6 +450,11 @@ func withDefaults(toml, dir, addr, dnsAddr string) (string, string) {
 	toml = setDefaults(toml, "listen", listen)
 	toml = setDefaults(toml, "store", [][2]string{{"path", filepath.Join(dir, "state.db")}})
 	toml = setDefaults(toml, "control", [][2]string{{"socket", filepath.Join(dir, "control.sock")}})
+	// The SpamAssassin rules are on by default, and compiling the Debian
+	// set costs seconds of CPU at every start: daemons of tests that do
+	// not test spam content run without them unless their TOML turns them
+	// on ([spam.rules] enabled = true, as test/spam_test.go does).
+	toml = setDefaults(toml, "spam.rules", [][2]string{{"enabled", "false"}})
 	if dnsAddr != "" {
 		toml = setDefaults(toml, "dns", [][2]string{{"servers", fmt.Sprintf("[%q]", dnsAddr)}})
 	}

@@ -120,3 +120,22 @@ func TestWithDefaultsDNS(t *testing.T) {
 		t.Errorf("the test's own servers were overridden:\n%s", got)
 	}
 }
+
+// The Debian SpamAssassin rules cost seconds of CPU per start: harness
+// daemons run without them unless the test turns them on.
+func TestWithDefaultsSpamRules(t *testing.T) {
+	got, _ := withDefaults("[spam]\nenabled = true\n", "/tmp/mwX", "unix:/tmp/mwX/m.sock", "")
+	var cfg struct {
+		Spam struct {
+			Rules struct{ Enabled *bool } `toml:"rules"`
+		} `toml:"spam"`
+	}
+	if _, err := toml.Decode(got, &cfg); err != nil || cfg.Spam.Rules.Enabled == nil || *cfg.Spam.Rules.Enabled {
+		t.Errorf("rules not off by default (%v):\n%s", err, got)
+	}
+	own := "[spam.rules]\nenabled = true\n"
+	got, _ = withDefaults(own, "/tmp/mwX", "unix:/tmp/mwX/m.sock", "")
+	if strings.Contains(got, "enabled = false") || strings.Count(got, "[spam.rules]") != 1 {
+		t.Errorf("the test's own rules setting was overridden:\n%s", got)
+	}
+}

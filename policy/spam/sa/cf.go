@@ -170,6 +170,8 @@ var Plugins = map[string]bool{
 	"Check": true, "HeaderEval": true, "BodyEval": true, "MIMEEval": true,
 	"HTMLEval": true, "MIMEHeader": true, "ReplaceTags": true, "Bayes": true,
 	"RelayEval": true, "WLBLEval": false, "FreeMail": true, "VBounce": true,
+	// Fed with the daemon's own results (Message.Auth, auth.go).
+	"SPF": true, "DKIM": true, "DMARC": true, "Dmarc": true,
 }
 
 // Load reads rule files in order: each path is a file or a directory whose

@@ -62,6 +62,12 @@
 // is skipped too, so that no rule fires here that could not fire in
 // SpamAssassin. Names no loaded file defines read 0, as in SpamAssassin.
 //
+// The SPF, DKIM and DMARC plugins' evals (RFC 7208, RFC 6376, RFC 7489;
+// SPF_PASS, DKIM_VALID_AU, DMARC_REJECT, ...) read Message.Auth, the
+// caller's own results, instead of asking DNS again; with Options.Auth
+// they score from the network score set (SpamAssassin scores them 0
+// without network tests). Without Message.Auth they never fire.
+//
 // Each hit is a Hit with SpamAssassin's score, reported as the signal
 // "sa-RULE"; Options.Overrides re-weights rules. Engine.Describe lists what
 // was loaded, translated and skipped.

@@ -22,6 +22,9 @@ type Options struct {
 	// Net only selects the scores that assume they ran.
 	Bayes bool
 	Net   bool
+	// Auth says the caller fills Message.Auth with its own SPF, DKIM and
+	// DMARC results: those rules then score from the network score set.
+	Auth bool
 	// Overrides re-weight rules by name (with or without the "sa-"
 	// prefix); 0 disables a rule.
 	Overrides map[string]float64
@@ -181,7 +184,7 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 		st.Errors = append(st.Errors, err.Error())
 	}
 	score := func(d *Def) float64 {
-		s := ruleScore(d, set)
+		s := ruleScore(d, authScoreSet(d, set, opt.Auth))
 		if v, ok := opt.Overrides[d.Name]; ok {
 			s = v
 		} else if v, ok := opt.Overrides["sa-"+d.Name]; ok {
@@ -236,7 +239,9 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 			fmt.Sscan(v, &r.maxhits)
 			r.multi = true
 		}
-		if hasFlag(d, "net") && d.Kind != KindMeta {
+		// The auth evals are not skipped: without Message.Auth they are
+		// false, as when the checks found nothing (auth.go).
+		if hasFlag(d, "net") && d.Kind != KindMeta && !authEvals[d.Eval] {
 			skip(d, "network test")
 			skipped[name] = true
 			continue

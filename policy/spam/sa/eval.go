@@ -66,6 +66,14 @@ var evals = map[string]evalDef{
 	"check_for_to_in_subject":             {fn: evalToInSubject, accepts: argIn(0, "address", "user")},
 	"check_outlook_message_id":            {fn: evalOutlookMessageID},
 	"check_msg_parse_flags":               {fn: never, accepts: argIn(0, "mime_epilogue_exists", "missing_mime_headers")},
+	// evalhdr.go
+	"check_for_no_rdns_dotcom_helo":           {fn: evalNoRDNSDotcomHELO},
+	"helo_ip_mismatch":                        {fn: evalHELOIPMismatch},
+	"sorted_recipients":                       {fn: evalSortedRecipients},
+	"similar_recipients":                      {fn: evalSimilarRecipients},
+	"gated_through_received_hdr_remover":      {fn: evalGatedThroughReceivedRemover},
+	"check_for_forged_yahoo_received_headers": {fn: evalForgedYahooReceived},
+	// auth.go adds the SPF, DKIM and DMARC plugins' evals.
 }
 
 func argIn(i int, vals ...string) func([]string) bool {

@@ -32,6 +32,9 @@ type Message struct {
 	// HasEnvelopeFrom says EnvelopeFrom is known (it may be "", the null
 	// sender).
 	HasEnvelopeFrom bool
+	// Auth is the site's own SPF, DKIM and DMARC outcome; nil when those
+	// checks did not run (their rules then never fire).
+	Auth *Auth
 }
 
 // Field is one header field.

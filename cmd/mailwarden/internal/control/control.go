@@ -145,16 +145,20 @@ type Response struct {
 
 // Status is what `mailwarden status` shows.
 type Status struct {
-	Version        string            `json:"version"`
-	PID            int               `json:"pid"`
-	Mode           policy.Mode       `json:"mode"`
-	ConfiguredMode policy.Mode       `json:"configured_mode"`
-	Override       bool              `json:"override"`
-	Started        time.Time         `json:"started"`
-	UptimeSeconds  float64           `json:"uptime_seconds"`
-	InFlight       int               `json:"in_flight"`
-	Config         string            `json:"config"`
-	Checks         []string          `json:"checks"`
+	Version        string      `json:"version"`
+	PID            int         `json:"pid"`
+	Mode           policy.Mode `json:"mode"`
+	ConfiguredMode policy.Mode `json:"configured_mode"`
+	Override       bool        `json:"override"`
+	Started        time.Time   `json:"started"`
+	UptimeSeconds  float64     `json:"uptime_seconds"`
+	InFlight       int         `json:"in_flight"`
+	Config         string      `json:"config"`
+	Checks         []string    `json:"checks"`
+	// Setup has one line per check that describes its set-up, e.g.
+	// "spam: SpamAssassin rules on (2293 rules); built-in weights fitted
+	// with the rules".
+	Setup          []string          `json:"setup,omitempty"`
 	Reloads        int64             `json:"reloads"`
 	ReloadFailures int64             `json:"reload_failures"`
 	Health         []health.Result   `json:"health"`

@@ -385,7 +385,7 @@ func (d *Server) Run(cfg *policy.Config) int {
 
 	served := make(chan error, 1)
 	go func() { served <- d.srv.Serve(ln) }()
-	logger.Info("mailwarden started", "version", d.version, "address", lc.Address, "mode", string(d.pipeline().Mode()), "config", configName(d.cfgPath), "checks", d.pipeline().Checks())
+	logger.Info("mailwarden started", "version", d.version, "address", lc.Address, "mode", string(d.pipeline().Mode()), "config", configName(d.cfgPath), "checks", d.pipeline().Checks(), "setup", d.pipeline().Describe())
 
 	code := 0
 loop:
@@ -461,7 +461,7 @@ func (d *Server) Status() *control.Status {
 	s := &control.Status{
 		Version: d.version, PID: os.Getpid(), Mode: p.Mode(), ConfiguredMode: p.Config().Mode,
 		Started: d.started.UTC().Truncate(time.Second), UptimeSeconds: time.Since(d.started).Round(time.Second).Seconds(),
-		Config: configName(d.cfgPath), Checks: p.Checks(), Reloads: d.reloads.Load(), ReloadFailures: d.failed.Load(),
+		Config: configName(d.cfgPath), Checks: p.Checks(), Setup: p.Describe(), Reloads: d.reloads.Load(), ReloadFailures: d.failed.Load(),
 		Listen: ListenOf(p.Config()).Address,
 	}
 	_, s.Override = d.modes.Get()

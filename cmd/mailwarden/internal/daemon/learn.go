@@ -50,7 +50,7 @@ func (d *Server) Check(ctx context.Context, req control.CheckRequest, raw []byte
 	}
 	defer p.Close()
 	v := p.Run(ctx, m)
-	src := explain.Source{Daemon: true, PID: os.Getpid(), Config: d.cfgPath}
+	src := explain.Source{Daemon: true, PID: os.Getpid(), Config: d.cfgPath, Setup: p.Describe()}
 	var b strings.Builder
 	if req.JSON {
 		explain.JSON(&b, m, v, src, req.Explain)

@@ -81,6 +81,9 @@ type Source struct {
 	Config string // the config file in force, "" for the built-in default
 	// Note explains an offline answer (e.g. why the daemon was not asked).
 	Note string
+	// Setup is the pipeline's description of its checks' set-up
+	// (policy.Pipeline.Describe), e.g. whether the SpamAssassin rules run.
+	Setup []string
 }
 
 func (s Source) config() string {
@@ -120,6 +123,7 @@ type jsonVerdict struct {
 	DurationMS       float64               `json:"duration_ms"`
 	Via              string                `json:"via"` // "daemon" or "offline"
 	Config           string                `json:"config"`
+	Setup            []string              `json:"setup,omitempty"`
 }
 
 type jsonHeader struct {
@@ -152,7 +156,7 @@ func JSON(w io.Writer, m *message.Message, v *policy.Verdict, src Source, explai
 		Checks: map[string]string{}, Details: map[string]jsonDetail{},
 		Envelope:   map[string]any{"from": m.MailFrom, "rcpts": m.Rcpts, "client_ip": addrString(m.Client.Addr), "helo": m.Client.HELO, "auth": m.Auth},
 		DurationMS: float64(v.Duration.Microseconds()) / 1000,
-		Via:        "offline", Config: src.config(),
+		Via:        "offline", Config: src.config(), Setup: src.Setup,
 	}
 	if src.Daemon {
 		out.Via = "daemon"
@@ -206,6 +210,9 @@ func Text(w io.Writer, m *message.Message, v *policy.Verdict, cfg *policy.Config
 	}
 	fmt.Fprintf(tw, "config:\t%s\n", src.config())
 	fmt.Fprintf(tw, "answered by:\t%s\n", src)
+	for _, l := range src.Setup {
+		fmt.Fprintf(tw, "setup:\t%s\n", l)
+	}
 	fmt.Fprintf(tw, "envelope:\tfrom=<%s> rcpts=%v client=%s helo=%q direction=%s\n", m.MailFrom, m.Rcpts, orNone(addrString(m.Client.Addr)), m.Client.HELO, cfg.DirectionOf(m))
 	tw.Flush()
 	fmt.Fprintln(w, "\nchecks:")

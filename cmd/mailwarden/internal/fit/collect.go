@@ -87,7 +87,7 @@ func Collect(msgs []*eval.Msg, folds int, core *policy.Config, sec spam.Config, 
 					s := Sample{Path: m.Path, Spam: m.Spam, Fold: m.Fold, BayesP: ft.BayesP, BayesOK: ft.BayesOK}
 					for _, x := range ft.Signals {
 						s.Signals = append(s.Signals, x.Name)
-						s.Scores = append(s.Scores, x.Score)
+						s.Prior = append(s.Prior, x.Score)
 					}
 					out[i] = s
 					mu.Lock()

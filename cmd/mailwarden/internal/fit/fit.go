@@ -15,9 +15,10 @@ import (
 type Sample struct {
 	Path    string
 	Signals []string
-	// Scores are the signals' configured scores (SpamAssassin's score
-	// for an sa- rule), in the order of Signals.
-	Scores  []float64
+	// Prior holds each signal's configured weight (SpamAssassin's score
+	// for a rule, the heuristic's weight), parallel to Signals; nil when
+	// unknown. Its sign is the direction the fit must keep (SignConstrained).
+	Prior   []float64
 	BayesP  float64
 	BayesOK bool
 	Spam    bool
@@ -38,11 +39,29 @@ type Options struct {
 	AddHeader, Quarantine float64
 	// Folds for the cross-validation.
 	Folds int
+	// SignConstrained keeps each fitted weight on the side of its
+	// configured one: a rule written as spam evidence (positive score)
+	// never gets a negative weight, a "nice" rule never a positive one.
+	// A weight the data pushes across zero is fixed at 0 (the signal is
+	// off) and the rest refitted, until no weight crosses (an active-set
+	// method). A negative weight on a spam rule is the corpus's
+	// collinearity talking (the rule fires with stronger ones), not
+	// evidence that carries to other mail.
+	SignConstrained bool
+	// MinPrior: a signal whose configured weight is within ±MinPrior is
+	// not fitted and keeps that weight. SpamAssassin scores its
+	// informational rules (HTML_MESSAGE, FREEMAIL_FROM, the HTML ratio
+	// rules) 0.001 and its untested T_ rules 0.01 on purpose: they feed
+	// metas and are no evidence alone. Fitted on a corpus whose ham was
+	// plain-text mailing lists (2002), they would become spam evidence on
+	// today's mail, where most ham is HTML from large mailbox providers.
+	// 0 fits them too.
+	MinPrior float64
 	// BayesAlone bounds what Bayes adds on its own: at its most certain
 	// (log-odds at spam.BayesLogitClamp) it adds at most this many points
-	// to a message's other evidence. The Bayes log-odds enter the fit as
-	// two features, the ham side and the spam side, and only the spam
-	// side's weight is bounded (held at the bound, the rest refitted, when
+	// to a message's other evidence. With a bound the Bayes log-odds
+	// enter the fit as two features, the ham side and the spam side, and
+	// only the spam side's weight is bounded (held at the bound, the rest refitted, when
 	// the free fit exceeds it). 0: no bound.
 	//
 	// Why: cross-validation on one corpus measures Bayes on mail like its
@@ -77,7 +96,7 @@ type Options struct {
 // λ = 1, signals seen in at least 5 messages, and a false positive costs
 // as much as 20 missed spams.
 func DefaultOptions() Options {
-	return Options{Lambda: 1, MinCount: 5, FPCost: 20, AddHeader: 5, Quarantine: 10, Folds: 5, BayesAlone: 0, RuleStrength: 0, RuleScale: 2}
+	return Options{Lambda: 1, MinCount: 5, FPCost: 20, AddHeader: 5, Quarantine: 10, Folds: 5, SignConstrained: true, MinPrior: 0.01, RuleScale: 2}
 }
 
 // k is the points per nat of log-odds: (quarantine − add_header) / ln C.
@@ -115,23 +134,57 @@ func (o Options) Validate() error {
 type model struct {
 	vocab map[string]int
 	bayes int // index of the Bayes feature, -1 without
+	// split: the Bayes log-odds are two features, the ham side at bayes
+	// and the spam side at bayes+1 (with Options.BayesAlone)
+	split bool
 	lr    *LogReg
+	// off are the signals fixed at 0 by the sign constraint.
+	off []string
 }
 
 func build(train []Sample, o Options, withBayes bool) (*model, error) {
 	count := map[string]int{}
-	score := map[string]float64{}
+	sign := map[string]float64{}
 	for _, s := range train {
-		for j, n := range s.Signals {
-			count[n]++
-			if j < len(s.Scores) {
-				score[n] = s.Scores[j]
+		for i, n := range s.Signals {
+			if i < len(s.Prior) {
+				sign[n] = s.Prior[i]
+				if math.Abs(s.Prior[i]) <= o.MinPrior {
+					continue // informational: keeps its configured weight
+				}
 			}
+			count[n]++
 		}
 	}
+	off := map[string]bool{}
+	for round := 0; ; round++ {
+		m, err := fitVocab(train, o, withBayes, count, sign, off)
+		if err != nil {
+			return nil, err
+		}
+		crossed := false
+		if o.SignConstrained {
+			for n, i := range m.vocab {
+				if w := m.lr.W[i]; (sign[n] > 0 && w < 0) || (sign[n] < 0 && w > 0) {
+					off[n], crossed = true, true
+				}
+			}
+		}
+		if !crossed || round == 20 {
+			for n := range off {
+				m.off = append(m.off, n)
+			}
+			sort.Strings(m.off)
+			return m, nil
+		}
+	}
+}
+
+// fitVocab fits the model on the signals seen often enough, less off.
+func fitVocab(train []Sample, o Options, withBayes bool, count map[string]int, prior map[string]float64, off map[string]bool) (*model, error) {
 	var names []string
 	for n, c := range count {
-		if c >= o.MinCount {
+		if c >= o.MinCount && !off[n] {
 			names = append(names, n)
 		}
 	}
@@ -142,8 +195,13 @@ func build(train []Sample, o Options, withBayes bool) (*model, error) {
 	}
 	d := len(names)
 	if withBayes {
-		m.bayes = d // the ham side; m.bayes+1 the spam side
-		d += 2
+		m.bayes = d
+		d++
+		if o.BayesAlone > 0 {
+			// m.bayes the ham side, m.bayes+1 the spam side
+			m.split = true
+			d++
+		}
 	}
 	pr := Prior{Lambda: o.Lambda}
 	if o.RuleStrength > 0 {
@@ -153,7 +211,7 @@ func build(train []Sample, o Options, withBayes bool) (*model, error) {
 		}
 		for i, n := range names {
 			if strings.HasPrefix(n, "sa-") {
-				pr.Lambdas[i], pr.Mu[i] = o.RuleStrength, o.RuleScale*score[n]/o.k()
+				pr.Lambdas[i], pr.Mu[i] = o.RuleStrength, o.RuleScale*prior[n]/o.k()
 			}
 		}
 	}
@@ -200,7 +258,11 @@ func (m *model) row(s Sample) Row {
 	sort.Ints(r.On)
 	if m.bayes >= 0 && s.BayesOK {
 		l := spam.Logit(s.BayesP)
-		r.Cont = map[int]float64{m.bayes: min(l, 0), m.bayes + 1: max(l, 0)}
+		if m.split {
+			r.Cont = map[int]float64{m.bayes: min(l, 0), m.bayes + 1: max(l, 0)}
+		} else {
+			r.Cont = map[int]float64{m.bayes: l}
+		}
 	}
 	return r
 }
@@ -211,10 +273,15 @@ func (m *model) export(o Options) spam.Model {
 	for n, i := range m.vocab {
 		out.Signals[n] = k * m.lr.W[i]
 	}
+	for _, n := range m.off {
+		out.Signals[n] = 0 // fitted at 0: off, not its configured weight
+	}
 	if m.bayes >= 0 {
 		out.BayesLogit = k * m.lr.W[m.bayes]
-		spamSide := k * m.lr.W[m.bayes+1]
-		out.BayesLogitSpam = &spamSide
+		if m.split {
+			spamSide := k * m.lr.W[m.bayes+1]
+			out.BayesLogitSpam = &spamSide
+		}
 	}
 	return out
 }
@@ -225,7 +292,7 @@ func Fit(samples []Sample, o Options) (*spam.Weights, error) {
 		return nil, err
 	}
 	w := &spam.Weights{Fit: spam.FitInfo{
-		Method:   "L2-regularised logistic regression, class-balanced, Newton's method (mailwarden learn --fit)",
+		Method:   method(o),
 		Lambda:   o.Lambda,
 		MinCount: o.MinCount, FPCost: o.FPCost, AddHeader: o.AddHeader, Quarantine: o.Quarantine,
 		PointsPerNat: o.k(), Folds: o.Folds, BayesAlone: o.BayesAlone,
@@ -248,6 +315,23 @@ func Fit(samples []Sample, o Options) (*spam.Weights, error) {
 		*x.out = m.export(o)
 	}
 	return w, nil
+}
+
+func method(o Options) string {
+	m := "L2-regularised logistic regression, class-balanced, Newton's method"
+	if o.SignConstrained {
+		m += ", each weight kept on the side of its configured score (active set)"
+	}
+	if o.MinPrior > 0 {
+		m += fmt.Sprintf(", signals configured within ±%g (informational rules) not fitted", o.MinPrior)
+	}
+	if o.RuleStrength > 0 {
+		m += fmt.Sprintf(", SpamAssassin rules pulled towards %g × their score (strength %g)", o.RuleScale, o.RuleStrength)
+	}
+	if o.BayesAlone > 0 {
+		m += fmt.Sprintf(", Bayes alone adds at most %g points", o.BayesAlone)
+	}
+	return m + " (mailwarden learn --fit)"
 }
 
 // CV is a cross-validation's outcome.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -47,7 +48,7 @@ func TestTrainRecoversWeights(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		got, want float64
-	}{{"a", w("a"), 2}, {"b", w("b"), -1}, {"noise", w("noise"), 0}, {"bayes ham side", m.lr.W[m.bayes], 0.5}, {"bayes spam side", m.lr.W[m.bayes+1], 0.5}} {
+	}{{"a", w("a"), 2}, {"b", w("b"), -1}, {"noise", w("noise"), 0}, {"bayes", m.lr.W[m.bayes], 0.5}} {
 		if math.Abs(c.got-c.want) > 0.15 {
 			t.Errorf("%s: %.3f, want %.1f", c.name, c.got, c.want)
 		}
@@ -88,7 +89,7 @@ func TestBayesAloneBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if adds := k * m.lr.W[m.bayes+1] * 7; adds < 5 {
+	if adds := k * m.lr.W[m.bayes] * 7; adds < 5 {
 		t.Errorf("without the bound Bayes adds %.2f; the synthetic case no longer tests the bound", adds)
 	}
 }
@@ -102,10 +103,10 @@ func TestRulePrior(t *testing.T) {
 	for i := range 2000 {
 		s := Sample{Path: fmt.Sprint(i), Spam: i%2 == 0, Fold: i % 5}
 		if s.Spam && i%50 == 0 {
-			s.Signals, s.Scores = []string{"sa-RELAY_ODDITY"}, []float64{0.5}
+			s.Signals, s.Prior = []string{"sa-RELAY_ODDITY"}, []float64{0.5}
 		}
 		if r.Float64() < 0.5 == s.Spam {
-			s.Signals, s.Scores = append(s.Signals, "other"), append(s.Scores, 1)
+			s.Signals, s.Prior = append(s.Signals, "other"), append(s.Prior, 1)
 		}
 		samples = append(samples, s)
 	}
@@ -248,5 +249,88 @@ func TestSelect(t *testing.T) {
 	}
 	if cs[0].Stats.Ham+cs[0].Stats.Spam != len(val) {
 		t.Errorf("scored %d of %d", cs[0].Stats.Ham+cs[0].Stats.Spam, len(val))
+	}
+}
+
+// withPriors gives the synthetic signals configured weights: "a" and "b"
+// written as spam evidence (positive), "noise" as nice (negative).
+func withPriors(samples []Sample) []Sample {
+	prior := map[string]float64{"a": 1.5, "b": 0.8, "noise": -0.5}
+	for i := range samples {
+		samples[i].Prior = nil
+		for _, n := range samples[i].Signals {
+			samples[i].Prior = append(samples[i].Prior, prior[n])
+		}
+	}
+	return samples
+}
+
+// TestSignConstrained: "b" really lowers the odds, but it was written as
+// spam evidence; the constrained fit turns it off (weight 0, exported so
+// that its configured weight does not come back) and keeps "a".
+func TestSignConstrained(t *testing.T) {
+	samples := withPriors(synth(20000, 7))
+	o := DefaultOptions()
+	o.SignConstrained = false
+	free, err := Fit(samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free.Bayes.Signals["b"] >= 0 {
+		t.Fatalf("unconstrained: b = %v, want negative (the data says so)", free.Bayes.Signals["b"])
+	}
+	o.SignConstrained = true
+	w, err := Fit(samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		name string
+		sig  map[string]float64
+	}{{"bayes", w.Bayes.Signals}, {"nobayes", w.NoBayes.Signals}} {
+		if b, ok := m.sig["b"]; !ok || b != 0 {
+			t.Errorf("%s: b = %v (present %v), want an explicit 0", m.name, b, ok)
+		}
+		if m.sig["a"] <= 0 {
+			t.Errorf("%s: a = %v, want positive", m.name, m.sig["a"])
+		}
+		if m.sig["noise"] > 0 {
+			t.Errorf("%s: the nice signal got %v", m.name, m.sig["noise"])
+		}
+	}
+	if !strings.Contains(w.Fit.Method, "configured score") {
+		t.Errorf("method %q does not say the fit was constrained", w.Fit.Method)
+	}
+}
+
+// TestMinPrior: a signal configured as informational (±0.001, as
+// SpamAssassin's HTML_MESSAGE) is not fitted even where it separates the
+// classes, and keeps its configured weight (absent from the file).
+func TestMinPrior(t *testing.T) {
+	samples := synth(5000, 11)
+	for i := range samples {
+		samples[i].Prior = nil
+		for range samples[i].Signals {
+			samples[i].Prior = append(samples[i].Prior, 1)
+		}
+		if samples[i].Spam {
+			samples[i].Signals = append(samples[i].Signals, "info")
+			samples[i].Prior = append(samples[i].Prior, 0.001)
+		}
+	}
+	o := DefaultOptions()
+	w, err := Fit(samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := w.Bayes.Signals["info"]; ok {
+		t.Errorf("informational signal fitted: %v", v)
+	}
+	if w.Bayes.Signals["a"] <= 0 {
+		t.Errorf("a = %v", w.Bayes.Signals["a"])
+	}
+	o.MinPrior = 0
+	if w, err = Fit(samples, o); err != nil || w.Bayes.Signals["info"] <= 1 {
+		t.Errorf("with min-prior 0 the informational signal is fitted: %v %v", w.Bayes.Signals["info"], err)
 	}
 }

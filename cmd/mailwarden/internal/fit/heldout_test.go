@@ -55,9 +55,13 @@ func sharedCorpus(t *testing.T) []*eval.Msg {
 // weights: Bayes trained on the fit part (received before 2002-09-01),
 // the part received later scored with the built-in weights at
 // score.quarantine = 10; and without Bayes (a fresh install) on 300 ham
-// and 300 spam of the later part. The bounds are the figures measured when
-// the weights were committed, rounded the unfavourable way; nothing was
-// tuned on this part.
+// and 300 spam of the later part. spam.Default() runs the SpamAssassin
+// rules the machine has (the Debian set here), so these are the built-in
+// weights fitted with the rules. The bounds are the figures measured when
+// the weights were committed (with Bayes FP 0.28 %, recall 88.15 %, AUC
+// 0.9954; without, FP 0 %, recall 69.33 %, 70.67 % through eval), rounded
+// the unfavourable way;
+// nothing was tuned on this part.
 func TestHeldOut(t *testing.T) {
 	msgs := sharedCorpus(t)
 	eval.SplitByDate(msgs, HeldOutCutoff, corpus.Received)
@@ -139,7 +143,7 @@ type figures struct{ fp, recall, auc float64 }
 // Measured when the built-in weights were committed (see TestHeldOut).
 var (
 	heldOutMax = figures{fp: 0.005}
-	heldOutMin = figures{recall: 0.85, auc: 0.985}
+	heldOutMin = figures{recall: 0.87, auc: 0.993}
 	noBayesMax = figures{fp: 0.01}
-	noBayesMin = figures{recall: 0.20}
+	noBayesMin = figures{recall: 0.68}
 )

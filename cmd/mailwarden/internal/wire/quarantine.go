@@ -144,6 +144,7 @@ func learner(cfg *policy.Config, s *Services) func(ctx context.Context, msg io.R
 	}
 	sc := *sec
 	sc.DNSBL, sc.URIBL = nil, nil // tokens only: no lookups
+	sc.Rules.Enabled = false      // nor rules
 	chk, err := spam.New(&sc, cfg, spam.Options{Store: s.Store})
 	if err != nil {
 		return nil

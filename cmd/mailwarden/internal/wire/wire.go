@@ -54,7 +54,7 @@ func Modules(s *Services) []policy.Module {
 		// Checks.
 		auth.SignModule(s.KeyTracker),
 		auth.Module(s.Resolver, authReports(s.Reports)),
-		spam.ModuleWith(spam.Options{Resolver: spamResolver(s.Resolver), Store: s.Store, Tokens: s.Tokens}),
+		spam.ModuleWith(spam.Options{Resolver: spamResolver(s.Resolver), Store: s.Store, Tokens: s.Tokens, RuleCache: s.Rules}),
 		ratelimit.Module(s.Store),
 		autoreply.SRSModule(s.SRS),
 		autoreply.Module(s.Store, s.SRS),
@@ -114,6 +114,9 @@ type Services struct {
 	quarantineIndex quarantine.Index
 	page            *page
 	Reports         *dmarc.Service // DMARC aggregate reports; nil when off
+	// Rules keeps the compiled SpamAssassin rules across reloads and
+	// dry-run checks (compiling them costs seconds of CPU).
+	Rules *spam.RuleCache
 
 	mu   sync.Mutex
 	recs map[string]*record
@@ -412,7 +415,10 @@ func BuildServices(cfg *policy.Config, old *Services, o Options) (s *Services, r
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s = &Services{recs: map[string]*record{}}
+	s = &Services{recs: map[string]*record{}, Rules: &spam.RuleCache{}}
+	if old != nil && old.Rules != nil {
+		s.Rules = old.Rules // recompiled only when the rules changed
+	}
 	var fresh []*record
 	defer func() {
 		if err != nil {
@@ -549,7 +555,7 @@ func Pipeline(cfg *policy.Config, log *slog.Logger, metrics policy.Metrics) (*po
 // (store.DryRun) and neither DMARC report records nor our quarantine.
 // Nothing is built or started; closing it is not needed.
 func (s *Services) DryRun() *Services {
-	d := &Services{Resolver: s.Resolver, Scanners: s.Scanners, SRS: s.SRS, Prober: s.Prober, Spool: s.Spool}
+	d := &Services{Resolver: s.Resolver, Scanners: s.Scanners, SRS: s.SRS, Prober: s.Prober, Spool: s.Spool, Rules: s.Rules}
 	if s.Store != nil {
 		d.Store = store.DryRun(s.Store)
 	}

@@ -1,0 +1,182 @@
+package sa
+
+import (
+	"strings"
+	"testing"
+)
+
+const headerEvalRules = `
+header NO_RDNS_DOTCOM_HELO  eval:check_for_no_rdns_dotcom_helo()
+header HELO_IP_MISMATCH     eval:helo_ip_mismatch()
+header SORTED_RECIPS        eval:sorted_recipients()
+header SUSPICIOUS_RECIPS    eval:similar_recipients('0.65','undef')
+header FORGED_YAHOO_RCVD    eval:check_for_forged_yahoo_received_headers()
+header GATED                eval:gated_through_received_hdr_remover()
+`
+
+func headerMsg(received, from, to string) *Message {
+	raw := ""
+	for _, r := range strings.Split(received, "\n") {
+		if r != "" {
+			raw += "Received: " + r + "\r\n"
+		}
+	}
+	raw += "From: " + from + "\r\nTo: " + to + "\r\nSubject: hi\r\n\r\nbody\r\n"
+	return FromRaw([]byte(raw))
+}
+
+func TestHeaderEvals(t *testing.T) {
+	e := compile(t, headerEvalRules, Options{})
+	const by = " by mx.example.net (Postfix) with ESMTP id A1; Mon, 2 Dec 2002 10:00:00 +0000"
+	for _, c := range []struct {
+		name, received, from, to string
+		want, not                []string
+	}{
+		{"dotcom HELO, no rDNS", "from mail.hotmail.com (unknown [203.0.113.5])" + by, "a@example.com", "b@example.net",
+			[]string{"NO_RDNS_DOTCOM_HELO"}, []string{"HELO_IP_MISMATCH", "GATED"}},
+		{"dotcom HELO with rDNS", "from mail.hotmail.com (bay4.hotmail.com [203.0.113.5])" + by, "a@example.com", "b@example.net",
+			nil, []string{"NO_RDNS_DOTCOM_HELO"}},
+		{"other HELO, no rDNS", "from mail.example.com (unknown [203.0.113.5])" + by, "a@example.com", "b@example.net",
+			nil, []string{"NO_RDNS_DOTCOM_HELO"}},
+		{"private relay is ignored", "from mail.aol.com (unknown [10.1.2.3])" + by, "a@example.com", "b@example.net",
+			nil, []string{"NO_RDNS_DOTCOM_HELO"}},
+		{"HELO another public address", "from 198.51.100.7 (unknown [203.0.113.5])" + by, "a@example.com", "b@example.net",
+			[]string{"HELO_IP_MISMATCH"}, nil},
+		{"HELO in the same /24", "from 203.0.113.9 (unknown [203.0.113.5])" + by, "a@example.com", "b@example.net",
+			nil, []string{"HELO_IP_MISMATCH"}},
+		{"HELO own address", "from [203.0.113.5] (unknown [203.0.113.5])" + by, "a@example.com", "b@example.net",
+			nil, []string{"HELO_IP_MISMATCH"}},
+		{"sorted harvested list", "from a.example (a.example [203.0.113.5])" + by, "a@example.com",
+			"aa@x.example, ab@x.example, ba@y.example, bb@y.example, ca@z.example, cb@z.example, da@w.example",
+			[]string{"SORTED_RECIPS"}, []string{"SUSPICIOUS_RECIPS"}},
+		{"similar recipients", "from a.example (a.example [203.0.113.5])" + by, "a@example.com",
+			"john@mail1.example, joan@mail2.example, jo@mail3.example, jim@mail4.example, jay@mail5.example",
+			[]string{"SUSPICIOUS_RECIPS"}, []string{"SORTED_RECIPS"}},
+		{"different recipients", "from a.example (a.example [203.0.113.5])" + by, "a@example.com",
+			"zed@one.example, bob@two.example, kim@three.example, ann@four.example, lou@five.example",
+			nil, []string{"SUSPICIOUS_RECIPS", "SORTED_RECIPS"}},
+		{"yahoo From through a stranger", "from mail.example.com (mail.example.com [203.0.113.5])" + by, "Joe <joe@yahoo.com>", "b@example.net",
+			[]string{"FORGED_YAHOO_RCVD"}, nil},
+		{"yahoo From from Yahoo's web mail", "from mail.example.com (mail.example.com [203.0.113.5])" + by + "\nfrom [198.51.100.1] by web12.mail.yahoo.com via HTTP; Mon, 2 Dec 2002 09:00:00 +0000",
+			"joe@yahoo.com", "b@example.net", nil, []string{"FORGED_YAHOO_RCVD"}},
+		{"yahoo From, first relay is Yahoo", "from smtp1.yahoo.com (web1.mail.yahoo.com [203.0.113.5])" + by, "joe@yahoo.com", "b@example.net",
+			nil, []string{"FORGED_YAHOO_RCVD"}},
+		{"no Received: gated, no yahoo verdict", "", "joe@yahoo.com", "b@example.net",
+			[]string{"GATED"}, []string{"FORGED_YAHOO_RCVD", "NO_RDNS_DOTCOM_HELO"}},
+	} {
+		h := hits(e.Check(headerMsg(c.received, c.from, c.to), Input{}))
+		for _, w := range c.want {
+			if _, ok := h[w]; !ok {
+				t.Errorf("%s: %s did not hit", c.name, w)
+			}
+		}
+		for _, n := range c.not {
+			if _, ok := h[n]; ok {
+				t.Errorf("%s: %s hit", c.name, n)
+			}
+		}
+	}
+}
+
+func TestSimilarRecipientsRange(t *testing.T) {
+	e := compile(t, "header LOW eval:similar_recipients('0','0.3')\nheader HIGH eval:similar_recipients('0.3','undef')\n", Options{})
+	// Ten pairs of five addresses; user prefixes "ab" shared by 2 (1 pair),
+	// hosts all different with no shared prefix: 1/10 = 0.1.
+	m := headerMsg("", "a@example.com", "ab1@p.example, ab2@q.example, cd@r.example, ef@s.example, gh@t.example")
+	h := hits(e.Check(m, Input{}))
+	if _, ok := h["LOW"]; !ok {
+		t.Error("0.1 is in [0, 0.3)")
+	}
+	if _, ok := h["HIGH"]; ok {
+		t.Error("0.1 is not in [0.3, inf)")
+	}
+}
+
+const authRules = `
+header SPF_PASS        eval:check_for_spf_pass()
+header SPF_FAIL        eval:check_for_spf_fail()
+tflags SPF_FAIL        net
+score  SPF_FAIL        0 0.919 0 0.5
+header SPF_SOFTFAIL    eval:check_for_spf_softfail()
+header SPF_HELO_PASS   eval:check_for_spf_helo_pass()
+full   DKIM_SIGNED     eval:check_dkim_signed()
+full   DKIM_VALID      eval:check_dkim_valid()
+full   DKIM_VALID_AU   eval:check_dkim_valid_author_sig()
+full   DKIM_VALID_EF   eval:check_dkim_valid_envelopefrom()
+full   DKIM_SIGNED_LIST eval:check_dkim_signed('lists.example')
+meta   DKIM_INVALID    DKIM_SIGNED && !DKIM_VALID
+header DMARC_PASS      eval:check_dmarc_pass()
+header DMARC_REJECT    eval:check_dmarc_reject()
+header DMARC_QUAR      eval:check_dmarc_quarantine()
+header DMARC_NONE      eval:check_dmarc_none()
+header DMARC_MISSING   eval:check_dmarc_missing()
+`
+
+func TestAuthEvals(t *testing.T) {
+	e := compile(t, authRules, Options{Auth: true})
+	raw := []byte("From: Alice <alice@news.example.com>\r\nTo: b@example.net\r\nSubject: s\r\n\r\nbody\r\n")
+	for _, c := range []struct {
+		name      string
+		auth      *Auth
+		env       string
+		want, not []string
+	}{
+		{"no auth checks ran", nil, "",
+			nil, []string{"SPF_PASS", "SPF_FAIL", "DKIM_SIGNED", "DKIM_VALID", "DKIM_INVALID", "DMARC_MISSING", "DMARC_PASS"}},
+		{"author signature, SPF and DMARC pass", &Auth{SPF: "pass", DKIM: []DKIMSignature{{Domain: "example.com", Valid: true}}, DMARC: "pass", DMARCPolicy: "reject"}, "bounce@example.com",
+			[]string{"SPF_PASS", "DKIM_SIGNED", "DKIM_VALID", "DKIM_VALID_AU", "DKIM_VALID_EF", "DMARC_PASS"},
+			[]string{"SPF_FAIL", "DKIM_INVALID", "DMARC_REJECT", "DKIM_SIGNED_LIST"}},
+		{"third-party signature, SPF fail, DMARC reject", &Auth{SPF: "fail", DKIM: []DKIMSignature{{Domain: "lists.example", Valid: true}}, DMARC: "fail", DMARCPolicy: "reject"}, "x@other.example",
+			[]string{"SPF_FAIL", "DKIM_VALID", "DKIM_SIGNED_LIST", "DMARC_REJECT"},
+			[]string{"SPF_PASS", "DKIM_VALID_AU", "DKIM_VALID_EF", "DMARC_PASS", "DMARC_QUAR"}},
+		{"broken signature, no DMARC record, HELO checked", &Auth{SPFHELO: "pass", DKIM: []DKIMSignature{{Domain: "example.com"}}, DMARC: "none"}, "",
+			[]string{"SPF_HELO_PASS", "DKIM_SIGNED", "DKIM_INVALID", "DMARC_MISSING"},
+			[]string{"SPF_PASS", "DKIM_VALID", "DKIM_VALID_AU", "DMARC_NONE"}},
+		{"DMARC quarantine policy", &Auth{SPF: "softfail", DMARC: "fail", DMARCPolicy: "quarantine"}, "",
+			[]string{"SPF_SOFTFAIL", "DMARC_QUAR"}, []string{"DMARC_REJECT", "DKIM_SIGNED"}},
+		{"DMARC p=none", &Auth{DMARC: "fail", DMARCPolicy: "none"}, "",
+			[]string{"DMARC_NONE"}, []string{"DMARC_MISSING", "DMARC_QUAR"}},
+	} {
+		m := FromRaw(raw)
+		m.Auth = c.auth
+		m.EnvelopeFrom, m.HasEnvelopeFrom = c.env, true
+		h := hits(e.Check(m, Input{}))
+		for _, w := range c.want {
+			if _, ok := h[w]; !ok {
+				t.Errorf("%s: %s did not hit", c.name, w)
+			}
+		}
+		for _, n := range c.not {
+			if _, ok := h[n]; ok {
+				t.Errorf("%s: %s hit", c.name, n)
+			}
+		}
+	}
+}
+
+// The auth rules score from the network score set when the caller feeds
+// its own results; without Options.Auth, as SpamAssassin without network
+// tests (set 0: SPF_FAIL scores 0 and does not run).
+func TestAuthScoreSet(t *testing.T) {
+	m := FromRaw([]byte("From: a@example.com\r\n\r\nx\r\n"))
+	m.Auth = &Auth{SPF: "fail"}
+	if h := hits(compile(t, authRules, Options{Auth: true}).Check(m, Input{})); h["SPF_FAIL"].Score != 0.919 {
+		t.Errorf("with Auth, set 1: SPF_FAIL %+v, want 0.919", h["SPF_FAIL"])
+	}
+	if h := hits(compile(t, authRules, Options{Auth: true, Bayes: true}).Check(m, Input{})); h["SPF_FAIL"].Score != 0.5 {
+		t.Errorf("with Auth and Bayes, set 3: SPF_FAIL %+v, want 0.5", h["SPF_FAIL"])
+	}
+	if _, ok := hits(compile(t, authRules, Options{}).Check(m, Input{}))["SPF_FAIL"]; ok {
+		t.Error("without Auth, set 0 scores SPF_FAIL 0")
+	}
+}
+
+// SpamAssassin's own rule files: the SPF, DKIM and DMARC rules load (the
+// plugins count as loaded) and are no longer skipped.
+func TestAuthPluginsLoaded(t *testing.T) {
+	for _, p := range []string{"SPF", "DKIM", "DMARC", "Dmarc"} {
+		if !(Env{}).plugin("Mail::SpamAssassin::Plugin::" + p) {
+			t.Errorf("plugin %s does not count as loaded", p)
+		}
+	}
+}
