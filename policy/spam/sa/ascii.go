@@ -190,6 +190,10 @@ type lazyRE struct {
 	once sync.Once
 	src  string
 	re   *regexp.Regexp
+	// cnt counts matches without the regexp when the regex has the
+	// shape seqCount handles (multiple-hit rules), built on first use.
+	cntOnce sync.Once
+	cnt     *seqCount
 }
 
 func newLazyRE(src string) *lazyRE { return &lazyRE{src: src} }
@@ -202,6 +206,15 @@ func (l *lazyRE) get() *regexp.Regexp {
 	}
 	l.once.Do(func() { l.re, _ = regexp.Compile(l.src) })
 	return l.re
+}
+
+// counter returns the regex's seqCount, nil when it has none.
+func (l *lazyRE) counter() *seqCount {
+	if l == nil {
+		return nil
+	}
+	l.cntOnce.Do(func() { l.cnt = newSeqCount(l.src) })
+	return l.cnt
 }
 
 // repeatCore returns a screen for a pattern that is (X){n,m} or X+ as a

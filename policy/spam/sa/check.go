@@ -345,6 +345,11 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 		return 0
 	}
 	if r.bt == nil {
+		if r.multi {
+			if c := v.re.counter(); c != nil {
+				return c.count(text, limit)
+			}
+		}
 		re := v.re.get()
 		if re == nil {
 			return 0
