@@ -359,6 +359,9 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 		}
 		return len(re.FindAllStringIndex(text, limit))
 	}
+	if r.btScreen != nil && !r.btScreen(text) {
+		return 0
+	}
 	if !reMatched && v.re != nil && !v.re.get().MatchString(text) {
 		return 0
 	}

@@ -1,0 +1,191 @@
+package sa
+
+// Screens for backtracking rules: hand-written tests, keyed by the rule's
+// exact pattern text (a rule rewritten by sa-update loses its screen, it
+// does not get a wrong one), that prove the regex cannot match a text
+// before the backtracking engine spends its time on it. A screen must be
+// sound: it may answer true where the regex does not match (the engine
+// then decides), never false where it does. They reason on bytes, so
+// they answer only for texts of printable ASCII, tab and line breaks,
+// where the engine's Unicode classes and case folding reduce to ASCII;
+// any other text goes to the engine.
+
+// btScreens maps a rule's pattern to its screen.
+var btScreens = map[string]func(text string) bool{
+	// __RAND_HEADER
+	`/^(?!Accept-Language|Authentication-Results|Content-|DomainKey-Signature|DKIM-|List-|MIME-|Received-SPF|Return-Path|Thread-|User-Agent|Tracking-Code)(?:[a-z]{4,}-[a-z]{3,}|[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)[\da-f]*(?:[-.]\w+)*\s*$/ism`: screenRandHeader,
+	// __SUBJ_HAS_TO_2
+	`/\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`: screenSubjHasTo2,
+}
+
+// plainASCII reports whether text holds only printable ASCII, tab and
+// line breaks: there \s is [\t\n\v\f\r ], \d is [0-9] and case folding
+// is ASCII's.
+func plainASCII(text string) bool {
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c >= 0x7f || c < ' ' && (c < '\t' || c > '\r') {
+			return false
+		}
+	}
+	return true
+}
+
+func isSpaceASCII(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
+
+func isLetterASCII(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+// hasPrefixFold reports whether s starts with prefix, ASCII case folded
+// (prefix is lower case).
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if lowerTable[s[i]] != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFold reports whether s contains sub, ASCII case folded.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for j < len(sub) && lowerTable[s[i+j]] == lowerTable[sub[j]] {
+			j++
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineEnd returns the index of the first \n at or after i, len(s) if none.
+func lineEnd(s string, i int) int {
+	for i < len(s) && s[i] != '\n' {
+		i++
+	}
+	return i
+}
+
+var randHeaderSkip = []string{"accept-language", "authentication-results", "content-", "domainkey-signature", "dkim-", "list-", "mime-", "received-spf", "return-path", "thread-", "user-agent", "tracking-code"}
+
+// screenRandHeader: a match starts a line with a name of letters, one
+// hyphen and letters (3 and 4 at least), not one of the excepted names,
+// then a colon, white space, a digit and 6 more non-space characters.
+func screenRandHeader(text string) bool {
+	if !plainASCII(text) {
+		return true
+	}
+	for p := 0; p < len(text); p = lineEnd(text, p) + 1 {
+		j := p
+		for j < len(text) && isLetterASCII(text[j]) {
+			j++
+		}
+		a := j - p
+		if a < 3 || j >= len(text) || text[j] != '-' {
+			continue
+		}
+		j++
+		k := j
+		for j < len(text) && isLetterASCII(text[j]) {
+			j++
+		}
+		b := j - k
+		if b < 3 || a < 4 && b < 4 || j >= len(text) || text[j] != ':' {
+			continue
+		}
+		skip := false
+		for _, s := range randHeaderSkip {
+			if hasPrefixFold(text[p:], s) {
+				skip = true
+				break
+			}
+		}
+		if skip {
+			continue
+		}
+		j++
+		k = j
+		for j < len(text) && isSpaceASCII(text[j]) {
+			j++
+		}
+		if j == k || j >= len(text) || text[j] < '0' || text[j] > '9' {
+			continue
+		}
+		j++
+		if j+6 > len(text) {
+			continue
+		}
+		ok := true
+		for _, c := range []byte(text[j : j+6]) {
+			if isSpaceASCII(c) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// screenSubjHasTo2: the capture is a whole run of characters other than
+// white space, > and ; that follows " for " or " for <" on a Received
+// line and ends at ; or >; and a match needs it again after a "Subject: ".
+func screenSubjHasTo2(text string) bool {
+	if !plainASCII(text) {
+		return true
+	}
+	// "Subject: " starts a line or follows the ; at once (the lines
+	// between are zero or more): take it anywhere.
+	var subjects []string
+	for i := 0; i < len(text); i++ {
+		if hasPrefixFold(text[i:], "subject: ") {
+			s := i + len("subject: ")
+			subjects = append(subjects, text[s:lineEnd(text, s)])
+		}
+	}
+	if len(subjects) == 0 {
+		return false
+	}
+	for i := 0; i < len(text); i++ {
+		if text[i] != '\n' || !hasPrefixFold(text[i+1:], "received:") {
+			continue
+		}
+		end := lineEnd(text, i+1)
+		line := text[i+1+len("received:") : end]
+		for q := 0; q+len(" for ") <= len(line); q++ {
+			if !hasPrefixFold(line[q:], " for ") {
+				continue
+			}
+			st := q + len(" for ")
+			starts := []int{st}
+			if st < len(line) && line[st] == '<' {
+				starts = append(starts, st+1)
+			}
+			for _, s := range starts {
+				e := s
+				for e < len(line) && !isSpaceASCII(line[e]) && line[e] != '>' && line[e] != ';' {
+					e++
+				}
+				if e == s || e >= len(line) {
+					continue
+				}
+				if line[e] != ';' && !(line[e] == '>' && e+1 < len(line) && line[e+1] == ';') {
+					continue
+				}
+				for _, subj := range subjects {
+					if containsFold(subj, line[s:e]) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
