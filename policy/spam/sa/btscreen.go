@@ -1,5 +1,7 @@
 package sa
 
+import "strings"
+
 // Screens for backtracking rules: hand-written tests, keyed by the rule's
 // exact pattern text (a rule rewritten by sa-update loses its screen, it
 // does not get a wrong one), that prove the regex cannot match a text
@@ -10,12 +12,25 @@ package sa
 // where the engine's Unicode classes and case folding reduce to ASCII;
 // any other text goes to the engine.
 
+// randHeaderPattern is __RAND_HEADER's.
+const randHeaderPattern = `/^(?!Accept-Language|Authentication-Results|Content-|DomainKey-Signature|DKIM-|List-|MIME-|Received-SPF|Return-Path|Thread-|User-Agent|Tracking-Code)(?:[a-z]{4,}-[a-z]{3,}|[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)[\da-f]*(?:[-.]\w+)*\s*$/ism`
+
 // btScreens maps a rule's pattern to its screen.
 var btScreens = map[string]func(text string) bool{
-	// __RAND_HEADER
-	`/^(?!Accept-Language|Authentication-Results|Content-|DomainKey-Signature|DKIM-|List-|MIME-|Received-SPF|Return-Path|Thread-|User-Agent|Tracking-Code)(?:[a-z]{4,}-[a-z]{3,}|[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)[\da-f]*(?:[-.]\w+)*\s*$/ism`: screenRandHeader,
+	randHeaderPattern: screenRandHeader,
 	// __SUBJ_HAS_TO_2
 	`/\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`: screenSubjHasTo2,
+	// The From/To/Subject comparisons: see pairScreen.
+	`/\nFrom: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*To: (?:[^\n]{0,80}<)?\1[>,\s\n]/ism`:                               func(s string) bool { return pairScreen(s, "from:", "to:", ">", false) },
+	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*From: (?:[^\n]{0,80}<)?\1[>,\s\n]/ism`:                               func(s string) bool { return pairScreen(s, "to:", "from:", ">", false) },
+	`/\nFrom:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]+)\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*To:\s+(?:[^\n]{0,80}<)?\1[\@>,\s\n]/ism`:             func(s string) bool { return pairScreen(s, "from:", "to:", "@>", false) },
+	`/\nTo:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]+)\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*From:\s+(?:[^\n]{0,80}<)?\1[\@>,\s\n]/ism`:             func(s string) bool { return pairScreen(s, "to:", "from:", "@>", false) },
+	`/\nFrom:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*To:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]/ism`: func(s string) bool { return pairScreen(s, "from:", "to:", "@>", true) },
+	`/\nTo:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*From:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]/ism`: func(s string) bool { return pairScreen(s, "to:", "from:", "@>", true) },
+	`/\nFrom: [^\n@]{0,80}@([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*To: [^\n]+@\1[>,\s\n]/ism`:                                              func(s string) bool { return pairScreen(s, "from:", "to:", ">", false) },
+	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>,]+)>?\n+(?:[^\n]{1,200}\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`:                               func(s string) bool { return pairScreen(s, "to:", "subject:", ">,", false) },
+	`/\nFrom: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*Subject: [^\n]{0,100}\1[>,:\s\n]/ism`:                              func(s string) bool { return pairScreen(s, "from:", "subject:", ">", false) },
+	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*From:\W+(\1)([^\n\w<]++<)?((?!\1)[^\n">]++)>?\n/ism`:                 func(s string) bool { return pairScreen(s, "to:", "from:", ">", false) },
 }
 
 // plainASCII reports whether text holds only printable ASCII, tab and
@@ -184,6 +199,79 @@ func screenSubjHasTo2(text string) bool {
 						return true
 					}
 				}
+			}
+		}
+	}
+	return false
+}
+
+// pairScreen is the screen of the rules that capture an address or its
+// local part on one header line (src: "From", "To") and look for it again
+// (\1) after another field name (dst). A match needs a capture: a run of
+// characters outside excl and white space, starting right after the
+// field name, after its white space, or after a < or @ on the line that
+// white space ends on; the run is the whole capture (the character after
+// it is not in the class), or for nn (([^...]{4,80}?)\d*\@) the run less
+// its trailing digits, 4 characters at least, begins every capture. The
+// backreference lies on the line where the first word character after a
+// dst field name is. Order and the lines between are not checked.
+func pairScreen(text, src, dst, excl string, nn bool) bool {
+	if !plainASCII(text) {
+		return true
+	}
+	var regions []string
+	for i := 0; i+len(dst) <= len(text); i++ {
+		if hasPrefixFold(text[i:], dst) {
+			k := i + len(dst)
+			w := k
+			for w < len(text) && !isWordByte(text[w]) {
+				w++
+			}
+			regions = append(regions, text[k:lineEnd(text, w)])
+		}
+	}
+	if len(regions) == 0 {
+		return false
+	}
+	found := func(start int) bool {
+		e := start
+		for e < len(text) && !isSpaceASCII(text[e]) && strings.IndexByte(excl, text[e]) < 0 {
+			e++
+		}
+		c := text[start:e]
+		if nn {
+			d := len(c)
+			for d > 0 && c[d-1] >= '0' && c[d-1] <= '9' {
+				d--
+			}
+			c = c[:min(len(c), max(4, d))]
+		}
+		if c == "" {
+			return false
+		}
+		for _, r := range regions {
+			if containsFold(r, c) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 0; i+1+len(src) <= len(text); i++ {
+		if text[i] != '\n' || !hasPrefixFold(text[i+1:], src) {
+			continue
+		}
+		k := i + 1 + len(src)
+		w := k
+		for w < len(text) && isSpaceASCII(text[w]) {
+			w++
+		}
+		end := lineEnd(text, w)
+		if found(k) || k+1 <= len(text) && found(k+1) || found(w) {
+			return true
+		}
+		for j := k; j < end; j++ {
+			if (text[j] == '<' || text[j] == '@') && found(j+1) {
+				return true
 			}
 		}
 	}

@@ -76,6 +76,15 @@ var btScreenTexts = []string{
 	"\nReceived: from a by b for bob>;\nSubject: xbobx bob.\n",
 	"\nreceived: x FOR b>;\nSUBJECT: b\n",
 	"\nReCeived: for <0mple.org;SuBjeCt: 00000000mple.org ",
+	"\nFrom: Bob <bob@example.org>\nTo: bob@example.org\n",
+	"\nFrom: Bob <bob@example.org>\nX: y\nTo: Other <BOB@example.org>\nSubject: bob@example.org:\n",
+	"\nFrom:\n  bob1234@example.org\nTo:  \n bob99@x.org\n",
+	"\nFrom: bobby12@example.org\nTo: bobby@x.org\n",
+	"\nTo: Bob <bob@example.org>\nFrom: bob@example.org <evil@example.com>\n",
+	"\nTo: x@example.org\nFrom: \"x@example.org\" <y@z.org>\n",
+	"\nFrom: a@example.org\nTo: b@example.org\n",
+	"\nFrom: a@dom.example\nTo: b@dom.example\n",
+	"\nTo: carol, dave\nSubject: hi carol\n",
 	"\nReceived: from a by b for <bob@example.org>; Mon\nSubject: hi bob@example.orgs\n",
 	"\nReceived: from a by b for <b\u00f6b@example.org>; Mon\nSubject: hi B\u00d6B@example.org:\n",
 }
@@ -124,6 +133,7 @@ func TestBTScreenCorpus(t *testing.T) {
 		n = 60
 	}
 	rejected, total := 0, 0
+	matched := map[string]int{}
 	for _, k := range []string{"ham", "spam"} {
 		ms := loadMessages(t, sample(corpusFiles(t, k), n))
 		for _, m := range ms {
@@ -139,9 +149,33 @@ func TestBTScreenCorpus(t *testing.T) {
 					rejected++
 				}
 			}
+			// Texts the comparing rules match: the From and To values
+			// again as the other field, and in a Subject.
+			from, _ := c.header("From", "")
+			to, _ := c.header("To", "")
+			rcvd, _ := c.header("Received", "")
+			for _, extra := range []string{
+				"\nTo: " + from + "\nSubject: " + from + "\n",
+				"\nFrom: " + to + "\nSubject: re " + to + ":\n",
+				"\nTo: " + to + "\nFrom: " + to + " <spoof@example.com>\n",
+				"\nReceived: " + rcvd + "\nSubject: " + strings.ReplaceAll(rcvd, "\n", " ") + "\n",
+			} {
+				for _, r := range rules {
+					checkScreen(t, r, all+extra)
+					if ok, _ := r.bt.MatchString(all + extra); ok {
+						matched[r.def.Pattern]++
+					}
+				}
+			}
 		}
 	}
 	t.Logf("screens rejected %d of %d texts", rejected, total)
+	// The test texts must exercise the screens where the regexes match.
+	for pat := range rules {
+		if matched[pat] == 0 && pat != randHeaderPattern {
+			t.Errorf("no test text matches %s", pat)
+		}
+	}
 }
 
 func FuzzBTScreen(f *testing.F) {
