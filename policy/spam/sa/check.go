@@ -339,6 +339,11 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 			if (r.bt == nil || v.ruleExact) && !r.multi && v.dfaExact {
 				return 1
 			}
+			// A multiple-hit rule that can match once at most: the
+			// automaton's answer is the count.
+			if r.bt == nil && r.multi && v.dfaExact && v.re.atMostOne(text) {
+				return 1
+			}
 			reMatched = v.dfaExact
 		}
 	} else if !v.screened(text) {

@@ -190,3 +190,40 @@ next:
 	}
 	return -1
 }
+
+// startAnchor reports how every match of a regex is anchored at its
+// start: text (^ without /m, \A: one match at most in any text), line
+// (^ with /m: one match at most in a text without a line break).
+func startAnchor(src string) (text, line bool) {
+	tree, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return false, false
+	}
+	text, line = true, true
+	var walk func(re *syntax.Regexp)
+	walk = func(re *syntax.Regexp) {
+		for re.Op == syntax.OpCapture {
+			re = re.Sub[0]
+		}
+		switch re.Op {
+		case syntax.OpAlternate:
+			for _, s := range re.Sub {
+				walk(s)
+			}
+			return
+		case syntax.OpConcat:
+			if len(re.Sub) > 0 {
+				walk(re.Sub[0])
+				return
+			}
+		case syntax.OpBeginText:
+			return
+		case syntax.OpBeginLine:
+			text = false
+			return
+		}
+		text, line = false, false
+	}
+	walk(tree)
+	return text, line
+}

@@ -65,6 +65,22 @@ func TestSeqCountDebian(t *testing.T) {
 			continue
 		}
 		for vi := range r.v {
+			l := r.v[vi].re
+			if l == nil {
+				continue
+			}
+			for _, s := range texts {
+				if l.atMostOne(s) && len(l.get().FindAllStringIndex(s, -1)) > 1 {
+					t.Errorf("%s: anchored, yet more than one match in %.80q", r.name, s)
+				}
+			}
+		}
+	}
+	for _, r := range e.rules {
+		if r == nil || !r.multi || r.bt != nil {
+			continue
+		}
+		for vi := range r.v {
 			c := r.v[vi].re.counter()
 			if c == nil {
 				continue
@@ -82,4 +98,26 @@ func TestSeqCountDebian(t *testing.T) {
 		t.Error("no multiple-hit rule has a counter")
 	}
 	t.Logf("%d counters checked on %d texts", n, len(texts))
+}
+
+func TestStartAnchor(t *testing.T) {
+	for _, tc := range []struct {
+		src        string
+		text, line bool
+	}{
+		{`^a`, true, true}, {`(?m)^a`, false, true}, {`\Aa|^b`, true, true}, {`(?m)^a|b`, false, false},
+		{`a^`, false, false}, {`(^a)+`, false, false}, {`(?:^a|(?m:^b))c`, false, true}, {`^`, true, true},
+	} {
+		text, line := startAnchor(tc.src)
+		if text != tc.text || line != tc.line {
+			t.Errorf("%q: %v %v, want %v %v", tc.src, text, line, tc.text, tc.line)
+		}
+		re := regexp.MustCompile(tc.src)
+		l := newLazyRE(tc.src)
+		for _, s := range []string{"", "a", "aa", "a\na", "ab\nbc", "bc"} {
+			if l.atMostOne(s) && len(re.FindAllStringIndex(s, -1)) > 1 {
+				t.Errorf("%q on %q: more than one match", tc.src, s)
+			}
+		}
+	}
 }
