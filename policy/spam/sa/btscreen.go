@@ -18,6 +18,8 @@ const randHeaderPattern = `/^(?!Accept-Language|Authentication-Results|Content-|
 // btScreens maps a rule's pattern to its screen.
 var btScreens = map[string]func(text string) bool{
 	randHeaderPattern: screenRandHeader,
+	// __PDS_TONAME_EQ_TOLOCAL
+	`/^\s*['"]?([^'"]+)['"]? <?\1\@/`: screenToNameEqLocal,
 	// __SUBJ_HAS_TO_2
 	`/\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`: screenSubjHasTo2,
 	// The From/To/Subject comparisons: see pairScreen.
@@ -160,7 +162,7 @@ func screenSubjHasTo2(text string) bool {
 	// between are zero or more): take it anywhere.
 	var subjects []string
 	for i := 0; i < len(text); i++ {
-		if hasPrefixFold(text[i:], "subject: ") {
+		if text[i]|0x20 == 's' && hasPrefixFold(text[i:], "subject: ") {
 			s := i + len("subject: ")
 			subjects = append(subjects, text[s:lineEnd(text, s)])
 		}
@@ -221,7 +223,7 @@ func pairScreen(text, src, dst, excl string, nn bool) bool {
 	}
 	var regions []string
 	for i := 0; i+len(dst) <= len(text); i++ {
-		if hasPrefixFold(text[i:], dst) {
+		if text[i]|0x20 == dst[0] && hasPrefixFold(text[i:], dst) {
 			k := i + len(dst)
 			w := k
 			for w < len(text) && !isWordByte(text[w]) {
@@ -272,6 +274,49 @@ func pairScreen(text, src, dst, excl string, nn bool) bool {
 		for j := k; j < end; j++ {
 			if (text[j] == '<' || text[j] == '@') && found(j+1) {
 				return true
+			}
+		}
+	}
+	return false
+}
+
+// screenToNameEqLocal is __PDS_TONAME_EQ_TOLOCAL's regex run by hand: at
+// the start, white space, a quote maybe, a run c without quotes, a quote
+// maybe, a space, < maybe, c again and @. Long texts go to the engine
+// (the search is quadratic).
+func screenToNameEqLocal(text string) bool {
+	if len(text) > 1000 || !plainASCII(text) {
+		return true
+	}
+	isQuote := func(i int) bool { return i < len(text) && (text[i] == '\'' || text[i] == '"') }
+	w := 0
+	for w < len(text) && isSpaceASCII(text[w]) {
+		w++
+	}
+	for s := 0; s <= w; s++ {
+		for q := 0; q < 2; q++ {
+			if q == 1 && !isQuote(s) {
+				continue
+			}
+			st := s + q
+			for e := st + 1; e <= len(text) && !isQuote(e-1); e++ {
+				c := text[st:e]
+				for k := e; k <= e+1; k++ {
+					if k == e+1 && !isQuote(e) {
+						continue
+					}
+					if k >= len(text) || text[k] != ' ' {
+						continue
+					}
+					for m := k + 1; m <= k+2; m++ {
+						if m == k+2 && (k+1 >= len(text) || text[k+1] != '<') {
+							continue
+						}
+						if strings.HasPrefix(text[m:], c) && m+len(c) < len(text) && text[m+len(c)] == '@' {
+							return true
+						}
+					}
+				}
 			}
 		}
 	}

@@ -85,6 +85,8 @@ var btScreenTexts = []string{
 	"\nFrom: a@example.org\nTo: b@example.org\n",
 	"\nFrom: a@dom.example\nTo: b@dom.example\n",
 	"\nTo: carol, dave\nSubject: hi carol\n",
+	"carol <carol@example.org>", " 'carol' <carol@example.org>", "\"carol\" carol@example.org", "carol x <carol@x",
+	"carol <carl@example.org>", "\"a b\" <a b@x>", "  a <a@", "'a' a@", "a' <a@", "a'' <a@", "a <<a@", " \t a <\t a@",
 	"\nReceived: from a by b for <bob@example.org>; Mon\nSubject: hi bob@example.orgs\n",
 	"\nReceived: from a by b for <b\u00f6b@example.org>; Mon\nSubject: hi B\u00d6B@example.org:\n",
 }
@@ -154,15 +156,27 @@ func TestBTScreenCorpus(t *testing.T) {
 			from, _ := c.header("From", "")
 			to, _ := c.header("To", "")
 			rcvd, _ := c.header("Received", "")
+			// The To value alone, and made to start with its local part.
+			toRaw, _ := c.header("To", "raw")
+			local, _, _ := strings.Cut(addrOf(toRaw), "@")
+			for _, extra := range []string{toRaw, " \"" + local + "\" <" + addrOf(toRaw) + ">"} {
+				for _, r := range rules {
+					checkScreen(t, r, extra)
+					if ok, _ := r.bt.MatchString(extra); ok {
+						matched[r.def.Pattern]++
+					}
+				}
+			}
 			for _, extra := range []string{
 				"\nTo: " + from + "\nSubject: " + from + "\n",
 				"\nFrom: " + to + "\nSubject: re " + to + ":\n",
 				"\nTo: " + to + "\nFrom: " + to + " <spoof@example.com>\n",
 				"\nReceived: " + rcvd + "\nSubject: " + strings.ReplaceAll(rcvd, "\n", " ") + "\n",
 			} {
+				extra = all + extra
 				for _, r := range rules {
-					checkScreen(t, r, all+extra)
-					if ok, _ := r.bt.MatchString(all + extra); ok {
+					checkScreen(t, r, extra)
+					if ok, _ := r.bt.MatchString(extra); ok {
 						matched[r.def.Pattern]++
 					}
 				}
