@@ -190,6 +190,13 @@ type lazyRE struct {
 	once sync.Once
 	src  string
 	re   *regexp.Regexp
+	// cnt counts matches without the regexp when the regex has the
+	// shape seqCount handles (multiple-hit rules), built on first use.
+	cntOnce sync.Once
+	cnt     *seqCount
+	// Matches can only start at the start of the text (atText) or of a
+	// line (atLine): see startAnchor.
+	atText, atLine bool
 }
 
 func newLazyRE(src string) *lazyRE { return &lazyRE{src: src} }
@@ -202,6 +209,33 @@ func (l *lazyRE) get() *regexp.Regexp {
 	}
 	l.once.Do(func() { l.re, _ = regexp.Compile(l.src) })
 	return l.re
+}
+
+// counter returns the regex's seqCount, nil when it has none.
+func (l *lazyRE) counter() *seqCount {
+	if l == nil {
+		return nil
+	}
+	l.countInit()
+	return l.cnt
+}
+
+func (l *lazyRE) countInit() {
+	l.cntOnce.Do(func() {
+		l.cnt = newSeqCount(l.src)
+		l.atText, l.atLine = startAnchor(l.src)
+	})
+}
+
+// atMostOne reports whether the regex can match text once at most, as
+// a regex anchored at the start of the text, or of a line in a text of
+// one line, does.
+func (l *lazyRE) atMostOne(text string) bool {
+	if l == nil {
+		return false
+	}
+	l.countInit()
+	return l.atText || l.atLine && strings.IndexByte(text, '\n') < 0
 }
 
 // repeatCore returns a screen for a pattern that is (X){n,m} or X+ as a

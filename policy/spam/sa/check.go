@@ -3,8 +3,10 @@ package sa
 import (
 	"math/bits"
 	"net/mail"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -71,7 +73,7 @@ type hval struct {
 
 // Check runs the rules on a message.
 func (e *Engine) Check(m *Message, in Input) Result {
-	c := &msgCtx{e: e, m: m, in: in, counts: make([]int32, len(e.rules)), hcache: map[string]hval{}, upper: -1}
+	c := &msgCtx{e: e, m: m, in: in, counts: make([]int32, len(e.rules)), hcache: make(map[string]hval, len(e.hslots)+16), upper: -1}
 	if e.opt.Budget > 0 {
 		c.start = time.Now()
 	}
@@ -162,7 +164,10 @@ func (c *msgCtx) headerText(name, mod string) (string, bool) {
 			if !raw {
 				v = decodeHeader(v)
 			}
-			b.WriteString(f.Name + ": " + v + "\n")
+			b.WriteString(f.Name)
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteByte('\n')
 		}
 		return b.String(), len(c.m.Header) > 0
 	case "ToCc":
@@ -339,12 +344,22 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 			if (r.bt == nil || v.ruleExact) && !r.multi && v.dfaExact {
 				return 1
 			}
+			// A multiple-hit rule that can match once at most: the
+			// automaton's answer is the count.
+			if r.bt == nil && r.multi && v.dfaExact && v.re.atMostOne(text) {
+				return 1
+			}
 			reMatched = v.dfaExact
 		}
 	} else if !v.screened(text) {
 		return 0
 	}
 	if r.bt == nil {
+		if r.multi {
+			if c := v.re.counter(); c != nil {
+				return c.count(text, limit)
+			}
+		}
 		re := v.re.get()
 		if re == nil {
 			return 0
@@ -353,6 +368,9 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 			return b2i(re.MatchString(text))
 		}
 		return len(re.FindAllStringIndex(text, limit))
+	}
+	if r.btScreen != nil && !r.btScreen(text) {
+		return 0
 	}
 	if !reMatched && v.re != nil && !v.re.get().MatchString(text) {
 		return 0
@@ -521,26 +539,23 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 	if len(rules) == 0 || len(lines) == 0 {
 		return
 	}
-	cand := make([][]int32, len(rules))
+	sc := lineScratchPool.Get().(*lineScratch)
+	defer lineScratchPool.Put(sc)
+	sc.reset(len(rules))
 	ascii := make([]bool, len(lines))
 	for li, line := range lines {
 		l := int32(li)
 		ascii[li] = isASCII(line)
 		pf := &c.e.pf[k][b2i(ascii[li])]
-		mark := func(pos int32) {
-			if n := len(cand[pos]); n == 0 || cand[pos][n-1] != l {
-				cand[pos] = append(cand[pos], l)
-			}
-		}
 		if pf.ac != nil {
 			pf.ac.scan(line, func(p int32, _ int) {
 				for _, pos := range pf.patRule[p] {
-					mark(pos)
+					sc.mark(pos, l)
 				}
 			})
 		}
 		for _, pos := range pf.noLit {
-			mark(pos)
+			sc.mark(pos, l)
 		}
 		for gi := range pf.groups {
 			g := &pf.groups[gi]
@@ -557,11 +572,13 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 					c.counts[rules[g.pos[b]]] = 1
 					continue
 				}
-				mark(g.pos[b])
+				sc.mark(g.pos[b], l)
 			}
 		}
 	}
-	for pos, ls := range cand {
+	sc.group()
+	for pos := range rules {
+		ls := sc.lines(pos)
 		i := rules[pos]
 		if len(ls) == 0 || c.counts[i] > 0 {
 			// A count already set is a group's exact hit on a line of
@@ -665,3 +682,53 @@ func scanCut(text string, size int, cuts string) string {
 	}
 	return text[:size]
 }
+
+// lineScratch collects, for runLines, the lines each rule must run on: a
+// flat list of (rule, line) marks in line order, grouped by rule at the
+// end (a counting sort keeps each rule's lines in order). Pooled: a
+// message would otherwise allocate a slice per candidate rule.
+type lineScratch struct {
+	last  []int32 // per rule: the last line marked, -1 for none
+	off   []int32 // per rule: its lines are flat[off[pos]:off[pos+1]]
+	marks []lineMark
+	flat  []int32
+}
+
+type lineMark struct{ pos, line int32 }
+
+var lineScratchPool = sync.Pool{New: func() any { return new(lineScratch) }}
+
+func (sc *lineScratch) reset(n int) {
+	sc.last = slices.Grow(sc.last[:0], n)[:n]
+	for i := range sc.last {
+		sc.last[i] = -1
+	}
+	sc.off = slices.Grow(sc.off[:0], n+1)[:n+1]
+	clear(sc.off)
+	sc.marks = sc.marks[:0]
+}
+
+func (sc *lineScratch) mark(pos, line int32) {
+	if sc.last[pos] != line {
+		sc.last[pos] = line
+		sc.marks = append(sc.marks, lineMark{pos, line})
+	}
+}
+
+func (sc *lineScratch) group() {
+	for _, m := range sc.marks {
+		sc.off[m.pos+1]++
+	}
+	for i := 1; i < len(sc.off); i++ {
+		sc.off[i] += sc.off[i-1]
+	}
+	sc.flat = slices.Grow(sc.flat[:0], len(sc.marks))[:len(sc.marks)]
+	next := sc.last // reused: the next free slot of each rule
+	copy(next, sc.off[:len(next)])
+	for _, m := range sc.marks {
+		sc.flat[next[m.pos]] = m.line
+		next[m.pos]++
+	}
+}
+
+func (sc *lineScratch) lines(pos int) []int32 { return sc.flat[sc.off[pos]:sc.off[pos+1]] }

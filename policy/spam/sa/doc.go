@@ -28,7 +28,10 @@
 // timeout, screened by an RE2 superset of the regex (lookarounds dropped,
 // backreferences as .*). On the Debian rule set that is 188 of 1215
 // regexes, many of them scored, so skipping them would lose more than
-// bounding them costs.
+// bounding them costs. The costliest of them on real mail (the From/To/
+// Subject comparisons, __RAND_HEADER) also have a hand-written screen,
+// keyed by their exact pattern text, that proves no match cheaply
+// (btscreen.go); tests hold each screen to the backtracking engine.
 //
 // Speed: each regex yields required literals (a set, one of which every
 // match contains) and an ASCII variant (the branches that can only match
@@ -39,6 +42,9 @@
 // DFA (Go's regexp has none: its NFA pays for every live thread on every
 // byte), then, where the DFA says "match" and the count or a
 // backreference matters, on the regexp or the backtracking engine. The
+// count of a `multiple` rule comes from the DFA when the regex can match
+// once at most (anchored at the start), and from a byte walk when it is
+// an alternation of fixed rune sequences (__LOWER_E); else from FindAll. The
 // texts are decoded and rendered once per message. The rules without
 // literals are screened in groups of 16 by one multi-regex automaton per
 // text (as RE2::Set), which names the rules that match; where a rule's

@@ -58,14 +58,17 @@ type rule struct {
 	report bool // a scored rule, not a __ sub-rule
 	// v are the RE2 forms for any text and for ASCII text: the matcher
 	// itself, or for a backtracking rule its screen (nil: no screen).
-	v       [2]variant
-	bt      *regexp2.Regexp
-	eval    evalFunc
-	meta    *expr
-	mexpr   *metaExpr // meta with names resolved (after orderMetas)
-	multi   bool
-	maxhits int
-	header  string // lower-case field name
+	v  [2]variant
+	bt *regexp2.Regexp
+	// btScreen, for some backtracking rules, proves cheaply that the
+	// regex cannot match a text (see btScreens).
+	btScreen func(text string) bool
+	eval     evalFunc
+	meta     *expr
+	mexpr    *metaExpr // meta with names resolved (after orderMetas)
+	multi    bool
+	maxhits  int
+	header   string // lower-case field name
 }
 
 // Engine runs a compiled rule set. It is safe for concurrent use.
@@ -296,6 +299,9 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 			r.header = strings.ToLower(d.Header)
 			c := regexes[name]
 			r.v, r.bt = c.v, c.bt
+			if r.bt != nil {
+				r.btScreen = btScreens[d.Pattern]
+			}
 			st.RE2 += c.st.re2
 			st.Backtracking += c.st.bt
 			st.Prefiltered += c.st.pref

@@ -1,0 +1,324 @@
+package sa
+
+import "strings"
+
+// Screens for backtracking rules: hand-written tests, keyed by the rule's
+// exact pattern text (a rule rewritten by sa-update loses its screen, it
+// does not get a wrong one), that prove the regex cannot match a text
+// before the backtracking engine spends its time on it. A screen must be
+// sound: it may answer true where the regex does not match (the engine
+// then decides), never false where it does. They reason on bytes, so
+// they answer only for texts of printable ASCII, tab and line breaks,
+// where the engine's Unicode classes and case folding reduce to ASCII;
+// any other text goes to the engine.
+
+// randHeaderPattern is __RAND_HEADER's.
+const randHeaderPattern = `/^(?!Accept-Language|Authentication-Results|Content-|DomainKey-Signature|DKIM-|List-|MIME-|Received-SPF|Return-Path|Thread-|User-Agent|Tracking-Code)(?:[a-z]{4,}-[a-z]{3,}|[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)[\da-f]*(?:[-.]\w+)*\s*$/ism`
+
+// btScreens maps a rule's pattern to its screen.
+var btScreens = map[string]func(text string) bool{
+	randHeaderPattern: screenRandHeader,
+	// __PDS_TONAME_EQ_TOLOCAL
+	`/^\s*['"]?([^'"]+)['"]? <?\1\@/`: screenToNameEqLocal,
+	// __SUBJ_HAS_TO_2
+	`/\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`: screenSubjHasTo2,
+	// The From/To/Subject comparisons: see pairScreen.
+	`/\nFrom: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*To: (?:[^\n]{0,80}<)?\1[>,\s\n]/ism`:                               func(s string) bool { return pairScreen(s, "from:", "to:", ">", false) },
+	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*From: (?:[^\n]{0,80}<)?\1[>,\s\n]/ism`:                               func(s string) bool { return pairScreen(s, "to:", "from:", ">", false) },
+	`/\nFrom:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]+)\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*To:\s+(?:[^\n]{0,80}<)?\1[\@>,\s\n]/ism`:             func(s string) bool { return pairScreen(s, "from:", "to:", "@>", false) },
+	`/\nTo:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]+)\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*From:\s+(?:[^\n]{0,80}<)?\1[\@>,\s\n]/ism`:             func(s string) bool { return pairScreen(s, "to:", "from:", "@>", false) },
+	`/\nFrom:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*To:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]/ism`: func(s string) bool { return pairScreen(s, "from:", "to:", "@>", true) },
+	`/\nTo:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*From:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]/ism`: func(s string) bool { return pairScreen(s, "to:", "from:", "@>", true) },
+	`/\nFrom: [^\n@]{0,80}@([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*To: [^\n]+@\1[>,\s\n]/ism`:                                              func(s string) bool { return pairScreen(s, "from:", "to:", ">", false) },
+	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>,]+)>?\n+(?:[^\n]{1,200}\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`:                               func(s string) bool { return pairScreen(s, "to:", "subject:", ">,", false) },
+	`/\nFrom: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*Subject: [^\n]{0,100}\1[>,:\s\n]/ism`:                              func(s string) bool { return pairScreen(s, "from:", "subject:", ">", false) },
+	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*From:\W+(\1)([^\n\w<]++<)?((?!\1)[^\n">]++)>?\n/ism`:                 func(s string) bool { return pairScreen(s, "to:", "from:", ">", false) },
+}
+
+// plainASCII reports whether text holds only printable ASCII, tab and
+// line breaks: there \s is [\t\n\v\f\r ], \d is [0-9] and case folding
+// is ASCII's.
+func plainASCII(text string) bool {
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c >= 0x7f || c < ' ' && (c < '\t' || c > '\r') {
+			return false
+		}
+	}
+	return true
+}
+
+func isSpaceASCII(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
+
+func isLetterASCII(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+// hasPrefixFold reports whether s starts with prefix, ASCII case folded
+// (prefix is lower case).
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if lowerTable[s[i]] != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFold reports whether s contains sub, ASCII case folded.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for j < len(sub) && lowerTable[s[i+j]] == lowerTable[sub[j]] {
+			j++
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineEnd returns the index of the first \n at or after i, len(s) if none.
+func lineEnd(s string, i int) int {
+	for i < len(s) && s[i] != '\n' {
+		i++
+	}
+	return i
+}
+
+var randHeaderSkip = []string{"accept-language", "authentication-results", "content-", "domainkey-signature", "dkim-", "list-", "mime-", "received-spf", "return-path", "thread-", "user-agent", "tracking-code"}
+
+// screenRandHeader: a match starts a line with a name of letters, one
+// hyphen and letters (3 and 4 at least), not one of the excepted names,
+// then a colon, white space, a digit and 6 more non-space characters.
+func screenRandHeader(text string) bool {
+	if !plainASCII(text) {
+		return true
+	}
+	for p := 0; p < len(text); p = lineEnd(text, p) + 1 {
+		j := p
+		for j < len(text) && isLetterASCII(text[j]) {
+			j++
+		}
+		a := j - p
+		if a < 3 || j >= len(text) || text[j] != '-' {
+			continue
+		}
+		j++
+		k := j
+		for j < len(text) && isLetterASCII(text[j]) {
+			j++
+		}
+		b := j - k
+		if b < 3 || a < 4 && b < 4 || j >= len(text) || text[j] != ':' {
+			continue
+		}
+		skip := false
+		for _, s := range randHeaderSkip {
+			if hasPrefixFold(text[p:], s) {
+				skip = true
+				break
+			}
+		}
+		if skip {
+			continue
+		}
+		j++
+		k = j
+		for j < len(text) && isSpaceASCII(text[j]) {
+			j++
+		}
+		if j == k || j >= len(text) || text[j] < '0' || text[j] > '9' {
+			continue
+		}
+		j++
+		if j+6 > len(text) {
+			continue
+		}
+		ok := true
+		for _, c := range []byte(text[j : j+6]) {
+			if isSpaceASCII(c) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// screenSubjHasTo2: the capture is a whole run of characters other than
+// white space, > and ; that follows " for " or " for <" on a Received
+// line and ends at ; or >; and a match needs it again after a "Subject: ".
+func screenSubjHasTo2(text string) bool {
+	if !plainASCII(text) {
+		return true
+	}
+	// "Subject: " starts a line or follows the ; at once (the lines
+	// between are zero or more): take it anywhere.
+	var subjects []string
+	for i := 0; i < len(text); i++ {
+		if text[i]|0x20 == 's' && hasPrefixFold(text[i:], "subject: ") {
+			s := i + len("subject: ")
+			subjects = append(subjects, text[s:lineEnd(text, s)])
+		}
+	}
+	if len(subjects) == 0 {
+		return false
+	}
+	for i := 0; i < len(text); i++ {
+		if text[i] != '\n' || !hasPrefixFold(text[i+1:], "received:") {
+			continue
+		}
+		end := lineEnd(text, i+1)
+		line := text[i+1+len("received:") : end]
+		for q := 0; q+len(" for ") <= len(line); q++ {
+			if !hasPrefixFold(line[q:], " for ") {
+				continue
+			}
+			st := q + len(" for ")
+			starts := []int{st}
+			if st < len(line) && line[st] == '<' {
+				starts = append(starts, st+1)
+			}
+			for _, s := range starts {
+				e := s
+				for e < len(line) && !isSpaceASCII(line[e]) && line[e] != '>' && line[e] != ';' {
+					e++
+				}
+				if e == s || e >= len(line) {
+					continue
+				}
+				if line[e] != ';' && !(line[e] == '>' && e+1 < len(line) && line[e+1] == ';') {
+					continue
+				}
+				for _, subj := range subjects {
+					if containsFold(subj, line[s:e]) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+// pairScreen is the screen of the rules that capture an address or its
+// local part on one header line (src: "From", "To") and look for it again
+// (\1) after another field name (dst). A match needs a capture: a run of
+// characters outside excl and white space, starting right after the
+// field name, after its white space, or after a < or @ on the line that
+// white space ends on; the run is the whole capture (the character after
+// it is not in the class), or for nn (([^...]{4,80}?)\d*\@) the run less
+// its trailing digits, 4 characters at least, begins every capture. The
+// backreference lies on the line where the first word character after a
+// dst field name is. Order and the lines between are not checked.
+func pairScreen(text, src, dst, excl string, nn bool) bool {
+	if !plainASCII(text) {
+		return true
+	}
+	var regions []string
+	for i := 0; i+len(dst) <= len(text); i++ {
+		if text[i]|0x20 == dst[0] && hasPrefixFold(text[i:], dst) {
+			k := i + len(dst)
+			w := k
+			for w < len(text) && !isWordByte(text[w]) {
+				w++
+			}
+			regions = append(regions, text[k:lineEnd(text, w)])
+		}
+	}
+	if len(regions) == 0 {
+		return false
+	}
+	found := func(start int) bool {
+		e := start
+		for e < len(text) && !isSpaceASCII(text[e]) && strings.IndexByte(excl, text[e]) < 0 {
+			e++
+		}
+		c := text[start:e]
+		if nn {
+			d := len(c)
+			for d > 0 && c[d-1] >= '0' && c[d-1] <= '9' {
+				d--
+			}
+			c = c[:min(len(c), max(4, d))]
+		}
+		if c == "" {
+			return false
+		}
+		for _, r := range regions {
+			if containsFold(r, c) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 0; i+1+len(src) <= len(text); i++ {
+		if text[i] != '\n' || !hasPrefixFold(text[i+1:], src) {
+			continue
+		}
+		k := i + 1 + len(src)
+		w := k
+		for w < len(text) && isSpaceASCII(text[w]) {
+			w++
+		}
+		end := lineEnd(text, w)
+		if found(k) || k+1 <= len(text) && found(k+1) || found(w) {
+			return true
+		}
+		for j := k; j < end; j++ {
+			if (text[j] == '<' || text[j] == '@') && found(j+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// screenToNameEqLocal is __PDS_TONAME_EQ_TOLOCAL's regex run by hand: at
+// the start, white space, a quote maybe, a run c without quotes, a quote
+// maybe, a space, < maybe, c again and @. Long texts go to the engine
+// (the search is quadratic).
+func screenToNameEqLocal(text string) bool {
+	if len(text) > 1000 || !plainASCII(text) {
+		return true
+	}
+	isQuote := func(i int) bool { return i < len(text) && (text[i] == '\'' || text[i] == '"') }
+	w := 0
+	for w < len(text) && isSpaceASCII(text[w]) {
+		w++
+	}
+	for s := 0; s <= w; s++ {
+		for q := 0; q < 2; q++ {
+			if q == 1 && !isQuote(s) {
+				continue
+			}
+			st := s + q
+			for e := st + 1; e <= len(text) && !isQuote(e-1); e++ {
+				c := text[st:e]
+				for k := e; k <= e+1; k++ {
+					if k == e+1 && !isQuote(e) {
+						continue
+					}
+					if k >= len(text) || text[k] != ' ' {
+						continue
+					}
+					for m := k + 1; m <= k+2; m++ {
+						if m == k+2 && (k+1 >= len(text) || text[k+1] != '<') {
+							continue
+						}
+						if strings.HasPrefix(text[m:], c) && m+len(c) < len(text) && text[m+len(c)] == '@' {
+							return true
+						}
+					}
+				}
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,210 @@
+package sa
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// btScreenRules compiles each screened pattern as the engine compiles it
+// and returns its rule, with its backtracking regex.
+func btScreenRules(t testing.TB) map[string]*rule {
+	t.Helper()
+	var src strings.Builder
+	var names []string
+	for pat := range btScreens {
+		name := fmt.Sprintf("SCREENED_%d", len(names))
+		names = append(names, name)
+		fmt.Fprintf(&src, "header %s ALL =~ %s\n", name, pat)
+	}
+	rs, err := Parse("screens.cf", strings.NewReader(src.String()), Env{})
+	if err != nil || len(rs.Errors) > 0 {
+		t.Fatalf("parse: %v %v", err, rs.Errors)
+	}
+	e, err := Compile(rs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*rule{}
+	for _, n := range names {
+		r := e.rules[e.byName[n]]
+		if r.bt == nil || r.btScreen == nil {
+			t.Fatalf("%s (%s): no backtracking regex or no screen", n, r.def.Pattern)
+		}
+		out[r.def.Pattern] = r
+	}
+	return out
+}
+
+// checkScreen fails when a screen says no where the regex matches.
+func checkScreen(t testing.TB, r *rule, text string) (rejected bool) {
+	ok, err := r.bt.MatchString(text)
+	if err != nil {
+		t.Fatalf("%s: %v", r.def.Pattern, err)
+	}
+	if ok && !r.btScreen(text) {
+		t.Errorf("screen of %s rejects a text the regex matches: %q", r.def.Pattern, text)
+	}
+	return !r.btScreen(text)
+}
+
+var btScreenTexts = []string{
+	"",
+	"\nX-Mailer-Id: 1234567abc\n",
+	"\nmailer-idx: 1234567\n",
+	"mailer-idx: 1234567\n",
+	"mailer-idx:  \n 1234567\n",
+	"abc-defg: 1abcdef\n",
+	"abc-def: 1abcdef\n",
+	"Content-Foo: 1234567\n",
+	"CONTENT-FOO: 1234567\n",
+	"Contentx-Foo: 1234567\n",
+	"Spam-Tracker: 9a8b7c6d5e4f\r\n",
+	"Spam-Tracker:\t9 8b7c6d5e4f\n",
+	"Spam-Tracker: 9abcde",
+	"Spam-Tracker: 9abcdef",
+	"Spam-Tracker: 9abcdé",
+	"Spam-Trac\u212aer: 9abcdef\n",
+	"\nReceived: from a by b for <bob@example.org>; Mon\nSubject: hi bob@example.org!\n",
+	"\nReceived: from a by b for bob@example.org; Mon\nX: y\nSubject: hi BOB@EXAMPLE.ORG\n",
+	"\nReceived: from a by b for <bob@example.org>; Mon\nSubject: hi <bob@example.org>\n",
+	"\nReceived: from a by b for <bob@example.org;x>; Mon\nSubject: hi <bob@example.org\n",
+	"\nReceived: from a by b for <<bob; Mon\nSubject: <bob \n",
+	"\nReceived: from a by b for bob;\nSubject: bob\n",
+	"\nReceived: from a by b for bob ;\nSubject: bob\n",
+	"\nReceived: from a by b for bob>;\nSubject: xbobx bob.\n",
+	"\nreceived: x FOR b>;\nSUBJECT: b\n",
+	"\nReCeived: for <0mple.org;SuBjeCt: 00000000mple.org ",
+	"\nFrom: Bob <bob@example.org>\nTo: bob@example.org\n",
+	"\nFrom: Bob <bob@example.org>\nX: y\nTo: Other <BOB@example.org>\nSubject: bob@example.org:\n",
+	"\nFrom:\n  bob1234@example.org\nTo:  \n bob99@x.org\n",
+	"\nFrom: bobby12@example.org\nTo: bobby@x.org\n",
+	"\nTo: Bob <bob@example.org>\nFrom: bob@example.org <evil@example.com>\n",
+	"\nTo: x@example.org\nFrom: \"x@example.org\" <y@z.org>\n",
+	"\nFrom: a@example.org\nTo: b@example.org\n",
+	"\nFrom: a@dom.example\nTo: b@dom.example\n",
+	"\nTo: carol, dave\nSubject: hi carol\n",
+	"carol <carol@example.org>", " 'carol' <carol@example.org>", "\"carol\" carol@example.org", "carol x <carol@x",
+	"carol <carl@example.org>", "\"a b\" <a b@x>", "  a <a@", "'a' a@", "a' <a@", "a'' <a@", "a <<a@", " \t a <\t a@",
+	"\nReceived: from a by b for <bob@example.org>; Mon\nSubject: hi bob@example.orgs\n",
+	"\nReceived: from a by b for <b\u00f6b@example.org>; Mon\nSubject: hi B\u00d6B@example.org:\n",
+}
+
+func TestBTScreenSound(t *testing.T) {
+	rules := btScreenRules(t)
+	for _, r := range rules {
+		for _, s := range btScreenTexts {
+			checkScreen(t, r, s)
+		}
+	}
+	// Every screen must bite on some text it is meant for.
+	for pat, r := range rules {
+		n := 0
+		for _, s := range btScreenTexts {
+			if checkScreen(t, r, s) {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: screen never rejects", pat)
+		}
+	}
+}
+
+// TestBTScreenCorpus checks the screens on the header text of the corpus
+// and that the Debian rules still carry them.
+func TestBTScreenCorpus(t *testing.T) {
+	rs := debianRules(t)
+	e, err := Compile(rs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := 0
+	for _, r := range e.rules {
+		if r != nil && r.btScreen != nil {
+			bound++
+		}
+	}
+	if bound != len(btScreens) {
+		t.Errorf("%d of %d screens bound to Debian rules (a rule changed?)", bound, len(btScreens))
+	}
+	rules := btScreenRules(t)
+	n := 500
+	if testing.Short() {
+		n = 60
+	}
+	rejected, total := 0, 0
+	matched := map[string]int{}
+	for _, k := range []string{"ham", "spam"} {
+		ms := loadMessages(t, sample(corpusFiles(t, k), n))
+		for _, m := range ms {
+			c := &msgCtx{e: e, m: m, hcache: map[string]hval{}, fields: map[string][]string{}}
+			for _, f := range m.Header {
+				k := strings.ToLower(f.Name)
+				c.fields[k] = append(c.fields[k], f.Value)
+			}
+			all, _ := c.header("ALL", "")
+			for _, r := range rules {
+				total++
+				if checkScreen(t, r, all) {
+					rejected++
+				}
+			}
+			// Texts the comparing rules match: the From and To values
+			// again as the other field, and in a Subject.
+			from, _ := c.header("From", "")
+			to, _ := c.header("To", "")
+			rcvd, _ := c.header("Received", "")
+			// The To value alone, and made to start with its local part.
+			toRaw, _ := c.header("To", "raw")
+			local, _, _ := strings.Cut(addrOf(toRaw), "@")
+			for _, extra := range []string{toRaw, " \"" + local + "\" <" + addrOf(toRaw) + ">"} {
+				for _, r := range rules {
+					checkScreen(t, r, extra)
+					if ok, _ := r.bt.MatchString(extra); ok {
+						matched[r.def.Pattern]++
+					}
+				}
+			}
+			for _, extra := range []string{
+				"\nTo: " + from + "\nSubject: " + from + "\n",
+				"\nFrom: " + to + "\nSubject: re " + to + ":\n",
+				"\nTo: " + to + "\nFrom: " + to + " <spoof@example.com>\n",
+				"\nReceived: " + rcvd + "\nSubject: " + strings.ReplaceAll(rcvd, "\n", " ") + "\n",
+			} {
+				extra = all + extra
+				for _, r := range rules {
+					checkScreen(t, r, extra)
+					if ok, _ := r.bt.MatchString(extra); ok {
+						matched[r.def.Pattern]++
+					}
+				}
+			}
+		}
+	}
+	t.Logf("screens rejected %d of %d texts", rejected, total)
+	// The test texts must exercise the screens where the regexes match.
+	for pat := range rules {
+		if matched[pat] == 0 && pat != randHeaderPattern {
+			t.Errorf("no test text matches %s", pat)
+		}
+	}
+}
+
+func FuzzBTScreen(f *testing.F) {
+	for _, s := range btScreenTexts {
+		f.Add(s)
+	}
+	rules := btScreenRules(f)
+	var rl []*rule
+	for _, r := range rules {
+		r.bt.MatchTimeout = time.Minute // no budget: a timeout is no answer
+		rl = append(rl, r)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, r := range rl {
+			checkScreen(t, r, s)
+		}
+	})
+}
