@@ -72,14 +72,7 @@ authserv_id = "mx.e2e.test"
 local_domains = ["e2e.test"]
 [listen]
 address = "inet:%s"
-[spam]
-enabled = false
-[[rule]]
-name = "spammy"
-header = "Subject"
-pattern = "SPAMMY"
-score = 15.0
-[quarantine]
+`+spammyRule+`[quarantine]
 enabled = true
 dir = %q
 # the index elsewhere: only the message store is on the full disk

@@ -21,15 +21,7 @@ authserv_id = "mx.e2e.test"
 local_domains = ["e2e.test"]
 [listen]
 address = "inet:%s"
-# The rule alone decides (score 15: quarantine, below reject).
-[spam]
-enabled = false
-[[rule]]
-name = "spammy"
-header = "Subject"
-pattern = "SPAMMY"
-score = 15.0
-[quarantine]
+` + spammyRule + `[quarantine]
 enabled = true
 dir = %q
 secret_file = %q

@@ -22,6 +22,18 @@ import (
 	"github.com/mailwarden/mailwarden/test/harness"
 )
 
+// spammyRule: a Subject containing SPAMMY scores 15 by this rule alone
+// (quarantine, below reject); the spam check is off so that its fitted
+// points do not add to it.
+const spammyRule = `[spam]
+enabled = false
+[[rule]]
+name = "spammy"
+header = "Subject"
+pattern = "SPAMMY"
+score = 15.0
+`
+
 func quarantineFor(t *testing.T, mod func(*quarantine.Config)) *quarantine.Quarantine {
 	t.Helper()
 	dir := t.TempDir()
@@ -267,16 +279,7 @@ func TestQuarantineStoreModeSendmail(t *testing.T) {
 authserv_id = "mx.e2e.test"
 [lists]
 allow_recipients = ["boss@remote.example"]
-# The rule alone decides (score 15: quarantine, below reject); the spam
-# check's fitted points would add to it.
-[spam]
-enabled = false
-[[rule]]
-name = "spammy"
-header = "Subject"
-pattern = "SPAMMY"
-score = 15.0
-[quarantine]
+`+spammyRule+`[quarantine]
 enabled = true
 dir = %q
 secret_file = %q
