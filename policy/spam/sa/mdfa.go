@@ -13,7 +13,7 @@ import (
 // message; one pass of their group replaces a pass per rule, and only the
 // rules it names run their own matcher on that line. Its states are sets
 // of program counters of all the group's programs; each transition
-// carries the bit set of the regexes whose match ends there. It shares
+// carries the set of the regexes whose match ends there. It shares
 // dfa's byte classes, empty-width handling and cache policy (a full cache
 // is flushed, or the automaton gives up and the caller runs every rule of
 // the group).
@@ -31,6 +31,11 @@ type mdfa struct {
 	tab     atomic.Pointer[mtable]
 	failed  atomic.Bool
 	scanned atomic.Int64
+	// sets are the distinct match sets of the transitions, numbered by
+	// setID (under mu); sets[0] is the empty set. A matcher loads the
+	// list after the transition that names it (stored before it).
+	sets  atomic.Pointer[[]uint64]
+	setID map[uint64]int32
 	// Scratch space of step, used under mu.
 	seen  []uint32
 	gen   uint32
@@ -42,19 +47,32 @@ type mdfa struct {
 // maxGroup is the largest group: a transition's matches are one uint64.
 const maxGroup = 64
 
-// mtable is mdfa's cache, as dtable: trans gives the next state and
-// match the regexes whose match ends on that transition (written before
-// trans, so a reader that sees the state sees its matches).
+// mtable is mdfa's cache, as dtable. An entry of trans holds both the
+// next state (its low stateBits bits) and the number of the set of
+// regexes whose match ends on that transition (the bits above, 0 for
+// none): one load per byte, 4 bytes per transition, where a match set
+// beside each entry would take 8 more, nearly always 0.
 type mtable struct {
 	gen int
 	n   int // states in use, under mu
 	// Allocated at the table's full size and never resliced (read
 	// without the lock).
 	trans []int32
-	match []uint64
 	info  []atomic.Pointer[minfo]
 	index map[string]int32
 }
+
+const (
+	stateBits = 14
+	stateMask = 1<<stateBits - 1
+	// maxSets bounds the match sets an entry can name (the sign bit
+	// stays clear); past it the automaton gives up.
+	maxSets = 1 << (31 - stateBits)
+)
+
+// A state number must fit in an entry's low bits: the table holds at
+// most maxDFAStates+2 of them (see state).
+var _ [stateMask - (maxDFAStates + 2)]struct{}
 
 type minfo struct {
 	pcs   []uint32
@@ -90,6 +108,8 @@ func (d *mdfa) init() {
 		d.all |= 1 << k
 	}
 	d.trees = nil
+	d.sets.Store(&[]uint64{0})
+	d.setID = map[uint64]int32{}
 	class, n := byteClassesOf(d.inst)
 	d.class, d.nclass = class, int32(n)
 	d.tab.Store(d.newTable(0, 64))
@@ -97,7 +117,7 @@ func (d *mdfa) init() {
 
 func (d *mdfa) newTable(gen, n int) *mtable {
 	nc := int(d.nclass)
-	t := &mtable{gen: gen, n: 2, trans: make([]int32, n*nc), match: make([]uint64, n*nc),
+	t := &mtable{gen: gen, n: 2, trans: make([]int32, n*nc),
 		info: make([]atomic.Pointer[minfo], n), index: map[string]int32{}}
 	t.info[startID].Store(&minfo{flag: prevStart})
 	t.index[string([]byte{prevStart})] = startID
@@ -130,10 +150,8 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 	}
 	if t.n == len(t.info) {
 		g := &mtable{gen: t.gen, n: t.n, trans: make([]int32, 2*len(t.trans)),
-			match: make([]uint64, 2*len(t.match)),
-			info:  make([]atomic.Pointer[minfo], 2*len(t.info)), index: t.index}
+			info: make([]atomic.Pointer[minfo], 2*len(t.info)), index: t.index}
 		for i := range t.trans {
-			g.match[i] = atomic.LoadUint64(&t.match[i])
 			g.trans[i] = atomic.LoadInt32(&t.trans[i])
 		}
 		for i := range t.info {
@@ -210,7 +228,7 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 	}
 	d.scanned.Add(int64(len(text)))
 	t := d.tab.Load()
-	trans, match := t.trans, t.match
+	trans := t.trans
 	nc := d.nclass
 	s := int32(startID)
 	for i := 0; i < len(text); i++ {
@@ -222,25 +240,23 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 			c = (c&0x1f)<<6 | text[i+1]&0x3f
 			i++
 		}
-		idx := s*nc + int32(d.class[c])
-		n := atomic.LoadInt32(&trans[idx])
-		var m uint64
+		n := atomic.LoadInt32(&trans[s*nc+int32(d.class[c])])
 		if n == 0 {
 			d.mu.Lock()
-			t, n, m = d.fill(t, s, c)
+			t, n = d.fill(t, s, c)
 			d.mu.Unlock()
 			if n == 0 {
 				return 0, false
 			}
-			trans, match = t.trans, t.match
-		} else {
-			m = atomic.LoadUint64(&match[idx])
+			trans = t.trans
 		}
-		matched |= m
-		if matched == d.all {
-			return matched, true
+		if set := n >> stateBits; set != 0 {
+			matched |= (*d.sets.Load())[set]
+			if matched == d.all {
+				return matched, true
+			}
 		}
-		s = n
+		s = n & stateMask
 	}
 	info := t.info[s].Load()
 	if !info.known.Load() {
@@ -253,30 +269,60 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 	return matched | info.end.Load(), true
 }
 
-// fill is dfa.fill for the group: the transition from state s of table t
-// on byte c and its matches. Called under mu.
-func (d *mdfa) fill(t *mtable, s int32, c byte) (*mtable, int32, uint64) {
+// fill is dfa.fill for the group: the entry of the transition from state
+// s of table t on byte c (next state and match set). Called under mu.
+func (d *mdfa) fill(t *mtable, s int32, c byte) (*mtable, int32) {
 	cl := s*d.nclass + int32(d.class[c])
 	if cur := d.tab.Load(); cur != t {
 		if cur.gen != t.gen {
 			info := t.info[s].Load()
 			s = d.state(info.pcs, info.flag)
 			if s == 0 {
-				return cur, 0, 0
+				return cur, 0
 			}
 			cl = s*d.nclass + int32(d.class[c])
 		}
 		t = d.tab.Load()
 		if n := t.trans[cl]; n != 0 {
-			return t, n, atomic.LoadUint64(&t.match[cl])
+			return t, n
 		}
 	}
 	m, pcs := d.step(t.info[s].Load(), int(c))
+	set := d.setOf(m)
+	if set < 0 {
+		return d.tab.Load(), 0
+	}
 	n := d.state(pcs, flagAfter(c))
 	cur := d.tab.Load()
-	if n != 0 && cur.gen == t.gen {
-		atomic.StoreUint64(&cur.match[cl], m)
+	if n == 0 {
+		return cur, 0
+	}
+	n |= set << stateBits
+	if cur.gen == t.gen {
 		atomic.StoreInt32(&cur.trans[cl], n)
 	}
-	return cur, n, m
+	return cur, n
+}
+
+// setOf returns the number of match set m, adding it; -1 when there are
+// too many and the automaton gives up. Called under mu.
+func (d *mdfa) setOf(m uint64) int32 {
+	if m == 0 {
+		return 0
+	}
+	if id, ok := d.setID[m]; ok {
+		return id
+	}
+	sets := *d.sets.Load()
+	if len(sets) == maxSets {
+		d.failed.Store(true)
+		return -1
+	}
+	id := int32(len(sets))
+	// Readers hold the old list, which append leaves as it was; the new
+	// one is stored before any transition names id.
+	sets = append(sets, m)
+	d.sets.Store(&sets)
+	d.setID[m] = id
+	return id
 }
