@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 )
 
 // dfa is a lazily built deterministic automaton that answers "does the
@@ -18,10 +17,11 @@ import (
 // RE2 does. When the cache grows past maxDFAStates the automaton gives up
 // and the caller uses the regexp.
 type dfa struct {
-	once sync.Once
-	tree *syntax.Regexp // compiled on first use (startup stays fast)
-	prog *syntax.Prog
-	mu   sync.Mutex
+	once  sync.Once
+	tree  *syntax.Regexp // compiled on first use (startup stays fast)
+	prog  prog
+	start uint32
+	mu    sync.Mutex
 	// class maps each byte to its class: bytes that no instruction, no
 	// empty-width test and no line or word boundary tells apart share
 	// one, so a state's row has one entry per class, not per byte.
@@ -95,14 +95,15 @@ func lazyDFA(re *syntax.Regexp) *dfa {
 }
 
 func (d *dfa) init() {
-	prog, err := syntax.Compile(d.tree.Simplify())
+	sp, err := syntax.Compile(d.tree.Simplify())
 	d.tree = nil
 	if err != nil {
 		d.failed.Store(true)
 		return
 	}
-	d.prog = prog
-	class, n := byteClasses(prog)
+	d.start = d.prog.add(sp, 0)
+	d.prog.done()
+	class, n := d.prog.byteClasses()
 	d.class, d.nclass = class, int32(n)
 	d.tab.Store(d.newTable(0, 16))
 }
@@ -170,15 +171,76 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	return id
 }
 
+// inst is an instruction as the automata read it: syntax.Inst takes 40
+// bytes and a rune list, where the automata only ever ask which bytes
+// (runes 0..255, see latin1) a rune instruction matches. For a rune
+// instruction arg is the number of that byte set in prog.sets; for
+// InstMatch, the number of the regex (mdfa); else as in syntax.Inst.
+type inst struct {
+	op       syntax.InstOp
+	out, arg uint32
+}
+
+// byteSet is a set of bytes, one bit each.
+type byteSet [4]uint64
+
+func (b *byteSet) has(c int) bool { return b[c>>6]>>(c&63)&1 != 0 }
+
+// prog is one or more compiled programs, concatenated, with the distinct
+// byte sets of their rune instructions.
+type prog struct {
+	inst  []inst
+	sets  []byteSet
+	index map[byteSet]uint32 // while adding
+}
+
+// add appends sp, its InstMatch naming regex match, and returns its
+// start.
+func (p *prog) add(sp *syntax.Prog, match uint32) (start uint32) {
+	if p.index == nil {
+		p.index = map[byteSet]uint32{}
+	}
+	off := uint32(len(p.inst))
+	p.inst = slices.Grow(p.inst, len(sp.Inst))
+	for i := range sp.Inst {
+		in := &sp.Inst[i]
+		n := inst{op: in.Op, out: in.Out + off, arg: in.Arg}
+		switch in.Op {
+		case syntax.InstAlt, syntax.InstAltMatch:
+			n.arg += off
+		case syntax.InstMatch:
+			n.arg = match
+		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+			var b byteSet
+			for c := range 256 {
+				if in.MatchRune(rune(c)) {
+					b[c>>6] |= 1 << (c & 63)
+				}
+			}
+			id, ok := p.index[b]
+			if !ok {
+				id = uint32(len(p.sets))
+				p.index[b] = id
+				p.sets = append(p.sets, b)
+			}
+			n.arg = id
+		}
+		p.inst = append(p.inst, n)
+	}
+	return off + uint32(sp.Start)
+}
+
+// done drops what only add needs and the spare capacity.
+func (p *prog) done() {
+	p.index = nil
+	p.inst = slices.Clip(p.inst)
+	p.sets = slices.Clip(p.sets)
+}
+
 // byteClasses partitions the bytes into classes that the program cannot
 // tell apart: the same rune instructions match them, and they agree on
 // being a newline and a word byte (the empty-width tests).
-func byteClasses(prog *syntax.Prog) (class [256]uint8, n int) {
-	return byteClassesOf(prog.Inst)
-}
-
-// byteClassesOf is byteClasses for a list of instructions.
-func byteClassesOf(insts []syntax.Inst) (class [256]uint8, n int) {
+func (p *prog) byteClasses() (class [256]uint8, n int) {
 	var id [256]int
 	for c := range 256 {
 		switch {
@@ -188,28 +250,13 @@ func byteClassesOf(insts []syntax.Inst) (class [256]uint8, n int) {
 			id[c] = 1
 		}
 	}
-	seen := map[string]bool{}
-	var key []byte
-	for i := range insts {
-		in := &insts[i]
-		switch in.Op {
-		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
-		default:
-			continue
-		}
-		key = append(key[:0], byte(in.Op), byte(in.Arg))
-		for _, r := range in.Rune {
-			key = utf8.AppendRune(append(key, '|'), r)
-		}
-		if seen[string(key)] {
-			continue
-		}
-		seen[string(key)] = true
-		// Split every class by whether the instruction matches.
+	for i := range p.sets {
+		b := &p.sets[i]
+		// Split every class by whether the set holds the byte.
 		var split [512]int16 // class*2+match -> new class+1
 		next := int16(0)
 		for c := range 256 {
-			k := id[c]*2 + b2i(in.MatchRune(rune(c)))
+			k := id[c]*2 + b2i(b.has(c))
 			if split[k] == 0 {
 				next++
 				split[k] = next
@@ -256,7 +303,7 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 	op := empty(s.flag, c)
 	if d.seen == nil {
-		d.seen = make([]uint32, len(d.prog.Inst))
+		d.seen = make([]uint32, len(d.prog.inst))
 	}
 	d.gen++
 	if d.gen == 0 { // wrapped: forget every old mark
@@ -264,7 +311,7 @@ func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 		d.gen = 1
 	}
 	gen, seen := d.gen, d.seen
-	stack := append(append(d.stack[:0], uint32(d.prog.Start)), s.pcs...)
+	stack := append(append(d.stack[:0], d.start), s.pcs...)
 	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
@@ -273,22 +320,22 @@ func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 			continue
 		}
 		seen[pc] = gen
-		in := &d.prog.Inst[pc]
-		switch in.Op {
+		in := &d.prog.inst[pc]
+		switch in.op {
 		case syntax.InstAlt, syntax.InstAltMatch:
-			stack = append(stack, in.Arg, in.Out)
+			stack = append(stack, in.arg, in.out)
 		case syntax.InstCapture, syntax.InstNop:
-			stack = append(stack, in.Out)
+			stack = append(stack, in.out)
 		case syntax.InstEmptyWidth:
-			if syntax.EmptyOp(in.Arg)&^op == 0 {
-				stack = append(stack, in.Out)
+			if syntax.EmptyOp(in.arg)&^op == 0 {
+				stack = append(stack, in.out)
 			}
 		case syntax.InstMatch:
 			matched = true
 		case syntax.InstFail:
 		default: // rune instructions
-			if c >= 0 && in.MatchRune(rune(c)) {
-				next = append(next, in.Out)
+			if c >= 0 && d.prog.sets[in.arg].has(c) {
+				next = append(next, in.out)
 			}
 		}
 	}

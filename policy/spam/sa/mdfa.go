@@ -18,12 +18,10 @@ import (
 // is flushed, or the automaton gives up and the caller runs every rule of
 // the group).
 type mdfa struct {
-	once   sync.Once
-	trees  []*syntax.Regexp // compiled on first use
-	inst   []syntax.Inst    // the programs, concatenated
-	starts []uint32
-	// matchOf is the regex whose program holds each InstMatch.
-	matchOf map[uint32]int
+	once    sync.Once
+	trees   []*syntax.Regexp // compiled on first use
+	prog    prog             // the programs; InstMatch names its regex
+	starts  []uint32
 	all     uint64
 	class   [256]uint8
 	nclass  int32
@@ -86,31 +84,20 @@ func newMDFA(trees []*syntax.Regexp) *mdfa {
 }
 
 func (d *mdfa) init() {
-	d.matchOf = map[uint32]int{}
 	for k, t := range d.trees {
-		prog, err := syntax.Compile(t.Simplify())
+		sp, err := syntax.Compile(t.Simplify())
 		if err != nil {
 			d.failed.Store(true)
 			return
 		}
-		off := uint32(len(d.inst))
-		for _, in := range prog.Inst {
-			in.Out += off
-			switch in.Op {
-			case syntax.InstAlt, syntax.InstAltMatch:
-				in.Arg += off
-			case syntax.InstMatch:
-				d.matchOf[uint32(len(d.inst))] = k
-			}
-			d.inst = append(d.inst, in)
-		}
-		d.starts = append(d.starts, off+uint32(prog.Start))
+		d.starts = append(d.starts, d.prog.add(sp, uint32(k)))
 		d.all |= 1 << k
 	}
 	d.trees = nil
+	d.prog.done()
 	d.sets.Store(&[]uint64{0})
 	d.setID = map[uint64]int32{}
-	class, n := byteClassesOf(d.inst)
+	class, n := d.prog.byteClasses()
 	d.class, d.nclass = class, int32(n)
 	d.tab.Store(d.newTable(0, 64))
 }
@@ -172,7 +159,7 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
 	op := empty(s.flag, c)
 	if d.seen == nil {
-		d.seen = make([]uint32, len(d.inst))
+		d.seen = make([]uint32, len(d.prog.inst))
 	}
 	d.gen++
 	if d.gen == 0 {
@@ -189,22 +176,22 @@ func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
 			continue
 		}
 		seen[pc] = gen
-		in := &d.inst[pc]
-		switch in.Op {
+		in := &d.prog.inst[pc]
+		switch in.op {
 		case syntax.InstAlt, syntax.InstAltMatch:
-			stack = append(stack, in.Arg, in.Out)
+			stack = append(stack, in.arg, in.out)
 		case syntax.InstCapture, syntax.InstNop:
-			stack = append(stack, in.Out)
+			stack = append(stack, in.out)
 		case syntax.InstEmptyWidth:
-			if syntax.EmptyOp(in.Arg)&^op == 0 {
-				stack = append(stack, in.Out)
+			if syntax.EmptyOp(in.arg)&^op == 0 {
+				stack = append(stack, in.out)
 			}
 		case syntax.InstMatch:
-			matched |= 1 << d.matchOf[pc]
+			matched |= 1 << in.arg
 		case syntax.InstFail:
 		default:
-			if c >= 0 && in.MatchRune(rune(c)) {
-				next = append(next, in.Out)
+			if c >= 0 && d.prog.sets[in.arg].has(c) {
+				next = append(next, in.out)
 			}
 		}
 	}
