@@ -84,12 +84,20 @@ func newMDFA(trees []*syntax.Regexp) *mdfa {
 }
 
 func (d *mdfa) init() {
+	progs := make([]*syntax.Prog, len(d.trees))
+	size := 0
 	for k, t := range d.trees {
 		sp, err := syntax.Compile(t.Simplify())
 		if err != nil {
 			d.failed.Store(true)
 			return
 		}
+		progs[k] = sp
+		size += len(sp.Inst)
+	}
+	// Room for them all up front: append would leave up to half spare.
+	d.prog.inst = make([]inst, 0, size)
+	for k, sp := range progs {
 		d.starts = append(d.starts, d.prog.add(sp, uint32(k)))
 		d.all |= 1 << k
 	}
