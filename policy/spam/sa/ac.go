@@ -5,11 +5,13 @@ import "slices"
 // automaton is an Aho-Corasick automaton over bytes, matching ASCII
 // case-insensitively (patterns are lower case; the text is lowered byte
 // by byte while scanning). Transitions are a dense table over byte
-// classes: bytes that occur in no pattern share class 0.
+// classes: bytes that occur in no pattern share class 0. Its entries
+// are 16 bits wide when the states allow (the rule sets' do), else 32.
 type automaton struct {
 	class   [256]uint8
 	nclass  int
-	delta   []int32 // state*nclass + class -> state
+	delta   []int32  // state*nclass + class -> state, or nil
+	delta16 []uint16 // the same, when every state fits in 16 bits
 	out     [][]int32
 	dict    []int32 // next state on the fail chain with output, or -1
 	npat    int
@@ -103,8 +105,19 @@ func newAutomaton(pats []string) *automaton {
 	for i := range a.emit {
 		a.emit[i] = len(a.out[i]) > 0 || a.dict[i] >= 0
 	}
+	if n <= maxStates16 {
+		a.delta16 = make([]uint16, len(a.delta))
+		for i, t := range a.delta {
+			a.delta16[i] = uint16(t)
+		}
+		a.delta = nil
+	}
 	return a
 }
+
+// maxStates16 is the most states of an automaton with 16-bit entries (a
+// variable for the tests).
+var maxStates16 = 1 << 16
 
 // trieSize bounds the number of trie nodes of pats: the root and one
 // node per distinct prefix (in ASCII lower case).
@@ -132,17 +145,31 @@ func (a *automaton) scan(text string, hit func(pat int32, end int)) {
 	if a == nil || a.npat == 0 {
 		return
 	}
+	if a.delta16 != nil {
+		s := 0
+		for i := 0; i < len(text); i++ {
+			s = int(a.delta16[s*a.nclass+int(a.class[text[i]])])
+			if a.emit[s] {
+				a.emitAt(int32(s), i+1, hit)
+			}
+		}
+		return
+	}
 	s := int32(0)
 	nc := int32(a.nclass)
 	for i := 0; i < len(text); i++ {
 		s = a.delta[s*nc+int32(a.class[text[i]])]
-		if !a.emit[s] {
-			continue
+		if a.emit[s] {
+			a.emitAt(s, i+1, hit)
 		}
-		for t := s; t >= 0; t = a.dict[t] {
-			for _, p := range a.out[t] {
-				hit(p, i+1)
-			}
+	}
+}
+
+// emitAt reports the patterns that end at end in state s.
+func (a *automaton) emitAt(s int32, end int, hit func(pat int32, end int)) {
+	for t := s; t >= 0; t = a.dict[t] {
+		for _, p := range a.out[t] {
+			hit(p, end)
 		}
 	}
 }

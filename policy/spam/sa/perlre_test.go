@@ -156,12 +156,23 @@ func TestRequiredLiterals(t *testing.T) {
 }
 
 func TestAutomaton(t *testing.T) {
-	a := newAutomaton([]string{"he", "she", "his", "hers"})
-	var got []int32
-	a.scan("uSHErs", func(p int32, end int) { got = append(got, p) })
-	// she (1) and he (0) end at 4, hers (3) at 6.
-	if len(got) != 3 || got[0] != 1 || got[1] != 0 || got[2] != 3 {
-		t.Errorf("matches %v", got)
+	for _, wide := range []bool{false, true} {
+		if wide {
+			// Entries of 32 bits, as for more than 65536 states.
+			defer func(n int) { maxStates16 = n }(maxStates16)
+			maxStates16 = 0
+		}
+		a := newAutomaton([]string{"he", "she", "his", "hers"})
+		if (a.delta16 == nil) != wide {
+			t.Fatalf("wide %v: 16-bit entries %v", wide, a.delta16 != nil)
+		}
+		var got []int32
+		var ends []int
+		a.scan("uSHErs", func(p int32, end int) { got = append(got, p); ends = append(ends, end) })
+		// she (1) and he (0) end at 4, hers (3) at 6.
+		if len(got) != 3 || got[0] != 1 || got[1] != 0 || got[2] != 3 || ends[0] != 4 || ends[2] != 6 {
+			t.Errorf("wide %v: matches %v at %v", wide, got, ends)
+		}
 	}
 }
 
