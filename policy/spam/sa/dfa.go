@@ -17,8 +17,13 @@ import (
 // RE2 does. When the cache grows past maxDFAStates the automaton gives up
 // and the caller uses the regexp.
 type dfa struct {
-	once  sync.Once
-	tree  *syntax.Regexp // compiled on first use (startup stays fast)
+	once sync.Once
+	tree *syntax.Regexp // compiled on first use (startup stays fast)
+	// build, when set, parses tree again: a daemon never runs most
+	// rules' own automata (their groups' or their literals' screens
+	// say no first), and the parsed trees of all of them took more
+	// memory than the automata built; see release.
+	build func() *syntax.Regexp
 	prog  prog
 	start uint32
 	mu    sync.Mutex
@@ -94,9 +99,29 @@ func lazyDFA(re *syntax.Regexp) *dfa {
 	return &dfa{tree: re}
 }
 
+// lazyDFAOf is lazyDFA for a tree that build can make again.
+func lazyDFAOf(re *syntax.Regexp, build func() *syntax.Regexp) *dfa {
+	return &dfa{tree: re, build: build}
+}
+
+// release drops the parsed tree when it can be made again on first use.
+func (d *dfa) release() {
+	if d != nil && d.build != nil {
+		d.tree = nil
+	}
+}
+
 func (d *dfa) init() {
-	sp, err := syntax.Compile(d.tree.Simplify())
-	d.tree = nil
+	tree := d.tree
+	if tree == nil && d.build != nil {
+		tree = d.build()
+	}
+	d.tree, d.build = nil, nil
+	if tree == nil {
+		d.failed.Store(true)
+		return
+	}
+	sp, err := syntax.Compile(tree.Simplify())
 	if err != nil {
 		d.failed.Store(true)
 		return
