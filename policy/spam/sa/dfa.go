@@ -67,9 +67,20 @@ type dtable struct {
 }
 
 type dinfo struct {
-	pcs  []uint32     // threads waiting to consume a byte
-	flag uint8        // what the previous byte was
-	end  atomic.Int32 // at end of text: 0 not known yet, 1 no match, 2 match
+	// key is the state's key in index (the same string): what the
+	// previous byte was (a flag), then the threads waiting to consume a
+	// byte (see keyPCs).
+	key string
+	end atomic.Int32 // at end of text: 0 not known yet, 1 no match, 2 match
+}
+
+// keyPCs appends to pcs the threads of a state's key, 4 bytes each (the
+// key holds them once; the state needs them only to make a transition).
+func keyPCs(pcs []uint32, key string) []uint32 {
+	for i := 1; i+4 <= len(key); i += 4 {
+		pcs = append(pcs, uint32(key[i])|uint32(key[i+1])<<8|uint32(key[i+2])<<16|uint32(key[i+3])<<24)
+	}
+	return pcs
 }
 
 const (
@@ -137,8 +148,9 @@ func (d *dfa) init() {
 // states, holding the start state.
 func (d *dfa) newTable(gen, n int) *dtable {
 	t := &dtable{gen: gen, n: 2, trans: make([]int32, n*int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
-	t.info[startID].Store(&dinfo{flag: prevStart})
-	t.index[string([]byte{prevStart})] = startID
+	k := string([]byte{prevStart})
+	t.info[startID].Store(&dinfo{key: k})
+	t.index[k] = startID
 	return t
 }
 
@@ -190,9 +202,10 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 		d.tab.Store(t)
 	}
 	id := int32(t.n)
-	t.info[id].Store(&dinfo{pcs: slices.Clone(pcs), flag: flag})
+	k := string(key)
+	t.info[id].Store(&dinfo{key: k})
 	t.n++
-	t.index[string(key)] = id
+	t.index[k] = id
 	return id
 }
 
@@ -326,7 +339,7 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 // before byte c; it reports a match reached there and, for c >= 0, the
 // threads after consuming c (scratch space, valid until the next step).
 func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
-	op := empty(s.flag, c)
+	op := empty(s.key[0], c)
 	if d.seen == nil {
 		d.seen = make([]uint32, len(d.prog.inst))
 	}
@@ -336,7 +349,7 @@ func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 		d.gen = 1
 	}
 	gen, seen := d.gen, d.seen
-	stack := append(append(d.stack[:0], d.start), s.pcs...)
+	stack := keyPCs(append(d.stack[:0], d.start), s.key)
 	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
@@ -473,7 +486,7 @@ func (d *dfa) fill(t *dtable, s int32, c byte) (*dtable, int32) {
 		if cur.gen != t.gen {
 			// Flushed since: find the state in the new table.
 			info := t.info[s].Load()
-			s = d.state(info.pcs, info.flag)
+			s = d.state(keyPCs(nil, info.key), info.key[0])
 			if s == 0 {
 				return cur, 0
 			}

@@ -73,8 +73,7 @@ const (
 var _ [stateMask - (maxDFAStates + 2)]struct{}
 
 type minfo struct {
-	pcs   []uint32
-	flag  uint8
+	key   string        // as dinfo's
 	end   atomic.Uint64 // matches at end of text, once known
 	known atomic.Bool
 }
@@ -114,8 +113,9 @@ func (d *mdfa) newTable(gen, n int) *mtable {
 	nc := int(d.nclass)
 	t := &mtable{gen: gen, n: 2, trans: make([]int32, n*nc),
 		info: make([]atomic.Pointer[minfo], n), index: map[string]int32{}}
-	t.info[startID].Store(&minfo{flag: prevStart})
-	t.index[string([]byte{prevStart})] = startID
+	k := string([]byte{prevStart})
+	t.info[startID].Store(&minfo{key: k})
+	t.index[k] = startID
 	return t
 }
 
@@ -156,16 +156,17 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 		d.tab.Store(t)
 	}
 	id := int32(t.n)
-	t.info[id].Store(&minfo{pcs: slices.Clone(pcs), flag: flag})
+	k := string(key)
+	t.info[id].Store(&minfo{key: k})
 	t.n++
-	t.index[string(key)] = id
+	t.index[k] = id
 	return id
 }
 
 // step is dfa.step for the group: the regexes whose match is reached
 // before byte c (c < 0: end of text) and the threads after c.
 func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
-	op := empty(s.flag, c)
+	op := empty(s.key[0], c)
 	if d.seen == nil {
 		d.seen = make([]uint32, len(d.prog.inst))
 	}
@@ -175,7 +176,7 @@ func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
 		d.gen = 1
 	}
 	gen, seen := d.gen, d.seen
-	stack := append(append(d.stack[:0], d.starts...), s.pcs...)
+	stack := keyPCs(append(d.stack[:0], d.starts...), s.key)
 	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
@@ -271,7 +272,7 @@ func (d *mdfa) fill(t *mtable, s int32, c byte) (*mtable, int32) {
 	if cur := d.tab.Load(); cur != t {
 		if cur.gen != t.gen {
 			info := t.info[s].Load()
-			s = d.state(info.pcs, info.flag)
+			s = d.state(keyPCs(nil, info.key), info.key[0])
 			if s == 0 {
 				return cur, 0
 			}
