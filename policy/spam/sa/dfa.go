@@ -187,8 +187,9 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	}
 	if t.n == len(t.info) {
 		// Grow by copy; the state numbers stay.
-		g := &dtable{gen: t.gen, n: t.n, trans: make([]int32, 2*len(t.trans)),
-			info: make([]atomic.Pointer[dinfo], 2*len(t.info)), index: t.index}
+		n := grownSize(len(t.info))
+		g := &dtable{gen: t.gen, n: t.n, trans: make([]int32, n*int(d.nclass)),
+			info: make([]atomic.Pointer[dinfo], n), index: t.index}
 		for i := range t.trans {
 			g.trans[i] = atomic.LoadInt32(&t.trans[i])
 		}
@@ -273,6 +274,13 @@ func (p *prog) done() {
 	p.index = nil
 	p.inst = slices.Clip(p.inst)
 	p.sets = slices.Clip(p.sets)
+}
+
+// grownSize is the room for states of a full table of n: a quarter more,
+// not double (most automata stop growing early; a warm engine's tables
+// were a third empty), for a few more copies while warming up.
+func grownSize(n int) int {
+	return n + max(n/4, 16)
 }
 
 // byteClasses partitions the bytes into classes that the program cannot

@@ -144,8 +144,9 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 		}
 	}
 	if t.n == len(t.info) {
-		g := &mtable{gen: t.gen, n: t.n, trans: make([]int32, 2*len(t.trans)),
-			info: make([]atomic.Pointer[minfo], 2*len(t.info)), index: t.index}
+		n := grownSize(len(t.info))
+		g := &mtable{gen: t.gen, n: t.n, trans: make([]int32, n*int(d.nclass)),
+			info: make([]atomic.Pointer[minfo], n), index: t.index}
 		for i := range t.trans {
 			g.trans[i] = atomic.LoadInt32(&t.trans[i])
 		}
