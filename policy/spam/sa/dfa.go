@@ -58,7 +58,7 @@ type dtable struct {
 	n   int // states in use, under mu
 	// trans and info are allocated at the table's full size and never
 	// resliced: a matcher reads them without the lock.
-	trans []int32 // state*nclass+class -> 0 unknown, matchID, or a state
+	trans entries // state*nclass+class -> 0 unknown, matchID, or a state
 	info  []atomic.Pointer[dinfo]
 	index map[string]int32 // state key -> state, under mu
 	// starts are the start states after a previous byte of each flag
@@ -147,7 +147,7 @@ func (d *dfa) init() {
 // newTable returns an empty table of generation gen, with room for n
 // states, holding the start state.
 func (d *dfa) newTable(gen, n int) *dtable {
-	t := &dtable{gen: gen, n: 2, trans: make([]int32, n*int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
+	t := &dtable{gen: gen, n: 2, trans: newEntries(n * int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
 	k := string([]byte{prevStart})
 	t.info[startID].Store(&dinfo{key: k})
 	t.index[k] = startID
@@ -188,10 +188,10 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	if t.n == len(t.info) {
 		// Grow by copy; the state numbers stay.
 		n := grownSize(len(t.info))
-		g := &dtable{gen: t.gen, n: t.n, trans: make([]int32, n*int(d.nclass)),
+		g := &dtable{gen: t.gen, n: t.n, trans: newEntries(n * int(d.nclass)),
 			info: make([]atomic.Pointer[dinfo], n), index: t.index}
 		for i := range t.trans {
-			g.trans[i] = atomic.LoadInt32(&t.trans[i])
+			g.trans[i] = atomic.LoadUint32(&t.trans[i])
 		}
 		for i := range t.info {
 			g.info[i].Store(t.info[i].Load())
@@ -274,6 +274,31 @@ func (p *prog) done() {
 	p.index = nil
 	p.inst = slices.Clip(p.inst)
 	p.sets = slices.Clip(p.sets)
+}
+
+// entries are a table's transitions, 16 bits each (a state number, 0 or
+// matchID), two to a word: the tables are most of a warm engine's
+// memory, and sync/atomic has no 16-bit load.
+type entries []uint32
+
+// A state number must fit in 15 bits.
+var _ [1<<15 - (maxDFAStates + 2)]struct{}
+
+func newEntries(n int) entries {
+	return make(entries, (n+1)/2)
+}
+
+// load reads entry i; safe without the lock.
+func (e entries) load(i int32) int32 {
+	return int32(int16(atomic.LoadUint32(&e[i>>1]) >> (uint(i&1) * 16)))
+}
+
+// store writes entry i; called under the automaton's lock (the other
+// half of the word is written by lock holders only).
+func (e entries) store(i, v int32) {
+	p := &e[i>>1]
+	sh := uint(i&1) * 16
+	atomic.StoreUint32(p, atomic.LoadUint32(p)&^(0xffff<<sh)|uint32(uint16(v))<<sh)
 }
 
 // grownSize is the room for states of a full table of n: a quarter more,
@@ -456,7 +481,7 @@ func (d *dfa) matchAt(text string, p int) (matched, ok bool) {
 			c = (c&0x1f)<<6 | text[i+1]&0x3f
 			i++
 		}
-		n := atomic.LoadInt32(&trans[s*nc+int32(d.class[c])])
+		n := trans.load(s*nc + int32(d.class[c]))
 		if n == 0 {
 			d.mu.Lock()
 			t, n = d.fill(t, s, c)
@@ -501,19 +526,19 @@ func (d *dfa) fill(t *dtable, s int32, c byte) (*dtable, int32) {
 			cl = s*d.nclass + int32(d.class[c])
 		}
 		t = d.tab.Load()
-		if n := t.trans[cl]; n != 0 {
+		if n := t.trans.load(cl); n != 0 {
 			return t, n
 		}
 	}
 	m, pcs := d.step(t.info[s].Load(), int(c))
 	if m {
-		atomic.StoreInt32(&t.trans[cl], matchID)
+		t.trans.store(cl, matchID)
 		return t, matchID
 	}
 	n := d.state(pcs, flagAfter(c))
 	cur := d.tab.Load()
 	if n != 0 && cur.gen == t.gen {
-		atomic.StoreInt32(&cur.trans[cl], n)
+		cur.trans.store(cl, n)
 	}
 	return cur, n
 }
