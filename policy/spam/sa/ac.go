@@ -4,18 +4,33 @@ import "slices"
 
 // automaton is an Aho-Corasick automaton over bytes, matching ASCII
 // case-insensitively (patterns are lower case; the text is lowered byte
-// by byte while scanning). Transitions are a dense table over byte
-// classes: bytes that occur in no pattern share class 0.
+// by byte while scanning). The states near the root, where a scan spends
+// nearly all its time, have a dense row of transitions over byte classes
+// (bytes that occur in no pattern share class 0); the deep ones, most
+// of the states and with one child each as a rule, keep only their trie
+// edges and their fail link. States are numbered breadth first: the
+// dense ones are 0..ndense-1.
 type automaton struct {
 	class   [256]uint8
 	nclass  int
-	delta   []int32 // state*nclass + class -> state
-	out     [][]int32
-	dict    []int32 // next state on the fail chain with output, or -1
-	npat    int
-	lengths []int
-	emit    []bool // a state with output, itself or on its fail chain
+	ndense  int32
+	delta   []int32  // dense state*nclass + class -> state, or nil
+	delta16 []uint16 // the same, when every state fits in 16 bits
+	// Deep state s (k = s-ndense): its trie edges are
+	// edgeClass/edgeTo[first[k]:first[k+1]], its fail link fail[k].
+	first     []int32
+	edgeClass []uint8
+	edgeTo    []int32
+	fail      []int32
+	out       [][]int32
+	dict      []int32 // next state on the fail chain with output, or -1
+	npat      int
+	lengths   []int
+	emit      []bool // a state with output, itself or on its fail chain
 }
+
+// denseDepth is the depth of the deepest states with a dense row.
+const denseDepth = 3
 
 var lowerTable = func() (t [256]byte) {
 	for i := range t {
@@ -68,20 +83,32 @@ func newAutomaton(pats []string) *automaton {
 	}
 	n := len(a.out)
 	fail := make([]int32, n)
-	a.dict = make([]int32, n)
-	for i := range a.dict {
-		a.dict[i] = -1
+	dict := make([]int32, n)
+	for i := range dict {
+		dict[i] = -1
 	}
-	// BFS: a state's missing edges are its fail state's edges.
-	queue := make([]int32, 0, n)
+	// BFS: a state's missing edges are its fail state's edges. The
+	// order of the queue is the new numbering (newID); the deep
+	// states' trie edges are recorded as they come, in that order.
+	newID := make([]int32, n)
+	depth := make([]uint8, n)
+	order := make([]int32, 1, n)
+	enqueue := func(t, parent int32) {
+		newID[t] = int32(len(order))
+		depth[t] = min(depth[parent], denseDepth) + 1
+		order = append(order, t)
+	}
 	for c := 0; c < nc; c++ {
 		if t := a.delta[c]; t != 0 {
-			queue = append(queue, t)
+			enqueue(t, 0)
 		}
 	}
-	for len(queue) > 0 {
-		s := queue[0]
-		queue = queue[1:]
+	for q := 1; q < len(order); q++ {
+		s := order[q]
+		deep := depth[s] > denseDepth
+		if deep {
+			a.first = append(a.first, int32(len(a.edgeTo)))
+		}
 		row := a.delta[int(s)*nc : int(s+1)*nc]
 		frow := a.delta[int(fail[s])*nc : int(fail[s]+1)*nc]
 		for c := 0; c < nc; c++ {
@@ -89,22 +116,64 @@ func newAutomaton(pats []string) *automaton {
 				f := frow[c]
 				fail[t] = f
 				if len(a.out[f]) > 0 {
-					a.dict[t] = f
+					dict[t] = f
 				} else {
-					a.dict[t] = a.dict[f]
+					dict[t] = dict[f]
 				}
-				queue = append(queue, t)
+				enqueue(t, s)
+				if deep {
+					a.edgeClass = append(a.edgeClass, uint8(c))
+					a.edgeTo = append(a.edgeTo, newID[t])
+				}
 			} else {
 				row[c] = frow[c]
 			}
 		}
 	}
+	// Renumber: dense rows first, then the deep states' links.
+	nd := 0
+	for nd < n && depth[order[nd]] <= denseDepth {
+		nd++
+	}
+	a.ndense = int32(nd)
+	a.first = append(a.first, int32(len(a.edgeTo)))
+	a.fail = make([]int32, n-nd)
+	for k := range a.fail {
+		a.fail[k] = newID[fail[order[nd+k]]]
+	}
+	out := make([][]int32, n)
+	a.dict = make([]int32, n)
 	a.emit = make([]bool, n)
-	for i := range a.emit {
-		a.emit[i] = len(a.out[i]) > 0 || a.dict[i] >= 0
+	for i, s := range order {
+		out[i] = a.out[s]
+		a.dict[i] = -1
+		if dict[s] >= 0 {
+			a.dict[i] = newID[dict[s]]
+		}
+		a.emit[i] = len(out[i]) > 0 || a.dict[i] >= 0
+	}
+	a.out = out
+	dense := make([]int32, nd*nc)
+	for i := range nd {
+		row := a.delta[int(order[i])*nc : int(order[i]+1)*nc]
+		for c, t := range row {
+			dense[i*nc+c] = newID[t]
+		}
+	}
+	a.delta = dense
+	if n <= maxStates16 {
+		a.delta16 = make([]uint16, len(a.delta))
+		for i, t := range a.delta {
+			a.delta16[i] = uint16(t)
+		}
+		a.delta = nil
 	}
 	return a
 }
+
+// maxStates16 is the most states of an automaton with 16-bit entries (a
+// variable for the tests).
+var maxStates16 = 1 << 16
 
 // trieSize bounds the number of trie nodes of pats: the root and one
 // node per distinct prefix (in ASCII lower case).
@@ -132,17 +201,48 @@ func (a *automaton) scan(text string, hit func(pat int32, end int)) {
 	if a == nil || a.npat == 0 {
 		return
 	}
-	s := int32(0)
+	nd := a.ndense
 	nc := int32(a.nclass)
+	s := int32(0)
 	for i := 0; i < len(text); i++ {
-		s = a.delta[s*nc+int32(a.class[text[i]])]
-		if !a.emit[s] {
-			continue
+		c := a.class[text[i]]
+		switch {
+		case s >= nd:
+			s = a.deepNext(s, c)
+		case a.delta16 != nil:
+			s = int32(a.delta16[s*nc+int32(c)])
+		default:
+			s = a.delta[s*nc+int32(c)]
 		}
-		for t := s; t >= 0; t = a.dict[t] {
-			for _, p := range a.out[t] {
-				hit(p, i+1)
+		if a.emit[s] {
+			a.emitAt(s, i+1, hit)
+		}
+	}
+}
+
+// deepNext is the transition from deep state s on class c: its trie edge,
+// else its fail state's transition.
+func (a *automaton) deepNext(s int32, c uint8) int32 {
+	for s >= a.ndense {
+		k := s - a.ndense
+		for e := a.first[k]; e < a.first[k+1]; e++ {
+			if a.edgeClass[e] == c {
+				return a.edgeTo[e]
 			}
+		}
+		s = a.fail[k]
+	}
+	if a.delta16 != nil {
+		return int32(a.delta16[s*int32(a.nclass)+int32(c)])
+	}
+	return a.delta[s*int32(a.nclass)+int32(c)]
+}
+
+// emitAt reports the patterns that end at end in state s.
+func (a *automaton) emitAt(s int32, end int, hit func(pat int32, end int)) {
+	for t := s; t >= 0; t = a.dict[t] {
+		for _, p := range a.out[t] {
+			hit(p, end)
 		}
 	}
 }

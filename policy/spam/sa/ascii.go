@@ -159,7 +159,10 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	simple := tree.Simplify()
 	full.lits = literalsOf(simple)
 	full.prefix = prefixLiterals(simple)
-	full.dfa = lazyDFA(tree)
+	full.dfa = lazyDFAOf(tree, func() *syntax.Regexp {
+		t, _ := syntax.Parse(pattern, syntax.Perl)
+		return t
+	})
 	full.dfaExact = true
 	full.screen, full.screenDFA = repeatScreen(tree)
 	a := asciiOnly(tree)
@@ -176,7 +179,16 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 		ascii.re = newLazyRE(src)
 		ascii.lits = literalsOf(a)
 		ascii.prefix = prefixLiterals(a)
-		ascii.dfa = lazyDFA(a)
+		ascii.dfa = lazyDFAOf(a, func() *syntax.Regexp {
+			t, err := syntax.Parse(pattern, syntax.Perl)
+			if err != nil {
+				return nil
+			}
+			if t = asciiOnly(t); t == nil {
+				return nil
+			}
+			return t.Simplify()
+		})
 		ascii.dfaExact = true
 	}
 	ascii.screen, ascii.screenDFA = screen, screenDFA

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 )
 
 // dfa is a lazily built deterministic automaton that answers "does the
@@ -20,8 +19,14 @@ import (
 type dfa struct {
 	once sync.Once
 	tree *syntax.Regexp // compiled on first use (startup stays fast)
-	prog *syntax.Prog
-	mu   sync.Mutex
+	// build, when set, parses tree again: a daemon never runs most
+	// rules' own automata (their groups' or their literals' screens
+	// say no first), and the parsed trees of all of them took more
+	// memory than the automata built; see release.
+	build func() *syntax.Regexp
+	prog  prog
+	start uint32
+	mu    sync.Mutex
 	// class maps each byte to its class: bytes that no instruction, no
 	// empty-width test and no line or word boundary tells apart share
 	// one, so a state's row has one entry per class, not per byte.
@@ -53,7 +58,7 @@ type dtable struct {
 	n   int // states in use, under mu
 	// trans and info are allocated at the table's full size and never
 	// resliced: a matcher reads them without the lock.
-	trans []int32 // state*nclass+class -> 0 unknown, matchID, or a state
+	trans entries // state*nclass+class -> 0 unknown, matchID, or a state
 	info  []atomic.Pointer[dinfo]
 	index map[string]int32 // state key -> state, under mu
 	// starts are the start states after a previous byte of each flag
@@ -62,9 +67,20 @@ type dtable struct {
 }
 
 type dinfo struct {
-	pcs  []uint32     // threads waiting to consume a byte
-	flag uint8        // what the previous byte was
-	end  atomic.Int32 // at end of text: 0 not known yet, 1 no match, 2 match
+	// key is the state's key in index (the same string): what the
+	// previous byte was (a flag), then the threads waiting to consume a
+	// byte (see keyPCs).
+	key string
+	end atomic.Int32 // at end of text: 0 not known yet, 1 no match, 2 match
+}
+
+// keyPCs appends to pcs the threads of a state's key, 4 bytes each (the
+// key holds them once; the state needs them only to make a transition).
+func keyPCs(pcs []uint32, key string) []uint32 {
+	for i := 1; i+4 <= len(key); i += 4 {
+		pcs = append(pcs, uint32(key[i])|uint32(key[i+1])<<8|uint32(key[i+2])<<16|uint32(key[i+3])<<24)
+	}
+	return pcs
 }
 
 const (
@@ -94,15 +110,36 @@ func lazyDFA(re *syntax.Regexp) *dfa {
 	return &dfa{tree: re}
 }
 
+// lazyDFAOf is lazyDFA for a tree that build can make again.
+func lazyDFAOf(re *syntax.Regexp, build func() *syntax.Regexp) *dfa {
+	return &dfa{tree: re, build: build}
+}
+
+// release drops the parsed tree when it can be made again on first use.
+func (d *dfa) release() {
+	if d != nil && d.build != nil {
+		d.tree = nil
+	}
+}
+
 func (d *dfa) init() {
-	prog, err := syntax.Compile(d.tree.Simplify())
-	d.tree = nil
+	tree := d.tree
+	if tree == nil && d.build != nil {
+		tree = d.build()
+	}
+	d.tree, d.build = nil, nil
+	if tree == nil {
+		d.failed.Store(true)
+		return
+	}
+	sp, err := syntax.Compile(tree.Simplify())
 	if err != nil {
 		d.failed.Store(true)
 		return
 	}
-	d.prog = prog
-	class, n := byteClasses(prog)
+	d.start = d.prog.add(sp, 0)
+	d.prog.done()
+	class, n := d.prog.byteClasses()
 	d.class, d.nclass = class, int32(n)
 	d.tab.Store(d.newTable(0, 16))
 }
@@ -110,9 +147,10 @@ func (d *dfa) init() {
 // newTable returns an empty table of generation gen, with room for n
 // states, holding the start state.
 func (d *dfa) newTable(gen, n int) *dtable {
-	t := &dtable{gen: gen, n: 2, trans: make([]int32, n*int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
-	t.info[startID].Store(&dinfo{flag: prevStart})
-	t.index[string([]byte{prevStart})] = startID
+	t := &dtable{gen: gen, n: 2, trans: newEntries(n * int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
+	k := string([]byte{prevStart})
+	t.info[startID].Store(&dinfo{key: k})
+	t.index[k] = startID
 	return t
 }
 
@@ -149,10 +187,11 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	}
 	if t.n == len(t.info) {
 		// Grow by copy; the state numbers stay.
-		g := &dtable{gen: t.gen, n: t.n, trans: make([]int32, 2*len(t.trans)),
-			info: make([]atomic.Pointer[dinfo], 2*len(t.info)), index: t.index}
+		n := grownSize(len(t.info))
+		g := &dtable{gen: t.gen, n: t.n, trans: newEntries(n * int(d.nclass)),
+			info: make([]atomic.Pointer[dinfo], n), index: t.index}
 		for i := range t.trans {
-			g.trans[i] = atomic.LoadInt32(&t.trans[i])
+			g.trans[i] = atomic.LoadUint32(&t.trans[i])
 		}
 		for i := range t.info {
 			g.info[i].Store(t.info[i].Load())
@@ -164,21 +203,115 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 		d.tab.Store(t)
 	}
 	id := int32(t.n)
-	t.info[id].Store(&dinfo{pcs: slices.Clone(pcs), flag: flag})
+	k := string(key)
+	t.info[id].Store(&dinfo{key: k})
 	t.n++
-	t.index[string(key)] = id
+	t.index[k] = id
 	return id
+}
+
+// inst is an instruction as the automata read it: syntax.Inst takes 40
+// bytes and a rune list, where the automata only ever ask which bytes
+// (runes 0..255, see latin1) a rune instruction matches. For a rune
+// instruction arg is the number of that byte set in prog.sets; for
+// InstMatch, the number of the regex (mdfa); else as in syntax.Inst.
+type inst struct {
+	op       syntax.InstOp
+	out, arg uint32
+}
+
+// byteSet is a set of bytes, one bit each.
+type byteSet [4]uint64
+
+func (b *byteSet) has(c int) bool { return b[c>>6]>>(c&63)&1 != 0 }
+
+// prog is one or more compiled programs, concatenated, with the distinct
+// byte sets of their rune instructions.
+type prog struct {
+	inst  []inst
+	sets  []byteSet
+	index map[byteSet]uint32 // while adding
+}
+
+// add appends sp, its InstMatch naming regex match, and returns its
+// start.
+func (p *prog) add(sp *syntax.Prog, match uint32) (start uint32) {
+	if p.index == nil {
+		p.index = map[byteSet]uint32{}
+	}
+	off := uint32(len(p.inst))
+	p.inst = slices.Grow(p.inst, len(sp.Inst))
+	for i := range sp.Inst {
+		in := &sp.Inst[i]
+		n := inst{op: in.Op, out: in.Out + off, arg: in.Arg}
+		switch in.Op {
+		case syntax.InstAlt, syntax.InstAltMatch:
+			n.arg += off
+		case syntax.InstMatch:
+			n.arg = match
+		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+			var b byteSet
+			for c := range 256 {
+				if in.MatchRune(rune(c)) {
+					b[c>>6] |= 1 << (c & 63)
+				}
+			}
+			id, ok := p.index[b]
+			if !ok {
+				id = uint32(len(p.sets))
+				p.index[b] = id
+				p.sets = append(p.sets, b)
+			}
+			n.arg = id
+		}
+		p.inst = append(p.inst, n)
+	}
+	return off + uint32(sp.Start)
+}
+
+// done drops what only add needs and the spare capacity.
+func (p *prog) done() {
+	p.index = nil
+	p.inst = slices.Clip(p.inst)
+	p.sets = slices.Clip(p.sets)
+}
+
+// entries are a table's transitions, 16 bits each (a state number, 0 or
+// matchID), two to a word: the tables are most of a warm engine's
+// memory, and sync/atomic has no 16-bit load.
+type entries []uint32
+
+// A state number must fit in 15 bits.
+var _ [1<<15 - (maxDFAStates + 2)]struct{}
+
+func newEntries(n int) entries {
+	return make(entries, (n+1)/2)
+}
+
+// load reads entry i; safe without the lock.
+func (e entries) load(i int32) int32 {
+	return int32(int16(atomic.LoadUint32(&e[i>>1]) >> (uint(i&1) * 16)))
+}
+
+// store writes entry i; called under the automaton's lock (the other
+// half of the word is written by lock holders only).
+func (e entries) store(i, v int32) {
+	p := &e[i>>1]
+	sh := uint(i&1) * 16
+	atomic.StoreUint32(p, atomic.LoadUint32(p)&^(0xffff<<sh)|uint32(uint16(v))<<sh)
+}
+
+// grownSize is the room for states of a full table of n: a quarter more,
+// not double (most automata stop growing early; a warm engine's tables
+// were a third empty), for a few more copies while warming up.
+func grownSize(n int) int {
+	return n + max(n/4, 16)
 }
 
 // byteClasses partitions the bytes into classes that the program cannot
 // tell apart: the same rune instructions match them, and they agree on
 // being a newline and a word byte (the empty-width tests).
-func byteClasses(prog *syntax.Prog) (class [256]uint8, n int) {
-	return byteClassesOf(prog.Inst)
-}
-
-// byteClassesOf is byteClasses for a list of instructions.
-func byteClassesOf(insts []syntax.Inst) (class [256]uint8, n int) {
+func (p *prog) byteClasses() (class [256]uint8, n int) {
 	var id [256]int
 	for c := range 256 {
 		switch {
@@ -188,28 +321,13 @@ func byteClassesOf(insts []syntax.Inst) (class [256]uint8, n int) {
 			id[c] = 1
 		}
 	}
-	seen := map[string]bool{}
-	var key []byte
-	for i := range insts {
-		in := &insts[i]
-		switch in.Op {
-		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
-		default:
-			continue
-		}
-		key = append(key[:0], byte(in.Op), byte(in.Arg))
-		for _, r := range in.Rune {
-			key = utf8.AppendRune(append(key, '|'), r)
-		}
-		if seen[string(key)] {
-			continue
-		}
-		seen[string(key)] = true
-		// Split every class by whether the instruction matches.
+	for i := range p.sets {
+		b := &p.sets[i]
+		// Split every class by whether the set holds the byte.
 		var split [512]int16 // class*2+match -> new class+1
 		next := int16(0)
 		for c := range 256 {
-			k := id[c]*2 + b2i(in.MatchRune(rune(c)))
+			k := id[c]*2 + b2i(b.has(c))
 			if split[k] == 0 {
 				next++
 				split[k] = next
@@ -254,9 +372,9 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 // before byte c; it reports a match reached there and, for c >= 0, the
 // threads after consuming c (scratch space, valid until the next step).
 func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
-	op := empty(s.flag, c)
+	op := empty(s.key[0], c)
 	if d.seen == nil {
-		d.seen = make([]uint32, len(d.prog.Inst))
+		d.seen = make([]uint32, len(d.prog.inst))
 	}
 	d.gen++
 	if d.gen == 0 { // wrapped: forget every old mark
@@ -264,7 +382,7 @@ func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 		d.gen = 1
 	}
 	gen, seen := d.gen, d.seen
-	stack := append(append(d.stack[:0], uint32(d.prog.Start)), s.pcs...)
+	stack := keyPCs(append(d.stack[:0], d.start), s.key)
 	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
@@ -273,22 +391,22 @@ func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 			continue
 		}
 		seen[pc] = gen
-		in := &d.prog.Inst[pc]
-		switch in.Op {
+		in := &d.prog.inst[pc]
+		switch in.op {
 		case syntax.InstAlt, syntax.InstAltMatch:
-			stack = append(stack, in.Arg, in.Out)
+			stack = append(stack, in.arg, in.out)
 		case syntax.InstCapture, syntax.InstNop:
-			stack = append(stack, in.Out)
+			stack = append(stack, in.out)
 		case syntax.InstEmptyWidth:
-			if syntax.EmptyOp(in.Arg)&^op == 0 {
-				stack = append(stack, in.Out)
+			if syntax.EmptyOp(in.arg)&^op == 0 {
+				stack = append(stack, in.out)
 			}
 		case syntax.InstMatch:
 			matched = true
 		case syntax.InstFail:
 		default: // rune instructions
-			if c >= 0 && in.MatchRune(rune(c)) {
-				next = append(next, in.Out)
+			if c >= 0 && d.prog.sets[in.arg].has(c) {
+				next = append(next, in.out)
 			}
 		}
 	}
@@ -363,7 +481,7 @@ func (d *dfa) matchAt(text string, p int) (matched, ok bool) {
 			c = (c&0x1f)<<6 | text[i+1]&0x3f
 			i++
 		}
-		n := atomic.LoadInt32(&trans[s*nc+int32(d.class[c])])
+		n := trans.load(s*nc + int32(d.class[c]))
 		if n == 0 {
 			d.mu.Lock()
 			t, n = d.fill(t, s, c)
@@ -401,26 +519,26 @@ func (d *dfa) fill(t *dtable, s int32, c byte) (*dtable, int32) {
 		if cur.gen != t.gen {
 			// Flushed since: find the state in the new table.
 			info := t.info[s].Load()
-			s = d.state(info.pcs, info.flag)
+			s = d.state(keyPCs(nil, info.key), info.key[0])
 			if s == 0 {
 				return cur, 0
 			}
 			cl = s*d.nclass + int32(d.class[c])
 		}
 		t = d.tab.Load()
-		if n := t.trans[cl]; n != 0 {
+		if n := t.trans.load(cl); n != 0 {
 			return t, n
 		}
 	}
 	m, pcs := d.step(t.info[s].Load(), int(c))
 	if m {
-		atomic.StoreInt32(&t.trans[cl], matchID)
+		t.trans.store(cl, matchID)
 		return t, matchID
 	}
 	n := d.state(pcs, flagAfter(c))
 	cur := d.tab.Load()
 	if n != 0 && cur.gen == t.gen {
-		atomic.StoreInt32(&cur.trans[cl], n)
+		cur.trans.store(cl, n)
 	}
 	return cur, n
 }

@@ -247,3 +247,35 @@ func TestDFAConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// TestDFARelease: an automaton whose parsed tree was dropped after
+// Compile parses it again on first use and answers as before, for the
+// full and the ASCII variant.
+func TestDFARelease(t *testing.T) {
+	texts := []string{"", "free money", "FREE  m\u00f6ney now", "fr\u00e9e", "xx fre money", "free\nmoney"}
+	for _, pat := range []string{`(?i)\bfree\s+m[o\x{f6}]ney\b`, `fr[e\x{e9}]e`, `^free$`} {
+		for vi := range 2 {
+			kept, _, err := compileVariants(pat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dropped, _, _ := compileVariants(pat)
+			if vi == 1 {
+				_, kept, _ = compileVariants(pat)
+				_, dropped, _ = compileVariants(pat)
+			}
+			dropped.dfa.release()
+			if dropped.dfa.tree != nil {
+				t.Fatalf("%s: tree kept", pat)
+			}
+			for _, text := range texts {
+				text = latin1(text)
+				m1, ok1 := kept.dfa.match(text)
+				m2, ok2 := dropped.dfa.match(text)
+				if m1 != m2 || ok1 != ok2 || !ok1 {
+					t.Errorf("%s variant %d on %q: kept %v %v, released %v %v", pat, vi, text, m1, ok1, m2, ok2)
+				}
+			}
+		}
+	}
+}

@@ -346,6 +346,13 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 	for k := range e.kinds {
 		e.buildPrefilter(Kind(k))
 	}
+	// The groups hold the trees they need until their first use.
+	for _, r := range e.rules {
+		if r != nil {
+			r.v[0].dfa.release()
+			r.v[1].dfa.release()
+		}
+	}
 	e.freemailRE = globsRE(rs.Freemail)
 	if st.Run == 0 {
 		return nil, ErrNoRulesRun

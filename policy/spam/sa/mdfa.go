@@ -13,17 +13,15 @@ import (
 // message; one pass of their group replaces a pass per rule, and only the
 // rules it names run their own matcher on that line. Its states are sets
 // of program counters of all the group's programs; each transition
-// carries the bit set of the regexes whose match ends there. It shares
+// carries the set of the regexes whose match ends there. It shares
 // dfa's byte classes, empty-width handling and cache policy (a full cache
 // is flushed, or the automaton gives up and the caller runs every rule of
 // the group).
 type mdfa struct {
-	once   sync.Once
-	trees  []*syntax.Regexp // compiled on first use
-	inst   []syntax.Inst    // the programs, concatenated
-	starts []uint32
-	// matchOf is the regex whose program holds each InstMatch.
-	matchOf map[uint32]int
+	once    sync.Once
+	trees   []*syntax.Regexp // compiled on first use
+	prog    prog             // the programs; InstMatch names its regex
+	starts  []uint32
 	all     uint64
 	class   [256]uint8
 	nclass  int32
@@ -31,6 +29,11 @@ type mdfa struct {
 	tab     atomic.Pointer[mtable]
 	failed  atomic.Bool
 	scanned atomic.Int64
+	// sets are the distinct match sets of the transitions, numbered by
+	// setID (under mu); sets[0] is the empty set. A matcher loads the
+	// list after the transition that names it (stored before it).
+	sets  atomic.Pointer[[]uint64]
+	setID map[uint64]int32
 	// Scratch space of step, used under mu.
 	seen  []uint32
 	gen   uint32
@@ -42,23 +45,35 @@ type mdfa struct {
 // maxGroup is the largest group: a transition's matches are one uint64.
 const maxGroup = 64
 
-// mtable is mdfa's cache, as dtable: trans gives the next state and
-// match the regexes whose match ends on that transition (written before
-// trans, so a reader that sees the state sees its matches).
+// mtable is mdfa's cache, as dtable. An entry of trans holds both the
+// next state (its low stateBits bits) and the number of the set of
+// regexes whose match ends on that transition (the bits above, 0 for
+// none): one load per byte, 4 bytes per transition, where a match set
+// beside each entry would take 8 more, nearly always 0.
 type mtable struct {
 	gen int
 	n   int // states in use, under mu
 	// Allocated at the table's full size and never resliced (read
 	// without the lock).
 	trans []int32
-	match []uint64
 	info  []atomic.Pointer[minfo]
 	index map[string]int32
 }
 
+const (
+	stateBits = 14
+	stateMask = 1<<stateBits - 1
+	// maxSets bounds the match sets an entry can name (the sign bit
+	// stays clear); past it the automaton gives up.
+	maxSets = 1 << (31 - stateBits)
+)
+
+// A state number must fit in an entry's low bits: the table holds at
+// most maxDFAStates+2 of them (see state).
+var _ [stateMask - (maxDFAStates + 2)]struct{}
+
 type minfo struct {
-	pcs   []uint32
-	flag  uint8
+	key   string        // as dinfo's
 	end   atomic.Uint64 // matches at end of text, once known
 	known atomic.Bool
 }
@@ -68,39 +83,39 @@ func newMDFA(trees []*syntax.Regexp) *mdfa {
 }
 
 func (d *mdfa) init() {
-	d.matchOf = map[uint32]int{}
+	progs := make([]*syntax.Prog, len(d.trees))
+	size := 0
 	for k, t := range d.trees {
-		prog, err := syntax.Compile(t.Simplify())
+		sp, err := syntax.Compile(t.Simplify())
 		if err != nil {
 			d.failed.Store(true)
 			return
 		}
-		off := uint32(len(d.inst))
-		for _, in := range prog.Inst {
-			in.Out += off
-			switch in.Op {
-			case syntax.InstAlt, syntax.InstAltMatch:
-				in.Arg += off
-			case syntax.InstMatch:
-				d.matchOf[uint32(len(d.inst))] = k
-			}
-			d.inst = append(d.inst, in)
-		}
-		d.starts = append(d.starts, off+uint32(prog.Start))
+		progs[k] = sp
+		size += len(sp.Inst)
+	}
+	// Room for them all up front: append would leave up to half spare.
+	d.prog.inst = make([]inst, 0, size)
+	for k, sp := range progs {
+		d.starts = append(d.starts, d.prog.add(sp, uint32(k)))
 		d.all |= 1 << k
 	}
 	d.trees = nil
-	class, n := byteClassesOf(d.inst)
+	d.prog.done()
+	d.sets.Store(&[]uint64{0})
+	d.setID = map[uint64]int32{}
+	class, n := d.prog.byteClasses()
 	d.class, d.nclass = class, int32(n)
 	d.tab.Store(d.newTable(0, 64))
 }
 
 func (d *mdfa) newTable(gen, n int) *mtable {
 	nc := int(d.nclass)
-	t := &mtable{gen: gen, n: 2, trans: make([]int32, n*nc), match: make([]uint64, n*nc),
+	t := &mtable{gen: gen, n: 2, trans: make([]int32, n*nc),
 		info: make([]atomic.Pointer[minfo], n), index: map[string]int32{}}
-	t.info[startID].Store(&minfo{flag: prevStart})
-	t.index[string([]byte{prevStart})] = startID
+	k := string([]byte{prevStart})
+	t.info[startID].Store(&minfo{key: k})
+	t.index[k] = startID
 	return t
 }
 
@@ -129,11 +144,10 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 		}
 	}
 	if t.n == len(t.info) {
-		g := &mtable{gen: t.gen, n: t.n, trans: make([]int32, 2*len(t.trans)),
-			match: make([]uint64, 2*len(t.match)),
-			info:  make([]atomic.Pointer[minfo], 2*len(t.info)), index: t.index}
+		n := grownSize(len(t.info))
+		g := &mtable{gen: t.gen, n: t.n, trans: make([]int32, n*int(d.nclass)),
+			info: make([]atomic.Pointer[minfo], n), index: t.index}
 		for i := range t.trans {
-			g.match[i] = atomic.LoadUint64(&t.match[i])
 			g.trans[i] = atomic.LoadInt32(&t.trans[i])
 		}
 		for i := range t.info {
@@ -143,18 +157,19 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 		d.tab.Store(t)
 	}
 	id := int32(t.n)
-	t.info[id].Store(&minfo{pcs: slices.Clone(pcs), flag: flag})
+	k := string(key)
+	t.info[id].Store(&minfo{key: k})
 	t.n++
-	t.index[string(key)] = id
+	t.index[k] = id
 	return id
 }
 
 // step is dfa.step for the group: the regexes whose match is reached
 // before byte c (c < 0: end of text) and the threads after c.
 func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
-	op := empty(s.flag, c)
+	op := empty(s.key[0], c)
 	if d.seen == nil {
-		d.seen = make([]uint32, len(d.inst))
+		d.seen = make([]uint32, len(d.prog.inst))
 	}
 	d.gen++
 	if d.gen == 0 {
@@ -162,7 +177,7 @@ func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
 		d.gen = 1
 	}
 	gen, seen := d.gen, d.seen
-	stack := append(append(d.stack[:0], d.starts...), s.pcs...)
+	stack := keyPCs(append(d.stack[:0], d.starts...), s.key)
 	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
@@ -171,22 +186,22 @@ func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
 			continue
 		}
 		seen[pc] = gen
-		in := &d.inst[pc]
-		switch in.Op {
+		in := &d.prog.inst[pc]
+		switch in.op {
 		case syntax.InstAlt, syntax.InstAltMatch:
-			stack = append(stack, in.Arg, in.Out)
+			stack = append(stack, in.arg, in.out)
 		case syntax.InstCapture, syntax.InstNop:
-			stack = append(stack, in.Out)
+			stack = append(stack, in.out)
 		case syntax.InstEmptyWidth:
-			if syntax.EmptyOp(in.Arg)&^op == 0 {
-				stack = append(stack, in.Out)
+			if syntax.EmptyOp(in.arg)&^op == 0 {
+				stack = append(stack, in.out)
 			}
 		case syntax.InstMatch:
-			matched |= 1 << d.matchOf[pc]
+			matched |= 1 << in.arg
 		case syntax.InstFail:
 		default:
-			if c >= 0 && in.MatchRune(rune(c)) {
-				next = append(next, in.Out)
+			if c >= 0 && d.prog.sets[in.arg].has(c) {
+				next = append(next, in.out)
 			}
 		}
 	}
@@ -210,7 +225,7 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 	}
 	d.scanned.Add(int64(len(text)))
 	t := d.tab.Load()
-	trans, match := t.trans, t.match
+	trans := t.trans
 	nc := d.nclass
 	s := int32(startID)
 	for i := 0; i < len(text); i++ {
@@ -222,25 +237,23 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 			c = (c&0x1f)<<6 | text[i+1]&0x3f
 			i++
 		}
-		idx := s*nc + int32(d.class[c])
-		n := atomic.LoadInt32(&trans[idx])
-		var m uint64
+		n := atomic.LoadInt32(&trans[s*nc+int32(d.class[c])])
 		if n == 0 {
 			d.mu.Lock()
-			t, n, m = d.fill(t, s, c)
+			t, n = d.fill(t, s, c)
 			d.mu.Unlock()
 			if n == 0 {
 				return 0, false
 			}
-			trans, match = t.trans, t.match
-		} else {
-			m = atomic.LoadUint64(&match[idx])
+			trans = t.trans
 		}
-		matched |= m
-		if matched == d.all {
-			return matched, true
+		if set := n >> stateBits; set != 0 {
+			matched |= (*d.sets.Load())[set]
+			if matched == d.all {
+				return matched, true
+			}
 		}
-		s = n
+		s = n & stateMask
 	}
 	info := t.info[s].Load()
 	if !info.known.Load() {
@@ -253,30 +266,60 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 	return matched | info.end.Load(), true
 }
 
-// fill is dfa.fill for the group: the transition from state s of table t
-// on byte c and its matches. Called under mu.
-func (d *mdfa) fill(t *mtable, s int32, c byte) (*mtable, int32, uint64) {
+// fill is dfa.fill for the group: the entry of the transition from state
+// s of table t on byte c (next state and match set). Called under mu.
+func (d *mdfa) fill(t *mtable, s int32, c byte) (*mtable, int32) {
 	cl := s*d.nclass + int32(d.class[c])
 	if cur := d.tab.Load(); cur != t {
 		if cur.gen != t.gen {
 			info := t.info[s].Load()
-			s = d.state(info.pcs, info.flag)
+			s = d.state(keyPCs(nil, info.key), info.key[0])
 			if s == 0 {
-				return cur, 0, 0
+				return cur, 0
 			}
 			cl = s*d.nclass + int32(d.class[c])
 		}
 		t = d.tab.Load()
 		if n := t.trans[cl]; n != 0 {
-			return t, n, atomic.LoadUint64(&t.match[cl])
+			return t, n
 		}
 	}
 	m, pcs := d.step(t.info[s].Load(), int(c))
+	set := d.setOf(m)
+	if set < 0 {
+		return d.tab.Load(), 0
+	}
 	n := d.state(pcs, flagAfter(c))
 	cur := d.tab.Load()
-	if n != 0 && cur.gen == t.gen {
-		atomic.StoreUint64(&cur.match[cl], m)
+	if n == 0 {
+		return cur, 0
+	}
+	n |= set << stateBits
+	if cur.gen == t.gen {
 		atomic.StoreInt32(&cur.trans[cl], n)
 	}
-	return cur, n, m
+	return cur, n
+}
+
+// setOf returns the number of match set m, adding it; -1 when there are
+// too many and the automaton gives up. Called under mu.
+func (d *mdfa) setOf(m uint64) int32 {
+	if m == 0 {
+		return 0
+	}
+	if id, ok := d.setID[m]; ok {
+		return id
+	}
+	sets := *d.sets.Load()
+	if len(sets) == maxSets {
+		d.failed.Store(true)
+		return -1
+	}
+	id := int32(len(sets))
+	// Readers hold the old list, which append leaves as it was; the new
+	// one is stored before any transition names id.
+	sets = append(sets, m)
+	d.sets.Store(&sets)
+	d.setID[m] = id
+	return id
 }

@@ -2,9 +2,12 @@ package sa
 
 import (
 	"errors"
+	"maps"
+	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -156,12 +159,23 @@ func TestRequiredLiterals(t *testing.T) {
 }
 
 func TestAutomaton(t *testing.T) {
-	a := newAutomaton([]string{"he", "she", "his", "hers"})
-	var got []int32
-	a.scan("uSHErs", func(p int32, end int) { got = append(got, p) })
-	// she (1) and he (0) end at 4, hers (3) at 6.
-	if len(got) != 3 || got[0] != 1 || got[1] != 0 || got[2] != 3 {
-		t.Errorf("matches %v", got)
+	for _, wide := range []bool{false, true} {
+		if wide {
+			// Entries of 32 bits, as for more than 65536 states.
+			defer func(n int) { maxStates16 = n }(maxStates16)
+			maxStates16 = 0
+		}
+		a := newAutomaton([]string{"he", "she", "his", "hers"})
+		if (a.delta16 == nil) != wide {
+			t.Fatalf("wide %v: 16-bit entries %v", wide, a.delta16 != nil)
+		}
+		var got []int32
+		var ends []int
+		a.scan("uSHErs", func(p int32, end int) { got = append(got, p); ends = append(ends, end) })
+		// she (1) and he (0) end at 4, hers (3) at 6.
+		if len(got) != 3 || got[0] != 1 || got[1] != 0 || got[2] != 3 || ends[0] != 4 || ends[2] != 6 {
+			t.Errorf("wide %v: matches %v at %v", wide, got, ends)
+		}
 	}
 }
 
@@ -233,6 +247,42 @@ func TestDFAAgreesWithRegexp(t *testing.T) {
 			if m != re.MatchString(s) {
 				t.Errorf("%q on %q: automaton %v, regexp %v", p, s, m, !m)
 			}
+		}
+	}
+}
+
+// TestAutomatonNaive compares the automaton (dense near the root, sparse
+// deeper) with a naive search, on random patterns and texts over a small
+// alphabet, so that deep states and long fail chains occur.
+func TestAutomatonNaive(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 11))
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = "abcAB-"[rnd.IntN(6)]
+		}
+		return string(b)
+	}
+	for round := range 200 {
+		pats := make([]string, 1+rnd.IntN(12))
+		for i := range pats {
+			pats[i] = strings.ToLower(word(1 + rnd.IntN(9)))
+		}
+		a := newAutomaton(pats)
+		text := word(rnd.IntN(80))
+		got := map[[2]int]int{}
+		a.scan(text, func(p int32, end int) { got[[2]int{int(p), end}]++ })
+		want := map[[2]int]int{}
+		low := strings.ToLower(text)
+		for p, pat := range pats {
+			for end := len(pat); end <= len(low); end++ {
+				if low[end-len(pat):end] == pat {
+					want[[2]int{p, end}]++
+				}
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("round %d: patterns %q on %q: got %v, want %v", round, pats, text, got, want)
 		}
 	}
 }
