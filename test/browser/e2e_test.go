@@ -160,13 +160,7 @@ func TestE2EQuarantineThroughPostfix(t *testing.T) {
 			}
 		}
 	}
-	text := func(ctx context.Context, sel string) string {
-		s, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
+	text := func(ctx context.Context, sel string) string { return pageText(t, ctx, sel) }
 	do(ctx, "admin",
 		chromedp.Navigate("http://"+webAddr+"/"),
 		chromedp.WaitVisible(`#password`),

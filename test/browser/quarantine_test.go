@@ -133,13 +133,7 @@ func TestBrowserReleaseAsAdminAndUser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	text := func(ctx context.Context, sel string) string {
-		s, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
+	text := func(ctx context.Context, sel string) string { return pageText(t, ctx, sel) }
 	do := func(ctx context.Context, who string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -246,5 +240,23 @@ func checkReleased(t *testing.T, sg *quarantine.Signer, m *harness.Mail, from, r
 	v := m.Get(quarantine.ReleaseHeader)
 	if len(v) != 1 || !strings.Contains(v[0], "id="+id) || sg.VerifyRelease(v[0], rcpt) != nil {
 		t.Errorf("release header %q does not verify", v)
+	}
+}
+
+// pageText is the text of sel in the page. Right after a click that
+// navigates, the old page's execution context can vanish under the query
+// ("Cannot find context with specified id"): it asks again in the new
+// page, for up to 5 s.
+func pageText(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	for try := 0; ; try++ {
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err == nil {
+			return s
+		}
+		if try == 50 || !strings.Contains(err.Error(), "Cannot find context") {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
