@@ -27,19 +27,7 @@ import (
 	"github.com/mailwarden/mailwarden/test/harness"
 )
 
-const dkimpyARCVerify = `
-import sys, dkim, dns.resolver
-r = dns.resolver.Resolver(configure=False)
-r.nameservers = [sys.argv[1]]
-r.port = int(sys.argv[2])
-def dnsfunc(name, timeout=5):
-    try:
-        a = r.resolve(name.decode().rstrip('.'), 'TXT')
-    except Exception:
-        return None
-    for rd in a:
-        return b''.join(rd.strings)
-cv, res, reason = dkim.arc_verify(open(sys.argv[3], 'rb').read(), dnsfunc=dnsfunc)
+const dkimpyARCVerify = dkimpyDNS + `cv, res, reason = dkim.arc_verify(open(sys.argv[3], 'rb').read(), dnsfunc=dnsfunc)
 print(cv.decode(), reason)
 `
 

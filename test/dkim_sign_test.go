@@ -21,9 +21,9 @@ import (
 	"github.com/mailwarden/mailwarden/test/harness"
 )
 
-// dkimpyDNSVerify prints pass/fail for each DKIM-Signature of a message,
-// top down, fetching keys from the DNS server at argv[1]:argv[2].
-const dkimpyDNSVerify = `
+// dkimpyDNS is the start of the dkimpy scripts: dnsfunc asks the DNS
+// server at argv[1]:argv[2] for TXT records.
+const dkimpyDNS = `
 import sys, dkim, dns.resolver
 r = dns.resolver.Resolver(configure=False)
 r.nameservers = [sys.argv[1]]
@@ -35,7 +35,11 @@ def dnsfunc(name, timeout=5):
         return None
     for rd in a:
         return b''.join(rd.strings)
-msg = open(sys.argv[3], 'rb').read()
+`
+
+// dkimpyDNSVerify prints pass/fail for each DKIM-Signature of a message,
+// top down, fetching keys from the DNS server at argv[1]:argv[2].
+const dkimpyDNSVerify = dkimpyDNS + `msg = open(sys.argv[3], 'rb').read()
 d = dkim.DKIM(msg)
 n = sum(1 for k, v in d.headers if k.lower() == b'dkim-signature')
 print(' '.join('pass' if d.verify(idx=i, dnsfunc=dnsfunc) else 'fail' for i in range(n)))
