@@ -8,6 +8,7 @@
 #   ONLY=mailwarden bash test/bench/compare.sh  # skip rspamd
 #   BIG=50 bash test/bench/compare.sh           # also 50 concurrent 10 MB messages
 #   RULES=off bash test/bench/compare.sh        # mailwarden without the SpamAssassin rules
+#   MW_METRICS=127.0.0.1:9899 MW_PPROF=true ... # /metrics and /debug/pprof/ on the daemon
 #
 # What runs, all private to a temp dir (no system service is touched):
 #   - test/bench/dnsstub on 127.0.0.1: NXDOMAIN with SOA for every corpus
@@ -123,7 +124,7 @@ log "clamd pid $clamd_pid, MaxThreads $clamd_threads, DisableCache yes"
 # Bayes: trained once (the learn command writes one transaction per message).
 if [ ! -s "$bayes_db" ]; then
 	log "training Bayes into $bayes_db (once; takes minutes)"
-	sed "s#@STATE@#$bayes_db#;s#@SOCK@#$work/learn.sock#;s#@DNS@#$dns#;s#@VIRUS@#false#;s#@RULES@#false#;s#@CLAMD@#$work/clamd/clamd.sock#;s#@METRICS@##" \
+	sed "s#@STATE@#$bayes_db#;s#@SOCK@#$work/learn.sock#;s#@DNS@#$dns#;s#@VIRUS@#false#;s#@RULES@#false#;s#@CLAMD@#$work/clamd/clamd.sock#;s#@METRICS@##;s#@PPROF@#false#" \
 		test/bench/full.toml > "$work/learn.toml"
 	"$work/mailwarden" learn -config "$work/learn.toml" --spam "$corpus/spam" --ham "$corpus/ham" >&2
 fi
@@ -143,7 +144,7 @@ start_mailwarden() { # mode
 	[ "$1" = av ] && virus=true
 	mkdir -p "$d"
 	cp "$bayes_db" "$d/state.db"
-	sed "s#@STATE@#$d/state.db#;s#@SOCK@#$d/milter.sock#;s#@DNS@#$dns#;s#@VIRUS@#$virus#;s#@RULES@#$rules#;s#@CLAMD@#$work/clamd/clamd.sock#;s#@METRICS@#${MW_METRICS:-}#" \
+	sed "s#@STATE@#$d/state.db#;s#@SOCK@#$d/milter.sock#;s#@DNS@#$dns#;s#@VIRUS@#$virus#;s#@RULES@#$rules#;s#@CLAMD@#$work/clamd/clamd.sock#;s#@METRICS@#${MW_METRICS:-}#;s#@PPROF@#${MW_PPROF:-false}#" \
 		test/bench/full.toml > "$d/mw.toml"
 	"$work/mailwarden" serve -config "$d/mw.toml" 2>"$d/mw.log" &
 	mw_pid=$!

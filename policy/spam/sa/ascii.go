@@ -104,14 +104,49 @@ type variant struct {
 	// rule's, and the backtracking engine runs only where it gives up.
 	ruleExact bool
 	lits      []string
-	never     bool // cannot match this kind of text
+	// more are further literal sets the regex needs one of each of (see
+	// factorsOf): with lits, a text must hold one string of every set.
+	more  [][]string
+	never bool // cannot match this kind of text
 	// prefix, when set, lists strings one of which every match of the
 	// automaton's regex starts with: it starts at the first found.
 	prefix []string
+	// adfa is the automaton anchored at a prefix: run where each prefix
+	// occurs, it stops at the first byte no match can go on with, where
+	// the unanchored one scans to the end of the text (see prefixMatch).
+	adfa *dfa
 	// screenDFA is screen's automaton: it answers for the screen when
 	// the regex's own automaton gave up (too many states), as for the
 	// large repeated alternations of the __FILL_THIS_FORM rules.
 	screenDFA *dfa
+}
+
+// prefixMatch answers for the automaton from first, the first place a
+// prefix occurs: the anchored automaton runs at each place a prefix
+// occurs, until it has scanned as many bytes as the unanchored one would
+// from first; the unanchored one takes over from there.
+func (v *variant) prefixMatch(text string, first int) (matched, ok bool) {
+	budget := len(text) - first
+	at := first
+	for {
+		m, ok, end := v.adfa.scanAt(text, at)
+		if !ok {
+			break
+		}
+		if m {
+			return true, true
+		}
+		if budget -= end - at + 1; budget < 0 {
+			break
+		}
+		// Prefixes start with an ASCII byte: at+1 is a rune boundary.
+		next := firstPrefix(text[at+1:], v.prefix)
+		if next < 0 {
+			return false, true
+		}
+		at += 1 + next
+	}
+	return v.dfa.matchAt(text, at)
 }
 
 // variant.screen, when set, runs before re: a smaller regex that matches
@@ -157,12 +192,16 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	}
 	full.re = newLazyRE(pattern)
 	simple := tree.Simplify()
-	full.lits = literalsOf(simple)
+	full.lits, full.more = screenOf(simple)
 	full.prefix = prefixLiterals(simple)
-	full.dfa = lazyDFAOf(tree, func() *syntax.Regexp {
+	parse := func() *syntax.Regexp {
 		t, _ := syntax.Parse(pattern, syntax.Perl)
 		return t
-	})
+	}
+	full.dfa = lazyDFAOf(tree, parse)
+	if full.prefix != nil {
+		full.adfa = anchoredDFA(parse)
+	}
 	full.dfaExact = true
 	full.screen, full.screenDFA = repeatScreen(tree)
 	a := asciiOnly(tree)
@@ -177,9 +216,9 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 		ascii = full
 	} else {
 		ascii.re = newLazyRE(src)
-		ascii.lits = literalsOf(a)
+		ascii.lits, ascii.more = screenOf(a)
 		ascii.prefix = prefixLiterals(a)
-		ascii.dfa = lazyDFAOf(a, func() *syntax.Regexp {
+		parseASCII := func() *syntax.Regexp {
 			t, err := syntax.Parse(pattern, syntax.Perl)
 			if err != nil {
 				return nil
@@ -188,7 +227,11 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 				return nil
 			}
 			return t.Simplify()
-		})
+		}
+		ascii.dfa = lazyDFAOf(a, parseASCII)
+		if ascii.prefix != nil {
+			ascii.adfa = anchoredDFA(parseASCII)
+		}
 		ascii.dfaExact = true
 	}
 	ascii.screen, ascii.screenDFA = screen, screenDFA
@@ -325,7 +368,7 @@ func parseRepeat(pattern string) (*syntax.Regexp, bool) {
 // treeVariants is compileVariants for a tree RE2's parser refuses: the
 // automata and the literals, without a regexp.
 func treeVariants(tree *syntax.Regexp) (full, ascii variant) {
-	full.lits = literalsOf(tree.Simplify())
+	full.lits, full.more = screenOf(tree.Simplify())
 	full.dfa, full.dfaExact, full.ruleExact = lazyDFA(tree), true, true
 	a := asciiOnly(tree)
 	if a == nil {
@@ -333,7 +376,7 @@ func treeVariants(tree *syntax.Regexp) (full, ascii variant) {
 		return
 	}
 	a = a.Simplify()
-	ascii.lits = literalsOf(a)
+	ascii.lits, ascii.more = screenOf(a)
 	ascii.dfa, ascii.dfaExact, ascii.ruleExact = lazyDFA(a), true, true
 	return
 }

@@ -55,6 +55,7 @@ type msgCtx struct {
 	hasHTML  bool
 	uris     []string
 	upper    float64 // uppercase percentage, -1 until computed
+	mask     []uint8 // screen's scratch space
 
 	dateDone   bool // dateDiff computed (the date evals read it several times)
 	dateDiffV  float64
@@ -333,7 +334,18 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 				return 0
 			}
 		}
-		m, ok := v.dfa.matchAt(text, start)
+		if dbgOn {
+			dbgRule = r.name
+		}
+		var m, ok bool
+		if v.adfa != nil {
+			m, ok = v.prefixMatch(text, start)
+		} else {
+			m, ok = v.dfa.matchAt(text, start)
+		}
+		if dbgOn {
+			dbgDone(m)
+		}
 		if !ok && !v.screened(text) {
 			return 0
 		}
@@ -453,11 +465,20 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 	cand = cand[:n]
 	clear(cand)
 	if pf.ac != nil {
+		// cand holds the literal sets found (bits) until the rule's
+		// are all there; candRun (1) is the whole set of a rule with
+		// one, else the bits go on and become candRun at the end.
+		mask := c.maskScratch(n)
 		pf.ac.scan(text, func(p int32, _ int) {
-			for _, pos := range pf.patRule[p] {
-				cand[pos] = candRun
+			for _, e := range pf.patRule[p] {
+				mask[e>>2] |= 1 << (e & 3)
 			}
 		})
+		for pos, m := range mask {
+			if m != 0 && m == pf.need[pos] {
+				cand[pos] = candRun
+			}
+		}
 	}
 	for _, pos := range pf.noLit {
 		cand[pos] = candRun
@@ -476,6 +497,16 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 		}
 	}
 	return cand
+}
+
+// maskScratch returns n cleared bytes, reused by each screen.
+func (c *msgCtx) maskScratch(n int) []uint8 {
+	if cap(c.mask) < n {
+		c.mask = make([]uint8, n)
+	}
+	c.mask = c.mask[:n]
+	clear(c.mask)
+	return c.mask
 }
 
 // What screen says of a rule: it cannot match, it may (run it), it does.
@@ -549,10 +580,23 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		pf := &c.e.pf[k][b2i(ascii[li])]
 		if pf.ac != nil {
 			pf.ac.scan(line, func(p int32, _ int) {
-				for _, pos := range pf.patRule[p] {
-					sc.mark(pos, l)
+				for _, e := range pf.patRule[p] {
+					pos := e >> 2
+					m := sc.mask[pos]
+					if m == 0 {
+						sc.touched = append(sc.touched, pos)
+					}
+					m |= 1 << (e & 3)
+					sc.mask[pos] = m
+					if m == pf.need[pos] {
+						sc.mark(pos, l)
+					}
 				}
 			})
+			for _, pos := range sc.touched {
+				sc.mask[pos] = 0
+			}
+			sc.touched = sc.touched[:0]
 		}
 		for _, pos := range pf.noLit {
 			sc.mark(pos, l)
@@ -688,10 +732,15 @@ func scanCut(text string, size int, cuts string) string {
 // end (a counting sort keeps each rule's lines in order). Pooled: a
 // message would otherwise allocate a slice per candidate rule.
 type lineScratch struct {
-	last  []int32 // per rule: the last line marked, -1 for none
-	off   []int32 // per rule: its lines are flat[off[pos]:off[pos+1]]
-	marks []lineMark
-	flat  []int32
+	// mask, per rule, has the bits of the literal sets found in the
+	// current line (see prefilter.need); touched lists the rules whose
+	// mask is not 0, to clear them for the next line.
+	mask    []uint8
+	touched []int32
+	last    []int32 // per rule: the last line marked, -1 for none
+	off     []int32 // per rule: its lines are flat[off[pos]:off[pos+1]]
+	marks   []lineMark
+	flat    []int32
 }
 
 type lineMark struct{ pos, line int32 }
@@ -699,6 +748,9 @@ type lineMark struct{ pos, line int32 }
 var lineScratchPool = sync.Pool{New: func() any { return new(lineScratch) }}
 
 func (sc *lineScratch) reset(n int) {
+	sc.mask = slices.Grow(sc.mask[:0], n)[:n]
+	clear(sc.mask)
+	sc.touched = sc.touched[:0]
 	sc.last = slices.Grow(sc.last[:0], n)[:n]
 	for i := range sc.last {
 		sc.last[i] = -1

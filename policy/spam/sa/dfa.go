@@ -26,7 +26,14 @@ type dfa struct {
 	build func() *syntax.Regexp
 	prog  prog
 	start uint32
-	mu    sync.Mutex
+	// anchored: matches start only where the search starts (no thread
+	// from the start at later bytes): a regex that begins with \A, or
+	// the automaton of anchoredAt. A state without threads is then dead
+	// and the search stops there.
+	anchored bool
+	// wantAnchored asks init for an anchored automaton.
+	wantAnchored bool
+	mu           sync.Mutex
 	// class maps each byte to its class: bytes that no instruction, no
 	// empty-width test and no line or word boundary tells apart share
 	// one, so a state's row has one entry per class, not per byte.
@@ -88,6 +95,9 @@ const (
 	// state 0 is unused (an unknown transition reads 0) and 1 is the start.
 	matchID = -1
 	startID = 1
+	// deadID is the target of a transition of an anchored automaton to
+	// the state without threads: no match can follow.
+	deadID = -2
 )
 
 const (
@@ -115,6 +125,12 @@ func lazyDFAOf(re *syntax.Regexp, build func() *syntax.Regexp) *dfa {
 	return &dfa{tree: re, build: build}
 }
 
+// anchoredDFA returns an automaton, built on first use from build's tree,
+// for the matches that start where the search does.
+func anchoredDFA(build func() *syntax.Regexp) *dfa {
+	return &dfa{build: build, wantAnchored: true}
+}
+
 // release drops the parsed tree when it can be made again on first use.
 func (d *dfa) release() {
 	if d != nil && d.build != nil {
@@ -139,16 +155,29 @@ func (d *dfa) init() {
 	}
 	d.start = d.prog.add(sp, 0)
 	d.prog.done()
+	// A program that needs the start of the text matches only there.
+	d.anchored = d.wantAnchored || sp.StartCond()&syntax.EmptyBeginText != 0
 	class, n := d.prog.byteClasses()
 	d.class, d.nclass = class, int32(n)
 	d.tab.Store(d.newTable(0, 16))
+}
+
+// startKey is the key of the start state after a previous byte of flag
+// f: an anchored automaton holds the start thread itself, an unanchored
+// one adds it at every step.
+func (d *dfa) startKey(f uint8) []byte {
+	k := []byte{f}
+	if d.anchored {
+		k = append(k, byte(d.start), byte(d.start>>8), byte(d.start>>16), byte(d.start>>24))
+	}
+	return k
 }
 
 // newTable returns an empty table of generation gen, with room for n
 // states, holding the start state.
 func (d *dfa) newTable(gen, n int) *dtable {
 	t := &dtable{gen: gen, n: 2, trans: newEntries(n * int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
-	k := string([]byte{prevStart})
+	k := string(d.startKey(prevStart))
 	t.info[startID].Store(&dinfo{key: k})
 	t.index[k] = startID
 	return t
@@ -382,7 +411,11 @@ func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 		d.gen = 1
 	}
 	gen, seen := d.gen, d.seen
-	stack := keyPCs(append(d.stack[:0], d.start), s.key)
+	stack := d.stack[:0]
+	if !d.anchored {
+		stack = append(stack, d.start)
+	}
+	stack = keyPCs(stack, s.key)
 	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
@@ -443,9 +476,19 @@ func (d *dfa) match(text string) (matched, ok bool) {
 // matchAt is match for the matches that start at byte p or later (p at a
 // rune boundary); the byte before p counts for ^ and \b.
 func (d *dfa) matchAt(text string, p int) (matched, ok bool) {
+	matched, ok, _ = d.scanAt(text, p)
+	return matched, ok
+}
+
+// scanAt is matchAt that also says where it stopped: the end of the
+// match, of the text, or of the dead state's byte (anchored).
+func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
+	if dbgOn {
+		defer func() { dbgScan(end - p) }()
+	}
 	d.once.Do(d.init)
 	if d.failed.Load() {
-		return false, false
+		return false, false, p
 	}
 	d.scanned.Add(int64(len(text) - p))
 	t := d.tab.Load()
@@ -458,14 +501,14 @@ func (d *dfa) matchAt(text string, p int) (matched, ok bool) {
 		s = atomic.LoadInt32(&t.starts[f])
 		if s == 0 {
 			d.mu.Lock()
-			s = d.state(nil, f)
+			s = d.state(keyPCs(nil, string(d.startKey(f))), f)
 			t = d.tab.Load()
 			if s != 0 {
 				atomic.StoreInt32(&t.starts[f], s)
 			}
 			d.mu.Unlock()
 			if s == 0 {
-				return false, false
+				return false, false, p
 			}
 		}
 	}
@@ -476,7 +519,7 @@ func (d *dfa) matchAt(text string, p int) (matched, ok bool) {
 		if c >= 0x80 {
 			// latin1 writes 0x80..0xff as C2 xx or C3 xx.
 			if (c != 0xc2 && c != 0xc3) || i+1 >= len(text) || text[i+1]&0xc0 != 0x80 {
-				return false, false
+				return false, false, i
 			}
 			c = (c&0x1f)<<6 | text[i+1]&0x3f
 			i++
@@ -487,27 +530,27 @@ func (d *dfa) matchAt(text string, p int) (matched, ok bool) {
 			t, n = d.fill(t, s, c)
 			d.mu.Unlock()
 			if n == 0 {
-				return false, false
+				return false, false, i
 			}
 			trans = t.trans
 		}
-		if n == matchID {
-			return true, true
+		if n < 0 {
+			return n == matchID, true, i + 1
 		}
 		s = n
 	}
 	info := t.info[s].Load()
 	switch info.end.Load() {
 	case 1:
-		return false, true
+		return false, true, len(text)
 	case 2:
-		return true, true
+		return true, true, len(text)
 	}
 	d.mu.Lock()
 	m, _ := d.step(info, -1)
 	d.mu.Unlock()
 	info.end.Store(1 + int32(b2i(m)))
-	return m, true
+	return m, true, len(text)
 }
 
 // fill returns the transition from state s of table t on byte c, in the
@@ -534,6 +577,10 @@ func (d *dfa) fill(t *dtable, s int32, c byte) (*dtable, int32) {
 	if m {
 		t.trans.store(cl, matchID)
 		return t, matchID
+	}
+	if d.anchored && len(pcs) == 0 {
+		t.trans.store(cl, deadID)
+		return t, deadID
 	}
 	n := d.state(pcs, flagAfter(c))
 	cur := d.tab.Load()

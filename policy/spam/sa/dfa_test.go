@@ -153,6 +153,11 @@ func TestPrefixStart(t *testing.T) {
 		}
 		re := regexp.MustCompile(c.pat)
 		d := lazyDFA(tree)
+		pat := c.pat
+		v := variant{dfa: lazyDFA(tree), prefix: got, adfa: anchoredDFA(func() *syntax.Regexp {
+			t, _ := syntax.Parse(pat, syntax.Perl)
+			return t
+		})}
 		rng := rand.New(rand.NewPCG(7, 8))
 		const alphabet = "abcdABC \n"
 		for i := range 3000 {
@@ -173,7 +178,68 @@ func TestPrefixStart(t *testing.T) {
 			if m != want {
 				t.Fatalf("%q on %q (prefix at %d): %v, regexp %v (text %d)", c.pat, text, p, m, want, i)
 			}
+			// The anchored automaton run at each prefix answers the same.
+			if p >= 0 {
+				if m, ok := v.prefixMatch(text, p); !ok || m != want {
+					t.Fatalf("%q on %q: prefixMatch %v (ok %v), regexp %v", c.pat, text, m, ok, want)
+				}
+			}
 		}
+	}
+}
+
+// TestAnchoredDFA: a regex that must start at the start of the text gets
+// an anchored automaton, which stops at the first byte no match can go
+// on with, and answers as the regexp does, from any start.
+func TestAnchoredDFA(t *testing.T) {
+	for _, p := range []string{`^abc`, `\A(?:ab|c)d`, `^a[^\n]*b`, `(?i)^x\b`, `^$`, `(?m)^abc`, `\Aa|b`} {
+		re := regexp.MustCompile(p)
+		tree, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := lazyDFA(tree)
+		rng := rand.New(rand.NewPCG(3, 4))
+		for range 2000 {
+			b := make([]byte, rng.IntN(12))
+			for j := range b {
+				b[j] = "abcdx X\n"[rng.IntN(8)]
+			}
+			text := string(b)
+			from := rng.IntN(len(text) + 1)
+			m, ok, end := d.scanAt(text, from)
+			if !ok {
+				t.Fatalf("%q on %q: gave up", p, text)
+			}
+			loc := re.FindStringIndex(text[from:])
+			want := false
+			// Go's regexp sees text[from:] as a whole text: compare only
+			// where the start condition does not depend on the byte before.
+			if from == 0 {
+				want = loc != nil
+				if m != want {
+					t.Fatalf("%q on %q: %v, regexp %v", p, text, m, want)
+				}
+			}
+			if from > 0 && d.anchored && m {
+				t.Fatalf("%q on %q from %d: a match not at the start of the text", p, text, from)
+			}
+			if end < from || end > len(text) {
+				t.Fatalf("%q on %q from %d: end %d", p, text, from, end)
+			}
+		}
+		if want := p != `(?m)^abc` && p != `\Aa|b`; d.anchored != want {
+			t.Errorf("%q: anchored %v, want %v", p, d.anchored, want)
+		}
+	}
+	// Dead at once: the scan stops after the first byte.
+	tree, err := syntax.Parse(`^abc`, syntax.Perl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := lazyDFA(tree)
+	if m, ok, end := d.scanAt("xbcabcabc", 0); m || !ok || end != 1 {
+		t.Errorf("^abc on xbcabcabc: %v %v end %d, want a stop after 1 byte", m, ok, end)
 	}
 }
 

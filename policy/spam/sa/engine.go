@@ -91,9 +91,15 @@ type Engine struct {
 
 // prefilter screens the rules of one kind for one variant.
 type prefilter struct {
-	ac      *automaton
-	patRule [][]int32 // literal index -> positions in kinds[k]
-	noLit   []int32   // positions in kinds[k] without literals (always run)
+	ac *automaton
+	// patRule maps a literal's index to the rules it screens, as
+	// pos<<2 | factor: pos in kinds[k], and which of the rule's literal
+	// sets (see factorsOf) the literal belongs to.
+	patRule [][]int32
+	// need, per position, has a bit per literal set of the rule: it can
+	// match a text where the literals found set all of them.
+	need  []uint8
+	noLit []int32 // positions in kinds[k] without literals (always run)
 	// groups screen the rules without literals whose automaton can be
 	// shared: one pass per group names the rules that can match.
 	groups []ruleGroup
@@ -630,15 +636,25 @@ func (e *Engine) newPrefilter(rules []int, vi int, ac bool) prefilter {
 			pf.noLit = append(pf.noLit, int32(pos))
 			continue
 		}
-		for _, l := range v.lits {
-			id, ok := index[l]
-			if !ok {
-				id = int32(len(pats))
-				index[l] = id
-				pats = append(pats, l)
-				pf.patRule = append(pf.patRule, nil)
+		if pf.need == nil {
+			pf.need = make([]uint8, len(rules))
+		}
+		sets := append([][]string{v.lits}, v.more...)
+		if !ac {
+			sets = sets[:1]
+		}
+		for f, set := range sets {
+			pf.need[pos] |= 1 << f
+			for _, l := range set {
+				id, ok := index[l]
+				if !ok {
+					id = int32(len(pats))
+					index[l] = id
+					pats = append(pats, l)
+					pf.patRule = append(pf.patRule, nil)
+				}
+				pf.patRule[id] = append(pf.patRule[id], int32(pos)<<2|int32(f))
 			}
-			pf.patRule[id] = append(pf.patRule[id], int32(pos))
 		}
 	}
 	if n := len(pf.groups); n > 0 && pf.groups[n-1].m == nil {

@@ -2,6 +2,7 @@ package sa
 
 import (
 	"regexp/syntax"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -39,6 +40,65 @@ func literalsOf(re *syntax.Regexp) []string {
 		}
 	}
 	return dedupe(set)
+}
+
+// maxFactors bounds the sets of factorsOf.
+const maxFactors = 3
+
+// factorsOf returns, for a parsed, simplified regex, sets of strings
+// (ASCII lower case) such that every text the regex matches holds one
+// string of each set: the first is literalsOf's, the others add what
+// it does not imply (a rule needing "your" and "share" runs only on
+// the texts with both). nil when there is no screen.
+func factorsOf(re *syntax.Regexp) [][]string {
+	in := analyse(re, 0)
+	first := requiredOf(in)
+	if len(first) == 0 || minLen(first) < minLiteral {
+		return nil
+	}
+	first = dedupe(first)
+	out := [][]string{first}
+	cands := allOf(in)
+	slices.SortStableFunc(cands, func(a, b []string) int {
+		switch {
+		case better(a, b):
+			return -1
+		case better(b, a):
+			return 1
+		}
+		return 0
+	})
+	for _, set := range cands {
+		if len(out) == maxFactors {
+			break
+		}
+		set = dedupe(slices.Clone(set))
+		if slices.ContainsFunc(out, func(f []string) bool { return implies(f, set) }) {
+			continue
+		}
+		out = append(out, set)
+	}
+	return out
+}
+
+// screenOf splits factorsOf for a variant: its first set and the others.
+func screenOf(re *syntax.Regexp) ([]string, [][]string) {
+	f := factorsOf(re)
+	if f == nil {
+		return nil, nil
+	}
+	return f[0], f[1:]
+}
+
+// implies reports whether a text holding a string of set a holds one of
+// set b: each string of a contains one of b.
+func implies(a, b []string) bool {
+	for _, x := range a {
+		if !slices.ContainsFunc(b, func(y string) bool { return strings.Contains(x, y) }) {
+			return false
+		}
+	}
+	return true
 }
 
 func dedupe(set []string) []string {
@@ -88,10 +148,54 @@ type info struct {
 	exact []string
 	hasEx bool
 	req   []string
+	// all are other sets every match needs one of (the sub-expressions'
+	// that every match goes through): a text must hold one of each, so
+	// together they screen more than req alone (see factorsOf).
+	all [][]string
+}
+
+// maxAll bounds info.all: the sets kept are the best screens.
+const maxAll = 8
+
+// addSet adds set to all when it can screen on its own, keeping the
+// maxAll best.
+func addSet(all [][]string, set []string) [][]string {
+	if len(set) == 0 || len(set) > maxRequired || minLen(set) < minLiteral {
+		return all
+	}
+	for _, s := range all {
+		if slices.Equal(s, set) {
+			return all
+		}
+	}
+	all = append(all, set)
+	if len(all) > maxAll {
+		worst := 0
+		for i := range all {
+			if better(all[worst], all[i]) {
+				worst = i
+			}
+		}
+		all = slices.Delete(all, worst, worst+1)
+	}
+	return all
+}
+
+// allOf is every required set in, its own req and exact included.
+func allOf(in info) [][]string {
+	all := slices.Clone(in.all)
+	all = addSet(all, in.req)
+	if in.hasEx {
+		all = addSet(all, in.exact)
+	}
+	return all
 }
 
 func required(re *syntax.Regexp, depth int) []string {
-	in := analyse(re, depth)
+	return requiredOf(analyse(re, depth))
+}
+
+func requiredOf(in info) []string {
 	if in.hasEx && better(in.exact, in.req) {
 		return in.exact
 	}
@@ -156,7 +260,8 @@ func analyse(re *syntax.Regexp, depth int) info {
 	case syntax.OpCapture:
 		return analyse(re.Sub[0], depth+1)
 	case syntax.OpPlus:
-		return info{req: required(re.Sub[0], depth+1)}
+		sub := analyse(re.Sub[0], depth+1)
+		return info{req: requiredOf(sub), all: allOf(sub)}
 	case syntax.OpQuest:
 		in := analyse(re.Sub[0], depth+1)
 		if in.hasEx && len(in.exact) < maxLiterals {
@@ -168,23 +273,29 @@ func analyse(re *syntax.Regexp, depth int) info {
 			return analyse(re.Sub[0], depth+1)
 		}
 		if re.Min >= 1 {
-			return info{req: required(re.Sub[0], depth+1)}
+			sub := analyse(re.Sub[0], depth+1)
+			return info{req: requiredOf(sub), all: allOf(sub)}
 		}
 		return info{}
 	case syntax.OpConcat:
 		var best []string
+		var all [][]string
 		consider := func(set []string) {
 			if set != nil && better(set, best) {
 				best = set
 			}
+			all = addSet(all, set)
 		}
 		cur := []string{""}
-		all := true
+		whole := true
 		for _, s := range re.Sub {
 			if s.Op == syntax.OpPlus || s.Op == syntax.OpRepeat && s.Min >= 1 {
 				// x+ starts with x and ends with x: extend the run by x,
 				// then start the next run with x.
 				sub := analyse(s.Sub[0], depth+1)
+				for _, set := range sub.all {
+					all = addSet(all, set)
+				}
 				if sub.hasEx {
 					if p, ok := product(cur, sub.exact); ok {
 						consider(nonEmpty(p))
@@ -193,18 +304,21 @@ func analyse(re *syntax.Regexp, depth int) info {
 					}
 					consider(sub.req)
 					cur = sub.exact
-					all = false
+					whole = false
 					continue
 				}
 			}
 			in := analyse(s, depth+1)
+			for _, set := range in.all {
+				all = addSet(all, set)
+			}
 			if in.hasEx {
 				if p, ok := product(cur, in.exact); ok {
 					cur = p
 					continue
 				}
 			}
-			all = all && false
+			whole = false
 			consider(nonEmpty(cur))
 			consider(in.req)
 			if in.hasEx {
@@ -214,10 +328,10 @@ func analyse(re *syntax.Regexp, depth int) info {
 			}
 		}
 		consider(nonEmpty(cur))
-		if all {
-			return info{exact: cur, hasEx: true, req: best}
+		if whole {
+			return info{exact: cur, hasEx: true, req: best, all: all}
 		}
-		return info{req: best}
+		return info{req: best, all: all}
 	case syntax.OpAlternate:
 		var ex, req []string
 		hasEx := true

@@ -2,10 +2,12 @@ package sa
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -176,6 +178,76 @@ func TestAutomaton(t *testing.T) {
 		if len(got) != 3 || got[0] != 1 || got[1] != 0 || got[2] != 3 || ends[0] != 4 || ends[2] != 6 {
 			t.Errorf("wide %v: matches %v at %v", wide, got, ends)
 		}
+	}
+}
+
+// TestFactors: every literal set factorsOf gives is needed by every
+// match: a text the regex matches holds one string of each (checked on
+// random texts), and the sets beyond the first add what it does not
+// imply.
+func TestFactors(t *testing.T) {
+	for _, c := range []struct {
+		pat  string
+		want string
+	}{
+		{`(?i)\byour?\s(?:\w{1,15}\s){0,10}(?:share|entitle)`, `[["share" "entitle"] ["you" "your"]]`},
+		{`foo.*bar.*bazz`, `[["bazz"] ["foo"] ["bar"]]`},
+		{`(?:foo|bar)\s+(?:abcd|xyzw)`, `[["abcd" "xyzw"] ["foo" "bar"]]`},
+		{`foobar`, `[["foobar"]]`},
+		{`(?:foo|ab)cde`, `[["foocde" "abcde"]]`},
+		{`\d+`, `[]`},
+	} {
+		tree, err := syntax.Parse(c.pat, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := factorsOf(tree.Simplify())
+		if s := fmt.Sprintf("%q", got); s != c.want {
+			t.Errorf("factorsOf(%q) = %s, want %s", c.pat, s, c.want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	words := []string{"foo", "bar", "baz", "ab", "ABC", "cd", " ", "x", "\n"}
+	gen := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteString(words[rng.IntN(len(words))])
+		}
+		return b.String()
+	}
+	checked := 0
+	for range 300 {
+		pat := gen(1 + rng.IntN(2))
+		switch rng.IntN(4) {
+		case 0:
+			pat = "(?i)" + pat + ".*" + gen(1+rng.IntN(2))
+		case 1:
+			pat = "(?:" + pat + "|" + gen(2) + ")\\s*" + gen(2)
+		case 2:
+			pat = pat + "(?:" + gen(1) + ")+" + gen(1)
+		}
+		re, err := regexp.Compile(pat)
+		if err != nil {
+			continue
+		}
+		tree, _ := syntax.Parse(pat, syntax.Perl)
+		sets := factorsOf(tree.Simplify())
+		for range 200 {
+			text := gen(rng.IntN(8))
+			if !re.MatchString(text) {
+				continue
+			}
+			checked++
+			lower := strings.ToLower(text)
+			for _, set := range sets {
+				if !slices.ContainsFunc(set, func(l string) bool { return strings.Contains(lower, l) }) {
+					t.Fatalf("%q matches %q, which holds none of %q", pat, text, set)
+				}
+			}
+		}
+	}
+	if checked < 1000 {
+		t.Errorf("only %d matching texts checked", checked)
 	}
 }
 

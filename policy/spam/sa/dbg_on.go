@@ -1,0 +1,36 @@
+//go:build sadebug
+
+package sa
+
+// dbgOn: the development counters are on (go test -tags sadebug): how
+// many bytes the rules' own automata scan, per rule, and how many of the
+// runs end without a match (the screens' false candidates). Single
+// goroutine only.
+const dbgOn = true
+
+// DFAStat is what one rule's automata did.
+type DFAStat struct{ Runs, Hits, Bytes, MissBytes int64 }
+
+var (
+	dbgDFAStats = map[string]*DFAStat{}
+	dbgRule     string
+	dbgBytes    int64
+)
+
+func dbgScan(n int) { dbgBytes += int64(n) }
+
+func dbgDone(matched bool) {
+	s := dbgDFAStats[dbgRule]
+	if s == nil {
+		s = &DFAStat{}
+		dbgDFAStats[dbgRule] = s
+	}
+	s.Runs++
+	s.Bytes += dbgBytes
+	if matched {
+		s.Hits++
+	} else {
+		s.MissBytes += dbgBytes
+	}
+	dbgBytes = 0
+}
