@@ -5,6 +5,8 @@ package sa
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"sort"
 	"testing"
 )
@@ -93,5 +95,128 @@ func TestGroupStates(t *testing.T) {
 				fmt.Printf("%v/%d g%d states %d gen %d failed %v classes %d %v\n", Kind(k), vi, gi, tb.n, tb.gen, g.m.failed.Load(), g.m.nclass, names)
 			}
 		}
+	}
+}
+
+// TestWarmHeap writes a heap profile (SA_HEAP=path) of an engine warmed
+// on the corpus sample (SA_DBG_N per folder), the engine alive.
+func TestWarmHeap(t *testing.T) {
+	path := os.Getenv("SA_HEAP")
+	if path == "" {
+		t.Skip("SA_HEAP not set")
+	}
+	runtime.MemProfileRate = 4096
+	rs := debianRules(t)
+	e, err := Compile(rs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := 150
+	if v := os.Getenv("SA_DBG_N"); v != "" {
+		fmt.Sscan(v, &per)
+	}
+	var files []string
+	for _, k := range []string{"ham", "spam"} {
+		files = append(files, sample(corpusFiles(t, k), per)...)
+	}
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		e.Check(FromRaw(raw), Input{})
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("heap in use %.1f MB\n", float64(ms.HeapInuse)/(1<<20))
+	f, _ := os.Create(path)
+	pprof.WriteHeapProfile(f)
+	f.Close()
+	runtime.KeepAlive(e)
+}
+
+// TestDFASizes prints the biggest automata after a corpus warm-up.
+func TestDFASizes(t *testing.T) {
+	rs := debianRules(t)
+	e, err := Compile(rs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := 150
+	if v := os.Getenv("SA_DBG_N"); v != "" {
+		fmt.Sscan(v, &per)
+	}
+	var files []string
+	for _, k := range []string{"ham", "spam"} {
+		files = append(files, sample(corpusFiles(t, k), per)...)
+	}
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		e.Check(FromRaw(raw), Input{})
+	}
+	type sz struct {
+		name          string
+		states, bytes int
+	}
+	var l []sz
+	total, n := 0, 0
+	hist := map[int]int{}
+	add := func(name string, d *dfa) {
+		if d == nil {
+			return
+		}
+		tb := d.tab.Load()
+		if tb == nil {
+			return
+		}
+		b := len(tb.trans)*4 + len(tb.info)*8 + len(d.prog.inst)*12
+		for k := range tb.index {
+			b += len(k) + 16
+		}
+		l = append(l, sz{name, tb.n, b})
+		total += b
+		n++
+		switch {
+		case tb.n < 50:
+			hist[50]++
+		case tb.n < 200:
+			hist[200]++
+		case tb.n < 1000:
+			hist[1000]++
+		default:
+			hist[8000]++
+		}
+	}
+	for _, r := range e.rules {
+		if r == nil {
+			continue
+		}
+		for vi := range 2 {
+			add(r.name, r.v[vi].dfa)
+			add(r.name+"/a", r.v[vi].adfa)
+			add(r.name+"/s", r.v[vi].screenDFA)
+		}
+	}
+	gtotal := 0
+	for k := range e.pf {
+		for vi := range 2 {
+			for _, g := range e.pf[k][vi].groups {
+				if tb := g.m.tab.Load(); tb != nil {
+					gtotal += len(tb.trans)*4 + len(g.m.prog.inst)*12
+				}
+			}
+		}
+	}
+	for _, sl := range e.hslots {
+		for vi := range 2 {
+			for _, g := range sl.pf[vi].groups {
+				if tb := g.m.tab.Load(); tb != nil {
+					gtotal += len(tb.trans)*4 + len(g.m.prog.inst)*12
+				}
+			}
+		}
+	}
+	sort.Slice(l, func(a, b int) bool { return l[a].bytes > l[b].bytes })
+	fmt.Printf("rule automata built %d, %.1f MB; groups %.1f MB; states hist %v\n", n, float64(total)/(1<<20), float64(gtotal)/(1<<20), hist)
+	for _, x := range l[:20] {
+		fmt.Printf("%8d %6d %s\n", x.bytes, x.states, x.name)
 	}
 }

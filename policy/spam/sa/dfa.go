@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"encoding/binary"
 	"regexp/syntax"
 	"slices"
 	"sync"
@@ -81,13 +82,41 @@ type dinfo struct {
 	end atomic.Int32 // at end of text: 0 not known yet, 1 no match, 2 match
 }
 
-// keyPCs appends to pcs the threads of a state's key, 4 bytes each (the
-// key holds them once; the state needs them only to make a transition).
+// keyPCs appends to pcs the threads of a state's key (the key holds
+// them once; the state needs them only to make a transition).
 func keyPCs(pcs []uint32, key string) []uint32 {
-	for i := 1; i+4 <= len(key); i += 4 {
-		pcs = append(pcs, uint32(key[i])|uint32(key[i+1])<<8|uint32(key[i+2])<<16|uint32(key[i+3])<<24)
+	prev := int64(0)
+	for i := 1; i < len(key); {
+		// binary.Varint on a string, without the copy.
+		var u uint64
+		var sh uint
+		for i < len(key) {
+			b := key[i]
+			i++
+			u |= uint64(b&0x7f) << sh
+			if b < 0x80 {
+				break
+			}
+			sh += 7
+		}
+		prev += int64(u>>1) ^ -int64(u&1)
+		pcs = append(pcs, uint32(prev))
 	}
 	return pcs
+}
+
+// appendKeyPCs appends threads to a state's key: each as the zig-zag
+// varint of its difference from the one before. The threads of a state
+// are sorted and close together, so most take one byte, where four
+// bytes each made the keys (held by the cache's index) as big as the
+// transition tables.
+func appendKeyPCs(key []byte, pcs []uint32) []byte {
+	prev := int64(0)
+	for _, pc := range pcs {
+		key = binary.AppendVarint(key, int64(pc)-prev)
+		prev = int64(pc)
+	}
+	return key
 }
 
 const (
@@ -168,7 +197,7 @@ func (d *dfa) init() {
 func (d *dfa) startKey(f uint8) []byte {
 	k := []byte{f}
 	if d.anchored {
-		k = append(k, byte(d.start), byte(d.start>>8), byte(d.start>>16), byte(d.start>>24))
+		k = appendKeyPCs(k, []uint32{d.start})
 	}
 	return k
 }
@@ -187,10 +216,7 @@ func (d *dfa) newTable(gen, n int) *dtable {
 // adding it; 0 when the cache is full and the automaton gives up. Adding
 // may grow or flush the table. Called under mu.
 func (d *dfa) state(pcs []uint32, flag uint8) int32 {
-	key := append(d.key[:0], flag)
-	for _, pc := range pcs {
-		key = append(key, byte(pc), byte(pc>>8), byte(pc>>16), byte(pc>>24))
-	}
+	key := appendKeyPCs(append(d.key[:0], flag), pcs)
 	d.key = key
 	t := d.tab.Load()
 	if id, ok := t.index[string(key)]; ok {

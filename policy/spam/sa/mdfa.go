@@ -122,10 +122,7 @@ func (d *mdfa) newTable(gen, n int) *mtable {
 // state is dfa.state for the group: the state's number in the current
 // table, 0 when the automaton gives up. Called under mu.
 func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
-	key := append(d.key[:0], flag)
-	for _, pc := range pcs {
-		key = append(key, byte(pc), byte(pc>>8), byte(pc>>16), byte(pc>>24))
-	}
+	key := appendKeyPCs(append(d.key[:0], flag), pcs)
 	d.key = key
 	t := d.tab.Load()
 	if id, ok := t.index[string(key)]; ok {
