@@ -387,6 +387,11 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 	if dbgOn {
 		dbgBT(r.name, dbgBTPass, false, 0)
 	}
+	if r.btNative != nil && !r.multi {
+		if m, ok := r.btNative(text); ok {
+			return b2i(m)
+		}
+	}
 	if r.btScreen != nil && !r.btScreen(text) {
 		return 0
 	}

@@ -63,6 +63,9 @@ type rule struct {
 	// btScreen, for some backtracking rules, proves cheaply that the
 	// regex cannot match a text (see btScreens).
 	btScreen func(text string) bool
+	// btNative, for some backtracking rules, answers for the regex
+	// (see btNatives).
+	btNative func(text string) (match, ok bool)
 	eval     evalFunc
 	meta     *expr
 	mexpr    *metaExpr // meta with names resolved (after orderMetas)
@@ -307,6 +310,7 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 			r.v, r.bt = c.v, c.bt
 			if r.bt != nil {
 				r.btScreen = btScreens[d.Pattern]
+				r.btNative = btNatives[d.Pattern]
 			}
 			st.RE2 += c.st.re2
 			st.Backtracking += c.st.bt
