@@ -17,7 +17,8 @@ const randHeaderPattern = `/^(?!Accept-Language|Authentication-Results|Content-|
 
 // btScreens maps a rule's pattern to its screen.
 var btScreens = map[string]func(text string) bool{
-	randHeaderPattern: screenRandHeader,
+	randHeaderPattern:    screenRandHeader,
+	fromNameInMsgPattern: screenFromNameInMsg,
 	// __PDS_TONAME_EQ_TOLOCAL
 	`/^\s*['"]?([^'"]+)['"]? <?\1\@/`: screenToNameEqLocal,
 	// __SUBJ_HAS_TO_2

@@ -92,6 +92,12 @@ var btScreenTexts = []string{
 	"carol <carl@example.org>", "\"a b\" <a b@x>", "  a <a@", "'a' a@", "a' <a@", "a'' <a@", "a <<a@", " \t a <\t a@",
 	"\nReceived: from a by b for <bob@example.org>; Mon\nSubject: hi bob@example.orgs\n",
 	"\nReceived: from a by b for <b\u00f6b@example.org>; Mon\nSubject: hi B\u00d6B@example.org:\n",
+	"From: John Doe <j@x>\n\nJohn Doe\n", "From:  John Doe\nJohn Doe", "From: \t<John Doe\n<John Doe\n",
+	"From: <John Doe\n\tJohn Doe\n", "From:  John Doe x\n John Doe\r\n", "From:\n\nJohn Doe\n\nJohn Doe",
+	"From:\n\nJohn Doe\n\nJohn Doe\n", "From: J\u00f6hn D\u00a0oe x\nJ\u00f6hn D\u00a0oe\n",
+	"From: J\u00f6hn\u00a0Doe x\nJ\u00f6hn\u00a0Doe\n", "From: Ab Cd \n" + strings.Repeat("x", 2100) + "\nAb Cd\n",
+	"From: Ab Cd \n" + strings.Repeat("\u00e9", 2040) + "\nAb Cd\n", "From: Ab Cd \nAb Cd\n", "From: Ab Cd \nx\nAb Cd\n",
+	"x\nFrom: Ab  Cd \nx\nAb  Cd\n", "From: Ab Cd \nx\nAb Cd \n", "From: A Cd \nx\nA Cd\n", "From:  A Cd \nx\n A Cd\n",
 }
 
 func TestBTScreenSound(t *testing.T) {
@@ -175,6 +181,9 @@ func TestBTScreenCorpus(t *testing.T) {
 				"\nFrom: " + to + "\nSubject: re " + to + ":\n",
 				"\nTo: " + to + "\nFrom: " + to + " <spoof@example.com>\n",
 				"\nReceived: " + rcvd + "\nSubject: " + strings.ReplaceAll(rcvd, "\n", " ") + "\n",
+				// The From name again on a line of its own.
+				"\nFrom: " + from + "\n\n" + strings.Join(firstN(strings.Fields(from), 2), " ") + "\r\n",
+				"\nFrom:\n " + from + "\nX: y\n " + strings.Join(firstN(strings.Fields(from), 2), " ") + "\n",
 			} {
 				extra = all + extra
 				for _, r := range rules {
@@ -210,3 +219,5 @@ func FuzzBTScreen(f *testing.F) {
 		}
 	})
 }
+
+func firstN(s []string, n int) []string { return s[:min(n, len(s))] }

@@ -315,6 +315,9 @@ func (r *rule) screen(lower string, ascii bool) bool {
 // the rule counts multiple hits). ascii says the text is pure ASCII.
 func (r *rule) match(text string, ascii bool, limit int) int {
 	v := &r.v[b2i(ascii)]
+	if dbgOn && r.bt != nil {
+		dbgBT(r.name, dbgBTCall, false, 0)
+	}
 	if v.never {
 		return 0
 	}
@@ -381,6 +384,14 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 		}
 		return len(re.FindAllStringIndex(text, limit))
 	}
+	if dbgOn {
+		dbgBT(r.name, dbgBTPass, false, 0)
+	}
+	if r.btNative != nil && !r.multi {
+		if m, ok := r.btNative(text); ok {
+			return b2i(m)
+		}
+	}
 	if r.btScreen != nil && !r.btScreen(text) {
 		return 0
 	}
@@ -388,7 +399,14 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 		return 0
 	}
 	if !r.multi {
+		var t0 time.Time
+		if dbgOn {
+			t0 = time.Now()
+		}
 		ok, err := r.bt.MatchString(text)
+		if dbgOn {
+			dbgBT(r.name, dbgBTRun, ok && err == nil, time.Since(t0))
+		}
 		return b2i(ok && err == nil)
 	}
 	n := 0

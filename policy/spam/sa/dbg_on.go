@@ -2,6 +2,8 @@
 
 package sa
 
+import "time"
+
 // dbgOn: the development counters are on (go test -tags sadebug): how
 // many bytes the rules' own automata scan, per rule, and how many of the
 // runs end without a match (the screens' false candidates). Single
@@ -33,4 +35,41 @@ func dbgDone(matched bool) {
 		s.MissBytes += dbgBytes
 	}
 	dbgBytes = 0
+}
+
+// Stages of a backtracking rule's run (dbgBT): called, past the RE2
+// screen's automaton, the backtracking engine run.
+const (
+	dbgBTCall = iota
+	dbgBTPass
+	dbgBTRun
+)
+
+// BTStat is what one backtracking rule cost: calls, how many got past
+// the automaton, how many the backtracking engine ran, its hits and time.
+type BTStat struct {
+	Calls, Pass, Runs, Hits int64
+	Time                    time.Duration
+}
+
+var dbgBTStats = map[string]*BTStat{}
+
+func dbgBT(rule string, stage int, hit bool, d time.Duration) {
+	s := dbgBTStats[rule]
+	if s == nil {
+		s = &BTStat{}
+		dbgBTStats[rule] = s
+	}
+	switch stage {
+	case dbgBTCall:
+		s.Calls++
+	case dbgBTPass:
+		s.Pass++
+	case dbgBTRun:
+		s.Runs++
+		s.Time += d
+		if hit {
+			s.Hits++
+		}
+	}
 }

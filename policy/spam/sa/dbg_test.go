@@ -220,3 +220,49 @@ func TestDFASizes(t *testing.T) {
 		fmt.Printf("%8d %6d %s\n", x.bytes, x.states, x.name)
 	}
 }
+
+// TestBTCost prints what the backtracking rules cost on a corpus sample
+// (go test -tags sadebug -run BTCost -v): calls, runs past the RE2
+// screen, runs of the backtracking engine, hits and its time.
+func TestBTCost(t *testing.T) {
+	rs := debianRules(t)
+	e, err := Compile(rs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := 150
+	if v := os.Getenv("SA_DBG_N"); v != "" {
+		fmt.Sscan(v, &per)
+	}
+	var files []string
+	for _, k := range []string{"ham", "spam"} {
+		files = append(files, sample(corpusFiles(t, k), per)...)
+	}
+	ms := loadMessages(t, files)
+	for _, m := range ms {
+		e.Check(m, Input{})
+	}
+	clear(dbgBTStats)
+	for _, m := range ms {
+		e.Check(m, Input{})
+	}
+	type kv struct {
+		k string
+		s *BTStat
+	}
+	var l []kv
+	var tot BTStat
+	for k, s := range dbgBTStats {
+		l = append(l, kv{k, s})
+		tot.Calls += s.Calls
+		tot.Runs += s.Runs
+		tot.Hits += s.Hits
+		tot.Time += s.Time
+	}
+	sort.Slice(l, func(a, b int) bool { return l[a].s.Time > l[b].s.Time })
+	fmt.Printf("%d messages: %d calls, %d backtracking runs, %d hits, %v\n", len(ms), tot.Calls, tot.Runs, tot.Hits, tot.Time)
+	for _, x := range l[:min(60, len(l))] {
+		r := e.rules[e.byName[x.k]]
+		fmt.Printf("%10v %6d %6d %6d %5d %-28s %-7v screen=%v %.70q\n", x.s.Time, x.s.Calls, x.s.Pass, x.s.Runs, x.s.Hits, x.k, r.kind, r.btScreen != nil, r.def.Pattern)
+	}
+}

@@ -63,6 +63,9 @@ type rule struct {
 	// btScreen, for some backtracking rules, proves cheaply that the
 	// regex cannot match a text (see btScreens).
 	btScreen func(text string) bool
+	// btNative, for some backtracking rules, answers for the regex
+	// (see btNatives).
+	btNative func(text string) (match, ok bool)
 	eval     evalFunc
 	meta     *expr
 	mexpr    *metaExpr // meta with names resolved (after orderMetas)
@@ -307,6 +310,7 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 			r.v, r.bt = c.v, c.bt
 			if r.bt != nil {
 				r.btScreen = btScreens[d.Pattern]
+				r.btNative = btNatives[d.Pattern]
 			}
 			st.RE2 += c.st.re2
 			st.Backtracking += c.st.bt
@@ -481,6 +485,14 @@ func (e *Engine) compileRegex(r *rule, d *Def, st *regexStats) error {
 				full, ascii, err = compileVariants(core)
 			}
 		}
+		// Counts past RE2's limit ([^>]{0,2048}): the same regex with
+		// the counts relaxed, first the large ones, then all of them.
+		for _, limit := range []int{100, 1} {
+			if err == nil {
+				break
+			}
+			full, ascii, err = compileVariants(relaxCounts(sup, limit))
+		}
 		if err == nil {
 			r.v = [2]variant{full, ascii}
 			if full.lits != nil || ascii.lits != nil || ascii.never {
@@ -489,6 +501,73 @@ func (e *Engine) compileRegex(r *rule, d *Def, st *regexStats) error {
 		}
 	}
 	return nil
+}
+
+// relaxCounts rewrites the counted repetitions of an RE2 pattern whose
+// bounds pass limit: X{n,m} becomes X{min(n,limit),}, which matches every
+// text X{n,m} does. The result screens a regex RE2 refuses for its
+// counts.
+func relaxCounts(p string, limit int) string {
+	var b strings.Builder
+	inClass := false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '\\' && i+1 < len(p):
+			b.WriteString(p[i : i+2])
+			i++
+			continue
+		case inClass:
+			if c == '[' && i+1 < len(p) && p[i+1] == ':' {
+				// [:alpha:] inside a class.
+				if j := strings.Index(p[i:], ":]"); j > 0 {
+					b.WriteString(p[i : i+j+2])
+					i += j + 1
+					continue
+				}
+			}
+			if c == ']' {
+				inClass = false
+			}
+		case c == '[':
+			inClass = true
+			// A ] first in the class is a member.
+			if j := i + 1; j < len(p) && p[j] == '^' {
+				b.WriteString("[^")
+				i++
+			} else {
+				b.WriteByte('[')
+			}
+			if i+1 < len(p) && p[i+1] == ']' {
+				b.WriteByte(']')
+				i++
+			}
+			continue
+		case c == '{':
+			if n := quantifierEnd(p[i:]); n > 0 {
+				q := p[i+1 : i+n-1]
+				lo, hi, comma := strings.Cut(q, ",")
+				var l, h int
+				fmt.Sscan(lo, &l)
+				if !comma {
+					h = l
+				} else if hi == "" {
+					h = -1
+				} else {
+					fmt.Sscan(hi, &h)
+				}
+				if l > limit || h > limit {
+					fmt.Fprintf(&b, "{%d,}", min(l, limit))
+				} else {
+					b.WriteString(p[i : i+n])
+				}
+				i += n - 1
+				continue
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // stripBackrefs replaces \1..\9 with an empty group, which keeps the

@@ -1,0 +1,332 @@
+package sa
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Native matchers for backtracking rules: Go code that answers exactly
+// what the rule's regex answers, keyed like btScreens by the exact
+// pattern text (a rule sa-update rewrites loses its matcher and runs on
+// the backtracking engine again). ok false means "no answer" (a text the
+// code does not reason about, such as invalid UTF-8): the engine decides.
+// The backtracking engine reads runes, so do these: \s is
+// unicode.IsSpace, \d unicode.IsDigit, as in regexp2.
+var btNatives = map[string]func(text string) (match, ok bool){
+	`/<(?!FONT|font)[Ff][Oo][Nn][Tt]\s/`:            func(s string) (bool, bool) { return mixedCaseTag(s, "font", 0) },
+	`/<(?!IMG|img)[Ii][Mm][Gg]\s/`:                  func(s string) (bool, bool) { return mixedCaseTag(s, "img", 0) },
+	`/<(?!AREA|area)[Aa][Rr][Ee][Aa]\s/`:            func(s string) (bool, bool) { return mixedCaseTag(s, "area", 0) },
+	`/<(?!CENTER|center)[Cc][Ee][Nn][Tt][Ee][Rr]>/`: func(s string) (bool, bool) { return mixedCaseTag(s, "center", '>') },
+	// RCVD_ILLEGAL_IP
+	` (?:by|ip)=(?=\d+\.\d+\.\d+\.\d+ )(?:(?:0|2(?:2[4-9]|[3-5]\d)|192\.0\.2|198\.51\.100|203\.0\.113)\.|(?:\d+\.){0,3}(?!(?:2(?:[0-4]\d|5[0-5])|[01]?\d\d?)\b))`: illegalIP,
+	// __IP_IN_RELAY
+	`/^\[ ip=(\d+)\.(\d+)\.(\d+)\.(\d+) (?:[^\]]* )?(?:rdns|helo)=\S*(?:\1\D\2\D\3\D\4|\4\D\3\D\2\D\1)/`: ipInRelay,
+}
+
+func init() {
+	// RCVD_ILLEGAL_IP's pattern is written between slashes in the rules.
+	for k, f := range btNatives {
+		if k[0] == ' ' {
+			delete(btNatives, k)
+			btNatives["/"+k+"/"] = f
+		}
+	}
+}
+
+// mixedCaseTag is /<(?!WORD|word)[Ww][Oo]...\s/ (term 0) or the same
+// ending in term: a tag name in mixed case.
+func mixedCaseTag(s, word string, term byte) (bool, bool) {
+	upper := strings.ToUpper(word)
+	for i := strings.IndexByte(s, '<'); i >= 0; {
+		t := s[i+1:]
+		if len(t) > len(word) && hasPrefixFold(t, word) && !strings.HasPrefix(t, word) && !strings.HasPrefix(t, upper) {
+			rest := t[len(word):]
+			if term != 0 {
+				if rest[0] == term {
+					return true, true
+				}
+			} else {
+				r, n := utf8.DecodeRuneInString(rest)
+				if r == utf8.RuneError && n <= 1 {
+					return false, false
+				}
+				if unicode.IsSpace(r) {
+					return true, true
+				}
+			}
+		}
+		j := strings.IndexByte(t, '<')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false, true
+}
+
+// digitRun returns the end of the run of \d runes at i, and false for a
+// rune that is not valid UTF-8.
+func digitRun(s string, i int) (int, bool) {
+	for i < len(s) {
+		c := s[i]
+		if c >= '0' && c <= '9' {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			return i, true
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i, false
+		}
+		if !unicode.IsDigit(r) {
+			return i, true
+		}
+		i += n
+	}
+	return i, true
+}
+
+// illegalIP is RCVD_ILLEGAL_IP: after " by=" or " ip=", an address
+// d.d.d.d and a space, whose first octet is 0 or 224-259, or that starts
+// 192.0.2., 198.51.100. or 203.0.113., or with an octet that is not
+// 2[0-4]\d, 25[0-5] nor [01]?\d\d? (the negative lookahead, with \b
+// after it: the whole octet).
+func illegalIP(s string) (bool, bool) {
+	for i := 0; i+4 <= len(s); i++ {
+		if s[i] != ' ' || !(strings.HasPrefix(s[i+1:], "by=") || strings.HasPrefix(s[i+1:], "ip=")) {
+			continue
+		}
+		var oct [4]string
+		p := i + 4
+		good := true
+		for k := range 4 {
+			e, ok := digitRun(s, p)
+			if !ok {
+				return false, false
+			}
+			sep := byte('.')
+			if k == 3 {
+				sep = ' '
+			}
+			if e == p || e >= len(s) || s[e] != sep {
+				good = false
+				break
+			}
+			oct[k] = s[p:e]
+			p = e + 1
+		}
+		if !good {
+			continue
+		}
+		for _, o := range oct {
+			if !isASCIIDigits(o) {
+				// Other \d runes: the engine decides.
+				return false, false
+			}
+		}
+		o1 := oct[0]
+		if o1 == "0" || len(o1) == 3 && o1[0] == '2' && (o1[1] == '2' && o1[2] >= '4' || o1[1] >= '3' && o1[1] <= '5') {
+			return true, true
+		}
+		pre := oct[0] + "." + oct[1] + "." + oct[2]
+		if pre == "192.0.2" || pre == "198.51.100" || pre == "203.0.113" {
+			return true, true
+		}
+		for _, o := range oct {
+			if !octetForm(o) {
+				return true, true
+			}
+		}
+	}
+	return false, true
+}
+
+func isASCIIDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// octetForm reports whether the digits o are 2[0-4]\d, 25[0-5] or
+// [01]?\d\d? as a whole.
+func octetForm(o string) bool {
+	switch len(o) {
+	case 1, 2:
+		return true
+	case 3:
+		return o[0] == '0' || o[0] == '1' || o[0] == '2' && (o[1] <= '4' || o[1] == '5' && o[2] <= '5')
+	}
+	return false
+}
+
+// ipInRelay is __IP_IN_RELAY: the first relay's address, its four
+// numbers in order or reversed, one non-digit between them, in the rdns=
+// or helo= of that relay (a value of non-space runes, the numbers
+// anywhere in it).
+func ipInRelay(s string) (bool, bool) {
+	if !strings.HasPrefix(s, "[ ip=") {
+		return false, true
+	}
+	if !utf8.ValidString(s) {
+		return false, false
+	}
+	var oct [4]string
+	p := len("[ ip=")
+	for k := range 4 {
+		e, _ := digitRun(s, p)
+		sep := byte('.')
+		if k == 3 {
+			sep = ' '
+		}
+		if e == p || e >= len(s) || s[e] != sep {
+			return false, true
+		}
+		oct[k] = s[p:e]
+		p = e + 1
+	}
+	// (?:[^\]]* )?: rdns= or helo= right there or after a space, with no
+	// ] before it.
+	for at := p; at < len(s); at++ {
+		if at > p && s[at-1] != ' ' || !(strings.HasPrefix(s[at:], "rdns=") || strings.HasPrefix(s[at:], "helo=")) {
+			if s[at] == ']' {
+				break
+			}
+			continue
+		}
+		// \S* then the numbers: they start at any rune of the value or
+		// just after it.
+		for x := at + 5; ; {
+			if seqAt(s, x, oct[0], oct[1], oct[2], oct[3]) || seqAt(s, x, oct[3], oct[2], oct[1], oct[0]) {
+				return true, true
+			}
+			if x >= len(s) {
+				break
+			}
+			r, n := utf8.DecodeRuneInString(s[x:])
+			if unicode.IsSpace(r) {
+				break
+			}
+			x += n
+		}
+		if s[at] == ']' {
+			break
+		}
+	}
+	return false, true
+}
+
+// seqAt reports whether a \D b \D c \D d starts at s[x:].
+func seqAt(s string, x int, a, b, c, d string) bool {
+	for k, o := range [4]string{a, b, c, d} {
+		if !strings.HasPrefix(s[x:], o) {
+			return false
+		}
+		x += len(o)
+		if k == 3 {
+			return true
+		}
+		if x >= len(s) {
+			return false
+		}
+		r, n := utf8.DecodeRuneInString(s[x:])
+		if unicode.IsDigit(r) {
+			return false
+		}
+		x += n
+	}
+	return true
+}
+
+// fromNameInMsgPattern is __FROM_NAME_IN_MSG's.
+const fromNameInMsgPattern = `/^From:\s+([^<]\S+\s\S+)\s(?=.{1,2048}^\1\r?$)/sm`
+
+// screenFromNameInMsg: a match captures, on a line starting "From:", two
+// words (the first with the white space rune before it, or less its
+// first rune) and needs a later line that is the capture, \r maybe,
+// within 2048 runes after it. The capture is found exactly; the window
+// in bytes holds the 2048 runes (4 bytes at most each).
+func screenFromNameInMsg(text string) bool {
+	if !utf8.ValidString(text) {
+		return true
+	}
+	space := func(i int) (bool, int) {
+		r, n := utf8.DecodeRuneInString(text[i:])
+		return unicode.IsSpace(r), n
+	}
+	// run returns the end of the run of (non-)space runes at i.
+	run := func(i int, sp bool) int {
+		for i < len(text) {
+			s, n := space(i)
+			if s != sp {
+				break
+			}
+			i += n
+		}
+		return i
+	}
+	for f := 0; f < len(text); f = lineEnd(text, f) + 1 {
+		if !strings.HasPrefix(text[f:], "From:") {
+			continue
+		}
+		p := f + len("From:")
+		w := run(p, true)
+		if w == p || w >= len(text) {
+			continue
+		}
+		var starts []int
+		// [^<] is the run's last white space rune (then \S+ from w)...
+		if _, n := space(p); p+n < w {
+			last := p
+			for q := p; q < w; {
+				_, n := space(q)
+				last = q
+				q += n
+			}
+			starts = append(starts, last)
+		}
+		// ...or the first rune of the word.
+		if text[w] != '<' {
+			starts = append(starts, w)
+		}
+		for _, a := range starts {
+			_, n := space(a)
+			s1 := a + n
+			e1 := run(s1, false)
+			if e1 == s1 || e1 >= len(text) {
+				continue
+			}
+			_, n = space(e1)
+			s2 := e1 + n
+			e2 := run(s2, false)
+			if e2 == s2 || e2 >= len(text) {
+				continue
+			}
+			capture := text[a:e2]
+			_, n = space(e2)
+			la := e2 + n // the lookahead starts here
+			win := text[la:min(len(text), la+4*2048+1)]
+			for j := strings.IndexByte(win, '\n'); j >= 0; {
+				q := la + j + 1
+				if strings.HasPrefix(text[q:], capture) {
+					t := text[q+len(capture):]
+					t = strings.TrimPrefix(t, "\r")
+					if t == "" || t[0] == '\n' {
+						return true
+					}
+				}
+				k := strings.IndexByte(win[j+1:], '\n')
+				if k < 0 {
+					break
+				}
+				j += 1 + k
+			}
+		}
+	}
+	return false
+}
