@@ -379,7 +379,11 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 		if !r.multi {
 			return b2i(re.MatchString(text))
 		}
-		return len(re.FindAllStringIndex(text, limit))
+		n := len(re.FindAllStringIndex(text, limit))
+		if dbgOn {
+			dbgMulti(r.name, len(text), n)
+		}
+		return n
 	}
 	if r.btScreen != nil && !r.btScreen(text) {
 		return 0

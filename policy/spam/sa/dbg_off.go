@@ -10,3 +10,5 @@ var dbgRule string
 
 func dbgScan(n int)        {}
 func dbgDone(matched bool) {}
+
+func dbgMulti(name string, n, matches int) {}

@@ -34,3 +34,20 @@ func dbgDone(matched bool) {
 	}
 	dbgBytes = 0
 }
+
+// MultiStat is what one multiple-hit rule's FindAll fallback did.
+type MultiStat struct{ Calls, Bytes, Matches int64 }
+
+var dbgMultiStats = map[string]*MultiStat{}
+
+// dbgMulti records a multiple-hit count done by the regexp.
+func dbgMulti(name string, n, matches int) {
+	s := dbgMultiStats[name]
+	if s == nil {
+		s = &MultiStat{}
+		dbgMultiStats[name] = s
+	}
+	s.Calls++
+	s.Bytes += int64(n)
+	s.Matches += int64(matches)
+}

@@ -95,3 +95,43 @@ func TestGroupStates(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiFindAll prints the multiple-hit rules that count with the
+// regexp's FindAll (no exact counter) on a corpus sample.
+func TestMultiFindAll(t *testing.T) {
+	rs := debianRules(t)
+	e, err := Compile(rs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := 150
+	if v := os.Getenv("SA_DBG_N"); v != "" {
+		fmt.Sscan(v, &per)
+	}
+	var files []string
+	for _, k := range []string{"ham", "spam"} {
+		files = append(files, sample(corpusFiles(t, k), per)...)
+	}
+	ms := loadMessages(t, files)
+	for _, m := range ms {
+		e.Check(m, Input{})
+	}
+	clear(dbgMultiStats)
+	for _, m := range ms {
+		e.Check(m, Input{})
+	}
+	type kv struct {
+		k string
+		s *MultiStat
+	}
+	var l []kv
+	for k, s := range dbgMultiStats {
+		l = append(l, kv{k, s})
+	}
+	sort.Slice(l, func(a, b int) bool { return l[a].s.Bytes > l[b].s.Bytes })
+	n := int64(len(ms))
+	for _, x := range l {
+		r := e.rules[e.byName[x.k]]
+		fmt.Printf("%8d %6d %6d %-28s %-8v %.100q\n", x.s.Bytes/n, x.s.Calls, x.s.Matches, x.k, r.kind, r.def.Pattern)
+	}
+}

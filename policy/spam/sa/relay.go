@@ -34,23 +34,25 @@ var (
 func ParseRelays(received []string) (relays []Relay, unparseable int) {
 	for _, v := range received {
 		v = strings.TrimSpace(unfold(v))
+		// The four shapes start with "from" and white space: one look
+		// settles the other fields (by, with, ...). Each regexp runs once,
+		// FindStringSubmatch both matching and reading.
+		if !strings.HasPrefix(v, "from") {
+			continue
+		}
 		var r Relay
-		switch {
-		case rcvdPostfix.MatchString(v):
-			m := rcvdPostfix.FindStringSubmatch(v)
+		if m := rcvdPostfix.FindStringSubmatch(v); m != nil {
 			r = Relay{HELO: m[1], RDNS: m[2], IP: m[3]}
-		case rcvdExim.MatchString(v):
-			m := rcvdExim.FindStringSubmatch(v)
+		} else if m := rcvdExim.FindStringSubmatch(v); m != nil {
 			r = Relay{RDNS: m[1], IP: m[2], HELO: m[3]}
 			if r.HELO == "" {
 				r.HELO = m[1]
 			}
-		case rcvdQmail.MatchString(v):
-			m := rcvdQmail.FindStringSubmatch(v)
+		} else if m := rcvdQmail.FindStringSubmatch(v); m != nil {
 			r = Relay{RDNS: m[1], HELO: m[2], IP: m[3]}
-		case rcvdBare.MatchString(v):
-			r = Relay{IP: rcvdBare.FindStringSubmatch(v)[1]}
-		default:
+		} else if m := rcvdBare.FindStringSubmatch(v); m != nil {
+			r = Relay{IP: m[1]}
+		} else {
 			// Only a field that names a client address we could not read
 			// counts as unparseable; "from" clauses without one (local
 			// pickup, fetchmail) are not relays.
