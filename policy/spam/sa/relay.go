@@ -25,8 +25,6 @@ var (
 	rcvdQmail   = regexp.MustCompile(`^from\s+(\S+)\s+\(HELO\s+(\S+?)\)\s+\(([0-9.]+)\)`)
 	rcvdBare    = regexp.MustCompile(`^from\s+\[([0-9A-Fa-f.:]+)\]`)
 	ipLiteral   = regexp.MustCompile(`\[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\]`)
-	rcvdBy      = regexp.MustCompile(`\sby\s+([^\s;()]+)`)
-	rcvdID      = regexp.MustCompile(`\sid\s+([^\s;()]+)`)
 )
 
 // ParseRelays reads the Received fields (newest first) into relays;
@@ -64,11 +62,11 @@ func ParseRelays(received []string) (relays []Relay, unparseable int) {
 		if strings.EqualFold(r.RDNS, "unknown") || r.RDNS == r.IP {
 			r.RDNS = ""
 		}
-		if m := rcvdBy.FindStringSubmatch(v); m != nil {
-			r.By = m[1]
+		if by, ok := rcvdClause(v, "by"); ok {
+			r.By = by
 		}
-		if m := rcvdID.FindStringSubmatch(v); m != nil {
-			r.ID = m[1]
+		if id, ok := rcvdClause(v, "id"); ok {
+			r.ID = id
 		}
 		if _, err := netip.ParseAddr(r.IP); err != nil {
 			unparseable++
