@@ -11,4 +11,4 @@ var dbgRule string
 func dbgScan(n int)        {}
 func dbgDone(matched bool) {}
 
-func dbgMulti(name string, n, matches int) {}
+func dbgMulti(name string, n, matches int, nanos int64) {}

@@ -36,12 +36,12 @@ func dbgDone(matched bool) {
 }
 
 // MultiStat is what one multiple-hit rule's FindAll fallback did.
-type MultiStat struct{ Calls, Bytes, Matches int64 }
+type MultiStat struct{ Calls, Bytes, Matches, Nanos int64 }
 
 var dbgMultiStats = map[string]*MultiStat{}
 
 // dbgMulti records a multiple-hit count done by the regexp.
-func dbgMulti(name string, n, matches int) {
+func dbgMulti(name string, n, matches int, nanos int64) {
 	s := dbgMultiStats[name]
 	if s == nil {
 		s = &MultiStat{}
@@ -50,4 +50,5 @@ func dbgMulti(name string, n, matches int) {
 	s.Calls++
 	s.Bytes += int64(n)
 	s.Matches += int64(matches)
+	s.Nanos += nanos
 }

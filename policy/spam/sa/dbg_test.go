@@ -132,6 +132,6 @@ func TestMultiFindAll(t *testing.T) {
 	n := int64(len(ms))
 	for _, x := range l {
 		r := e.rules[e.byName[x.k]]
-		fmt.Printf("%8d %6d %6d %-28s %-8v %.100q\n", x.s.Bytes/n, x.s.Calls, x.s.Matches, x.k, r.kind, r.def.Pattern)
+		fmt.Printf("%8d %6d %6d %8.2fms %-28s %-8v %.100q\n", x.s.Bytes/n, x.s.Calls, x.s.Matches, float64(x.s.Nanos)/1e6, x.k, r.kind, r.def.Pattern)
 	}
 }
