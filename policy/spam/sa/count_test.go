@@ -59,6 +59,11 @@ func TestSeqCountDebian(t *testing.T) {
 			texts = append(texts, strings.Split(string(raw), "\n")...)
 			texts = append(texts, latin1(string(raw)))
 		}
+		// The rawbody chunks the rules are run on.
+		for _, m := range loadMessages(t, sample(corpusFiles(t, k), 150)) {
+			c := &msgCtx{e: e, m: m}
+			texts = append(texts, c.rawLines()...)
+		}
 	}
 	n := 0
 	for _, r := range e.rules {
@@ -77,6 +82,7 @@ func TestSeqCountDebian(t *testing.T) {
 			}
 		}
 	}
+	lazyHits := 0
 	for _, r := range e.rules {
 		if r == nil || !r.multi || r.bt != nil {
 			continue
@@ -88,12 +94,22 @@ func TestSeqCountDebian(t *testing.T) {
 			}
 			n++
 			re := r.v[vi].re.get()
+			hits := 0
 			for _, s := range texts {
-				if got, want := c.count(s, r.limit()), len(re.FindAllStringIndex(s, r.limit())); got != want {
+				got, want := c.count(s, r.limit()), len(re.FindAllStringIndex(s, r.limit()))
+				if got != want {
 					t.Errorf("%s: %d, regexp %d on %.80q", r.name, got, want, s)
 				}
+				hits += got
 			}
+			if _, lazy := c.(*lazyCount); lazy {
+				lazyHits += hits
+			}
+			t.Logf("%s/%d %T: %d matches", r.name, vi, c, hits)
 		}
+	}
+	if lazyHits == 0 {
+		t.Error("no lazyCount counter matched a corpus text")
 	}
 	if n == 0 {
 		t.Error("no multiple-hit rule has a counter")
