@@ -370,6 +370,9 @@ func (c *lazyCount) count(text string, limit int) int {
 		from := p
 		if end := c.matchAt(text, p); end >= 0 {
 			n++
+			if c.atText {
+				break
+			}
 			if text[end-1] == '\n' {
 				p = end
 				continue
