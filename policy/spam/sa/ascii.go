@@ -246,9 +246,10 @@ type lazyRE struct {
 	src  string
 	re   *regexp.Regexp
 	// cnt counts matches without the regexp when the regex has the
-	// shape seqCount handles (multiple-hit rules), built on first use.
+	// shape a count.go counter handles (multiple-hit rules), built on
+	// first use.
 	cntOnce sync.Once
-	cnt     *seqCount
+	cnt     matchCounter
 	// Matches can only start at the start of the text (atText) or of a
 	// line (atLine): see startAnchor.
 	atText, atLine bool
@@ -266,8 +267,8 @@ func (l *lazyRE) get() *regexp.Regexp {
 	return l.re
 }
 
-// counter returns the regex's seqCount, nil when it has none.
-func (l *lazyRE) counter() *seqCount {
+// counter returns the regex's exact counter, nil when it has none.
+func (l *lazyRE) counter() matchCounter {
 	if l == nil {
 		return nil
 	}
@@ -277,7 +278,7 @@ func (l *lazyRE) counter() *seqCount {
 
 func (l *lazyRE) countInit() {
 	l.cntOnce.Do(func() {
-		l.cnt = newSeqCount(l.src)
+		l.cnt = newCounter(l.src)
 		l.atText, l.atLine = startAnchor(l.src)
 	})
 }

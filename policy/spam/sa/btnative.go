@@ -202,7 +202,7 @@ func ipInRelay(s string) (bool, bool) {
 		// \S* then the numbers: they start at any rune of the value or
 		// just after it.
 		for x := at + 5; ; {
-			if seqAt(s, x, oct[0], oct[1], oct[2], oct[3]) || seqAt(s, x, oct[3], oct[2], oct[1], oct[0]) {
+			if seqFoldAt(s, x, oct[0], oct[1], oct[2], oct[3]) || seqFoldAt(s, x, oct[3], oct[2], oct[1], oct[0]) {
 				return true, true
 			}
 			if x >= len(s) {
@@ -222,7 +222,7 @@ func ipInRelay(s string) (bool, bool) {
 }
 
 // seqAt reports whether a \D b \D c \D d starts at s[x:].
-func seqAt(s string, x int, a, b, c, d string) bool {
+func seqFoldAt(s string, x int, a, b, c, d string) bool {
 	for k, o := range [4]string{a, b, c, d} {
 		if !strings.HasPrefix(s[x:], o) {
 			return false

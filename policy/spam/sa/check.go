@@ -382,7 +382,15 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 		if !r.multi {
 			return b2i(re.MatchString(text))
 		}
-		return len(re.FindAllStringIndex(text, limit))
+		var t0 time.Time
+		if dbgOn {
+			t0 = time.Now()
+		}
+		n := len(re.FindAllStringIndex(text, limit))
+		if dbgOn {
+			dbgMulti(r.name, len(text), n, int64(time.Since(t0)))
+		}
+		return n
 	}
 	if dbgOn {
 		dbgBT(r.name, dbgBTPass, false, 0)

@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"math/rand/v2"
 	"os"
 	"regexp"
 	"strings"
@@ -58,6 +59,11 @@ func TestSeqCountDebian(t *testing.T) {
 			texts = append(texts, strings.Split(string(raw), "\n")...)
 			texts = append(texts, latin1(string(raw)))
 		}
+		// The rawbody chunks the rules are run on.
+		for _, m := range loadMessages(t, sample(corpusFiles(t, k), 150)) {
+			c := &msgCtx{e: e, m: m}
+			texts = append(texts, c.rawLines()...)
+		}
 	}
 	n := 0
 	for _, r := range e.rules {
@@ -76,6 +82,7 @@ func TestSeqCountDebian(t *testing.T) {
 			}
 		}
 	}
+	lazyHits := 0
 	for _, r := range e.rules {
 		if r == nil || !r.multi || r.bt != nil {
 			continue
@@ -87,12 +94,22 @@ func TestSeqCountDebian(t *testing.T) {
 			}
 			n++
 			re := r.v[vi].re.get()
+			hits := 0
 			for _, s := range texts {
-				if got, want := c.count(s, r.limit()), len(re.FindAllStringIndex(s, r.limit())); got != want {
+				got, want := c.count(s, r.limit()), len(re.FindAllStringIndex(s, r.limit()))
+				if got != want {
 					t.Errorf("%s: %d, regexp %d on %.80q", r.name, got, want, s)
 				}
+				hits += got
 			}
+			if _, lazy := c.(*lazyCount); lazy {
+				lazyHits += hits
+			}
+			t.Logf("%s/%d %T: %d matches", r.name, vi, c, hits)
 		}
+	}
+	if lazyHits == 0 {
+		t.Error("no lazyCount counter matched a corpus text")
 	}
 	if n == 0 {
 		t.Error("no multiple-hit rule has a counter")
@@ -120,4 +137,95 @@ func TestStartAnchor(t *testing.T) {
 			}
 		}
 	}
+}
+
+// counterPatterns are regexes of every shape newCounter handles (and a
+// few near misses it must refuse, marked by a nil want in the tests).
+var counterPatterns = []string{
+	// seqCount by expansion: alternations inside concatenations, x?, x{n,m}.
+	`(?:a|b)c`, `ab?c`, `ab??c`, `a(?:b|bc)?`, `x{2,3}`, `[ab]{1,2}?`, `(?:a|ab)(?:c|bc)`, `(?i)s(?:k|a)?`,
+	`<(?:a href|A HREF)=`, `\x{c3}[\x{a8}-\x{ab}]?e`,
+	// lazyCount.
+	`(?m)^[^>].*?<a href=`, `(?im)^[^>].*?<a href=`, `(?m)^[^>].*?<(?:a href|A HREF)=`, `(?im)^[^>].*?<img src=`,
+	`(?-s:(?m:^)[\x00-=\?-\x7f].*?(?i:<A HREF=))`, `(?m)^[^>].*?<(?:img src|IMG SRC)=`,
+	`^a.*?b`, `^a.*?\n`, `(?m)^.*?ab`, `(?m)^a.*?\n`, `(?m)^(?:a|ab)?.*?(?:b|bc)`, `(?m)^[^x]x?.*?(?i:s)`, `(?m)^\n?.*?a`,
+	`(?m)^..*?.`, `(?m)^(?:<|a).*?(?:a|<a)`,
+}
+
+var counterPieces = []string{"<a href=", "<A HREF=", "<a HREF=", "<img src=", "<IMG SRC=", "<img ſrc=", "ſ", "s", "S",
+	">", "\n", "\n", "a", "ab", "b", "bc", "c", "x", "xx", "\xff", "\xc3", "é", "è", " ", "<", "=", "k", "\u212a", "e", "\u00c3", "\u00c3\u00a9"}
+
+func randCounterText(rng *rand.Rand) string {
+	var b strings.Builder
+	for n := rng.IntN(30); n >= 0; n-- {
+		b.WriteString(counterPieces[rng.IntN(len(counterPieces))])
+	}
+	return b.String()
+}
+
+func checkCounter(t *testing.T, src string, c matchCounter, re *regexp.Regexp, s string) {
+	t.Helper()
+	for _, lim := range []int{1, 2, 1000} {
+		if got, want := c.count(s, lim), len(re.FindAllStringIndex(s, lim)); got != want {
+			t.Fatalf("%q on %q limit %d: %d, regexp %d", src, s, lim, got, want)
+		}
+	}
+}
+
+// TestCountersRandom checks every counter shape against Go's FindAll on
+// random texts made of the patterns' pieces.
+func TestCountersRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var texts []string
+	for range 20000 {
+		texts = append(texts, randCounterText(rng))
+	}
+	texts = append(texts, countTexts...)
+	for _, p := range counterPatterns {
+		c := newCounter(p)
+		if c == nil {
+			t.Errorf("%q: no counter", p)
+			continue
+		}
+		re := regexp.MustCompile(p)
+		hits := 0
+		for _, s := range texts {
+			checkCounter(t, p, c, re, s)
+			if re.MatchString(s) {
+				hits++
+			}
+		}
+		if hits < 100 {
+			t.Errorf("%q: only %d random texts match", p, hits)
+		}
+	}
+	for _, p := range []string{`(?m)^a.*b`, `(?s)(?m)^a.*?b`, `a.*?b`, `(?m)^a.*?`, `(?m)^a.*?b.*?c`, `(?m)^a.*?b*`,
+		`(?m)a^.*?b`, `(?:ab|cd|ef|gh|ij|kl)(?:ab|cd|ef|gh|ij|kl)`} {
+		if newCounter(p) != nil {
+			t.Errorf("%q: a counter for a regex it cannot count", p)
+		}
+	}
+}
+
+func FuzzCounters(f *testing.F) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 40 {
+		f.Add(randCounterText(rng))
+	}
+	type pc struct {
+		src string
+		c   matchCounter
+		re  *regexp.Regexp
+	}
+	var l []pc
+	for _, p := range counterPatterns {
+		if c := newCounter(p); c != nil {
+			l = append(l, pc{p, c, regexp.MustCompile(p)})
+		}
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, x := range l {
+			checkCounter(t, x.src, x.c, x.re, s)
+		}
+	})
 }

@@ -20,3 +20,5 @@ const (
 	dbgBTPass
 	dbgBTRun
 )
+
+func dbgMulti(name string, n, matches int, nanos int64) {}

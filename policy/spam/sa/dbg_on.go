@@ -73,3 +73,21 @@ func dbgBT(rule string, stage int, hit bool, d time.Duration) {
 		}
 	}
 }
+
+// MultiStat is what one multiple-hit rule's FindAll fallback did.
+type MultiStat struct{ Calls, Bytes, Matches, Nanos int64 }
+
+var dbgMultiStats = map[string]*MultiStat{}
+
+// dbgMulti records a multiple-hit count done by the regexp.
+func dbgMulti(name string, n, matches int, nanos int64) {
+	s := dbgMultiStats[name]
+	if s == nil {
+		s = &MultiStat{}
+		dbgMultiStats[name] = s
+	}
+	s.Calls++
+	s.Bytes += int64(n)
+	s.Matches += int64(matches)
+	s.Nanos += nanos
+}

@@ -266,3 +266,42 @@ func TestBTCost(t *testing.T) {
 		fmt.Printf("%10v %6d %6d %6d %5d %-28s %-7v screen=%v %.70q\n", x.s.Time, x.s.Calls, x.s.Pass, x.s.Runs, x.s.Hits, x.k, r.kind, r.btScreen != nil, r.def.Pattern)
 	}
 }
+
+// regexp's FindAll (no exact counter) on a corpus sample.
+func TestMultiFindAll(t *testing.T) {
+	rs := debianRules(t)
+	e, err := Compile(rs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := 150
+	if v := os.Getenv("SA_DBG_N"); v != "" {
+		fmt.Sscan(v, &per)
+	}
+	var files []string
+	for _, k := range []string{"ham", "spam"} {
+		files = append(files, sample(corpusFiles(t, k), per)...)
+	}
+	ms := loadMessages(t, files)
+	for _, m := range ms {
+		e.Check(m, Input{})
+	}
+	clear(dbgMultiStats)
+	for _, m := range ms {
+		e.Check(m, Input{})
+	}
+	type kv struct {
+		k string
+		s *MultiStat
+	}
+	var l []kv
+	for k, s := range dbgMultiStats {
+		l = append(l, kv{k, s})
+	}
+	sort.Slice(l, func(a, b int) bool { return l[a].s.Bytes > l[b].s.Bytes })
+	n := int64(len(ms))
+	for _, x := range l {
+		r := e.rules[e.byName[x.k]]
+		fmt.Printf("%8d %6d %6d %8.2fms %-28s %-8v %.100q\n", x.s.Bytes/n, x.s.Calls, x.s.Matches, float64(x.s.Nanos)/1e6, x.k, r.kind, r.def.Pattern)
+	}
+}

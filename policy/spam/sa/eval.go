@@ -132,14 +132,12 @@ func evalBayes(c *msgCtx, a []string) int {
 	return b2i(p >= argFloat(a, 0, 0) && p <= argFloat(a, 1, 1))
 }
 
-var rcvdDateRE = regexp.MustCompile(`\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+`)
-
 // receivedTimes are the dates of the Received fields, newest first, as
 // SpamAssassin reads them (day month year time zone, anywhere in the field).
 func (c *msgCtx) receivedTimes() []time.Time {
 	var out []time.Time
 	for _, v := range c.fields["received"] {
-		m := rcvdDateRE.FindString(unfold(v))
+		m := rcvdDate(unfold(v))
 		if m == "" {
 			continue
 		}
@@ -215,7 +213,7 @@ func evalOutlookMessageID(c *msgCtx, _ []string) int {
 	}
 	var rcvd float64
 	if rs := c.fields["received"]; len(rs) > 0 {
-		if s := rcvdDateRE.FindString(unfold(rs[0])); s != "" {
+		if s := rcvdDate(unfold(rs[0])); s != "" {
 			if t, err := mail.ParseDate(strings.TrimSpace(s)); err == nil {
 				rcvd = float64(t.Unix())
 			}

@@ -25,8 +25,6 @@ var (
 	rcvdQmail   = regexp.MustCompile(`^from\s+(\S+)\s+\(HELO\s+(\S+?)\)\s+\(([0-9.]+)\)`)
 	rcvdBare    = regexp.MustCompile(`^from\s+\[([0-9A-Fa-f.:]+)\]`)
 	ipLiteral   = regexp.MustCompile(`\[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\]`)
-	rcvdBy      = regexp.MustCompile(`\sby\s+([^\s;()]+)`)
-	rcvdID      = regexp.MustCompile(`\sid\s+([^\s;()]+)`)
 )
 
 // ParseRelays reads the Received fields (newest first) into relays;
@@ -34,23 +32,25 @@ var (
 func ParseRelays(received []string) (relays []Relay, unparseable int) {
 	for _, v := range received {
 		v = strings.TrimSpace(unfold(v))
+		// The four shapes start with "from" and white space: one look
+		// settles the other fields (by, with, ...). Each regexp runs once,
+		// FindStringSubmatch both matching and reading.
+		if !strings.HasPrefix(v, "from") {
+			continue
+		}
 		var r Relay
-		switch {
-		case rcvdPostfix.MatchString(v):
-			m := rcvdPostfix.FindStringSubmatch(v)
+		if m := rcvdPostfix.FindStringSubmatch(v); m != nil {
 			r = Relay{HELO: m[1], RDNS: m[2], IP: m[3]}
-		case rcvdExim.MatchString(v):
-			m := rcvdExim.FindStringSubmatch(v)
+		} else if m := rcvdExim.FindStringSubmatch(v); m != nil {
 			r = Relay{RDNS: m[1], IP: m[2], HELO: m[3]}
 			if r.HELO == "" {
 				r.HELO = m[1]
 			}
-		case rcvdQmail.MatchString(v):
-			m := rcvdQmail.FindStringSubmatch(v)
+		} else if m := rcvdQmail.FindStringSubmatch(v); m != nil {
 			r = Relay{RDNS: m[1], HELO: m[2], IP: m[3]}
-		case rcvdBare.MatchString(v):
-			r = Relay{IP: rcvdBare.FindStringSubmatch(v)[1]}
-		default:
+		} else if m := rcvdBare.FindStringSubmatch(v); m != nil {
+			r = Relay{IP: m[1]}
+		} else {
 			// Only a field that names a client address we could not read
 			// counts as unparseable; "from" clauses without one (local
 			// pickup, fetchmail) are not relays.
@@ -62,11 +62,11 @@ func ParseRelays(received []string) (relays []Relay, unparseable int) {
 		if strings.EqualFold(r.RDNS, "unknown") || r.RDNS == r.IP {
 			r.RDNS = ""
 		}
-		if m := rcvdBy.FindStringSubmatch(v); m != nil {
-			r.By = m[1]
+		if by, ok := rcvdClause(v, "by"); ok {
+			r.By = by
 		}
-		if m := rcvdID.FindStringSubmatch(v); m != nil {
-			r.ID = m[1]
+		if id, ok := rcvdClause(v, "id"); ok {
+			r.ID = id
 		}
 		if _, err := netip.ParseAddr(r.IP); err != nil {
 			unparseable++

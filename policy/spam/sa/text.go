@@ -2,7 +2,6 @@ package sa
 
 import (
 	"bytes"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -251,14 +250,12 @@ func atoiPrefix(s string) int {
 	return n
 }
 
-var uriRE = regexp.MustCompile(`(?i)\b(?:(?:https?|ftp)://[^\s<>"'\x60]+|www\d{0,3}\.[a-z0-9-]+\.[^\s<>"'\x60]+|mailto:[^\s<>"'\x60]+)`)
-
 // extractURIs returns the links of the text parts: URLs in plain text and
 // the link attributes of HTML, each as written and, for bare www. names,
 // with http:// in front (SpamAssassin lists both).
 func extractURIs(plain []string, htmlLinks []string) []string {
 	seen := map[string]bool{}
-	var out []string
+	var out, found []string
 	var add func(string)
 	add = func(u string) {
 		u = strings.TrimRight(strings.TrimSpace(u), ".,;:!?)]}>'\"")
@@ -272,7 +269,8 @@ func extractURIs(plain []string, htmlLinks []string) []string {
 		}
 	}
 	for _, t := range plain {
-		for _, u := range uriRE.FindAllString(t, 500) {
+		found = scanURIs(t, 500, found[:0])
+		for _, u := range found {
 			add(u)
 		}
 	}

@@ -1,0 +1,103 @@
+package sa
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The regexes the hand-made Received matchers implement.
+var (
+	rcvdByRE   = regexp.MustCompile(`\sby\s+([^\s;()]+)`)
+	rcvdIDRE   = regexp.MustCompile(`\sid\s+([^\s;()]+)`)
+	rcvdDateRE = regexp.MustCompile(`\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+`)
+)
+
+var rcvdPieces = []string{" ", "  ", "\t", "\n", "\r", "\f", "\v", "by", "id", " by ", " id\t", "\nby\n", "b", "y", "i", "d", ";", "(", ")",
+	"mx.example.org", "1", "12", "2024", "0", ":", "Mon,", "Jan", "Ja", "é", "\xff", "\xc3", "+0000", "x", "(PST)",
+	" 1 Jan 2024 10:11:12 +0000", ", 1 Jan 2024 10:11:12 -0500 (EST)", "7 Feb 99 1:2:3 Z"}
+
+func randRcvdText(rng *rand.Rand) string {
+	var b strings.Builder
+	for n := rng.IntN(20); n >= 0; n-- {
+		b.WriteString(rcvdPieces[rng.IntN(len(rcvdPieces))])
+	}
+	return b.String()
+}
+
+func checkRcvd(t *testing.T, v string) {
+	t.Helper()
+	for _, c := range []struct {
+		word string
+		re   *regexp.Regexp
+	}{{"by", rcvdByRE}, {"id", rcvdIDRE}} {
+		got, ok := rcvdClause(v, c.word)
+		m := c.re.FindStringSubmatch(v)
+		if ok != (m != nil) || ok && got != m[1] {
+			t.Fatalf("%s clause of %q: %q %v, regexp %q", c.word, v, got, ok, m)
+		}
+	}
+	if got, want := rcvdDate(v), rcvdDateRE.FindString(v); got != want {
+		t.Fatalf("date of %q: %q, regexp %q", v, got, want)
+	}
+}
+
+// TestRcvdScanRandom checks the Received matchers against their regexes
+// on random texts made of the fields' pieces.
+func TestRcvdScanRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var by, id, date int
+	for range 100000 {
+		v := randRcvdText(rng)
+		checkRcvd(t, v)
+		if _, ok := rcvdClause(v, "by"); ok {
+			by++
+		}
+		if _, ok := rcvdClause(v, "id"); ok {
+			id++
+		}
+		if rcvdDate(v) != "" {
+			date++
+		}
+	}
+	if by < 1000 || id < 1000 || date < 1000 {
+		t.Errorf("too few random matches: by %d id %d date %d", by, id, date)
+	}
+}
+
+// TestRcvdScanCorpus checks them on every Received field of the corpus.
+func TestRcvdScanCorpus(t *testing.T) {
+	var files []string
+	for _, k := range []string{"ham", "spam"} {
+		files = append(files, corpusFiles(t, k)...)
+	}
+	if testing.Short() {
+		files = sample(files, 300)
+	}
+	n := 0
+	for _, m := range loadMessages(t, files) {
+		for _, fl := range m.Header {
+			if !strings.EqualFold(fl.Name, "received") {
+				continue
+			}
+			v := fl.Value
+			for _, s := range []string{v, unfold(v), strings.TrimSpace(unfold(v))} {
+				checkRcvd(t, s)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no Received fields read")
+	}
+	t.Logf("%d Received fields", n)
+}
+
+func FuzzRcvdScan(f *testing.F) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 40 {
+		f.Add(randRcvdText(rng))
+	}
+	f.Fuzz(checkRcvd)
+}
