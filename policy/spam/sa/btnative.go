@@ -221,7 +221,7 @@ func ipInRelay(s string) (bool, bool) {
 	return false, true
 }
 
-// seqAt reports whether a \D b \D c \D d starts at s[x:].
+// seqFoldAt reports whether a \D b \D c \D d starts at s[x:].
 func seqFoldAt(s string, x int, a, b, c, d string) bool {
 	for k, o := range [4]string{a, b, c, d} {
 		if !strings.HasPrefix(s[x:], o) {
