@@ -14,19 +14,7 @@ import (
 // TestDFABytes prints what the rules' own automata scan per message on a
 // corpus sample (go test -tags sadebug -run DFABytes -v).
 func TestDFABytes(t *testing.T) {
-	rs := debianRules(t)
-	e, err := Compile(rs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var files []string
-	per := 150
-	if v := os.Getenv("SA_DBG_N"); v != "" {
-		fmt.Sscan(v, &per)
-	}
-	for _, k := range []string{"ham", "spam"} {
-		files = append(files, sample(corpusFiles(t, k), per)...)
-	}
+	e, files := dbgSetup(t)
 	ms := loadMessages(t, files)
 	for _, m := range ms {
 		e.Check(m, Input{})
@@ -63,19 +51,7 @@ func TestDFABytes(t *testing.T) {
 
 // TestGroupStates prints the group automata's cache after a corpus run.
 func TestGroupStates(t *testing.T) {
-	rs := debianRules(t)
-	e, err := Compile(rs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := 150
-	if v := os.Getenv("SA_DBG_N"); v != "" {
-		fmt.Sscan(v, &per)
-	}
-	var files []string
-	for _, k := range []string{"ham", "spam"} {
-		files = append(files, sample(corpusFiles(t, k), per)...)
-	}
+	e, files := dbgSetup(t)
 	ms := loadMessages(t, files)
 	for _, m := range ms {
 		e.Check(m, Input{})
@@ -106,19 +82,7 @@ func TestWarmHeap(t *testing.T) {
 		t.Skip("SA_HEAP not set")
 	}
 	runtime.MemProfileRate = 4096
-	rs := debianRules(t)
-	e, err := Compile(rs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := 150
-	if v := os.Getenv("SA_DBG_N"); v != "" {
-		fmt.Sscan(v, &per)
-	}
-	var files []string
-	for _, k := range []string{"ham", "spam"} {
-		files = append(files, sample(corpusFiles(t, k), per)...)
-	}
+	e, files := dbgSetup(t)
 	for _, f := range files {
 		raw, _ := os.ReadFile(f)
 		e.Check(FromRaw(raw), Input{})
@@ -135,19 +99,7 @@ func TestWarmHeap(t *testing.T) {
 
 // TestDFASizes prints the biggest automata after a corpus warm-up.
 func TestDFASizes(t *testing.T) {
-	rs := debianRules(t)
-	e, err := Compile(rs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := 150
-	if v := os.Getenv("SA_DBG_N"); v != "" {
-		fmt.Sscan(v, &per)
-	}
-	var files []string
-	for _, k := range []string{"ham", "spam"} {
-		files = append(files, sample(corpusFiles(t, k), per)...)
-	}
+	e, files := dbgSetup(t)
 	for _, f := range files {
 		raw, _ := os.ReadFile(f)
 		e.Check(FromRaw(raw), Input{})
@@ -225,19 +177,7 @@ func TestDFASizes(t *testing.T) {
 // (go test -tags sadebug -run BTCost -v): calls, runs past the RE2
 // screen, runs of the backtracking engine, hits and its time.
 func TestBTCost(t *testing.T) {
-	rs := debianRules(t)
-	e, err := Compile(rs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := 150
-	if v := os.Getenv("SA_DBG_N"); v != "" {
-		fmt.Sscan(v, &per)
-	}
-	var files []string
-	for _, k := range []string{"ham", "spam"} {
-		files = append(files, sample(corpusFiles(t, k), per)...)
-	}
+	e, files := dbgSetup(t)
 	ms := loadMessages(t, files)
 	for _, m := range ms {
 		e.Check(m, Input{})
@@ -269,19 +209,7 @@ func TestBTCost(t *testing.T) {
 
 // regexp's FindAll (no exact counter) on a corpus sample.
 func TestMultiFindAll(t *testing.T) {
-	rs := debianRules(t)
-	e, err := Compile(rs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := 150
-	if v := os.Getenv("SA_DBG_N"); v != "" {
-		fmt.Sscan(v, &per)
-	}
-	var files []string
-	for _, k := range []string{"ham", "spam"} {
-		files = append(files, sample(corpusFiles(t, k), per)...)
-	}
+	e, files := dbgSetup(t)
 	ms := loadMessages(t, files)
 	for _, m := range ms {
 		e.Check(m, Input{})
@@ -304,4 +232,23 @@ func TestMultiFindAll(t *testing.T) {
 		r := e.rules[e.byName[x.k]]
 		fmt.Printf("%8d %6d %6d %8.2fms %-28s %-8v %.100q\n", x.s.Bytes/n, x.s.Calls, x.s.Matches, float64(x.s.Nanos)/1e6, x.k, r.kind, r.def.Pattern)
 	}
+}
+
+// dbgSetup compiles the Debian rules and picks the corpus sample of the
+// development tests: SA_DBG_N messages per folder (150).
+func dbgSetup(t *testing.T) (*Engine, []string) {
+	t.Helper()
+	e, err := Compile(debianRules(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := 150
+	if v := os.Getenv("SA_DBG_N"); v != "" {
+		fmt.Sscan(v, &per)
+	}
+	var files []string
+	for _, k := range []string{"ham", "spam"} {
+		files = append(files, sample(corpusFiles(t, k), per)...)
+	}
+	return e, files
 }
