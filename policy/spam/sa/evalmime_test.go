@@ -137,3 +137,17 @@ func TestWalkKeepsEncodedLines(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMIMEEvals: hostile MIME and HTML never crash the walk or the evals.
+func FuzzMIMEEvals(f *testing.F) {
+	f.Add([]byte(alternative("one two", "<p>V<b></b>iagra <font size=+9 face=\"{x}\">x</font></p></p>")))
+	f.Add([]byte(htmlOnly("<basefont size=9><o:p></o:p><x>y</x><!doctype html>")))
+	f.Add([]byte("Return-Path: <a.b@c>\r\nTo: b@a\r\nMessage-Id: <" + strings.Repeat("Q", 28) + ".\xa5@x>\r\nFrom: \"\" <\xa5@x>\r\n\r\nx"))
+	e, err := Compile(parse(f, mimeEvalRules), Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e.Check(FromRaw(raw), Input{})
+	})
+}
