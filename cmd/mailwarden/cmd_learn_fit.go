@@ -143,14 +143,18 @@ func runLearnFit(args []string, stdout, stderr io.Writer) int {
 	}
 	w.Fit.CVFPRate, w.Fit.CVRecall, w.Fit.CVAUC = cv.Bayes.FPRate, cv.Bayes.Recall, cv.Bayes.AUC
 	w.Fit.Corpus = *note
+	alone := ""
+	if o.BayesAlone > 0 {
+		alone = fmt.Sprintf("; Bayes alone scores at most %g", o.BayesAlone)
+	}
 	comment := fmt.Sprintf(`Spam weights fitted by mailwarden learn --fit on %d ham and %d spam.
 %s
 Score = intercept + the weights of the signals that fired + bayes_logit * logit(Bayes p),
 in points: even odds score add_header (%g), odds of %g:1 score quarantine (%g).
-[bayes] applies when Bayes answered, [nobayes] otherwise; Bayes alone scores at most %g.
+[bayes] applies when Bayes answered, [nobayes] otherwise%s.
 %d-fold cross-validated at quarantine: with Bayes FP %.2f %%, recall %.2f %%, AUC %.4f;
 without Bayes FP %.2f %%, recall %.2f %%, AUC %.4f.`,
-		w.Fit.Ham, w.Fit.Spam, *note, o.AddHeader, o.FPCost, o.Quarantine, o.BayesAlone, o.Folds,
+		w.Fit.Ham, w.Fit.Spam, *note, o.AddHeader, o.FPCost, o.Quarantine, alone, o.Folds,
 		100*cv.Bayes.FPRate, 100*cv.Bayes.Recall, cv.Bayes.AUC, 100*cv.NoBayes.FPRate, 100*cv.NoBayes.Recall, cv.NoBayes.AUC)
 	data, err := w.Encode(comment)
 	if err != nil {

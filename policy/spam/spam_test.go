@@ -525,3 +525,28 @@ func TestStatusUsesRecipientDomainThresholds(t *testing.T) {
 		t.Errorf("lenient domain: status %s (score %v), want unsure", r.Status, r.Score)
 	}
 }
+
+// TestHeaderTokens: the fields a message has are tokens, routing fields
+// aside; a Message-Id gives its shape and domain, not itself.
+func TestHeaderTokens(t *testing.T) {
+	m := msg(t, "Received: from a (a [192.0.2.1]) by b\nList-Id: <l.example.org>\nFrom: a@example.com\n"+
+		"X-MimeOLE: Produced By Microsoft MimeOLE\nMessage-Id: <20020823151203.GA1234@mail.example.co.uk>\nSubject: hello\n\nhi there\n")
+	c, err := New(Default(), nil, Options{Tokens: bayes.NewMemory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, tok := range Tokens(m, c.Ignore()) {
+		got[tok] = true
+	}
+	for _, w := range []string{"H*x-mimeole", "H*from", "H*subject", "mid-shape:<D.AD@a.a.a.a>", "mid:example.co.uk"} {
+		if !got[w] {
+			t.Errorf("no token %q", w)
+		}
+	}
+	for tok := range got {
+		if tok == "H*received" || tok == "H*list-id" || strings.Contains(tok, "20020823") {
+			t.Errorf("token %q", tok)
+		}
+	}
+}

@@ -59,10 +59,22 @@ func tokens(m *message.Message, ignore *HeaderSet, urls []string) []string {
 	hbytes := 0
 	for _, f := range m.Header {
 		name := strings.ToLower(f.Name)
+		if name == "message-id" && !ignore.Match(name) {
+			// Unique per message, but its shape and domain are the
+			// mailer's (ratware makes its own).
+			id := strings.TrimSpace(message.Unfold(f.Value))
+			t.add("mid-shape:" + shape(id, 24))
+			if _, dom, ok := strings.Cut(strings.Trim(id, "<>"), "@"); ok && dom != "" {
+				t.add("mid:" + strings.ToLower(registrable(dom)))
+			}
+			continue
+		}
 		if ignore.Match(name) || noTokenHeaders[name] {
 			continue
 		}
-		if presenceHeaders[name] {
+		if !routingHeader(name) {
+			// Which fields a message has tells its mailer (X-MimeOLE,
+			// X-MSMail-Priority, ...) as much as their words do.
 			t.add("H*" + name)
 		}
 		if !tokenHeaders[name] {
@@ -154,12 +166,44 @@ var tokenHeaders = map[string]bool{
 	"organization": true,
 }
 
-// presenceHeaders are the fields whose mere presence is a token.
-var presenceHeaders = map[string]bool{
-	"in-reply-to": true, "references": true, "x-mailer": true, "user-agent": true,
-	"x-mimeole": true, "x-msmail-priority": true, "x-priority": true, "organization": true,
-	"reply-to": true, "mime-version": true, "cc": true, "thread-index": true,
-	"x-originating-ip": true, "disposition-notification-to": true,
+// routingHeader says a field describes the path (relays, lists,
+// delivery), not the message: its presence is no token, for the reason
+// routing fields' words are none (see tokenHeaders).
+func routingHeader(name string) bool {
+	switch name {
+	case "received", "sender", "errors-to", "precedence", "mailing-list", "delivered-to",
+		"return-path", "x-original-to", "envelope-to", "x-loop", "x-beenthere", "x-envelope-from",
+		"x-envelope-to", "x-original-sender", "approved-by":
+		return true
+	}
+	return strings.HasPrefix(name, "list-") || strings.HasPrefix(name, "x-mailman") ||
+		strings.HasPrefix(name, "resent-") || strings.HasPrefix(name, "x-list")
+}
+
+// shape reduces s to the classes of its characters, runs collapsed:
+// digits D, upper-case letters A, lower-case a, the rest as they are
+// ("<20020823.GA1234@example.com>" is "<D.AD@a.a>"); at most n bytes.
+func shape(s string, n int) string {
+	var b strings.Builder
+	var last byte
+	for i := 0; i < len(s) && b.Len() < n; i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			c = 'D'
+		case c >= 'A' && c <= 'Z':
+			c = 'A'
+		case c >= 'a' && c <= 'z':
+			c = 'a'
+		case c >= 0x80:
+			c = '8'
+		}
+		if c != last {
+			b.WriteByte(c)
+			last = c
+		}
+	}
+	return b.String()
 }
 
 type tokenSet struct{ seen map[string]struct{} }

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func parse(t *testing.T, src string) *Ruleset {
+func parse(t testing.TB, src string) *Ruleset {
 	t.Helper()
 	rs, err := Parse("test.cf", strings.NewReader(src), Env{})
 	if err != nil {

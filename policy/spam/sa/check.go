@@ -51,6 +51,10 @@ type msgCtx struct {
 	body     []string // latin1 paragraphs, subject first
 	rawbody  []string
 	plain    []string // decoded text parts, for evals (not latin1)
+	// rendered holds, per part, its text as SpamAssassin renders it:
+	// text/plain as decoded, text/html reduced to text; "" for others.
+	rendered []string
+	htmlOf   []int // per part, its html.parts entry, -1 for none
 	html     htmlInfo
 	hasHTML  bool
 	uris     []string
@@ -686,14 +690,22 @@ func (c *msgCtx) texts() {
 	if len(subj) > 0 {
 		rendered = append(rendered, subj[0])
 	}
-	for _, p := range c.m.Parts {
+	c.rendered = make([]string, len(c.m.Parts))
+	c.htmlOf = make([]int, len(c.m.Parts))
+	for i, p := range c.m.Parts {
+		c.htmlOf[i] = -1
 		if p.Text == "" {
 			continue
 		}
 		c.plain = append(c.plain, p.Text)
+		if p.Type == "text/plain" {
+			c.rendered[i] = p.Text
+		}
 		if p.Type == "text/html" {
 			c.hasHTML = true
-			rendered = append(rendered, scanCut(renderHTML(p.Text, &c.html), bodyPartScanSize, "\n "))
+			c.rendered[i] = renderHTML(p.Text, &c.html)
+			c.htmlOf[i] = len(c.html.parts) - 1
+			rendered = append(rendered, scanCut(c.rendered[i], bodyPartScanSize, "\n "))
 		} else if strings.HasPrefix(p.Type, "text/") {
 			rendered = append(rendered, scanCut(p.Text, bodyPartScanSize, "\n "))
 		}

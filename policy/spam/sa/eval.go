@@ -30,9 +30,9 @@ var evals = map[string]evalDef{
 	"check_bayes":                          {fn: evalBayes},
 	"check_for_shifted_date":               {fn: evalShiftedDate},
 	"html_image_only":                      {fn: evalHTMLImageOnly},
-	"html_range":                           {fn: evalHTMLRange, accepts: argIn(0, "length")},
+	"html_range":                           {fn: evalHTMLRange, accepts: argIn(0, "length", "obfuscation_ratio", "non_element_ratio", "closed_extra_ratio", "max_size")},
 	"html_eval":                            {fn: evalHTMLEval, accepts: argIn(0, "length")},
-	"html_test":                            {fn: evalHTMLTest, accepts: argIn(0, "html", "embeds", "form_action_mailto")},
+	"html_test":                            {fn: evalHTMLTest, accepts: argIn(0, "html", "embeds", "form_action_mailto", "font_face_bad")},
 	"html_tag_exists":                      {fn: evalHTMLTagExists},
 	"html_tag_balance":                     {fn: evalHTMLTagBalance},
 	"html_image_ratio":                     {fn: evalHTMLImageRatio},
@@ -54,7 +54,7 @@ var evals = map[string]evalDef{
 	"check_for_missing_to_header":         {fn: evalMissingTo},
 	"check_header_count_range":            {fn: evalHeaderCountRange},
 	"subject_is_all_caps":                 {fn: evalSubjectAllCaps},
-	"check_for_mime":                      {fn: evalMIME, accepts: argIn(0, "mime_attachment", "mime_base64_count", "mime_qp_count", "mime_base64_encoded_text", "mime_bad_iso_charset", "mime_faraway_charset")},
+	"check_for_mime":                      {fn: evalMIME, accepts: argIn(0, "mime_attachment", "mime_base64_count", "mime_qp_count", "mime_base64_encoded_text", "mime_bad_iso_charset", "mime_faraway_charset", "mime_qp_long_line")},
 	"check_for_mime_html":                 {fn: evalMIMEHTML},
 	"check_for_mime_html_only":            {fn: evalMIMEHTMLOnly},
 	"check_body_length":                   {fn: evalBodyLength},
@@ -73,6 +73,15 @@ var evals = map[string]evalDef{
 	"similar_recipients":                      {fn: evalSimilarRecipients},
 	"gated_through_received_hdr_remover":      {fn: evalGatedThroughReceivedRemover},
 	"check_for_forged_yahoo_received_headers": {fn: evalForgedYahooReceived},
+	"multipart_alternative_difference":        {fn: evalMultipartAltDiff},
+	"multipart_alternative_difference_count":  {fn: evalMultipartAltDiffCount},
+	"check_base64_length":                     {fn: evalBase64Length},
+	"check_mime_multipart_ratio":              {fn: evalMultipartRatio},
+	"tvd_vertical_words":                      {fn: evalVerticalWords},
+	"check_for_forged_gmail_received_headers": {fn: evalForgedGmailReceived},
+	"check_for_no_hotmail_received_headers":   {fn: evalNoHotmailReceived},
+	"check_ratware_envelope_from":             {fn: evalRatwareEnvelopeFrom},
+	"check_ratware_name_id":                   {fn: evalRatwareNameID},
 	// auth.go adds the SPF, DKIM and DMARC plugins' evals.
 }
 
@@ -227,6 +236,15 @@ func evalHTMLImageOnly(c *msgCtx, a []string) int {
 }
 
 func evalHTMLRange(c *msgCtx, a []string) int {
+	if a[0] != "length" {
+		// Per HTML part, as SpamAssassin keeps them: any part in range.
+		for i := range c.html.parts {
+			if v, ok := c.html.parts[i].ratio(a[0]); ok && inRange(v, a, 1) {
+				return 1
+			}
+		}
+		return 0
+	}
 	return b2i(c.hasHTML && inRange(float64(c.html.textLen), a, 1))
 }
 
@@ -254,6 +272,12 @@ func evalHTMLTest(c *msgCtx, a []string) int {
 		return b2i(c.html.tags["embed"] > 0 || c.html.tags["object"] > 0)
 	case "form_action_mailto":
 		return b2i(c.html.formMailto)
+	case "font_face_bad":
+		for _, p := range c.html.parts {
+			if p.fontFaceBad {
+				return 1
+			}
+		}
 	}
 	return 0
 }
@@ -441,6 +465,12 @@ func evalMIME(c *msgCtx, a []string) int {
 			}
 		case "mime_qp_count":
 			if p.Encoding == "quoted-printable" {
+				return 1
+			}
+		case "mime_qp_long_line":
+			// RFC 5322's 78 characters (Apple Mail and Outlook Web Access
+			// pass RFC 2045's 76 by two, so SpamAssassin does not test it).
+			if p.Encoding == "quoted-printable" && p.MaxLine > 78 {
 				return 1
 			}
 		case "mime_base64_encoded_text":

@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/textproto"
 )
 
 // Message is what the rules read of a message. The daemon fills it from
@@ -32,6 +33,9 @@ type Message struct {
 	// HasEnvelopeFrom says EnvelopeFrom is known (it may be "", the null
 	// sender).
 	HasEnvelopeFrom bool
+	// Type is the top-level media type, lower case ("text/plain" when
+	// the header names none).
+	Type string
 	// Auth is the site's own SPF, DKIM and DMARC outcome; nil when those
 	// checks did not run (their rules then never fire).
 	Auth *Auth
@@ -60,6 +64,12 @@ type Part struct {
 	Encoding string
 	// Broken says the part could not be decoded.
 	Broken bool
+	// Alt numbers the multipart/alternative the part is in (the nearest
+	// one, from 1 in message order), 0 when it is in none.
+	Alt int
+	// MaxLine is the length of the longest line of the body as encoded
+	// (base64, quoted-printable), line break not counted.
+	MaxLine int
 }
 
 // Limits of FromRaw's MIME walk: hostile messages nest deeply or carry
@@ -78,15 +88,19 @@ func FromRaw(raw []byte) *Message {
 			raw = raw[i+1:]
 		}
 	}
-	m := &Message{Raw: raw}
-	hdr, _ := splitHeader(raw)
+	m := &Message{Raw: raw, Type: "text/plain"}
+	hdr, body := splitHeader(raw)
 	m.Header = parseFields(hdr)
 	e, err := message.Read(bytes.NewReader(raw))
 	if e == nil {
 		_ = err
 		return m
 	}
-	walk(m, e, 0)
+	if t, _, _ := e.Header.ContentType(); t != "" {
+		m.Type = strings.ToLower(t)
+	}
+	w := walker{m: m}
+	w.walk(e, body, 0, 0)
 	return m
 }
 
@@ -128,7 +142,20 @@ func parseFields(hdr []byte) []Field {
 	return fs
 }
 
-func walk(m *Message, e *message.Entity, depth int) {
+// walker walks the MIME tree of one message into its Parts.
+type walker struct {
+	m    *Message
+	alts int // multipart/alternative entities seen
+}
+
+// maxEncodedBytes bounds the encoded body of a part read for decoding:
+// room for maxPartBytes decoded even from quoted-printable at its worst.
+const maxEncodedBytes = 3*maxPartBytes + 4096
+
+// walk adds the leaves of e. encoded is e's body before its transfer
+// encoding is decoded (the evals that measure encoded lines read it).
+func (w *walker) walk(e *message.Entity, encoded []byte, depth, alt int) {
+	m := w.m
 	if depth > maxDepth || len(m.Parts) >= maxParts {
 		return
 	}
@@ -137,13 +164,27 @@ func walk(m *Message, e *message.Entity, depth int) {
 		t = "text/plain"
 	}
 	t = strings.ToLower(t)
-	if mr := e.MultipartReader(); mr != nil {
+	if strings.HasPrefix(t, "multipart/") {
+		if t == "multipart/alternative" {
+			w.alts++
+			alt = w.alts
+		}
+		// go-message's own multipart reader decodes each part; reading
+		// the parts here keeps their encoded bodies too.
+		mr := textproto.NewMultipartReader(e.Body, params["boundary"])
 		for len(m.Parts) < maxParts {
 			p, err := mr.NextPart()
 			if p == nil || err != nil {
 				break
 			}
-			walk(m, p, depth+1)
+			enc, _ := io.ReadAll(io.LimitReader(p, maxEncodedBytes))
+			sub, err := message.New(message.Header{Header: p.Header}, bytes.NewReader(enc))
+			if err != nil {
+				// As go-message's reader: a part of an unknown charset or
+				// transfer encoding ends the walk of its multipart.
+				break
+			}
+			w.walk(sub, enc, depth+1, alt)
 		}
 		return
 	}
@@ -153,25 +194,52 @@ func walk(m *Message, e *message.Entity, depth int) {
 		fields = append(fields, Field{Name: fl.Key(), Value: fl.Value()})
 	}
 	if t == "message/rfc822" {
-		if sub, err := message.Read(io.LimitReader(e.Body, maxPartBytes)); sub != nil {
+		inner, _ := io.ReadAll(io.LimitReader(e.Body, maxPartBytes))
+		if sub, err := message.Read(bytes.NewReader(inner)); sub != nil {
 			_ = err
-			walk(m, sub, depth+1)
+			_, body := splitHeader(inner)
+			w.walk(sub, body, depth+1, alt)
 		}
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(e.Body, maxPartBytes))
 	p := Part{Type: t, Header: fields, Size: len(body), Broken: err != nil,
 		Charset:  strings.ToLower(params["charset"]),
-		Encoding: strings.ToLower(strings.TrimSpace(e.Header.Get("Content-Transfer-Encoding")))}
+		Encoding: strings.ToLower(strings.TrimSpace(e.Header.Get("Content-Transfer-Encoding"))),
+		Alt:      alt, MaxLine: maxLine(encoded)}
 	if strings.HasPrefix(t, "text/") {
 		p.Text = string(body)
 	}
-	if p.Encoding == "base64" {
+	switch {
+	case encoded != nil:
+		p.RawSize = len(encoded)
+	case p.Encoding == "base64":
 		p.RawSize = len(body) * 4 / 3
-	} else {
+	default:
 		p.RawSize = len(body)
 	}
 	m.Parts = append(m.Parts, p)
+}
+
+// maxLine is the length of b's longest line, its line break (LF or
+// CRLF) not counted.
+func maxLine(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		line := b
+		if i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		l := len(line)
+		if l > 0 && line[l-1] == '\r' {
+			l--
+		}
+		n = max(n, l)
+	}
+	return n
 }
 
 var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}

@@ -2,6 +2,7 @@ package sa
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -108,8 +109,145 @@ type htmlInfo struct {
 	comments   []string
 	anchors    []string
 	formMailto bool
+	// parts are the per-part figures of the html_range and html_test
+	// evals, one per HTML part (SpamAssassin parses each apart).
+	parts []htmlPart
 	// invisible text (font colour equal to background, tiny fonts) is not
 	// measured.
+}
+
+// htmlPart is what SpamAssassin's HTML.pm counts of one HTML part.
+type htmlPart struct {
+	tags int // start and end tags, and <!doctype
+	// tagsSeen and elementsSeen count distinct tag names, and those of
+	// them that HTML 4 defines (or Office's o: and st1: namespaces).
+	tagsSeen, elementsSeen int
+	// closedExtra counts end tags with none of their kind open.
+	closedExtra int
+	// obfuscation counts words split by markup: a text run that starts
+	// with a letter or digit right after one that ended with one, with
+	// only tags or comments between (V<b></b>iagra).
+	obfuscation int
+	maxSize     int  // largest <font size>, 3 when none
+	fontFaceBad bool // a <font face> that names no font family
+	img         bool // an <img> tag
+}
+
+// ratio returns the html_range test's value for the part, and whether
+// SpamAssassin defines it for the part.
+func (p *htmlPart) ratio(test string) (float64, bool) {
+	switch test {
+	case "obfuscation_ratio":
+		return float64(p.obfuscation) / float64(max(p.tags, 1)), p.obfuscation > 0 && p.tags > 0
+	case "non_element_ratio":
+		return float64(p.tagsSeen-p.elementsSeen) / float64(max(p.tagsSeen, 1)), p.elementsSeen > 0 && p.tagsSeen > 0
+	case "closed_extra_ratio":
+		return float64(p.closedExtra) / float64(max(p.tags, 1)), p.tags > 0
+	case "max_size":
+		return float64(p.maxSize), true
+	}
+	return 0, false
+}
+
+// htmlElements are the elements of the HTML 4.01 and XHTML 1.0 DTDs and
+// a few common non-standard ones (HTML.pm's %elements).
+var htmlElements = wordSet(`a abbr acronym address area b base bdo big blockquote body br button
+	caption cite code col colgroup dd del dfn div dl dt em fieldset form h1 h2 h3 h4 h5 h6 head hr
+	html i img input ins kbd label legend li link map meta noscript object ol optgroup option p
+	param pre q samp script select small span strong style sub sup table tbody td textarea tfoot
+	th thead title tr tt ul var applet basefont center dir font frame frameset iframe isindex menu
+	noframes s strike u nobr x-sigsep x-tab`)
+
+// htmlTricks are rendered but not valid (HTML.pm's %tricks).
+var htmlTricks = wordSet(`bgsound embed listing plaintext xmp`)
+
+// htmlSpacing are the tags after which HTML.pm's rendered text has white
+// space (html_whitespace), start or end tag alike.
+var htmlSpacing = wordSet(`br div li th td dt dd embed h1 h2 h3 h4 h5 h6 p hr blockquote pre
+	listing plaintext xmp title`)
+
+func wordSet(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(s) {
+		m[w] = true
+	}
+	return m
+}
+
+// officeTag is HTML.pm's namespace test: o:p, st1:place and the like
+// count as elements.
+func officeTag(tag string) bool {
+	rest, ok := strings.CutPrefix(tag, "o:")
+	if !ok {
+		i := 0
+		if strings.HasPrefix(tag, "st") {
+			for i = 2; i < len(tag) && tag[i] >= '0' && tag[i] <= '9'; i++ {
+			}
+		}
+		if i <= 2 || i >= len(tag) || tag[i] != ':' {
+			return false
+		}
+		rest = tag[i+1:]
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	if rest == "" {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; !isWordByte(c) && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// wordStart and wordEnd: HTML.pm's obfuscation test treats as part of a
+// word anything but white space and ASCII punctuation.
+func wordByteHTML(c byte) bool {
+	switch {
+	case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+		return false
+	case c >= 0x21 && c <= 0x2f, c >= 0x3a && c <= 0x40, c >= 0x5b && c <= 0x60, c >= 0x7b && c <= 0x7e:
+		return false
+	}
+	return true
+}
+
+// nbsp is U+00A0 in UTF-8: HTML.pm turns &nbsp; into a space first.
+const nbsp = "\u00a0"
+
+func wordStart(t []byte) bool {
+	return len(t) > 0 && !bytes.HasPrefix(t, []byte(nbsp)) && wordByteHTML(t[0])
+}
+
+func wordEnd(t []byte) bool {
+	return len(t) > 0 && !bytes.HasSuffix(t, []byte(nbsp)) && wordByteHTML(t[len(t)-1])
+}
+
+// fontFace is HTML.pm's test of a good <font face>: font family names,
+// quoted or not, separated by commas.
+var fontFace = regexp.MustCompile(`(?i)^\s*["'.]?[a-z ][a-z -]*[a-z]\d?["']?(?:,\s*["']?[a-z][a-z -]*[a-z]\d?["']?)*;?$`)
+
+// fontSize is the size a <font size> sets (HTML.pm's text_style): an
+// absolute number, or one relative to the base font.
+func fontSize(v string, base int) (int, bool) {
+	v = strings.TrimLeft(v, " \t\n\r\f\v")
+	sign := 0
+	if v != "" && (v[0] == '+' || v[0] == '-') {
+		sign = 1
+		if v[0] == '-' {
+			sign = -1
+		}
+		v = v[1:]
+	}
+	if v == "" || v[0] < '0' || v[0] > '9' {
+		return 0, false
+	}
+	n := atoiPrefix(v)
+	if sign != 0 {
+		return base + sign*n, true
+	}
+	return n, true
 }
 
 var blockTags = map[string]bool{"p": true, "br": true, "div": true, "tr": true, "li": true,
@@ -131,13 +269,42 @@ func renderHTML(src string, info *htmlInfo) string {
 	inTitle := false
 	inAnchor := false
 	var anchor strings.Builder
+	// What HTML.pm counts (see htmlPart): inside holds, per tag name
+	// seen, how many are open; chunks and wordEnded describe its
+	// rendered text so far (text runs and the white space of tags).
+	ps := htmlPart{maxSize: 3}
+	inside := map[string]int{}
+	chunks, wordEnded := 0, false
+	baseFont := 3
+	count := func(tag string, open int) {
+		n, seen := inside[tag]
+		if !seen {
+			ps.tagsSeen++
+			if htmlElements[tag] || officeTag(tag) {
+				ps.elementsSeen++
+			}
+		}
+		ps.tags++
+		if n += open; n < 0 {
+			n = 0
+			ps.closedExtra++
+		}
+		inside[tag] = n
+		if htmlSpacing[tag] {
+			chunks++
+			wordEnded = false
+		}
+	}
 	for {
 		tt := z.Next()
 		switch tt {
 		case html.ErrorToken:
+			info.parts = append(info.parts, ps)
 			out := b.String()
 			info.text += out
 			return out
+		case html.DoctypeToken:
+			ps.tags++
 		case html.CommentToken:
 			info.comments = append(info.comments, string(z.Raw()))
 		case html.TextToken:
@@ -145,6 +312,11 @@ func renderHTML(src string, info *htmlInfo) string {
 				continue
 			}
 			t := z.Text()
+			if chunks > 0 && wordEnded && wordStart(t) {
+				ps.obfuscation++
+			}
+			chunks++
+			wordEnded = wordEnd(t)
 			if inAnchor {
 				anchor.Write(t)
 			}
@@ -158,6 +330,7 @@ func renderHTML(src string, info *htmlInfo) string {
 			name, hasAttr := z.TagName()
 			tag := string(name)
 			if tt == html.EndTagToken {
+				count(tag, -1)
 				info.balance[tag]--
 				if tag == "script" || tag == "style" {
 					if skip > 0 {
@@ -177,6 +350,7 @@ func renderHTML(src string, info *htmlInfo) string {
 				}
 				continue
 			}
+			count(tag, 1)
 			info.tags[tag]++
 			if tt == html.StartTagToken {
 				info.balance[tag]++
@@ -189,6 +363,7 @@ func renderHTML(src string, info *htmlInfo) string {
 			case "title":
 				inTitle = tt == html.StartTagToken
 			case "img":
+				ps.img = true
 				info.images++
 				if inAnchor {
 					anchor.WriteString("<img>")
@@ -227,6 +402,20 @@ func renderHTML(src string, info *htmlInfo) string {
 					w = atoiPrefix(string(v))
 				case "height":
 					h = atoiPrefix(string(v))
+				case "size":
+					if tag == "basefont" {
+						if v := strings.TrimLeft(string(v), " \t\n\r\f\v"); v != "" && v[0] >= '0' && v[0] <= '9' {
+							baseFont = atoiPrefix(v)
+						}
+					} else if tag == "font" {
+						if n, ok := fontSize(string(v), baseFont); ok {
+							ps.maxSize = max(ps.maxSize, n)
+						}
+					}
+				case "face":
+					if tag == "font" && !fontFace.MatchString(string(v)) {
+						ps.fontFaceBad = true
+					}
 				}
 				if tag == "img" && string(k) == "alt" && len(v) > 0 {
 					// SpamAssassin renders alt text.

@@ -1,0 +1,153 @@
+package sa
+
+import (
+	"strings"
+	"testing"
+)
+
+const mimeEvalRules = `
+body OBFU_05      eval:html_range('obfuscation_ratio', .05, .1)
+body OBFU_90      eval:html_range('obfuscation_ratio', .9, 1.0)
+body NONELEM      eval:html_range('non_element_ratio', 0.30, 0.40)
+body EXTRA_CLOSE  eval:html_range('closed_extra_ratio', 0.09, 'inf')
+body FONT_LARGE   eval:html_range('max_size', 5, 6)
+body FONT_HUGE    eval:html_range('max_size', 6, 'inf')
+body FACE_BAD     eval:html_test('font_face_bad')
+body MADIFF       eval:multipart_alternative_difference('99', '100')
+body MADIFF_COUNT eval:multipart_alternative_difference_count('3', '1')
+body B64_78_79    eval:check_base64_length('78', '79')
+body B64_79       eval:check_base64_length('79')
+rawbody QP_LONG   eval:check_for_mime('mime_qp_long_line')
+body HTML_MOSTLY  eval:check_mime_multipart_ratio('0.00','0.01')
+body TVD          eval:tvd_vertical_words('0', '10')
+header GMAIL      eval:check_for_forged_gmail_received_headers()
+header HOTMAIL    eval:check_for_no_hotmail_received_headers()
+header RAT_EFROM  eval:check_ratware_envelope_from()
+header RAT_NAMEID eval:check_ratware_name_id()
+`
+
+// alternative builds a multipart/alternative message of a text and an
+// HTML part.
+func alternative(text, html string) string {
+	return "From: a@example.com\r\nTo: b@example.net\r\nSubject: s\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/alternative; boundary=\"B\"\r\n\r\n" +
+		"--B\r\nContent-Type: text/plain\r\n\r\n" + text + "\r\n" +
+		"--B\r\nContent-Type: text/html\r\n\r\n" + html + "\r\n--B--\r\n"
+}
+
+func htmlOnly(html string) string {
+	return "From: a@example.com\r\nTo: b@example.net\r\nSubject: s\r\nContent-Type: text/html\r\n\r\n" + html + "\r\n"
+}
+
+func TestMIMEEvals(t *testing.T) {
+	e := compile(t, mimeEvalRules, Options{})
+	b64line := strings.Repeat("QUJD", 20) // 80 characters
+	words := "one two three four five six seven eight nine ten"
+	for _, c := range []struct {
+		name, raw string
+		want, not []string
+	}{
+		// 1 word split of 14 tags (12 tags + 2 for the html element).
+		{"word split by tags", htmlOnly("<html><p>Buy V<b></b>iagra now</p><p>a</p><p>b</p><p>c</p><p>d</p></html>"),
+			[]string{"OBFU_05"}, []string{"OBFU_90"}},
+		{"a comment splits a word too", htmlOnly("V<!-- x -->iagra<br>"), []string{"OBFU_90"}, nil},
+		{"tags between words with white space", htmlOnly("<html><p>Buy</p> <b>now</b> <i>or</i> <u>never</u> <p>x</p></html>"),
+			nil, []string{"OBFU_05", "OBFU_90"}},
+		{"every tag splits a word", htmlOnly("a<b>b</b>c"), []string{"OBFU_90"}, nil},
+		{"a line break is no split", htmlOnly("<html>a<br>b<br>c<br>d<br>e<br>f<br>g<br>h<br>i</html>"), nil, []string{"OBFU_05", "OBFU_90"}},
+		// html, p, foo: one of three names is no HTML element.
+		{"unknown tags", htmlOnly("<html><foo>x</foo><p>y</p></html>"), []string{"NONELEM"}, nil},
+		{"Office namespace tags count as elements", htmlOnly("<html><o:p>x</o:p><p>y</p></html>"), nil, []string{"NONELEM"}},
+		{"extra end tags", htmlOnly("<p>x</p></p></b></i>"), []string{"EXTRA_CLOSE"}, nil},
+		{"large font", htmlOnly(`<font size="6">BIG</font>`), []string{"FONT_LARGE"}, []string{"FONT_HUGE"}},
+		{"relative font size past 6", htmlOnly(`<basefont size=5><font size="+2">BIG</font>`), []string{"FONT_HUGE"}, []string{"FONT_LARGE"}},
+		{"usual font", htmlOnly(`<font size="2" face="Arial, Helvetica, sans-serif">x</font>`), nil, []string{"FONT_LARGE", "FONT_HUGE", "FACE_BAD"}},
+		{"bad font face", htmlOnly(`<font face="{{font}}">x</font>`), []string{"FACE_BAD"}, nil},
+		{"HTML part says something else", alternative(words, "<p>buy cheap pills here</p>"), []string{"MADIFF"}, []string{"MADIFF_COUNT"}},
+		{"HTML part says the same", alternative(words, "<p>"+words+"</p>"), nil, []string{"MADIFF", "MADIFF_COUNT"}},
+		{"text part has far more words", alternative(words+" eleven twelve", "<p>one two</p>"), []string{"MADIFF_COUNT"}, []string{"MADIFF"}},
+		{"no alternative", htmlOnly("<p>buy cheap pills here</p>"), nil, []string{"MADIFF", "MADIFF_COUNT"}},
+		{"long base64 lines", "From: a@example.com\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64line + "\r\n",
+			[]string{"B64_79"}, []string{"B64_78_79"}},
+		{"base64 line of 77", "From: a@example.com\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64line[:76] + "A\r\n",
+			[]string{"B64_78_79"}, []string{"B64_79"}},
+		{"usual base64 lines", "From: a@example.com\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64line[:76] + "\r\n",
+			nil, []string{"B64_78_79", "B64_79"}},
+		{"long quoted-printable line", "From: a@example.com\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + strings.Repeat("x", 79) + "\r\n",
+			[]string{"QP_LONG"}, nil},
+		{"quoted-printable line of 78", "From: a@example.com\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + strings.Repeat("x", 78) + "\r\n",
+			nil, []string{"QP_LONG"}},
+		{"tiny text part beside a big HTML part", alternative("x", "<p>"+strings.Repeat("y", 300)+"</p>"), []string{"HTML_MOSTLY"}, nil},
+		{"text and HTML of a size", alternative(words, "<p>"+words+"</p>"), nil, []string{"HTML_MOSTLY"}},
+		{"no spaces at all", "From: a@example.com\r\nSubject: s\r\n\r\nabcdefghijklmnopqrstuvwxyz\r\n", []string{"TVD"}, nil},
+		{"usual prose", "From: a@example.com\r\nSubject: s\r\n\r\n" + words + "\r\n", nil, []string{"TVD"}},
+		{"gmail From through a stranger", "From: Joe <joe@gmail.com>\r\nReceived: from x (x [203.0.113.5]) by mx.example.net\r\nSubject: s\r\n\r\nx\r\n",
+			[]string{"GMAIL"}, nil},
+		{"gmail From with Google's X-Received", "From: joe@gmail.com\r\nX-Received: by 10.1.2.3 with SMTP id abc\r\nSubject: s\r\n\r\nx\r\n",
+			nil, []string{"GMAIL"}},
+		{"hotmail From through a stranger", "From: joe@hotmail.com\r\nReceived: from x.example (x.example [203.0.113.5]) by mx.example.net\r\nSubject: s\r\n\r\nx\r\n",
+			[]string{"HOTMAIL"}, nil},
+		{"hotmail From from Hotmail", "From: joe@hotmail.com\r\nX-Originating-IP: [198.51.100.1]\r\nReceived: from hotmail.com (f135.law8.hotmail.com [216.33.241.135]) by mx.example.net\r\nSubject: s\r\n\r\nx\r\n",
+			nil, []string{"HOTMAIL"}},
+		{"envelope sender built from the recipient", "Return-Path: <example.net.bob@spam.example>\r\nFrom: x@spam.example\r\nTo: bob@example.net\r\nSubject: s\r\n\r\nx\r\n",
+			[]string{"RAT_EFROM"}, nil},
+		{"ordinary envelope sender", "Return-Path: <list-bounces@example.org>\r\nFrom: x@example.org\r\nTo: bob@example.net\r\nSubject: s\r\n\r\nx\r\n",
+			nil, []string{"RAT_EFROM"}},
+		{"ratware Message-Id", "Message-Id: <" + strings.Repeat("Q", 28) + ".joe@spam.example>\r\nFrom: \"Joe\" <joe@spam.example>\r\nSubject: s\r\n\r\nx\r\n",
+			[]string{"RAT_NAMEID"}, nil},
+		{"Message-Id of another address", "Message-Id: <" + strings.Repeat("Q", 28) + ".joe@spam.example>\r\nFrom: \"Joe\" <ann@spam.example>\r\nSubject: s\r\n\r\nx\r\n",
+			nil, []string{"RAT_NAMEID"}},
+	} {
+		h := hits(e.Check(FromRaw([]byte(c.raw)), Input{}))
+		for _, w := range c.want {
+			if _, ok := h[w]; !ok {
+				t.Errorf("%s: %s did not hit", c.name, w)
+			}
+		}
+		for _, n := range c.not {
+			if _, ok := h[n]; ok {
+				t.Errorf("%s: %s hit", c.name, n)
+			}
+		}
+	}
+}
+
+// TestWalkKeepsEncodedLines: the parts of a multipart message carry the
+// longest line of their encoded body and the multipart/alternative they
+// are in.
+func TestWalkKeepsEncodedLines(t *testing.T) {
+	raw := "Content-Type: multipart/mixed; boundary=M\r\n\r\n--M\r\n" +
+		"Content-Type: multipart/alternative; boundary=A\r\n\r\n--A\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nab=\r\ncd\r\n" +
+		"--A\r\nContent-Type: text/html\r\n\r\n<p>abcd</p>\r\n--A--\r\n" +
+		"--M\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\nQUJDRA==\r\n--M--\r\n"
+	m := FromRaw([]byte(raw))
+	if len(m.Parts) != 3 {
+		t.Fatalf("%d parts, want 3", len(m.Parts))
+	}
+	if m.Type != "multipart/mixed" {
+		t.Errorf("type %q", m.Type)
+	}
+	for i, w := range []struct {
+		alt, maxLine int
+		text         string
+	}{{1, 3, "abcd"}, {1, 11, "<p>abcd</p>"}, {0, 8, ""}} {
+		p := m.Parts[i]
+		if p.Alt != w.alt || p.MaxLine != w.maxLine || p.Text != w.text {
+			t.Errorf("part %d: alt %d, max line %d, text %q; want %d, %d, %q", i, p.Alt, p.MaxLine, p.Text, w.alt, w.maxLine, w.text)
+		}
+	}
+}
+
+// FuzzMIMEEvals: hostile MIME and HTML never crash the walk or the evals.
+func FuzzMIMEEvals(f *testing.F) {
+	f.Add([]byte(alternative("one two", "<p>V<b></b>iagra <font size=+9 face=\"{x}\">x</font></p></p>")))
+	f.Add([]byte(htmlOnly("<basefont size=9><o:p></o:p><x>y</x><!doctype html>")))
+	f.Add([]byte("Return-Path: <a.b@c>\r\nTo: b@a\r\nMessage-Id: <" + strings.Repeat("Q", 28) + ".\xa5@x>\r\nFrom: \"\" <\xa5@x>\r\n\r\nx"))
+	e, err := Compile(parse(f, mimeEvalRules), Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e.Check(FromRaw(raw), Input{})
+	})
+}
