@@ -107,7 +107,7 @@ func TestBTNativeCorpus(t *testing.T) {
 	}
 	rules := btNativeRules(t)
 	n := 300
-	if testing.Short() {
+	if sampled() {
 		n = 40
 	}
 	alter := strings.NewReplacer("<font", "<Font", "<img", "<iMg", "<center>", "<CenTer>", "<area", "<ARea",

@@ -140,7 +140,7 @@ func TestBTScreenCorpus(t *testing.T) {
 	}
 	rules := btScreenRules(t)
 	n := 500
-	if testing.Short() {
+	if sampled() {
 		n = 60
 	}
 	rejected, total := 0, 0

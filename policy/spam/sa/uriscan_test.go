@@ -66,7 +66,7 @@ func TestScanURIsCorpus(t *testing.T) {
 	for _, k := range []string{"ham", "spam"} {
 		files = append(files, corpusFiles(t, k)...)
 	}
-	if testing.Short() {
+	if sampled() {
 		files = sample(files, 300)
 	}
 	n := 0
