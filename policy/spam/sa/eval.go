@@ -616,6 +616,15 @@ func evalToInSubject(c *msgCtx, a []string) int {
 		return 0
 	}
 	s := subj[0]
+	// Every branch below needs the address (or its user part) in the
+	// subject: without it, no regexp is compiled (it was one per message).
+	needle := to
+	if a[0] != "address" {
+		needle, _, _ = strings.Cut(to, "@")
+	}
+	if isASCII(s) && isASCII(needle) && indexFold(s, strings.ToLower(needle)) < 0 {
+		return 0
+	}
 	switch a[0] {
 	case "address":
 		re, err := regexp.Compile(`(?i)\b` + regexp.QuoteMeta(to) + `\b`)

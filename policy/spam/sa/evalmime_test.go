@@ -151,3 +151,33 @@ func FuzzMIMEEvals(f *testing.F) {
 		e.Check(FromRaw(raw), Input{})
 	})
 }
+
+// TestToInSubject: check_for_to_in_subject finds the recipient's address
+// or user name in the subject, in either case, and only there.
+func TestToInSubject(t *testing.T) {
+	e := compile(t, "header TO_ADDR eval:check_for_to_in_subject('address')\nheader TO_USER eval:check_for_to_in_subject('user')\n", Options{})
+	for _, c := range []struct {
+		to, subject string
+		want        []string
+	}{
+		{"bob@example.net", "Hello BOB@Example.NET how are you", []string{"TO_ADDR"}},
+		{"bob@example.net", "bob, your account", []string{"TO_USER"}},
+		{"bob@example.net", "RE: Bob", []string{"TO_USER"}},
+		{"bob@example.net", "news for bobby", nil},
+		{"bob@example.net", "nothing here", nil},
+		{"bøb@example.net", "bøb, hi", []string{"TO_USER"}},
+		{"bøb@example.net", "Bøb, hi", nil}, // that branch is case-sensitive
+	} {
+		h := hits(e.Check(FromRaw([]byte("From: a@example.com\r\nTo: "+c.to+"\r\nSubject: "+c.subject+"\r\n\r\nx\r\n")), Input{}))
+		for _, r := range []string{"TO_ADDR", "TO_USER"} {
+			_, got := h[r]
+			want := false
+			for _, w := range c.want {
+				want = want || w == r
+			}
+			if got != want {
+				t.Errorf("To %s, Subject %q: %s hit %v, want %v", c.to, c.subject, r, got, want)
+			}
+		}
+	}
+}
