@@ -27,6 +27,22 @@ func hits(r Result) map[string]Hit {
 	return m
 }
 
+// wantHits fails the test unless every rule of want hit and none of not.
+func wantHits(t *testing.T, name string, r Result, want, not []string) {
+	t.Helper()
+	h := hits(r)
+	for _, w := range want {
+		if _, ok := h[w]; !ok {
+			t.Errorf("%s: %s did not hit", name, w)
+		}
+	}
+	for _, n := range not {
+		if _, ok := h[n]; ok {
+			t.Errorf("%s: %s hit", name, n)
+		}
+	}
+}
+
 const sampleMsg = "Received: from mx.example.org (mx.example.org [192.0.2.7]) by in.example.net (Postfix) with ESMTP id ABC; Mon, 2 Dec 2002 10:00:00 +0000\r\n" +
 	"From: \"Big Bank\" <alerts@bank.example>\r\n" +
 	"To: bob@example.net\r\n" +

@@ -64,17 +64,7 @@ func TestHeaderEvals(t *testing.T) {
 		{"no Received: gated, no yahoo verdict", "", "joe@yahoo.com", "b@example.net",
 			[]string{"GATED"}, []string{"FORGED_YAHOO_RCVD", "NO_RDNS_DOTCOM_HELO"}},
 	} {
-		h := hits(e.Check(headerMsg(c.received, c.from, c.to), Input{}))
-		for _, w := range c.want {
-			if _, ok := h[w]; !ok {
-				t.Errorf("%s: %s did not hit", c.name, w)
-			}
-		}
-		for _, n := range c.not {
-			if _, ok := h[n]; ok {
-				t.Errorf("%s: %s hit", c.name, n)
-			}
-		}
+		wantHits(t, c.name, e.Check(headerMsg(c.received, c.from, c.to), Input{}), c.want, c.not)
 	}
 }
 
