@@ -49,14 +49,23 @@ type CacheStats struct {
 }
 
 // Approximate sizes of what a table holds besides its rows: a state's
-// info, its map entry (key header, value, slot overhead) and the table
-// itself with its map.
+// info, its map entry (key header, value, slot overhead, the map's spare
+// room) and the table itself with its map. Calibrated: dropping every
+// table of an engine warmed on 1,500 corpus messages (170,000 states)
+// freed 39.7 MB of heap where the budget counted 41.1.
 const (
 	dinfoBytes    = 24
 	minfoBytes    = 32
-	mapEntryBytes = 40
+	mapEntryBytes = 72
 	tableBytes    = 256
 )
+
+// dropScratch lets step's scratch space go (a program's size each; step
+// makes it again): an automaton the budget flushed may not run again
+// for a long time. Called under mu; the slices a caller still holds stay
+// valid.
+func (d *dfa) dropScratch()  { d.seen, d.stack, d.next, d.key = nil, nil, nil, nil }
+func (d *mdfa) dropScratch() { d.seen, d.stack, d.next, d.key = nil, nil, nil, nil }
 
 // flushedRoom is the room for states of a table started by the budget:
 // small, as the tables of the many automata dropped at once (most of

@@ -248,6 +248,7 @@ func (d *dfa) dropOld(t *dtable) *dtable {
 		}
 		d.cache.flushes.Add(1)
 		t = d.replace(t, flushedRoom)
+		d.dropScratch()
 	}
 	return t
 }

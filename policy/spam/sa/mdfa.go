@@ -146,6 +146,7 @@ func (d *mdfa) dropOld(t *mtable) *mtable {
 		}
 		d.cache.flushes.Add(1)
 		t = d.replace(t, flushedRoom)
+		d.dropScratch()
 	}
 	return t
 }
