@@ -13,22 +13,26 @@ const DefaultCacheBytes = 32 << 20
 
 // cache is an engine's memory budget for the tables of all its automata
 // (dfa and mdfa). Each table accounts the bytes it holds; when adding a
-// state would take the engine's total past the limit, the budget starts
-// a new epoch and every table of an older one is dropped: at once for the
-// automata nobody is filling (TryLock, never waiting on a search), at
-// their next new state for the others. Dropping them all frees nearly
-// the whole budget, so a busy engine resets once per budget's worth of
-// new states, not once per state. An automaton rebuilds what it needs
-// from its program; its answers do not change, only their cost.
+// state would take the engine's total past the limit, the budget drops
+// every table (a reset), and each automaton rebuilds what it needs from
+// its program: its answers do not change, only their cost. A table is
+// dropped under its automaton's lock, taken with TryLock: a reset never
+// waits on a search, it passes over the automata being filled (the one
+// that found the budget full drops its own table itself). Matchers read
+// the tables without the lock: a dropped table stays valid for those
+// still in it, which move to the new one at their next unknown
+// transition. Dropping everything frees the whole budget, so resets come
+// once per budget's worth of new states. (Dropping only the biggest
+// tables, down to half the limit, cost as much CPU on the corpus for
+// twice the resets: the biggest tables are the group automata that
+// every message runs.)
 //
 // A nil cache is no budget (the automata of the tests built alone).
 type cache struct {
 	limit int64 // bytes; <= 0: no bound, only the accounting
 	held  atomic.Int64
-	// base is what was held just after the last reset: the tables that
-	// a search held then, and the start states (see over).
-	base  atomic.Int64
-	epoch atomic.Int64
+	// base is what was held just after the last reset (see over).
+	base atomic.Int64
 	// resets counts the times the limit was reached, flushes the tables
 	// those dropped.
 	resets  atomic.Int64
@@ -78,14 +82,6 @@ func keyBytes(n int) int64 { return int64(n+7) &^ 7 }
 
 func newCache(limit int64) *cache { return &cache{limit: max(limit, 0)} }
 
-// now returns the current epoch (0 without a budget).
-func (c *cache) now() int64 {
-	if c == nil {
-		return 0
-	}
-	return c.epoch.Load()
-}
-
 func (c *cache) add(n int64) {
 	if c != nil {
 		c.held.Add(n)
@@ -94,9 +90,9 @@ func (c *cache) add(n int64) {
 
 // over reports whether holding n more bytes passes the limit. So that a
 // reset always frees a share worth its cost, it waits until half the
-// limit was added since the last one: when what a reset cannot drop
-// (tables a search holds, start states) nears the limit, the engine holds
-// up to that plus half the limit, instead of resetting at every state.
+// limit was added since the last one: when what a reset could not drop
+// (tables a search held) nears the limit, the engine holds up to that
+// plus half the limit, instead of resetting at every state.
 func (c *cache) over(n int64) bool {
 	if c == nil || c.limit <= 0 {
 		return false
@@ -105,22 +101,25 @@ func (c *cache) over(n int64) bool {
 	return h > c.limit && h-c.base.Load() > c.limit/2
 }
 
-// makeRoom starts a new epoch and drops the tables of the automata that
-// no search holds; the caller, which holds its own automaton's lock,
-// drops its own table itself. When another goroutine is already making
-// room, it does nothing.
-func (c *cache) makeRoom() {
+// makeRoom drops the tables of the automata that no search holds, but
+// the caller's (selfD or selfM), whose lock it holds: the caller drops
+// that one itself. When another goroutine is already making room, it
+// does nothing.
+func (c *cache) makeRoom(selfD *dfa, selfM *mdfa) {
 	if !c.sweep.TryLock() {
 		return
 	}
 	defer c.sweep.Unlock()
 	c.resets.Add(1)
-	ep := c.epoch.Add(1)
 	for _, d := range c.dfas {
-		d.flushIdle(ep)
+		if d != selfD && d.tab.Load() != nil {
+			d.tryDrop()
+		}
 	}
-	for _, d := range c.mdfas {
-		d.flushIdle(ep)
+	for _, m := range c.mdfas {
+		if m != selfM && m.tab.Load() != nil {
+			m.tryDrop()
+		}
 	}
 }
 

@@ -66,10 +66,9 @@ type dfa struct {
 type dtable struct {
 	gen int
 	n   int // states in use, under mu
-	// epoch is the budget's epoch the table was started in; bytes is
-	// what it holds, as the budget counts it (under mu).
-	epoch int64
-	bytes int64
+	// bytes is what the table holds, as the budget counts it (written
+	// under mu, read by the budget's sweep).
+	bytes atomic.Int64
 	// trans and info are allocated at the table's full size and never
 	// resliced: a matcher reads them without the lock.
 	trans entries // state*nclass+class -> 0 unknown, matchID, or a state
@@ -211,12 +210,13 @@ func (d *dfa) startKey(f uint8) []byte {
 // newTable returns an empty table of generation gen, with room for n
 // states, holding the start state; the budget counts it.
 func (d *dfa) newTable(gen, n int) *dtable {
-	t := &dtable{gen: gen, n: 2, epoch: d.cache.now(), trans: newEntries(n * int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
+	t := &dtable{gen: gen, n: 2, trans: newEntries(n * int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
 	k := string(d.startKey(prevStart))
 	t.info[startID].Store(&dinfo{key: k})
 	t.index[k] = startID
-	t.bytes = tableBytes + d.rowsBytes(n) + d.stateBytes(len(k))
-	d.cache.add(t.bytes)
+	b := tableBytes + d.rowsBytes(n) + d.stateBytes(len(k))
+	t.bytes.Store(b)
+	d.cache.add(b)
 	return t
 }
 
@@ -230,39 +230,30 @@ func (d *dfa) stateBytes(n int) int64 { return dinfoBytes + mapEntryBytes + keyB
 
 // replace starts a new table in place of t (flushing it). Called under mu.
 func (d *dfa) replace(t *dtable, n int) *dtable {
-	d.cache.add(-t.bytes)
+	d.cache.add(-t.bytes.Load())
 	d.scanned.Store(0)
 	t = d.newTable(t.gen+1, n)
 	d.tab.Store(t)
 	return t
 }
 
-// dropOld replaces t when it is from an epoch before the budget's
-// current one (see cache). Called under mu.
-func (d *dfa) dropOld(t *dtable) *dtable {
-	if ep := d.cache.now(); t.epoch < ep {
-		if t.n <= 2 {
-			// Only the start state: nothing to free.
-			t.epoch = ep
-			return t
-		}
-		d.cache.flushes.Add(1)
-		t = d.replace(t, flushedRoom)
-		d.dropScratch()
-	}
-	return t
-}
-
-// flushIdle drops the table of an older epoch than ep unless a search
-// holds the automaton (it then drops it at its next new state).
-func (d *dfa) flushIdle(ep int64) {
-	if d.tab.Load() == nil || !d.mu.TryLock() {
+// drop flushes the table for the budget. Called under mu.
+func (d *dfa) drop() {
+	t := d.tab.Load()
+	if t.n <= 2 { // only the start state: nothing to free
 		return
 	}
-	if t := d.tab.Load(); t.epoch < ep {
-		d.dropOld(t)
+	d.cache.flushes.Add(1)
+	d.replace(t, flushedRoom)
+	d.dropScratch()
+}
+
+// tryDrop is drop unless a search holds the automaton.
+func (d *dfa) tryDrop() {
+	if d.mu.TryLock() {
+		d.drop()
+		d.mu.Unlock()
 	}
-	d.mu.Unlock()
 }
 
 // state returns the number of the state (pcs, flag) in the current table,
@@ -271,7 +262,7 @@ func (d *dfa) flushIdle(ep int64) {
 func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	key := appendKeyPCs(append(d.key[:0], flag), pcs)
 	d.key = key
-	t := d.dropOld(d.tab.Load())
+	t := d.tab.Load()
 	if id, ok := t.index[string(key)]; ok {
 		return id
 	}
@@ -281,8 +272,9 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	}
 	if d.cache.over(cost) {
 		// Past the engine's budget: drop every table, this one too.
-		d.cache.makeRoom()
-		t = d.dropOld(t)
+		d.cache.makeRoom(d, nil)
+		d.drop()
+		t = d.tab.Load()
 		d.cache.settled()
 		if id, ok := t.index[string(key)]; ok {
 			return id
@@ -309,8 +301,9 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 		n := grownSize(len(t.info))
 		grown := d.rowsBytes(n) - d.rowsBytes(len(t.info))
 		d.cache.add(grown)
-		g := &dtable{gen: t.gen, n: t.n, epoch: t.epoch, bytes: t.bytes + grown, trans: newEntries(n * int(d.nclass)),
+		g := &dtable{gen: t.gen, n: t.n, trans: newEntries(n * int(d.nclass)),
 			info: make([]atomic.Pointer[dinfo], n), index: t.index}
+		g.bytes.Store(t.bytes.Load() + grown)
 		for i := range t.trans {
 			g.trans[i] = atomic.LoadUint32(&t.trans[i])
 		}
@@ -329,7 +322,7 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	t.n++
 	t.index[k] = id
 	b := d.stateBytes(len(k))
-	t.bytes += b
+	t.bytes.Add(b)
 	d.cache.add(b)
 	return id
 }

@@ -54,8 +54,7 @@ const maxGroup = 64
 type mtable struct {
 	gen   int
 	n     int // states in use, under mu
-	epoch int64
-	bytes int64
+	bytes atomic.Int64
 	// Allocated at the table's full size and never resliced (read
 	// without the lock).
 	trans []int32
@@ -114,13 +113,14 @@ func (d *mdfa) init() {
 
 func (d *mdfa) newTable(gen, n int) *mtable {
 	nc := int(d.nclass)
-	t := &mtable{gen: gen, n: 2, epoch: d.cache.now(), trans: make([]int32, n*nc),
+	t := &mtable{gen: gen, n: 2, trans: make([]int32, n*nc),
 		info: make([]atomic.Pointer[minfo], n), index: map[string]int32{}}
 	k := string([]byte{prevStart})
 	t.info[startID].Store(&minfo{key: k})
 	t.index[k] = startID
-	t.bytes = tableBytes + d.rowsBytes(n) + d.stateBytes(len(k))
-	d.cache.add(t.bytes)
+	b := tableBytes + d.rowsBytes(n) + d.stateBytes(len(k))
+	t.bytes.Store(b)
+	d.cache.add(b)
 	return t
 }
 
@@ -128,37 +128,32 @@ func (d *mdfa) rowsBytes(n int) int64 { return int64(n)*int64(d.nclass)*4 + int6
 
 func (d *mdfa) stateBytes(n int) int64 { return minfoBytes + mapEntryBytes + keyBytes(n) }
 
-// replace, dropOld and flushIdle are dfa's.
+// replace, drop and tryDrop are dfa's.
 
 func (d *mdfa) replace(t *mtable, n int) *mtable {
-	d.cache.add(-t.bytes)
+	d.cache.add(-t.bytes.Load())
 	d.scanned.Store(0)
 	t = d.newTable(t.gen+1, n)
 	d.tab.Store(t)
 	return t
 }
 
-func (d *mdfa) dropOld(t *mtable) *mtable {
-	if ep := d.cache.now(); t.epoch < ep {
-		if t.n <= 2 {
-			t.epoch = ep
-			return t
-		}
-		d.cache.flushes.Add(1)
-		t = d.replace(t, flushedRoom)
-		d.dropScratch()
-	}
-	return t
-}
-
-func (d *mdfa) flushIdle(ep int64) {
-	if d.tab.Load() == nil || !d.mu.TryLock() {
+func (d *mdfa) drop() {
+	t := d.tab.Load()
+	if t.n <= 2 { // only the start state: nothing to free
 		return
 	}
-	if t := d.tab.Load(); t.epoch < ep {
-		d.dropOld(t)
+	d.cache.flushes.Add(1)
+	d.replace(t, flushedRoom)
+	d.dropScratch()
+}
+
+// tryDrop is drop unless a search holds the automaton.
+func (d *mdfa) tryDrop() {
+	if d.mu.TryLock() {
+		d.drop()
+		d.mu.Unlock()
 	}
-	d.mu.Unlock()
 }
 
 // state is dfa.state for the group: the state's number in the current
@@ -166,7 +161,7 @@ func (d *mdfa) flushIdle(ep int64) {
 func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 	key := appendKeyPCs(append(d.key[:0], flag), pcs)
 	d.key = key
-	t := d.dropOld(d.tab.Load())
+	t := d.tab.Load()
 	if id, ok := t.index[string(key)]; ok {
 		return id
 	}
@@ -175,8 +170,9 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 		cost += d.rowsBytes(grownSize(len(t.info))) - d.rowsBytes(len(t.info))
 	}
 	if d.cache.over(cost) {
-		d.cache.makeRoom()
-		t = d.dropOld(t)
+		d.cache.makeRoom(nil, d)
+		d.drop()
+		t = d.tab.Load()
 		d.cache.settled()
 		if id, ok := t.index[string(key)]; ok {
 			return id
@@ -196,8 +192,9 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 		n := grownSize(len(t.info))
 		grown := d.rowsBytes(n) - d.rowsBytes(len(t.info))
 		d.cache.add(grown)
-		g := &mtable{gen: t.gen, n: t.n, epoch: t.epoch, bytes: t.bytes + grown, trans: make([]int32, n*int(d.nclass)),
+		g := &mtable{gen: t.gen, n: t.n, trans: make([]int32, n*int(d.nclass)),
 			info: make([]atomic.Pointer[minfo], n), index: t.index}
+		g.bytes.Store(t.bytes.Load() + grown)
 		for i := range t.trans {
 			g.trans[i] = atomic.LoadInt32(&t.trans[i])
 		}
@@ -213,7 +210,7 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 	t.n++
 	t.index[k] = id
 	b := d.stateBytes(len(k))
-	t.bytes += b
+	t.bytes.Add(b)
 	d.cache.add(b)
 	return id
 }
