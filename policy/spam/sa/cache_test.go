@@ -57,12 +57,16 @@ func TestDFABudgetConcurrent(t *testing.T) {
 	group := newMDFA(trees)
 	group.cache = c
 	c.mdfas = append(c.mdfas, group)
+	texts := 1500
+	if raceOn {
+		texts = 300
+	}
 	errs := make(chan string, 4)
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(g), 12))
-			for i := range 1500 {
+			for i := range texts {
 				b := randAB(rng, 40+rng.IntN(100))
 				for range rng.IntN(4) {
 					b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
@@ -93,6 +97,7 @@ func TestDFABudgetConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 	st := c.stats()
+	t.Logf("%+v", st)
 	if st.Resets == 0 || st.Flushes == 0 {
 		t.Errorf("budget of %d bytes never reached: %+v", c.limit, st)
 	}
