@@ -34,6 +34,11 @@ type RulesConfig struct {
 	// Budget bounds the rule work on one message; what is left when it is
 	// spent does not run (the detail says so).
 	Budget policy.Duration `toml:"budget"`
+	// CacheMB bounds, in MiB, the memory of the rules' lazily built
+	// automata together; 0 means sa.DefaultCacheBytes. Past it they are
+	// all dropped and rebuilt as mail needs them (sa.CacheStats counts
+	// it): less memory for a long-running daemon, for some CPU.
+	CacheMB int `toml:"cache_mb"`
 }
 
 // DefaultRulePaths are the paths used when [spam.rules] paths is empty.
@@ -55,6 +60,9 @@ func (r *RulesConfig) validate() []error {
 	}
 	if r.Budget < 0 {
 		errs = append(errs, policy.KeyErr("rules.budget", "must not be negative"))
+	}
+	if r.CacheMB < 0 {
+		errs = append(errs, policy.KeyErr("rules.cache_mb", "must not be negative"))
 	}
 	for _, p := range r.Paths {
 		if p == "" {
@@ -137,16 +145,29 @@ func LoadRules(cfg *Config) (*sa.Engine, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrRules, strings.Join(paths, ", "), err)
 	}
 	e, err := sa.Compile(rs, sa.Options{
-		Bayes:     cfg.Bayes.Enabled,
-		Net:       len(cfg.DNSBL)+len(cfg.URIBL) > 0,
-		Auth:      true, // ruleMessage passes the auth checks' results
-		Overrides: cfg.Rules.Scores,
-		Budget:    cfg.Rules.Budget.D(),
+		Bayes:      cfg.Bayes.Enabled,
+		Net:        len(cfg.DNSBL)+len(cfg.URIBL) > 0,
+		Auth:       true, // ruleMessage passes the auth checks' results
+		Overrides:  cfg.Rules.Scores,
+		Budget:     cfg.Rules.Budget.D(),
+		CacheBytes: int64(cfg.Rules.CacheMB) << 20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRules, err)
 	}
 	return e, nil
+}
+
+// CacheStats returns the figures of the memory budget of the cached
+// rules' automata; false when no rules are compiled.
+func (rc *RuleCache) CacheStats() (sa.CacheStats, bool) {
+	rc.mu.Lock()
+	e := rc.e
+	rc.mu.Unlock()
+	if e == nil {
+		return sa.CacheStats{}, false
+	}
+	return e.CacheStats(), true
 }
 
 // ruleMessage gives the rules their view of a message: the header without
@@ -284,7 +305,7 @@ func (rc *RuleCache) Load(cfg *Config) (*sa.Engine, error) {
 // Compile and every rule file's name, size and modification time.
 func ruleKey(cfg *Config) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "bayes=%t net=%t budget=%v\n", cfg.Bayes.Enabled, len(cfg.DNSBL)+len(cfg.URIBL) > 0, cfg.Rules.Budget)
+	fmt.Fprintf(&b, "bayes=%t net=%t budget=%v cache=%d\n", cfg.Bayes.Enabled, len(cfg.DNSBL)+len(cfg.URIBL) > 0, cfg.Rules.Budget, cfg.Rules.CacheMB)
 	names := make([]string, 0, len(cfg.Rules.Scores))
 	for n := range cfg.Rules.Scores {
 		names = append(names, n)

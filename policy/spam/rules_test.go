@@ -14,6 +14,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/message"
+	"github.com/mailwarden/mailwarden/policy/spam/sa"
 )
 
 const testRules = `
@@ -115,6 +116,10 @@ func TestRulesConfigErrors(t *testing.T) {
 	if err := cfg.Validate(); err == nil {
 		t.Error("bad [spam.rules] accepted")
 	}
+	cfg.Rules = RulesConfig{CacheMB: -1}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cache_mb") {
+		t.Errorf("cache_mb = -1: err = %v", err)
+	}
 }
 
 // withSystemRules stands in a system whose SpamAssassin directories are
@@ -210,6 +215,14 @@ func TestRuleCache(t *testing.T) {
 	}
 	if b, _ := rc.Load(cfg); b != a {
 		t.Error("an unchanged rule set was compiled again")
+	}
+	if st, ok := rc.CacheStats(); !ok || st.Limit != sa.DefaultCacheBytes {
+		t.Errorf("default cache_mb: stats %+v, %v; want limit %d", st, ok, sa.DefaultCacheBytes)
+	}
+	cfg.Rules.CacheMB = 5
+	a, _ = rc.Load(cfg)
+	if st, _ := rc.CacheStats(); st.Limit != 5<<20 {
+		t.Errorf("cache_mb = 5: limit %d", st.Limit)
 	}
 	cfg.Rules.Scores = map[string]float64{"SA_NICE": 0}
 	b, _ := rc.Load(cfg)

@@ -149,9 +149,17 @@ func TestCorpusScores(t *testing.T) {
 
 // BenchmarkCorpus runs the whole Debian rule set over the corpus; the
 // figure to read is msgs/s (one goroutine: messages per CPU-second).
+//
+// SA_CACHE_MB sets Options.CacheBytes in MB (-1: no bound).
 func BenchmarkCorpus(b *testing.B) {
 	rs := debianRules(b)
-	e, err := Compile(rs, Options{})
+	var opt Options
+	if s := os.Getenv("SA_CACHE_MB"); s != "" {
+		var mb int64
+		fmt.Sscan(s, &mb)
+		opt.CacheBytes = mb << 20
+	}
+	e, err := Compile(rs, opt)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -191,6 +199,9 @@ func BenchmarkCorpus(b *testing.B) {
 	// The machine is shared: the figure that counts is per CPU-second.
 	b.ReportMetric(float64(n)/(cpuTime()-cpu0).Seconds(), "msgs/cpu-s")
 	b.ReportMetric(heap, "heap-MB")
+	cs := e.CacheStats()
+	b.ReportMetric(float64(cs.Bytes)/(1<<20), "cache-MB")
+	b.ReportMetric(float64(cs.Resets), "resets")
 }
 
 // cpuTime is the process's user and system CPU time.

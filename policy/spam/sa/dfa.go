@@ -46,6 +46,8 @@ type dfa struct {
 	// a full cache is flushed and rebuilt (as RE2 does) when it served
 	// enough bytes since, else the automaton gives up.
 	scanned atomic.Int64
+	// cache is the engine's budget for the tables (nil: none).
+	cache *cache
 	// Scratch space of step, used under mu: seen[pc] == gen marks the
 	// instructions visited in the current step.
 	seen  []uint32
@@ -64,6 +66,9 @@ type dfa struct {
 type dtable struct {
 	gen int
 	n   int // states in use, under mu
+	// bytes is what the table holds, as the budget counts it (written
+	// under mu, read by the budget's sweep).
+	bytes atomic.Int64
 	// trans and info are allocated at the table's full size and never
 	// resliced: a matcher reads them without the lock.
 	trans entries // state*nclass+class -> 0 unknown, matchID, or a state
@@ -203,13 +208,52 @@ func (d *dfa) startKey(f uint8) []byte {
 }
 
 // newTable returns an empty table of generation gen, with room for n
-// states, holding the start state.
+// states, holding the start state; the budget counts it.
 func (d *dfa) newTable(gen, n int) *dtable {
 	t := &dtable{gen: gen, n: 2, trans: newEntries(n * int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
 	k := string(d.startKey(prevStart))
 	t.info[startID].Store(&dinfo{key: k})
 	t.index[k] = startID
+	b := tableBytes + d.rowsBytes(n) + d.stateBytes(len(k))
+	t.bytes.Store(b)
+	d.cache.add(b)
 	return t
+}
+
+// rowsBytes is what the rows of n states take (transitions and info).
+func (d *dfa) rowsBytes(n int) int64 {
+	return int64(len(newEntries(n*int(d.nclass))))*4 + int64(n)*8
+}
+
+// stateBytes is what a state with a key of n bytes adds to a table.
+func (d *dfa) stateBytes(n int) int64 { return dinfoBytes + mapEntryBytes + keyBytes(n) }
+
+// replace starts a new table in place of t (flushing it). Called under mu.
+func (d *dfa) replace(t *dtable, n int) *dtable {
+	d.cache.add(-t.bytes.Load())
+	d.scanned.Store(0)
+	t = d.newTable(t.gen+1, n)
+	d.tab.Store(t)
+	return t
+}
+
+// drop flushes the table for the budget. Called under mu.
+func (d *dfa) drop() {
+	t := d.tab.Load()
+	if t.n <= 2 { // only the start state: nothing to free
+		return
+	}
+	d.cache.flushes.Add(1)
+	d.replace(t, flushedRoom)
+	d.dropScratch()
+}
+
+// tryDrop is drop unless a search holds the automaton.
+func (d *dfa) tryDrop() {
+	if d.mu.TryLock() {
+		d.drop()
+		d.mu.Unlock()
+	}
 }
 
 // state returns the number of the state (pcs, flag) in the current table,
@@ -222,6 +266,20 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	if id, ok := t.index[string(key)]; ok {
 		return id
 	}
+	cost := d.stateBytes(len(key))
+	if t.n == len(t.info) {
+		cost += d.rowsBytes(grownSize(len(t.info))) - d.rowsBytes(len(t.info))
+	}
+	if d.cache.over(cost) {
+		// Past the engine's budget: drop every table, this one too.
+		d.cache.makeRoom(d, nil)
+		d.drop()
+		t = d.tab.Load()
+		d.cache.settled()
+		if id, ok := t.index[string(key)]; ok {
+			return id
+		}
+	}
 	if t.n > maxDFAStates {
 		// A long-running daemon fills any cache in the end: flush it
 		// when it has served flushBytesPerState bytes per state since
@@ -233,9 +291,7 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 			d.failed.Store(true)
 			return 0
 		}
-		d.scanned.Store(0)
-		t = d.newTable(t.gen+1, 64)
-		d.tab.Store(t)
+		t = d.replace(t, 64)
 		if id, ok := t.index[string(key)]; ok {
 			return id
 		}
@@ -243,8 +299,11 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	if t.n == len(t.info) {
 		// Grow by copy; the state numbers stay.
 		n := grownSize(len(t.info))
+		grown := d.rowsBytes(n) - d.rowsBytes(len(t.info))
+		d.cache.add(grown)
 		g := &dtable{gen: t.gen, n: t.n, trans: newEntries(n * int(d.nclass)),
 			info: make([]atomic.Pointer[dinfo], n), index: t.index}
+		g.bytes.Store(t.bytes.Load() + grown)
 		for i := range t.trans {
 			g.trans[i] = atomic.LoadUint32(&t.trans[i])
 		}
@@ -262,6 +321,9 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	t.info[id].Store(&dinfo{key: k})
 	t.n++
 	t.index[k] = id
+	b := d.stateBytes(len(k))
+	t.bytes.Add(b)
+	d.cache.add(b)
 	return id
 }
 

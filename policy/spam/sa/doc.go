@@ -54,7 +54,10 @@
 // literals starts its automaton at the first of them. The automata keep
 // one flat transition table over byte classes per regex, read without a
 // lock; a full cache is flushed and rebuilt when it has paid for itself,
-// as RE2 does. Memory (a warm engine on the Debian rules holds about half
+// as RE2 does, and all of them share one memory budget
+// (Options.CacheBytes): past it every table is dropped and rebuilt as
+// mail needs it, so a long-running daemon's heap does not grow with the
+// mail it sees. Memory (a warm engine on the Debian rules holds about half
 // what it did): the automata step through a compact program (12-byte
 // instructions, rune instructions as byte sets), their states keep their
 // threads once (in the index key), a single regex's transitions are 16

@@ -36,6 +36,10 @@ type Options struct {
 	NoBacktrack bool
 	// MatchTimeout bounds one backtracking match (default 20ms).
 	MatchTimeout time.Duration
+	// CacheBytes bounds the memory of the lazily built automata of all
+	// the rules together (see cache): 0 means DefaultCacheBytes, a
+	// negative value no bound.
+	CacheBytes int64
 }
 
 // ScoreSet returns the index of SpamAssassin's score set for the options.
@@ -90,6 +94,7 @@ type Engine struct {
 	freemail   map[string]bool
 	freemailRE *regexp.Regexp // the wildcard entries
 	textMatch  map[string]*regexp.Regexp
+	cache      *cache // the automata's memory budget
 }
 
 // prefilter screens the rules of one kind for one variant.
@@ -363,6 +368,11 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 			r.v[1].dfa.release()
 		}
 	}
+	limit := opt.CacheBytes
+	if limit == 0 {
+		limit = DefaultCacheBytes
+	}
+	e.useCache(newCache(limit))
 	e.freemailRE = globsRE(rs.Freemail)
 	if st.Run == 0 {
 		return nil, ErrNoRulesRun

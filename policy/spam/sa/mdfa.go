@@ -34,6 +34,7 @@ type mdfa struct {
 	// list after the transition that names it (stored before it).
 	sets  atomic.Pointer[[]uint64]
 	setID map[uint64]int32
+	cache *cache // the engine's budget (nil: none)
 	// Scratch space of step, used under mu.
 	seen  []uint32
 	gen   uint32
@@ -51,8 +52,9 @@ const maxGroup = 64
 // none): one load per byte, 4 bytes per transition, where a match set
 // beside each entry would take 8 more, nearly always 0.
 type mtable struct {
-	gen int
-	n   int // states in use, under mu
+	gen   int
+	n     int // states in use, under mu
+	bytes atomic.Int64
 	// Allocated at the table's full size and never resliced (read
 	// without the lock).
 	trans []int32
@@ -116,7 +118,42 @@ func (d *mdfa) newTable(gen, n int) *mtable {
 	k := string([]byte{prevStart})
 	t.info[startID].Store(&minfo{key: k})
 	t.index[k] = startID
+	b := tableBytes + d.rowsBytes(n) + d.stateBytes(len(k))
+	t.bytes.Store(b)
+	d.cache.add(b)
 	return t
+}
+
+func (d *mdfa) rowsBytes(n int) int64 { return int64(n)*int64(d.nclass)*4 + int64(n)*8 }
+
+func (d *mdfa) stateBytes(n int) int64 { return minfoBytes + mapEntryBytes + keyBytes(n) }
+
+// replace, drop and tryDrop are dfa's.
+
+func (d *mdfa) replace(t *mtable, n int) *mtable {
+	d.cache.add(-t.bytes.Load())
+	d.scanned.Store(0)
+	t = d.newTable(t.gen+1, n)
+	d.tab.Store(t)
+	return t
+}
+
+func (d *mdfa) drop() {
+	t := d.tab.Load()
+	if t.n <= 2 { // only the start state: nothing to free
+		return
+	}
+	d.cache.flushes.Add(1)
+	d.replace(t, flushedRoom)
+	d.dropScratch()
+}
+
+// tryDrop is drop unless a search holds the automaton.
+func (d *mdfa) tryDrop() {
+	if d.mu.TryLock() {
+		d.drop()
+		d.mu.Unlock()
+	}
 }
 
 // state is dfa.state for the group: the state's number in the current
@@ -128,22 +165,36 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 	if id, ok := t.index[string(key)]; ok {
 		return id
 	}
+	cost := d.stateBytes(len(key))
+	if t.n == len(t.info) {
+		cost += d.rowsBytes(grownSize(len(t.info))) - d.rowsBytes(len(t.info))
+	}
+	if d.cache.over(cost) {
+		d.cache.makeRoom(nil, d)
+		d.drop()
+		t = d.tab.Load()
+		d.cache.settled()
+		if id, ok := t.index[string(key)]; ok {
+			return id
+		}
+	}
 	if t.n > maxDFAStates {
 		if d.scanned.Load() < flushBytesPerState*maxDFAStates {
 			d.failed.Store(true)
 			return 0
 		}
-		d.scanned.Store(0)
-		t = d.newTable(t.gen+1, 64)
-		d.tab.Store(t)
+		t = d.replace(t, 64)
 		if id, ok := t.index[string(key)]; ok {
 			return id
 		}
 	}
 	if t.n == len(t.info) {
 		n := grownSize(len(t.info))
+		grown := d.rowsBytes(n) - d.rowsBytes(len(t.info))
+		d.cache.add(grown)
 		g := &mtable{gen: t.gen, n: t.n, trans: make([]int32, n*int(d.nclass)),
 			info: make([]atomic.Pointer[minfo], n), index: t.index}
+		g.bytes.Store(t.bytes.Load() + grown)
 		for i := range t.trans {
 			g.trans[i] = atomic.LoadInt32(&t.trans[i])
 		}
@@ -158,6 +209,9 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 	t.info[id].Store(&minfo{key: k})
 	t.n++
 	t.index[k] = id
+	b := d.stateBytes(len(k))
+	t.bytes.Add(b)
+	d.cache.add(b)
 	return id
 }
 

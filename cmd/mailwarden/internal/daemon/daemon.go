@@ -24,6 +24,7 @@ import (
 	"github.com/mailwarden/mailwarden/filter"
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/quarantine"
+	"github.com/mailwarden/mailwarden/policy/spam/sa"
 	"github.com/mailwarden/mailwarden/policy/store"
 	"github.com/mailwarden/mailwarden/policy/virus"
 )
@@ -148,6 +149,17 @@ func (d *Server) InFlight() int {
 		return 0
 	}
 	return d.inflight()
+}
+
+var _ metrics.RulesDaemon = (*Server)(nil)
+
+// RuleCacheStats implements metrics.RulesDaemon: the automata budget of
+// the compiled SpamAssassin rules in force.
+func (d *Server) RuleCacheStats() (sa.CacheStats, bool) {
+	if s := d.svcNow.Load(); s != nil && s.Rules != nil {
+		return s.Rules.CacheStats()
+	}
+	return sa.CacheStats{}, false
 }
 
 // StoreQueue implements metrics.Queues.

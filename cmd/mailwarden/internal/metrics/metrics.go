@@ -29,6 +29,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth/sign"
 	"github.com/mailwarden/mailwarden/policy/quarantine"
+	"github.com/mailwarden/mailwarden/policy/spam/sa"
 	"github.com/mailwarden/mailwarden/policy/spool"
 )
 
@@ -94,6 +95,12 @@ type Daemon interface {
 // it is off or its index cannot answer.
 type QuarantineDaemon interface {
 	QuarantineStats() (st quarantine.Stats, ok bool)
+}
+
+// RulesDaemon is a Daemon that runs SpamAssassin rules ([spam.rules]);
+// ok is false while no rules are compiled.
+type RulesDaemon interface {
+	RuleCacheStats() (st sa.CacheStats, ok bool)
 }
 
 // Quarantined implements quarantine.Observer.
@@ -221,6 +228,18 @@ func New(d Daemon) *Ops {
 			}
 			return time.Since(s.Oldest).Seconds()
 		})))
+	}
+	if rd, ok := d.(RulesDaemon); ok {
+		stat := func(pick func(sa.CacheStats) int64) func() float64 {
+			return func() float64 {
+				st, _ := rd.RuleCacheStats()
+				return float64(pick(st))
+			}
+		}
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_sa_cache_bytes", Help: "Bytes the SpamAssassin rules' automata hold (an estimate; bounded by [spam.rules] cache_mb)."}, stat(func(s sa.CacheStats) int64 { return s.Bytes })))
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_sa_cache_limit_bytes", Help: "The bound on the SpamAssassin rules' automata ([spam.rules] cache_mb)."}, stat(func(s sa.CacheStats) int64 { return s.Limit })))
+		f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_sa_cache_resets_total", Help: "Times the SpamAssassin rules' automata reached cache_mb and were all dropped (to be rebuilt as mail needs them); reset when the rules are compiled again."}, stat(func(s sa.CacheStats) int64 { return s.Resets })))
+		f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_sa_cache_flushes_total", Help: "Automaton tables those resets dropped."}, stat(func(s sa.CacheStats) int64 { return s.Flushes })))
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mailwarden_milter_connections", Help: "Open MTA connections."}, func() float64 { return float64(d.Conns()) }))
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mailwarden_milter_accept_errors_total", Help: "Temporary accept errors on the milter socket (e.g. out of file descriptors); each one backed off and retried."}, func() float64 { return float64(d.AcceptErrors()) }))

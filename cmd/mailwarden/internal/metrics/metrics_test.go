@@ -16,6 +16,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/auth/sign"
+	"github.com/mailwarden/mailwarden/policy/spam/sa"
 	"github.com/mailwarden/mailwarden/policy/store"
 	"github.com/mailwarden/mailwarden/policy/virus"
 )
@@ -238,5 +239,46 @@ func TestPProfOnlyWhenAsked(t *testing.T) {
 			t.Errorf("pprof = %v: /debug/pprof/cmdline answered %d, want %d", on, resp.StatusCode, want)
 		}
 		stop()
+	}
+}
+
+type rulesDaemon struct {
+	fakeDaemon
+	st sa.CacheStats
+}
+
+func (d rulesDaemon) RuleCacheStats() (sa.CacheStats, bool) { return d.st, true }
+
+// The SpamAssassin automata budget is exported from the rules in force.
+func TestRuleCacheMetrics(t *testing.T) {
+	o := New(rulesDaemon{st: sa.CacheStats{Limit: 32 << 20, Bytes: 5 << 20, Resets: 3, Flushes: 900}})
+	mfs, err := o.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if g := m.GetGauge(); g != nil {
+				got[mf.GetName()] = g.GetValue()
+			}
+			if c := m.GetCounter(); c != nil {
+				got[mf.GetName()] = c.GetValue()
+			}
+		}
+	}
+	want := map[string]float64{"mailwarden_sa_cache_bytes": 5 << 20, "mailwarden_sa_cache_limit_bytes": 32 << 20,
+		"mailwarden_sa_cache_resets_total": 3, "mailwarden_sa_cache_flushes_total": 900}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	// A daemon without rules exports none of them.
+	mfs, _ = New(fakeDaemon{}).Registry().Gather()
+	for _, mf := range mfs {
+		if _, ok := want[mf.GetName()]; ok {
+			t.Errorf("%s exported without rules", mf.GetName())
+		}
 	}
 }

@@ -1,0 +1,224 @@
+package sa
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// heldBytes sums what the tables of c's automata account, for comparison
+// with the budget's running total (no search may run).
+func heldBytes(c *cache) int64 {
+	var n int64
+	for _, d := range c.dfas {
+		if t := d.tab.Load(); t != nil {
+			n += t.bytes.Load()
+		}
+	}
+	for _, d := range c.mdfas {
+		if t := d.tab.Load(); t != nil {
+			n += t.bytes.Load()
+		}
+	}
+	return n
+}
+
+// TestDFABudgetConcurrent: automata under one tiny budget, shared by
+// matchers while they grow and the budget drops their tables (run with
+// -race): each answer is still the regexp's, the budget was reached, and
+// its total is what the tables hold.
+func TestDFABudgetConcurrent(t *testing.T) {
+	pats := []string{`a[ab]{14}c`, `\bab+a\b`, `(?m)^b.{3}c$`, `b[ab]{9}b`}
+	var trees []*syntax.Regexp
+	var res []*regexp.Regexp
+	for _, p := range pats {
+		tree, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees = append(trees, tree)
+		res = append(res, regexp.MustCompile(p))
+	}
+	c := newCache(16 << 10)
+	var singles []*dfa
+	for _, tree := range trees {
+		d := lazyDFA(tree)
+		d.cache = c
+		c.dfas = append(c.dfas, d)
+		singles = append(singles, d)
+	}
+	group := newMDFA(trees)
+	group.cache = c
+	c.mdfas = append(c.mdfas, group)
+	texts := 1500
+	if raceOn {
+		texts = 300
+	}
+	errs := make(chan string, 4)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 12))
+			for i := range texts {
+				b := randAB(rng, 40+rng.IntN(100))
+				for range rng.IntN(4) {
+					b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
+				}
+				text := string(b)
+				k := rng.IntN(len(singles))
+				if m, ok := singles[k].matchAt(text, 0); !ok || m != res[k].MatchString(text) {
+					errs <- fmt.Sprintf("goroutine %d text %d: dfa %d says %v (ok %v) on %q", g, i, k, m, ok, text)
+					return
+				}
+				m, ok := group.match(text)
+				if !ok {
+					errs <- fmt.Sprintf("goroutine %d text %d: the group gave up", g, i)
+					return
+				}
+				for k, re := range res {
+					if (m>>k&1 == 1) != re.MatchString(text) {
+						errs <- fmt.Sprintf("goroutine %d text %d: group bit %d wrong on %q", g, i, k, text)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	st := c.stats()
+	t.Logf("%+v", st)
+	if st.Resets == 0 || st.Flushes == 0 {
+		t.Errorf("budget of %d bytes never reached: %+v", c.limit, st)
+	}
+	if sum := heldBytes(c); sum != st.Bytes {
+		t.Errorf("budget counts %d bytes, the tables hold %d", st.Bytes, sum)
+	}
+}
+
+// goldenHits returns the hits recorded in testdata/corpus_hits.golden,
+// by "kind/file name".
+func goldenHits(t *testing.T) map[string]string {
+	b, err := os.ReadFile(filepath.Join("testdata", "corpus_hits.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Split(l, "\t")
+		if len(f) != 3 {
+			t.Fatalf("golden line %q", l)
+		}
+		m[f[0]] = f[2]
+	}
+	return m
+}
+
+// hitNames is the rules a message hits, as the golden file lists them.
+func hitNames(r Result) string {
+	var names []string
+	for _, h := range r.Hits {
+		names = append(names, h.Rule)
+	}
+	return strings.Join(names, ",")
+}
+
+// TestCacheBudget: an engine whose automata must live in far less memory
+// than they would take resets them many times, holds no more than the
+// budget plus what a reset cannot drop, and hits exactly the rules an
+// unbounded engine hits (TestCorpusHitsGolden's record, whose sample
+// starts with this one); also with several goroutines sharing it (run
+// with -race: resets race with the lock-free matchers).
+func TestCacheBudget(t *testing.T) {
+	rs := debianRules(t)
+	n := 20
+	if raceOn || testing.Short() {
+		n = 4
+	}
+	golden := goldenHits(t)
+	var names, want []string
+	var msgs []*Message
+	for _, k := range []string{"ham", "spam"} {
+		files := sample(corpusFiles(t, k), n)
+		msgs = append(msgs, loadMessages(t, files)...)
+		for _, f := range files {
+			name := k + "/" + filepath.Base(f)
+			w, ok := golden[name]
+			if !ok {
+				t.Fatalf("%s not in the golden sample", name)
+			}
+			names, want = append(names, name), append(want, w)
+		}
+	}
+	// No time bound on a backtracking match, as for the golden record.
+	const limit = 1 << 20
+	e, err := Compile(rs, Options{MatchTimeout: time.Minute, CacheBytes: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.cache
+	for i, m := range msgs {
+		if got := hitNames(e.Check(m, Input{})); got != want[i] {
+			t.Errorf("%s: hits %s, unbounded %s", names[i], got, want[i])
+		}
+		// Between resets the engine adds at most half the limit past
+		// what the last reset left, or reaches the limit; the state
+		// that passes it adds one table's growth step (bounded here by
+		// a quarter of the limit).
+		st := e.CacheStats()
+		if bound := max(limit, c.base.Load()+limit/2) + limit/4; st.Bytes > bound {
+			t.Errorf("after %s: %d bytes held, bound %d", names[i], st.Bytes, bound)
+		}
+	}
+	st := e.CacheStats()
+	t.Logf("budget %d: %+v, base %d", limit, st, c.base.Load())
+	if st.Resets < 2 {
+		t.Errorf("budget reached %d times", st.Resets)
+	}
+	// A reset drops every table; the fresh tables of the automata it
+	// dropped are left (a few hundred bytes each).
+	if c.base.Load() > limit/2 {
+		t.Errorf("a reset leaves %d bytes, more than half the budget", c.base.Load())
+	}
+	if sum := heldBytes(c); sum != st.Bytes {
+		t.Errorf("budget counts %d bytes, the tables hold %d", st.Bytes, sum)
+	}
+
+	// The same engine shared: each goroutine its own order, so that
+	// different automata grow and are dropped at once.
+	var wg sync.WaitGroup
+	errs := make(chan string, 3*len(msgs))
+	for g := range 3 {
+		wg.Go(func() {
+			for j := range msgs {
+				i := (j + g*len(msgs)/3) % len(msgs)
+				if got := hitNames(e.Check(msgs[i], Input{})); got != want[i] {
+					errs <- fmt.Sprintf("goroutine %d, %s: hits %s, unbounded %s", g, names[i], got, want[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for s := range errs {
+		t.Error(s)
+	}
+	st2 := e.CacheStats()
+	t.Logf("then 3 goroutines: %+v", st2)
+	if st2.Resets == st.Resets {
+		t.Errorf("budget not reached by the goroutines")
+	}
+	if sum := heldBytes(c); sum != st2.Bytes {
+		t.Errorf("budget counts %d bytes, the tables hold %d", st2.Bytes, sum)
+	}
+}
