@@ -32,7 +32,7 @@ var evals = map[string]evalDef{
 	"html_image_only":                      {fn: evalHTMLImageOnly},
 	"html_range":                           {fn: evalHTMLRange, accepts: argIn(0, "length", "obfuscation_ratio", "non_element_ratio", "closed_extra_ratio", "max_size")},
 	"html_eval":                            {fn: evalHTMLEval, accepts: argIn(0, "length")},
-	"html_test":                            {fn: evalHTMLTest, accepts: argIn(0, "html", "embeds", "form_action_mailto", "font_face_bad")},
+	"html_test":                            {fn: evalHTMLTest, accepts: argIn(0, "html", "embeds", "form_action_mailto", "font_face_bad", "font_low_contrast", "font_invalid_color")},
 	"html_tag_exists":                      {fn: evalHTMLTagExists},
 	"html_tag_balance":                     {fn: evalHTMLTagBalance},
 	"html_image_ratio":                     {fn: evalHTMLImageRatio},
@@ -272,9 +272,9 @@ func evalHTMLTest(c *msgCtx, a []string) int {
 		return b2i(c.html.tags["embed"] > 0 || c.html.tags["object"] > 0)
 	case "form_action_mailto":
 		return b2i(c.html.formMailto)
-	case "font_face_bad":
+	case "font_face_bad", "font_low_contrast", "font_invalid_color":
 		for _, p := range c.html.parts {
-			if p.fontFaceBad {
+			if a[0] == "font_face_bad" && p.fontFaceBad || a[0] == "font_low_contrast" && p.lowContrast || a[0] == "font_invalid_color" && p.invalidColor {
 				return 1
 			}
 		}

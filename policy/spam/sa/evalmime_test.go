@@ -13,6 +13,8 @@ body EXTRA_CLOSE  eval:html_range('closed_extra_ratio', 0.09, 'inf')
 body FONT_LARGE   eval:html_range('max_size', 5, 6)
 body FONT_HUGE    eval:html_range('max_size', 6, 'inf')
 body FACE_BAD     eval:html_test('font_face_bad')
+body LOW_CONTRAST eval:html_test('font_low_contrast')
+body BAD_COLOR    eval:html_test('font_invalid_color')
 body MADIFF       eval:multipart_alternative_difference('99', '100')
 body MADIFF_COUNT eval:multipart_alternative_difference_count('3', '1')
 body B64_78_79    eval:check_base64_length('78', '79')
@@ -132,6 +134,7 @@ func TestWalkKeepsEncodedLines(t *testing.T) {
 func FuzzMIMEEvals(f *testing.F) {
 	f.Add([]byte(alternative("one two", "<p>V<b></b>iagra <font size=+9 face=\"{x}\">x</font></p></p>")))
 	f.Add([]byte(htmlOnly("<basefont size=9><o:p></o:p><x>y</x><!doctype html>")))
+	f.Add([]byte(htmlOnly(`<body text=red><table><tr><td><font color="rgb(300,1%,">x<span style="color:transparent;background: rgb( 1,2,3) url('a(b') , #fff">y</span></th></tr></table>`)))
 	f.Add([]byte("Return-Path: <a.b@c>\r\nTo: b@a\r\nMessage-Id: <" + strings.Repeat("Q", 28) + ".\xa5@x>\r\nFrom: \"\" <\xa5@x>\r\n\r\nx"))
 	e, err := Compile(parse(f, mimeEvalRules), Options{})
 	if err != nil {

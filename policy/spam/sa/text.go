@@ -131,6 +131,9 @@ type htmlPart struct {
 	maxSize     int  // largest <font size>, 3 when none
 	fontFaceBad bool // a <font face> that names no font family
 	img         bool // an <img> tag
+	// lowContrast: text in the colour of its background, or too close
+	// to it to read; invalidColor: text in a colour no browser parses.
+	lowContrast, invalidColor bool
 }
 
 // ratio returns the html_range test's value for the part, and whether
@@ -224,6 +227,24 @@ func wordEnd(t []byte) bool {
 	return len(t) > 0 && !bytes.HasSuffix(t, []byte(nbsp)) && wordByteHTML(t[len(t)-1])
 }
 
+// styleAttrTags are the elements whose style attribute HTML.pm reads
+// for colours.
+var styleAttrTags = wordSet(`table td th tr span p div a`)
+
+// visibleText says t has more than white space (and no-break spaces).
+func visibleText(t []byte) bool {
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+		case c == 0xc2 && i+1 < len(t) && t[i+1] == 0xa0:
+			i++
+		default:
+			return true
+		}
+	}
+	return false
+}
+
 // fontFace is HTML.pm's test of a good <font face>: font family names,
 // quoted or not, separated by commas.
 var fontFace = regexp.MustCompile(`(?i)^\s*["'.]?[a-z ][a-z -]*[a-z]\d?["']?(?:,\s*["']?[a-z][a-z -]*[a-z]\d?["']?)*;?$`)
@@ -276,6 +297,7 @@ func renderHTML(src string, info *htmlInfo) string {
 	inside := map[string]int{}
 	chunks, wordEnded := 0, false
 	baseFont := 3
+	styles := newStyleStack()
 	count := func(tag string, open int) {
 		n, seen := inside[tag]
 		if !seen {
@@ -317,6 +339,11 @@ func renderHTML(src string, info *htmlInfo) string {
 			}
 			chunks++
 			wordEnded = wordEnd(t)
+			if visibleText(t) {
+				low, invalid := styles.invisible()
+				ps.lowContrast = ps.lowContrast || low
+				ps.invalidColor = ps.invalidColor || invalid
+			}
 			if inAnchor {
 				anchor.Write(t)
 			}
@@ -331,6 +358,9 @@ func renderHTML(src string, info *htmlInfo) string {
 			tag := string(name)
 			if tt == html.EndTagToken {
 				count(tag, -1)
+				if styleTags[tag] {
+					styles.close(tag)
+				}
 				info.balance[tag]--
 				if tag == "script" || tag == "style" {
 					if skip > 0 {
@@ -384,6 +414,8 @@ func renderHTML(src string, info *htmlInfo) string {
 				}
 			}
 			var w, h int
+			var color, style string
+			hasColor, hasStyle, baseSized := false, false, false
 			for hasAttr {
 				var k, v []byte
 				k, v, hasAttr = z.TagAttr()
@@ -402,10 +434,20 @@ func renderHTML(src string, info *htmlInfo) string {
 					w = atoiPrefix(string(v))
 				case "height":
 					h = atoiPrefix(string(v))
+				case "color", "text":
+					// Text colour: font and basefont say color, body text.
+					if string(k) == "color" && (tag == "font" || tag == "basefont") || string(k) == "text" && tag == "body" {
+						color, hasColor = string(v), true
+					}
+				case "style":
+					if styleAttrTags[tag] {
+						style, hasStyle = string(v), true
+					}
 				case "size":
 					if tag == "basefont" {
 						if v := strings.TrimLeft(string(v), " \t\n\r\f\v"); v != "" && v[0] >= '0' && v[0] <= '9' {
 							baseFont = atoiPrefix(v)
+							baseSized = true
 						}
 					} else if tag == "font" {
 						if n, ok := fontSize(string(v), baseFont); ok {
@@ -426,6 +468,10 @@ func renderHTML(src string, info *htmlInfo) string {
 			}
 			if tag == "img" {
 				info.imageArea += w * h
+			}
+			// A basefont with a size sets only the size (HTML.pm).
+			if styleTags[tag] && !(tag == "basefont" && baseSized) {
+				styles.open(tag, color, style, hasColor, hasStyle)
 			}
 		}
 	}
