@@ -478,6 +478,11 @@ func (e *Engine) compileRegex(r *rule, d *Def, st *regexStats) error {
 	// The RE2 superset (lookarounds dropped, backreferences as .*)
 	// screens: the backtracking engine runs only where it matches.
 	if sup, err := translate(pat, flags, targetSuperset); err == nil {
+		// A group counted far ((X){0,99}) makes a screen automaton of
+		// a state set per count reached (__SPOOFED_URL's passed the
+		// cache's bound and gave up, leaving the regexp's NFA to run):
+		// the screen repeats the group any number of times.
+		sup = relaxGroupCounts(sup, groupCountLimit)
 		full, ascii, err := compileVariants(sup)
 		if err != nil {
 			// Too large for RE2 (X{5} of a large X): screen with X.
@@ -503,15 +508,31 @@ func (e *Engine) compileRegex(r *rule, d *Def, st *regexStats) error {
 	return nil
 }
 
+// groupCountLimit: see relaxGroupCounts in compileRegex.
+const groupCountLimit = 30
+
 // relaxCounts rewrites the counted repetitions of an RE2 pattern whose
 // bounds pass limit: X{n,m} becomes X{min(n,limit),}, which matches every
 // text X{n,m} does. The result screens a regex RE2 refuses for its
 // counts.
 func relaxCounts(p string, limit int) string {
+	return relaxCountsOf(p, limit, false)
+}
+
+// relaxGroupCounts is relaxCounts for the counted repetitions of groups
+// only ((X){0,99}).
+func relaxGroupCounts(p string, limit int) string {
+	return relaxCountsOf(p, limit, true)
+}
+
+func relaxCountsOf(p string, limit int, groupsOnly bool) string {
 	var b strings.Builder
 	inClass := false
+	afterGroup := false // the last token is a group
 	for i := 0; i < len(p); i++ {
 		c := p[i]
+		wasGroup := afterGroup
+		afterGroup = !inClass && c == ')'
 		switch {
 		case c == '\\' && i+1 < len(p):
 			b.WriteString(p[i : i+2])
@@ -556,7 +577,7 @@ func relaxCounts(p string, limit int) string {
 				} else {
 					fmt.Sscan(hi, &h)
 				}
-				if l > limit || h > limit {
+				if (l > limit || h > limit) && (wasGroup || !groupsOnly) {
 					fmt.Fprintf(&b, "{%d,}", min(l, limit))
 				} else {
 					b.WriteString(p[i : i+n])

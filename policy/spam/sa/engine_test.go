@@ -1,6 +1,8 @@
 package sa
 
 import (
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -234,6 +236,34 @@ header D Subject =~ /\bacc\S+unt\b/i
 	for range 8 {
 		if got := <-done; len(got.Hits) != len(want.Hits) || got.Score != want.Score {
 			t.Errorf("concurrent result %+v, want %+v", got, want)
+		}
+	}
+}
+
+// TestRelaxGroupCounts: only counted groups past the limit are relaxed,
+// and the result matches every text the pattern does.
+func TestRelaxGroupCounts(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`(?:a<[^>]{1,10}>){0,99}b`, `(?:a<[^>]{1,10}>){0,}b`},
+		{`(x){40}`, `(x){30,}`},
+		{`(x){2,20}y{0,99}`, `(x){2,20}y{0,99}`},
+		{`\){0,99}[)]{0,99}`, `\){0,99}[)]{0,99}`},
+	} {
+		if got := relaxGroupCounts(c.in, 30); got != c.want {
+			t.Errorf("relaxGroupCounts(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	orig := regexp.MustCompile(`^(?:[^<]{0,5}<[^>]{1,4}>){0,40}z$`)
+	relaxed := regexp.MustCompile(relaxGroupCounts(orig.String(), 30))
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		var b strings.Builder
+		for range rnd.IntN(60) {
+			b.WriteString([]string{"<a>", "x", "<bb>", "<", ">", "yy"}[rnd.IntN(6)])
+		}
+		b.WriteString("z")
+		if s := b.String(); orig.MatchString(s) && !relaxed.MatchString(s) {
+			t.Fatalf("relaxed misses %q", s)
 		}
 	}
 }
