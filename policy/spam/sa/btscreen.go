@@ -1,6 +1,9 @@
 package sa
 
-import "strings"
+import (
+	"strings"
+	"sync/atomic"
+)
 
 // Screens for backtracking rules: hand-written tests, keyed by the rule's
 // exact pattern text (a rule rewritten by sa-update loses its screen, it
@@ -219,20 +222,11 @@ func screenSubjHasTo2(text string) bool {
 // backreference lies on the line where the first word character after a
 // dst field name is. Order and the lines between are not checked.
 func pairScreen(text, src, dst, excl string, nn bool) bool {
-	if !plainASCII(text) {
+	ix := pairIndexOf(text)
+	if !ix.plain {
 		return true
 	}
-	var regions []string
-	for i := 0; i+len(dst) <= len(text); i++ {
-		if text[i]|0x20 == dst[0] && hasPrefixFold(text[i:], dst) {
-			k := i + len(dst)
-			w := k
-			for w < len(text) && !isWordByte(text[w]) {
-				w++
-			}
-			regions = append(regions, text[k:lineEnd(text, w)])
-		}
-	}
+	regions := ix.regions[pairField(dst)]
 	if len(regions) == 0 {
 		return false
 	}
@@ -259,11 +253,7 @@ func pairScreen(text, src, dst, excl string, nn bool) bool {
 		}
 		return false
 	}
-	for i := 0; i+1+len(src) <= len(text); i++ {
-		if text[i] != '\n' || !hasPrefixFold(text[i+1:], src) {
-			continue
-		}
-		k := i + 1 + len(src)
+	for _, k := range ix.starts[pairField(src)] {
 		w := k
 		for w < len(text) && isSpaceASCII(text[w]) {
 			w++
@@ -322,4 +312,63 @@ func screenToNameEqLocal(text string) bool {
 		}
 	}
 	return false
+}
+
+// pairFields are the field names pairScreen reads.
+var pairFields = [...]string{"from:", "to:", "subject:"}
+
+func pairField(name string) int {
+	for i, f := range pairFields {
+		if f == name {
+			return i
+		}
+	}
+	panic("pairScreen: field " + name)
+}
+
+// pairIndex is what pairScreen reads of a text: ten rules screen the
+// same header text (ALL) of a message, and each pass over it took as
+// long as the screen's own work.
+type pairIndex struct {
+	text  string
+	plain bool // plainASCII(text)
+	// regions[f] are the texts after each occurrence of pairFields[f]
+	// (anywhere, case folded) to the end of the line its first word
+	// character is on; starts[f] the ends of the occurrences that start
+	// a line after the first.
+	regions [len(pairFields)][]string
+	starts  [len(pairFields)][]int
+}
+
+// lastPairIndex is the index of the text screened last: the rules of a
+// message run one after the other. Checks running at once replace it in
+// turn, which costs time only (a text's index is compared by value).
+var lastPairIndex atomic.Pointer[pairIndex]
+
+func pairIndexOf(text string) *pairIndex {
+	if ix := lastPairIndex.Load(); ix != nil && ix.text == text {
+		return ix
+	}
+	ix := &pairIndex{text: text, plain: plainASCII(text)}
+	if ix.plain {
+		for i := 0; i < len(text); i++ {
+			c := text[i] | 0x20
+			for f, name := range pairFields {
+				if c != name[0] || !hasPrefixFold(text[i:], name) {
+					continue
+				}
+				k := i + len(name)
+				w := k
+				for w < len(text) && !isWordByte(text[w]) {
+					w++
+				}
+				ix.regions[f] = append(ix.regions[f], text[k:lineEnd(text, w)])
+				if i > 0 && text[i-1] == '\n' {
+					ix.starts[f] = append(ix.starts[f], k)
+				}
+			}
+		}
+	}
+	lastPairIndex.Store(ix)
+	return ix
 }

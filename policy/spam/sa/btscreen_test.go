@@ -221,3 +221,27 @@ func FuzzBTScreen(f *testing.F) {
 }
 
 func firstN(s []string, n int) []string { return s[:min(n, len(s))] }
+
+// TestPairIndexShared: a screen answers the same whether the shared
+// index holds its text (the rules before it screened it) or another one.
+func TestPairIndexShared(t *testing.T) {
+	shared := 0
+	for pat, screen := range btScreens {
+		for i, a := range btScreenTexts {
+			b := btScreenTexts[(i+1)%len(btScreenTexts)]
+			lastPairIndex.Store(nil)
+			fresh := screen(a)
+			screen(b)
+			other := screen(a)
+			if ix := lastPairIndex.Load(); ix != nil && ix.text == a {
+				shared++
+			}
+			if again := screen(a); fresh != other || fresh != again {
+				t.Errorf("%s on %q: %v fresh, %v after another text, %v again", pat, a, fresh, other, again)
+			}
+		}
+	}
+	if shared == 0 {
+		t.Error("no screen used the shared index")
+	}
+}
