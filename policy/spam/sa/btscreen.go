@@ -18,8 +18,12 @@ import (
 // randHeaderPattern is __RAND_HEADER's.
 const randHeaderPattern = `/^(?!Accept-Language|Authentication-Results|Content-|DomainKey-Signature|DKIM-|List-|MIME-|Received-SPF|Return-Path|Thread-|User-Agent|Tracking-Code)(?:[a-z]{4,}-[a-z]{3,}|[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)[\da-f]*(?:[-.]\w+)*\s*$/ism`
 
+// randomLocalPattern is HK_RANDOM_FROM's, _ENVFROM's and _REPLYTO's.
+const randomLocalPattern = `/^(?!(?:mail|bounce)[_.-]|[^@]*(?:[+=^~\#-]|mc(?:b|g)r|kpmg|nlpbr|ndqv|lcgc|cplpr)|[^@]{26}|.*?\@.{0,20}\b(?:cmp-info|cmpgnr|cnn|tori|jysk|amadeus|amazon)\.[a-z]{2,3}$)[^@]*(?:[bcdfgjklmnpqrtvwxz]{5}|[aeiouy]{5}|([a-z]{1,2})(?:\1){3})/mi`
+
 // btScreens maps a rule's pattern to its screen.
 var btScreens = map[string]func(text string) bool{
+	randomLocalPattern:   screenRandomLocal,
 	randHeaderPattern:    screenRandHeader,
 	fromNameInMsgPattern: screenFromNameInMsg,
 	// __PDS_TONAME_EQ_TOLOCAL
@@ -153,6 +157,50 @@ func screenRandHeader(text string) bool {
 		}
 	}
 	return false
+}
+
+// screenRandomLocal: a match needs, somewhere in the text, five
+// consonants of the class in a row, five vowels (y counts), or one or two
+// letters four times over, in any case (\1 under /i); the lookahead and
+// the place of the @ are not checked.
+func screenRandomLocal(text string) bool {
+	if !plainASCII(text) {
+		return true
+	}
+	cons, vows := 0, 0
+	for i := 0; i < len(text); i++ {
+		c := lowerTable[text[i]]
+		cons, vows = cons+1, vows+1
+		if strings.IndexByte("bcdfgjklmnpqrtvwxz", c) < 0 {
+			cons = 0
+		}
+		if strings.IndexByte("aeiouy", c) < 0 {
+			vows = 0
+		}
+		if cons == 5 || vows == 5 || repeatsAt(text, i, 1) || repeatsAt(text, i, 2) {
+			return true
+		}
+	}
+	return false
+}
+
+// repeatsAt reports whether text holds at i n letters and then the same
+// letters (ASCII case folded) three more times.
+func repeatsAt(text string, i, n int) bool {
+	if i+4*n > len(text) {
+		return false
+	}
+	for k := range n {
+		if !isLetterASCII(text[i+k]) {
+			return false
+		}
+	}
+	for k := n; k < 4*n; k++ {
+		if lowerTable[text[i+k]] != lowerTable[text[i+k-n]] {
+			return false
+		}
+	}
+	return true
 }
 
 // screenSubjHasTo2: the capture is a whole run of characters other than

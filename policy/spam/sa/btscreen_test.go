@@ -98,6 +98,8 @@ var btScreenTexts = []string{
 	"From: J\u00f6hn\u00a0Doe x\nJ\u00f6hn\u00a0Doe\n", "From: Ab Cd \n" + strings.Repeat("x", 2100) + "\nAb Cd\n",
 	"From: Ab Cd \n" + strings.Repeat("\u00e9", 2040) + "\nAb Cd\n", "From: Ab Cd \nAb Cd\n", "From: Ab Cd \nx\nAb Cd\n",
 	"x\nFrom: Ab  Cd \nx\nAb  Cd\n", "From: Ab Cd \nx\nAb Cd \n", "From: A Cd \nx\nA Cd\n", "From:  A Cd \nx\n A Cd\n",
+	"bob@example.org", "xkcdz@x", "XKCDZ@x", "xkcd@x", "ab.aeiou@x", "aeio@x", "aaaa@x", "aAaA@x", "aaa@x", "abababab@x",
+	"abAbaBAB@x", "ababab@x", "a\naaa@x", "x\nzzbbb", "bob@mail.example", "mail-xkcdz@x", "zzzzz",
 }
 
 func TestBTScreenSound(t *testing.T) {
@@ -129,14 +131,14 @@ func TestBTScreenCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bound := 0
+	bound := map[string]bool{} // a pattern several rules share binds once
 	for _, r := range e.rules {
 		if r != nil && r.btScreen != nil {
-			bound++
+			bound[r.def.Pattern] = true
 		}
 	}
-	if bound != len(btScreens) {
-		t.Errorf("%d of %d screens bound to Debian rules (a rule changed?)", bound, len(btScreens))
+	if len(bound) != len(btScreens) {
+		t.Errorf("%d of %d screens bound to Debian rules (a rule changed?)", len(bound), len(btScreens))
 	}
 	rules := btScreenRules(t)
 	n := 500
@@ -243,5 +245,41 @@ func TestPairIndexShared(t *testing.T) {
 	}
 	if shared == 0 {
 		t.Error("no screen used the shared index")
+	}
+}
+
+// TestRandomLocalScreenCorpus holds the HK_RANDOM_* screen to the regex
+// on the address texts those rules read.
+func TestRandomLocalScreenCorpus(t *testing.T) {
+	r := btScreenRules(t)[randomLocalPattern]
+	e, err := Compile(debianRules(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 300
+	if testing.Short() {
+		n = 40
+	}
+	rejected, total := 0, 0
+	for _, k := range []string{"ham", "spam"} {
+		for _, m := range loadMessages(t, sample(corpusFiles(t, k), n)) {
+			c := &msgCtx{e: e, m: m, hcache: map[string]hval{}, fields: map[string][]string{}}
+			for _, f := range m.Header {
+				k := strings.ToLower(f.Name)
+				c.fields[k] = append(c.fields[k], f.Value)
+			}
+			for _, h := range [][2]string{{"From", "addr"}, {"EnvelopeFrom", ""}, {"Reply-To", "addr"}} {
+				if v, ok := c.header(h[0], h[1]); ok {
+					total++
+					if checkScreen(t, r, v) {
+						rejected++
+					}
+				}
+			}
+		}
+	}
+	t.Logf("rejected %d of %d address texts", rejected, total)
+	if rejected == 0 {
+		t.Error("the screen rejects no address")
 	}
 }
