@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -80,7 +81,7 @@ func (e *Engine) Check(m *Message, in Input) Result {
 	}
 	c.fields = map[string][]string{}
 	for _, f := range m.Header {
-		k := strings.ToLower(f.Name)
+		k := lowerName(f.Name)
 		c.fields[k] = append(c.fields[k], f.Value)
 	}
 	var res Result
@@ -138,7 +139,7 @@ func (c *msgCtx) header(name, mod string) (string, bool) {
 }
 
 func (c *msgCtx) values(name string, raw bool) ([]string, bool) {
-	vals, ok := c.fields[strings.ToLower(name)]
+	vals, ok := c.fields[lowerName(name)]
 	if !ok {
 		return nil, false
 	}
@@ -269,6 +270,36 @@ func nameOf(v string) string {
 		}
 	}
 	return ""
+}
+
+// lowerNames caches the lower case of field names (the rules' and the
+// messages'), which strings.ToLower allocated for each field of each
+// message; bounded, for a daemon that sees names without end.
+var (
+	lowerNames  sync.Map
+	lowerNamesN atomic.Int32
+)
+
+const maxLowerNames = 4096
+
+// lowerName is strings.ToLower for a field name.
+func lowerName(s string) string {
+	lower := true
+	for i := 0; i < len(s) && lower; i++ {
+		lower = s[i] < 0x80 && (s[i] < 'A' || s[i] > 'Z')
+	}
+	if lower {
+		return s
+	}
+	if v, ok := lowerNames.Load(s); ok {
+		return v.(string)
+	}
+	l := strings.ToLower(s)
+	if l != s && lowerNamesN.Load() < maxLowerNames {
+		lowerNamesN.Add(1)
+		lowerNames.Store(strings.Clone(s), l)
+	}
+	return l
 }
 
 func containsAny(lower string, lits []string) bool {

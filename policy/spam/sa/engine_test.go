@@ -267,3 +267,13 @@ func TestRelaxGroupCounts(t *testing.T) {
 		}
 	}
 }
+
+func TestLowerName(t *testing.T) {
+	for range 2 { // the second round reads the cache
+		for _, s := range []string{"", "from", "From", "X-Spam-Flag", "MESSAGE-ID", "x-ünï", "Ünï", "K\u212a"} {
+			if got := lowerName(s); got != strings.ToLower(s) {
+				t.Errorf("lowerName(%q) = %q", s, got)
+			}
+		}
+	}
+}
