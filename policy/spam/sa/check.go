@@ -101,8 +101,13 @@ func (e *Engine) Check(m *Message, in Input) Result {
 		}
 		s()
 	}
-	for _, i := range e.metas {
-		if e.rules[i].mexpr.eval(c.counts) != 0 {
+	var stackSpace [64]float64
+	stack := stackSpace[:]
+	if p := e.metaProg; p.depth > len(stack) {
+		stack = make([]float64, p.depth)
+	}
+	for k, i := range e.metas {
+		if e.metaProg.eval(k, c.counts, stack) != 0 {
 			c.counts[i] = 1
 		}
 	}

@@ -80,12 +80,14 @@ type Engine struct {
 	byName map[string]int
 	kinds  [KindMeta + 1][]int // rule indexes per kind (evals excluded)
 	evals  []int
-	metas  []int                      // in dependency order
-	pf     [KindMeta + 1][2]prefilter // per kind, for any text and ASCII text
-	hslots []headerSlot               // header rules by the text they read
-	exists []int                      // exists: header rules
-	opt    Options
-	stats  Stats
+	metas  []int // in dependency order
+	// metaProg is the metas' code, in that order.
+	metaProg *metaProg
+	pf       [KindMeta + 1][2]prefilter // per kind, for any text and ASCII text
+	hslots   []headerSlot               // header rules by the text they read
+	exists   []int                      // exists: header rules
+	opt      Options
+	stats    Stats
 	// For evals.
 	freemail   map[string]bool
 	freemailRE *regexp.Regexp // the wildcard entries
@@ -336,6 +338,7 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 			return -1
 		})
 	}
+	e.metaProg = newMetaProg(e.rules, e.metas)
 	for i, r := range e.rules {
 		if r == nil {
 			continue

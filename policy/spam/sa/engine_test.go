@@ -277,3 +277,50 @@ func TestLowerName(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaProgAgrees: the metas' flat code computes what their trees
+// do, on random expressions and counts.
+func TestMetaProgAgrees(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	ops := []metaOp{metaNot, metaNeg, metaAnd, metaOr, metaAdd, metaSub, metaMul, metaDiv,
+		metaEq, metaNe, metaLt, metaLe, metaGt, metaGe}
+	var gen func(depth int) *metaExpr
+	gen = func(depth int) *metaExpr {
+		if depth == 0 || rng.IntN(4) == 0 {
+			if rng.IntN(3) == 0 {
+				return &metaExpr{op: metaNum, num: float64(rng.IntN(5) - 1)}
+			}
+			return &metaExpr{op: metaRule, rule: int32(rng.IntN(8))}
+		}
+		m := &metaExpr{op: ops[rng.IntN(len(ops))], l: gen(depth - 1)}
+		if m.op != metaNot && m.op != metaNeg {
+			m.r = gen(depth - 1)
+		}
+		return m
+	}
+	var rules []*rule
+	var metas []int
+	for range 3000 {
+		metas = append(metas, len(rules))
+		rules = append(rules, &rule{mexpr: gen(6)})
+	}
+	p := newMetaProg(rules, metas)
+	stack := make([]float64, p.depth)
+	counts := make([]int32, 8)
+	nonzero := 0
+	for range 20 {
+		for i := range counts {
+			counts[i] = int32(rng.IntN(3))
+		}
+		for k, i := range metas {
+			want := rules[i].mexpr.eval(counts)
+			if got := p.eval(k, counts, stack); got != want {
+				t.Fatalf("meta %d: %v, tree %v", k, got, want)
+			}
+			nonzero += b2i(want != 0)
+		}
+	}
+	if nonzero == 0 {
+		t.Error("every meta is 0")
+	}
+}
