@@ -23,7 +23,9 @@ const randomLocalPattern = `/^(?!(?:mail|bounce)[_.-]|[^@]*(?:[+=^~\#-]|mc(?:b|g
 
 // btScreens maps a rule's pattern to its screen.
 var btScreens = map[string]func(text string) bool{
-	randomLocalPattern:   screenRandomLocal,
+	randomLocalPattern: screenRandomLocal,
+	// __PDS_TO_BRAND_SUBJECT
+	`/^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?\1\b/ism`: screenToBrandSubject,
 	randHeaderPattern:    screenRandHeader,
 	fromNameInMsgPattern: screenFromNameInMsg,
 	// __PDS_TONAME_EQ_TOLOCAL
@@ -201,6 +203,51 @@ func repeatsAt(text string, i, n int) bool {
 		}
 	}
 	return true
+}
+
+// screenToBrandSubject: the capture is the text from the first @ after
+// a To: that starts a line (white space right after it) to the first dot
+// after that; a match needs it again, in any case, right after a
+// "Subject: " (and a quote maybe) that starts a line. Order and \b are
+// not checked.
+func screenToBrandSubject(text string) bool {
+	ix := pairIndexOf(text)
+	if !ix.plain {
+		return true
+	}
+	subjects := ix.starts[pairField("subject:")]
+	if len(subjects) == 0 {
+		return false
+	}
+	tos := ix.starts[pairField("to:")]
+	if hasPrefixFold(text, "to:") {
+		tos = append([]int{len("to:")}, tos...)
+	}
+	for _, k := range tos {
+		if k >= len(text) || !isSpaceASCII(text[k]) {
+			continue
+		}
+		a := strings.IndexByte(text[k:], '@')
+		if a < 0 {
+			break // no @ after this To:, nor after the later ones
+		}
+		a += k + 1
+		d := strings.IndexByte(text[a:], '.')
+		if d <= 0 {
+			continue
+		}
+		brand := asciiLower(text[a : a+d])
+		for _, s := range subjects {
+			if s >= len(text) || text[s] != ' ' {
+				continue
+			}
+			s++
+			if hasPrefixFold(text[s:], brand) || s < len(text) && text[s] == '"' && hasPrefixFold(text[s+1:], brand) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // screenSubjHasTo2: the capture is a whole run of characters other than

@@ -100,6 +100,10 @@ var btScreenTexts = []string{
 	"x\nFrom: Ab  Cd \nx\nAb  Cd\n", "From: Ab Cd \nx\nAb Cd \n", "From: A Cd \nx\nA Cd\n", "From:  A Cd \nx\n A Cd\n",
 	"bob@example.org", "xkcdz@x", "XKCDZ@x", "xkcd@x", "ab.aeiou@x", "aeio@x", "aaaa@x", "aAaA@x", "aaa@x", "abababab@x",
 	"abAbaBAB@x", "ababab@x", "a\naaa@x", "x\nzzbbb", "bob@mail.example", "mail-xkcdz@x", "zzzzz",
+	"To: bob@acme.com\nSubject: acme deals\n", "To: bob@acme.com\nX: y\nSubject: \"ACME\" deals\n", "To:bob@acme.com\nSubject: acme\n",
+	"X: y\nTO:  <b@acme.co>\nSubject: acmex\n", "To: b@acme.com\nSubject: acm\n", "To: b@@acme.com\nSubject: @acme\n",
+	"To: a\n b@acme.com\nSubject: acme\n", "Subject: acme\nTo: b@acme.com\n", "To: b@ac\nme.com\nSubject: ac\nme\n",
+	"To: b@acme\nSubject: acme\n", "To: b@.com\nSubject: \n", "To: \nx@y.z\nSubject: y\n",
 }
 
 func TestBTScreenSound(t *testing.T) {
