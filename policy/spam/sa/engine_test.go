@@ -3,6 +3,7 @@ package sa
 import (
 	"math/rand/v2"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 	"testing"
 	"time"
@@ -322,5 +323,20 @@ func TestMetaProgAgrees(t *testing.T) {
 	}
 	if nonzero == 0 {
 		t.Error("every meta is 0")
+	}
+}
+
+func TestCountWeight(t *testing.T) {
+	for _, c := range []struct {
+		re   string
+		want int
+	}{{`abc`, 0}, {`a{3}`, 3}, {`\b4[0-9AB][1-9A-HJ-NP-Za-km-z]{93,104}\b`, 104}, {`(?:x{2,5}|[A-Z]{16,})y*`, 16}, {`(?:a{1,3}){2}`, 3}} {
+		tree, err := syntax.Parse(c.re, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := countWeight(tree); got != c.want {
+			t.Errorf("countWeight(%q) = %d, want %d", c.re, got, c.want)
+		}
 	}
 }
