@@ -24,6 +24,8 @@ const randomLocalPattern = `/^(?!(?:mail|bounce)[_.-]|[^@]*(?:[+=^~\#-]|mc(?:b|g
 // btScreens maps a rule's pattern to its screen.
 var btScreens = map[string]func(text string) bool{
 	randomLocalPattern: screenRandomLocal,
+	// __URI_LONG_REPEAT
+	`m;(?:://|@)(?:\w+\.)*(\w{7,}\.)\1;i`: screenLongRepeat,
 	// __PDS_TO_BRAND_SUBJECT
 	`/^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?\1\b/ism`: screenToBrandSubject,
 	randHeaderPattern:    screenRandHeader,
@@ -246,6 +248,30 @@ func screenToBrandSubject(text string) bool {
 				return true
 			}
 		}
+	}
+	return false
+}
+
+// screenLongRepeat: the capture follows a non-word character (., / or
+// @), so it is a whole run of 7 or more word characters and its dot; a
+// match needs the same run (any case) and a dot right after that dot.
+func screenLongRepeat(text string) bool {
+	if !plainASCII(text) {
+		return true
+	}
+	for p := strings.IndexByte(text, '.'); p >= 0; {
+		s := p
+		for s > 0 && isWordByte(text[s-1]) {
+			s--
+		}
+		if n := p - s; n >= 7 && p+1+n < len(text) && text[p+1+n] == '.' && strings.EqualFold(text[s:p], text[p+1:p+1+n]) {
+			return true
+		}
+		next := strings.IndexByte(text[p+1:], '.')
+		if next < 0 {
+			break
+		}
+		p += 1 + next
 	}
 	return false
 }

@@ -104,6 +104,9 @@ var btScreenTexts = []string{
 	"X: y\nTO:  <b@acme.co>\nSubject: acmex\n", "To: b@acme.com\nSubject: acm\n", "To: b@@acme.com\nSubject: @acme\n",
 	"To: a\n b@acme.com\nSubject: acme\n", "Subject: acme\nTo: b@acme.com\n", "To: b@ac\nme.com\nSubject: ac\nme\n",
 	"To: b@acme\nSubject: acme\n", "To: b@.com\nSubject: \n", "To: \nx@y.z\nSubject: y\n",
+	"http://example.example.com/", "http://Example.EXAMPLE.com/", "http://a.example.example.com", "http://example.example",
+	"http://xexample.example.com", "http://example.examplex.com", "mailto:x@example.example.org", "http://short.short.com",
+	"http://www.exam_ple.exam_ple.", "http://www.example.com/example.example.",
 }
 
 func TestBTScreenSound(t *testing.T) {
@@ -252,10 +255,14 @@ func TestPairIndexShared(t *testing.T) {
 	}
 }
 
-// TestRandomLocalScreenCorpus holds the HK_RANDOM_* screen to the regex
-// on the address texts those rules read.
-func TestRandomLocalScreenCorpus(t *testing.T) {
-	r := btScreenRules(t)[randomLocalPattern]
+// TestScreensOnTheirTexts holds the HK_RANDOM_* screen to the regex
+// on the address texts those rules read, and __URI_LONG_REPEAT's on the
+// corpus's URIs.
+func TestScreensOnTheirTexts(t *testing.T) {
+	rules := btScreenRules(t)
+	r := rules[randomLocalPattern]
+	ru := rules[`m;(?:://|@)(?:\w+\.)*(\w{7,}\.)\1;i`]
+	urisRejected, uris := 0, 0
 	e, err := Compile(debianRules(t), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -272,6 +279,12 @@ func TestRandomLocalScreenCorpus(t *testing.T) {
 				k := strings.ToLower(f.Name)
 				c.fields[k] = append(c.fields[k], f.Value)
 			}
+			for _, u := range c.uriLines() {
+				uris++
+				if checkScreen(t, ru, u) {
+					urisRejected++
+				}
+			}
 			for _, h := range [][2]string{{"From", "addr"}, {"EnvelopeFrom", ""}, {"Reply-To", "addr"}} {
 				if v, ok := c.header(h[0], h[1]); ok {
 					total++
@@ -282,8 +295,8 @@ func TestRandomLocalScreenCorpus(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("rejected %d of %d address texts", rejected, total)
-	if rejected == 0 {
-		t.Error("the screen rejects no address")
+	t.Logf("rejected %d of %d address texts, %d of %d URIs", rejected, total, urisRejected, uris)
+	if rejected == 0 || urisRejected == 0 {
+		t.Error("a screen rejects no corpus text")
 	}
 }
