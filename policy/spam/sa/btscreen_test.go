@@ -157,7 +157,7 @@ func TestBTScreenCorpus(t *testing.T) {
 	for _, k := range []string{"ham", "spam"} {
 		ms := loadMessages(t, sample(corpusFiles(t, k), n))
 		for _, m := range ms {
-			c := &msgCtx{e: e, m: m, hcache: map[string]hval{}, fields: map[string][]string{}}
+			c := &msgCtx{e: e, m: m, hcache: map[hkey]hval{}, fields: map[string][]string{}}
 			for _, f := range m.Header {
 				k := strings.ToLower(f.Name)
 				c.fields[k] = append(c.fields[k], f.Value)
@@ -274,7 +274,7 @@ func TestScreensOnTheirTexts(t *testing.T) {
 	rejected, total := 0, 0
 	for _, k := range []string{"ham", "spam"} {
 		for _, m := range loadMessages(t, sample(corpusFiles(t, k), n)) {
-			c := &msgCtx{e: e, m: m, hcache: map[string]hval{}, fields: map[string][]string{}}
+			c := &msgCtx{e: e, m: m, hcache: map[hkey]hval{}, fields: map[string][]string{}}
 			for _, f := range m.Header {
 				k := strings.ToLower(f.Name)
 				c.fields[k] = append(c.fields[k], f.Value)

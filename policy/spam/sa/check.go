@@ -46,7 +46,7 @@ type msgCtx struct {
 	in     Input
 	counts []int32
 	fields map[string][]string // lower-case name -> raw values
-	hcache map[string]hval
+	hcache map[hkey]hval
 
 	bodyDone bool
 	body     []string // latin1 paragraphs, subject first
@@ -68,6 +68,10 @@ type msgCtx struct {
 	start              time.Time
 }
 
+// hkey is a header text's name and modifier (a struct: building a
+// string key allocated on every lookup).
+type hkey struct{ name, mod string }
+
 type hval struct {
 	v  string
 	ok bool
@@ -75,7 +79,7 @@ type hval struct {
 
 // Check runs the rules on a message.
 func (e *Engine) Check(m *Message, in Input) Result {
-	c := &msgCtx{e: e, m: m, in: in, counts: make([]int32, len(e.rules)), hcache: make(map[string]hval, len(e.hslots)+16), upper: -1}
+	c := &msgCtx{e: e, m: m, in: in, counts: make([]int32, len(e.rules)), hcache: make(map[hkey]hval, len(e.hslots)+16), upper: -1}
 	if e.opt.Budget > 0 {
 		c.start = time.Now()
 	}
@@ -133,7 +137,7 @@ func (c *msgCtx) spent() bool {
 // values of all fields of that name joined by newlines, decoded (RFC 2047)
 // and unfolded unless raw; :addr and :name take the first address.
 func (c *msgCtx) header(name, mod string) (string, bool) {
-	key := name + ":" + mod
+	key := hkey{name, mod}
 	if h, ok := c.hcache[key]; ok {
 		return h.v, h.ok
 	}
