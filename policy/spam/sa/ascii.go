@@ -280,6 +280,11 @@ func (l *lazyRE) countInit() {
 	l.cntOnce.Do(func() {
 		l.cnt = newCounter(l.src)
 		l.atText, l.atLine = startAnchor(l.src)
+		if l.cnt == nil && l.atLine && !l.atText {
+			if c := newLineCount(l); c != nil {
+				l.cnt = c
+			}
+		}
 	})
 }
 

@@ -115,7 +115,7 @@ func TestBTNativeCorpus(t *testing.T) {
 	matched := map[string]int{}
 	for _, k := range []string{"ham", "spam"} {
 		for _, m := range loadMessages(t, sample(corpusFiles(t, k), n)) {
-			c := &msgCtx{e: e, m: m, hcache: map[string]hval{}, fields: map[string][]string{}, upper: -1}
+			c := &msgCtx{e: e, m: m, hcache: map[hkey]hval{}, fields: map[string][]string{}, upper: -1}
 			for _, f := range m.Header {
 				k := strings.ToLower(f.Name)
 				c.fields[k] = append(c.fields[k], f.Value)

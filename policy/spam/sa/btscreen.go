@@ -1,6 +1,9 @@
 package sa
 
-import "strings"
+import (
+	"strings"
+	"sync/atomic"
+)
 
 // Screens for backtracking rules: hand-written tests, keyed by the rule's
 // exact pattern text (a rule rewritten by sa-update loses its screen, it
@@ -15,8 +18,16 @@ import "strings"
 // randHeaderPattern is __RAND_HEADER's.
 const randHeaderPattern = `/^(?!Accept-Language|Authentication-Results|Content-|DomainKey-Signature|DKIM-|List-|MIME-|Received-SPF|Return-Path|Thread-|User-Agent|Tracking-Code)(?:[a-z]{4,}-[a-z]{3,}|[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)[\da-f]*(?:[-.]\w+)*\s*$/ism`
 
+// randomLocalPattern is HK_RANDOM_FROM's, _ENVFROM's and _REPLYTO's.
+const randomLocalPattern = `/^(?!(?:mail|bounce)[_.-]|[^@]*(?:[+=^~\#-]|mc(?:b|g)r|kpmg|nlpbr|ndqv|lcgc|cplpr)|[^@]{26}|.*?\@.{0,20}\b(?:cmp-info|cmpgnr|cnn|tori|jysk|amadeus|amazon)\.[a-z]{2,3}$)[^@]*(?:[bcdfgjklmnpqrtvwxz]{5}|[aeiouy]{5}|([a-z]{1,2})(?:\1){3})/mi`
+
 // btScreens maps a rule's pattern to its screen.
 var btScreens = map[string]func(text string) bool{
+	randomLocalPattern: screenRandomLocal,
+	// __URI_LONG_REPEAT
+	`m;(?:://|@)(?:\w+\.)*(\w{7,}\.)\1;i`: screenLongRepeat,
+	// __PDS_TO_BRAND_SUBJECT
+	`/^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?\1\b/ism`: screenToBrandSubject,
 	randHeaderPattern:    screenRandHeader,
 	fromNameInMsgPattern: screenFromNameInMsg,
 	// __PDS_TONAME_EQ_TOLOCAL
@@ -152,6 +163,119 @@ func screenRandHeader(text string) bool {
 	return false
 }
 
+// screenRandomLocal: a match needs, somewhere in the text, five
+// consonants of the class in a row, five vowels (y counts), or one or two
+// letters four times over, in any case (\1 under /i); the lookahead and
+// the place of the @ are not checked.
+func screenRandomLocal(text string) bool {
+	if !plainASCII(text) {
+		return true
+	}
+	cons, vows := 0, 0
+	for i := 0; i < len(text); i++ {
+		c := lowerTable[text[i]]
+		cons, vows = cons+1, vows+1
+		if strings.IndexByte("bcdfgjklmnpqrtvwxz", c) < 0 {
+			cons = 0
+		}
+		if strings.IndexByte("aeiouy", c) < 0 {
+			vows = 0
+		}
+		if cons == 5 || vows == 5 || repeatsAt(text, i, 1) || repeatsAt(text, i, 2) {
+			return true
+		}
+	}
+	return false
+}
+
+// repeatsAt reports whether text holds at i n letters and then the same
+// letters (ASCII case folded) three more times.
+func repeatsAt(text string, i, n int) bool {
+	if i+4*n > len(text) {
+		return false
+	}
+	for k := range n {
+		if !isLetterASCII(text[i+k]) {
+			return false
+		}
+	}
+	for k := n; k < 4*n; k++ {
+		if lowerTable[text[i+k]] != lowerTable[text[i+k-n]] {
+			return false
+		}
+	}
+	return true
+}
+
+// screenToBrandSubject: the capture is the text from the first @ after
+// a To: that starts a line (white space right after it) to the first dot
+// after that; a match needs it again, in any case, right after a
+// "Subject: " (and a quote maybe) that starts a line. Order and \b are
+// not checked.
+func screenToBrandSubject(text string) bool {
+	ix := pairIndexOf(text)
+	if !ix.plain {
+		return true
+	}
+	subjects := ix.starts[pairField("subject:")]
+	if len(subjects) == 0 {
+		return false
+	}
+	tos := ix.starts[pairField("to:")]
+	if hasPrefixFold(text, "to:") {
+		tos = append([]int{len("to:")}, tos...)
+	}
+	for _, k := range tos {
+		if k >= len(text) || !isSpaceASCII(text[k]) {
+			continue
+		}
+		a := strings.IndexByte(text[k:], '@')
+		if a < 0 {
+			break // no @ after this To:, nor after the later ones
+		}
+		a += k + 1
+		d := strings.IndexByte(text[a:], '.')
+		if d <= 0 {
+			continue
+		}
+		brand := asciiLower(text[a : a+d])
+		for _, s := range subjects {
+			if s >= len(text) || text[s] != ' ' {
+				continue
+			}
+			s++
+			if hasPrefixFold(text[s:], brand) || s < len(text) && text[s] == '"' && hasPrefixFold(text[s+1:], brand) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// screenLongRepeat: the capture follows a non-word character (., / or
+// @), so it is a whole run of 7 or more word characters and its dot; a
+// match needs the same run (any case) and a dot right after that dot.
+func screenLongRepeat(text string) bool {
+	if !plainASCII(text) {
+		return true
+	}
+	for p := strings.IndexByte(text, '.'); p >= 0; {
+		s := p
+		for s > 0 && isWordByte(text[s-1]) {
+			s--
+		}
+		if n := p - s; n >= 7 && p+1+n < len(text) && text[p+1+n] == '.' && strings.EqualFold(text[s:p], text[p+1:p+1+n]) {
+			return true
+		}
+		next := strings.IndexByte(text[p+1:], '.')
+		if next < 0 {
+			break
+		}
+		p += 1 + next
+	}
+	return false
+}
+
 // screenSubjHasTo2: the capture is a whole run of characters other than
 // white space, > and ; that follows " for " or " for <" on a Received
 // line and ends at ; or >; and a match needs it again after a "Subject: ".
@@ -219,20 +343,11 @@ func screenSubjHasTo2(text string) bool {
 // backreference lies on the line where the first word character after a
 // dst field name is. Order and the lines between are not checked.
 func pairScreen(text, src, dst, excl string, nn bool) bool {
-	if !plainASCII(text) {
+	ix := pairIndexOf(text)
+	if !ix.plain {
 		return true
 	}
-	var regions []string
-	for i := 0; i+len(dst) <= len(text); i++ {
-		if text[i]|0x20 == dst[0] && hasPrefixFold(text[i:], dst) {
-			k := i + len(dst)
-			w := k
-			for w < len(text) && !isWordByte(text[w]) {
-				w++
-			}
-			regions = append(regions, text[k:lineEnd(text, w)])
-		}
-	}
+	regions := ix.regions[pairField(dst)]
 	if len(regions) == 0 {
 		return false
 	}
@@ -259,11 +374,7 @@ func pairScreen(text, src, dst, excl string, nn bool) bool {
 		}
 		return false
 	}
-	for i := 0; i+1+len(src) <= len(text); i++ {
-		if text[i] != '\n' || !hasPrefixFold(text[i+1:], src) {
-			continue
-		}
-		k := i + 1 + len(src)
+	for _, k := range ix.starts[pairField(src)] {
 		w := k
 		for w < len(text) && isSpaceASCII(text[w]) {
 			w++
@@ -322,4 +433,63 @@ func screenToNameEqLocal(text string) bool {
 		}
 	}
 	return false
+}
+
+// pairFields are the field names pairScreen reads.
+var pairFields = [...]string{"from:", "to:", "subject:"}
+
+func pairField(name string) int {
+	for i, f := range pairFields {
+		if f == name {
+			return i
+		}
+	}
+	panic("pairScreen: field " + name)
+}
+
+// pairIndex is what pairScreen reads of a text: ten rules screen the
+// same header text (ALL) of a message, and each pass over it took as
+// long as the screen's own work.
+type pairIndex struct {
+	text  string
+	plain bool // plainASCII(text)
+	// regions[f] are the texts after each occurrence of pairFields[f]
+	// (anywhere, case folded) to the end of the line its first word
+	// character is on; starts[f] the ends of the occurrences that start
+	// a line after the first.
+	regions [len(pairFields)][]string
+	starts  [len(pairFields)][]int
+}
+
+// lastPairIndex is the index of the text screened last: the rules of a
+// message run one after the other. Checks running at once replace it in
+// turn, which costs time only (a text's index is compared by value).
+var lastPairIndex atomic.Pointer[pairIndex]
+
+func pairIndexOf(text string) *pairIndex {
+	if ix := lastPairIndex.Load(); ix != nil && ix.text == text {
+		return ix
+	}
+	ix := &pairIndex{text: text, plain: plainASCII(text)}
+	if ix.plain {
+		for i := 0; i < len(text); i++ {
+			c := text[i] | 0x20
+			for f, name := range pairFields {
+				if c != name[0] || !hasPrefixFold(text[i:], name) {
+					continue
+				}
+				k := i + len(name)
+				w := k
+				for w < len(text) && !isWordByte(text[w]) {
+					w++
+				}
+				ix.regions[f] = append(ix.regions[f], text[k:lineEnd(text, w)])
+				if i > 0 && text[i-1] == '\n' {
+					ix.starts[f] = append(ix.starts[f], k)
+				}
+			}
+		}
+	}
+	lastPairIndex.Store(ix)
+	return ix
 }

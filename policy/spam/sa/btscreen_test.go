@@ -98,6 +98,15 @@ var btScreenTexts = []string{
 	"From: J\u00f6hn\u00a0Doe x\nJ\u00f6hn\u00a0Doe\n", "From: Ab Cd \n" + strings.Repeat("x", 2100) + "\nAb Cd\n",
 	"From: Ab Cd \n" + strings.Repeat("\u00e9", 2040) + "\nAb Cd\n", "From: Ab Cd \nAb Cd\n", "From: Ab Cd \nx\nAb Cd\n",
 	"x\nFrom: Ab  Cd \nx\nAb  Cd\n", "From: Ab Cd \nx\nAb Cd \n", "From: A Cd \nx\nA Cd\n", "From:  A Cd \nx\n A Cd\n",
+	"bob@example.org", "xkcdz@x", "XKCDZ@x", "xkcd@x", "ab.aeiou@x", "aeio@x", "aaaa@x", "aAaA@x", "aaa@x", "abababab@x",
+	"abAbaBAB@x", "ababab@x", "a\naaa@x", "x\nzzbbb", "bob@mail.example", "mail-xkcdz@x", "zzzzz",
+	"To: bob@acme.com\nSubject: acme deals\n", "To: bob@acme.com\nX: y\nSubject: \"ACME\" deals\n", "To:bob@acme.com\nSubject: acme\n",
+	"X: y\nTO:  <b@acme.co>\nSubject: acmex\n", "To: b@acme.com\nSubject: acm\n", "To: b@@acme.com\nSubject: @acme\n",
+	"To: a\n b@acme.com\nSubject: acme\n", "Subject: acme\nTo: b@acme.com\n", "To: b@ac\nme.com\nSubject: ac\nme\n",
+	"To: b@acme\nSubject: acme\n", "To: b@.com\nSubject: \n", "To: \nx@y.z\nSubject: y\n",
+	"http://example.example.com/", "http://Example.EXAMPLE.com/", "http://a.example.example.com", "http://example.example",
+	"http://xexample.example.com", "http://example.examplex.com", "mailto:x@example.example.org", "http://short.short.com",
+	"http://www.exam_ple.exam_ple.", "http://www.example.com/example.example.",
 }
 
 func TestBTScreenSound(t *testing.T) {
@@ -129,14 +138,14 @@ func TestBTScreenCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bound := 0
+	bound := map[string]bool{} // a pattern several rules share binds once
 	for _, r := range e.rules {
 		if r != nil && r.btScreen != nil {
-			bound++
+			bound[r.def.Pattern] = true
 		}
 	}
-	if bound != len(btScreens) {
-		t.Errorf("%d of %d screens bound to Debian rules (a rule changed?)", bound, len(btScreens))
+	if len(bound) != len(btScreens) {
+		t.Errorf("%d of %d screens bound to Debian rules (a rule changed?)", len(bound), len(btScreens))
 	}
 	rules := btScreenRules(t)
 	n := 500
@@ -148,7 +157,7 @@ func TestBTScreenCorpus(t *testing.T) {
 	for _, k := range []string{"ham", "spam"} {
 		ms := loadMessages(t, sample(corpusFiles(t, k), n))
 		for _, m := range ms {
-			c := &msgCtx{e: e, m: m, hcache: map[string]hval{}, fields: map[string][]string{}}
+			c := &msgCtx{e: e, m: m, hcache: map[hkey]hval{}, fields: map[string][]string{}}
 			for _, f := range m.Header {
 				k := strings.ToLower(f.Name)
 				c.fields[k] = append(c.fields[k], f.Value)
@@ -221,3 +230,73 @@ func FuzzBTScreen(f *testing.F) {
 }
 
 func firstN(s []string, n int) []string { return s[:min(n, len(s))] }
+
+// TestPairIndexShared: a screen answers the same whether the shared
+// index holds its text (the rules before it screened it) or another one.
+func TestPairIndexShared(t *testing.T) {
+	shared := 0
+	for pat, screen := range btScreens {
+		for i, a := range btScreenTexts {
+			b := btScreenTexts[(i+1)%len(btScreenTexts)]
+			lastPairIndex.Store(nil)
+			fresh := screen(a)
+			screen(b)
+			other := screen(a)
+			if ix := lastPairIndex.Load(); ix != nil && ix.text == a {
+				shared++
+			}
+			if again := screen(a); fresh != other || fresh != again {
+				t.Errorf("%s on %q: %v fresh, %v after another text, %v again", pat, a, fresh, other, again)
+			}
+		}
+	}
+	if shared == 0 {
+		t.Error("no screen used the shared index")
+	}
+}
+
+// TestScreensOnTheirTexts holds the HK_RANDOM_* screen to the regex
+// on the address texts those rules read, and __URI_LONG_REPEAT's on the
+// corpus's URIs.
+func TestScreensOnTheirTexts(t *testing.T) {
+	rules := btScreenRules(t)
+	r := rules[randomLocalPattern]
+	ru := rules[`m;(?:://|@)(?:\w+\.)*(\w{7,}\.)\1;i`]
+	urisRejected, uris := 0, 0
+	e, err := Compile(debianRules(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 300
+	if testing.Short() {
+		n = 40
+	}
+	rejected, total := 0, 0
+	for _, k := range []string{"ham", "spam"} {
+		for _, m := range loadMessages(t, sample(corpusFiles(t, k), n)) {
+			c := &msgCtx{e: e, m: m, hcache: map[hkey]hval{}, fields: map[string][]string{}}
+			for _, f := range m.Header {
+				k := strings.ToLower(f.Name)
+				c.fields[k] = append(c.fields[k], f.Value)
+			}
+			for _, u := range c.uriLines() {
+				uris++
+				if checkScreen(t, ru, u) {
+					urisRejected++
+				}
+			}
+			for _, h := range [][2]string{{"From", "addr"}, {"EnvelopeFrom", ""}, {"Reply-To", "addr"}} {
+				if v, ok := c.header(h[0], h[1]); ok {
+					total++
+					if checkScreen(t, r, v) {
+						rejected++
+					}
+				}
+			}
+		}
+	}
+	t.Logf("rejected %d of %d address texts, %d of %d URIs", rejected, total, urisRejected, uris)
+	if rejected == 0 || urisRejected == 0 {
+		t.Error("a screen rejects no corpus text")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,7 +46,7 @@ type msgCtx struct {
 	in     Input
 	counts []int32
 	fields map[string][]string // lower-case name -> raw values
-	hcache map[string]hval
+	hcache map[hkey]hval
 
 	bodyDone bool
 	body     []string // latin1 paragraphs, subject first
@@ -71,6 +72,10 @@ type msgCtx struct {
 	start              time.Time
 }
 
+// hkey is a header text's name and modifier (a struct: building a
+// string key allocated on every lookup).
+type hkey struct{ name, mod string }
+
 type hval struct {
 	v  string
 	ok bool
@@ -78,13 +83,13 @@ type hval struct {
 
 // Check runs the rules on a message.
 func (e *Engine) Check(m *Message, in Input) Result {
-	c := &msgCtx{e: e, m: m, in: in, counts: make([]int32, len(e.rules)), hcache: make(map[string]hval, len(e.hslots)+16), upper: -1}
+	c := &msgCtx{e: e, m: m, in: in, counts: make([]int32, len(e.rules)), hcache: make(map[hkey]hval, len(e.hslots)+16), upper: -1}
 	if e.opt.Budget > 0 {
 		c.start = time.Now()
 	}
 	c.fields = map[string][]string{}
 	for _, f := range m.Header {
-		k := strings.ToLower(f.Name)
+		k := lowerName(f.Name)
 		c.fields[k] = append(c.fields[k], f.Value)
 	}
 	var res Result
@@ -104,8 +109,13 @@ func (e *Engine) Check(m *Message, in Input) Result {
 		}
 		s()
 	}
-	for _, i := range e.metas {
-		if e.rules[i].mexpr.eval(c.counts) != 0 {
+	var stackSpace [64]float64
+	stack := stackSpace[:]
+	if p := e.metaProg; p.depth > len(stack) {
+		stack = make([]float64, p.depth)
+	}
+	for k, i := range e.metas {
+		if e.metaProg.eval(k, c.counts, stack) != 0 {
 			c.counts[i] = 1
 		}
 	}
@@ -131,7 +141,7 @@ func (c *msgCtx) spent() bool {
 // values of all fields of that name joined by newlines, decoded (RFC 2047)
 // and unfolded unless raw; :addr and :name take the first address.
 func (c *msgCtx) header(name, mod string) (string, bool) {
-	key := name + ":" + mod
+	key := hkey{name, mod}
 	if h, ok := c.hcache[key]; ok {
 		return h.v, h.ok
 	}
@@ -142,7 +152,7 @@ func (c *msgCtx) header(name, mod string) (string, bool) {
 }
 
 func (c *msgCtx) values(name string, raw bool) ([]string, bool) {
-	vals, ok := c.fields[strings.ToLower(name)]
+	vals, ok := c.fields[lowerName(name)]
 	if !ok {
 		return nil, false
 	}
@@ -273,6 +283,36 @@ func nameOf(v string) string {
 		}
 	}
 	return ""
+}
+
+// lowerNames caches the lower case of field names (the rules' and the
+// messages'), which strings.ToLower allocated for each field of each
+// message; bounded, for a daemon that sees names without end.
+var (
+	lowerNames  sync.Map
+	lowerNamesN atomic.Int32
+)
+
+const maxLowerNames = 4096
+
+// lowerName is strings.ToLower for a field name.
+func lowerName(s string) string {
+	lower := true
+	for i := 0; i < len(s) && lower; i++ {
+		lower = s[i] < 0x80 && (s[i] < 'A' || s[i] > 'Z')
+	}
+	if lower {
+		return s
+	}
+	if v, ok := lowerNames.Load(s); ok {
+		return v.(string)
+	}
+	l := strings.ToLower(s)
+	if l != s && lowerNamesN.Load() < maxLowerNames {
+		lowerNamesN.Add(1)
+		lowerNames.Store(strings.Clone(s), l)
+	}
+	return l
 }
 
 func containsAny(lower string, lits []string) bool {

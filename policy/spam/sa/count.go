@@ -456,3 +456,82 @@ func startAnchor(src string) (text, line bool) {
 	walk(tree)
 	return text, line
 }
+
+// lineCount counts the matches of a regex that can only match from a
+// line start ((?m)^ first in every branch), of any shape: the regexp's
+// FindAll runs its machine over the whole text (for the large
+// alternations of __FILL_THIS_FORM_PARTIAL_RAW, the costliest count of
+// the Debian rules), where an automaton anchored at each line start
+// dies within a few bytes on most lines. Where it says a match starts,
+// the regexp, run from there, gives the match's end; the next match is
+// searched from the first line start at or after it, as FindAll does.
+// From a line start, the regexp sees what it would in the whole text
+// (^ matches, \b sees a non-word byte before), so it runs on the rest
+// of the text; a regex with \A, which does not, gets no lineCount.
+type lineCount struct {
+	re  *lazyRE
+	dfa *dfa // anchored: a match starts where the scan does
+}
+
+// newLineCount returns the counter of a line-anchored regex (see
+// startAnchor) without \A, nil for others.
+func newLineCount(l *lazyRE) *lineCount {
+	tree, err := syntax.Parse(l.src, syntax.Perl)
+	if err != nil || hasBeginText(tree) {
+		return nil
+	}
+	if text, line := startAnchor(l.src); text || !line {
+		return nil
+	}
+	src := l.src
+	return &lineCount{re: l, dfa: anchoredDFA(func() *syntax.Regexp {
+		t, _ := syntax.Parse(src, syntax.Perl)
+		return t
+	})}
+}
+
+func hasBeginText(re *syntax.Regexp) bool {
+	if re.Op == syntax.OpBeginText {
+		return true
+	}
+	return slices.ContainsFunc(re.Sub, hasBeginText)
+}
+
+func (c *lineCount) count(text string, limit int) int {
+	re := c.re.get()
+	if limit == 0 || re == nil {
+		return 0
+	}
+	n := 0
+	for p := 0; p <= len(text) && n != limit; {
+		// p is a line start at or after the end of the last match.
+		m, ok := c.dfa.matchAt(text, p)
+		if !ok {
+			// The automaton gave up: the regexp finds the rest.
+			return n + len(re.FindAllStringIndex(text[p:], limit-n))
+		}
+		from := p
+		if m {
+			loc := re.FindStringIndex(text[p:])
+			if loc == nil || loc[0] != 0 || loc[1] == 0 {
+				// Not the match the automaton saw, or an empty one
+				// (FindAll skips those next to a match): the
+				// regexp counts them all.
+				return len(re.FindAllStringIndex(text, limit))
+			}
+			n++
+			end := p + loc[1]
+			if text[end-1] == '\n' {
+				p = end
+				continue
+			}
+			from = end
+		}
+		i := strings.IndexByte(text[from:], '\n')
+		if i < 0 {
+			break
+		}
+		p = from + i + 1
+	}
+	return n
+}

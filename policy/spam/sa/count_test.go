@@ -229,3 +229,39 @@ func FuzzCounters(f *testing.F) {
 		}
 	})
 }
+
+// TestLineCountRandom checks lineCount against Go's FindAll on random
+// texts: matches that end mid-line, at a line end, past line breaks,
+// empty ones, and \b after a line start.
+func TestLineCountRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var texts []string
+	for range 20000 {
+		texts = append(texts, randCounterText(rng))
+	}
+	texts = append(texts, countTexts...)
+	for _, p := range []string{`(?m)^a.*b`, `(?m)^\s{0,3}(?:ab|a)(?:\n|b)`, `(?im)^x?(?:a|b){1,3}\s*$`,
+		`(?m)^\ba\b`, `(?m)^(?:a|\n)+`, `(?m)^a?`, `(?m)^[^>].*?<a href=`, `(?m)^(?:a|<)\s*(?:[a-z]|\n)*?(?:b|c)$`,
+		`(?m)^(?:\n|a)(?:b^x|b\n)?`, `(?m)^(?:é|\xff)`} {
+		l := newLazyRE(p)
+		c := newLineCount(l)
+		if c == nil {
+			t.Errorf("%q: no lineCount", p)
+			continue
+		}
+		re := regexp.MustCompile(p)
+		hits := 0
+		for _, s := range texts {
+			checkCounter(t, p, c, re, s)
+			hits += b2i(re.MatchString(s))
+		}
+		if hits < 100 {
+			t.Errorf("%q: only %d random texts match", p, hits)
+		}
+	}
+	for _, p := range []string{`a`, `^a`, `(?m)^a|b`, `\A(?m)^a|(?m)^b`, `(?m)^a\A`} {
+		if newLineCount(newLazyRE(p)) != nil {
+			t.Errorf("%q: a lineCount for a regex it cannot count", p)
+		}
+	}
+}

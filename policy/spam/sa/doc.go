@@ -44,10 +44,13 @@
 // backreference matters, on the regexp or the backtracking engine. The
 // count of a `multiple` rule comes from the DFA when the regex can match
 // once at most (anchored at the start), and from a byte walk when it is
-// an alternation of fixed rune sequences (__LOWER_E); else from FindAll. The
+// an alternation of fixed rune sequences (__LOWER_E), from an anchored
+// automaton at each line start when every match starts a line
+// (__FILL_THIS_FORM_PARTIAL_RAW); else from FindAll. The
 // texts are decoded and rendered once per message. The rules without
-// literals are screened in groups of 16 by one multi-regex automaton per
-// text (as RE2::Set), which names the rules that match; where a rule's
+// literals are screened in groups of 32 by one multi-regex automaton per
+// text (as RE2::Set; the rules with large counts, whose states multiply,
+// in groups of 4), which names the rules that match; where a rule's
 // automaton is its regex, that answer is the hit. Header rules are
 // grouped by the text they read (field, modifier, if-unset), which is got
 // and screened once. A regex whose matches all begin with one of a few

@@ -1,6 +1,9 @@
 package sa
 
 import (
+	"math/rand/v2"
+	"regexp"
+	"regexp/syntax"
 	"strings"
 	"testing"
 	"time"
@@ -250,6 +253,106 @@ header D Subject =~ /\bacc\S+unt\b/i
 	for range 8 {
 		if got := <-done; len(got.Hits) != len(want.Hits) || got.Score != want.Score {
 			t.Errorf("concurrent result %+v, want %+v", got, want)
+		}
+	}
+}
+
+// TestRelaxGroupCounts: only counted groups past the limit are relaxed,
+// and the result matches every text the pattern does.
+func TestRelaxGroupCounts(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`(?:a<[^>]{1,10}>){0,99}b`, `(?:a<[^>]{1,10}>){0,}b`},
+		{`(x){40}`, `(x){30,}`},
+		{`(x){2,20}y{0,99}`, `(x){2,20}y{0,99}`},
+		{`\){0,99}[)]{0,99}`, `\){0,99}[)]{0,99}`},
+	} {
+		if got := relaxGroupCounts(c.in, 30); got != c.want {
+			t.Errorf("relaxGroupCounts(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	orig := regexp.MustCompile(`^(?:[^<]{0,5}<[^>]{1,4}>){0,40}z$`)
+	relaxed := regexp.MustCompile(relaxGroupCounts(orig.String(), 30))
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		var b strings.Builder
+		for range rnd.IntN(60) {
+			b.WriteString([]string{"<a>", "x", "<bb>", "<", ">", "yy"}[rnd.IntN(6)])
+		}
+		b.WriteString("z")
+		if s := b.String(); orig.MatchString(s) && !relaxed.MatchString(s) {
+			t.Fatalf("relaxed misses %q", s)
+		}
+	}
+}
+
+func TestLowerName(t *testing.T) {
+	for range 2 { // the second round reads the cache
+		for _, s := range []string{"", "from", "From", "X-Spam-Flag", "MESSAGE-ID", "x-ünï", "Ünï", "K\u212a"} {
+			if got := lowerName(s); got != strings.ToLower(s) {
+				t.Errorf("lowerName(%q) = %q", s, got)
+			}
+		}
+	}
+}
+
+// TestMetaProgAgrees: the metas' flat code computes what their trees
+// do, on random expressions and counts.
+func TestMetaProgAgrees(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	ops := []metaOp{metaNot, metaNeg, metaAnd, metaOr, metaAdd, metaSub, metaMul, metaDiv,
+		metaEq, metaNe, metaLt, metaLe, metaGt, metaGe}
+	var gen func(depth int) *metaExpr
+	gen = func(depth int) *metaExpr {
+		if depth == 0 || rng.IntN(4) == 0 {
+			if rng.IntN(3) == 0 {
+				return &metaExpr{op: metaNum, num: float64(rng.IntN(5) - 1)}
+			}
+			return &metaExpr{op: metaRule, rule: int32(rng.IntN(8))}
+		}
+		m := &metaExpr{op: ops[rng.IntN(len(ops))], l: gen(depth - 1)}
+		if m.op != metaNot && m.op != metaNeg {
+			m.r = gen(depth - 1)
+		}
+		return m
+	}
+	var rules []*rule
+	var metas []int
+	for range 3000 {
+		metas = append(metas, len(rules))
+		rules = append(rules, &rule{mexpr: gen(6)})
+	}
+	p := newMetaProg(rules, metas)
+	stack := make([]float64, p.depth)
+	counts := make([]int32, 8)
+	nonzero := 0
+	for range 20 {
+		for i := range counts {
+			counts[i] = int32(rng.IntN(3))
+		}
+		for k, i := range metas {
+			want := rules[i].mexpr.eval(counts)
+			if got := p.eval(k, counts, stack); got != want {
+				t.Fatalf("meta %d: %v, tree %v", k, got, want)
+			}
+			nonzero += b2i(want != 0)
+		}
+	}
+	if nonzero == 0 {
+		t.Error("every meta is 0")
+	}
+}
+
+func TestCountWeight(t *testing.T) {
+	for _, c := range []struct {
+		re   string
+		want int
+	}{{`abc`, 0}, {`a{3}`, 3}, {`\b4[0-9AB][1-9A-HJ-NP-Za-km-z]{93,104}\b`, 104}, {`(?:x{2,5}|[A-Z]{16,})y*`, 16}, {`(?:a{1,3}){2}`, 3}} {
+		tree, err := syntax.Parse(c.re, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := countWeight(tree); got != c.want {
+			t.Errorf("countWeight(%q) = %d, want %d", c.re, got, c.want)
 		}
 	}
 }

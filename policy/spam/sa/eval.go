@@ -615,17 +615,22 @@ func evalToInSubject(c *msgCtx, a []string) int {
 	if to == "" || len(subj) == 0 {
 		return 0
 	}
-	s := subj[0]
-	// Every branch below needs the address (or its user part) in the
-	// subject: without it, no regexp is compiled (it was one per message).
+	return toInSubject(subj[0], to, a[0])
+}
+
+// toInSubject is check_for_to_in_subject on a subject s and a To address.
+func toInSubject(s, to, mode string) int {
+	// Every match holds the address (or its user part) in the subject,
+	// in any case: without it, no regexp to compile. Only ASCII texts,
+	// where (?i) folds as containsFold does (it also folds K and ſ).
 	needle := to
-	if a[0] != "address" {
+	if mode != "address" {
 		needle, _, _ = strings.Cut(to, "@")
 	}
-	if isASCII(s) && isASCII(needle) && indexFold(s, strings.ToLower(needle)) < 0 {
+	if isASCII(s) && isASCII(needle) && !containsFold(s, needle) {
 		return 0
 	}
-	switch a[0] {
+	switch mode {
 	case "address":
 		re, err := regexp.Compile(`(?i)\b` + regexp.QuoteMeta(to) + `\b`)
 		return b2i(err == nil && re.MatchString(s))

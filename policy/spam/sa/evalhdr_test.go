@@ -1,6 +1,8 @@
 package sa
 
 import (
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -168,5 +170,42 @@ func TestAuthPluginsLoaded(t *testing.T) {
 		if !(Env{}).plugin("Mail::SpamAssassin::Plugin::" + p) {
 			t.Errorf("plugin %s does not count as loaded", p)
 		}
+	}
+}
+
+// TestToInSubjectScreen: the literal screen before the regexps never
+// changes the answer (the regexps alone are the reference).
+func TestToInSubjectScreen(t *testing.T) {
+	ref := func(s, to, mode string) int {
+		if mode == "address" {
+			re, err := regexp.Compile(`(?i)\b` + regexp.QuoteMeta(to) + `\b`)
+			return b2i(err == nil && re.MatchString(s))
+		}
+		user, _, _ := strings.Cut(to, "@")
+		q := regexp.QuoteMeta(user)
+		re, err := regexp.Compile(`(?i)^(?:(?:re|fw):\s*(?:\w+\s+)?` + q + `$|(?-i:` + q + `)\s*[,:;!?-](?:$|\s)|` + q + `$|,\s*` + q + `[,:;!?-]$)`)
+		return b2i(err == nil && re.MatchString(s))
+	}
+	tos := []string{"bob@example.org", "Bob@Example.org", "kirk@x.org", "s@x", "@x", "bob", "", "b.o-b@x", "jöe@x"}
+	pieces := []string{"bob", "BOB", "Bob@EXAMPLE.org", "bob@example.org", "re:", "Fw: ", "hello ", ",", "!", " ", "-",
+		"\u212airk", "KIRK", "ſ", "S", "s", "@x", "x", "b.o-b", "JÖE", "jöe", "\t", "\n"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	hits := 0
+	for range 4000 {
+		var b strings.Builder
+		for n := rng.IntN(5); n >= 0; n-- {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		s, to := b.String(), tos[rng.IntN(len(tos))]
+		for _, mode := range []string{"address", "user"} {
+			got, want := toInSubject(s, to, mode), ref(s, to, mode)
+			if got != want {
+				t.Fatalf("%s %q in %q: %d, regexp %d", mode, to, s, got, want)
+			}
+			hits += got
+		}
+	}
+	if hits < 20 {
+		t.Errorf("only %d hits", hits)
 	}
 }
