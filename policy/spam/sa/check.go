@@ -553,6 +553,11 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 	for _, pos := range pf.noLit {
 		cand[pos] = candRun
 	}
+	for _, nr := range pf.native {
+		if nr.match(text) {
+			cand[nr.pos] = candHit
+		}
+	}
 	for gi := range pf.groups {
 		g := &pf.groups[gi]
 		m, ok := g.m.match(text)
@@ -670,6 +675,11 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		}
 		for _, pos := range pf.noLit {
 			sc.mark(pos, l)
+		}
+		for _, nr := range pf.native {
+			if nr.match(line) {
+				c.counts[rules[nr.pos]] = 1
+			}
 		}
 		for gi := range pf.groups {
 			g := &pf.groups[gi]
