@@ -365,6 +365,21 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 	if v.never {
 		return 0
 	}
+	// A backtracking rule's hand-written answer or screen before any
+	// automaton: the RE2 screen (lookarounds dropped, backreferences as
+	// .*) passes nearly every text these reject (the From/To/Subject
+	// comparisons: any header block with both fields), and its pass over
+	// the text costs more than they do.
+	if r.bt != nil {
+		if r.btNative != nil && !r.multi {
+			if m, ok := r.btNative(text); ok {
+				return b2i(m)
+			}
+		}
+		if r.btScreen != nil && !r.btScreen(text) {
+			return 0
+		}
+	}
 	// The screen (X for X{n}) first: its automaton is n times smaller and
 	// rejects most texts at a fraction of the cost.
 	if v.screenDFA != nil {
@@ -438,14 +453,6 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 	}
 	if dbgOn {
 		dbgBT(r.name, dbgBTPass, false, 0)
-	}
-	if r.btNative != nil && !r.multi {
-		if m, ok := r.btNative(text); ok {
-			return b2i(m)
-		}
-	}
-	if r.btScreen != nil && !r.btScreen(text) {
-		return 0
 	}
 	if !reMatched && v.re != nil && !v.re.get().MatchString(text) {
 		return 0
@@ -552,6 +559,11 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 	}
 	for _, pos := range pf.noLit {
 		cand[pos] = candRun
+	}
+	for _, nr := range pf.native {
+		if nr.match(text) {
+			cand[nr.pos] = candHit
+		}
 	}
 	for gi := range pf.groups {
 		g := &pf.groups[gi]
@@ -670,6 +682,11 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		}
 		for _, pos := range pf.noLit {
 			sc.mark(pos, l)
+		}
+		for _, nr := range pf.native {
+			if nr.match(line) {
+				c.counts[rules[nr.pos]] = 1
+			}
 		}
 		for gi := range pf.groups {
 			g := &pf.groups[gi]

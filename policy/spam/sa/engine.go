@@ -110,6 +110,9 @@ type prefilter struct {
 	// match a text where the literals found set all of them.
 	need  []uint8
 	noLit []int32 // positions in kinds[k] without literals (always run)
+	// native are the rules answered by a native matcher (plainNatives):
+	// no literal or group screens them.
+	native []nativeRule
 	// groups screen the rules without literals whose automaton can be
 	// shared: one pass per group names the rules that can match.
 	groups []ruleGroup
@@ -779,6 +782,10 @@ func (e *Engine) newPrefilter(rules []int, vi int, ac bool) prefilter {
 		r := e.rules[i]
 		v := r.v[vi]
 		if v.never {
+			continue
+		}
+		if f := plainNatives[r.def.Pattern]; f != nil && ac && !r.multi && r.bt == nil {
+			pf.native = append(pf.native, nativeRule{int32(pos), f})
 			continue
 		}
 		if v.lits == nil {
