@@ -42,18 +42,22 @@ type cache struct {
 	resets  atomic.Int64
 	flushes atomic.Int64
 	sweep   sync.Mutex
-	// The engine's automata, set once by Compile.
+	// regexps counts the compiled regexps resets dropped.
+	regexps atomic.Int64
+	// The engine's automata and regexps, set once by Compile.
 	dfas  []*dfa
 	mdfas []*mdfa
+	res   []*lazyRE
 }
 
 // CacheStats are the figures of an engine's automata budget.
 type CacheStats struct {
 	Limit int64 // bytes; 0 means no bound
-	Bytes int64 // held now by the automata's tables (an estimate)
+	Bytes int64 // held now by the automata's tables and the regexps (an estimate)
 	// Resets counts the times the limit was reached (each drops every
-	// table); Flushes counts the tables so dropped.
-	Resets, Flushes int64
+	// table and compiled regexp); Flushes counts the tables so dropped,
+	// Regexps the regexps.
+	Resets, Flushes, Regexps int64
 }
 
 // Approximate sizes of what a table holds besides its rows: a state's
@@ -125,6 +129,11 @@ func (c *cache) makeRoom(selfD *dfa, selfM *mdfa) {
 			m.tryDrop()
 		}
 	}
+	for _, l := range c.res {
+		if l.drop() {
+			c.regexps.Add(1)
+		}
+	}
 }
 
 // settled records what a reset left, once the caller dropped its own
@@ -135,7 +144,7 @@ func (c *cache) stats() CacheStats {
 	if c == nil {
 		return CacheStats{}
 	}
-	return CacheStats{Limit: c.limit, Bytes: c.held.Load(), Resets: c.resets.Load(), Flushes: c.flushes.Load()}
+	return CacheStats{Limit: c.limit, Bytes: c.held.Load(), Resets: c.resets.Load(), Flushes: c.flushes.Load(), Regexps: c.regexps.Load()}
 }
 
 // CacheStats returns the figures of the automata's memory budget.
@@ -164,6 +173,10 @@ func (e *Engine) useCache(c *cache) {
 		}
 		for vi := range r.v {
 			v := &r.v[vi]
+			if l := v.re; l != nil && l.cache == nil { // variants may share one
+				l.cache = c
+				c.res = append(c.res, l)
+			}
 			addDFA(v.dfa)
 			addDFA(v.adfa)
 			addDFA(v.screenDFA)

@@ -13,10 +13,16 @@ import (
 	"time"
 )
 
-// heldBytes sums what the tables of c's automata account, for comparison
-// with the budget's running total (no search may run).
+// heldBytes sums what the tables of c's automata and its compiled
+// regexps account, for comparison with the budget's running total (no
+// search may run).
 func heldBytes(c *cache) int64 {
 	var n int64
+	for _, l := range c.res {
+		if l.re.Load() != nil {
+			n += l.bytes()
+		}
+	}
 	for _, d := range c.dfas {
 		if t := d.tab.Load(); t != nil {
 			n += t.bytes.Load()
@@ -103,6 +109,59 @@ func TestDFABudgetConcurrent(t *testing.T) {
 	}
 	if sum := heldBytes(c); sum != st.Bytes {
 		t.Errorf("budget counts %d bytes, the tables hold %d", st.Bytes, sum)
+	}
+}
+
+// TestRegexpBudgetConcurrent: regexps compiled on first use under a
+// budget that holds two of them, shared by goroutines while compiling one
+// makes resets that drop the others (run with -race): every answer is the
+// regexp's, and the budget's total is what the compiled ones hold.
+func TestRegexpBudgetConcurrent(t *testing.T) {
+	pats := []string{`a[ab]{14}c`, `\bab+a\b`, `(?m)^b.{3}c$`, `b[ab]{9}b`, `(ab|ba){3,}`}
+	var want []*regexp.Regexp
+	c := newCache(0)
+	for _, p := range pats {
+		want = append(want, regexp.MustCompile(p))
+		l := newLazyRE(p)
+		l.cache = c
+		c.res = append(c.res, l)
+	}
+	c.limit = 2 * c.res[0].bytes()
+	texts := 1000
+	if raceOn {
+		texts = 200
+	}
+	errs := make(chan string, 4)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for i := range texts {
+				b := randAB(rng, 20+rng.IntN(40))
+				for range rng.IntN(4) {
+					b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
+				}
+				text := string(b)
+				k := rng.IntN(len(pats))
+				if got := c.res[k].get().MatchString(text); got != want[k].MatchString(text) {
+					errs <- fmt.Sprintf("goroutine %d text %d: %s says %v on %q", g, i, pats[k], got, text)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	st := c.stats()
+	t.Logf("%+v", st)
+	if st.Resets == 0 || st.Regexps == 0 {
+		t.Errorf("budget of %d bytes never dropped a regexp: %+v", c.limit, st)
+	}
+	if sum := heldBytes(c); sum != st.Bytes {
+		t.Errorf("budget counts %d bytes, the regexps hold %d", st.Bytes, sum)
 	}
 }
 
@@ -217,6 +276,9 @@ func TestCacheBudget(t *testing.T) {
 	t.Logf("then 3 goroutines: %+v", st2)
 	if st2.Resets == st.Resets {
 		t.Errorf("budget not reached by the goroutines")
+	}
+	if st2.Regexps == 0 {
+		t.Errorf("no reset dropped a compiled regexp")
 	}
 	if sum := heldBytes(c); sum != st2.Bytes {
 		t.Errorf("budget counts %d bytes, the tables hold %d", st2.Bytes, sum)

@@ -5,6 +5,7 @@ package sa
 import (
 	"fmt"
 	"os"
+	"regexp/syntax"
 	"runtime"
 	"runtime/pprof"
 	"sort"
@@ -251,4 +252,64 @@ func dbgSetup(t *testing.T) (*Engine, []string) {
 		files = append(files, sample(corpusFiles(t, k), per)...)
 	}
 	return e, files
+}
+
+// TestLazyREs prints the Go regexps the rules compiled on a corpus
+// sample, by why they were needed, with their program sizes.
+func TestLazyREs(t *testing.T) {
+	e, files := dbgSetup(t)
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		e.Check(FromRaw(raw), Input{})
+	}
+	type row struct {
+		name, why string
+		insts     int
+	}
+	var l []row
+	byWhy := map[string][2]int{}
+	for _, r := range e.rules {
+		if r == nil {
+			continue
+		}
+		for vi := range 2 {
+			v := &r.v[vi]
+			if v.re == nil || v.re.re.Load() == nil || (vi == 1 && r.v[0].re == v.re) {
+				continue
+			}
+			why := "nodfa"
+			switch {
+			case r.bt != nil:
+				why = "bt"
+			case r.multi:
+				why = "multi"
+			case v.dfa != nil && v.dfa.failed.Load():
+				why = "dfafailed"
+			case v.dfa != nil:
+				why = "dfa-ok?"
+			}
+			p, _ := syntax.Parse(v.re.src, syntax.Perl)
+			sp, _ := syntax.Compile(p.Simplify())
+			n := len(sp.Inst)
+			l = append(l, row{r.name, why, n})
+			s := byWhy[why]
+			byWhy[why] = [2]int{s[0] + 1, s[1] + n}
+		}
+	}
+	srcLen := 0
+	for _, r := range e.rules {
+		if r == nil {
+			continue
+		}
+		for vi := range 2 {
+			if v := &r.v[vi]; v.re != nil && v.re.re.Load() != nil && !(vi == 1 && r.v[0].re == v.re) {
+				srcLen += len(v.re.src)
+			}
+		}
+	}
+	fmt.Println("by why (count, insts):", byWhy, "source bytes", srcLen)
+	sort.Slice(l, func(a, b int) bool { return l[a].insts > l[b].insts })
+	for _, x := range l[:min(40, len(l))] {
+		fmt.Printf("%7d %-10s %s\n", x.insts, x.why, x.name)
+	}
 }
