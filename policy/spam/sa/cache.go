@@ -42,8 +42,10 @@ type cache struct {
 	resets  atomic.Int64
 	flushes atomic.Int64
 	sweep   sync.Mutex
-	// regexps counts the compiled regexps resets dropped.
+	// regexps and progs count the compiled regexps and the automata's
+	// programs resets dropped.
 	regexps atomic.Int64
+	progs   atomic.Int64
 	// The engine's automata and regexps, set once by Compile.
 	dfas  []*dfa
 	mdfas []*mdfa
@@ -56,8 +58,9 @@ type CacheStats struct {
 	Bytes int64 // held now by the automata's tables and the regexps (an estimate)
 	// Resets counts the times the limit was reached (each drops every
 	// table and compiled regexp); Flushes counts the tables so dropped,
-	// Regexps the regexps.
-	Resets, Flushes, Regexps int64
+	// Regexps the regexps, Programs the automata's programs (those of
+	// the automata unused since the reset before).
+	Resets, Flushes, Regexps, Programs int64
 }
 
 // Approximate sizes of what a table holds besides its rows: a state's
@@ -144,7 +147,7 @@ func (c *cache) stats() CacheStats {
 	if c == nil {
 		return CacheStats{}
 	}
-	return CacheStats{Limit: c.limit, Bytes: c.held.Load(), Resets: c.resets.Load(), Flushes: c.flushes.Load(), Regexps: c.regexps.Load()}
+	return CacheStats{Limit: c.limit, Bytes: c.held.Load(), Resets: c.resets.Load(), Flushes: c.flushes.Load(), Regexps: c.regexps.Load(), Programs: c.progs.Load()}
 }
 
 // CacheStats returns the figures of the automata's memory budget.

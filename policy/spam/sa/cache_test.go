@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// heldBytes sums what the tables of c's automata and its compiled
+// heldBytes sums what the tables of c's automata and the compiled
 // regexps account, for comparison with the budget's running total (no
 // search may run).
 func heldBytes(c *cache) int64 {
@@ -37,9 +37,9 @@ func heldBytes(c *cache) int64 {
 }
 
 // TestDFABudgetConcurrent: automata under one tiny budget, shared by
-// matchers while they grow and the budget drops their tables (run with
-// -race): each answer is still the regexp's, the budget was reached, and
-// its total is what the tables hold.
+// matchers while they grow and the budget drops their tables and
+// programs (run with -race): each answer is still the regexp's, the
+// budget was reached, and its total is what the tables hold.
 func TestDFABudgetConcurrent(t *testing.T) {
 	pats := []string{`a[ab]{14}c`, `\bab+a\b`, `(?m)^b.{3}c$`, `b[ab]{9}b`}
 	var trees []*syntax.Regexp
@@ -54,8 +54,13 @@ func TestDFABudgetConcurrent(t *testing.T) {
 	}
 	c := newCache(16 << 10)
 	var singles []*dfa
-	for _, tree := range trees {
-		d := lazyDFA(tree)
+	for _, p := range pats {
+		// Built from the pattern, so that a reset can drop the
+		// program of one unused since the reset before.
+		d := lazyDFAOf(nil, func() *syntax.Regexp {
+			tree, _ := syntax.Parse(p, syntax.Perl)
+			return tree
+		})
 		d.cache = c
 		c.dfas = append(c.dfas, d)
 		singles = append(singles, d)
@@ -104,8 +109,8 @@ func TestDFABudgetConcurrent(t *testing.T) {
 	}
 	st := c.stats()
 	t.Logf("%+v", st)
-	if st.Resets == 0 || st.Flushes == 0 {
-		t.Errorf("budget of %d bytes never reached: %+v", c.limit, st)
+	if st.Resets == 0 || st.Flushes == 0 || st.Programs == 0 {
+		t.Errorf("budget of %d bytes never reached, or dropped no program: %+v", c.limit, st)
 	}
 	if sum := heldBytes(c); sum != st.Bytes {
 		t.Errorf("budget counts %d bytes, the tables hold %d", st.Bytes, sum)
@@ -277,8 +282,8 @@ func TestCacheBudget(t *testing.T) {
 	if st2.Resets == st.Resets {
 		t.Errorf("budget not reached by the goroutines")
 	}
-	if st2.Regexps == 0 {
-		t.Errorf("no reset dropped a compiled regexp")
+	if st2.Regexps == 0 || st2.Programs == 0 {
+		t.Errorf("no reset dropped a compiled regexp or a program: %+v", st2)
 	}
 	if sum := heldBytes(c); sum != st2.Bytes {
 		t.Errorf("budget counts %d bytes, the tables hold %d", st2.Bytes, sum)

@@ -177,7 +177,7 @@ func (d *dfa) init() {
 	if tree == nil && d.build != nil {
 		tree = d.build()
 	}
-	d.tree, d.build = nil, nil
+	d.tree = nil
 	if tree == nil {
 		d.failed.Store(true)
 		return
@@ -240,12 +240,48 @@ func (d *dfa) replace(t *dtable, n int) *dtable {
 // drop flushes the table for the budget. Called under mu.
 func (d *dfa) drop() {
 	t := d.tab.Load()
-	if t.n <= 2 { // only the start state: nothing to free
+	if t.n <= 2 || d.failed.Load() {
+		// Only the start state: unused since the last reset (or given
+		// up), it may not run again for a long time.
+		d.dropProg()
+	}
+	if t.n <= 2 { // nothing else to free
 		return
 	}
 	d.cache.flushes.Add(1)
 	d.replace(t, flushedRoom)
 	d.dropScratch()
+}
+
+// dropProg lets the program go when build can make it again (see
+// reload): a reset drops the programs of the automata unused since the
+// reset before (or given up for good), as it drops the tables. The
+// programs are not counted in the budget: the automata in use need
+// theirs, and a budget that counted them would reset more often for
+// nothing it could free. Its byte classes stay: the program made again is
+// the same. Called under mu.
+func (d *dfa) dropProg() {
+	if d.build == nil || d.prog.inst == nil {
+		return
+	}
+	if d.cache != nil {
+		d.cache.progs.Add(1)
+	}
+	d.prog = prog{}
+	d.dropScratch()
+}
+
+// reload makes the program again after dropProg. Called under mu.
+func (d *dfa) reload() {
+	if d.prog.inst != nil {
+		return
+	}
+	sp, err := syntax.Compile(d.build().Simplify())
+	if err != nil {
+		panic("sa: a regex that compiled no longer does: " + err.Error())
+	}
+	d.prog.add(sp, 0)
+	d.prog.done()
 }
 
 // tryDrop is drop unless a search holds the automaton.
@@ -491,6 +527,7 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 	op := empty(s.key[0], c)
 	if d.seen == nil {
+		d.reload() // dropped with the scratch space, if at all
 		d.seen = make([]uint32, len(d.prog.inst))
 	}
 	d.gen++
