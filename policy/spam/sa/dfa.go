@@ -368,10 +368,21 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 // (runes 0..255, see latin1) a rune instruction matches. For a rune
 // instruction arg is the number of that byte set in prog.sets; for
 // InstMatch, the number of the regex (mdfa); else as in syntax.Inst.
+// The op shares a word with out: 8 bytes an instruction, not 12 (the
+// programs are most of what a warm engine holds besides its tables).
 type inst struct {
-	op       syntax.InstOp
-	out, arg uint32
+	opOut uint32 // op<<outBits | out
+	arg   uint32
 }
+
+// outBits bounds a program to 1<<28 instructions (2 GB of them).
+const outBits = 28
+
+// Every op fits in the bits above out.
+var _ [1<<(32-outBits) - 1 - int(syntax.InstRuneAnyNotNL)]struct{}
+
+func (i *inst) op() syntax.InstOp { return syntax.InstOp(i.opOut >> outBits) }
+func (i *inst) out() uint32       { return i.opOut & (1<<outBits - 1) }
 
 // byteSet is a set of bytes, one bit each.
 type byteSet [4]uint64
@@ -396,7 +407,10 @@ func (p *prog) add(sp *syntax.Prog, match uint32) (start uint32) {
 	p.inst = slices.Grow(p.inst, len(sp.Inst))
 	for i := range sp.Inst {
 		in := &sp.Inst[i]
-		n := inst{op: in.Op, out: in.Out + off, arg: in.Arg}
+		if in.Out+off >= 1<<outBits {
+			panic("sa: program too big")
+		}
+		n := inst{opOut: uint32(in.Op)<<outBits | (in.Out + off), arg: in.Arg}
 		switch in.Op {
 		case syntax.InstAlt, syntax.InstAltMatch:
 			n.arg += off
@@ -550,21 +564,21 @@ func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 		}
 		seen[pc] = gen
 		in := &d.prog.inst[pc]
-		switch in.op {
+		switch in.op() {
 		case syntax.InstAlt, syntax.InstAltMatch:
-			stack = append(stack, in.arg, in.out)
+			stack = append(stack, in.arg, in.out())
 		case syntax.InstCapture, syntax.InstNop:
-			stack = append(stack, in.out)
+			stack = append(stack, in.out())
 		case syntax.InstEmptyWidth:
 			if syntax.EmptyOp(in.arg)&^op == 0 {
-				stack = append(stack, in.out)
+				stack = append(stack, in.out())
 			}
 		case syntax.InstMatch:
 			matched = true
 		case syntax.InstFail:
 		default: // rune instructions
 			if c >= 0 && d.prog.sets[in.arg].has(c) {
-				next = append(next, in.out)
+				next = append(next, in.out())
 			}
 		}
 	}
