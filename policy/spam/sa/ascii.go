@@ -245,15 +245,17 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 // a warm engine holds besides the automata's tables (16 MB after 1,000
 // corpus messages: the full variants of the large obfuscation rules run
 // where a text has characters above Latin-1, on which the automata give
-// up), so they are under the engine's budget: a reset drops them with the
-// tables, and the next message that needs one compiles it again.
+// up), so a reset of the engine's budget drops those unused since the
+// reset before, as it drops the automata's programs; the next message
+// that needs one compiles it again. They are not counted in the budget:
+// counted, the budget dropped the ones in use at each reset, and
+// compiling them again cost 10-15 % of the CPU over the whole corpus.
 type lazyRE struct {
-	src string
-	mu  sync.Mutex // serializes compiling
-	re  atomic.Pointer[regexp.Regexp]
-	bad atomic.Bool // src does not compile
-	// cache is the engine's budget (nil: none).
-	cache *cache
+	src  string
+	mu   sync.Mutex // serializes compiling
+	re   atomic.Pointer[regexp.Regexp]
+	bad  atomic.Bool // src does not compile
+	used atomic.Bool // since the last reset
 	// cnt counts matches without the regexp when the regex has the
 	// shape a count.go counter handles (multiple-hit rules), built on
 	// first use.
@@ -266,19 +268,14 @@ type lazyRE struct {
 
 func newLazyRE(src string) *lazyRE { return &lazyRE{src: src} }
 
-// reBytesPerSourceByte estimates what a compiled Go regexp holds per byte
-// of its source (its program and the parsed nodes the program's runes
-// point into). Calibrated: the 130 regexps an engine compiled on 1,000
-// corpus messages, 1.3 MB of source, held 15.7 MB.
-const reBytesPerSourceByte = 12
-
-func (l *lazyRE) bytes() int64 { return int64(len(l.src)) * reBytesPerSourceByte }
-
 // get returns the regexp, nil for no regexp (or one that does not
 // compile, which a source that parsed cannot be).
 func (l *lazyRE) get() *regexp.Regexp {
 	if l == nil {
 		return nil
+	}
+	if !l.used.Load() {
+		l.used.Store(true)
 	}
 	if re := l.re.Load(); re != nil {
 		return re
@@ -296,23 +293,18 @@ func (l *lazyRE) get() *regexp.Regexp {
 		l.bad.Store(true)
 		return nil
 	}
-	if c := l.cache; c.over(l.bytes()) {
-		c.makeRoom(nil, nil)
-		c.settled()
-	}
 	l.re.Store(re)
-	l.cache.add(l.bytes())
 	return re
 }
 
-// drop lets the compiled regexp go, for the budget; searches that hold
-// it finish with it.
-func (l *lazyRE) drop() bool {
-	if l.re.Swap(nil) == nil {
+// dropUnused lets the compiled regexp go when no search asked for it
+// since the last call (searches that hold it finish with it); it reports
+// whether it did.
+func (l *lazyRE) dropUnused() bool {
+	if l.used.Swap(false) {
 		return false
 	}
-	l.cache.add(-l.bytes())
-	return true
+	return l.re.Swap(nil) != nil
 }
 
 // counter returns the regex's exact counter, nil when it has none.

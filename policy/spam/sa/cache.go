@@ -13,9 +13,7 @@ import (
 // above it costs nothing. 48 MB keeps such a working set and most of the
 // whole corpus's tables (3 resets over the benchmark's two passes, ~5 %
 // fewer messages per CPU-second than unbounded; 32 MB made 15 resets,
-// 17-25 % fewer). Since the budget also holds the regexps compiled where
-// the automata give up (~16 MB of them), it makes 8 resets there, for
-// ~5 % fewer again, and the sample still none.
+// 17-25 % fewer).
 const DefaultCacheBytes = 48 << 20
 
 // cache is an engine's memory budget for the tables of all its automata
@@ -32,7 +30,9 @@ const DefaultCacheBytes = 48 << 20
 // once per budget's worth of new states. (Dropping only the biggest
 // tables, down to half the limit, cost as much CPU on the corpus for
 // twice the resets: the biggest tables are the group automata that
-// every message runs.)
+// every message runs.) A reset also drops, uncounted, what went unused
+// since the reset before: the automata's programs and the regexps the
+// rules compiled for where the automata give up (see lazyRE).
 //
 // A nil cache is no budget (the automata of the tests built alone).
 type cache struct {
@@ -46,7 +46,7 @@ type cache struct {
 	flushes atomic.Int64
 	sweep   sync.Mutex
 	// regexps and progs count the compiled regexps and the automata's
-	// programs resets dropped.
+	// programs resets dropped (unused since the reset before).
 	regexps atomic.Int64
 	progs   atomic.Int64
 	// The engine's automata and regexps, set once by Compile.
@@ -58,11 +58,11 @@ type cache struct {
 // CacheStats are the figures of an engine's automata budget.
 type CacheStats struct {
 	Limit int64 // bytes; 0 means no bound
-	Bytes int64 // held now by the automata's tables and the regexps (an estimate)
+	Bytes int64 // held now by the automata's tables (an estimate)
 	// Resets counts the times the limit was reached (each drops every
-	// table and compiled regexp); Flushes counts the tables so dropped,
-	// Regexps the regexps, Programs the automata's programs (those of
-	// the automata unused since the reset before).
+	// table); Flushes counts the tables so dropped. Regexps and Programs
+	// count the compiled regexps and the automata's programs they dropped
+	// (those unused since the reset before).
 	Resets, Flushes, Regexps, Programs int64
 }
 
@@ -136,7 +136,7 @@ func (c *cache) makeRoom(selfD *dfa, selfM *mdfa) {
 		}
 	}
 	for _, l := range c.res {
-		if l.drop() {
+		if l.dropUnused() {
 			c.regexps.Add(1)
 		}
 	}
@@ -179,8 +179,7 @@ func (e *Engine) useCache(c *cache) {
 		}
 		for vi := range r.v {
 			v := &r.v[vi]
-			if l := v.re; l != nil && l.cache == nil { // variants may share one
-				l.cache = c
+			if l := v.re; l != nil && (vi == 0 || l != r.v[0].re) { // variants may share one
 				c.res = append(c.res, l)
 			}
 			addDFA(v.dfa)
