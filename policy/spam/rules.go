@@ -35,8 +35,7 @@ type RulesConfig struct {
 	// spent does not run (the detail says so).
 	Budget policy.Duration `toml:"budget"`
 	// CacheMB bounds, in MiB, the memory of the rules' lazily built
-	// automata together (and of the regexps compiled where they give
-	// up); 0 means sa.DefaultCacheBytes. Past it they are
+	// automata together; 0 means sa.DefaultCacheBytes. Past it they are
 	// all dropped and rebuilt as mail needs them (sa.CacheStats counts
 	// it): less memory for a long-running daemon, for some CPU.
 	CacheMB int `toml:"cache_mb"`

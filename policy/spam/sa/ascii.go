@@ -248,8 +248,9 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 // up), so a reset of the engine's budget drops those unused since the
 // reset before, as it drops the automata's programs; the next message
 // that needs one compiles it again. They are not counted in the budget:
-// counted, the budget dropped the ones in use at each reset, and
-// compiling them again cost 10-15 % of the CPU over the whole corpus.
+// counted, they took the whole corpus's peak heap from 133 to 114 MB,
+// but the budget then dropped the ones in use at each reset (8 resets
+// instead of 3), and compiling them again cost 10-15 % of its CPU.
 type lazyRE struct {
 	src  string
 	mu   sync.Mutex // serializes compiling

@@ -37,9 +37,8 @@ type Options struct {
 	// MatchTimeout bounds one backtracking match (default 20ms).
 	MatchTimeout time.Duration
 	// CacheBytes bounds the memory of the lazily built automata of all
-	// the rules together, with the regexps compiled where the automata
-	// give up (see cache): 0 means DefaultCacheBytes, a negative value no
-	// bound.
+	// the rules together (see cache): 0 means DefaultCacheBytes, a
+	// negative value no bound.
 	CacheBytes int64
 }
 
