@@ -22,11 +22,14 @@ type automaton struct {
 	edgeClass []uint8
 	edgeTo    []int32
 	fail      []int32
-	out       [][]int32
-	dict      []int32 // next state on the fail chain with output, or -1
-	npat      int
-	lengths   []int
-	emit      []bool // a state with output, itself or on its fail chain
+	// The patterns that end in state s: outPat[outAt[s]:outAt[s+1]] (one
+	// slice per state took 24 bytes of each, most of them empty).
+	outAt   []int32
+	outPat  []int32
+	dict    []int32 // next state on the fail chain with output, or -1
+	npat    int
+	lengths []int
+	emit    []bool // a state with output, itself or on its fail chain
 }
 
 // denseDepth is the depth of the deepest states with a dense row.
@@ -65,23 +68,23 @@ func newAutomaton(pats []string) *automaton {
 	// root is never a target), filled in below from the fail links.
 	nc := a.nclass
 	a.delta = make([]int32, nc, trieSize(pats)*nc)
-	a.out = [][]int32{nil}
+	outs := [][]int32{nil} // by trie state, until the numbering
 	for id, p := range pats {
 		s := int32(0)
 		for i := 0; i < len(p); i++ {
 			c := int(a.class[lowerTable[p[i]]])
 			n := a.delta[int(s)*nc+c]
 			if n == 0 {
-				n = int32(len(a.out))
-				a.out = append(a.out, nil)
+				n = int32(len(outs))
+				outs = append(outs, nil)
 				a.delta = append(a.delta, make([]int32, nc)...)
 				a.delta[int(s)*nc+c] = n
 			}
 			s = n
 		}
-		a.out[s] = append(a.out[s], int32(id))
+		outs[s] = append(outs[s], int32(id))
 	}
-	n := len(a.out)
+	n := len(outs)
 	fail := make([]int32, n)
 	dict := make([]int32, n)
 	for i := range dict {
@@ -115,7 +118,7 @@ func newAutomaton(pats []string) *automaton {
 			if t := row[c]; t != 0 {
 				f := frow[c]
 				fail[t] = f
-				if len(a.out[f]) > 0 {
+				if len(outs[f]) > 0 {
 					dict[t] = f
 				} else {
 					dict[t] = dict[f]
@@ -141,18 +144,21 @@ func newAutomaton(pats []string) *automaton {
 	for k := range a.fail {
 		a.fail[k] = newID[fail[order[nd+k]]]
 	}
-	out := make([][]int32, n)
+	a.outAt = make([]int32, n+1)
+	a.outPat = make([]int32, 0, len(pats))
 	a.dict = make([]int32, n)
 	a.emit = make([]bool, n)
 	for i, s := range order {
-		out[i] = a.out[s]
+		a.outPat = append(a.outPat, outs[s]...)
+		a.outAt[i+1] = int32(len(a.outPat))
 		a.dict[i] = -1
 		if dict[s] >= 0 {
 			a.dict[i] = newID[dict[s]]
 		}
-		a.emit[i] = len(out[i]) > 0 || a.dict[i] >= 0
+		a.emit[i] = len(outs[s]) > 0 || a.dict[i] >= 0
 	}
-	a.out = out
+	// The deep states' edges grew by append: keep only what they hold.
+	a.first, a.edgeClass, a.edgeTo = slices.Clone(a.first), slices.Clone(a.edgeClass), slices.Clone(a.edgeTo)
 	dense := make([]int32, nd*nc)
 	for i := range nd {
 		row := a.delta[int(order[i])*nc : int(order[i]+1)*nc]
@@ -241,7 +247,7 @@ func (a *automaton) deepNext(s int32, c uint8) int32 {
 // emitAt reports the patterns that end at end in state s.
 func (a *automaton) emitAt(s int32, end int, hit func(pat int32, end int)) {
 	for t := s; t >= 0; t = a.dict[t] {
-		for _, p := range a.out[t] {
+		for _, p := range a.outPat[a.outAt[t]:a.outAt[t+1]] {
 			hit(p, end)
 		}
 	}

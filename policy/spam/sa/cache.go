@@ -11,8 +11,9 @@ import (
 // A budget below what the mail in rotation needs costs dearly (each
 // reset ~0.4 s of CPU to rebuild; 16 MB halves the sample's rate), one
 // above it costs nothing. 48 MB keeps such a working set and most of the
-// whole corpus's tables (3 resets over it, ~5 % fewer messages per
-// CPU-second than unbounded; 32 MB made 15 resets, 17-25 % fewer).
+// whole corpus's tables (3 resets over the benchmark's two passes, ~5 %
+// fewer messages per CPU-second than unbounded; 32 MB made 15 resets,
+// 17-25 % fewer).
 const DefaultCacheBytes = 48 << 20
 
 // cache is an engine's memory budget for the tables of all its automata
@@ -29,7 +30,9 @@ const DefaultCacheBytes = 48 << 20
 // once per budget's worth of new states. (Dropping only the biggest
 // tables, down to half the limit, cost as much CPU on the corpus for
 // twice the resets: the biggest tables are the group automata that
-// every message runs.)
+// every message runs.) A reset also drops, uncounted, what went unused
+// since the reset before: the automata's programs and the regexps the
+// rules compiled for where the automata give up (see lazyRE).
 //
 // A nil cache is no budget (the automata of the tests built alone).
 type cache struct {
@@ -42,9 +45,14 @@ type cache struct {
 	resets  atomic.Int64
 	flushes atomic.Int64
 	sweep   sync.Mutex
-	// The engine's automata, set once by Compile.
+	// regexps and progs count the compiled regexps and the automata's
+	// programs resets dropped (unused since the reset before).
+	regexps atomic.Int64
+	progs   atomic.Int64
+	// The engine's automata and regexps, set once by Compile.
 	dfas  []*dfa
 	mdfas []*mdfa
+	res   []*lazyRE
 }
 
 // CacheStats are the figures of an engine's automata budget.
@@ -52,8 +60,10 @@ type CacheStats struct {
 	Limit int64 // bytes; 0 means no bound
 	Bytes int64 // held now by the automata's tables (an estimate)
 	// Resets counts the times the limit was reached (each drops every
-	// table); Flushes counts the tables so dropped.
-	Resets, Flushes int64
+	// table); Flushes counts the tables so dropped. Regexps and Programs
+	// count the compiled regexps and the automata's programs they dropped
+	// (those unused since the reset before).
+	Resets, Flushes, Regexps, Programs int64
 }
 
 // Approximate sizes of what a table holds besides its rows: a state's
@@ -125,6 +135,11 @@ func (c *cache) makeRoom(selfD *dfa, selfM *mdfa) {
 			m.tryDrop()
 		}
 	}
+	for _, l := range c.res {
+		if l.dropUnused() {
+			c.regexps.Add(1)
+		}
+	}
 }
 
 // settled records what a reset left, once the caller dropped its own
@@ -135,7 +150,7 @@ func (c *cache) stats() CacheStats {
 	if c == nil {
 		return CacheStats{}
 	}
-	return CacheStats{Limit: c.limit, Bytes: c.held.Load(), Resets: c.resets.Load(), Flushes: c.flushes.Load()}
+	return CacheStats{Limit: c.limit, Bytes: c.held.Load(), Resets: c.resets.Load(), Flushes: c.flushes.Load(), Regexps: c.regexps.Load(), Programs: c.progs.Load()}
 }
 
 // CacheStats returns the figures of the automata's memory budget.
@@ -164,6 +179,9 @@ func (e *Engine) useCache(c *cache) {
 		}
 		for vi := range r.v {
 			v := &r.v[vi]
+			if l := v.re; l != nil && (vi == 0 || l != r.v[0].re) { // variants may share one
+				c.res = append(c.res, l)
+			}
 			addDFA(v.dfa)
 			addDFA(v.adfa)
 			addDFA(v.screenDFA)

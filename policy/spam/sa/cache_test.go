@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// heldBytes sums what the tables of c's automata account, for comparison
-// with the budget's running total (no search may run).
+// heldBytes sums what the tables of c's automata account, for
+// comparison with the budget's running total (no search may run).
 func heldBytes(c *cache) int64 {
 	var n int64
 	for _, d := range c.dfas {
@@ -31,9 +31,9 @@ func heldBytes(c *cache) int64 {
 }
 
 // TestDFABudgetConcurrent: automata under one tiny budget, shared by
-// matchers while they grow and the budget drops their tables (run with
-// -race): each answer is still the regexp's, the budget was reached, and
-// its total is what the tables hold.
+// matchers while they grow and the budget drops their tables and
+// programs (run with -race): each answer is still the regexp's, the
+// budget was reached, and its total is what the tables hold.
 func TestDFABudgetConcurrent(t *testing.T) {
 	pats := []string{`a[ab]{14}c`, `\bab+a\b`, `(?m)^b.{3}c$`, `b[ab]{9}b`}
 	var trees []*syntax.Regexp
@@ -48,8 +48,13 @@ func TestDFABudgetConcurrent(t *testing.T) {
 	}
 	c := newCache(16 << 10)
 	var singles []*dfa
-	for _, tree := range trees {
-		d := lazyDFA(tree)
+	for _, p := range pats {
+		// Built from the pattern, so that a reset can drop the
+		// program of one unused since the reset before.
+		d := lazyDFAOf(nil, func() *syntax.Regexp {
+			tree, _ := syntax.Parse(p, syntax.Perl)
+			return tree
+		})
 		d.cache = c
 		c.dfas = append(c.dfas, d)
 		singles = append(singles, d)
@@ -98,11 +103,77 @@ func TestDFABudgetConcurrent(t *testing.T) {
 	}
 	st := c.stats()
 	t.Logf("%+v", st)
-	if st.Resets == 0 || st.Flushes == 0 {
-		t.Errorf("budget of %d bytes never reached: %+v", c.limit, st)
+	if st.Resets == 0 || st.Flushes == 0 || st.Programs == 0 {
+		t.Errorf("budget of %d bytes never reached, or dropped no program: %+v", c.limit, st)
 	}
 	if sum := heldBytes(c); sum != st.Bytes {
 		t.Errorf("budget counts %d bytes, the tables hold %d", st.Bytes, sum)
+	}
+}
+
+// TestRegexpResetConcurrent: regexps compiled on first use, shared by
+// goroutines while resets drop those unused since the reset before (run
+// with -race): every answer is the regexp's, and resets dropped some.
+func TestRegexpResetConcurrent(t *testing.T) {
+	pats := []string{`a[ab]{14}c`, `\bab+a\b`, `(?m)^b.{3}c$`, `b[ab]{9}b`, `(ab|ba){3,}`}
+	var want []*regexp.Regexp
+	c := newCache(0)
+	for _, p := range pats {
+		want = append(want, regexp.MustCompile(p))
+		c.res = append(c.res, newLazyRE(p))
+	}
+	texts := 1000
+	if raceOn {
+		texts = 200
+	}
+	errs := make(chan string, 4)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for i := range texts {
+				if g == 0 && i%4 == 0 {
+					c.makeRoom(nil, nil)
+				}
+				b := randAB(rng, 20+rng.IntN(40))
+				for range rng.IntN(4) {
+					b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
+				}
+				text := string(b)
+				// Goroutine 0 uses one regexp only: the others
+				// go unused between its resets.
+				k := rng.IntN(len(pats))
+				if g == 0 {
+					k = 0
+				}
+				if got := c.res[k].get().MatchString(text); got != want[k].MatchString(text) {
+					errs <- fmt.Sprintf("goroutine %d text %d: %s says %v on %q", g, i, pats[k], got, text)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	st := c.stats()
+	t.Logf("%+v", st)
+	if st.Regexps == 0 {
+		t.Errorf("no reset dropped a regexp: %+v", st)
+	}
+	// Unused since the last reset: the next one drops it, and it is
+	// compiled again on demand.
+	c.makeRoom(nil, nil)
+	c.makeRoom(nil, nil)
+	for k, l := range c.res {
+		if l.re.Load() != nil {
+			t.Errorf("%s kept after two resets without use", pats[k])
+		}
+		if got := l.get().MatchString("abababab"); got != want[k].MatchString("abababab") {
+			t.Errorf("%s compiled again says %v", pats[k], got)
+		}
 	}
 }
 
@@ -217,6 +288,9 @@ func TestCacheBudget(t *testing.T) {
 	t.Logf("then 3 goroutines: %+v", st2)
 	if st2.Resets == st.Resets {
 		t.Errorf("budget not reached by the goroutines")
+	}
+	if st2.Regexps == 0 || st2.Programs == 0 {
+		t.Errorf("no reset dropped a compiled regexp or a program: %+v", st2)
 	}
 	if sum := heldBytes(c); sum != st2.Bytes {
 		t.Errorf("budget counts %d bytes, the tables hold %d", st2.Bytes, sum)

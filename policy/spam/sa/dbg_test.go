@@ -5,6 +5,7 @@ package sa
 import (
 	"fmt"
 	"os"
+	"regexp/syntax"
 	"runtime"
 	"runtime/pprof"
 	"sort"
@@ -83,14 +84,22 @@ func TestWarmHeap(t *testing.T) {
 	}
 	runtime.MemProfileRate = 4096
 	e, files := dbgSetup(t)
-	for _, f := range files {
+	// The peak: the heap after a collection every 100 messages (where
+	// the last reset fell makes the end's figure vary).
+	var ms runtime.MemStats
+	peak := uint64(0)
+	for i, f := range files {
 		raw, _ := os.ReadFile(f)
 		e.Check(FromRaw(raw), Input{})
+		if i%100 == 99 {
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+		}
 	}
 	runtime.GC()
-	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("heap in use %.1f MB\n", float64(ms.HeapInuse)/(1<<20))
+	fmt.Printf("%d messages: heap in use %.1f MB, peak %.1f MB; budget %+v\n", len(files), float64(ms.HeapInuse)/(1<<20), float64(max(peak, ms.HeapInuse))/(1<<20), e.CacheStats())
 	f, _ := os.Create(path)
 	pprof.WriteHeapProfile(f)
 	f.Close()
@@ -119,7 +128,7 @@ func TestDFASizes(t *testing.T) {
 		if tb == nil {
 			return
 		}
-		b := len(tb.trans)*4 + len(tb.info)*8 + len(d.prog.inst)*12
+		b := len(tb.trans)*4 + len(tb.info)*8 + len(d.prog.inst)*8
 		for k := range tb.index {
 			b += len(k) + 16
 		}
@@ -152,7 +161,7 @@ func TestDFASizes(t *testing.T) {
 		for vi := range 2 {
 			for _, g := range e.pf[k][vi].groups {
 				if tb := g.m.tab.Load(); tb != nil {
-					gtotal += len(tb.trans)*4 + len(g.m.prog.inst)*12
+					gtotal += len(tb.trans)*4 + len(g.m.prog.inst)*8
 				}
 			}
 		}
@@ -161,7 +170,7 @@ func TestDFASizes(t *testing.T) {
 		for vi := range 2 {
 			for _, g := range sl.pf[vi].groups {
 				if tb := g.m.tab.Load(); tb != nil {
-					gtotal += len(tb.trans)*4 + len(g.m.prog.inst)*12
+					gtotal += len(tb.trans)*4 + len(g.m.prog.inst)*8
 				}
 			}
 		}
@@ -251,4 +260,64 @@ func dbgSetup(t *testing.T) (*Engine, []string) {
 		files = append(files, sample(corpusFiles(t, k), per)...)
 	}
 	return e, files
+}
+
+// TestLazyREs prints the Go regexps the rules compiled on a corpus
+// sample, by why they were needed, with their program sizes.
+func TestLazyREs(t *testing.T) {
+	e, files := dbgSetup(t)
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		e.Check(FromRaw(raw), Input{})
+	}
+	type row struct {
+		name, why string
+		insts     int
+	}
+	var l []row
+	byWhy := map[string][2]int{}
+	for _, r := range e.rules {
+		if r == nil {
+			continue
+		}
+		for vi := range 2 {
+			v := &r.v[vi]
+			if v.re == nil || v.re.re.Load() == nil || (vi == 1 && r.v[0].re == v.re) {
+				continue
+			}
+			why := "nodfa"
+			switch {
+			case r.bt != nil:
+				why = "bt"
+			case r.multi:
+				why = "multi"
+			case v.dfa != nil && v.dfa.failed.Load():
+				why = "dfafailed"
+			case v.dfa != nil:
+				why = "dfa-ok?"
+			}
+			p, _ := syntax.Parse(v.re.src, syntax.Perl)
+			sp, _ := syntax.Compile(p.Simplify())
+			n := len(sp.Inst)
+			l = append(l, row{r.name, why, n})
+			s := byWhy[why]
+			byWhy[why] = [2]int{s[0] + 1, s[1] + n}
+		}
+	}
+	srcLen := 0
+	for _, r := range e.rules {
+		if r == nil {
+			continue
+		}
+		for vi := range 2 {
+			if v := &r.v[vi]; v.re != nil && v.re.re.Load() != nil && !(vi == 1 && r.v[0].re == v.re) {
+				srcLen += len(v.re.src)
+			}
+		}
+	}
+	fmt.Println("by why (count, insts):", byWhy, "source bytes", srcLen)
+	sort.Slice(l, func(a, b int) bool { return l[a].insts > l[b].insts })
+	for _, x := range l[:min(40, len(l))] {
+		fmt.Printf("%7d %-10s %s\n", x.insts, x.why, x.name)
+	}
 }

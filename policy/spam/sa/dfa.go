@@ -177,7 +177,7 @@ func (d *dfa) init() {
 	if tree == nil && d.build != nil {
 		tree = d.build()
 	}
-	d.tree, d.build = nil, nil
+	d.tree = nil
 	if tree == nil {
 		d.failed.Store(true)
 		return
@@ -240,12 +240,48 @@ func (d *dfa) replace(t *dtable, n int) *dtable {
 // drop flushes the table for the budget. Called under mu.
 func (d *dfa) drop() {
 	t := d.tab.Load()
-	if t.n <= 2 { // only the start state: nothing to free
+	if t.n <= 2 || d.failed.Load() {
+		// Only the start state: unused since the last reset (or given
+		// up), it may not run again for a long time.
+		d.dropProg()
+	}
+	if t.n <= 2 { // nothing else to free
 		return
 	}
 	d.cache.flushes.Add(1)
 	d.replace(t, flushedRoom)
 	d.dropScratch()
+}
+
+// dropProg lets the program go when build can make it again (see
+// reload): a reset drops the programs of the automata unused since the
+// reset before (or given up for good), as it drops the tables. The
+// programs are not counted in the budget: the automata in use need
+// theirs, and a budget that counted them would reset more often for
+// nothing it could free. Its byte classes stay: the program made again is
+// the same. Called under mu.
+func (d *dfa) dropProg() {
+	if d.build == nil || d.prog.inst == nil {
+		return
+	}
+	if d.cache != nil {
+		d.cache.progs.Add(1)
+	}
+	d.prog = prog{}
+	d.dropScratch()
+}
+
+// reload makes the program again after dropProg. Called under mu.
+func (d *dfa) reload() {
+	if d.prog.inst != nil {
+		return
+	}
+	sp, err := syntax.Compile(d.build().Simplify())
+	if err != nil {
+		panic("sa: a regex that compiled no longer does: " + err.Error())
+	}
+	d.prog.add(sp, 0)
+	d.prog.done()
 }
 
 // tryDrop is drop unless a search holds the automaton.
@@ -332,10 +368,21 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 // (runes 0..255, see latin1) a rune instruction matches. For a rune
 // instruction arg is the number of that byte set in prog.sets; for
 // InstMatch, the number of the regex (mdfa); else as in syntax.Inst.
+// The op shares a word with out: 8 bytes an instruction, not 12 (the
+// programs are most of what a warm engine holds besides its tables).
 type inst struct {
-	op       syntax.InstOp
-	out, arg uint32
+	opOut uint32 // op<<outBits | out
+	arg   uint32
 }
+
+// outBits bounds a program to 1<<28 instructions (2 GB of them).
+const outBits = 28
+
+// Every op fits in the bits above out.
+var _ [1<<(32-outBits) - 1 - int(syntax.InstRuneAnyNotNL)]struct{}
+
+func (i *inst) op() syntax.InstOp { return syntax.InstOp(i.opOut >> outBits) }
+func (i *inst) out() uint32       { return i.opOut & (1<<outBits - 1) }
 
 // byteSet is a set of bytes, one bit each.
 type byteSet [4]uint64
@@ -360,7 +407,10 @@ func (p *prog) add(sp *syntax.Prog, match uint32) (start uint32) {
 	p.inst = slices.Grow(p.inst, len(sp.Inst))
 	for i := range sp.Inst {
 		in := &sp.Inst[i]
-		n := inst{op: in.Op, out: in.Out + off, arg: in.Arg}
+		if in.Out+off >= 1<<outBits {
+			panic("sa: program too big")
+		}
+		n := inst{opOut: uint32(in.Op)<<outBits | (in.Out + off), arg: in.Arg}
 		switch in.Op {
 		case syntax.InstAlt, syntax.InstAltMatch:
 			n.arg += off
@@ -491,6 +541,7 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 	op := empty(s.key[0], c)
 	if d.seen == nil {
+		d.reload() // dropped with the scratch space, if at all
 		d.seen = make([]uint32, len(d.prog.inst))
 	}
 	d.gen++
@@ -513,21 +564,21 @@ func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 		}
 		seen[pc] = gen
 		in := &d.prog.inst[pc]
-		switch in.op {
+		switch in.op() {
 		case syntax.InstAlt, syntax.InstAltMatch:
-			stack = append(stack, in.arg, in.out)
+			stack = append(stack, in.arg, in.out())
 		case syntax.InstCapture, syntax.InstNop:
-			stack = append(stack, in.out)
+			stack = append(stack, in.out())
 		case syntax.InstEmptyWidth:
 			if syntax.EmptyOp(in.arg)&^op == 0 {
-				stack = append(stack, in.out)
+				stack = append(stack, in.out())
 			}
 		case syntax.InstMatch:
 			matched = true
 		case syntax.InstFail:
 		default: // rune instructions
 			if c >= 0 && d.prog.sets[in.arg].has(c) {
-				next = append(next, in.out)
+				next = append(next, in.out())
 			}
 		}
 	}

@@ -59,9 +59,10 @@
 // lock; a full cache is flushed and rebuilt when it has paid for itself,
 // as RE2 does, and all of them share one memory budget
 // (Options.CacheBytes): past it every table is dropped and rebuilt as
-// mail needs it, so a long-running daemon's heap does not grow with the
-// mail it sees. Memory (a warm engine on the Debian rules holds about half
-// what it did): the automata step through a compact program (12-byte
+// mail needs it, with the programs and the fallback regexps unused since
+// the reset before, so a long-running daemon's heap does not grow with
+// the mail it sees. Memory (a warm engine on the Debian rules holds about half
+// what it did): the automata step through a compact program (8-byte
 // instructions, rune instructions as byte sets), their states keep their
 // threads once (in the index key), a single regex's transitions are 16
 // bits and a group's carry their match set's number in the entry; the

@@ -238,21 +238,21 @@ func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
 		}
 		seen[pc] = gen
 		in := &d.prog.inst[pc]
-		switch in.op {
+		switch in.op() {
 		case syntax.InstAlt, syntax.InstAltMatch:
-			stack = append(stack, in.arg, in.out)
+			stack = append(stack, in.arg, in.out())
 		case syntax.InstCapture, syntax.InstNop:
-			stack = append(stack, in.out)
+			stack = append(stack, in.out())
 		case syntax.InstEmptyWidth:
 			if syntax.EmptyOp(in.arg)&^op == 0 {
-				stack = append(stack, in.out)
+				stack = append(stack, in.out())
 			}
 		case syntax.InstMatch:
 			matched |= 1 << in.arg
 		case syntax.InstFail:
 		default:
 			if c >= 0 && d.prog.sets[in.arg].has(c) {
-				next = append(next, in.out)
+				next = append(next, in.out())
 			}
 		}
 	}
