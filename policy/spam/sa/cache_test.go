@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -66,41 +65,30 @@ func TestDFABudgetConcurrent(t *testing.T) {
 	if raceOn {
 		texts = 300
 	}
-	errs := make(chan string, 4)
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(g), 12))
-			for i := range texts {
-				b := randAB(rng, 40+rng.IntN(100))
-				for range rng.IntN(4) {
-					b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
-				}
-				text := string(b)
-				k := rng.IntN(len(singles))
-				if m, ok := singles[k].matchAt(text, 0); !ok || m != res[k].MatchString(text) {
-					errs <- fmt.Sprintf("goroutine %d text %d: dfa %d says %v (ok %v) on %q", g, i, k, m, ok, text)
-					return
-				}
-				m, ok := group.match(text)
-				if !ok {
-					errs <- fmt.Sprintf("goroutine %d text %d: the group gave up", g, i)
-					return
-				}
-				for k, re := range res {
-					if (m>>k&1 == 1) != re.MatchString(text) {
-						errs <- fmt.Sprintf("goroutine %d text %d: group bit %d wrong on %q", g, i, k, text)
-						return
-					}
+	inGoroutines(t, 4, func(g int) string {
+		rng := rand.New(rand.NewPCG(uint64(g), 12))
+		for i := range texts {
+			b := randAB(rng, 40+rng.IntN(100))
+			for range rng.IntN(4) {
+				b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
+			}
+			text := string(b)
+			k := rng.IntN(len(singles))
+			if m, ok := singles[k].matchAt(text, 0); !ok || m != res[k].MatchString(text) {
+				return fmt.Sprintf("goroutine %d text %d: dfa %d says %v (ok %v) on %q", g, i, k, m, ok, text)
+			}
+			m, ok := group.match(text)
+			if !ok {
+				return fmt.Sprintf("goroutine %d text %d: the group gave up", g, i)
+			}
+			for k, re := range res {
+				if (m>>k&1 == 1) != re.MatchString(text) {
+					return fmt.Sprintf("goroutine %d text %d: group bit %d wrong on %q", g, i, k, text)
 				}
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
+		}
+		return ""
+	})
 	st := c.stats()
 	t.Logf("%+v", st)
 	if st.Resets == 0 || st.Flushes == 0 || st.Programs == 0 {
@@ -126,38 +114,29 @@ func TestRegexpResetConcurrent(t *testing.T) {
 	if raceOn {
 		texts = 200
 	}
-	errs := make(chan string, 4)
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(g), 7))
-			for i := range texts {
-				if g == 0 && i%4 == 0 {
-					c.makeRoom(nil, nil)
-				}
-				b := randAB(rng, 20+rng.IntN(40))
-				for range rng.IntN(4) {
-					b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
-				}
-				text := string(b)
-				// Goroutine 0 uses one regexp only: the others
-				// go unused between its resets.
-				k := rng.IntN(len(pats))
-				if g == 0 {
-					k = 0
-				}
-				if got := c.res[k].get().MatchString(text); got != want[k].MatchString(text) {
-					errs <- fmt.Sprintf("goroutine %d text %d: %s says %v on %q", g, i, pats[k], got, text)
-					return
-				}
+	inGoroutines(t, 4, func(g int) string {
+		rng := rand.New(rand.NewPCG(uint64(g), 7))
+		for i := range texts {
+			if g == 0 && i%4 == 0 {
+				c.makeRoom(nil, nil)
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
+			b := randAB(rng, 20+rng.IntN(40))
+			for range rng.IntN(4) {
+				b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
+			}
+			text := string(b)
+			// Goroutine 0 uses one regexp only: the others
+			// go unused between its resets.
+			k := rng.IntN(len(pats))
+			if g == 0 {
+				k = 0
+			}
+			if got := c.res[k].get().MatchString(text); got != want[k].MatchString(text) {
+				return fmt.Sprintf("goroutine %d text %d: %s says %v on %q", g, i, pats[k], got, text)
+			}
+		}
+		return ""
+	})
 	st := c.stats()
 	t.Logf("%+v", st)
 	if st.Regexps == 0 {
@@ -267,23 +246,15 @@ func TestCacheBudget(t *testing.T) {
 
 	// The same engine shared: each goroutine its own order, so that
 	// different automata grow and are dropped at once.
-	var wg sync.WaitGroup
-	errs := make(chan string, 3*len(msgs))
-	for g := range 3 {
-		wg.Go(func() {
-			for j := range msgs {
-				i := (j + g*len(msgs)/3) % len(msgs)
-				if got := hitNames(e.Check(msgs[i], Input{})); got != want[i] {
-					errs <- fmt.Sprintf("goroutine %d, %s: hits %s, unbounded %s", g, names[i], got, want[i])
-				}
+	inGoroutines(t, 3, func(g int) string {
+		for j := range msgs {
+			i := (j + g*len(msgs)/3) % len(msgs)
+			if got := hitNames(e.Check(msgs[i], Input{})); got != want[i] {
+				return fmt.Sprintf("goroutine %d, %s: hits %s, unbounded %s", g, names[i], got, want[i])
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for s := range errs {
-		t.Error(s)
-	}
+		}
+		return ""
+	})
 	st2 := e.CacheStats()
 	t.Logf("then 3 goroutines: %+v", st2)
 	if st2.Resets == st.Resets {

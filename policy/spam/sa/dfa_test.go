@@ -281,37 +281,27 @@ func TestDFAConcurrent(t *testing.T) {
 	}
 	single := lazyDFA(trees[0])
 	group := newMDFA(trees)
-	errs := make(chan string, 4)
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(g), 11))
-			for i := range 1500 {
-				b := randAB(rng, 40+rng.IntN(100))
-				for range rng.IntN(4) {
-					b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
-				}
-				text := string(b)
-				if m, ok := single.matchAt(text, 0); ok && m != res[0].MatchString(text) {
-					errs <- fmt.Sprintf("goroutine %d text %d: dfa %v on %q", g, i, m, text)
-					return
-				}
-				if m, ok := group.match(text); ok {
-					for k, re := range res {
-						if (m>>k&1 == 1) != re.MatchString(text) {
-							errs <- fmt.Sprintf("goroutine %d text %d: group bit %d wrong on %q", g, i, k, text)
-							return
-						}
+	inGoroutines(t, 4, func(g int) string {
+		rng := rand.New(rand.NewPCG(uint64(g), 11))
+		for i := range 1500 {
+			b := randAB(rng, 40+rng.IntN(100))
+			for range rng.IntN(4) {
+				b[rng.IntN(len(b))] = " c\n"[rng.IntN(3)]
+			}
+			text := string(b)
+			if m, ok := single.matchAt(text, 0); ok && m != res[0].MatchString(text) {
+				return fmt.Sprintf("goroutine %d text %d: dfa %v on %q", g, i, m, text)
+			}
+			if m, ok := group.match(text); ok {
+				for k, re := range res {
+					if (m>>k&1 == 1) != re.MatchString(text) {
+						return fmt.Sprintf("goroutine %d text %d: group bit %d wrong on %q", g, i, k, text)
 					}
 				}
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
+		}
+		return ""
+	})
 }
 
 // TestDFARelease: an automaton whose parsed tree was dropped after
@@ -343,5 +333,25 @@ func TestDFARelease(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// inGoroutines runs f(g) for g = 0..n-1 at once and reports the error
+// each returns ("" for none).
+func inGoroutines(t *testing.T, n int, f func(g int) string) {
+	t.Helper()
+	errs := make(chan string, n)
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Go(func() {
+			if e := f(g); e != "" {
+				errs <- e
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
