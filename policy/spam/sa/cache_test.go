@@ -35,16 +35,7 @@ func heldBytes(c *cache) int64 {
 // budget was reached, and its total is what the tables hold.
 func TestDFABudgetConcurrent(t *testing.T) {
 	pats := []string{`a[ab]{14}c`, `\bab+a\b`, `(?m)^b.{3}c$`, `b[ab]{9}b`}
-	var trees []*syntax.Regexp
-	var res []*regexp.Regexp
-	for _, p := range pats {
-		tree, err := syntax.Parse(p, syntax.Perl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		trees = append(trees, tree)
-		res = append(res, regexp.MustCompile(p))
-	}
+	trees, res := parsePats(t, pats)
 	c := newCache(16 << 10)
 	var singles []*dfa
 	for _, p := range pats {

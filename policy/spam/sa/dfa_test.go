@@ -92,16 +92,7 @@ func TestScanCut(t *testing.T) {
 // exercises line, word and text boundaries.
 func TestMDFA(t *testing.T) {
 	pats := []string{`ab+c`, `^a`, `c$`, `\bba\b`, `(?m)^b.a$`, `a\Bb`, `(?i)CA`, `\s\S{3}\s`, `x`, `(?:a|b){4}`, `\Ab`, `c\z`}
-	var trees []*syntax.Regexp
-	var res []*regexp.Regexp
-	for _, p := range pats {
-		tree, err := syntax.Parse(p, syntax.Perl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		trees = append(trees, tree)
-		res = append(res, regexp.MustCompile(p))
-	}
+	trees, res := parsePats(t, pats)
 	d := newMDFA(trees)
 	rng := rand.New(rand.NewPCG(5, 6))
 	const alphabet = "abcC \n"
@@ -269,16 +260,7 @@ func TestDFAConcurrent(t *testing.T) {
 	defer func(v int64) { flushBytesPerState = v }(flushBytesPerState)
 	flushBytesPerState = 0 // flush whenever full
 	pats := []string{`a[ab]{14}c`, `\bab+a\b`, `(?m)^b.{3}c$`}
-	var trees []*syntax.Regexp
-	var res []*regexp.Regexp
-	for _, p := range pats {
-		tree, err := syntax.Parse(p, syntax.Perl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		trees = append(trees, tree)
-		res = append(res, regexp.MustCompile(p))
-	}
+	trees, res := parsePats(t, pats)
 	single := lazyDFA(trees[0])
 	group := newMDFA(trees)
 	inGoroutines(t, 4, func(g int) string {
@@ -354,4 +336,21 @@ func inGoroutines(t *testing.T, n int, f func(g int) string) {
 	for e := range errs {
 		t.Error(e)
 	}
+}
+
+// parsePats parses each pattern for the automata and compiles it for the
+// regexp they are checked against.
+func parsePats(t *testing.T, pats []string) ([]*syntax.Regexp, []*regexp.Regexp) {
+	t.Helper()
+	var trees []*syntax.Regexp
+	var res []*regexp.Regexp
+	for _, p := range pats {
+		tree, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees = append(trees, tree)
+		res = append(res, regexp.MustCompile(p))
+	}
+	return trees, res
 }
