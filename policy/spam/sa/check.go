@@ -56,6 +56,7 @@ type msgCtx struct {
 	// text/plain as decoded, text/html reduced to text; "" for others.
 	rendered []string
 	htmlOf   []int // per part, its html.parts entry, -1 for none
+	madiff   *madiff
 	html     htmlInfo
 	hasHTML  bool
 	uris     []string

@@ -20,7 +20,17 @@ type madiff struct {
 	html, text int     // distinct words
 }
 
+// multipartAltDiff is the message's madiff, computed once (two evals
+// read it).
 func (c *msgCtx) multipartAltDiff() madiff {
+	if c.madiff == nil {
+		r := c.computeMadiff()
+		c.madiff = &r
+	}
+	return *c.madiff
+}
+
+func (c *msgCtx) computeMadiff() madiff {
 	c.texts()
 	var r madiff
 	parts := c.m.Parts
