@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unicode"
 )
 
 // dfa is a lazily built deterministic automaton that answers "does the
@@ -417,12 +418,7 @@ func (p *prog) add(sp *syntax.Prog, match uint32) (start uint32) {
 		case syntax.InstMatch:
 			n.arg = match
 		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
-			var b byteSet
-			for c := range 256 {
-				if in.MatchRune(rune(c)) {
-					b[c>>6] |= 1 << (c & 63)
-				}
-			}
+			b := byteSetOf(in)
 			id, ok := p.index[b]
 			if !ok {
 				id = uint32(len(p.sets))
@@ -434,6 +430,46 @@ func (p *prog) add(sp *syntax.Prog, match uint32) (start uint32) {
 		p.inst = append(p.inst, n)
 	}
 	return off + uint32(sp.Start)
+}
+
+// byteSetOf is the set of bytes (runes 0..255) that the rune instruction
+// in matches: in.MatchRune asked for each of them, computed from its
+// ranges instead, since programs are compiled again after every budget
+// reset and the largest rules have tens of thousands of instructions.
+func byteSetOf(in *syntax.Inst) byteSet {
+	var b byteSet
+	set := func(r rune) {
+		if r >= 0 && r < 256 {
+			b[r>>6] |= 1 << (r & 63)
+		}
+	}
+	switch in.Op {
+	case syntax.InstRuneAny:
+		return byteSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+	case syntax.InstRuneAnyNotNL:
+		b = byteSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+		b[0] &^= 1 << '\n'
+		return b
+	}
+	runes := in.Rune
+	if len(runes) == 1 {
+		// As MatchRunePos: a single rune, with its case folds when the
+		// instruction folds case.
+		r0 := runes[0]
+		set(r0)
+		if syntax.Flags(in.Arg)&syntax.FoldCase != 0 {
+			for r := unicode.SimpleFold(r0); r != r0; r = unicode.SimpleFold(r) {
+				set(r)
+			}
+		}
+		return b
+	}
+	for i := 0; i+1 < len(runes); i += 2 {
+		for r := runes[i]; r <= min(runes[i+1], 255); r++ {
+			set(r)
+		}
+	}
+	return b
 }
 
 // done drops what only add needs and the spare capacity.

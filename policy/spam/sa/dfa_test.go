@@ -354,3 +354,64 @@ func parsePats(t *testing.T, pats []string) ([]*syntax.Regexp, []*regexp.Regexp)
 	}
 	return trees, res
 }
+
+// TestByteSetOf holds byteSetOf to regexp/syntax's own MatchRune for every
+// byte, on every rune instruction of hand-picked patterns (case folding,
+// classes, any byte) and of the Debian rules' regexes.
+func TestByteSetOf(t *testing.T) {
+	srcs := []string{`(?i)k`, `(?i)s`, `(?i)[a-c]`, `(?i)é`, `[^\n]`, `(?s).`, `.`, `[\x00-\xff]`,
+		`[^a-z]`, `[\x{100}-\x{10FFFF}]`, `(?i)\x{212a}`, `[abcXYZ0-9\x80-\xbf]`, `(?i)ǅ`, `\pL`, `\PL`}
+	checkByteSets(t, srcs)
+	t.Run("debian", func(t *testing.T) {
+		e, err := Compile(debianRules(t), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var srcs []string
+		for _, r := range e.rules {
+			if r == nil {
+				continue
+			}
+			for vi := range r.v {
+				if v := &r.v[vi]; v.re != nil {
+					srcs = append(srcs, v.re.src)
+				}
+			}
+		}
+		checkByteSets(t, srcs)
+	})
+}
+
+func checkByteSets(t *testing.T, srcs []string) {
+	n := 0
+	for _, src := range srcs {
+		re, err := syntax.Parse(src, syntax.Perl)
+		if err != nil {
+			continue
+		}
+		sp, err := syntax.Compile(re.Simplify())
+		if err != nil {
+			continue
+		}
+		for i := range sp.Inst {
+			in := &sp.Inst[i]
+			switch in.Op {
+			case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+			default:
+				continue
+			}
+			n++
+			b := byteSetOf(in)
+			for c := range 256 {
+				if b.has(c) != in.MatchRune(rune(c)) {
+					t.Fatalf("%q inst %d (%v %q fold=%v): byte %#x: byteSetOf %v, MatchRune %v",
+						src, i, in.Op, in.Rune, syntax.Flags(in.Arg)&syntax.FoldCase != 0, c, b.has(c), !b.has(c))
+				}
+			}
+		}
+	}
+	if n < len(srcs) {
+		t.Fatalf("only %d rune instructions checked", n)
+	}
+	t.Logf("%d rune instructions of %d regexes checked", n, len(srcs))
+}
