@@ -133,7 +133,7 @@ type BayesConfig struct {
 	CacheSize int             `toml:"cache_size"`
 	CacheTTL  policy.Duration `toml:"cache_ttl"`
 	// MemoryTokens: with an embedded store (bolt, memory), the whole token
-	// table is loaded into memory (bayes.Table, ~40 bytes a token) unless
+	// table is loaded into memory (bayes.Table, ~19 bytes a token) unless
 	// it holds more tokens than this; 0 turns it off.
 	MemoryTokens int `toml:"memory_tokens"`
 	// MaxTokens bounds the tokens this process learns (autolearn): past

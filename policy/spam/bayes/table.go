@@ -19,10 +19,11 @@ import (
 // Redis (other MTAs learn) use Cache instead.
 //
 // Each token is kept as a 64-bit hash (maphash, a random seed per Table)
-// with two 32-bit counts: about 40 bytes per token with the map's
-// overhead (BenchmarkTableMemory), so the 590 000 tokens learned from the
-// 6 046 SpamAssassin corpus messages (words and word pairs) take ~25 MB,
-// and MaxTokens = 2 000 000 bounds it near 80 MB. Two tokens whose hashes
+// with two 32-bit counts in an open-addressing table (tokenTab): about
+// 19 bytes per token (BenchmarkTableMemory), so the 590 000 tokens learned
+// from the 6 046 SpamAssassin corpus messages (words and word pairs) take
+// ~11 MB, and MaxTokens = 2 000 000 bounds it near 40 MB (a Go map took
+// twice that). Two tokens whose hashes
 // collide (probability ~n²/2⁶⁵, 10⁻⁸ for that corpus) share their counts.
 //
 // The table loads on the first Counts, in the background; until it is
@@ -42,7 +43,7 @@ type Table struct {
 	mu     sync.RWMutex
 	state  tableState
 	seed   maphash.Seed
-	counts map[uint64]packed
+	counts tokenTab
 	total  Count
 }
 
@@ -83,7 +84,7 @@ func (t *Table) Warm() bool {
 func (t *Table) Len() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return len(t.counts)
+	return t.counts.len()
 }
 
 // Counts implements TokenStore.
@@ -92,7 +93,7 @@ func (t *Table) Counts(ctx context.Context, tokens []string) ([]Count, Count, er
 	if t.state == tableWarm {
 		out := make([]Count, len(tokens))
 		for i, tok := range tokens {
-			p := t.counts[maphash.String(t.seed, tok)]
+			p := t.counts.get(maphash.String(t.seed, tok))
 			out[i] = Count{Spam: int64(p.spam), Ham: int64(p.ham)}
 		}
 		total := t.total
@@ -132,7 +133,7 @@ func (t *Table) Load(ctx context.Context) error {
 func (t *Table) load(ctx context.Context) (err error) {
 	t.learn.Lock()
 	defer t.learn.Unlock()
-	m := make(map[uint64]packed)
+	var m tokenTab
 	var total Count
 	defer func() {
 		t.mu.Lock()
@@ -141,6 +142,7 @@ func (t *Table) load(ctx context.Context) (err error) {
 			t.state = tableOff
 			return
 		}
+		m.fit()
 		t.counts, t.total, t.state = m, total, tableWarm
 		// The reads of the load went through Fallback, usually a Cache
 		// that would otherwise keep them (MBs) for nothing.
@@ -159,8 +161,8 @@ func (t *Table) load(ctx context.Context) (err error) {
 		case len(rest) >= 2 && (rest[0] == 's' || rest[0] == 'h') && rest[1] == ':':
 			// maphash.Bytes and maphash.String agree on the same bytes.
 			h := maphash.Bytes(t.seed, rest[2:])
-			p, ok := m[h]
-			if !ok && t.MaxTokens > 0 && len(m) >= t.MaxTokens {
+			p := m.get(h)
+			if p == (packed{}) && t.MaxTokens > 0 && m.len() >= t.MaxTokens {
 				return fmt.Errorf("%w (%d)", ErrTableTooBig, t.MaxTokens)
 			}
 			if rest[0] == 's' {
@@ -168,7 +170,7 @@ func (t *Table) load(ctx context.Context) (err error) {
 			} else {
 				p.ham = clamp32(n)
 			}
-			m[h] = p
+			m.set(h, p)
 		}
 		return nil
 	})
@@ -191,14 +193,10 @@ func (t *Table) Add(ctx context.Context, deltas map[string]Count, msgs Count) er
 	}
 	for tok, d := range deltas {
 		h := maphash.String(t.seed, tok)
-		p := t.counts[h]
+		p := t.counts.get(h)
 		p.spam = clamp32(int64(p.spam) + d.Spam)
 		p.ham = clamp32(int64(p.ham) + d.Ham)
-		if p == (packed{}) {
-			delete(t.counts, h)
-		} else {
-			t.counts[h] = p
-		}
+		t.counts.set(h, p)
 	}
 	t.total.Spam += msgs.Spam
 	t.total.Ham += msgs.Ham
