@@ -46,7 +46,9 @@ type msgCtx struct {
 	in     Input
 	counts []int32
 	fields map[string][]string // lower-case name -> raw values
-	hcache map[hkey]hval
+	hcache map[hkey]hval       // header: latin1 texts
+	tcache map[hkey]hval       // headerText: the texts as decoded
+	dvals  map[string][]string // values: decoded values by lower-case name
 
 	bodyDone bool
 	body     []string // latin1 paragraphs, subject first
@@ -84,7 +86,7 @@ type hval struct {
 
 // Check runs the rules on a message.
 func (e *Engine) Check(m *Message, in Input) Result {
-	c := &msgCtx{e: e, m: m, in: in, counts: make([]int32, len(e.rules)), hcache: make(map[hkey]hval, len(e.hslots)+16), upper: -1}
+	c := &msgCtx{e: e, m: m, in: in, counts: make([]int32, len(e.rules)), hcache: make(map[hkey]hval, len(e.hslots)+16), tcache: make(map[hkey]hval, len(e.hslots)+16), upper: -1}
 	if e.opt.Budget > 0 {
 		c.start = time.Now()
 	}
@@ -152,23 +154,49 @@ func (c *msgCtx) header(name, mod string) (string, bool) {
 	return v, ok
 }
 
+// values returns the values of the fields named name, decoded unless
+// raw; the decoded ones once per message (the header slots, the exists
+// rules and the evals ask for the same fields). The slice has no spare
+// capacity, so that a caller's append copies it.
 func (c *msgCtx) values(name string, raw bool) ([]string, bool) {
-	vals, ok := c.fields[lowerName(name)]
+	lname := lowerName(name)
+	vals, ok := c.fields[lname]
 	if !ok {
 		return nil, false
 	}
+	if raw {
+		return slices.Clip(vals), true
+	}
+	if out, ok := c.dvals[lname]; ok {
+		return out, true
+	}
 	out := make([]string, len(vals))
 	for i, v := range vals {
-		if raw {
-			out[i] = v
-		} else {
-			out[i] = decodeHeader(v)
-		}
+		out[i] = decodeHeader(v)
 	}
+	if c.dvals == nil {
+		c.dvals = map[string][]string{}
+	}
+	c.dvals[lname] = out
 	return out, true
 }
 
+// headerText is a header test's text before latin1 (see header), once
+// per message.
 func (c *msgCtx) headerText(name, mod string) (string, bool) {
+	key := hkey{name, mod}
+	if h, ok := c.tcache[key]; ok {
+		return h.v, h.ok
+	}
+	v, ok := c.computeHeaderText(name, mod)
+	if c.tcache == nil {
+		c.tcache = map[hkey]hval{}
+	}
+	c.tcache[key] = hval{v, ok}
+	return v, ok
+}
+
+func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 	raw := mod == "raw"
 	var vals []string
 	ok := false
