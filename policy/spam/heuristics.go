@@ -27,6 +27,9 @@ type view struct {
 	text   string
 	urls   []string
 	hosts  []string
+
+	html     string // the raw HTML of the HTML parts (htmlOf), once asked
+	htmlDone bool
 }
 
 func newView(m *message.Message, ignore *HeaderSet) *view {
@@ -131,7 +134,7 @@ var Heuristics = []Heuristic{
 			}
 		}
 		if !img {
-			if n := len(imgRE.FindAllStringIndex(htmlOf(v), 10)); n == 0 {
+			if !hasImgTag(htmlOf(v)) {
 				return false
 			}
 		}
@@ -202,33 +205,150 @@ var Heuristics = []Heuristic{
 }
 
 var (
-	msgIDRE    = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>`)
-	emailRE    = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
-	imgRE      = regexp.MustCompile(`(?i)<img\b`)
-	hiddenCSS  = regexp.MustCompile(`display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:px|pt)?\s*[;"']`)
-	hiddenFont = regexp.MustCompile(`<font[^>]*\bsize\s*=\s*["']?(?:0|-[1-9])`)
+	msgIDRE = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>`)
+	emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
 )
 
+// The HTML scanners below stand for regular expressions (kept in the
+// tests, which compare them): the regexp engine was a visible share of
+// the check's CPU on HTML mail.
+
+// hasImgTag reports an <img tag, as (?i)<img\b matches. The case folding
+// of i, m and g is ASCII only (TestImgFoldASCII).
+func hasImgTag(h string) bool {
+	for i := 0; ; i++ {
+		j := strings.IndexByte(h[i:], '<')
+		if j < 0 || i+j+4 > len(h) {
+			return false
+		}
+		i += j
+		if h[i+1]|0x20 == 'i' && h[i+2]|0x20 == 'm' && h[i+3]|0x20 == 'g' && (i+4 == len(h) || !wordByte(h[i+4])) {
+			return true
+		}
+	}
+}
+
 // hidden reports HTML that hides text from the reader. Cheap substring
-// tests pick the expression to run, so clean HTML costs one ToLower.
+// tests pick the scanner to run, so clean HTML costs one ToLower.
 func hidden(h string) bool {
 	if h == "" {
 		return false
 	}
 	l := strings.ToLower(h)
-	if (strings.Contains(l, "display") || strings.Contains(l, "visibility") || strings.Contains(l, "font-size")) && hiddenCSS.MatchString(l) {
+	if (strings.Contains(l, "display") || strings.Contains(l, "visibility") || strings.Contains(l, "font-size")) && cssHides(l) {
 		return true
 	}
-	return strings.Contains(l, "<font") && strings.Contains(l, "size") && hiddenFont.MatchString(l)
+	return strings.Contains(l, "<font") && strings.Contains(l, "size") && fontHides(l)
 }
 
-// htmlOf is the raw HTML of the message's HTML parts.
+// cssHides reports a hiding declaration in lower-case HTML, as
+// display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:px|pt)?\s*[;"']
+// matches.
+func cssHides(l string) bool {
+	for _, prop := range [...]string{"display", "visibility", "font-size"} {
+		for i := 0; ; i++ {
+			j := strings.Index(l[i:], prop)
+			if j < 0 {
+				break
+			}
+			i += j
+			v := trimBlank(l[i+len(prop):])
+			if v == "" || v[0] != ':' {
+				continue
+			}
+			v = trimBlank(v[1:])
+			switch prop {
+			case "display":
+				if strings.HasPrefix(v, "none") {
+					return true
+				}
+			case "visibility":
+				if strings.HasPrefix(v, "hidden") {
+					return true
+				}
+			default:
+				if v == "" || (v[0] != '0' && v[0] != '1') {
+					continue
+				}
+				v = v[1:]
+				if strings.HasPrefix(v, "px") || strings.HasPrefix(v, "pt") {
+					v = v[2:]
+				}
+				if v = trimBlank(v); v != "" && (v[0] == ';' || v[0] == '"' || v[0] == '\'') {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// fontHides reports a font tag of size 0 or negative in lower-case HTML,
+// as <font[^>]*\bsize\s*=\s*["']?(?:0|-[1-9]) matches.
+func fontHides(l string) bool {
+	for i := 0; ; {
+		j := strings.Index(l[i:], "<font")
+		if j < 0 {
+			return false
+		}
+		start := i + j + len("<font")
+		end := len(l)
+		if k := strings.IndexByte(l[start:], '>'); k >= 0 {
+			end = start + k
+		}
+		// A later <font before this tag's '>' sees a part of the same
+		// stretch, so the next one worth looking at is after it.
+		for p := start; ; p++ {
+			k := strings.Index(l[p:end], "size")
+			if k < 0 {
+				break
+			}
+			p += k
+			if wordByte(l[p-1]) {
+				continue
+			}
+			v := trimBlank(l[p+len("size"):])
+			if v == "" || v[0] != '=' {
+				continue
+			}
+			v = trimBlank(v[1:])
+			if v != "" && (v[0] == '"' || v[0] == '\'') {
+				v = v[1:]
+			}
+			if strings.HasPrefix(v, "0") || len(v) >= 2 && v[0] == '-' && v[1] >= '1' && v[1] <= '9' {
+				return true
+			}
+		}
+		i = end
+	}
+}
+
+// trimBlank drops the white space of regexp's \s ([\t\n\f\r ]) from the
+// start of s.
+func trimBlank(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t' || s[0] == '\n' || s[0] == '\f' || s[0] == '\r') {
+		s = s[1:]
+	}
+	return s
+}
+
+// wordByte: an ASCII word character, the only ones regexp's \b knows.
+func wordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// htmlOf is the raw HTML of the message's HTML parts, joined once per
+// message (two heuristics read it).
 func htmlOf(v *view) string {
+	if v.htmlDone {
+		return v.html
+	}
 	var b strings.Builder
 	for _, p := range v.htmlParts() {
 		b.WriteString(p.Text)
 	}
-	return b.String()
+	v.html, v.htmlDone = b.String(), true
+	return v.html
 }
 
 // shouting reports whether at least 70 % of at least 10 letters are

@@ -1,7 +1,6 @@
 package spam
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,9 +108,9 @@ func tokens(m *message.Message, ignore *HeaderSet, urls []string) []string {
 			t.add("mime:broken")
 		}
 		if p.ContentType == "text/html" {
-			for _, m := range tagRE.FindAllStringSubmatch(p.Text, 200) {
-				t.add("tag:" + strings.ToLower(m[1]))
-			}
+			tagNames(p.Text, 200, func(name string) {
+				t.add("tag:" + strings.ToLower(name))
+			})
 		}
 	}
 	text := m.Text()
@@ -229,9 +228,34 @@ func (t *tokenSet) add(s string) {
 	t.seen[s] = struct{}{}
 }
 
-var (
-	tagRE = regexp.MustCompile(`<([A-Za-z][A-Za-z0-9]{0,10})\b`)
-)
+// tagNames calls f with the name of each tag in h, at most n: the
+// submatches of <([A-Za-z][A-Za-z0-9]{0,10})\b, found without the regexp
+// engine (the tests compare the two). A name is a letter and the letters
+// and digits after it, at most 11 in all, not followed by '_'.
+func tagNames(h string, n int, f func(name string)) {
+	for i := 0; n > 0; {
+		j := strings.IndexByte(h[i:], '<')
+		if j < 0 {
+			return
+		}
+		i += j + 1
+		if i >= len(h) || !asciiLetter(h[i]) {
+			continue
+		}
+		k := i + 1
+		for k < len(h) && (asciiLetter(h[k]) || h[k] >= '0' && h[k] <= '9') {
+			k++
+		}
+		if k-i > 11 || k < len(h) && h[k] == '_' {
+			continue
+		}
+		f(h[i:k])
+		n--
+		i = k
+	}
+}
+
+func asciiLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
 // words splits text into lower-case word tokens, at most n. Words of 3 to
 // 20 characters are kept as they are (with a trailing '!' or '$' kept as a
