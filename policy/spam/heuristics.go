@@ -28,6 +28,9 @@ type view struct {
 	urls   []string
 	hosts  []string
 
+	// lower holds the text of each text/html part in lower case (""
+	// for the other parts): three scanners read it.
+	lower    []string
 	html     string // the raw HTML of the HTML parts (htmlOf), once asked
 	htmlDone bool
 }
@@ -39,7 +42,13 @@ func newView(m *message.Message, ignore *HeaderSet) *view {
 			v.header = append(v.header, f)
 		}
 	}
-	v.urls = messageURLs(m, maxURLs)
+	v.lower = make([]string, len(v.parts))
+	for i, p := range v.parts {
+		if p.ContentType == "text/html" {
+			v.lower[i] = strings.ToLower(p.Text)
+		}
+	}
+	v.urls = partURLs(v.parts, v.text, func(i int) string { return v.lower[i] }, maxURLs)
 	for _, u := range v.urls {
 		if h := urlHost(u); h != "" {
 			v.hosts = append(v.hosts, h)
@@ -141,11 +150,20 @@ var Heuristics = []Heuristic{
 		return len(strings.Join(strings.Fields(v.text), " ")) < 200
 	}},
 	{"hidden-text", 1.0, "HTML that hides text (display:none, zero-size or invisible fonts)", func(v *view) bool {
-		return hidden(htmlOf(v))
+		var b strings.Builder
+		for i, p := range v.parts {
+			if p.ContentType == "text/html" && p.Filename == "" {
+				b.WriteString(v.lower[i])
+			}
+		}
+		return hidden(b.String())
 	}},
 	{"link-mismatch", 2.5, "a link whose text names another domain than its target", func(v *view) bool {
-		for _, p := range v.htmlParts() {
-			if _, ok := linkMismatch(p.Text); ok {
+		for i, p := range v.parts {
+			if p.ContentType != "text/html" || p.Filename != "" {
+				continue
+			}
+			if _, ok := linkMismatch(p.Text, v.lower[i]); ok {
 				return true
 			}
 		}
@@ -228,13 +246,9 @@ func hasImgTag(h string) bool {
 	}
 }
 
-// hidden reports HTML that hides text from the reader. Cheap substring
-// tests pick the scanner to run, so clean HTML costs one ToLower.
-func hidden(h string) bool {
-	if h == "" {
-		return false
-	}
-	l := strings.ToLower(h)
+// hidden reports lower-case HTML that hides text from the reader. Cheap
+// substring tests pick the scanner to run.
+func hidden(l string) bool {
 	if (strings.Contains(l, "display") || strings.Contains(l, "visibility") || strings.Contains(l, "font-size")) && cssHides(l) {
 		return true
 	}

@@ -134,7 +134,7 @@ func TestHidden(t *testing.T) {
 		"<p style=\"font-size:12px\">x</p>":    false,
 		"<img src=x>":                          false,
 	} {
-		if got := hidden(s); got != want {
+		if got := hidden(strings.ToLower(s)); got != want {
 			t.Errorf("hidden(%q) = %v, want %v", s, got, want)
 		}
 	}
