@@ -77,6 +77,13 @@ func (m *Message) cache() *textCache {
 
 func walkParts(r io.Reader) []Part { return walkMessage(r, 0) }
 
+// partBufs recycle the buffers a part is decoded into (io.ReadAll grew a
+// new one through several sizes for every part); buffers grown past
+// maxPooledPart by a big part are left to the collector.
+var partBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledPart = 256 << 10
+
 // walkMessage walks a message found at depth: the top one, or one attached
 // as message/rfc822 (which counts as a level, so that attachments nested in
 // attachments cannot recurse without bound).
@@ -122,7 +129,15 @@ func walkEntity(e *message.Entity, depth int, parts *[]Part) {
 	if part.Filename == "" {
 		part.Filename = params["name"]
 	}
-	data, err := io.ReadAll(io.LimitReader(e.Body, maxPartDecode))
+	buf := partBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledPart {
+			buf.Reset()
+			partBufs.Put(buf)
+		}
+	}()
+	_, err := buf.ReadFrom(io.LimitReader(e.Body, maxPartDecode))
+	data := buf.Bytes()
 	part.Size = int64(len(data))
 	if err != nil {
 		part.Broken = true
@@ -131,7 +146,8 @@ func walkEntity(e *message.Entity, depth int, parts *[]Part) {
 		if len(data) > MaxTextBytes {
 			data = data[:MaxTextBytes]
 		}
-		part.Text = string(bytes.ToValidUTF8(data, []byte("\uFFFD")))
+		// One copy: strings.ToValidUTF8 returns valid text as it is.
+		part.Text = strings.ToValidUTF8(string(data), "\uFFFD")
 	}
 	if ct == "message/rfc822" && depth < MaxMIMEDepth {
 		inner := walkMessage(bytes.NewReader(data), depth+1)
