@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/mailwarden/mailwarden/policy/message"
 )
@@ -147,16 +148,16 @@ var Heuristics = []Heuristic{
 				return false
 			}
 		}
-		return len(strings.Join(strings.Fields(v.text), " ")) < 200
+		return fieldsLen(v.text) < 200
 	}},
 	{"hidden-text", 1.0, "HTML that hides text (display:none, zero-size or invisible fonts)", func(v *view) bool {
-		var b strings.Builder
+		var html []string
 		for i, p := range v.parts {
 			if p.ContentType == "text/html" && p.Filename == "" {
-				b.WriteString(v.lower[i])
+				html = append(html, v.lower[i])
 			}
 		}
-		return hidden(b.String())
+		return hidden(join(html))
 	}},
 	{"link-mismatch", 2.5, "a link whose text names another domain than its target", func(v *view) bool {
 		for i, p := range v.parts {
@@ -352,17 +353,46 @@ func wordByte(c byte) bool {
 }
 
 // htmlOf is the raw HTML of the message's HTML parts, joined once per
-// message (two heuristics read it).
+// message.
 func htmlOf(v *view) string {
 	if v.htmlDone {
 		return v.html
 	}
-	var b strings.Builder
+	var html []string
 	for _, p := range v.htmlParts() {
-		b.WriteString(p.Text)
+		html = append(html, p.Text)
 	}
-	v.html, v.htmlDone = b.String(), true
+	v.html, v.htmlDone = join(html), true
 	return v.html
+}
+
+// join concatenates ss; one string (the usual single HTML part) is
+// returned as it is, not copied.
+func join(ss []string) string {
+	if len(ss) == 1 {
+		return ss[0]
+	}
+	return strings.Join(ss, "")
+}
+
+// fieldsLen is len(strings.Join(strings.Fields(s), " ")) without building
+// either: the length of s's words with one space between each two.
+func fieldsLen(s string) int {
+	n, words, in := 0, 0, false
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		s = s[size:]
+		if unicode.IsSpace(r) {
+			in = false
+			continue
+		}
+		if !in {
+			words++
+			in = true
+		}
+		n += size // an invalid byte stays one byte
+	}
+	return n + max(words-1, 0)
 }
 
 // shouting reports whether at least 70 % of at least 10 letters are

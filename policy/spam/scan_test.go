@@ -207,3 +207,20 @@ func FuzzHTMLScanners(f *testing.F) {
 	}
 	f.Fuzz(checkScanners)
 }
+
+func TestFieldsLen(t *testing.T) {
+	for _, s := range append(scanCases, "  a  b\t\nc ", "\u00a0x\u0085y\u2003", "\xff \xfe\xfd  z", "one", " ", "\u3000") {
+		if got, want := fieldsLen(s), len(strings.Join(strings.Fields(s), " ")); got != want {
+			t.Errorf("fieldsLen(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+func FuzzFieldsLen(f *testing.F) {
+	f.Add("  a  b\t\nc \u00a0x\xff")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := fieldsLen(s), len(strings.Join(strings.Fields(s), " ")); got != want {
+			t.Fatalf("fieldsLen(%q) = %d, want %d", s, got, want)
+		}
+	})
+}
