@@ -196,6 +196,9 @@ func dropBlocks(s string) string {
 			// No end tag after this start tag, so none after a later one.
 			break
 		}
+		if last == 0 {
+			b.Grow(len(s) - (end - i) + 1)
+		}
 		b.WriteString(s[last:i])
 		b.WriteByte(' ')
 		last, i = end, end-1
