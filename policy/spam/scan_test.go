@@ -1,6 +1,7 @@
 package spam
 
 import (
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -223,4 +224,20 @@ func FuzzFieldsLen(f *testing.F) {
 			t.Fatalf("fieldsLen(%q) = %d, want %d", s, got, want)
 		}
 	})
+}
+
+// TestHeaderSetLikePathMatch: the shortcuts for names and "name*" answer
+// as path.Match does.
+func TestHeaderSetLikePathMatch(t *testing.T) {
+	patterns := []string{"X-Spam*", "x-spam-status", "X-Mailwarden", "*", "x-*-flag", "x-[ab]", `x-\*`, "x-?", "[", "x-spam*", "list-*"}
+	names := []string{"", "x-spam", "x-spam-status", "x-spam/x", "x-spamx", "x-mailwarden", "x-mailwardenx", "x-a", "x-b", "x-*", "x-ab", "x-my-flag", "list-id", "list/", "[", "subject", "x-spam-status/"}
+	for _, p := range patterns {
+		s := NewHeaderSet(p)
+		for _, n := range names {
+			want, _ := path.Match(strings.ToLower(p), n)
+			if got := s.Match(n); got != want {
+				t.Errorf("pattern %q, name %q: Match = %v, path.Match = %v", p, n, got, want)
+			}
+		}
+	}
 }
