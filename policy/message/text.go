@@ -55,18 +55,26 @@ func (m *Message) cache() *textCache {
 	c := &m.text
 	c.once.Do(func() {
 		c.parts = walkParts(m.Raw())
-		var b strings.Builder
+		// The texts first, so that the builder is sized once.
+		var texts []string
+		n := 0
 		for _, p := range c.parts {
-			if p.Text == "" || b.Len() >= MaxTextBytes {
+			if p.Text == "" || n >= MaxTextBytes {
 				continue
 			}
 			t := p.Text
 			if p.ContentType == "text/html" {
 				t = HTMLText(t)
 			}
-			if room := MaxTextBytes - b.Len(); len(t) > room {
+			if room := MaxTextBytes - n; len(t) > room {
 				t = t[:room]
 			}
+			texts = append(texts, t)
+			n += len(t) + 1
+		}
+		var b strings.Builder
+		b.Grow(n)
+		for _, t := range texts {
 			b.WriteString(t)
 			b.WriteByte('\n')
 		}

@@ -37,7 +37,7 @@ type view struct {
 }
 
 func newView(m *message.Message, ignore *HeaderSet) *view {
-	v := &view{m: m, parts: m.Parts(), text: m.Text()}
+	v := &view{m: m, parts: m.Parts(), text: m.Text(), header: make(message.Header, 0, len(m.Header))}
 	for _, f := range m.Header {
 		if !ignore.Match(strings.ToLower(f.Name)) {
 			v.header = append(v.header, f)
