@@ -92,6 +92,9 @@ type guardConn struct {
 	br      *bufio.Reader // nil until the first read
 	srv     *Server
 	pending []byte // a validated packet (length prefix included) not yet read
+	// buf holds small packets; it is reused once the previous packet was
+	// read whole (go-milter copies each packet into its own buffer).
+	buf     []byte
 	release func()
 	once    sync.Once
 }
@@ -132,7 +135,10 @@ func (c *guardConn) readPacket() ([]byte, error) {
 	}
 	var pkt []byte
 	if n <= smallPacket {
-		pkt = make([]byte, 4+n)
+		if cap(c.buf) < int(4+n) {
+			c.buf = make([]byte, 4+n)
+		}
+		pkt = c.buf[:4+n]
 		copy(pkt, hdr[:])
 		if _, err := io.ReadFull(c.br, pkt[4:]); err != nil {
 			return nil, err

@@ -261,7 +261,16 @@ func (p *Pipeline) Run(ctx context.Context, m *message.Message) *Verdict {
 		p.oversize(m, v)
 		return v
 	}
-	results := Results{}
+	// Sized once: a CheckReport is large, and growing v.Checks by
+	// appending copied it over and over (~10 KB of garbage per message).
+	n := 0
+	for _, level := range p.levels {
+		n += len(level)
+	}
+	results := make(Results, n)
+	if n > 0 {
+		v.Checks = make([]CheckReport, 0, n)
+	}
 	for _, level := range p.levels {
 		for _, r := range p.runLevel(ctx, m, level, results) {
 			results[r.Name] = r.Result

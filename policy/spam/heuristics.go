@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/mailwarden/mailwarden/policy/message"
 )
@@ -27,16 +28,28 @@ type view struct {
 	text   string
 	urls   []string
 	hosts  []string
+
+	// lower holds the text of each text/html part in lower case (""
+	// for the other parts): three scanners read it.
+	lower    []string
+	html     string // the raw HTML of the HTML parts (htmlOf), once asked
+	htmlDone bool
 }
 
 func newView(m *message.Message, ignore *HeaderSet) *view {
-	v := &view{m: m, parts: m.Parts(), text: m.Text()}
+	v := &view{m: m, parts: m.Parts(), text: m.Text(), header: make(message.Header, 0, len(m.Header))}
 	for _, f := range m.Header {
 		if !ignore.Match(strings.ToLower(f.Name)) {
 			v.header = append(v.header, f)
 		}
 	}
-	v.urls = messageURLs(m, maxURLs)
+	v.lower = make([]string, len(v.parts))
+	for i, p := range v.parts {
+		if p.ContentType == "text/html" {
+			v.lower[i] = strings.ToLower(p.Text)
+		}
+	}
+	v.urls = partURLs(v.parts, v.text, func(i int) string { return v.lower[i] }, maxURLs)
 	for _, u := range v.urls {
 		if h := urlHost(u); h != "" {
 			v.hosts = append(v.hosts, h)
@@ -131,18 +144,27 @@ var Heuristics = []Heuristic{
 			}
 		}
 		if !img {
-			if n := len(imgRE.FindAllStringIndex(htmlOf(v), 10)); n == 0 {
+			if !hasImgTag(htmlOf(v)) {
 				return false
 			}
 		}
-		return len(strings.Join(strings.Fields(v.text), " ")) < 200
+		return fieldsLen(v.text) < 200
 	}},
 	{"hidden-text", 1.0, "HTML that hides text (display:none, zero-size or invisible fonts)", func(v *view) bool {
-		return hidden(htmlOf(v))
+		var html []string
+		for i, p := range v.parts {
+			if p.ContentType == "text/html" && p.Filename == "" {
+				html = append(html, v.lower[i])
+			}
+		}
+		return hidden(join(html))
 	}},
 	{"link-mismatch", 2.5, "a link whose text names another domain than its target", func(v *view) bool {
-		for _, p := range v.htmlParts() {
-			if _, ok := linkMismatch(p.Text); ok {
+		for i, p := range v.parts {
+			if p.ContentType != "text/html" || p.Filename != "" {
+				continue
+			}
+			if _, ok := linkMismatch(p.Text, v.lower[i]); ok {
 				return true
 			}
 		}
@@ -202,33 +224,175 @@ var Heuristics = []Heuristic{
 }
 
 var (
-	msgIDRE    = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>`)
-	emailRE    = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
-	imgRE      = regexp.MustCompile(`(?i)<img\b`)
-	hiddenCSS  = regexp.MustCompile(`display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:px|pt)?\s*[;"']`)
-	hiddenFont = regexp.MustCompile(`<font[^>]*\bsize\s*=\s*["']?(?:0|-[1-9])`)
+	msgIDRE = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>`)
+	emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
 )
 
-// hidden reports HTML that hides text from the reader. Cheap substring
-// tests pick the expression to run, so clean HTML costs one ToLower.
-func hidden(h string) bool {
-	if h == "" {
-		return false
+// The HTML scanners below stand for regular expressions (kept in the
+// tests, which compare them): the regexp engine was a visible share of
+// the check's CPU on HTML mail.
+
+// hasImgTag reports an <img tag, as (?i)<img\b matches. The case folding
+// of i, m and g is ASCII only (TestImgFoldASCII).
+func hasImgTag(h string) bool {
+	for i := 0; ; i++ {
+		j := strings.IndexByte(h[i:], '<')
+		if j < 0 || i+j+4 > len(h) {
+			return false
+		}
+		i += j
+		if h[i+1]|0x20 == 'i' && h[i+2]|0x20 == 'm' && h[i+3]|0x20 == 'g' && (i+4 == len(h) || !wordByte(h[i+4])) {
+			return true
+		}
 	}
-	l := strings.ToLower(h)
-	if (strings.Contains(l, "display") || strings.Contains(l, "visibility") || strings.Contains(l, "font-size")) && hiddenCSS.MatchString(l) {
-		return true
-	}
-	return strings.Contains(l, "<font") && strings.Contains(l, "size") && hiddenFont.MatchString(l)
 }
 
-// htmlOf is the raw HTML of the message's HTML parts.
-func htmlOf(v *view) string {
-	var b strings.Builder
-	for _, p := range v.htmlParts() {
-		b.WriteString(p.Text)
+// hidden reports lower-case HTML that hides text from the reader. Cheap
+// substring tests pick the scanner to run.
+func hidden(l string) bool {
+	if (strings.Contains(l, "display") || strings.Contains(l, "visibility") || strings.Contains(l, "font-size")) && cssHides(l) {
+		return true
 	}
-	return b.String()
+	return strings.Contains(l, "<font") && strings.Contains(l, "size") && fontHides(l)
+}
+
+// cssHides reports a hiding declaration in lower-case HTML, as
+// display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:px|pt)?\s*[;"']
+// matches.
+func cssHides(l string) bool {
+	for _, prop := range [...]string{"display", "visibility", "font-size"} {
+		for i := 0; ; i++ {
+			j := strings.Index(l[i:], prop)
+			if j < 0 {
+				break
+			}
+			i += j
+			v := trimBlank(l[i+len(prop):])
+			if v == "" || v[0] != ':' {
+				continue
+			}
+			v = trimBlank(v[1:])
+			switch prop {
+			case "display":
+				if strings.HasPrefix(v, "none") {
+					return true
+				}
+			case "visibility":
+				if strings.HasPrefix(v, "hidden") {
+					return true
+				}
+			default:
+				if v == "" || (v[0] != '0' && v[0] != '1') {
+					continue
+				}
+				v = v[1:]
+				if strings.HasPrefix(v, "px") || strings.HasPrefix(v, "pt") {
+					v = v[2:]
+				}
+				if v = trimBlank(v); v != "" && (v[0] == ';' || v[0] == '"' || v[0] == '\'') {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// fontHides reports a font tag of size 0 or negative in lower-case HTML,
+// as <font[^>]*\bsize\s*=\s*["']?(?:0|-[1-9]) matches.
+func fontHides(l string) bool {
+	for i := 0; ; {
+		j := strings.Index(l[i:], "<font")
+		if j < 0 {
+			return false
+		}
+		start := i + j + len("<font")
+		end := len(l)
+		if k := strings.IndexByte(l[start:], '>'); k >= 0 {
+			end = start + k
+		}
+		// A later <font before this tag's '>' sees a part of the same
+		// stretch, so the next one worth looking at is after it.
+		for p := start; ; p++ {
+			k := strings.Index(l[p:end], "size")
+			if k < 0 {
+				break
+			}
+			p += k
+			if wordByte(l[p-1]) {
+				continue
+			}
+			v := trimBlank(l[p+len("size"):])
+			if v == "" || v[0] != '=' {
+				continue
+			}
+			v = trimBlank(v[1:])
+			if v != "" && (v[0] == '"' || v[0] == '\'') {
+				v = v[1:]
+			}
+			if strings.HasPrefix(v, "0") || len(v) >= 2 && v[0] == '-' && v[1] >= '1' && v[1] <= '9' {
+				return true
+			}
+		}
+		i = end
+	}
+}
+
+// trimBlank drops the white space of regexp's \s ([\t\n\f\r ]) from the
+// start of s.
+func trimBlank(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t' || s[0] == '\n' || s[0] == '\f' || s[0] == '\r') {
+		s = s[1:]
+	}
+	return s
+}
+
+// wordByte: an ASCII word character, the only ones regexp's \b knows.
+func wordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// htmlOf is the raw HTML of the message's HTML parts, joined once per
+// message.
+func htmlOf(v *view) string {
+	if v.htmlDone {
+		return v.html
+	}
+	var html []string
+	for _, p := range v.htmlParts() {
+		html = append(html, p.Text)
+	}
+	v.html, v.htmlDone = join(html), true
+	return v.html
+}
+
+// join concatenates ss; one string (the usual single HTML part) is
+// returned as it is, not copied.
+func join(ss []string) string {
+	if len(ss) == 1 {
+		return ss[0]
+	}
+	return strings.Join(ss, "")
+}
+
+// fieldsLen is len(strings.Join(strings.Fields(s), " ")) without building
+// either: the length of s's words with one space between each two.
+func fieldsLen(s string) int {
+	n, words, in := 0, 0, false
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		s = s[size:]
+		if unicode.IsSpace(r) {
+			in = false
+			continue
+		}
+		if !in {
+			words++
+			in = true
+		}
+		n += size // an invalid byte stays one byte
+	}
+	return n + max(words-1, 0)
 }
 
 // shouting reports whether at least 70 % of at least 10 letters are

@@ -182,8 +182,16 @@ func ruleMessage(m *message.Message, ignore *HeaderSet, prior policy.Results) *s
 		}
 	}
 	kept.WriteTo(&h)
-	body, _ := io.ReadAll(io.LimitReader(m.BodyReader(), maxRuleBody))
-	raw := append(h.Bytes(), body...)
+	// Header and body read into one buffer of their size (io.ReadAll grew
+	// one through several copies and append copied it again).
+	var n int64
+	if m.Body != nil {
+		n = min(m.Body.Size(), maxRuleBody)
+	}
+	raw := make([]byte, h.Len()+int(n))
+	copy(raw, h.Bytes())
+	k, _ := io.ReadFull(m.BodyReader(), raw[h.Len():])
+	raw = raw[:h.Len()+k]
 	sm := sa.FromRaw(raw)
 	sm.EnvelopeFrom, sm.HasEnvelopeFrom = m.MailFrom, true
 	var received []string

@@ -1,7 +1,6 @@
 package spam
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,9 +62,9 @@ func tokens(m *message.Message, ignore *HeaderSet, urls []string) []string {
 			// Unique per message, but its shape and domain are the
 			// mailer's (ratware makes its own).
 			id := strings.TrimSpace(message.Unfold(f.Value))
-			t.add("mid-shape:" + shape(id, 24))
+			t.add("mid-shape:", shape(id, 24))
 			if _, dom, ok := strings.Cut(strings.Trim(id, "<>"), "@"); ok && dom != "" {
-				t.add("mid:" + strings.ToLower(registrable(dom)))
+				t.add("mid:", strings.ToLower(registrable(dom)))
 			}
 			continue
 		}
@@ -75,7 +74,7 @@ func tokens(m *message.Message, ignore *HeaderSet, urls []string) []string {
 		if !routingHeader(name) {
 			// Which fields a message has tells its mailer (X-MimeOLE,
 			// X-MSMail-Priority, ...) as much as their words do.
-			t.add("H*" + name)
+			t.add("H*", name)
 		}
 		if !tokenHeaders[name] {
 			continue
@@ -88,30 +87,30 @@ func tokens(m *message.Message, ignore *HeaderSet, urls []string) []string {
 		switch name {
 		case "subject":
 			for _, w := range words(v, 60) {
-				t.add("subj:" + w)
+				t.add("subj:", w)
 				nh++
 			}
 			continue
 		}
 		for _, w := range words(v, 30) {
-			t.add(name + ":" + w)
+			t.add(name, ":", w)
 			nh++
 		}
 	}
 	for _, p := range m.Parts() {
-		t.add("ct:" + p.ContentType)
+		t.add("ct:", p.ContentType)
 		if p.Filename != "" {
 			if i := strings.LastIndexByte(p.Filename, '.'); i >= 0 && len(p.Filename)-i <= 6 {
-				t.add("fext:" + strings.ToLower(p.Filename[i+1:]))
+				t.add("fext:", strings.ToLower(p.Filename[i+1:]))
 			}
 		}
 		if p.Broken {
 			t.add("mime:broken")
 		}
 		if p.ContentType == "text/html" {
-			for _, m := range tagRE.FindAllStringSubmatch(p.Text, 200) {
-				t.add("tag:" + strings.ToLower(m[1]))
-			}
+			tagNames(p.Text, 200, func(name string) {
+				t.add("tag:", strings.ToLower(name))
+			})
 		}
 	}
 	text := m.Text()
@@ -120,14 +119,14 @@ func tokens(m *message.Message, ignore *HeaderSet, urls []string) []string {
 		if i := strings.Index(u, "://"); i >= 0 {
 			if j := strings.IndexByte(u[i+3:], '/'); j >= 0 {
 				for _, w := range words(u[i+3+j:], 6) {
-					t.add("urlpath:" + w)
+					t.add("urlpath:", w)
 				}
 			}
 		}
 		if h := urlHost(u); h != "" {
-			t.add("url:" + h)
+			t.add("url:", h)
 			if d := registrable(h); d != h {
-				t.add("url:" + d)
+				t.add("url:", d)
 			}
 		}
 	}
@@ -141,7 +140,7 @@ func tokens(m *message.Message, ignore *HeaderSet, urls []string) []string {
 	for _, w := range *wb {
 		t.add(w)
 		if prev != "" {
-			t.add(prev + " " + w)
+			t.add(prev, " ", w)
 		}
 		prev = w
 		if len(t.seen) >= maxTokens {
@@ -206,7 +205,17 @@ func shape(s string, n int) string {
 	return b.String()
 }
 
-type tokenSet struct{ seen map[string]struct{} }
+// tokenSet collects distinct tokens. Tokens made of several strings are
+// written into arena, a few large buffers, instead of one allocation per
+// concatenation (a thousand per message, word pairs mostly).
+type tokenSet struct {
+	seen  map[string]struct{}
+	arena *strings.Builder
+}
+
+// arenaChunk is the size of an arena buffer; a full one is left to the
+// tokens that point into it and a new one started, never copied.
+const arenaChunk = 8 << 10
 
 // tokenSets and wordBufs recycle the per-message token set and word list:
 // they were the tokenizer's largest allocations (a 512-entry map and a
@@ -216,9 +225,16 @@ var (
 	wordBufs  = sync.Pool{New: func() any { b := make([]string, 0, 1024); return &b }}
 )
 
-func (t *tokenSet) add(s string) {
+// add adds the concatenation of parts.
+func (t *tokenSet) add(parts ...string) {
 	if len(t.seen) >= maxTokens {
 		return
+	}
+	var s string
+	if len(parts) == 1 {
+		s = parts[0]
+	} else {
+		s = t.concat(parts)
 	}
 	if len(s) > maxTokenLen {
 		s = s[:maxTokenLen]
@@ -229,9 +245,53 @@ func (t *tokenSet) add(s string) {
 	t.seen[s] = struct{}{}
 }
 
-var (
-	tagRE = regexp.MustCompile(`<([A-Za-z][A-Za-z0-9]{0,10})\b`)
-)
+// concat writes parts into the arena and returns them as one string. A
+// strings.Builder never changes bytes it has handed out, so earlier tokens
+// stay valid as the arena grows within its buffer.
+func (t *tokenSet) concat(parts []string) string {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if t.arena == nil || t.arena.Cap()-t.arena.Len() < n {
+		t.arena = new(strings.Builder)
+		t.arena.Grow(max(n, arenaChunk))
+	}
+	start := t.arena.Len()
+	for _, p := range parts {
+		t.arena.WriteString(p)
+	}
+	return t.arena.String()[start:]
+}
+
+// tagNames calls f with the name of each tag in h, at most n: the
+// submatches of <([A-Za-z][A-Za-z0-9]{0,10})\b, found without the regexp
+// engine (the tests compare the two). A name is a letter and the letters
+// and digits after it, at most 11 in all, not followed by '_'.
+func tagNames(h string, n int, f func(name string)) {
+	for i := 0; n > 0; {
+		j := strings.IndexByte(h[i:], '<')
+		if j < 0 {
+			return
+		}
+		i += j + 1
+		if i >= len(h) || !asciiLetter(h[i]) {
+			continue
+		}
+		k := i + 1
+		for k < len(h) && (asciiLetter(h[k]) || h[k] >= '0' && h[k] <= '9') {
+			k++
+		}
+		if k-i > 11 || k < len(h) && h[k] == '_' {
+			continue
+		}
+		f(h[i:k])
+		n--
+		i = k
+	}
+}
+
+func asciiLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
 // words splits text into lower-case word tokens, at most n. Words of 3 to
 // 20 characters are kept as they are (with a trailing '!' or '$' kept as a

@@ -84,6 +84,13 @@ func urlStop(c byte) bool {
 // messageURLs returns the distinct URLs of a message: those in the decoded
 // text and the href/src attributes of its HTML parts, at most n.
 func messageURLs(m *message.Message, n int) []string {
+	parts := m.Parts()
+	return partURLs(parts, m.Text(), func(i int) string { return strings.ToLower(parts[i].Text) }, n)
+}
+
+// partURLs is messageURLs of a message's parts and text; lower(i) is
+// strings.ToLower(parts[i].Text), which the caller may have at hand.
+func partURLs(parts []message.Part, text string, lower func(i int) string, n int) []string {
 	seen := map[string]bool{}
 	var out []string
 	add := func(u string) {
@@ -92,17 +99,17 @@ func messageURLs(m *message.Message, n int) []string {
 			out = append(out, u)
 		}
 	}
-	for _, p := range m.Parts() {
+	for i, p := range parts {
 		if p.ContentType != "text/html" {
 			continue
 		}
-		for _, v := range attrValues(p.Text, n) {
+		for _, v := range attrValuesLower(p.Text, lower(i), n) {
 			if len(v) > 4 && strings.EqualFold(v[:4], "http") {
 				add(html.UnescapeString(v))
 			}
 		}
 	}
-	for _, u := range findURLs(m.Text(), n) {
+	for _, u := range findURLs(text, n) {
 		add(u)
 	}
 	return out
@@ -111,9 +118,11 @@ func messageURLs(m *message.Message, n int) []string {
 // attrValues returns the values of the href and src attributes in HTML,
 // at most n, scanning by hand (the equivalent regular expression was the
 // largest cost of the check on HTML mail).
-func attrValues(h string, n int) []string {
+func attrValues(h string, n int) []string { return attrValuesLower(h, strings.ToLower(h), n) }
+
+// attrValuesLower is attrValues with strings.ToLower(h) at hand.
+func attrValuesLower(h, lower string, n int) []string {
 	var out []string
-	lower := strings.ToLower(h)
 	for i := 0; len(out) < n; {
 		j := strings.IndexAny(lower[i:], "hs")
 		if j < 0 {
@@ -226,9 +235,9 @@ func isIPHost(h string) bool {
 // names a host in another registrable domain than its href: the phisher's
 // <a href="http://evil.example">https://www.bank.example</a>. It scans by
 // hand (a regular expression with a lazy .*? between <a> and </a> is
-// quadratic on hostile HTML), looking at most 200 links.
-func linkMismatch(h string) (string, bool) {
-	lower := strings.ToLower(h)
+// quadratic on hostile HTML), looking at most 200 links. lower is
+// strings.ToLower(h).
+func linkMismatch(h, lower string) (string, bool) {
 	pos := 0
 	for n := 0; n < 200; n++ {
 		i := strings.Index(lower[pos:], "<a")

@@ -14,10 +14,11 @@
 package bayes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math"
-	"sort"
+	"slices"
 )
 
 // Count is how often a token (or, for totals, a message) was learned as
@@ -95,7 +96,7 @@ func (c *Classifier) Classify(ctx context.Context, tokens []string) (Verdict, er
 	if total.Spam < max(c.MinSpam, 1) || total.Ham < max(c.MinHam, 1) {
 		return v, ErrNotReady
 	}
-	probs := make([]float64, 0, 64)
+	probs := make([]float64, 0, len(counts))
 	for _, n := range counts {
 		if n.Spam <= 0 && n.Ham <= 0 {
 			continue
@@ -109,11 +110,20 @@ func (c *Classifier) Classify(ctx context.Context, tokens []string) (Verdict, er
 		return v, nil
 	}
 	if c.MaxTokens > 0 && len(probs) > c.MaxTokens {
-		sort.Slice(probs, func(i, j int) bool { return math.Abs(probs[i]-0.5) > math.Abs(probs[j]-0.5) })
+		mostTelling(probs)
 		probs = probs[:c.MaxTokens]
 	}
 	v.Prob, v.Used = Combine(probs), len(probs)
 	return v, nil
+}
+
+// mostTelling sorts probabilities by their distance from 0.5, farthest
+// first. slices.SortFunc runs the same pattern-defeating quicksort as
+// sort.Slice did, comparison for comparison (TestMostTellingLikeSortSlice:
+// ties keep their order, so the same tokens are combined in the same
+// order), without sort.Slice's reflection.
+func mostTelling(probs []float64) {
+	slices.SortFunc(probs, func(a, b float64) int { return cmp.Compare(math.Abs(b-0.5), math.Abs(a-0.5)) })
 }
 
 // tokenProb is Robinson's f(w): the ratio of the token's relative

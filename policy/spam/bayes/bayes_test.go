@@ -3,6 +3,9 @@ package bayes
 import (
 	"context"
 	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -124,5 +127,26 @@ func TestCache(t *testing.T) {
 	c.Counts(ctx, []string{"b", "c", "d", "e"})
 	if len(c.m) > 4 {
 		t.Errorf("cache holds %d entries", len(c.m))
+	}
+}
+
+// TestMostTellingLikeSortSlice: the order must be sort.Slice's exactly,
+// ties included (Combine adds logarithms in this order, and the cut at
+// MaxTokens falls among ties).
+func TestMostTellingLikeSortSlice(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := range 3000 {
+		size := 1 + r.IntN(1200)
+		levels := 1 + r.IntN(40) // few levels: many ties, on both sides of 0.5
+		probs := make([]float64, size)
+		for i := range probs {
+			probs[i] = float64(r.IntN(levels+1)) / float64(levels)
+		}
+		want := slices.Clone(probs)
+		sort.Slice(want, func(i, j int) bool { return math.Abs(want[i]-0.5) > math.Abs(want[j]-0.5) })
+		mostTelling(probs)
+		if !slices.Equal(probs, want) {
+			t.Fatalf("case %d (%d probabilities): order differs from sort.Slice", n, size)
+		}
 	}
 }
