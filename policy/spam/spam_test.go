@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -548,5 +549,36 @@ func TestHeaderTokens(t *testing.T) {
 		if tok == "H*received" || tok == "H*list-id" || strings.Contains(tok, "20020823") {
 			t.Errorf("token %q", tok)
 		}
+	}
+}
+
+// TestScannersNonASCIICase: lowering a non-ASCII rune can change its
+// length (the Kelvin sign's 3 bytes become k's 1); the link and attribute
+// scanners must not cut the original text at offsets of the lowered one
+// (they ran past its end and panicked) and must find what they find
+// without those runes.
+func TestScannersNonASCIICase(t *testing.T) {
+	kelvin := strings.Repeat("\u212a", 100)
+	for _, h := range []string{
+		`<a ` + kelvin + `>x</a>`,
+		`<a href="http://evil.example/">` + kelvin + ` https://bank.example/</a>`,
+		kelvin + `<A HREF="http://evil.example/">https://bank.example/</A>` + kelvin,
+		`ẞ<img src=http://b.example/i.gif>` + kelvin + `<a href='http://c.example'>Ⱥ`,
+	} {
+		lower := strings.ToLower(h)
+		ascii := strings.NewReplacer("\u212a", "", "ẞ", "", "Ⱥ", "").Replace(h)
+		gotV := attrValuesLower(h, lower, 10)
+		wantV := attrValues(ascii, 10)
+		if !slices.Equal(gotV, wantV) {
+			t.Errorf("attrValues(%.40q) = %q, want %q", h, gotV, wantV)
+		}
+		gotD, gotOK := linkMismatch(h, lower)
+		wantD, wantOK := linkMismatch(ascii, strings.ToLower(ascii))
+		if gotD != wantD || gotOK != wantOK {
+			t.Errorf("linkMismatch(%.40q) = %q %v, want %q %v", h, gotD, gotOK, wantD, wantOK)
+		}
+	}
+	if _, ok := linkMismatch(`<a href="http://evil.example/">https://bank.example/</a>`, `<a href="http://evil.example/">https://bank.example/</a>`); !ok {
+		t.Fatal("the plain mismatch is not found")
 	}
 }

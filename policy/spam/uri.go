@@ -115,6 +115,35 @@ func partURLs(parts []message.Part, text string, lower func(i int) string, n int
 	return out
 }
 
+// alignedLower returns lower (strings.ToLower(h)) when its bytes line up
+// with h's, else h with only A-Z lowered. The scanners below find their
+// (ASCII) keywords in the lower-case text and cut h at the same offsets;
+// lowering a non-ASCII rune can change its length (the Kelvin sign
+// K, 3 bytes, becomes k), which would shift the offsets, or run them past
+// h's end. None of their keywords has a non-ASCII capital, so A-Z alone
+// finds the same ones.
+func alignedLower(h, lower string) string {
+	if len(lower) == len(h) && isASCII(h) {
+		return lower
+	}
+	b := []byte(h)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // attrValues returns the values of the href and src attributes in HTML,
 // at most n, scanning by hand (the equivalent regular expression was the
 // largest cost of the check on HTML mail).
@@ -122,6 +151,7 @@ func attrValues(h string, n int) []string { return attrValuesLower(h, strings.To
 
 // attrValuesLower is attrValues with strings.ToLower(h) at hand.
 func attrValuesLower(h, lower string, n int) []string {
+	lower = alignedLower(h, lower)
 	var out []string
 	for i := 0; len(out) < n; {
 		j := strings.IndexAny(lower[i:], "hs")
@@ -238,6 +268,7 @@ func isIPHost(h string) bool {
 // quadratic on hostile HTML), looking at most 200 links. lower is
 // strings.ToLower(h).
 func linkMismatch(h, lower string) (string, bool) {
+	lower = alignedLower(h, lower)
 	pos := 0
 	for n := 0; n < 200; n++ {
 		i := strings.Index(lower[pos:], "<a")
