@@ -684,16 +684,20 @@ func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
 	trans := t.trans
 	nc := d.nclass
 	for i := p; i < len(text); i++ {
-		c := int(text[i])
-		if c >= 0x80 {
+		// cl is the class of symbol c, read by the byte (no bounds
+		// check) but where c is not ASCII.
+		b := text[i]
+		cl, c := d.class[b], int(b)
+		if b >= 0x80 {
 			// latin1 writes 0x80..0xff as C2 xx or C3 xx.
 			var size int
 			if c, size = byteRune(text[i:]); size == 0 {
 				return false, false, i
 			}
+			cl = d.class[c]
 			i += size - 1
 		}
-		n := trans.load(s*nc + int32(d.class[c]))
+		n := trans.load(s*nc + int32(cl))
 		if n == 0 {
 			d.mu.Lock()
 			t, n = d.fill(t, s, c)

@@ -280,15 +280,17 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 	nc := d.nclass
 	s := int32(startID)
 	for i := 0; i < len(text); i++ {
-		c := int(text[i])
-		if c >= 0x80 {
+		b := text[i]
+		cl, c := d.class[b], int(b)
+		if b >= 0x80 {
 			var size int
 			if c, size = byteRune(text[i:]); size == 0 {
 				return 0, false
 			}
+			cl = d.class[c]
 			i += size - 1
 		}
-		n := atomic.LoadInt32(&trans[s*nc+int32(d.class[c])])
+		n := atomic.LoadInt32(&trans[s*nc+int32(cl)])
 		if n == 0 {
 			d.mu.Lock()
 			t, n = d.fill(t, s, c)
