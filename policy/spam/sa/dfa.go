@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode"
+	"unicode/utf8"
 )
 
 // dfa is a lazily built deterministic automaton that answers "does the
@@ -36,10 +37,11 @@ type dfa struct {
 	// wantAnchored asks init for an anchored automaton.
 	wantAnchored bool
 	mu           sync.Mutex
-	// class maps each byte to its class: bytes that no instruction, no
-	// empty-width test and no line or word boundary tells apart share
-	// one, so a state's row has one entry per class, not per byte.
-	class  [256]uint8
+	// class maps each byte (and badRune) to its class: bytes that no
+	// instruction, no empty-width test and no line or word boundary
+	// tells apart share one, so a state's row has one entry per class,
+	// not per byte.
+	class  [badRune + 1]uint8
 	nclass int32
 	tab    atomic.Pointer[dtable]
 	failed atomic.Bool
@@ -385,8 +387,14 @@ var _ [1<<(32-outBits) - 1 - int(syntax.InstRuneAnyNotNL)]struct{}
 func (i *inst) op() syntax.InstOp { return syntax.InstOp(i.opOut >> outBits) }
 func (i *inst) out() uint32       { return i.opOut & (1<<outBits - 1) }
 
-// byteSet is a set of bytes, one bit each.
-type byteSet [4]uint64
+// byteSet is a set of bytes, one bit each, and badRune.
+type byteSet [5]uint64
+
+// badRune is the symbol the automata read where the text holds no byte-
+// rune (see byteRune): a byte that is not UTF-8, as where chunks cut a
+// latin1 pair in two, or U+FFFD itself. The regexp reads each as
+// U+FFFD, so an instruction matches badRune when it matches U+FFFD.
+const badRune = 256
 
 func (b *byteSet) has(c int) bool { return b[c>>6]>>(c&63)&1 != 0 }
 
@@ -432,22 +440,25 @@ func (p *prog) add(sp *syntax.Prog, match uint32) (start uint32) {
 	return off + uint32(sp.Start)
 }
 
-// byteSetOf is the set of bytes (runes 0..255) that the rune instruction
-// in matches: in.MatchRune asked for each of them, computed from its
+// byteSetOf is the set of bytes (runes 0..255) and badRune (U+FFFD) that
+// the rune instruction in matches: in.MatchRune asked for each of them, computed from its
 // ranges instead, since programs are compiled again after every budget
 // reset and the largest rules have tens of thousands of instructions.
 func byteSetOf(in *syntax.Inst) byteSet {
 	var b byteSet
 	set := func(r rune) {
-		if r >= 0 && r < 256 {
+		switch {
+		case r >= 0 && r < 256:
 			b[r>>6] |= 1 << (r & 63)
+		case r == utf8.RuneError:
+			b[badRune>>6] |= 1 << (badRune & 63)
 		}
 	}
 	switch in.Op {
 	case syntax.InstRuneAny:
-		return byteSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+		return byteSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), 1}
 	case syntax.InstRuneAnyNotNL:
-		b = byteSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+		b = byteSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), 1}
 		b[0] &^= 1 << '\n'
 		return b
 	}
@@ -467,6 +478,9 @@ func byteSetOf(in *syntax.Inst) byteSet {
 	for i := 0; i+1 < len(runes); i += 2 {
 		for r := runes[i]; r <= min(runes[i+1], 255); r++ {
 			set(r)
+		}
+		if runes[i] <= utf8.RuneError && utf8.RuneError <= runes[i+1] {
+			set(utf8.RuneError)
 		}
 	}
 	return b
@@ -511,12 +525,12 @@ func grownSize(n int) int {
 	return n + max(n/4, 16)
 }
 
-// byteClasses partitions the bytes into classes that the program cannot
-// tell apart: the same rune instructions match them, and they agree on
-// being a newline and a word byte (the empty-width tests).
-func (p *prog) byteClasses() (class [256]uint8, n int) {
-	var id [256]int
-	for c := range 256 {
+// byteClasses partitions the bytes and badRune into classes that the
+// program cannot tell apart: the same rune instructions match them, and
+// they agree on being a newline and a word byte (the empty-width tests).
+func (p *prog) byteClasses() (class [badRune + 1]uint8, n int) {
+	var id [badRune + 1]int
+	for c := range badRune {
 		switch {
 		case c == '\n':
 			id[c] = 2
@@ -527,9 +541,9 @@ func (p *prog) byteClasses() (class [256]uint8, n int) {
 	for i := range p.sets {
 		b := &p.sets[i]
 		// Split every class by whether the set holds the byte.
-		var split [512]int16 // class*2+match -> new class+1
+		var split [2 * (badRune + 1)]int16 // class*2+match -> new class+1
 		next := int16(0)
-		for c := range 256 {
+		for c := range badRune + 1 {
 			k := id[c]*2 + b2i(b.has(c))
 			if split[k] == 0 {
 				next++
@@ -539,7 +553,7 @@ func (p *prog) byteClasses() (class [256]uint8, n int) {
 		}
 	}
 	// Number the classes densely (the splits already did).
-	for c := range 256 {
+	for c := range badRune + 1 {
 		class[c] = uint8(id[c])
 		n = max(n, id[c]+1)
 	}
@@ -561,7 +575,7 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 	} else if c == '\n' {
 		op |= syntax.EmptyEndLine
 	}
-	nextWord := c >= 0 && isWordByte(byte(c))
+	nextWord := c >= 0 && c < badRune && isWordByte(byte(c))
 	if (flag&prevWord != 0) != nextWord {
 		op |= syntax.EmptyWordBoundary
 	} else {
@@ -629,21 +643,39 @@ func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 	return matched, out
 }
 
-func flagAfter(c byte) uint8 {
+// flagAfter is the flag of the previous symbol c (a byte or badRune,
+// which is neither a newline nor a word byte).
+func flagAfter(c int) uint8 {
 	var f uint8
 	if c == '\n' {
 		f |= prevNL
 	}
-	if isWordByte(c) {
+	if c < badRune && isWordByte(byte(c)) {
 		f |= prevWord
 	}
 	return f
 }
 
+// byteRune reads the rune at the start of s, s[0] >= 0x80, as the
+// automata do: the byte a latin1 pair (C2 xx or C3 xx) stands for, or
+// badRune where the regexp reads U+FFFD (a byte that starts no UTF-8
+// sequence, or U+FFFD itself); size is the bytes read, 0 for a rune
+// above U+00FF, which the automata cannot read (the caller gives up).
+func byteRune(s string) (c, size int) {
+	if (s[0] == 0xc2 || s[0] == 0xc3) && len(s) > 1 && s[1]&0xc0 == 0x80 {
+		return int(s[0]&0x1f)<<6 | int(s[1]&0x3f), 2
+	}
+	if r, n := utf8.DecodeRuneInString(s); r == utf8.RuneError {
+		return badRune, n
+	}
+	return 0, 0
+}
+
 // match reports whether the regex matches somewhere in text, a string of
 // byte-runes (see latin1: ASCII, or U+0080..U+00FF as two UTF-8 bytes);
-// the automaton steps on the byte each rune stands for. ok is false when
-// it gave up.
+// the automaton steps on the byte each rune stands for, and on badRune
+// where the regexp reads U+FFFD (chunks cuts a long paragraph at a byte
+// count, at times inside a pair). ok is false when it gave up.
 func (d *dfa) match(text string) (matched, ok bool) {
 	return d.matchAt(text, 0)
 }
@@ -671,7 +703,7 @@ func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
 	if p > 0 {
 		f := uint8(0)
 		if c := text[p-1]; c < 0x80 {
-			f = flagAfter(c)
+			f = flagAfter(int(c))
 		}
 		s = atomic.LoadInt32(&t.starts[f])
 		if s == 0 {
@@ -690,16 +722,20 @@ func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
 	trans := t.trans
 	nc := d.nclass
 	for i := p; i < len(text); i++ {
-		c := text[i]
-		if c >= 0x80 {
+		// cl is the class of symbol c, read by the byte (no bounds
+		// check) but where c is not ASCII.
+		b := text[i]
+		cl, c := d.class[b], int(b)
+		if b >= 0x80 {
 			// latin1 writes 0x80..0xff as C2 xx or C3 xx.
-			if (c != 0xc2 && c != 0xc3) || i+1 >= len(text) || text[i+1]&0xc0 != 0x80 {
+			var size int
+			if c, size = byteRune(text[i:]); size == 0 {
 				return false, false, i
 			}
-			c = (c&0x1f)<<6 | text[i+1]&0x3f
-			i++
+			cl = d.class[c]
+			i += size - 1
 		}
-		n := trans.load(s*nc + int32(d.class[c]))
+		n := trans.load(s*nc + int32(cl))
 		if n == 0 {
 			d.mu.Lock()
 			t, n = d.fill(t, s, c)
@@ -728,10 +764,10 @@ func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
 	return m, true, len(text)
 }
 
-// fill returns the transition from state s of table t on byte c, in the
-// current table, computing it when unknown; 0 when the automaton gives
-// up. Called under mu.
-func (d *dfa) fill(t *dtable, s int32, c byte) (*dtable, int32) {
+// fill returns the transition from state s of table t on symbol c (a
+// byte or badRune), in the current table, computing it when unknown; 0
+// when the automaton gives up. Called under mu.
+func (d *dfa) fill(t *dtable, s int32, c int) (*dtable, int32) {
 	cl := s*d.nclass + int32(d.class[c])
 	if cur := d.tab.Load(); cur != t {
 		if cur.gen != t.gen {
@@ -748,7 +784,7 @@ func (d *dfa) fill(t *dtable, s int32, c byte) (*dtable, int32) {
 			return t, n
 		}
 	}
-	m, pcs := d.step(t.info[s].Load(), int(c))
+	m, pcs := d.step(t.info[s].Load(), c)
 	if m {
 		t.trans.store(cl, matchID)
 		return t, matchID

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestDFAFlush: an automaton whose states outgrow the cache keeps
@@ -402,8 +403,12 @@ func checkByteSets(t *testing.T, srcs []string) {
 			}
 			n++
 			b := byteSetOf(in)
-			for c := range 256 {
-				if b.has(c) != in.MatchRune(rune(c)) {
+			for c := range badRune + 1 {
+				r := rune(c)
+				if c == badRune {
+					r = utf8.RuneError
+				}
+				if b.has(c) != in.MatchRune(r) {
 					t.Fatalf("%q inst %d (%v %q fold=%v): byte %#x: byteSetOf %v, MatchRune %v",
 						src, i, in.Op, in.Rune, syntax.Flags(in.Arg)&syntax.FoldCase != 0, c, b.has(c), !b.has(c))
 				}
@@ -414,4 +419,52 @@ func checkByteSets(t *testing.T, srcs []string) {
 		t.Fatalf("only %d rune instructions checked", n)
 	}
 	t.Logf("%d rune instructions of %d regexes checked", n, len(srcs))
+}
+
+// TestDFABadRune: where a text holds a byte that is no byte-rune (half of
+// a latin1 pair that chunks cut in two, or any byte that is not UTF-8),
+// the automata read it as the regexp does, as U+FFFD, and answer instead
+// of giving up; they give up only on a rune above U+00FF.
+func TestDFABadRune(t *testing.T) {
+	pats := []string{`[^\.]{2}x`, `\bx`, `x\b`, `x.x`, `\Wx`, `[\x80-\xff]`, `[^\x00-\x7f]`,
+		`[\x{100}-\x{10ffff}]`, `(?i)\x{e9}x`, `\x{c3}`, `(?s)^.$`, `\S\S\S`, `(?m)x$`, `\x{fffd}`,
+		`(?:x|\x{e9})\s`}
+	trees, res := parsePats(t, pats)
+	group := newMDFA(trees)
+	var single []*dfa
+	for _, tree := range trees {
+		single = append(single, lazyDFA(tree))
+	}
+	// Latin1 pairs, their halves, U+FFFD itself, bytes that are never
+	// UTF-8, and a rune above U+00FF (on which the automata give up).
+	pieces := []string{"x", ".", " ", "\n", "\xc3\xa9", "\xc2\xa0", "\xc3", "\xc2", "\xa9", "\x80",
+		"\xef\xbf\xbd", "\xff", "\xed\xa0\x80", "\xe2\x82\xac"}
+	rng := rand.New(rand.NewPCG(12, 13))
+	for i := range 5000 {
+		var b strings.Builder
+		for range rng.IntN(8) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		text := b.String()
+		above := strings.Contains(text, "\xe2\x82\xac")
+		// Past a rune above U+00FF they give up, unless they found
+		// their answer before it.
+		gm, gok := group.match(text)
+		if !gok && !above {
+			t.Fatalf("text %d %q: the group gave up", i, text)
+		}
+		for k, re := range res {
+			want := re.MatchString(text)
+			m, ok := single[k].match(text)
+			if !ok && !above {
+				t.Fatalf("%q on %q: gave up", pats[k], text)
+			}
+			if ok && m != want {
+				t.Fatalf("%q on %q: dfa %v, regexp %v", pats[k], text, m, want)
+			}
+			if gok && (gm>>k&1 == 1) != want {
+				t.Fatalf("%q on %q: group %v, regexp %v", pats[k], text, !want, want)
+			}
+		}
+	}
 }

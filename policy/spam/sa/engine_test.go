@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func compile(t *testing.T, src string, opt Options) *Engine {
@@ -353,6 +354,39 @@ func TestCountWeight(t *testing.T) {
 		}
 		if got := countWeight(tree); got != c.want {
 			t.Errorf("countWeight(%q) = %d, want %d", c.re, got, c.want)
+		}
+	}
+}
+
+// TestCutPairNoRegexp: a long paragraph that chunks cut inside a latin1
+// pair leaves a chunk with half a pair at each end; the rules' automata
+// still answer for it, so no rule compiles its regexp, and the hits are
+// the regexp's.
+func TestCutPairNoRegexp(t *testing.T) {
+	e := compile(t, `
+body CUT_MONEY /m(?:o|\xc3\xb6)ney[^\.]{1,30}now/
+body CUT_END /\xc3\xa9e\s*$/
+body CUT_NONE /m\xc3\xb6ney\s+later/
+`, Options{})
+	// One paragraph of é (4 bytes each once latin1 writes the octets of
+	// their UTF-8) after an x: the cuts at maxChunk bytes fall inside
+	// pairs, and the last chunk starts with half of one.
+	body := "x" + strings.Repeat("\u00e9", maxChunk) + " m\u00f6ney for you now \u00e9e"
+	raw := []byte("From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n")
+	lines := (&msgCtx{m: FromRaw(raw)}).bodyLines()
+	if last := lines[len(lines)-1]; !strings.Contains(last, "now") || utf8.ValidString(last[:1]) {
+		t.Fatalf("the last chunk %.20q does not start with half a pair: the test does not exercise it", last)
+	}
+	wantHits(t, "cut pair", e.Check(FromRaw(raw), Input{}), []string{"CUT_MONEY", "CUT_END"}, []string{"CUT_NONE"})
+	for _, r := range e.rules {
+		if r == nil {
+			continue
+		}
+		for vi := range 2 {
+			if v := &r.v[vi]; v.re != nil && v.re.re.Load() != nil {
+				t.Errorf("%s (variant %d) compiled its regexp", r.name, vi)
+			}
 		}
 	}
 }

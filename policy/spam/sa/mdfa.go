@@ -23,7 +23,7 @@ type mdfa struct {
 	prog    prog             // the programs; InstMatch names its regex
 	starts  []uint32
 	all     uint64
-	class   [256]uint8
+	class   [badRune + 1]uint8
 	nclass  int32
 	mu      sync.Mutex
 	tab     atomic.Pointer[mtable]
@@ -280,15 +280,17 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 	nc := d.nclass
 	s := int32(startID)
 	for i := 0; i < len(text); i++ {
-		c := text[i]
-		if c >= 0x80 {
-			if (c != 0xc2 && c != 0xc3) || i+1 >= len(text) || text[i+1]&0xc0 != 0x80 {
+		b := text[i]
+		cl, c := d.class[b], int(b)
+		if b >= 0x80 {
+			var size int
+			if c, size = byteRune(text[i:]); size == 0 {
 				return 0, false
 			}
-			c = (c&0x1f)<<6 | text[i+1]&0x3f
-			i++
+			cl = d.class[c]
+			i += size - 1
 		}
-		n := atomic.LoadInt32(&trans[s*nc+int32(d.class[c])])
+		n := atomic.LoadInt32(&trans[s*nc+int32(cl)])
 		if n == 0 {
 			d.mu.Lock()
 			t, n = d.fill(t, s, c)
@@ -318,8 +320,8 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 }
 
 // fill is dfa.fill for the group: the entry of the transition from state
-// s of table t on byte c (next state and match set). Called under mu.
-func (d *mdfa) fill(t *mtable, s int32, c byte) (*mtable, int32) {
+// s of table t on symbol c (next state and match set). Called under mu.
+func (d *mdfa) fill(t *mtable, s int32, c int) (*mtable, int32) {
 	cl := s*d.nclass + int32(d.class[c])
 	if cur := d.tab.Load(); cur != t {
 		if cur.gen != t.gen {
@@ -335,7 +337,7 @@ func (d *mdfa) fill(t *mtable, s int32, c byte) (*mtable, int32) {
 			return t, n
 		}
 	}
-	m, pcs := d.step(t.info[s].Load(), int(c))
+	m, pcs := d.step(t.info[s].Load(), c)
 	set := d.setOf(m)
 	if set < 0 {
 		return d.tab.Load(), 0
