@@ -41,7 +41,15 @@ func chunks(text string, out []string) []string {
 	for len(text) > maxChunk {
 		cut := strings.LastIndexByte(text[:maxChunk], '\n')
 		if cut < maxChunk/4 {
+			// No line break: cut at the size, but between two runes. A
+			// text here is byte-runes (see latin1), each octet of the
+			// message one rune, as SpamAssassin sees octets: cutting
+			// inside one would turn it into two halves, which read as
+			// U+FFFD, that SpamAssassin never sees.
 			cut = maxChunk - 1
+			for cut > 0 && !utf8.RuneStart(text[cut+1]) {
+				cut--
+			}
 		}
 		out = append(out, text[:cut+1])
 		text = text[cut+1:]
