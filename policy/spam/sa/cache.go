@@ -1,6 +1,8 @@
 package sa
 
 import (
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 )
@@ -13,26 +15,39 @@ import (
 // above it costs nothing. 48 MB keeps such a working set and most of the
 // whole corpus's tables (3 resets over the benchmark's two passes, ~5 %
 // fewer messages per CPU-second than unbounded; 32 MB made 15 resets,
-// 17-25 % fewer).
+// 17-25 % fewer). Those figures are from when a reset dropped every
+// table: per pass over the whole corpus (6,046 messages) at 48 MB, the
+// automata added 280,000 states then, 105,000 now that resets keep the
+// oldest (32 MB: 292,000, 40: 197,000, 56: 36,000-60,000; unbounded,
+// 38,000 from the automata's own flushes).
 const DefaultCacheBytes = 48 << 20
 
 // cache is an engine's memory budget for the tables of all its automata
 // (dfa and mdfa). Each table accounts the bytes it holds; when adding a
-// state would take the engine's total past the limit, the budget drops
-// every table (a reset), and each automaton rebuilds what it needs from
-// its program: its answers do not change, only their cost. A table is
-// dropped under its automaton's lock, taken with TryLock: a reset never
-// waits on a search, it passes over the automata being filled (the one
-// that found the budget full drops its own table itself). Matchers read
-// the tables without the lock: a dropped table stays valid for those
+// state would take the engine's total past the limit, the budget trims
+// the tables (a reset) to three quarters of the limit, and each
+// automaton rebuilds what else it needs from its program: its answers do
+// not change, only their cost. A reset keeps the oldest states of all
+// the tables, as many as fit: after a table is started, its automaton
+// adds the states its texts need in about the order of how often they
+// need them, so the oldest are the most used (the states a reset kept
+// are older still). Dropping every table instead rebuilt, on the whole
+// corpus at 48 MB, four fifths of what it dropped before the next reset:
+// nearly every table is in use, so which tables went unused says
+// little; which of their states went unused it cannot say without a
+// store per byte. What went unused for a budget's worth of new states
+// is dropped whole: the tables (whose old states would be kept
+// otherwise), the automata's programs and the regexps the rules
+// compiled for where the automata give up (see lazyRE); these two are
+// not counted.
+//
+// A table is trimmed under its automaton's lock, taken with TryLock: a
+// reset never waits on a search, it passes over the automata being
+// filled (but the one that found the budget full, whose lock the caller
+// holds). Matchers read the tables without the lock: a trimmed table is
+// a new one (the next generation), and the old one stays valid for those
 // still in it, which move to the new one at their next unknown
-// transition. Dropping everything frees the whole budget, so resets come
-// once per budget's worth of new states. (Dropping only the biggest
-// tables, down to half the limit, cost as much CPU on the corpus for
-// twice the resets: the biggest tables are the group automata that
-// every message runs.) A reset also drops, uncounted, what went unused
-// since the reset before: the automata's programs and the regexps the
-// rules compiled for where the automata give up (see lazyRE).
+// transition.
 //
 // A nil cache is no budget (the automata of the tests built alone).
 type cache struct {
@@ -41,12 +56,18 @@ type cache struct {
 	// base is what was held just after the last reset (see over).
 	base atomic.Int64
 	// resets counts the times the limit was reached, flushes the tables
-	// those dropped.
+	// those trimmed or dropped.
 	resets  atomic.Int64
 	flushes atomic.Int64
 	sweep   sync.Mutex
+	// clock counts the states added: a state's birth.
+	clock atomic.Uint32
+	// grown counts the bytes ever added, swept what it was when a reset
+	// last dropped what went unused (under sweep).
+	grown atomic.Int64
+	swept int64
 	// regexps and progs count the compiled regexps and the automata's
-	// programs resets dropped (unused since the reset before).
+	// programs resets dropped (unused for a budget's worth of states).
 	regexps atomic.Int64
 	progs   atomic.Int64
 	// The engine's automata and regexps, set once by Compile.
@@ -59,10 +80,11 @@ type cache struct {
 type CacheStats struct {
 	Limit int64 // bytes; 0 means no bound
 	Bytes int64 // held now by the automata's tables (an estimate)
-	// Resets counts the times the limit was reached (each drops every
-	// table); Flushes counts the tables so dropped. Regexps and Programs
-	// count the compiled regexps and the automata's programs they dropped
-	// (those unused since the reset before).
+	// Resets counts the times the limit was reached (each trims the
+	// tables to three quarters of the limit); Flushes counts the tables
+	// so trimmed or dropped. Regexps and Programs count the compiled
+	// regexps and the automata's programs they dropped (those unused for
+	// a budget's worth of new states).
 	Resets, Flushes, Regexps, Programs int64
 }
 
@@ -99,47 +121,240 @@ func newCache(limit int64) *cache { return &cache{limit: max(limit, 0)} }
 func (c *cache) add(n int64) {
 	if c != nil {
 		c.held.Add(n)
+		if n > 0 {
+			c.grown.Add(n)
+		}
 	}
 }
 
 // over reports whether holding n more bytes passes the limit. So that a
-// reset always frees a share worth its cost, it waits until half the
-// limit was added since the last one: when what a reset could not drop
-// (tables a search held) nears the limit, the engine holds up to that
-// plus half the limit, instead of resetting at every state.
+// reset always frees a share worth its cost, it waits until what a reset
+// frees (a quarter of the limit) was added since the last one: when what
+// a reset could not drop (tables a search held) nears the limit, the
+// engine holds up to that plus a quarter of the limit, instead of
+// resetting at every state.
 func (c *cache) over(n int64) bool {
 	if c == nil || c.limit <= 0 {
 		return false
 	}
 	h := c.held.Load() + n
-	return h > c.limit && h-c.base.Load() > c.limit/2
+	return h > c.limit && h-c.base.Load() > c.limit-c.keep()
 }
 
-// makeRoom drops the tables of the automata that no search holds, but
-// the caller's (selfD or selfM), whose lock it holds: the caller drops
-// that one itself. When another goroutine is already making room, it
-// does nothing.
+// makeRoom trims the tables of the automata that no search holds, and
+// the caller's (selfD or selfM, whose lock it holds), to keep bytes in
+// all. When another goroutine is already making room, it does nothing.
 func (c *cache) makeRoom(selfD *dfa, selfM *mdfa) {
 	if !c.sweep.TryLock() {
 		return
 	}
 	defer c.sweep.Unlock()
 	c.resets.Add(1)
+	now := c.clock.Load()
+	// Drop what went unused for a budget's worth of new states (or gave
+	// up) and list the ages of the other tables' states, with what each
+	// costs to keep.
+	unused := c.grown.Load()-c.swept >= c.limit
+	if unused {
+		c.swept = c.grown.Load()
+	}
+	var ages []uint64 // age<<32 | cost
+	// What the listed tables hold, and would hold with their start state
+	// only.
+	var held, fixed int64
 	for _, d := range c.dfas {
-		if d != selfD && d.tab.Load() != nil {
-			d.tryDrop()
+		if d.tab.Load() == nil || d != selfD && !d.mu.TryLock() {
+			continue
+		}
+		if used := !unused || d.used.Swap(false) || d == selfD; used && !d.failed.Load() {
+			var f int64
+			ages, f = d.ages(now, ages)
+			held, fixed = held+d.tab.Load().bytes.Load(), fixed+f
+		} else {
+			d.drop()
+		}
+		if d != selfD {
+			d.mu.Unlock()
 		}
 	}
 	for _, m := range c.mdfas {
-		if m != selfM && m.tab.Load() != nil {
-			m.tryDrop()
+		if m.tab.Load() == nil || m != selfM && !m.mu.TryLock() {
+			continue
+		}
+		if used := !unused || m.used.Swap(false) || m == selfM; used && !m.failed.Load() {
+			var f int64
+			ages, f = m.ages(now, ages)
+			held, fixed = held+m.tab.Load().bytes.Load(), fixed+f
+		} else {
+			m.drop()
+		}
+		if m != selfM {
+			m.mu.Unlock()
 		}
 	}
 	for _, l := range c.res {
-		if l.dropUnused() {
+		if unused && l.dropUnused() {
 			c.regexps.Add(1)
 		}
 	}
+	// Keep the oldest states, as many as fit.
+	var listed int64
+	for _, a := range ages {
+		listed += int64(uint32(a))
+	}
+	room := c.keep() - (c.held.Load() - held + fixed)
+	minAge := int64(0) // keep all
+	if listed > room {
+		slices.Sort(ages)
+		minAge = 1 << 32 // keep none
+		for _, a := range slices.Backward(ages) {
+			if room -= int64(uint32(a)); room < 0 {
+				break
+			}
+			minAge = int64(a >> 32)
+		}
+	}
+	for _, d := range c.dfas {
+		if d.tab.Load() != nil && (d == selfD || d.mu.TryLock()) {
+			d.trim(now, minAge)
+			if d != selfD {
+				d.mu.Unlock()
+			}
+		}
+	}
+	for _, m := range c.mdfas {
+		if m.tab.Load() != nil && (m == selfM || m.mu.TryLock()) {
+			m.trim(now, minAge)
+			if m != selfM {
+				m.mu.Unlock()
+			}
+		}
+	}
+	c.settled()
+}
+
+// keep is what a reset leaves at most (when no search holds a table):
+// three quarters of the limit. Keeping half made half as many resets on
+// the whole corpus, each rebuilding more, for 1.6 times the states
+// rebuilt per pass (at 48 MB); keeping more made resets frequent enough
+// that their sweeps cost more than they saved.
+func (c *cache) keep() int64 { return c.limit - c.limit/4 }
+
+// tick advances the clock for a state added.
+func (c *cache) tick() uint32 {
+	if c == nil {
+		return 0
+	}
+	return c.clock.Add(1)
+}
+
+// ages appends the age (clock ticks since) of each state of the table but
+// the start, with what keeping it costs; fixed is what the table trimmed
+// to its start state holds. Called under mu.
+func (d *dfa) ages(now uint32, ages []uint64) (_ []uint64, fixed int64) {
+	t := d.tab.Load()
+	row := int64(d.nclass)*2 + 8
+	for s := startID + 1; s < t.n; s++ {
+		info := t.info[s].Load()
+		cost := d.stateBytes(len(info.key)) + (row*9+7)/8 // trim's spare room
+		ages = append(ages, uint64(now-info.birth)<<32|uint64(cost))
+	}
+	return ages, tableBytes + d.rowsBytes(startID+1+flushedRoom) + d.stateBytes(len(t.info[startID].Load().key))
+}
+
+func (d *mdfa) ages(now uint32, ages []uint64) (_ []uint64, fixed int64) {
+	t := d.tab.Load()
+	row := d.rowsBytes(1)
+	for s := startID + 1; s < t.n; s++ {
+		info := t.info[s].Load()
+		cost := d.stateBytes(len(info.key)) + (row*9+7)/8
+		ages = append(ages, uint64(now-info.birth)<<32|uint64(cost))
+	}
+	return ages, tableBytes + d.rowsBytes(startID+1+flushedRoom) + d.stateBytes(len(t.info[startID].Load().key))
+}
+
+// trim replaces the table by one of the next generation holding the
+// states at least minAge ticks old (the first ones: a table's states are
+// in the order of their births), with little spare room. Called under
+// mu.
+func (d *dfa) trim(now uint32, minAge int64) {
+	t := d.tab.Load()
+	d.trimTo(startID + 1 + sort.Search(t.n-startID-1, func(i int) bool {
+		return int64(now-t.info[startID+1+i].Load().birth) < minAge
+	}))
+}
+
+// trimTo keeps the first k states (see trim).
+func (d *dfa) trimTo(k int) {
+	t := d.tab.Load()
+	room := k + max(k/8, flushedRoom)
+	if k == t.n && room >= len(t.info) {
+		return
+	}
+	if k < t.n {
+		d.cache.flushes.Add(1)
+	}
+	nc := int32(d.nclass)
+	g := &dtable{gen: t.gen + 1, n: k, trans: newEntries(room * int(nc)),
+		info: make([]atomic.Pointer[dinfo], room), index: make(map[string]int32, k)}
+	b := tableBytes + d.rowsBytes(room)
+	for s := int32(startID); s < int32(k); s++ {
+		info := t.info[s].Load()
+		g.info[s].Store(info)
+		g.index[info.key] = s
+		b += d.stateBytes(len(info.key))
+		for i := s * nc; i < (s+1)*nc; i++ {
+			// Transitions to the states trimmed are unknown again.
+			if n := t.trans.load(i); n != 0 && n < int32(k) {
+				g.trans.store(i, n)
+			}
+		}
+	}
+	for f := range t.starts {
+		if s := atomic.LoadInt32(&t.starts[f]); s < int32(k) {
+			g.starts[f] = s
+		}
+	}
+	g.bytes.Store(b)
+	d.cache.add(b - t.bytes.Load())
+	d.tab.Store(g)
+}
+
+func (d *mdfa) trim(now uint32, minAge int64) {
+	t := d.tab.Load()
+	d.trimTo(startID + 1 + sort.Search(t.n-startID-1, func(i int) bool {
+		return int64(now-t.info[startID+1+i].Load().birth) < minAge
+	}))
+}
+
+// trimTo keeps the first k states (see trim).
+func (d *mdfa) trimTo(k int) {
+	t := d.tab.Load()
+	room := k + max(k/8, flushedRoom)
+	if k == t.n && room >= len(t.info) {
+		return
+	}
+	if k < t.n {
+		d.cache.flushes.Add(1)
+	}
+	nc := int32(d.nclass)
+	g := &mtable{gen: t.gen + 1, n: k, trans: make([]int32, room*int(nc)),
+		info: make([]atomic.Pointer[minfo], room), index: make(map[string]int32, k)}
+	b := tableBytes + d.rowsBytes(room)
+	for s := int32(startID); s < int32(k); s++ {
+		info := t.info[s].Load()
+		g.info[s].Store(info)
+		g.index[info.key] = s
+		b += d.stateBytes(len(info.key))
+		for i := s * nc; i < (s+1)*nc; i++ {
+			if n := atomic.LoadInt32(&t.trans[i]); n != 0 && n&stateMask < int32(k) {
+				g.trans[i] = n
+			}
+		}
+	}
+	g.bytes.Store(b)
+	d.cache.add(b - t.bytes.Load())
+	d.tab.Store(g)
 }
 
 // settled records what a reset left, once the caller dropped its own

@@ -45,6 +45,9 @@ type dfa struct {
 	nclass int32
 	tab    atomic.Pointer[dtable]
 	failed atomic.Bool
+	// used says a search ran since the last reset that dropped what
+	// went unused (see cache.makeRoom).
+	used atomic.Bool
 	// scanned counts the bytes matched since the cache was last flushed:
 	// a full cache is flushed and rebuilt (as RE2 does) when it served
 	// enough bytes since, else the automaton gives up.
@@ -88,6 +91,9 @@ type dinfo struct {
 	// byte (see keyPCs).
 	key string
 	end atomic.Int32 // at end of text: 0 not known yet, 1 no match, 2 match
+	// birth is the budget's clock when the state was added (see
+	// cache.makeRoom); a table's states are in the order of their births.
+	birth uint32
 }
 
 // keyPCs appends to pcs the threads of a state's key (the key holds
@@ -240,14 +246,12 @@ func (d *dfa) replace(t *dtable, n int) *dtable {
 	return t
 }
 
-// drop flushes the table for the budget. Called under mu.
+// drop flushes the table and the program of an automaton unused for a
+// budget's worth of new states (or given up): it may not run again for a
+// long time. Called under mu.
 func (d *dfa) drop() {
+	d.dropProg()
 	t := d.tab.Load()
-	if t.n <= 2 || d.failed.Load() {
-		// Only the start state: unused since the last reset (or given
-		// up), it may not run again for a long time.
-		d.dropProg()
-	}
 	if t.n <= 2 { // nothing else to free
 		return
 	}
@@ -257,12 +261,12 @@ func (d *dfa) drop() {
 }
 
 // dropProg lets the program go when build can make it again (see
-// reload): a reset drops the programs of the automata unused since the
-// reset before (or given up for good), as it drops the tables. The
-// programs are not counted in the budget: the automata in use need
-// theirs, and a budget that counted them would reset more often for
-// nothing it could free. Its byte classes stay: the program made again is
-// the same. Called under mu.
+// reload): a reset drops the programs of the automata unused for a
+// budget's worth of new states (or given up for good) with their
+// tables. The programs are not counted in the budget: the automata in
+// use need theirs, and a budget that counted them would reset more often
+// for nothing it could free. Its byte classes stay: the program made
+// again is the same. Called under mu.
 func (d *dfa) dropProg() {
 	if d.build == nil || d.prog.inst == nil {
 		return
@@ -287,14 +291,6 @@ func (d *dfa) reload() {
 	d.prog.done()
 }
 
-// tryDrop is drop unless a search holds the automaton.
-func (d *dfa) tryDrop() {
-	if d.mu.TryLock() {
-		d.drop()
-		d.mu.Unlock()
-	}
-}
-
 // state returns the number of the state (pcs, flag) in the current table,
 // adding it; 0 when the cache is full and the automaton gives up. Adding
 // may grow or flush the table. Called under mu.
@@ -310,11 +306,9 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 		cost += d.rowsBytes(grownSize(len(t.info))) - d.rowsBytes(len(t.info))
 	}
 	if d.cache.over(cost) {
-		// Past the engine's budget: drop every table, this one too.
+		// Past the engine's budget: trim every table, this one too.
 		d.cache.makeRoom(d, nil)
-		d.drop()
 		t = d.tab.Load()
-		d.cache.settled()
 		if id, ok := t.index[string(key)]; ok {
 			return id
 		}
@@ -357,7 +351,7 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	}
 	id := int32(t.n)
 	k := string(key)
-	t.info[id].Store(&dinfo{key: k})
+	t.info[id].Store(&dinfo{key: k, birth: d.cache.tick()})
 	t.n++
 	t.index[k] = id
 	b := d.stateBytes(len(k))
@@ -696,6 +690,9 @@ func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
 	d.once.Do(d.init)
 	if d.failed.Load() {
 		return false, false, p
+	}
+	if !d.used.Load() {
+		d.used.Store(true)
 	}
 	d.scanned.Add(int64(len(text) - p))
 	t := d.tab.Load()

@@ -58,10 +58,11 @@
 // one flat transition table over byte classes per regex, read without a
 // lock; a full cache is flushed and rebuilt when it has paid for itself,
 // as RE2 does, and all of them share one memory budget
-// (Options.CacheBytes): past it every table is dropped and rebuilt as
-// mail needs it, with the programs and the fallback regexps unused since
-// the reset before, so a long-running daemon's heap does not grow with
-// the mail it sees. Memory (a warm engine on the Debian rules holds about half
+// (Options.CacheBytes): past it the tables keep their oldest states (the
+// most used), three quarters of the budget, and rebuild the rest as mail
+// needs it; the tables, programs and fallback regexps unused for a
+// budget's worth of new states are dropped. So a long-running daemon's
+// heap does not grow with the mail it sees. Memory (a warm engine on the Debian rules holds about half
 // what it did): the automata step through a compact program (8-byte
 // instructions, rune instructions as byte sets), their states keep their
 // threads once (in the index key), a single regex's transitions are 16

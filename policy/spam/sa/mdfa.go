@@ -28,6 +28,7 @@ type mdfa struct {
 	mu      sync.Mutex
 	tab     atomic.Pointer[mtable]
 	failed  atomic.Bool
+	used    atomic.Bool // as dfa's
 	scanned atomic.Int64
 	// sets are the distinct match sets of the transitions, numbered by
 	// setID (under mu); sets[0] is the empty set. A matcher loads the
@@ -78,6 +79,7 @@ type minfo struct {
 	key   string        // as dinfo's
 	end   atomic.Uint64 // matches at end of text, once known
 	known atomic.Bool
+	birth uint32 // as dinfo's
 }
 
 func newMDFA(trees []*syntax.Regexp) *mdfa {
@@ -128,7 +130,7 @@ func (d *mdfa) rowsBytes(n int) int64 { return int64(n)*int64(d.nclass)*4 + int6
 
 func (d *mdfa) stateBytes(n int) int64 { return minfoBytes + mapEntryBytes + keyBytes(n) }
 
-// replace, drop and tryDrop are dfa's.
+// replace and drop are dfa's.
 
 func (d *mdfa) replace(t *mtable, n int) *mtable {
 	d.cache.add(-t.bytes.Load())
@@ -148,14 +150,6 @@ func (d *mdfa) drop() {
 	d.dropScratch()
 }
 
-// tryDrop is drop unless a search holds the automaton.
-func (d *mdfa) tryDrop() {
-	if d.mu.TryLock() {
-		d.drop()
-		d.mu.Unlock()
-	}
-}
-
 // state is dfa.state for the group: the state's number in the current
 // table, 0 when the automaton gives up. Called under mu.
 func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
@@ -171,9 +165,7 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 	}
 	if d.cache.over(cost) {
 		d.cache.makeRoom(nil, d)
-		d.drop()
 		t = d.tab.Load()
-		d.cache.settled()
 		if id, ok := t.index[string(key)]; ok {
 			return id
 		}
@@ -206,7 +198,7 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 	}
 	id := int32(t.n)
 	k := string(key)
-	t.info[id].Store(&minfo{key: k})
+	t.info[id].Store(&minfo{key: k, birth: d.cache.tick()})
 	t.n++
 	t.index[k] = id
 	b := d.stateBytes(len(k))
@@ -273,6 +265,9 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 	d.once.Do(d.init)
 	if d.failed.Load() {
 		return 0, false
+	}
+	if !d.used.Load() {
+		d.used.Store(true)
 	}
 	d.scanned.Add(int64(len(text)))
 	t := d.tab.Load()
