@@ -303,18 +303,7 @@ func stripTags(s string, squeeze bool) string {
 			b = append(b, t...)
 			return
 		}
-		for i := 0; i < len(t); i++ {
-			c := t[i]
-			if blank(c) {
-				if !inBlank {
-					b = append(b, ' ')
-				}
-				inBlank = true
-				continue
-			}
-			inBlank = false
-			b = append(b, c)
-		}
+		b, inBlank = appendSqueezed(b, t, inBlank)
 	}
 	i := strings.IndexByte(s, '<')
 	if i < 0 {
@@ -355,9 +344,15 @@ func squeezeBlanks(s string) string {
 	}
 	b := make([]byte, i, len(s))
 	copy(b, s[:i])
-	inBlank := false
-	for ; i < len(s); i++ {
-		c := s[i]
+	b, _ = appendSqueezed(b, s[i:], false)
+	return string(b)
+}
+
+// appendSqueezed appends t to b with each run of blanks made one space;
+// inBlank says b ends in such a run, and the result whether it now does.
+func appendSqueezed(b []byte, t string, inBlank bool) ([]byte, bool) {
+	for i := 0; i < len(t); i++ {
+		c := t[i]
 		if blank(c) {
 			if !inBlank {
 				b = append(b, ' ')
@@ -368,7 +363,7 @@ func squeezeBlanks(s string) string {
 		inBlank = false
 		b = append(b, c)
 	}
-	return string(b)
+	return b, inBlank
 }
 
 // DecodeHeader decodes RFC 2047 encoded words; on error it returns the

@@ -38,18 +38,7 @@ func TestDFABudgetConcurrent(t *testing.T) {
 	pats := []string{`a[ab]{14}c`, `\bab+a\b`, `(?m)^b.{3}c$`, `b[ab]{9}b`}
 	trees, res := parsePats(t, pats)
 	c := newCache(16 << 10)
-	var singles []*dfa
-	for _, p := range pats {
-		// Built from the pattern, so that a reset can drop the
-		// program of one unused since the reset before.
-		d := lazyDFAOf(nil, func() *syntax.Regexp {
-			tree, _ := syntax.Parse(p, syntax.Perl)
-			return tree
-		})
-		d.cache = c
-		c.dfas = append(c.dfas, d)
-		singles = append(singles, d)
-	}
+	singles := budgetDFAs(c, pats)
 	group := newMDFA(trees)
 	group.cache = c
 	c.mdfas = append(c.mdfas, group)
@@ -100,16 +89,7 @@ func TestBudgetKeepsHot(t *testing.T) {
 	pats := []string{`a[ab]{8}c`, `b[ab]{8}b`}
 	_, res := parsePats(t, pats)
 	c := newCache(1 << 20)
-	var ds []*dfa
-	for _, p := range pats {
-		d := lazyDFAOf(nil, func() *syntax.Regexp {
-			tree, _ := syntax.Parse(p, syntax.Perl)
-			return tree
-		})
-		d.cache = c
-		c.dfas = append(c.dfas, d)
-		ds = append(ds, d)
-	}
+	ds := budgetDFAs(c, pats)
 	hot, cold := ds[0], ds[1]
 	check := func(g, k, n int) string {
 		rng := rand.New(rand.NewPCG(uint64(g), uint64(k)))
@@ -367,4 +347,21 @@ func TestCacheBudget(t *testing.T) {
 	if sum := heldBytes(c); sum != st2.Bytes {
 		t.Errorf("budget counts %d bytes, the tables hold %d", st2.Bytes, sum)
 	}
+}
+
+// budgetDFAs returns an automaton per pattern under the budget c, each
+// built from its pattern (so that a reset can drop the program of one
+// unused since the reset before).
+func budgetDFAs(c *cache, pats []string) []*dfa {
+	var ds []*dfa
+	for _, p := range pats {
+		d := lazyDFAOf(nil, func() *syntax.Regexp {
+			tree, _ := syntax.Parse(p, syntax.Perl)
+			return tree
+		})
+		d.cache = c
+		c.dfas = append(c.dfas, d)
+		ds = append(ds, d)
+	}
+	return ds
 }
