@@ -279,9 +279,16 @@ func (d *mdfa) ages(now uint32, ages []uint64) (_ []uint64, fixed int64) {
 // mu.
 func (d *dfa) trim(now uint32, minAge int64) {
 	t := d.tab.Load()
-	d.trimTo(startID + 1 + sort.Search(t.n-startID-1, func(i int) bool {
-		return int64(now-t.info[startID+1+i].Load().birth) < minAge
-	}))
+	d.trimTo(oldStates(t.n, now, minAge, func(s int) uint32 { return t.info[s].Load().birth }))
+}
+
+// oldStates is how many of a table's first states (n in all, birth
+// giving each one's) are at least minAge ticks old: states are in the
+// order of their births.
+func oldStates(n int, now uint32, minAge int64, birth func(s int) uint32) int {
+	return startID + 1 + sort.Search(n-startID-1, func(i int) bool {
+		return int64(now-birth(startID+1+i)) < minAge
+	})
 }
 
 // trimTo keeps the first k states (see trim).
@@ -322,9 +329,7 @@ func (d *dfa) trimTo(k int) {
 
 func (d *mdfa) trim(now uint32, minAge int64) {
 	t := d.tab.Load()
-	d.trimTo(startID + 1 + sort.Search(t.n-startID-1, func(i int) bool {
-		return int64(now-t.info[startID+1+i].Load().birth) < minAge
-	}))
+	d.trimTo(oldStates(t.n, now, minAge, func(s int) uint32 { return t.info[s].Load().birth }))
 }
 
 // trimTo keeps the first k states (see trim).
