@@ -98,9 +98,12 @@ type dinfo struct {
 
 // keyPCs appends to pcs the threads of a state's key (the key holds
 // them once; the state needs them only to make a transition).
-func keyPCs(pcs []uint32, key string) []uint32 {
+func keyPCs(pcs []uint32, key string) []uint32 { return keyPCsAt(pcs, key, 1) }
+
+// keyPCsAt is keyPCs for threads from byte i of the key on.
+func keyPCsAt(pcs []uint32, key string, i int) []uint32 {
 	prev := int64(0)
-	for i := 1; i < len(key); {
+	for i < len(key) {
 		// binary.Varint on a string, without the copy.
 		var u uint64
 		var sh uint

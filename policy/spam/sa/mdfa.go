@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"encoding/binary"
 	"regexp/syntax"
 	"slices"
 	"sync"
@@ -30,12 +31,7 @@ type mdfa struct {
 	failed  atomic.Bool
 	used    atomic.Bool // as dfa's
 	scanned atomic.Int64
-	// sets are the distinct match sets of the transitions, numbered by
-	// setID (under mu); sets[0] is the empty set. A matcher loads the
-	// list after the transition that names it (stored before it).
-	sets  atomic.Pointer[[]uint64]
-	setID map[uint64]int32
-	cache *cache // the engine's budget (nil: none)
+	cache   *cache // the engine's budget (nil: none)
 	// Scratch space of step, used under mu.
 	seen  []uint32
 	gen   uint32
@@ -47,39 +43,59 @@ type mdfa struct {
 // maxGroup is the largest group: a transition's matches are one uint64.
 const maxGroup = 64
 
-// mtable is mdfa's cache, as dtable. An entry of trans holds both the
-// next state (its low stateBits bits) and the number of the set of
-// regexes whose match ends on that transition (the bits above, 0 for
-// none): one load per byte, 4 bytes per transition, where a match set
-// beside each entry would take 8 more, nearly always 0.
+// mtable is mdfa's cache, as dtable. An entry of trans is 16 bits, as
+// dtable's: the next state, and matchBit when regexes of the group match
+// on that transition. Which ones is the next state's: a state is its
+// threads and the set of the regexes whose match ended on entering it
+// (the same threads with another set are another state), so an entry
+// needs no room for a set. Entries of 4 bytes with a set's number in
+// them made the group tables twice as big, and a pass over a text walks
+// several of them: the bytes that have to stay in the processor's cache.
 type mtable struct {
 	gen   int
 	n     int // states in use, under mu
 	bytes atomic.Int64
 	// Allocated at the table's full size and never resliced (read
 	// without the lock).
-	trans []int32
+	trans entries
 	info  []atomic.Pointer[minfo]
 	index map[string]int32
 }
 
 const (
-	stateBits = 14
-	stateMask = 1<<stateBits - 1
-	// maxSets bounds the match sets an entry can name (the sign bit
-	// stays clear); past it the automaton gives up.
-	maxSets = 1 << (31 - stateBits)
+	matchBit  = 1 << 14
+	stateMask = matchBit - 1
 )
 
-// A state number must fit in an entry's low bits: the table holds at
-// most maxDFAStates+2 of them (see state).
+// A state number must fit below matchBit: the table holds at most
+// maxDFAStates+2 of them (see state).
 var _ [stateMask - (maxDFAStates + 2)]struct{}
 
 type minfo struct {
-	key   string        // as dinfo's
+	// key is as dinfo's, with the state's set (a uvarint) between the
+	// flag and the threads.
+	key string
+	// set is the regexes whose match ends on the transitions into the
+	// state (entries to it carry matchBit when it is not 0).
+	set   uint64
 	end   atomic.Uint64 // matches at end of text, once known
 	known atomic.Bool
 	birth uint32 // as dinfo's
+}
+
+// mkey is the key of a group state: flag, set, then the threads.
+func mkey(key []byte, flag uint8, set uint64, pcs []uint32) []byte {
+	key = binary.AppendUvarint(append(key[:0], flag), set)
+	return appendKeyPCs(key, pcs)
+}
+
+// mkeyPCs appends to pcs the threads of a group state's key.
+func mkeyPCs(pcs []uint32, key string) []uint32 {
+	i := 1
+	for key[i] >= 0x80 {
+		i++
+	}
+	return keyPCsAt(pcs, key, i+1)
 }
 
 func newMDFA(trees []*syntax.Regexp) *mdfa {
@@ -106,8 +122,6 @@ func (d *mdfa) init() {
 	}
 	d.trees = nil
 	d.prog.done()
-	d.sets.Store(&[]uint64{0})
-	d.setID = map[uint64]int32{}
 	class, n := d.prog.byteClasses()
 	d.class, d.nclass = class, int32(n)
 	d.tab.Store(d.newTable(0, 64))
@@ -115,9 +129,9 @@ func (d *mdfa) init() {
 
 func (d *mdfa) newTable(gen, n int) *mtable {
 	nc := int(d.nclass)
-	t := &mtable{gen: gen, n: 2, trans: make([]int32, n*nc),
+	t := &mtable{gen: gen, n: 2, trans: newEntries(n * nc),
 		info: make([]atomic.Pointer[minfo], n), index: map[string]int32{}}
-	k := string([]byte{prevStart})
+	k := string(mkey(nil, prevStart, 0, nil))
 	t.info[startID].Store(&minfo{key: k})
 	t.index[k] = startID
 	b := tableBytes + d.rowsBytes(n) + d.stateBytes(len(k))
@@ -126,7 +140,7 @@ func (d *mdfa) newTable(gen, n int) *mtable {
 	return t
 }
 
-func (d *mdfa) rowsBytes(n int) int64 { return int64(n)*int64(d.nclass)*4 + int64(n)*8 }
+func (d *mdfa) rowsBytes(n int) int64 { return int64(n)*int64(d.nclass)*2 + int64(n)*8 }
 
 func (d *mdfa) stateBytes(n int) int64 { return minfoBytes + mapEntryBytes + keyBytes(n) }
 
@@ -150,10 +164,11 @@ func (d *mdfa) drop() {
 	d.dropScratch()
 }
 
-// state is dfa.state for the group: the state's number in the current
-// table, 0 when the automaton gives up. Called under mu.
-func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
-	key := appendKeyPCs(append(d.key[:0], flag), pcs)
+// state is dfa.state for the group: the number in the current table of
+// the state of threads pcs entered with the matches of set, 0 when the
+// automaton gives up. Called under mu.
+func (d *mdfa) state(pcs []uint32, flag uint8, set uint64) int32 {
+	key := mkey(d.key, flag, set, pcs)
 	d.key = key
 	t := d.tab.Load()
 	if id, ok := t.index[string(key)]; ok {
@@ -184,11 +199,11 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 		n := grownSize(len(t.info))
 		grown := d.rowsBytes(n) - d.rowsBytes(len(t.info))
 		d.cache.add(grown)
-		g := &mtable{gen: t.gen, n: t.n, trans: make([]int32, n*int(d.nclass)),
+		g := &mtable{gen: t.gen, n: t.n, trans: newEntries(n * int(d.nclass)),
 			info: make([]atomic.Pointer[minfo], n), index: t.index}
 		g.bytes.Store(t.bytes.Load() + grown)
 		for i := range t.trans {
-			g.trans[i] = atomic.LoadInt32(&t.trans[i])
+			g.trans[i] = atomic.LoadUint32(&t.trans[i])
 		}
 		for i := range t.info {
 			g.info[i].Store(t.info[i].Load())
@@ -198,7 +213,7 @@ func (d *mdfa) state(pcs []uint32, flag uint8) int32 {
 	}
 	id := int32(t.n)
 	k := string(key)
-	t.info[id].Store(&minfo{key: k, birth: d.cache.tick()})
+	t.info[id].Store(&minfo{key: k, set: set, birth: d.cache.tick()})
 	t.n++
 	t.index[k] = id
 	b := d.stateBytes(len(k))
@@ -220,7 +235,7 @@ func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
 		d.gen = 1
 	}
 	gen, seen := d.gen, d.seen
-	stack := keyPCs(append(d.stack[:0], d.starts...), s.key)
+	stack := mkeyPCs(append(d.stack[:0], d.starts...), s.key)
 	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
@@ -285,7 +300,7 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 			cl = d.class[c]
 			i += size - 1
 		}
-		n := atomic.LoadInt32(&trans[s*nc+int32(cl)])
+		n := trans.load(s*nc + int32(cl))
 		if n == 0 {
 			d.mu.Lock()
 			t, n = d.fill(t, s, c)
@@ -295,13 +310,13 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 			}
 			trans = t.trans
 		}
-		if set := n >> stateBits; set != 0 {
-			matched |= (*d.sets.Load())[set]
+		s = n & stateMask
+		if n&matchBit != 0 {
+			matched |= t.info[s].Load().set
 			if matched == d.all {
 				return matched, true
 			}
 		}
-		s = n & stateMask
 	}
 	info := t.info[s].Load()
 	if !info.known.Load() {
@@ -321,53 +336,28 @@ func (d *mdfa) fill(t *mtable, s int32, c int) (*mtable, int32) {
 	if cur := d.tab.Load(); cur != t {
 		if cur.gen != t.gen {
 			info := t.info[s].Load()
-			s = d.state(keyPCs(nil, info.key), info.key[0])
+			s = d.state(mkeyPCs(nil, info.key), info.key[0], info.set)
 			if s == 0 {
 				return cur, 0
 			}
 			cl = s*d.nclass + int32(d.class[c])
 		}
 		t = d.tab.Load()
-		if n := t.trans[cl]; n != 0 {
+		if n := t.trans.load(cl); n != 0 {
 			return t, n
 		}
 	}
 	m, pcs := d.step(t.info[s].Load(), c)
-	set := d.setOf(m)
-	if set < 0 {
-		return d.tab.Load(), 0
-	}
-	n := d.state(pcs, flagAfter(c))
+	n := d.state(pcs, flagAfter(c), m)
 	cur := d.tab.Load()
 	if n == 0 {
 		return cur, 0
 	}
-	n |= set << stateBits
+	if m != 0 {
+		n |= matchBit
+	}
 	if cur.gen == t.gen {
-		atomic.StoreInt32(&cur.trans[cl], n)
+		cur.trans.store(cl, n)
 	}
 	return cur, n
-}
-
-// setOf returns the number of match set m, adding it; -1 when there are
-// too many and the automaton gives up. Called under mu.
-func (d *mdfa) setOf(m uint64) int32 {
-	if m == 0 {
-		return 0
-	}
-	if id, ok := d.setID[m]; ok {
-		return id
-	}
-	sets := *d.sets.Load()
-	if len(sets) == maxSets {
-		d.failed.Store(true)
-		return -1
-	}
-	id := int32(len(sets))
-	// Readers hold the old list, which append leaves as it was; the new
-	// one is stored before any transition names id.
-	sets = append(sets, m)
-	d.sets.Store(&sets)
-	d.setID[m] = id
-	return id
 }
