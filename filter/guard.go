@@ -89,6 +89,10 @@ func validPacket(p []byte) error {
 // on. A bad packet closes this connection only.
 type guardConn struct {
 	net.Conn
+	// mu is held by Read, and by Close once the connection is closed
+	// (which ends a Read blocked on it) to give the buffers back.
+	mu      sync.Mutex
+	closed  bool
 	br      *bufio.Reader // nil until the first read
 	srv     *Server
 	pending []byte // a validated packet (length prefix included) not yet read
@@ -100,6 +104,11 @@ type guardConn struct {
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
 	if len(c.pending) == 0 {
 		c.pending = nil
 		pkt, err := c.readPacket()
@@ -123,7 +132,8 @@ func (c *guardConn) readPacket() ([]byte, error) {
 		// One read syscall takes a length prefix and its packet (or
 		// several packets) instead of one per prefix and one or more per
 		// packet.
-		c.br = bufio.NewReaderSize(c.Conn, 16<<10)
+		c.br = readerPool.Get().(*bufio.Reader)
+		c.br.Reset(c.Conn)
 	}
 	var hdr [4]byte
 	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
@@ -136,7 +146,12 @@ func (c *guardConn) readPacket() ([]byte, error) {
 	var pkt []byte
 	if n <= smallPacket {
 		if cap(c.buf) < int(4+n) {
-			c.buf = make([]byte, 4+n)
+			if c.buf == nil {
+				c.buf = packetPool.Get().([]byte)
+			}
+			if cap(c.buf) < int(4+n) {
+				c.buf = make([]byte, 4+n, min(max(int(4+n), 2*cap(c.buf)), smallPacket+4))
+			}
 		}
 		pkt = c.buf[:4+n]
 		copy(pkt, hdr[:])
@@ -165,9 +180,33 @@ func (c *guardConn) refuse(err error) error {
 
 func (c *guardConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.once.Do(func() {
+		c.release()
+		// A connection per message (as Postfix opens them) allocated a
+		// 16 KB reader and its packet buffer each time: most of what
+		// the milter side allocated.
+		c.mu.Lock()
+		c.closed = true
+		if c.br != nil {
+			c.br.Reset(nil)
+			readerPool.Put(c.br)
+			c.br = nil
+		}
+		if c.buf != nil && cap(c.buf) <= smallPacket+4 {
+			packetPool.Put(c.buf[:0])
+		}
+		c.buf, c.pending = nil, nil
+		c.mu.Unlock()
+	})
 	return err
 }
+
+var (
+	// readerPool holds the connections' 16 KB readers.
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+	// packetPool holds small packet buffers (see guardConn.buf).
+	packetPool = sync.Pool{New: func() any { return make([]byte, 0, 4<<10) }}
+)
 
 // guardListener accepts MTA connections for go-milter: temporary accept
 // errors (out of file descriptors, a connection aborted before accept)

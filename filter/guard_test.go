@@ -403,3 +403,45 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestGuardConnRecycles: a closed connection gives its reader and packet
+// buffer back, the next one reads its own packets from them (nothing of
+// the first one's left over), and a Close during a blocked Read ends it.
+func TestGuardConnRecycles(t *testing.T) {
+	pkt := func(data string) []byte {
+		b := make([]byte, 4, 4+len(data))
+		binary.BigEndian.PutUint32(b, uint32(len(data)))
+		return append(b, data...)
+	}
+	for i := range 20 {
+		client, server := net.Pipe()
+		g := &guardConn{Conn: server, srv: &Server{}, release: func() {}}
+		want := fmt.Sprintf("Lsubject-%d\x00value %s\x00", i, strings.Repeat("x", i*300))
+		go func() {
+			client.Write(pkt(want))
+			client.Write(pkt("Q")) // a second packet behind the first in the reader
+		}()
+		got := make([]byte, 4+len(want))
+		if _, err := io.ReadFull(g, got); err != nil {
+			t.Fatal(err)
+		}
+		if string(got[4:]) != want {
+			t.Fatalf("connection %d read %q, want %q", i, got[4:], want)
+		}
+		q := make([]byte, 5)
+		if _, err := io.ReadFull(g, q); err != nil || q[4] != 'Q' {
+			t.Fatalf("connection %d: second packet %q, %v", i, q, err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := g.Read(make([]byte, 8)); done <- err }()
+		time.Sleep(time.Millisecond)
+		g.Close()
+		if err := <-done; err == nil {
+			t.Fatalf("connection %d: Read after Close returned no error", i)
+		}
+		if _, err := g.Read(make([]byte, 8)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("connection %d: Read on a closed connection: %v, want net.ErrClosed", i, err)
+		}
+		client.Close()
+	}
+}

@@ -92,6 +92,7 @@ type Engine struct {
 	exists   []int                      // exists: header rules
 	opt      Options
 	stats    Stats
+	scratch  sync.Pool // *ctxScratch
 	// For evals.
 	freemail   map[string]bool
 	freemailRE *regexp.Regexp // the wildcard entries
