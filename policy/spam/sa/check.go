@@ -229,6 +229,11 @@ func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 	switch name {
 	case "ALL":
 		var b strings.Builder
+		n := 0
+		for _, f := range c.m.Header {
+			n += len(f.Name) + len(f.Value) + 3
+		}
+		b.Grow(n + n/8) // decoding rarely makes a value longer
 		for _, f := range c.m.Header {
 			v := f.Value
 			if !raw {

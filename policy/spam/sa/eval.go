@@ -518,22 +518,19 @@ var base64Line = regexp.MustCompile(`^(?:[A-Za-z0-9+/=]{60,76} ?){1,2}$`)
 
 func evalUppercase(c *msgCtx, a []string) int {
 	if c.upper < 0 {
-		var b strings.Builder
+		letters, upper := 0, 0
 		for _, l := range c.body[min(1, len(c.body)):] { // not the subject
 			if !strings.ContainsAny(l, " \t") || base64Line.MatchString(l) {
 				continue
 			}
-			b.WriteString(l)
-		}
-		letters, upper := 0, 0
-		s := b.String()
-		for i := 0; i < len(s); i++ {
-			ch := s[i]
-			if ch >= 'A' && ch <= 'Z' {
-				upper++
-				letters++
-			} else if ch >= 'a' && ch <= 'z' {
-				letters++
+			for i := 0; i < len(l); i++ {
+				ch := l[i]
+				if ch >= 'A' && ch <= 'Z' {
+					upper++
+					letters++
+				} else if ch >= 'a' && ch <= 'z' {
+					letters++
+				}
 			}
 		}
 		c.upper = 0

@@ -105,8 +105,14 @@ func relayText(rs []Relay) string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString("[ ip=" + r.IP + " rdns=" + r.RDNS + " helo=" + r.HELO + " by=" + r.By +
-			" ident= envfrom= intl=" + map[bool]string{true: "1", false: "0"}[internal(r.IP)] + " id=" + r.ID + " auth= msa=0 ]")
+		intl := "0"
+		if internal(r.IP) {
+			intl = "1"
+		}
+		for _, s := range [...]string{"[ ip=", r.IP, " rdns=", r.RDNS, " helo=", r.HELO, " by=", r.By,
+			" ident= envfrom= intl=", intl, " id=", r.ID, " auth= msa=0 ]"} {
+			b.WriteString(s)
+		}
 	}
 	return b.String()
 }
