@@ -238,6 +238,13 @@ func (c *cache) makeRoom(selfD *dfa, selfM *mdfa) {
 // the whole corpus, each rebuilding more, for 1.6 times the states
 // rebuilt per pass (at 48 MB); keeping more made resets frequent enough
 // that their sweeps cost more than they saved.
+// flushed counts a table trimmed or dropped.
+func (c *cache) flushed() {
+	if c != nil {
+		c.flushes.Add(1)
+	}
+}
+
 func (c *cache) keep() int64 { return c.limit - c.limit/4 }
 
 // tick advances the clock for a state added.
@@ -299,7 +306,7 @@ func (d *dfa) trimTo(k int) {
 		return
 	}
 	if k < t.n {
-		d.cache.flushes.Add(1)
+		d.cache.flushed()
 	}
 	nc := int32(d.nclass)
 	g := &dtable{gen: t.gen + 1, n: k, trans: newEntries(room * int(nc)),
@@ -340,7 +347,7 @@ func (d *mdfa) trimTo(k int) {
 		return
 	}
 	if k < t.n {
-		d.cache.flushes.Add(1)
+		d.cache.flushed()
 	}
 	nc := int32(d.nclass)
 	g := &mtable{gen: t.gen + 1, n: k, trans: newEntries(room * int(nc)),

@@ -258,7 +258,7 @@ func (d *dfa) drop() {
 	if t.n <= 2 { // nothing else to free
 		return
 	}
-	d.cache.flushes.Add(1)
+	d.cache.flushed()
 	d.replace(t, flushedRoom)
 	d.dropScratch()
 }
@@ -327,7 +327,10 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 			d.failed.Store(true)
 			return 0
 		}
-		t = d.replace(t, 64)
+		// Keep the oldest half: a table fills in order of need.
+		d.scanned.Store(0)
+		d.trimTo(maxDFAStates / 2)
+		t = d.tab.Load()
 		if id, ok := t.index[string(key)]; ok {
 			return id
 		}

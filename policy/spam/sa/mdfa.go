@@ -159,7 +159,7 @@ func (d *mdfa) drop() {
 	if t.n <= 2 { // only the start state: nothing to free
 		return
 	}
-	d.cache.flushes.Add(1)
+	d.cache.flushed()
 	d.replace(t, flushedRoom)
 	d.dropScratch()
 }
@@ -190,7 +190,10 @@ func (d *mdfa) state(pcs []uint32, flag uint8, set uint64) int32 {
 			d.failed.Store(true)
 			return 0
 		}
-		t = d.replace(t, 64)
+		// Keep the oldest half: a table fills in order of need.
+		d.scanned.Store(0)
+		d.trimTo(maxDFAStates / 2)
+		t = d.tab.Load()
 		if id, ok := t.index[string(key)]; ok {
 			return id
 		}
