@@ -129,6 +129,8 @@ type variant struct {
 func (v *variant) prefixMatch(text string, first int) (matched, ok bool) {
 	budget := len(text) - first
 	at := first
+	var cur prefixCursor
+	cur.init(v.prefix)
 	for {
 		m, ok, end := v.adfa.scanAt(text, at)
 		if !ok {
@@ -141,13 +143,58 @@ func (v *variant) prefixMatch(text string, first int) (matched, ok bool) {
 			break
 		}
 		// Prefixes start with an ASCII byte: at+1 is a rune boundary.
-		next := firstPrefix(text[at+1:], v.prefix)
+		next := cur.next(text, at+1)
 		if next < 0 {
 			return false, true
 		}
-		at += 1 + next
+		at = next
 	}
 	return v.dfa.matchAt(text, at)
+}
+
+// prefixCursor finds the successive places where prefixes occur in a
+// text: it remembers where each prefix occurs next, and searches for one
+// again only once the search has passed that place. firstPrefix from
+// each place instead searched for every prefix again each time, to its
+// next occurrence: once per candidate place for a prefix that occurs
+// once, late (a header rule's "subject:" in the whole header, while its
+// "to:" occurs on several lines).
+type prefixCursor struct {
+	prefixes []string
+	pos      [16]int // per prefix: its next place, -1 none, -2 not searched
+}
+
+func (c *prefixCursor) init(prefixes []string) {
+	c.prefixes = prefixes
+	for i := range c.pos {
+		c.pos[i] = -2
+	}
+}
+
+// next returns the first place at or after from where a prefix occurs,
+// -1 for none; from never decreases between calls.
+func (c *prefixCursor) next(text string, from int) int {
+	if len(c.prefixes) > len(c.pos) {
+		if i := firstPrefix(text[from:], c.prefixes); i >= 0 {
+			return from + i
+		}
+		return -1
+	}
+	best := -1
+	for i, p := range c.prefixes {
+		at := c.pos[i]
+		if at == -2 || at >= 0 && at < from {
+			at = indexFold(text[from:], p)
+			if at >= 0 {
+				at += from
+			}
+			c.pos[i] = at
+		}
+		if at >= 0 && (best < 0 || at < best) {
+			best = at
+		}
+	}
+	return best
 }
 
 // variant.screen, when set, runs before re: a smaller regex that matches
