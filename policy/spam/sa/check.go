@@ -222,6 +222,17 @@ func (c *msgCtx) headerText(name, mod string) (string, bool) {
 	return v, ok
 }
 
+// pseudoHeader reports whether computeHeaderText reads name as a
+// pseudo-header (in its case) rather than as a field (in any case).
+func pseudoHeader(name string) bool {
+	switch name {
+	case "ALL", "ToCc", "MESSAGEID", "X-Spam-Relays-Untrusted", "X-Spam-Relays-External",
+		"X-Spam-Relays-Trusted", "X-Spam-Relays-Internal", "EnvelopeFrom":
+		return true
+	}
+	return false
+}
+
 func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 	raw := mod == "raw"
 	var vals []string

@@ -858,7 +858,13 @@ func (e *Engine) buildHeaderSlots() {
 			e.exists = append(e.exists, i)
 			continue
 		}
-		key := d.Header + ":" + d.Modifier
+		// Field names are read in any case (see msgCtx.values): one
+		// slot, one text and one screen for Message-ID and Message-Id.
+		key := d.Header
+		if !pseudoHeader(key) {
+			key = lowerName(key)
+		}
+		key += ":" + d.Modifier
 		if d.HasIfUnset {
 			key += "\x00" + d.IfUnset
 		}

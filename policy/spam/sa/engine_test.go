@@ -397,3 +397,32 @@ body CUT_NONE /m\xc3\xb6ney\s+later/
 		}
 	}
 }
+
+// TestHeaderSlotsFoldCase: rules on one field written in two cases share
+// a slot and still each answer; a pseudo-header keeps its case (ALL is
+// the whole header, "all" a field of that name).
+func TestHeaderSlotsFoldCase(t *testing.T) {
+	e := compile(t, `
+header A1 Message-ID =~ /abc/
+header A2 Message-Id =~ /xyz/
+header A3 MESSAGE-ID:raw =~ /abc/
+header B1 ALL =~ /Subject: hi/
+header B2 all =~ /Subject: hi/
+score A1 1
+score A2 1
+score A3 1
+score B1 1
+score B2 1
+`, Options{})
+	if len(e.hslots) != 4 {
+		var names []string
+		for _, s := range e.hslots {
+			names = append(names, s.name+":"+s.mod)
+		}
+		t.Errorf("slots %v, want 4 (message-id, message-id:raw, ALL, all)", names)
+	}
+	r := e.Check(FromRaw([]byte("Message-Id: <abc@q>\r\nSubject: hi\r\n\r\nbody\r\n")), Input{})
+	wantHits(t, "fold", r, []string{"A1", "A3", "B1"}, []string{"A2", "B2"})
+	r = e.Check(FromRaw([]byte("message-id: <xyz@q>\r\nALL: Subject: hi\r\n\r\nbody\r\n")), Input{})
+	wantHits(t, "fold", r, []string{"A2", "B1", "B2"}, []string{"A1", "A3"})
+}
