@@ -317,13 +317,8 @@ func (d *dfa) trimTo(k int) {
 		g.info[s].Store(info)
 		g.index[info.key] = s
 		b += d.stateBytes(len(info.key))
-		for i := s * nc; i < (s+1)*nc; i++ {
-			// Transitions to the states trimmed are unknown again.
-			if n := t.trans.load(i); n != 0 && n < int32(k) {
-				g.trans.store(i, n)
-			}
-		}
 	}
+	g.trans.keepRows(t.trans, int32(k), nc, func(n int32) int32 { return n })
 	for f := range t.starts {
 		if s := atomic.LoadInt32(&t.starts[f]); s < int32(k) {
 			g.starts[f] = s
@@ -358,12 +353,8 @@ func (d *mdfa) trimTo(k int) {
 		g.info[s].Store(info)
 		g.index[info.key] = s
 		b += d.stateBytes(len(info.key))
-		for i := s * nc; i < (s+1)*nc; i++ {
-			if n := t.trans.load(i); n != 0 && n&stateMask < int32(k) {
-				g.trans.store(i, n)
-			}
-		}
 	}
+	g.trans.keepRows(t.trans, int32(k), nc, func(n int32) int32 { return n & stateMask })
 	g.bytes.Store(b)
 	d.cache.add(b - t.bytes.Load())
 	d.tab.Store(g)

@@ -343,9 +343,7 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 		g := &dtable{gen: t.gen, n: t.n, trans: newEntries(n * int(d.nclass)),
 			info: make([]atomic.Pointer[dinfo], n), index: t.index}
 		g.bytes.Store(t.bytes.Load() + grown)
-		for i := range t.trans {
-			g.trans[i] = atomic.LoadUint32(&t.trans[i])
-		}
+		g.trans.copyFrom(t.trans)
 		for i := range t.info {
 			g.info[i].Store(t.info[i].Load())
 		}
@@ -516,6 +514,24 @@ func (e entries) store(i, v int32) {
 	p := &e[i>>1]
 	sh := uint(i&1) * 16
 	atomic.StoreUint32(p, atomic.LoadUint32(p)&^(0xffff<<sh)|uint32(uint16(v))<<sh)
+}
+
+// keepRows copies into e (a new table's entries) the rows of the states
+// startID..k-1 of from, nc entries each; a transition to a state not
+// kept (target(entry) >= k) is unknown again.
+func (e entries) keepRows(from entries, k, nc int32, target func(int32) int32) {
+	for i := startID * nc; i < k*nc; i++ {
+		if n := from.load(i); n != 0 && target(n) < k {
+			e.store(i, n)
+		}
+	}
+}
+
+// copyFrom copies a table's entries into a grown one (e).
+func (e entries) copyFrom(from entries) {
+	for i := range from {
+		e[i] = atomic.LoadUint32(&from[i])
+	}
 }
 
 // grownSize is the room for states of a full table of n: a quarter more,

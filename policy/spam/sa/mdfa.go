@@ -205,9 +205,7 @@ func (d *mdfa) state(pcs []uint32, flag uint8, set uint64) int32 {
 		g := &mtable{gen: t.gen, n: t.n, trans: newEntries(n * int(d.nclass)),
 			info: make([]atomic.Pointer[minfo], n), index: t.index}
 		g.bytes.Store(t.bytes.Load() + grown)
-		for i := range t.trans {
-			g.trans[i] = atomic.LoadUint32(&t.trans[i])
-		}
+		g.trans.copyFrom(t.trans)
 		for i := range t.info {
 			g.info[i].Store(t.info[i].Load())
 		}
