@@ -404,6 +404,11 @@ func (e *Engine) useCache(c *cache) {
 			addDFA(v.adfa)
 			addDFA(v.screenDFA)
 		}
+		if r.btLook != nil {
+			for _, d := range r.btLook.dfas() {
+				addDFA(d)
+			}
+		}
 	}
 	for k := range e.pf {
 		for vi := range e.pf[k] {

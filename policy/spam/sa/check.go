@@ -533,6 +533,18 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 		if dbgOn {
 			t0 = time.Now()
 		}
+		if r.btLook != nil {
+			m, ok := r.btLook.match(text, ascii)
+			if dbgOn {
+				dbgBT(r.name, dbgBTLook, m, time.Since(t0))
+			}
+			if ok {
+				return b2i(m)
+			}
+			if dbgOn {
+				t0 = time.Now()
+			}
+		}
 		ok, err := r.bt.MatchString(text)
 		if dbgOn {
 			dbgBT(r.name, dbgBTRun, ok && err == nil, time.Since(t0))

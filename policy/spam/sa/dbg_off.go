@@ -19,6 +19,7 @@ const (
 	dbgBTCall = iota
 	dbgBTPass
 	dbgBTRun
+	dbgBTLook
 )
 
 func dbgMulti(name string, n, matches int, nanos int64) {}

@@ -43,13 +43,17 @@ const (
 	dbgBTCall = iota
 	dbgBTPass
 	dbgBTRun
+	dbgBTLook
 )
 
 // BTStat is what one backtracking rule cost: calls, how many got past
-// the automaton, how many the backtracking engine ran, its hits and time.
+// the automaton, how many the backtracking engine ran, its hits and time,
+// and how many the lookahead automata (lookRule) answered, and their time.
 type BTStat struct {
 	Calls, Pass, Runs, Hits int64
 	Time                    time.Duration
+	Looks                   int64
+	LookTime                time.Duration
 }
 
 var dbgBTStats = map[string]*BTStat{}
@@ -71,6 +75,9 @@ func dbgBT(rule string, stage int, hit bool, d time.Duration) {
 		if hit {
 			s.Hits++
 		}
+	case dbgBTLook:
+		s.Looks++
+		s.LookTime += d
 	}
 }
 

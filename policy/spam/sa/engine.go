@@ -70,12 +70,15 @@ type rule struct {
 	// btNative, for some backtracking rules, answers for the regex
 	// (see btNatives).
 	btNative func(text string) (match, ok bool)
-	eval     evalFunc
-	meta     *expr
-	mexpr    *metaExpr // meta with names resolved (after orderMetas)
-	multi    bool
-	maxhits  int
-	header   string // lower-case field name
+	// btLook, for the rules whose lookaheads all stand at one place,
+	// answers for the regex with automata (see lookRule).
+	btLook  *lookRule
+	eval    evalFunc
+	meta    *expr
+	mexpr   *metaExpr // meta with names resolved (after orderMetas)
+	multi   bool
+	maxhits int
+	header  string // lower-case field name
 }
 
 // Engine runs a compiled rule set. It is safe for concurrent use.
@@ -377,6 +380,9 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 			if r.bt != nil {
 				r.btScreen = btScreens[d.Pattern]
 				r.btNative = btNatives[d.Pattern]
+				if !r.multi {
+					r.btLook = newLookRule(d.Pattern)
+				}
 			}
 			st.RE2 += c.st.re2
 			st.Backtracking += c.st.bt
