@@ -25,7 +25,7 @@ import (
 // rest of the text, not only within Q's match): backtracking tries
 // every match of P, and a lookahead is a search anchored at q. Each part
 // is an anchored automaton run at the places that can be q; P runs
-// backwards, on the text reversed, from q. The RE2 screen (lookaheads
+// backwards from q (see scanBack). The RE2 screen (lookaheads
 // dropped) passed every text with the plain word, and the backtracking
 // engine then read the whole text to find nothing.
 //
@@ -337,21 +337,16 @@ func (l *lookRule) match(text string, ascii bool) (matched, ok bool) {
 			i += size - 1
 		}
 	}
-	budget := maxLookScan*len(text) + 256
-	// run reports whether d matches at p, charging the bytes it read.
-	run := func(d *dfa, s string, p int) (m, ok bool) {
-		m, ok, end := d.scanAt(s, p)
-		budget -= end - p + 1
-		return m, ok && budget >= 0
-	}
-	var rev string // the text reversed, made at the first need
-	prev := -1     // the symbol before q, -1 at the start
+	sc := lookScan{text: text, budget: maxLookScan*len(text) + 256}
+	prev := -1 // the symbol before q, -1 at the start
 	for q := 0; q <= len(text); {
 		c, size := -1, 0
 		if q < len(text) {
 			c, size = int(text[q]), 1
 			if c >= 0x80 {
-				if c, size = byteRune(text[q:]); size == 0 {
+				// Byte-runes only: ASCII and latin1 pairs (see
+				// scanBack); a text with other bytes goes to regexp2.
+				if c, size = byteRune(text[q:]); size != 2 {
 					return false, false
 				}
 			}
@@ -367,7 +362,7 @@ func (l *lookRule) match(text string, ascii bool) (matched, ok bool) {
 			cand = false
 		}
 		if cand {
-			m, ok := l.matchAt(v, text, q, &rev, run)
+			m, ok := sc.matchAt(v, q)
 			if !ok {
 				return false, false
 			}
@@ -375,10 +370,7 @@ func (l *lookRule) match(text string, ascii bool) (matched, ok bool) {
 				return true, true
 			}
 		}
-		if c < 0 {
-			break
-		}
-		if l.atStart && !l.lineP {
+		if c < 0 || l.atStart && !l.lineP {
 			break
 		}
 		prev = c
@@ -387,13 +379,28 @@ func (l *lookRule) match(text string, ascii bool) (matched, ok bool) {
 	return false, true
 }
 
+// lookScan is one text's evaluation: the bytes the automata may still
+// read.
+type lookScan struct {
+	text   string
+	budget int
+}
+
+// run reports whether d matches at p, charging the bytes it read; ok is
+// false when it gave up or the budget is spent.
+func (sc *lookScan) run(d *dfa, p int) (m, ok bool) {
+	m, ok, end := d.scanAt(sc.text, p)
+	sc.budget -= end - p + 1
+	return m, ok && sc.budget >= 0
+}
+
 // matchAt reports whether the parts match at q (P, if any, ending there).
-func (l *lookRule) matchAt(v *lookVariant, text string, q int, rev *string, run func(*dfa, string, int) (bool, bool)) (matched, ok bool) {
-	if m, ok := run(v.post, text, q); !ok || !m {
+func (sc *lookScan) matchAt(v *lookVariant, q int) (matched, ok bool) {
+	if m, ok := sc.run(v.post, q); !ok || !m {
 		return false, ok
 	}
 	for _, d := range v.pos {
-		if m, ok := run(d, text, q); !ok || !m {
+		if m, ok := sc.run(d, q); !ok || !m {
 			return false, ok
 		}
 	}
@@ -401,35 +408,16 @@ func (l *lookRule) matchAt(v *lookVariant, text string, q int, rev *string, run 
 		if d == nil {
 			continue
 		}
-		if m, ok := run(d, text, q); !ok || m {
+		if m, ok := sc.run(d, q); !ok || m {
 			return false, ok
 		}
 	}
 	if v.pre == nil {
 		return true, true
 	}
-	if *rev == "" {
-		*rev = reverseRunes(text)
-	}
-	return run(v.pre, *rev, len(text)-q)
-}
-
-// reverseRunes returns text with its runes in reverse order, each rune's
-// bytes kept in order: P ends at q in text where reversed P starts at
-// len(text)-q in it.
-func reverseRunes(text string) string {
-	b := make([]byte, len(text))
-	j := len(text)
-	for i := 0; i < len(text); {
-		n := 1
-		if text[i] >= 0x80 {
-			_, n = utf8.DecodeRuneInString(text[i:])
-		}
-		j -= n
-		copy(b[j:], text[i:i+n])
-		i += n
-	}
-	return string(b)
+	m, ok, end := v.pre.scanBack(sc.text, q)
+	sc.budget -= q - end + 1
+	return m, ok && sc.budget >= 0
 }
 
 // reverseTree returns a regex that matches the reversed texts re

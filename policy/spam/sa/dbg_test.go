@@ -207,12 +207,14 @@ func TestBTCost(t *testing.T) {
 		tot.Runs += s.Runs
 		tot.Hits += s.Hits
 		tot.Time += s.Time
+		tot.Looks += s.Looks
+		tot.LookTime += s.LookTime
 	}
-	sort.Slice(l, func(a, b int) bool { return l[a].s.Time > l[b].s.Time })
-	fmt.Printf("%d messages: %d calls, %d backtracking runs, %d hits, %v\n", len(ms), tot.Calls, tot.Runs, tot.Hits, tot.Time)
+	sort.Slice(l, func(a, b int) bool { return l[a].s.Time+l[a].s.LookTime > l[b].s.Time+l[b].s.LookTime })
+	fmt.Printf("%d messages: %d calls, %d backtracking runs, %d hits, %v; %d lookahead evaluations, %v\n", len(ms), tot.Calls, tot.Runs, tot.Hits, tot.Time, tot.Looks, tot.LookTime)
 	for _, x := range l[:min(60, len(l))] {
 		r := e.rules[e.byName[x.k]]
-		fmt.Printf("%10v %6d %6d %6d %5d %-28s %-7v screen=%v %.70q\n", x.s.Time, x.s.Calls, x.s.Pass, x.s.Runs, x.s.Hits, x.k, r.kind, r.btScreen != nil, r.def.Pattern)
+		fmt.Printf("%10v %6d %6d %6d %5d %-28s %-7v screen=%v look=%d/%v %.70q\n", x.s.Time, x.s.Calls, x.s.Pass, x.s.Runs, x.s.Hits, x.k, r.kind, r.btScreen != nil, x.s.Looks, x.s.LookTime, r.def.Pattern)
 	}
 }
 

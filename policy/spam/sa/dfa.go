@@ -724,18 +724,8 @@ func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
 		if c := text[p-1]; c < 0x80 {
 			f = flagAfter(int(c))
 		}
-		s = atomic.LoadInt32(&t.starts[f])
-		if s == 0 {
-			d.mu.Lock()
-			s = d.state(keyPCs(nil, string(d.startKey(f))), f)
-			t = d.tab.Load()
-			if s != 0 {
-				atomic.StoreInt32(&t.starts[f], s)
-			}
-			d.mu.Unlock()
-			if s == 0 {
-				return false, false, p
-			}
+		if t, s = d.startAfter(t, f); s == 0 {
+			return false, false, p
 		}
 	}
 	trans := t.trans
@@ -781,6 +771,92 @@ func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
 	d.mu.Unlock()
 	info.end.Store(1 + int32(b2i(m)))
 	return m, true, len(text)
+}
+
+// startAfter returns the start state after a previous byte of flag f
+// (not the start of the text), building it; 0 when the automaton gives
+// up.
+func (d *dfa) startAfter(t *dtable, f uint8) (*dtable, int32) {
+	s := atomic.LoadInt32(&t.starts[f])
+	if s == 0 {
+		d.mu.Lock()
+		s = d.state(keyPCs(nil, string(d.startKey(f))), f)
+		t = d.tab.Load()
+		if s != 0 {
+			atomic.StoreInt32(&t.starts[f], s)
+		}
+		d.mu.Unlock()
+	}
+	return t, s
+}
+
+// scanBack is scanAt for the automaton of a reversed regex (see
+// reverseTree) run on the text before q, backwards: it reports whether
+// the regex matches a text that ends at q. The byte at q is the one
+// before the search (for \b and $, which the reversal made ^), the start
+// of the text its end. The text before q must be byte-runes: ASCII and
+// latin1 pairs only (a backward read of other bytes need not cut them
+// into the runes a forward read does); end is where it stopped.
+func (d *dfa) scanBack(text string, q int) (matched, ok bool, end int) {
+	d.once.Do(d.init)
+	if d.failed.Load() {
+		return false, false, q
+	}
+	if !d.used.Load() {
+		d.used.Store(true)
+	}
+	d.scanned.Add(int64(q))
+	t := d.tab.Load()
+	s := int32(startID)
+	if q < len(text) {
+		f := uint8(0)
+		if c := text[q]; c < 0x80 {
+			f = flagAfter(int(c))
+		}
+		if t, s = d.startAfter(t, f); s == 0 {
+			return false, false, q
+		}
+	}
+	trans := t.trans
+	nc := d.nclass
+	for i := q; i > 0; i-- {
+		b := text[i-1]
+		cl, c := d.class[b], int(b)
+		if b >= 0x80 {
+			if i < 2 || text[i-2] != 0xc2 && text[i-2] != 0xc3 || b&0xc0 != 0x80 {
+				return false, false, i
+			}
+			i--
+			c = int(text[i-1]&0x1f)<<6 | int(b&0x3f)
+			cl = d.class[c]
+		}
+		n := trans.load(s*nc + int32(cl))
+		if n == 0 {
+			d.mu.Lock()
+			t, n = d.fill(t, s, c)
+			d.mu.Unlock()
+			if n == 0 {
+				return false, false, i
+			}
+			trans = t.trans
+		}
+		if n < 0 {
+			return n == matchID, true, i - 1
+		}
+		s = n
+	}
+	info := t.info[s].Load()
+	switch info.end.Load() {
+	case 1:
+		return false, true, 0
+	case 2:
+		return true, true, 0
+	}
+	d.mu.Lock()
+	m, _ := d.step(info, -1)
+	d.mu.Unlock()
+	info.end.Store(1 + int32(b2i(m)))
+	return m, true, 0
 }
 
 // fill returns the transition from state s of table t on symbol c (a
