@@ -338,6 +338,22 @@ func (l *lookRule) match(text string, ascii bool) (matched, ok bool) {
 		}
 	}
 	sc := lookScan{text: text, budget: maxLookScan*len(text) + 256}
+	if ascii && !l.atStart {
+		// The common case, one byte a symbol: a tight loop.
+		at, last := v.at, v.last
+		for q := 0; q <= len(text); q++ {
+			if last != nil && (q == 0 || !last[text[q-1]]) {
+				continue
+			}
+			if at != nil && (q == len(text) || !at[text[q]]) {
+				continue
+			}
+			if m, ok := sc.matchAt(v, q); !ok || m {
+				return m, ok
+			}
+		}
+		return false, true
+	}
 	prev := -1 // the symbol before q, -1 at the start
 	for q := 0; q <= len(text); {
 		c, size := -1, 0
