@@ -183,6 +183,9 @@ func newLookRule(pattern string) *lookRule {
 		return nil
 	}
 	l := &lookRule{}
+	// parsed holds each part's tree, parsed once here; the automata
+	// parse theirs again on first use (see dfa.release).
+	parsed := map[string]*syntax.Regexp{}
 	part := func(p string) (string, bool) {
 		re2, err := translate(p, flags, targetRE2)
 		if err != nil || strings.Contains(re2, `\p`) || strings.Contains(re2, `\P`) {
@@ -190,9 +193,11 @@ func newLookRule(pattern string) *lookRule {
 		}
 		src, word := btClasses(re2)
 		l.asciiWord = l.asciiWord || word
-		if _, err := syntax.Parse(src, syntax.Perl); err != nil {
+		t, err := syntax.Parse(src, syntax.Perl)
+		if err != nil {
 			return "", false
 		}
+		parsed[src] = t
 		return src, true
 	}
 	preSrc, ok := part(pre)
@@ -218,8 +223,8 @@ func newLookRule(pattern string) *lookRule {
 		}
 		negSrc = append(negSrc, s)
 	}
-	preTree, _ := syntax.Parse(preSrc, syntax.Perl)
-	switch preTree = preTree.Simplify(); preTree.Op {
+	preTree := parsed[preSrc].Simplify()
+	switch preTree.Op {
 	case syntax.OpBeginText:
 		l.atStart = true
 	case syntax.OpBeginLine:
@@ -229,29 +234,25 @@ func newLookRule(pattern string) *lookRule {
 	for vi := range 2 {
 		ascii := vi == 1
 		v := &l.v[vi]
-		// tree parses a part again for this variant: nil when it cannot
-		// match this kind of text.
-		tree := func(src string, reverse bool) *syntax.Regexp {
+		// build returns a part's tree for this variant, parsing it
+		// again: nil when it cannot match this kind of text.
+		build := func(src string, reverse bool) *syntax.Regexp {
 			t, err := syntax.Parse(src, syntax.Perl)
 			if err != nil {
 				return nil
 			}
-			if ascii {
-				if t = asciiOnly(t); t == nil {
-					return nil
-				}
-			}
-			t = t.Simplify()
-			if reverse {
-				t = reverseTree(t)
-			}
-			return t
+			return variantTree(t, ascii, reverse)
 		}
-		auto := func(src string, reverse bool) *dfa {
-			if tree(src, reverse) == nil {
+		tree := func(src string, reverse bool) *syntax.Regexp {
+			return variantTree(parsed[src], ascii, reverse)
+		}
+		// auto is the automaton of a part whose tree for this variant
+		// is t.
+		auto := func(t *syntax.Regexp, src string, reverse bool) *dfa {
+			if t == nil {
 				return nil
 			}
-			return anchoredDFA(func() *syntax.Regexp { return tree(src, reverse) })
+			return anchoredDFA(func() *syntax.Regexp { return build(src, reverse) })
 		}
 		var at *[badRune + 1]bool
 		narrow := func(t *syntax.Regexp) {
@@ -273,7 +274,7 @@ func newLookRule(pattern string) *lookRule {
 			continue
 		}
 		narrow(pt)
-		v.post = auto(postSrc, false)
+		v.post = auto(pt, postSrc, false)
 		for _, s := range posSrc {
 			t := tree(s, false)
 			if t == nil {
@@ -281,13 +282,13 @@ func newLookRule(pattern string) *lookRule {
 				break
 			}
 			narrow(t)
-			v.pos = append(v.pos, auto(s, false))
+			v.pos = append(v.pos, auto(t, s, false))
 		}
 		if v.never {
 			continue
 		}
 		for _, s := range negSrc {
-			v.neg = append(v.neg, auto(s, false))
+			v.neg = append(v.neg, auto(tree(s, false), s, false))
 		}
 		v.at = at
 		if !preEmpty && !l.atStart {
@@ -299,10 +300,25 @@ func newLookRule(pattern string) *lookRule {
 			if s, nullable := firstSet(rt); !nullable {
 				v.last = &s
 			}
-			v.pre = auto(preSrc, true)
+			v.pre = auto(rt, preSrc, true)
 		}
 	}
 	return l
+}
+
+// variantTree is t for a variant (ascii: restricted to ASCII text, nil
+// when it cannot match one), simplified, reversed for P.
+func variantTree(t *syntax.Regexp, ascii, reverse bool) *syntax.Regexp {
+	if ascii {
+		if t = asciiOnly(t); t == nil {
+			return nil
+		}
+	}
+	t = t.Simplify()
+	if reverse {
+		t = reverseTree(t)
+	}
+	return t
 }
 
 // dfas returns the rule's automata (for the engine's budget).

@@ -381,7 +381,7 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 				r.btScreen = btScreens[d.Pattern]
 				r.btNative = btNatives[d.Pattern]
 				if !r.multi {
-					r.btLook = newLookRule(d.Pattern)
+					r.btLook = c.look
 				}
 			}
 			st.RE2 += c.st.re2
@@ -454,10 +454,11 @@ type regexStats struct{ re2, bt, pref int }
 
 // compiledRegex is compileRegex's result for one rule.
 type compiledRegex struct {
-	v   [2]variant
-	bt  *regexp2.Regexp
-	st  regexStats
-	err error
+	v    [2]variant
+	bt   *regexp2.Regexp
+	look *lookRule // see rule.btLook
+	st   regexStats
+	err  error
 }
 
 // compileRegexes compiles the regexes of the rules that need one, in
@@ -487,6 +488,9 @@ func (e *Engine) compileRegexes(rs *Ruleset, needed map[string]bool) map[string]
 				var r rule
 				c.err = e.compileRegex(&r, defs[i], &c.st)
 				c.v, c.bt = r.v, r.bt
+				if r.bt != nil {
+					c.look = newLookRule(defs[i].Pattern)
+				}
 			}
 		})
 	}
