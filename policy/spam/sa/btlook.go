@@ -33,7 +33,8 @@ import (
 // and their negations are the byte-runes (see latin1) regexp2's classes
 // hold, not RE2's ASCII ones. \b and \B are ASCII in the automata: a
 // rule with them answers only for texts whose non-ASCII runes are no
-// word characters to regexp2. Multiple-hit rules are left to regexp2.
+// word characters to regexp2. Texts with bytes other than ASCII and
+// latin1 pairs, and multiple-hit rules, are left to regexp2.
 
 // lookRule is the evaluation of one rule of that shape.
 type lookRule struct {
@@ -47,14 +48,15 @@ type lookRule struct {
 
 // lookVariant is lookRule's automata for one kind of text.
 type lookVariant struct {
-	never bool // Q or an A cannot match this kind of text
+	never bool // P, Q or an A cannot match this kind of text
 	pre   *dfa // reversed P, anchored; nil when P is empty or ^
 	post  *dfa
 	pos   []*dfa
 	neg   []*dfa // nil entries: the L cannot match this kind of text
-	// at, when not nil, holds the symbols (bytes and badRune) a match
-	// of Q and of every A can start with (none of them is empty); last,
-	// the symbols a match of P can end with.
+	// at, when not nil, holds the symbols (bytes and badRune) that can
+	// start a match of each of Q and the As that do not match the empty
+	// text; last, when not nil, those a match of P (not empty) can end
+	// with.
 	at, last *[badRune + 1]bool
 }
 
@@ -66,7 +68,7 @@ const maxLookScan = 8
 // lookParts splits a rule's Perl pattern at its top-level lookaheads;
 // ok is false for any other shape.
 func lookParts(pat, flags string) (pre string, pos, neg []string, post string, ok bool) {
-	if strings.ContainsAny(flags, "x") || strings.Contains(pat, `\Q`) {
+	if strings.ContainsRune(flags, 'x') || strings.Contains(pat, `\Q`) {
 		return
 	}
 	first, last := -1, -1
