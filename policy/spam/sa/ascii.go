@@ -104,10 +104,9 @@ type variant struct {
 	// own regex (RE2 could run it but for its size): its answer is the
 	// rule's, and the backtracking engine runs only where it gives up.
 	ruleExact bool
-	lits      []string
-	// more are further literal sets the regex needs one of each of (see
-	// factorsOf): with lits, a text must hold one string of every set.
-	more  [][]string
+	// litScreen: the literal sets a text must hold one string of each
+	// of (factorsOf), and how many occurrences of one of them.
+	litScreen
 	never bool // cannot match this kind of text
 	// prefix, when set, lists strings one of which every match of the
 	// automaton's regex starts with: it starts at the first found.
@@ -240,7 +239,7 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	}
 	full.re = newLazyRE(pattern)
 	simple := tree.Simplify()
-	full.lits, full.more = screenOf(simple)
+	full.litScreen = screenOf(simple)
 	full.prefix = prefixLiterals(simple)
 	parse := func() *syntax.Regexp {
 		t, _ := syntax.Parse(pattern, syntax.Perl)
@@ -264,7 +263,7 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 		ascii = full
 	} else {
 		ascii.re = newLazyRE(src)
-		ascii.lits, ascii.more = screenOf(a)
+		ascii.litScreen = screenOf(a)
 		ascii.prefix = prefixLiterals(a)
 		parseASCII := func() *syntax.Regexp {
 			t, err := syntax.Parse(pattern, syntax.Perl)
@@ -464,7 +463,7 @@ func parseRepeat(pattern string) (*syntax.Regexp, bool) {
 // treeVariants is compileVariants for a tree RE2's parser refuses: the
 // automata and the literals, without a regexp.
 func treeVariants(tree *syntax.Regexp) (full, ascii variant) {
-	full.lits, full.more = screenOf(tree.Simplify())
+	full.litScreen = screenOf(tree.Simplify())
 	full.dfa, full.dfaExact, full.ruleExact = lazyDFA(tree), true, true
 	a := asciiOnly(tree)
 	if a == nil {
@@ -472,7 +471,7 @@ func treeVariants(tree *syntax.Regexp) (full, ascii variant) {
 		return
 	}
 	a = a.Simplify()
-	ascii.lits, ascii.more = screenOf(a)
+	ascii.litScreen = screenOf(a)
 	ascii.dfa, ascii.dfaExact, ascii.ruleExact = lazyDFA(a), true, true
 	return
 }

@@ -64,6 +64,7 @@ type msgCtx struct {
 	uris     []string
 	upper    float64 // uppercase percentage, -1 until computed
 	mask     []uint8 // screen's scratch space
+	occ      []occ   // and its counted sets' occurrences
 
 	dateDone   bool // dateDiff computed (the date evals read it several times)
 	dateDiffV  float64
@@ -629,9 +630,20 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 		// are all there; candRun (1) is the whole set of a rule with
 		// one, else the bits go on and become candRun at the end.
 		mask := c.maskScratch(n)
-		pf.ac.scan(text, func(p int32, _ int) {
+		var occs []occ
+		if pf.count != nil {
+			occs = c.occScratch(n)
+		}
+		pf.ac.scan(text, func(p int32, end int) {
 			for _, e := range pf.patRule[p] {
-				mask[e>>2] |= 1 << (e & 3)
+				pos := e >> 3
+				if e&patCounted != 0 {
+					o := &occs[pos]
+					if !o.add(end-pf.ac.lengths[p], end) || o.n < pf.count[pos] {
+						continue
+					}
+				}
+				mask[pos] |= 1 << (e & 3)
 			}
 		})
 		for pos, m := range mask {
@@ -662,6 +674,36 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 		}
 	}
 	return cand
+}
+
+// occScratch returns n cleared counters, reused by each screen.
+func (c *msgCtx) occScratch(n int) []occ {
+	if cap(c.occ) < n {
+		c.occ = make([]occ, n)
+	}
+	c.occ = c.occ[:n]
+	clear(c.occ)
+	return c.occ
+}
+
+// occ counts the occurrences of a rule's counted literal set in a text
+// (litScreen.count): the most that are pairwise disjoint, found greedily
+// (the one that ends first; the scan reports them by their end), and
+// where the last one counted ends.
+type occ struct {
+	n   int32
+	end int
+}
+
+// add counts an occurrence from start to end unless it overlaps the
+// last one counted, and reports whether it did.
+func (o *occ) add(start, end int) bool {
+	if start < o.end {
+		return false
+	}
+	o.n++
+	o.end = end
+	return true
 }
 
 // maskScratch returns n cleared bytes, reused by each screen.
@@ -744,11 +786,22 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		ascii[li] = isASCII(line)
 		pf := &c.e.pf[k][b2i(ascii[li])]
 		if pf.ac != nil {
-			pf.ac.scan(line, func(p int32, _ int) {
+			pf.ac.scan(line, func(p int32, end int) {
 				for _, e := range pf.patRule[p] {
-					pos := e >> 2
+					pos := e >> 3
 					m := sc.mask[pos]
-					if m == 0 {
+					if e&patCounted != 0 {
+						// The set's bit waits for its count. The rule
+						// is touched at its first occurrence (maybe
+						// again below: clearing twice does no harm).
+						o := &sc.occ[pos]
+						if o.n == 0 && m == 0 {
+							sc.touched = append(sc.touched, pos)
+						}
+						if !o.add(end-pf.ac.lengths[p], end) || o.n < pf.count[pos] {
+							continue
+						}
+					} else if m == 0 {
 						sc.touched = append(sc.touched, pos)
 					}
 					m |= 1 << (e & 3)
@@ -760,6 +813,7 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 			})
 			for _, pos := range sc.touched {
 				sc.mask[pos] = 0
+				sc.occ[pos] = occ{}
 			}
 			sc.touched = sc.touched[:0]
 		}
@@ -912,8 +966,9 @@ func scanCut(text string, size int, cuts string) string {
 type lineScratch struct {
 	// mask, per rule, has the bits of the literal sets found in the
 	// current line (see prefilter.need); touched lists the rules whose
-	// mask is not 0, to clear them for the next line.
+	// mask or occ is not 0, to clear them for the next line.
 	mask    []uint8
+	occ     []occ // per rule, its counted set's occurrences in the line
 	touched []int32
 	last    []int32 // per rule: the last line marked, -1 for none
 	off     []int32 // per rule: its lines are flat[off[pos]:off[pos+1]]
@@ -928,6 +983,8 @@ var lineScratchPool = sync.Pool{New: func() any { return new(lineScratch) }}
 func (sc *lineScratch) reset(n int) {
 	sc.mask = slices.Grow(sc.mask[:0], n)[:n]
 	clear(sc.mask)
+	sc.occ = slices.Grow(sc.occ[:0], n)[:n]
+	clear(sc.occ)
 	sc.touched = sc.touched[:0]
 	sc.last = slices.Grow(sc.last[:0], n)[:n]
 	for i := range sc.last {

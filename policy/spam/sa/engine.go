@@ -107,12 +107,15 @@ type Engine struct {
 type prefilter struct {
 	ac *automaton
 	// patRule maps a literal's index to the rules it screens, as
-	// pos<<2 | factor: pos in kinds[k], and which of the rule's literal
-	// sets (see factorsOf) the literal belongs to.
+	// pos<<3 | counted<<2 | factor: pos in kinds[k], which of the rule's
+	// literal sets (see factorsOf) the literal belongs to, and whether
+	// that set's occurrences are counted (litScreen.count).
 	patRule [][]int32
 	// need, per position, has a bit per literal set of the rule: it can
-	// match a text where the literals found set all of them.
+	// match a text where the literals found set all of them. A counted
+	// set's bit is set once its disjoint occurrences reach count[pos].
 	need  []uint8
+	count []int32
 	noLit []int32 // positions in kinds[k] without literals (always run)
 	// native are the rules answered by a native matcher (plainNatives):
 	// no literal or group screens them.
@@ -121,6 +124,10 @@ type prefilter struct {
 	// shared: one pass per group names the rules that can match.
 	groups []ruleGroup
 }
+
+// patCounted marks a prefilter.patRule entry whose literal set is
+// counted.
+const patCounted = 1 << 2
 
 // ruleGroup is a set of rules screened by one group automaton: bit i of
 // its answer stands for the rule at position pos[i] in kinds[k].
@@ -828,8 +835,18 @@ func (e *Engine) newPrefilter(rules []int, vi int, ac bool) prefilter {
 		if !ac {
 			sets = sets[:1]
 		}
+		if ac && v.count > 1 {
+			if pf.count == nil {
+				pf.count = make([]int32, len(rules))
+			}
+			pf.count[pos] = int32(v.count)
+		}
 		for f, set := range sets {
 			pf.need[pos] |= 1 << f
+			e := int32(pos)<<3 | int32(f)
+			if ac && v.count > 1 && f == v.countSet {
+				e |= patCounted
+			}
 			for _, l := range set {
 				id, ok := index[l]
 				if !ok {
@@ -838,7 +855,7 @@ func (e *Engine) newPrefilter(rules []int, vi int, ac bool) prefilter {
 					pats = append(pats, l)
 					pf.patRule = append(pf.patRule, nil)
 				}
-				pf.patRule[id] = append(pf.patRule[id], int32(pos)<<2|int32(f))
+				pf.patRule[id] = append(pf.patRule[id], e)
 			}
 		}
 	}

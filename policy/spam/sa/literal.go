@@ -51,7 +51,11 @@ const maxFactors = 3
 // it does not imply (a rule needing "your" and "share" runs only on
 // the texts with both). nil when there is no screen.
 func factorsOf(re *syntax.Regexp) [][]string {
-	in := analyse(re, 0)
+	return factorsFrom(analyse(re, 0))
+}
+
+// factorsFrom is factorsOf for what analyse found.
+func factorsFrom(in info) [][]string {
 	first := requiredOf(in)
 	if len(first) == 0 || minLen(first) < minLiteral {
 		return nil
@@ -81,13 +85,125 @@ func factorsOf(re *syntax.Regexp) [][]string {
 	return out
 }
 
-// screenOf splits factorsOf for a variant: its first set and the others.
-func screenOf(re *syntax.Regexp) ([]string, [][]string) {
-	f := factorsOf(re)
+// maxLitSets is the most literal sets a rule's screen has (prefilter.need
+// has a bit for each).
+const maxLitSets = 4
+
+// litScreen is what a variant's literals say of the texts it can match.
+type litScreen struct {
+	lits []string   // the first set (factorsOf)
+	more [][]string // the others
+	// A match holds count pairwise disjoint occurrences of the strings
+	// of the set countSet (0 lits, i more[i-1]), when count > 1.
+	count    int
+	countSet int
+}
+
+// screenOf returns the literal screen of a parsed, simplified regex:
+// factorsOf's sets, and the set with the most occurrences a match
+// needs (repeatCount) with their number.
+func screenOf(re *syntax.Regexp) litScreen {
+	in := analyse(re, 0)
+	f := factorsFrom(in)
 	if f == nil {
-		return nil, nil
+		return litScreen{}
 	}
-	return f[0], f[1:]
+	ls := litScreen{lits: f[0], more: f[1:]}
+	set, n := repeatCount(in)
+	if n < 2 {
+		return ls
+	}
+	set = dedupe(slices.Clone(set))
+	i := slices.IndexFunc(f, func(s []string) bool { return slices.Equal(s, set) })
+	if i < 0 {
+		if len(f) == maxLitSets {
+			return ls
+		}
+		i = len(f)
+		ls.more = append(ls.more, set)
+	}
+	ls.count, ls.countSet = n, i
+	return ls
+}
+
+// counted is a literal set of which every match holds n pairwise
+// disjoint occurrences: n repetitions of a part that needs one of the
+// set (the repetitions' spans are disjoint, each holds one).
+type counted struct {
+	set []string
+	n   int
+}
+
+// maxCounted bounds info.cnt: the sets with the most occurrences are
+// kept.
+const maxCounted = 8
+
+// repeatCount returns the set of in.cnt with the most occurrences
+// (the better screen among equals), n 0 when none needs two.
+func repeatCount(in info) ([]string, int) {
+	var best counted
+	for _, c := range in.cnt {
+		if c.n > best.n || c.n == best.n && better(c.set, best.set) {
+			best = c
+		}
+	}
+	return best.set, best.n
+}
+
+// countsOf is every set a match of in needs, with how many disjoint
+// occurrences: its counted sets (with their n, the most where a set
+// is counted twice: both are the same span's) and its other required
+// sets (once), each times n (in repeated n times).
+func countsOf(in info, times int) []counted {
+	var out []counted
+	add := func(set []string, n int) {
+		if len(set) == 0 || len(set) > maxRequired || minLen(set) < minLiteral {
+			return
+		}
+		for i := range out {
+			if slices.Equal(out[i].set, set) {
+				out[i].n = max(out[i].n, n*times)
+				return
+			}
+		}
+		out = append(out, counted{set, n * times})
+	}
+	for _, c := range in.cnt {
+		add(c.set, c.n)
+	}
+	for _, set := range allOf(in) {
+		add(set, 1)
+	}
+	return out
+}
+
+// sumCounts adds the counts of the parts of a concatenation (disjoint
+// spans: the occurrences of a set add up), keeping those of at least
+// two, the maxCounted largest.
+func sumCounts(parts [][]counted) []counted {
+	var out []counted
+	for _, p := range parts {
+		for _, c := range p {
+			i := slices.IndexFunc(out, func(o counted) bool { return slices.Equal(o.set, c.set) })
+			if i < 0 {
+				out = append(out, c)
+				continue
+			}
+			out[i].n += c.n
+		}
+	}
+	return keepCounts(out)
+}
+
+// keepCounts drops the counts below two and keeps the maxCounted
+// largest.
+func keepCounts(cnt []counted) []counted {
+	cnt = slices.DeleteFunc(cnt, func(c counted) bool { return c.n < 2 })
+	if len(cnt) > maxCounted {
+		slices.SortStableFunc(cnt, func(a, b counted) int { return b.n - a.n })
+		cnt = cnt[:maxCounted]
+	}
+	return cnt
 }
 
 // implies reports whether a text holding a string of set a holds one of
@@ -152,6 +268,10 @@ type info struct {
 	// that every match goes through): a text must hold one of each, so
 	// together they screen more than req alone (see factorsOf).
 	all [][]string
+	// cnt are sets every match holds several disjoint occurrences of
+	// (two at least): the repetitions of a part (X{5}, simplified to
+	// XXXXX) each hold one.
+	cnt []counted
 }
 
 // maxAll bounds info.all: the sets kept are the best screens.
@@ -261,7 +381,7 @@ func analyse(re *syntax.Regexp, depth int) info {
 		return analyse(re.Sub[0], depth+1)
 	case syntax.OpPlus:
 		sub := analyse(re.Sub[0], depth+1)
-		return info{req: requiredOf(sub), all: allOf(sub)}
+		return info{req: requiredOf(sub), all: allOf(sub), cnt: sub.cnt}
 	case syntax.OpQuest:
 		in := analyse(re.Sub[0], depth+1)
 		if in.hasEx && len(in.exact) < maxLiterals {
@@ -274,7 +394,7 @@ func analyse(re *syntax.Regexp, depth int) info {
 		}
 		if re.Min >= 1 {
 			sub := analyse(re.Sub[0], depth+1)
-			return info{req: requiredOf(sub), all: allOf(sub)}
+			return info{req: requiredOf(sub), all: allOf(sub), cnt: keepCounts(countsOf(sub, re.Min))}
 		}
 		return info{}
 	case syntax.OpConcat:
@@ -288,6 +408,7 @@ func analyse(re *syntax.Regexp, depth int) info {
 		}
 		cur := []string{""}
 		whole := true
+		var parts [][]counted
 		for _, s := range re.Sub {
 			if s.Op == syntax.OpPlus || s.Op == syntax.OpRepeat && s.Min >= 1 {
 				// x+ starts with x and ends with x: extend the run by x,
@@ -305,10 +426,16 @@ func analyse(re *syntax.Regexp, depth int) info {
 					consider(sub.req)
 					cur = sub.exact
 					whole = false
+					times := 1
+					if s.Op == syntax.OpRepeat {
+						times = s.Min
+					}
+					parts = append(parts, countsOf(sub, times))
 					continue
 				}
 			}
 			in := analyse(s, depth+1)
+			parts = append(parts, countsOf(in, 1))
 			for _, set := range in.all {
 				all = addSet(all, set)
 			}
@@ -328,10 +455,11 @@ func analyse(re *syntax.Regexp, depth int) info {
 			}
 		}
 		consider(nonEmpty(cur))
+		cnt := sumCounts(parts)
 		if whole {
-			return info{exact: cur, hasEx: true, req: best, all: all}
+			return info{exact: cur, hasEx: true, req: best, all: all, cnt: cnt}
 		}
-		return info{req: best, all: all}
+		return info{req: best, all: all, cnt: cnt}
 	case syntax.OpAlternate:
 		var ex, req []string
 		hasEx := true

@@ -1,0 +1,231 @@
+package sa
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"testing"
+	"time"
+)
+
+func screenOfPattern(t *testing.T, pat string) litScreen {
+	t.Helper()
+	tree, err := syntax.Parse(pat, syntax.Perl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return screenOf(tree.Simplify())
+}
+
+// countedSet is the set a screen counts, nil for none.
+func (ls litScreen) countedSet() []string {
+	switch {
+	case ls.count < 2:
+		return nil
+	case ls.countSet == 0:
+		return ls.lits
+	}
+	return ls.more[ls.countSet-1]
+}
+
+// TestRepeatCount: the occurrences a screen requires of a literal set are
+// those of the repetitions (and concatenations) that each need one.
+func TestRepeatCount(t *testing.T) {
+	for _, c := range []struct {
+		pat   string
+		count int
+		set   string
+	}{
+		{`(?i)(?:<br>\s*){30}`, 30, `["<br>"]`},
+		{`(?:foo\d){2,}`, 2, `["foo"]`},
+		{`(?:foo\d){2,5}`, 2, `["foo"]`},
+		{`(?:foo|bar){3}`, 3, `["foo" "bar"]`},
+		{`(?:(?:foo|bar)\s+){3}bazz`, 3, `["foo" "bar"]`},
+		{`(?:foo\d){2}x(?:foo\d){3}`, 5, `["foo"]`},
+		{`foo(?:bar)?foo`, 2, `["foo"]`},
+		{`(?:x(?:foo\d){2}){3}`, 6, `["foo"]`},
+		{`(?:foo\s)+(?:foo\s)+`, 2, `["foo"]`},
+		// What does not repeat a required set counts nothing.
+		{`(?:foo\d)+`, 0, `[]`},
+		{`(?:foo\d){0,3}`, 0, `[]`},
+		{`(?:foo\d)*(?:foo\d)?`, 0, `[]`},
+		{`(?:foo|bar(?:foo\d){2})`, 0, `[]`},
+		{`(?:foo|ab){3}`, 0, `[]`}, // a string shorter than a screen's
+		{`foobar`, 0, `[]`},
+	} {
+		ls := screenOfPattern(t, c.pat)
+		if got := fmt.Sprintf("%q", ls.countedSet()); ls.count != c.count || got != c.set {
+			t.Errorf("%q: count %d of %s, want %d of %s", c.pat, ls.count, got, c.count, c.set)
+		}
+	}
+}
+
+// disjointCount is the screen's count of set's occurrences in text, as
+// the prefilters take it: every occurrence the automaton reports, the
+// pairwise disjoint ones counted by occ.
+func disjointCount(set []string, text string) int {
+	a := newAutomaton(set)
+	var o occ
+	a.scan(text, func(p int32, end int) { o.add(end-a.lengths[p], end) })
+	return int(o.n)
+}
+
+// TestRepeatCountSound: a text a regex matches holds the occurrences its
+// screen requires (random regexes of repeated words, texts built from
+// the regex, then mutated, and random texts of those words), and the
+// screens reject texts.
+func TestRepeatCountSound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	words := []string{"foo", "oof", "fo", "bar", "BAR", "ar", "o", " ", "x"}
+	word := func() string { return words[rng.IntN(len(words))] }
+	// A part is a small regex needing some of the words, and a text it
+	// matches.
+	type part struct {
+		re     string
+		sample func() string
+	}
+	newPart := func() part {
+		a, b := word(), word()
+		q := func(s string) string { return regexp.QuoteMeta(s) }
+		switch rng.IntN(4) {
+		case 0:
+			return part{"(?:" + q(a) + "|" + q(b) + ")", func() string { return []string{a, b}[rng.IntN(2)] }}
+		case 1:
+			return part{q(a) + `\s?`, func() string { return a + []string{"", " "}[rng.IntN(2)] }}
+		case 2:
+			return part{"(?:" + q(a) + ")?" + q(b), func() string { return []string{"", a}[rng.IntN(2)] + b }}
+		}
+		return part{"(?:" + q(a) + ")+", func() string { return strings.Repeat(a, 1+rng.IntN(2)) }}
+	}
+	checked, rejected := 0, 0
+	for range 600 {
+		var re strings.Builder
+		var parts []part
+		var times [][2]int
+		if rng.IntN(2) == 0 {
+			re.WriteString("(?i)")
+		}
+		for range 1 + rng.IntN(3) {
+			p, q := newPart(), newPart()
+			lo, hi := 1, 1
+			switch rng.IntN(3) {
+			case 0:
+				lo = 2 + rng.IntN(3)
+				hi = lo
+				fmt.Fprintf(&re, "(?:%s%s){%d}", p.re, q.re, lo)
+			case 1:
+				lo = 1 + rng.IntN(3)
+				hi = lo + 2
+				fmt.Fprintf(&re, "(?:%s%s){%d,}", p.re, q.re, lo)
+			default:
+				fmt.Fprintf(&re, "(?:%s%s)", p.re, q.re)
+			}
+			parts = append(parts, p, q)
+			times = append(times, [2]int{lo, hi})
+		}
+		pat := re.String()
+		rx, err := regexp.Compile(pat)
+		if err != nil {
+			t.Fatal(pat, err)
+		}
+		ls := screenOfPattern(t, pat)
+		set := ls.countedSet()
+		if set == nil {
+			continue
+		}
+		sample := func() string {
+			var b strings.Builder
+			for i, tm := range times {
+				for range tm[0] + rng.IntN(tm[1]-tm[0]+1) {
+					b.WriteString(parts[2*i].sample())
+					b.WriteString(parts[2*i+1].sample())
+				}
+			}
+			return b.String()
+		}
+		for range 300 {
+			var text string
+			switch rng.IntN(3) {
+			case 0:
+				text = word() + sample() + word()
+			case 1:
+				// A sample with a piece cut out: often a near miss.
+				s := sample()
+				i := rng.IntN(len(s) + 1)
+				j := i + rng.IntN(len(s)-i+1)
+				text = s[:i] + s[j:]
+			default:
+				for range rng.IntN(14) {
+					text += word()
+				}
+			}
+			n := disjointCount(set, strings.ToLower(text))
+			if n < ls.count {
+				rejected++
+			}
+			if !rx.MatchString(text) {
+				continue
+			}
+			checked++
+			if n < ls.count {
+				t.Fatalf("%q matches %q, which holds %d of %q, not %d", pat, text, n, set, ls.count)
+			}
+		}
+	}
+	t.Logf("%d matching texts checked, %d texts rejected", checked, rejected)
+	if checked < 5000 || rejected < 5000 {
+		t.Errorf("%d matching texts checked, %d texts rejected", checked, rejected)
+	}
+}
+
+// TestCountScreenRules: the count screens in the rules' prefilters, for
+// the line kinds and the headers: a text with the rule's literals but
+// fewer (disjoint) occurrences than its repetitions need is not run, one
+// with as many is.
+func TestCountScreenRules(t *testing.T) {
+	e := compile(t, `
+body     BODY_BR   /(?:<br>\s*){3}/i
+score    BODY_BR   1
+rawbody  RAW_BR    /(?:abc(?:de)?\s){3}/i
+score    RAW_BR    1
+header   SUBJ_REP  Subject =~ /(?:(?:aaa|aab)-){3}/
+score    SUBJ_REP  1
+full     FULL_REP  /(?:zzz\d){4}/
+score    FULL_REP  1
+`, Options{})
+	rules := []string{"BODY_BR", "RAW_BR", "SUBJ_REP"}
+	for _, name := range append(rules, "FULL_REP") {
+		if v := e.rules[e.byName[name]].v[1]; v.count < 3 {
+			t.Fatalf("%s: count %d", name, v.count)
+		}
+	}
+	ran := map[string]bool{}
+	costHook = func(i, _ int, _ time.Duration) { ran[e.rules[i].name] = true }
+	defer func() { costHook = nil }()
+	msg := func(subject, body string) *Message {
+		return FromRaw([]byte("Subject: " + subject + "\r\nContent-Type: text/plain\r\n\r\n" + body + "\r\n"))
+	}
+	for _, c := range []struct {
+		subject, body string
+		hit           bool
+	}{
+		{"aaa-aab-aaa-", "<br><BR> <br>\nabc abcde ABC zzz1zzz2zzz3zzz4", true},
+		{"aaa-aab-", "<br> <br> x\nabc abcde zzz1zzz2zzz3", false},
+		// Overlapping occurrences count once: aaab holds aaa and aab,
+		// and <br><br><br holds two.
+		{"aaab aaab", "<br><br><br\nabc abc", false},
+	} {
+		clear(ran)
+		h := hits(e.Check(msg(c.subject, c.body), Input{}))
+		for _, name := range rules {
+			if _, ok := h[name]; ok != c.hit || ran[name] != c.hit {
+				t.Errorf("%q %q: %s hit %v, ran %v", c.subject, c.body, name, ok, ran[name])
+			}
+		}
+		if _, ok := h["FULL_REP"]; ok != c.hit {
+			t.Errorf("%q %q: FULL_REP hit %v", c.subject, c.body, ok)
+		}
+	}
+}
