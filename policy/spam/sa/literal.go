@@ -157,7 +157,7 @@ func repeatCount(in info) ([]string, int) {
 func countsOf(in info, times int) []counted {
 	var out []counted
 	add := func(set []string, n int) {
-		if len(set) == 0 || len(set) > maxRequired || minLen(set) < minLiteral {
+		if len(set) == 0 || len(set) > maxRequired || !screenable(set) {
 			return
 		}
 		for i := range out {
@@ -280,7 +280,7 @@ const maxAll = 8
 // addSet adds set to all when it can screen on its own, keeping the
 // maxAll best.
 func addSet(all [][]string, set []string) [][]string {
-	if len(set) == 0 || len(set) > maxRequired || minLen(set) < minLiteral {
+	if len(set) == 0 || len(set) > maxRequired || !screenable(set) {
 		return all
 	}
 	for _, s := range all {
@@ -475,7 +475,7 @@ func analyse(re *syntax.Regexp, depth int) info {
 			if in.hasEx && better(in.exact, r) {
 				r = in.exact
 			}
-			if r == nil || minLen(r) < minLiteral || len(req)+len(r) > maxRequired {
+			if r == nil || !screenable(r) || len(req)+len(r) > maxRequired {
 				reqOK = false
 			} else {
 				req = append(req, r...)
@@ -670,4 +670,22 @@ func equalFoldASCII(s, lower string) bool {
 		}
 	}
 	return true
+}
+
+// rareBytes are the punctuation bytes few paragraphs of mail hold (each
+// in under a tenth of the corpus's): a string with one of them screens
+// well even when shorter than minLiteral (the % of a percentage, the @
+// of an address).
+const rareBytes = "%@$*+#_[]{}|~^\\`"
+
+// screenable reports whether a set can screen: each string is at least
+// minLiteral long or holds a rare byte. Only the first set of a screen
+// (the Aho-Corasick literals a rule is indexed by) needs long strings.
+func screenable(set []string) bool {
+	for _, s := range set {
+		if len(s) < minLiteral && !strings.ContainsAny(s, rareBytes) {
+			return false
+		}
+	}
+	return len(set) > 0
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +228,91 @@ score    FULL_REP  1
 		if _, ok := h["FULL_REP"]; ok != c.hit {
 			t.Errorf("%q %q: FULL_REP hit %v", c.subject, c.body, ok)
 		}
+	}
+}
+
+// TestRareFactors: a set of short strings screens when each holds a rare
+// byte (as a set beyond the first), and such sets are needed by every
+// match (random regexes and texts of words with rare bytes).
+func TestRareFactors(t *testing.T) {
+	for _, c := range []struct {
+		pat  string
+		want string
+	}{
+		{`(?i)\d\d\s?(?:%|percent)\s(?:for|to)\syour?`, `[["you" "your"] ["%" "percent"]]`},
+		{`(?:out|abuse)[a-z]{0,9}\@[a-z]+`, `[["out" "abuse"] ["@"]]`},
+		{`(?:ab|%)\s*foo`, `[["foo"]]`}, // ab is short without a rare byte
+		{`\$\d+`, `[]`},                 // the first set needs long strings
+		{`(?:a\$|b%)+\s*zzz`, `[["zzz"] ["a$" "b%"]]`},
+	} {
+		tree, err := syntax.Parse(c.pat, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := fmt.Sprintf("%q", factorsOf(tree.Simplify())); s != c.want {
+			t.Errorf("factorsOf(%q) = %s, want %s", c.pat, s, c.want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	words := []string{"foo", "bar", "%", "@", "a@", "ab", " ", "x"}
+	word := func() string { return words[rng.IntN(len(words))] }
+	some := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteString(word())
+		}
+		return b.String()
+	}
+	q := regexp.QuoteMeta
+	checked, rejected := 0, 0
+	for range 400 {
+		// The regex and a text it matches.
+		a, b, c, d := some(1+rng.IntN(2)), some(1), some(1+rng.IntN(2)), some(1)
+		var pat string
+		var sample func() string
+		switch rng.IntN(3) {
+		case 0:
+			pat = "(?:" + q(a) + `\s*|` + q(b) + `)\s*` + q(c) + q(d)
+			sample = func() string { return []string{a, b}[rng.IntN(2)] + []string{"", " "}[rng.IntN(2)] + c + d }
+		case 1:
+			pat = q(a) + "(?:" + q(b) + ")+" + q(c) + ".*" + q(d)
+			sample = func() string { return a + strings.Repeat(b, 1+rng.IntN(2)) + c + some(rng.IntN(3)) + d }
+		default:
+			pat = q(a) + "(?:" + q(b) + "|" + q(c) + ")?" + q(d)
+			sample = func() string { return a + []string{"", b, c}[rng.IntN(3)] + d }
+		}
+		re := regexp.MustCompile(pat)
+		tree, _ := syntax.Parse(pat, syntax.Perl)
+		sets := factorsOf(tree.Simplify())
+		if len(sets) < 2 {
+			continue
+		}
+		for range 200 {
+			text := some(rng.IntN(3)) + sample() + some(rng.IntN(3))
+			if rng.IntN(2) == 0 {
+				// A piece cut out: often a near miss.
+				i := rng.IntN(len(text) + 1)
+				j := i + rng.IntN(len(text)-i+1)
+				text = text[:i] + text[j:]
+			}
+			ok := true
+			for _, set := range sets {
+				ok = ok && slices.ContainsFunc(set, func(l string) bool { return strings.Contains(text, l) })
+			}
+			if !ok {
+				rejected++
+			}
+			if !re.MatchString(text) {
+				continue
+			}
+			checked++
+			if !ok {
+				t.Fatalf("%q matches %q, which misses one of %q", pat, text, sets)
+			}
+		}
+	}
+	t.Logf("%d matching texts checked, %d texts rejected", checked, rejected)
+	if checked < 1000 || rejected < 1000 {
+		t.Errorf("%d matching texts checked, %d texts rejected", checked, rejected)
 	}
 }
