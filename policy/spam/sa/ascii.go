@@ -111,6 +111,10 @@ type variant struct {
 	// prefix, when set, lists strings one of which every match of the
 	// automaton's regex starts with: it starts at the first found.
 	prefix []string
+	// lineStart, when set (and prefix not), says every match starts at
+	// the start of a line, (?m)^ (the text's or after a newline): the
+	// anchored automaton runs at each.
+	lineStart bool
 	// adfa is the automaton anchored at a prefix: run where each prefix
 	// occurs, it stops at the first byte no match can go on with, where
 	// the unanchored one scans to the end of the text (see prefixMatch).
@@ -122,9 +126,10 @@ type variant struct {
 }
 
 // prefixMatch answers for the automaton from first, the first place a
-// prefix occurs: the anchored automaton runs at each place a prefix
-// occurs, until it has scanned as many bytes as the unanchored one would
-// from first; the unanchored one takes over from there.
+// prefix occurs (or a line starts, lineStart): the anchored automaton
+// runs at each such place, until it has scanned as many bytes as the
+// unanchored one would from first; the unanchored one takes over from
+// there.
 func (v *variant) prefixMatch(text string, first int) (matched, ok bool) {
 	budget := len(text) - first
 	at := first
@@ -141,12 +146,9 @@ func (v *variant) prefixMatch(text string, first int) (matched, ok bool) {
 		if budget -= end - at + 1; budget < 0 {
 			break
 		}
-		// Prefixes start with an ASCII byte: at+1 is a rune boundary.
-		next := cur.next(text, at+1)
-		if next < 0 {
+		if at = v.nextStart(text, at, &cur); at < 0 {
 			return false, true
 		}
-		at = next
 	}
 	return v.dfa.matchAt(text, at)
 }
@@ -196,6 +198,52 @@ func (c *prefixCursor) next(text string, from int) int {
 	return best
 }
 
+// nextStart returns the next place after at where a match can start (a
+// prefix, cur's, or a line starts), -1 when there is none.
+func (v *variant) nextStart(text string, at int, cur *prefixCursor) int {
+	if v.lineStart {
+		i := strings.IndexByte(text[at:], '\n')
+		if i < 0 {
+			return -1
+		}
+		return at + i + 1
+	}
+	// Prefixes start with an ASCII byte: at+1 is a rune boundary.
+	return cur.next(text, at+1)
+}
+
+// atLineStart reports whether every match of re (simplified) starts at
+// the start of a line: the empty-width ops it begins with hold ^ (or
+// \A: the text's start is a line's).
+func atLineStart(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpBeginLine, syntax.OpBeginText:
+		return true
+	case syntax.OpCapture:
+		return atLineStart(re.Sub[0])
+	case syntax.OpPlus:
+		return atLineStart(re.Sub[0])
+	case syntax.OpRepeat:
+		return re.Min >= 1 && atLineStart(re.Sub[0])
+	case syntax.OpAlternate:
+		for _, s := range re.Sub {
+			if !atLineStart(s) {
+				return false
+			}
+		}
+		return len(re.Sub) > 0
+	case syntax.OpConcat:
+		for _, s := range re.Sub {
+			switch s.Op {
+			case syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpEmptyMatch:
+				continue // empty, wherever the match starts
+			}
+			return atLineStart(s)
+		}
+	}
+	return false
+}
+
 // variant.screen, when set, runs before re: a smaller regex that matches
 // wherever re does (X for X{3,}).
 
@@ -241,12 +289,13 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	simple := tree.Simplify()
 	full.litScreen = screenOf(simple)
 	full.prefix = prefixLiterals(simple)
+	full.lineStart = full.prefix == nil && atLineStart(simple)
 	parse := func() *syntax.Regexp {
 		t, _ := syntax.Parse(pattern, syntax.Perl)
 		return t
 	}
 	full.dfa = lazyDFAOf(tree, parse)
-	if full.prefix != nil {
+	if full.prefix != nil || full.lineStart {
 		full.adfa = anchoredDFA(parse)
 	}
 	full.dfaExact = true
@@ -265,6 +314,7 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 		ascii.re = newLazyRE(src)
 		ascii.litScreen = screenOf(a)
 		ascii.prefix = prefixLiterals(a)
+		ascii.lineStart = ascii.prefix == nil && atLineStart(a)
 		parseASCII := func() *syntax.Regexp {
 			t, err := syntax.Parse(pattern, syntax.Perl)
 			if err != nil {
@@ -276,7 +326,7 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 			return t.Simplify()
 		}
 		ascii.dfa = lazyDFAOf(a, parseASCII)
-		if ascii.prefix != nil {
+		if ascii.prefix != nil || ascii.lineStart {
 			ascii.adfa = anchoredDFA(parseASCII)
 		}
 		ascii.dfaExact = true

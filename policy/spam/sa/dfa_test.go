@@ -180,6 +180,56 @@ func TestPrefixStart(t *testing.T) {
 	}
 }
 
+// TestLineStart: a regex whose matches start at line starts runs its
+// anchored automaton at each line start and answers as the regexp does.
+func TestLineStart(t *testing.T) {
+	for _, c := range []struct {
+		pat  string
+		want bool
+	}{
+		{`(?m)^\s?ab+c`, true},
+		{`(?m)^(?:ab|\bc)d`, true},
+		{`(?m)(?:^a|^b\n)c$`, true},
+		{`(?m)\b^a`, true},
+		{`(?m)(?:^ab){2,}`, true},
+		{`(?im)^\s*$`, true},
+		{`^abc`, true},
+		{`(?m)(?:^a|b)c`, false},
+		{`(?m)a^`, false},
+		{`(?m)(?:^a)?b`, false},
+		{`(?m)abc`, false},
+	} {
+		tree, err := syntax.Parse(c.pat, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := atLineStart(tree.Simplify()); got != c.want {
+			t.Errorf("atLineStart(%q) = %v, want %v", c.pat, got, c.want)
+		}
+		if !c.want {
+			continue
+		}
+		re := regexp.MustCompile(c.pat)
+		pat := c.pat
+		v := variant{dfa: lazyDFA(tree), lineStart: true, adfa: anchoredDFA(func() *syntax.Regexp {
+			t, _ := syntax.Parse(pat, syntax.Perl)
+			return t
+		})}
+		rng := rand.New(rand.NewPCG(5, 6))
+		const alphabet = "abcdA \n\n"
+		for range 3000 {
+			b := make([]byte, rng.IntN(16))
+			for j := range b {
+				b[j] = alphabet[rng.IntN(len(alphabet))]
+			}
+			text := string(b)
+			if m, ok := v.prefixMatch(text, 0); !ok || m != re.MatchString(text) {
+				t.Fatalf("%q on %q: %v (ok %v), regexp %v", c.pat, text, m, ok, !m)
+			}
+		}
+	}
+}
+
 // TestAnchoredDFA: a regex that must start at the start of the text gets
 // an anchored automaton, which stops at the first byte no match can go
 // on with, and answers as the regexp does, from any start.
