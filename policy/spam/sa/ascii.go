@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,6 +116,10 @@ type variant struct {
 	// the start of a line, (?m)^ (the text's or after a newline): the
 	// anchored automaton runs at each.
 	lineStart bool
+	// startBytes, when set (and prefix and lineStart not), lists the
+	// bytes one of which every match starts with (the \n of a header
+	// name, the < of a tag): the anchored automaton runs at each.
+	startBytes string
 	// adfa is the automaton anchored at a prefix: run where each prefix
 	// occurs, it stops at the first byte no match can go on with, where
 	// the unanchored one scans to the end of the text (see prefixMatch).
@@ -208,8 +213,116 @@ func (v *variant) nextStart(text string, at int, cur *prefixCursor) int {
 		}
 		return at + i + 1
 	}
+	if v.startBytes != "" {
+		return indexAnyFrom(text, at+1, v.startBytes)
+	}
 	// Prefixes start with an ASCII byte: at+1 is a rune boundary.
 	return cur.next(text, at+1)
+}
+
+// indexAnyFrom returns the first place from at where one of the
+// (ASCII) bytes of set occurs, -1 for none.
+func indexAnyFrom(text string, at int, set string) int {
+	if at > len(text) {
+		return -1
+	}
+	var i int
+	if len(set) == 1 {
+		i = strings.IndexByte(text[at:], set[0])
+	} else {
+		i = strings.IndexAny(text[at:], set)
+	}
+	if i < 0 {
+		return -1
+	}
+	return at + i
+}
+
+// maxStartBytes bounds startBytes: the anchored automaton runs at each
+// occurrence of each.
+const maxStartBytes = 3
+
+// startBytesOf returns the bytes one of which every match of re
+// (simplified) starts with, "" when there is no such short set of
+// bytes few texts are full of: ASCII, neither letters, digits nor
+// blanks (a text holds a run at each).
+func startBytesOf(re *syntax.Regexp) string {
+	set, ok := firstBytes(re, 0)
+	if !ok || len(set) == 0 || len(set) > maxStartBytes {
+		return ""
+	}
+	for i := 0; i < len(set); i++ {
+		c := set[i]
+		if c >= 0x80 || c == ' ' || c == '\t' || isWordByte(c) {
+			return ""
+		}
+	}
+	return set
+}
+
+// firstBytes returns the bytes a match of re can start with, ok false
+// when it does not know them all or a match can be empty.
+func firstBytes(re *syntax.Regexp, depth int) (string, bool) {
+	if depth > 100 {
+		return "", false
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		if len(re.Rune) == 0 || re.Rune[0] >= 0x80 {
+			return "", false
+		}
+		c := byte(re.Rune[0])
+		if re.Flags&syntax.FoldCase != 0 && (c|0x20 >= 'a' && c|0x20 <= 'z') {
+			return string([]byte{c | 0x20, c &^ 0x20}), true
+		}
+		return string(c), true
+	case syntax.OpCharClass:
+		var set []byte
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			lo, hi := re.Rune[i], re.Rune[i+1]
+			if hi >= 0x80 || hi-lo >= maxStartBytes {
+				return "", false
+			}
+			for r := lo; r <= hi; r++ {
+				set = append(set, byte(r))
+			}
+		}
+		return string(set), len(set) > 0
+	case syntax.OpCapture, syntax.OpPlus:
+		return firstBytes(re.Sub[0], depth+1)
+	case syntax.OpRepeat:
+		if re.Min < 1 {
+			return "", false
+		}
+		return firstBytes(re.Sub[0], depth+1)
+	case syntax.OpAlternate:
+		var set []byte
+		for _, s := range re.Sub {
+			b, ok := firstBytes(s, depth+1)
+			if !ok {
+				return "", false
+			}
+			for i := 0; i < len(b); i++ {
+				if !slices.Contains(set, b[i]) {
+					set = append(set, b[i])
+				}
+			}
+			if len(set) > maxStartBytes {
+				return "", false
+			}
+		}
+		return string(set), len(set) > 0
+	case syntax.OpConcat:
+		for _, s := range re.Sub {
+			switch s.Op {
+			case syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
+				syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpEmptyMatch:
+				continue // empty: the next part starts the match
+			}
+			return firstBytes(s, depth+1)
+		}
+	}
+	return "", false
 }
 
 // atLineStart reports whether every match of re (simplified) starts at
@@ -290,12 +403,15 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	full.litScreen = screenOf(simple)
 	full.prefix = prefixLiterals(simple)
 	full.lineStart = full.prefix == nil && atLineStart(simple)
+	if full.prefix == nil && !full.lineStart {
+		full.startBytes = startBytesOf(simple)
+	}
 	parse := func() *syntax.Regexp {
 		t, _ := syntax.Parse(pattern, syntax.Perl)
 		return t
 	}
 	full.dfa = lazyDFAOf(tree, parse)
-	if full.prefix != nil || full.lineStart {
+	if full.prefix != nil || full.lineStart || full.startBytes != "" {
 		full.adfa = anchoredDFA(parse)
 	}
 	full.dfaExact = true
@@ -315,6 +431,9 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 		ascii.litScreen = screenOf(a)
 		ascii.prefix = prefixLiterals(a)
 		ascii.lineStart = ascii.prefix == nil && atLineStart(a)
+		if ascii.prefix == nil && !ascii.lineStart {
+			ascii.startBytes = startBytesOf(a)
+		}
 		parseASCII := func() *syntax.Regexp {
 			t, err := syntax.Parse(pattern, syntax.Perl)
 			if err != nil {
@@ -326,7 +445,7 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 			return t.Simplify()
 		}
 		ascii.dfa = lazyDFAOf(a, parseASCII)
-		if ascii.prefix != nil || ascii.lineStart {
+		if ascii.prefix != nil || ascii.lineStart || ascii.startBytes != "" {
 			ascii.adfa = anchoredDFA(parseASCII)
 		}
 		ascii.dfaExact = true

@@ -467,6 +467,10 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 			if start = firstPrefix(text, v.prefix); start < 0 {
 				return 0
 			}
+		} else if v.startBytes != "" {
+			if start = indexAnyFrom(text, 0, v.startBytes); start < 0 {
+				return 0
+			}
 		}
 		if dbgOn {
 			dbgRule = r.name

@@ -230,6 +230,66 @@ func TestLineStart(t *testing.T) {
 	}
 }
 
+// TestStartBytes: a regex whose matches start with one of a few bytes
+// runs its anchored automaton where each occurs and answers as the
+// regexp does.
+func TestStartBytes(t *testing.T) {
+	for _, c := range []struct {
+		pat  string
+		want string
+	}{
+		{`\n(?:From|To):`, "\n"},
+		{`(?i)<(?:a|b)+\s`, "<"},
+		{`\b(?:<a|>b+)c`, "<>"},
+		{`[<>=]a`, "<=>"},
+		{`(?:<a){2,}b`, "<"},
+		{`(?:<a)?b`, ""},   // a match can start with b
+		{`<?ab`, ""},       // or a
+		{`[<>=&]a`, ""},    // too many bytes
+		{`\s<a`, ""},       // blanks are everywhere
+		{`(?i)abc|<b`, ""}, // a letter
+		{`<*`, ""},         // empty
+	} {
+		tree, err := syntax.Parse(c.pat, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := startBytesOf(tree.Simplify()); got != c.want {
+			t.Errorf("startBytesOf(%q) = %q, want %q", c.pat, got, c.want)
+		}
+		if c.want == "" {
+			continue
+		}
+		re := regexp.MustCompile(c.pat)
+		pat := c.pat
+		v := variant{dfa: lazyDFA(tree), startBytes: c.want, adfa: anchoredDFA(func() *syntax.Regexp {
+			t, _ := syntax.Parse(pat, syntax.Perl)
+			return t
+		})}
+		rng := rand.New(rand.NewPCG(5, 6))
+		const alphabet = "abcA<>=:\n FromTo"
+		for range 3000 {
+			b := make([]byte, rng.IntN(16))
+			for j := range b {
+				b[j] = alphabet[rng.IntN(len(alphabet))]
+			}
+			text := string(b)
+			want := re.MatchString(text)
+			first := indexAnyFrom(text, 0, v.startBytes)
+			m := false
+			if first >= 0 {
+				var ok bool
+				if m, ok = v.prefixMatch(text, first); !ok {
+					t.Fatalf("%q on %q: gave up", c.pat, text)
+				}
+			}
+			if m != want {
+				t.Fatalf("%q on %q: %v, regexp %v", c.pat, text, m, want)
+			}
+		}
+	}
+}
+
 // TestAnchoredDFA: a regex that must start at the start of the text gets
 // an anchored automaton, which stops at the first byte no match can go
 // on with, and answers as the regexp does, from any start.
