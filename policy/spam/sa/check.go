@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"math"
 	"math/bits"
 	"net/mail"
 	"slices"
@@ -430,6 +431,12 @@ func (r *rule) screen(lower string, ascii bool) bool {
 // match counts the matches of a rule's regex in text (1 at most unless
 // the rule counts multiple hits). ascii says the text is pure ASCII.
 func (r *rule) match(text string, ascii bool, limit int) int {
+	return r.matchWithin(text, ascii, limit, 0, math.MaxInt)
+}
+
+// matchWithin is match where every match of the rule (of its automaton)
+// lies within text[lo:hi] (a window, see prefilter.width).
+func (r *rule) matchWithin(text string, ascii bool, limit, lo, hi int) int {
 	v := &r.v[b2i(ascii)]
 	if dbgOn && r.bt != nil {
 		dbgBT(r.name, dbgBTCall, false, 0)
@@ -476,9 +483,16 @@ func (r *rule) match(text string, ascii bool, limit int) int {
 			dbgRule = r.name
 		}
 		var m, ok bool
-		if v.adfa != nil {
+		switch {
+		case v.adfa != nil:
 			m, ok = v.prefixMatch(text, start)
-		} else {
+		case lo > 0 || hi < len(text):
+			// Latin1 text: a byte C2 or C3 starts each rune past ASCII.
+			for lo > 0 && text[lo]&0xc0 == 0x80 {
+				lo--
+			}
+			m, ok = v.dfa.matchWithin(text, lo, hi)
+		default:
 			m, ok = v.dfa.matchAt(text, start)
 		}
 		if dbgOn {
@@ -640,7 +654,7 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 		}
 		pf.ac.scan(text, func(p int32, end int) {
 			for _, e := range pf.patRule[p] {
-				pos := e >> 3
+				pos := e >> 4
 				if e&patCounted != 0 {
 					o := &occs[pos]
 					if !o.add(end-pf.ac.lengths[p], end) || o.n < pf.count[pos] {
@@ -792,7 +806,10 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		if pf.ac != nil {
 			pf.ac.scan(line, func(p int32, end int) {
 				for _, e := range pf.patRule[p] {
-					pos := e >> 3
+					pos := e >> 4
+					if e&patWindow != 0 {
+						sc.win[pos].add(l, end-pf.ac.lengths[p], end)
+					}
 					m := sc.mask[pos]
 					if e&patCounted != 0 {
 						// The set's bit waits for its count. The rule
@@ -810,8 +827,8 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 					}
 					m |= 1 << (e & 3)
 					sc.mask[pos] = m
-					if m == pf.need[pos] {
-						sc.mark(pos, l)
+					if m == pf.need[pos] && sc.mark(pos, l) && pf.width != nil && pf.width[pos] > 0 {
+						sc.windowed = append(sc.windowed, int32(len(sc.marks)-1))
 					}
 				}
 			})
@@ -820,6 +837,14 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 				sc.occ[pos] = occ{}
 			}
 			sc.touched = sc.touched[:0]
+			// The line's occurrences are all known: the windows of
+			// the rules marked.
+			for _, mi := range sc.windowed {
+				mk := &sc.marks[mi]
+				w, width := sc.win[mk.pos], pf.width[mk.pos]
+				mk.lo, mk.hi = max(w.firstEnd-width, 0), w.lastStart+width
+			}
+			sc.windowed = sc.windowed[:0]
 		}
 		for _, pos := range pf.noLit {
 			sc.mark(pos, l)
@@ -864,8 +889,9 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 		if costHook != nil {
 			t0 = time.Now()
 		}
-		for _, l := range ls {
-			n += r.match(lines[l], ascii[l], limit-n)
+		for j, l := range ls {
+			w := sc.window(pos, j)
+			n += r.matchWithin(lines[l], ascii[l], limit-n, int(w.lo), int(w.hi))
 			if n >= limit {
 				break
 			}
@@ -971,16 +997,43 @@ type lineScratch struct {
 	// mask, per rule, has the bits of the literal sets found in the
 	// current line (see prefilter.need); touched lists the rules whose
 	// mask or occ is not 0, to clear them for the next line.
-	mask    []uint8
-	occ     []occ // per rule, its counted set's occurrences in the line
-	touched []int32
-	last    []int32 // per rule: the last line marked, -1 for none
-	off     []int32 // per rule: its lines are flat[off[pos]:off[pos+1]]
-	marks   []lineMark
-	flat    []int32
+	mask []uint8
+	occ  []occ // per rule, its counted set's occurrences in the line
+	win  []winPlaces
+	// windowed lists the marks of the current line whose window is set
+	// at its end.
+	windowed []int32
+	touched  []int32
+	last     []int32 // per rule: the last line marked, -1 for none
+	off      []int32 // per rule: its lines are flat[off[pos]:off[pos+1]]
+	marks    []lineMark
+	flat     []int32
+	flatWin  []lineWindow // the windows of flat's lines
 }
 
-type lineMark struct{ pos, line int32 }
+// lineMark is a line a rule runs on; a match can only lie within
+// lo..hi of it (a rule's window, see prefilter.width; all of the line
+// for others).
+type lineMark struct{ pos, line, lo, hi int32 }
+
+// lineWindow is the part of the line a rule's match can lie within.
+type lineWindow struct{ lo, hi int32 }
+
+// winPlaces is where the occurrences of a windowed rule's first literal
+// set are in a line: the first ends at firstEnd, the last starts at
+// lastStart (the scan reports them by their end).
+type winPlaces struct {
+	line                int32
+	firstEnd, lastStart int32
+}
+
+func (w *winPlaces) add(line int32, start, end int) {
+	if w.line != line {
+		*w = winPlaces{line: line, firstEnd: int32(end), lastStart: int32(start)}
+		return
+	}
+	w.lastStart = max(w.lastStart, int32(start))
+}
 
 var lineScratchPool = sync.Pool{New: func() any { return new(lineScratch) }}
 
@@ -989,6 +1042,11 @@ func (sc *lineScratch) reset(n int) {
 	clear(sc.mask)
 	sc.occ = slices.Grow(sc.occ[:0], n)[:n]
 	clear(sc.occ)
+	sc.win = slices.Grow(sc.win[:0], n)[:n]
+	for i := range sc.win {
+		sc.win[i].line = -1
+	}
+	sc.windowed = sc.windowed[:0]
 	sc.touched = sc.touched[:0]
 	sc.last = slices.Grow(sc.last[:0], n)[:n]
 	for i := range sc.last {
@@ -999,11 +1057,15 @@ func (sc *lineScratch) reset(n int) {
 	sc.marks = sc.marks[:0]
 }
 
-func (sc *lineScratch) mark(pos, line int32) {
-	if sc.last[pos] != line {
-		sc.last[pos] = line
-		sc.marks = append(sc.marks, lineMark{pos, line})
+// mark records that the rule at pos runs on line, and reports whether
+// it was not yet.
+func (sc *lineScratch) mark(pos, line int32) bool {
+	if sc.last[pos] == line {
+		return false
 	}
+	sc.last[pos] = line
+	sc.marks = append(sc.marks, lineMark{pos, line, 0, math.MaxInt32})
+	return true
 }
 
 func (sc *lineScratch) group() {
@@ -1014,12 +1076,17 @@ func (sc *lineScratch) group() {
 		sc.off[i] += sc.off[i-1]
 	}
 	sc.flat = slices.Grow(sc.flat[:0], len(sc.marks))[:len(sc.marks)]
+	sc.flatWin = slices.Grow(sc.flatWin[:0], len(sc.marks))[:len(sc.marks)]
 	next := sc.last // reused: the next free slot of each rule
 	copy(next, sc.off[:len(next)])
 	for _, m := range sc.marks {
 		sc.flat[next[m.pos]] = m.line
+		sc.flatWin[next[m.pos]] = lineWindow{m.lo, m.hi}
 		next[m.pos]++
 	}
 }
 
 func (sc *lineScratch) lines(pos int) []int32 { return sc.flat[sc.off[pos]:sc.off[pos+1]] }
+
+// window is the window of the j-th line of the rule at pos.
+func (sc *lineScratch) window(pos, j int) lineWindow { return sc.flatWin[int(sc.off[pos])+j] }

@@ -705,7 +705,23 @@ func (d *dfa) matchAt(text string, p int) (matched, ok bool) {
 
 // scanAt is matchAt that also says where it stopped: the end of the
 // match, of the text, or of the dead state's byte (anchored).
+// matchWithin is matchAt from p for a text where every match ends by
+// hi: the scan stops past hi (the byte after a match decides its end's
+// empty-width conditions; a rune's more bytes as margin).
+func (d *dfa) matchWithin(text string, p, hi int) (matched, ok bool) {
+	matched, ok, _ = d.scanTo(text, p, hi+1+utf8.UTFMax)
+	return matched, ok
+}
+
 func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
+	return d.scanTo(text, p, len(text))
+}
+
+// scanTo is scanAt that stops, without a match, before byte stop.
+func (d *dfa) scanTo(text string, p, stop int) (matched, ok bool, end int) {
+	if stop >= len(text) {
+		stop = len(text)
+	}
 	if dbgOn {
 		defer func() { dbgScan(end - p) }()
 	}
@@ -716,7 +732,7 @@ func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
 	if !d.used.Load() {
 		d.used.Store(true)
 	}
-	d.scanned.Add(int64(len(text) - p))
+	d.scanned.Add(int64(stop - p))
 	t := d.tab.Load()
 	s := int32(startID)
 	if p > 0 {
@@ -730,7 +746,7 @@ func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
 	}
 	trans := t.trans
 	nc := d.nclass
-	for i := p; i < len(text); i++ {
+	for i := p; i < stop; i++ {
 		// cl is the class of symbol c, read by the byte (no bounds
 		// check) but where c is not ASCII.
 		b := text[i]
@@ -758,6 +774,9 @@ func (d *dfa) scanAt(text string, p int) (matched, ok bool, end int) {
 			return n == matchID, true, i + 1
 		}
 		s = n
+	}
+	if stop < len(text) {
+		return false, true, stop
 	}
 	info := t.info[s].Load()
 	switch info.end.Load() {

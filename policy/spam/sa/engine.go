@@ -107,15 +107,22 @@ type Engine struct {
 type prefilter struct {
 	ac *automaton
 	// patRule maps a literal's index to the rules it screens, as
-	// pos<<3 | counted<<2 | factor: pos in kinds[k], which of the rule's
-	// literal sets (see factorsOf) the literal belongs to, and whether
-	// that set's occurrences are counted (litScreen.count).
+	// pos<<4 | window<<3 | counted<<2 | factor: pos in kinds[k], which
+	// of the rule's literal sets (see factorsOf) the literal belongs to,
+	// whether that set's occurrences are counted (litScreen.count) and
+	// whether their places bound where the rule runs (width).
 	patRule [][]int32
 	// need, per position, has a bit per literal set of the rule: it can
 	// match a text where the literals found set all of them. A counted
 	// set's bit is set once its disjoint occurrences reach count[pos].
 	need  []uint8
 	count []int32
+	// width, per position, when not 0, bounds the bytes a match of the
+	// rule spans in the line kinds: a match holds an occurrence of its
+	// first set, so it starts no earlier than width before the end of
+	// the first and ends no later than width after the start of the
+	// last (see runLines).
+	width []int32
 	noLit []int32 // positions in kinds[k] without literals (always run)
 	// native are the rules answered by a native matcher (plainNatives):
 	// no literal or group screens them.
@@ -126,8 +133,15 @@ type prefilter struct {
 }
 
 // patCounted marks a prefilter.patRule entry whose literal set is
-// counted.
-const patCounted = 1 << 2
+// counted, patWindow one whose places bound the rule's run.
+const (
+	patCounted = 1 << 2
+	patWindow  = 1 << 3
+)
+
+// maxWindow bounds the match widths (in runes) whose windows are kept:
+// wider ones span the most of a line.
+const maxWindow = 256
 
 // ruleGroup is a set of rules screened by one group automaton: bit i of
 // its answer stands for the rule at position pos[i] in kinds[k].
@@ -782,7 +796,7 @@ func (e *Engine) buildPrefilter(k Kind) {
 	}
 	line := k == KindBody || k == KindRawBody || k == KindURI || k == KindFull
 	for vi := range 2 {
-		e.pf[k][vi] = e.newPrefilter(e.kinds[k], vi, line)
+		e.pf[k][vi] = e.newPrefilter(e.kinds[k], vi, line, k != KindFull)
 	}
 }
 
@@ -791,7 +805,7 @@ func (e *Engine) buildPrefilter(k Kind) {
 // the literals are screened by one Aho-Corasick pass and the rules
 // without literals by group automata; else the literals are left for
 // (*rule).screen and the rules without them always run.
-func (e *Engine) newPrefilter(rules []int, vi int, ac bool) prefilter {
+func (e *Engine) newPrefilter(rules []int, vi int, ac, line bool) prefilter {
 	var pf prefilter
 	var pats []string
 	var light, heavy []groupMember
@@ -841,11 +855,22 @@ func (e *Engine) newPrefilter(rules []int, vi int, ac bool) prefilter {
 			}
 			pf.count[pos] = int32(v.count)
 		}
+		if ac && line && v.width > 0 && v.width <= maxWindow {
+			if pf.width == nil {
+				pf.width = make([]int32, len(rules))
+			}
+			// The ASCII variant runs on ASCII lines, a byte a rune;
+			// the other on latin1 lines, two at most.
+			pf.width[pos] = int32(v.width * (2 - vi))
+		}
 		for f, set := range sets {
 			pf.need[pos] |= 1 << f
-			e := int32(pos)<<3 | int32(f)
+			e := int32(pos)<<4 | int32(f)
 			if ac && v.count > 1 && f == v.countSet {
 				e |= patCounted
+			}
+			if f == 0 && pf.width != nil && pf.width[pos] > 0 {
+				e |= patWindow
 			}
 			for _, l := range set {
 				id, ok := index[l]
@@ -906,7 +931,7 @@ func (e *Engine) buildHeaderSlots() {
 	for si := range e.hslots {
 		sl := &e.hslots[si]
 		for vi := range 2 {
-			sl.pf[vi] = e.newPrefilter(sl.rules, vi, true)
+			sl.pf[vi] = e.newPrefilter(sl.rules, vi, true, false)
 		}
 	}
 }

@@ -97,6 +97,9 @@ type litScreen struct {
 	// of the set countSet (0 lits, i more[i-1]), when count > 1.
 	count    int
 	countSet int
+	// width, when > 0, bounds the runes a match spans: it lies within
+	// width of each occurrence of lits it holds (see prefilter.width).
+	width int
 }
 
 // screenOf returns the literal screen of a parsed, simplified regex:
@@ -108,7 +111,7 @@ func screenOf(re *syntax.Regexp) litScreen {
 	if f == nil {
 		return litScreen{}
 	}
-	ls := litScreen{lits: f[0], more: f[1:]}
+	ls := litScreen{lits: f[0], more: f[1:], width: max(maxRunes(re), 0)}
 	set, n := repeatCount(in)
 	if n < 2 {
 		return ls
@@ -670,6 +673,70 @@ func equalFoldASCII(s, lower string) bool {
 		}
 	}
 	return true
+}
+
+// maxWidth bounds the matches' lengths maxRunes reports.
+const maxWidth = 1 << 16
+
+// maxRunes returns the most runes a match of re can span, -1 when there
+// is no bound (or it is past maxWidth).
+func maxRunes(re *syntax.Regexp) int {
+	n := maxRunesOf(re, 0)
+	if n > maxWidth {
+		return -1
+	}
+	return n
+}
+
+func maxRunesOf(re *syntax.Regexp, depth int) int {
+	// Deep: Simplify nests x{0,80} eighty levels down.
+	if depth > 1000 {
+		return -1
+	}
+	sub := func(i int) int { return maxRunesOf(re.Sub[i], depth+1) }
+	switch re.Op {
+	case syntax.OpNoMatch, syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine,
+		syntax.OpBeginText, syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return 0
+	case syntax.OpLiteral:
+		return len(re.Rune)
+	case syntax.OpCharClass, syntax.OpAnyCharNotNL, syntax.OpAnyChar:
+		return 1
+	case syntax.OpCapture, syntax.OpQuest:
+		return sub(0)
+	case syntax.OpStar, syntax.OpPlus:
+		if sub(0) == 0 {
+			return 0
+		}
+		return -1
+	case syntax.OpRepeat:
+		n := sub(0)
+		if n < 0 || re.Max < 0 && n > 0 {
+			return -1
+		}
+		return min(n*max(re.Max, 0), maxWidth+1)
+	case syntax.OpConcat:
+		total := 0
+		for i := range re.Sub {
+			n := sub(i)
+			if n < 0 {
+				return -1
+			}
+			total = min(total+n, maxWidth+1)
+		}
+		return total
+	case syntax.OpAlternate:
+		most := 0
+		for i := range re.Sub {
+			n := sub(i)
+			if n < 0 {
+				return -1
+			}
+			most = max(most, n)
+		}
+		return most
+	}
+	return -1
 }
 
 // rareBytes are the punctuation bytes few paragraphs of mail hold (each

@@ -316,3 +316,91 @@ func TestRareFactors(t *testing.T) {
 		t.Errorf("%d matching texts checked, %d texts rejected", checked, rejected)
 	}
 }
+
+// TestMaxRunes: the bound on a match's length, none where a part repeats
+// without one.
+func TestMaxRunes(t *testing.T) {
+	for pat, want := range map[string]int{
+		`abc`:              3,
+		`\bab(?:cd|e)?\s$`: 5,
+		`(?:ab){2,4}x`:     9,
+		`a[^x]{0,80}b`:     82,
+		`(?i)(?:foo|ba)r?`: 4,
+		`ab+`:              -1,
+		`a.*b`:             -1,
+		`(?:ab){3,}`:       -1,
+		`a\s*`:             -1,
+		`x(?:)*y`:          2,
+	} {
+		tree, err := syntax.Parse(pat, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := maxRunes(tree.Simplify()); got != want {
+			t.Errorf("maxRunes(%q) = %d, want %d", pat, got, want)
+		}
+	}
+}
+
+// TestWindowRules: rules whose matches are short run only around their
+// literals' occurrences in a line (prefilter.width), and hit exactly
+// where their regex matches a line (random paragraphs of the words the
+// rules need, some beyond ASCII).
+func TestWindowRules(t *testing.T) {
+	pats := map[string]string{
+		// No prefixes: the windows bound the automata's scans.
+		"W_GAP":   `\b(?:e?-?foo|bar)\s(?:x\s?y|zz)\b`,
+		"W_PCT":   `[a-z]?(?:abc|de%)[a-z ]{0,6}q`,
+		"W_FOLD":  `(?i)[a-z-]?foo.{0,5}bar\b`,
+		"W_LATIN": `[^q]?foo[^x]{0,8}bar`,
+		"W_END":   `[a-z]?(?:de%|abc)[ a-z]{0,3}$`,
+	}
+	var src strings.Builder
+	for name, p := range pats {
+		fmt.Fprintf(&src, "body %s /%s/\nscore %s 1\n", name, p, name)
+	}
+	e := compile(t, src.String(), Options{})
+	for name := range pats {
+		pos := slices.Index(e.kinds[KindBody], e.byName[name])
+		for vi := range 2 {
+			if pf := &e.pf[KindBody][vi]; pf.width == nil || pf.width[pos] == 0 {
+				t.Fatalf("%s: no window (variant %d)", name, vi)
+			}
+			if v := e.rules[e.byName[name]].v[vi]; v.adfa != nil {
+				t.Fatalf("%s: starts at prefixes (variant %d)", name, vi)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	words := []string{"foo", "bar", "FOO", "x", "y", "zz", "abc", "de%", "q", " ", " ", "\n", "\xe9", "\xe9\xe9\xe9", "ab", "-", "word", "bar zz", "foo x y",
+		// As wide as W_LATIN's matches get: four letters, eight runes
+		// (latin1 of their UTF-8), sixteen bytes.
+		"foo\xe9\xe9\xe9\xe9bar"}
+	hitsSeen := map[string]int{}
+	for i := range 1500 {
+		var b strings.Builder
+		for range rng.IntN(40) {
+			b.WriteString(words[rng.IntN(len(words))])
+		}
+		body := b.String()
+		m := FromRaw([]byte("Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + body + "\r\n"))
+		c := &msgCtx{e: e, m: m, fields: map[string][]string{}, upper: -1}
+		lines := c.bodyLines()
+		h := hits(e.Check(m, Input{}))
+		for name, p := range pats {
+			re := regexp.MustCompile(p)
+			want := slices.ContainsFunc(lines, re.MatchString)
+			if _, got := h[name]; got != want {
+				t.Fatalf("message %d: %s hit %v, regexp %v on %q", i, name, got, want, lines)
+			}
+			if want {
+				hitsSeen[name]++
+			}
+		}
+	}
+	for name := range pats {
+		if hitsSeen[name] < 50 {
+			t.Errorf("%s hit %d messages only", name, hitsSeen[name])
+		}
+	}
+}
