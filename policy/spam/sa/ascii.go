@@ -325,36 +325,54 @@ func firstBytes(re *syntax.Regexp, depth int) (string, bool) {
 	return "", false
 }
 
-// atLineStart reports whether every match of re (simplified) starts at
-// the start of a line: the empty-width ops it begins with hold ^ (or
-// \A: the text's start is a line's).
-func atLineStart(re *syntax.Regexp) bool {
+// startsOf returns, for a regex (simplified) without prefixes, where its
+// matches can start: at line starts (lineStart), at a few bytes
+// (startBytes), or anywhere (neither; nor where they all start at the
+// text's start, which the automaton knows).
+func startsOf(re *syntax.Regexp) (lineStart bool, startBytes string) {
+	if line, ok := lineStarts(re, 0); ok {
+		return line, ""
+	}
+	return false, startBytesOf(re)
+}
+
+// lineStarts reports whether every match of re starts at the start of
+// a line (ok), and whether some can start after a newline (line).
+func lineStarts(re *syntax.Regexp, depth int) (line, ok bool) {
+	if depth > 100 {
+		return false, false
+	}
 	switch re.Op {
-	case syntax.OpBeginLine, syntax.OpBeginText:
-		return true
-	case syntax.OpCapture:
-		return atLineStart(re.Sub[0])
-	case syntax.OpPlus:
-		return atLineStart(re.Sub[0])
+	case syntax.OpBeginLine:
+		return true, true
+	case syntax.OpBeginText:
+		return false, true
+	case syntax.OpCapture, syntax.OpPlus:
+		return lineStarts(re.Sub[0], depth+1)
 	case syntax.OpRepeat:
-		return re.Min >= 1 && atLineStart(re.Sub[0])
+		if re.Min < 1 {
+			return false, false
+		}
+		return lineStarts(re.Sub[0], depth+1)
 	case syntax.OpAlternate:
 		for _, s := range re.Sub {
-			if !atLineStart(s) {
-				return false
+			l, o := lineStarts(s, depth+1)
+			if !o {
+				return false, false
 			}
+			line = line || l
 		}
-		return len(re.Sub) > 0
+		return line, len(re.Sub) > 0
 	case syntax.OpConcat:
 		for _, s := range re.Sub {
 			switch s.Op {
 			case syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpEmptyMatch:
 				continue // empty, wherever the match starts
 			}
-			return atLineStart(s)
+			return lineStarts(s, depth+1)
 		}
 	}
-	return false
+	return false, false
 }
 
 // variant.screen, when set, runs before re: a smaller regex that matches
@@ -402,9 +420,8 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 	simple := tree.Simplify()
 	full.litScreen = screenOf(simple)
 	full.prefix = prefixLiterals(simple)
-	full.lineStart = full.prefix == nil && atLineStart(simple)
-	if full.prefix == nil && !full.lineStart {
-		full.startBytes = startBytesOf(simple)
+	if full.prefix == nil {
+		full.lineStart, full.startBytes = startsOf(simple)
 	}
 	parse := func() *syntax.Regexp {
 		t, _ := syntax.Parse(pattern, syntax.Perl)
@@ -430,9 +447,8 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 		ascii.re = newLazyRE(src)
 		ascii.litScreen = screenOf(a)
 		ascii.prefix = prefixLiterals(a)
-		ascii.lineStart = ascii.prefix == nil && atLineStart(a)
-		if ascii.prefix == nil && !ascii.lineStart {
-			ascii.startBytes = startBytesOf(a)
+		if ascii.prefix == nil {
+			ascii.lineStart, ascii.startBytes = startsOf(a)
 		}
 		parseASCII := func() *syntax.Regexp {
 			t, err := syntax.Parse(pattern, syntax.Perl)

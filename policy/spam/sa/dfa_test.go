@@ -193,7 +193,8 @@ func TestLineStart(t *testing.T) {
 		{`(?m)\b^a`, true},
 		{`(?m)(?:^ab){2,}`, true},
 		{`(?im)^\s*$`, true},
-		{`^abc`, true},
+		{`(?m)^a|\Ab`, true},
+		{`^abc`, false}, // anchored at the text's start already
 		{`(?m)(?:^a|b)c`, false},
 		{`(?m)a^`, false},
 		{`(?m)(?:^a)?b`, false},
@@ -203,8 +204,8 @@ func TestLineStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := atLineStart(tree.Simplify()); got != c.want {
-			t.Errorf("atLineStart(%q) = %v, want %v", c.pat, got, c.want)
+		if got, _ := startsOf(tree.Simplify()); got != c.want {
+			t.Errorf("startsOf(%q) = %v, want %v", c.pat, got, c.want)
 		}
 		if !c.want {
 			continue
@@ -234,6 +235,12 @@ func TestLineStart(t *testing.T) {
 // runs its anchored automaton where each occurs and answers as the
 // regexp does.
 func TestStartBytes(t *testing.T) {
+	// All start at the text's start: the automaton is anchored there.
+	if tree, _ := syntax.Parse(`^<ab`, syntax.Perl); tree != nil {
+		if line, bytes := startsOf(tree.Simplify()); line || bytes != "" {
+			t.Errorf("startsOf(^<ab) = %v %q", line, bytes)
+		}
+	}
 	for _, c := range []struct {
 		pat  string
 		want string
