@@ -800,8 +800,16 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 	sc.reset(len(rules))
 	ascii := make([]bool, len(lines))
 	for li, line := range lines {
-		l := int32(li)
 		ascii[li] = isASCII(line)
+	}
+	// Each screen sweeps all the lines before the next one runs, so that
+	// its table stays in the processor's cache from line to line (line
+	// by line, the Aho-Corasick automaton and the group automata took
+	// turns evicting each other on every short paragraph). A rule's
+	// lines may then be marked out of order (the ASCII ones by one
+	// screen, the others by another): its count is the same.
+	for li, line := range lines {
+		l := int32(li)
 		pf := &c.e.pf[k][b2i(ascii[li])]
 		if pf.ac != nil {
 			pf.ac.scan(line, func(p int32, end int) {
@@ -846,6 +854,10 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 			}
 			sc.windowed = sc.windowed[:0]
 		}
+	}
+	for li, line := range lines {
+		l := int32(li)
+		pf := &c.e.pf[k][b2i(ascii[li])]
 		for _, pos := range pf.noLit {
 			sc.mark(pos, l)
 		}
@@ -854,22 +866,30 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 				c.counts[rules[nr.pos]] = 1
 			}
 		}
+	}
+	for vi := range 2 {
+		pf := &c.e.pf[k][vi]
 		for gi := range pf.groups {
 			g := &pf.groups[gi]
-			m, ok := g.m.match(line)
-			exact := g.exact
-			if !ok {
-				m, exact = 1<<len(g.pos)-1, 0 // gave up: run them all
-			}
-			for m != 0 {
-				b := bits.TrailingZeros64(m)
-				m &^= 1 << b
-				if exact>>b&1 != 0 {
-					// The group's answer is the rule's: one hit.
-					c.counts[rules[g.pos[b]]] = 1
+			for li, line := range lines {
+				if b2i(ascii[li]) != vi {
 					continue
 				}
-				sc.mark(g.pos[b], l)
+				m, ok := g.m.match(line)
+				exact := g.exact
+				if !ok {
+					m, exact = 1<<len(g.pos)-1, 0 // gave up: run them all
+				}
+				for m != 0 {
+					b := bits.TrailingZeros64(m)
+					m &^= 1 << b
+					if exact>>b&1 != 0 {
+						// The group's answer is the rule's: one hit.
+						c.counts[rules[g.pos[b]]] = 1
+						continue
+					}
+					sc.mark(g.pos[b], int32(li))
+				}
 			}
 		}
 	}
