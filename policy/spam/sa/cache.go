@@ -8,18 +8,14 @@ import (
 )
 
 // DefaultCacheBytes is the automata's memory budget when Options leave it
-// 0. Unbounded, the tables grow with the mail seen (~60 MB after the
-// whole shared corpus); the 300-message benchmark sample needs 24 MB.
-// A budget below what the mail in rotation needs costs dearly (each
-// reset ~0.4 s of CPU to rebuild; 16 MB halves the sample's rate), one
-// above it costs nothing. 48 MB keeps such a working set and most of the
-// whole corpus's tables (3 resets over the benchmark's two passes, ~5 %
-// fewer messages per CPU-second than unbounded; 32 MB made 15 resets,
-// 17-25 % fewer). Those figures are from when a reset dropped every
-// table: per pass over the whole corpus (6,046 messages) at 48 MB, the
-// automata added 280,000 states then, 105,000 now that resets keep the
-// oldest (32 MB: 292,000, 40: 197,000, 56: 36,000-60,000; unbounded,
-// 38,000 from the automata's own flushes).
+// 0. Unbounded, the tables grow with the mail seen; the 300-message
+// benchmark sample needs 24 MB. A budget below what the mail in rotation
+// needs costs CPU (each reset rebuilds what was dropped), one above it
+// costs nothing. On the whole shared corpus (BenchmarkCorpus, two passes,
+// SA_CACHE_MB; group automata with 16-bit entries, resets that keep the
+// oldest states): 48 MB made no reset and held 44 MB; 32 MB made 8
+// resets for ~7 % fewer messages per CPU-second and a heap 20 MB
+// smaller; 24 MB made 21 resets, ~15 % fewer, 34 MB smaller.
 const DefaultCacheBytes = 48 << 20
 
 // cache is an engine's memory budget for the tables of all its automata
