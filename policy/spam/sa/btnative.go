@@ -330,3 +330,129 @@ func screenFromNameInMsg(text string) bool {
 	}
 	return false
 }
+
+// pairRule is one of the rules that capture an address on a header line
+// (src, "\nTo: " say) and look for it again on a later line that starts
+// with dst (the From/To/Subject comparisons, see pairScreen):
+//
+//	\nSRC (?:[^\n<]{0,80}<)?([^\n\s EXCL]+)>?\n+(?:[^\n]{1,GAP}\n+)*DST ...\1[TAIL]
+//
+// with /ism. What the backtracking may choose reduces to this: the
+// capture starts right after src or after the first < of the line (80
+// characters on at most); it is the whole run of its class there
+// (a shorter one is followed by a class character, not > nor \n), and
+// the line ends after it, a > maybe. The lines after it up to dst's are
+// empty or of 1 to gap characters ([^\n]{1,gap} must reach the \n), and
+// dst's line starts a line. Only plain ASCII texts get an answer: there
+// \s is [\t\n\v\f\r ] and /i folds ASCII letters only.
+type pairRule struct {
+	src, excl string // src lower case, with its space
+	gap       int
+	dst       string // lower case, with its space
+	// anyAt: \1 anywhere in the 100 characters after dst
+	// ([^\n]{0,100}\1); else right after it or after a < within 80
+	// characters on ((?:[^\n]{0,80}<)?\1).
+	anyAt bool
+	tail  func(c byte) bool // the character after \1
+}
+
+func (p *pairRule) match(s string) (bool, bool) {
+	if !plainASCII(s) {
+		return false, false
+	}
+	for i := strings.IndexByte(s, '\n'); i >= 0; {
+		if k := i + 1 + len(p.src); hasPrefixFold(s[i+1:], p.src) {
+			starts := [2]int{k, -1}
+			le := lineEnd(s, k)
+			if j := strings.IndexByte(s[k:le], '<'); j >= 0 && j <= 80 {
+				starts[1] = k + j + 1
+			}
+			for _, st := range starts {
+				if st < 0 {
+					continue
+				}
+				e := st
+				for e < len(s) && !isSpaceASCII(s[e]) && strings.IndexByte(p.excl, s[e]) < 0 {
+					e++
+				}
+				if e == st {
+					continue
+				}
+				n := e
+				if n < len(s) && s[n] == '>' {
+					n++
+				}
+				if n < len(s) && s[n] == '\n' && p.later(s, n, asciiLower(s[st:e])) {
+					return true, true
+				}
+			}
+		}
+		j := strings.IndexByte(s[i+1:], '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false, true
+}
+
+// later reports whether a dst line that the lines after the \n at n
+// reach holds c as the rule wants it.
+func (p *pairRule) later(s string, n int, c string) bool {
+	for n < len(s) {
+		q := n + 1
+		le := lineEnd(s, q)
+		if hasPrefixFold(s[q:], p.dst) && p.found(s, q+len(p.dst), le, c) {
+			return true
+		}
+		if le-q > p.gap {
+			return false
+		}
+		n = le
+	}
+	return false
+}
+
+// found reports whether c (lower case) is on the line s[a:le] where
+// the rule wants it, the character after it a tail one.
+func (p *pairRule) found(s string, a, le int, c string) bool {
+	at := func(x int) bool {
+		e := x + len(c)
+		return e < len(s) && hasPrefixFold(s[x:], c) && p.tail(s[e])
+	}
+	if p.anyAt {
+		for o := 0; o <= 100 && a+o+len(c) <= le; o++ {
+			if at(a + o) {
+				return true
+			}
+		}
+		return false
+	}
+	if at(a) {
+		return true
+	}
+	for j := a; j <= a+80 && j < le; j++ {
+		if s[j] == '<' && at(j+1) {
+			return true
+		}
+	}
+	return false
+}
+
+func notAlnumASCII(c byte) bool { return !(c >= '0' && c <= '9' || isLetterASCII(c)) }
+
+// tailAddr is [>,\s\n], tailAddrColon [>,:\s\n].
+func tailAddr(c byte) bool      { return c == '>' || c == ',' || isSpaceASCII(c) }
+func tailAddrColon(c byte) bool { return c == ':' || tailAddr(c) }
+
+// pairRules are the comparisons answered by pairRule, by pattern.
+var pairRules = map[string]*pairRule{
+	// __SUBJ_HAS_TO_1
+	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>,]+)>?\n+(?:[^\n]{1,200}\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`: {src: "to: ", excl: ">,", gap: 200, dst: "subject: ", anyAt: true, tail: notAlnumASCII},
+}
+
+func init() {
+	for pat, p := range pairRules {
+		btNatives[pat] = p.match
+	}
+}

@@ -2,6 +2,7 @@ package sa
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,18 @@ var btNativeTexts = []string{
 	"[ ip=1.2.3.4 rdns=1\u00e92\u00e93\u00e94 ]", "[ ip=1.2.3.4 xrdns=1.2.3.4 ]", "[ ip=1.2.3.4  rdns=1.2.3.4 ]",
 	"[ ip=12.2.3.4 rdns=12.2.3.4", "[ ip=1.2.3.4 rdns=1.2.3\u0664", "[ ip=1.2.3.4\nrdns=1.2.3.4 ]",
 	"[ ip=1.2.3.4 a\nb rdns=1.2.3.4 ]", "[ ip=1.2.3.4 rdns=x\u00a01.2.3.4 ]", "[ ip=1.2.3.4 rdns=12.3.4 ]",
+	// The From/To/Subject comparisons (pairRules).
+	"\nTo: bob@example.org\nSubject: hi bob@example.org!\n", "\nTo: bob@example.org\nSubject: hi bob@example.orgs\n",
+	"\nTo: Bob <bob@example.org>\nX: y\n\nSubject: BOB@EXAMPLE.ORG\n", "\nTo: Bob <bob@example.org>x\nSubject: bob@example.org\n",
+	"\nTo: <bob@example.org>\nSubject: <bob@example.org>\n", "\nTo: bob@example.org, amy\nSubject: bob@example.org\n",
+	"\nTo: bob@example.org\nSubject: bob@example.org", "\nTo: bob@example.org\nSubject: bob@example.org\r\n",
+	"To: bob@example.org\nSubject: bob@example.org.\n", "\nto: bob\nsubject: bob\n", "\nTo:  bob\nSubject: bob\n",
+	"\nTo: bob\n" + strings.Repeat("x", 200) + "\nSubject: bob.\n", "\nTo: bob\n" + strings.Repeat("x", 201) + "\nSubject: bob.\n",
+	"\nTo: bob\nSubject: " + strings.Repeat("x", 100) + "bob.\n", "\nTo: bob\nSubject: " + strings.Repeat("x", 101) + "bob.\n",
+	"\nTo: " + strings.Repeat("n", 80) + "<bob>\nSubject: bob.\n", "\nTo: " + strings.Repeat("n", 81) + "<bob>\nSubject: bob.\n",
+	"\nTo: a<b<bob>\nSubject: bob.\n", "\nTo: a<b<bob>\nSubject: b<bob.\n", "\nTo: bob\nX: Subject: bob.\n",
+	"\nSubject: bob.\nTo: bob\n", "\nTo: bob\nSubject: bob\u00e9\n", "\nTo: bob>\nSubject: bob \n", "\nTo: bob>>\nSubject: bob \n",
+	"\nTo: bob\n\n\nSubject: x\nSubject: bob_\nSubject: bob-\n",
 }
 
 func TestBTNativeExact(t *testing.T) {
@@ -121,6 +134,15 @@ func TestBTNativeCorpus(t *testing.T) {
 				c.fields[k] = append(c.fields[k], f.Value)
 			}
 			texts := append([]string(nil), c.rawLines()...)
+			all, _ := c.header("ALL", "")
+			from, _ := c.header("From", "")
+			to, _ := c.header("To", "")
+			texts = append(texts, all,
+				all+"\nTo: "+from+"\nSubject: "+from+"\n",
+				all+"\nFrom: "+to+"\nSubject: re "+to+":\n",
+				all+"\nTo: "+to+"\nFrom: "+to+" <spoof@example.com>\n",
+				"\nTo: "+to+"\nX-Y: z\nSubject: Re: "+strings.ToUpper(to)+"\n",
+				"\nFrom: "+from+"\nTo: "+strings.ToUpper(from)+"\n")
 			for _, h := range []string{"X-Spam-Relays-Untrusted", "X-Spam-Relays-External"} {
 				v, _ := c.header(h, "")
 				texts = append(texts, v)
@@ -144,6 +166,80 @@ func TestBTNativeCorpus(t *testing.T) {
 		if matched[r.def.Pattern] == 0 {
 			t.Errorf("no corpus text matches %s", r.def.Pattern)
 		}
+	}
+}
+
+// btNativeFields and btNativePieces are what TestBTNativeRandom builds
+// header-like texts of: field names, addresses, brackets, quotes, line
+// breaks, latin1 and invalid bytes.
+var (
+	btNativeFields = []string{"To: ", "To: ", "From: ", "From: ", "Subject: ", "Subject: ", "To: ", "To:", "To:\t", "To:  ", "From: ", "From:", "From:\n ", "Subject: ", "Subject:", "Received: from a by b for ",
+		"Organization: ", "Reply-To: ", "X-Foo: ", "", " ", "[ ip=1.2.3.4 rdns=", " helo="}
+	btNativePieces = []string{
+		"bob@example.org", "bob", "amy@x.y", "@", ".", "x", "-", "_", "2", "<", ">", "\"", "'", ",", ";", ":", "!", "]", "[",
+		" ", " ", " ", "\t", "\n", "\n\n", "\r", "\u00e9", "\u00c9", "\u00a0", "\u0085", "\xff", "\xc3",
+		"1.2.3.4", " rdns=", " helo=", "mail.example.org", "\u212a", "\u017f", strings.Repeat("w", 79), strings.Repeat("w", 100), strings.Repeat("w", 198),
+	}
+	btNativeWords = []string{"bob@example.org", "Bob", "b", "x.y", "bob2", "mail.example.org", "ke\u00e9"}
+)
+
+// randomHeader returns a text of header-like lines that share a word.
+func randomHeader(rng *rand.Rand) string {
+	word := btNativeWords[rng.IntN(len(btNativeWords))]
+	var b strings.Builder
+	if rng.IntN(4) > 0 {
+		b.WriteByte('\n')
+	}
+	for range 1 + rng.IntN(5) {
+		f := btNativeFields[rng.IntN(len(btNativeFields))]
+		if rng.IntN(4) == 0 {
+			f = randomCase(f, rng)
+		}
+		b.WriteString(f)
+		if rng.IntN(3) == 0 {
+			// The word alone, as an address.
+			b.WriteString([...]string{"", "<", "Bob <", "\"b\" <"}[rng.IntN(4)] + word)
+		}
+		for range rng.IntN(4) {
+			switch rng.IntN(2) {
+			case 0:
+				w := word
+				if rng.IntN(3) == 0 {
+					w = randomCase(w, rng)
+				}
+				b.WriteString(w)
+			default:
+				b.WriteString(btNativePieces[rng.IntN(len(btNativePieces))])
+			}
+		}
+		b.WriteString([...]string{"\n", "\n", "\n\n", "\r\n", ">\n", ""}[rng.IntN(6)])
+	}
+	return b.String()
+}
+
+// TestBTNativeRandom compares the native matchers with the regexes on
+// header-like texts.
+func TestBTNativeRandom(t *testing.T) {
+	rules := btNativeRules(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 100000
+	if sampled() {
+		n = 10000
+	}
+	matched, answered := map[string]int{}, map[string]int{}
+	for range n {
+		s := randomHeader(rng)
+		for _, r := range rules {
+			if checkNative(t, r, s) {
+				matched[r.def.Pattern]++
+			}
+			if _, ok := r.btNative(s); ok {
+				answered[r.def.Pattern]++
+			}
+		}
+	}
+	for _, r := range rules {
+		t.Logf("%5d matched %5d answered %.60s", matched[r.def.Pattern], answered[r.def.Pattern], r.def.Pattern)
 	}
 }
 
