@@ -332,60 +332,57 @@ func screenFromNameInMsg(text string) bool {
 }
 
 // pairRule is one of the rules that capture an address on a header line
-// (src, "\nTo: " say) and look for it again on a later line that starts
-// with dst (the From/To/Subject comparisons, see pairScreen):
+// (after src, "\nTo: " say) and look for it again on a later line that
+// starts with dst (the From/To/Subject comparisons, see pairScreen):
 //
 //	\nSRC (?:[^\n<]{0,80}<)?([^\n\s EXCL]+)>?\n+(?:[^\n]{1,GAP}\n+)*DST ...\1[TAIL]
 //
-// with /ism. What the backtracking may choose reduces to this: the
-// capture starts right after src or after the first < of the line (80
-// characters on at most); it is the whole run of its class there
-// (a shorter one is followed by a class character, not > nor \n), and
-// the line ends after it, a > maybe. The lines after it up to dst's are
-// empty or of 1 to gap characters ([^\n]{1,gap} must reach the \n), and
-// dst's line starts a line. Only plain ASCII texts get an answer: there
-// \s is [\t\n\v\f\r ] and /i folds ASCII letters only.
+// and the variants the fields below describe, all /ism. What the
+// backtracking may choose reduces to this: the capture starts right
+// after src or after the first < of the line (80 characters on at most);
+// it is the whole run of its class there (a shorter one is followed by a
+// class character, not > nor \n), and the line ends after it, a > maybe.
+// The lines after it up to dst's are empty or of 1 to gap characters
+// ([^\n]{1,gap} must reach the \n), and dst starts a line. Only plain
+// ASCII texts get an answer: there \s is [\t\n\v\f\r ], \d is [0-9] and
+// /i folds ASCII letters only.
 type pairRule struct {
-	src, excl string // src lower case, with its space
-	gap       int
-	dst       string // lower case, with its space
-	// anyAt: \1 anywhere in the 100 characters after dst
-	// ([^\n]{0,100}\1); else right after it or after a < within 80
-	// characters on ((?:[^\n]{0,80}<)?\1).
-	anyAt bool
-	tail  func(c byte) bool // the character after \1
+	src, dst string // lower case, with their space unless spaces
+	// spaces: \s+ after src and dst (they end in their colon). The
+	// white space may span lines; the capture (or the < before it)
+	// starts where it ends (\1 has no white space, [^\n<] no <).
+	spaces bool
+	// srcAt: the capture follows the line's first @ ([^\n@]{0,80}@),
+	// not src or a <.
+	srcAt bool
+	excl  string // the capture's class: [^\n\s EXCL]
+	// user: the capture is followed by \@[^\n\s]+ and the line's end
+	// (no >? : [^\n\s]+ takes it).
+	user bool
+	// digits: ([^\n\s\@>]{4,80}?)\d*\@ and \1\d*[TAIL]: any 4 to 80
+	// characters of the run that leave only digits before the @.
+	digits bool
+	gap    int
+	at     pairAt
+	tail   func(c byte) bool // the character after \1
 }
+
+// pairAt is where a pairRule wants \1 on dst's line.
+type pairAt int
+
+const (
+	pairAtAny   pairAt = iota // [^\n]{0,100}\1
+	pairAtAngle               // (?:[^\n]{0,80}<)?\1
+	pairAtAfter               // [^\n]+@\1
+)
 
 func (p *pairRule) match(s string) (bool, bool) {
 	if !plainASCII(s) {
 		return false, false
 	}
 	for i := strings.IndexByte(s, '\n'); i >= 0; {
-		if k := i + 1 + len(p.src); hasPrefixFold(s[i+1:], p.src) {
-			starts := [2]int{k, -1}
-			le := lineEnd(s, k)
-			if j := strings.IndexByte(s[k:le], '<'); j >= 0 && j <= 80 {
-				starts[1] = k + j + 1
-			}
-			for _, st := range starts {
-				if st < 0 {
-					continue
-				}
-				e := st
-				for e < len(s) && !isSpaceASCII(s[e]) && strings.IndexByte(p.excl, s[e]) < 0 {
-					e++
-				}
-				if e == st {
-					continue
-				}
-				n := e
-				if n < len(s) && s[n] == '>' {
-					n++
-				}
-				if n < len(s) && s[n] == '\n' && p.later(s, n, asciiLower(s[st:e])) {
-					return true, true
-				}
-			}
+		if k := i + 1 + len(p.src); hasPrefixFold(s[i+1:], p.src) && p.fromLine(s, k) {
+			return true, true
 		}
 		j := strings.IndexByte(s[i+1:], '\n')
 		if j < 0 {
@@ -396,14 +393,99 @@ func (p *pairRule) match(s string) (bool, bool) {
 	return false, true
 }
 
+// fromLine reports whether a match starts with the src that ends at k.
+func (p *pairRule) fromLine(s string, k int) bool {
+	if p.spaces {
+		w := skipSpaceASCII(s, k)
+		if w == k {
+			return false
+		}
+		k = w
+	}
+	le := lineEnd(s, k)
+	starts := [2]int{k, -1}
+	if p.srcAt {
+		j := strings.IndexByte(s[k:le], '@')
+		if j < 0 || j > 80 {
+			return false
+		}
+		starts[0] = k + j + 1
+	} else if j := strings.IndexByte(s[k:le], '<'); j >= 0 && j <= 80 {
+		starts[1] = k + j + 1
+	}
+	for _, st := range starts {
+		if st < 0 {
+			continue
+		}
+		e := st
+		for e < len(s) && !isSpaceASCII(s[e]) && strings.IndexByte(p.excl, s[e]) < 0 {
+			e++
+		}
+		if e == st {
+			continue
+		}
+		n := e
+		if p.user {
+			if e >= len(s) || s[e] != '@' {
+				continue
+			}
+			n = e + 1
+			for n < len(s) && !isSpaceASCII(s[n]) {
+				n++
+			}
+			if n == e+1 {
+				continue
+			}
+		} else if n < len(s) && s[n] == '>' {
+			n++
+		}
+		if n >= len(s) || s[n] != '\n' {
+			continue
+		}
+		if !p.digits {
+			if p.later(s, n, asciiLower(s[st:e])) {
+				return true
+			}
+			continue
+		}
+		d := e
+		for d > st && isDigitASCII(s[d-1]) {
+			d--
+		}
+		for l := max(4, d-st); l <= min(80, e-st); l++ {
+			if p.later(s, n, asciiLower(s[st:st+l])) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isDigitASCII(c byte) bool { return c >= '0' && c <= '9' }
+
+func skipSpaceASCII(s string, i int) int {
+	for i < len(s) && isSpaceASCII(s[i]) {
+		i++
+	}
+	return i
+}
+
 // later reports whether a dst line that the lines after the \n at n
 // reach holds c as the rule wants it.
 func (p *pairRule) later(s string, n int, c string) bool {
 	for n < len(s) {
 		q := n + 1
 		le := lineEnd(s, q)
-		if hasPrefixFold(s[q:], p.dst) && p.found(s, q+len(p.dst), le, c) {
-			return true
+		if hasPrefixFold(s[q:], p.dst) {
+			a := q + len(p.dst)
+			if p.spaces {
+				a = skipSpaceASCII(s, a)
+			}
+			if a > q+len(p.dst) || !p.spaces {
+				if p.found(s, a, c) {
+					return true
+				}
+			}
 		}
 		if le-q > p.gap {
 			return false
@@ -413,42 +495,74 @@ func (p *pairRule) later(s string, n int, c string) bool {
 	return false
 }
 
-// found reports whether c (lower case) is on the line s[a:le] where
-// the rule wants it, the character after it a tail one.
-func (p *pairRule) found(s string, a, le int, c string) bool {
+// found reports whether c (lower case) is where the rule wants it on the
+// line that a starts in, the character after it (and digits) a tail
+// one.
+func (p *pairRule) found(s string, a int, c string) bool {
+	le := lineEnd(s, a)
 	at := func(x int) bool {
+		if !hasPrefixFold(s[x:], c) {
+			return false
+		}
 		e := x + len(c)
-		return e < len(s) && hasPrefixFold(s[x:], c) && p.tail(s[e])
+		if p.digits {
+			for e < len(s) && isDigitASCII(s[e]) {
+				e++
+			}
+		}
+		return e < len(s) && p.tail(s[e])
 	}
-	if p.anyAt {
+	switch p.at {
+	case pairAtAny:
 		for o := 0; o <= 100 && a+o+len(c) <= le; o++ {
 			if at(a + o) {
 				return true
 			}
 		}
-		return false
-	}
-	if at(a) {
-		return true
-	}
-	for j := a; j <= a+80 && j < le; j++ {
-		if s[j] == '<' && at(j+1) {
+	case pairAtAngle:
+		if at(a) {
 			return true
+		}
+		for j := a; j <= a+80 && j < le; j++ {
+			if s[j] == '<' && at(j+1) {
+				return true
+			}
+		}
+	case pairAtAfter:
+		for j := a + 1; j < le; j++ {
+			if s[j] == '@' && at(j+1) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-func notAlnumASCII(c byte) bool { return !(c >= '0' && c <= '9' || isLetterASCII(c)) }
+func notAlnumASCII(c byte) bool { return !(isDigitASCII(c) || isLetterASCII(c)) }
 
-// tailAddr is [>,\s\n], tailAddrColon [>,:\s\n].
+// tailAddr is [>,\s\n], tailAddrColon [>,:\s\n], tailUser [\@>,\s\n].
 func tailAddr(c byte) bool      { return c == '>' || c == ',' || isSpaceASCII(c) }
 func tailAddrColon(c byte) bool { return c == ':' || tailAddr(c) }
+func tailUser(c byte) bool      { return c == '@' || tailAddr(c) }
 
 // pairRules are the comparisons answered by pairRule, by pattern.
 var pairRules = map[string]*pairRule{
 	// __SUBJ_HAS_TO_1
-	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>,]+)>?\n+(?:[^\n]{1,200}\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`: {src: "to: ", excl: ">,", gap: 200, dst: "subject: ", anyAt: true, tail: notAlnumASCII},
+	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>,]+)>?\n+(?:[^\n]{1,200}\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`: {src: "to: ", excl: ">,", gap: 200, dst: "subject: ", at: pairAtAny, tail: notAlnumASCII},
+	// __SUBJ_HAS_FROM_1
+	`/\nFrom: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*Subject: [^\n]{0,100}\1[>,:\s\n]/ism`: {src: "from: ", excl: ">", gap: 100, dst: "subject: ", at: pairAtAny, tail: tailAddrColon},
+	// __TO_EQ_FROM_1, _2
+	`/\nFrom: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*To: (?:[^\n]{0,80}<)?\1[>,\s\n]/ism`: {src: "from: ", excl: ">", gap: 100, dst: "to: ", at: pairAtAngle, tail: tailAddr},
+	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*From: (?:[^\n]{0,80}<)?\1[>,\s\n]/ism`: {src: "to: ", excl: ">", gap: 100, dst: "from: ", at: pairAtAngle, tail: tailAddr},
+	// __TO_EQ_FROM_DOM_1, _2
+	`/\nFrom: [^\n@]{0,80}@([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*To: [^\n]+@\1[>,\s\n]/ism`: {src: "from: ", srcAt: true, excl: ">", gap: 100, dst: "to: ", at: pairAtAfter, tail: tailAddr},
+	`/\nTo: [^\n@]{0,80}@([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*From: [^\n]+@\1[>,\s\n]/ism`: {src: "to: ", srcAt: true, excl: ">", gap: 100, dst: "from: ", at: pairAtAfter, tail: tailAddr},
+	// __TO_EQ_FROM_USR_1, _2
+	`/\nFrom:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]+)\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*To:\s+(?:[^\n]{0,80}<)?\1[\@>,\s\n]/ism`: {src: "from:", spaces: true, excl: "@>", user: true, gap: 100, dst: "to:", at: pairAtAngle, tail: tailUser},
+	`/\nTo:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]+)\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*From:\s+(?:[^\n]{0,80}<)?\1[\@>,\s\n]/ism`: {src: "to:", spaces: true, excl: "@>", user: true, gap: 100, dst: "from:", at: pairAtAngle, tail: tailUser},
+	// __TO_EQ_FROM_USR_NN_1, _2
+	`/\nFrom:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*To:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]/ism`: {src: "from:", spaces: true, excl: "@>", user: true, digits: true, gap: 100, dst: "to:", at: pairAtAngle, tail: tailUser},
+	`/\nTo:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*From:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]/ism`: {src: "to:", spaces: true, excl: "@>", user: true, digits: true, gap: 100, dst: "from:", at: pairAtAngle, tail: tailUser},
 }
 
 func init() {

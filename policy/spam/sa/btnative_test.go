@@ -81,6 +81,17 @@ var btNativeTexts = []string{
 	"\nTo: a<b<bob>\nSubject: bob.\n", "\nTo: a<b<bob>\nSubject: b<bob.\n", "\nTo: bob\nX: Subject: bob.\n",
 	"\nSubject: bob.\nTo: bob\n", "\nTo: bob\nSubject: bob\u00e9\n", "\nTo: bob>\nSubject: bob \n", "\nTo: bob>>\nSubject: bob \n",
 	"\nTo: bob\n\n\nSubject: x\nSubject: bob_\nSubject: bob-\n",
+	"\nFrom: a@b.c\nSubject: re a@b.c:\n", "\nFrom: a@b.c\nSubject: re a@b.c.\n", "\nTo: <a@b.c>\nFrom: x <A@B.C>\n",
+	"\nTo: a@b.c\nFrom: " + strings.Repeat("<", 80) + "<a@b.c>\n", "\nTo: a@b.c\nFrom: " + strings.Repeat("x", 81) + "<a@b.c>\n",
+	"\nFrom: a@b.c\nTo: a@b.c,d\n", "\nFrom: a@b.c\nTo: a@b.cd\n", "\nFrom: a@b.c\nTo:  a@b.c\n",
+	"\nFrom: Bob <bob@example.org>\nTo: amy@example.org\n", "\nFrom: x@y\nTo: @y\n", "\nFrom: x@y\nTo: @@y\n",
+	"\nFrom: " + strings.Repeat("x", 80) + "@y\nTo: a@y\n", "\nFrom: " + strings.Repeat("x", 81) + "@y\nTo: a@y\n",
+	"\nTo: a@b@c\nFrom: x@b@c\n", "\nTo: a@b>\nFrom: x@b>\n",
+	"\nFrom:\n\tbob@example.org\nTo:\n <bob@x>\n", "\nFrom: bob@example.org x\nTo: bob@x\n", "\nFrom: bob@example.org\nTo:bob@x\n",
+	"\nTo:  <bob@example.org>\nFrom: \"Bob\" <bob@example.org>\n", "\nTo: bob@\nFrom: bob@x\n", "\nTo: bob@x>\nFrom: bob\n",
+	"\nFrom: bobby12@example.org\nTo: bobby7@x.y\n", "\nFrom: bob12@x\nTo: bob1@x\n", "\nFrom: bob12@x\nTo: bob@x\n",
+	"\nTo: bobby12@example.org\nFrom: x <bobby@x.y>\n", "\nTo: " + strings.Repeat("b", 81) + "@x\nFrom: " + strings.Repeat("b", 80) + "1@x\n",
+	"\nTo: " + strings.Repeat("b", 80) + "1@x\nFrom: " + strings.Repeat("b", 80) + "1@x\n",
 }
 
 func TestBTNativeExact(t *testing.T) {
@@ -180,7 +191,7 @@ var (
 		" ", " ", " ", "\t", "\n", "\n\n", "\r", "\u00e9", "\u00c9", "\u00a0", "\u0085", "\xff", "\xc3",
 		"1.2.3.4", " rdns=", " helo=", "mail.example.org", "\u212a", "\u017f", strings.Repeat("w", 79), strings.Repeat("w", 100), strings.Repeat("w", 198),
 	}
-	btNativeWords = []string{"bob@example.org", "Bob", "b", "x.y", "bob2", "mail.example.org", "ke\u00e9"}
+	btNativeWords = []string{"bob@example.org", "Bob", "b", "x.y", "bob2", "mail.example.org", "ke\u00e9", "bobby12@example.org", "Bob.Smith99", "bob1"}
 )
 
 // randomHeader returns a text of header-like lines that share a word.
