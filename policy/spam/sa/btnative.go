@@ -20,6 +20,8 @@ var btNatives = map[string]func(text string) (match, ok bool){
 	`/<(?!CENTER|center)[Cc][Ee][Nn][Tt][Ee][Rr]>/`: func(s string) (bool, bool) { return mixedCaseTag(s, "center", '>') },
 	// RCVD_ILLEGAL_IP
 	` (?:by|ip)=(?=\d+\.\d+\.\d+\.\d+ )(?:(?:0|2(?:2[4-9]|[3-5]\d)|192\.0\.2|198\.51\.100|203\.0\.113)\.|(?:\d+\.){0,3}(?!(?:2(?:[0-4]\d|5[0-5])|[01]?\d\d?)\b))`: illegalIP,
+	// __HELO_NOT_RDNS
+	`/^[^\]]+ rdns=(\S+) helo=(?!(?i)\1)\S/`: heloNotRDNS,
 	// __IP_IN_RELAY
 	`/^\[ ip=(\d+)\.(\d+)\.(\d+)\.(\d+) (?:[^\]]* )?(?:rdns|helo)=\S*(?:\1\D\2\D\3\D\4|\4\D\3\D\2\D\1)/`: ipInRelay,
 }
@@ -216,6 +218,39 @@ func ipInRelay(s string) (bool, bool) {
 		}
 		if s[at] == ']' {
 			break
+		}
+	}
+	return false, true
+}
+
+// heloNotRDNS is __HELO_NOT_RDNS: before the first ], after one
+// character at least, " rdns=", a value (the whole run of non-space
+// characters: \S+ then a space), " helo=" and a non-space character
+// where the value, in any case, does not start. Plain ASCII texts only:
+// there \s is [\t\n\v\f\r ] and (?i) folds ASCII letters only.
+func heloNotRDNS(s string) (bool, bool) {
+	if !plainASCII(s) {
+		return false, false
+	}
+	lim := strings.IndexByte(s, ']')
+	if lim < 0 {
+		lim = len(s)
+	}
+	for p := 1; p < lim; p++ {
+		if s[p] != ' ' || !strings.HasPrefix(s[p:], " rdns=") {
+			continue
+		}
+		st := p + len(" rdns=")
+		e := st
+		for e < len(s) && !isSpaceASCII(s[e]) {
+			e++
+		}
+		if e == st || !strings.HasPrefix(s[e:], " helo=") {
+			continue
+		}
+		h := e + len(" helo=")
+		if h < len(s) && !isSpaceASCII(s[h]) && !hasPrefixFold(s[h:], asciiLower(s[st:e])) {
+			return true, true
 		}
 	}
 	return false, true

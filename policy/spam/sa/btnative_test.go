@@ -92,6 +92,11 @@ var btNativeTexts = []string{
 	"\nFrom: bobby12@example.org\nTo: bobby7@x.y\n", "\nFrom: bob12@x\nTo: bob1@x\n", "\nFrom: bob12@x\nTo: bob@x\n",
 	"\nTo: bobby12@example.org\nFrom: x <bobby@x.y>\n", "\nTo: " + strings.Repeat("b", 81) + "@x\nFrom: " + strings.Repeat("b", 80) + "1@x\n",
 	"\nTo: " + strings.Repeat("b", 80) + "1@x\nFrom: " + strings.Repeat("b", 80) + "1@x\n",
+	"[ ip=1.2.3.4 rdns=mail.example.org helo=MAIL.Example.ORG by=x ]", "[ ip=1.2.3.4 rdns=mail.example.org helo=mail.example.org.uk ]",
+	"[ ip=1.2.3.4 rdns=mail.example.org helo=mx.example.org ]", "[ ip=1.2.3.4 rdns=mail.example.org helo=mail.example.or ]",
+	"[ ip=1.2.3.4 rdns=mail.example.org helo= ]", "[ ip=1.2.3.4 rdns= helo=x ]", " rdns=a helo=b", "x rdns=a helo=b",
+	"x] rdns=a helo=b", "x rdns=a helo=b]", "x rdns=a\thelo=b", "x rdns=a  helo=b", "x\n rdns=a helo=\u00e9",
+	"[ ip=1 rdns=a helo=A ] [ ip=2 rdns=b helo=c ]", "x rdns=a helo=a rdns=b helo=c", "x rdns=a rdns=b helo=c",
 }
 
 func TestBTNativeExact(t *testing.T) {
@@ -185,7 +190,7 @@ func TestBTNativeCorpus(t *testing.T) {
 // breaks, latin1 and invalid bytes.
 var (
 	btNativeFields = []string{"To: ", "To: ", "From: ", "From: ", "Subject: ", "Subject: ", "To: ", "To:", "To:\t", "To:  ", "From: ", "From:", "From:\n ", "Subject: ", "Subject:", "Received: from a by b for ",
-		"Organization: ", "Reply-To: ", "X-Foo: ", "", " ", "[ ip=1.2.3.4 rdns=", " helo="}
+		"Organization: ", "Reply-To: ", "X-Foo: ", "", " ", "[ ip=1.2.3.4 rdns=", " helo=", " rdns=", "[ ip=1.2.3.4 rdns= helo="}
 	btNativePieces = []string{
 		"bob@example.org", "bob", "amy@x.y", "@", ".", "x", "-", "_", "2", "<", ">", "\"", "'", ",", ";", ":", "!", "]", "[",
 		" ", " ", " ", "\t", "\n", "\n\n", "\r", "\u00e9", "\u00c9", "\u00a0", "\u0085", "\xff", "\xc3",
