@@ -22,6 +22,8 @@ var btNatives = map[string]func(text string) (match, ok bool){
 	` (?:by|ip)=(?=\d+\.\d+\.\d+\.\d+ )(?:(?:0|2(?:2[4-9]|[3-5]\d)|192\.0\.2|198\.51\.100|203\.0\.113)\.|(?:\d+\.){0,3}(?!(?:2(?:[0-4]\d|5[0-5])|[01]?\d\d?)\b))`: illegalIP,
 	// __HELO_NOT_RDNS
 	`/^[^\]]+ rdns=(\S+) helo=(?!(?i)\1)\S/`: heloNotRDNS,
+	// __FROM_EQ_ORG_1
+	`/\nFrom: "?([^\n]+)"? <[^>]+>\n.*Organization: \1\n/ism`: fromEqOrg,
 	// __IP_IN_RELAY
 	`/^\[ ip=(\d+)\.(\d+)\.(\d+)\.(\d+) (?:[^\]]* )?(?:rdns|helo)=\S*(?:\1\D\2\D\3\D\4|\4\D\3\D\2\D\1)/`: ipInRelay,
 }
@@ -252,6 +254,64 @@ func heloNotRDNS(s string) (bool, bool) {
 		if h < len(s) && !isSpaceASCII(s[h]) && !hasPrefixFold(s[h:], asciiLower(s[st:e])) {
 			return true, true
 		}
+	}
+	return false, true
+}
+
+// fromEqOrg is __FROM_EQ_ORG_1: on a From line, a quote maybe, the
+// capture (any part of the line that ends before ` <` or `" <`: the
+// choices of [^\n]+ and "?), then <, the text to the first > (one
+// character at least, newlines too), > and a line break; anywhere after
+// that (/s), "Organization: ", the capture in any case and a line break.
+// Plain ASCII texts only: there /i folds ASCII letters only.
+func fromEqOrg(s string) (bool, bool) {
+	if !plainASCII(s) {
+		return false, false
+	}
+	const org = "organization: "
+	var orgs []int // where the values after org start
+	for i := 0; i+len(org) <= len(s); i++ {
+		if s[i]|0x20 == 'o' && hasPrefixFold(s[i:], org) {
+			orgs = append(orgs, i+len(org))
+		}
+	}
+	if len(orgs) == 0 {
+		return false, true
+	}
+	for i := strings.IndexByte(s, '\n'); i >= 0; {
+		if k := i + 1 + len("from: "); hasPrefixFold(s[i+1:], "from: ") {
+			le := lineEnd(s, k)
+			for st := k; st <= k+1 && st < le; st++ {
+				if st == k+1 && s[k] != '"' {
+					break
+				}
+				for ce := st + 1; ce < le; ce++ {
+					x := ce + 1
+					if s[ce] == '"' {
+						x++
+					}
+					if !strings.HasPrefix(s[x-1:], " <") {
+						continue
+					}
+					y := strings.IndexByte(s[x+1:], '>')
+					if y <= 0 || x+2+y >= len(s) || s[x+2+y] != '\n' {
+						continue
+					}
+					m := x + 2 + y + 1
+					c := asciiLower(s[st:ce])
+					for _, o := range orgs {
+						if o-len(org) >= m && hasPrefixFold(s[o:], c) && o+len(c) < len(s) && s[o+len(c)] == '\n' {
+							return true, true
+						}
+					}
+				}
+			}
+		}
+		j := strings.IndexByte(s[i+1:], '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
 	}
 	return false, true
 }

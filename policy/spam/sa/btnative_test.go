@@ -97,6 +97,12 @@ var btNativeTexts = []string{
 	"[ ip=1.2.3.4 rdns=mail.example.org helo= ]", "[ ip=1.2.3.4 rdns= helo=x ]", " rdns=a helo=b", "x rdns=a helo=b",
 	"x] rdns=a helo=b", "x rdns=a helo=b]", "x rdns=a\thelo=b", "x rdns=a  helo=b", "x\n rdns=a helo=\u00e9",
 	"[ ip=1 rdns=a helo=A ] [ ip=2 rdns=b helo=c ]", "x rdns=a helo=a rdns=b helo=c", "x rdns=a rdns=b helo=c",
+	"\nFrom: \"Acme Inc\" <a@b>\nOrganization: ACME inc\n", "\nFrom: Acme <a@b>\nX: y\n\nOrganization: Acme\n",
+	"\nFrom: Acme <a@b>\nOrganization: Acme", "\nFrom: Acme <a@b>\nOrganization: Acme \n", "\nFrom: Acme <a@b>\nOrganization: Acm\n",
+	"\nFrom: Acme <a@b> x\nOrganization: Acme\n", "\nFrom: Acme <>\nOrganization: Acme\n", "\nFrom: Acme <a\nb>\nOrganization: Acme\n",
+	"\nFrom: Acme <a@b>\nOrganization: Acme <a@b>\n", "\nOrganization: Acme\nFrom: Acme <a@b>\n", "\nFrom: A <b> <c>\nOrganization: A <b>\n",
+	"\nFrom: \"\" <a@b>\nOrganization: \"\n", "\nFrom: \" <a@b>\nOrganization: \"\n", "\nFrom:  <a@b>\nOrganization:  \n",
+	"\nFrom: A <b>\nXOrganization: A\n", "\nFrom: A <b>\nOrganization: A\u00e9\n", "\nfrom: a <b>\norganization: A\n",
 }
 
 func TestBTNativeExact(t *testing.T) {
@@ -159,6 +165,9 @@ func TestBTNativeCorpus(t *testing.T) {
 				all+"\nTo: "+to+"\nFrom: "+to+" <spoof@example.com>\n",
 				"\nTo: "+to+"\nX-Y: z\nSubject: Re: "+strings.ToUpper(to)+"\n",
 				"\nFrom: "+from+"\nTo: "+strings.ToUpper(from)+"\n")
+			if name, _, ok := strings.Cut(from, " <"); ok {
+				texts = append(texts, all+"\nFrom: "+from+"\nOrganization: "+strings.Trim(name, `"`)+"\n")
+			}
 			for _, h := range []string{"X-Spam-Relays-Untrusted", "X-Spam-Relays-External"} {
 				v, _ := c.header(h, "")
 				texts = append(texts, v)
@@ -189,7 +198,7 @@ func TestBTNativeCorpus(t *testing.T) {
 // header-like texts of: field names, addresses, brackets, quotes, line
 // breaks, latin1 and invalid bytes.
 var (
-	btNativeFields = []string{"To: ", "To: ", "From: ", "From: ", "Subject: ", "Subject: ", "To: ", "To:", "To:\t", "To:  ", "From: ", "From:", "From:\n ", "Subject: ", "Subject:", "Received: from a by b for ",
+	btNativeFields = []string{"To: ", "To: ", "From: ", "From: ", "Organization: ", "From: \"", "Subject: ", "Subject: ", "To: ", "To:", "To:\t", "To:  ", "From: ", "From:", "From:\n ", "Subject: ", "Subject:", "Received: from a by b for ",
 		"Organization: ", "Reply-To: ", "X-Foo: ", "", " ", "[ ip=1.2.3.4 rdns=", " helo=", " rdns=", "[ ip=1.2.3.4 rdns= helo="}
 	btNativePieces = []string{
 		"bob@example.org", "bob", "amy@x.y", "@", ".", "x", "-", "_", "2", "<", ">", "\"", "'", ",", ";", ":", "!", "]", "[",
@@ -207,6 +216,12 @@ func randomHeader(rng *rand.Rand) string {
 		b.WriteByte('\n')
 	}
 	for range 1 + rng.IntN(5) {
+		if rng.IntN(8) == 0 {
+			// A name line and an organization line.
+			q := [...]string{"", `"`}[rng.IntN(2)]
+			b.WriteString([...]string{"From: " + q + word + q + " <a@b>\n", "Organization: " + randomCase(word, rng) + "\n"}[rng.IntN(2)])
+			continue
+		}
 		f := btNativeFields[rng.IntN(len(btNativeFields))]
 		if rng.IntN(4) == 0 {
 			f = randomCase(f, rng)
@@ -228,7 +243,7 @@ func randomHeader(rng *rand.Rand) string {
 				b.WriteString(btNativePieces[rng.IntN(len(btNativePieces))])
 			}
 		}
-		b.WriteString([...]string{"\n", "\n", "\n\n", "\r\n", ">\n", ""}[rng.IntN(6)])
+		b.WriteString([...]string{"\n", "\n", "\n\n", "\r\n", ">\n", "", " <a@b>\n", "\" <a@b>\n"}[rng.IntN(8)])
 	}
 	return b.String()
 }
