@@ -24,6 +24,8 @@ var btNatives = map[string]func(text string) (match, ok bool){
 	`/^[^\]]+ rdns=(\S+) helo=(?!(?i)\1)\S/`: heloNotRDNS,
 	// __FROM_EQ_ORG_1
 	`/\nFrom: "?([^\n]+)"? <[^>]+>\n.*Organization: \1\n/ism`: fromEqOrg,
+	// __SUBJ_HAS_TO_2
+	`/\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`: subjHasTo2,
 	// __IP_IN_RELAY
 	`/^\[ ip=(\d+)\.(\d+)\.(\d+)\.(\d+) (?:[^\]]* )?(?:rdns|helo)=\S*(?:\1\D\2\D\3\D\4|\4\D\3\D\2\D\1)/`: ipInRelay,
 }
@@ -301,6 +303,75 @@ func fromEqOrg(s string) (bool, bool) {
 					c := asciiLower(s[st:ce])
 					for _, o := range orgs {
 						if o-len(org) >= m && hasPrefixFold(s[o:], c) && o+len(c) < len(s) && s[o+len(c)] == '\n' {
+							return true, true
+						}
+					}
+				}
+			}
+		}
+		j := strings.IndexByte(s[i+1:], '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false, true
+}
+
+// subjectTail is where __SUBJ_HAS_TO_2 wants its capture after
+// "Subject: ", as __SUBJ_HAS_TO_1 does.
+var subjectTail = pairRule{at: pairAtAny, tail: notAlnumASCII}
+
+// subjHasTo2 is __SUBJ_HAS_TO_2: on a Received line, " for " within 200
+// characters, < maybe, the capture (the whole run of its class: a
+// shorter one is followed by a class character, not > nor ;), > maybe
+// and ;. "Subject: " follows the ; at once, or starts any later line
+// when the ; does not end its line ([^\n]+ takes the rest of it, \n+
+// every line break, each line after is not empty). Plain ASCII texts
+// only.
+func subjHasTo2(s string) (bool, bool) {
+	if !plainASCII(s) {
+		return false, false
+	}
+	const subj = "subject: "
+	var subjects []int // where "Subject: " starts
+	for i := 0; i+len(subj) <= len(s); i++ {
+		if s[i]|0x20 == 's' && hasPrefixFold(s[i:], subj) {
+			subjects = append(subjects, i)
+		}
+	}
+	if len(subjects) == 0 {
+		return false, true
+	}
+	for i := strings.IndexByte(s, '\n'); i >= 0; {
+		if b := i + 1 + len("received:"); hasPrefixFold(s[i+1:], "received:") {
+			le := lineEnd(s, b)
+			for f := b; f <= b+200 && f < le; f++ {
+				if s[f] != ' ' || !hasPrefixFold(s[f:], " for ") {
+					continue
+				}
+				for st := f + len(" for "); st <= f+len(" for <") && st < len(s); st++ {
+					if st > f+len(" for ") && s[st-1] != '<' {
+						break
+					}
+					e := st
+					for e < len(s) && !isSpaceASCII(s[e]) && s[e] != '>' && s[e] != ';' {
+						e++
+					}
+					if e == st {
+						continue
+					}
+					x := e
+					if x < len(s) && s[x] == '>' {
+						x++
+					}
+					if x >= len(s) || s[x] != ';' {
+						continue
+					}
+					m := x + 1
+					c := asciiLower(s[st:e])
+					for _, q := range subjects {
+						if (q == m || q > m && s[q-1] == '\n' && s[m] != '\n') && subjectTail.found(s, q+len(subj), c) {
 							return true, true
 						}
 					}

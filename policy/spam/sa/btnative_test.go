@@ -103,6 +103,13 @@ var btNativeTexts = []string{
 	"\nFrom: Acme <a@b>\nOrganization: Acme <a@b>\n", "\nOrganization: Acme\nFrom: Acme <a@b>\n", "\nFrom: A <b> <c>\nOrganization: A <b>\n",
 	"\nFrom: \"\" <a@b>\nOrganization: \"\n", "\nFrom: \" <a@b>\nOrganization: \"\n", "\nFrom:  <a@b>\nOrganization:  \n",
 	"\nFrom: A <b>\nXOrganization: A\n", "\nFrom: A <b>\nOrganization: A\u00e9\n", "\nfrom: a <b>\norganization: A\n",
+	"\nReceived: from a by b for <bob@example.org>; Mon\nSubject: hi bob@example.org!\n",
+	"\nReceived: from a by b for bob@example.org; Mon\nX: y\n\nSubject: hi BOB@EXAMPLE.ORG\n",
+	"\nReceived: from a by b for bob@example.org;\nSubject: hi bob@example.org\n", "\nReceived: x for bob;Subject: bob.\n",
+	"\nReceived: x for bob; Subject: bob.\n", "\nReceived: x for <<bob>; y\nSubject: <bob.\n", "\nReceived: x for bob>>; y\nSubject: bob.\n",
+	"\nReceived:" + strings.Repeat("x", 200) + " for bob; y\nSubject: bob.\n", "\nReceived:" + strings.Repeat("x", 201) + " for bob; y\nSubject: bob.\n",
+	"\nReceived: x for bob ; y\nSubject: bob.\n", "\nReceived: x for bob; y\nSubject: bobs\n", "\nReceived: x FOR Bob; y\nX-Subject: bob.\n",
+	"Received: x for bob; y\nSubject: bob.\n", "\nReceived: x for\tbob; y\nSubject: bob.\n", "\nReceived: x for bob; y\n\n\nSubject: " + strings.Repeat("z", 100) + "bob\n",
 }
 
 func TestBTNativeExact(t *testing.T) {
@@ -217,9 +224,10 @@ func randomHeader(rng *rand.Rand) string {
 	}
 	for range 1 + rng.IntN(5) {
 		if rng.IntN(8) == 0 {
-			// A name line and an organization line.
+			// Lines that compare a field with another.
 			q := [...]string{"", `"`}[rng.IntN(2)]
-			b.WriteString([...]string{"From: " + q + word + q + " <a@b>\n", "Organization: " + randomCase(word, rng) + "\n"}[rng.IntN(2)])
+			b.WriteString([...]string{"From: " + q + word + q + " <a@b>\n", "Organization: " + randomCase(word, rng) + "\n",
+				"Received: from a by b for <" + word + ">;" + q + "\n", "Subject: re " + randomCase(word, rng) + q + "\n"}[rng.IntN(4)])
 			continue
 		}
 		f := btNativeFields[rng.IntN(len(btNativeFields))]
@@ -243,7 +251,7 @@ func randomHeader(rng *rand.Rand) string {
 				b.WriteString(btNativePieces[rng.IntN(len(btNativePieces))])
 			}
 		}
-		b.WriteString([...]string{"\n", "\n", "\n\n", "\r\n", ">\n", "", " <a@b>\n", "\" <a@b>\n"}[rng.IntN(8)])
+		b.WriteString([...]string{"\n", "\n", "\n\n", "\r\n", ">\n", "", " <a@b>\n", "\" <a@b>\n", "; Mon\n", ">;\n", ";"}[rng.IntN(11)])
 	}
 	return b.String()
 }
