@@ -26,6 +26,8 @@ var btNatives = map[string]func(text string) (match, ok bool){
 	`/\nFrom: "?([^\n]+)"? <[^>]+>\n.*Organization: \1\n/ism`: fromEqOrg,
 	// __SUBJ_HAS_TO_2
 	`/\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`: subjHasTo2,
+	// __PDS_TO_BRAND_SUBJECT
+	`/^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?\1\b/ism`: toBrandSubject,
 	// __IP_IN_RELAY
 	`/^\[ ip=(\d+)\.(\d+)\.(\d+)\.(\d+) (?:[^\]]* )?(?:rdns|helo)=\S*(?:\1\D\2\D\3\D\4|\4\D\3\D\2\D\1)/`: ipInRelay,
 }
@@ -383,6 +385,69 @@ func subjHasTo2(s string) (bool, bool) {
 			break
 		}
 		i += 1 + j
+	}
+	return false, true
+}
+
+// toBrandSubject is __PDS_TO_BRAND_SUBJECT: a To: that starts a line,
+// white space, at least one more character, the first @ after it (the
+// white space, < and [^\@]+ cannot pass one), the capture up to the
+// first . after that (one character at least, line breaks too: [^\.]+
+// cannot stop short of the .), and the . must not end its line
+// ([^\n]+ of at least one loop: ^Subject cannot follow a .). Then a
+// later line that starts "Subject: ", a quote maybe, the capture in any
+// case and a word boundary. Plain ASCII texts only: there \s and \b are
+// ASCII's and /i folds ASCII letters only.
+func toBrandSubject(s string) (bool, bool) {
+	if !plainASCII(s) {
+		return false, false
+	}
+	const subj = "subject: "
+	var subjects []int // line starts that start "Subject: "
+	for q := 0; q < len(s); q = lineEnd(s, q) + 1 {
+		if hasPrefixFold(s[q:], subj) {
+			subjects = append(subjects, q)
+		}
+	}
+	if len(subjects) == 0 {
+		return false, true
+	}
+	for l := 0; l < len(s); l = lineEnd(s, l) + 1 {
+		w := l + len("to:")
+		if !hasPrefixFold(s[l:], "to:") || w >= len(s) || !isSpaceASCII(s[w]) {
+			continue
+		}
+		a := strings.IndexByte(s[w:], '@')
+		if a < 0 {
+			break // nor after a later To:
+		}
+		a += w
+		if a < w+2 {
+			continue
+		}
+		d := strings.IndexByte(s[a+1:], '.')
+		if d <= 0 {
+			continue
+		}
+		d += a + 1
+		if d+1 >= len(s) || s[d+1] == '\n' {
+			continue
+		}
+		c := asciiLower(s[a+1 : d])
+		for _, q := range subjects {
+			if q <= d+1 {
+				continue
+			}
+			v := q + len(subj)
+			for x := v; x <= v+1 && x < len(s); x++ {
+				if x > v && s[v] != '"' {
+					break
+				}
+				if e := x + len(c); hasPrefixFold(s[x:], c) && isWordByte(s[e-1]) != (e < len(s) && isWordByte(s[e])) {
+					return true, true
+				}
+			}
+		}
 	}
 	return false, true
 }

@@ -109,7 +109,13 @@ var btNativeTexts = []string{
 	"\nReceived: x for bob; Subject: bob.\n", "\nReceived: x for <<bob>; y\nSubject: <bob.\n", "\nReceived: x for bob>>; y\nSubject: bob.\n",
 	"\nReceived:" + strings.Repeat("x", 200) + " for bob; y\nSubject: bob.\n", "\nReceived:" + strings.Repeat("x", 201) + " for bob; y\nSubject: bob.\n",
 	"\nReceived: x for bob ; y\nSubject: bob.\n", "\nReceived: x for bob; y\nSubject: bobs\n", "\nReceived: x FOR Bob; y\nX-Subject: bob.\n",
-	"Received: x for bob; y\nSubject: bob.\n", "\nReceived: x for\tbob; y\nSubject: bob.\n", "\nReceived: x for bob; y\n\n\nSubject: " + strings.Repeat("z", 100) + "bob\n",
+	"Received: x for bob; y\nSubject: bob.\n", "\nReceived: x for\tbob; y\nSubject: bob.\n",
+	"To: <x@acme.example>\nSubject: Acme offer\n", "To: <x@acme.example>\nSubject: \"ACME\" offer\n", "To: <x@acme.example>\nSubject: acmes\n",
+	"To: <x@acme.\nSubject: acme\n", "To: <x@acme.x\nSubject: acme\n", "To:<x@acme.x\nSubject: acme\n", "To: @acme.x\nSubject: acme\n",
+	"To:\n\nx@acme.x\nSubject: acme\n", "x\nto: a@b@c.d\nsubject: B@C\n", "To: a@ac\nme.x\nSubject: ac\nme-\n", "To: a@.x\nSubject: .\n",
+	"To: a@b.x\nSubject:  b\n", "To: a@b-.x\nSubject: b--\n", "To: a@b-.x\nSubject: b-\n", "To: a@b-.x\nSubject: b-c\n",
+	"Subject: b\nTo: a@b.x\n", "To: a@b.x\nX-Subject: b\n", "To: a@b.x\nSubject: \"\"b\n", "To: a@\"b.x\nSubject: \"b\n",
+	"\nReceived: x for bob; y\n\n\nSubject: " + strings.Repeat("z", 100) + "bob\n",
 }
 
 func TestBTNativeExact(t *testing.T) {
@@ -227,7 +233,8 @@ func randomHeader(rng *rand.Rand) string {
 			// Lines that compare a field with another.
 			q := [...]string{"", `"`}[rng.IntN(2)]
 			b.WriteString([...]string{"From: " + q + word + q + " <a@b>\n", "Organization: " + randomCase(word, rng) + "\n",
-				"Received: from a by b for <" + word + ">;" + q + "\n", "Subject: re " + randomCase(word, rng) + q + "\n"}[rng.IntN(4)])
+				"Received: from a by b for <" + word + ">;" + q + "\n", "Subject: re " + randomCase(word, rng) + q + "\n",
+				"To: <x@" + word + ".example>\n", "Subject: " + q + randomCase(word, rng) + q + "\n"}[rng.IntN(6)])
 			continue
 		}
 		f := btNativeFields[rng.IntN(len(btNativeFields))]
