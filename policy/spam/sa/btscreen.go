@@ -26,25 +26,13 @@ var btScreens = map[string]func(text string) bool{
 	randomLocalPattern: screenRandomLocal,
 	// __URI_LONG_REPEAT
 	`m;(?:://|@)(?:\w+\.)*(\w{7,}\.)\1;i`: screenLongRepeat,
-	// __PDS_TO_BRAND_SUBJECT
-	`/^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?\1\b/ism`: screenToBrandSubject,
-	randHeaderPattern:    screenRandHeader,
-	fromNameInMsgPattern: screenFromNameInMsg,
+	randHeaderPattern:                     screenRandHeader,
+	fromNameInMsgPattern:                  screenFromNameInMsg,
 	// __PDS_TONAME_EQ_TOLOCAL
 	`/^\s*['"]?([^'"]+)['"]? <?\1\@/`: screenToNameEqLocal,
-	// __SUBJ_HAS_TO_2
-	`/\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`: screenSubjHasTo2,
-	// The From/To/Subject comparisons: see pairScreen.
-	`/\nFrom: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*To: (?:[^\n]{0,80}<)?\1[>,\s\n]/ism`:                               func(s string) bool { return pairScreen(s, "from:", "to:", ">", false) },
-	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*From: (?:[^\n]{0,80}<)?\1[>,\s\n]/ism`:                               func(s string) bool { return pairScreen(s, "to:", "from:", ">", false) },
-	`/\nFrom:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]+)\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*To:\s+(?:[^\n]{0,80}<)?\1[\@>,\s\n]/ism`:             func(s string) bool { return pairScreen(s, "from:", "to:", "@>", false) },
-	`/\nTo:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]+)\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*From:\s+(?:[^\n]{0,80}<)?\1[\@>,\s\n]/ism`:             func(s string) bool { return pairScreen(s, "to:", "from:", "@>", false) },
-	`/\nFrom:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*To:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]/ism`: func(s string) bool { return pairScreen(s, "from:", "to:", "@>", true) },
-	`/\nTo:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*From:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]/ism`: func(s string) bool { return pairScreen(s, "to:", "from:", "@>", true) },
-	`/\nFrom: [^\n@]{0,80}@([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*To: [^\n]+@\1[>,\s\n]/ism`:                                              func(s string) bool { return pairScreen(s, "from:", "to:", ">", false) },
-	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>,]+)>?\n+(?:[^\n]{1,200}\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism`:                               func(s string) bool { return pairScreen(s, "to:", "subject:", ">,", false) },
-	`/\nFrom: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*Subject: [^\n]{0,100}\1[>,:\s\n]/ism`:                              func(s string) bool { return pairScreen(s, "from:", "subject:", ">", false) },
-	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*From:\W+(\1)([^\n\w<]++<)?((?!\1)[^\n">]++)>?\n/ism`:                 func(s string) bool { return pairScreen(s, "to:", "from:", ">", false) },
+	// __PDS_TO_EQ_FROM_NAME_1: see pairScreen (the other comparisons
+	// of its shape have exact answers, see pairRule).
+	`/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*From:\W+(\1)([^\n\w<]++<)?((?!\1)[^\n">]++)>?\n/ism`: func(s string) bool { return pairScreen(s, "to:", "from:", ">") },
 }
 
 // plainASCII reports whether text holds only printable ASCII, tab and
@@ -207,51 +195,6 @@ func repeatsAt(text string, i, n int) bool {
 	return true
 }
 
-// screenToBrandSubject: the capture is the text from the first @ after
-// a To: that starts a line (white space right after it) to the first dot
-// after that; a match needs it again, in any case, right after a
-// "Subject: " (and a quote maybe) that starts a line. Order and \b are
-// not checked.
-func screenToBrandSubject(text string) bool {
-	ix := pairIndexOf(text)
-	if !ix.plain {
-		return true
-	}
-	subjects := ix.starts[pairField("subject:")]
-	if len(subjects) == 0 {
-		return false
-	}
-	tos := ix.starts[pairField("to:")]
-	if hasPrefixFold(text, "to:") {
-		tos = append([]int{len("to:")}, tos...)
-	}
-	for _, k := range tos {
-		if k >= len(text) || !isSpaceASCII(text[k]) {
-			continue
-		}
-		a := strings.IndexByte(text[k:], '@')
-		if a < 0 {
-			break // no @ after this To:, nor after the later ones
-		}
-		a += k + 1
-		d := strings.IndexByte(text[a:], '.')
-		if d <= 0 {
-			continue
-		}
-		brand := asciiLower(text[a : a+d])
-		for _, s := range subjects {
-			if s >= len(text) || text[s] != ' ' {
-				continue
-			}
-			s++
-			if hasPrefixFold(text[s:], brand) || s < len(text) && text[s] == '"' && hasPrefixFold(text[s+1:], brand) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // screenLongRepeat: the capture follows a non-word character (., / or
 // @), so it is a whole run of 7 or more word characters and its dot; a
 // match needs the same run (any case) and a dot right after that dot.
@@ -276,73 +219,15 @@ func screenLongRepeat(text string) bool {
 	return false
 }
 
-// screenSubjHasTo2: the capture is a whole run of characters other than
-// white space, > and ; that follows " for " or " for <" on a Received
-// line and ends at ; or >; and a match needs it again after a "Subject: ".
-func screenSubjHasTo2(text string) bool {
-	if !plainASCII(text) {
-		return true
-	}
-	// "Subject: " starts a line or follows the ; at once (the lines
-	// between are zero or more): take it anywhere.
-	var subjects []string
-	for i := 0; i < len(text); i++ {
-		if text[i]|0x20 == 's' && hasPrefixFold(text[i:], "subject: ") {
-			s := i + len("subject: ")
-			subjects = append(subjects, text[s:lineEnd(text, s)])
-		}
-	}
-	if len(subjects) == 0 {
-		return false
-	}
-	for i := 0; i < len(text); i++ {
-		if text[i] != '\n' || !hasPrefixFold(text[i+1:], "received:") {
-			continue
-		}
-		end := lineEnd(text, i+1)
-		line := text[i+1+len("received:") : end]
-		for q := 0; q+len(" for ") <= len(line); q++ {
-			if !hasPrefixFold(line[q:], " for ") {
-				continue
-			}
-			st := q + len(" for ")
-			starts := []int{st}
-			if st < len(line) && line[st] == '<' {
-				starts = append(starts, st+1)
-			}
-			for _, s := range starts {
-				e := s
-				for e < len(line) && !isSpaceASCII(line[e]) && line[e] != '>' && line[e] != ';' {
-					e++
-				}
-				if e == s || e >= len(line) {
-					continue
-				}
-				if line[e] != ';' && !(line[e] == '>' && e+1 < len(line) && line[e+1] == ';') {
-					continue
-				}
-				for _, subj := range subjects {
-					if containsFold(subj, line[s:e]) {
-						return true
-					}
-				}
-			}
-		}
-	}
-	return false
-}
-
-// pairScreen is the screen of the rules that capture an address or its
-// local part on one header line (src: "From", "To") and look for it again
+// pairScreen is the screen of a rule that captures an address on one
+// header line (src: "From", "To") and look for it again
 // (\1) after another field name (dst). A match needs a capture: a run of
 // characters outside excl and white space, starting right after the
 // field name, after its white space, or after a < or @ on the line that
 // white space ends on; the run is the whole capture (the character after
-// it is not in the class), or for nn (([^...]{4,80}?)\d*\@) the run less
-// its trailing digits, 4 characters at least, begins every capture. The
-// backreference lies on the line where the first word character after a
+// it is not in the class). The backreference lies on the line where the first word character after a
 // dst field name is. Order and the lines between are not checked.
-func pairScreen(text, src, dst, excl string, nn bool) bool {
+func pairScreen(text, src, dst, excl string) bool {
 	ix := pairIndexOf(text)
 	if !ix.plain {
 		return true
@@ -357,13 +242,6 @@ func pairScreen(text, src, dst, excl string, nn bool) bool {
 			e++
 		}
 		c := text[start:e]
-		if nn {
-			d := len(c)
-			for d > 0 && c[d-1] >= '0' && c[d-1] <= '9' {
-				d--
-			}
-			c = c[:min(len(c), max(4, d))]
-		}
 		if c == "" {
 			return false
 		}
@@ -436,7 +314,7 @@ func screenToNameEqLocal(text string) bool {
 }
 
 // pairFields are the field names pairScreen reads.
-var pairFields = [...]string{"from:", "to:", "subject:"}
+var pairFields = [...]string{"from:", "to:"}
 
 func pairField(name string) int {
 	for i, f := range pairFields {
@@ -447,9 +325,10 @@ func pairField(name string) int {
 	panic("pairScreen: field " + name)
 }
 
-// pairIndex is what pairScreen reads of a text: ten rules screen the
+// pairIndex is what pairScreen reads of a text: ten rules screened the
 // same header text (ALL) of a message, and each pass over it took as
-// long as the screen's own work.
+// long as the screen's own work. (Nine of them now have exact answers,
+// see pairRules; they run on texts the screens passed unread.)
 type pairIndex struct {
 	text  string
 	plain bool // plainASCII(text)
