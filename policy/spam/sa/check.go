@@ -680,11 +680,7 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 	}
 	for gi := range pf.groups {
 		g := &pf.groups[gi]
-		m, ok := g.m.match(text)
-		exact := g.exact
-		if !ok {
-			m, exact = 1<<len(g.pos)-1, 0 // gave up: run them all
-		}
+		m, exact := g.run(text)
 		for m != 0 {
 			b := bits.TrailingZeros64(m)
 			m &^= 1 << b
@@ -695,13 +691,16 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 }
 
 // occScratch returns n cleared counters, reused by each screen.
-func (c *msgCtx) occScratch(n int) []occ {
-	if cap(c.occ) < n {
-		c.occ = make([]occ, n)
+func (c *msgCtx) occScratch(n int) []occ { return cleared(&c.occ, n) }
+
+// cleared returns *s as n cleared elements, reusing its array.
+func cleared[T any](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, n)
 	}
-	c.occ = c.occ[:n]
-	clear(c.occ)
-	return c.occ
+	*s = (*s)[:n]
+	clear(*s)
+	return *s
 }
 
 // occ counts the occurrences of a rule's counted literal set in a text
@@ -725,14 +724,7 @@ func (o *occ) add(start, end int) bool {
 }
 
 // maskScratch returns n cleared bytes, reused by each screen.
-func (c *msgCtx) maskScratch(n int) []uint8 {
-	if cap(c.mask) < n {
-		c.mask = make([]uint8, n)
-	}
-	c.mask = c.mask[:n]
-	clear(c.mask)
-	return c.mask
-}
+func (c *msgCtx) maskScratch(n int) []uint8 { return cleared(&c.mask, n) }
 
 // What screen says of a rule: it cannot match, it may (run it), it does.
 const (
@@ -875,11 +867,7 @@ func (c *msgCtx) runLines(k Kind, lines []string) {
 				if b2i(ascii[li]) != vi {
 					continue
 				}
-				m, ok := g.m.match(line)
-				exact := g.exact
-				if !ok {
-					m, exact = 1<<len(g.pos)-1, 0 // gave up: run them all
-				}
+				m, exact := g.run(line)
 				for m != 0 {
 					b := bits.TrailingZeros64(m)
 					m &^= 1 << b

@@ -762,10 +762,7 @@ func (d *dfa) scanTo(text string, p, stop int) (matched, ok bool, end int) {
 		}
 		n := trans.load(s*nc + int32(cl))
 		if n == 0 {
-			d.mu.Lock()
-			t, n = d.fill(t, s, c)
-			d.mu.Unlock()
-			if n == 0 {
+			if t, n = d.fillLocked(t, s, c); n == 0 {
 				return false, false, i
 			}
 			trans = t.trans
@@ -851,10 +848,7 @@ func (d *dfa) scanBack(text string, q int) (matched, ok bool, end int) {
 		}
 		n := trans.load(s*nc + int32(cl))
 		if n == 0 {
-			d.mu.Lock()
-			t, n = d.fill(t, s, c)
-			d.mu.Unlock()
-			if n == 0 {
+			if t, n = d.fillLocked(t, s, c); n == 0 {
 				return false, false, i
 			}
 			trans = t.trans
@@ -876,6 +870,14 @@ func (d *dfa) scanBack(text string, q int) (matched, ok bool, end int) {
 	d.mu.Unlock()
 	info.end.Store(1 + int32(b2i(m)))
 	return m, true, 0
+}
+
+// fillLocked is fill under the lock (the searches' slow path, apart so
+// that their loops stay small).
+func (d *dfa) fillLocked(t *dtable, s int32, c int) (*dtable, int32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fill(t, s, c)
 }
 
 // fill returns the transition from state s of table t on symbol c (a

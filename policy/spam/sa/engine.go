@@ -154,6 +154,17 @@ type ruleGroup struct {
 	exact uint64
 }
 
+// run returns which of the group's rules can match text (m) and which of
+// those answers are the rules' own (exact); when the automaton gave up,
+// all of them, none exact.
+func (g *ruleGroup) run(text string) (m, exact uint64) {
+	m, ok := g.m.match(text)
+	if !ok {
+		return 1<<len(g.pos) - 1, 0
+	}
+	return m, g.exact
+}
+
 // groupSize is how many rules share one group automaton: more rules
 // share a pass, but the automaton's states multiply. heavyGroupSize is
 // the size of the groups of rules with a count past heavyCount (see

@@ -303,10 +303,7 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 		}
 		n := trans.load(s*nc + int32(cl))
 		if n == 0 {
-			d.mu.Lock()
-			t, n = d.fill(t, s, c)
-			d.mu.Unlock()
-			if n == 0 {
+			if t, n = d.fillLocked(t, s, c); n == 0 {
 				return 0, false
 			}
 			trans = t.trans
@@ -328,6 +325,13 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 		info.known.Store(true)
 	}
 	return matched | info.end.Load(), true
+}
+
+// fillLocked is dfa.fillLocked for the group.
+func (d *mdfa) fillLocked(t *mtable, s int32, c int) (*mtable, int32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fill(t, s, c)
 }
 
 // fill is dfa.fill for the group: the entry of the transition from state
