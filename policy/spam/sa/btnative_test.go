@@ -178,6 +178,14 @@ func TestBTNativeCorpus(t *testing.T) {
 				all+"\nTo: "+to+"\nFrom: "+to+" <spoof@example.com>\n",
 				"\nTo: "+to+"\nX-Y: z\nSubject: Re: "+strings.ToUpper(to)+"\n",
 				"\nFrom: "+from+"\nTo: "+strings.ToUpper(from)+"\n")
+			// The first label of the To domain in the Subject, as
+			// __PDS_TO_BRAND_SUBJECT looks for (the CI's sample of 40
+			// messages a folder has no such message of its own).
+			if _, dom, ok := strings.Cut(to, "@"); ok {
+				if label, _, ok := strings.Cut(dom, "."); ok && label != "" {
+					texts = append(texts, "To: "+to+"\nX-Y: z\nSubject: "+label+" news\n")
+				}
+			}
 			if name, _, ok := strings.Cut(from, " <"); ok {
 				texts = append(texts, all+"\nFrom: "+from+"\nOrganization: "+strings.Trim(name, `"`)+"\n")
 			}
