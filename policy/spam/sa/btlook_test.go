@@ -40,14 +40,7 @@ func lookRulesOf(t testing.TB, line string, pats []string) []*rule {
 	for i, p := range pats {
 		fmt.Fprintf(&src, line+"\n", i, p)
 	}
-	rs, err := Parse("look.cf", strings.NewReader(src.String()), Env{})
-	if err != nil || len(rs.Errors) > 0 {
-		t.Fatalf("parse: %v %v", err, rs.Errors)
-	}
-	e, err := Compile(rs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := compile(t, src.String(), Options{})
 	var out []*rule
 	for i, p := range pats {
 		r := e.rules[e.byName[fmt.Sprintf("LOOK_%d", i)]]

@@ -20,14 +20,7 @@ func btNativeRules(t testing.TB) []*rule {
 		names = append(names, name)
 		fmt.Fprintf(&src, "rawbody %s %s\n", name, pat)
 	}
-	rs, err := Parse("natives.cf", strings.NewReader(src.String()), Env{})
-	if err != nil || len(rs.Errors) > 0 {
-		t.Fatalf("parse: %v %v", err, rs.Errors)
-	}
-	e, err := Compile(rs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := compile(t, src.String(), Options{})
 	var out []*rule
 	for _, n := range names {
 		r := e.rules[e.byName[n]]

@@ -18,14 +18,7 @@ func btScreenRules(t testing.TB) map[string]*rule {
 		names = append(names, name)
 		fmt.Fprintf(&src, "header %s ALL =~ %s\n", name, pat)
 	}
-	rs, err := Parse("screens.cf", strings.NewReader(src.String()), Env{})
-	if err != nil || len(rs.Errors) > 0 {
-		t.Fatalf("parse: %v %v", err, rs.Errors)
-	}
-	e, err := Compile(rs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := compile(t, src.String(), Options{})
 	out := map[string]*rule{}
 	for _, n := range names {
 		r := e.rules[e.byName[n]]

@@ -341,8 +341,12 @@ func TestCacheBudget(t *testing.T) {
 	if st2.Resets == st.Resets {
 		t.Errorf("budget not reached by the goroutines")
 	}
-	if st2.Regexps == 0 || st2.Programs == 0 {
-		t.Errorf("no reset dropped a compiled regexp or a program: %+v", st2)
+	// Programs only: the rules now compile a Go regexp for a handful of
+	// texts (the lookahead and backreference rules run without one), so
+	// whether one of those is unused across a reset here is chance;
+	// TestRegexpResetConcurrent asserts that resets drop regexps.
+	if st2.Programs == 0 {
+		t.Errorf("no reset dropped a program: %+v", st2)
 	}
 	if sum := heldBytes(c); sum != st2.Bytes {
 		t.Errorf("budget counts %d bytes, the tables hold %d", st2.Bytes, sum)

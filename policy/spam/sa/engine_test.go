@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-func compile(t *testing.T, src string, opt Options) *Engine {
+func compile(t testing.TB, src string, opt Options) *Engine {
 	t.Helper()
 	rs := parse(t, src)
 	if len(rs.Errors) > 0 {
