@@ -8,15 +8,15 @@ import (
 )
 
 // DefaultCacheBytes is the automata's memory budget when Options leave it
-// 0. Unbounded, the tables grow with the mail seen; the 300-message
-// benchmark sample needs 24 MB. A budget below what the mail in rotation
-// needs costs CPU (each reset rebuilds what was dropped), one above it
-// costs nothing. On the whole shared corpus (BenchmarkCorpus, two passes,
-// SA_CACHE_MB; group automata with 16-bit entries, resets that keep the
-// oldest states): 48 MB made no reset and held 44 MB; 32 MB made 8
-// resets for ~7 % fewer messages per CPU-second and a heap 20 MB
-// smaller; 24 MB made 21 resets, ~15 % fewer, 34 MB smaller.
-const DefaultCacheBytes = 48 << 20
+// 0. Unbounded, the tables grow with the mail seen. A budget below what
+// the mail in rotation needs costs CPU (each reset rebuilds what was
+// dropped), one above it costs nothing. The whole shared corpus
+// (BenchmarkCorpus, two passes, SA_CACHE_MB) needs 28.7 MB of tables:
+// 32 MB makes no reset; 24 MB made 4 for ~6 % fewer messages per
+// CPU-second and a heap 17 MB smaller; 16 MB, 18 resets. (Before the
+// states' keys moved into flat sets the same tables took 43 MB: 48 was
+// the default then.)
+const DefaultCacheBytes = 32 << 20
 
 // cache is an engine's memory budget for the tables of all its automata
 // (dfa and mdfa). Each table accounts the bytes it holds; when adding a
@@ -84,17 +84,8 @@ type CacheStats struct {
 	Resets, Flushes, Regexps, Programs int64
 }
 
-// Approximate sizes of what a table holds besides its rows: a state's
-// info, its map entry (key header, value, slot overhead, the map's spare
-// room) and the table itself with its map. Calibrated: dropping every
-// table of an engine warmed on 1,500 corpus messages (170,000 states)
-// freed 39.7 MB of heap where the budget counted 41.1.
-const (
-	dinfoBytes    = 24
-	minfoBytes    = 40
-	mapEntryBytes = 72
-	tableBytes    = 256
-)
+// tableBytes is about what a table takes besides its rows and states.
+const tableBytes = 256
 
 // dropScratch lets step's scratch space go (a program's size each; step
 // makes it again): an automaton the budget flushed may not run again
@@ -107,10 +98,6 @@ func (d *mdfa) dropScratch() { d.seen, d.stack, d.next, d.key = nil, nil, nil, n
 // small, as the tables of the many automata dropped at once (most of
 // which a message rarely needs again) are what a reset still holds.
 const flushedRoom = 4
-
-// keyBytes is what the key string of a state takes (allocation classes
-// are multiples of 8 at these sizes).
-func keyBytes(n int) int64 { return int64(n+7) &^ 7 }
 
 func newCache(limit int64) *cache { return &cache{limit: max(limit, 0)} }
 
@@ -252,108 +239,110 @@ func (c *cache) tick() uint32 {
 }
 
 // ages appends the age (clock ticks since) of each state of the table but
-// the start, with what keeping it costs; fixed is what the table trimmed
-// to its start state holds. Called under mu.
+// the start, with what keeping it costs (its state and a row of row
+// bytes, with trim's spare room for both). Called under mu.
+func (t *table) ages(now uint32, row int64, ages []uint64) []uint64 {
+	for s := int32(startID + 1); s < int32(t.st.n()); s++ {
+		cost := ((stateBytes(len(t.st.key(s)))+row)*9 + 7) / 8
+		ages = append(ages, uint64(now-t.st.birth[s])<<32|uint64(cost))
+	}
+	return ages
+}
+
+// ages is table.ages; fixed is what the table trimmed to its start state
+// holds.
 func (d *dfa) ages(now uint32, ages []uint64) (_ []uint64, fixed int64) {
 	t := d.tab.Load()
-	row := int64(d.nclass)*2 + 8
-	for s := startID + 1; s < t.n; s++ {
-		info := t.info[s].Load()
-		cost := d.stateBytes(len(info.key)) + (row*9+7)/8 // trim's spare room
-		ages = append(ages, uint64(now-info.birth)<<32|uint64(cost))
-	}
-	return ages, tableBytes + d.rowsBytes(startID+1+flushedRoom) + d.stateBytes(len(t.info[startID].Load().key))
+	return t.ages(now, d.rowsBytes(1), ages), tableBytes + d.rowsBytes(startRoom) + t.st.prefixSize(startID+1, startRoom)
 }
 
 func (d *mdfa) ages(now uint32, ages []uint64) (_ []uint64, fixed int64) {
 	t := d.tab.Load()
-	row := d.rowsBytes(1)
-	for s := startID + 1; s < t.n; s++ {
-		info := t.info[s].Load()
-		cost := d.stateBytes(len(info.key)) + (row*9+7)/8
-		ages = append(ages, uint64(now-info.birth)<<32|uint64(cost))
+	return t.ages(now, d.rowsBytes(1), ages), tableBytes + d.rowsBytes(startRoom) + t.st.prefixSize(startID+1, startRoom)
+}
+
+// startRoom is the room of a table trimmed to its start state.
+const startRoom = startID + 1 + flushedRoom
+
+// old is how many of the table's first states are at least minAge ticks
+// old: states are in the order of their births.
+func (t *table) old(now uint32, minAge int64) int {
+	return startID + 1 + sort.Search(t.st.n()-startID-1, func(i int) bool {
+		return int64(now-t.st.birth[startID+1+i]) < minAge
+	})
+}
+
+// trimRoom is the room of a table trimmed to k states, or 0 when
+// trimming it to k would change nothing (a table with room for n).
+func trimRoom(t *table, k, n int) int {
+	room := k + max(k/8, flushedRoom)
+	if k == t.st.n() && room >= n {
+		return 0
 	}
-	return ages, tableBytes + d.rowsBytes(startID+1+flushedRoom) + d.stateBytes(len(t.info[startID].Load().key))
+	return room
+}
+
+// trimInto makes g the next generation of t with its first k states and
+// room for room (see trim); target is a transition's target state.
+// Called under mu.
+func (t *table) trimInto(g *table, k, room int, nc int32, c *cache, target func(int32) int32) {
+	if k < t.st.n() {
+		c.flushed()
+	}
+	g.gen, g.trans, g.st = t.gen+1, newEntries(room*int(nc)), t.st.prefix(k, room)
+	g.trans.keepRows(t.trans, int32(k), nc, target)
 }
 
 // trim replaces the table by one of the next generation holding the
-// states at least minAge ticks old (the first ones: a table's states are
-// in the order of their births), with little spare room. Called under
-// mu.
-func (d *dfa) trim(now uint32, minAge int64) {
-	t := d.tab.Load()
-	d.trimTo(oldStates(t.n, now, minAge, func(s int) uint32 { return t.info[s].Load().birth }))
-}
-
-// oldStates is how many of a table's first states (n in all, birth
-// giving each one's) are at least minAge ticks old: states are in the
-// order of their births.
-func oldStates(n int, now uint32, minAge int64, birth func(s int) uint32) int {
-	return startID + 1 + sort.Search(n-startID-1, func(i int) bool {
-		return int64(now-birth(startID+1+i)) < minAge
-	})
-}
+// states at least minAge ticks old (the first ones), with little spare
+// room. Called under mu.
+func (d *dfa) trim(now uint32, minAge int64) { d.trimTo(d.tab.Load().old(now, minAge)) }
 
 // trimTo keeps the first k states (see trim).
 func (d *dfa) trimTo(k int) {
 	t := d.tab.Load()
-	room := k + max(k/8, flushedRoom)
-	if k == t.n && room >= len(t.info) {
+	room := trimRoom(&t.table, k, len(t.end))
+	if room == 0 {
 		return
 	}
-	if k < t.n {
-		d.cache.flushed()
+	g := &dtable{end: make([]atomic.Int32, room)}
+	t.trimInto(&g.table, k, room, d.nclass, d.cache, func(n int32) int32 { return n })
+	for s := range k {
+		g.end[s].Store(t.end[s].Load())
 	}
-	nc := int32(d.nclass)
-	g := &dtable{gen: t.gen + 1, n: k, trans: newEntries(room * int(nc)),
-		info: make([]atomic.Pointer[dinfo], room), index: make(map[string]int32, k)}
-	b := tableBytes + d.rowsBytes(room)
-	for s := int32(startID); s < int32(k); s++ {
-		info := t.info[s].Load()
-		g.info[s].Store(info)
-		g.index[info.key] = s
-		b += d.stateBytes(len(info.key))
-	}
-	g.trans.keepRows(t.trans, int32(k), nc, func(n int32) int32 { return n })
 	for f := range t.starts {
 		if s := atomic.LoadInt32(&t.starts[f]); s < int32(k) {
 			g.starts[f] = s
 		}
 	}
-	g.bytes.Store(b)
-	d.cache.add(b - t.bytes.Load())
+	d.cache.settle(&t.table, &g.table, d.rowsBytes(room))
 	d.tab.Store(g)
 }
 
-func (d *mdfa) trim(now uint32, minAge int64) {
-	t := d.tab.Load()
-	d.trimTo(oldStates(t.n, now, minAge, func(s int) uint32 { return t.info[s].Load().birth }))
-}
+func (d *mdfa) trim(now uint32, minAge int64) { d.trimTo(d.tab.Load().old(now, minAge)) }
 
-// trimTo keeps the first k states (see trim).
 func (d *mdfa) trimTo(k int) {
 	t := d.tab.Load()
-	room := k + max(k/8, flushedRoom)
-	if k == t.n && room >= len(t.info) {
+	room := trimRoom(&t.table, k, len(t.set))
+	if room == 0 {
 		return
 	}
-	if k < t.n {
-		d.cache.flushed()
+	g := &mtable{set: make([]uint64, room), end: make([]mend, room)}
+	t.trimInto(&g.table, k, room, d.nclass, d.cache, func(n int32) int32 { return n & stateMask })
+	copy(g.set, t.set[:k])
+	for s := range k {
+		g.end[s].copyFrom(&t.end[s])
 	}
-	nc := int32(d.nclass)
-	g := &mtable{gen: t.gen + 1, n: k, trans: newEntries(room * int(nc)),
-		info: make([]atomic.Pointer[minfo], room), index: make(map[string]int32, k)}
-	b := tableBytes + d.rowsBytes(room)
-	for s := int32(startID); s < int32(k); s++ {
-		info := t.info[s].Load()
-		g.info[s].Store(info)
-		g.index[info.key] = s
-		b += d.stateBytes(len(info.key))
-	}
-	g.trans.keepRows(t.trans, int32(k), nc, func(n int32) int32 { return n & stateMask })
-	g.bytes.Store(b)
-	d.cache.add(b - t.bytes.Load())
+	d.cache.settle(&t.table, &g.table, d.rowsBytes(room))
 	d.tab.Store(g)
+}
+
+// settle sets what the trimmed table g (of t) holds, rows bytes of rows
+// and its states, and counts the difference.
+func (c *cache) settle(t, g *table, rows int64) {
+	b := tableBytes + rows + g.st.size()
+	g.bytes.Store(b)
+	c.add(b - t.bytes.Load())
 }
 
 // settled records what a reset left, once the caller dropped its own

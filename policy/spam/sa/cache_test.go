@@ -106,8 +106,8 @@ func TestBudgetKeepsHot(t *testing.T) {
 	keys := func(d *dfa) []string {
 		tab := d.tab.Load()
 		var ks []string
-		for s := startID; s < tab.n; s++ {
-			ks = append(ks, tab.info[s].Load().key)
+		for s := int32(startID); s < int32(tab.st.n()); s++ {
+			ks = append(ks, string(tab.st.key(s)))
 		}
 		return ks
 	}
@@ -146,7 +146,7 @@ func TestBudgetKeepsHot(t *testing.T) {
 		t.Errorf("a reset that drops nothing unused left %d of %d states", len(n), len(coldKeys))
 	}
 	reset(1<<20, true)
-	if n := cold.tab.Load().n; n > startID+1 || cold.prog.inst != nil {
+	if n := cold.tab.Load().st.n(); n > startID+1 || cold.prog.inst != nil {
 		t.Errorf("unused automaton kept %d states (program kept: %v)", n-1, cold.prog.inst != nil)
 	}
 	if !slices.Equal(keys(hot), hotKeys) {
@@ -293,7 +293,7 @@ func TestCacheBudget(t *testing.T) {
 		}
 	}
 	// No time bound on a backtracking match, as for the golden record.
-	const limit = 1 << 20
+	const limit = 1 << 19
 	e, err := Compile(rs, Options{MatchTimeout: time.Minute, CacheBytes: limit})
 	if err != nil {
 		t.Fatal(err)

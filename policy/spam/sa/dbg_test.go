@@ -69,7 +69,7 @@ func TestGroupStates(t *testing.T) {
 					fmt.Printf("%v/%d g%d unused\n", Kind(k), vi, gi)
 					continue
 				}
-				fmt.Printf("%v/%d g%d states %d gen %d failed %v classes %d %v\n", Kind(k), vi, gi, tb.n, tb.gen, g.m.failed.Load(), g.m.nclass, names)
+				fmt.Printf("%v/%d g%d states %d gen %d failed %v classes %d %v\n", Kind(k), vi, gi, tb.st.n(), tb.gen, g.m.failed.Load(), g.m.nclass, names)
 			}
 		}
 	}
@@ -128,19 +128,16 @@ func TestDFASizes(t *testing.T) {
 		if tb == nil {
 			return
 		}
-		b := len(tb.trans)*4 + len(tb.info)*8 + len(d.prog.inst)*8
-		for k := range tb.index {
-			b += len(k) + 16
-		}
-		l = append(l, sz{name, tb.n, b})
+		b := len(tb.trans)*4 + len(tb.end)*4 + int(tb.st.size()) + len(d.prog.inst)*8
+		l = append(l, sz{name, tb.st.n(), b})
 		total += b
 		n++
 		switch {
-		case tb.n < 50:
+		case tb.st.n() < 50:
 			hist[50]++
-		case tb.n < 200:
+		case tb.st.n() < 200:
 			hist[200]++
-		case tb.n < 1000:
+		case tb.st.n() < 1000:
 			hist[1000]++
 		default:
 			hist[8000]++

@@ -63,48 +63,30 @@ type dfa struct {
 	key   []byte
 }
 
-// dtable is the automaton's cache: one flat row of transitions per state,
-// so that a step is one load from one array (no pointer to follow). It
-// grows by copy, keeping state numbers, and a flush starts a new one
-// (gen+1). Matchers read it without the lock: entries are written once
-// (0 to a target) with atomic stores, and a matcher that finds an entry
-// unknown takes the lock and looks again in the current table.
+// dtable is the automaton's table (see table).
 type dtable struct {
-	gen int
-	n   int // states in use, under mu
-	// bytes is what the table holds, as the budget counts it (written
-	// under mu, read by the budget's sweep).
-	bytes atomic.Int64
-	// trans and info are allocated at the table's full size and never
-	// resliced: a matcher reads them without the lock.
-	trans entries // state*nclass+class -> 0 unknown, matchID, or a state
-	info  []atomic.Pointer[dinfo]
-	index map[string]int32 // state key -> state, under mu
+	table
+	// end is, for each state, whether the regex matches at the end of
+	// the text in it: 0 not known yet, 1 no match, 2 match. Allocated at
+	// the table's full size and never resliced (read without the lock).
+	end []atomic.Int32
 	// starts are the start states after a previous byte of each flag
 	// (matchAt from inside a text), 0 until built.
 	starts [prevWord << 1]int32
 }
 
-type dinfo struct {
-	// key is the state's key in index (the same string): what the
-	// previous byte was (a flag), then the threads waiting to consume a
-	// byte (see keyPCs).
-	key string
-	end atomic.Int32 // at end of text: 0 not known yet, 1 no match, 2 match
-	// birth is the budget's clock when the state was added (see
-	// cache.makeRoom); a table's states are in the order of their births.
-	birth uint32
-}
+// A state's key (see stateSet) is what the previous byte was (a flag),
+// then the threads waiting to consume a byte (see keyPCs).
 
 // keyPCs appends to pcs the threads of a state's key (the key holds
 // them once; the state needs them only to make a transition).
-func keyPCs(pcs []uint32, key string) []uint32 { return keyPCsAt(pcs, key, 1) }
+func keyPCs(pcs []uint32, key []byte) []uint32 { return keyPCsAt(pcs, key, 1) }
 
 // keyPCsAt is keyPCs for threads from byte i of the key on.
-func keyPCsAt(pcs []uint32, key string, i int) []uint32 {
+func keyPCsAt(pcs []uint32, key []byte, i int) []uint32 {
 	prev := int64(0)
 	for i < len(key) {
-		// binary.Varint on a string, without the copy.
+		// binary.Varint, inlined.
 		var u uint64
 		var sh uint
 		for i < len(key) {
@@ -222,23 +204,19 @@ func (d *dfa) startKey(f uint8) []byte {
 // newTable returns an empty table of generation gen, with room for n
 // states, holding the start state; the budget counts it.
 func (d *dfa) newTable(gen, n int) *dtable {
-	t := &dtable{gen: gen, n: 2, trans: newEntries(n * int(d.nclass)), info: make([]atomic.Pointer[dinfo], n), index: map[string]int32{}}
-	k := string(d.startKey(prevStart))
-	t.info[startID].Store(&dinfo{key: k})
-	t.index[k] = startID
-	b := tableBytes + d.rowsBytes(n) + d.stateBytes(len(k))
+	t := &dtable{end: make([]atomic.Int32, n)}
+	t.gen, t.trans, t.st = gen, newEntries(n*int(d.nclass)), newStateSet(n)
+	t.st.add(d.startKey(prevStart), 0)
+	b := tableBytes + d.rowsBytes(n) + t.st.size()
 	t.bytes.Store(b)
 	d.cache.add(b)
 	return t
 }
 
-// rowsBytes is what the rows of n states take (transitions and info).
+// rowsBytes is what the rows of n states take (transitions and end).
 func (d *dfa) rowsBytes(n int) int64 {
-	return int64(len(newEntries(n*int(d.nclass))))*4 + int64(n)*8
+	return int64(len(newEntries(n*int(d.nclass))))*4 + int64(n)*4
 }
-
-// stateBytes is what a state with a key of n bytes adds to a table.
-func (d *dfa) stateBytes(n int) int64 { return dinfoBytes + mapEntryBytes + keyBytes(n) }
 
 // replace starts a new table in place of t (flushing it). Called under mu.
 func (d *dfa) replace(t *dtable, n int) *dtable {
@@ -255,7 +233,7 @@ func (d *dfa) replace(t *dtable, n int) *dtable {
 func (d *dfa) drop() {
 	d.dropProg()
 	t := d.tab.Load()
-	if t.n <= 2 { // nothing else to free
+	if t.st.n() <= 2 { // nothing else to free
 		return
 	}
 	d.cache.flushed()
@@ -301,22 +279,22 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 	key := appendKeyPCs(append(d.key[:0], flag), pcs)
 	d.key = key
 	t := d.tab.Load()
-	if id, ok := t.index[string(key)]; ok {
+	if id := t.st.find(key); id != 0 {
 		return id
 	}
-	cost := d.stateBytes(len(key))
-	if t.n == len(t.info) {
-		cost += d.rowsBytes(grownSize(len(t.info))) - d.rowsBytes(len(t.info))
+	cost := stateBytes(len(key))
+	if t.st.n() == len(t.end) {
+		cost += d.rowsBytes(grownSize(len(t.end))) - d.rowsBytes(len(t.end))
 	}
 	if d.cache.over(cost) {
 		// Past the engine's budget: trim every table, this one too.
 		d.cache.makeRoom(d, nil)
 		t = d.tab.Load()
-		if id, ok := t.index[string(key)]; ok {
+		if id := t.st.find(key); id != 0 {
 			return id
 		}
 	}
-	if t.n > maxDFAStates {
+	if t.st.n() > maxDFAStates {
 		// A long-running daemon fills any cache in the end: flush it
 		// when it has served flushBytesPerState bytes per state since
 		// the last flush; texts that need a new state every few bytes
@@ -331,37 +309,27 @@ func (d *dfa) state(pcs []uint32, flag uint8) int32 {
 		d.scanned.Store(0)
 		d.trimTo(maxDFAStates / 2)
 		t = d.tab.Load()
-		if id, ok := t.index[string(key)]; ok {
+		if id := t.st.find(key); id != 0 {
 			return id
 		}
 	}
-	if t.n == len(t.info) {
+	if t.st.n() == len(t.end) {
 		// Grow by copy; the state numbers stay.
-		n := grownSize(len(t.info))
-		grown := d.rowsBytes(n) - d.rowsBytes(len(t.info))
-		d.cache.add(grown)
-		g := &dtable{gen: t.gen, n: t.n, trans: newEntries(n * int(d.nclass)),
-			info: make([]atomic.Pointer[dinfo], n), index: t.index}
-		g.bytes.Store(t.bytes.Load() + grown)
+		n := grownSize(len(t.end))
+		g := &dtable{end: make([]atomic.Int32, n)}
+		g.gen, g.trans, g.st = t.gen, newEntries(n*int(d.nclass)), t.st
 		g.trans.copyFrom(t.trans)
-		for i := range t.info {
-			g.info[i].Store(t.info[i].Load())
+		for i := range t.end {
+			g.end[i].Store(t.end[i].Load())
 		}
 		for f := range t.starts {
 			g.starts[f] = atomic.LoadInt32(&t.starts[f])
 		}
+		g.bytes.Store(t.bytes.Load() + t.grow(n, d.rowsBytes(n)-d.rowsBytes(len(t.end)), d.cache))
 		t = g
 		d.tab.Store(t)
 	}
-	id := int32(t.n)
-	k := string(key)
-	t.info[id].Store(&dinfo{key: k, birth: d.cache.tick()})
-	t.n++
-	t.index[k] = id
-	b := d.stateBytes(len(k))
-	t.bytes.Add(b)
-	d.cache.add(b)
-	return id
+	return t.add(key, d.cache)
 }
 
 // inst is an instruction as the automata read it: syntax.Inst takes 40
@@ -604,8 +572,8 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 // search is unanchored), through the empty-width instructions allowed
 // before byte c; it reports a match reached there and, for c >= 0, the
 // threads after consuming c (scratch space, valid until the next step).
-func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
-	op := empty(s.key[0], c)
+func (d *dfa) step(key []byte, c int) (matched bool, out []uint32) {
+	op := empty(key[0], c)
 	if d.seen == nil {
 		d.reload() // dropped with the scratch space, if at all
 		d.seen = make([]uint32, len(d.prog.inst))
@@ -620,7 +588,7 @@ func (d *dfa) step(s *dinfo, c int) (matched bool, out []uint32) {
 	if !d.anchored {
 		stack = append(stack, d.start)
 	}
-	stack = keyPCs(stack, s.key)
+	stack = keyPCs(stack, key)
 	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
@@ -775,18 +743,24 @@ func (d *dfa) scanTo(text string, p, stop int) (matched, ok bool, end int) {
 	if stop < len(text) {
 		return false, true, stop
 	}
-	info := t.info[s].Load()
-	switch info.end.Load() {
+	m := d.atEnd(t, s)
+	return m, true, len(text)
+}
+
+// atEnd reports whether the regex matches at the end of the text in
+// state s of table t.
+func (d *dfa) atEnd(t *dtable, s int32) bool {
+	switch t.end[s].Load() {
 	case 1:
-		return false, true, len(text)
+		return false
 	case 2:
-		return true, true, len(text)
+		return true
 	}
 	d.mu.Lock()
-	m, _ := d.step(info, -1)
+	m, _ := d.step(t.st.key(s), -1)
 	d.mu.Unlock()
-	info.end.Store(1 + int32(b2i(m)))
-	return m, true, len(text)
+	t.end[s].Store(1 + int32(b2i(m)))
+	return m
 }
 
 // startAfter returns the start state after a previous byte of flag f
@@ -796,7 +770,7 @@ func (d *dfa) startAfter(t *dtable, f uint8) (*dtable, int32) {
 	s := atomic.LoadInt32(&t.starts[f])
 	if s == 0 {
 		d.mu.Lock()
-		s = d.state(keyPCs(nil, string(d.startKey(f))), f)
+		s = d.state(keyPCs(nil, d.startKey(f)), f)
 		t = d.tab.Load()
 		if s != 0 {
 			atomic.StoreInt32(&t.starts[f], s)
@@ -858,18 +832,7 @@ func (d *dfa) scanBack(text string, q int) (matched, ok bool, end int) {
 		}
 		s = n
 	}
-	info := t.info[s].Load()
-	switch info.end.Load() {
-	case 1:
-		return false, true, 0
-	case 2:
-		return true, true, 0
-	}
-	d.mu.Lock()
-	m, _ := d.step(info, -1)
-	d.mu.Unlock()
-	info.end.Store(1 + int32(b2i(m)))
-	return m, true, 0
+	return d.atEnd(t, s), true, 0
 }
 
 // fillLocked is fill under the lock (the searches' slow path, apart so
@@ -888,8 +851,8 @@ func (d *dfa) fill(t *dtable, s int32, c int) (*dtable, int32) {
 	if cur := d.tab.Load(); cur != t {
 		if cur.gen != t.gen {
 			// Flushed since: find the state in the new table.
-			info := t.info[s].Load()
-			s = d.state(keyPCs(nil, info.key), info.key[0])
+			key := t.st.key(s)
+			s = d.state(keyPCs(nil, key), key[0])
 			if s == 0 {
 				return cur, 0
 			}
@@ -900,7 +863,7 @@ func (d *dfa) fill(t *dtable, s int32, c int) (*dtable, int32) {
 			return t, n
 		}
 	}
-	m, pcs := d.step(t.info[s].Load(), c)
+	m, pcs := d.step(t.st.key(s), c)
 	if m {
 		t.trans.store(cl, matchID)
 		return t, matchID

@@ -52,14 +52,19 @@ const maxGroup = 64
 // them made the group tables twice as big, and a pass over a text walks
 // several of them: the bytes that have to stay in the processor's cache.
 type mtable struct {
-	gen   int
-	n     int // states in use, under mu
-	bytes atomic.Int64
+	table
 	// Allocated at the table's full size and never resliced (read
-	// without the lock).
-	trans entries
-	info  []atomic.Pointer[minfo]
-	index map[string]int32
+	// without the lock): for each state, set is the regexes whose match
+	// ends on the transitions into it (entries to it carry matchBit when
+	// it is not 0), end its matches at the end of the text.
+	set []uint64
+	end []mend
+}
+
+// mend is what a group state matches at the end of the text, once known.
+type mend struct {
+	set   atomic.Uint64
+	known atomic.Bool
 }
 
 const (
@@ -71,17 +76,8 @@ const (
 // maxDFAStates+2 of them (see state).
 var _ [stateMask - (maxDFAStates + 2)]struct{}
 
-type minfo struct {
-	// key is as dinfo's, with the state's set (a uvarint) between the
-	// flag and the threads.
-	key string
-	// set is the regexes whose match ends on the transitions into the
-	// state (entries to it carry matchBit when it is not 0).
-	set   uint64
-	end   atomic.Uint64 // matches at end of text, once known
-	known atomic.Bool
-	birth uint32 // as dinfo's
-}
+// A group state's key is as dfa's, with the state's set (a uvarint)
+// between the flag and the threads.
 
 // mkey is the key of a group state: flag, set, then the threads.
 func mkey(key []byte, flag uint8, set uint64, pcs []uint32) []byte {
@@ -90,7 +86,7 @@ func mkey(key []byte, flag uint8, set uint64, pcs []uint32) []byte {
 }
 
 // mkeyPCs appends to pcs the threads of a group state's key.
-func mkeyPCs(pcs []uint32, key string) []uint32 {
+func mkeyPCs(pcs []uint32, key []byte) []uint32 {
 	i := 1
 	for key[i] >= 0x80 {
 		i++
@@ -128,21 +124,17 @@ func (d *mdfa) init() {
 }
 
 func (d *mdfa) newTable(gen, n int) *mtable {
-	nc := int(d.nclass)
-	t := &mtable{gen: gen, n: 2, trans: newEntries(n * nc),
-		info: make([]atomic.Pointer[minfo], n), index: map[string]int32{}}
-	k := string(mkey(nil, prevStart, 0, nil))
-	t.info[startID].Store(&minfo{key: k})
-	t.index[k] = startID
-	b := tableBytes + d.rowsBytes(n) + d.stateBytes(len(k))
+	t := &mtable{set: make([]uint64, n), end: make([]mend, n)}
+	t.gen, t.trans, t.st = gen, newEntries(n*int(d.nclass)), newStateSet(n)
+	t.st.add(mkey(nil, prevStart, 0, nil), 0)
+	b := tableBytes + d.rowsBytes(n) + t.st.size()
 	t.bytes.Store(b)
 	d.cache.add(b)
 	return t
 }
 
-func (d *mdfa) rowsBytes(n int) int64 { return int64(n)*int64(d.nclass)*2 + int64(n)*8 }
-
-func (d *mdfa) stateBytes(n int) int64 { return minfoBytes + mapEntryBytes + keyBytes(n) }
+// rowsBytes is what the rows of n states take (transitions, set, end).
+func (d *mdfa) rowsBytes(n int) int64 { return int64(n)*int64(d.nclass)*2 + int64(n)*24 }
 
 // replace and drop are dfa's.
 
@@ -156,7 +148,7 @@ func (d *mdfa) replace(t *mtable, n int) *mtable {
 
 func (d *mdfa) drop() {
 	t := d.tab.Load()
-	if t.n <= 2 { // only the start state: nothing to free
+	if t.st.n() <= 2 { // only the start state: nothing to free
 		return
 	}
 	d.cache.flushed()
@@ -171,21 +163,21 @@ func (d *mdfa) state(pcs []uint32, flag uint8, set uint64) int32 {
 	key := mkey(d.key, flag, set, pcs)
 	d.key = key
 	t := d.tab.Load()
-	if id, ok := t.index[string(key)]; ok {
+	if id := t.st.find(key); id != 0 {
 		return id
 	}
-	cost := d.stateBytes(len(key))
-	if t.n == len(t.info) {
-		cost += d.rowsBytes(grownSize(len(t.info))) - d.rowsBytes(len(t.info))
+	cost := stateBytes(len(key))
+	if t.st.n() == len(t.set) {
+		cost += d.rowsBytes(grownSize(len(t.set))) - d.rowsBytes(len(t.set))
 	}
 	if d.cache.over(cost) {
 		d.cache.makeRoom(nil, d)
 		t = d.tab.Load()
-		if id, ok := t.index[string(key)]; ok {
+		if id := t.st.find(key); id != 0 {
 			return id
 		}
 	}
-	if t.n > maxDFAStates {
+	if t.st.n() > maxDFAStates {
 		if d.scanned.Load() < flushBytesPerState*maxDFAStates {
 			d.failed.Store(true)
 			return 0
@@ -194,39 +186,40 @@ func (d *mdfa) state(pcs []uint32, flag uint8, set uint64) int32 {
 		d.scanned.Store(0)
 		d.trimTo(maxDFAStates / 2)
 		t = d.tab.Load()
-		if id, ok := t.index[string(key)]; ok {
+		if id := t.st.find(key); id != 0 {
 			return id
 		}
 	}
-	if t.n == len(t.info) {
-		n := grownSize(len(t.info))
-		grown := d.rowsBytes(n) - d.rowsBytes(len(t.info))
-		d.cache.add(grown)
-		g := &mtable{gen: t.gen, n: t.n, trans: newEntries(n * int(d.nclass)),
-			info: make([]atomic.Pointer[minfo], n), index: t.index}
-		g.bytes.Store(t.bytes.Load() + grown)
+	if t.st.n() == len(t.set) {
+		n := grownSize(len(t.set))
+		g := &mtable{set: make([]uint64, n), end: make([]mend, n)}
+		g.gen, g.trans, g.st = t.gen, newEntries(n*int(d.nclass)), t.st
 		g.trans.copyFrom(t.trans)
-		for i := range t.info {
-			g.info[i].Store(t.info[i].Load())
+		copy(g.set, t.set)
+		for i := range t.end {
+			g.end[i].copyFrom(&t.end[i])
 		}
+		g.bytes.Store(t.bytes.Load() + t.grow(n, d.rowsBytes(n)-d.rowsBytes(len(t.set)), d.cache))
 		t = g
 		d.tab.Store(t)
 	}
-	id := int32(t.n)
-	k := string(key)
-	t.info[id].Store(&minfo{key: k, set: set, birth: d.cache.tick()})
-	t.n++
-	t.index[k] = id
-	b := d.stateBytes(len(k))
-	t.bytes.Add(b)
-	d.cache.add(b)
+	id := t.add(key, d.cache)
+	t.set[id] = set
 	return id
+}
+
+// copyFrom copies what e knows into a grown table's m.
+func (m *mend) copyFrom(e *mend) {
+	if e.known.Load() {
+		m.set.Store(e.set.Load())
+		m.known.Store(true)
+	}
 }
 
 // step is dfa.step for the group: the regexes whose match is reached
 // before byte c (c < 0: end of text) and the threads after c.
-func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
-	op := empty(s.key[0], c)
+func (d *mdfa) step(key []byte, c int) (matched uint64, out []uint32) {
+	op := empty(key[0], c)
 	if d.seen == nil {
 		d.seen = make([]uint32, len(d.prog.inst))
 	}
@@ -236,7 +229,7 @@ func (d *mdfa) step(s *minfo, c int) (matched uint64, out []uint32) {
 		d.gen = 1
 	}
 	gen, seen := d.gen, d.seen
-	stack := mkeyPCs(append(d.stack[:0], d.starts...), s.key)
+	stack := mkeyPCs(append(d.stack[:0], d.starts...), key)
 	next := d.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
@@ -310,21 +303,21 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 		}
 		s = n & stateMask
 		if n&matchBit != 0 {
-			matched |= t.info[s].Load().set
+			matched |= t.set[s]
 			if matched == d.all {
 				return matched, true
 			}
 		}
 	}
-	info := t.info[s].Load()
-	if !info.known.Load() {
+	e := &t.end[s]
+	if !e.known.Load() {
 		d.mu.Lock()
-		m, _ := d.step(info, -1)
+		m, _ := d.step(t.st.key(s), -1)
 		d.mu.Unlock()
-		info.end.Store(m)
-		info.known.Store(true)
+		e.set.Store(m)
+		e.known.Store(true)
 	}
-	return matched | info.end.Load(), true
+	return matched | e.set.Load(), true
 }
 
 // fillLocked is dfa.fillLocked for the group.
@@ -340,8 +333,8 @@ func (d *mdfa) fill(t *mtable, s int32, c int) (*mtable, int32) {
 	cl := s*d.nclass + int32(d.class[c])
 	if cur := d.tab.Load(); cur != t {
 		if cur.gen != t.gen {
-			info := t.info[s].Load()
-			s = d.state(mkeyPCs(nil, info.key), info.key[0], info.set)
+			key := t.st.key(s)
+			s = d.state(mkeyPCs(nil, key), key[0], t.set[s])
 			if s == 0 {
 				return cur, 0
 			}
@@ -352,7 +345,7 @@ func (d *mdfa) fill(t *mtable, s int32, c int) (*mtable, int32) {
 			return t, n
 		}
 	}
-	m, pcs := d.step(t.info[s].Load(), c)
+	m, pcs := d.step(t.st.key(s), c)
 	n := d.state(pcs, flagAfter(c), m)
 	cur := d.tab.Load()
 	if n == 0 {
