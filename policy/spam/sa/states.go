@@ -135,7 +135,7 @@ func (ss *stateSet) prefix(k, n int) *stateSet {
 // prefixSize is the size of prefix(k, n).
 func (ss *stateSet) prefixSize(k, n int) int64 {
 	kb := int(ss.off[k])
-	return int64(kb+keyRoom(kb, k, n)+4*(n+1)+4*n+4*slotsFor(n))
+	return int64(kb + keyRoom(kb, k, n) + 4*(n+1) + 4*n + 4*slotsFor(n))
 }
 
 // keyRoom is the room for the keys of n states in all where k states
