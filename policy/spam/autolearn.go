@@ -137,9 +137,9 @@ func (c *Check) AutolearnClass(o *Outcome, status policy.Status) bayes.Class {
 	if o == nil {
 		return ""
 	}
-	sigs := o.Features.Signals
+	sigs := configured(o.Features.Signals, o.Features.NoBayes)
 	if c.weights != nil {
-		sigs = c.weights.NoBayes.apply(sigs, 0, false)
+		sigs = c.weights.NoBayes.apply(o.Features.Signals, o.Features.NoBayes, 0, false)
 	}
 	a := &c.cfg.Autolearn
 	var total, head, body float64

@@ -265,14 +265,15 @@ func ruleAuth(prior policy.Results) *sa.Auth {
 // size are read here).
 const maxRuleBody = 4 << 20
 
-// ruleSignals runs the rules and adds their hits.
-func (c *Check) ruleSignals(m *message.Message, prior policy.Results, now time.Time, add func(string, float64)) []string {
+// ruleSignals runs the rules and adds their hits, each with its score and
+// its score without Bayes.
+func (c *Check) ruleSignals(m *message.Message, prior policy.Results, now time.Time, add func(name string, w, noBayes float64)) []string {
 	if c.rules == nil {
 		return nil
 	}
 	r := c.rules.Check(ruleMessage(m, c.ignore, prior), sa.Input{Now: now})
 	for _, h := range r.Hits {
-		add(h.Signal(), h.Score)
+		add(h.Signal(), h.Score, h.ScoreNoBayes)
 	}
 	if r.Truncated {
 		return []string{"sa rules: time budget spent"}

@@ -14,6 +14,7 @@ import (
 	"github.com/mailwarden/mailwarden/policy"
 	"github.com/mailwarden/mailwarden/policy/auth"
 	"github.com/mailwarden/mailwarden/policy/message"
+	"github.com/mailwarden/mailwarden/policy/spam/bayes"
 	"github.com/mailwarden/mailwarden/policy/spam/sa"
 )
 
@@ -288,6 +289,50 @@ score  SA_DMARC_REJ  0 1.8 0 1.8
 	for k := range signals(r) {
 		if strings.HasPrefix(k, "sa-SA_") {
 			t.Errorf("%s without auth results", k)
+		}
+	}
+}
+
+// TestRulesScoreSetFollowsBayes: while Bayes has not learned enough, a rule
+// scores from SpamAssassin's set without Bayes, as SpamAssassin does; once
+// Bayes answers, from the set with it. Unfitted rules keep those scores
+// under fitted weights too, and autolearn judges by the set without Bayes.
+func TestRulesScoreSetFollowsBayes(t *testing.T) {
+	dir := t.TempDir()
+	rules := "body SA_PW /verify your password/i\nscore SA_PW 4 4 1.5 1.5\nbody SA_ONLY_NB /verify/i\nscore SA_ONLY_NB 2 2 0 0\n"
+	if err := os.WriteFile(filepath.Join(dir, "local.cf"), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, weights := range []string{WeightsNone, "fitted"} {
+		mem := bayes.NewMemory()
+		c := newCheck(t, func(cfg *Config, o *Options) {
+			cfg.Rules = RulesConfig{Enabled: true, Paths: []string{dir}}
+			cfg.Bayes.MinHam, cfg.Bayes.MinSpam = 1, 1
+			if weights == "fitted" {
+				file := filepath.Join(t.TempDir(), "w.toml")
+				os.WriteFile(file, []byte("[bayes]\nintercept = 1.0\n[nobayes]\nintercept = 1.0\n[nobayes.signals]\nhtml-only = 3.0\n"), 0o644)
+				cfg.Weights = file
+			}
+			o.Tokens = mem
+		})
+		ctx := context.Background()
+		r, _ := c.Check(ctx, msg(t, phish), nil)
+		got := signals(r)
+		if got["sa-SA_PW"] != 4 || got["sa-SA_ONLY_NB"] != 2 {
+			t.Errorf("%s, Bayes not ready: signals %v, want SA_PW 4 and SA_ONLY_NB 2 (set 0)", weights, got)
+		}
+		if nb := OutcomeOf(r).NoBayesScore; nb < 6 {
+			t.Errorf("%s, Bayes not ready: no-Bayes score %v, want the set-0 scores in it", weights, nb)
+		}
+		bayes.Learn(ctx, mem, "s", []string{"spamword"}, bayes.ClassSpam, false)
+		bayes.Learn(ctx, mem, "h", []string{"hamword"}, bayes.ClassHam, false)
+		r, _ = c.Check(ctx, msg(t, phish), nil)
+		got = signals(r)
+		if _, ok := got["sa-SA_ONLY_NB"]; ok || got["sa-SA_PW"] != 1.5 {
+			t.Errorf("%s, Bayes ready: signals %v, want SA_PW 1.5 and no SA_ONLY_NB (set 2)", weights, got)
+		}
+		if nb := OutcomeOf(r).NoBayesScore; nb < 6 {
+			t.Errorf("%s, Bayes ready: no-Bayes score %v, want the set-0 scores in it", weights, nb)
 		}
 	}
 }

@@ -605,6 +605,11 @@ func (c *Check) Check(ctx context.Context, m *message.Message, prior policy.Resu
 // fits the weights on them.
 type Features struct {
 	Signals []policy.Signal
+	// NoBayes holds the configured weight a signal has when Bayes did not
+	// answer, where it differs from its Score (which may then be 0): a
+	// SpamAssassin rule scores from the score set without Bayes, as
+	// SpamAssassin does while Bayes has not learned enough.
+	NoBayes map[string]float64
 	BayesP  float64
 	// BayesOK: the classifier answered (enough learned, store up).
 	BayesOK bool
@@ -628,21 +633,22 @@ func (c *Check) score(f Features) (sigs []policy.Signal, noBayes float64) {
 		return t
 	}
 	if c.weights == nil {
-		sigs = append([]policy.Signal(nil), f.Signals...)
-		noBayes = sum(sigs)
-		if f.BayesOK {
-			b := Bucket(f.BayesP)
-			if w := c.cfg.Bayes.Weights[b]; w != 0 {
-				sigs = append(sigs, policy.Signal{Name: "bayes-" + b, Score: w})
-			}
+		noBayes = sum(configured(f.Signals, f.NoBayes))
+		if !f.BayesOK {
+			return configured(f.Signals, f.NoBayes), noBayes
+		}
+		sigs = configured(f.Signals, nil)
+		b := Bucket(f.BayesP)
+		if w := c.cfg.Bayes.Weights[b]; w != 0 {
+			sigs = append(sigs, policy.Signal{Name: "bayes-" + b, Score: w})
 		}
 		return sigs, noBayes
 	}
-	noBayes = sum(c.weights.NoBayes.apply(f.Signals, 0, false))
+	noBayes = sum(c.weights.NoBayes.apply(f.Signals, f.NoBayes, 0, false))
 	if f.BayesOK {
-		return c.weights.Bayes.apply(f.Signals, f.BayesP, true), noBayes
+		return c.weights.Bayes.apply(f.Signals, nil, f.BayesP, true), noBayes
 	}
-	return c.weights.NoBayes.apply(f.Signals, 0, false), noBayes
+	return c.weights.NoBayes.apply(f.Signals, f.NoBayes, 0, false), noBayes
 }
 
 // gather runs the tests.
@@ -652,6 +658,18 @@ func (c *Check) gather(ctx context.Context, m *message.Message, prior policy.Res
 	add := func(name string, w float64) {
 		if w != 0 {
 			sigs = append(sigs, policy.Signal{Name: name, Score: w})
+		}
+	}
+	addRule := func(name string, w, noBayes float64) {
+		if w == 0 && noBayes == 0 {
+			return
+		}
+		sigs = append(sigs, policy.Signal{Name: name, Score: w})
+		if noBayes != w {
+			if f.NoBayes == nil {
+				f.NoBayes = map[string]float64{}
+			}
+			f.NoBayes[name] = noBayes
 		}
 	}
 
@@ -681,7 +699,7 @@ func (c *Check) gather(ctx context.Context, m *message.Message, prior policy.Res
 			add(h.Name, h.Weight)
 		}
 	}
-	f.Notes = append(f.Notes, c.ruleSignals(m, prior, c.now(), add)...)
+	f.Notes = append(f.Notes, c.ruleSignals(m, prior, c.now(), addRule)...)
 	for _, r := range c.cfg.URIRules {
 		for _, u := range v.urls {
 			if r.re.MatchString(u) {

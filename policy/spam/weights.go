@@ -177,12 +177,15 @@ func Logit(p float64) float64 {
 }
 
 // apply re-weighs the signals with the model: fitted signals get their
-// weight (dropped when it is 0), others keep their configured one; the
-// intercept and, with bayesOK, the Bayes term are added as signals.
-func (m *Model) apply(sigs []policy.Signal, bayesP float64, bayesOK bool) []policy.Signal {
+// weight (dropped when it is 0), others keep their configured one (from
+// noBayes where it has one: see Features.NoBayes); the intercept and,
+// with bayesOK, the Bayes term are added as signals.
+func (m *Model) apply(sigs []policy.Signal, noBayes map[string]float64, bayesP float64, bayesOK bool) []policy.Signal {
 	out := make([]policy.Signal, 0, len(sigs)+2)
 	for _, s := range sigs {
 		if w, ok := m.Signals[s.Name]; ok {
+			s.Score = w
+		} else if w, ok := noBayes[s.Name]; ok {
 			s.Score = w
 		}
 		if s.Score != 0 {
@@ -195,6 +198,21 @@ func (m *Model) apply(sigs []policy.Signal, bayesP float64, bayesOK bool) []poli
 	if bayesOK {
 		if b := m.bayes(Logit(bayesP)); b != 0 {
 			out = append(out, policy.Signal{Name: SignalBayesLogit, Score: b})
+		}
+	}
+	return out
+}
+
+// configured returns the signals with their configured weights, from
+// noBayes where it has one, without those of weight 0.
+func configured(sigs []policy.Signal, noBayes map[string]float64) []policy.Signal {
+	out := make([]policy.Signal, 0, len(sigs))
+	for _, s := range sigs {
+		if w, ok := noBayes[s.Name]; ok {
+			s.Score = w
+		}
+		if s.Score != 0 {
+			out = append(out, s)
 		}
 	}
 	return out

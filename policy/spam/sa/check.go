@@ -25,8 +25,12 @@ type Input struct {
 // Hit is one rule that matched.
 type Hit struct {
 	Rule  string
-	Score float64
-	Count int // matches, for rules with tflags multiple
+	Score float64 // in the score set of the engine's Options
+	// ScoreNoBayes is the score in the set without Bayes (the same as
+	// Score when Options.Bayes is off): SpamAssassin scores from it while
+	// Bayes has not learned enough, and so does the check.
+	ScoreNoBayes float64
+	Count        int // matches, for rules with tflags multiple
 }
 
 // Signal returns the hit's signal name, "sa-RULE".
@@ -154,7 +158,7 @@ func (e *Engine) Check(m *Message, in Input) Result {
 		if r == nil || !r.report || c.counts[i] == 0 {
 			continue
 		}
-		res.Hits = append(res.Hits, Hit{Rule: r.name, Score: r.score, Count: int(c.counts[i])})
+		res.Hits = append(res.Hits, Hit{Rule: r.name, Score: r.score, ScoreNoBayes: r.scoreNB, Count: int(c.counts[i])})
 		res.Score += r.score
 	}
 	sort.Slice(res.Hits, func(i, j int) bool { return res.Hits[i].Rule < res.Hits[j].Rule })

@@ -55,11 +55,13 @@ func (o Options) ScoreSet() int {
 }
 
 type rule struct {
-	name   string
-	kind   Kind
-	def    *Def
-	score  float64
-	report bool // a scored rule, not a __ sub-rule
+	name  string
+	kind  Kind
+	def   *Def
+	score float64
+	// scoreNB is the score in the set without Bayes.
+	scoreNB float64
+	report  bool // a scored rule, not a __ sub-rule
 	// v are the RE2 forms for any text and for ASCII text: the matcher
 	// itself, or for a backtracking rule its screen (nil: no screen).
 	v  [2]variant
@@ -296,7 +298,10 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 	for _, err := range rs.Errors {
 		st.Errors = append(st.Errors, err.Error())
 	}
-	score := func(d *Def) float64 {
+	// scoreIn is a rule's score in set s: the options' set, or the one
+	// without Bayes (scoreNB), which SpamAssassin uses when Bayes is off or
+	// has not learned enough yet.
+	scoreIn := func(d *Def, set int) float64 {
 		s := ruleScore(d, authScoreSet(d, set, opt.Auth))
 		if v, ok := opt.Overrides[d.Name]; ok {
 			s = v
@@ -305,6 +310,8 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 		}
 		return s
 	}
+	score := func(d *Def) float64 { return scoreIn(d, set) }
+	scoreNB := func(d *Def) float64 { return scoreIn(d, set&^2) }
 	// Which rules are needed: the scored ones and what their metas read.
 	needed := map[string]bool{}
 	var need func(name string, depth int)
@@ -331,7 +338,7 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 	}
 	for _, name := range rs.Order {
 		d := rs.Defs[name]
-		if !strings.HasPrefix(name, "__") && score(d) != 0 {
+		if !strings.HasPrefix(name, "__") && (score(d) != 0 || scoreNB(d) != 0) {
 			need(name, 0)
 		}
 	}
@@ -345,8 +352,8 @@ func Compile(rs *Ruleset, opt Options) (*Engine, error) {
 		if !needed[name] {
 			continue
 		}
-		r := &rule{name: name, kind: d.Kind, def: d, score: score(d)}
-		r.report = !strings.HasPrefix(name, "__") && r.score != 0
+		r := &rule{name: name, kind: d.Kind, def: d, score: score(d), scoreNB: scoreNB(d)}
+		r.report = !strings.HasPrefix(name, "__") && (r.score != 0 || r.scoreNB != 0)
 		_, r.multi = d.Tflags["multiple"]
 		if v, ok := d.Tflags["maxhits"]; ok {
 			fmt.Sscan(v, &r.maxhits)

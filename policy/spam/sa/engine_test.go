@@ -129,6 +129,34 @@ func TestScoreSetsAndOverrides(t *testing.T) {
 	}
 }
 
+// TestScoreNoBayes: each hit carries its score without Bayes too (set 0
+// or 1), and a rule scored only without Bayes runs and is reported.
+func TestScoreNoBayes(t *testing.T) {
+	src := "body A /password/\nscore A 1 2 3 4\nbody B /password/\nscore B 2 2 0 0\nbody C /password/\nscore C 0 0 0 0\n"
+	for _, tc := range []struct {
+		opt    Options
+		a, aNB float64
+		b, bNB float64
+	}{
+		{Options{Bayes: true}, 3, 1, 0, 2},
+		{Options{Bayes: true, Net: true}, 4, 2, 0, 2},
+		{Options{}, 1, 1, 2, 2},
+		{Options{Bayes: true, Overrides: map[string]float64{"A": 0.5}}, 0.5, 0.5, 0, 2},
+	} {
+		r := compile(t, src, tc.opt).Check(FromRaw([]byte(sampleMsg)), Input{})
+		h := hits(r)
+		if a := h["A"]; a.Score != tc.a || a.ScoreNoBayes != tc.aNB {
+			t.Errorf("%+v: A scores %v / %v without Bayes, want %v / %v", tc.opt, a.Score, a.ScoreNoBayes, tc.a, tc.aNB)
+		}
+		if b, ok := h["B"]; !ok || b.Score != tc.b || b.ScoreNoBayes != tc.bNB {
+			t.Errorf("%+v: B hit %v, scores %v / %v without Bayes, want %v / %v", tc.opt, ok, b.Score, b.ScoreNoBayes, tc.b, tc.bNB)
+		}
+		if _, ok := h["C"]; ok {
+			t.Errorf("%+v: C, scored 0 in every set, was reported", tc.opt)
+		}
+	}
+}
+
 func TestMetaSkippedWhereAbsenceCounts(t *testing.T) {
 	e := compile(t, `
 header __UNIMPL eval:no_such_eval()

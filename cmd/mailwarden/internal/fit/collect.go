@@ -88,6 +88,11 @@ func Collect(msgs []*eval.Msg, folds int, core *policy.Config, sec spam.Config, 
 					for _, x := range ft.Signals {
 						s.Signals = append(s.Signals, x.Name)
 						s.Prior = append(s.Prior, x.Score)
+						nb, ok := ft.NoBayes[x.Name]
+						if !ok {
+							nb = x.Score
+						}
+						s.PriorNoBayes = append(s.PriorNoBayes, nb)
 					}
 					out[i] = s
 					mu.Lock()

@@ -18,11 +18,14 @@ type Sample struct {
 	// Prior holds each signal's configured weight (SpamAssassin's score
 	// for a rule, the heuristic's weight), parallel to Signals; nil when
 	// unknown. Its sign is the direction the fit must keep (SignConstrained).
-	Prior   []float64
-	BayesP  float64
-	BayesOK bool
-	Spam    bool
-	Fold    int
+	Prior []float64
+	// PriorNoBayes is Prior for the model without Bayes (see
+	// spam.Features.NoBayes); nil: the same as Prior.
+	PriorNoBayes []float64
+	BayesP       float64
+	BayesOK      bool
+	Spam         bool
+	Fold         int
 }
 
 // Options are the fit's settings.
@@ -146,10 +149,14 @@ func build(train []Sample, o Options, withBayes bool) (*model, error) {
 	count := map[string]int{}
 	sign := map[string]float64{}
 	for _, s := range train {
+		prior := s.Prior
+		if !withBayes && s.PriorNoBayes != nil {
+			prior = s.PriorNoBayes
+		}
 		for i, n := range s.Signals {
-			if i < len(s.Prior) {
-				sign[n] = s.Prior[i]
-				if math.Abs(s.Prior[i]) <= o.MinPrior {
+			if i < len(prior) {
+				sign[n] = prior[i]
+				if math.Abs(prior[i]) <= o.MinPrior {
 					continue // informational: keeps its configured weight
 				}
 			}

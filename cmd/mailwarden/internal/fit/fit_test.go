@@ -334,3 +334,41 @@ func TestMinPrior(t *testing.T) {
 		t.Errorf("with min-prior 0 the informational signal is fitted: %v %v", w.Bayes.Signals["info"], err)
 	}
 }
+
+// TestPriorNoBayes: the model without Bayes takes each signal's configured
+// weight from PriorNoBayes (SpamAssassin's score set without Bayes): a rule
+// informational with Bayes (0.001) but scored without it is fitted in the
+// no-Bayes model only, and a rule scored with Bayes but 0 without is left
+// to its configured weight there.
+func TestPriorNoBayes(t *testing.T) {
+	samples := synth(5000, 12)
+	for i := range samples {
+		s := &samples[i]
+		s.Prior, s.PriorNoBayes = nil, nil
+		for range s.Signals {
+			s.Prior = append(s.Prior, 1)
+			s.PriorNoBayes = append(s.PriorNoBayes, 1)
+		}
+		if s.Spam {
+			s.Signals = append(s.Signals, "sa-NB_ONLY", "sa-BAYES_ONLY")
+			s.Prior = append(s.Prior, 0.001, 2)
+			s.PriorNoBayes = append(s.PriorNoBayes, 2, 0)
+		}
+	}
+	w, err := Fit(samples, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := w.Bayes.Signals["sa-NB_ONLY"]; ok {
+		t.Errorf("with Bayes, the informational sa-NB_ONLY was fitted: %v", v)
+	}
+	if w.NoBayes.Signals["sa-NB_ONLY"] <= 0 {
+		t.Errorf("without Bayes, sa-NB_ONLY = %v, want fitted above 0", w.NoBayes.Signals["sa-NB_ONLY"])
+	}
+	if w.Bayes.Signals["sa-BAYES_ONLY"] <= 0 {
+		t.Errorf("with Bayes, sa-BAYES_ONLY = %v, want fitted above 0", w.Bayes.Signals["sa-BAYES_ONLY"])
+	}
+	if v, ok := w.NoBayes.Signals["sa-BAYES_ONLY"]; ok {
+		t.Errorf("without Bayes, sa-BAYES_ONLY (configured 0) was fitted: %v", v)
+	}
+}
