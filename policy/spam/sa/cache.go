@@ -87,12 +87,10 @@ type CacheStats struct {
 // tableBytes is about what a table takes besides its rows and states.
 const tableBytes = 256
 
-// dropScratch lets step's scratch space go (a program's size each; step
-// makes it again): an automaton the budget flushed may not run again
-// for a long time. Called under mu; the slices a caller still holds stay
-// valid.
-func (d *dfa) dropScratch()  { d.seen, d.stack, d.next, d.key = nil, nil, nil, nil }
-func (d *mdfa) dropScratch() { d.seen, d.stack, d.next, d.key = nil, nil, nil, nil }
+// dropScratch lets state's scratch space go: an automaton the budget
+// flushed may not run again for a long time. Called under mu.
+func (d *dfa) dropScratch()  { d.key = nil }
+func (d *mdfa) dropScratch() { d.key = nil }
 
 // flushedRoom is the room for states of a table started by the budget:
 // small, as the tables of the many automata dropped at once (most of

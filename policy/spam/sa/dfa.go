@@ -54,13 +54,7 @@ type dfa struct {
 	scanned atomic.Int64
 	// cache is the engine's budget for the tables (nil: none).
 	cache *cache
-	// Scratch space of step, used under mu: seen[pc] == gen marks the
-	// instructions visited in the current step.
-	seen  []uint32
-	gen   uint32
-	stack []uint32
-	next  []uint32
-	key   []byte
+	key   []byte // state's scratch space, used under mu
 }
 
 // dtable is the automaton's table (see table).
@@ -571,25 +565,17 @@ func empty(flag uint8, c int) syntax.EmptyOp {
 // step follows the threads of s, plus a new one from the start (the
 // search is unanchored), through the empty-width instructions allowed
 // before byte c; it reports a match reached there and, for c >= 0, the
-// threads after consuming c (scratch space, valid until the next step).
-func (d *dfa) step(key []byte, c int) (matched bool, out []uint32) {
+// threads after consuming c (in sc, valid until its next step).
+func (d *dfa) step(sc *stepScratch, key []byte, c int) (matched bool, out []uint32) {
 	op := empty(key[0], c)
-	if d.seen == nil {
-		d.reload() // dropped with the scratch space, if at all
-		d.seen = make([]uint32, len(d.prog.inst))
-	}
-	d.gen++
-	if d.gen == 0 { // wrapped: forget every old mark
-		clear(d.seen)
-		d.gen = 1
-	}
-	gen, seen := d.gen, d.seen
-	stack := d.stack[:0]
+	d.reload() // dropped by a reset, if at all
+	gen, seen := sc.begin(len(d.prog.inst))
+	stack := sc.stack[:0]
 	if !d.anchored {
 		stack = append(stack, d.start)
 	}
 	stack = keyPCs(stack, key)
-	next := d.next[:0]
+	next := sc.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -616,7 +602,7 @@ func (d *dfa) step(key []byte, c int) (matched bool, out []uint32) {
 			}
 		}
 	}
-	d.stack, d.next = stack, next
+	sc.stack, sc.next = stack, next
 	slices.Sort(next)
 	out = next[:0]
 	for i, pc := range next {
@@ -756,9 +742,11 @@ func (d *dfa) atEnd(t *dtable, s int32) bool {
 	case 2:
 		return true
 	}
+	sc := getStepScratch()
 	d.mu.Lock()
-	m, _ := d.step(t.st.key(s), -1)
+	m, _ := d.step(sc, t.st.key(s), -1)
 	d.mu.Unlock()
+	stepScratches.Put(sc)
 	t.end[s].Store(1 + int32(b2i(m)))
 	return m
 }
@@ -863,7 +851,9 @@ func (d *dfa) fill(t *dtable, s int32, c int) (*dtable, int32) {
 			return t, n
 		}
 	}
-	m, pcs := d.step(t.st.key(s), c)
+	sc := getStepScratch()
+	defer stepScratches.Put(sc)
+	m, pcs := d.step(sc, t.st.key(s), c)
 	if m {
 		t.trans.store(cl, matchID)
 		return t, matchID

@@ -32,12 +32,7 @@ type mdfa struct {
 	used    atomic.Bool // as dfa's
 	scanned atomic.Int64
 	cache   *cache // the engine's budget (nil: none)
-	// Scratch space of step, used under mu.
-	seen  []uint32
-	gen   uint32
-	stack []uint32
-	next  []uint32
-	key   []byte
+	key     []byte // state's scratch space, used under mu
 }
 
 // maxGroup is the largest group: a transition's matches are one uint64.
@@ -218,19 +213,11 @@ func (m *mend) copyFrom(e *mend) {
 
 // step is dfa.step for the group: the regexes whose match is reached
 // before byte c (c < 0: end of text) and the threads after c.
-func (d *mdfa) step(key []byte, c int) (matched uint64, out []uint32) {
+func (d *mdfa) step(sc *stepScratch, key []byte, c int) (matched uint64, out []uint32) {
 	op := empty(key[0], c)
-	if d.seen == nil {
-		d.seen = make([]uint32, len(d.prog.inst))
-	}
-	d.gen++
-	if d.gen == 0 {
-		clear(d.seen)
-		d.gen = 1
-	}
-	gen, seen := d.gen, d.seen
-	stack := mkeyPCs(append(d.stack[:0], d.starts...), key)
-	next := d.next[:0]
+	gen, seen := sc.begin(len(d.prog.inst))
+	stack := mkeyPCs(append(sc.stack[:0], d.starts...), key)
+	next := sc.next[:0]
 	for len(stack) > 0 {
 		pc := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -257,7 +244,7 @@ func (d *mdfa) step(key []byte, c int) (matched uint64, out []uint32) {
 			}
 		}
 	}
-	d.stack, d.next = stack, next
+	sc.stack, sc.next = stack, next
 	slices.Sort(next)
 	out = next[:0]
 	for i, pc := range next {
@@ -311,9 +298,11 @@ func (d *mdfa) match(text string) (matched uint64, ok bool) {
 	}
 	e := &t.end[s]
 	if !e.known.Load() {
+		sc := getStepScratch()
 		d.mu.Lock()
-		m, _ := d.step(t.st.key(s), -1)
+		m, _ := d.step(sc, t.st.key(s), -1)
 		d.mu.Unlock()
+		stepScratches.Put(sc)
 		e.set.Store(m)
 		e.known.Store(true)
 	}
@@ -345,7 +334,9 @@ func (d *mdfa) fill(t *mtable, s int32, c int) (*mtable, int32) {
 			return t, n
 		}
 	}
-	m, pcs := d.step(t.st.key(s), c)
+	sc := getStepScratch()
+	defer stepScratches.Put(sc)
+	m, pcs := d.step(sc, t.st.key(s), c)
 	n := d.state(pcs, flagAfter(c), m)
 	cur := d.tab.Load()
 	if n == 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/maphash"
 	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -185,4 +186,35 @@ func (t *table) add(key []byte, c *cache) int32 {
 	t.bytes.Add(b)
 	c.add(b)
 	return id
+}
+
+// stepScratch is the scratch space of a step (dfa.step, mdfa.step): the
+// marks of the instructions visited and the thread lists. Steps run only
+// where a table lacks a transition, so the automata share a pool of them;
+// a mark array of its program's size per automaton held 4.4 MB of a warm
+// daemon's heap.
+type stepScratch struct {
+	seen        []uint32 // seen[pc] == gen: visited in the current step
+	gen         uint32
+	stack, next []uint32
+}
+
+var stepScratches = sync.Pool{New: func() any { return new(stepScratch) }}
+
+func getStepScratch() *stepScratch { return stepScratches.Get().(*stepScratch) }
+
+// begin starts a step over a program of n instructions: it returns the
+// step's mark and the mark array. Marks of earlier steps, of any program,
+// are older.
+func (sc *stepScratch) begin(n int) (uint32, []uint32) {
+	if len(sc.seen) < n {
+		sc.seen = make([]uint32, n)
+		sc.gen = 0
+	}
+	sc.gen++
+	if sc.gen == 0 { // wrapped: forget every old mark
+		clear(sc.seen)
+		sc.gen = 1
+	}
+	return sc.gen, sc.seen
 }
