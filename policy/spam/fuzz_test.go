@@ -156,13 +156,24 @@ func BenchmarkSpamCheckBoltCold(b *testing.B) {
 	benchCheck(b, &bayes.Store{S: bs})
 }
 
-func benchCheck(b *testing.B, ts bayes.TokenStore) {
+// BenchmarkSpamCheckRules is BenchmarkSpamCheck with SpamAssassin's rules
+// from /usr/share/spamassassin on, as the daemon runs by default.
+func BenchmarkSpamCheckRules(b *testing.B) {
+	const dir = "/usr/share/spamassassin"
+	if _, err := os.Stat(dir); err != nil {
+		b.Skip("no rule files at " + dir)
+	}
+	benchCheck(b, nil, dir)
+}
+
+func benchCheck(b *testing.B, ts bayes.TokenStore, rules ...string) {
 	ham, spam := corpus(b, 1000)
 	c := newCheck(b, func(cfg *Config, o *Options) {
 		cfg.Bayes.MinHam, cfg.Bayes.MinSpam = 1, 1
 		if ts != nil {
 			o.Tokens = ts
 		}
+		cfg.Rules.Paths = rules
 	})
 	ts = c.TokenStore()
 	ctx := context.Background()
