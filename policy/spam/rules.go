@@ -1,7 +1,6 @@
 package spam
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -174,24 +173,23 @@ func (rc *RuleCache) CacheStats() (sa.CacheStats, bool) {
 // the fields that are never evidence, the MIME parts, the envelope sender
 // and the path with the SMTP client the MTA saw as the newest relay.
 func ruleMessage(m *message.Message, ignore *HeaderSet, prior policy.Results) *sa.Message {
-	var h bytes.Buffer
 	kept := make(message.Header, 0, len(m.Header))
 	for _, f := range m.Header {
 		if !ignore.Match(strings.ToLower(f.Name)) {
 			kept = append(kept, f)
 		}
 	}
-	kept.WriteTo(&h)
-	// Header and body read into one buffer of their size (io.ReadAll grew
-	// one through several copies and append copied it again).
+	// Header and body go into one buffer of their size, the header written
+	// in place (a bytes.Buffer grew through several copies, then the copy
+	// into this one).
 	var n int64
 	if m.Body != nil {
 		n = min(m.Body.Size(), maxRuleBody)
 	}
-	raw := make([]byte, h.Len()+int(n))
-	copy(raw, h.Bytes())
-	k, _ := io.ReadFull(m.BodyReader(), raw[h.Len():])
-	raw = raw[:h.Len()+k]
+	hn := kept.WireSize()
+	raw := kept.AppendWire(make([]byte, 0, hn+int(n)))
+	k, _ := io.ReadFull(m.BodyReader(), raw[hn:cap(raw)])
+	raw = raw[:hn+k]
 	sm := sa.FromRaw(raw)
 	sm.EnvelopeFrom, sm.HasEnvelopeFrom = m.MailFrom, true
 	var received []string
