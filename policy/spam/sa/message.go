@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/charset"
@@ -121,20 +122,33 @@ func splitHeader(raw []byte) ([]byte, []byte) {
 }
 
 func parseFields(hdr []byte) []Field {
+	// A field's value, its continuation lines included, is one run of the
+	// header's text: a substring of it, no copy per line. Only when a line
+	// that is no field comes between (it is skipped) are the lines joined.
+	text := string(hdr)
 	var fs []Field
-	for _, line := range strings.SplitAfter(string(hdr), "\n") {
-		if line == "" {
-			continue
+	start := -1    // where the value of the last field starts in text
+	joined := true // the last field's value is no longer a run of text
+	for i := 0; i < len(text); {
+		end := len(text)
+		if j := strings.IndexByte(text[i:], '\n'); j >= 0 {
+			end = i + j + 1
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(fs) > 0 {
-			fs[len(fs)-1].Value += line
-			continue
+		line := text[i:end]
+		switch name, _, ok := strings.Cut(line, ":"); {
+		case (line[0] == ' ' || line[0] == '\t') && len(fs) > 0:
+			if joined {
+				fs[len(fs)-1].Value += line
+			} else {
+				fs[len(fs)-1].Value = text[start:end]
+			}
+		case ok && !strings.ContainsAny(name, " \t"):
+			start, joined = i+len(name)+1, false
+			fs = append(fs, Field{Name: name, Value: text[start:end]})
+		default:
+			joined = true
 		}
-		name, val, ok := strings.Cut(line, ":")
-		if !ok || strings.ContainsAny(name, " \t") {
-			continue
-		}
-		fs = append(fs, Field{Name: name, Value: val})
+		i = end
 	}
 	for i := range fs {
 		fs[i].Value = strings.TrimRight(strings.TrimLeft(fs[i].Value, " \t"), "\r\n")
@@ -177,14 +191,17 @@ func (w *walker) walk(e *message.Entity, encoded []byte, depth, alt int) {
 			if p == nil || err != nil {
 				break
 			}
-			enc, _ := io.ReadAll(io.LimitReader(p, maxEncodedBytes))
+			buf := readPart(p, maxEncodedBytes)
+			enc := buf.Bytes()
 			sub, err := message.New(message.Header{Header: p.Header}, bytes.NewReader(enc))
 			if err != nil {
 				// As go-message's reader: a part of an unknown charset or
 				// transfer encoding ends the walk of its multipart.
+				putPart(buf)
 				break
 			}
 			w.walk(sub, enc, depth+1, alt)
+			putPart(buf)
 		}
 		return
 	}
@@ -194,7 +211,9 @@ func (w *walker) walk(e *message.Entity, encoded []byte, depth, alt int) {
 		fields = append(fields, Field{Name: fl.Key(), Value: fl.Value()})
 	}
 	if t == "message/rfc822" {
-		inner, _ := io.ReadAll(io.LimitReader(e.Body, maxPartBytes))
+		buf := readPart(e.Body, maxPartBytes)
+		defer putPart(buf)
+		inner := buf.Bytes()
 		if sub, err := message.Read(bytes.NewReader(inner)); sub != nil {
 			_ = err
 			_, body := splitHeader(inner)
@@ -202,7 +221,10 @@ func (w *walker) walk(e *message.Entity, encoded []byte, depth, alt int) {
 		}
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(e.Body, maxPartBytes))
+	buf := partBufs.Get().(*bytes.Buffer)
+	defer putPart(buf)
+	_, err := buf.ReadFrom(io.LimitReader(e.Body, maxPartBytes))
+	body := buf.Bytes()
 	p := Part{Type: t, Header: fields, Size: len(body), Broken: err != nil,
 		Charset:  strings.ToLower(params["charset"]),
 		Encoding: strings.ToLower(strings.TrimSpace(e.Header.Get("Content-Transfer-Encoding"))),
@@ -219,6 +241,30 @@ func (w *walker) walk(e *message.Entity, encoded []byte, depth, alt int) {
 		p.RawSize = len(body)
 	}
 	m.Parts = append(m.Parts, p)
+}
+
+// partBufs recycle the buffers the walk reads parts into (io.ReadAll grew
+// a new one through several sizes for every part). Nothing a walk keeps
+// points into them: the parts' texts are copies.
+var partBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledPart: buffers grown past it by a big part are left to the
+// collector.
+const maxPooledPart = 256 << 10
+
+// readPart reads at most n bytes of r into a buffer of partBufs (what
+// could not be read is left out, as io.ReadAll's error was ignored).
+func readPart(r io.Reader, n int64) *bytes.Buffer {
+	buf := partBufs.Get().(*bytes.Buffer)
+	buf.ReadFrom(io.LimitReader(r, n))
+	return buf
+}
+
+func putPart(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledPart {
+		buf.Reset()
+		partBufs.Put(buf)
+	}
 }
 
 // maxLine is the length of b's longest line, its line break (LF or
@@ -255,10 +301,22 @@ func decodeHeader(v string) string {
 	return v
 }
 
+// unfold removes line breaks: every LF and the CR before it (a lone CR
+// stays).
 func unfold(v string) string {
-	if !strings.ContainsAny(v, "\r\n") {
+	i := strings.IndexAny(v, "\r\n")
+	if i < 0 {
 		return v
 	}
-	v = strings.ReplaceAll(v, "\r\n", "\n")
-	return strings.ReplaceAll(v, "\n", "")
+	var b strings.Builder
+	b.Grow(len(v))
+	b.WriteString(v[:i])
+	for ; i < len(v); i++ {
+		c := v[i]
+		if c == '\n' || c == '\r' && i+1 < len(v) && v[i+1] == '\n' {
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }

@@ -1,0 +1,91 @@
+package sa
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// parseFieldsRef and unfoldRef are parseFields and unfold as they were
+// before they stopped copying each line: the reference they are held to.
+func parseFieldsRef(hdr []byte) []Field {
+	var fs []Field
+	for _, line := range strings.SplitAfter(string(hdr), "\n") {
+		if line == "" {
+			continue
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(fs) > 0 {
+			fs[len(fs)-1].Value += line
+			continue
+		}
+		name, val, ok := strings.Cut(line, ":")
+		if !ok || strings.ContainsAny(name, " \t") {
+			continue
+		}
+		fs = append(fs, Field{Name: name, Value: val})
+	}
+	for i := range fs {
+		fs[i].Value = strings.TrimRight(strings.TrimLeft(fs[i].Value, " \t"), "\r\n")
+	}
+	return fs
+}
+
+func unfoldRef(v string) string {
+	if !strings.ContainsAny(v, "\r\n") {
+		return v
+	}
+	v = strings.ReplaceAll(v, "\r\n", "\n")
+	return strings.ReplaceAll(v, "\n", "")
+}
+
+var headerSeeds = []string{
+	"",
+	"Subject: a\r\n b\r\n\tc\r\nFrom: x\r\n",
+	" lead: x\nA: 1\nbad line\n cont\n more\nB:2",
+	"A: x\n\r\n y\nB c: d\n e\nC:\n",
+	"X: \r\r\n\n \r\nY: a\rb",
+}
+
+func TestParseFieldsUnfold(t *testing.T) {
+	check := func(name, h string) {
+		if got, want := parseFields([]byte(h)), parseFieldsRef([]byte(h)); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: parseFields(%q)\n got %q\nwant %q", name, h, got, want)
+		}
+		for _, f := range parseFieldsRef([]byte(h)) {
+			if got, want := unfold(f.Value), unfoldRef(f.Value); got != want {
+				t.Errorf("%s: unfold(%q) = %q, want %q", name, f.Value, got, want)
+			}
+		}
+	}
+	for _, h := range headerSeeds {
+		check("seed", h)
+		check("seed raw", h+"\n")
+	}
+	for _, class := range []string{"ham", "spam"} {
+		files, _ := filepath.Glob(filepath.Join("..", "..", "..", "..", "shared", "corpus", "spamassassin", class, "*.eml"))
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, _ := splitHeader(raw)
+			check(f, string(h))
+		}
+	}
+}
+
+func FuzzParseFieldsUnfold(f *testing.F) {
+	for _, h := range headerSeeds {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		if got, want := parseFields([]byte(h)), parseFieldsRef([]byte(h)); !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseFields(%q)\n got %q\nwant %q", h, got, want)
+		}
+		if got, want := unfold(h), unfoldRef(h); got != want {
+			t.Fatalf("unfold(%q) = %q, want %q", h, got, want)
+		}
+	})
+}
