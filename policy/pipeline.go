@@ -269,13 +269,16 @@ func (p *Pipeline) Run(ctx context.Context, m *message.Message) *Verdict {
 	}
 	results := make(Results, n)
 	if n > 0 {
-		v.Checks = make([]CheckReport, 0, n)
+		v.Checks = make([]CheckReport, n)
 	}
+	off := 0
 	for _, level := range p.levels {
-		for _, r := range p.runLevel(ctx, m, level, results) {
+		reports := v.Checks[off : off+len(level)]
+		p.runLevel(ctx, m, level, results, reports)
+		for _, r := range reports {
 			results[r.Name] = r.Result
-			v.Checks = append(v.Checks, r)
 		}
+		off += len(level)
 	}
 	p.merge(m, v)
 	p.observe(ctx, m, v)
@@ -305,8 +308,9 @@ func (p *Pipeline) oversize(m *message.Message, v *Verdict) {
 // prior: exactly the results of its After set, copied, so that a check
 // abandoned at its deadline may keep reading it while later levels write
 // theirs (a concurrent map read and write is a fatal error, not a panic).
-func (p *Pipeline) runLevel(ctx context.Context, m *message.Message, level []Step, results Results) []CheckReport {
-	reports := make([]CheckReport, len(level))
+// The reports go into reports, one per step (a slice of the verdict's,
+// which is sized once).
+func (p *Pipeline) runLevel(ctx context.Context, m *message.Message, level []Step, results Results, reports []CheckReport) {
 	var wg sync.WaitGroup
 	for i, s := range level {
 		prior := Results{}
@@ -322,7 +326,6 @@ func (p *Pipeline) runLevel(ctx context.Context, m *message.Message, level []Ste
 		}()
 	}
 	wg.Wait()
-	return reports
 }
 
 // runStep runs one check through the guard and turns an error into the
