@@ -89,3 +89,18 @@ func FuzzParseFieldsUnfold(f *testing.F) {
 		}
 	})
 }
+
+// latin1 makes each byte one rune, whatever the bytes.
+func FuzzLatin1(f *testing.F) {
+	f.Add("plain")
+	f.Add("caf\xc3\xa9 \xff\x80\x7f")
+	f.Fuzz(func(t *testing.T, s string) {
+		want := make([]rune, len(s))
+		for i := 0; i < len(s); i++ {
+			want[i] = rune(s[i])
+		}
+		if got := latin1(s); got != string(want) {
+			t.Fatalf("latin1(%q) = %q, want %q", s, got, string(want))
+		}
+	})
+}
