@@ -104,3 +104,57 @@ func FuzzLatin1(f *testing.F) {
 		}
 	})
 }
+
+// paragraphsRef is paragraphs as it was before it wrote every paragraph
+// into one builder: the reference it is held to.
+func paragraphsRef(text string, out []string) []string {
+	var b strings.Builder
+	flush := func() {
+		if p := strings.TrimSpace(b.String()); p != "" {
+			out = chunks(p, out)
+		}
+		b.Reset()
+	}
+	blank := false
+	space := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			if !blank {
+				flush()
+			}
+			blank = true
+			continue
+		}
+		blank = false
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		for i := 0; i < len(line); i++ {
+			c := line[i]
+			if c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' {
+				if !space {
+					b.WriteByte(' ')
+				}
+				space = true
+				continue
+			}
+			space = false
+			b.WriteByte(c)
+		}
+	}
+	flush()
+	return out
+}
+
+func FuzzParagraphs(f *testing.F) {
+	f.Add("one\ntwo  three\n\n\t\nfour\r\n five \v\n")
+	f.Add(strings.Repeat("word ", 1000) + "\n\n" + strings.Repeat("x", 5000))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, text string) {
+		got, want := paragraphs(text, []string{"before"}), paragraphsRef(text, []string{"before"})
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("paragraphs(%q)\n got %q\nwant %q", text, got, want)
+		}
+	})
+}

@@ -68,16 +68,24 @@ func chunks(text string, out []string) []string {
 // paragraphs turns rendered text into body-rule lines: one per paragraph
 // (text between blank lines), white space runs collapsed to one space.
 func paragraphs(text string, out []string) []string {
+	// All paragraphs go into one builder, never longer than text (a line
+	// break becomes at most one space, runs of blanks shrink), each taken
+	// as the substring written since the last: one allocation, not one
+	// buffer grown per paragraph.
 	var b strings.Builder
+	b.Grow(len(text))
+	start := 0
 	flush := func() {
-		if p := strings.TrimSpace(b.String()); p != "" {
+		if p := strings.TrimSpace(b.String()[start:]); p != "" {
 			out = chunks(p, out)
 		}
-		b.Reset()
+		start = b.Len()
 	}
 	blank := false
 	space := false
-	for _, line := range strings.Split(text, "\n") {
+	for rest, more := text, true; more; {
+		var line string
+		line, rest, more = strings.Cut(rest, "\n")
 		if strings.TrimSpace(line) == "" {
 			if !blank {
 				flush()
@@ -86,7 +94,7 @@ func paragraphs(text string, out []string) []string {
 			continue
 		}
 		blank = false
-		if b.Len() > 0 {
+		if b.Len() > start {
 			b.WriteByte(' ')
 		}
 		space = false
