@@ -746,7 +746,7 @@ func (c *msgCtx) runFull() {
 	if len(rules) == 0 {
 		return
 	}
-	full := latin1(string(c.m.Raw))
+	full := latin1(c.m.rawText())
 	ascii := isASCII(full)
 	cand := c.screen(&c.e.pf[KindFull][b2i(ascii)], full, len(rules), nil)
 	for pos, i := range rules {

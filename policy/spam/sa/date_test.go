@@ -64,7 +64,7 @@ func TestParseDateCorpus(t *testing.T) {
 				t.Fatal(err)
 			}
 			h, _ := splitHeader(raw)
-			for _, fl := range parseFields(h) {
+			for _, fl := range parseFields(string(h)) {
 				var ds []string
 				switch strings.ToLower(fl.Name) {
 				case "date":

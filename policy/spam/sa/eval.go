@@ -509,7 +509,7 @@ func evalMIMEHTMLOnly(c *msgCtx, _ []string) int {
 }
 
 func evalBodyLength(c *msgCtx, a []string) int {
-	_, body := splitHeader(c.m.Raw)
+	_, body, _ := splitText(c.m.rawText())
 	return b2i(float64(len(body)) < argFloat(a, 0, 0))
 }
 

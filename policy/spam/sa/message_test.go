@@ -50,7 +50,7 @@ var headerSeeds = []string{
 
 func TestParseFieldsUnfold(t *testing.T) {
 	check := func(name, h string) {
-		if got, want := parseFields([]byte(h)), parseFieldsRef([]byte(h)); !reflect.DeepEqual(got, want) {
+		if got, want := parseFields(h), parseFieldsRef([]byte(h)); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: parseFields(%q)\n got %q\nwant %q", name, h, got, want)
 		}
 		for _, f := range parseFieldsRef([]byte(h)) {
@@ -81,7 +81,7 @@ func FuzzParseFieldsUnfold(f *testing.F) {
 		f.Add(h)
 	}
 	f.Fuzz(func(t *testing.T, h string) {
-		if got, want := parseFields([]byte(h)), parseFieldsRef([]byte(h)); !reflect.DeepEqual(got, want) {
+		if got, want := parseFields(h), parseFieldsRef([]byte(h)); !reflect.DeepEqual(got, want) {
 			t.Fatalf("parseFields(%q)\n got %q\nwant %q", h, got, want)
 		}
 		if got, want := unfold(h), unfoldRef(h); got != want {
@@ -157,4 +157,48 @@ func FuzzParagraphs(f *testing.F) {
 			t.Fatalf("paragraphs(%q)\n got %q\nwant %q", text, got, want)
 		}
 	})
+}
+
+// FromText and FromRaw build the same message, Raw aside, and the string
+// helpers agree with the byte ones.
+func checkFromText(t *testing.T, raw string) {
+	t.Helper()
+	a, b := FromRaw([]byte(raw)), FromText(raw)
+	a.Raw = nil
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("FromRaw and FromText differ on %.200q", raw)
+	}
+	h, body := splitHeader([]byte(raw))
+	h2, body2, found := splitText(raw)
+	if string(h) != h2 || string(body) != body2 || (body != nil) != found {
+		t.Fatalf("splitText(%.200q) = %q, %q, %v; splitHeader: %q, %q", raw, h2, body2, found, h, body)
+	}
+	if maxLine([]byte(raw)) != maxLineText(raw) {
+		t.Fatalf("maxLineText(%.200q) = %d, maxLine %d", raw, maxLineText(raw), maxLine([]byte(raw)))
+	}
+}
+
+func TestFromText(t *testing.T) {
+	for _, h := range headerSeeds {
+		checkFromText(t, h)
+		checkFromText(t, h+"\n\nbody\r\n")
+	}
+	for _, class := range []string{"ham", "spam"} {
+		files, _ := filepath.Glob(filepath.Join("..", "..", "..", "..", "shared", "corpus", "spamassassin", class, "*.eml"))
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFromText(t, string(raw))
+		}
+	}
+}
+
+func FuzzFromText(f *testing.F) {
+	for _, h := range headerSeeds {
+		f.Add(h + "\n\nbody\r\n")
+	}
+	f.Add("From x\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n--b--\n")
+	f.Fuzz(checkFromText)
 }
