@@ -98,6 +98,33 @@ func (h Header) AppendWire(b []byte) []byte {
 	return append(b, "\r\n"...)
 }
 
+// WriteWire writes the header section in wire form (see WriteTo) to b,
+// for a message built as one string.
+func (h Header) WriteWire(b *strings.Builder) {
+	for _, f := range h {
+		b.WriteString(f.Name)
+		b.WriteByte(':')
+		if needsSpace(f.Value) {
+			b.WriteByte(' ') // QUIRK(postfix): as in AppendWire
+		}
+		for v := f.Value; ; {
+			i := strings.IndexByte(v, '\n')
+			if i < 0 {
+				b.WriteString(v)
+				break
+			}
+			b.WriteString(v[:i])
+			if i == 0 || v[i-1] != '\r' {
+				b.WriteByte('\r')
+			}
+			b.WriteByte('\n')
+			v = v[i+1:]
+		}
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\n")
+}
+
 func needsSpace(v string) bool {
 	return v != "" && v[0] != ' ' && v[0] != '\t'
 }

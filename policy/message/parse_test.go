@@ -255,6 +255,11 @@ func TestHeaderWire(t *testing.T) {
 		if got := h.WireSize(); got != len(want) {
 			t.Errorf("%q: WireSize %d, want %d", h, got, len(want))
 		}
+		var b strings.Builder
+		b.WriteString("x")
+		if h.WriteWire(&b); b.String() != "x"+want {
+			t.Errorf("%q: WriteWire\n got %q\nwant %q", h, b.String(), "x"+want)
+		}
 	}
 }
 
@@ -374,6 +379,10 @@ func FuzzHeaderWire(f *testing.F) {
 		want := wireRef(h)
 		if got := string(h.AppendWire(nil)); got != want || h.WireSize() != len(want) {
 			t.Fatalf("%q: AppendWire %q (WireSize %d), want %q", h, got, h.WireSize(), want)
+		}
+		var b strings.Builder
+		if h.WriteWire(&b); b.String() != want {
+			t.Fatalf("%q: WriteWire %q, want %q", h, b.String(), want)
 		}
 	})
 }

@@ -179,18 +179,23 @@ func ruleMessage(m *message.Message, ignore *HeaderSet, prior policy.Results) *s
 			kept = append(kept, f)
 		}
 	}
-	// Header and body go into one buffer of their size, the header written
-	// in place (a bytes.Buffer grew through several copies, then the copy
-	// into this one).
+	// Header and body go into one string of their size, the header written
+	// in place: the rules read it as it is (sa.FromRaw would copy it).
 	var n int64
 	if m.Body != nil {
 		n = min(m.Body.Size(), maxRuleBody)
 	}
-	hn := kept.WireSize()
-	raw := kept.AppendWire(make([]byte, 0, hn+int(n)))
-	k, _ := io.ReadFull(m.BodyReader(), raw[hn:cap(raw)])
-	raw = raw[:hn+k]
-	sm := sa.FromRaw(raw)
+	var raw strings.Builder
+	raw.Grow(kept.WireSize() + int(n))
+	kept.WriteWire(&raw)
+	if b, ok := m.Body.(message.BytesBody); ok {
+		raw.Write(b[:n])
+	} else if n > 0 {
+		buf := copyBufs.Get().(*[32 << 10]byte)
+		io.CopyBuffer(&raw, io.LimitReader(m.BodyReader(), n), buf[:])
+		copyBufs.Put(buf)
+	}
+	sm := sa.FromText(raw.String())
 	sm.EnvelopeFrom, sm.HasEnvelopeFrom = m.MailFrom, true
 	var received []string
 	for _, f := range kept {
@@ -257,6 +262,9 @@ func ruleAuth(prior policy.Results) *sa.Auth {
 	}
 	return &a
 }
+
+// copyBufs recycle the buffers a spooled body is copied through.
+var copyBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
 // maxRuleBody bounds the body bytes the rules read (SpamAssassin's
 // default body_part_scan_size is far smaller; whole messages up to this
