@@ -457,16 +457,19 @@ func collect(m milter.Modifier, dst map[string]string, stage milter.MacroStage) 
 
 // logSummary writes the one line per message.
 func logSummary(log *slog.Logger, m *message.Message, v *policy.Verdict, cfg *policy.Config, d time.Duration, applyErr error, quarantineID string) {
-	checks := make([]any, 0, len(v.Checks))
+	// Attrs built as such, not as key-value arguments: no boxing of each
+	// value, no conversion of the arguments into attrs (once per check).
+	checks := make([]slog.Attr, 0, len(v.Checks))
 	for _, c := range v.Checks {
-		attrs := []any{slog.String("status", string(c.Status)), slog.Float64("ms", float64(c.Duration.Microseconds())/1000)}
+		attrs := make([]slog.Attr, 2, 4)
+		attrs[0], attrs[1] = slog.String("status", string(c.Status)), slog.Float64("ms", float64(c.Duration.Microseconds())/1000)
 		if c.Score != 0 {
 			attrs = append(attrs, slog.Float64("score", c.Score))
 		}
 		if c.Detail != "" {
 			attrs = append(attrs, slog.String("detail", c.Detail))
 		}
-		checks = append(checks, slog.Group(c.Name, attrs...))
+		checks = append(checks, slog.Attr{Key: c.Name, Value: slog.GroupValue(attrs...)})
 	}
 	client := ""
 	if m.Client.Addr.IsValid() {
@@ -480,24 +483,25 @@ func logSummary(log *slog.Logger, m *message.Message, v *policy.Verdict, cfg *po
 	if reasons == nil {
 		reasons = []string{}
 	}
-	attrs := []any{
-		"queue_id", m.QueueID, "client", client, "client_name", m.Client.Name, "helo", m.Client.HELO,
-		"from", m.MailFrom, "rcpts", rcpts, "direction", string(cfg.DirectionOf(m)), "size", m.Size,
-		"mode", string(v.Mode), "action", v.Action.String(), "would_be", v.WouldBe.String(),
-		"score", v.Score, "reasons", reasons, slog.Group("checks", checks...),
-		"duration_ms", float64(d.Microseconds()) / 1000,
-	}
+	attrs := make([]slog.Attr, 0, 20)
+	attrs = append(attrs,
+		slog.String("queue_id", m.QueueID), slog.String("client", client), slog.String("client_name", m.Client.Name), slog.String("helo", m.Client.HELO),
+		slog.String("from", m.MailFrom), slog.Any("rcpts", rcpts), slog.String("direction", string(cfg.DirectionOf(m))), slog.Int64("size", m.Size),
+		slog.String("mode", string(v.Mode)), slog.String("action", v.Action.String()), slog.String("would_be", v.WouldBe.String()),
+		slog.Float64("score", v.Score), slog.Any("reasons", reasons), slog.Attr{Key: "checks", Value: slog.GroupValue(checks...)},
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+	)
 	if m.Auth != "" {
-		attrs = append(attrs, "auth", m.Auth)
+		attrs = append(attrs, slog.String("auth", m.Auth))
 	}
 	if quarantineID != "" {
-		attrs = append(attrs, "quarantine_id", quarantineID)
+		attrs = append(attrs, slog.String("quarantine_id", quarantineID))
 	}
 	if v.Action == policy.ActionReject || v.Action == policy.ActionTempfail {
-		attrs = append(attrs, "reply", v.Reply.String())
+		attrs = append(attrs, slog.String("reply", v.Reply.String()))
 	}
 	if applyErr != nil {
-		attrs = append(attrs, "error", applyErr.Error())
+		attrs = append(attrs, slog.String("error", applyErr.Error()))
 	}
-	log.Info("message", attrs...)
+	log.LogAttrs(context.Background(), slog.LevelInfo, "message", attrs...)
 }

@@ -48,10 +48,11 @@ func (e *Env) OnClose(c io.Closer) { e.closers = append(e.closers, c) }
 // the daemon starts.
 type Pipeline struct {
 	cfg       *Config
-	levels    [][]Step // checks grouped so that each level only needs earlier ones
-	rcpt      []Step   // steps that also decide at RCPT time
-	observers []Step   // steps that see the final verdict
-	finishers []Step   // steps that change the delivered message (not checks)
+	levels    [][]Step        // checks grouped so that each level only needs earlier ones
+	deps      map[string]bool // checks named in some check's After set
+	rcpt      []Step          // steps that also decide at RCPT time
+	observers []Step          // steps that see the final verdict
+	finishers []Step          // steps that change the delivered message (not checks)
 	log       *slog.Logger
 	metrics   Metrics
 	modes     *ModeSwitch
@@ -107,6 +108,12 @@ func New(cfg *Config, modules []Module, log *slog.Logger, modes *ModeSwitch, met
 		return nil, err
 	}
 	p := &Pipeline{cfg: cfg, levels: levels, finishers: finishers, log: log, metrics: metrics, modes: modes, closers: env.closers}
+	p.deps = map[string]bool{}
+	for _, s := range steps {
+		for _, d := range after(s) {
+			p.deps[d] = true
+		}
+	}
 	for _, s := range steps {
 		if _, ok := s.Check.(RcptChecker); ok {
 			p.rcpt = append(p.rcpt, s)
@@ -267,15 +274,22 @@ func (p *Pipeline) Run(ctx context.Context, m *message.Message) *Verdict {
 	for _, level := range p.levels {
 		n += len(level)
 	}
-	results := make(Results, n)
+	// Only the results some check reads are kept for the next levels: a
+	// Result is large, so each entry of the map is an allocation of its own.
+	results := make(Results, len(p.deps))
 	if n > 0 {
-		v.Checks = make([]CheckReport, 0, n)
+		v.Checks = make([]CheckReport, n)
 	}
+	off := 0
 	for _, level := range p.levels {
-		for _, r := range p.runLevel(ctx, m, level, results) {
-			results[r.Name] = r.Result
-			v.Checks = append(v.Checks, r)
+		reports := v.Checks[off : off+len(level)]
+		p.runLevel(ctx, m, level, results, reports)
+		for _, r := range reports {
+			if p.deps[r.Name] {
+				results[r.Name] = r.Result
+			}
 		}
+		off += len(level)
 	}
 	p.merge(m, v)
 	p.observe(ctx, m, v)
@@ -305,8 +319,9 @@ func (p *Pipeline) oversize(m *message.Message, v *Verdict) {
 // prior: exactly the results of its After set, copied, so that a check
 // abandoned at its deadline may keep reading it while later levels write
 // theirs (a concurrent map read and write is a fatal error, not a panic).
-func (p *Pipeline) runLevel(ctx context.Context, m *message.Message, level []Step, results Results) []CheckReport {
-	reports := make([]CheckReport, len(level))
+// The reports go into reports, one per step (a slice of the verdict's,
+// which is sized once).
+func (p *Pipeline) runLevel(ctx context.Context, m *message.Message, level []Step, results Results, reports []CheckReport) {
 	var wg sync.WaitGroup
 	for i, s := range level {
 		prior := Results{}
@@ -322,7 +337,6 @@ func (p *Pipeline) runLevel(ctx context.Context, m *message.Message, level []Ste
 		}()
 	}
 	wg.Wait()
-	return reports
 }
 
 // runStep runs one check through the guard and turns an error into the

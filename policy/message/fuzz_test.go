@@ -48,6 +48,9 @@ func FuzzReadMessage(f *testing.F) {
 		// Writing the header and reading it back gives the same fields.
 		var b bytes.Buffer
 		h.WriteTo(&b)
+		if b.Len() != h.WireSize() {
+			t.Fatalf("WireSize %d, WriteTo wrote %d", h.WireSize(), b.Len())
+		}
 		h2, rest, err := message.ReadMessage(&b, 0)
 		if err != nil {
 			t.Fatalf("re-reading our own header: %v", err)

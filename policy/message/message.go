@@ -63,29 +63,86 @@ func Unfold(v string) string {
 // bare LF get CRLF back, so that DKIM simple canonicalisation sees the
 // original bytes.
 func (h Header) WriteTo(w io.Writer) (int64, error) {
-	var b bytes.Buffer
+	n, err := w.Write(h.AppendWire(make([]byte, 0, h.WireSize())))
+	return int64(n), err
+}
+
+// WireSize is the number of bytes of the header section in wire form (what
+// WriteTo writes), counted without building it.
+func (h Header) WireSize() int {
+	n := len("\r\n")
+	for _, f := range h {
+		n += len(f.Name) + len(":") + len(f.Value) + len("\r\n")
+		if needsSpace(f.Value) {
+			n++
+		}
+		// Each bare LF of a folded value becomes CRLF.
+		n += strings.Count(f.Value, "\n") - strings.Count(f.Value, "\r\n")
+	}
+	return n
+}
+
+// AppendWire appends the header section in wire form (see WriteTo) to b.
+func (h Header) AppendWire(b []byte) []byte {
+	for _, f := range h {
+		b = append(b, f.Name...)
+		b = append(b, ':')
+		if needsSpace(f.Value) {
+			// QUIRK(postfix): without SMFIP_HDR_LEADSPC the MTA strips the
+			// space after the colon; put the conventional one back.
+			b = append(b, ' ')
+		}
+		b = appendCRLF(b, f.Value)
+		b = append(b, "\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// WriteWire writes the header section in wire form (see WriteTo) to b,
+// for a message built as one string.
+func (h Header) WriteWire(b *strings.Builder) {
 	for _, f := range h {
 		b.WriteString(f.Name)
 		b.WriteByte(':')
-		v := f.Value
-		if !strings.HasPrefix(v, " ") && !strings.HasPrefix(v, "\t") && v != "" {
-			// QUIRK(postfix): without SMFIP_HDR_LEADSPC the MTA strips the
-			// space after the colon; put the conventional one back.
-			b.WriteByte(' ')
+		if needsSpace(f.Value) {
+			b.WriteByte(' ') // QUIRK(postfix): as in AppendWire
 		}
-		b.WriteString(crlf(v))
+		for v := f.Value; ; {
+			i := strings.IndexByte(v, '\n')
+			if i < 0 {
+				b.WriteString(v)
+				break
+			}
+			b.WriteString(v[:i])
+			if i == 0 || v[i-1] != '\r' {
+				b.WriteByte('\r')
+			}
+			b.WriteByte('\n')
+			v = v[i+1:]
+		}
 		b.WriteString("\r\n")
 	}
 	b.WriteString("\r\n")
-	return b.WriteTo(w)
 }
 
-func crlf(s string) string {
-	if !strings.Contains(s, "\n") {
-		return s
+func needsSpace(v string) bool {
+	return v != "" && v[0] != ' ' && v[0] != '\t'
+}
+
+// appendCRLF appends s with every bare LF made CRLF (CRLF kept as is).
+func appendCRLF(b []byte, s string) []byte {
+	for {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			return append(b, s...)
+		}
+		b = append(b, s[:i]...)
+		if i == 0 || s[i-1] != '\r' {
+			b = append(b, '\r')
+		}
+		b = append(b, '\n')
+		s = s[i+1:]
 	}
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	return strings.ReplaceAll(s, "\n", "\r\n")
 }
 
 // Body is a message body that many checks may read at once. It is backed by
@@ -157,15 +214,13 @@ func (m *Message) BodyReader() io.Reader {
 // Raw returns a fresh reader over the whole message in wire form: header
 // section, empty line, body. Safe to call from several goroutines.
 func (m *Message) Raw() io.Reader {
-	var h bytes.Buffer
-	m.Header.WriteTo(&h)
-	return io.MultiReader(&h, m.BodyReader())
+	h := m.Header.AppendWire(make([]byte, 0, m.Header.WireSize()))
+	return io.MultiReader(bytes.NewReader(h), m.BodyReader())
 }
 
 // RawSize is the number of bytes Raw yields.
 func (m *Message) RawSize() int64 {
-	var h bytes.Buffer
-	n, _ := m.Header.WriteTo(&h)
+	n := int64(m.Header.WireSize())
 	if m.Body != nil {
 		n += m.Body.Size()
 	}

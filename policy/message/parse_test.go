@@ -221,6 +221,48 @@ func TestHeaderWriteToRoundTrip(t *testing.T) {
 	}
 }
 
+// wireRef is the header's wire form as WriteTo built it before AppendWire
+// (string replaces into a growing buffer): the reference AppendWire and
+// WireSize are held to.
+func wireRef(h Header) string {
+	var b strings.Builder
+	for _, f := range h {
+		b.WriteString(f.Name + ":")
+		v := f.Value
+		if !strings.HasPrefix(v, " ") && !strings.HasPrefix(v, "\t") && v != "" {
+			b.WriteByte(' ')
+		}
+		if strings.Contains(v, "\n") {
+			v = strings.ReplaceAll(v, "\r\n", "\n")
+			v = strings.ReplaceAll(v, "\n", "\r\n")
+		}
+		b.WriteString(v + "\r\n")
+	}
+	return b.String() + "\r\n"
+}
+
+func TestHeaderWire(t *testing.T) {
+	for _, h := range []Header{
+		nil,
+		{{"Subject", ""}},
+		{{"Subject", "tight"}, {"X", "a\r\n b"}, {"Y", " a\n b\n\tc"}},
+		{{"Z", "\r\r\n x\r y\n\n"}, {"W", "\n"}, {"V", "\r\n"}, {"U", "\t\r"}},
+	} {
+		want := wireRef(h)
+		if got := string(h.AppendWire([]byte("x"))); got != "x"+want {
+			t.Errorf("%q: AppendWire\n got %q\nwant %q", h, got, "x"+want)
+		}
+		if got := h.WireSize(); got != len(want) {
+			t.Errorf("%q: WireSize %d, want %d", h, got, len(want))
+		}
+		var b strings.Builder
+		b.WriteString("x")
+		if h.WriteWire(&b); b.String() != "x"+want {
+			t.Errorf("%q: WriteWire\n got %q\nwant %q", h, b.String(), "x"+want)
+		}
+	}
+}
+
 func TestHeaderAccessors(t *testing.T) {
 	h := Header{{"Subject", " one\n two "}, {"subject", "\tsecond"}, {"X-A", " a"}}
 	if got := h.Get("SUBJECT"); got != "one two" {
@@ -327,4 +369,20 @@ func TestDecodeHeader(t *testing.T) {
 	if (&Message{MailFrom: "A@Sender.TEST"}).SenderDomain() != "sender.test" || (&Message{}).SenderDomain() != "" {
 		t.Error("SenderDomain")
 	}
+}
+
+func FuzzHeaderWire(f *testing.F) {
+	f.Add("Subject", " a\r\n b\n\tc")
+	f.Add("X", "\r\r\n\n")
+	f.Fuzz(func(t *testing.T, name, value string) {
+		h := Header{{name, value}, {"Y", value}}
+		want := wireRef(h)
+		if got := string(h.AppendWire(nil)); got != want || h.WireSize() != len(want) {
+			t.Fatalf("%q: AppendWire %q (WireSize %d), want %q", h, got, h.WireSize(), want)
+		}
+		var b strings.Builder
+		if h.WriteWire(&b); b.String() != want {
+			t.Fatalf("%q: WriteWire %q, want %q", h, b.String(), want)
+		}
+	})
 }

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailwarden/mailwarden/policy/message"
 	"github.com/mailwarden/mailwarden/policy/spam/bayes"
@@ -156,13 +158,24 @@ func BenchmarkSpamCheckBoltCold(b *testing.B) {
 	benchCheck(b, &bayes.Store{S: bs})
 }
 
-func benchCheck(b *testing.B, ts bayes.TokenStore) {
+// BenchmarkSpamCheckRules is BenchmarkSpamCheck with SpamAssassin's rules
+// from /usr/share/spamassassin on, as the daemon runs by default.
+func BenchmarkSpamCheckRules(b *testing.B) {
+	const dir = "/usr/share/spamassassin"
+	if _, err := os.Stat(dir); err != nil {
+		b.Skip("no rule files at " + dir)
+	}
+	benchCheck(b, nil, dir)
+}
+
+func benchCheck(b *testing.B, ts bayes.TokenStore, rules ...string) {
 	ham, spam := corpus(b, 1000)
 	c := newCheck(b, func(cfg *Config, o *Options) {
 		cfg.Bayes.MinHam, cfg.Bayes.MinSpam = 1, 1
 		if ts != nil {
 			o.Tokens = ts
 		}
+		cfg.Rules.Paths = rules
 	})
 	ts = c.TokenStore()
 	ctx := context.Background()
@@ -232,4 +245,36 @@ func cpuSeconds() float64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// addRef is the token tokenSet.add made before it built tokens on the
+// stack: the concatenation, then cut to maxTokenLen bytes of whole runes.
+func addRef(parts ...string) string {
+	s := strings.Join(parts, "")
+	if len(s) > maxTokenLen {
+		s = s[:maxTokenLen]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	return s
+}
+
+// FuzzTokenAdd: add keeps the tokens addRef makes, each once, whether it
+// builds them or finds them already seen.
+func FuzzTokenAdd(f *testing.F) {
+	f.Add("word", " ", "pair", "subj:")
+	f.Add("日本語のテキストです日本語のテキストです", " ", "x", "\xff\xfe")
+	f.Add(strings.Repeat("a", 39), "é", "", "ab")
+	f.Fuzz(func(t *testing.T, a, b, c, d string) {
+		ts := tokenSet{seen: map[string]struct{}{}}
+		want := map[string]struct{}{}
+		for _, parts := range [][]string{{a}, {a, b}, {a, b, c}, {d, c}, {a, b}, {c}, {b, a, d, c}, {a, b, c}} {
+			ts.add(parts...)
+			want[addRef(parts...)] = struct{}{}
+		}
+		if !reflect.DeepEqual(ts.seen, want) {
+			t.Fatalf("tokens %q, want %q", ts.seen, want)
+		}
+	})
 }

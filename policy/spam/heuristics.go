@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mailwarden/mailwarden/policy/message"
+	"github.com/mailwarden/mailwarden/policy/spam/sa"
 )
 
 // Heuristic is one built-in test of the header or body. Its weight is the
@@ -80,7 +81,7 @@ var Heuristics = []Heuristic{
 		if d == "" {
 			return false
 		}
-		_, err := mail.ParseDate(d)
+		_, err := sa.ParseDate(d)
 		return err != nil
 	}},
 	{"missing-message-id", 1.0, "no Message-ID field (RFC 5322 §3.6.4: SHOULD be present)", func(v *view) bool {

@@ -1,7 +1,6 @@
 package spam
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -174,25 +173,29 @@ func (rc *RuleCache) CacheStats() (sa.CacheStats, bool) {
 // the fields that are never evidence, the MIME parts, the envelope sender
 // and the path with the SMTP client the MTA saw as the newest relay.
 func ruleMessage(m *message.Message, ignore *HeaderSet, prior policy.Results) *sa.Message {
-	var h bytes.Buffer
 	kept := make(message.Header, 0, len(m.Header))
 	for _, f := range m.Header {
 		if !ignore.Match(strings.ToLower(f.Name)) {
 			kept = append(kept, f)
 		}
 	}
-	kept.WriteTo(&h)
-	// Header and body read into one buffer of their size (io.ReadAll grew
-	// one through several copies and append copied it again).
+	// Header and body go into one string of their size, the header written
+	// in place: the rules read it as it is (sa.FromRaw would copy it).
 	var n int64
 	if m.Body != nil {
 		n = min(m.Body.Size(), maxRuleBody)
 	}
-	raw := make([]byte, h.Len()+int(n))
-	copy(raw, h.Bytes())
-	k, _ := io.ReadFull(m.BodyReader(), raw[h.Len():])
-	raw = raw[:h.Len()+k]
-	sm := sa.FromRaw(raw)
+	var raw strings.Builder
+	raw.Grow(kept.WireSize() + int(n))
+	kept.WriteWire(&raw)
+	if b, ok := m.Body.(message.BytesBody); ok {
+		raw.Write(b[:n])
+	} else if n > 0 {
+		buf := copyBufs.Get().(*[32 << 10]byte)
+		io.CopyBuffer(&raw, io.LimitReader(m.BodyReader(), n), buf[:])
+		copyBufs.Put(buf)
+	}
+	sm := sa.FromText(raw.String())
 	sm.EnvelopeFrom, sm.HasEnvelopeFrom = m.MailFrom, true
 	var received []string
 	for _, f := range kept {
@@ -259,6 +262,9 @@ func ruleAuth(prior policy.Results) *sa.Auth {
 	}
 	return &a
 }
+
+// copyBufs recycle the buffers a spooled body is copied through.
+var copyBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
 // maxRuleBody bounds the body bytes the rules read (SpamAssassin's
 // default body_part_scan_size is far smaller; whole messages up to this

@@ -1,12 +1,14 @@
 package spam
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -333,6 +335,37 @@ func TestRulesScoreSetFollowsBayes(t *testing.T) {
 		}
 		if nb := OutcomeOf(r).NoBayesScore; nb < 6 {
 			t.Errorf("%s, Bayes ready: no-Bayes score %v, want the set-0 scores in it", weights, nb)
+		}
+	}
+}
+
+// spooled is a body that is not in memory as a BytesBody (the filter's
+// spool).
+type spooled struct{ message.BytesBody }
+
+// ruleMessage gives the rules the message that sa.FromRaw builds from the
+// kept header in wire form and the body, whatever holds the body.
+func TestRuleMessageRaw(t *testing.T) {
+	ham, spam := corpus(t, 200)
+	c := newCheck(t, nil)
+	for _, m := range append(ham, spam...) {
+		var raw bytes.Buffer
+		var kept message.Header
+		for _, f := range m.Header {
+			if !c.ignore.Match(strings.ToLower(f.Name)) {
+				kept = append(kept, f)
+			}
+		}
+		kept.WriteTo(&raw)
+		raw.ReadFrom(m.BodyReader())
+		want := sa.FromRaw(raw.Bytes())
+		want.Raw = nil
+		for _, body := range []message.Body{m.Body, spooled{m.Body.(message.BytesBody)}} {
+			got := ruleMessage(&message.Message{Header: m.Header, Body: body}, c.ignore, nil)
+			got.EnvelopeFrom, got.HasEnvelopeFrom, got.Relays = "", false, nil
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%T body: ruleMessage differs from sa.FromRaw of %q", body, m.Header.Get("Message-ID"))
+			}
 		}
 	}
 }

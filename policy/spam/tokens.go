@@ -225,42 +225,52 @@ var (
 	wordBufs  = sync.Pool{New: func() any { b := make([]string, 0, 1024); return &b }}
 )
 
-// add adds the concatenation of parts.
+// add adds the concatenation of parts, cut to maxTokenLen bytes (whole
+// runes). A token made of several parts is built on the stack and written
+// to the arena only when it is new: word pairs repeat.
 func (t *tokenSet) add(parts ...string) {
 	if len(t.seen) >= maxTokens {
 		return
 	}
-	var s string
 	if len(parts) == 1 {
-		s = parts[0]
-	} else {
-		s = t.concat(parts)
-	}
-	if len(s) > maxTokenLen {
-		s = s[:maxTokenLen]
-		for !utf8.ValidString(s) {
-			s = s[:len(s)-1]
+		s := parts[0]
+		if len(s) > maxTokenLen {
+			s = s[:maxTokenLen]
+			for !utf8.ValidString(s) {
+				s = s[:len(s)-1]
+			}
 		}
+		t.seen[s] = struct{}{}
+		return
 	}
-	t.seen[s] = struct{}{}
-}
-
-// concat writes parts into the arena and returns them as one string. A
-// strings.Builder never changes bytes it has handed out, so earlier tokens
-// stay valid as the arena grows within its buffer.
-func (t *tokenSet) concat(parts []string) string {
+	var buf [maxTokenLen]byte
+	b := buf[:0]
 	n := 0
 	for _, p := range parts {
 		n += len(p)
+		b = append(b, p[:min(len(p), maxTokenLen-len(b))]...)
 	}
-	if t.arena == nil || t.arena.Cap()-t.arena.Len() < n {
+	if n > maxTokenLen {
+		for !utf8.Valid(b) {
+			b = b[:len(b)-1]
+		}
+	}
+	if _, ok := t.seen[string(b)]; ok {
+		return
+	}
+	t.seen[t.concat(b)] = struct{}{}
+}
+
+// concat writes b into the arena and returns it as a string. A
+// strings.Builder never changes bytes it has handed out, so earlier tokens
+// stay valid as the arena grows within its buffer.
+func (t *tokenSet) concat(b []byte) string {
+	if t.arena == nil || t.arena.Cap()-t.arena.Len() < len(b) {
 		t.arena = new(strings.Builder)
-		t.arena.Grow(max(n, arenaChunk))
+		t.arena.Grow(max(len(b), arenaChunk))
 	}
 	start := t.arena.Len()
-	for _, p := range parts {
-		t.arena.WriteString(p)
-	}
+	t.arena.Write(b)
 	return t.arena.String()[start:]
 }
 

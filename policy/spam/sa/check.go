@@ -276,10 +276,18 @@ func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 			vals = append(vals, v...)
 			ok = ok || o
 		}
+	// The relay texts are the same under both names and any modifier:
+	// rendered once, cached under the first name without one.
 	case "X-Spam-Relays-Untrusted", "X-Spam-Relays-External":
+		if name != "X-Spam-Relays-Untrusted" || mod != "" {
+			return c.headerText("X-Spam-Relays-Untrusted", "")
+		}
 		_, u := c.relays()
 		return relayText(u), true
 	case "X-Spam-Relays-Trusted", "X-Spam-Relays-Internal":
+		if name != "X-Spam-Relays-Trusted" || mod != "" {
+			return c.headerText("X-Spam-Relays-Trusted", "")
+		}
 		t, _ := c.relays()
 		return relayText(t), true
 	case "EnvelopeFrom":
@@ -742,7 +750,7 @@ func (c *msgCtx) runFull() {
 	if len(rules) == 0 {
 		return
 	}
-	full := latin1(string(c.m.Raw))
+	full := latin1(c.m.rawText())
 	ascii := isASCII(full)
 	cand := c.screen(&c.e.pf[KindFull][b2i(ascii)], full, len(rules), nil)
 	for pos, i := range rules {

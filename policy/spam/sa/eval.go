@@ -3,7 +3,6 @@ package sa
 import (
 	"fmt"
 	"math"
-	"net/mail"
 	"regexp"
 	"strconv"
 	"strings"
@@ -150,7 +149,7 @@ func (c *msgCtx) receivedTimes() []time.Time {
 		if m == "" {
 			continue
 		}
-		if t, err := mail.ParseDate(strings.TrimSpace(m)); err == nil {
+		if t, err := ParseDate(strings.TrimSpace(m)); err == nil {
 			out = append(out, t)
 		}
 	}
@@ -165,7 +164,7 @@ func (c *msgCtx) computeDateDiff() (float64, bool) {
 	if len(dates) == 0 {
 		return 0, false
 	}
-	d, err := mail.ParseDate(strings.TrimSpace(unfold(dates[0])))
+	d, err := ParseDate(strings.TrimSpace(unfold(dates[0])))
 	if err != nil {
 		return 0, false
 	}
@@ -213,7 +212,7 @@ func evalOutlookMessageID(c *msgCtx, _ []string) int {
 	expect := func(t float64) float64 { return math.Trunc(t*x + y) }
 	var date float64
 	if ds := c.fields["date"]; len(ds) > 0 {
-		if t, err := mail.ParseDate(strings.TrimSpace(unfold(ds[0]))); err == nil {
+		if t, err := ParseDate(strings.TrimSpace(unfold(ds[0]))); err == nil {
 			date = float64(t.Unix())
 		}
 	}
@@ -223,7 +222,7 @@ func evalOutlookMessageID(c *msgCtx, _ []string) int {
 	var rcvd float64
 	if rs := c.fields["received"]; len(rs) > 0 {
 		if s := rcvdDate(unfold(rs[0])); s != "" {
-			if t, err := mail.ParseDate(strings.TrimSpace(s)); err == nil {
+			if t, err := ParseDate(strings.TrimSpace(s)); err == nil {
 				rcvd = float64(t.Unix())
 			}
 		}
@@ -510,7 +509,7 @@ func evalMIMEHTMLOnly(c *msgCtx, _ []string) int {
 }
 
 func evalBodyLength(c *msgCtx, a []string) int {
-	_, body := splitHeader(c.m.Raw)
+	_, body, _ := splitText(c.m.rawText())
 	return b2i(float64(len(body)) < argFloat(a, 0, 0))
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/charset"
@@ -19,8 +20,12 @@ type Message struct {
 	Header []Field
 	// Parts are the leaves of the MIME tree in order.
 	Parts []Part
-	// Raw is the whole message as received (header and body), for full rules.
+	// Raw is the whole message as received (header and body), as FromRaw
+	// was given it; nil from FromText.
 	Raw []byte
+	// text is the whole message the rules read (full rules, the body
+	// length), a string made once.
+	text string
 	// URIs are the links of the text parts. Nil means: extract them from
 	// the text parts.
 	URIs []string
@@ -81,17 +86,35 @@ const (
 )
 
 // FromRaw parses a raw message. A leading mbox "From " line is skipped.
-// It never fails: what cannot be parsed is left out.
+// It never fails: what cannot be parsed is left out. The rules read a
+// copy of raw made here: raw must not change once the message is built.
 func FromRaw(raw []byte) *Message {
 	if bytes.HasPrefix(raw, []byte("From ")) {
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
 			raw = raw[i+1:]
 		}
 	}
-	m := &Message{Raw: raw, Type: "text/plain"}
-	hdr, body := splitHeader(raw)
+	m := parseText(string(raw))
+	m.Raw = raw
+	return m
+}
+
+// FromText is FromRaw for a message held as a string: the rules read it
+// without a copy (the daemon builds its messages so). Raw is left nil.
+func FromText(raw string) *Message {
+	if strings.HasPrefix(raw, "From ") {
+		if i := strings.IndexByte(raw, '\n'); i >= 0 {
+			raw = raw[i+1:]
+		}
+	}
+	return parseText(raw)
+}
+
+func parseText(raw string) *Message {
+	m := &Message{text: raw, Type: "text/plain"}
+	hdr, body, split := splitText(raw)
 	m.Header = parseFields(hdr)
-	e, err := message.Read(bytes.NewReader(raw))
+	e, err := message.Read(strings.NewReader(raw))
 	if e == nil {
 		_ = err
 		return m
@@ -100,8 +123,20 @@ func FromRaw(raw []byte) *Message {
 		m.Type = strings.ToLower(t)
 	}
 	w := walker{m: m}
-	w.walk(e, body, 0, 0)
+	var enc encoded
+	if split {
+		enc = encoded{true, len(body), maxLineText(body)}
+	}
+	w.walk(e, enc, 0, 0)
 	return m
+}
+
+// rawText is the whole message as the rules read it.
+func (m *Message) rawText() string {
+	if m.text == "" && len(m.Raw) > 0 {
+		return string(m.Raw) // built by hand, not by FromRaw
+	}
+	return m.text
 }
 
 // splitHeader returns the header block (with its final line break) and the body.
@@ -120,21 +155,50 @@ func splitHeader(raw []byte) ([]byte, []byte) {
 	return raw, nil
 }
 
-func parseFields(hdr []byte) []Field {
+// splitText is splitHeader on a string; found says the empty line that
+// ends the header was found (splitHeader's body is not nil).
+func splitText(raw string) (hdr, body string, found bool) {
+	for i := 0; i < len(raw); {
+		j := strings.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			return raw, "", false
+		}
+		line := raw[i : i+j]
+		if len(strings.TrimRight(line, "\r")) == 0 {
+			return raw[:i], raw[i+j+1:], true
+		}
+		i += j + 1
+	}
+	return raw, "", false
+}
+
+func parseFields(text string) []Field {
+	// A field's value, its continuation lines included, is one run of the
+	// header's text: a substring of it, no copy per line. Only when a line
+	// that is no field comes between (it is skipped) are the lines joined.
 	var fs []Field
-	for _, line := range strings.SplitAfter(string(hdr), "\n") {
-		if line == "" {
-			continue
+	start := -1    // where the value of the last field starts in text
+	joined := true // the last field's value is no longer a run of text
+	for i := 0; i < len(text); {
+		end := len(text)
+		if j := strings.IndexByte(text[i:], '\n'); j >= 0 {
+			end = i + j + 1
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(fs) > 0 {
-			fs[len(fs)-1].Value += line
-			continue
+		line := text[i:end]
+		switch name, _, ok := strings.Cut(line, ":"); {
+		case (line[0] == ' ' || line[0] == '\t') && len(fs) > 0:
+			if joined {
+				fs[len(fs)-1].Value += line
+			} else {
+				fs[len(fs)-1].Value = text[start:end]
+			}
+		case ok && !strings.ContainsAny(name, " \t"):
+			start, joined = i+len(name)+1, false
+			fs = append(fs, Field{Name: name, Value: text[start:end]})
+		default:
+			joined = true
 		}
-		name, val, ok := strings.Cut(line, ":")
-		if !ok || strings.ContainsAny(name, " \t") {
-			continue
-		}
-		fs = append(fs, Field{Name: name, Value: val})
+		i = end
 	}
 	for i := range fs {
 		fs[i].Value = strings.TrimRight(strings.TrimLeft(fs[i].Value, " \t"), "\r\n")
@@ -152,9 +216,24 @@ type walker struct {
 // room for maxPartBytes decoded even from quoted-printable at its worst.
 const maxEncodedBytes = 3*maxPartBytes + 4096
 
-// walk adds the leaves of e. encoded is e's body before its transfer
-// encoding is decoded (the evals that measure encoded lines read it).
-func (w *walker) walk(e *message.Entity, encoded []byte, depth, alt int) {
+// encoded describes a body before its transfer encoding is decoded (the
+// evals that measure encoded lines read it); ok is false when it is not
+// known.
+type encoded struct {
+	ok      bool
+	size    int
+	maxLine int
+}
+
+func encodedOf(b []byte) encoded {
+	if b == nil {
+		return encoded{}
+	}
+	return encoded{true, len(b), maxLine(b)}
+}
+
+// walk adds the leaves of e, whose body is enc before it is decoded.
+func (w *walker) walk(e *message.Entity, enc encoded, depth, alt int) {
 	m := w.m
 	if depth > maxDepth || len(m.Parts) >= maxParts {
 		return
@@ -177,14 +256,19 @@ func (w *walker) walk(e *message.Entity, encoded []byte, depth, alt int) {
 			if p == nil || err != nil {
 				break
 			}
-			enc, _ := io.ReadAll(io.LimitReader(p, maxEncodedBytes))
-			sub, err := message.New(message.Header{Header: p.Header}, bytes.NewReader(enc))
+			buf := readPart(p, maxEncodedBytes)
+			raw := buf.Bytes()
+			sub, err := message.New(message.Header{Header: p.Header}, bytes.NewReader(raw))
 			if err != nil {
 				// As go-message's reader: a part of an unknown charset or
 				// transfer encoding ends the walk of its multipart.
+				putPart(buf)
 				break
 			}
-			w.walk(sub, enc, depth+1, alt)
+			// A part read is known even when empty (Bytes of a buffer that
+			// never held anything is nil).
+			w.walk(sub, encoded{true, len(raw), maxLine(raw)}, depth+1, alt)
+			putPart(buf)
 		}
 		return
 	}
@@ -194,31 +278,60 @@ func (w *walker) walk(e *message.Entity, encoded []byte, depth, alt int) {
 		fields = append(fields, Field{Name: fl.Key(), Value: fl.Value()})
 	}
 	if t == "message/rfc822" {
-		inner, _ := io.ReadAll(io.LimitReader(e.Body, maxPartBytes))
+		buf := readPart(e.Body, maxPartBytes)
+		defer putPart(buf)
+		inner := buf.Bytes()
 		if sub, err := message.Read(bytes.NewReader(inner)); sub != nil {
 			_ = err
 			_, body := splitHeader(inner)
-			w.walk(sub, body, depth+1, alt)
+			w.walk(sub, encodedOf(body), depth+1, alt)
 		}
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(e.Body, maxPartBytes))
+	buf := partBufs.Get().(*bytes.Buffer)
+	defer putPart(buf)
+	_, err := buf.ReadFrom(io.LimitReader(e.Body, maxPartBytes))
+	body := buf.Bytes()
 	p := Part{Type: t, Header: fields, Size: len(body), Broken: err != nil,
 		Charset:  strings.ToLower(params["charset"]),
 		Encoding: strings.ToLower(strings.TrimSpace(e.Header.Get("Content-Transfer-Encoding"))),
-		Alt:      alt, MaxLine: maxLine(encoded)}
+		Alt:      alt, MaxLine: enc.maxLine}
 	if strings.HasPrefix(t, "text/") {
 		p.Text = string(body)
 	}
 	switch {
-	case encoded != nil:
-		p.RawSize = len(encoded)
+	case enc.ok:
+		p.RawSize = enc.size
 	case p.Encoding == "base64":
 		p.RawSize = len(body) * 4 / 3
 	default:
 		p.RawSize = len(body)
 	}
 	m.Parts = append(m.Parts, p)
+}
+
+// partBufs recycle the buffers the walk reads parts into (io.ReadAll grew
+// a new one through several sizes for every part). Nothing a walk keeps
+// points into them: the parts' texts are copies.
+var partBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledPart: buffers grown past it by a big part are left to the
+// collector.
+const maxPooledPart = 256 << 10
+
+// readPart reads at most n bytes of r into a buffer of partBufs (what
+// could not be read is left out, as io.ReadAll's error was ignored).
+func readPart(r io.Reader, n int64) *bytes.Buffer {
+	buf := partBufs.Get().(*bytes.Buffer)
+	buf.ReadFrom(io.LimitReader(r, n))
+	return buf
+}
+
+func putPart(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledPart {
+		buf.Reset()
+		partBufs.Put(buf)
+	}
 }
 
 // maxLine is the length of b's longest line, its line break (LF or
@@ -242,6 +355,26 @@ func maxLine(b []byte) int {
 	return n
 }
 
+// maxLineText is maxLine on a string.
+func maxLineText(b string) int {
+	n := 0
+	for len(b) > 0 {
+		i := strings.IndexByte(b, '\n')
+		line := b
+		if i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = ""
+		}
+		l := len(line)
+		if l > 0 && line[l-1] == '\r' {
+			l--
+		}
+		n = max(n, l)
+	}
+	return n
+}
+
 var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 
 // decodeHeader decodes RFC 2047 encoded words and unfolds a field value.
@@ -255,10 +388,22 @@ func decodeHeader(v string) string {
 	return v
 }
 
+// unfold removes line breaks: every LF and the CR before it (a lone CR
+// stays).
 func unfold(v string) string {
-	if !strings.ContainsAny(v, "\r\n") {
+	i := strings.IndexAny(v, "\r\n")
+	if i < 0 {
 		return v
 	}
-	v = strings.ReplaceAll(v, "\r\n", "\n")
-	return strings.ReplaceAll(v, "\n", "")
+	var b strings.Builder
+	b.Grow(len(v))
+	b.WriteString(v[:i])
+	for ; i < len(v); i++ {
+		c := v[i]
+		if c == '\n' || c == '\r' && i+1 < len(v) && v[i+1] == '\n' {
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }

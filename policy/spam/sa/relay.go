@@ -100,7 +100,16 @@ func splitTrust(relays []Relay) (trusted, untrusted []Relay) {
 
 // relayText renders relays as SpamAssassin's X-Spam-Relays-* pseudo-headers.
 func relayText(rs []Relay) string {
+	// The fixed text of one relay, its intl digit and the space before the
+	// next: the builder is sized once.
+	const fixed = len("[ ip=") + len(" rdns=") + len(" helo=") + len(" by=") +
+		len(" ident= envfrom= intl=") + 1 + len(" id=") + len(" auth= msa=0 ]") + 1
+	n := 0
+	for _, r := range rs {
+		n += fixed + len(r.IP) + len(r.RDNS) + len(r.HELO) + len(r.By) + len(r.ID)
+	}
 	var b strings.Builder
+	b.Grow(n)
 	for i, r := range rs {
 		if i > 0 {
 			b.WriteByte(' ')

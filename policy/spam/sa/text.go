@@ -13,21 +13,26 @@ import (
 // against octets, so \xc3 in a rule is the byte 0xc3 (often the first byte
 // of a UTF-8 sequence), and so it is here.
 func latin1(s string) string {
-	ascii := true
+	high := 0 // bytes 0x80-0xff: two bytes each in UTF-8
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
-			ascii = false
-			break
+			high++
 		}
 	}
-	if ascii {
+	if high == 0 {
 		return s
 	}
-	b := make([]byte, 0, len(s)+len(s)/4)
+	var b strings.Builder
+	b.Grow(len(s) + high)
 	for i := 0; i < len(s); i++ {
-		b = utf8.AppendRune(b, rune(s[i]))
+		if c := s[i]; c < 0x80 {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte(0xc0 | c>>6)
+			b.WriteByte(0x80 | c&0x3f)
+		}
 	}
-	return string(b)
+	return b.String()
 }
 
 // maxChunk is the length at which texts are cut into chunks for body and
@@ -63,16 +68,24 @@ func chunks(text string, out []string) []string {
 // paragraphs turns rendered text into body-rule lines: one per paragraph
 // (text between blank lines), white space runs collapsed to one space.
 func paragraphs(text string, out []string) []string {
+	// All paragraphs go into one builder, never longer than text (a line
+	// break becomes at most one space, runs of blanks shrink), each taken
+	// as the substring written since the last: one allocation, not one
+	// buffer grown per paragraph.
 	var b strings.Builder
+	b.Grow(len(text))
+	start := 0
 	flush := func() {
-		if p := strings.TrimSpace(b.String()); p != "" {
+		if p := strings.TrimSpace(b.String()[start:]); p != "" {
 			out = chunks(p, out)
 		}
-		b.Reset()
+		start = b.Len()
 	}
 	blank := false
 	space := false
-	for _, line := range strings.Split(text, "\n") {
+	for rest, more := text, true; more; {
+		var line string
+		line, rest, more = strings.Cut(rest, "\n")
 		if strings.TrimSpace(line) == "" {
 			if !blank {
 				flush()
@@ -81,7 +94,7 @@ func paragraphs(text string, out []string) []string {
 			continue
 		}
 		blank = false
-		if b.Len() > 0 {
+		if b.Len() > start {
 			b.WriteByte(' ')
 		}
 		space = false
