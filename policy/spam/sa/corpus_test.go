@@ -32,6 +32,20 @@ func corpusFiles(t testing.TB, kind string) []string {
 	return files
 }
 
+// eachCorpusMessage calls fn with every message of the corpus, ham then
+// spam.
+func eachCorpusMessage(t testing.TB, fn func(path string, raw []byte)) {
+	for _, kind := range []string{"ham", "spam"} {
+		for _, f := range corpusFiles(t, kind) {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn(f, raw)
+		}
+	}
+}
+
 // sample returns n files chosen by the SHA-256 of their names: a fixed,
 // reproducible sample that does not depend on anything learned.
 func sample(files []string, n int) []string {

@@ -2,8 +2,6 @@ package sa
 
 import (
 	"net/mail"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -56,33 +54,26 @@ func TestParseDateCorpus(t *testing.T) {
 		checkDate(t, s)
 	}
 	n := 0
-	for _, class := range []string{"ham", "spam"} {
-		files, _ := filepath.Glob(filepath.Join("..", "..", "..", "..", "shared", "corpus", "spamassassin", class, "*.eml"))
-		for _, f := range files {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
+	eachCorpusMessage(t, func(_ string, raw []byte) {
+		h, _ := splitHeader(raw)
+		for _, fl := range parseFields(string(h)) {
+			var ds []string
+			switch strings.ToLower(fl.Name) {
+			case "date":
+				ds = []string{fl.Value, unfold(fl.Value), strings.TrimSpace(unfold(fl.Value))}
+			case "received":
+				v := unfold(fl.Value)
+				ds = []string{strings.TrimSpace(rcvdDate(v))}
+				if _, after, ok := strings.Cut(v, ";"); ok {
+					ds = append(ds, after, strings.TrimSpace(after))
+				}
 			}
-			h, _ := splitHeader(raw)
-			for _, fl := range parseFields(string(h)) {
-				var ds []string
-				switch strings.ToLower(fl.Name) {
-				case "date":
-					ds = []string{fl.Value, unfold(fl.Value), strings.TrimSpace(unfold(fl.Value))}
-				case "received":
-					v := unfold(fl.Value)
-					ds = []string{strings.TrimSpace(rcvdDate(v))}
-					if _, after, ok := strings.Cut(v, ";"); ok {
-						ds = append(ds, after, strings.TrimSpace(after))
-					}
-				}
-				for _, d := range ds {
-					checkDate(t, d)
-					n++
-				}
+			for _, d := range ds {
+				checkDate(t, d)
+				n++
 			}
 		}
-	}
+	})
 	t.Logf("%d dates", n)
 }
 

@@ -125,7 +125,7 @@ func parseText(raw string) *Message {
 	w := walker{m: m}
 	var enc encoded
 	if split {
-		enc = encoded{true, len(body), maxLineText(body)}
+		enc = encoded{true, len(body), maxLine(body)}
 	}
 	w.walk(e, enc, 0, 0)
 	return m
@@ -336,41 +336,17 @@ func putPart(buf *bytes.Buffer) {
 
 // maxLine is the length of b's longest line, its line break (LF or
 // CRLF) not counted.
-func maxLine(b []byte) int {
-	n := 0
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		line := b
-		if i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
+func maxLine[T string | []byte](b T) int {
+	n, start := 0, 0
+	for i := 0; i <= len(b); i++ {
+		if i < len(b) && b[i] != '\n' {
+			continue
 		}
-		l := len(line)
-		if l > 0 && line[l-1] == '\r' {
+		l := i - start
+		if l > 0 && b[i-1] == '\r' {
 			l--
 		}
-		n = max(n, l)
-	}
-	return n
-}
-
-// maxLineText is maxLine on a string.
-func maxLineText(b string) int {
-	n := 0
-	for len(b) > 0 {
-		i := strings.IndexByte(b, '\n')
-		line := b
-		if i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = ""
-		}
-		l := len(line)
-		if l > 0 && line[l-1] == '\r' {
-			l--
-		}
-		n = max(n, l)
+		n, start = max(n, l), i+1
 	}
 	return n
 }

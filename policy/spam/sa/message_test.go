@@ -1,9 +1,8 @@
 package sa
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -63,17 +62,10 @@ func TestParseFieldsUnfold(t *testing.T) {
 		check("seed", h)
 		check("seed raw", h+"\n")
 	}
-	for _, class := range []string{"ham", "spam"} {
-		files, _ := filepath.Glob(filepath.Join("..", "..", "..", "..", "shared", "corpus", "spamassassin", class, "*.eml"))
-		for _, f := range files {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, _ := splitHeader(raw)
-			check(f, string(h))
-		}
-	}
+	eachCorpusMessage(t, func(f string, raw []byte) {
+		h, _ := splitHeader(raw)
+		check(f, string(h))
+	})
 }
 
 func FuzzParseFieldsUnfold(f *testing.F) {
@@ -105,43 +97,24 @@ func FuzzLatin1(f *testing.F) {
 	})
 }
 
-// paragraphsRef is paragraphs as it was before it wrote every paragraph
-// into one builder: the reference it is held to.
+// paragraphsRef is paragraphs written the plain way, the reference it is
+// held to: each line's blank runs collapsed, a paragraph's lines joined
+// by a space.
 func paragraphsRef(text string, out []string) []string {
-	var b strings.Builder
+	blanks := regexp.MustCompile("[ \t\r\f\v]+")
+	var para []string
 	flush := func() {
-		if p := strings.TrimSpace(b.String()); p != "" {
+		if p := strings.TrimSpace(strings.Join(para, " ")); p != "" {
 			out = chunks(p, out)
 		}
-		b.Reset()
+		para = para[:0]
 	}
-	blank := false
-	space := false
 	for _, line := range strings.Split(text, "\n") {
 		if strings.TrimSpace(line) == "" {
-			if !blank {
-				flush()
-			}
-			blank = true
+			flush()
 			continue
 		}
-		blank = false
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		for i := 0; i < len(line); i++ {
-			c := line[i]
-			if c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' {
-				if !space {
-					b.WriteByte(' ')
-				}
-				space = true
-				continue
-			}
-			space = false
-			b.WriteByte(c)
-		}
+		para = append(para, blanks.ReplaceAllString(line, " "))
 	}
 	flush()
 	return out
@@ -173,8 +146,8 @@ func checkFromText(t *testing.T, raw string) {
 	if string(h) != h2 || string(body) != body2 || (body != nil) != found {
 		t.Fatalf("splitText(%.200q) = %q, %q, %v; splitHeader: %q, %q", raw, h2, body2, found, h, body)
 	}
-	if maxLine([]byte(raw)) != maxLineText(raw) {
-		t.Fatalf("maxLineText(%.200q) = %d, maxLine %d", raw, maxLineText(raw), maxLine([]byte(raw)))
+	if maxLine([]byte(raw)) != maxLine(raw) {
+		t.Fatalf("maxLine(%.200q) = %d on the string, %d on the bytes", raw, maxLine(raw), maxLine([]byte(raw)))
 	}
 }
 
@@ -183,16 +156,7 @@ func TestFromText(t *testing.T) {
 		checkFromText(t, h)
 		checkFromText(t, h+"\n\nbody\r\n")
 	}
-	for _, class := range []string{"ham", "spam"} {
-		files, _ := filepath.Glob(filepath.Join("..", "..", "..", "..", "shared", "corpus", "spamassassin", class, "*.eml"))
-		for _, f := range files {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkFromText(t, string(raw))
-		}
-	}
+	eachCorpusMessage(t, func(_ string, raw []byte) { checkFromText(t, string(raw)) })
 }
 
 func FuzzFromText(f *testing.F) {
@@ -201,4 +165,17 @@ func FuzzFromText(f *testing.F) {
 	}
 	f.Add("From x\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n--b--\n")
 	f.Fuzz(checkFromText)
+}
+
+func TestMaxLine(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want int
+	}{
+		{"", 0}, {"abc", 3}, {"a\nbcd\r\nef", 3}, {"\r\n\r\n", 0}, {"ab\r", 2}, {"x\n\nlonger line\n", 11}, {"\rab", 3},
+	} {
+		if got := maxLine(tc.s); got != tc.want {
+			t.Errorf("maxLine(%q) = %d, want %d", tc.s, got, tc.want)
+		}
+	}
 }
