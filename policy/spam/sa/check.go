@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"maps"
 	"math"
 	"math/bits"
 	"net/mail"
@@ -372,10 +373,12 @@ func nameOf(v string) string {
 
 // lowerNames caches the lower case of field names (the rules' and the
 // messages'), which strings.ToLower allocated for each field of each
-// message; bounded, for a daemon that sees names without end.
+// message; bounded, for a daemon that sees names without end. It is read
+// without a lock (a sync.Map's interface hashing was 1 % of a daemon's
+// CPU); a name not in it is added to a copy, under lowerMu.
 var (
-	lowerNames  sync.Map
-	lowerNamesN atomic.Int32
+	lowerNames atomic.Pointer[map[string]string]
+	lowerMu    sync.Mutex
 )
 
 const maxLowerNames = 4096
@@ -389,15 +392,41 @@ func lowerName(s string) string {
 	if lower {
 		return s
 	}
-	if v, ok := lowerNames.Load(s); ok {
-		return v.(string)
+	if m := lowerNames.Load(); m != nil {
+		if l, ok := (*m)[s]; ok {
+			return l
+		}
 	}
 	l := strings.ToLower(s)
-	if l != s && lowerNamesN.Load() < maxLowerNames {
-		lowerNamesN.Add(1)
-		lowerNames.Store(strings.Clone(s), l)
+	if l != s {
+		rememberLower(s, l)
 	}
 	return l
+}
+
+// rememberLower adds s and its lower case l to lowerNames, up to
+// maxLowerNames names (copying the map each time costs at most that
+// many entries per name, and only until it is full).
+func rememberLower(s, l string) {
+	lowerMu.Lock()
+	defer lowerMu.Unlock()
+	old := lowerNames.Load()
+	n := 0
+	if old != nil {
+		if _, ok := (*old)[s]; ok {
+			return
+		}
+		n = len(*old)
+	}
+	if n >= maxLowerNames {
+		return
+	}
+	m := make(map[string]string, n+1)
+	if old != nil {
+		maps.Copy(m, *old)
+	}
+	m[strings.Clone(s)] = l
+	lowerNames.Store(&m)
 }
 
 func containsAny(lower string, lits []string) bool {

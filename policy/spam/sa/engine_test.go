@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
@@ -315,12 +316,28 @@ func TestRelaxGroupCounts(t *testing.T) {
 }
 
 func TestLowerName(t *testing.T) {
+	names := []string{"", "from", "From", "X-Spam-Flag", "MESSAGE-ID", "x-ünï", "Ünï", "K\u212a"}
 	for range 2 { // the second round reads the cache
-		for _, s := range []string{"", "from", "From", "X-Spam-Flag", "MESSAGE-ID", "x-ünï", "Ünï", "K\u212a"} {
+		for _, s := range names {
 			if got := lowerName(s); got != strings.ToLower(s) {
 				t.Errorf("lowerName(%q) = %q", s, got)
 			}
 		}
+	}
+	// Concurrent readers and writers, past the bound: still right.
+	inGoroutines(t, 4, func(g int) string {
+		for i := range maxLowerNames + 100 {
+			s := fmt.Sprintf("X-Name-%d-%d", g, i)
+			if got := lowerName(s); got != strings.ToLower(s) {
+				return fmt.Sprintf("lowerName(%q) = %q", s, got)
+			}
+		}
+		return ""
+	})
+	if m := lowerNames.Load(); m == nil {
+		t.Error("no name cached")
+	} else if len(*m) > maxLowerNames {
+		t.Errorf("cache holds %d names, bound %d", len(*m), maxLowerNames)
 	}
 }
 
