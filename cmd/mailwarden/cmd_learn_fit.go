@@ -116,7 +116,7 @@ func runLearnFit(args []string, stdout, stderr io.Writer) int {
 		choices, err := fit.Select(train, val, o, fit.Grid{
 			RuleStrength: []float64{0, 10, 100},
 			BayesAlone:   []float64{0, 10, 7.5, 5},
-			Odds:         []float64{o.FPCost, 50, 200, 1000, 5000},
+			Odds:         []float64{o.FPCost, o.FPCost / 2, 50, 200, 1000, 5000},
 		})
 		if err != nil {
 			fmt.Fprintln(stderr, "mailwarden learn:", err)
