@@ -36,6 +36,10 @@ func TestHeaderEvals(t *testing.T) {
 	}{
 		{"dotcom HELO, no rDNS", "from mail.hotmail.com (unknown [203.0.113.5])" + by, "a@example.com", "b@example.net",
 			[]string{"NO_RDNS_DOTCOM_HELO"}, []string{"HELO_IP_MISMATCH", "GATED"}},
+		{"an older relay without HELO overrides", "from lycos.com ([194.186.125.253])" + by + "\nfrom [4.169.44.219] by sparc.zubilam.net with esmtp; 25 Aug 2002 18:57:52 -0400", "a@example.com", "b@example.net",
+			nil, []string{"NO_RDNS_DOTCOM_HELO"}},
+		{"qmail does not show a lookup", "from unknown (HELO mx3.mail.yahoo.com) (61.125.120.21) by nsvmj2.zaq.ne.jp with SMTP; 1 Aug 2001 08:15:47 +0900", "a@example.com", "b@example.net",
+			nil, []string{"NO_RDNS_DOTCOM_HELO"}},
 		{"dotcom HELO with rDNS", "from mail.hotmail.com (bay4.hotmail.com [203.0.113.5])" + by, "a@example.com", "b@example.net",
 			nil, []string{"NO_RDNS_DOTCOM_HELO"}},
 		{"other HELO, no rDNS", "from mail.example.com (unknown [203.0.113.5])" + by, "a@example.com", "b@example.net",
