@@ -231,8 +231,15 @@ func evalOutlookMessageID(c *msgCtx, _ []string) int {
 	return b2i(math.Abs(float64(token)-expect(rcvd)) >= fudge)
 }
 
+// evalHTMLImageOnly is html_image_only: an HTML part with an <img> whose
+// source (not its rendered text: HTML.pm's "length") is in the range.
 func evalHTMLImageOnly(c *msgCtx, a []string) int {
-	return b2i(c.hasHTML && c.html.images > 0 && inRange(float64(c.html.textLen), a, 0))
+	for i := range c.html.parts {
+		if p := &c.html.parts[i]; p.img && inRange(float64(p.length), a, 0) {
+			return 1
+		}
+	}
+	return 0
 }
 
 func evalHTMLRange(c *msgCtx, a []string) int {
@@ -245,14 +252,24 @@ func evalHTMLRange(c *msgCtx, a []string) int {
 		}
 		return 0
 	}
-	return b2i(c.hasHTML && inRange(float64(c.html.textLen), a, 1))
+	for i := range c.html.parts {
+		if inRange(float64(c.html.parts[i].length), a, 1) {
+			return 1
+		}
+	}
+	return 0
 }
 
 func evalHTMLEval(c *msgCtx, a []string) int {
 	if !c.hasHTML || len(a) < 2 {
 		return 0
 	}
-	return b2i(compare(float64(c.html.textLen), a[1]))
+	for i := range c.html.parts {
+		if compare(float64(c.html.parts[i].length), a[1]) {
+			return 1
+		}
+	}
+	return 0
 }
 
 // compare applies a condition like "< 384" or "!= 0".
@@ -293,11 +310,15 @@ func evalHTMLTagBalance(c *msgCtx, a []string) int {
 	return b2i(compare(float64(c.html.balance[strings.ToLower(a[0])]), a[1]))
 }
 
+// evalHTMLImageRatio is html_image_ratio: an HTML part whose non-space
+// rendered characters per pixel of image area are in the range.
 func evalHTMLImageRatio(c *msgCtx, a []string) int {
-	if !c.hasHTML || c.html.imageArea == 0 {
-		return 0
+	for i := range c.html.parts {
+		if p := &c.html.parts[i]; p.imageArea > 0 && inRange(float64(p.nonSpace)/float64(p.imageArea), a, 0) {
+			return 1
+		}
 	}
-	return b2i(inRange(float64(c.html.textLen)/float64(c.html.imageArea), a, 0))
+	return 0
 }
 
 var textMatchCache = map[string]*regexp.Regexp{}

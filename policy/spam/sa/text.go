@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/html"
@@ -81,10 +82,12 @@ func paragraphs(text string, out []string) []string {
 			continue
 		}
 		blank = false
-		if b.Len() > 0 {
+		// Message.pm's s/\s+/ /g: the line break and the white space
+		// around it are one run, one space ("Click\n    here").
+		if b.Len() > 0 && !space {
 			b.WriteByte(' ')
+			space = true
 		}
-		space = false
 		for i := 0; i < len(line); i++ {
 			c := line[i]
 			if c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' {
@@ -104,14 +107,10 @@ func paragraphs(text string, out []string) []string {
 
 // htmlInfo is what the HTML evals read of the HTML parts.
 type htmlInfo struct {
-	tags      map[string]int // start tags seen
-	text      string         // rendered text
-	textLen   int            // rendered text bytes (non-space)
-	rawLen    int            // bytes of HTML source
-	images    int
-	imageArea int
-	title     string
-	links     []string
+	tags  map[string]int // start tags seen
+	text  string         // rendered text
+	title string
+	links []string
 	// balance counts open minus close per tag.
 	balance    map[string]int
 	comments   []string
@@ -142,6 +141,12 @@ type htmlPart struct {
 	// lowContrast: text in the colour of its background, or too close
 	// to it to read; invalidColor: text in a colour no browser parses.
 	lowContrast, invalidColor bool
+	// length is the part's HTML source in characters: what HTML.pm's
+	// parse adds to its "length" (html_range/html_eval 'length',
+	// html_image_only). nonSpace counts the characters of its rendered
+	// text that are not white space (Node.pm's non_space_len), imageArea
+	// the area of its <img> width x height (image_area).
+	length, nonSpace, imageArea int
 }
 
 // ratio returns the html_range test's value for the part, and whether
@@ -291,7 +296,6 @@ func renderHTML(src string, info *htmlInfo) string {
 		info.tags = map[string]int{}
 		info.balance = map[string]int{}
 	}
-	info.rawLen += len(src)
 	z := html.NewTokenizer(strings.NewReader(src))
 	var b strings.Builder
 	skip := 0
@@ -329,8 +333,10 @@ func renderHTML(src string, info *htmlInfo) string {
 		tt := z.Next()
 		switch tt {
 		case html.ErrorToken:
-			info.parts = append(info.parts, ps)
 			out := b.String()
+			ps.length = utf8.RuneCountInString(src)
+			ps.nonSpace = utf8.RuneCountInString(out) - countSpace(out)
+			info.parts = append(info.parts, ps)
 			info.text += out
 			return out
 		case html.DoctypeToken:
@@ -360,7 +366,6 @@ func renderHTML(src string, info *htmlInfo) string {
 				continue
 			}
 			b.Write(t)
-			info.textLen += len(bytes.TrimSpace(t))
 		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
 			name, hasAttr := z.TagName()
 			tag := string(name)
@@ -402,7 +407,6 @@ func renderHTML(src string, info *htmlInfo) string {
 				inTitle = tt == html.StartTagToken
 			case "img":
 				ps.img = true
-				info.images++
 				if inAnchor {
 					anchor.WriteString("<img>")
 				}
@@ -475,7 +479,7 @@ func renderHTML(src string, info *htmlInfo) string {
 				}
 			}
 			if tag == "img" {
-				info.imageArea += w * h
+				ps.imageArea += w * h
 			}
 			// A basefont with a size sets only the size (HTML.pm).
 			if styleTags[tag] && !(tag == "basefont" && baseSized) {
@@ -525,4 +529,16 @@ func extractURIs(plain []string, htmlLinks []string) []string {
 		}
 	}
 	return out
+}
+
+// countSpace counts the white space characters of s as Perl's \s does
+// on text (Unicode white space).
+func countSpace(s string) int {
+	n := 0
+	for _, r := range s {
+		if unicode.IsSpace(r) {
+			n++
+		}
+	}
+	return n
 }
