@@ -286,13 +286,8 @@ func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 		if c.m.HasEnvelopeFrom {
 			return c.m.EnvelopeFrom, true
 		}
-		v, o := c.values("Return-Path", raw)
-		if !o {
-			v, o = c.values("X-Envelope-From", raw)
-		}
-		vals, ok = v, o
-		if ok {
-			vals = []string{addrOf(vals[0])}
+		if v, o := c.inferEnvelopeFrom(raw); o {
+			vals, ok = []string{v}, true
 		}
 	default:
 		vals, ok = c.values(name, raw)
@@ -329,6 +324,58 @@ func (c *msgCtx) relays() (trusted, untrusted []Relay) {
 		c.trusted, c.untrusted = splitTrust(rs)
 	}
 	return c.trusted, c.untrusted
+}
+
+// inferEnvelopeFrom is SpamAssassin's get_envelope_from without an
+// envelope: the envelope-from that the Received field of the last relay
+// handing over to the site recorded, else an X-Envelope-From,
+// Envelope-Sender or Return-Path field above every Received field (below
+// one, a relay further back added it). With an X-Sender field, a
+// fetchmail hop makes them untrustworthy.
+func (c *msgCtx) inferEnvelopeFrom(raw bool) (string, bool) {
+	trusted, untrusted := c.relays()
+	var last *Relay
+	if len(untrusted) > 0 {
+		last = &untrusted[0]
+	} else if len(trusted) > 0 {
+		last = &trusted[len(trusted)-1]
+	}
+	if last != nil && strings.IndexByte(last.EnvFrom, '@') > 0 {
+		return last.EnvFrom, true
+	}
+	if v, ok := c.values("X-Sender", true); ok && strings.Contains(addrOf(v[0]), "@") {
+		for _, r := range c.fields["received"] {
+			if strings.Contains(r, "(fetchmail") {
+				return "", false
+			}
+		}
+	}
+	// aboveReceived says the first field named name comes before any
+	// Received field.
+	aboveReceived := func(name string) bool {
+		for _, f := range c.m.Header {
+			switch {
+			case strings.EqualFold(f.Name, "Received"):
+				return false
+			case strings.EqualFold(f.Name, name):
+				return true
+			}
+		}
+		return false
+	}
+	for _, name := range []string{"X-Envelope-From", "Envelope-Sender", "Return-Path"} {
+		v, ok := c.values(name, raw)
+		if !ok {
+			continue
+		}
+		if aboveReceived(name) {
+			return addrOf(v[0]), true
+		}
+		if name == "X-Envelope-From" {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 func addrOf(v string) string {

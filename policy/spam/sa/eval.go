@@ -413,7 +413,18 @@ func evalEqualFromDomains(c *msgCtx, _ []string) int {
 	if ed == "" || fd == "" {
 		return 0
 	}
-	return b2i(orgDomain(ed) != orgDomain(fd))
+	// HeaderEval.pm compares the last two labels (s/^.+\.([^\.]+\.[^\.]+)$/$1/),
+	// not registrable domains: example.co.uk and other.co.uk are equal.
+	return b2i(!strings.EqualFold(lastTwoLabels(ed), lastTwoLabels(fd)))
+}
+
+func lastTwoLabels(d string) string {
+	if i := strings.LastIndexByte(d, '.'); i > 0 {
+		if j := strings.LastIndexByte(d[:i], '.'); j > 0 {
+			return d[j+1:]
+		}
+	}
+	return d
 }
 
 func evalNoRelays(c *msgCtx, _ []string) int {

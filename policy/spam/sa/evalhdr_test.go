@@ -213,3 +213,25 @@ func TestToInSubjectScreen(t *testing.T) {
 		t.Errorf("only %d hits", hits)
 	}
 }
+
+// TestEnvelopeFromAsSpamAssassin: without an envelope, EnvelopeFrom is
+// what get_envelope_from infers: the envelope-from recorded by the last
+// relay's Received field first, a Return-Path only above the Received
+// fields; HEADER_FROM_DIFFERENT_DOMAINS compares the last two labels.
+func TestEnvelopeFromAsSpamAssassin(t *testing.T) {
+	e := compile(t, "header DIFF eval:check_equal_from_domains()\nheader ENV EnvelopeFrom =~ /^lists\\@waste\\.minder\\.net$/\n", Options{})
+	for _, c := range []struct {
+		name, raw  string
+		want, not []string
+	}{
+		{"relay's envelope-from", "Return-Path: <x@sinatown.com>\r\n" +
+			"Received: from waste.minder.net (waste.minder.net [66.92.53.74]) by mx.example.net (8.11.6/8.11.6) with ESMTP id g1 (envelope-from lists@waste.minder.net); Mon, 2 Sep 2002 10:00:00 -0400\r\n" +
+			"From: freebie@sinatown.com\r\nSubject: hi\r\n\r\nbody\r\n", []string{"DIFF", "ENV"}, nil},
+		{"Return-Path below a Received", "Received: from a.example.org (a.example.org [203.0.113.5]) by mx.example.net (Postfix) with ESMTP id 1; Mon, 2 Sep 2002 10:00:00 -0400\r\n" +
+			"Return-Path: <x@other.example>\r\nFrom: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n", nil, []string{"DIFF", "ENV"}},
+		{"same last two labels", "Return-Path: <bounce@lists.example.co.uk>\r\nFrom: a@shop.co.uk\r\nSubject: hi\r\n\r\nbody\r\n", nil, []string{"DIFF"}},
+		{"Return-Path on top", "Return-Path: <bounce@lists.other.example>\r\nFrom: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n", []string{"DIFF"}, nil},
+	} {
+		wantHits(t, c.name, e.Check(FromRaw([]byte(c.raw)), Input{}), c.want, c.not)
+	}
+}

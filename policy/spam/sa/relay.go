@@ -15,6 +15,9 @@ type Relay struct {
 	HELO string
 	By   string
 	ID   string
+	// EnvFrom is the envelope sender the field records (a Return-Path,
+	// envelope-from or envelope-sender clause), as Received.pm reads it.
+	EnvFrom string
 	// NoLookup says the field's shape does not show that the MTA looked
 	// up the reverse DNS (qmail's, SMTPD32's, a bare address): an empty
 	// RDNS then proves nothing (SpamAssassin's rdns_not_in_headers).
@@ -33,6 +36,10 @@ var (
 	// SMTPD32 and the like: "from oemcomputer [63.232.189.195] by highstream.net (SMTPD32-7.07) ..."
 	rcvdHeloBracket = regexp.MustCompile(`^from (\S+) \[([0-9.]+)\] by \S+ `)
 	rcvdBare        = regexp.MustCompile(`^from\s+\[([0-9A-Fa-f.:]+)\]`)
+	// Received.pm's envelope sender clause, and the characters it
+	// replaces with "!" in the values it records.
+	rcvdEnvFrom = regexp.MustCompile(`(?i)(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b`)
+	rcvdStrip   = strings.NewReplacer(" ", "!", "\t", "!", "\x00", "!", "#", "!", "[", "!", "]", "!", "(", "!", ")", "!", "<", "!", ">", "!", "|", "!")
 	// A mail fetcher's handover (fetchmail, getmail): "... by localhost with IMAP (fetchmail-5.9.0)".
 	rcvdFetch = regexp.MustCompile(`with (?:POP3|IMAP)`)
 	ipLiteral = regexp.MustCompile(`\[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\]`)
@@ -96,6 +103,9 @@ func ParseRelays(received []string) (relays []Relay, unparseable int) {
 		if strings.EqualFold(r.RDNS, "unknown") || r.RDNS == r.IP {
 			r.RDNS = ""
 		}
+		if m := rcvdEnvFrom.FindStringSubmatch(collapseSpace(v)); m != nil {
+			r.EnvFrom = rcvdStrip.Replace(strings.TrimRight(strings.TrimLeft(m[1], "<"), ">"))
+		}
 		if by, ok := rcvdClause(v, "by"); ok {
 			r.By = by
 		}
@@ -144,7 +154,7 @@ func relayText(rs []Relay) string {
 			intl = "1"
 		}
 		for _, s := range [...]string{"[ ip=", r.IP, " rdns=", r.RDNS, " helo=", r.HELO, " by=", r.By,
-			" ident= envfrom= intl=", intl, " id=", r.ID, " auth= msa=0 ]"} {
+			" ident= envfrom=", r.EnvFrom, " intl=", intl, " id=", r.ID, " auth= msa=0 ]"} {
 			b.WriteString(s)
 		}
 	}
