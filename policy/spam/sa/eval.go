@@ -506,7 +506,11 @@ func evalMIME(c *msgCtx, a []string) int {
 				return 1
 			}
 		case "mime_base64_encoded_text":
-			if text && p.Encoding == "base64" {
+			// MIMEEval.pm: text in base64 that is ASCII (no charset or an
+			// ASCII one) and not an attachment or inline part.
+			cd := strings.TrimSpace(strings.ToLower(fieldOf(p.Header, "Content-Disposition")))
+			if text && p.Encoding == "base64" && (p.Charset == "" || asciiCharset.MatchString(p.Charset)) &&
+				!strings.HasPrefix(cd, "attachment") && !strings.HasPrefix(cd, "inline") {
 				return 1
 			}
 		case "mime_bad_iso_charset":
@@ -517,6 +521,20 @@ func evalMIME(c *msgCtx, a []string) int {
 		}
 	}
 	return 0
+}
+
+// asciiCharset is MIMEEval.pm's list of US-ASCII names (unanchored, as
+// there).
+var asciiCharset = regexp.MustCompile(`us-ascii|ansi_x3\.4-1968|iso-ir-6|ansi_x3\.4-1986|iso_646\.irv:1991|ascii|iso646-us|us|ibm367|cp367|csascii`)
+
+// fieldOf returns the value of the first field named name, "" if none.
+func fieldOf(h []Field, name string) string {
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			return f.Value
+		}
+	}
+	return ""
 }
 
 func evalMIMEHTML(c *msgCtx, _ []string) int {
