@@ -636,18 +636,120 @@ func evalFreemailHeader(c *msgCtx, a []string) int {
 	return 1
 }
 
-// evalFreemailReplyTo: a freemail Reply-To (or, for "reply", any reply
-// address in the body's place) that differs from a freemail From.
+// evalFreemailReplyTo is FreeMail.pm's check_freemail_replyto: From and
+// Reply-To are different freemail addresses; or, comparing the reply
+// address (Reply-To for "replyto"; for "reply" the Reply-To if it is
+// freemail, else a freemail From) with the freemail addresses of the body,
+// one of those differs. Envelope senders of bulk mail are skipped
+// (freemail_skip_bulk_envfrom), and so is a body with too many addresses.
 func evalFreemailReplyTo(c *msgCtx, a []string) int {
-	from, _ := c.headerText("From", "addr")
-	reply, ok := c.headerText("Reply-To", "addr")
-	if !ok {
+	what := "replyto"
+	if len(a) > 0 {
+		what = a[0]
+	}
+	if env, _ := c.headerText("EnvelopeFrom", "addr"); freemailBulkEnvFrom.MatchString(env) {
 		return 0
 	}
-	if !c.isFreemail(reply) && !c.isFreemail(from) {
+	from, hasFrom := c.headerText("From", "addr")
+	reply, hasReply := c.headerText("Reply-To", "addr")
+	from, reply = strings.ToLower(from), strings.ToLower(reply)
+	fromFM := hasFrom && c.isFreemail(from)
+	replyFM := hasReply && c.isFreemail(reply)
+	if fromFM && replyFM && from != reply {
+		return 1
+	}
+	switch {
+	case what == "replyto" && !replyFM:
+		return 0
+	case what == "reply" && hasReply && !replyFM:
+		return 0
+	case what == "reply" && !hasReply && !fromFM:
 		return 0
 	}
-	return b2i(!strings.EqualFold(from, reply))
+	body, ok := c.bodyFreemails()
+	if !ok || len(body) == 0 {
+		return 0
+	}
+	addr := from
+	if what == "replyto" || replyFM {
+		addr = reply
+	}
+	for _, b := range body {
+		if b != addr {
+			return 1
+		}
+	}
+	return 0
+}
+
+// FreeMail.pm's $skip_replyto_envfrom and (with a plain TLD for its
+// list of valid ones) email_regex; the user part's 64-character bound
+// is checked after a match.
+var (
+	freemailBulkEnvFrom = regexp.MustCompile(`(?i)(?:^(?:post|host|domain)master|^double-bounce|^(?:sentto|owner|return|(?:gr)?bounced?)-.+|-(?:request|bounces?|admin|owner)|\b(?:do[._-t]?)?no[._-t]?repl(?:y|ies)|.+=.+)@`)
+	freemailEmail       = regexp.MustCompile("(?i)(?:^|[^a-z0-9!#$%&'*+/=?^_`{|}~-])([a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\\.){1,4}[a-z]{2,63})\\b")
+	freemailURLWithAt   = regexp.MustCompile(`(?i)<?https?://\S{0,255}(?:@|%40)\S{0,255}`)
+	// An address in angle brackets' end or before a label ("a@b.com
+	// web:"), not a phone or mail label: not a reply address.
+	freemailLabel   = regexp.MustCompile(`(?i)^(?:>|\s{1,10}([a-z]{2,11}):)`)
+	freemailNoLabel = regexp.MustCompile(`(?i)^(?:fa(?:x|csi)|tel|phone|e?-?mail)`)
+)
+
+// bodyFreemails is FreeMail.pm's _parse_body: the freemail addresses of
+// mailto links and of the body text, lower case, unique; false when the
+// body has 5 addresses or 3 freemail ones (freemail_max_body_emails,
+// freemail_max_body_freemails with freemail_skip_when_over_max).
+func (c *msgCtx) bodyFreemails() ([]string, bool) {
+	var all []string
+	seen := map[string]bool{}
+	add := func(e string) {
+		if e = strings.ToLower(e); !seen[e] {
+			seen[e] = true
+			all = append(all, e)
+		}
+	}
+	c.texts()
+	for _, l := range c.html.links {
+		if len(all) >= 20 {
+			break
+		}
+		if len(l) > 7 && strings.EqualFold(l[:7], "mailto:") {
+			if m := freemailEmail.FindStringSubmatch(l[7:]); m != nil && strings.HasPrefix(l[7:], m[1]) {
+				add(m[1])
+			}
+		}
+	}
+body:
+	for _, line := range c.body {
+		line = freemailURLWithAt.ReplaceAllString(line, " ")
+		for _, m := range freemailEmail.FindAllStringSubmatchIndex(line, -1) {
+			e := line[m[2]:m[3]]
+			if strings.HasSuffix(line[:m[2]], "mailto:") {
+				// (?<!mailto:): a link's address stays.
+			} else if l := freemailLabel.FindStringSubmatch(line[m[3]:]); l != nil && (l[1] == "" || !freemailNoLabel.MatchString(l[1])) {
+				continue
+			}
+			if at := strings.IndexByte(e, '@'); at > 64 {
+				continue
+			}
+			add(e)
+			if len(all) >= 40 {
+				break body
+			}
+		}
+	}
+	var fm []string
+	for i, e := range all {
+		if i+1 == 5 {
+			return nil, false
+		}
+		if c.isFreemail(e) {
+			if fm = append(fm, e); len(fm) == 3 {
+				return nil, false
+			}
+		}
+	}
+	return fm, true
 }
 
 func evalEnvMatchesFrom(c *msgCtx, _ []string) int {

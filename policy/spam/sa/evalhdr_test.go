@@ -221,7 +221,7 @@ func TestToInSubjectScreen(t *testing.T) {
 func TestEnvelopeFromAsSpamAssassin(t *testing.T) {
 	e := compile(t, "header DIFF eval:check_equal_from_domains()\nheader ENV EnvelopeFrom =~ /^lists\\@waste\\.minder\\.net$/\n", Options{})
 	for _, c := range []struct {
-		name, raw  string
+		name, raw string
 		want, not []string
 	}{
 		{"relay's envelope-from", "Return-Path: <x@sinatown.com>\r\n" +
@@ -233,5 +233,35 @@ func TestEnvelopeFromAsSpamAssassin(t *testing.T) {
 		{"Return-Path on top", "Return-Path: <bounce@lists.other.example>\r\nFrom: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n", []string{"DIFF"}, nil},
 	} {
 		wantHits(t, c.name, e.Check(FromRaw([]byte(c.raw)), Input{}), c.want, c.not)
+	}
+}
+
+// TestFreemailReplyAsSpamAssassin: check_freemail_replyto as FreeMail.pm:
+// "reply" compares a freemail From (no Reply-To) with the freemail
+// addresses of the body; bulk envelope senders and bodies with many
+// addresses are skipped.
+func TestFreemailReplyAsSpamAssassin(t *testing.T) {
+	e := compile(t, `
+freemail_domains yahoo.com hotmail.com gmail.com
+header FM_REPLY   eval:check_freemail_replyto('reply')
+header FM_REPLYTO eval:check_freemail_replyto('replyto')
+`, Options{})
+	msg := func(hdr, body string) []byte {
+		return []byte(hdr + "Subject: hi\r\n\r\n" + body + "\r\n")
+	}
+	for _, c := range []struct {
+		name      string
+		raw       []byte
+		want, not []string
+	}{
+		{"From and body freemail differ", msg("From: a@yahoo.com\r\n", "Write to bob@hotmail.com today"), []string{"FM_REPLY"}, []string{"FM_REPLYTO"}},
+		{"body has the From", msg("From: a@yahoo.com\r\n", "Write to a@yahoo.com today"), nil, []string{"FM_REPLY"}},
+		{"Reply-To not freemail", msg("From: a@yahoo.com\r\nReply-To: a@example.com\r\n", "Write to bob@hotmail.com"), nil, []string{"FM_REPLY", "FM_REPLYTO"}},
+		{"Reply-To and From differ", msg("From: a@yahoo.com\r\nReply-To: b@gmail.com\r\n", "hello"), []string{"FM_REPLY", "FM_REPLYTO"}, nil},
+		{"bulk envelope sender", msg("Return-Path: <owner-list@example.org>\r\nFrom: a@yahoo.com\r\nReply-To: b@gmail.com\r\n", "hello"), nil, []string{"FM_REPLY", "FM_REPLYTO"}},
+		{"too many addresses", msg("From: a@yahoo.com\r\n", "bob@hotmail.com c@example.org d@example.org e@example.org f@example.org"), nil, []string{"FM_REPLY"}},
+		{"address before a label", msg("From: a@yahoo.com\r\n", "bob@hotmail.com web: http://x.example/"), nil, []string{"FM_REPLY"}},
+	} {
+		wantHits(t, c.name, e.Check(FromRaw(c.raw), Input{}), c.want, c.not)
 	}
 }
