@@ -497,3 +497,31 @@ body RATIO        eval:html_image_ratio('0.002', '0.004')
 	wantHits(t, "more markup", e.Check(FromRaw(msg(pad+"Buy now")), Input{}),
 		[]string{"LEN_GT_600", "LEN_0_1024"}, []string{"IMG_ONLY_04", "IMG_ONLY_08"})
 }
+
+// TestHTMLTagBalancePerPart: html_tag_balance reads each HTML part's open
+// count, which an extra end tag does not take below 0 (HTML.pm's inside).
+func TestHTMLTagBalancePerPart(t *testing.T) {
+	e := compile(t, "body BAL_BODY eval:html_tag_balance('body', '!= 0')\n", Options{})
+	html := func(parts ...string) []byte {
+		s := "Subject: hi\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+		for _, p := range parts {
+			s += "--b\r\nContent-Type: text/html\r\n\r\n" + p + "\r\n"
+		}
+		return []byte(s + "--b--\r\n")
+	}
+	for _, c := range []struct {
+		name string
+		raw  []byte
+		hit  bool
+	}{
+		{"balanced", html("<html><body>hi</body></html>"), false},
+		{"extra end tag", html("<html><body>hi</body></body></html>"), false},
+		{"one part opens, another closes", html("<html><body>hi</html>", "<html>hi</body></html>"), true},
+		{"left open", html("<html><body>hi</html>"), true},
+	} {
+		_, hit := hits(e.Check(FromRaw(c.raw), Input{}))["BAL_BODY"]
+		if hit != c.hit {
+			t.Errorf("%s: hit %v, want %v", c.name, hit, c.hit)
+		}
+	}
+}

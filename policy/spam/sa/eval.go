@@ -303,11 +303,20 @@ func evalHTMLTagExists(c *msgCtx, a []string) int {
 	return b2i(len(a) > 0 && c.html.tags[strings.ToLower(a[0])] > 0)
 }
 
+// evalHTMLTagBalance is html_tag_balance: an HTML part that has seen the
+// tag and ends with that many of it open (never below 0, as HTML.pm
+// counts).
 func evalHTMLTagBalance(c *msgCtx, a []string) int {
-	if len(a) < 2 || c.html.tags[strings.ToLower(a[0])] == 0 {
+	if len(a) < 2 {
 		return 0
 	}
-	return b2i(compare(float64(c.html.balance[strings.ToLower(a[0])]), a[1]))
+	tag := strings.ToLower(a[0])
+	for i := range c.html.parts {
+		if n, ok := c.html.parts[i].inside[tag]; ok && compare(float64(n), a[1]) {
+			return 1
+		}
+	}
+	return 0
 }
 
 // evalHTMLImageRatio is html_image_ratio: an HTML part whose non-space

@@ -107,12 +107,10 @@ func paragraphs(text string, out []string) []string {
 
 // htmlInfo is what the HTML evals read of the HTML parts.
 type htmlInfo struct {
-	tags  map[string]int // start tags seen
-	text  string         // rendered text
-	title string
-	links []string
-	// balance counts open minus close per tag.
-	balance    map[string]int
+	tags       map[string]int // start tags seen
+	text       string         // rendered text
+	title      string
+	links      []string
 	comments   []string
 	anchors    []string
 	formMailto bool
@@ -147,6 +145,10 @@ type htmlPart struct {
 	// text that are not white space (Node.pm's non_space_len), imageArea
 	// the area of its <img> width x height (image_area).
 	length, nonSpace, imageArea int
+	// inside is, per tag name seen, how many are open at the end (an
+	// end tag with none open counts nothing): HTML.pm's inside, which
+	// html_tag_balance reads.
+	inside map[string]int
 }
 
 // ratio returns the html_range test's value for the part, and whether
@@ -294,7 +296,6 @@ var blockTags = map[string]bool{"p": true, "br": true, "div": true, "tr": true, 
 func renderHTML(src string, info *htmlInfo) string {
 	if info.tags == nil {
 		info.tags = map[string]int{}
-		info.balance = map[string]int{}
 	}
 	z := html.NewTokenizer(strings.NewReader(src))
 	var b strings.Builder
@@ -336,6 +337,7 @@ func renderHTML(src string, info *htmlInfo) string {
 			out := b.String()
 			ps.length = utf8.RuneCountInString(src)
 			ps.nonSpace = utf8.RuneCountInString(out) - countSpace(out)
+			ps.inside = inside
 			info.parts = append(info.parts, ps)
 			info.text += out
 			return out
@@ -374,7 +376,6 @@ func renderHTML(src string, info *htmlInfo) string {
 				if styleTags[tag] {
 					styles.close(tag)
 				}
-				info.balance[tag]--
 				if tag == "script" || tag == "style" {
 					if skip > 0 {
 						skip--
@@ -395,9 +396,6 @@ func renderHTML(src string, info *htmlInfo) string {
 			}
 			count(tag, 1)
 			info.tags[tag]++
-			if tt == html.StartTagToken {
-				info.balance[tag]++
-			}
 			switch tag {
 			case "script", "style":
 				if tt == html.StartTagToken {
