@@ -232,7 +232,7 @@ func (c *msgCtx) headerText(name, mod string) (string, bool) {
 // pseudo-header (in its case) rather than as a field (in any case).
 func pseudoHeader(name string) bool {
 	switch name {
-	case "ALL", "ToCc", "MESSAGEID", "X-Spam-Relays-Untrusted", "X-Spam-Relays-External",
+	case "ALL", "ALL-TRUSTED", "ALL-INTERNAL", "ALL-UNTRUSTED", "ALL-EXTERNAL", "ToCc", "MESSAGEID", "X-Spam-Relays-Untrusted", "X-Spam-Relays-External",
 		"X-Spam-Relays-Trusted", "X-Spam-Relays-Internal", "EnvelopeFrom":
 		return true
 	}
@@ -262,6 +262,36 @@ func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 			b.WriteByte('\n')
 		}
 		return b.String(), len(c.m.Header) > 0
+	case "ALL-TRUSTED", "ALL-INTERNAL", "ALL-UNTRUSTED", "ALL-EXTERNAL":
+		// PerMsgStatus.pm: the fields down to and with the Received
+		// field of the first relay from outside (trusted), or from that
+		// field on (untrusted). Without trusted_networks, internal is
+		// trusted.
+		k := c.trustedReceivedCount()
+		trusted := name == "ALL-TRUSTED" || name == "ALL-INTERNAL"
+		var b strings.Builder
+		idx := -1 // of the last Received field seen
+		for _, f := range c.m.Header {
+			rcvd := strings.EqualFold(f.Name, "Received")
+			if rcvd {
+				idx++
+			}
+			if !trusted && idx < k {
+				continue
+			}
+			v := f.Value
+			if !raw {
+				v = decodeHeader(v)
+			}
+			b.WriteString(f.Name)
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteByte('\n')
+			if trusted && rcvd && idx == k {
+				break
+			}
+		}
+		return b.String(), b.Len() > 0
 	case "ToCc":
 		to, ok1 := c.values("To", raw)
 		cc, ok2 := c.values("Cc", raw)
@@ -324,6 +354,22 @@ func (c *msgCtx) relays() (trusted, untrusted []Relay) {
 		c.trusted, c.untrusted = splitTrust(rs)
 	}
 	return c.trusted, c.untrusted
+}
+
+// trustedReceivedCount is Received.pm's last_trusted_relay_index + 1:
+// how many Received fields, from the top, come before the one of the
+// first relay from outside (fields that name no relay count while the
+// path is still trusted).
+func (c *msgCtx) trustedReceivedCount() int {
+	k := 0
+	for _, v := range c.fields["received"] {
+		rs, _ := ParseRelays([]string{v})
+		if len(rs) > 0 && !internal(rs[0].IP) {
+			break
+		}
+		k++
+	}
+	return k
 }
 
 // inferEnvelopeFrom is SpamAssassin's get_envelope_from without an

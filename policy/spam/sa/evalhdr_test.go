@@ -265,3 +265,24 @@ header FM_REPLYTO eval:check_freemail_replyto('replyto')
 		wantHits(t, c.name, e.Check(FromRaw(c.raw), Input{}), c.want, c.not)
 	}
 }
+
+// TestAllExternalHeaders: ALL-EXTERNAL/ALL-UNTRUSTED are the fields from
+// the Received field of the first relay from outside on, ALL-TRUSTED and
+// ALL-INTERNAL those down to and with it (PerMsgStatus.pm).
+func TestAllExternalHeaders(t *testing.T) {
+	e := compile(t, `
+header EXT_2RCVD ALL-EXTERNAL =~ /(?:^|\n)Received:\s.+\nReceived:\s/s
+header EXT_TOP   ALL-EXTERNAL =~ /X-Top/
+header EXT_OUT   ALL-UNTRUSTED =~ /X-Outer/
+header TRU_TOP   ALL-TRUSTED =~ /X-Top/
+header TRU_OUT   ALL-INTERNAL =~ /X-Outer/
+header TRU_RCVD  ALL-TRUSTED =~ /203\.0\.113\.5/
+`, Options{})
+	const by = " by mx.example.net (Postfix) with ESMTP id A1; Mon, 2 Dec 2002 10:00:00 +0000"
+	one := "X-Top: 1\r\nReceived: from a (a [10.0.0.1])" + by + "\r\nReceived: from b.example (b.example [203.0.113.5])" + by + "\r\nX-Outer: 1\r\nSubject: hi\r\n\r\nbody\r\n"
+	wantHits(t, "one external relay", e.Check(FromRaw([]byte(one)), Input{}),
+		[]string{"EXT_OUT", "TRU_TOP", "TRU_RCVD"}, []string{"EXT_2RCVD", "EXT_TOP", "TRU_OUT"})
+	two := "X-Top: 1\r\nReceived: from b.example (b.example [203.0.113.5])" + by + "\r\nReceived: from c.example (c.example [198.51.100.7])" + by + "\r\nSubject: hi\r\n\r\nbody\r\n"
+	wantHits(t, "two external relays", e.Check(FromRaw([]byte(two)), Input{}),
+		[]string{"EXT_2RCVD", "TRU_TOP", "TRU_RCVD"}, []string{"EXT_TOP"})
+}
