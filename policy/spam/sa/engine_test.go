@@ -525,3 +525,16 @@ func TestHTMLTagBalancePerPart(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainTextAddressIsMailtoURI: a bare address in plain text is a
+// mailto: URI for the uri rules, as SpamAssassin's text URI parser makes
+// it (KHOP_UNSUB_EMAIL's !__UNSUB_LINK sees "forteana-unsubscribe@...").
+func TestPlainTextAddressIsMailtoURI(t *testing.T) {
+	e := compile(t, "uri UNSUB_LINK /\\bunsubscri/i\nuri MAILTO /^mailto:list-unsubscribe\\@example\\.org$/\n", Options{})
+	raw := "Subject: hi\r\n\r\nTo leave, send an email to:\r\nlist-unsubscribe@example.org\r\n"
+	wantHits(t, "bare address", e.Check(FromRaw([]byte(raw)), Input{}), []string{"UNSUB_LINK", "MAILTO"}, nil)
+	raw = "Subject: hi\r\n\r\nWrite to mailto:list-unsubscribe@example.org now\r\n"
+	if u := (&msgCtx{m: FromRaw([]byte(raw))}).uriLines(); len(u) != 1 {
+		t.Errorf("mailto: link counted twice: %q", u)
+	}
+}

@@ -498,6 +498,9 @@ func atoiPrefix(s string) int {
 // extractURIs returns the links of the text parts: URLs in plain text and
 // the link attributes of HTML, each as written and, for bare www. names,
 // with http:// in front (SpamAssassin lists both).
+// textEmail is an address in plain text.
+var textEmail = regexp.MustCompile(`(?i)\b[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b`)
+
 func extractURIs(plain []string, htmlLinks []string) []string {
 	seen := map[string]bool{}
 	var out, found []string
@@ -517,6 +520,15 @@ func extractURIs(plain []string, htmlLinks []string) []string {
 		found = scanURIs(t, 500, found[:0])
 		for _, u := range found {
 			add(u)
+		}
+		// SpamAssassin's text URI parser also takes bare addresses, as
+		// mailto: links (uri rules such as __UNSUB_LINK see them).
+		if strings.IndexByte(t, '@') >= 0 {
+			for _, m := range textEmail.FindAllStringIndex(t, 200) {
+				if !strings.HasSuffix(strings.ToLower(t[max(0, m[0]-7):m[0]]), "mailto:") {
+					add("mailto:" + t[m[0]:m[1]])
+				}
+			}
 		}
 	}
 	for _, l := range htmlLinks {
