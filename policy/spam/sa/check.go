@@ -296,10 +296,14 @@ func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 		to, ok1 := c.values("To", raw)
 		cc, ok2 := c.values("Cc", raw)
 		vals, ok = append(to, cc...), ok1 || ok2
-		if ok {
+		if ok && mod != "addr" && mod != "name" {
 			return strings.Join(vals, ", "), true
 		}
-		return "", false
+		if !ok {
+			return "", false
+		}
+		// ToCc:addr and ToCc:name read the addresses, not the text:
+		// the first one, as for a field.
 	case "MESSAGEID":
 		for _, n := range []string{"Message-Id", "Resent-Message-Id", "X-Message-Id"} {
 			v, o := c.values(n, raw)

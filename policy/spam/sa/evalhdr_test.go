@@ -286,3 +286,13 @@ header TRU_RCVD  ALL-TRUSTED =~ /203\.0\.113\.5/
 	wantHits(t, "two external relays", e.Check(FromRaw([]byte(two)), Input{}),
 		[]string{"EXT_2RCVD", "TRU_TOP", "TRU_RCVD"}, []string{"EXT_TOP"})
 }
+
+// TestToCcAddr: ToCc:addr is an address, not the fields' text with the
+// display names (APOSTROPHE_TOCC on a quoted name).
+func TestToCcAddr(t *testing.T) {
+	e := compile(t, "header APOS ToCc:addr =~ /'/\nheader ADDR ToCc:addr =~ /^a\\@example\\.com$/\n", Options{})
+	raw := "To: \"'Quoted'\" <a@example.com>\r\nCc: <b@example.org>\r\nSubject: hi\r\n\r\nbody\r\n"
+	wantHits(t, "quoted name", e.Check(FromRaw([]byte(raw)), Input{}), []string{"ADDR"}, []string{"APOS"})
+	raw = "To: o'brien@example.com\r\nSubject: hi\r\n\r\nbody\r\n"
+	wantHits(t, "apostrophe in the address", e.Check(FromRaw([]byte(raw)), Input{}), []string{"APOS"}, nil)
+}
