@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,16 +22,40 @@ func runRules(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (default: the built-in default)")
 	paths := fs.String("paths", "", "comma-separated rule files or directories (default: [spam.rules] paths, else SpamAssassin's)")
-	test := fs.String("test", "", "a message file: list the rules it hits")
+	test := fs.String("test", "", "a message file: list the rules it hits; a directory, or more files after the flags: one line per file, PATH<TAB>RULE,RULE,...")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mailwarden rules [-config FILE] [-paths A,B] [-test MESSAGE.eml]")
+		fmt.Fprintln(stderr, "usage: mailwarden rules [-config FILE] [-paths A,B] [-test MESSAGE.eml | -test DIR | -test MESSAGE.eml MESSAGE.eml...]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+	if err := fs.Parse(args); err != nil || (fs.NArg() != 0 && *test == "") {
 		if err == nil {
 			fs.Usage()
 		}
 		return 2
+	}
+	// Many messages (a directory, or several files): only the hit names,
+	// one line per file, for comparisons with SpamAssassin's
+	// (test/sa-agreement.sh) without a process per message.
+	var batch []string
+	if *test != "" {
+		if fi, err := os.Stat(*test); err == nil && fi.IsDir() {
+			ents, err := os.ReadDir(*test)
+			if err != nil {
+				fmt.Fprintln(stderr, "mailwarden rules:", err)
+				return 1
+			}
+			batch = []string{}
+			for _, de := range ents {
+				// Regular files, also through symbolic links (a sample
+				// linked from a corpus).
+				p := filepath.Join(*test, de.Name())
+				if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+					batch = append(batch, p)
+				}
+			}
+		} else if fs.NArg() > 0 {
+			batch = append([]string{*test}, fs.Args()...)
+		}
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -52,6 +77,9 @@ func runRules(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "mailwarden rules:", err)
 		return 1
+	}
+	if batch != nil {
+		return testMany(e, batch, stdout, stderr)
 	}
 	weights := "weights from " + sc.Weights
 	switch sc.Weights {
@@ -81,6 +109,25 @@ func runRules(args []string, stdout, stderr io.Writer) int {
 		for _, h := range r.Hits {
 			fmt.Fprintf(stdout, "  %6.2f  %-32s %s\n", h.Score, h.Signal(), e.Description(h.Rule))
 		}
+	}
+	return 0
+}
+
+// testMany prints the scored rules each message hits, PATH<TAB>RULE,RULE,...
+// in the order of the files; a file that cannot be read is an error.
+func testMany(e *sa.Engine, files []string, stdout, stderr io.Writer) int {
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintln(stderr, "mailwarden rules:", err)
+			return 1
+		}
+		r := e.Check(sa.FromRaw(raw), sa.Input{Now: time.Now()})
+		names := make([]string, len(r.Hits))
+		for i, h := range r.Hits {
+			names[i] = h.Rule
+		}
+		fmt.Fprintf(stdout, "%s\t%s\n", f, strings.Join(names, ","))
 	}
 	return 0
 }

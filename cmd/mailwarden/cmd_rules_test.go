@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,4 +40,53 @@ func TestRulesCommand(t *testing.T) {
 	if code := run([]string{"rules", "-paths", filepath.Join(dir, "none")}, &out, &errb); code != 1 {
 		t.Errorf("missing rules: exit %d", code)
 	}
+}
+
+// TestRulesTestMany: -test with a directory, or with several files, prints
+// one line per message with the rules it hits and nothing else.
+func TestRulesTestMany(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	os.Mkdir(rules, 0o755)
+	os.WriteFile(filepath.Join(rules, "local.cf"), []byte(
+		"body LOCAL_PASSWORD /verify your password/i\nscore LOCAL_PASSWORD 3.5\n"+
+			"header LOCAL_WIN Subject =~ /winner/i\nscore LOCAL_WIN 1\n"), 0o644)
+	cfg := filepath.Join(dir, "mailwarden.toml")
+	os.WriteFile(cfg, []byte("[spam.rules]\nenabled = true\npaths = [\""+rules+"\"]\n[spam.bayes]\nenabled = false\n"), 0o644)
+	msgs := filepath.Join(dir, "msgs")
+	os.Mkdir(msgs, 0o755)
+	a, b, c := filepath.Join(msgs, "a"), filepath.Join(msgs, "b"), filepath.Join(msgs, "c")
+	os.WriteFile(a, []byte("Subject: winner\n\nPlease verify your password.\n"), 0o644)
+	os.WriteFile(b, []byte("Subject: hello\n\nNothing here.\n"), 0o644)
+	os.WriteFile(c, []byte("Subject: hi\n\nverify your password\n"), 0o644)
+	os.Mkdir(filepath.Join(msgs, "sub"), 0o755) // not a message
+
+	want := a + "\tLOCAL_WIN,LOCAL_PASSWORD\n" + b + "\t\n" + c + "\tLOCAL_PASSWORD\n"
+	for _, args := range [][]string{{"-test", msgs}, {"-test", a, b, c}} {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"rules", "-config", cfg}, args...), &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		if got := sortedRules(out.String()); got != sortedRules(want) {
+			t.Errorf("%v:\n%s\nwant\n%s", args, out.String(), want)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"rules", "-config", cfg, "-test", a, filepath.Join(dir, "none")}, &out, &errb); code != 1 {
+		t.Errorf("missing message: exit %d", code)
+	}
+}
+
+// sortedRules sorts the rule names of each line: their order is the
+// engine's, not part of the format.
+func sortedRules(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if p, names, ok := strings.Cut(l, "\t"); ok {
+			n := strings.Split(names, ",")
+			slices.Sort(n)
+			lines[i] = p + "\t" + strings.Join(n, ",")
+		}
+	}
+	return strings.Join(lines, "\n")
 }

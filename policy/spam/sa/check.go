@@ -233,7 +233,7 @@ func (c *msgCtx) headerText(name, mod string) (string, bool) {
 // pseudo-header (in its case) rather than as a field (in any case).
 func pseudoHeader(name string) bool {
 	switch name {
-	case "ALL", "ToCc", "MESSAGEID", "X-Spam-Relays-Untrusted", "X-Spam-Relays-External",
+	case "ALL", "ALL-TRUSTED", "ALL-INTERNAL", "ALL-UNTRUSTED", "ALL-EXTERNAL", "ToCc", "MESSAGEID", "X-Spam-Relays-Untrusted", "X-Spam-Relays-External",
 		"X-Spam-Relays-Trusted", "X-Spam-Relays-Internal", "EnvelopeFrom":
 		return true
 	}
@@ -263,14 +263,48 @@ func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 			b.WriteByte('\n')
 		}
 		return b.String(), len(c.m.Header) > 0
+	case "ALL-TRUSTED", "ALL-INTERNAL", "ALL-UNTRUSTED", "ALL-EXTERNAL":
+		// PerMsgStatus.pm: the fields down to and with the Received
+		// field of the first relay from outside (trusted), or from that
+		// field on (untrusted). Without trusted_networks, internal is
+		// trusted.
+		k := c.trustedReceivedCount()
+		trusted := name == "ALL-TRUSTED" || name == "ALL-INTERNAL"
+		var b strings.Builder
+		idx := -1 // of the last Received field seen
+		for _, f := range c.m.Header {
+			rcvd := strings.EqualFold(f.Name, "Received")
+			if rcvd {
+				idx++
+			}
+			if !trusted && idx < k {
+				continue
+			}
+			v := f.Value
+			if !raw {
+				v = decodeHeader(v)
+			}
+			b.WriteString(f.Name)
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteByte('\n')
+			if trusted && rcvd && idx == k {
+				break
+			}
+		}
+		return b.String(), b.Len() > 0
 	case "ToCc":
 		to, ok1 := c.values("To", raw)
 		cc, ok2 := c.values("Cc", raw)
 		vals, ok = append(to, cc...), ok1 || ok2
-		if ok {
+		if ok && mod != "addr" && mod != "name" {
 			return strings.Join(vals, ", "), true
 		}
-		return "", false
+		if !ok {
+			return "", false
+		}
+		// ToCc:addr and ToCc:name read the addresses, not the text:
+		// the first one, as for a field.
 	case "MESSAGEID":
 		for _, n := range []string{"Message-Id", "Resent-Message-Id", "X-Message-Id"} {
 			v, o := c.values(n, raw)
@@ -295,13 +329,8 @@ func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 		if c.m.HasEnvelopeFrom {
 			return c.m.EnvelopeFrom, true
 		}
-		v, o := c.values("Return-Path", raw)
-		if !o {
-			v, o = c.values("X-Envelope-From", raw)
-		}
-		vals, ok = v, o
-		if ok {
-			vals = []string{addrOf(vals[0])}
+		if v, o := c.inferEnvelopeFrom(raw); o {
+			vals, ok = []string{v}, true
 		}
 	default:
 		vals, ok = c.values(name, raw)
@@ -338,6 +367,74 @@ func (c *msgCtx) relays() (trusted, untrusted []Relay) {
 		c.trusted, c.untrusted = splitTrust(rs)
 	}
 	return c.trusted, c.untrusted
+}
+
+// trustedReceivedCount is Received.pm's last_trusted_relay_index + 1:
+// how many Received fields, from the top, come before the one of the
+// first relay from outside (fields that name no relay count while the
+// path is still trusted).
+func (c *msgCtx) trustedReceivedCount() int {
+	k := 0
+	for _, v := range c.fields["received"] {
+		rs, _ := ParseRelays([]string{v})
+		if len(rs) > 0 && !internal(rs[0].IP) {
+			break
+		}
+		k++
+	}
+	return k
+}
+
+// inferEnvelopeFrom is SpamAssassin's get_envelope_from without an
+// envelope: the envelope-from that the Received field of the last relay
+// handing over to the site recorded, else an X-Envelope-From,
+// Envelope-Sender or Return-Path field above every Received field (below
+// one, a relay further back added it). With an X-Sender field, a
+// fetchmail hop makes them untrustworthy.
+func (c *msgCtx) inferEnvelopeFrom(raw bool) (string, bool) {
+	trusted, untrusted := c.relays()
+	var last *Relay
+	if len(untrusted) > 0 {
+		last = &untrusted[0]
+	} else if len(trusted) > 0 {
+		last = &trusted[len(trusted)-1]
+	}
+	if last != nil && strings.IndexByte(last.EnvFrom, '@') > 0 {
+		return last.EnvFrom, true
+	}
+	if v, ok := c.values("X-Sender", true); ok && strings.Contains(addrOf(v[0]), "@") {
+		for _, r := range c.fields["received"] {
+			if strings.Contains(r, "(fetchmail") {
+				return "", false
+			}
+		}
+	}
+	// aboveReceived says the first field named name comes before any
+	// Received field.
+	aboveReceived := func(name string) bool {
+		for _, f := range c.m.Header {
+			switch {
+			case strings.EqualFold(f.Name, "Received"):
+				return false
+			case strings.EqualFold(f.Name, name):
+				return true
+			}
+		}
+		return false
+	}
+	for _, name := range []string{"X-Envelope-From", "Envelope-Sender", "Return-Path"} {
+		v, ok := c.values(name, raw)
+		if !ok {
+			continue
+		}
+		if aboveReceived(name) {
+			return addrOf(v[0]), true
+		}
+		if name == "X-Envelope-From" {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 func addrOf(v string) string {

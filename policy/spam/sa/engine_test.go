@@ -471,3 +471,87 @@ score B2 1
 	r = e.Check(FromRaw([]byte("message-id: <xyz@q>\r\nALL: Subject: hi\r\n\r\nbody\r\n")), Input{})
 	wantHits(t, "fold", r, []string{"A2", "B1", "B2"}, []string{"A1", "A3"})
 }
+
+// TestBodyLineBreakOneSpace: SpamAssassin's body text turns each run of
+// white space, a line break with the indentation around it included, into
+// one space (Message.pm s/\s+/ /g), in plain text and rendered HTML alike.
+func TestBodyLineBreakOneSpace(t *testing.T) {
+	for _, raw := range []string{
+		"Subject: hi\r\n\r\nPlease Click   \r\n      here for more\r\n\r\nnext  paragraph\r\n",
+		"Subject: hi\r\nContent-Type: text/html\r\n\r\n<p><a href=\"http://x.example/\">Click\r\n      here for more</a></p><p>next  paragraph</p>\r\n",
+	} {
+		lines := (&msgCtx{m: FromRaw([]byte(raw))}).bodyLines()
+		if len(lines) != 2 || lines[0] != "Please Click here for more" && lines[0] != "Click here for more" || lines[1] != "next paragraph" {
+			t.Errorf("%q", lines)
+		}
+	}
+}
+
+// TestHTMLLengthIsSource: SpamAssassin 4's HTML "length" (html_image_only,
+// html_range and html_eval 'length') is the size of each HTML part's
+// source, not of its rendered text; html_image_ratio reads the rendered
+// text's non-space characters per pixel of image area, per part.
+func TestHTMLLengthIsSource(t *testing.T) {
+	e := compile(t, `
+body IMG_ONLY_08  eval:html_image_only('400', '800')
+body IMG_ONLY_04  eval:html_image_only('0', '400')
+body LEN_0_1024   eval:html_range('length', '0', '1024')
+body LEN_GT_600   eval:html_eval('length', '> 600')
+body RATIO        eval:html_image_ratio('0.002', '0.004')
+`, Options{})
+	// ~500 characters of markup around a little text and a 100x100
+	// image: 16 non-space characters / 10000 pixels = 0.0016, below the
+	// range; 35 of them (0.0035) are in it.
+	pad := strings.Repeat(`<span style="x"></span>`, 18)
+	msg := func(text string) []byte {
+		return []byte("Subject: hi\r\nContent-Type: text/html\r\n\r\n<html><body>" + pad +
+			`<img src="http://x.example/a.gif" width="100" height="100">` + text + "</body></html>\r\n")
+	}
+	wantHits(t, "short text", e.Check(FromRaw(msg("Buy now, best price")), Input{}),
+		[]string{"IMG_ONLY_08", "LEN_0_1024"}, []string{"IMG_ONLY_04", "LEN_GT_600", "RATIO"})
+	wantHits(t, "35 letters", e.Check(FromRaw(msg(strings.Repeat("abcde ", 7))), Input{}),
+		[]string{"IMG_ONLY_08", "RATIO"}, []string{"IMG_ONLY_04", "LEN_GT_600"})
+	wantHits(t, "more markup", e.Check(FromRaw(msg(pad+"Buy now")), Input{}),
+		[]string{"LEN_GT_600", "LEN_0_1024"}, []string{"IMG_ONLY_04", "IMG_ONLY_08"})
+}
+
+// TestHTMLTagBalancePerPart: html_tag_balance reads each HTML part's open
+// count, which an extra end tag does not take below 0 (HTML.pm's inside).
+func TestHTMLTagBalancePerPart(t *testing.T) {
+	e := compile(t, "body BAL_BODY eval:html_tag_balance('body', '!= 0')\n", Options{})
+	html := func(parts ...string) []byte {
+		s := "Subject: hi\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+		for _, p := range parts {
+			s += "--b\r\nContent-Type: text/html\r\n\r\n" + p + "\r\n"
+		}
+		return []byte(s + "--b--\r\n")
+	}
+	for _, c := range []struct {
+		name string
+		raw  []byte
+		hit  bool
+	}{
+		{"balanced", html("<html><body>hi</body></html>"), false},
+		{"extra end tag", html("<html><body>hi</body></body></html>"), false},
+		{"one part opens, another closes", html("<html><body>hi</html>", "<html>hi</body></html>"), true},
+		{"left open", html("<html><body>hi</html>"), true},
+	} {
+		_, hit := hits(e.Check(FromRaw(c.raw), Input{}))["BAL_BODY"]
+		if hit != c.hit {
+			t.Errorf("%s: hit %v, want %v", c.name, hit, c.hit)
+		}
+	}
+}
+
+// TestPlainTextAddressIsMailtoURI: a bare address in plain text is a
+// mailto: URI for the uri rules, as SpamAssassin's text URI parser makes
+// it (KHOP_UNSUB_EMAIL's !__UNSUB_LINK sees "forteana-unsubscribe@...").
+func TestPlainTextAddressIsMailtoURI(t *testing.T) {
+	e := compile(t, "uri UNSUB_LINK /\\bunsubscri/i\nuri MAILTO /^mailto:list-unsubscribe\\@example\\.org$/\n", Options{})
+	raw := "Subject: hi\r\n\r\nTo leave, send an email to:\r\nlist-unsubscribe@example.org\r\n"
+	wantHits(t, "bare address", e.Check(FromRaw([]byte(raw)), Input{}), []string{"UNSUB_LINK", "MAILTO"}, nil)
+	raw = "Subject: hi\r\n\r\nWrite to mailto:list-unsubscribe@example.org now\r\n"
+	if u := (&msgCtx{m: FromRaw([]byte(raw))}).uriLines(); len(u) != 1 {
+		t.Errorf("mailto: link counted twice: %q", u)
+	}
+}

@@ -230,8 +230,15 @@ func evalOutlookMessageID(c *msgCtx, _ []string) int {
 	return b2i(math.Abs(float64(token)-expect(rcvd)) >= fudge)
 }
 
+// evalHTMLImageOnly is html_image_only: an HTML part with an <img> whose
+// source (not its rendered text: HTML.pm's "length") is in the range.
 func evalHTMLImageOnly(c *msgCtx, a []string) int {
-	return b2i(c.hasHTML && c.html.images > 0 && inRange(float64(c.html.textLen), a, 0))
+	for i := range c.html.parts {
+		if p := &c.html.parts[i]; p.img && inRange(float64(p.length), a, 0) {
+			return 1
+		}
+	}
+	return 0
 }
 
 func evalHTMLRange(c *msgCtx, a []string) int {
@@ -244,14 +251,24 @@ func evalHTMLRange(c *msgCtx, a []string) int {
 		}
 		return 0
 	}
-	return b2i(c.hasHTML && inRange(float64(c.html.textLen), a, 1))
+	for i := range c.html.parts {
+		if inRange(float64(c.html.parts[i].length), a, 1) {
+			return 1
+		}
+	}
+	return 0
 }
 
 func evalHTMLEval(c *msgCtx, a []string) int {
 	if !c.hasHTML || len(a) < 2 {
 		return 0
 	}
-	return b2i(compare(float64(c.html.textLen), a[1]))
+	for i := range c.html.parts {
+		if compare(float64(c.html.parts[i].length), a[1]) {
+			return 1
+		}
+	}
+	return 0
 }
 
 // compare applies a condition like "< 384" or "!= 0".
@@ -285,18 +302,31 @@ func evalHTMLTagExists(c *msgCtx, a []string) int {
 	return b2i(len(a) > 0 && c.html.tags[strings.ToLower(a[0])] > 0)
 }
 
+// evalHTMLTagBalance is html_tag_balance: an HTML part that has seen the
+// tag and ends with that many of it open (never below 0, as HTML.pm
+// counts).
 func evalHTMLTagBalance(c *msgCtx, a []string) int {
-	if len(a) < 2 || c.html.tags[strings.ToLower(a[0])] == 0 {
+	if len(a) < 2 {
 		return 0
 	}
-	return b2i(compare(float64(c.html.balance[strings.ToLower(a[0])]), a[1]))
+	tag := strings.ToLower(a[0])
+	for i := range c.html.parts {
+		if n, ok := c.html.parts[i].inside[tag]; ok && compare(float64(n), a[1]) {
+			return 1
+		}
+	}
+	return 0
 }
 
+// evalHTMLImageRatio is html_image_ratio: an HTML part whose non-space
+// rendered characters per pixel of image area are in the range.
 func evalHTMLImageRatio(c *msgCtx, a []string) int {
-	if !c.hasHTML || c.html.imageArea == 0 {
-		return 0
+	for i := range c.html.parts {
+		if p := &c.html.parts[i]; p.imageArea > 0 && inRange(float64(p.nonSpace)/float64(p.imageArea), a, 0) {
+			return 1
+		}
 	}
-	return b2i(inRange(float64(c.html.textLen)/float64(c.html.imageArea), a, 0))
+	return 0
 }
 
 var textMatchCache = map[string]*regexp.Regexp{}
@@ -391,7 +421,18 @@ func evalEqualFromDomains(c *msgCtx, _ []string) int {
 	if ed == "" || fd == "" {
 		return 0
 	}
-	return b2i(orgDomain(ed) != orgDomain(fd))
+	// HeaderEval.pm compares the last two labels (s/^.+\.([^\.]+\.[^\.]+)$/$1/),
+	// not registrable domains: example.co.uk and other.co.uk are equal.
+	return b2i(!strings.EqualFold(lastTwoLabels(ed), lastTwoLabels(fd)))
+}
+
+func lastTwoLabels(d string) string {
+	if i := strings.LastIndexByte(d, '.'); i > 0 {
+		if j := strings.LastIndexByte(d[:i], '.'); j > 0 {
+			return d[j+1:]
+		}
+	}
+	return d
 }
 
 func evalNoRelays(c *msgCtx, _ []string) int {
@@ -473,7 +514,11 @@ func evalMIME(c *msgCtx, a []string) int {
 				return 1
 			}
 		case "mime_base64_encoded_text":
-			if text && p.Encoding == "base64" {
+			// MIMEEval.pm: text in base64 that is ASCII (no charset or an
+			// ASCII one) and not an attachment or inline part.
+			cd := strings.TrimSpace(strings.ToLower(fieldOf(p.Header, "Content-Disposition")))
+			if text && p.Encoding == "base64" && (p.Charset == "" || asciiCharset.MatchString(p.Charset)) &&
+				!strings.HasPrefix(cd, "attachment") && !strings.HasPrefix(cd, "inline") {
 				return 1
 			}
 		case "mime_bad_iso_charset":
@@ -484,6 +529,20 @@ func evalMIME(c *msgCtx, a []string) int {
 		}
 	}
 	return 0
+}
+
+// asciiCharset is MIMEEval.pm's list of US-ASCII names (unanchored, as
+// there).
+var asciiCharset = regexp.MustCompile(`us-ascii|ansi_x3\.4-1968|iso-ir-6|ansi_x3\.4-1986|iso_646\.irv:1991|ascii|iso646-us|us|ibm367|cp367|csascii`)
+
+// fieldOf returns the value of the first field named name, "" if none.
+func fieldOf(h []Field, name string) string {
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			return f.Value
+		}
+	}
+	return ""
 }
 
 func evalMIMEHTML(c *msgCtx, _ []string) int {
@@ -585,18 +644,120 @@ func evalFreemailHeader(c *msgCtx, a []string) int {
 	return 1
 }
 
-// evalFreemailReplyTo: a freemail Reply-To (or, for "reply", any reply
-// address in the body's place) that differs from a freemail From.
+// evalFreemailReplyTo is FreeMail.pm's check_freemail_replyto: From and
+// Reply-To are different freemail addresses; or, comparing the reply
+// address (Reply-To for "replyto"; for "reply" the Reply-To if it is
+// freemail, else a freemail From) with the freemail addresses of the body,
+// one of those differs. Envelope senders of bulk mail are skipped
+// (freemail_skip_bulk_envfrom), and so is a body with too many addresses.
 func evalFreemailReplyTo(c *msgCtx, a []string) int {
-	from, _ := c.headerText("From", "addr")
-	reply, ok := c.headerText("Reply-To", "addr")
-	if !ok {
+	what := "replyto"
+	if len(a) > 0 {
+		what = a[0]
+	}
+	if env, _ := c.headerText("EnvelopeFrom", "addr"); freemailBulkEnvFrom.MatchString(env) {
 		return 0
 	}
-	if !c.isFreemail(reply) && !c.isFreemail(from) {
+	from, hasFrom := c.headerText("From", "addr")
+	reply, hasReply := c.headerText("Reply-To", "addr")
+	from, reply = strings.ToLower(from), strings.ToLower(reply)
+	fromFM := hasFrom && c.isFreemail(from)
+	replyFM := hasReply && c.isFreemail(reply)
+	if fromFM && replyFM && from != reply {
+		return 1
+	}
+	switch {
+	case what == "replyto" && !replyFM:
+		return 0
+	case what == "reply" && hasReply && !replyFM:
+		return 0
+	case what == "reply" && !hasReply && !fromFM:
 		return 0
 	}
-	return b2i(!strings.EqualFold(from, reply))
+	body, ok := c.bodyFreemails()
+	if !ok || len(body) == 0 {
+		return 0
+	}
+	addr := from
+	if what == "replyto" || replyFM {
+		addr = reply
+	}
+	for _, b := range body {
+		if b != addr {
+			return 1
+		}
+	}
+	return 0
+}
+
+// FreeMail.pm's $skip_replyto_envfrom and (with a plain TLD for its
+// list of valid ones) email_regex; the user part's 64-character bound
+// is checked after a match.
+var (
+	freemailBulkEnvFrom = regexp.MustCompile(`(?i)(?:^(?:post|host|domain)master|^double-bounce|^(?:sentto|owner|return|(?:gr)?bounced?)-.+|-(?:request|bounces?|admin|owner)|\b(?:do[._-t]?)?no[._-t]?repl(?:y|ies)|.+=.+)@`)
+	freemailEmail       = regexp.MustCompile("(?i)(?:^|[^a-z0-9!#$%&'*+/=?^_`{|}~-])([a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\\.){1,4}[a-z]{2,63})\\b")
+	freemailURLWithAt   = regexp.MustCompile(`(?i)<?https?://\S{0,255}(?:@|%40)\S{0,255}`)
+	// An address in angle brackets' end or before a label ("a@b.com
+	// web:"), not a phone or mail label: not a reply address.
+	freemailLabel   = regexp.MustCompile(`(?i)^(?:>|\s{1,10}([a-z]{2,11}):)`)
+	freemailNoLabel = regexp.MustCompile(`(?i)^(?:fa(?:x|csi)|tel|phone|e?-?mail)`)
+)
+
+// bodyFreemails is FreeMail.pm's _parse_body: the freemail addresses of
+// mailto links and of the body text, lower case, unique; false when the
+// body has 5 addresses or 3 freemail ones (freemail_max_body_emails,
+// freemail_max_body_freemails with freemail_skip_when_over_max).
+func (c *msgCtx) bodyFreemails() ([]string, bool) {
+	var all []string
+	seen := map[string]bool{}
+	add := func(e string) {
+		if e = strings.ToLower(e); !seen[e] {
+			seen[e] = true
+			all = append(all, e)
+		}
+	}
+	c.texts()
+	for _, l := range c.html.links {
+		if len(all) >= 20 {
+			break
+		}
+		if len(l) > 7 && strings.EqualFold(l[:7], "mailto:") {
+			if m := freemailEmail.FindStringSubmatch(l[7:]); m != nil && strings.HasPrefix(l[7:], m[1]) {
+				add(m[1])
+			}
+		}
+	}
+body:
+	for _, line := range c.body {
+		line = freemailURLWithAt.ReplaceAllString(line, " ")
+		for _, m := range freemailEmail.FindAllStringSubmatchIndex(line, -1) {
+			e := line[m[2]:m[3]]
+			if strings.HasSuffix(line[:m[2]], "mailto:") {
+				// (?<!mailto:): a link's address stays.
+			} else if l := freemailLabel.FindStringSubmatch(line[m[3]:]); l != nil && (l[1] == "" || !freemailNoLabel.MatchString(l[1])) {
+				continue
+			}
+			if at := strings.IndexByte(e, '@'); at > 64 {
+				continue
+			}
+			add(e)
+			if len(all) >= 40 {
+				break body
+			}
+		}
+	}
+	var fm []string
+	for i, e := range all {
+		if i+1 == 5 {
+			return nil, false
+		}
+		if c.isFreemail(e) {
+			if fm = append(fm, e); len(fm) == 3 {
+				return nil, false
+			}
+		}
+	}
+	return fm, true
 }
 
 func evalEnvMatchesFrom(c *msgCtx, _ []string) int {

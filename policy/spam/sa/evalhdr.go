@@ -23,17 +23,19 @@ func publicIPv4(s string) bool {
 var dotcomHELO = regexp.MustCompile(`(?i)(?:\.|^)(?:lycos\.com|lycos\.co\.uk|hotmail\.com|localhost\.com|excite\.com|caramail\.com|cs\.com|aol\.com|msn\.com|yahoo\.com|drizzle\.com)$`)
 
 // evalNoRDNSDotcomHELO is check_for_no_rdns_dotcom_helo: an untrusted
-// relay said HELO as one of the big dot-coms but had no reverse DNS. As
-// in RelayEval, each relay with a HELO overwrites the verdict, so the
-// oldest such public relay decides.
+// relay said HELO as one of the big dot-coms but had no reverse DNS, by a
+// field that shows the MTA looked (no_reverse_dns). As
+// in RelayEval, each public relay overwrites the verdict, so the oldest
+// one decides: one without a HELO too (Received.pm records it as "", which
+// is defined for _check_received_helos).
 func evalNoRDNSDotcomHELO(c *msgCtx, _ []string) int {
 	_, untrusted := c.relays()
 	hit := 0
 	for _, r := range untrusted {
-		if internal(r.IP) || r.HELO == "" {
+		if internal(r.IP) {
 			continue
 		}
-		hit = b2i(dotcomHELO.MatchString(r.HELO) && r.RDNS == "")
+		hit = b2i(dotcomHELO.MatchString(r.HELO) && r.RDNS == "" && !r.NoLookup)
 	}
 	return hit
 }

@@ -36,6 +36,10 @@ func TestHeaderEvals(t *testing.T) {
 	}{
 		{"dotcom HELO, no rDNS", "from mail.hotmail.com (unknown [203.0.113.5])" + by, "a@example.com", "b@example.net",
 			[]string{"NO_RDNS_DOTCOM_HELO"}, []string{"HELO_IP_MISMATCH", "GATED"}},
+		{"an older relay without HELO overrides", "from lycos.com ([194.186.125.253])" + by + "\nfrom [4.169.44.219] by sparc.zubilam.net with esmtp; 25 Aug 2002 18:57:52 -0400", "a@example.com", "b@example.net",
+			nil, []string{"NO_RDNS_DOTCOM_HELO"}},
+		{"qmail does not show a lookup", "from unknown (HELO mx3.mail.yahoo.com) (61.125.120.21) by nsvmj2.zaq.ne.jp with SMTP; 1 Aug 2001 08:15:47 +0900", "a@example.com", "b@example.net",
+			nil, []string{"NO_RDNS_DOTCOM_HELO"}},
 		{"dotcom HELO with rDNS", "from mail.hotmail.com (bay4.hotmail.com [203.0.113.5])" + by, "a@example.com", "b@example.net",
 			nil, []string{"NO_RDNS_DOTCOM_HELO"}},
 		{"other HELO, no rDNS", "from mail.example.com (unknown [203.0.113.5])" + by, "a@example.com", "b@example.net",
@@ -208,4 +212,87 @@ func TestToInSubjectScreen(t *testing.T) {
 	if hits < 20 {
 		t.Errorf("only %d hits", hits)
 	}
+}
+
+// TestEnvelopeFromAsSpamAssassin: without an envelope, EnvelopeFrom is
+// what get_envelope_from infers: the envelope-from recorded by the last
+// relay's Received field first, a Return-Path only above the Received
+// fields; HEADER_FROM_DIFFERENT_DOMAINS compares the last two labels.
+func TestEnvelopeFromAsSpamAssassin(t *testing.T) {
+	e := compile(t, "header DIFF eval:check_equal_from_domains()\nheader ENV EnvelopeFrom =~ /^lists\\@waste\\.minder\\.net$/\n", Options{})
+	for _, c := range []struct {
+		name, raw string
+		want, not []string
+	}{
+		{"relay's envelope-from", "Return-Path: <x@sinatown.com>\r\n" +
+			"Received: from waste.minder.net (waste.minder.net [66.92.53.74]) by mx.example.net (8.11.6/8.11.6) with ESMTP id g1 (envelope-from lists@waste.minder.net); Mon, 2 Sep 2002 10:00:00 -0400\r\n" +
+			"From: freebie@sinatown.com\r\nSubject: hi\r\n\r\nbody\r\n", []string{"DIFF", "ENV"}, nil},
+		{"Return-Path below a Received", "Received: from a.example.org (a.example.org [203.0.113.5]) by mx.example.net (Postfix) with ESMTP id 1; Mon, 2 Sep 2002 10:00:00 -0400\r\n" +
+			"Return-Path: <x@other.example>\r\nFrom: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n", nil, []string{"DIFF", "ENV"}},
+		{"same last two labels", "Return-Path: <bounce@lists.example.co.uk>\r\nFrom: a@shop.co.uk\r\nSubject: hi\r\n\r\nbody\r\n", nil, []string{"DIFF"}},
+		{"Return-Path on top", "Return-Path: <bounce@lists.other.example>\r\nFrom: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n", []string{"DIFF"}, nil},
+	} {
+		wantHits(t, c.name, e.Check(FromRaw([]byte(c.raw)), Input{}), c.want, c.not)
+	}
+}
+
+// TestFreemailReplyAsSpamAssassin: check_freemail_replyto as FreeMail.pm:
+// "reply" compares a freemail From (no Reply-To) with the freemail
+// addresses of the body; bulk envelope senders and bodies with many
+// addresses are skipped.
+func TestFreemailReplyAsSpamAssassin(t *testing.T) {
+	e := compile(t, `
+freemail_domains yahoo.com hotmail.com gmail.com
+header FM_REPLY   eval:check_freemail_replyto('reply')
+header FM_REPLYTO eval:check_freemail_replyto('replyto')
+`, Options{})
+	msg := func(hdr, body string) []byte {
+		return []byte(hdr + "Subject: hi\r\n\r\n" + body + "\r\n")
+	}
+	for _, c := range []struct {
+		name      string
+		raw       []byte
+		want, not []string
+	}{
+		{"From and body freemail differ", msg("From: a@yahoo.com\r\n", "Write to bob@hotmail.com today"), []string{"FM_REPLY"}, []string{"FM_REPLYTO"}},
+		{"body has the From", msg("From: a@yahoo.com\r\n", "Write to a@yahoo.com today"), nil, []string{"FM_REPLY"}},
+		{"Reply-To not freemail", msg("From: a@yahoo.com\r\nReply-To: a@example.com\r\n", "Write to bob@hotmail.com"), nil, []string{"FM_REPLY", "FM_REPLYTO"}},
+		{"Reply-To and From differ", msg("From: a@yahoo.com\r\nReply-To: b@gmail.com\r\n", "hello"), []string{"FM_REPLY", "FM_REPLYTO"}, nil},
+		{"bulk envelope sender", msg("Return-Path: <owner-list@example.org>\r\nFrom: a@yahoo.com\r\nReply-To: b@gmail.com\r\n", "hello"), nil, []string{"FM_REPLY", "FM_REPLYTO"}},
+		{"too many addresses", msg("From: a@yahoo.com\r\n", "bob@hotmail.com c@example.org d@example.org e@example.org f@example.org"), nil, []string{"FM_REPLY"}},
+		{"address before a label", msg("From: a@yahoo.com\r\n", "bob@hotmail.com web: http://x.example/"), nil, []string{"FM_REPLY"}},
+	} {
+		wantHits(t, c.name, e.Check(FromRaw(c.raw), Input{}), c.want, c.not)
+	}
+}
+
+// TestAllExternalHeaders: ALL-EXTERNAL/ALL-UNTRUSTED are the fields from
+// the Received field of the first relay from outside on, ALL-TRUSTED and
+// ALL-INTERNAL those down to and with it (PerMsgStatus.pm).
+func TestAllExternalHeaders(t *testing.T) {
+	e := compile(t, `
+header EXT_2RCVD ALL-EXTERNAL =~ /(?:^|\n)Received:\s.+\nReceived:\s/s
+header EXT_TOP   ALL-EXTERNAL =~ /X-Top/
+header EXT_OUT   ALL-UNTRUSTED =~ /X-Outer/
+header TRU_TOP   ALL-TRUSTED =~ /X-Top/
+header TRU_OUT   ALL-INTERNAL =~ /X-Outer/
+header TRU_RCVD  ALL-TRUSTED =~ /203\.0\.113\.5/
+`, Options{})
+	const by = " by mx.example.net (Postfix) with ESMTP id A1; Mon, 2 Dec 2002 10:00:00 +0000"
+	one := "X-Top: 1\r\nReceived: from a (a [10.0.0.1])" + by + "\r\nReceived: from b.example (b.example [203.0.113.5])" + by + "\r\nX-Outer: 1\r\nSubject: hi\r\n\r\nbody\r\n"
+	wantHits(t, "one external relay", e.Check(FromRaw([]byte(one)), Input{}),
+		[]string{"EXT_OUT", "TRU_TOP", "TRU_RCVD"}, []string{"EXT_2RCVD", "EXT_TOP", "TRU_OUT"})
+	two := "X-Top: 1\r\nReceived: from b.example (b.example [203.0.113.5])" + by + "\r\nReceived: from c.example (c.example [198.51.100.7])" + by + "\r\nSubject: hi\r\n\r\nbody\r\n"
+	wantHits(t, "two external relays", e.Check(FromRaw([]byte(two)), Input{}),
+		[]string{"EXT_2RCVD", "TRU_TOP", "TRU_RCVD"}, []string{"EXT_TOP"})
+}
+
+// TestToCcAddr: ToCc:addr is an address, not the fields' text with the
+// display names (APOSTROPHE_TOCC on a quoted name).
+func TestToCcAddr(t *testing.T) {
+	e := compile(t, "header APOS ToCc:addr =~ /'/\nheader ADDR ToCc:addr =~ /^a\\@example\\.com$/\n", Options{})
+	raw := "To: \"'Quoted'\" <a@example.com>\r\nCc: <b@example.org>\r\nSubject: hi\r\n\r\nbody\r\n"
+	wantHits(t, "quoted name", e.Check(FromRaw([]byte(raw)), Input{}), []string{"ADDR"}, []string{"APOS"})
+	raw = "To: o'brien@example.com\r\nSubject: hi\r\n\r\nbody\r\n"
+	wantHits(t, "apostrophe in the address", e.Check(FromRaw([]byte(raw)), Input{}), []string{"APOS"}, nil)
 }

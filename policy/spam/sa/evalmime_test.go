@@ -174,3 +174,33 @@ func TestToInSubject(t *testing.T) {
 		}
 	}
 }
+
+// TestMIMEBase64Text: MIME_BASE64_TEXT is ASCII text in base64 that is
+// neither an attachment nor marked inline (MIMEEval.pm); text in another
+// charset has a reason to be in base64.
+func TestMIMEBase64Text(t *testing.T) {
+	e := compile(t, "rawbody B64_TEXT eval:check_for_mime('mime_base64_encoded_text')\n", Options{})
+	msg := func(ct, cd string) []byte {
+		h := "Subject: hi\r\nMIME-Version: 1.0\r\nContent-Type: " + ct + "\r\nContent-Transfer-Encoding: base64\r\n"
+		if cd != "" {
+			h += "Content-Disposition: " + cd + "\r\n"
+		}
+		return []byte(h + "\r\naGVsbG8gd29ybGQ=\r\n")
+	}
+	for _, c := range []struct {
+		ct, cd string
+		hit    bool
+	}{
+		{"text/plain", "", true},
+		{"text/plain; charset=us-ascii", "", true},
+		{"text/html; charset=\"iso-8859-1\"", "", false},
+		{"text/plain; charset=utf-8", "", false},
+		{"text/plain", "inline", false},
+		{"text/plain", "attachment; filename=a.txt", false},
+	} {
+		_, hit := hits(e.Check(FromRaw(msg(c.ct, c.cd)), Input{}))["B64_TEXT"]
+		if hit != c.hit {
+			t.Errorf("%s, disposition %q: hit %v, want %v", c.ct, c.cd, hit, c.hit)
+		}
+	}
+}

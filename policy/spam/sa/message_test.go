@@ -98,13 +98,13 @@ func FuzzLatin1(f *testing.F) {
 }
 
 // paragraphsRef is paragraphs written the plain way, the reference it is
-// held to: each line's blank runs collapsed, a paragraph's lines joined
-// by a space.
+// held to: a paragraph's lines joined, each run of white space (line
+// breaks included, as SpamAssassin's s/\s+/ /g) one space.
 func paragraphsRef(text string, out []string) []string {
-	blanks := regexp.MustCompile("[ \t\r\f\v]+")
+	blanks := regexp.MustCompile("[ \t\r\f\v\n]+")
 	var para []string
 	flush := func() {
-		if p := strings.TrimSpace(strings.Join(para, " ")); p != "" {
+		if p := strings.TrimSpace(blanks.ReplaceAllString(strings.Join(para, "\n"), " ")); p != "" {
 			out = chunks(p, out)
 		}
 		para = para[:0]
@@ -114,7 +114,7 @@ func paragraphsRef(text string, out []string) []string {
 			flush()
 			continue
 		}
-		para = append(para, blanks.ReplaceAllString(line, " "))
+		para = append(para, line)
 	}
 	flush()
 	return out

@@ -15,6 +15,13 @@ type Relay struct {
 	HELO string
 	By   string
 	ID   string
+	// EnvFrom is the envelope sender the field records (a Return-Path,
+	// envelope-from or envelope-sender clause), as Received.pm reads it.
+	EnvFrom string
+	// NoLookup says the field's shape does not show that the MTA looked
+	// up the reverse DNS (qmail's, SMTPD32's, a bare address): an empty
+	// RDNS then proves nothing (SpamAssassin's rdns_not_in_headers).
+	NoLookup bool
 }
 
 // Received field shapes of the common MTAs (Postfix/Sendmail, Exim,
@@ -23,8 +30,19 @@ var (
 	rcvdPostfix = regexp.MustCompile(`^from\s+(\S+)\s+\(([^\s\[\]()]*)\s*\[(?:IPv6:)?([0-9A-Fa-f.:]+)\]`)
 	rcvdExim    = regexp.MustCompile(`^from\s+(\S+)\s+\(\[(?:IPv6:)?([0-9A-Fa-f.:]+)\](?::\d+)?(?:\s+helo=(\S+?))?\)`)
 	rcvdQmail   = regexp.MustCompile(`^from\s+(\S+)\s+\(HELO\s+(\S+?)\)\s+\(([0-9.]+)\)`)
-	rcvdBare    = regexp.MustCompile(`^from\s+\[([0-9A-Fa-f.:]+)\]`)
-	ipLiteral   = regexp.MustCompile(`\[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\]`)
+	// qmail with the address bracketed, and optionally a user:
+	// "from unknown (HELO avalon) ([64.125.200.18]) (envelope-sender <a@b>) by ..."
+	rcvdQmailish = regexp.MustCompile(`^from (\S+) \((?:HELO|EHLO) ([^)]*)\) \((?:\S*@)?\[?([0-9.]+)\]?\).* by \S+ `)
+	// SMTPD32 and the like: "from oemcomputer [63.232.189.195] by highstream.net (SMTPD32-7.07) ..."
+	rcvdHeloBracket = regexp.MustCompile(`^from (\S+) \[([0-9.]+)\] by \S+ `)
+	rcvdBare        = regexp.MustCompile(`^from\s+\[([0-9A-Fa-f.:]+)\]`)
+	// Received.pm's envelope sender clause, and the characters it
+	// replaces with "!" in the values it records.
+	rcvdEnvFrom = regexp.MustCompile(`(?i)(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b`)
+	rcvdStrip   = strings.NewReplacer(" ", "!", "\t", "!", "\x00", "!", "#", "!", "[", "!", "]", "!", "(", "!", ")", "!", "<", "!", ">", "!", "|", "!")
+	// A mail fetcher's handover (fetchmail, getmail): "... by localhost with IMAP (fetchmail-5.9.0)".
+	rcvdFetch = regexp.MustCompile(`with (?:POP3|IMAP)`)
+	ipLiteral = regexp.MustCompile(`\[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\]`)
 )
 
 // ParseRelays reads the Received fields (newest first) into relays;
@@ -39,17 +57,40 @@ func ParseRelays(received []string) (relays []Relay, unparseable int) {
 			continue
 		}
 		var r Relay
-		if m := rcvdPostfix.FindStringSubmatch(v); m != nil {
-			r = Relay{HELO: m[1], RDNS: m[2], IP: m[3]}
-		} else if m := rcvdExim.FindStringSubmatch(v); m != nil {
+		if rcvdFetch.MatchString(v) {
+			// QUIRK(spamassassin): Received.pm skips a fetcher's handover
+			// and, while every relay so far is trusted, restarts the
+			// path there: the fetching host's own hops say nothing of
+			// the message (found_pop_fetcher_sig).
+			if _, untrusted := splitTrust(relays); len(untrusted) == 0 {
+				relays = relays[:0]
+			}
+			continue
+		}
+		// QUIRK(spamassassin): Received.pm reads "from NAME ([ip]
+		// helo=H)" as reverse DNS NAME and HELO H only in Exim's fields;
+		// in others (Sendmail without a lookup) NAME is the HELO and the
+		// relay has no reverse DNS, as the Postfix shape reads it.
+		if m := rcvdExim.FindStringSubmatch(v); m != nil && strings.Contains(v, "Exim") {
 			r = Relay{RDNS: m[1], IP: m[2], HELO: m[3]}
 			if r.HELO == "" {
 				r.HELO = m[1]
 			}
+		} else if m := rcvdPostfix.FindStringSubmatch(v); m != nil {
+			r = Relay{HELO: m[1], RDNS: m[2], IP: m[3]}
+		} else if m := rcvdExim.FindStringSubmatch(v); m != nil {
+			r = Relay{HELO: m[3], IP: m[2]}
+			if r.HELO == "" {
+				r.HELO = m[1]
+			}
 		} else if m := rcvdQmail.FindStringSubmatch(v); m != nil {
-			r = Relay{RDNS: m[1], HELO: m[2], IP: m[3]}
+			r = Relay{RDNS: m[1], HELO: m[2], IP: m[3], NoLookup: true}
+		} else if m := rcvdQmailish.FindStringSubmatch(collapseSpace(v)); m != nil {
+			r = Relay{RDNS: m[1], HELO: m[2], IP: m[3], NoLookup: true}
+		} else if m := rcvdHeloBracket.FindStringSubmatch(collapseSpace(v)); m != nil {
+			r = Relay{HELO: m[1], IP: m[2], NoLookup: true}
 		} else if m := rcvdBare.FindStringSubmatch(v); m != nil {
-			r = Relay{IP: m[1]}
+			r = Relay{IP: m[1], NoLookup: true}
 		} else {
 			// Only a field that names a client address we could not read
 			// counts as unparseable; "from" clauses without one (local
@@ -61,6 +102,9 @@ func ParseRelays(received []string) (relays []Relay, unparseable int) {
 		}
 		if strings.EqualFold(r.RDNS, "unknown") || r.RDNS == r.IP {
 			r.RDNS = ""
+		}
+		if m := rcvdEnvFrom.FindStringSubmatch(collapseSpace(v)); m != nil {
+			r.EnvFrom = rcvdStrip.Replace(strings.TrimRight(strings.TrimLeft(m[1], "<"), ">"))
 		}
 		if by, ok := rcvdClause(v, "by"); ok {
 			r.By = by
@@ -119,9 +163,15 @@ func relayText(rs []Relay) string {
 			intl = "1"
 		}
 		for _, s := range [...]string{"[ ip=", r.IP, " rdns=", r.RDNS, " helo=", r.HELO, " by=", r.By,
-			" ident= envfrom= intl=", intl, " id=", r.ID, " auth= msa=0 ]"} {
+			" ident= envfrom=", r.EnvFrom, " intl=", intl, " id=", r.ID, " auth= msa=0 ]"} {
 			b.WriteString(s)
 		}
 	}
 	return b.String()
+}
+
+// collapseSpace turns each run of white space into one space, as
+// SpamAssassin's parse_received_line does before its patterns.
+func collapseSpace(v string) string {
+	return strings.Join(strings.Fields(v), " ")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/html"
@@ -94,10 +95,12 @@ func paragraphs(text string, out []string) []string {
 			continue
 		}
 		blank = false
-		if b.Len() > start {
+		// Message.pm's s/\s+/ /g: the line break and the white space
+		// around it are one run, one space ("Click\n    here").
+		if b.Len() > start && !space {
 			b.WriteByte(' ')
+			space = true
 		}
-		space = false
 		for i := 0; i < len(line); i++ {
 			c := line[i]
 			if c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' {
@@ -117,16 +120,10 @@ func paragraphs(text string, out []string) []string {
 
 // htmlInfo is what the HTML evals read of the HTML parts.
 type htmlInfo struct {
-	tags      map[string]int // start tags seen
-	text      string         // rendered text
-	textLen   int            // rendered text bytes (non-space)
-	rawLen    int            // bytes of HTML source
-	images    int
-	imageArea int
-	title     string
-	links     []string
-	// balance counts open minus close per tag.
-	balance    map[string]int
+	tags       map[string]int // start tags seen
+	text       string         // rendered text
+	title      string
+	links      []string
 	comments   []string
 	anchors    []string
 	formMailto bool
@@ -155,6 +152,16 @@ type htmlPart struct {
 	// lowContrast: text in the colour of its background, or too close
 	// to it to read; invalidColor: text in a colour no browser parses.
 	lowContrast, invalidColor bool
+	// length is the part's HTML source in characters: what HTML.pm's
+	// parse adds to its "length" (html_range/html_eval 'length',
+	// html_image_only). nonSpace counts the characters of its rendered
+	// text that are not white space (Node.pm's non_space_len), imageArea
+	// the area of its <img> width x height (image_area).
+	length, nonSpace, imageArea int
+	// inside is, per tag name seen, how many are open at the end (an
+	// end tag with none open counts nothing): HTML.pm's inside, which
+	// html_tag_balance reads.
+	inside map[string]int
 }
 
 // ratio returns the html_range test's value for the part, and whether
@@ -302,9 +309,7 @@ var blockTags = map[string]bool{"p": true, "br": true, "div": true, "tr": true, 
 func renderHTML(src string, info *htmlInfo) string {
 	if info.tags == nil {
 		info.tags = map[string]int{}
-		info.balance = map[string]int{}
 	}
-	info.rawLen += len(src)
 	z := html.NewTokenizer(strings.NewReader(src))
 	var b strings.Builder
 	skip := 0
@@ -342,8 +347,11 @@ func renderHTML(src string, info *htmlInfo) string {
 		tt := z.Next()
 		switch tt {
 		case html.ErrorToken:
-			info.parts = append(info.parts, ps)
 			out := b.String()
+			ps.length = utf8.RuneCountInString(src)
+			ps.nonSpace = utf8.RuneCountInString(out) - countSpace(out)
+			ps.inside = inside
+			info.parts = append(info.parts, ps)
 			info.text += out
 			return out
 		case html.DoctypeToken:
@@ -373,7 +381,6 @@ func renderHTML(src string, info *htmlInfo) string {
 				continue
 			}
 			b.Write(t)
-			info.textLen += len(bytes.TrimSpace(t))
 		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
 			name, hasAttr := z.TagName()
 			tag := string(name)
@@ -382,7 +389,6 @@ func renderHTML(src string, info *htmlInfo) string {
 				if styleTags[tag] {
 					styles.close(tag)
 				}
-				info.balance[tag]--
 				if tag == "script" || tag == "style" {
 					if skip > 0 {
 						skip--
@@ -403,9 +409,6 @@ func renderHTML(src string, info *htmlInfo) string {
 			}
 			count(tag, 1)
 			info.tags[tag]++
-			if tt == html.StartTagToken {
-				info.balance[tag]++
-			}
 			switch tag {
 			case "script", "style":
 				if tt == html.StartTagToken {
@@ -415,7 +418,6 @@ func renderHTML(src string, info *htmlInfo) string {
 				inTitle = tt == html.StartTagToken
 			case "img":
 				ps.img = true
-				info.images++
 				if inAnchor {
 					anchor.WriteString("<img>")
 				}
@@ -488,7 +490,7 @@ func renderHTML(src string, info *htmlInfo) string {
 				}
 			}
 			if tag == "img" {
-				info.imageArea += w * h
+				ps.imageArea += w * h
 			}
 			// A basefont with a size sets only the size (HTML.pm).
 			if styleTags[tag] && !(tag == "basefont" && baseSized) {
@@ -509,6 +511,9 @@ func atoiPrefix(s string) int {
 // extractURIs returns the links of the text parts: URLs in plain text and
 // the link attributes of HTML, each as written and, for bare www. names,
 // with http:// in front (SpamAssassin lists both).
+// textEmail is an address in plain text.
+var textEmail = regexp.MustCompile(`(?i)\b[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b`)
+
 func extractURIs(plain []string, htmlLinks []string) []string {
 	seen := map[string]bool{}
 	var out, found []string
@@ -529,6 +534,15 @@ func extractURIs(plain []string, htmlLinks []string) []string {
 		for _, u := range found {
 			add(u)
 		}
+		// SpamAssassin's text URI parser also takes bare addresses, as
+		// mailto: links (uri rules such as __UNSUB_LINK see them).
+		if strings.IndexByte(t, '@') >= 0 {
+			for _, m := range textEmail.FindAllStringIndex(t, 200) {
+				if !strings.HasSuffix(strings.ToLower(t[max(0, m[0]-7):m[0]]), "mailto:") {
+					add("mailto:" + t[m[0]:m[1]])
+				}
+			}
+		}
 	}
 	for _, l := range htmlLinks {
 		l = html.UnescapeString(strings.TrimSpace(l))
@@ -538,4 +552,16 @@ func extractURIs(plain []string, htmlLinks []string) []string {
 		}
 	}
 	return out
+}
+
+// countSpace counts the white space characters of s as Perl's \s does
+// on text (Unicode white space).
+func countSpace(s string) int {
+	n := 0
+	for _, r := range s {
+		if unicode.IsSpace(r) {
+			n++
+		}
+	}
+	return n
 }
