@@ -253,14 +253,7 @@ func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 		}
 		b.Grow(n + n/8) // decoding rarely makes a value longer
 		for _, f := range c.m.Header {
-			v := f.Value
-			if !raw {
-				v = decodeHeader(v)
-			}
-			b.WriteString(f.Name)
-			b.WriteString(": ")
-			b.WriteString(v)
-			b.WriteByte('\n')
+			writeField(&b, f, raw)
 		}
 		return b.String(), len(c.m.Header) > 0
 	case "ALL-TRUSTED", "ALL-INTERNAL", "ALL-UNTRUSTED", "ALL-EXTERNAL":
@@ -280,14 +273,7 @@ func (c *msgCtx) computeHeaderText(name, mod string) (string, bool) {
 			if !trusted && idx < k {
 				continue
 			}
-			v := f.Value
-			if !raw {
-				v = decodeHeader(v)
-			}
-			b.WriteString(f.Name)
-			b.WriteString(": ")
-			b.WriteString(v)
-			b.WriteByte('\n')
+			writeField(&b, f, raw)
 			if trusted && rcvd && idx == k {
 				break
 			}
@@ -1236,3 +1222,16 @@ func (sc *lineScratch) lines(pos int) []int32 { return sc.flat[sc.off[pos]:sc.of
 
 // window is the window of the j-th line of the rule at pos.
 func (sc *lineScratch) window(pos, j int) lineWindow { return sc.flatWin[int(sc.off[pos])+j] }
+
+// writeField writes f as the ALL pseudo-headers show a field: "Name:
+// value" and a line break, the value decoded unless raw.
+func writeField(b *strings.Builder, f Field, raw bool) {
+	v := f.Value
+	if !raw {
+		v = decodeHeader(v)
+	}
+	b.WriteString(f.Name)
+	b.WriteString(": ")
+	b.WriteString(v)
+	b.WriteByte('\n')
+}
