@@ -40,20 +40,8 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: $0 [--sample N] [--ham DIR] [--spam DIR] [--keep DIR] [--rule NAME]" >&2; exit 2 ;;
 	esac
 done
-for b in spamd spamc python3; do
-	command -v $b >/dev/null || { echo "$0: $b not found (apt-get install spamassassin spamc)" >&2; exit 1; }
-done
-
-work=$(mktemp -d /tmp/sa-agree.XXXXXX)
-chmod 755 "$work" # spamd runs as nobody when started by root
-spamd_pid=
-cleanup() {
-	[ -n "$spamd_pid" ] && kill "$spamd_pid" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/mailwarden" ./cmd/mailwarden
+. test/sa-common.sh
+sa_init spamd spamc python3
 
 # 1. The sample, linked into one directory per class (class/NAME).
 mkdir -p "$work/msgs/ham" "$work/msgs/spam"
@@ -76,26 +64,13 @@ cp /etc/spamassassin/*.pre /etc/spamassassin/*.cf "$sa/site/" # local.cf is repl
 printf '%s\n' "use_bayes 0" "bayes_auto_learn 0" "skip_rbl_checks 1" "use_razor2 0" "use_pyzor 0" \
 	"required_score 5.0" >"$sa/site/local.cf"
 chmod -R a+rwX "$sa"
-user=()
-[ "$(id -u)" = 0 ] && user=(-u nobody)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-spamd -L -x -s stderr -i 127.0.0.1 -A 127.0.0.1 -p "$port" -m 2 --min-spare=1 --max-spare=2 \
-	--siteconfigpath "$sa/site" --helper-home-dir="$sa/home" "${user[@]}" \
-	--pidfile "$sa/spamd.pid" 2>"$sa/spamd.log" &
-spamd_pid=$!
-for _ in $(seq 1 120); do
-	spamc -d 127.0.0.1 -p "$port" -K >/dev/null 2>&1 && break
-	kill -0 "$spamd_pid" 2>/dev/null || { cat "$sa/spamd.log" >&2; exit 1; }
-	sleep 1
-done
+sa_spamd "$sa" 2
 t0=$(date +%s)
 # Output: class/NAME<TAB>RULE,RULE,... (-s: no size limit, as the engine).
 (cd "$work/msgs" && ls -d ham/* spam/* | xargs -P 2 -L 1 sh -c \
 	's=$(spamc -d 127.0.0.1 -p '"$port"' -s 100000000 -y <"$0" 2>/dev/null || true); printf "%s\t%s\n" "$0" "$s"') >"$work/sa.tsv"
 echo "SpamAssassin: $(wc -l <"$work/sa.tsv") messages in $(($(date +%s) - t0)) s" >&2
-kill "$spamd_pid" 2>/dev/null || true
-wait "$spamd_pid" 2>/dev/null || true
-spamd_pid=
+sa_stop
 
 # 3. mailwarden, set up as SpamAssassin is above.
 printf '%s\n' "[spam.bayes]" "enabled = false" "[spam.rules]" "enabled = true" 'budget = "10m"' >"$work/mw.toml"

@@ -67,20 +67,8 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: $0 [--ham DIR] [--spam DIR] [--folds N] [--test-fold I] [--max-test N] [--workers N] [--split-date D | --train DIR --test DIR] [--sample N] [--no-bayes] [--bayes-dir DIR] [--config FILE]" >&2; exit 2 ;;
 	esac
 done
-for b in sa-learn spamd spamc python3; do
-	command -v $b >/dev/null || { echo "$0: $b not found (apt-get install spamassassin spamc)" >&2; exit 1; }
-done
-
-work=$(mktemp -d /tmp/sa-compare.XXXXXX)
-chmod 755 "$work" # spamd runs as nobody when started by root
-spamd_pid=
-cleanup() {
-	[ -n "$spamd_pid" ] && kill "$spamd_pid" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/mailwarden" ./cmd/mailwarden
+. test/sa-common.sh
+sa_init sa-learn spamd spamc python3
 mw=$work/mailwarden
 if [ -z "$mwconfig" ]; then
 	mwconfig=$work/default.toml # empty: the built-in defaults
@@ -114,8 +102,6 @@ fi
 # 3. SpamAssassin with its own Bayes database per fold.
 : >"$work/sa.tsv"
 sasecs=0
-user=()
-[ "$(id -u)" = 0 ] && user=(-u nobody)
 for f in $testfolds; do
 	sa=$work/sa-$f
 	awk -F'\t' -v f="$f" '$1!=f && $2=="spam" {print $4}' "$work/folds.tsv" >"$sa.train-spam"
@@ -160,25 +146,14 @@ for f in $testfolds; do
 		echo "fold $f: sa-learn $(python3 -c "print(round($t1-$t0))") s" >&2
 	fi
 
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	spamd -L -x -s stderr -i 127.0.0.1 -A 127.0.0.1 -p "$port" -m "$workers" --min-spare=1 --max-spare="$workers" \
-		--siteconfigpath "$sa/site" --helper-home-dir="$sa/home" "${user[@]}" \
-		--pidfile "$sa/spamd.pid" 2>"$sa/spamd.log" &
-	spamd_pid=$!
-	for _ in $(seq 1 120); do
-		spamc -d 127.0.0.1 -p "$port" -K >/dev/null 2>&1 && break
-		kill -0 "$spamd_pid" 2>/dev/null || { cat "$sa/spamd.log" >&2; exit 1; }
-		sleep 1
-	done
+	sa_spamd "$sa" "$workers"
 	t0=$(date +%s.%N)
 	# One spamc per message, $workers at a time; output: CLASS<TAB>SCORE.
 	awk -F'\t' '{print $1" "$2}' "$sa.test" | xargs -P "$workers" -L 1 sh -c \
 		's=$(spamc -d 127.0.0.1 -p '"$port"' -c -x <"$1" 2>/dev/null || true); printf "%s\t%s\n" "$0" "${s%%/*}"' >>"$work/sa.tsv"
 	t1=$(date +%s.%N)
 	sasecs=$(python3 -c "print($sasecs+$t1-$t0)")
-	kill "$spamd_pid" 2>/dev/null || true
-	wait "$spamd_pid" 2>/dev/null || true
-	spamd_pid=
+	sa_stop
 done
 
 # 4. Both tables.
