@@ -54,6 +54,7 @@ var evals = map[string]evalDef{
 	"subject_is_all_caps":                 {fn: evalSubjectAllCaps},
 	"check_for_mime":                      {fn: evalMIME, accepts: argIn(0, "mime_attachment", "mime_base64_count", "mime_qp_count", "mime_base64_encoded_text", "mime_bad_iso_charset", "mime_faraway_charset", "mime_qp_long_line")},
 	"check_for_mime_html":                 {fn: evalMIMEHTML},
+	"check_for_ascii_text_illegal":        {fn: evalASCIITextIllegal},
 	"check_for_mime_html_only":            {fn: evalMIMEHTMLOnly},
 	"check_body_length":                   {fn: evalBodyLength},
 	"check_for_uppercase":                 {fn: evalUppercase},
@@ -592,6 +593,18 @@ func fieldOf(h []Field, name string) string {
 		}
 	}
 	return ""
+}
+
+// evalASCIITextIllegal: a text/plain part that declares no charset or
+// us-ascii (exactly that name, as MIMEEval.pm compares it) whose body, as
+// encoded, is not US-ASCII (see Part.NotASCII).
+func evalASCIITextIllegal(c *msgCtx, _ []string) int {
+	for _, p := range c.m.Parts {
+		if p.Type == "text/plain" && (p.Charset == "" || p.Charset == "us-ascii") && p.NotASCII {
+			return 1
+		}
+	}
+	return 0
 }
 
 func evalMIMEHTML(c *msgCtx, _ []string) int {
