@@ -172,11 +172,12 @@ var (
 // fields fetchmail added: a first field from localhost followed by a
 // fetchmail one, or a first fetchmail one.
 func (c *msgCtx) receivedTimes() []int64 {
-	vals, _ := c.values("Received", false)
+	vals, _ := c.values("Received", true)
 	var rcvd []string
 	for _, v := range vals {
-		// Node.pm's header() joins a folded line with one space.
-		v = unfold(foldRE.ReplaceAllLiteralString(v, " "))
+		// Node.pm's header() joins a folded line with one space (the
+		// regular expressions below want single spaces), then decodes.
+		v = decodeHeader(foldRE.ReplaceAllLiteralString(v, " "))
 		if strings.TrimSpace(v) != "" {
 			rcvd = append(rcvd, v)
 		}

@@ -58,6 +58,10 @@ func TestDateDiff(t *testing.T) {
 		// Resent-Date comes before Date.
 		{"resent", "Received: from a (a [192.0.2.1]) by b; Sun, 29 Sep 2002 07:00:00 +0000\r\n" +
 			"Date: Sun, 29 Sep 2002 07:00:00 +0000\r\nResent-Date: Sun, 29 Sep 2002 09:00:00 +0000\r\n", 7200},
+		// A line break in the date is one space.
+		{"folded", "Received: from a (a [192.0.2.1]) by b; Thu, 18 Apr 2002\r\n    20:24:18 +0200\r\n" +
+			"Received: from c (c [192.0.2.2]) by a; Thu, 18 Apr 2002 14:00:00\r\n    +0000\r\n" +
+			"Date: Thu, 18 Apr 2002 20:19:49 +0200\r\n", -269},
 		// A localhost field not followed by a fetchmail one stays.
 		{"localhost only", "Received: from localhost (localhost [127.0.0.1]) by b; Sun, 29 Sep 2002 07:00:00 +0000\r\n" +
 			"Received: from a (a [192.0.2.1]) by b; Sun, 29 Sep 2002 01:00:00 +0000\r\n" +
