@@ -8,7 +8,8 @@ import (
 // TestRenderHTMLWhitespace: the body paragraphs of HTML as HTML.pm's
 // display_text and html_whitespace render it: only br and div break a
 // line and p (and the like) a paragraph; table rows, cells and the line
-// breaks of the source are spaces; a no-break space is a space.
+// breaks of the source are spaces; a no-break space is a space; an
+// image's alt text is not rendered.
 func TestRenderHTMLWhitespace(t *testing.T) {
 	for _, c := range []struct {
 		html string
@@ -19,6 +20,8 @@ func TestRenderHTMLWhitespace(t *testing.T) {
 		{"one\n\ntwo<br>three<br><br>four", []string{"one two three", "four"}},
 		{"<p>one</p>two<div>three</div><li>four<h1>five</h1>", []string{"one", "two three four five"}},
 		{"<title>Hi</title>text", []string{"Hi", "text"}},
+		// HTML.pm renders no alt text.
+		{`<img src="a.png" alt="Buy now">text`, []string{"text"}},
 	} {
 		var info htmlInfo
 		got := paragraphs(renderHTML(c.html, &info), nil)

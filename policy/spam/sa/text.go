@@ -536,10 +536,6 @@ func renderHTML(src string, info *htmlInfo) string {
 						ps.fontFaceBad = true
 					}
 				}
-				if tag == "img" && string(k) == "alt" && len(v) > 0 {
-					// SpamAssassin renders alt text.
-					b.text([]byte(" " + string(v) + " "))
-				}
 			}
 			if tag == "img" {
 				ps.imageArea += w * h
