@@ -30,3 +30,20 @@ func TestRenderHTMLWhitespace(t *testing.T) {
 		}
 	}
 }
+
+// TestUnicodeSpacesInBody: white space beyond ASCII separates words and
+// makes a line blank, as Perl's \s in Message.pm's white space handling;
+// bytes that are not UTF-8 stay.
+func TestUnicodeSpacesInBody(t *testing.T) {
+	e := compile(t, "body MONEY /\\$129\\.00 10\\b/\nbody BLANK /^\\x{3000}/\n", Options{})
+	h := hits(e.Check(FromRaw([]byte("Subject: a\nContent-Type: text/plain; charset=utf-8\n\nFOR $129.00\u00a0 10 TABLETS\n\n\u3000\n")), Input{}))
+	if _, ok := h["MONEY"]; !ok {
+		t.Error("a no-break space is not white space")
+	}
+	if _, ok := h["BLANK"]; ok {
+		t.Error("a line of U+3000 is not blank")
+	}
+	if got := unicodeSpaces("a\xff\u2003b\u00e9"); got != "a\xff b\u00e9" {
+		t.Errorf("unicodeSpaces: %q", got)
+	}
+}

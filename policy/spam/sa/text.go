@@ -66,6 +66,39 @@ func chunks(text string, out []string) []string {
 	return out
 }
 
+// unicodeSpaces replaces each white space character beyond ASCII (a
+// no-break space, U+3000 ...) with a space: Message.pm's white space
+// handling runs on the decoded characters, where Perl's \s matches them.
+func unicodeSpaces(t string) string {
+	i := 0
+	for i < len(t) && t[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(t) {
+		return t
+	}
+	// Bytes that are not UTF-8 are copied as they are (strings.Map would
+	// make them U+FFFD).
+	var b strings.Builder
+	b.Grow(len(t))
+	b.WriteString(t[:i])
+	for i < len(t) {
+		if t[i] < utf8.RuneSelf {
+			b.WriteByte(t[i])
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(t[i:])
+		if r != utf8.RuneError && unicode.IsSpace(r) {
+			b.WriteByte(' ')
+		} else {
+			b.WriteString(t[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
 // paragraphs turns rendered text into body-rule lines: one per paragraph
 // (text between blank lines), white space runs collapsed to one space.
 func paragraphs(text string, out []string) []string {
