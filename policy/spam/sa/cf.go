@@ -157,7 +157,8 @@ func (e Env) can(name string) bool {
 			return false
 		}
 		return true
-	case name == "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length":
+	case name == "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
+		name == "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal":
 		return true
 	}
 	return false

@@ -1061,9 +1061,9 @@ func (c *msgCtx) texts() {
 			c.hasHTML = true
 			c.rendered[i] = renderHTML(p.Text, &c.html)
 			c.htmlOf[i] = len(c.html.parts) - 1
-			rendered = append(rendered, scanCut(c.rendered[i], bodyPartScanSize, "\n "))
+			rendered = append(rendered, unicodeSpaces(scanCut(c.rendered[i], bodyPartScanSize, "\n ")))
 		} else if strings.HasPrefix(p.Type, "text/") {
-			rendered = append(rendered, scanCut(p.Text, bodyPartScanSize, "\n "))
+			rendered = append(rendered, unicodeSpaces(scanCut(p.Text, bodyPartScanSize, "\n ")))
 		}
 		c.rawbody = chunks(latin1(scanCut(p.Text, rawbodyPartScanSize, "\n> ")), c.rawbody)
 	}

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/net/publicsuffix"
 )
@@ -55,6 +54,7 @@ var evals = map[string]evalDef{
 	"subject_is_all_caps":                 {fn: evalSubjectAllCaps},
 	"check_for_mime":                      {fn: evalMIME, accepts: argIn(0, "mime_attachment", "mime_base64_count", "mime_qp_count", "mime_base64_encoded_text", "mime_bad_iso_charset", "mime_faraway_charset", "mime_qp_long_line")},
 	"check_for_mime_html":                 {fn: evalMIMEHTML},
+	"check_for_ascii_text_illegal":        {fn: evalASCIITextIllegal},
 	"check_for_mime_html_only":            {fn: evalMIMEHTMLOnly},
 	"check_body_length":                   {fn: evalBodyLength},
 	"check_for_uppercase":                 {fn: evalUppercase},
@@ -140,52 +140,103 @@ func evalBayes(c *msgCtx, a []string) int {
 	return b2i(p >= argFloat(a, 0, 0) && p <= argFloat(a, 1, 1))
 }
 
+// dateHeaderTime is the time of the first Resent-Date field that
+// parses, else of the first Date field that does, as HeaderEval.pm's
+// _get_date_header_time.
+func (c *msgCtx) dateHeaderTime() (int64, bool) {
+	for _, name := range []string{"Resent-Date", "Date"} {
+		vals, _ := c.values(name, false)
+		for _, v := range vals {
+			if v = strings.TrimSpace(v); v == "" {
+				continue
+			}
+			if t, ok := parseRFC822Date(v); ok {
+				return t, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// Received fields a fetchmail run adds on the reading host, which
+// _get_received_header_times leaves out of the delivery times.
+var (
+	rcvdLocalRE     = regexp.MustCompile(`\bfrom (?:localhost\s|(?:\S+ ){1,2}\S*\b127\.0\.0\.1\b)|qmail \d+ invoked by uid \d+`)
+	rcvdFetchmailRE = regexp.MustCompile(`\bby localhost with \w+ \(fetchmail-[\d.]+`)
+	foldRE          = regexp.MustCompile(`\r?\n[ \t]+`)
+)
+
 // receivedTimes are the dates of the Received fields, newest first, as
-// SpamAssassin reads them (day month year time zone, anywhere in the field).
-func (c *msgCtx) receivedTimes() []time.Time {
-	var out []time.Time
-	for _, v := range c.fields["received"] {
-		m := rcvdDate(unfold(v))
+// HeaderEval.pm's _get_received_header_times reads them: the first date
+// (day month year time zone) anywhere in each field, except in the
+// fields fetchmail added: a first field from localhost followed by a
+// fetchmail one, or a first fetchmail one.
+func (c *msgCtx) receivedTimes() []int64 {
+	vals, _ := c.values("Received", true)
+	var rcvd []string
+	for _, v := range vals {
+		// Node.pm's header() joins a folded line with one space (the
+		// regular expressions below want single spaces), then decodes.
+		v = decodeHeader(foldRE.ReplaceAllLiteralString(v, " "))
+		if strings.TrimSpace(v) != "" {
+			rcvd = append(rcvd, v)
+		}
+	}
+	if len(rcvd) > 0 && rcvdLocalRE.MatchString(rcvd[0]) {
+		if len(rcvd) > 1 && rcvdFetchmailRE.MatchString(rcvd[1]) {
+			rcvd = rcvd[2:]
+		}
+	} else if len(rcvd) > 0 && rcvdFetchmailRE.MatchString(rcvd[0]) {
+		rcvd = rcvd[1:]
+	}
+	var out []int64
+	for _, v := range rcvd {
+		m := rcvdDate(v)
 		if m == "" {
 			continue
 		}
-		if t, err := ParseDate(strings.TrimSpace(m)); err == nil {
+		if t, ok := parseRFC822Date(m); ok {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
-// dateDiff is Date minus the Received time closest to it (the oldest
-// Received field is left out when it equals Date exactly), in seconds, as
-// SpamAssassin's date_diff; ok is false without a Date or Received time.
+// dateDiff is the Date time minus the Received time closest to it (the
+// oldest Received time is left out when it equals the Date time), in
+// seconds, as HeaderEval.pm's _check_date_diff; ok is false without a
+// Date or Received time.
 func (c *msgCtx) computeDateDiff() (float64, bool) {
-	dates := c.fields["date"]
-	if len(dates) == 0 {
-		return 0, false
-	}
-	d, err := ParseDate(strings.TrimSpace(unfold(dates[0])))
-	if err != nil {
+	d, ok := c.dateHeaderTime()
+	if !ok {
 		return 0, false
 	}
 	times := c.receivedTimes()
 	if len(times) == 0 {
 		return 0, false
 	}
-	diffs := make([]float64, len(times))
+	diffs := make([]int64, len(times))
 	for i, t := range times {
-		diffs[i] = d.Sub(t).Seconds()
+		diffs[i] = d - t
 	}
 	if len(diffs) > 1 && diffs[len(diffs)-1] == 0 {
 		diffs = diffs[:len(diffs)-1]
 	}
+	// Perl's sort is stable: of equal absolute differences the first wins.
 	best := diffs[0]
 	for _, x := range diffs[1:] {
-		if math.Abs(x) < math.Abs(best) {
+		if abs64(x) < abs64(best) {
 			best = x
 		}
 	}
-	return best, true
+	return float64(best), true
+}
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 func evalShiftedDate(c *msgCtx, a []string) int {
@@ -543,6 +594,18 @@ func fieldOf(h []Field, name string) string {
 		}
 	}
 	return ""
+}
+
+// evalASCIITextIllegal: a text/plain part that declares no charset or
+// us-ascii (exactly that name, as MIMEEval.pm compares it) whose body, as
+// encoded, is not US-ASCII (see Part.NotASCII).
+func evalASCIITextIllegal(c *msgCtx, _ []string) int {
+	for _, p := range c.m.Parts {
+		if p.Type == "text/plain" && (p.Charset == "" || p.Charset == "us-ascii") && p.NotASCII {
+			return 1
+		}
+	}
+	return 0
 }
 
 func evalMIMEHTML(c *msgCtx, _ []string) int {

@@ -204,3 +204,35 @@ func TestMIMEBase64Text(t *testing.T) {
 		}
 	}
 }
+
+// TestASCIITextIllegal: PP_MIME_FAKE_ASCII_TEXT is a text/plain part
+// declared US-ASCII (or with no charset) whose encoded body has a NUL, a
+// byte above 0x7F or a CR outside the message's CRLF line breaks
+// (MIMEEval.pm's _check_attachments).
+func TestASCIITextIllegal(t *testing.T) {
+	// As 72_active.cf has it: the rule is there only if the eval is.
+	e := compile(t, "ifplugin Mail::SpamAssassin::Plugin::MIMEEval\nif can(Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal)\n"+
+		"body FAKE_ASCII eval:check_for_ascii_text_illegal()\nendif\nendif\n", Options{})
+	for _, c := range []struct {
+		name, msg string
+		hit       bool
+	}{
+		{"latin1 in ascii", "Subject: a\nContent-Type: text/plain; charset=us-ascii\n\ncaf\xe9\n", true},
+		{"no charset", "Subject: a\n\ncaf\xc3\xa9\n", true},
+		{"NUL", "Subject: a\n\nab\x00c\n", true},
+		{"plain ascii", "Subject: a\n\ncafe\n", false},
+		{"declared latin1", "Subject: a\nContent-Type: text/plain; charset=iso-8859-1\n\ncaf\xe9\n", false},
+		{"html", "Subject: a\nContent-Type: text/html\n\ncaf\xe9\n", false},
+		// Encoded, the body is ASCII: the test reads it as encoded.
+		{"qp", "Subject: a\nContent-Transfer-Encoding: quoted-printable\n\ncaf=E9\n", false},
+		{"crlf message", "Subject: a\r\n\r\ncafe\r\n", false},
+		{"CR in an LF message", "Subject: a\n\nca\r\nfe\n", true},
+		{"lone CR", "Subject: a\r\n\r\nca\rfe\r\n", true},
+		{"part", "Subject: a\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nok\n--b\nContent-Type: text/plain; charset=US-ASCII\n\n\xa0\n--b--\n", true},
+	} {
+		_, hit := hits(e.Check(FromRaw([]byte(c.msg)), Input{}))["FAKE_ASCII"]
+		if hit != c.hit {
+			t.Errorf("%s: hit %v, want %v", c.name, hit, c.hit)
+		}
+	}
+}

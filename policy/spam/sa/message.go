@@ -75,6 +75,10 @@ type Part struct {
 	// MaxLine is the length of the longest line of the body as encoded
 	// (base64, quoted-printable), line break not counted.
 	MaxLine int
+	// NotASCII says the body as encoded has a byte that US-ASCII text
+	// may not have (MIMEEval.pm's _check_attachments): NUL, 0x80 to
+	// 0xFF, or a CR that is not part of the message's CRLF line breaks.
+	NotASCII bool
 }
 
 // Limits of FromRaw's MIME walk: hostile messages nest deeply or carry
@@ -122,10 +126,10 @@ func parseText(raw string) *Message {
 	if t, _, _ := e.Header.ContentType(); t != "" {
 		m.Type = strings.ToLower(t)
 	}
-	w := walker{m: m}
+	w := walker{m: m, crlf: crlfMessage(raw)}
 	var enc encoded
 	if split {
-		enc = encoded{true, len(body), maxLine(body)}
+		enc = encoded{true, len(body), maxLine(body), notASCII(body, w.crlf)}
 	}
 	w.walk(e, enc, 0, 0)
 	return m
@@ -209,7 +213,8 @@ func parseFields(text string) []Field {
 // walker walks the MIME tree of one message into its Parts.
 type walker struct {
 	m    *Message
-	alts int // multipart/alternative entities seen
+	alts int  // multipart/alternative entities seen
+	crlf bool // see crlfMessage
 }
 
 // maxEncodedBytes bounds the encoded body of a part read for decoding:
@@ -220,16 +225,17 @@ const maxEncodedBytes = 3*maxPartBytes + 4096
 // evals that measure encoded lines read it); ok is false when it is not
 // known.
 type encoded struct {
-	ok      bool
-	size    int
-	maxLine int
+	ok       bool
+	size     int
+	maxLine  int
+	notASCII bool
 }
 
-func encodedOf(b []byte) encoded {
+func (w *walker) encoded(b []byte) encoded {
 	if b == nil {
 		return encoded{}
 	}
-	return encoded{true, len(b), maxLine(b)}
+	return encoded{true, len(b), maxLine(b), notASCII(b, w.crlf)}
 }
 
 // walk adds the leaves of e, whose body is enc before it is decoded.
@@ -267,7 +273,7 @@ func (w *walker) walk(e *message.Entity, enc encoded, depth, alt int) {
 			}
 			// A part read is known even when empty (Bytes of a buffer that
 			// never held anything is nil).
-			w.walk(sub, encoded{true, len(raw), maxLine(raw)}, depth+1, alt)
+			w.walk(sub, encoded{true, len(raw), maxLine(raw), notASCII(raw, w.crlf)}, depth+1, alt)
 			putPart(buf)
 		}
 		return
@@ -284,7 +290,7 @@ func (w *walker) walk(e *message.Entity, enc encoded, depth, alt int) {
 		if sub, err := message.Read(bytes.NewReader(inner)); sub != nil {
 			_ = err
 			_, body := splitHeader(inner)
-			w.walk(sub, encodedOf(body), depth+1, alt)
+			w.walk(sub, w.encoded(body), depth+1, alt)
 		}
 		return
 	}
@@ -295,7 +301,7 @@ func (w *walker) walk(e *message.Entity, enc encoded, depth, alt int) {
 	p := Part{Type: t, Header: fields, Size: len(body), Broken: err != nil,
 		Charset:  strings.ToLower(params["charset"]),
 		Encoding: strings.ToLower(strings.TrimSpace(e.Header.Get("Content-Transfer-Encoding"))),
-		Alt:      alt, MaxLine: enc.maxLine}
+		Alt:      alt, MaxLine: enc.maxLine, NotASCII: enc.notASCII}
 	if strings.HasPrefix(t, "text/") {
 		p.Text = string(body)
 	}
@@ -332,6 +338,34 @@ func putPart(buf *bytes.Buffer) {
 		buf.Reset()
 		partBufs.Put(buf)
 	}
+}
+
+// crlfMessage says the message's lines end in CRLF, as Message.pm tells
+// it (its first or last line does), so that its parser turns each
+// line-ending CRLF into LF.
+func crlfMessage(raw string) bool {
+	first, last := raw, raw
+	if i := strings.IndexByte(raw, '\n'); i >= 0 {
+		first = raw[:i+1]
+	}
+	if i := strings.LastIndexByte(strings.TrimSuffix(raw, "\n"), '\n'); i >= 0 {
+		last = raw[i+1:]
+	}
+	return strings.Contains(first, "\r\n") || strings.Contains(last, "\r\n")
+}
+
+// notASCII says b has a NUL, a byte from 0x80 to 0xFF, or a CR that is
+// not a line break's (any CR when the message's line breaks are LF).
+func notASCII[T string | []byte](b T, crlf bool) bool {
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == 0 || c >= 0x80:
+			return true
+		case c == '\r' && !(crlf && i+1 < len(b) && b[i+1] == '\n'):
+			return true
+		}
+	}
+	return false
 }
 
 // maxLine is the length of b's longest line, its line break (LF or

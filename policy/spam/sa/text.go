@@ -66,6 +66,39 @@ func chunks(text string, out []string) []string {
 	return out
 }
 
+// unicodeSpaces replaces each white space character beyond ASCII (a
+// no-break space, U+3000 ...) with a space: Message.pm's white space
+// handling runs on the decoded characters, where Perl's \s matches them.
+func unicodeSpaces(t string) string {
+	i := 0
+	for i < len(t) && t[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(t) {
+		return t
+	}
+	// Bytes that are not UTF-8 are copied as they are (strings.Map would
+	// make them U+FFFD).
+	var b strings.Builder
+	b.Grow(len(t))
+	b.WriteString(t[:i])
+	for i < len(t) {
+		if t[i] < utf8.RuneSelf {
+			b.WriteByte(t[i])
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(t[i:])
+		if r != utf8.RuneError && unicode.IsSpace(r) {
+			b.WriteByte(' ')
+		} else {
+			b.WriteString(t[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
 // paragraphs turns rendered text into body-rule lines: one per paragraph
 // (text between blank lines), white space runs collapsed to one space.
 func paragraphs(text string, out []string) []string {
@@ -299,9 +332,65 @@ func fontSize(v string, base int) (int, bool) {
 	return n, true
 }
 
-var blockTags = map[string]bool{"p": true, "br": true, "div": true, "tr": true, "li": true,
-	"table": true, "h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true,
-	"blockquote": true, "pre": true, "hr": true, "ul": true, "ol": true, "title": true, "td": false}
+// htmlText is the rendered text of an HTML part as HTML.pm's
+// display_text builds it from text runs and the white space of tags
+// (html_whitespace). Only a tag's white space breaks a line: the line
+// breaks of the text are spaces like any other.
+type htmlText struct {
+	buf    []byte
+	last   int  // where the last element starts in buf
+	lastWS bool // the last element is a tag's white space
+	n      int  // elements so far
+}
+
+// whitespace adds a tag's white space, first trimming one trailing space
+// from the text before it.
+func (h *htmlText) whitespace(ws string) {
+	if h.n > 0 && !h.lastWS && len(h.buf) > h.last && h.buf[len(h.buf)-1] == ' ' {
+		h.buf = h.buf[:len(h.buf)-1]
+	}
+	h.last, h.lastWS = len(h.buf), true
+	h.n++
+	h.buf = append(h.buf, ws...)
+}
+
+// text adds a text run: each run of ASCII white space and each no-break
+// space becomes one space, and a leading space after a tag's white space
+// is dropped.
+func (h *htmlText) text(t []byte) {
+	start := len(h.buf)
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			for i+1 < len(t) && (t[i+1] == ' ' || t[i+1] == '\t' || t[i+1] == '\n' || t[i+1] == '\r' || t[i+1] == '\f' || t[i+1] == '\v') {
+				i++
+			}
+			h.buf = append(h.buf, ' ')
+		case c == 0xc2 && i+1 < len(t) && t[i+1] == 0xa0:
+			i++
+			h.buf = append(h.buf, ' ')
+		default:
+			h.buf = append(h.buf, c)
+		}
+	}
+	if h.n > 0 && h.lastWS && len(h.buf) > start && h.buf[start] == ' ' {
+		h.buf = append(h.buf[:start], h.buf[start+1:]...)
+	}
+	h.last, h.lastWS = start, false
+	h.n++
+}
+
+// tagSpace is the white space HTML.pm's html_whitespace renders for a
+// tag of htmlSpacing, opening or closing.
+func tagSpace(tag string) string {
+	switch tag {
+	case "br", "div":
+		return "\n"
+	case "p", "hr", "blockquote", "pre", "listing", "plaintext", "xmp", "title":
+		return "\n\n"
+	}
+	return " "
+}
 
 // renderHTML reduces HTML to text (as SpamAssassin's HTML renderer does:
 // no script, style or comments; block elements break lines) and collects
@@ -311,7 +400,7 @@ func renderHTML(src string, info *htmlInfo) string {
 		info.tags = map[string]int{}
 	}
 	z := html.NewTokenizer(strings.NewReader(src))
-	var b strings.Builder
+	var b htmlText
 	skip := 0
 	inTitle := false
 	inAnchor := false
@@ -347,7 +436,7 @@ func renderHTML(src string, info *htmlInfo) string {
 		tt := z.Next()
 		switch tt {
 		case html.ErrorToken:
-			out := b.String()
+			out := string(b.buf)
 			ps.length = utf8.RuneCountInString(src)
 			ps.nonSpace = utf8.RuneCountInString(out) - countSpace(out)
 			ps.inside = inside
@@ -377,10 +466,10 @@ func renderHTML(src string, info *htmlInfo) string {
 				anchor.Write(t)
 			}
 			if inTitle {
+				// The title is rendered too (HTML.pm's html_text).
 				info.title += string(t)
-				continue
 			}
-			b.Write(t)
+			b.text(t)
 		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
 			name, hasAttr := z.TagName()
 			tag := string(name)
@@ -402,8 +491,9 @@ func renderHTML(src string, info *htmlInfo) string {
 					anchor.Reset()
 					inAnchor = false
 				}
-				if blockTags[tag] {
-					b.WriteByte('\n')
+				// Bug 5009: closing tags have their white space too.
+				if htmlSpacing[tag] {
+					b.whitespace(tagSpace(tag))
 				}
 				continue
 			}
@@ -430,11 +520,8 @@ func renderHTML(src string, info *htmlInfo) string {
 					inAnchor = true
 				}
 			}
-			if blockTags[tag] {
-				b.WriteByte('\n')
-				if tag == "p" || tag == "div" || tag == "table" {
-					b.WriteByte('\n')
-				}
+			if htmlSpacing[tag] {
+				b.whitespace(tagSpace(tag))
 			}
 			var w, h int
 			var color, style string
@@ -481,12 +568,6 @@ func renderHTML(src string, info *htmlInfo) string {
 					if tag == "font" && !fontFace.MatchString(string(v)) {
 						ps.fontFaceBad = true
 					}
-				}
-				if tag == "img" && string(k) == "alt" && len(v) > 0 {
-					// SpamAssassin renders alt text.
-					b.WriteString(" ")
-					b.Write(v)
-					b.WriteString(" ")
 				}
 			}
 			if tag == "img" {
