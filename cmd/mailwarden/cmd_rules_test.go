@@ -9,15 +9,21 @@ import (
 	"testing"
 )
 
-func TestRulesCommand(t *testing.T) {
-	dir := t.TempDir()
+// rulesSetup writes the rule file cf and a config that runs it (Bayes
+// off) into a temp dir, and returns the dir and the config's path.
+func rulesSetup(t *testing.T, cf string) (dir, cfg string) {
+	dir = t.TempDir()
 	rules := filepath.Join(dir, "rules")
 	os.Mkdir(rules, 0o755)
-	os.WriteFile(filepath.Join(rules, "local.cf"), []byte(
-		"body LOCAL_PASSWORD /verify your password/i\nscore LOCAL_PASSWORD 3.5\ndescribe LOCAL_PASSWORD Asks for a password\n"+
-			"header LOCAL_UNIMPL eval:no_such_eval()\nscore LOCAL_UNIMPL 2\n"), 0o644)
-	cfg := filepath.Join(dir, "mailwarden.toml")
+	os.WriteFile(filepath.Join(rules, "local.cf"), []byte(cf), 0o644)
+	cfg = filepath.Join(dir, "mailwarden.toml")
 	os.WriteFile(cfg, []byte("[spam.rules]\nenabled = true\npaths = [\""+rules+"\"]\n[spam.bayes]\nenabled = false\n"), 0o644)
+	return dir, cfg
+}
+
+func TestRulesCommand(t *testing.T) {
+	dir, cfg := rulesSetup(t, "body LOCAL_PASSWORD /verify your password/i\nscore LOCAL_PASSWORD 3.5\ndescribe LOCAL_PASSWORD Asks for a password\n"+
+		"header LOCAL_UNIMPL eval:no_such_eval()\nscore LOCAL_UNIMPL 2\n")
 	msg := filepath.Join(dir, "m.eml")
 	os.WriteFile(msg, []byte("From: a@example.com\nSubject: x\n\nPlease verify your password.\n"), 0o644)
 
@@ -45,14 +51,8 @@ func TestRulesCommand(t *testing.T) {
 // TestRulesTestMany: -test with a directory, or with several files, prints
 // one line per message with the rules it hits and nothing else.
 func TestRulesTestMany(t *testing.T) {
-	dir := t.TempDir()
-	rules := filepath.Join(dir, "rules")
-	os.Mkdir(rules, 0o755)
-	os.WriteFile(filepath.Join(rules, "local.cf"), []byte(
-		"body LOCAL_PASSWORD /verify your password/i\nscore LOCAL_PASSWORD 3.5\n"+
-			"header LOCAL_WIN Subject =~ /winner/i\nscore LOCAL_WIN 1\n"), 0o644)
-	cfg := filepath.Join(dir, "mailwarden.toml")
-	os.WriteFile(cfg, []byte("[spam.rules]\nenabled = true\npaths = [\""+rules+"\"]\n[spam.bayes]\nenabled = false\n"), 0o644)
+	dir, cfg := rulesSetup(t, "body LOCAL_PASSWORD /verify your password/i\nscore LOCAL_PASSWORD 3.5\n"+
+		"header LOCAL_WIN Subject =~ /winner/i\nscore LOCAL_WIN 1\n")
 	msgs := filepath.Join(dir, "msgs")
 	os.Mkdir(msgs, 0o755)
 	a, b, c := filepath.Join(msgs, "a"), filepath.Join(msgs, "b"), filepath.Join(msgs, "c")

@@ -273,51 +273,39 @@ func fromEqOrg(s string) (bool, bool) {
 		return false, false
 	}
 	const org = "organization: "
-	var orgs []int // where the values after org start
-	for i := 0; i+len(org) <= len(s); i++ {
-		if s[i]|0x20 == 'o' && hasPrefixFold(s[i:], org) {
-			orgs = append(orgs, i+len(org))
-		}
-	}
+	orgs := indexesFold(s, org) // where org starts
 	if len(orgs) == 0 {
 		return false, true
 	}
-	for i := strings.IndexByte(s, '\n'); i >= 0; {
-		if k := i + 1 + len("from: "); hasPrefixFold(s[i+1:], "from: ") {
-			le := lineEnd(s, k)
-			for st := k; st <= k+1 && st < le; st++ {
-				if st == k+1 && s[k] != '"' {
-					break
+	return afterLinePrefix(s, "from: ", func(k int) bool {
+		le := lineEnd(s, k)
+		for st := k; st <= k+1 && st < le; st++ {
+			if st == k+1 && s[k] != '"' {
+				break
+			}
+			for ce := st + 1; ce < le; ce++ {
+				x := ce + 1
+				if s[ce] == '"' {
+					x++
 				}
-				for ce := st + 1; ce < le; ce++ {
-					x := ce + 1
-					if s[ce] == '"' {
-						x++
-					}
-					if !strings.HasPrefix(s[x-1:], " <") {
-						continue
-					}
-					y := strings.IndexByte(s[x+1:], '>')
-					if y <= 0 || x+2+y >= len(s) || s[x+2+y] != '\n' {
-						continue
-					}
-					m := x + 2 + y + 1
-					c := asciiLower(s[st:ce])
-					for _, o := range orgs {
-						if o-len(org) >= m && hasPrefixFold(s[o:], c) && o+len(c) < len(s) && s[o+len(c)] == '\n' {
-							return true, true
-						}
+				if !strings.HasPrefix(s[x-1:], " <") {
+					continue
+				}
+				y := strings.IndexByte(s[x+1:], '>')
+				if y <= 0 || x+2+y >= len(s) || s[x+2+y] != '\n' {
+					continue
+				}
+				m := x + 2 + y + 1
+				c := asciiLower(s[st:ce])
+				for _, o := range orgs {
+					if v := o + len(org); o >= m && hasPrefixFold(s[v:], c) && v+len(c) < len(s) && s[v+len(c)] == '\n' {
+						return true
 					}
 				}
 			}
 		}
-		j := strings.IndexByte(s[i+1:], '\n')
-		if j < 0 {
-			break
-		}
-		i += 1 + j
-	}
-	return false, true
+		return false
+	}), true
 }
 
 // subjectTail is where __SUBJ_HAS_TO_2 wants its capture after
@@ -336,57 +324,45 @@ func subjHasTo2(s string) (bool, bool) {
 		return false, false
 	}
 	const subj = "subject: "
-	var subjects []int // where "Subject: " starts
-	for i := 0; i+len(subj) <= len(s); i++ {
-		if s[i]|0x20 == 's' && hasPrefixFold(s[i:], subj) {
-			subjects = append(subjects, i)
-		}
-	}
+	subjects := indexesFold(s, subj) // where "Subject: " starts
 	if len(subjects) == 0 {
 		return false, true
 	}
-	for i := strings.IndexByte(s, '\n'); i >= 0; {
-		if b := i + 1 + len("received:"); hasPrefixFold(s[i+1:], "received:") {
-			le := lineEnd(s, b)
-			for f := b; f <= b+200 && f < le; f++ {
-				if s[f] != ' ' || !hasPrefixFold(s[f:], " for ") {
+	return afterLinePrefix(s, "received:", func(b int) bool {
+		le := lineEnd(s, b)
+		for f := b; f <= b+200 && f < le; f++ {
+			if s[f] != ' ' || !hasPrefixFold(s[f:], " for ") {
+				continue
+			}
+			for st := f + len(" for "); st <= f+len(" for <") && st < len(s); st++ {
+				if st > f+len(" for ") && s[st-1] != '<' {
+					break
+				}
+				e := st
+				for e < len(s) && !isSpaceASCII(s[e]) && s[e] != '>' && s[e] != ';' {
+					e++
+				}
+				if e == st {
 					continue
 				}
-				for st := f + len(" for "); st <= f+len(" for <") && st < len(s); st++ {
-					if st > f+len(" for ") && s[st-1] != '<' {
-						break
-					}
-					e := st
-					for e < len(s) && !isSpaceASCII(s[e]) && s[e] != '>' && s[e] != ';' {
-						e++
-					}
-					if e == st {
-						continue
-					}
-					x := e
-					if x < len(s) && s[x] == '>' {
-						x++
-					}
-					if x >= len(s) || s[x] != ';' {
-						continue
-					}
-					m := x + 1
-					c := asciiLower(s[st:e])
-					for _, q := range subjects {
-						if (q == m || q > m && s[q-1] == '\n' && s[m] != '\n') && subjectTail.found(s, q+len(subj), c) {
-							return true, true
-						}
+				x := e
+				if x < len(s) && s[x] == '>' {
+					x++
+				}
+				if x >= len(s) || s[x] != ';' {
+					continue
+				}
+				m := x + 1
+				c := asciiLower(s[st:e])
+				for _, q := range subjects {
+					if (q == m || q > m && s[q-1] == '\n' && s[m] != '\n') && subjectTail.found(s, q+len(subj), c) {
+						return true
 					}
 				}
 			}
 		}
-		j := strings.IndexByte(s[i+1:], '\n')
-		if j < 0 {
-			break
-		}
-		i += 1 + j
-	}
-	return false, true
+		return false
+	}), true
 }
 
 // toBrandSubject is __PDS_TO_BRAND_SUBJECT: a To: that starts a line,
@@ -611,17 +587,36 @@ func (p *pairRule) match(s string) (bool, bool) {
 	if !plainASCII(s) {
 		return false, false
 	}
+	return afterLinePrefix(s, p.src, func(k int) bool { return p.fromLine(s, k) }), true
+}
+
+// afterLinePrefix reports whether f holds at k, just after prefix (lower
+// case), on some line but the first that starts with prefix in any ASCII
+// case: where the rules' \nPrefix matches.
+func afterLinePrefix(s, prefix string, f func(k int) bool) bool {
 	for i := strings.IndexByte(s, '\n'); i >= 0; {
-		if k := i + 1 + len(p.src); hasPrefixFold(s[i+1:], p.src) && p.fromLine(s, k) {
-			return true, true
+		if hasPrefixFold(s[i+1:], prefix) && f(i+1+len(prefix)) {
+			return true
 		}
 		j := strings.IndexByte(s[i+1:], '\n')
 		if j < 0 {
-			break
+			return false
 		}
 		i += 1 + j
 	}
-	return false, true
+	return false
+}
+
+// indexesFold returns where lit (lower case) starts in s, in any ASCII
+// case.
+func indexesFold(s, lit string) []int {
+	var at []int
+	for i := 0; i+len(lit) <= len(s); i++ {
+		if s[i]|0x20 == lit[0]|0x20 && hasPrefixFold(s[i:], lit) {
+			at = append(at, i)
+		}
+	}
+	return at
 }
 
 // fromLine reports whether a match starts with the src that ends at k.
