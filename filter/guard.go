@@ -245,8 +245,9 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		}
 		delay = 0
 		if max := l.srv.opts.MaxConns; max > 0 && l.active.Load() >= int64(max) {
-			c.Close()
+			// Count before closing: whoever sees the close may look at the count.
 			l.srv.drop(DropLimit, "refusing an MTA connection: max_connections reached", "max_connections", max)
+			c.Close()
 			continue
 		}
 		l.active.Add(1)
