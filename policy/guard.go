@@ -32,7 +32,7 @@ func (p *Pipeline) guard(ctx context.Context, stage Stage, s Step, fn func(conte
 		err error
 	}
 	done := make(chan out, 1)
-	go func() {
+	goWorker(func() {
 		defer func() {
 			if x := recover(); x != nil {
 				p.log.Error("step panicked", "stage", string(stage), "check", name, "panic", fmt.Sprint(x), "stack", string(debug.Stack()))
@@ -42,7 +42,7 @@ func (p *Pipeline) guard(ctx context.Context, stage Stage, s Step, fn func(conte
 		}()
 		r, err := fn(cctx)
 		done <- out{r, err}
-	}()
+	})
 	select {
 	case o := <-done:
 		return o.r, o.err

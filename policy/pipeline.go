@@ -331,10 +331,10 @@ func (p *Pipeline) runLevel(ctx context.Context, m *message.Message, level []Ste
 			}
 		}
 		wg.Add(1)
-		go func() {
+		goWorker(func() {
 			defer wg.Done()
 			reports[i] = p.runStep(ctx, m, s, prior)
-		}()
+		})
 	}
 	wg.Wait()
 }
