@@ -163,8 +163,47 @@ func (c *msgCtx) dateHeaderTime() (int64, bool) {
 var (
 	rcvdLocalRE     = regexp.MustCompile(`\bfrom (?:localhost\s|(?:\S+ ){1,2}\S*\b127\.0\.0\.1\b)|qmail \d+ invoked by uid \d+`)
 	rcvdFetchmailRE = regexp.MustCompile(`\bby localhost with \w+ \(fetchmail-[\d.]+`)
-	foldRE          = regexp.MustCompile(`\r?\n[ \t]+`)
 )
+
+// joinFolds replaces each \r?\n[ \t]+ of v (a folded line break) with one
+// space. The leftmost match at a line feed starts at the carriage return
+// before it, if any; no match ends in one.
+func joinFolds(v string) string {
+	i := strings.IndexByte(v, '\n')
+	if i < 0 {
+		return v
+	}
+	var b strings.Builder
+	last := 0 // end of the previous match
+	for ; i < len(v); i++ {
+		if v[i] != '\n' {
+			continue
+		}
+		j := i + 1
+		for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+			j++
+		}
+		if j == i+1 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.Grow(len(v))
+		}
+		start := i
+		if i > last && v[i-1] == '\r' {
+			start = i - 1
+		}
+		b.WriteString(v[last:start])
+		b.WriteByte(' ')
+		last = j
+		i = j - 1
+	}
+	if last == 0 {
+		return v
+	}
+	b.WriteString(v[last:])
+	return b.String()
+}
 
 // receivedTimes are the dates of the Received fields, newest first, as
 // HeaderEval.pm's _get_received_header_times reads them: the first date
@@ -177,7 +216,7 @@ func (c *msgCtx) receivedTimes() []int64 {
 	for _, v := range vals {
 		// Node.pm's header() joins a folded line with one space (the
 		// regular expressions below want single spaces), then decodes.
-		v = decodeHeader(foldRE.ReplaceAllLiteralString(v, " "))
+		v = decodeHeader(joinFolds(v))
 		if strings.TrimSpace(v) != "" {
 			rcvd = append(rcvd, v)
 		}
@@ -766,6 +805,16 @@ var (
 	freemailNoLabel = regexp.MustCompile(`(?i)^(?:fa(?:x|csi)|tel|phone|e?-?mail)`)
 )
 
+// stripURLsWithAt is freemailURLWithAt.ReplaceAllString(line, " "),
+// without running the regexp on a line that lacks what every match has:
+// "://" and an "@" or "%40".
+func stripURLsWithAt(line string) string {
+	if !strings.Contains(line, "://") || strings.IndexByte(line, '@') < 0 && !strings.Contains(line, "%40") {
+		return line
+	}
+	return freemailURLWithAt.ReplaceAllString(line, " ")
+}
+
 // bodyFreemails is FreeMail.pm's _parse_body: the freemail addresses of
 // mailto links and of the body text, lower case, unique; false when the
 // body has 5 addresses or 3 freemail ones (freemail_max_body_emails,
@@ -792,7 +841,10 @@ func (c *msgCtx) bodyFreemails() ([]string, bool) {
 	}
 body:
 	for _, line := range c.body {
-		line = freemailURLWithAt.ReplaceAllString(line, " ")
+		line = stripURLsWithAt(line)
+		if strings.IndexByte(line, '@') < 0 {
+			continue // most lines: freemailEmail needs an "@"
+		}
 		for _, m := range freemailEmail.FindAllStringSubmatchIndex(line, -1) {
 			e := line[m[2]:m[3]]
 			if strings.HasSuffix(line[:m[2]], "mailto:") {

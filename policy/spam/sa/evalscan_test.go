@@ -1,0 +1,99 @@
+package sa
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// foldRE is the definition joinFolds implements.
+var foldRE = regexp.MustCompile(`\r?\n[ \t]+`)
+
+// evalPieces are what the random texts for the eval helpers are made of:
+// line breaks and folds, the freemail patterns' literals, addresses and
+// URLs.
+var evalPieces = []string{"\r", "\n", "\r\n", " ", "\t", "  ", "\r\n\t", "\n ", "\r\r\n ", "x", "Received: from a", "by b",
+	"http://", "HTTPS://", "<http://", "hTtP://", "://", "@", "%40", "%4", "a@b.com", "bob@yahoo.com", "mailto:", "x.org/?u=a",
+	"<", ">", ".", "-", "fax:", " tel:", "\xff", "é", "ſ", "K", "\x00"}
+
+func randEvalText(rng *rand.Rand) string {
+	var b strings.Builder
+	for n := rng.IntN(16); n >= 0; n-- {
+		b.WriteString(evalPieces[rng.IntN(len(evalPieces))])
+	}
+	return b.String()
+}
+
+// checkEvalScans checks the hand-made eval helpers against the regexps
+// they stand for.
+func checkEvalScans(t *testing.T, s string) {
+	t.Helper()
+	if got, want := joinFolds(s), foldRE.ReplaceAllLiteralString(s, " "); got != want {
+		t.Fatalf("joinFolds(%q) = %q, regexp %q", s, got, want)
+	}
+	if got, want := stripURLsWithAt(s), freemailURLWithAt.ReplaceAllString(s, " "); got != want {
+		t.Fatalf("stripURLsWithAt(%q) = %q, regexp %q", s, got, want)
+	}
+	// bodyFreemails skips lines without an "@".
+	if m := freemailEmail.FindAllStringSubmatchIndex(s, -1); m != nil && !strings.Contains(s, "@") {
+		t.Fatalf("freemailEmail matches %q without an @: %v", s, m)
+	}
+}
+
+// TestEvalScansRandom checks them on random texts, which must also hit
+// the patterns often enough to say something.
+func TestEvalScansRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	var folds, urls int
+	for range 100000 {
+		s := randEvalText(rng)
+		checkEvalScans(t, s)
+		if foldRE.MatchString(s) {
+			folds++
+		}
+		if freemailURLWithAt.MatchString(s) {
+			urls++
+		}
+	}
+	if folds < 1000 || urls < 1000 {
+		t.Errorf("too few random matches: folds %d URLs with @ %d", folds, urls)
+	}
+	for _, s := range []string{"", "\n", "\r\n", "\r\n ", "a\r\n\tb", "\r\r\n x", "\n\n ", "a\n \n b", " \n\r\n\t"} {
+		checkEvalScans(t, s)
+	}
+}
+
+// TestEvalScansCorpus checks them on the header fields and body lines of
+// the corpus.
+func TestEvalScansCorpus(t *testing.T) {
+	var files []string
+	for _, k := range []string{"ham", "spam"} {
+		files = append(files, corpusFiles(t, k)...)
+	}
+	if sampled() {
+		files = sample(files, 300)
+	}
+	n := 0
+	for _, m := range loadMessages(t, files) {
+		for _, f := range m.Header {
+			checkEvalScans(t, f.Value)
+			n++
+		}
+		for _, p := range m.Parts {
+			for l := range strings.Lines(p.Text) {
+				checkEvalScans(t, l)
+				n++
+			}
+		}
+	}
+	t.Logf("%d fields and lines", n)
+}
+
+func FuzzEvalScans(f *testing.F) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for range 50 {
+		f.Add(randEvalText(rng))
+	}
+	f.Fuzz(checkEvalScans)
+}
