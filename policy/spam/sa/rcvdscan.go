@@ -221,3 +221,58 @@ func prefixSender(s string) int {
 	}
 	return n
 }
+
+// rcvdPostfixShape returns the submatches of the Postfix and Sendmail
+// shape of a Received field,
+//
+//	^from\s+(\S+)\s+\(([^\s\[\]()]*)\s*\[(?:IPv6:)?([0-9A-Fa-f.:]+)\]
+//
+// ok false when v does not have it. Every part is deterministic: each run
+// is followed by a byte it cannot take, and without "IPv6:" the address
+// class cannot start on its "I".
+func rcvdPostfixShape(v string) (helo, rdns, ip string, ok bool) {
+	if !strings.HasPrefix(v, "from") {
+		return "", "", "", false
+	}
+	i := spacesAt(v, len("from"))
+	if i == len("from") {
+		return "", "", "", false
+	}
+	j := i
+	for j < len(v) && !isSpaceRE(v[j]) {
+		j++
+	}
+	k := spacesAt(v, j)
+	if j == i || k == j || k >= len(v) || v[k] != '(' {
+		return "", "", "", false
+	}
+	k++
+	l := k
+	for l < len(v) && !isSpaceRE(v[l]) && v[l] != '[' && v[l] != ']' && v[l] != '(' && v[l] != ')' {
+		l++
+	}
+	m := spacesAt(v, l)
+	if m >= len(v) || v[m] != '[' {
+		return "", "", "", false
+	}
+	m++
+	if strings.HasPrefix(v[m:], "IPv6:") {
+		m += len("IPv6:")
+	}
+	n := m
+	for n < len(v) && (isDigit(v[n]) || v[n] >= 'a' && v[n] <= 'f' || v[n] >= 'A' && v[n] <= 'F' || v[n] == '.' || v[n] == ':') {
+		n++
+	}
+	if n == m || n >= len(v) || v[n] != ']' {
+		return "", "", "", false
+	}
+	return v[i:j], v[k:l], v[m:n], true
+}
+
+// spacesAt returns the end of the run of \s at i.
+func spacesAt(v string, i int) int {
+	for i < len(v) && isSpaceRE(v[i]) {
+		i++
+	}
+	return i
+}

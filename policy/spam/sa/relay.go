@@ -27,9 +27,9 @@ type Relay struct {
 // Received field shapes of the common MTAs (Postfix/Sendmail, Exim,
 // qmail); the rest count as unparseable, as in SpamAssassin.
 var (
-	rcvdPostfix = regexp.MustCompile(`^from\s+(\S+)\s+\(([^\s\[\]()]*)\s*\[(?:IPv6:)?([0-9A-Fa-f.:]+)\]`)
-	rcvdExim    = regexp.MustCompile(`^from\s+(\S+)\s+\(\[(?:IPv6:)?([0-9A-Fa-f.:]+)\](?::\d+)?(?:\s+helo=(\S+?))?\)`)
-	rcvdQmail   = regexp.MustCompile(`^from\s+(\S+)\s+\(HELO\s+(\S+?)\)\s+\(([0-9.]+)\)`)
+	// (Postfix and Sendmail: rcvdPostfixShape)
+	rcvdExim  = regexp.MustCompile(`^from\s+(\S+)\s+\(\[(?:IPv6:)?([0-9A-Fa-f.:]+)\](?::\d+)?(?:\s+helo=(\S+?))?\)`)
+	rcvdQmail = regexp.MustCompile(`^from\s+(\S+)\s+\(HELO\s+(\S+?)\)\s+\(([0-9.]+)\)`)
 	// qmail with the address bracketed, and optionally a user:
 	// "from unknown (HELO avalon) ([64.125.200.18]) (envelope-sender <a@b>) by ..."
 	rcvdQmailish = regexp.MustCompile(`^from (\S+) \((?:HELO|EHLO) ([^)]*)\) \((?:\S*@)?\[?([0-9.]+)\]?\).* by \S+ `)
@@ -39,8 +39,6 @@ var (
 	// The characters Received.pm replaces with "!" in the envelope
 	// sender it records (rcvdEnvFromValue reads the clause).
 	rcvdStrip = strings.NewReplacer(" ", "!", "\t", "!", "\x00", "!", "#", "!", "[", "!", "]", "!", "(", "!", ")", "!", "<", "!", ">", "!", "|", "!")
-	// A mail fetcher's handover (fetchmail, getmail): "... by localhost with IMAP (fetchmail-5.9.0)".
-	rcvdFetch = regexp.MustCompile(`with (?:POP3|IMAP)`)
 	ipLiteral = regexp.MustCompile(`\[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\]`)
 )
 
@@ -93,22 +91,28 @@ func parseReceived(v string) (Relay, rcvdKind) {
 	if !strings.HasPrefix(v, "from") {
 		return Relay{}, rcvdNone
 	}
-	if rcvdFetch.MatchString(v) {
+	// A mail fetcher's handover (fetchmail, getmail): "... by localhost
+	// with IMAP (fetchmail-5.9.0)".
+	if strings.Contains(v, "with POP3") || strings.Contains(v, "with IMAP") {
 		return Relay{}, rcvdFetcher
 	}
 	var r Relay
+	var exim []string // Exim's shape has "([" where its regexp needs it
+	if strings.Contains(v, "([") {
+		exim = rcvdExim.FindStringSubmatch(v)
+	}
 	// QUIRK(spamassassin): Received.pm reads "from NAME ([ip]
 	// helo=H)" as reverse DNS NAME and HELO H only in Exim's fields;
 	// in others (Sendmail without a lookup) NAME is the HELO and the
 	// relay has no reverse DNS, as the Postfix shape reads it.
-	if m := rcvdExim.FindStringSubmatch(v); m != nil && strings.Contains(v, "Exim") {
+	if m := exim; m != nil && strings.Contains(v, "Exim") {
 		r = Relay{RDNS: m[1], IP: m[2], HELO: m[3]}
 		if r.HELO == "" {
 			r.HELO = m[1]
 		}
-	} else if m := rcvdPostfix.FindStringSubmatch(v); m != nil {
-		r = Relay{HELO: m[1], RDNS: m[2], IP: m[3]}
-	} else if m := rcvdExim.FindStringSubmatch(v); m != nil {
+	} else if helo, rdns, ip, ok := rcvdPostfixShape(v); ok {
+		r = Relay{HELO: helo, RDNS: rdns, IP: ip}
+	} else if m := exim; m != nil {
 		r = Relay{HELO: m[3], IP: m[2]}
 		if r.HELO == "" {
 			r.HELO = m[1]
