@@ -757,8 +757,11 @@ func evalFreemailReplyTo(c *msgCtx, a []string) int {
 	if len(a) > 0 {
 		what = a[0]
 	}
-	if env, _ := c.headerText("EnvelopeFrom", "addr"); freemailBulkEnvFrom.MatchString(env) {
-		return 0
+	// A bulk envelope sender makes the answer 0: asked only when the
+	// answer would be 1, the regexp runs on few messages.
+	hit := func() int {
+		env, _ := c.headerText("EnvelopeFrom", "addr")
+		return b2i(!freemailBulkEnvFrom.MatchString(env))
 	}
 	from, hasFrom := c.headerText("From", "addr")
 	reply, hasReply := c.headerText("Reply-To", "addr")
@@ -766,7 +769,7 @@ func evalFreemailReplyTo(c *msgCtx, a []string) int {
 	fromFM := hasFrom && c.isFreemail(from)
 	replyFM := hasReply && c.isFreemail(reply)
 	if fromFM && replyFM && from != reply {
-		return 1
+		return hit()
 	}
 	switch {
 	case what == "replyto" && !replyFM:
@@ -786,7 +789,7 @@ func evalFreemailReplyTo(c *msgCtx, a []string) int {
 	}
 	for _, b := range body {
 		if b != addr {
-			return 1
+			return hit()
 		}
 	}
 	return 0
