@@ -165,6 +165,19 @@ var (
 	rcvdFetchmailRE = regexp.MustCompile(`\bby localhost with \w+ \(fetchmail-[\d.]+`)
 )
 
+// rcvdLocal is rcvdLocalRE.MatchString(v), which each branch of needs
+// a literal most fields lack.
+func rcvdLocal(v string) bool {
+	return (strings.Contains(v, "from localhost") || strings.Contains(v, "127.0.0.1") || strings.Contains(v, "qmail ")) &&
+		rcvdLocalRE.MatchString(v)
+}
+
+// rcvdFetchmail is rcvdFetchmailRE.MatchString(v), which needs
+// "(fetchmail-".
+func rcvdFetchmail(v string) bool {
+	return strings.Contains(v, "(fetchmail-") && rcvdFetchmailRE.MatchString(v)
+}
+
 // joinFolds replaces each \r?\n[ \t]+ of v (a folded line break) with one
 // space. The leftmost match at a line feed starts at the carriage return
 // before it, if any; no match ends in one.
@@ -221,11 +234,11 @@ func (c *msgCtx) receivedTimes() []int64 {
 			rcvd = append(rcvd, v)
 		}
 	}
-	if len(rcvd) > 0 && rcvdLocalRE.MatchString(rcvd[0]) {
-		if len(rcvd) > 1 && rcvdFetchmailRE.MatchString(rcvd[1]) {
+	if len(rcvd) > 0 && rcvdLocal(rcvd[0]) {
+		if len(rcvd) > 1 && rcvdFetchmail(rcvd[1]) {
 			rcvd = rcvd[2:]
 		}
-	} else if len(rcvd) > 0 && rcvdFetchmailRE.MatchString(rcvd[0]) {
+	} else if len(rcvd) > 0 && rcvdFetchmail(rcvd[0]) {
 		rcvd = rcvd[1:]
 	}
 	var out []int64

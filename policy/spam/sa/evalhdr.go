@@ -63,7 +63,43 @@ const (
 	toccSimilarLen   = 2
 )
 
-var addrRE = regexp.MustCompile(`[^\s<>,;:"()\[\]]+@[^\s<>,;:"()\[\]]+`)
+// addresses appends to out what
+//
+//	[^\s<>,;:"()\[\]]+@[^\s<>,;:"()\[\]]+
+//
+// finds in v (FindAllString): "@" is in the class, so the first + takes
+// a run of class bytes up to its last "@" with a byte after it, the
+// second the rest; a match is a whole run that has an "@" neither first
+// nor last, and a run without one has no match at any start. The
+// excluded characters are ASCII, so bytes decide.
+func addresses(v string, out []string) []string {
+	if strings.IndexByte(v, '@') < 0 {
+		return out
+	}
+	for i := 0; i < len(v); {
+		if !addrByte(v[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(v) && addrByte(v[j]) {
+			j++
+		}
+		if j-i >= 3 && strings.IndexByte(v[i+1:j-1], '@') >= 0 {
+			out = append(out, v[i:j])
+		}
+		i = j
+	}
+	return out
+}
+
+func addrByte(c byte) bool {
+	switch c {
+	case '\t', '\n', '\f', '\r', ' ', '<', '>', ',', ';', ':', '"', '(', ')', '[', ']':
+		return false
+	}
+	return true
+}
 
 // recipients are the addresses of To and Cc (else also Bcc), adjacent
 // duplicates removed, at most 256, as _check_recipients reads them.
@@ -72,7 +108,7 @@ func (c *msgCtx) recipients() []string {
 	for _, fs := range [][]string{{"to", "cc"}, {"bcc"}} {
 		for _, f := range fs {
 			for _, v := range c.fields[f] {
-				in = append(in, addrRE.FindAllString(unfold(v), -1)...)
+				in = addresses(unfold(v), in)
 			}
 		}
 		if len(in) >= toccSimilarCount {

@@ -3,19 +3,25 @@ package sa
 import (
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// foldRE is the definition joinFolds implements.
-var foldRE = regexp.MustCompile(`\r?\n[ \t]+`)
+// The definitions joinFolds and addresses implement.
+var (
+	foldRE = regexp.MustCompile(`\r?\n[ \t]+`)
+	addrRE = regexp.MustCompile(`[^\s<>,;:"()\[\]]+@[^\s<>,;:"()\[\]]+`)
+)
 
 // evalPieces are what the random texts for the eval helpers are made of:
 // line breaks and folds, the freemail patterns' literals, addresses and
 // URLs.
 var evalPieces = []string{"\r", "\n", "\r\n", " ", "\t", "  ", "\r\n\t", "\n ", "\r\r\n ", "x", "Received: from a", "by b",
 	"http://", "HTTPS://", "<http://", "hTtP://", "://", "@", "%40", "%4", "a@b.com", "bob@yahoo.com", "mailto:", "x.org/?u=a",
-	"<", ">", ".", "-", "fax:", " tel:", "\xff", "é", "ſ", "K", "\x00"}
+	"<", ">", ".", "-", "fax:", " tel:", "\xff", "é", "ſ", "K", "\x00", ",", ";", ":", "\"", "(", ")", "[", "]", "@@",
+	"from localhost ", "from localhost\t", "from a b 127.0.0.1", "from a (b [127.0.0.1])", "127.0.0.10", "qmail 123 invoked by uid 0",
+	"by localhost with POP3 (fetchmail-6.2.5", "by localhost with  x (fetchmail-", "(fetchmail-"}
 
 func randEvalText(rng *rand.Rand) string {
 	var b strings.Builder
@@ -35,6 +41,15 @@ func checkEvalScans(t *testing.T, s string) {
 	if got, want := stripURLsWithAt(s), freemailURLWithAt.ReplaceAllString(s, " "); got != want {
 		t.Fatalf("stripURLsWithAt(%q) = %q, regexp %q", s, got, want)
 	}
+	if got, want := addresses(s, nil), addrRE.FindAllString(s, -1); !slices.Equal(got, want) {
+		t.Fatalf("addresses(%q) = %q, regexp %q", s, got, want)
+	}
+	if got, want := rcvdLocal(s), rcvdLocalRE.MatchString(s); got != want {
+		t.Fatalf("rcvdLocal(%q) = %v, regexp %v", s, got, want)
+	}
+	if got, want := rcvdFetchmail(s), rcvdFetchmailRE.MatchString(s); got != want {
+		t.Fatalf("rcvdFetchmail(%q) = %v, regexp %v", s, got, want)
+	}
 	// bodyFreemails skips lines without an "@".
 	if m := freemailEmail.FindAllStringSubmatchIndex(s, -1); m != nil && !strings.Contains(s, "@") {
 		t.Fatalf("freemailEmail matches %q without an @: %v", s, m)
@@ -45,7 +60,7 @@ func checkEvalScans(t *testing.T, s string) {
 // the patterns often enough to say something.
 func TestEvalScansRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
-	var folds, urls int
+	var folds, urls, addrs, local int
 	for range 100000 {
 		s := randEvalText(rng)
 		checkEvalScans(t, s)
@@ -55,9 +70,15 @@ func TestEvalScansRandom(t *testing.T) {
 		if freemailURLWithAt.MatchString(s) {
 			urls++
 		}
+		if addrRE.MatchString(s) {
+			addrs++
+		}
+		if rcvdLocalRE.MatchString(s) || rcvdFetchmailRE.MatchString(s) {
+			local++
+		}
 	}
-	if folds < 1000 || urls < 1000 {
-		t.Errorf("too few random matches: folds %d URLs with @ %d", folds, urls)
+	if folds < 1000 || urls < 1000 || addrs < 1000 || local < 1000 {
+		t.Errorf("too few random matches: folds %d URLs with @ %d addresses %d local or fetchmail %d", folds, urls, addrs, local)
 	}
 	for _, s := range []string{"", "\n", "\r\n", "\r\n ", "a\r\n\tb", "\r\r\n x", "\n\n ", "a\n \n b", " \n\r\n\t"} {
 		checkEvalScans(t, s)
