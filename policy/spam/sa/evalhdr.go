@@ -35,7 +35,7 @@ func evalNoRDNSDotcomHELO(c *msgCtx, _ []string) int {
 		if internal(r.IP) {
 			continue
 		}
-		hit = b2i(dotcomHELO.MatchString(r.HELO) && r.RDNS == "" && !r.NoLookup)
+		hit = b2i(r.RDNS == "" && !r.NoLookup && dotcomHELO.MatchString(r.HELO))
 	}
 	return hit
 }
@@ -192,7 +192,6 @@ func evalGatedThroughReceivedRemover(c *msgCtx, _ []string) int {
 
 var (
 	spaces       = regexp.MustCompile(`\s+`)
-	yahooFrom    = regexp.MustCompile(`(?i)\byahoo\.com$`)
 	yahooRDNS    = regexp.MustCompile(`(?i)^\S+\.yahoo\.com$`)
 	yahooGenuine = regexp.MustCompile(`by web\S+\.mail\S*\.yahoo\.com via HTTP|by sonic\S+\.consmr\.mail\S*\.yahoo\.com with HTTP|by smtp\S+\.yahoo\.com with SMTP|from \[[0-9.:A-Fa-f]+\] by \S+\.(?:groups|scd|dcn)\.yahoo\.com with NNFMP|by \w+\.\w+\.yahoo\.com \(\d+\.\d+\.\d+/\d+\.\d+\.\d+\)(?: with ESMTP)? id \w+`)
 	yahooBulk    = regexp.MustCompile(`\bmailer\d+\.bulk\.scd\.yahoo\.com\b`)
@@ -204,7 +203,7 @@ var (
 // handing the message on.
 func evalForgedYahooReceived(c *msgCtx, _ []string) int {
 	from, _ := c.headerText("From", "addr")
-	if !yahooFrom.MatchString(from) {
+	if !endsWithDomain(from, "yahoo.com") {
 		return 0
 	}
 	rcvd := c.fields["received"]
@@ -230,4 +229,13 @@ func evalForgedYahooReceived(c *msgCtx, _ []string) int {
 		return 0
 	}
 	return 1
+}
+
+// endsWithDomain is (?i)\b<domain>$ for a lower-case ASCII domain with
+// neither k nor s (the letters with non-ASCII folds) that starts with a
+// letter: s ends with the domain in any ASCII case, and no ASCII word
+// character stands before it.
+func endsWithDomain(s, domain string) bool {
+	n := len(s) - len(domain)
+	return n >= 0 && hasPrefixFoldASCII(s[n:], domain) && (n == 0 || !isWordByte(s[n-1]))
 }

@@ -12,6 +12,9 @@ import (
 var (
 	foldRE = regexp.MustCompile(`\r?\n[ \t]+`)
 	addrRE = regexp.MustCompile(`[^\s<>,;:"()\[\]]+@[^\s<>,;:"()\[\]]+`)
+	// endsWithDomain's callers.
+	yahooFrom   = regexp.MustCompile(`(?i)\byahoo\.com$`)
+	hotmailFrom = regexp.MustCompile(`(?i)\bhotmail\.com$`)
 )
 
 // evalPieces are what the random texts for the eval helpers are made of:
@@ -21,7 +24,7 @@ var evalPieces = []string{"\r", "\n", "\r\n", " ", "\t", "  ", "\r\n\t", "\n ", 
 	"http://", "HTTPS://", "<http://", "hTtP://", "://", "@", "%40", "%4", "a@b.com", "bob@yahoo.com", "mailto:", "x.org/?u=a",
 	"<", ">", ".", "-", "fax:", " tel:", "\xff", "é", "ſ", "K", "\x00", ",", ";", ":", "\"", "(", ")", "[", "]", "@@",
 	"from localhost ", "from localhost\t", "from a b 127.0.0.1", "from a (b [127.0.0.1])", "127.0.0.10", "qmail 123 invoked by uid 0",
-	"by localhost with POP3 (fetchmail-6.2.5", "by localhost with  x (fetchmail-", "(fetchmail-"}
+	"by localhost with POP3 (fetchmail-6.2.5", "by localhost with  x (fetchmail-", "(fetchmail-", "yahoo.com", "YaHoO.CoM", "@hotmail.com", "_hotmail.com", "xhotmail.com", "hotmail.co"}
 
 func randEvalText(rng *rand.Rand) string {
 	var b strings.Builder
@@ -50,6 +53,14 @@ func checkEvalScans(t *testing.T, s string) {
 	if got, want := rcvdFetchmail(s), rcvdFetchmailRE.MatchString(s); got != want {
 		t.Fatalf("rcvdFetchmail(%q) = %v, regexp %v", s, got, want)
 	}
+	for _, c := range []struct {
+		domain string
+		re     *regexp.Regexp
+	}{{"yahoo.com", yahooFrom}, {"hotmail.com", hotmailFrom}} {
+		if got, want := endsWithDomain(s, c.domain), c.re.MatchString(s); got != want {
+			t.Fatalf("endsWithDomain(%q, %q) = %v, regexp %v", s, c.domain, got, want)
+		}
+	}
 	// bodyFreemails skips lines without an "@".
 	if m := freemailEmail.FindAllStringSubmatchIndex(s, -1); m != nil && !strings.Contains(s, "@") {
 		t.Fatalf("freemailEmail matches %q without an @: %v", s, m)
@@ -60,7 +71,7 @@ func checkEvalScans(t *testing.T, s string) {
 // the patterns often enough to say something.
 func TestEvalScansRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
-	var folds, urls, addrs, local int
+	var folds, urls, addrs, local, domains int
 	for range 100000 {
 		s := randEvalText(rng)
 		checkEvalScans(t, s)
@@ -76,9 +87,12 @@ func TestEvalScansRandom(t *testing.T) {
 		if rcvdLocalRE.MatchString(s) || rcvdFetchmailRE.MatchString(s) {
 			local++
 		}
+		if yahooFrom.MatchString(s) || hotmailFrom.MatchString(s) {
+			domains++
+		}
 	}
-	if folds < 1000 || urls < 1000 || addrs < 1000 || local < 1000 {
-		t.Errorf("too few random matches: folds %d URLs with @ %d addresses %d local or fetchmail %d", folds, urls, addrs, local)
+	if folds < 1000 || urls < 1000 || addrs < 1000 || local < 1000 || domains < 1000 {
+		t.Errorf("too few random matches: folds %d URLs with @ %d addresses %d local or fetchmail %d domains %d", folds, urls, addrs, local, domains)
 	}
 	for _, s := range []string{"", "\n", "\r\n", "\r\n ", "a\r\n\tb", "\r\r\n x", "\n\n ", "a\n \n b", " \n\r\n\t"} {
 		checkEvalScans(t, s)
