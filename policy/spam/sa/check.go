@@ -79,6 +79,7 @@ type msgCtx struct {
 	relaysDone         bool
 	trusted, untrusted []Relay
 	unparseable        int
+	received           []parsedReceived // nil until read
 	start              time.Time
 }
 
@@ -348,7 +349,9 @@ func (c *msgCtx) relays() (trusted, untrusted []Relay) {
 		c.relaysDone = true
 		rs := c.m.Relays
 		if rs == nil {
-			rs, c.unparseable = ParseRelays(c.fields["received"])
+			for _, p := range c.receivedRelays() {
+				rs, c.unparseable = appendRelay(rs, c.unparseable, p.relay, p.kind)
+			}
 		}
 		c.trusted, c.untrusted = splitTrust(rs)
 	}
@@ -361,14 +364,32 @@ func (c *msgCtx) relays() (trusted, untrusted []Relay) {
 // path is still trusted).
 func (c *msgCtx) trustedReceivedCount() int {
 	k := 0
-	for _, v := range c.fields["received"] {
-		rs, _ := ParseRelays([]string{v})
-		if len(rs) > 0 && !internal(rs[0].IP) {
+	for _, p := range c.receivedRelays() {
+		if p.kind == rcvdRelay && !internal(p.relay.IP) {
 			break
 		}
 		k++
 	}
 	return k
+}
+
+// parsedReceived is what parseReceived read in one Received field.
+type parsedReceived struct {
+	relay Relay
+	kind  rcvdKind
+}
+
+// receivedRelays reads each Received field once per message: the path
+// (relays) and the ALL-TRUSTED family of header texts both walk them.
+func (c *msgCtx) receivedRelays() []parsedReceived {
+	if c.received == nil {
+		vals := c.fields["received"]
+		c.received = make([]parsedReceived, len(vals))
+		for i, v := range vals {
+			c.received[i].relay, c.received[i].kind = parseReceived(v)
+		}
+	}
+	return c.received
 }
 
 // inferEnvelopeFrom is SpamAssassin's get_envelope_from without an

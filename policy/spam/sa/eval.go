@@ -163,8 +163,60 @@ func (c *msgCtx) dateHeaderTime() (int64, bool) {
 var (
 	rcvdLocalRE     = regexp.MustCompile(`\bfrom (?:localhost\s|(?:\S+ ){1,2}\S*\b127\.0\.0\.1\b)|qmail \d+ invoked by uid \d+`)
 	rcvdFetchmailRE = regexp.MustCompile(`\bby localhost with \w+ \(fetchmail-[\d.]+`)
-	foldRE          = regexp.MustCompile(`\r?\n[ \t]+`)
 )
+
+// rcvdLocal is rcvdLocalRE.MatchString(v), which each branch of needs
+// a literal most fields lack.
+func rcvdLocal(v string) bool {
+	return (strings.Contains(v, "from localhost") || strings.Contains(v, "127.0.0.1") || strings.Contains(v, "qmail ")) &&
+		rcvdLocalRE.MatchString(v)
+}
+
+// rcvdFetchmail is rcvdFetchmailRE.MatchString(v), which needs
+// "(fetchmail-".
+func rcvdFetchmail(v string) bool {
+	return strings.Contains(v, "(fetchmail-") && rcvdFetchmailRE.MatchString(v)
+}
+
+// joinFolds replaces each \r?\n[ \t]+ of v (a folded line break) with one
+// space. The leftmost match at a line feed starts at the carriage return
+// before it, if any; no match ends in one.
+func joinFolds(v string) string {
+	i := strings.IndexByte(v, '\n')
+	if i < 0 {
+		return v
+	}
+	var b strings.Builder
+	last := 0 // end of the previous match
+	for ; i < len(v); i++ {
+		if v[i] != '\n' {
+			continue
+		}
+		j := i + 1
+		for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+			j++
+		}
+		if j == i+1 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.Grow(len(v))
+		}
+		start := i
+		if i > last && v[i-1] == '\r' {
+			start = i - 1
+		}
+		b.WriteString(v[last:start])
+		b.WriteByte(' ')
+		last = j
+		i = j - 1
+	}
+	if last == 0 {
+		return v
+	}
+	b.WriteString(v[last:])
+	return b.String()
+}
 
 // receivedTimes are the dates of the Received fields, newest first, as
 // HeaderEval.pm's _get_received_header_times reads them: the first date
@@ -177,16 +229,16 @@ func (c *msgCtx) receivedTimes() []int64 {
 	for _, v := range vals {
 		// Node.pm's header() joins a folded line with one space (the
 		// regular expressions below want single spaces), then decodes.
-		v = decodeHeader(foldRE.ReplaceAllLiteralString(v, " "))
+		v = decodeHeader(joinFolds(v))
 		if strings.TrimSpace(v) != "" {
 			rcvd = append(rcvd, v)
 		}
 	}
-	if len(rcvd) > 0 && rcvdLocalRE.MatchString(rcvd[0]) {
-		if len(rcvd) > 1 && rcvdFetchmailRE.MatchString(rcvd[1]) {
+	if len(rcvd) > 0 && rcvdLocal(rcvd[0]) {
+		if len(rcvd) > 1 && rcvdFetchmail(rcvd[1]) {
 			rcvd = rcvd[2:]
 		}
-	} else if len(rcvd) > 0 && rcvdFetchmailRE.MatchString(rcvd[0]) {
+	} else if len(rcvd) > 0 && rcvdFetchmail(rcvd[0]) {
 		rcvd = rcvd[1:]
 	}
 	var out []int64
@@ -718,8 +770,11 @@ func evalFreemailReplyTo(c *msgCtx, a []string) int {
 	if len(a) > 0 {
 		what = a[0]
 	}
-	if env, _ := c.headerText("EnvelopeFrom", "addr"); freemailBulkEnvFrom.MatchString(env) {
-		return 0
+	// A bulk envelope sender makes the answer 0: asked only when the
+	// answer would be 1, the regexp runs on few messages.
+	hit := func() int {
+		env, _ := c.headerText("EnvelopeFrom", "addr")
+		return b2i(!freemailBulkEnvFrom.MatchString(env))
 	}
 	from, hasFrom := c.headerText("From", "addr")
 	reply, hasReply := c.headerText("Reply-To", "addr")
@@ -727,7 +782,7 @@ func evalFreemailReplyTo(c *msgCtx, a []string) int {
 	fromFM := hasFrom && c.isFreemail(from)
 	replyFM := hasReply && c.isFreemail(reply)
 	if fromFM && replyFM && from != reply {
-		return 1
+		return hit()
 	}
 	switch {
 	case what == "replyto" && !replyFM:
@@ -747,7 +802,7 @@ func evalFreemailReplyTo(c *msgCtx, a []string) int {
 	}
 	for _, b := range body {
 		if b != addr {
-			return 1
+			return hit()
 		}
 	}
 	return 0
@@ -765,6 +820,16 @@ var (
 	freemailLabel   = regexp.MustCompile(`(?i)^(?:>|\s{1,10}([a-z]{2,11}):)`)
 	freemailNoLabel = regexp.MustCompile(`(?i)^(?:fa(?:x|csi)|tel|phone|e?-?mail)`)
 )
+
+// stripURLsWithAt is freemailURLWithAt.ReplaceAllString(line, " "),
+// without running the regexp on a line that lacks what every match has:
+// "://" and an "@" or "%40".
+func stripURLsWithAt(line string) string {
+	if !strings.Contains(line, "://") || strings.IndexByte(line, '@') < 0 && !strings.Contains(line, "%40") {
+		return line
+	}
+	return freemailURLWithAt.ReplaceAllString(line, " ")
+}
 
 // bodyFreemails is FreeMail.pm's _parse_body: the freemail addresses of
 // mailto links and of the body text, lower case, unique; false when the
@@ -792,7 +857,10 @@ func (c *msgCtx) bodyFreemails() ([]string, bool) {
 	}
 body:
 	for _, line := range c.body {
-		line = freemailURLWithAt.ReplaceAllString(line, " ")
+		line = stripURLsWithAt(line)
+		if strings.IndexByte(line, '@') < 0 {
+			continue // most lines: freemailEmail needs an "@"
+		}
 		for _, m := range freemailEmail.FindAllStringSubmatchIndex(line, -1) {
 			e := line[m[2]:m[3]]
 			if strings.HasSuffix(line[:m[2]], "mailto:") {

@@ -35,7 +35,7 @@ func evalNoRDNSDotcomHELO(c *msgCtx, _ []string) int {
 		if internal(r.IP) {
 			continue
 		}
-		hit = b2i(dotcomHELO.MatchString(r.HELO) && r.RDNS == "" && !r.NoLookup)
+		hit = b2i(r.RDNS == "" && !r.NoLookup && dotcomHELO.MatchString(r.HELO))
 	}
 	return hit
 }
@@ -63,7 +63,43 @@ const (
 	toccSimilarLen   = 2
 )
 
-var addrRE = regexp.MustCompile(`[^\s<>,;:"()\[\]]+@[^\s<>,;:"()\[\]]+`)
+// addresses appends to out what
+//
+//	[^\s<>,;:"()\[\]]+@[^\s<>,;:"()\[\]]+
+//
+// finds in v (FindAllString): "@" is in the class, so the first + takes
+// a run of class bytes up to its last "@" with a byte after it, the
+// second the rest; a match is a whole run that has an "@" neither first
+// nor last, and a run without one has no match at any start. The
+// excluded characters are ASCII, so bytes decide.
+func addresses(v string, out []string) []string {
+	if strings.IndexByte(v, '@') < 0 {
+		return out
+	}
+	for i := 0; i < len(v); {
+		if !addrByte(v[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(v) && addrByte(v[j]) {
+			j++
+		}
+		if j-i >= 3 && strings.IndexByte(v[i+1:j-1], '@') >= 0 {
+			out = append(out, v[i:j])
+		}
+		i = j
+	}
+	return out
+}
+
+func addrByte(c byte) bool {
+	switch c {
+	case '\t', '\n', '\f', '\r', ' ', '<', '>', ',', ';', ':', '"', '(', ')', '[', ']':
+		return false
+	}
+	return true
+}
 
 // recipients are the addresses of To and Cc (else also Bcc), adjacent
 // duplicates removed, at most 256, as _check_recipients reads them.
@@ -72,7 +108,7 @@ func (c *msgCtx) recipients() []string {
 	for _, fs := range [][]string{{"to", "cc"}, {"bcc"}} {
 		for _, f := range fs {
 			for _, v := range c.fields[f] {
-				in = append(in, addrRE.FindAllString(unfold(v), -1)...)
+				in = addresses(unfold(v), in)
 			}
 		}
 		if len(in) >= toccSimilarCount {
@@ -156,7 +192,6 @@ func evalGatedThroughReceivedRemover(c *msgCtx, _ []string) int {
 
 var (
 	spaces       = regexp.MustCompile(`\s+`)
-	yahooFrom    = regexp.MustCompile(`(?i)\byahoo\.com$`)
 	yahooRDNS    = regexp.MustCompile(`(?i)^\S+\.yahoo\.com$`)
 	yahooGenuine = regexp.MustCompile(`by web\S+\.mail\S*\.yahoo\.com via HTTP|by sonic\S+\.consmr\.mail\S*\.yahoo\.com with HTTP|by smtp\S+\.yahoo\.com with SMTP|from \[[0-9.:A-Fa-f]+\] by \S+\.(?:groups|scd|dcn)\.yahoo\.com with NNFMP|by \w+\.\w+\.yahoo\.com \(\d+\.\d+\.\d+/\d+\.\d+\.\d+\)(?: with ESMTP)? id \w+`)
 	yahooBulk    = regexp.MustCompile(`\bmailer\d+\.bulk\.scd\.yahoo\.com\b`)
@@ -168,7 +203,7 @@ var (
 // handing the message on.
 func evalForgedYahooReceived(c *msgCtx, _ []string) int {
 	from, _ := c.headerText("From", "addr")
-	if !yahooFrom.MatchString(from) {
+	if !endsWithDomain(from, "yahoo.com") {
 		return 0
 	}
 	rcvd := c.fields["received"]
@@ -194,4 +229,13 @@ func evalForgedYahooReceived(c *msgCtx, _ []string) int {
 		return 0
 	}
 	return 1
+}
+
+// endsWithDomain is (?i)\b<domain>$ for a lower-case ASCII domain with
+// neither k nor s (the letters with non-ASCII folds) that starts with a
+// letter: s ends with the domain in any ASCII case, and no ASCII word
+// character stands before it.
+func endsWithDomain(s, domain string) bool {
+	n := len(s) - len(domain)
+	return n >= 0 && hasPrefixFoldASCII(s[n:], domain) && (n == 0 || !isWordByte(s[n-1]))
 }

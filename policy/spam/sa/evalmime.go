@@ -219,7 +219,6 @@ var (
 	hotmailGenuine  = regexp.MustCompile(`from (?:\S*\.)?hotmail.com \(\S+\.hotmail(?:\.msn)?\.com[ )]|from \S*\.hotmail.com \(\[` + ipAddress + `\][ ):]|from \S+ by \S+\.hotmail(?:\.msn)?\.com with HTTP;|from \[66\.218.\S+\] by \S+\.yahoo\.com`)
 	outlookGenuine  = regexp.MustCompile(`from \S*\.outbound\.protection\.outlook\.com \(\S+\.outbound\.protection\.outlook\.com[ )]|from \S*\.(?:eur|nam)prd\d+\.prod\.outlook\.com \(` + ipAddress + `\)`)
 	hotmailHELO     = regexp.MustCompile(`(?:from |HELO |helo=)\S*hotmail\.com\b`)
-	hotmailFrom     = regexp.MustCompile(`(?i)\bhotmail\.com$`)
 	msnGroupsTo     = regexp.MustCompile(`(?i)<(\S+)@groups\.msn\.com>`)
 	msnGroupsServer = regexp.MustCompile(`from mail pickup service by ((?:p\d\d\.)groups\.msn\.com)\b`)
 )
@@ -230,7 +229,7 @@ var (
 func evalNoHotmailReceived(c *msgCtx, _ []string) int {
 	// The verdict needs a hotmail.com From: look at that first (the
 	// Received regexps cost more than all the rest of this eval).
-	if from, _ := c.headerText("From", "addr"); !hotmailFrom.MatchString(from) {
+	if from, _ := c.headerText("From", "addr"); !endsWithDomain(from, "hotmail.com") {
 		return 0
 	}
 	rcvd := spaces.ReplaceAllString(strings.Join(c.fields["received"], "\n"), " ")

@@ -1,6 +1,9 @@
 package sa
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Hand-made matchers for the Received field regexes read on every
 // message: each returns exactly what the regexp in its comment returns
@@ -122,4 +125,154 @@ func digits(v string, i int) int {
 		return -1
 	}
 	return j
+}
+
+// rcvdEnvFromValue returns the submatch of Received.pm's envelope sender
+// clause
+//
+//	(?i)(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b
+//
+// in v, ok false when there is none. The prefix is deterministic (its
+// alternatives and :? exclude each other); \S+ takes the run of non-space
+// bytes after it and gives back until \b holds, and a \b position always
+// has an ASCII byte on one side, so it is a rune boundary. Under (?i),
+// "s" also matches U+017F (ſ); no other letter of the prefix has a
+// non-ASCII fold.
+func rcvdEnvFromValue(v string) (string, bool) {
+	for i := 0; i < len(v); i++ {
+		var p int // where \S+ starts
+		switch v[i] | 0x20 {
+		case 'r':
+			if !hasPrefixFoldASCII(v[i:], "return-path") {
+				continue
+			}
+			p = i + len("return-path")
+			if p < len(v) && v[p] == ':' {
+				p++
+			}
+			if p >= len(v) || v[p] != ' ' {
+				continue
+			}
+			p++
+		case 'e':
+			if !hasPrefixFoldASCII(v[i:], "envelope-") {
+				continue
+			}
+			p = i + len("envelope-")
+			if n := prefixSender(v[p:]); n > 0 {
+				p += n
+			} else if hasPrefixFoldASCII(v[p:], "from") {
+				p += len("from")
+			} else {
+				continue
+			}
+			if p >= len(v) || v[p] != ' ' && v[p] != '=' {
+				continue
+			}
+			p++
+		default:
+			continue
+		}
+		q := p
+		for q < len(v) && !isSpaceRE(v[q]) {
+			q++
+		}
+		for e := q; e > p; e-- {
+			if isWordByte(v[e-1]) != (e < len(v) && isWordByte(v[e])) {
+				return v[p:e], true
+			}
+		}
+	}
+	return "", false
+}
+
+// hasPrefixFoldASCII reports whether s starts with the lower-case ASCII
+// word w in any ASCII case.
+func hasPrefixFoldASCII(s, w string) bool {
+	if len(s) < len(w) {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != w[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// prefixSender returns the length of (?i)sender at the start of s, 0 for
+// none: each s may also be U+017F, which folds to it.
+func prefixSender(s string) int {
+	n := 0
+	for i := 0; i < len("sender"); i++ {
+		w := "sender"[i]
+		switch {
+		case n < len(s) && s[n]|0x20 == w: // only S and s give s
+			n++
+		case w == 's' && strings.HasPrefix(s[n:], "\u017f"):
+			n += len("\u017f")
+		default:
+			return 0
+		}
+	}
+	return n
+}
+
+// rcvdPostfixShape returns the submatches of the Postfix and Sendmail
+// shape of a Received field,
+//
+//	^from\s+(\S+)\s+\(([^\s\[\]()]*)\s*\[(?:IPv6:)?([0-9A-Fa-f.:]+)\]
+//
+// ok false when v does not have it. Every part is deterministic: each run
+// is followed by a byte it cannot take, and without "IPv6:" the address
+// class cannot start on its "I".
+func rcvdPostfixShape(v string) (helo, rdns, ip string, ok bool) {
+	if !strings.HasPrefix(v, "from") {
+		return "", "", "", false
+	}
+	i := spacesAt(v, len("from"))
+	if i == len("from") {
+		return "", "", "", false
+	}
+	j := i
+	for j < len(v) && !isSpaceRE(v[j]) {
+		j++
+	}
+	k := spacesAt(v, j)
+	if j == i || k == j || k >= len(v) || v[k] != '(' {
+		return "", "", "", false
+	}
+	k++
+	l := k
+	for l < len(v) && !isSpaceRE(v[l]) && v[l] != '[' && v[l] != ']' && v[l] != '(' && v[l] != ')' {
+		l++
+	}
+	m := spacesAt(v, l)
+	if m >= len(v) || v[m] != '[' {
+		return "", "", "", false
+	}
+	m++
+	if strings.HasPrefix(v[m:], "IPv6:") {
+		m += len("IPv6:")
+	}
+	n := m
+	for n < len(v) && (isDigit(v[n]) || v[n] >= 'a' && v[n] <= 'f' || v[n] >= 'A' && v[n] <= 'F' || v[n] == '.' || v[n] == ':') {
+		n++
+	}
+	if n == m || n >= len(v) || v[n] != ']' {
+		return "", "", "", false
+	}
+	return v[i:j], v[k:l], v[m:n], true
+}
+
+// spacesAt returns the end of the run of \s at i.
+func spacesAt(v string, i int) int {
+	for i < len(v) && isSpaceRE(v[i]) {
+		i++
+	}
+	return i
 }

@@ -27,21 +27,18 @@ type Relay struct {
 // Received field shapes of the common MTAs (Postfix/Sendmail, Exim,
 // qmail); the rest count as unparseable, as in SpamAssassin.
 var (
-	rcvdPostfix = regexp.MustCompile(`^from\s+(\S+)\s+\(([^\s\[\]()]*)\s*\[(?:IPv6:)?([0-9A-Fa-f.:]+)\]`)
-	rcvdExim    = regexp.MustCompile(`^from\s+(\S+)\s+\(\[(?:IPv6:)?([0-9A-Fa-f.:]+)\](?::\d+)?(?:\s+helo=(\S+?))?\)`)
-	rcvdQmail   = regexp.MustCompile(`^from\s+(\S+)\s+\(HELO\s+(\S+?)\)\s+\(([0-9.]+)\)`)
+	// (Postfix and Sendmail: rcvdPostfixShape)
+	rcvdExim  = regexp.MustCompile(`^from\s+(\S+)\s+\(\[(?:IPv6:)?([0-9A-Fa-f.:]+)\](?::\d+)?(?:\s+helo=(\S+?))?\)`)
+	rcvdQmail = regexp.MustCompile(`^from\s+(\S+)\s+\(HELO\s+(\S+?)\)\s+\(([0-9.]+)\)`)
 	// qmail with the address bracketed, and optionally a user:
 	// "from unknown (HELO avalon) ([64.125.200.18]) (envelope-sender <a@b>) by ..."
 	rcvdQmailish = regexp.MustCompile(`^from (\S+) \((?:HELO|EHLO) ([^)]*)\) \((?:\S*@)?\[?([0-9.]+)\]?\).* by \S+ `)
 	// SMTPD32 and the like: "from oemcomputer [63.232.189.195] by highstream.net (SMTPD32-7.07) ..."
 	rcvdHeloBracket = regexp.MustCompile(`^from (\S+) \[([0-9.]+)\] by \S+ `)
 	rcvdBare        = regexp.MustCompile(`^from\s+\[([0-9A-Fa-f.:]+)\]`)
-	// Received.pm's envelope sender clause, and the characters it
-	// replaces with "!" in the values it records.
-	rcvdEnvFrom = regexp.MustCompile(`(?i)(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b`)
-	rcvdStrip   = strings.NewReplacer(" ", "!", "\t", "!", "\x00", "!", "#", "!", "[", "!", "]", "!", "(", "!", ")", "!", "<", "!", ">", "!", "|", "!")
-	// A mail fetcher's handover (fetchmail, getmail): "... by localhost with IMAP (fetchmail-5.9.0)".
-	rcvdFetch = regexp.MustCompile(`with (?:POP3|IMAP)`)
+	// The characters Received.pm replaces with "!" in the envelope
+	// sender it records (rcvdEnvFromValue reads the clause).
+	rcvdStrip = strings.NewReplacer(" ", "!", "\t", "!", "\x00", "!", "#", "!", "[", "!", "]", "!", "(", "!", ")", "!", "<", "!", ">", "!", "|", "!")
 	ipLiteral = regexp.MustCompile(`\[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\]`)
 )
 
@@ -49,76 +46,110 @@ var (
 // fields it cannot read are left out and counted.
 func ParseRelays(received []string) (relays []Relay, unparseable int) {
 	for _, v := range received {
-		v = strings.TrimSpace(unfold(v))
-		// The four shapes start with "from" and white space: one look
-		// settles the other fields (by, with, ...). Each regexp runs once,
-		// FindStringSubmatch both matching and reading.
-		if !strings.HasPrefix(v, "from") {
-			continue
-		}
-		var r Relay
-		if rcvdFetch.MatchString(v) {
-			// QUIRK(spamassassin): Received.pm skips a fetcher's handover
-			// and, while every relay so far is trusted, restarts the
-			// path there: the fetching host's own hops say nothing of
-			// the message (found_pop_fetcher_sig).
-			if _, untrusted := splitTrust(relays); len(untrusted) == 0 {
-				relays = relays[:0]
-			}
-			continue
-		}
-		// QUIRK(spamassassin): Received.pm reads "from NAME ([ip]
-		// helo=H)" as reverse DNS NAME and HELO H only in Exim's fields;
-		// in others (Sendmail without a lookup) NAME is the HELO and the
-		// relay has no reverse DNS, as the Postfix shape reads it.
-		if m := rcvdExim.FindStringSubmatch(v); m != nil && strings.Contains(v, "Exim") {
-			r = Relay{RDNS: m[1], IP: m[2], HELO: m[3]}
-			if r.HELO == "" {
-				r.HELO = m[1]
-			}
-		} else if m := rcvdPostfix.FindStringSubmatch(v); m != nil {
-			r = Relay{HELO: m[1], RDNS: m[2], IP: m[3]}
-		} else if m := rcvdExim.FindStringSubmatch(v); m != nil {
-			r = Relay{HELO: m[3], IP: m[2]}
-			if r.HELO == "" {
-				r.HELO = m[1]
-			}
-		} else if m := rcvdQmail.FindStringSubmatch(v); m != nil {
-			r = Relay{RDNS: m[1], HELO: m[2], IP: m[3], NoLookup: true}
-		} else if m := rcvdQmailish.FindStringSubmatch(collapseSpace(v)); m != nil {
-			r = Relay{RDNS: m[1], HELO: m[2], IP: m[3], NoLookup: true}
-		} else if m := rcvdHeloBracket.FindStringSubmatch(collapseSpace(v)); m != nil {
-			r = Relay{HELO: m[1], IP: m[2], NoLookup: true}
-		} else if m := rcvdBare.FindStringSubmatch(v); m != nil {
-			r = Relay{IP: m[1], NoLookup: true}
-		} else {
-			// Only a field that names a client address we could not read
-			// counts as unparseable; "from" clauses without one (local
-			// pickup, fetchmail) are not relays.
-			if from, _, _ := strings.Cut(v, " by "); strings.HasPrefix(v, "from ") && ipLiteral.MatchString(from) {
-				unparseable++
-			}
-			continue
-		}
-		if strings.EqualFold(r.RDNS, "unknown") || r.RDNS == r.IP {
-			r.RDNS = ""
-		}
-		if m := rcvdEnvFrom.FindStringSubmatch(collapseSpace(v)); m != nil {
-			r.EnvFrom = rcvdStrip.Replace(strings.TrimRight(strings.TrimLeft(m[1], "<"), ">"))
-		}
-		if by, ok := rcvdClause(v, "by"); ok {
-			r.By = by
-		}
-		if id, ok := rcvdClause(v, "id"); ok {
-			r.ID = id
-		}
-		if _, err := netip.ParseAddr(r.IP); err != nil {
-			unparseable++
-			continue
-		}
-		relays = append(relays, r)
+		r, k := parseReceived(v)
+		relays, unparseable = appendRelay(relays, unparseable, r, k)
 	}
 	return relays, unparseable
+}
+
+// rcvdKind is what one Received field says of the message's path.
+type rcvdKind uint8
+
+const (
+	rcvdNone        rcvdKind = iota // no relay: not a "from" field, or no client address
+	rcvdRelay                       // a relay
+	rcvdFetcher                     // a mail fetcher's handover
+	rcvdUnparseable                 // a client address that could not be read
+)
+
+// appendRelay adds what one field says (parseReceived's answer) to the
+// path read so far, newest first.
+func appendRelay(relays []Relay, unparseable int, r Relay, k rcvdKind) ([]Relay, int) {
+	switch k {
+	case rcvdRelay:
+		relays = append(relays, r)
+	case rcvdUnparseable:
+		unparseable++
+	case rcvdFetcher:
+		// QUIRK(spamassassin): Received.pm skips a fetcher's handover
+		// and, while every relay so far is trusted, restarts the path
+		// there: the fetching host's own hops say nothing of the
+		// message (found_pop_fetcher_sig).
+		if _, untrusted := splitTrust(relays); len(untrusted) == 0 {
+			relays = relays[:0]
+		}
+	}
+	return relays, unparseable
+}
+
+// parseReceived reads one Received field.
+func parseReceived(v string) (Relay, rcvdKind) {
+	v = strings.TrimSpace(unfold(v))
+	// The four shapes start with "from" and white space: one look
+	// settles the other fields (by, with, ...). Each regexp runs once,
+	// FindStringSubmatch both matching and reading.
+	if !strings.HasPrefix(v, "from") {
+		return Relay{}, rcvdNone
+	}
+	// A mail fetcher's handover (fetchmail, getmail): "... by localhost
+	// with IMAP (fetchmail-5.9.0)".
+	if strings.Contains(v, "with POP3") || strings.Contains(v, "with IMAP") {
+		return Relay{}, rcvdFetcher
+	}
+	var r Relay
+	var exim []string // Exim's shape has "([" where its regexp needs it
+	if strings.Contains(v, "([") {
+		exim = rcvdExim.FindStringSubmatch(v)
+	}
+	// QUIRK(spamassassin): Received.pm reads "from NAME ([ip]
+	// helo=H)" as reverse DNS NAME and HELO H only in Exim's fields;
+	// in others (Sendmail without a lookup) NAME is the HELO and the
+	// relay has no reverse DNS, as the Postfix shape reads it.
+	if m := exim; m != nil && strings.Contains(v, "Exim") {
+		r = Relay{RDNS: m[1], IP: m[2], HELO: m[3]}
+		if r.HELO == "" {
+			r.HELO = m[1]
+		}
+	} else if helo, rdns, ip, ok := rcvdPostfixShape(v); ok {
+		r = Relay{HELO: helo, RDNS: rdns, IP: ip}
+	} else if m := exim; m != nil {
+		r = Relay{HELO: m[3], IP: m[2]}
+		if r.HELO == "" {
+			r.HELO = m[1]
+		}
+	} else if m := rcvdQmail.FindStringSubmatch(v); m != nil {
+		r = Relay{RDNS: m[1], HELO: m[2], IP: m[3], NoLookup: true}
+	} else if m := rcvdQmailish.FindStringSubmatch(collapseSpace(v)); m != nil {
+		r = Relay{RDNS: m[1], HELO: m[2], IP: m[3], NoLookup: true}
+	} else if m := rcvdHeloBracket.FindStringSubmatch(collapseSpace(v)); m != nil {
+		r = Relay{HELO: m[1], IP: m[2], NoLookup: true}
+	} else if m := rcvdBare.FindStringSubmatch(v); m != nil {
+		r = Relay{IP: m[1], NoLookup: true}
+	} else {
+		// Only a field that names a client address we could not read
+		// counts as unparseable; "from" clauses without one (local
+		// pickup, fetchmail) are not relays.
+		if from, _, _ := strings.Cut(v, " by "); strings.HasPrefix(v, "from ") && ipLiteral.MatchString(from) {
+			return Relay{}, rcvdUnparseable
+		}
+		return Relay{}, rcvdNone
+	}
+	if strings.EqualFold(r.RDNS, "unknown") || r.RDNS == r.IP {
+		r.RDNS = ""
+	}
+	if e, ok := rcvdEnvFromValue(collapseSpace(v)); ok {
+		r.EnvFrom = rcvdStrip.Replace(strings.TrimRight(strings.TrimLeft(e, "<"), ">"))
+	}
+	if by, ok := rcvdClause(v, "by"); ok {
+		r.By = by
+	}
+	if id, ok := rcvdClause(v, "id"); ok {
+		r.ID = id
+	}
+	if _, err := netip.ParseAddr(r.IP); err != nil {
+		return Relay{}, rcvdUnparseable
+	}
+	return r, rcvdRelay
 }
 
 // internal reports an address of the site's own networks as SpamAssassin

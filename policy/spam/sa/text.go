@@ -592,12 +592,10 @@ func atoiPrefix(s string) int {
 // extractURIs returns the links of the text parts: URLs in plain text and
 // the link attributes of HTML, each as written and, for bare www. names,
 // with http:// in front (SpamAssassin lists both).
-// textEmail is an address in plain text.
-var textEmail = regexp.MustCompile(`(?i)\b[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b`)
-
 func extractURIs(plain []string, htmlLinks []string) []string {
 	seen := map[string]bool{}
 	var out, found []string
+	var emails [][2]int
 	var add func(string)
 	add = func(u string) {
 		u = strings.TrimRight(strings.TrimSpace(u), ".,;:!?)]}>'\"")
@@ -618,7 +616,8 @@ func extractURIs(plain []string, htmlLinks []string) []string {
 		// SpamAssassin's text URI parser also takes bare addresses, as
 		// mailto: links (uri rules such as __UNSUB_LINK see them).
 		if strings.IndexByte(t, '@') >= 0 {
-			for _, m := range textEmail.FindAllStringIndex(t, 200) {
+			emails = scanTextEmails(t, 200, emails[:0])
+			for _, m := range emails {
 				if !strings.HasSuffix(strings.ToLower(t[max(0, m[0]-7):m[0]]), "mailto:") {
 					add("mailto:" + t[m[0]:m[1]])
 				}

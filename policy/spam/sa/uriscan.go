@@ -139,3 +139,142 @@ func foldPrefix(text string, i int, lit string) int {
 	}
 	return i
 }
+
+// scanTextEmails appends to out the spans of the addresses in a plain
+// text, at most limit of them: exactly what
+// textEmail.FindAllStringIndex(text, limit) returns, where textEmail is
+//
+//	(?i)\b[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b
+//
+// "@" is in none of the classes, so a match's user part is the rest of a
+// run of user characters, from the run's first \b on, and whether a
+// start in the run matches depends on the run's end alone: a run either
+// matches from its first \b or not at all. After the "@", see
+// emailDomainEnd. Case folding is Go's: the letters include U+017F (ſ)
+// and U+212A (K), which are no word characters for \b.
+func scanTextEmails(text string, limit int, out [][2]int) [][2]int {
+	n := 0
+	for i := 0; i < len(text) && n != limit; {
+		r, w := rune(text[i]), 1
+		if r >= utf8.RuneSelf {
+			r, w = utf8.DecodeRuneInString(text[i:])
+		}
+		if !emailUserRune(r) {
+			i += w
+			continue
+		}
+		start := -1
+		prevWord := i > 0 && isWordByte(text[i-1])
+		j := i
+		for j < len(text) {
+			r, w := rune(text[j]), 1
+			if r >= utf8.RuneSelf {
+				r, w = utf8.DecodeRuneInString(text[j:])
+			}
+			if !emailUserRune(r) {
+				break
+			}
+			word := r < utf8.RuneSelf && isWordByte(byte(r))
+			if start < 0 && word != prevWord {
+				start = j
+			}
+			prevWord = word
+			j += w
+		}
+		if start >= 0 && j < len(text) && text[j] == '@' {
+			if e := emailDomainEnd(text, j+1); e >= 0 {
+				out = append(out, [2]int{start, e})
+				n++
+				i = e
+				continue
+			}
+		}
+		i = j
+	}
+	return out
+}
+
+// emailDomainEnd returns where textEmail's
+// [a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b ends when matched at p, -1
+// for no match. Each label run is taken whole (a shorter one leaves a
+// label character where "." must follow), so the choices are how many
+// labels the greedy (?:...)* takes, most first, and how many letters of
+// the label after them [a-z]{2,} takes, most first, until \b holds.
+func emailDomainEnd(s string, p int) int {
+	q := emailLabelEnd(s, p)
+	if q == p {
+		return -1
+	}
+	var buf [8]int
+	labels := buf[:0] // the starts of the labels after the first
+	for q < len(s) && s[q] == '.' {
+		e := emailLabelEnd(s, q+1)
+		if e == q+1 {
+			break
+		}
+		labels = append(labels, q+1)
+		q = e
+	}
+	// With (?:...)* taking k labels, labels[k] is [a-z]{2,}'s; taking
+	// them all leaves it none.
+	for k := len(labels) - 1; k >= 0; k-- {
+		e, n := labels[k], 0
+		for e < len(s) {
+			r, w := rune(s[e]), 1
+			if r >= utf8.RuneSelf {
+				r, w = utf8.DecodeRuneInString(s[e:])
+			}
+			if !emailLetter(r) {
+				break
+			}
+			e += w
+			n++
+		}
+		// Give letters back; each is ASCII or one of the two folds,
+		// whose last bytes (0xbf, 0xaa) tell their length.
+		for ; n >= 2; n-- {
+			if isWordByte(s[e-1]) != (e < len(s) && isWordByte(s[e])) {
+				return e
+			}
+			switch s[e-1] {
+			case 0xbf: // ſ
+				e -= 2
+			case 0xaa: // K
+				e -= 3
+			default:
+				e--
+			}
+		}
+	}
+	return -1
+}
+
+// emailLabelEnd returns the end of the run of [a-z0-9-] (folded) at i.
+func emailLabelEnd(s string, i int) int {
+	for i < len(s) {
+		r, w := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, w = utf8.DecodeRuneInString(s[i:])
+		}
+		if !emailLetter(r) && !(r >= '0' && r <= '9') && r != '-' {
+			break
+		}
+		i += w
+	}
+	return i
+}
+
+// emailLetter is (?i)[a-z]: the ASCII letters and the non-ASCII runes
+// that fold to them.
+func emailLetter(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == 0x17f || r == 0x212a
+}
+
+// emailUserRune is (?i)[a-z0-9._%+-].
+func emailUserRune(r rune) bool {
+	switch r {
+	case '.', '_', '%', '+', '-':
+		return true
+	}
+	return emailLetter(r) || r >= '0' && r <= '9'
+}

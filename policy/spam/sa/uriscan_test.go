@@ -20,6 +20,67 @@ var uriPieces = []string{"http", "HTTP", "hTtPs", "https", "httpſ", "ftp", "FTP
 	"mailto:", "MAILTO:", "mailto", "user@example.org", " ", "\t", "\n", "\r", "\f", "\v", "<", ">", "\"",
 	"'", "`", "\xc5", "\xbf", "\xff", "é", "(", ")", ",", "?q=1&b", "\x00", "0"}
 
+// textEmailRE is the definition scanTextEmails implements.
+var textEmailRE = regexp.MustCompile(`(?i)\b[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b`)
+
+// emailPieces are what the random address texts are made of.
+var emailPieces = []string{"a", "bob", "B.O.B", "_", "%", "+", "-", ".", "..", "@", "@@", "1", "42", "x-y", "com", "C", "org",
+	"example.com", "a@b.co", "ſ", "K", "k", "s", "é", "\xc5", "\xbf", "\xaa", "\xe2\x84", "\xff", " ", "\t", "\n", "<", ">",
+	":", "/", "mailto:", "(", ")", ",", "!", "#", "=", "\x00", "0"}
+
+func randEmailText(rng *rand.Rand) string {
+	var b strings.Builder
+	for n := rng.IntN(16); n >= 0; n-- {
+		b.WriteString(emailPieces[rng.IntN(len(emailPieces))])
+	}
+	return b.String()
+}
+
+func checkTextEmails(t *testing.T, s string, limit int) {
+	t.Helper()
+	var got [][]int
+	for _, m := range scanTextEmails(s, limit, nil) {
+		got = append(got, []int{m[0], m[1]})
+	}
+	want := textEmailRE.FindAllStringIndex(s, limit)
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("%q limit %d: %v, regexp %v", s, limit, got, want)
+	}
+}
+
+// TestScanTextEmailsRandom checks the address scanner against the regexp
+// on random texts built to hit its classes, folds and backtracking.
+func TestScanTextEmailsRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	matched := 0
+	for range 200000 {
+		s := randEmailText(rng)
+		checkTextEmails(t, s, -1)
+		checkTextEmails(t, s, 1+rng.IntN(2))
+		if len(scanTextEmails(s, -1, nil)) > 0 {
+			matched++
+		}
+	}
+	if matched < 10000 {
+		t.Errorf("only %d random texts hold an address", matched)
+	}
+	for _, s := range []string{"", "a@b.co", "a@b.c", "a@b.c1", "a@b.co1", "a@b.coſ1", "a@b.cK", "a@b.com.x@y.org", ".a@b.co",
+		"-@b.co", "ſa@b.co", "a@b..co", "a@b.co-", "a@b.co_", "a@1.2.3", "x_a@b.co", "a@b.co.uk.", "a@b.cc.d"} {
+		checkTextEmails(t, s, -1)
+	}
+}
+
+func FuzzScanTextEmails(f *testing.F) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 50 {
+		f.Add(randEmailText(rng))
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		checkTextEmails(t, s, -1)
+		checkTextEmails(t, s, 2)
+	})
+}
+
 func randURIText(rng *rand.Rand) string {
 	var b strings.Builder
 	for n := rng.IntN(24); n >= 0; n-- {
@@ -81,6 +142,7 @@ func TestScanURIsCorpus(t *testing.T) {
 		}
 		for _, s := range texts {
 			checkURIs(t, s, 500)
+			checkTextEmails(t, s, 200)
 			n += len(scanURIs(s, 500, nil))
 		}
 	}
