@@ -69,6 +69,26 @@ func randomLines(rng *rand.Rand, n int) string {
 	return b.String()
 }
 
+// randomHeaders builds a header block of a few lines that start, or
+// nearly start, with the names the header natives look for, in any case,
+// each followed by white space or not.
+func randomHeaders(rng *rand.Rand) string {
+	names := []string{"Subject:", "subject:", "SUBJECT:", "Subject", "From:", "FROM:", "To:", "tO:", "Reply-To:", "reply-to:",
+		"Reply_To:", "Delivered-To:", "X-To:", "Message-Id:", "MESSAGE-ID:", "Message-ID", "Received:", "received:", "Receive:", "x"}
+	after := []string{" ", "\t", "\n", "\r", "\f", "\x0b", "x", "\u00e9", "\xff", "<", ""}
+	seps := []string{"\n", "\r\n", " ", "\n\t", ""}
+	var b strings.Builder
+	for range 1 + rng.Intn(6) {
+		b.WriteString(names[rng.Intn(len(names))])
+		b.WriteString(after[rng.Intn(len(after))])
+		for range rng.Intn(4) {
+			b.WriteByte(byte('a' + rng.Intn(26)))
+		}
+		b.WriteString(seps[rng.Intn(len(seps))])
+	}
+	return b.String()
+}
+
 func TestPlainNativeExact(t *testing.T) {
 	res := nativeOracles(t)
 	texts := []string{"", "\x00", "a\x00b", "\n", strings.Repeat("x", 997), strings.Repeat("x", 998),
@@ -81,7 +101,7 @@ func TestPlainNativeExact(t *testing.T) {
 		n = 300
 	}
 	for range n {
-		texts = append(texts, randomLines(rng, 998))
+		texts = append(texts, randomLines(rng, 998), randomHeaders(rng))
 	}
 	hits := map[string]int{}
 	for pat, re := range res {
