@@ -534,14 +534,36 @@ func asciiLower(s string) string {
 	return s
 }
 
+// isASCII reports whether s is all ASCII, eight bytes at a time: it
+// runs on every header text and body line, and a header block is read
+// by it several times.
 func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if word8(s, i)&hiBits != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
 		if s[i] >= 0x80 {
 			return false
 		}
 	}
 	return true
 }
+
+// word8 is the eight bytes of s from i, little-endian (the compiler
+// makes it one load).
+func word8(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+const (
+	loBits = 0x0101010101010101
+	hiBits = 0x8080808080808080
+)
 
 // screen reports whether text passes a rule's literal screen.
 func (r *rule) screen(lower string, ascii bool) bool {
