@@ -822,6 +822,9 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 	for _, nr := range pf.native {
 		if nr.match(text) {
 			cand[nr.pos] = candHit
+			if nr.screen {
+				cand[nr.pos] = candRun
+			}
 		}
 	}
 	for gi := range pf.groups {

@@ -835,7 +835,13 @@ func (e *Engine) newPrefilter(rules []int, vi int, ac, line bool) prefilter {
 			continue
 		}
 		if f := plainNatives[r.def.Pattern]; f != nil && ac && !r.multi && r.bt == nil {
-			pf.native = append(pf.native, nativeRule{int32(pos), f})
+			pf.native = append(pf.native, nativeRule{pos: int32(pos), match: f})
+			continue
+		}
+		// runLines reads a native's answer as the rule's: a screen only
+		// serves whole texts.
+		if f := screenNatives[r.def.Pattern]; f != nil && ac && !line && v.lits == nil {
+			pf.native = append(pf.native, nativeRule{pos: int32(pos), match: f, screen: true})
 			continue
 		}
 		if v.lits == nil {

@@ -101,8 +101,22 @@ func longLine(s string, n int) bool {
 	return false
 }
 
-// nativeRule is a rule of a prefilter answered by its native matcher.
+// screenNatives are screens in Go for rules of whole texts (headers,
+// full) that have neither a literal for the Aho-Corasick pass nor
+// anything better than a group automaton to screen them by: a text they
+// reject cannot match the regex, one they pass runs it. Keyed like
+// plainNatives by the exact pattern text.
+var screenNatives = map[string]func(text string) bool{
+	// BAD_ENC_HEADER (ALL:raw): backtracking (a lookahead) and its one
+	// literal, =?, too short for the screen; its group automaton read
+	// every header block.
+	`/=\?[^?\s]+\?[^?\s]\?\s*[^?]+\s(?!\?=)/`: func(s string) bool { return strings.Contains(s, "=?") },
+}
+
+// nativeRule is a rule of a prefilter answered by its native matcher,
+// or, with screen, screened by it (screenNatives).
 type nativeRule struct {
-	pos   int32
-	match func(text string) bool
+	pos    int32
+	match  func(text string) bool
+	screen bool
 }
