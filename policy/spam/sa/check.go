@@ -736,15 +736,28 @@ func (r *rule) limit() int {
 }
 
 func (c *msgCtx) runHeaders() {
-	for _, i := range c.e.exists {
-		if _, ok := c.headerText(c.e.rules[i].def.Header, ""); ok {
+	for k, i := range c.e.exists {
+		var ok bool
+		if f := c.e.existsField[k]; f != "" {
+			_, ok = c.fields[f]
+		} else {
+			_, ok = c.headerText(c.e.rules[i].def.Header, "")
+		}
+		if ok {
 			c.counts[i] = 1
 		}
 	}
 	var cand []uint8
 	for si := range c.e.hslots {
 		sl := &c.e.hslots[si]
-		v, ok := c.header(sl.name, sl.mod)
+		var v string
+		ok := false
+		// A field's text is there only when the field is (values).
+		if sl.field == "" {
+			v, ok = c.header(sl.name, sl.mod)
+		} else if _, there := c.fields[sl.field]; there {
+			v, ok = c.header(sl.name, sl.mod)
+		}
 		if !ok && sl.hasIfUnset {
 			v = sl.ifUnset
 		}
