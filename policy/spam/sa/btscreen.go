@@ -362,7 +362,8 @@ func screenToNameEqLocal(text string) bool {
 	return false
 }
 
-// pairFields are the field names pairScreen reads.
+// pairFields are the field names pairScreen reads, each ending with its
+// colon (pairIndexOf finds them by it).
 var pairFields = [...]string{"from:", "to:"}
 
 func pairField(name string) int {
@@ -400,10 +401,13 @@ func pairIndexOf(text string) *pairIndex {
 	}
 	ix := &pairIndex{text: text, plain: plainASCII(text)}
 	if ix.plain {
-		for i := 0; i < len(text); i++ {
-			c := text[i] | 0x20
+		// Each name ends with its colon: the colons are few, found
+		// with IndexByte, and each is looked behind (occurrences of a
+		// name come in order, as a walk over every byte found them).
+		for p := strings.IndexByte(text, ':'); p >= 0; {
 			for f, name := range pairFields {
-				if c != name[0] || !hasPrefixFold(text[i:], name) {
+				i := p + 1 - len(name)
+				if i < 0 || !hasPrefixFold(text[i:], name) {
 					continue
 				}
 				k := i + len(name)
@@ -416,6 +420,11 @@ func pairIndexOf(text string) *pairIndex {
 					ix.starts[f] = append(ix.starts[f], k)
 				}
 			}
+			j := strings.IndexByte(text[p+1:], ':')
+			if j < 0 {
+				break
+			}
+			p += 1 + j
 		}
 	}
 	lastPairIndex.Store(ix)
