@@ -39,6 +39,55 @@ var btScreens = map[string]func(text string) bool{
 // line breaks: there \s is [\t\n\v\f\r ], \d is [0-9] and case folding
 // is ASCII's.
 func plainASCII(text string) bool {
+	if len(text) < plainMemoMin {
+		return plainWords(text)
+	}
+	// A dozen natives and screens ask of the same header block (ALL)
+	// one after the other: the answer for the last long text is kept.
+	// Checks running at once replace it in turn, which costs time only.
+	// Comparing a text with itself costs nothing (same bytes).
+	if m := lastPlain.Load(); m != nil && m.text == text {
+		return m.plain
+	}
+	p := plainWords(text)
+	lastPlain.Store(&plainMemo{text, p})
+	return p
+}
+
+// plainMemoMin is the length from which plainASCII keeps its answer:
+// reading a shorter text costs less than keeping it.
+const plainMemoMin = 512
+
+type plainMemo struct {
+	text  string
+	plain bool
+}
+
+var lastPlain atomic.Pointer[plainMemo]
+
+// plainWords is plainASCII without the memo.
+func plainWords(text string) bool {
+	// Eight bytes at a time (a dozen natives and screens read the
+	// header block): a word of bytes 0x20-0x7e passes at once, one with
+	// a byte below or above (a line break, mostly) byte by byte.
+	i := 0
+	for ; i+8 <= len(text); i += 8 {
+		w := word8(text, i)
+		// The high bit of a byte of low is set by a byte below 0x20
+		// (or with the high bit set), of high by one from 0x7f up; a
+		// borrow or carry can set it in the byte after such a byte,
+		// which only sends the word to the exact check.
+		low := (w - 0x20*loBits) | w
+		high := w + (0x80-0x7f)*loBits | w
+		if (low|high)&hiBits != 0 && !plainBytes(text[i:i+8]) {
+			return false
+		}
+	}
+	return plainBytes(text[i:])
+}
+
+// plainBytes is plainASCII a byte at a time.
+func plainBytes(text string) bool {
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if c >= 0x7f || c < ' ' && (c < '\t' || c > '\r') {
@@ -313,7 +362,8 @@ func screenToNameEqLocal(text string) bool {
 	return false
 }
 
-// pairFields are the field names pairScreen reads.
+// pairFields are the field names pairScreen reads, each ending with its
+// colon (pairIndexOf finds them by it).
 var pairFields = [...]string{"from:", "to:"}
 
 func pairField(name string) int {
@@ -351,10 +401,13 @@ func pairIndexOf(text string) *pairIndex {
 	}
 	ix := &pairIndex{text: text, plain: plainASCII(text)}
 	if ix.plain {
-		for i := 0; i < len(text); i++ {
-			c := text[i] | 0x20
+		// Each name ends with its colon: the colons are few, found
+		// with IndexByte, and each is looked behind (occurrences of a
+		// name come in order, as a walk over every byte found them).
+		for p := strings.IndexByte(text, ':'); p >= 0; {
 			for f, name := range pairFields {
-				if c != name[0] || !hasPrefixFold(text[i:], name) {
+				i := p + 1 - len(name)
+				if i < 0 || !hasPrefixFold(text[i:], name) {
 					continue
 				}
 				k := i + len(name)
@@ -367,6 +420,11 @@ func pairIndexOf(text string) *pairIndex {
 					ix.starts[f] = append(ix.starts[f], k)
 				}
 			}
+			j := strings.IndexByte(text[p+1:], ':')
+			if j < 0 {
+				break
+			}
+			p += 1 + j
 		}
 	}
 	lastPairIndex.Store(ix)

@@ -2,6 +2,7 @@ package sa
 
 import (
 	"fmt"
+	"math/rand"
 	"strings"
 	"testing"
 	"time"
@@ -301,5 +302,38 @@ func TestScreensOnTheirTexts(t *testing.T) {
 	t.Logf("rejected %d of %d address texts, %d of %d URIs", rejected, total, urisRejected, uris)
 	if rejected == 0 || urisRejected == 0 {
 		t.Error("a screen rejects no corpus text")
+	}
+}
+
+// TestASCIIWords: isASCII and plainASCII, which read eight bytes at a
+// time, answer as a byte-by-byte reading does, the bytes at the edges of
+// their ranges (0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xff) next to each other.
+func TestASCIIWords(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for range 100000 {
+		b := make([]byte, rng.Intn(40))
+		for i := range b {
+			switch rng.Intn(4) {
+			case 0:
+				b[i] = byte(rng.Intn(256))
+			case 1:
+				b[i] = byte(rng.Intn(0x22))
+			case 2:
+				b[i] = byte(0x7c + rng.Intn(6))
+			default:
+				b[i] = byte(0x20 + rng.Intn(0x5f))
+			}
+		}
+		plain, ascii := true, true
+		for _, c := range b {
+			plain = plain && !(c >= 0x7f || c < ' ' && (c < '\t' || c > '\r'))
+			ascii = ascii && c < 0x80
+		}
+		if got := plainWords(string(b)); got != plain {
+			t.Fatalf("plainASCII(%q) = %v", b, got)
+		}
+		if got := isASCII(string(b)); got != ascii {
+			t.Fatalf("isASCII(%q) = %v", b, got)
+		}
 	}
 }

@@ -555,14 +555,36 @@ func asciiLower(s string) string {
 	return s
 }
 
+// isASCII reports whether s is all ASCII, eight bytes at a time: it
+// runs on every header text and body line, and a header block is read
+// by it several times.
 func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if word8(s, i)&hiBits != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
 		if s[i] >= 0x80 {
 			return false
 		}
 	}
 	return true
 }
+
+// word8 is the eight bytes of s from i, little-endian (the compiler
+// makes it one load).
+func word8(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+const (
+	loBits = 0x0101010101010101
+	hiBits = 0x8080808080808080
+)
 
 // screen reports whether text passes a rule's literal screen.
 func (r *rule) screen(lower string, ascii bool) bool {
@@ -735,15 +757,28 @@ func (r *rule) limit() int {
 }
 
 func (c *msgCtx) runHeaders() {
-	for _, i := range c.e.exists {
-		if _, ok := c.headerText(c.e.rules[i].def.Header, ""); ok {
+	for k, i := range c.e.exists {
+		var ok bool
+		if f := c.e.existsField[k]; f != "" {
+			_, ok = c.fields[f]
+		} else {
+			_, ok = c.headerText(c.e.rules[i].def.Header, "")
+		}
+		if ok {
 			c.counts[i] = 1
 		}
 	}
 	var cand []uint8
 	for si := range c.e.hslots {
 		sl := &c.e.hslots[si]
-		v, ok := c.header(sl.name, sl.mod)
+		var v string
+		ok := false
+		// A field's text is there only when the field is (values).
+		if sl.field == "" {
+			v, ok = c.header(sl.name, sl.mod)
+		} else if _, there := c.fields[sl.field]; there {
+			v, ok = c.header(sl.name, sl.mod)
+		}
 		if !ok && sl.hasIfUnset {
 			v = sl.ifUnset
 		}
@@ -821,6 +856,9 @@ func (c *msgCtx) screen(pf *prefilter, text string, n int, cand []uint8) []uint8
 	for _, nr := range pf.native {
 		if nr.match(text) {
 			cand[nr.pos] = candHit
+			if nr.screen {
+				cand[nr.pos] = candRun
+			}
 		}
 	}
 	for gi := range pf.groups {

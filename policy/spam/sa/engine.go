@@ -95,9 +95,12 @@ type Engine struct {
 	pf       [KindMeta + 1][2]prefilter // per kind, for any text and ASCII text
 	hslots   []headerSlot               // header rules by the text they read
 	exists   []int                      // exists: header rules
-	opt      Options
-	stats    Stats
-	scratch  sync.Pool // *ctxScratch
+	// existsField is, per exists rule, its field's lower-case name, ""
+	// for a pseudo-header: a field is there or not, its text unread.
+	existsField []string
+	opt         Options
+	stats       Stats
+	scratch     sync.Pool // *ctxScratch
 	// For evals.
 	freemail   map[string]bool
 	freemailRE *regexp.Regexp // the wildcard entries
@@ -835,7 +838,13 @@ func (e *Engine) newPrefilter(rules []int, vi int, ac, line bool) prefilter {
 			continue
 		}
 		if f := plainNatives[r.def.Pattern]; f != nil && ac && !r.multi && r.bt == nil {
-			pf.native = append(pf.native, nativeRule{int32(pos), f})
+			pf.native = append(pf.native, nativeRule{pos: int32(pos), match: f})
+			continue
+		}
+		// runLines reads a native's answer as the rule's: a screen only
+		// serves whole texts.
+		if f := screenNatives[r.def.Pattern]; f != nil && ac && !line && v.lits == nil {
+			pf.native = append(pf.native, nativeRule{pos: int32(pos), match: f, screen: true})
 			continue
 		}
 		if v.lits == nil {
@@ -916,8 +925,12 @@ type headerSlot struct {
 	name, mod  string
 	ifUnset    string
 	hasIfUnset bool
-	rules      []int // indexes into e.rules
-	pf         [2]prefilter
+	// field is the lower-case name of the field read, "" for a
+	// pseudo-header: a message without that field has no text for the
+	// slot, which needs no cache.
+	field string
+	rules []int // indexes into e.rules
+	pf    [2]prefilter
 }
 
 func (e *Engine) buildHeaderSlots() {
@@ -926,6 +939,11 @@ func (e *Engine) buildHeaderSlots() {
 		d := e.rules[i].def
 		if d.Exists {
 			e.exists = append(e.exists, i)
+			f := ""
+			if !pseudoHeader(d.Header) {
+				f = lowerName(d.Header)
+			}
+			e.existsField = append(e.existsField, f)
 			continue
 		}
 		// Field names are read in any case (see msgCtx.values): one
@@ -942,7 +960,11 @@ func (e *Engine) buildHeaderSlots() {
 		if !ok {
 			si = len(e.hslots)
 			index[key] = si
-			e.hslots = append(e.hslots, headerSlot{name: d.Header, mod: d.Modifier, ifUnset: d.IfUnset, hasIfUnset: d.HasIfUnset})
+			sl := headerSlot{name: d.Header, mod: d.Modifier, ifUnset: d.IfUnset, hasIfUnset: d.HasIfUnset}
+			if !pseudoHeader(d.Header) {
+				sl.field = lowerName(d.Header)
+			}
+			e.hslots = append(e.hslots, sl)
 		}
 		e.hslots[si].rules = append(e.hslots[si].rules, i)
 	}

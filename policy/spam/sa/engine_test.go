@@ -555,3 +555,26 @@ func TestPlainTextAddressIsMailtoURI(t *testing.T) {
 		t.Errorf("mailto: link counted twice: %q", u)
 	}
 }
+
+// TestAbsentFields: a field's exists rule and header rules read it in any
+// case of its name; on a message without it, a header rule reads "" (or
+// its if-unset text) and a negated one hits.
+func TestAbsentFields(t *testing.T) {
+	src := `header E_THERE exists:x-MAILER
+header E_GONE exists:X-Absent
+header T_THERE X-Mailer =~ /mutt/i
+header T_NEG X-MAILER !~ /outlook/i
+header G_NEG X-Absent !~ /./
+header G_EMPTY X-Absent =~ /^$/
+header G_UNSET X-Absent =~ /^dflt$/ [if-unset: dflt]
+header G_ADDR X-Absent:addr =~ /@/
+header G_ADDR_NEG X-Absent:addr !~ /@/
+`
+	for _, name := range []string{"X-Mailer", "x-mailer", "X-MAILER"} {
+		e := compile(t, src, Options{})
+		r := e.Check(FromRaw([]byte(name+": Mutt/2.0\nSubject: x\n\nbody\n")), Input{})
+		if got, want := hitNames(r), "E_THERE,G_ADDR_NEG,G_EMPTY,G_NEG,G_UNSET,T_NEG,T_THERE"; got != want {
+			t.Errorf("%s: hits %s, want %s", name, got, want)
+		}
+	}
+}

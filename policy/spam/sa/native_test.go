@@ -1,10 +1,12 @@
 package sa
 
 import (
+	"fmt"
 	"math/rand"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // nativeOracles compiles each plainNatives pattern as the engine
@@ -69,6 +71,26 @@ func randomLines(rng *rand.Rand, n int) string {
 	return b.String()
 }
 
+// randomHeaders builds a header block of a few lines that start, or
+// nearly start, with the names the header natives look for, in any case,
+// each followed by white space or not.
+func randomHeaders(rng *rand.Rand) string {
+	names := []string{"Subject:", "subject:", "SUBJECT:", "Subject", "From:", "FROM:", "To:", "tO:", "Reply-To:", "reply-to:",
+		"Reply_To:", "Delivered-To:", "X-To:", "Message-Id:", "MESSAGE-ID:", "Message-ID", "Received:", "received:", "Receive:", "x"}
+	after := []string{" ", "\t", "\n", "\r", "\f", "\x0b", "x", "\u00e9", "\xff", "<", ""}
+	seps := []string{"\n", "\r\n", " ", "\n\t", ""}
+	var b strings.Builder
+	for range 1 + rng.Intn(6) {
+		b.WriteString(names[rng.Intn(len(names))])
+		b.WriteString(after[rng.Intn(len(after))])
+		for range rng.Intn(4) {
+			b.WriteByte(byte('a' + rng.Intn(26)))
+		}
+		b.WriteString(seps[rng.Intn(len(seps))])
+	}
+	return b.String()
+}
+
 func TestPlainNativeExact(t *testing.T) {
 	res := nativeOracles(t)
 	texts := []string{"", "\x00", "a\x00b", "\n", strings.Repeat("x", 997), strings.Repeat("x", 998),
@@ -81,7 +103,7 @@ func TestPlainNativeExact(t *testing.T) {
 		n = 300
 	}
 	for range n {
-		texts = append(texts, randomLines(rng, 998))
+		texts = append(texts, randomLines(rng, 998), randomHeaders(rng))
 	}
 	hits := map[string]int{}
 	for pat, re := range res {
@@ -134,5 +156,64 @@ func TestPlainNativeCorpus(t *testing.T) {
 				checkPlainNative(t, pat, re, full[:mid]+"\x00"+full[mid:])
 			}
 		}
+	}
+}
+
+// TestScreenNativeSound: a screen in Go (screenNatives) passes every text
+// its rule's regex matches: encoded words whole, broken and near misses,
+// and the corpus's raw header blocks; and each is bound to a Debian rule.
+func TestScreenNativeSound(t *testing.T) {
+	var src strings.Builder
+	pats := map[string]string{}
+	for pat := range screenNatives {
+		name := fmt.Sprintf("SCREENED_%d", len(pats))
+		pats[name] = pat
+		fmt.Fprintf(&src, "header %s ALL:raw =~ %s\n", name, pat)
+	}
+	e := compile(t, src.String(), Options{MatchTimeout: time.Minute})
+	texts := []string{"", "=?", "Subject: =?utf-8?q?caf=C3=A9?= ok\n", "Subject: =?utf-8?q?caf=C3=A9 ok\n",
+		"Subject: = ?utf-8?q?x y\n", "Subject: =\n ?utf-8?B?abc def\n", "X: =?iso-8859-1?Q?a b?=\n", "=?x?q? a b c\n"}
+	rng := rand.New(rand.NewSource(1))
+	pieces := []string{"=", "?", "=?", "?=", " ", "\n", "\t", "utf-8", "q", "B", "abc", "\u00e9"}
+	for range 2000 {
+		var b strings.Builder
+		for range 3 + rng.Intn(10) {
+			b.WriteString(pieces[rng.Intn(len(pieces))])
+		}
+		texts = append(texts, b.String())
+	}
+	for _, k := range []string{"ham", "spam"} {
+		for _, m := range loadMessages(t, sample(corpusFiles(t, k), 100)) {
+			var b strings.Builder
+			for _, f := range m.Header {
+				writeField(&b, f, true)
+			}
+			texts = append(texts, latin1(b.String()))
+		}
+	}
+	for name, pat := range pats {
+		r := e.rules[e.byName[name]]
+		matched := 0
+		for _, s := range texts {
+			if r.match(s, isASCII(s), 1) == 0 {
+				continue
+			}
+			matched++
+			if !screenNatives[pat](s) {
+				t.Errorf("screen of %s rejects a text the rule matches: %q", pat, s)
+			}
+		}
+		if matched == 0 {
+			t.Errorf("no test text matches %s", pat)
+		}
+	}
+	bound := map[string]bool{}
+	for _, d := range debianRules(t).Defs {
+		if screenNatives[d.Pattern] != nil {
+			bound[d.Pattern] = true
+		}
+	}
+	if len(bound) != len(screenNatives) {
+		t.Errorf("%d of %d native screens bound to Debian rules (a rule changed?)", len(bound), len(screenNatives))
 	}
 }
