@@ -77,7 +77,7 @@ func ParseRelays(received []string) (relays []Relay, unparseable int) {
 				r.HELO = m[1]
 			}
 		} else if m := rcvdPostfix.FindStringSubmatch(v); m != nil {
-			r = Relay{HELO: m[1], RDNS: m[2], IP: m[3]}
+			r = Relay{HELO: m[1], RDNS: withoutIdent(m[2]), IP: m[3]}
 		} else if m := rcvdExim.FindStringSubmatch(v); m != nil {
 			r = Relay{HELO: m[3], IP: m[2]}
 			if r.HELO == "" {
@@ -91,11 +91,10 @@ func ParseRelays(received []string) (relays []Relay, unparseable int) {
 			r = Relay{HELO: m[1], IP: m[2], NoLookup: true}
 		} else if m := rcvdBare.FindStringSubmatch(v); m != nil {
 			r = Relay{IP: m[1], NoLookup: true}
+		} else if rest, ok, ignored := rcvdRest(v); ok {
+			r = rest
 		} else {
-			// Only a field that names a client address we could not read
-			// counts as unparseable; "from" clauses without one (local
-			// pickup, fetchmail) are not relays.
-			if from, _, _ := strings.Cut(v, " by "); strings.HasPrefix(v, "from ") && ipLiteral.MatchString(from) {
+			if !ignored {
 				unparseable++
 			}
 			continue
@@ -174,4 +173,20 @@ func relayText(rs []Relay) string {
 // SpamAssassin's parse_received_line does before its patterns.
 func collapseSpace(v string) string {
 	return strings.Join(strings.Fields(v), " ")
+}
+
+// withoutIdent removes the client's IDENT answer that Sendmail writes
+// before its reverse DNS name ("IDENT:root@host", "root@host", "user@"
+// when the name is missing), as Received.pm's sendmail branch does: the
+// rest is the name, empty when there was none.
+func withoutIdent(rdns string) string {
+	if rest, ok := strings.CutPrefix(rdns, "IDENT:"); ok {
+		if i := strings.IndexByte(rest, '@'); i >= 0 {
+			rdns = rest[i+1:]
+		}
+	}
+	if i := strings.IndexByte(rdns, '@'); i >= 0 {
+		rdns = rdns[i+1:]
+	}
+	return rdns
 }
