@@ -76,8 +76,14 @@ func ParseRelays(received []string) (relays []Relay, unparseable int) {
 			if r.HELO == "" {
 				r.HELO = m[1]
 			}
-		} else if m := rcvdPostfix.FindStringSubmatch(v); m != nil {
+		} else if m := rcvdPostfix.FindStringSubmatch(v); m != nil && m[2] != "" {
 			r = Relay{HELO: m[1], RDNS: withoutIdent(m[2]), IP: m[3]}
+		} else if q, ok := rcvdQmailField(v); ok {
+			// Received.pm's Sendmail shape needs a name before the
+			// address; without one, qmail's come first.
+			r = q
+		} else if m != nil {
+			r = Relay{HELO: m[1], IP: m[3], NoLookup: rcvdSMTPSVC.MatchString(v)}
 		} else if m := rcvdExim.FindStringSubmatch(v); m != nil {
 			r = Relay{HELO: m[3], IP: m[2]}
 			if r.HELO == "" {
@@ -99,7 +105,7 @@ func ParseRelays(received []string) (relays []Relay, unparseable int) {
 			}
 			continue
 		}
-		if strings.EqualFold(r.RDNS, "unknown") || r.RDNS == r.IP {
+		if strings.EqualFold(r.RDNS, "unknown") {
 			r.RDNS = ""
 		}
 		if m := rcvdEnvFrom.FindStringSubmatch(collapseSpace(v)); m != nil {

@@ -31,6 +31,12 @@ var (
 	rcvdQmailID     = regexp.MustCompile(`^(\S+) \((\S*)@\[?(` + rcvdIP + `)\]?\)(?: \(envelope-sender <\S+>\))? by (\S+)`)
 	rcvdQmailPlain  = regexp.MustCompile(`^(\S+) \(\[?(` + rcvdIP + `)\]?\)(?: \(envelope-sender <\S+>\))? by (\S+)`)
 
+	// Microsoft's SMTPSVC does not look the name up: "from helo ([ip]
+	// RDNS failed) by host with Microsoft SMTPSVC".
+	rcvdSMTPSVC = regexp.MustCompile(`^from\s+\S*\s+\(\[` + rcvdIP + `\][^)]{0,40}\)\s+by\s+\S+\s+with\s+Microsoft\s+SMTPSVC`)
+
+	rcvdQpsmtpd = regexp.MustCompile(`^(\S+) \((?:HELO|EHLO) (\S*)\) \((` + rcvdIP + `)\) by (\S+) \(qpsmtpd/\S+\) with (?:ESMTP|SMTP)`)
+
 	rcvdHotmailHTTP = regexp.MustCompile(`by (\S+\.hotmail\.msn\.com) `)
 	rcvdLeadingIP   = regexp.MustCompile(`^(` + rcvdIP + `) `)
 	rcvdParenHelo   = regexp.MustCompile(`^\((\S+) \[(` + rcvdIP + `)\]\) by (\S+) `)
@@ -124,23 +130,8 @@ func rcvdRest(v string) (r Relay, ok, ignored bool) {
 			return r, true, false
 		}
 	}
-	if m := rcvdQmailAny.FindStringSubmatch(rest); m != nil && m[1] == "" {
-		r.NoLookup = false
-		if m := rcvdQmailHeloID.FindStringSubmatch(rest); m != nil {
-			r.RDNS, r.HELO, r.IP, r.By = m[1], m[2], m[4], m[5]
-		} else if m := rcvdQmailHelo.FindStringSubmatch(rest); m != nil {
-			r.RDNS, r.HELO, r.IP, r.By = m[1], m[2], m[3], m[4]
-		} else if m := rcvdQmailID.FindStringSubmatch(rest); m != nil {
-			r.RDNS, r.HELO, r.IP, r.By = m[1], m[1], m[3], m[4]
-		} else if m := rcvdQmailPlain.FindStringSubmatch(rest); m != nil {
-			r.RDNS, r.HELO, r.IP, r.By = m[1], m[1], m[2], m[3]
-		}
-		// qmail writes "unknown" when tcpserver gave it no name: then
-		// nothing was looked up.
-		if r.RDNS == "unknown" {
-			r.RDNS, r.NoLookup = "", true
-		}
-		return r, true, false
+	if q, ok := rcvdQmailShape(rest); ok {
+		return q, true, false
 	}
 	if m := rcvdHotmailHTTP.FindStringSubmatch(rest); m != nil {
 		r.By = m[1]
@@ -199,4 +190,48 @@ func rcvdRest(v string) (r Relay, ok, ignored bool) {
 		return r, true, false
 	}
 	return r, false, false
+}
+
+// rcvdQmailField reads v, a whole Received field, when it has one of
+// qmail's shapes (Received.pm reads them before the Sendmail ones
+// without a name: "from name ([ip]) by host with QMQP" names the relay).
+func rcvdQmailField(v string) (Relay, bool) {
+	rest, ok := strings.CutPrefix(collapseSpace(v), "from ")
+	if !ok || rcvdQpsmtpd.MatchString(rest) || rcvdSMTPSVC.MatchString(v) {
+		// qpsmtpd's and SMTPSVC's fields look like qmail's, but
+		// Received.pm reads them first, as not looked up (as
+		// ParseRelays's own shapes do).
+		return Relay{}, false
+	}
+	r, ok := rcvdQmailShape(rest)
+	if ok {
+		if m := rcvdBy.FindStringSubmatch(rest); m != nil && r.By == "" {
+			r.By = m[1]
+		}
+	}
+	return r, ok
+}
+
+// rcvdQmailShape is Received.pm's qmail block ("MiB"): the general
+// shape, then its four variants, on a field without its "from ".
+func rcvdQmailShape(rest string) (r Relay, ok bool) {
+	m := rcvdQmailAny.FindStringSubmatch(rest)
+	if m == nil || m[1] != "" {
+		return r, false
+	}
+	if m := rcvdQmailHeloID.FindStringSubmatch(rest); m != nil {
+		r.RDNS, r.HELO, r.IP, r.By = m[1], m[2], m[4], m[5]
+	} else if m := rcvdQmailHelo.FindStringSubmatch(rest); m != nil {
+		r.RDNS, r.HELO, r.IP, r.By = m[1], m[2], m[3], m[4]
+	} else if m := rcvdQmailID.FindStringSubmatch(rest); m != nil {
+		r.RDNS, r.HELO, r.IP, r.By = m[1], m[1], m[3], m[4]
+	} else if m := rcvdQmailPlain.FindStringSubmatch(rest); m != nil {
+		r.RDNS, r.HELO, r.IP, r.By = m[1], m[1], m[2], m[3]
+	}
+	// qmail writes "unknown" when tcpserver gave it no name: then
+	// nothing was looked up.
+	if r.RDNS == "unknown" {
+		r.RDNS, r.NoLookup = "", true
+	}
+	return r, true
 }
