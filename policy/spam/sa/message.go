@@ -44,6 +44,9 @@ type Message struct {
 	// Auth is the site's own SPF, DKIM and DMARC outcome; nil when those
 	// checks did not run (their rules then never fire).
 	Auth *Auth
+	// mimeEpilogue says a multipart has text after its closing boundary
+	// (Message.pm's mime_epilogue_exists); only FromRaw's walk sets it.
+	mimeEpilogue bool
 }
 
 // Field is one header field.
@@ -258,8 +261,14 @@ func (w *walker) walk(e *message.Entity, enc encoded, depth, alt int) {
 			alt = w.alts
 		}
 		// go-message's own multipart reader decodes each part; reading
-		// the parts here keeps their encoded bodies too.
-		mr := textproto.NewMultipartReader(e.Body, params["boundary"])
+		// the parts here keeps their encoded bodies too. The body is
+		// read whole first, for its epilogue.
+		whole := readPart(e.Body, maxEncodedBytes)
+		defer putPart(whole)
+		if epilogue(whole.Bytes(), params["boundary"]) {
+			m.mimeEpilogue = true
+		}
+		mr := textproto.NewMultipartReader(bytes.NewReader(whole.Bytes()), params["boundary"])
 		for len(m.Parts) < maxParts {
 			p, err := mr.NextPart()
 			if p == nil || err != nil {
@@ -452,4 +461,33 @@ func lenientType(v string) string {
 		}
 	}
 	return strings.ToLower(v)
+}
+
+// epilogue says a multipart body has, after its first closing delimiter
+// line ("--boundary--", blanks after it allowed), a line with anything
+// but white space and dots, as Message.pm's _parse_multipart looks for
+// mime_epilogue_exists.
+func epilogue(body []byte, boundary string) bool {
+	if boundary == "" {
+		return false
+	}
+	closing := "--" + boundary + "--"
+	for rest := body; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if !bytes.HasPrefix(line, []byte(closing)) || len(bytes.Trim(line[len(closing):], " \t\r\f\v")) != 0 {
+			continue
+		}
+		for _, c := range rest {
+			if !perlSpace(c) && c != '.' {
+				return true
+			}
+		}
+		return false
+	}
+	return false
 }

@@ -255,3 +255,19 @@ func TestLenientContentType(t *testing.T) {
 		t.Fatalf("parts %+v, want one text/html", m.Parts)
 	}
 }
+
+// TestMIMEEpilogue: text after a multipart's closing delimiter is
+// Message.pm's mime_epilogue_exists (T_TVD_MIME_EPI); blank lines and
+// dots are not.
+func TestMIMEEpilogue(t *testing.T) {
+	e := compile(t, "body EPI eval:check_msg_parse_flags('mime_epilogue_exists')\n", Options{})
+	msg := func(after string) []byte {
+		return []byte("Content-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\nContent-Type: text/plain\n\nhi\n--b1--\n" + after)
+	}
+	if _, ok := hits(e.Check(FromRaw(msg("\nbuy now\n")), Input{}))["EPI"]; !ok {
+		t.Error("text after the closing delimiter is no epilogue")
+	}
+	if _, ok := hits(e.Check(FromRaw(msg("\n.\n \n")), Input{}))["EPI"]; ok {
+		t.Error("a dot and blanks are an epilogue")
+	}
+}
