@@ -1100,11 +1100,15 @@ func (c *msgCtx) texts() {
 		return
 	}
 	c.bodyDone = true
-	subj, _ := c.values("Subject", false)
-	var rendered []string
-	if len(subj) > 0 {
-		rendered = append(rendered, subj[0])
+	// Message.pm: the subject (get_header in scalar context: the last
+	// field) on a line of its own, "\n" when there is none.
+	subject := "\n"
+	if subj, _ := c.values("Subject", false); len(subj) > 0 {
+		subject = subj[len(subj)-1] + "\n"
 	}
+	// Node.pm renders text/plain and text/html only; every leaf part
+	// still puts a line break between its neighbours.
+	rendered := make([]string, len(c.m.Parts))
 	c.rendered = make([]string, len(c.m.Parts))
 	c.htmlOf = make([]int, len(c.m.Parts))
 	for i, p := range c.m.Parts {
@@ -1120,15 +1124,13 @@ func (c *msgCtx) texts() {
 			c.hasHTML = true
 			c.rendered[i] = renderHTML(p.Text, &c.html)
 			c.htmlOf[i] = len(c.html.parts) - 1
-			rendered = append(rendered, unicodeSpaces(scanCut(c.rendered[i], bodyPartScanSize, "\n ")))
-		} else if strings.HasPrefix(p.Type, "text/") {
-			rendered = append(rendered, unicodeSpaces(scanCut(p.Text, bodyPartScanSize, "\n ")))
+		}
+		if c.rendered[i] != "" {
+			rendered[i] = unicodeSpaces(scanCut(c.rendered[i], bodyPartScanSize, "\n "))
 		}
 		c.rawbody = chunks(latin1(scanCut(p.Text, rawbodyPartScanSize, "\n> ")), c.rawbody)
 	}
-	for _, t := range rendered {
-		c.body = paragraphs(latin1(t), c.body)
-	}
+	c.body = bodyLines(subject, rendered, c.body)
 	if c.m.URIs != nil {
 		c.uris = c.m.URIs
 	} else {

@@ -64,7 +64,7 @@ var evals = map[string]evalDef{
 	"check_for_matching_env_and_hdr_from": {fn: evalEnvMatchesFrom},
 	"check_for_to_in_subject":             {fn: evalToInSubject, accepts: argIn(0, "address", "user")},
 	"check_outlook_message_id":            {fn: evalOutlookMessageID},
-	"check_msg_parse_flags":               {fn: never, accepts: argIn(0, "mime_epilogue_exists", "missing_mime_headers")},
+	"check_msg_parse_flags":               {fn: evalParseFlags, accepts: argIn(0, "mime_epilogue_exists", "missing_mime_headers")},
 	// evalhdr.go
 	"check_for_no_rdns_dotcom_helo":           {fn: evalNoRDNSDotcomHELO},
 	"helo_ip_mismatch":                        {fn: evalHELOIPMismatch},
@@ -102,6 +102,12 @@ func argIn(i int, vals ...string) func([]string) bool {
 // SpamAssassin's default ok_locales "all"; relay trust, which for a
 // milter on the border never covers the client that connected.
 func never(*msgCtx, []string) int { return 0 }
+
+// evalParseFlags is check_msg_parse_flags: mime_epilogue_exists is read
+// from the walk; missing_mime_headers is not followed (never).
+func evalParseFlags(c *msgCtx, args []string) int {
+	return b2i(len(args) > 0 && args[0] == "mime_epilogue_exists" && c.m.mimeEpilogue)
+}
 
 func b2i(b bool) int {
 	if b {

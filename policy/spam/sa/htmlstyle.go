@@ -21,13 +21,14 @@ var styleTags = wordSet(`body font table tr th td big small basefont marquee spa
 type textStyle struct {
 	tag    string
 	fg, bg string
+	size   int // the font size, from <font size>, big and small
 }
 
 // styleStack is HTML.pm's text_style stack for one HTML part.
 type styleStack []textStyle
 
 func newStyleStack() styleStack {
-	return styleStack{{tag: "default", fg: "#000000", bg: "#ffffff"}}
+	return styleStack{{tag: "default", fg: "#000000", bg: "#ffffff", size: 3}}
 }
 
 func (s styleStack) has(tag string) bool {
@@ -52,7 +53,7 @@ func (s *styleStack) open(tag, color, style string, hasColor, hasStyle bool) {
 		s.closeTable(tag)
 	}
 	top := (*s)[len(*s)-1]
-	n := textStyle{tag: tag, fg: top.fg, bg: top.bg}
+	n := textStyle{tag: tag, fg: top.fg, bg: top.bg, size: top.size}
 	if hasColor {
 		n.fg = nameToRGB(color)
 	}
@@ -373,6 +374,10 @@ func (s styleStack) invisible() (lowContrast, invalid bool) {
 	}
 	return false, fg == "invalid" || bg == "invalid"
 }
+
+// tiny says the text is in a font of size 1 or less, which
+// html_font_invisible counts as invisible.
+func (s styleStack) tiny() bool { return s[len(s)-1].size <= 1 }
 
 func last6(s string) string { return s[max(len(s)-6, 0):] }
 

@@ -44,6 +44,9 @@ type Message struct {
 	// Auth is the site's own SPF, DKIM and DMARC outcome; nil when those
 	// checks did not run (their rules then never fire).
 	Auth *Auth
+	// mimeEpilogue says a multipart has text after its closing boundary
+	// (Message.pm's mime_epilogue_exists); only FromRaw's walk sets it.
+	mimeEpilogue bool
 }
 
 // Field is one header field.
@@ -244,7 +247,10 @@ func (w *walker) walk(e *message.Entity, enc encoded, depth, alt int) {
 	if depth > maxDepth || len(m.Parts) >= maxParts {
 		return
 	}
-	t, params, _ := e.Header.ContentType()
+	t, params, ctErr := e.Header.ContentType()
+	if ctErr != nil {
+		t = lenientType(e.Header.Get("Content-Type"))
+	}
 	if t == "" {
 		t = "text/plain"
 	}
@@ -255,8 +261,14 @@ func (w *walker) walk(e *message.Entity, enc encoded, depth, alt int) {
 			alt = w.alts
 		}
 		// go-message's own multipart reader decodes each part; reading
-		// the parts here keeps their encoded bodies too.
-		mr := textproto.NewMultipartReader(e.Body, params["boundary"])
+		// the parts here keeps their encoded bodies too. The body is
+		// read whole first, for its epilogue.
+		whole := readPart(e.Body, maxEncodedBytes)
+		defer putPart(whole)
+		if epilogue(whole.Bytes(), params["boundary"]) {
+			m.mimeEpilogue = true
+		}
+		mr := textproto.NewMultipartReader(bytes.NewReader(whole.Bytes()), params["boundary"])
 		for len(m.Parts) < maxParts {
 			p, err := mr.NextPart()
 			if p == nil || err != nil {
@@ -304,6 +316,12 @@ func (w *walker) walk(e *message.Entity, enc encoded, depth, alt int) {
 		Alt:      alt, MaxLine: enc.maxLine, NotASCII: enc.notASCII}
 	if strings.HasPrefix(t, "text/") {
 		p.Text = string(body)
+		// Node.pm's decode: a quoted-printable or base64 text has its
+		// CRLF line breaks turned into LF; Message.pm turns those of
+		// every line of a message whose lines end in CRLF.
+		if w.crlf || p.Encoding == "quoted-printable" || p.Encoding == "base64" {
+			p.Text = strings.ReplaceAll(p.Text, "\r\n", "\n")
+		}
 	}
 	switch {
 	case enc.ok:
@@ -387,9 +405,11 @@ func maxLine[T string | []byte](b T) int {
 
 var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 
-// decodeHeader decodes RFC 2047 encoded words and unfolds a field value.
+// decodeHeader decodes RFC 2047 encoded words and unfolds a field value,
+// without the white space at its ends (Node.pm's header:
+// s/\s+$//s; s/^\s+//s).
 func decodeHeader(v string) string {
-	v = unfold(v)
+	v = strings.Trim(unfold(v), " \t\r\n\f\v")
 	if strings.Contains(v, "=?") {
 		if d, err := wordDecoder.DecodeHeader(v); err == nil {
 			return d
@@ -398,8 +418,9 @@ func decodeHeader(v string) string {
 	return v
 }
 
-// unfold removes line breaks: every LF and the CR before it (a lone CR
-// stays).
+// unfold joins a folded field value as Node.pm's header does: a line
+// break and the blanks that follow it are one space
+// (s/\n[ \t]+/ /g); any other line break goes, with the CR before it.
 func unfold(v string) string {
 	i := strings.IndexAny(v, "\r\n")
 	if i < 0 {
@@ -410,10 +431,63 @@ func unfold(v string) string {
 	b.WriteString(v[:i])
 	for ; i < len(v); i++ {
 		c := v[i]
-		if c == '\n' || c == '\r' && i+1 < len(v) && v[i+1] == '\n' {
+		if c == '\r' && i+1 < len(v) && v[i+1] == '\n' {
 			continue
 		}
-		b.WriteByte(c)
+		if c != '\n' {
+			b.WriteByte(c)
+			continue
+		}
+		if j := i + 1; j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+			for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+				j++
+			}
+			b.WriteByte(' ')
+			i = j - 1
+		}
 	}
 	return b.String()
+}
+
+// lenientType reads the media type of a Content-Type that does not parse
+// ("text/html ; ; ;") as Util.pm's parse_content_type does: what comes
+// before the first ";", up to the white space after the subtype.
+func lenientType(v string) string {
+	v = strings.TrimLeft(v, " \t\r\n")
+	v, _, _ = strings.Cut(v, ";")
+	if i := strings.IndexByte(v, '/'); i >= 0 {
+		if j := strings.IndexAny(v[i+1:], "/ \t\r\n"); j >= 0 {
+			v = v[:i+1+j]
+		}
+	}
+	return strings.ToLower(v)
+}
+
+// epilogue says a multipart body has, after its first closing delimiter
+// line ("--boundary--", blanks after it allowed), a line with anything
+// but white space and dots, as Message.pm's _parse_multipart looks for
+// mime_epilogue_exists.
+func epilogue(body []byte, boundary string) bool {
+	if boundary == "" {
+		return false
+	}
+	closing := "--" + boundary + "--"
+	for rest := body; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if !bytes.HasPrefix(line, []byte(closing)) || len(bytes.Trim(line[len(closing):], " \t\r\f\v")) != 0 {
+			continue
+		}
+		for _, c := range rest {
+			if !perlSpace(c) && c != '.' {
+				return true
+			}
+		}
+		return false
+	}
+	return false
 }

@@ -36,8 +36,12 @@ func unfoldRef(v string) string {
 		return v
 	}
 	v = strings.ReplaceAll(v, "\r\n", "\n")
+	v = foldRef.ReplaceAllString(v, " ")
 	return strings.ReplaceAll(v, "\n", "")
 }
+
+// foldRef is Node.pm's fold: a line break and the blanks after it.
+var foldRef = regexp.MustCompile(`\n[ \t]+`)
 
 var headerSeeds = []string{
 	"",
@@ -97,39 +101,69 @@ func FuzzLatin1(f *testing.F) {
 	})
 }
 
-// paragraphsRef is paragraphs written the plain way, the reference it is
-// held to: a paragraph's lines joined, each run of white space (line
-// breaks included, as SpamAssassin's s/\s+/ /g) one space.
-func paragraphsRef(text string, out []string) []string {
-	blanks := regexp.MustCompile("[ \t\r\f\v\n]+")
-	var para []string
-	flush := func() {
-		if p := strings.TrimSpace(blanks.ReplaceAllString(strings.Join(para, "\n"), " ")); p != "" {
-			out = chunks(p, out)
-		}
-		para = para[:0]
+// bodyLinesRef is bodyLines written as Message.pm writes it, the
+// reference it is held to: the regexps of get_body_text_array_common and
+// split_into_array_of_short_lines.
+func bodyLinesRef(subject string, parts []string, out []string) []string {
+	text := strings.Join(parts, "\n")
+	for len(parts) > 0 && parts[0] == "" {
+		// $text .= "\n" if $text ne '': no break before the first
+		// part with text.
+		parts = parts[1:]
+		text = strings.Join(parts, "\n")
 	}
-	for _, line := range strings.Split(text, "\n") {
-		if strings.TrimSpace(line) == "" {
-			flush()
+	text = regexp.MustCompile(`\n+[ \t\n\r\f\v]*\n+`).ReplaceAllString(text, "\x00")
+	text = regexp.MustCompile(`[ \t\n\r\f\v]+`).ReplaceAllString(text, " ")
+	text = strings.ReplaceAll(text, "\x00", "\n")
+	all := subject + text
+	for _, line := range strings.SplitAfter(all, "\n") {
+		if line == "" {
 			continue
 		}
-		para = append(para, line)
+		for len(line) > maxChunk {
+			cut := strings.LastIndex(line[:maxChunk+1], " ") + 1
+			if cut == 0 {
+				cut = maxChunk
+			}
+			out = append(out, latin1(line[:cut]))
+			line = line[cut:]
+		}
+		out = append(out, latin1(line))
 	}
-	flush()
 	return out
 }
 
-func FuzzParagraphs(f *testing.F) {
-	f.Add("one\ntwo  three\n\n\t\nfour\r\n five \v\n")
-	f.Add(strings.Repeat("word ", 1000) + "\n\n" + strings.Repeat("x", 5000))
-	f.Add("")
-	f.Fuzz(func(t *testing.T, text string) {
-		got, want := paragraphs(text, []string{"before"}), paragraphsRef(text, []string{"before"})
+func FuzzBodyLines(f *testing.F) {
+	f.Add("Hi  there", "one\ntwo  three\n\n\t\nfour\r\n five \v\n", "")
+	f.Add("", strings.Repeat("word ", 1000)+"\n\n"+strings.Repeat("x", 5000), "tail")
+	f.Add("", "", "a\x00b")
+	f.Fuzz(func(t *testing.T, subject, a, b string) {
+		parts := []string{a, "", b}
+		got, want := bodyLines(subject, parts, []string{"before"}), bodyLinesRef(subject, parts, []string{"before"})
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("paragraphs(%q)\n got %q\nwant %q", text, got, want)
+			t.Fatalf("bodyLines(%q, %q)\n got %q\nwant %q", subject, parts, got, want)
 		}
 	})
+}
+
+// TestBodyLinesAsSpamAssassin: the space SpamAssassin keeps at a
+// paragraph's ends (a tracking id after "&nbsp;\n" is " id ", which
+// TRACKER_ID's ^ does not match), the subject line as it is, and a part
+// without a final line break running on into the next part.
+func TestBodyLinesAsSpamAssassin(t *testing.T) {
+	got := bodyLines("Re:  Hi\n", []string{"Order Now!!! \n \n 0783Iixc7-224SSVD1282BjAl2-765knZz61l34\n\n\n", "", "end"}, nil)
+	want := []string{"Re:  Hi\n", "Order Now!!! \n", " 0783Iixc7-224SSVD1282BjAl2-765knZz61l34\n", "end"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if got := bodyLines("\n", []string{"first part", "second"}, nil); !reflect.DeepEqual(got, []string{"\n", "first part second"}) {
+		t.Errorf("parts without line breaks: %q", got)
+	}
+	e := compile(t, "body TRACKER_ID /^[a-z0-9]{6,24}[-_a-z0-9]{12,36}[a-z0-9]{6,24}\\s*\\z/is\n", Options{})
+	raw := "Subject: x\nContent-Type: text/html\n\n<html><body>Order Now!!!<br>&nbsp;\n</body></html>\n0783Iixc7-224SSVD1282BjAl2-765knZz61l34\n\n\n"
+	if h := hits(e.Check(FromRaw([]byte(raw)), Input{})); len(h) != 0 {
+		t.Errorf("TRACKER_ID hits a paragraph that starts with a space: %v", h)
+	}
 }
 
 // FromText and FromRaw build the same message, Raw aside, and the string
@@ -177,5 +211,63 @@ func TestMaxLine(t *testing.T) {
 		if got := maxLine(tc.s); got != tc.want {
 			t.Errorf("maxLine(%q) = %d, want %d", tc.s, got, tc.want)
 		}
+	}
+}
+
+// TestFoldIsOneSpace: a folded field reads with the line break and the
+// blanks after it as one space (Node.pm's s/\n[ \t]+/ /g), so that
+// __DOMINO_RCVD's "by \S+ \(Lotus Domino " matches across the fold.
+func TestFoldIsOneSpace(t *testing.T) {
+	e := compile(t, "header DOMINO Received =~ /by \\S+ \\(Lotus Domino /\n", Options{})
+	raw := "Received: from a ([192.0.2.1]) by www.example.nl\n    (Lotus Domino Release 5.0.5) with SMTP id 1 ;\n    Thu, 10 May 2001 15:21:35 +0200\nSubject: x\n\nbody\n"
+	if _, ok := hits(e.Check(FromRaw([]byte(raw)), Input{}))["DOMINO"]; !ok {
+		t.Error("a fold of four spaces is not one space")
+	}
+}
+
+// TestHeaderValueTrimmed: a field value reads without the white space at
+// its ends, as Node.pm stores it, so /now$/ matches "Save now   ".
+func TestHeaderValueTrimmed(t *testing.T) {
+	e := compile(t, "header SUBJ_NOW Subject =~ /now$/\n", Options{})
+	raw := "Subject: Save now   \t\nFrom: a@example.com\n\nbody\n"
+	if _, ok := hits(e.Check(FromRaw([]byte(raw)), Input{}))["SUBJ_NOW"]; !ok {
+		t.Error("trailing blanks of a Subject are kept")
+	}
+}
+
+// TestDecodedTextLF: a base64 text part's CRLF line breaks read as LF
+// (Node.pm's decode), so a paragraph ends without the space a CR would
+// leave ("INFORMATION:\r\n\r\n" is "INFORMATION:\n").
+func TestDecodedTextLF(t *testing.T) {
+	raw := "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" +
+		"SU1QT1JUQU5UIElORk9STUFUSU9OOg0KDQpUaGUgbmV3IGRvbWFpbg0K\n"
+	lines := (&msgCtx{m: FromRaw([]byte(raw))}).bodyLines()
+	if want := []string{"\n", "IMPORTANT INFORMATION:\n", "The new domain "}; !reflect.DeepEqual(lines, want) {
+		t.Errorf("got %q, want %q", lines, want)
+	}
+}
+
+// TestLenientContentType: a Content-Type with empty parameters is still
+// its media type (Util.pm's parse_content_type), here text/html.
+func TestLenientContentType(t *testing.T) {
+	m := FromRaw([]byte("Content-Type: text/html ; ; ;\n\n<p>News</p>\n"))
+	if len(m.Parts) != 1 || m.Parts[0].Type != "text/html" {
+		t.Fatalf("parts %+v, want one text/html", m.Parts)
+	}
+}
+
+// TestMIMEEpilogue: text after a multipart's closing delimiter is
+// Message.pm's mime_epilogue_exists (T_TVD_MIME_EPI); blank lines and
+// dots are not.
+func TestMIMEEpilogue(t *testing.T) {
+	e := compile(t, "body EPI eval:check_msg_parse_flags('mime_epilogue_exists')\n", Options{})
+	msg := func(after string) []byte {
+		return []byte("Content-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\nContent-Type: text/plain\n\nhi\n--b1--\n" + after)
+	}
+	if _, ok := hits(e.Check(FromRaw(msg("\nbuy now\n")), Input{}))["EPI"]; !ok {
+		t.Error("text after the closing delimiter is no epilogue")
+	}
+	if _, ok := hits(e.Check(FromRaw(msg("\n.\n \n")), Input{}))["EPI"]; ok {
+		t.Error("a dot and blanks are an epilogue")
 	}
 }

@@ -39,7 +39,6 @@ var (
 	// The characters Received.pm replaces with "!" in the envelope
 	// sender it records (rcvdEnvFromValue reads the clause).
 	rcvdStrip = strings.NewReplacer(" ", "!", "\t", "!", "\x00", "!", "#", "!", "[", "!", "]", "!", "(", "!", ")", "!", "<", "!", ">", "!", "|", "!")
-	ipLiteral = regexp.MustCompile(`\[\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\]`)
 )
 
 // ParseRelays reads the Received fields (newest first) into relays;
@@ -110,8 +109,14 @@ func parseReceived(v string) (Relay, rcvdKind) {
 		if r.HELO == "" {
 			r.HELO = m[1]
 		}
-	} else if helo, rdns, ip, ok := rcvdPostfixShape(v); ok {
-		r = Relay{HELO: helo, RDNS: rdns, IP: ip}
+	} else if helo, rdns, ip, ok := rcvdPostfixShape(v); ok && rdns != "" {
+		r = Relay{HELO: helo, RDNS: withoutIdent(rdns), IP: ip}
+	} else if q, qok := rcvdQmailField(v); qok {
+		// Received.pm's Sendmail shape needs a name before the
+		// address; without one, qmail's come first.
+		r = q
+	} else if ok {
+		r = Relay{HELO: helo, IP: ip, NoLookup: rcvdSMTPSVC.MatchString(v)}
 	} else if m := exim; m != nil {
 		r = Relay{HELO: m[3], IP: m[2]}
 		if r.HELO == "" {
@@ -125,16 +130,17 @@ func parseReceived(v string) (Relay, rcvdKind) {
 		r = Relay{HELO: m[1], IP: m[2], NoLookup: true}
 	} else if m := rcvdBare.FindStringSubmatch(v); m != nil {
 		r = Relay{IP: m[1], NoLookup: true}
+	} else if rest, ok, ignored := rcvdRest(v); ok {
+		r = rest
 	} else {
-		// Only a field that names a client address we could not read
-		// counts as unparseable; "from" clauses without one (local
-		// pickup, fetchmail) are not relays.
-		if from, _, _ := strings.Cut(v, " by "); strings.HasPrefix(v, "from ") && ipLiteral.MatchString(from) {
-			return Relay{}, rcvdUnparseable
+		// A handover Received.pm ignores is no relay; any other field
+		// it cannot read counts as unparseable.
+		if ignored {
+			return Relay{}, rcvdNone
 		}
-		return Relay{}, rcvdNone
+		return Relay{}, rcvdUnparseable
 	}
-	if strings.EqualFold(r.RDNS, "unknown") || r.RDNS == r.IP {
+	if strings.EqualFold(r.RDNS, "unknown") {
 		r.RDNS = ""
 	}
 	if e, ok := rcvdEnvFromValue(collapseSpace(v)); ok {
@@ -205,4 +211,20 @@ func relayText(rs []Relay) string {
 // SpamAssassin's parse_received_line does before its patterns.
 func collapseSpace(v string) string {
 	return strings.Join(strings.Fields(v), " ")
+}
+
+// withoutIdent removes the client's IDENT answer that Sendmail writes
+// before its reverse DNS name ("IDENT:root@host", "root@host", "user@"
+// when the name is missing), as Received.pm's sendmail branch does: the
+// rest is the name, empty when there was none.
+func withoutIdent(rdns string) string {
+	if rest, ok := strings.CutPrefix(rdns, "IDENT:"); ok {
+		if i := strings.IndexByte(rest, '@'); i >= 0 {
+			rdns = rest[i+1:]
+		}
+	}
+	if i := strings.IndexByte(rdns, '@'); i >= 0 {
+		rdns = rdns[i+1:]
+	}
+	return rdns
 }

@@ -2,6 +2,7 @@ package sa
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -24,7 +25,7 @@ func TestRenderHTMLWhitespace(t *testing.T) {
 		{`<img src="a.png" alt="Buy now">text`, []string{"text"}},
 	} {
 		var info htmlInfo
-		got := paragraphs(renderHTML(c.html, &info), nil)
+		got := paragraphsOf(renderHTML(c.html, &info))
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%q: got %q, want %q", c.html, got, c.want)
 		}
@@ -46,4 +47,16 @@ func TestUnicodeSpacesInBody(t *testing.T) {
 	if got := unicodeSpaces("a\xff\u2003b\u00e9"); got != "a\xff b\u00e9" {
 		t.Errorf("unicodeSpaces: %q", got)
 	}
+}
+
+// paragraphsOf is the body lines of one rendered text without the blanks
+// and line breaks at their ends.
+func paragraphsOf(text string) []string {
+	var out []string
+	for _, l := range bodyLines("", []string{text}, nil) {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -99,56 +99,91 @@ func unicodeSpaces(t string) string {
 	return b.String()
 }
 
-// paragraphs turns rendered text into body-rule lines: one per paragraph
-// (text between blank lines), white space runs collapsed to one space.
-func paragraphs(text string, out []string) []string {
-	// All paragraphs go into one builder, never longer than text (a line
-	// break becomes at most one space, runs of blanks shrink), each taken
-	// as the substring written since the last: one allocation, not one
-	// buffer grown per paragraph.
-	var b strings.Builder
-	b.Grow(len(text))
-	start := 0
-	flush := func() {
-		if p := strings.TrimSpace(b.String()[start:]); p != "" {
-			out = chunks(p, out)
-		}
-		start = b.Len()
+// bodyLines builds the body rules' lines as Message.pm's
+// get_body_text_array_common does: the rendered text of each leaf part
+// (empty for parts that are not text/plain or text/html), a line break
+// between parts, blank lines turned into paragraph breaks and every
+// other run of white space into one space; then the Subject line and the
+// paragraphs, each line with its line break and the space SpamAssassin
+// keeps at a paragraph's ends, cut at a space when longer than maxChunk
+// (split_into_array_of_short_lines). A text part that does not end with
+// a line break runs on into the next part's first paragraph, as there.
+func bodyLines(subject string, parts []string, out []string) []string {
+	n := 0
+	for _, p := range parts {
+		n += len(p) + 1
 	}
-	blank := false
-	space := false
-	for rest, more := text, true; more; {
-		var line string
-		line, rest, more = strings.Cut(rest, "\n")
-		if strings.TrimSpace(line) == "" {
-			if !blank {
-				flush()
+	var t strings.Builder
+	t.Grow(n)
+	for _, p := range parts {
+		if t.Len() > 0 {
+			t.WriteByte('\n')
+		}
+		t.WriteString(p)
+	}
+	all := subject + collapseBody(t.String())
+	for all != "" {
+		line := all
+		if i := strings.IndexByte(all, '\n'); i >= 0 {
+			line = all[:i+1]
+		}
+		all = all[len(line):]
+		for len(line) > maxChunk {
+			cut := strings.LastIndexByte(line[:maxChunk+1], ' ') + 1
+			if cut == 0 {
+				cut = maxChunk
 			}
-			blank = true
+			out = append(out, latin1(line[:cut]))
+			line = line[cut:]
+		}
+		out = append(out, latin1(line))
+	}
+	return out
+}
+
+// perlSpace is Perl's \s on an octet.
+func perlSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+// collapseBody is Message.pm's white space handling of the body text:
+// s/\n+\s*\n+/\x00/g (a run of white space with two line breaks or
+// more is a paragraph break, the blanks before its first and after its
+// last line break kept), s/\s+/ /g, tr/\x00/\n/ (which makes a NUL of
+// the text a line break too).
+func collapseBody(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		c := s[i]
+		if !perlSpace(c) {
+			if c == 0 {
+				c = '\n'
+			}
+			b.WriteByte(c)
+			i++
 			continue
 		}
-		blank = false
-		// Message.pm's s/\s+/ /g: the line break and the white space
-		// around it are one run, one space ("Click\n    here").
-		if b.Len() > start && !space {
-			b.WriteByte(' ')
-			space = true
+		j := i
+		for j < len(s) && perlSpace(s[j]) {
+			j++
 		}
-		for i := 0; i < len(line); i++ {
-			c := line[i]
-			if c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' {
-				if !space {
-					b.WriteByte(' ')
-				}
-				space = true
-				continue
+		run := s[i:j]
+		first, last := strings.IndexByte(run, '\n'), strings.LastIndexByte(run, '\n')
+		if first >= 0 && last > first {
+			if first > 0 {
+				b.WriteByte(' ')
 			}
-			space = false
-			b.WriteByte(c)
+			b.WriteByte('\n')
+			if last < len(run)-1 {
+				b.WriteByte(' ')
+			}
+		} else {
+			b.WriteByte(' ')
 		}
+		i = j
 	}
-	flush()
-	return out
+	return b.String()
 }
 
 // htmlInfo is what the HTML evals read of the HTML parts.
@@ -340,24 +375,27 @@ type htmlText struct {
 	buf    []byte
 	last   int  // where the last element starts in buf
 	lastWS bool // the last element is a tag's white space
-	n      int  // elements so far
+	// lastInvisible: the last element is text HTML.pm renders invisible
+	// (html_font_invisible), whose blanks display_text keeps.
+	lastInvisible bool
+	n             int // elements so far
 }
 
 // whitespace adds a tag's white space, first trimming one trailing space
-// from the text before it.
+// from the visible text before it.
 func (h *htmlText) whitespace(ws string) {
-	if h.n > 0 && !h.lastWS && len(h.buf) > h.last && h.buf[len(h.buf)-1] == ' ' {
+	if h.n > 0 && !h.lastWS && !h.lastInvisible && len(h.buf) > h.last && h.buf[len(h.buf)-1] == ' ' {
 		h.buf = h.buf[:len(h.buf)-1]
 	}
-	h.last, h.lastWS = len(h.buf), true
+	h.last, h.lastWS, h.lastInvisible = len(h.buf), true, false
 	h.n++
 	h.buf = append(h.buf, ws...)
 }
 
 // text adds a text run: each run of ASCII white space and each no-break
 // space becomes one space, and a leading space after a tag's white space
-// is dropped.
-func (h *htmlText) text(t []byte) {
+// is dropped unless the run is invisible.
+func (h *htmlText) text(t []byte, invisible bool) {
 	start := len(h.buf)
 	for i := 0; i < len(t); i++ {
 		switch c := t[i]; {
@@ -373,10 +411,10 @@ func (h *htmlText) text(t []byte) {
 			h.buf = append(h.buf, c)
 		}
 	}
-	if h.n > 0 && h.lastWS && len(h.buf) > start && h.buf[start] == ' ' {
+	if h.n > 0 && h.lastWS && !invisible && len(h.buf) > start && h.buf[start] == ' ' {
 		h.buf = append(h.buf[:start], h.buf[start+1:]...)
 	}
-	h.last, h.lastWS = start, false
+	h.last, h.lastWS, h.lastInvisible = start, false, invisible
 	h.n++
 }
 
@@ -457,10 +495,15 @@ func renderHTML(src string, info *htmlInfo) string {
 			}
 			chunks++
 			wordEnded = wordEnd(t)
+			// QUIRK(spamassassin): html_font_invisible's colours and
+			// font size are followed here, not its CSS display and
+			// visibility.
+			invisible := false
 			if visibleText(t) {
 				low, invalid := styles.invisible()
 				ps.lowContrast = ps.lowContrast || low
 				ps.invalidColor = ps.invalidColor || invalid
+				invisible = low || invalid || styles.tiny()
 			}
 			if inAnchor {
 				anchor.Write(t)
@@ -469,7 +512,7 @@ func renderHTML(src string, info *htmlInfo) string {
 				// The title is rendered too (HTML.pm's html_text).
 				info.title += string(t)
 			}
-			b.text(t)
+			b.text(t, invisible)
 		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
 			name, hasAttr := z.TagName()
 			tag := string(name)
@@ -526,6 +569,7 @@ func renderHTML(src string, info *htmlInfo) string {
 			var w, h int
 			var color, style string
 			hasColor, hasStyle, baseSized := false, false, false
+			size, sized := 0, false
 			for hasAttr {
 				var k, v []byte
 				k, v, hasAttr = z.TagAttr()
@@ -562,6 +606,7 @@ func renderHTML(src string, info *htmlInfo) string {
 					} else if tag == "font" {
 						if n, ok := fontSize(string(v), baseFont); ok {
 							ps.maxSize = max(ps.maxSize, n)
+							size, sized = n, true
 						}
 					}
 				case "face":
@@ -576,6 +621,15 @@ func renderHTML(src string, info *htmlInfo) string {
 			// A basefont with a size sets only the size (HTML.pm).
 			if styleTags[tag] && !(tag == "basefont" && baseSized) {
 				styles.open(tag, color, style, hasColor, hasStyle)
+				top := &styles[len(styles)-1]
+				switch {
+				case sized:
+					top.size = size
+				case tag == "big":
+					top.size++
+				case tag == "small":
+					top.size--
+				}
 			}
 		}
 	}
