@@ -60,7 +60,7 @@ func sharedCorpus(t *testing.T) []*eval.Msg {
 // weights fitted with the rules. The bounds are the figures measured when
 // the weights were committed (with Bayes FP 0.28 %, recall 88.71 %, AUC
 // 0.9944; without, FP 0 %, recall 67.00 %, 67.67 % through eval), rounded
-// the unfavourable way (the recall without Bayes one spam below, so that
+// the unfavourable way (the recall without Bayes half a spam below, so that
 // the bound is not the measured figure itself);
 // nothing was tuned on this part.
 func TestHeldOut(t *testing.T) {
