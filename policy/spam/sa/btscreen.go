@@ -131,10 +131,13 @@ func containsFold(s, sub string) bool {
 
 // lineEnd returns the index of the first \n at or after i, len(s) if none.
 func lineEnd(s string, i int) int {
-	for i < len(s) && s[i] != '\n' {
-		i++
+	if i >= len(s) {
+		return i
 	}
-	return i
+	if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+		return i + j
+	}
+	return len(s)
 }
 
 var randHeaderSkip = []string{"accept-language", "authentication-results", "content-", "domainkey-signature", "dkim-", "list-", "mime-", "received-spf", "return-path", "thread-", "user-agent", "tracking-code"}
