@@ -28,6 +28,12 @@ var plainNatives = map[string]func(text string) bool{
 	// UNCLOSED_BRACKET (ALL): one of three rules whose group automaton
 	// read every header block.
 	`/\[\d+\r?\n/s`: unclosedBracket,
+	// __DATE_LOWER, __FROM_LOWER, __TO___LOWER (ALL): their literals,
+	// found in any case, are in every header block; the automaton then
+	// read it from the first.
+	`/date: \S{5}/`: func(s string) bool { return nonSpaceAfter(s, "date: ", 5) },
+	`/from: \S{5}/`: func(s string) bool { return nonSpaceAfter(s, "from: ", 5) },
+	`/to: \S{5}/`:   func(s string) bool { return nonSpaceAfter(s, "to: ", 5) },
 }
 
 // The natives below fold case as ASCII: the texts are latin1 (text.go),
@@ -111,6 +117,32 @@ func twoReceived(s string) bool {
 			break
 		}
 		i += j + 1
+	}
+	return false
+}
+
+// nonSpaceAfter is /LIT\S{n}/: lit (in its case) and n runes that are
+// not RE2's \s ([\t\n\f\r ]: \v is \S), an invalid byte one rune.
+func nonSpaceAfter(s, lit string, n int) bool {
+	for i := strings.Index(s, lit); i >= 0; {
+		j := i + len(lit)
+		k := 0
+		for ; k < n && j < len(s); k++ {
+			c := s[j]
+			if c == '\t' || c == '\n' || c == '\f' || c == '\r' || c == ' ' {
+				break
+			}
+			_, w := utf8.DecodeRuneInString(s[j:])
+			j += w
+		}
+		if k == n {
+			return true
+		}
+		x := strings.Index(s[i+1:], lit)
+		if x < 0 {
+			break
+		}
+		i += 1 + x
 	}
 	return false
 }

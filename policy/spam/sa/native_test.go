@@ -98,6 +98,8 @@ var plainNativeTexts = []string{
 	"xReceived: a\nReceived: b", "Received: a\nxReceived: b", "Received: a\nReceived:", "Received: a\nReceived:b\nReceived: c",
 	"Received: a\nReceived:b\n", "Received:a\nReceived: b\nReceived: c", "Received: \u00e9\nReceived: b", "Received: \xff\nReceived: b",
 	"Received:\u00a0a\nReceived: b", "Received:\r\nReceived: b", "Received:\r\n\nReceived: b", "Received:  \nReceived: b",
+	"date: 12345", "date: 1234", "Date: 12345", "date: 1234\n5", "date: 12\v45", "date: \u00e9\u00e9\u00e9\u00e9", "date: \u00e9\u00e9\u00e9\u00e9\u00e9",
+	"date: \xff\xff\xff\xff\xff", "date: \xc3\xa9\xc3", "date:  12345", "to: abc\nto: abcde", "reply-to: <a@b>", "from: x\tyyyy", "from: xyzw\r", "from: a@b.c",
 	"[1\n", "[1\r\n", "[1\r\r\n", "[\n", "[12x\n", "[[12\n", "[1[2\r\n", "[\u0661\n", "[12", "[12\r", "x[0099\ny",
 }
 
@@ -165,7 +167,7 @@ func TestPlainNativeCorpus(t *testing.T) {
 			var hdrs []string
 			for _, h := range [][2]string{{"ALL", ""}, {"ALL", "raw"}, {"ALL-EXTERNAL", ""}} {
 				v, _ := c.header(h[0], h[1])
-				hdrs = append(hdrs, v, strings.Replace(v, "\n", "\n[5\r\n", 1))
+				hdrs = append(hdrs, v, strings.Replace(v, "\n", "\n[5\r\n", 1), strings.ToLower(v))
 				if i := strings.Index(v, "\nReceived:"); i >= 0 {
 					// One Received field of the two the rule wants.
 					hdrs = append(hdrs, v[i:], v[i:i+min(len(v)-i, 40)])
