@@ -320,15 +320,18 @@ var subjectTail = pairRule{at: pairAtAny, tail: notAlnumASCII}
 // every line break, each line after is not empty). Plain ASCII texts
 // only.
 func subjHasTo2(s string) (bool, bool) {
-	if !plainASCII(s) {
+	ix := pairIndexOf(s)
+	if !ix.plain {
 		return false, false
 	}
 	const subj = "subject: "
-	subjects := indexesFold(s, subj) // where "Subject: " starts
-	if len(subjects) == 0 {
-		return false, true
+	var subjects []int // where "Subject: " starts a line but the first
+	for _, k := range ix.starts[pairField("subject:")] {
+		if k < len(s) && s[k] == ' ' {
+			subjects = append(subjects, k-len("subject:"))
+		}
 	}
-	return afterLinePrefix(s, "received:", func(b int) bool {
+	for _, b := range ix.starts[pairField("received:")] {
 		le := lineEnd(s, b)
 		for f := b; f <= b+200 && f < le; f++ {
 			if s[f] != ' ' || !hasPrefixFold(s[f:], " for ") {
@@ -354,15 +357,21 @@ func subjHasTo2(s string) (bool, bool) {
 				}
 				m := x + 1
 				c := asciiLower(s[st:e])
+				if hasPrefixFold(s[m:], subj) && subjectTail.found(s, m+len(subj), c) {
+					return true, true
+				}
+				if m >= len(s) || s[m] == '\n' {
+					continue
+				}
 				for _, q := range subjects {
-					if (q == m || q > m && s[q-1] == '\n' && s[m] != '\n') && subjectTail.found(s, q+len(subj), c) {
-						return true
+					if q > m && subjectTail.found(s, q+len(subj), c) {
+						return true, true
 					}
 				}
 			}
 		}
-		return false
-	}), true
+	}
+	return false, true
 }
 
 // toBrandSubject is __PDS_TO_BRAND_SUBJECT: a To: that starts a line,
@@ -584,10 +593,24 @@ const (
 )
 
 func (p *pairRule) match(s string) (bool, bool) {
-	if !plainASCII(s) {
+	ix := pairIndexOf(s)
+	if !ix.plain {
 		return false, false
 	}
-	return afterLinePrefix(s, p.src, func(k int) bool { return p.fromLine(s, k) }), true
+	// Where src starts a line but the first: where \nSRC matches.
+	name, space := strings.CutSuffix(p.src, " ")
+	for _, k := range ix.starts[pairField(name)] {
+		if space {
+			if k >= len(s) || s[k] != ' ' {
+				continue
+			}
+			k++
+		}
+		if p.fromLine(s, k) {
+			return true, true
+		}
+	}
+	return false, true
 }
 
 // afterLinePrefix reports whether f holds at k, just after prefix (lower

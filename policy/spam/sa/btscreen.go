@@ -131,10 +131,13 @@ func containsFold(s, sub string) bool {
 
 // lineEnd returns the index of the first \n at or after i, len(s) if none.
 func lineEnd(s string, i int) int {
-	for i < len(s) && s[i] != '\n' {
-		i++
+	if i >= len(s) {
+		return i
 	}
-	return i
+	if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+		return i + j
+	}
+	return len(s)
 }
 
 var randHeaderSkip = []string{"accept-language", "authentication-results", "content-", "domainkey-signature", "dkim-", "list-", "mime-", "received-spf", "return-path", "thread-", "user-agent", "tracking-code"}
@@ -363,8 +366,12 @@ func screenToNameEqLocal(text string) bool {
 }
 
 // pairFields are the field names pairScreen reads, each ending with its
-// colon (pairIndexOf finds them by it).
-var pairFields = [...]string{"from:", "to:"}
+// colon (pairIndexOf finds them by it), and those whose line starts the
+// exact comparisons read (pairRule, subjHasTo2): regions are kept for
+// the first pairRegions only.
+var pairFields = [...]string{"from:", "to:", "subject:", "received:"}
+
+const pairRegions = 2
 
 func pairField(name string) int {
 	for i, f := range pairFields {
@@ -386,7 +393,7 @@ type pairIndex struct {
 	// (anywhere, case folded) to the end of the line its first word
 	// character is on; starts[f] the ends of the occurrences that start
 	// a line after the first.
-	regions [len(pairFields)][]string
+	regions [pairRegions][]string
 	starts  [len(pairFields)][]int
 }
 
@@ -411,11 +418,13 @@ func pairIndexOf(text string) *pairIndex {
 					continue
 				}
 				k := i + len(name)
-				w := k
-				for w < len(text) && !isWordByte(text[w]) {
-					w++
+				if f < pairRegions {
+					w := k
+					for w < len(text) && !isWordByte(text[w]) {
+						w++
+					}
+					ix.regions[f] = append(ix.regions[f], text[k:lineEnd(text, w)])
 				}
-				ix.regions[f] = append(ix.regions[f], text[k:lineEnd(text, w)])
 				if i > 0 && text[i-1] == '\n' {
 					ix.starts[f] = append(ix.starts[f], k)
 				}

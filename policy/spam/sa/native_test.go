@@ -91,12 +91,25 @@ func randomHeaders(rng *rand.Rand) string {
 	return b.String()
 }
 
+// plainNativeTexts are near misses of the header natives.
+var plainNativeTexts = []string{
+	"Received: a\nReceived: b", "Received: \nReceived: b", "Received:\n\nReceived: b", "Received:\nx\nReceived: b",
+	"Received:\n\n\nReceived:\t", "Received:\n\n\nReceived:\v", "Received:\v\n\n\nReceived: ", "x\nRECEIVED: a\nreceived:\r",
+	"xReceived: a\nReceived: b", "Received: a\nxReceived: b", "Received: a\nReceived:", "Received: a\nReceived:b\nReceived: c",
+	"Received: a\nReceived:b\n", "Received:a\nReceived: b\nReceived: c", "Received: \u00e9\nReceived: b", "Received: \xff\nReceived: b",
+	"Received:\u00a0a\nReceived: b", "Received:\r\nReceived: b", "Received:\r\n\nReceived: b", "Received:  \nReceived: b",
+	"date: 12345", "date: 1234", "Date: 12345", "date: 1234\n5", "date: 12\v45", "date: \u00e9\u00e9\u00e9\u00e9", "date: \u00e9\u00e9\u00e9\u00e9\u00e9",
+	"date: \xff\xff\xff\xff\xff", "date: \xc3\xa9\xc3", "date:  12345", "to: abc\nto: abcde", "reply-to: <a@b>", "from: x\tyyyy", "from: xyzw\r", "from: a@b.c",
+	"[1\n", "[1\r\n", "[1\r\r\n", "[\n", "[12x\n", "[[12\n", "[1[2\r\n", "[\u0661\n", "[12", "[12\r", "x[0099\ny",
+}
+
 func TestPlainNativeExact(t *testing.T) {
 	res := nativeOracles(t)
 	texts := []string{"", "\x00", "a\x00b", "\n", strings.Repeat("x", 997), strings.Repeat("x", 998),
 		strings.Repeat("x", 997) + "\r", strings.Repeat("x", 997) + "\ry", "\n" + strings.Repeat("x", 998) + "\n",
 		strings.Repeat("\u00e9", 997), strings.Repeat("\u00e9", 998), "\r" + strings.Repeat("x", 998),
 		strings.Repeat("\xff", 998), strings.Repeat("\xff", 997) + "\xc3", strings.Repeat("x", 500) + "\n" + strings.Repeat("x", 500)}
+	texts = append(texts, plainNativeTexts...)
 	rng := rand.New(rand.NewSource(1))
 	n := 3000
 	if raceOn {
@@ -150,7 +163,20 @@ func TestPlainNativeCorpus(t *testing.T) {
 		for _, m := range loadMessages(t, sample(corpusFiles(t, k), n)) {
 			full := latin1(string(m.Raw))
 			mid := len(full) / 2
+			c := &msgCtx{e: e, m: m, hcache: map[hkey]hval{}, fields: map[string][]string{}, upper: -1}
+			var hdrs []string
+			for _, h := range [][2]string{{"ALL", ""}, {"ALL", "raw"}, {"ALL-EXTERNAL", ""}} {
+				v, _ := c.header(h[0], h[1])
+				hdrs = append(hdrs, v, strings.Replace(v, "\n", "\n[5\r\n", 1), strings.ToLower(v))
+				if i := strings.Index(v, "\nReceived:"); i >= 0 {
+					// One Received field of the two the rule wants.
+					hdrs = append(hdrs, v[i:], v[i:i+min(len(v)-i, 40)])
+				}
+			}
 			for pat, re := range res {
+				for _, h := range hdrs {
+					checkPlainNative(t, pat, re, h)
+				}
 				checkPlainNative(t, pat, re, full)
 				checkPlainNative(t, pat, re, full[:mid]+"\n"+long+full[mid:])
 				checkPlainNative(t, pat, re, full[:mid]+"\x00"+full[mid:])
@@ -159,22 +185,67 @@ func TestPlainNativeCorpus(t *testing.T) {
 	}
 }
 
-// TestScreenNativeSound: a screen in Go (screenNatives) passes every text
-// its rule's regex matches: encoded words whole, broken and near misses,
-// and the corpus's raw header blocks; and each is bound to a Debian rule.
-func TestScreenNativeSound(t *testing.T) {
+// screenNativeRules compiles each screenNatives pattern as a rule of ALL:raw
+// and returns the rules by pattern, their regexes without budget.
+func screenNativeRules(t testing.TB) map[string]*rule {
+	t.Helper()
 	var src strings.Builder
-	pats := map[string]string{}
+	names := map[string]string{}
 	for pat := range screenNatives {
-		name := fmt.Sprintf("SCREENED_%d", len(pats))
-		pats[name] = pat
+		name := fmt.Sprintf("SCREENED_%d", len(names))
+		names[pat] = name
 		fmt.Fprintf(&src, "header %s ALL:raw =~ %s\n", name, pat)
 	}
 	e := compile(t, src.String(), Options{MatchTimeout: time.Minute})
-	texts := []string{"", "=?", "Subject: =?utf-8?q?caf=C3=A9?= ok\n", "Subject: =?utf-8?q?caf=C3=A9 ok\n",
-		"Subject: = ?utf-8?q?x y\n", "Subject: =\n ?utf-8?B?abc def\n", "X: =?iso-8859-1?Q?a b?=\n", "=?x?q? a b c\n"}
+	out := map[string]*rule{}
+	for pat, name := range names {
+		r := e.rules[e.byName[name]]
+		if r.bt != nil {
+			r.bt.MatchTimeout = time.Minute // the oracle: no budget
+		}
+		out[pat] = r
+	}
+	return out
+}
+
+// checkScreenNative fails when a screen in Go rejects a text its rule's
+// regex (the backtracking one when there is one: not screened by the
+// rule's own screen) matches; it returns the regex's answer.
+func checkScreenNative(t testing.TB, pat string, r *rule, s string) bool {
+	var m bool
+	if r.bt != nil {
+		ok, err := r.bt.MatchString(s)
+		if err != nil {
+			t.Fatalf("%s: %v", pat, err)
+		}
+		m = ok
+	} else {
+		m = r.match(s, isASCII(s), 1) > 0
+	}
+	if m && !screenNatives[pat](s) {
+		t.Errorf("screen of %s rejects a text the rule matches: %q", pat, s)
+	}
+	return m
+}
+
+// screenNativeTexts are texts near the screened rules' matches.
+var screenNativeTexts = []string{"", "=?", "Subject: =?utf-8?q?caf=C3=A9?= ok\n", "Subject: =?utf-8?q?caf=C3=A9 ok\n",
+	"Subject: = ?utf-8?q?x y\n", "Subject: =\n ?utf-8?B?abc def\n", "X: =?iso-8859-1?Q?a b?=\n", "=?x?q? a b c\n",
+	"MessageID: x\n", "X-Foo: ab\nxMessage: y\n", "DomainKeyX: y\n", "DomainKey-Signature: aB\n", "x\vaB: y\n", "a\u00a0bC: x\n",
+	"a\u0085bC", "\u00e9aB", "a\x00B\n", "\taB\n", "ab:cD\n", "a-bC\n", "X-Mailer: 1\naB", "aBc", "Ab",
+	"Abcd-Efg: 1234567\n", "X-Abc-Defg: 1abcdef\n", "abcd-efgh: 9a-b.c_d \n", "Content-Type: 1234567\n", "Abc-Def: 1234567\n",
+	"Abcd-Efgh:\t1deadbeef\r\n", "Abcd-Efgh: 12345\n", "abcd-EFGH: 1234567 x\n", "Tracking-Code: 1234567\n", "Xyzw-Abcd: 1\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\n",
+}
+
+// TestScreenNativeSound: a screen in Go (screenNatives) passes every text
+// its rule's regex matches: encoded words whole, broken and near misses,
+// header lines and the corpus's raw header blocks; and each is bound to a
+// Debian rule.
+func TestScreenNativeSound(t *testing.T) {
+	rules := screenNativeRules(t)
+	texts := append([]string(nil), screenNativeTexts...)
 	rng := rand.New(rand.NewSource(1))
-	pieces := []string{"=", "?", "=?", "?=", " ", "\n", "\t", "utf-8", "q", "B", "abc", "\u00e9"}
+	pieces := []string{"=", "?", "=?", "?=", " ", "\n", "\t", "utf-8", "q", "B", "abc", "\u00e9", "-", ":", "aB", "Abcd-Efgh:", "123456", "\v", "\u00a0"}
 	for range 2000 {
 		var b strings.Builder
 		for range 3 + rng.Intn(10) {
@@ -191,16 +262,11 @@ func TestScreenNativeSound(t *testing.T) {
 			texts = append(texts, latin1(b.String()))
 		}
 	}
-	for name, pat := range pats {
-		r := e.rules[e.byName[name]]
+	for pat, r := range rules {
 		matched := 0
 		for _, s := range texts {
-			if r.match(s, isASCII(s), 1) == 0 {
-				continue
-			}
-			matched++
-			if !screenNatives[pat](s) {
-				t.Errorf("screen of %s rejects a text the rule matches: %q", pat, s)
+			if checkScreenNative(t, pat, r, s) {
+				matched++
 			}
 		}
 		if matched == 0 {
@@ -216,4 +282,29 @@ func TestScreenNativeSound(t *testing.T) {
 	if len(bound) != len(screenNatives) {
 		t.Errorf("%d of %d native screens bound to Debian rules (a rule changed?)", len(bound), len(screenNatives))
 	}
+}
+
+func FuzzScreenNative(f *testing.F) {
+	for _, s := range screenNativeTexts {
+		f.Add(s)
+	}
+	rules := screenNativeRules(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		for pat, r := range rules {
+			checkScreenNative(t, pat, r, s)
+		}
+	})
+}
+
+// FuzzPlainNative compares the native matchers with the regexes.
+func FuzzPlainNative(f *testing.F) {
+	for _, s := range plainNativeTexts {
+		f.Add(s)
+	}
+	res := nativeOracles(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		for pat, re := range res {
+			checkPlainNative(t, pat, re, s)
+		}
+	})
 }
