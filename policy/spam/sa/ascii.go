@@ -128,6 +128,9 @@ type variant struct {
 	// the regex's own automaton gave up (too many states), as for the
 	// large repeated alternations of the __FILL_THIS_FORM rules.
 	screenDFA *dfa
+	// screenMin is the n of X{n,}: a text that screenDFA finds fewer
+	// than n disjoint matches of cannot match (see repeats).
+	screenMin int
 }
 
 // prefixMatch answers for the automaton from first, the first place a
@@ -381,19 +384,56 @@ func lineStarts(re *syntax.Regexp, depth int) (line, ok bool) {
 // repeatScreen returns, for a regex that is a repetition X{n,} as a whole
 // with n >= 2, the regex X: every text X{n} matches contains a match of
 // X, and X is n times smaller.
-func repeatScreen(tree *syntax.Regexp) (*regexp.Regexp, *dfa) {
+func repeatScreen(tree *syntax.Regexp) (*regexp.Regexp, *dfa, int) {
 	t := tree
 	for t.Op == syntax.OpCapture {
 		t = t.Sub[0]
 	}
 	if t.Op != syntax.OpRepeat || t.Min < 2 {
-		return nil, nil
+		return nil, nil, 0
 	}
 	re, err := regexp.Compile(t.Sub[0].String())
 	if err != nil {
-		return nil, nil
+		return nil, nil, 0
 	}
-	return re, lazyDFA(t.Sub[0])
+	return re, lazyDFA(t.Sub[0]), t.Min
+}
+
+// repeats reports whether text can hold screenMin disjoint matches of
+// the screen X, which a match of X{n,} is made of (n of them, one after
+// the other); false only when it cannot. The screen's automaton finds
+// the match that ends first, then the one that ends first after it, and
+// so on: no choice of disjoint matches has more (the k-th end found is
+// never after the k-th of any choice). Texts that hold X once or twice
+// (a form's field named in a sentence) are then spared the pass of
+// X{n}'s automaton, which has many more states.
+func (v *variant) repeats(text string) bool {
+	p := 0
+	for k := 0; k < v.screenMin; k++ {
+		m, ok, end := v.screenDFA.scanAt(text, p)
+		if !ok {
+			return true // the automaton gave up: it cannot tell
+		}
+		if !m {
+			return false
+		}
+		if k == v.screenMin-1 {
+			return true
+		}
+		// The match ended before the symbol (a byte, or a rune of a few)
+		// that ends at end, or at the end of the text: the next one
+		// starts no earlier than that symbol. A bad byte taken for the
+		// start of the symbol makes q earlier, which can only find more.
+		q := end - 1
+		for q > p && text[q]&0xc0 == 0x80 {
+			q--
+		}
+		if q <= p {
+			return true // an empty match: X{n} may be n of them
+		}
+		p = q
+	}
+	return true
 }
 
 // screened reports whether text passes the variant's screen (true when it
@@ -432,13 +472,13 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 		full.adfa = anchoredDFA(parse)
 	}
 	full.dfaExact = true
-	full.screen, full.screenDFA = repeatScreen(tree)
+	full.screen, full.screenDFA, full.screenMin = repeatScreen(tree)
 	a := asciiOnly(tree)
 	if a == nil {
 		ascii.never = true
 		return
 	}
-	screen, screenDFA := repeatScreen(a)
+	screen, screenDFA, screenMin := repeatScreen(a)
 	a = a.Simplify()
 	src := a.String()
 	if _, perr := syntax.Parse(src, syntax.Perl); perr != nil {
@@ -466,7 +506,7 @@ func compileVariants(pattern string) (full, ascii variant, err error) {
 		}
 		ascii.dfaExact = true
 	}
-	ascii.screen, ascii.screenDFA = screen, screenDFA
+	ascii.screen, ascii.screenDFA, ascii.screenMin = screen, screenDFA, screenMin
 	return
 }
 

@@ -628,10 +628,8 @@ func (r *rule) matchWithin(text string, ascii bool, limit, lo, hi int) int {
 	}
 	// The screen (X for X{n}) first: its automaton is n times smaller and
 	// rejects most texts at a fraction of the cost.
-	if v.screenDFA != nil {
-		if m, ok := v.screenDFA.match(text); ok && !m {
-			return 0
-		}
+	if v.screenDFA != nil && !v.repeats(text) {
+		return 0
 	}
 	reMatched := false // v.re is known to match text
 	if v.dfa != nil {

@@ -153,6 +153,11 @@ const maxWindow = 256
 type ruleGroup struct {
 	m   *mdfa
 	pos []int32
+	// need, when set, lists bytes of which every match of every rule of
+	// the group holds needN at least (see mustBytes): a text with fewer
+	// cannot match, and the automaton need not run on it.
+	need  string
+	needN int
 	// exact has bit i set when the automaton of rule pos[i] is its regex
 	// and the rule counts one hit at most: the group's answer is the
 	// rule's, and its own matcher need not run.
@@ -163,6 +168,9 @@ type ruleGroup struct {
 // those answers are the rules' own (exact); when the automaton gave up,
 // all of them, none exact.
 func (g *ruleGroup) run(text string) (m, exact uint64) {
+	if g.need != "" && !holdsBytes(text, g.need, g.needN) {
+		return 0, g.exact
+	}
 	m, ok := g.m.match(text)
 	if !ok {
 		return 1<<len(g.pos) - 1, 0
@@ -203,6 +211,7 @@ func groupRules(ms []groupMember, size int) []ruleGroup {
 			g.pos = append(g.pos, m.pos)
 			trees[i] = m.tree
 		}
+		g.need, g.needN = groupNeed(trees)
 		g.m = newMDFA(trees)
 		gs = append(gs, g)
 		ms = ms[n:]
@@ -1001,4 +1010,144 @@ func globsRE(set map[string]bool) *regexp.Regexp {
 		return nil
 	}
 	return re
+}
+
+// maxNeedBytes bounds ruleGroup.need: a count per byte.
+const maxNeedBytes = 3
+
+// groupNeed returns the bytes of which every match of each of trees
+// holds n at least, "" when there are none so few (and rare: no letter,
+// digit or blank, of which nearly every text holds some). The rules
+// without literals of a group are screened by nothing else: the two
+// rawbody rules that count ten HTML entities ran on every chunk of every
+// message, most of which hold no &.
+func groupNeed(trees []*syntax.Regexp) (need string, n int) {
+	for i, t := range trees {
+		set, k := mustBytes(t, 0)
+		if k == 0 {
+			return "", 0
+		}
+		for j := 0; j < len(set); j++ {
+			if !strings.Contains(need, set[j:j+1]) {
+				need += set[j : j+1]
+			}
+		}
+		if i == 0 || k < n {
+			n = k
+		}
+	}
+	if len(need) > maxNeedBytes {
+		return "", 0
+	}
+	for i := 0; i < len(need); i++ {
+		if c := need[i]; c >= 0x80 || c == ' ' || c == '\t' || c == '\n' || isWordByte(c) {
+			return "", 0
+		}
+	}
+	return need, n
+}
+
+// mustBytes returns a set of ASCII bytes (at most maxNeedBytes) of which
+// every match of re holds n at least; n is 0 when it knows no such set.
+// A byte of the set stands for itself in a text of byte-runes as well
+// (latin1 writes only bytes past ASCII as pairs).
+func mustBytes(re *syntax.Regexp, depth int) (set string, n int) {
+	if depth > 100 {
+		return "", 0
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		// The literal's rarest byte would be best; its bytes are all
+		// there: count those of the first that is not a letter.
+		for _, r := range re.Rune {
+			if r < 0x80 && !isWordByte(byte(r)) && r != ' ' {
+				c := byte(r)
+				k := 0
+				for _, r2 := range re.Rune {
+					if r2 == r {
+						k++
+					}
+				}
+				return string(c), k
+			}
+		}
+		return "", 0
+	case syntax.OpCharClass:
+		var b []byte
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			lo, hi := re.Rune[i], re.Rune[i+1]
+			if hi >= 0x80 || hi-lo >= maxNeedBytes {
+				return "", 0
+			}
+			for r := lo; r <= hi; r++ {
+				b = append(b, byte(r))
+			}
+		}
+		if len(b) == 0 || len(b) > maxNeedBytes {
+			return "", 0
+		}
+		return string(b), 1
+	case syntax.OpCapture, syntax.OpPlus:
+		return mustBytes(re.Sub[0], depth+1)
+	case syntax.OpRepeat:
+		if re.Min < 1 {
+			return "", 0
+		}
+		set, k := mustBytes(re.Sub[0], depth+1)
+		return set, k * re.Min
+	case syntax.OpAlternate:
+		for i, s := range re.Sub {
+			b, k := mustBytes(s, depth+1)
+			if k == 0 {
+				return "", 0
+			}
+			for j := 0; j < len(b); j++ {
+				if !strings.Contains(set, b[j:j+1]) {
+					set += b[j : j+1]
+				}
+			}
+			if len(set) > maxNeedBytes {
+				return "", 0
+			}
+			if i == 0 || k < n {
+				n = k
+			}
+		}
+		return set, n
+	case syntax.OpConcat:
+		// The smallest set of a part; the parts of the same set add up
+		// (each part's bytes lie in its own stretch of the match).
+		counts := map[string]int{}
+		for _, s := range re.Sub {
+			if b, k := mustBytes(s, depth+1); k > 0 {
+				counts[b] += k
+			}
+		}
+		for b, k := range counts {
+			if n == 0 || len(b) < len(set) || len(b) == len(set) && (k > n || k == n && b < set) {
+				set, n = b, k
+			}
+		}
+		return set, n
+	}
+	return "", 0
+}
+
+// holdsBytes reports whether text holds n bytes of set at least.
+func holdsBytes(text, set string, n int) bool {
+	if n == 1 {
+		for i := 0; i < len(set); i++ {
+			if strings.IndexByte(text, set[i]) >= 0 {
+				return true
+			}
+		}
+		return false
+	}
+	k := 0
+	for i := 0; i < len(set); i++ {
+		if k += strings.Count(text, set[i:i+1]); k >= n {
+			return true
+		}
+	}
+	return false
 }
