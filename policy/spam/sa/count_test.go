@@ -155,13 +155,7 @@ var counterPatterns = []string{
 var counterPieces = []string{"<a href=", "<A HREF=", "<a HREF=", "<img src=", "<IMG SRC=", "<img ſrc=", "ſ", "s", "S",
 	">", "\n", "\n", "a", "ab", "b", "bc", "c", "x", "xx", "\xff", "\xc3", "é", "è", " ", "<", "=", "k", "\u212a", "e", "\u00c3", "\u00c3\u00a9"}
 
-func randCounterText(rng *rand.Rand) string {
-	var b strings.Builder
-	for n := rng.IntN(30); n >= 0; n-- {
-		b.WriteString(counterPieces[rng.IntN(len(counterPieces))])
-	}
-	return b.String()
-}
+func randCounterText(rng *rand.Rand) string { return randPieces(rng, counterPieces, 30) }
 
 func checkCounter(t *testing.T, src string, c matchCounter, re *regexp.Regexp, s string) {
 	t.Helper()

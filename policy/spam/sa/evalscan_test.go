@@ -26,13 +26,7 @@ var evalPieces = []string{"\r", "\n", "\r\n", " ", "\t", "  ", "\r\n\t", "\n ", 
 	"from localhost ", "from localhost\t", "from a b 127.0.0.1", "from a (b [127.0.0.1])", "127.0.0.10", "qmail 123 invoked by uid 0",
 	"by localhost with POP3 (fetchmail-6.2.5", "by localhost with  x (fetchmail-", "(fetchmail-", "yahoo.com", "YaHoO.CoM", "@hotmail.com", "_hotmail.com", "xhotmail.com", "hotmail.co"}
 
-func randEvalText(rng *rand.Rand) string {
-	var b strings.Builder
-	for n := rng.IntN(16); n >= 0; n-- {
-		b.WriteString(evalPieces[rng.IntN(len(evalPieces))])
-	}
-	return b.String()
-}
+func randEvalText(rng *rand.Rand) string { return randPieces(rng, evalPieces, 16) }
 
 // checkEvalScans checks the hand-made eval helpers against the regexps
 // they stand for.
@@ -102,13 +96,7 @@ func TestEvalScansRandom(t *testing.T) {
 // TestEvalScansCorpus checks them on the header fields and body lines of
 // the corpus.
 func TestEvalScansCorpus(t *testing.T) {
-	var files []string
-	for _, k := range []string{"ham", "spam"} {
-		files = append(files, corpusFiles(t, k)...)
-	}
-	if sampled() {
-		files = sample(files, 300)
-	}
+	files := wholeCorpus(t)
 	n := 0
 	for _, m := range loadMessages(t, files) {
 		for _, f := range m.Header {

@@ -120,15 +120,7 @@ func bodyLinesRef(subject string, parts []string, out []string) []string {
 		if line == "" {
 			continue
 		}
-		for len(line) > maxChunk {
-			cut := strings.LastIndex(line[:maxChunk+1], " ") + 1
-			if cut == 0 {
-				cut = maxChunk
-			}
-			out = append(out, latin1(line[:cut]))
-			line = line[cut:]
-		}
-		out = append(out, latin1(line))
+		out = appendBodyLine(out, line)
 	}
 	return out
 }

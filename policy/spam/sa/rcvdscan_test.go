@@ -24,13 +24,7 @@ var rcvdPieces = []string{" ", "  ", "\t", "\n", "\r", "\f", "\v", "by", "id", "
 	"\u017f", "\u212a", "S", "from", "from ", "from\t", "from mx.example.org", "(", "([", " [", "[", "]", "IPv6:", "IPv6", "with", " with POP3", "with IMAP", "POP", "IMA",
 	"1.2.3.4", "::1", "fe80::a", "G", "from a (b [1.2.3.4])", "from a ([1.2.3.4]", "from x (unknown [10.0.0.1]) by y", "<a@b.example>", "a@b.example>", "<", ">", "=", "-", ".", "_", "@", "é."}
 
-func randRcvdText(rng *rand.Rand) string {
-	var b strings.Builder
-	for n := rng.IntN(20); n >= 0; n-- {
-		b.WriteString(rcvdPieces[rng.IntN(len(rcvdPieces))])
-	}
-	return b.String()
-}
+func randRcvdText(rng *rand.Rand) string { return randPieces(rng, rcvdPieces, 20) }
 
 func checkRcvd(t *testing.T, v string) {
 	t.Helper()
@@ -91,13 +85,7 @@ func TestRcvdScanRandom(t *testing.T) {
 
 // TestRcvdScanCorpus checks them on every Received field of the corpus.
 func TestRcvdScanCorpus(t *testing.T) {
-	var files []string
-	for _, k := range []string{"ham", "spam"} {
-		files = append(files, corpusFiles(t, k)...)
-	}
-	if sampled() {
-		files = sample(files, 300)
-	}
+	files := wholeCorpus(t)
 	n := 0
 	for _, m := range loadMessages(t, files) {
 		for _, fl := range m.Header {

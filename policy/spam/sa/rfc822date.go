@@ -224,7 +224,13 @@ func digitsAt(s string, i int) int {
 func spaceAt(s string, i int) bool { return i < len(s) && s[i] == ' ' }
 
 // findDMY is (?i) (\d+) (Jan|...|Dec) (\d{4}) .
-func findDMY(s string) []int {
+func findDMY(s string) []int { return findDayMonthYear(s, 4, 4) }
+
+// findDMYY is (?i) (\d+) (Jan|...|Dec) (\d{2,3}) .
+func findDMYY(s string) []int { return findDayMonthYear(s, 2, 3) }
+
+// findDayMonthYear is (?i) (\d+) (Jan|...|Dec) (\d{lo,hi}) .
+func findDayMonthYear(s string, lo, hi int) []int {
 	for i := 0; i < len(s); i++ {
 		if s[i] != ' ' {
 			continue
@@ -237,7 +243,7 @@ func findDMY(s string) []int {
 		if m < 0 || !spaceAt(s, m) {
 			continue
 		}
-		if y := digitsAt(s, m+1); y-(m+1) == 4 && spaceAt(s, y) {
+		if y := digitsAt(s, m+1); y-(m+1) >= lo && y-(m+1) <= hi && spaceAt(s, y) {
 			return []int{i, y + 1, i + 1, d, d + 1, m, m + 1, y}
 		}
 	}
@@ -273,27 +279,6 @@ next:
 		}
 		if y := digitsAt(s, j); y-j == 4 && spaceAt(s, y) {
 			return []int{i, y + 1, i + 1, m, d0, d1, j, y}
-		}
-	}
-	return nil
-}
-
-// findDMYY is (?i) (\d+) (Jan|...|Dec) (\d{2,3}) .
-func findDMYY(s string) []int {
-	for i := 0; i < len(s); i++ {
-		if s[i] != ' ' {
-			continue
-		}
-		d := digitsAt(s, i+1)
-		if d == i+1 || !spaceAt(s, d) {
-			continue
-		}
-		m := monthAt(s, d+1)
-		if m < 0 || !spaceAt(s, m) {
-			continue
-		}
-		if y := digitsAt(s, m+1); (y-(m+1) == 2 || y-(m+1) == 3) && spaceAt(s, y) {
-			return []int{i, y + 1, i + 1, d, d + 1, m, m + 1, y}
 		}
 	}
 	return nil

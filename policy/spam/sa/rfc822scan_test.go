@@ -120,13 +120,7 @@ var rfc822Pieces = []string{" ", "  ", "\t", "\n", "\r", "\f", "\v", ",", ", ", 
 	"\xc5", "é", "K", " 29 Sep 2002 ", "29 \u017fep 2002", " Sep  23 22:28:43 2002 ", " 23 Sep 02 ", " 23 Sep 102 ", " 07:03:02 ",
 	" 1:02 ", "7:03:", " +0100 ", " EDT ", "Sun, 29 Sep 2002 07:03:02 PDT"}
 
-func randRFC822Text(rng *rand.Rand) string {
-	var b strings.Builder
-	for n := rng.IntN(20); n >= 0; n-- {
-		b.WriteString(rfc822Pieces[rng.IntN(len(rfc822Pieces))])
-	}
-	return b.String()
-}
+func randRFC822Text(rng *rand.Rand) string { return randPieces(rng, rfc822Pieces, 20) }
 
 // checkRFC822 checks the find functions against their regexps on s and
 // parseRFC822Date against its regexp version.

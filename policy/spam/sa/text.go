@@ -128,17 +128,24 @@ func bodyLines(subject string, parts []string, out []string) []string {
 			line = all[:i+1]
 		}
 		all = all[len(line):]
-		for len(line) > maxChunk {
-			cut := strings.LastIndexByte(line[:maxChunk+1], ' ') + 1
-			if cut == 0 {
-				cut = maxChunk
-			}
-			out = append(out, latin1(line[:cut]))
-			line = line[cut:]
-		}
-		out = append(out, latin1(line))
+		out = appendBodyLine(out, line)
 	}
 	return out
+}
+
+// appendBodyLine adds one line of the body text, cut after a space past
+// maxChunk bytes (Message.pm splits a long line at white space), each
+// piece as the rules read it (latin1).
+func appendBodyLine(out []string, line string) []string {
+	for len(line) > maxChunk {
+		cut := strings.LastIndexByte(line[:maxChunk+1], ' ') + 1
+		if cut == 0 {
+			cut = maxChunk
+		}
+		out = append(out, latin1(line[:cut]))
+		line = line[cut:]
+	}
+	return append(out, latin1(line))
 }
 
 // perlSpace is Perl's \s on an octet.

@@ -5,7 +5,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -28,13 +27,7 @@ var emailPieces = []string{"a", "bob", "B.O.B", "_", "%", "+", "-", ".", "..", "
 	"example.com", "a@b.co", "ſ", "K", "k", "s", "é", "\xc5", "\xbf", "\xaa", "\xe2\x84", "\xff", " ", "\t", "\n", "<", ">",
 	":", "/", "mailto:", "(", ")", ",", "!", "#", "=", "\x00", "0"}
 
-func randEmailText(rng *rand.Rand) string {
-	var b strings.Builder
-	for n := rng.IntN(16); n >= 0; n-- {
-		b.WriteString(emailPieces[rng.IntN(len(emailPieces))])
-	}
-	return b.String()
-}
+func randEmailText(rng *rand.Rand) string { return randPieces(rng, emailPieces, 16) }
 
 func checkTextEmails(t *testing.T, s string, limit int) {
 	t.Helper()
@@ -81,13 +74,7 @@ func FuzzScanTextEmails(f *testing.F) {
 	})
 }
 
-func randURIText(rng *rand.Rand) string {
-	var b strings.Builder
-	for n := rng.IntN(24); n >= 0; n-- {
-		b.WriteString(uriPieces[rng.IntN(len(uriPieces))])
-	}
-	return b.String()
-}
+func randURIText(rng *rand.Rand) string { return randPieces(rng, uriPieces, 24) }
 
 func checkURIs(t *testing.T, s string, limit int) {
 	t.Helper()
@@ -123,13 +110,7 @@ func TestScanURIsRandom(t *testing.T) {
 // TestScanURIsCorpus checks the scanner against the regexp on the text
 // parts of the whole corpus and on the raw messages.
 func TestScanURIsCorpus(t *testing.T) {
-	var files []string
-	for _, k := range []string{"ham", "spam"} {
-		files = append(files, corpusFiles(t, k)...)
-	}
-	if sampled() {
-		files = sample(files, 300)
-	}
+	files := wholeCorpus(t)
 	n := 0
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
