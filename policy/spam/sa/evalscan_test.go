@@ -66,7 +66,7 @@ func checkEvalScans(t *testing.T, s string) {
 func TestEvalScansRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	var folds, urls, addrs, local, domains int
-	for range 100000 {
+	for range randRuns(100000) {
 		s := randEvalText(rng)
 		checkEvalScans(t, s)
 		if foldRE.MatchString(s) {
@@ -85,7 +85,7 @@ func TestEvalScansRandom(t *testing.T) {
 			domains++
 		}
 	}
-	if folds < 1000 || urls < 1000 || addrs < 1000 || local < 1000 || domains < 1000 {
+	if folds < randRuns(1000) || urls < randRuns(1000) || addrs < randRuns(1000) || local < randRuns(1000) || domains < randRuns(1000) {
 		t.Errorf("too few random matches: folds %d URLs with @ %d addresses %d local or fetchmail %d domains %d", folds, urls, addrs, local, domains)
 	}
 	for _, s := range []string{"", "\n", "\r\n", "\r\n ", "a\r\n\tb", "\r\r\n x", "\n\n ", "a\n \n b", " \n\r\n\t"} {

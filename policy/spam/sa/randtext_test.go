@@ -28,3 +28,13 @@ func wholeCorpus(t testing.TB) []string {
 	}
 	return files
 }
+
+// randRuns is n, or a tenth of it when the tests are sampled (-short,
+// -race: the race detector makes each regexp and scanner run ~10 times
+// slower); the tests' minimum match counts scale with it.
+func randRuns(n int) int {
+	if sampled() {
+		return n / 10
+	}
+	return n
+}

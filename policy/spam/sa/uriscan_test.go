@@ -46,7 +46,7 @@ func checkTextEmails(t *testing.T, s string, limit int) {
 func TestScanTextEmailsRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	matched := 0
-	for range 200000 {
+	for range randRuns(200000) {
 		s := randEmailText(rng)
 		checkTextEmails(t, s, -1)
 		checkTextEmails(t, s, 1+rng.IntN(2))
@@ -54,7 +54,7 @@ func TestScanTextEmailsRandom(t *testing.T) {
 			matched++
 		}
 	}
-	if matched < 10000 {
+	if matched < randRuns(10000) {
 		t.Errorf("only %d random texts hold an address", matched)
 	}
 	for _, s := range []string{"", "a@b.co", "a@b.c", "a@b.c1", "a@b.co1", "a@b.coſ1", "a@b.cK", "a@b.com.x@y.org", ".a@b.co",
@@ -90,7 +90,7 @@ func checkURIs(t *testing.T, s string, limit int) {
 func TestScanURIsRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	matched := 0
-	for range 200000 {
+	for range randRuns(200000) {
 		s := randURIText(rng)
 		checkURIs(t, s, -1)
 		checkURIs(t, s, 1+rng.IntN(3))
@@ -98,7 +98,7 @@ func TestScanURIsRandom(t *testing.T) {
 			matched++
 		}
 	}
-	if matched < 10000 {
+	if matched < randRuns(10000) {
 		t.Errorf("only %d random texts hold a URL", matched)
 	}
 	for _, s := range []string{"", "http://", "http://x", "xhttp://x", "_www.a.b", "www123.a.b", "www1234.a.b",
