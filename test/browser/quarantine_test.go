@@ -254,7 +254,11 @@ func pageText(t *testing.T, ctx context.Context, sel string) string {
 		if err == nil {
 			return s
 		}
-		if try == 50 || !strings.Contains(err.Error(), "Cannot find context") {
+		// A page that was replaced under the query (a navigation, the
+		// filtered list loading after the old one was seen) is asked
+		// again; any other error fails.
+		transient := strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "No node with given id found")
+		if try == 50 || !transient {
 			t.Fatalf("text of %s: %v", sel, err)
 		}
 		time.Sleep(100 * time.Millisecond)
