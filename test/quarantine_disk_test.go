@@ -108,7 +108,11 @@ listen = ""
 	var deferred harness.QueueEntry
 	for deadline := time.Now().Add(30 * time.Second); deferred.QueueID == ""; {
 		for _, e := range pfOut.Queue(t) {
-			if e.QueueName == "deferred" && len(e.Recipients) == 1 && strings.Contains(e.Recipients[0].DelayReason, "451") {
+			// Deferred with our 451, in whichever queue the retry
+			// cycle (1-2 s backoff here) has it: the queue manager
+			// may have put it back in "incoming" ("skipped, still
+			// being delivered") and leave it there until a flush.
+			if e.QueueName != "hold" && len(e.Recipients) == 1 && strings.Contains(e.Recipients[0].DelayReason, "451") {
 				deferred = e
 			}
 		}
